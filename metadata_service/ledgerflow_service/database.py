@@ -1,0 +1,279 @@
+"""The two storage backends behind one small interface.
+
+SQL in this package is written once, with ``?`` placeholders, in the dialect both
+SQLite (3.35+) and Postgres understand; the Postgres backend swaps the placeholders.
+
+Writes go through :meth:`Database.write`, which serializes appends: in Postgres with a
+transaction-scoped advisory lock, in SQLite with ``BEGIN IMMEDIATE``. Serializing means
+global positions are assigned and committed in the same order, so a watcher that reads
+"everything after position N" can never skip an event that commits late.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+Row = tuple[Any, ...]
+
+# Any constant works; it names the one lock all appenders share.
+_APPEND_LOCK_KEY = 0x1ED6E7F10
+NOTIFY_CHANNEL = "ledgerflow_events"
+
+
+class Tx(abc.ABC):
+    """One transaction (or read snapshot) on a backend."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    @abc.abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+
+class Database(abc.ABC):
+    """A ledger database: the events table plus the projections."""
+
+    kind: str
+
+    @abc.abstractmethod
+    def write(self) -> Any:
+        """Context manager yielding a :class:`Tx` that holds the append lock."""
+
+    @abc.abstractmethod
+    def read(self) -> Any:
+        """Context manager yielding a :class:`Tx` for queries."""
+
+    @abc.abstractmethod
+    def migrate(self) -> list[str]:
+        """Applies pending migrations; returns the names applied."""
+
+    @abc.abstractmethod
+    def notify_appended(self, tx: Tx, position: int) -> None:
+        """Tells watchers in other processes that events up to `position` exist."""
+
+    def listen(self, on_append: Any, stop: threading.Event) -> None:  # noqa: B027
+        """Blocks, calling `on_append()` whenever another process appends, until `stop`.
+
+        The default does nothing: a backend without cross-process notification is
+        polled by the watchers instead."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+def _migration_files(kind: str) -> list[tuple[int, str, str]]:
+    folder = resources.files("ledgerflow_service") / "migrations" / kind
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            number = int(entry.name.split("_", 1)[0])
+            found.append((number, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class _SqliteTx(Tx):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+
+class SqliteDatabase(Database):
+    """The embedded default: one file, no server.
+
+    One connection shared under a lock: SQLite has one writer anyway, and the local
+    runtime is the only process that writes a run's events."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            str(Path(path).expanduser()) if path != ":memory:" else path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=30.0,
+        )
+        self._lock = threading.RLock()
+        with self._lock:
+            if path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield _SqliteTx(self._conn)
+            finally:
+                self._conn.execute("COMMIT")
+
+    def migrate(self) -> list[str]:
+        with self._lock:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL)"
+            )
+            done = {r[0] for r in self._conn.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for number, name, sql in _migration_files(self.kind):
+                if number in done:
+                    continue
+                record = (
+                    "INSERT INTO schema_migrations VALUES "
+                    f"({number}, '{name}', {int(time.time() * 1e6)});"
+                )
+                self._conn.executescript(f"BEGIN;\n{sql}\n{record}\nCOMMIT;")
+                applied.append(name)
+            return applied
+
+    def notify_appended(self, tx: Tx, position: int) -> None:
+        """SQLite has no cross-process notification; watchers poll."""
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+@functools.lru_cache(maxsize=512)
+def _to_psycopg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class _PostgresTx(Tx):
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(_to_psycopg(sql), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(_to_psycopg(sql), rows)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._conn.execute(_to_psycopg(sql), params).fetchall()
+
+
+class PostgresDatabase(Database):
+    """The production ledger: psycopg 3 with a connection pool."""
+
+    kind = "postgres"
+
+    def __init__(self, conninfo: str, *, max_connections: int = 10) -> None:
+        self.conninfo = conninfo
+        self._pool = psycopg_pool.ConnectionPool(
+            conninfo, min_size=1, max_size=max_connections, open=True, timeout=30.0
+        )
+        self._pool.wait(timeout=30.0)
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY,))
+            yield _PostgresTx(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield _PostgresTx(conn)
+
+    def migrate(self) -> list[str]:
+        applied = []
+        with self._pool.connection() as conn, conn.transaction():
+            # One migrator at a time, even when several servers start together.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY + 1,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us BIGINT NOT NULL)"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for number, name, sql in _migration_files(self.kind):
+                if number in done:
+                    continue
+                conn.execute(sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                    (number, name, int(time.time() * 1e6)),
+                )
+                applied.append(name)
+        return applied
+
+    def notify_appended(self, tx: Tx, position: int) -> None:
+        # Delivered at commit, so a listener never hears of an uncommitted event.
+        tx.execute("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, str(position)))
+
+    def listen(self, on_append: Any, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            on_append()
+            except psycopg.OperationalError:
+                if stop.wait(1.0):
+                    return
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def open_database(url: str, *, migrate: bool = True) -> Database:
+    """Opens ``sqlite:///path/to/file.db``, ``sqlite://:memory:`` or ``postgresql://...``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        database: Database = PostgresDatabase(url)
+    elif url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+        path = path.removeprefix("/") if path.startswith("/:memory:") else path
+        database = SqliteDatabase(path or ":memory:")
+    else:
+        from ledgerflow_service.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"database URL {url!r} is not supported: use sqlite:///PATH or postgresql://..."
+        )
+    if migrate:
+        database.migrate()
+    return database

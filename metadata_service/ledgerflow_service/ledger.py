@@ -1,0 +1,201 @@
+"""The event store: append (atomic, idempotent, version-checked), read, rebuild."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ledgerflow.v1 import events_pb2
+
+from ledgerflow_service.auth import Principal
+from ledgerflow_service.database import Database, Tx
+from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from ledgerflow_service.names import check_event_id
+from ledgerflow_service.projection import (
+    PROJECTION_TABLES,
+    EventAddress,
+    PendingEvent,
+    ProjectionBatch,
+    address_of,
+)
+
+MAX_BATCH_EVENTS = 1000
+MAX_EVENT_BYTES = 1 << 20
+EVENT_COLUMNS = (
+    "global_position, event_id, stream, stream_version, run_pathspec, event_type, "
+    "payload, actor, actor_authenticated, recorded_at_us"
+)
+_INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _type_name(kind: str) -> str:
+    return "".join(part.title() for part in kind.split("_"))
+
+
+def event_from_row(row: Sequence[Any]) -> events_pb2.Event:
+    """Rebuilds the full event from an events-table row (see EVENT_COLUMNS)."""
+    (position, event_id, stream, version, _run, event_type, payload, actor, authed,
+     recorded_at_us) = row
+    event = events_pb2.Event.FromString(bytes(payload))
+    event.event_id = event_id
+    event.stream = stream
+    event.stream_version = version
+    event.global_position = position
+    event.event_type = event_type
+    event.actor = actor
+    event.actor_authenticated = bool(authed)
+    event.recorded_at.FromMicroseconds(recorded_at_us)
+    return event
+
+
+def read_events(tx: Tx, where: str, params: Sequence[Any], limit: int) -> list[events_pb2.Event]:
+    rows = tx.query(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY global_position LIMIT ?",
+        [*params, limit],
+    )
+    return [event_from_row(r) for r in rows]
+
+
+def _check_shape(events: Sequence[events_pb2.Event]) -> None:
+    if not events:
+        raise InvalidArgument("append needs at least one event")
+    if len(events) > MAX_BATCH_EVENTS:
+        raise InvalidArgument(
+            f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(events)}: split it"
+        )
+    for index, event in enumerate(events):
+        if event.ByteSize() > MAX_EVENT_BYTES:
+            raise InvalidArgument(
+                f"event {index} is {event.ByteSize()} bytes; the limit is {MAX_EVENT_BYTES}. "
+                "Store large values in the datastore and record their keys."
+            )
+
+
+def append(
+    database: Database, events: Sequence[events_pb2.Event], principal: Principal
+) -> list[events_pb2.Event]:
+    """Appends a batch atomically and returns the events as recorded, in request order.
+
+    An event id that is already in the ledger (a retried batch) is not appended again:
+    the originally recorded event is returned in its place."""
+    _check_shape(events)
+    ids = [check_event_id(e.event_id) for e in events]
+    addresses: dict[str, EventAddress] = {}
+    for event_id, event in zip(ids, events, strict=True):
+        address = address_of(event)
+        if event.stream and event.stream != address.stream:
+            raise InvalidArgument(
+                f"event {event_id} names stream {event.stream!r} but its payload belongs to "
+                f"{address.stream!r}; leave stream empty"
+            )
+        previous = addresses.setdefault(event_id, address)
+        if previous != address:
+            raise InvalidArgument(f"event id {event_id} is used twice in one batch")
+
+    with database.write() as tx:
+        marks = ", ".join("?" for _ in addresses)
+        stored = {
+            e.event_id: e
+            for e in read_events(tx, f"event_id IN ({marks})", list(addresses), len(addresses))
+        }
+        for event_id, event in stored.items():
+            if event.stream != addresses[event_id].stream:
+                raise AlreadyExists(f"event id {event_id} was already used for another event")
+        fresh = [(i, e) for i, e in zip(ids, events, strict=True) if i not in stored]
+        streams = sorted({addresses[i].stream for i, _ in fresh})
+        versions: dict[str, int] = {}
+        if streams:
+            marks = ", ".join("?" for _ in streams)
+            versions = dict(tx.query(
+                "SELECT stream, MAX(stream_version) FROM events "
+                f"WHERE stream IN ({marks}) GROUP BY stream", streams))
+        head_row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
+        head = int(head_row[0]) if head_row else 0
+        recorded_at = now_us()
+        pending: list[PendingEvent] = []
+        rows = []
+        seen: set[str] = set()
+        for event_id, event in fresh:
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            address = addresses[event_id]
+            current = versions.get(address.stream, 0)
+            if event.HasField("expected_version") and event.expected_version != current:
+                raise FailedPrecondition(
+                    f"stream {address.stream} is at version {current}, but the event expected "
+                    f"{event.expected_version}: another writer got there first; reload and retry"
+                )
+            versions[address.stream] = current + 1
+            head += 1
+            pending.append(PendingEvent(event, address, head, recorded_at, principal.name))
+            body = events_pb2.Event()
+            getattr(body, address.kind).CopyFrom(getattr(event, address.kind))
+            rows.append((
+                head, event_id, address.stream, current + 1, address.run_pathspec,
+                _type_name(address.kind), body.SerializeToString(), principal.name,
+                int(principal.authenticated), recorded_at,
+            ))
+        if pending:
+            batch = ProjectionBatch.load(tx, pending)
+            for item in pending:
+                batch.apply(item)
+            tx.executemany(_INSERT_EVENT, rows)
+            batch.save(tx)
+            _record_position(tx, head)
+            database.notify_appended(tx, head)
+            stored.update(
+                (row[1], event_from_row(row)) for row in rows
+            )
+    return [stored[i] for i in ids]
+
+
+def _record_position(tx: Tx, position: int) -> None:
+    tx.execute(
+        "INSERT INTO projection_position (name, position) VALUES ('main', ?) "
+        "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        (position,),
+    )
+
+
+def rebuild_projections(database: Database, *, chunk_size: int = 1000) -> int:
+    """Empties every read model and refolds it from the events alone, in one
+    transaction (readers see the old or the new models, never half of either).
+    Returns the number of events replayed."""
+    replayed = 0
+    with database.write() as tx:
+        for table in (*PROJECTION_TABLES, "projection_position"):
+            tx.execute(f"DELETE FROM {table}")
+        replayed = replay(tx, "1 = 1", (), chunk_size=chunk_size)
+    return replayed
+
+
+def replay(tx: Tx, where: str, params: Sequence[Any], *, chunk_size: int = 1000,
+           source: Tx | None = None) -> int:
+    """Folds the events matching `where` (read from `source`, default `tx`) into the
+    projections of `tx`, oldest first. Used by rebuilds and by as-of audit queries."""
+    source = source or tx
+    after = 0
+    replayed = 0
+    while True:
+        chunk = read_events(source, f"global_position > ? AND ({where})", [after, *params],
+                            chunk_size)
+        if not chunk:
+            return replayed
+        pending = [
+            PendingEvent(e, address_of(e), e.global_position,
+                         e.recorded_at.ToMicroseconds(), e.actor)
+            for e in chunk
+        ]
+        batch = ProjectionBatch.load(tx, pending)
+        for item in pending:
+            batch.apply(item)
+        batch.save(tx)
+        after = chunk[-1].global_position
+        _record_position(tx, after)
+        replayed += len(chunk)

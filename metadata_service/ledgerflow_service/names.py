@@ -1,0 +1,72 @@
+"""Rules for names and ids. Flow and step names must be Python identifiers because
+they are Python classes and methods; run and task ids become path segments."""
+
+from __future__ import annotations
+
+import keyword
+import re
+import uuid
+
+from ledgerflow_service.errors import InvalidArgument
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+MAX_TAG_LENGTH = 512
+MAX_NAME_LENGTH = 128
+
+
+def check_identifier(kind: str, value: str) -> str:
+    """A flow, step or artifact name: a Python identifier, not a keyword."""
+    if not value:
+        raise InvalidArgument(f"{kind} is missing")
+    if len(value) > MAX_NAME_LENGTH or not value.isidentifier() or keyword.iskeyword(value):
+        raise InvalidArgument(
+            f"{kind} {value[:MAX_NAME_LENGTH]!r} is not a valid Python identifier "
+            "(letters, digits and _, not starting with a digit, not a keyword)"
+        )
+    return value
+
+
+def check_id(kind: str, value: str) -> str:
+    """A run or task id: letters, digits, '_', '.', '-' (at most 128), no '/'."""
+    if not value:
+        raise InvalidArgument(f"{kind} is missing")
+    if not _ID_RE.match(value):
+        raise InvalidArgument(
+            f"{kind} {value[:128]!r} is not valid: use 1-128 letters, digits, '_', '.' or '-', "
+            "not starting with '.' or '-'"
+        )
+    return value
+
+
+def check_tag(tag: str) -> str:
+    if not tag or not tag.strip():
+        raise InvalidArgument("a tag must not be empty")
+    if len(tag) > MAX_TAG_LENGTH:
+        raise InvalidArgument(f"tag {tag[:40]!r}... is longer than {MAX_TAG_LENGTH} characters")
+    if any(ord(c) < 32 for c in tag):
+        raise InvalidArgument(f"tag {tag!r} contains control characters")
+    return tag
+
+
+def check_event_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidArgument(f"event_id {value[:64]!r} is not a UUID") from None
+
+
+def run_pathspec(flow_name: str, run_id: str) -> str:
+    return f"{flow_name}/{run_id}"
+
+
+def task_pathspec(flow_name: str, run_id: str, step_name: str, task_id: str) -> str:
+    return f"{flow_name}/{run_id}/{step_name}/{task_id}"
+
+
+def parse_pathspec(pathspec: str, parts: int) -> list[str]:
+    """Splits Flow/run[/step[/task]] into exactly `parts` segments."""
+    segments = pathspec.split("/")
+    if len(segments) != parts or not all(segments):
+        shape = "/".join(["Flow", "run_id", "step", "task_id"][:parts])
+        raise InvalidArgument(f"pathspec {pathspec!r} is not of the form {shape}")
+    return segments

@@ -1,0 +1,525 @@
+"""Projections: the read models (flows, runs, steps, tasks, attempts, artifacts, tags)
+folded from events.
+
+One code path serves both live appends and rebuilds. For a batch of events it
+*loads* the rows the batch touches (a few queries, whatever the batch size), *applies*
+each event in memory -- checking the rules that keep the ledger consistent and raising
+a :class:`LedgerError` on a violation -- and finally *saves* the changed rows with one
+``executemany`` per table. Because the rules run against the projections inside the
+append transaction, a refused event leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledgerflow.v1 import events_pb2, records_pb2
+
+from ledgerflow_service.database import Tx
+from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ledgerflow_service.names import (
+    check_id,
+    check_identifier,
+    check_tag,
+    parse_pathspec,
+    run_pathspec,
+    task_pathspec,
+)
+
+PROJECTION_TABLES = ("flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts")
+RUN_EVENTS = ("run_started", "run_heartbeat", "run_finished", "tags_added", "tags_removed")
+
+
+@dataclass
+class RunRow:
+    pathspec: str
+    flow_name: str
+    run_id: str
+    started_position: int
+    user_name: str
+    parameters_json: str
+    origin_run_id: str
+    created_at_us: int
+    finished_at_us: int | None
+    end_succeeded: int
+    last_heartbeat_at_us: int
+
+
+@dataclass
+class StepRow:
+    pathspec: str
+    run_pathspec: str
+    step_name: str
+    created_at_us: int
+    first_position: int
+    task_count: int
+
+
+@dataclass
+class TaskRow:
+    pathspec: str
+    run_pathspec: str
+    step_name: str
+    task_id: str
+    first_position: int
+    created_at_us: int
+    finished_at_us: int | None
+    succeeded: int | None
+    current_attempt: int
+    last_heartbeat_at_us: int
+    input_pathspecs_json: str
+    foreach_stack_json: str
+    resources_json: str
+    origin_pathspec: str
+
+
+@dataclass
+class AttemptRow:
+    task_pathspec: str
+    attempt: int
+    started_at_us: int
+    finished_at_us: int | None
+    succeeded: int | None
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    stdout_key: str = ""
+    stderr_key: str = ""
+
+
+def _columns(row_type: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(row_type)]
+
+
+def _upsert_sql(table: str, row_type: type, key: tuple[str, ...]) -> str:
+    cols = _columns(row_type)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in key)
+    return (
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+def _select_sql(table: str, row_type: type, key: str, count: int) -> str:
+    return (
+        f"SELECT {', '.join(_columns(row_type))} FROM {table} "
+        f"WHERE {key} IN ({', '.join('?' for _ in range(count))})"
+    )
+
+
+_UPSERT = {
+    RunRow: _upsert_sql("runs", RunRow, ("pathspec",)),
+    StepRow: _upsert_sql("steps", StepRow, ("pathspec",)),
+    TaskRow: _upsert_sql("tasks", TaskRow, ("pathspec",)),
+    AttemptRow: _upsert_sql("attempts", AttemptRow, ("task_pathspec", "attempt")),
+}
+_ARTIFACT_COLUMNS = (
+    "task_pathspec, attempt, name, run_pathspec, step_name, content_key, size, "
+    "type_name, serializer, language"
+)
+
+
+@dataclass(frozen=True)
+class EventAddress:
+    """Where an event belongs, derived from its payload (never trusted from the client)."""
+
+    kind: str
+    stream: str
+    run_pathspec: str
+    task_pathspec: str | None
+
+
+def address_of(event: events_pb2.Event) -> EventAddress:
+    """Validates the ids in the payload and derives the event's stream."""
+    kind = event.WhichOneof("payload")
+    if kind is None:
+        raise InvalidArgument("event has no payload: set one of run_started, task_started, ...")
+    payload = getattr(event, kind)
+    if kind in RUN_EVENTS:
+        flow = check_identifier("flow_name", payload.flow_name)
+        run = check_id("run_id", payload.run_id)
+        path = run_pathspec(flow, run)
+        return EventAddress(kind, path, path, None)
+    if not payload.HasField("task"):
+        raise InvalidArgument(f"{kind} event has no task reference")
+    ref = payload.task
+    flow = check_identifier("flow_name", ref.flow_name)
+    run = check_id("run_id", ref.run_id)
+    step = check_identifier("step_name", ref.step_name)
+    task = check_id("task_id", ref.task_id)
+    path = task_pathspec(flow, run, step, task)
+    return EventAddress(kind, path, run_pathspec(flow, run), path)
+
+
+@dataclass
+class PendingEvent:
+    """An event in a batch with its address, position and time assigned."""
+
+    event: events_pb2.Event
+    address: EventAddress
+    position: int
+    recorded_at_us: int
+    actor: str
+
+
+@dataclass
+class ProjectionBatch:
+    """The rows one batch touches, loaded once, changed in memory, saved once."""
+
+    runs: dict[str, RunRow | None] = field(default_factory=dict)
+    steps: dict[str, StepRow | None] = field(default_factory=dict)
+    tasks: dict[str, TaskRow | None] = field(default_factory=dict)
+    attempts: dict[tuple[str, int], AttemptRow] = field(default_factory=dict)
+    known_flows: set[str] = field(default_factory=set)
+    run_tags: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    new_flows: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    dirty: dict[tuple[type, Any], Any] = field(default_factory=dict)
+    new_artifacts: list[tuple[Any, ...]] = field(default_factory=list)
+    clones: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+    tags_to_insert: list[tuple[str, str, int]] = field(default_factory=list)
+    tags_to_delete: list[tuple[str, str]] = field(default_factory=list)
+
+    # ---- load -------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, tx: Tx, pending: Iterable[PendingEvent]) -> ProjectionBatch:
+        batch = cls()
+        run_keys: set[str] = set()
+        task_keys: set[str] = set()
+        step_keys: set[str] = set()
+        flow_names: set[str] = set()
+        tag_runs: set[str] = set()
+        for item in pending:
+            address = item.address
+            run_keys.add(address.run_pathspec)
+            flow_names.add(address.run_pathspec.split("/", 1)[0])
+            payload = getattr(item.event, address.kind)
+            if address.task_pathspec:
+                task_keys.add(address.task_pathspec)
+                step_keys.add(address.task_pathspec.rsplit("/", 1)[0])
+            if address.kind == "task_cloned":
+                task_keys.add(payload.origin_pathspec)
+            if address.kind == "run_started" and payload.origin_run_id:
+                run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
+            if address.kind in ("run_started", "tags_added", "tags_removed"):
+                tag_runs.add(address.run_pathspec)
+        batch.runs = dict.fromkeys(run_keys)
+        batch.tasks = dict.fromkeys(task_keys)
+        batch.steps = dict.fromkeys(step_keys)
+        for run_row in _fetch(tx, "runs", RunRow, "pathspec", run_keys):
+            batch.runs[run_row.pathspec] = run_row
+        for task_row in _fetch(tx, "tasks", TaskRow, "pathspec", task_keys):
+            batch.tasks[task_row.pathspec] = task_row
+        for step_row in _fetch(tx, "steps", StepRow, "pathspec", step_keys):
+            batch.steps[step_row.pathspec] = step_row
+        loaded_tasks = [t.pathspec for t in batch.tasks.values() if t is not None]
+        for attempt_row in _fetch(tx, "attempts", AttemptRow, "task_pathspec", loaded_tasks):
+            batch.attempts[(attempt_row.task_pathspec, attempt_row.attempt)] = attempt_row
+        if flow_names:
+            marks = ", ".join("?" for _ in flow_names)
+            rows = tx.query(f"SELECT flow_name FROM flows WHERE flow_name IN ({marks})",
+                            list(flow_names))
+            batch.known_flows = {r[0] for r in rows}
+        batch.run_tags = {path: {} for path in tag_runs}
+        if tag_runs:
+            marks = ", ".join("?" for _ in tag_runs)
+            rows = tx.query(
+                f"SELECT run_pathspec, tag, is_system FROM run_tags WHERE run_pathspec IN ({marks})",
+                list(tag_runs),
+            )
+            for path, tag, is_system in rows:
+                batch.run_tags[path][tag] = is_system
+        return batch
+
+    # ---- apply ------------------------------------------------------------------
+
+    def apply(self, item: PendingEvent) -> None:
+        """Checks one event against the current state and folds it in."""
+        handler = getattr(self, f"_on_{item.address.kind}")
+        handler(getattr(item.event, item.address.kind), item)
+        run = self.runs.get(item.address.run_pathspec)
+        if run is not None and item.address.kind not in ("tags_added", "tags_removed"):
+            # Any activity of a run's writer counts as a heartbeat; tagging does not.
+            run.last_heartbeat_at_us = max(run.last_heartbeat_at_us, item.recorded_at_us)
+            self._mark(run)
+
+    def _mark(self, row: Any) -> None:
+        key = (row.pathspec if not isinstance(row, AttemptRow)
+               else (row.task_pathspec, row.attempt))
+        self.dirty[(type(row), key)] = row
+
+    def _run(self, path: str, *, open_only: bool, missing: type = FailedPrecondition) -> RunRow:
+        run = self.runs.get(path)
+        if run is None:
+            raise missing(f"run {path} has not been started")
+        if open_only and run.finished_at_us is not None:
+            raise FailedPrecondition(f"run {path} has already finished; no more task events")
+        return run
+
+    def _open_attempt(self, ref_path: str, attempt: int, *, finished_ok: bool = False) -> TaskRow:
+        task = self.tasks.get(ref_path)
+        if task is None:
+            raise FailedPrecondition(f"task {ref_path} has not been started")
+        if attempt != task.current_attempt:
+            raise FailedPrecondition(
+                f"task {ref_path} is on attempt {task.current_attempt}, not attempt {attempt}"
+            )
+        row = self.attempts.get((ref_path, attempt))
+        if row is None:
+            raise FailedPrecondition(f"task {ref_path} was cloned; it has no attempts")
+        if row.finished_at_us is not None and not finished_ok:
+            raise FailedPrecondition(f"attempt {attempt} of task {ref_path} has already finished")
+        return task
+
+    def _on_run_started(self, p: events_pb2.RunStarted, item: PendingEvent) -> None:
+        path = item.address.run_pathspec
+        if self.runs.get(path) is not None:
+            raise AlreadyExists(f"run {path} already exists")
+        if not p.user:
+            raise InvalidArgument("run_started.user is missing")
+        for tag in [*p.tags, *p.system_tags]:
+            check_tag(tag)
+        for name, value in p.parameters.items():
+            check_identifier("parameter name", name)
+            try:
+                json.loads(value)
+            except ValueError:
+                raise InvalidArgument(f"parameter {name!r} is not JSON text: {value[:60]!r}") from None
+        if p.origin_run_id:
+            origin = run_pathspec(p.flow_name, check_id("origin_run_id", p.origin_run_id))
+            if self.runs.get(origin) is None:
+                raise NotFound(f"origin run {origin} does not exist")
+        if p.flow_name not in self.known_flows:
+            self.known_flows.add(p.flow_name)
+            self.new_flows[p.flow_name] = (p.flow_name, item.recorded_at_us, item.actor)
+        run = RunRow(
+            pathspec=path, flow_name=p.flow_name, run_id=p.run_id,
+            started_position=item.position, user_name=p.user,
+            parameters_json=json.dumps(dict(sorted(p.parameters.items()))),
+            origin_run_id=p.origin_run_id, created_at_us=item.recorded_at_us,
+            finished_at_us=None, end_succeeded=0, last_heartbeat_at_us=item.recorded_at_us,
+        )
+        self.runs[path] = run
+        tags = self.run_tags.setdefault(path, {})
+        for tag, is_system in [*((t, 1) for t in p.system_tags), *((t, 0) for t in p.tags)]:
+            if tag not in tags:
+                tags[tag] = is_system
+                self.tags_to_insert.append((path, tag, is_system))
+
+    def _on_run_heartbeat(self, p: events_pb2.RunHeartbeat, item: PendingEvent) -> None:
+        self._run(item.address.run_pathspec, open_only=True)
+
+    def _on_run_finished(self, p: events_pb2.RunFinished, item: PendingEvent) -> None:
+        run = self._run(item.address.run_pathspec, open_only=True)
+        if p.succeeded and not run.end_succeeded:
+            raise FailedPrecondition(
+                f"run {run.pathspec} cannot finish as succeeded: its end step has not succeeded"
+            )
+        run.finished_at_us = item.recorded_at_us
+
+    def _on_task_started(self, p: events_pb2.TaskStarted, item: PendingEvent) -> None:
+        path = item.address.task_pathspec
+        assert path is not None
+        self._run(item.address.run_pathspec, open_only=True)
+        task = self.tasks.get(path)
+        if task is None:
+            if p.attempt != 0:
+                raise FailedPrecondition(f"task {path} must start with attempt 0, not {p.attempt}")
+            task = TaskRow(
+                pathspec=path, run_pathspec=item.address.run_pathspec,
+                step_name=p.task.step_name, task_id=p.task.task_id,
+                first_position=item.position, created_at_us=item.recorded_at_us,
+                finished_at_us=None, succeeded=None, current_attempt=0,
+                last_heartbeat_at_us=item.recorded_at_us,
+                input_pathspecs_json=json.dumps(list(p.input_pathspecs)),
+                foreach_stack_json=_foreach_json(p.foreach_stack),
+                resources_json=json.dumps(
+                    {"cpu": p.resources.cpu, "gpu": p.resources.gpu,
+                     "memory_mb": p.resources.memory_mb}
+                ),
+                origin_pathspec="",
+            )
+            self.tasks[path] = task
+            self._count_task(path.rsplit("/", 1)[0], item)
+        else:
+            current = self.attempts.get((path, task.current_attempt))
+            if current is None:
+                raise FailedPrecondition(f"task {path} was cloned; it cannot be started again")
+            if current.finished_at_us is None:
+                raise FailedPrecondition(
+                    f"attempt {task.current_attempt} of task {path} is still running"
+                )
+            if current.succeeded:
+                raise FailedPrecondition(f"task {path} has already succeeded")
+            if p.attempt != task.current_attempt + 1:
+                raise FailedPrecondition(
+                    f"task {path}: the next attempt is {task.current_attempt + 1}, not {p.attempt}"
+                )
+            task.current_attempt = p.attempt
+            task.finished_at_us = None
+            task.succeeded = None
+        task.last_heartbeat_at_us = item.recorded_at_us
+        attempt = AttemptRow(path, p.attempt, item.recorded_at_us, None, None)
+        self.attempts[(path, p.attempt)] = attempt
+        self._mark(task)
+        self._mark(attempt)
+
+    def _count_task(self, step_path: str, item: PendingEvent) -> None:
+        step = self.steps.get(step_path)
+        if step is None:
+            step = StepRow(step_path, item.address.run_pathspec, step_path.rsplit("/", 1)[1],
+                           item.recorded_at_us, item.position, 0)
+            self.steps[step_path] = step
+        step.task_count += 1
+        self._mark(step)
+
+    def _on_task_heartbeat(self, p: events_pb2.TaskHeartbeat, item: PendingEvent) -> None:
+        self._run(item.address.run_pathspec, open_only=True)
+        task = self._open_attempt(item.address.task_pathspec or "", p.attempt)
+        task.last_heartbeat_at_us = item.recorded_at_us
+        self._mark(task)
+
+    def _on_artifacts_recorded(self, p: events_pb2.ArtifactsRecorded, item: PendingEvent) -> None:
+        self._run(item.address.run_pathspec, open_only=True)
+        path = item.address.task_pathspec or ""
+        task = self._open_attempt(path, p.attempt)
+        seen: set[str] = set()
+        for artifact in p.artifacts:
+            check_identifier("artifact name", artifact.name)
+            if artifact.name in seen:
+                raise AlreadyExists(f"artifact {artifact.name!r} appears twice for task {path}")
+            seen.add(artifact.name)
+            if not artifact.content_key:
+                raise InvalidArgument(f"artifact {artifact.name!r} has no content_key")
+            self.new_artifacts.append((
+                path, p.attempt, artifact.name, task.run_pathspec, task.step_name,
+                artifact.content_key, artifact.size, artifact.type_name,
+                artifact.serializer, artifact.language or "python",
+            ))
+
+    def _finish_attempt(self, path: str, attempt: int, item: PendingEvent, ok: bool) -> AttemptRow:
+        self._run(item.address.run_pathspec, open_only=True)
+        task = self._open_attempt(path, attempt)
+        row = self.attempts[(path, attempt)]
+        row.finished_at_us = task.finished_at_us = item.recorded_at_us
+        row.succeeded = task.succeeded = int(ok)
+        task.last_heartbeat_at_us = item.recorded_at_us
+        if ok and task.step_name == "end":
+            self._run(item.address.run_pathspec, open_only=True).end_succeeded = 1
+        self._mark(task)
+        self._mark(row)
+        return row
+
+    def _on_task_succeeded(self, p: events_pb2.TaskSucceeded, item: PendingEvent) -> None:
+        self._finish_attempt(item.address.task_pathspec or "", p.attempt, item, ok=True)
+
+    def _on_task_failed(self, p: events_pb2.TaskFailed, item: PendingEvent) -> None:
+        row = self._finish_attempt(item.address.task_pathspec or "", p.attempt, item, ok=False)
+        row.error_type, row.error_message, row.traceback = (
+            p.error_type, p.error_message, p.traceback)
+
+    def _on_logs_recorded(self, p: events_pb2.LogsRecorded, item: PendingEvent) -> None:
+        path = item.address.task_pathspec or ""
+        self._open_attempt(path, p.attempt, finished_ok=True)
+        row = self.attempts[(path, p.attempt)]
+        row.stdout_key, row.stderr_key = p.stdout_key, p.stderr_key
+        self._mark(row)
+
+    def _on_task_cloned(self, p: events_pb2.TaskCloned, item: PendingEvent) -> None:
+        path = item.address.task_pathspec or ""
+        run = self._run(item.address.run_pathspec, open_only=True)
+        if self.tasks.get(path) is not None:
+            raise AlreadyExists(f"task {path} already exists")
+        origin_flow, origin_run, _, _ = parse_pathspec(p.origin_pathspec, 4)
+        origin = self.tasks.get(p.origin_pathspec)
+        if origin is None or not origin.succeeded:
+            raise FailedPrecondition(
+                f"origin task {p.origin_pathspec} does not exist or has not succeeded"
+            )
+        if origin_flow != run.flow_name or origin_run == run.run_id:
+            raise InvalidArgument("a task can only be cloned from another run of the same flow")
+        task = TaskRow(
+            pathspec=path, run_pathspec=run.pathspec, step_name=p.task.step_name,
+            task_id=p.task.task_id, first_position=item.position,
+            created_at_us=item.recorded_at_us, finished_at_us=item.recorded_at_us,
+            succeeded=1, current_attempt=0, last_heartbeat_at_us=item.recorded_at_us,
+            input_pathspecs_json=json.dumps(list(p.input_pathspecs)),
+            foreach_stack_json=_foreach_json(p.foreach_stack),
+            resources_json=origin.resources_json, origin_pathspec=p.origin_pathspec,
+        )
+        self.tasks[path] = task
+        self._mark(task)
+        self._count_task(path.rsplit("/", 1)[0], item)
+        self.clones.append((path, run.pathspec, task.step_name, origin.pathspec,
+                            origin.current_attempt))
+        if task.step_name == "end":
+            run.end_succeeded = 1
+
+    def _on_tags_added(self, p: events_pb2.TagsAdded, item: PendingEvent) -> None:
+        path = item.address.run_pathspec
+        self._run(path, open_only=False, missing=NotFound)
+        tags = self.run_tags[path]
+        for tag in p.tags:
+            check_tag(tag)
+            if tag not in tags:
+                tags[tag] = 0
+                self.tags_to_insert.append((path, tag, 0))
+
+    def _on_tags_removed(self, p: events_pb2.TagsRemoved, item: PendingEvent) -> None:
+        path = item.address.run_pathspec
+        self._run(path, open_only=False, missing=NotFound)
+        tags = self.run_tags[path]
+        for tag in p.tags:
+            if tags.get(tag) == 1:
+                raise FailedPrecondition(f"{tag!r} is a system tag of run {path}; it cannot be removed")
+        for tag in p.tags:
+            if tag in tags:
+                del tags[tag]
+                self.tags_to_delete.append((path, tag))
+
+    # ---- save -------------------------------------------------------------------
+
+    def save(self, tx: Tx) -> None:
+        if self.new_flows:
+            tx.executemany("INSERT INTO flows (flow_name, created_at_us, created_by) "
+                           "VALUES (?, ?, ?)", list(self.new_flows.values()))
+        by_type: dict[type, list[tuple[Any, ...]]] = {}
+        for (row_type, _), row in self.dirty.items():
+            by_type.setdefault(row_type, []).append(dataclasses.astuple(row))
+        for row_type in (RunRow, StepRow, TaskRow, AttemptRow):
+            if by_type.get(row_type):
+                tx.executemany(_UPSERT[row_type], by_type[row_type])
+        if self.new_artifacts:
+            marks = ", ".join("?" for _ in range(10))
+            tx.executemany(f"INSERT INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES ({marks})",
+                           self.new_artifacts)
+        for path, run, step, origin, origin_attempt in self.clones:
+            tx.execute(
+                f"INSERT INTO artifacts ({_ARTIFACT_COLUMNS}) "
+                "SELECT ?, 0, name, ?, ?, content_key, size, type_name, serializer, language "
+                "FROM artifacts WHERE task_pathspec = ? AND attempt = ?",
+                (path, run, step, origin, origin_attempt),
+            )
+        if self.tags_to_delete:
+            tx.executemany("DELETE FROM run_tags WHERE run_pathspec = ? AND tag = ?",
+                           self.tags_to_delete)
+        if self.tags_to_insert:
+            tx.executemany("INSERT INTO run_tags (run_pathspec, tag, is_system) VALUES (?, ?, ?) "
+                           "ON CONFLICT (run_pathspec, tag) DO NOTHING", self.tags_to_insert)
+
+
+def _foreach_json(frames: Iterable[records_pb2.ForeachFrame]) -> str:
+    return json.dumps([[f.step_name, f.index, f.num_splits] for f in frames])
+
+
+def _fetch(tx: Tx, table: str, row_type: type, key: str, values: Iterable[str]) -> list[Any]:
+    values = list(values)
+    if not values:
+        return []
+    rows = tx.query(_select_sql(table, row_type, key, len(values)), values)
+    return [row_type(*row) for row in rows]

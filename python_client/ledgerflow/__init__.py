@@ -1,0 +1,1 @@
+"""Ledgerflow: write a workflow as a Python class, run it, and find every run again."""

@@ -1,0 +1,210 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from ledgerflow.v1 import records_pb2 as _records_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Event(_message.Message):
+    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_POSITION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_AUTHENTICATED_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUN_STARTED_FIELD_NUMBER: _ClassVar[int]
+    RUN_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    RUN_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    TASK_STARTED_FIELD_NUMBER: _ClassVar[int]
+    TASK_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    TASK_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    TASK_FAILED_FIELD_NUMBER: _ClassVar[int]
+    TASK_CLONED_FIELD_NUMBER: _ClassVar[int]
+    TAGS_ADDED_FIELD_NUMBER: _ClassVar[int]
+    TAGS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    LOGS_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    stream: str
+    expected_version: int
+    stream_version: int
+    global_position: int
+    event_type: str
+    actor: str
+    actor_authenticated: bool
+    recorded_at: _timestamp_pb2.Timestamp
+    run_started: RunStarted
+    run_heartbeat: RunHeartbeat
+    run_finished: RunFinished
+    task_started: TaskStarted
+    task_heartbeat: TaskHeartbeat
+    artifacts_recorded: ArtifactsRecorded
+    task_succeeded: TaskSucceeded
+    task_failed: TaskFailed
+    task_cloned: TaskCloned
+    tags_added: TagsAdded
+    tags_removed: TagsRemoved
+    logs_recorded: LogsRecorded
+    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ...) -> None: ...
+
+class TaskRef(_message.Message):
+    __slots__ = ("flow_name", "run_id", "step_name", "task_id")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    step_name: str
+    task_id: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
+
+class RunStarted(_message.Message):
+    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id")
+    class ParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_TAGS_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    user: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    system_tags: _containers.RepeatedScalarFieldContainer[str]
+    parameters: _containers.ScalarMap[str, str]
+    origin_run_id: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ...) -> None: ...
+
+class RunHeartbeat(_message.Message):
+    __slots__ = ("flow_name", "run_id")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class RunFinished(_message.Message):
+    __slots__ = ("flow_name", "run_id", "succeeded")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    succeeded: bool
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., succeeded: _Optional[bool] = ...) -> None: ...
+
+class TaskStarted(_message.Message):
+    __slots__ = ("task", "attempt", "input_pathspecs", "foreach_stack", "resources")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PATHSPECS_FIELD_NUMBER: _ClassVar[int]
+    FOREACH_STACK_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    input_pathspecs: _containers.RepeatedScalarFieldContainer[str]
+    foreach_stack: _containers.RepeatedCompositeFieldContainer[_records_pb2.ForeachFrame]
+    resources: _records_pb2.Resources
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[_records_pb2.ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[_records_pb2.Resources, _Mapping]] = ...) -> None: ...
+
+class TaskHeartbeat(_message.Message):
+    __slots__ = ("task", "attempt")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class ArtifactsRecorded(_message.Message):
+    __slots__ = ("task", "attempt", "artifacts")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    artifacts: _containers.RepeatedCompositeFieldContainer[_records_pb2.Artifact]
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., artifacts: _Optional[_Iterable[_Union[_records_pb2.Artifact, _Mapping]]] = ...) -> None: ...
+
+class TaskSucceeded(_message.Message):
+    __slots__ = ("task", "attempt")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class TaskFailed(_message.Message):
+    __slots__ = ("task", "attempt", "error_type", "error_message", "traceback")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    error_type: str
+    error_message: str
+    traceback: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
+
+class TaskCloned(_message.Message):
+    __slots__ = ("task", "origin_pathspec", "input_pathspecs", "foreach_stack")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_PATHSPEC_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PATHSPECS_FIELD_NUMBER: _ClassVar[int]
+    FOREACH_STACK_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    origin_pathspec: str
+    input_pathspecs: _containers.RepeatedScalarFieldContainer[str]
+    foreach_stack: _containers.RepeatedCompositeFieldContainer[_records_pb2.ForeachFrame]
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., origin_pathspec: _Optional[str] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[_records_pb2.ForeachFrame, _Mapping]]] = ...) -> None: ...
+
+class TagsAdded(_message.Message):
+    __slots__ = ("flow_name", "run_id", "tags")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TagsRemoved(_message.Message):
+    __slots__ = ("flow_name", "run_id", "tags")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LogsRecorded(_message.Message):
+    __slots__ = ("task", "attempt", "stdout_key", "stderr_key")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_KEY_FIELD_NUMBER: _ClassVar[int]
+    STDERR_KEY_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    stdout_key: str
+    stderr_key: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., stdout_key: _Optional[str] = ..., stderr_key: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,58 @@
+"""Shared fixtures: a real Postgres server per test session, a fresh database per test,
+the same tests run against SQLite and Postgres, and a real gRPC server on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from postgres_server import create_database, postgres_server  # noqa: E402
+
+from ledgerflow_service import LedgerApplication, open_database  # noqa: E402
+from ledgerflow_service.server import build_server  # noqa: E402
+
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> str:
+    return create_database(postgres_url, f"ledgerflow_test_{next(_database_numbers)}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty ledger, once per backend."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'ledger.db'}"
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[LedgerApplication]:
+    application = LedgerApplication(open_database(database_url))
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def grpc_channel(app: LedgerApplication) -> Iterator[grpc.Channel]:
+    """A channel to a real gRPC server (on loopback) serving `app`."""
+    server, port = build_server(app, port=0)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield channel
+    channel.close()
+    app.close_watchers()
+    server.stop(grace=1).wait()

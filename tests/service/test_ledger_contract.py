@@ -1,0 +1,342 @@
+"""The event store contract, run once on SQLite and once on a real Postgres server."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import events as ev
+import pytest
+from ledgerflow.v1 import audit_service_pb2 as audit
+from ledgerflow.v1 import common_pb2, events_pb2
+from ledgerflow.v1 import ledger_service_pb2 as ledger_api
+from ledgerflow.v1 import query_service_pb2 as q
+from ledgerflow.v1 import tag_service_pb2 as tags_api
+
+from ledgerflow_service import LedgerApplication, Principal
+from ledgerflow_service.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    LedgerError,
+    NotFound,
+)
+from ledgerflow_service.projection import PROJECTION_TABLES
+
+ALICE = Principal("alice", authenticated=False)
+S = common_pb2.Status
+
+
+def append(app: LedgerApplication, *events: events_pb2.Event,
+           who: Principal = ALICE) -> list[events_pb2.Event]:
+    return list(app.append(ledger_api.AppendRequest(events=list(events)), who).events)
+
+
+def snapshot(app: LedgerApplication) -> dict[str, list[Any]]:
+    """Every row of the events table and of every projection, in a stable order."""
+    with app.database.read() as tx:
+        out = {}
+        for table in ("events", *PROJECTION_TABLES, "projection_position"):
+            rows = tx.query(f"SELECT * FROM {table}")
+            out[table] = sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                                for r in rows)
+        return out
+
+
+def refused(app: LedgerApplication, error: type[LedgerError], *events: events_pb2.Event,
+            match: str = "") -> LedgerError:
+    """Asserts the append is refused with `error` and leaves the ledger untouched."""
+    before = snapshot(app)
+    with pytest.raises(error, match=match) as caught:
+        append(app, *events)
+    assert snapshot(app) == before
+    return caught.value
+
+
+def get_run(app: LedgerApplication, flow: str, run: str) -> Any:
+    return app.get_run(q.GetRunRequest(flow_name=flow, run_id=run)).run
+
+
+def test_append_assigns_gapless_positions_and_stream_versions(app: LedgerApplication) -> None:
+    recorded = append(app, *ev.successful_run("MyFlow", "1"))
+    assert [e.global_position for e in recorded] == list(range(1, 8))
+    assert [(e.stream, e.stream_version) for e in recorded[:4]] == [
+        ("MyFlow/1", 1), ("MyFlow/1/start/1", 1), ("MyFlow/1/start/1", 2), ("MyFlow/1/start/1", 3)]
+    assert recorded[-1].stream_version == 2
+    assert {e.actor for e in recorded} == {"alice"}
+    assert not any(e.actor_authenticated for e in recorded)
+    assert recorded[0].event_type == "RunStarted"
+
+
+def test_retried_batch_is_recorded_once(app: LedgerApplication) -> None:
+    batch = ev.successful_run("MyFlow", "1")
+    first = append(app, *batch)
+    again = append(app, *batch)
+    assert [e.global_position for e in again] == [e.global_position for e in first]
+    with app.database.read() as tx:
+        assert tx.query_one("SELECT COUNT(*) FROM events")[0] == len(batch)
+
+
+def test_stale_expected_version_is_refused(app: LedgerApplication) -> None:
+    append(app, ev.run_started("MyFlow", "1"))
+    stale = ev.run_heartbeat("MyFlow", "1")
+    stale.expected_version = 0
+    refused(app, FailedPrecondition, stale, match="at version 1")
+    fresh = ev.run_heartbeat("MyFlow", "1")
+    fresh.expected_version = 1
+    assert append(app, fresh)[0].stream_version == 2
+
+
+def test_a_bad_event_rejects_the_whole_batch(app: LedgerApplication) -> None:
+    append(app, ev.run_started("MyFlow", "1"))
+    refused(app, FailedPrecondition,
+            ev.task_started("MyFlow", "1", "start", "1"),
+            ev.task_succeeded("MyFlow", "1", "start", "1"),
+            ev.task_succeeded("MyFlow", "1", "start", "1"),  # already finished
+            match="already finished")
+
+
+@pytest.mark.parametrize("event, message", [
+    (ev.run_started("My-Flow", "1"), "flow_name 'My-Flow' is not a valid Python identifier"),
+    (ev.run_started("class", "1"), "not a valid Python identifier"),
+    (ev.run_started("MyFlow", "a/b"), "run_id 'a/b' is not valid"),
+    (ev.task_started("MyFlow", "1", "2step", "1"), "step_name '2step'"),
+    (events_pb2.Event(event_id=ev.new_id()), "no payload"),
+    (events_pb2.Event(event_id="not-a-uuid", run_started=events_pb2.RunStarted(
+        flow_name="F", run_id="1", user="u")), "not a UUID"),
+])
+def test_malformed_events_are_invalid_arguments(app: LedgerApplication, event: Any,
+                                                message: str) -> None:
+    refused(app, InvalidArgument, event, match=message)
+
+
+def test_oversized_payload_and_batch_are_refused(app: LedgerApplication) -> None:
+    big = ev.run_started("MyFlow", "1", parameters={"blob": '"' + "x" * (1 << 20) + '"'})
+    refused(app, InvalidArgument, big, match="the limit is")
+    too_many = [ev.run_started("MyFlow", str(i)) for i in range(1001)]
+    refused(app, InvalidArgument, *too_many, match="at most 1000 events")
+
+
+def test_a_client_cannot_put_an_event_in_another_stream(app: LedgerApplication) -> None:
+    event = ev.run_started("MyFlow", "1")
+    event.stream = "Other/9"
+    refused(app, InvalidArgument, event, match="leave stream empty")
+
+
+def test_duplicate_run_is_already_exists(app: LedgerApplication) -> None:
+    append(app, ev.run_started("MyFlow", "1"))
+    refused(app, AlreadyExists, ev.run_started("MyFlow", "1"), match="already exists")
+
+
+@pytest.mark.parametrize("late_event", [
+    lambda: ev.task_started("MyFlow", "1", "b", "9"),
+    lambda: ev.heartbeat("MyFlow", "1", "end", "2"),
+    lambda: ev.run_heartbeat("MyFlow", "1"),
+    lambda: ev.run_finished("MyFlow", "1", False),
+])
+def test_events_after_the_run_finished_are_refused(app: LedgerApplication, late_event: Any
+                                                   ) -> None:
+    append(app, *ev.successful_run("MyFlow", "1"))
+    refused(app, FailedPrecondition, late_event(), match="finished")
+    assert get_run(app, "MyFlow", "1").status == S.STATUS_SUCCEEDED
+
+
+def test_out_of_order_task_events_are_refused(app: LedgerApplication) -> None:
+    refused(app, FailedPrecondition, ev.task_started("MyFlow", "1", "start", "1"),
+            match="has not been started")
+    append(app, ev.run_started("MyFlow", "1"))
+    refused(app, FailedPrecondition, ev.task_succeeded("MyFlow", "1", "start", "1"),
+            match="has not been started")
+    refused(app, FailedPrecondition, ev.task_started("MyFlow", "1", "start", "1", attempt=1),
+            match="attempt 0")
+    refused(app, FailedPrecondition, ev.run_finished("MyFlow", "1", True),
+            match="end step has not succeeded")
+
+
+def test_retries_are_attempts_of_one_task(app: LedgerApplication) -> None:
+    append(app, ev.run_started("MyFlow", "1"), ev.task_started("MyFlow", "1", "start", "1"),
+           ev.task_failed("MyFlow", "1", "start", "1", message="first try"))
+    refused(app, FailedPrecondition, ev.task_started("MyFlow", "1", "start", "1", attempt=2),
+            match="next attempt is 1")
+    append(app, ev.task_started("MyFlow", "1", "start", "1", attempt=1),
+           ev.artifacts("MyFlow", "1", "start", "1", attempt=1, x="k1"),
+           ev.task_succeeded("MyFlow", "1", "start", "1", attempt=1))
+    task = app.get_task(q.GetTaskRequest(flow_name="MyFlow", run_id="1", step_name="start",
+                                         task_id="1")).task
+    assert task.status == S.STATUS_SUCCEEDED
+    assert [(a.attempt, a.status) for a in task.attempts] == [
+        (0, S.STATUS_FAILED), (1, S.STATUS_SUCCEEDED)]
+    assert task.attempts[0].error_message == "first try"
+
+
+def test_status_is_derived_from_events_and_heartbeats(database_url: str) -> None:
+    from ledgerflow_service import open_database
+
+    app = LedgerApplication(open_database(database_url), lost_after_seconds=0.3)
+    try:
+        append(app, ev.run_started("F", "ok"), ev.run_started("F", "bad"),
+               ev.run_started("F", "quiet"), ev.task_started("F", "bad", "start", "1"),
+               ev.task_failed("F", "bad", "start", "1"), ev.run_finished("F", "bad", False))
+        append(app, *ev.successful_run("F", "ok")[1:])
+        assert get_run(app, "F", "ok").status == S.STATUS_SUCCEEDED
+        assert get_run(app, "F", "bad").status == S.STATUS_FAILED
+        assert get_run(app, "F", "quiet").status == S.STATUS_RUNNING
+        time.sleep(0.4)
+        assert get_run(app, "F", "quiet").status == S.STATUS_LOST
+        append(app, ev.run_heartbeat("F", "quiet"))
+        assert get_run(app, "F", "quiet").status == S.STATUS_RUNNING
+        lost = app.list_runs(q.ListRunsRequest(statuses=[S.STATUS_FAILED, S.STATUS_SUCCEEDED]))
+        assert {r.run_id for r in lost.runs} == {"ok", "bad"}
+    finally:
+        app.close()
+
+
+def test_queries_and_not_found(app: LedgerApplication) -> None:
+    append(app, *ev.successful_run("MyFlow", "1"))
+    with pytest.raises(NotFound, match="run MyFlow/2 does not exist"):
+        get_run(app, "MyFlow", "2")
+    with pytest.raises(NotFound):
+        app.get_flow(q.GetFlowRequest(flow_name="Nope"))
+    with pytest.raises(NotFound):
+        app.list_tasks(q.ListTasksRequest(flow_name="MyFlow", run_id="2"))
+    assert app.get_flow(q.GetFlowRequest(flow_name="MyFlow")).flow.created_by == "alice"
+    steps = app.list_steps(q.ListStepsRequest(flow_name="MyFlow", run_id="1")).steps
+    assert [(s.step_name, s.task_count) for s in steps] == [("start", 1), ("end", 1)]
+    arts = app.list_artifacts(q.ListArtifactsRequest(flow_name="MyFlow", run_id="1")).artifacts
+    assert [(a.name, a.task_pathspec) for a in arts] == [("x", "MyFlow/1/start/1")]
+
+
+def test_list_runs_filters_and_paginates_newest_first(app: LedgerApplication) -> None:
+    for i in range(5):
+        append(app, ev.run_started("MyFlow", f"r{i}", user="savin" if i % 2 else "david",
+                                   tags=("sampled",) if i < 2 else ()))
+    append(app, ev.run_started("Other", "x"))
+    page = app.list_runs(q.ListRunsRequest(flow_name="MyFlow", page={"page_size": 2}))
+    assert [r.run_id for r in page.runs] == ["r4", "r3"]
+    page2 = app.list_runs(q.ListRunsRequest(flow_name="MyFlow", page={
+        "page_size": 2, "page_token": page.page.next_page_token}))
+    assert [r.run_id for r in page2.runs] == ["r2", "r1"]
+    savin = app.list_runs(q.ListRunsRequest(tags=["user:savin"]))
+    assert [r.run_id for r in savin.runs] == ["r3", "r1"]
+    both = app.list_runs(q.ListRunsRequest(tags=["user:savin", "sampled"]))
+    assert [r.run_id for r in both.runs] == ["r1"]
+    with pytest.raises(InvalidArgument, match="page_token"):
+        app.list_runs(q.ListRunsRequest(page={"page_token": "%%%"}))
+
+
+def test_tags_are_events_and_system_tags_stay(app: LedgerApplication) -> None:
+    append(app, ev.run_started("MyFlow", "1", tags=("a",)))
+    added = app.add_tags(tags_api.AddTagsRequest(flow_name="MyFlow", run_id="1",
+                                                 tags=["b", "c"]), ALICE)
+    assert list(added.tags) == ["a", "b", "c"]
+    removed = app.remove_tags(tags_api.RemoveTagsRequest(flow_name="MyFlow", run_id="1",
+                                                         tags=["a"]), ALICE)
+    assert list(removed.tags) == ["b", "c"]
+    before = snapshot(app)
+    with pytest.raises(FailedPrecondition, match="system tag"):
+        app.remove_tags(tags_api.RemoveTagsRequest(flow_name="MyFlow", run_id="1",
+                                                   tags=["user:alice"]), ALICE)
+    with pytest.raises(NotFound):
+        app.add_tags(tags_api.AddTagsRequest(flow_name="MyFlow", run_id="2", tags=["x"]), ALICE)
+    with pytest.raises(InvalidArgument):
+        app.add_tags(tags_api.AddTagsRequest(flow_name="MyFlow", run_id="1", tags=[""]), ALICE)
+    assert snapshot(app) == before
+    history = app.list_events(audit.ListEventsRequest(run_pathspec="MyFlow/1")).events
+    assert [e.event_type for e in history] == ["RunStarted", "TagsAdded", "TagsRemoved"]
+
+
+def test_clones_point_at_their_origin_without_copying(app: LedgerApplication) -> None:
+    append(app, *ev.successful_run("MyFlow", "1"))
+    append(app, ev.run_started("MyFlow", "2", origin_run_id="1"),
+           ev.task_cloned("MyFlow", "2", "start", "1", origin="MyFlow/1/start/1"))
+    task = app.get_task(q.GetTaskRequest(flow_name="MyFlow", run_id="2", step_name="start",
+                                         task_id="1")).task
+    assert task.origin_pathspec == "MyFlow/1/start/1"
+    assert task.status == S.STATUS_SUCCEEDED
+    arts = app.list_artifacts(q.ListArtifactsRequest(flow_name="MyFlow", run_id="2")).artifacts
+    assert [(a.name, a.content_key) for a in arts] == [("x", "key-x")]
+    refused(app, FailedPrecondition,
+            ev.task_cloned("MyFlow", "2", "end", "2", origin="MyFlow/1/end/99"),
+            match="does not exist or has not succeeded")
+
+
+def test_audit_by_actor_time_and_as_of(app: LedgerApplication) -> None:
+    append(app, ev.run_started("MyFlow", "1"), ev.task_started("MyFlow", "1", "start", "1"))
+    middle = time.time_ns() // 1000
+    time.sleep(0.01)
+    append(app, ev.task_succeeded("MyFlow", "1", "start", "1"),
+           who=Principal("bob", authenticated=True))
+    by_bob = app.list_events(audit.ListEventsRequest(actor="bob")).events
+    assert [(e.event_type, e.actor_authenticated) for e in by_bob] == [("TaskSucceeded", True)]
+    request = audit.ListEventsRequest(task_pathspec="MyFlow/1/start/1")
+    request.recorded_before.FromMicroseconds(middle)
+    assert [e.event_type for e in app.list_events(request).events] == ["TaskStarted"]
+    as_of = audit.GetRunAsOfRequest(flow_name="MyFlow", run_id="1")
+    as_of.as_of.FromMicroseconds(middle)
+    then = app.get_run_as_of(as_of)
+    assert [t.status for t in then.tasks] == [S.STATUS_RUNNING]
+    as_of.as_of.FromMicroseconds(time.time_ns() // 1000)
+    assert [t.status for t in app.get_run_as_of(as_of).tasks] == [S.STATUS_SUCCEEDED]
+
+
+def test_update_and_delete_of_events_are_refused_by_the_database(app: LedgerApplication
+                                                                 ) -> None:
+    append(app, ev.run_started("MyFlow", "1"))
+    for statement in ("UPDATE events SET actor = 'mallory'", "DELETE FROM events"):
+        with pytest.raises(Exception, match="append-only"), app.database.write() as tx:
+            tx.execute(statement)
+    if app.database.kind == "postgres":
+        with pytest.raises(Exception, match="append-only"), app.database.write() as tx:
+            tx.execute("TRUNCATE events")
+    with app.database.read() as tx:
+        assert tx.query("SELECT actor FROM events") == [("alice",)]
+
+
+def _random_workload(app: LedgerApplication, rng: random.Random) -> None:
+    """Many runs with branches, retries, failures, tags and clones, in random batches."""
+    pending: list[events_pb2.Event] = []
+    finished: list[str] = []
+    for r in range(25):
+        run = f"r{r}"
+        pending.append(ev.run_started("Flow", run, user=rng.choice(["ann", "bob"]),
+                                      origin_run_id=rng.choice(finished) if finished and
+                                      rng.random() < 0.3 else ""))
+        for step_number, step in enumerate(["start", "a", "b", "end"]):
+            task = str(step_number)
+            attempt = 0
+            pending.append(ev.task_started("Flow", run, step, task))
+            while rng.random() < 0.3:
+                pending.append(ev.task_failed("Flow", run, step, task, attempt))
+                attempt += 1
+                pending.append(ev.task_started("Flow", run, step, task, attempt))
+            pending.append(ev.heartbeat("Flow", run, step, task, attempt))
+            pending.append(ev.artifacts("Flow", run, step, task, attempt,
+                                        **{f"v{i}": f"k{rng.randrange(9)}" for i in range(3)}))
+            if rng.random() < 0.1:
+                pending.append(ev.task_failed("Flow", run, step, task, attempt))
+                pending.append(ev.run_finished("Flow", run, False))
+                break
+            pending.append(ev.task_succeeded("Flow", run, step, task, attempt))
+        else:
+            pending.append(ev.run_finished("Flow", run, True))
+            finished.append(run)
+        if rng.random() < 0.5:
+            pending.append(events_pb2.Event(event_id=ev.new_id(), tags_added=events_pb2.TagsAdded(
+                flow_name="Flow", run_id=run, tags=[f"t{rng.randrange(4)}"])))
+        while pending:
+            size = rng.randint(1, 40)
+            append(app, *pending[:size])
+            del pending[:size]
+    append(app, ev.run_started("Flow", "resumed", origin_run_id=finished[0]),
+           ev.task_cloned("Flow", "resumed", "start", "0", origin=f"Flow/{finished[0]}/start/0"),
+           events_pb2.Event(event_id=ev.new_id(), tags_removed=events_pb2.TagsRemoved(
+               flow_name="Flow", run_id=finished[0], tags=["t0", "t1"])))
+
+
+def test_rebuilt_projections_equal_the_live_ones(app: LedgerApplication) -> None:
+    _random_workload(app, random.Random(20181105))
+    live = snapshot(app)
+    assert len(live["events"]) > 300
+    assert app.rebuild_projections() == len(live["events"])
+    assert snapshot(app) == live
