@@ -13,10 +13,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from postgres_server import create_database, postgres_server  # noqa: E402
-
-from ledgerflow_service import LedgerApplication, open_database  # noqa: E402
-from ledgerflow_service.server import build_server  # noqa: E402
+from ledgerflow_service import LedgerApplication, open_database
+from ledgerflow_service.server import build_server
+from postgres_server import create_database, postgres_server
 
 _database_numbers = itertools.count()
 

@@ -15,62 +15,98 @@ def ref(flow: str, run: str, step: str, task: str) -> events_pb2.TaskRef:
     return events_pb2.TaskRef(flow_name=flow, run_id=run, step_name=step, task_id=task)
 
 
-def run_started(flow: str, run: str, user: str = "alice", tags: tuple[str, ...] = (),
-                **extra: object) -> events_pb2.Event:
-    return events_pb2.Event(event_id=new_id(), run_started=events_pb2.RunStarted(
-        flow_name=flow, run_id=run, user=user, tags=list(tags),
-        system_tags=[f"user:{user}"], **extra))
+def run_started(
+    flow: str, run: str, user: str = "alice", tags: tuple[str, ...] = (), **extra: object
+) -> events_pb2.Event:
+    return events_pb2.Event(
+        event_id=new_id(),
+        run_started=events_pb2.RunStarted(
+            flow_name=flow,
+            run_id=run,
+            user=user,
+            tags=list(tags),
+            system_tags=[f"user:{user}"],
+            **extra,
+        ),
+    )
 
 
-def task_started(flow: str, run: str, step: str, task: str, attempt: int = 0
-                 ) -> events_pb2.Event:
-    return events_pb2.Event(event_id=new_id(), task_started=events_pb2.TaskStarted(
-        task=ref(flow, run, step, task), attempt=attempt))
+def task_started(flow: str, run: str, step: str, task: str, attempt: int = 0) -> events_pb2.Event:
+    return events_pb2.Event(
+        event_id=new_id(),
+        task_started=events_pb2.TaskStarted(task=ref(flow, run, step, task), attempt=attempt),
+    )
 
 
-def artifacts(flow: str, run: str, step: str, task: str, attempt: int = 0,
-              **values: str) -> events_pb2.Event:
-    return events_pb2.Event(event_id=new_id(), artifacts_recorded=events_pb2.ArtifactsRecorded(
-        task=ref(flow, run, step, task), attempt=attempt,
-        artifacts=[records_pb2.Artifact(name=k, content_key=v, size=len(v), type_name="str",
-                                        serializer="pickle") for k, v in values.items()]))
+def artifacts(
+    flow: str, run: str, step: str, task: str, attempt: int = 0, **values: str
+) -> events_pb2.Event:
+    return events_pb2.Event(
+        event_id=new_id(),
+        artifacts_recorded=events_pb2.ArtifactsRecorded(
+            task=ref(flow, run, step, task),
+            attempt=attempt,
+            artifacts=[
+                records_pb2.Artifact(
+                    name=k, content_key=v, size=len(v), type_name="str", serializer="pickle"
+                )
+                for k, v in values.items()
+            ],
+        ),
+    )
 
 
-def task_succeeded(flow: str, run: str, step: str, task: str, attempt: int = 0
-                   ) -> events_pb2.Event:
-    return events_pb2.Event(event_id=new_id(), task_succeeded=events_pb2.TaskSucceeded(
-        task=ref(flow, run, step, task), attempt=attempt))
+def task_succeeded(flow: str, run: str, step: str, task: str, attempt: int = 0) -> events_pb2.Event:
+    return events_pb2.Event(
+        event_id=new_id(),
+        task_succeeded=events_pb2.TaskSucceeded(task=ref(flow, run, step, task), attempt=attempt),
+    )
 
 
-def task_failed(flow: str, run: str, step: str, task: str, attempt: int = 0,
-                message: str = "boom") -> events_pb2.Event:
-    return events_pb2.Event(event_id=new_id(), task_failed=events_pb2.TaskFailed(
-        task=ref(flow, run, step, task), attempt=attempt, error_type="ValueError",
-        error_message=message))
+def task_failed(
+    flow: str, run: str, step: str, task: str, attempt: int = 0, message: str = "boom"
+) -> events_pb2.Event:
+    return events_pb2.Event(
+        event_id=new_id(),
+        task_failed=events_pb2.TaskFailed(
+            task=ref(flow, run, step, task),
+            attempt=attempt,
+            error_type="ValueError",
+            error_message=message,
+        ),
+    )
 
 
 def heartbeat(flow: str, run: str, step: str, task: str, attempt: int = 0) -> events_pb2.Event:
-    return events_pb2.Event(event_id=new_id(), task_heartbeat=events_pb2.TaskHeartbeat(
-        task=ref(flow, run, step, task), attempt=attempt))
+    return events_pb2.Event(
+        event_id=new_id(),
+        task_heartbeat=events_pb2.TaskHeartbeat(task=ref(flow, run, step, task), attempt=attempt),
+    )
 
 
 def run_heartbeat(flow: str, run: str) -> events_pb2.Event:
-    return events_pb2.Event(event_id=new_id(), run_heartbeat=events_pb2.RunHeartbeat(
-        flow_name=flow, run_id=run))
+    return events_pb2.Event(
+        event_id=new_id(), run_heartbeat=events_pb2.RunHeartbeat(flow_name=flow, run_id=run)
+    )
 
 
 def run_finished(flow: str, run: str, succeeded: bool) -> events_pb2.Event:
-    return events_pb2.Event(event_id=new_id(), run_finished=events_pb2.RunFinished(
-        flow_name=flow, run_id=run, succeeded=succeeded))
+    return events_pb2.Event(
+        event_id=new_id(),
+        run_finished=events_pb2.RunFinished(flow_name=flow, run_id=run, succeeded=succeeded),
+    )
 
 
 def task_cloned(flow: str, run: str, step: str, task: str, origin: str) -> events_pb2.Event:
-    return events_pb2.Event(event_id=new_id(), task_cloned=events_pb2.TaskCloned(
-        task=ref(flow, run, step, task), origin_pathspec=origin))
+    return events_pb2.Event(
+        event_id=new_id(),
+        task_cloned=events_pb2.TaskCloned(task=ref(flow, run, step, task), origin_pathspec=origin),
+    )
 
 
-def successful_run(flow: str, run: str, user: str = "alice",
-                   tags: tuple[str, ...] = ()) -> list[events_pb2.Event]:
+def successful_run(
+    flow: str, run: str, user: str = "alice", tags: tuple[str, ...] = ()
+) -> list[events_pb2.Event]:
     """start (x) -> end, finished as succeeded."""
     return [
         run_started(flow, run, user, tags),

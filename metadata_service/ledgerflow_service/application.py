@@ -59,14 +59,20 @@ class AppendSignal:
 
 
 class LedgerApplication:
-    def __init__(self, database: Database, *, lost_after_seconds: float = 60.0,
-                 watch_poll_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        lost_after_seconds: float = 60.0,
+        watch_poll_seconds: float | None = None,
+    ) -> None:
         self.database = database
         self.lost_after_us = int(lost_after_seconds * 1e6)
         self.signal = AppendSignal()
         # SQLite cannot notify across processes, so its watchers poll more often.
         self.watch_poll_seconds = watch_poll_seconds or (
-            0.2 if isinstance(database, SqliteDatabase) else 1.0)
+            0.2 if isinstance(database, SqliteDatabase) else 1.0
+        )
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
 
@@ -74,8 +80,11 @@ class LedgerApplication:
         """Starts relaying other processes' appends to watchers (Postgres NOTIFY)."""
         if self._listener is None:
             self._listener = threading.Thread(
-                target=self.database.listen, args=(self.signal.fire, self._stop),
-                name="ledgerflow-listen", daemon=True)
+                target=self.database.listen,
+                args=(self.signal.fire, self._stop),
+                name="ledgerflow-listen",
+                daemon=True,
+            )
             self._listener.start()
 
     def close_watchers(self) -> None:
@@ -94,14 +103,16 @@ class LedgerApplication:
 
     # ---- commands ---------------------------------------------------------------
 
-    def append(self, request: ledger_api.AppendRequest,
-               principal: Principal) -> ledger_api.AppendResponse:
+    def append(
+        self, request: ledger_api.AppendRequest, principal: Principal
+    ) -> ledger_api.AppendResponse:
         recorded = ledger.append(self.database, list(request.events), principal)
         self.signal.fire()
         return ledger_api.AppendResponse(events=recorded)
 
-    def _tag_event(self, flow_name: str, run_id: str, tags: list[str],
-                   added: bool) -> events_pb2.Event:
+    def _tag_event(
+        self, flow_name: str, run_id: str, tags: list[str], added: bool
+    ) -> events_pb2.Event:
         check_identifier("flow_name", flow_name)
         check_id("run_id", run_id)
         if not tags:
@@ -118,15 +129,17 @@ class LedgerApplication:
         with self.database.read() as tx:
             return list(queries.get_run(tx, flow_name, run_id, self.clock()).tags)
 
-    def add_tags(self, request: tag_api.AddTagsRequest,
-                 principal: Principal) -> tag_api.AddTagsResponse:
+    def add_tags(
+        self, request: tag_api.AddTagsRequest, principal: Principal
+    ) -> tag_api.AddTagsResponse:
         event = self._tag_event(request.flow_name, request.run_id, list(request.tags), True)
         ledger.append(self.database, [event], principal)
         self.signal.fire()
         return tag_api.AddTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
 
-    def remove_tags(self, request: tag_api.RemoveTagsRequest,
-                    principal: Principal) -> tag_api.RemoveTagsResponse:
+    def remove_tags(
+        self, request: tag_api.RemoveTagsRequest, principal: Principal
+    ) -> tag_api.RemoveTagsResponse:
         event = self._tag_event(request.flow_name, request.run_id, list(request.tags), False)
         ledger.append(self.database, [event], principal)
         self.signal.fire()
@@ -151,7 +164,8 @@ class LedgerApplication:
     def get_run(self, request: query_api.GetRunRequest) -> query_api.GetRunResponse:
         with self.database.read() as tx:
             return query_api.GetRunResponse(
-                run=queries.get_run(tx, request.flow_name, request.run_id, self.clock()))
+                run=queries.get_run(tx, request.flow_name, request.run_id, self.clock())
+            )
 
     def list_runs(self, request: query_api.ListRunsRequest) -> query_api.ListRunsResponse:
         with self.database.read() as tx:
@@ -163,33 +177,47 @@ class LedgerApplication:
     def list_steps(self, request: query_api.ListStepsRequest) -> query_api.ListStepsResponse:
         with self.database.read() as tx:
             return query_api.ListStepsResponse(
-                steps=queries.list_steps(tx, request.flow_name, request.run_id))
+                steps=queries.list_steps(tx, request.flow_name, request.run_id)
+            )
 
     def list_tasks(self, request: query_api.ListTasksRequest) -> query_api.ListTasksResponse:
         with self.database.read() as tx:
-            return query_api.ListTasksResponse(tasks=queries.list_tasks(
-                tx, request.flow_name, request.run_id, request.step_name, self.clock()))
+            return query_api.ListTasksResponse(
+                tasks=queries.list_tasks(
+                    tx, request.flow_name, request.run_id, request.step_name, self.clock()
+                )
+            )
 
     def get_task(self, request: query_api.GetTaskRequest) -> query_api.GetTaskResponse:
         if not request.step_name or not request.task_id:
             raise InvalidArgument("get_task needs flow_name, run_id, step_name and task_id")
         with self.database.read() as tx:
-            found = queries.list_tasks(tx, request.flow_name, request.run_id,
-                                       request.step_name, self.clock(), request.task_id)
+            found = queries.list_tasks(
+                tx,
+                request.flow_name,
+                request.run_id,
+                request.step_name,
+                self.clock(),
+                request.task_id,
+            )
         if not found:
-            raise NotFound(f"task {request.flow_name}/{request.run_id}/{request.step_name}/"
-                           f"{request.task_id} does not exist")
+            raise NotFound(
+                f"task {request.flow_name}/{request.run_id}/{request.step_name}/"
+                f"{request.task_id} does not exist"
+            )
         return query_api.GetTaskResponse(task=found[0])
 
-    def list_artifacts(self, request: query_api.ListArtifactsRequest
-                       ) -> query_api.ListArtifactsResponse:
+    def list_artifacts(
+        self, request: query_api.ListArtifactsRequest
+    ) -> query_api.ListArtifactsResponse:
         with self.database.read() as tx:
             return query_api.ListArtifactsResponse(artifacts=queries.list_artifacts(tx, request))
 
     # ---- watch and audit --------------------------------------------------------
 
-    def watch_events(self, request: ledger_api.WatchEventsRequest,
-                     is_active: Callable[[], bool]) -> Iterator[ledger_api.WatchEventsResponse]:
+    def watch_events(
+        self, request: ledger_api.WatchEventsRequest, is_active: Callable[[], bool]
+    ) -> Iterator[ledger_api.WatchEventsResponse]:
         """Catch-up from `after_position`, then live, until `is_active()` turns false.
 
         Appends are serialized and positions assigned under the append lock, so the
@@ -251,12 +279,13 @@ class LedgerApplication:
         if not request.HasField("as_of"):
             raise InvalidArgument("as_of is required")
         as_of = request.as_of.ToMicroseconds()
-        chain = []
+        chain: list[str] = []
         flow, run_id = request.flow_name, request.run_id
         with self.database.read() as tx:
             while run_id and run_id not in chain:
-                origin = tx.query_one("SELECT origin_run_id FROM runs WHERE pathspec = ?",
-                                      (f"{flow}/{run_id}",))
+                origin = tx.query_one(
+                    "SELECT origin_run_id FROM runs WHERE pathspec = ?", (f"{flow}/{run_id}",)
+                )
                 if origin is None:
                     if not chain:
                         queries.get_run(tx, flow, run_id, self.clock())  # raises NotFound
@@ -269,8 +298,12 @@ class LedgerApplication:
                 runs = [f"{flow}/{r}" for r in chain]
                 marks = ", ".join("?" for _ in runs)
                 with scratch.write() as scratch_tx:
-                    ledger.replay(scratch_tx, f"run_pathspec IN ({marks}) AND recorded_at_us <= ?",
-                                  [*runs, as_of], source=tx)
+                    ledger.replay(
+                        scratch_tx,
+                        f"run_pathspec IN ({marks}) AND recorded_at_us <= ?",
+                        [*runs, as_of],
+                        source=tx,
+                    )
                 clock = queries.Clock(as_of, self.lost_after_us)
                 with scratch.read() as scratch_tx:
                     run = queries.get_run(scratch_tx, flow, request.run_id, clock)

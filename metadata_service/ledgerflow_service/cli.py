@@ -19,13 +19,20 @@ from ledgerflow_service.errors import LedgerError
 DEFAULT_DATABASE_URL = f"sqlite://{Path.home() / '.ledgerflow' / 'service.db'}"
 
 
-def database_option(command: Callable[..., Any]) -> Callable[..., Any]:
+DATABASE_HELP = (
+    "sqlite:///PATH (embedded file) or postgresql://USER@HOST:PORT/DB [env LEDGERFLOW_DATABASE_URL]"
+)
+
+
+def subcommand_database_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--database-url on a subcommand; without it the `service` group's value applies."""
     return click.option(
-        "--database-url", envvar="LEDGERFLOW_DATABASE_URL", default=DEFAULT_DATABASE_URL,
-        show_default=True,
-        help="sqlite:///PATH (embedded file) or postgresql://USER@HOST:PORT/DB "
-             "[env LEDGERFLOW_DATABASE_URL]",
+        "--database-url", default=None, help=DATABASE_HELP + " (default: as given to `service`)"
     )(command)
+
+
+def _database_url(ctx: click.Context, own: str | None) -> str:
+    return own or ctx.find_root().meta["ledgerflow.database_url"]
 
 
 def open_or_fail(url: str, *, migrate: bool = True) -> Database:
@@ -45,30 +52,61 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except LedgerError as error:
             raise click.ClickException(error.message) from None
+
     return wrapper
 
 
 @click.group(invoke_without_command=True)
-@database_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (loopback by default).")
-@click.option("--port", default=50051, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0 picks a free one).")
-@click.option("--auth-tokens", type=click.Path(exists=True, dir_okay=False),
-              help="File of 'TOKEN PRINCIPAL' lines: require bearer tokens and stamp the "
-                   "token's principal on every event.")
-@click.option("--lost-after", default=60.0, show_default=True, type=click.FloatRange(min=1),
-              help="Seconds without a heartbeat after which a run or task counts as lost.")
+@click.option(
+    "--database-url",
+    envvar="LEDGERFLOW_DATABASE_URL",
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
+    help=DATABASE_HELP,
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (loopback by default).",
+)
+@click.option(
+    "--port",
+    default=50051,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--auth-tokens",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File of 'TOKEN PRINCIPAL' lines: require bearer tokens and stamp the "
+    "token's principal on every event.",
+)
+@click.option(
+    "--lost-after",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds without a heartbeat after which a run or task counts as lost.",
+)
 @click.pass_context
 @friendly_errors
-def service(ctx: click.Context, database_url: str, host: str, port: int,
-            auth_tokens: str | None, lost_after: float) -> None:
+def service(
+    ctx: click.Context,
+    database_url: str,
+    host: str,
+    port: int,
+    auth_tokens: str | None,
+    lost_after: float,
+) -> None:
     """Run the gRPC metadata service (or one of the maintenance commands below).
 
     With no command it serves until SIGTERM/SIGINT, then drains in-flight calls.
     Migrations are applied on start. Health checking and server reflection are on,
     so `grpcurl -plaintext 127.0.0.1:50051 list` works.
     """
+    ctx.find_root().meta["ledgerflow.database_url"] = database_url
     if ctx.invoked_subcommand is not None:
         return
     from ledgerflow_service.server import build_server, serve_until_signalled
@@ -81,16 +119,20 @@ def service(ctx: click.Context, database_url: str, host: str, port: int,
     except OSError as error:
         app.close()
         raise click.ClickException(str(error)) from None
-    click.echo(f"ledgerflow metadata service listening on {host}:{bound} "
-               f"({app.database.kind}{', bearer tokens required' if tokens else ''})", err=True)
+    click.echo(
+        f"ledgerflow metadata service listening on {host}:{bound} "
+        f"({app.database.kind}{', bearer tokens required' if tokens else ''})",
+        err=True,
+    )
     serve_until_signalled(app, server)
 
 
 @service.command()
-@database_option
-def migrate(database_url: str) -> None:
+@subcommand_database_option
+@click.pass_context
+def migrate(ctx: click.Context, database_url: str | None) -> None:
     """Apply pending schema migrations."""
-    database = open_or_fail(database_url, migrate=False)
+    database = open_or_fail(_database_url(ctx, database_url), migrate=False)
     try:
         applied = database.migrate()
     finally:
@@ -99,11 +141,12 @@ def migrate(database_url: str) -> None:
 
 
 @service.command("rebuild-projections")
-@database_option
+@subcommand_database_option
+@click.pass_context
 @friendly_errors
-def rebuild_projections(database_url: str) -> None:
+def rebuild_projections(ctx: click.Context, database_url: str | None) -> None:
     """Empty the read models and refold them from the events alone."""
-    app = LedgerApplication(open_or_fail(database_url))
+    app = LedgerApplication(open_or_fail(_database_url(ctx, database_url)))
     try:
         count = app.rebuild_projections()
     finally:

@@ -203,6 +203,9 @@ class PostgresDatabase(Database):
 
     def __init__(self, conninfo: str, *, max_connections: int = 10) -> None:
         self.conninfo = conninfo
+        # Fail at once, with the server's own message, when it cannot be reached: the
+        # pool alone would retry silently until its timeout.
+        psycopg.connect(conninfo, connect_timeout=10).close()
         self._pool = psycopg_pool.ConnectionPool(
             conninfo, min_size=1, max_size=max_connections, open=True, timeout=30.0
         )

@@ -39,8 +39,18 @@ def _type_name(kind: str) -> str:
 
 def event_from_row(row: Sequence[Any]) -> events_pb2.Event:
     """Rebuilds the full event from an events-table row (see EVENT_COLUMNS)."""
-    (position, event_id, stream, version, _run, event_type, payload, actor, authed,
-     recorded_at_us) = row
+    (
+        position,
+        event_id,
+        stream,
+        version,
+        _run,
+        event_type,
+        payload,
+        actor,
+        authed,
+        recorded_at_us,
+    ) = row
     event = events_pb2.Event.FromString(bytes(payload))
     event.event_id = event_id
     event.stream = stream
@@ -111,9 +121,13 @@ def append(
         versions: dict[str, int] = {}
         if streams:
             marks = ", ".join("?" for _ in streams)
-            versions = dict(tx.query(
-                "SELECT stream, MAX(stream_version) FROM events "
-                f"WHERE stream IN ({marks}) GROUP BY stream", streams))
+            versions = dict(
+                tx.query(
+                    "SELECT stream, MAX(stream_version) FROM events "
+                    f"WHERE stream IN ({marks}) GROUP BY stream",
+                    streams,
+                )
+            )
         head_row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
         head = int(head_row[0]) if head_row else 0
         recorded_at = now_us()
@@ -136,11 +150,20 @@ def append(
             pending.append(PendingEvent(event, address, head, recorded_at, principal.name))
             body = events_pb2.Event()
             getattr(body, address.kind).CopyFrom(getattr(event, address.kind))
-            rows.append((
-                head, event_id, address.stream, current + 1, address.run_pathspec,
-                _type_name(address.kind), body.SerializeToString(), principal.name,
-                int(principal.authenticated), recorded_at,
-            ))
+            rows.append(
+                (
+                    head,
+                    event_id,
+                    address.stream,
+                    current + 1,
+                    address.run_pathspec,
+                    _type_name(address.kind),
+                    body.SerializeToString(),
+                    principal.name,
+                    int(principal.authenticated),
+                    recorded_at,
+                )
+            )
         if pending:
             batch = ProjectionBatch.load(tx, pending)
             for item in pending:
@@ -149,9 +172,7 @@ def append(
             batch.save(tx)
             _record_position(tx, head)
             database.notify_appended(tx, head)
-            stored.update(
-                (row[1], event_from_row(row)) for row in rows
-            )
+            stored.update((row[1], event_from_row(row)) for row in rows)
     return [stored[i] for i in ids]
 
 
@@ -175,21 +196,24 @@ def rebuild_projections(database: Database, *, chunk_size: int = 1000) -> int:
     return replayed
 
 
-def replay(tx: Tx, where: str, params: Sequence[Any], *, chunk_size: int = 1000,
-           source: Tx | None = None) -> int:
+def replay(
+    tx: Tx, where: str, params: Sequence[Any], *, chunk_size: int = 1000, source: Tx | None = None
+) -> int:
     """Folds the events matching `where` (read from `source`, default `tx`) into the
     projections of `tx`, oldest first. Used by rebuilds and by as-of audit queries."""
     source = source or tx
     after = 0
     replayed = 0
     while True:
-        chunk = read_events(source, f"global_position > ? AND ({where})", [after, *params],
-                            chunk_size)
+        chunk = read_events(
+            source, f"global_position > ? AND ({where})", [after, *params], chunk_size
+        )
         if not chunk:
             return replayed
         pending = [
-            PendingEvent(e, address_of(e), e.global_position,
-                         e.recorded_at.ToMicroseconds(), e.actor)
+            PendingEvent(
+                e, address_of(e), e.global_position, e.recorded_at.ToMicroseconds(), e.actor
+            )
             for e in chunk
         ]
         batch = ProjectionBatch.load(tx, pending)

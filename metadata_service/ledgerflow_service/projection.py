@@ -222,14 +222,16 @@ class ProjectionBatch:
             batch.attempts[(attempt_row.task_pathspec, attempt_row.attempt)] = attempt_row
         if flow_names:
             marks = ", ".join("?" for _ in flow_names)
-            rows = tx.query(f"SELECT flow_name FROM flows WHERE flow_name IN ({marks})",
-                            list(flow_names))
+            rows = tx.query(
+                f"SELECT flow_name FROM flows WHERE flow_name IN ({marks})", list(flow_names)
+            )
             batch.known_flows = {r[0] for r in rows}
         batch.run_tags = {path: {} for path in tag_runs}
         if tag_runs:
             marks = ", ".join("?" for _ in tag_runs)
             rows = tx.query(
-                f"SELECT run_pathspec, tag, is_system FROM run_tags WHERE run_pathspec IN ({marks})",
+                "SELECT run_pathspec, tag, is_system FROM run_tags "
+                f"WHERE run_pathspec IN ({marks})",
                 list(tag_runs),
             )
             for path, tag, is_system in rows:
@@ -249,8 +251,7 @@ class ProjectionBatch:
             self._mark(run)
 
     def _mark(self, row: Any) -> None:
-        key = (row.pathspec if not isinstance(row, AttemptRow)
-               else (row.task_pathspec, row.attempt))
+        key = row.pathspec if not isinstance(row, AttemptRow) else (row.task_pathspec, row.attempt)
         self.dirty[(type(row), key)] = row
 
     def _run(self, path: str, *, open_only: bool, missing: type = FailedPrecondition) -> RunRow:
@@ -289,7 +290,9 @@ class ProjectionBatch:
             try:
                 json.loads(value)
             except ValueError:
-                raise InvalidArgument(f"parameter {name!r} is not JSON text: {value[:60]!r}") from None
+                raise InvalidArgument(
+                    f"parameter {name!r} is not JSON text: {value[:60]!r}"
+                ) from None
         if p.origin_run_id:
             origin = run_pathspec(p.flow_name, check_id("origin_run_id", p.origin_run_id))
             if self.runs.get(origin) is None:
@@ -298,11 +301,17 @@ class ProjectionBatch:
             self.known_flows.add(p.flow_name)
             self.new_flows[p.flow_name] = (p.flow_name, item.recorded_at_us, item.actor)
         run = RunRow(
-            pathspec=path, flow_name=p.flow_name, run_id=p.run_id,
-            started_position=item.position, user_name=p.user,
+            pathspec=path,
+            flow_name=p.flow_name,
+            run_id=p.run_id,
+            started_position=item.position,
+            user_name=p.user,
             parameters_json=json.dumps(dict(sorted(p.parameters.items()))),
-            origin_run_id=p.origin_run_id, created_at_us=item.recorded_at_us,
-            finished_at_us=None, end_succeeded=0, last_heartbeat_at_us=item.recorded_at_us,
+            origin_run_id=p.origin_run_id,
+            created_at_us=item.recorded_at_us,
+            finished_at_us=None,
+            end_succeeded=0,
+            last_heartbeat_at_us=item.recorded_at_us,
         )
         self.runs[path] = run
         tags = self.run_tags.setdefault(path, {})
@@ -331,16 +340,24 @@ class ProjectionBatch:
             if p.attempt != 0:
                 raise FailedPrecondition(f"task {path} must start with attempt 0, not {p.attempt}")
             task = TaskRow(
-                pathspec=path, run_pathspec=item.address.run_pathspec,
-                step_name=p.task.step_name, task_id=p.task.task_id,
-                first_position=item.position, created_at_us=item.recorded_at_us,
-                finished_at_us=None, succeeded=None, current_attempt=0,
+                pathspec=path,
+                run_pathspec=item.address.run_pathspec,
+                step_name=p.task.step_name,
+                task_id=p.task.task_id,
+                first_position=item.position,
+                created_at_us=item.recorded_at_us,
+                finished_at_us=None,
+                succeeded=None,
+                current_attempt=0,
                 last_heartbeat_at_us=item.recorded_at_us,
                 input_pathspecs_json=json.dumps(list(p.input_pathspecs)),
                 foreach_stack_json=_foreach_json(p.foreach_stack),
                 resources_json=json.dumps(
-                    {"cpu": p.resources.cpu, "gpu": p.resources.gpu,
-                     "memory_mb": p.resources.memory_mb}
+                    {
+                        "cpu": p.resources.cpu,
+                        "gpu": p.resources.gpu,
+                        "memory_mb": p.resources.memory_mb,
+                    }
                 ),
                 origin_pathspec="",
             )
@@ -372,8 +389,14 @@ class ProjectionBatch:
     def _count_task(self, step_path: str, item: PendingEvent) -> None:
         step = self.steps.get(step_path)
         if step is None:
-            step = StepRow(step_path, item.address.run_pathspec, step_path.rsplit("/", 1)[1],
-                           item.recorded_at_us, item.position, 0)
+            step = StepRow(
+                step_path,
+                item.address.run_pathspec,
+                step_path.rsplit("/", 1)[1],
+                item.recorded_at_us,
+                item.position,
+                0,
+            )
             self.steps[step_path] = step
         step.task_count += 1
         self._mark(step)
@@ -396,11 +419,20 @@ class ProjectionBatch:
             seen.add(artifact.name)
             if not artifact.content_key:
                 raise InvalidArgument(f"artifact {artifact.name!r} has no content_key")
-            self.new_artifacts.append((
-                path, p.attempt, artifact.name, task.run_pathspec, task.step_name,
-                artifact.content_key, artifact.size, artifact.type_name,
-                artifact.serializer, artifact.language or "python",
-            ))
+            self.new_artifacts.append(
+                (
+                    path,
+                    p.attempt,
+                    artifact.name,
+                    task.run_pathspec,
+                    task.step_name,
+                    artifact.content_key,
+                    artifact.size,
+                    artifact.type_name,
+                    artifact.serializer,
+                    artifact.language or "python",
+                )
+            )
 
     def _finish_attempt(self, path: str, attempt: int, item: PendingEvent, ok: bool) -> AttemptRow:
         self._run(item.address.run_pathspec, open_only=True)
@@ -421,7 +453,10 @@ class ProjectionBatch:
     def _on_task_failed(self, p: events_pb2.TaskFailed, item: PendingEvent) -> None:
         row = self._finish_attempt(item.address.task_pathspec or "", p.attempt, item, ok=False)
         row.error_type, row.error_message, row.traceback = (
-            p.error_type, p.error_message, p.traceback)
+            p.error_type,
+            p.error_message,
+            p.traceback,
+        )
 
     def _on_logs_recorded(self, p: events_pb2.LogsRecorded, item: PendingEvent) -> None:
         path = item.address.task_pathspec or ""
@@ -444,19 +479,27 @@ class ProjectionBatch:
         if origin_flow != run.flow_name or origin_run == run.run_id:
             raise InvalidArgument("a task can only be cloned from another run of the same flow")
         task = TaskRow(
-            pathspec=path, run_pathspec=run.pathspec, step_name=p.task.step_name,
-            task_id=p.task.task_id, first_position=item.position,
-            created_at_us=item.recorded_at_us, finished_at_us=item.recorded_at_us,
-            succeeded=1, current_attempt=0, last_heartbeat_at_us=item.recorded_at_us,
+            pathspec=path,
+            run_pathspec=run.pathspec,
+            step_name=p.task.step_name,
+            task_id=p.task.task_id,
+            first_position=item.position,
+            created_at_us=item.recorded_at_us,
+            finished_at_us=item.recorded_at_us,
+            succeeded=1,
+            current_attempt=0,
+            last_heartbeat_at_us=item.recorded_at_us,
             input_pathspecs_json=json.dumps(list(p.input_pathspecs)),
             foreach_stack_json=_foreach_json(p.foreach_stack),
-            resources_json=origin.resources_json, origin_pathspec=p.origin_pathspec,
+            resources_json=origin.resources_json,
+            origin_pathspec=p.origin_pathspec,
         )
         self.tasks[path] = task
         self._mark(task)
         self._count_task(path.rsplit("/", 1)[0], item)
-        self.clones.append((path, run.pathspec, task.step_name, origin.pathspec,
-                            origin.current_attempt))
+        self.clones.append(
+            (path, run.pathspec, task.step_name, origin.pathspec, origin.current_attempt)
+        )
         if task.step_name == "end":
             run.end_succeeded = 1
 
@@ -476,7 +519,9 @@ class ProjectionBatch:
         tags = self.run_tags[path]
         for tag in p.tags:
             if tags.get(tag) == 1:
-                raise FailedPrecondition(f"{tag!r} is a system tag of run {path}; it cannot be removed")
+                raise FailedPrecondition(
+                    f"{tag!r} is a system tag of run {path}; it cannot be removed"
+                )
         for tag in p.tags:
             if tag in tags:
                 del tags[tag]
@@ -486,8 +531,10 @@ class ProjectionBatch:
 
     def save(self, tx: Tx) -> None:
         if self.new_flows:
-            tx.executemany("INSERT INTO flows (flow_name, created_at_us, created_by) "
-                           "VALUES (?, ?, ?)", list(self.new_flows.values()))
+            tx.executemany(
+                "INSERT INTO flows (flow_name, created_at_us, created_by) VALUES (?, ?, ?)",
+                list(self.new_flows.values()),
+            )
         by_type: dict[type, list[tuple[Any, ...]]] = {}
         for (row_type, _), row in self.dirty.items():
             by_type.setdefault(row_type, []).append(dataclasses.astuple(row))
@@ -496,8 +543,9 @@ class ProjectionBatch:
                 tx.executemany(_UPSERT[row_type], by_type[row_type])
         if self.new_artifacts:
             marks = ", ".join("?" for _ in range(10))
-            tx.executemany(f"INSERT INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES ({marks})",
-                           self.new_artifacts)
+            tx.executemany(
+                f"INSERT INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES ({marks})", self.new_artifacts
+            )
         for path, run, step, origin, origin_attempt in self.clones:
             tx.execute(
                 f"INSERT INTO artifacts ({_ARTIFACT_COLUMNS}) "
@@ -506,11 +554,15 @@ class ProjectionBatch:
                 (path, run, step, origin, origin_attempt),
             )
         if self.tags_to_delete:
-            tx.executemany("DELETE FROM run_tags WHERE run_pathspec = ? AND tag = ?",
-                           self.tags_to_delete)
+            tx.executemany(
+                "DELETE FROM run_tags WHERE run_pathspec = ? AND tag = ?", self.tags_to_delete
+            )
         if self.tags_to_insert:
-            tx.executemany("INSERT INTO run_tags (run_pathspec, tag, is_system) VALUES (?, ?, ?) "
-                           "ON CONFLICT (run_pathspec, tag) DO NOTHING", self.tags_to_insert)
+            tx.executemany(
+                "INSERT INTO run_tags (run_pathspec, tag, is_system) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_pathspec, tag) DO NOTHING",
+                self.tags_to_insert,
+            )
 
 
 def _foreach_json(frames: Iterable[records_pb2.ForeachFrame]) -> str:

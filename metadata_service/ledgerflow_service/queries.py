@@ -45,8 +45,9 @@ def run_status(row: RunRow, clock: Clock) -> common_pb2.Status.ValueType:
     return S.STATUS_RUNNING
 
 
-def _outcome_status(succeeded: int | None, heartbeat_us: int,
-                    clock: Clock) -> common_pb2.Status.ValueType:
+def _outcome_status(
+    succeeded: int | None, heartbeat_us: int, clock: Clock
+) -> common_pb2.Status.ValueType:
     if succeeded == 1:
         return S.STATUS_SUCCEEDED
     if succeeded == 0:
@@ -56,11 +57,12 @@ def _outcome_status(succeeded: int | None, heartbeat_us: int,
     return S.STATUS_RUNNING
 
 
+_UNFINISHED = "end_succeeded = 0 AND finished_at_us IS NULL"
 _RUN_STATUS_SQL = {
     S.STATUS_SUCCEEDED: "end_succeeded = 1",
     S.STATUS_FAILED: "(end_succeeded = 0 AND finished_at_us IS NOT NULL)",
-    S.STATUS_LOST: "(end_succeeded = 0 AND finished_at_us IS NULL AND last_heartbeat_at_us < ?)",
-    S.STATUS_RUNNING: "(end_succeeded = 0 AND finished_at_us IS NULL AND last_heartbeat_at_us >= ?)",
+    S.STATUS_LOST: f"({_UNFINISHED} AND last_heartbeat_at_us < ?)",
+    S.STATUS_RUNNING: f"({_UNFINISHED} AND last_heartbeat_at_us >= ?)",
 }
 
 
@@ -102,11 +104,15 @@ def _runs_to_records(tx: Tx, rows: Sequence[RunRow], clock: Clock) -> list[recor
     records = []
     for row in rows:
         run = records_pb2.Run(
-            flow_name=row.flow_name, run_id=row.run_id, pathspec=row.pathspec,
-            user=row.user_name, origin_run_id=row.origin_run_id,
+            flow_name=row.flow_name,
+            run_id=row.run_id,
+            pathspec=row.pathspec,
+            user=row.user_name,
+            origin_run_id=row.origin_run_id,
             tags=sorted(t for t, system in tags[row.pathspec] if not system),
             system_tags=sorted(t for t, system in tags[row.pathspec] if system),
-            parameters=json.loads(row.parameters_json), status=run_status(row, clock),
+            parameters=json.loads(row.parameters_json),
+            status=run_status(row, clock),
         )
         _ts(run.created_at, row.created_at_us)
         _ts(run.finished_at, row.finished_at_us)
@@ -116,8 +122,9 @@ def _runs_to_records(tx: Tx, rows: Sequence[RunRow], clock: Clock) -> list[recor
 
 
 def get_flow(tx: Tx, flow_name: str) -> records_pb2.Flow:
-    row = tx.query_one("SELECT flow_name, created_at_us, created_by FROM flows "
-                       "WHERE flow_name = ?", (flow_name,))
+    row = tx.query_one(
+        "SELECT flow_name, created_at_us, created_by FROM flows WHERE flow_name = ?", (flow_name,)
+    )
     if row is None:
         raise NotFound(f"flow {flow_name!r} does not exist")
     flow = records_pb2.Flow(flow_name=row[0], created_by=row[2])
@@ -128,8 +135,11 @@ def get_flow(tx: Tx, flow_name: str) -> records_pb2.Flow:
 def list_flows(tx: Tx, page: common_pb2.PageRequest) -> tuple[list[records_pb2.Flow], str]:
     size = page_size(page)
     after = decode_token(page.page_token) if page.page_token else ""
-    rows = tx.query("SELECT flow_name, created_at_us, created_by FROM flows "
-                    "WHERE flow_name > ? ORDER BY flow_name LIMIT ?", (after, size + 1))
+    rows = tx.query(
+        "SELECT flow_name, created_at_us, created_by FROM flows "
+        "WHERE flow_name > ? ORDER BY flow_name LIMIT ?",
+        (after, size + 1),
+    )
     flows = []
     for name, created, by in rows[:size]:
         flow = records_pb2.Flow(flow_name=name, created_by=by)
@@ -174,10 +184,13 @@ def list_runs(tx: Tx, request: Any, clock: Clock) -> tuple[list[records_pb2.Run]
     if request.page.page_token:
         where.append("started_position < ?")
         params.append(int(decode_token(request.page.page_token)))
-    rows = [RunRow(*r) for r in tx.query(
-        _run_select(" AND ".join(where)) + " ORDER BY started_position DESC LIMIT ?",
-        [*params, size + 1],
-    )]
+    rows = [
+        RunRow(*r)
+        for r in tx.query(
+            _run_select(" AND ".join(where)) + " ORDER BY started_position DESC LIMIT ?",
+            [*params, size + 1],
+        )
+    ]
     token = encode_token(rows[size - 1].started_position) if len(rows) > size else ""
     return _runs_to_records(tx, rows[:size], clock), token
 
@@ -194,17 +207,24 @@ def list_steps(tx: Tx, flow_name: str, run_id: str) -> list[records_pb2.Step]:
     steps = []
     for step_name, created, count in tx.query(
         "SELECT step_name, created_at_us, task_count FROM steps WHERE run_pathspec = ? "
-        "ORDER BY first_position", (path,)
+        "ORDER BY first_position",
+        (path,),
     ):
-        step = records_pb2.Step(flow_name=flow_name, run_id=run_id, step_name=step_name,
-                                pathspec=f"{path}/{step_name}", task_count=count)
+        step = records_pb2.Step(
+            flow_name=flow_name,
+            run_id=run_id,
+            step_name=step_name,
+            pathspec=f"{path}/{step_name}",
+            task_count=count,
+        )
         step.created_at.FromMicroseconds(created)
         steps.append(step)
     return steps
 
 
-def list_tasks(tx: Tx, flow_name: str, run_id: str, step_name: str,
-               clock: Clock, task_id: str = "") -> list[records_pb2.Task]:
+def list_tasks(
+    tx: Tx, flow_name: str, run_id: str, step_name: str, clock: Clock, task_id: str = ""
+) -> list[records_pb2.Task]:
     path = _require_run(tx, flow_name, run_id)
     where, params = "t.run_pathspec = ?", [path]
     if step_name:
@@ -214,13 +234,18 @@ def list_tasks(tx: Tx, flow_name: str, run_id: str, step_name: str,
         where += " AND t.task_id = ?"
         params.append(task_id)
     task_cols = ", ".join(f"t.{c}" for c in _columns(TaskRow))
-    rows = [TaskRow(*r) for r in tx.query(
-        f"SELECT {task_cols} FROM tasks t WHERE {where} ORDER BY t.first_position", params)]
+    rows = [
+        TaskRow(*r)
+        for r in tx.query(
+            f"SELECT {task_cols} FROM tasks t WHERE {where} ORDER BY t.first_position", params
+        )
+    ]
     attempt_cols = ", ".join(f"a.{c}" for c in _columns(AttemptRow))
     attempts: dict[str, list[AttemptRow]] = {}
     for r in tx.query(
         f"SELECT {attempt_cols} FROM attempts a JOIN tasks t ON t.pathspec = a.task_pathspec "
-        f"WHERE {where} ORDER BY a.attempt", params
+        f"WHERE {where} ORDER BY a.attempt",
+        params,
     ):
         row = AttemptRow(*r)
         attempts.setdefault(row.task_pathspec, []).append(row)
@@ -231,23 +256,36 @@ def _task_record(row: TaskRow, attempts: list[AttemptRow], clock: Clock) -> reco
     flow_name, run_id = row.run_pathspec.split("/")
     resources = json.loads(row.resources_json)
     task = records_pb2.Task(
-        flow_name=flow_name, run_id=run_id, step_name=row.step_name, task_id=row.task_id,
-        pathspec=row.pathspec, status=_outcome_status(row.succeeded, row.last_heartbeat_at_us,
-                                                      clock),
+        flow_name=flow_name,
+        run_id=run_id,
+        step_name=row.step_name,
+        task_id=row.task_id,
+        pathspec=row.pathspec,
+        status=_outcome_status(row.succeeded, row.last_heartbeat_at_us, clock),
         input_pathspecs=json.loads(row.input_pathspecs_json),
-        foreach_stack=[records_pb2.ForeachFrame(step_name=s, index=i, num_splits=n)
-                       for s, i, n in json.loads(row.foreach_stack_json)],
-        resources=records_pb2.Resources(**resources), origin_pathspec=row.origin_pathspec,
+        foreach_stack=[
+            records_pb2.ForeachFrame(step_name=s, index=i, num_splits=n)
+            for s, i, n in json.loads(row.foreach_stack_json)
+        ],
+        resources=records_pb2.Resources(**resources),
+        origin_pathspec=row.origin_pathspec,
     )
     _ts(task.created_at, row.created_at_us)
     _ts(task.finished_at, row.finished_at_us)
     _ts(task.last_heartbeat_at, row.last_heartbeat_at_us)
     for a in attempts:
         attempt = task.attempts.add(
-            attempt=a.attempt, error_type=a.error_type, error_message=a.error_message,
-            traceback=a.traceback, stdout_key=a.stdout_key, stderr_key=a.stderr_key,
-            status=_outcome_status(a.succeeded, row.last_heartbeat_at_us
-                                   if a.attempt == row.current_attempt else 0, clock),
+            attempt=a.attempt,
+            error_type=a.error_type,
+            error_message=a.error_message,
+            traceback=a.traceback,
+            stdout_key=a.stdout_key,
+            stderr_key=a.stderr_key,
+            status=_outcome_status(
+                a.succeeded,
+                row.last_heartbeat_at_us if a.attempt == row.current_attempt else 0,
+                clock,
+            ),
         )
         _ts(attempt.started_at, a.started_at_us)
         _ts(attempt.finished_at, a.finished_at_us)
@@ -278,7 +316,15 @@ def list_artifacts(tx: Tx, request: Any) -> list[records_pb2.Artifact]:
         params,
     )
     return [
-        records_pb2.Artifact(name=n, content_key=k, size=s, type_name=t, serializer=ser,
-                             language=lang, task_pathspec=task, attempt=att)
+        records_pb2.Artifact(
+            name=n,
+            content_key=k,
+            size=s,
+            type_name=t,
+            serializer=ser,
+            language=lang,
+            task_pathspec=task,
+            attempt=att,
+        )
         for n, k, s, t, ser, lang, task, att in rows
     ]

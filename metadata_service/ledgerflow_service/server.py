@@ -44,10 +44,12 @@ class _Gate:
     def principal(self, context: grpc.ServicerContext, claimed_user: str = "") -> Principal:
         metadata = dict(context.invocation_metadata())
         if self.tokens is not None:
-            return self.tokens.authenticate(metadata.get("authorization"))
+            return self.tokens.authenticate(str(metadata.get("authorization") or ""))
         return unauthenticated(claimed_user or str(metadata.get(USER_METADATA_KEY, "")))
 
-    def call(self, context: grpc.ServicerContext, work: Callable[[Principal], Response]) -> Response:
+    def call(
+        self, context: grpc.ServicerContext, work: Callable[[Principal], Response]
+    ) -> Response:
         try:
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
@@ -57,8 +59,12 @@ class _Gate:
             context.abort(error.code, error.message)
         raise AssertionError("unreachable")  # context.abort raises
 
-    def call_with_claim(self, context: grpc.ServicerContext, claimed_user: str,
-                        work: Callable[[Principal], Response]) -> Response:
+    def call_with_claim(
+        self,
+        context: grpc.ServicerContext,
+        claimed_user: str,
+        work: Callable[[Principal], Response],
+    ) -> Response:
         return self.call(context, lambda _: work(self.principal(context, claimed_user)))
 
 
@@ -66,16 +72,19 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     def __init__(self, gate: _Gate) -> None:
         self.gate = gate
 
-    def Append(self, request: ledger_service_pb2.AppendRequest,
-               context: grpc.ServicerContext) -> ledger_service_pb2.AppendResponse:
-        return self.gate.call_with_claim(context, request.claimed_user,
-                                         lambda who: self.gate.app.append(request, who))
+    def Append(
+        self, request: ledger_service_pb2.AppendRequest, context: grpc.ServicerContext
+    ) -> ledger_service_pb2.AppendResponse:
+        return self.gate.call_with_claim(
+            context, request.claimed_user, lambda who: self.gate.app.append(request, who)
+        )
 
-    def WatchEvents(self, request: ledger_service_pb2.WatchEventsRequest,
-                    context: grpc.ServicerContext
-                    ) -> Iterator[ledger_service_pb2.WatchEventsResponse]:
-        stream = self.gate.call(context, lambda _: self.gate.app.watch_events(
-            request, context.is_active))
+    def WatchEvents(
+        self, request: ledger_service_pb2.WatchEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[ledger_service_pb2.WatchEventsResponse]:
+        stream = self.gate.call(
+            context, lambda _: self.gate.app.watch_events(request, context.is_active)
+        )
         try:
             yield from stream
         except LedgerError as error:
@@ -85,6 +94,7 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
 def _delegate(gate: _Gate, method: str) -> Callable[[Any, Any, grpc.ServicerContext], Any]:
     def handler(_self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         return gate.call(context, lambda _: getattr(gate.app, method)(request))
+
     return handler
 
 
@@ -92,9 +102,14 @@ def _query_servicer(gate: _Gate) -> query_service_pb2_grpc.QueryServiceServicer:
     methods = {
         rpc: _delegate(gate, snake)
         for rpc, snake in [
-            ("GetFlow", "get_flow"), ("ListFlows", "list_flows"), ("GetRun", "get_run"),
-            ("ListRuns", "list_runs"), ("ListSteps", "list_steps"), ("ListTasks", "list_tasks"),
-            ("GetTask", "get_task"), ("ListArtifacts", "list_artifacts"),
+            ("GetFlow", "get_flow"),
+            ("ListFlows", "list_flows"),
+            ("GetRun", "get_run"),
+            ("ListRuns", "list_runs"),
+            ("ListSteps", "list_steps"),
+            ("ListTasks", "list_tasks"),
+            ("GetTask", "get_task"),
+            ("ListArtifacts", "list_artifacts"),
         ]
     }
     cls = type("QueryServicer", (query_service_pb2_grpc.QueryServiceServicer,), methods)
@@ -102,8 +117,10 @@ def _query_servicer(gate: _Gate) -> query_service_pb2_grpc.QueryServiceServicer:
 
 
 def _audit_servicer(gate: _Gate) -> audit_service_pb2_grpc.AuditServiceServicer:
-    methods = {"ListEvents": _delegate(gate, "list_events"),
-               "GetRunAsOf": _delegate(gate, "get_run_as_of")}
+    methods = {
+        "ListEvents": _delegate(gate, "list_events"),
+        "GetRunAsOf": _delegate(gate, "get_run_as_of"),
+    }
     cls = type("AuditServicer", (audit_service_pb2_grpc.AuditServiceServicer,), methods)
     return cls()
 
@@ -112,29 +129,40 @@ class TagServicer(tag_service_pb2_grpc.TagServiceServicer):
     def __init__(self, gate: _Gate) -> None:
         self.gate = gate
 
-    def AddTags(self, request: tag_service_pb2.AddTagsRequest,
-                context: grpc.ServicerContext) -> tag_service_pb2.AddTagsResponse:
-        return self.gate.call_with_claim(context, request.claimed_user,
-                                         lambda who: self.gate.app.add_tags(request, who))
+    def AddTags(
+        self, request: tag_service_pb2.AddTagsRequest, context: grpc.ServicerContext
+    ) -> tag_service_pb2.AddTagsResponse:
+        return self.gate.call_with_claim(
+            context, request.claimed_user, lambda who: self.gate.app.add_tags(request, who)
+        )
 
-    def RemoveTags(self, request: tag_service_pb2.RemoveTagsRequest,
-                   context: grpc.ServicerContext) -> tag_service_pb2.RemoveTagsResponse:
-        return self.gate.call_with_claim(context, request.claimed_user,
-                                         lambda who: self.gate.app.remove_tags(request, who))
+    def RemoveTags(
+        self, request: tag_service_pb2.RemoveTagsRequest, context: grpc.ServicerContext
+    ) -> tag_service_pb2.RemoveTagsResponse:
+        return self.gate.call_with_claim(
+            context, request.claimed_user, lambda who: self.gate.app.remove_tags(request, who)
+        )
 
 
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
     for module, name in [
-        (ledger_service_pb2, "LedgerService"), (query_service_pb2, "QueryService"),
-        (tag_service_pb2, "TagService"), (audit_service_pb2, "AuditService"),
+        (ledger_service_pb2, "LedgerService"),
+        (query_service_pb2, "QueryService"),
+        (tag_service_pb2, "TagService"),
+        (audit_service_pb2, "AuditService"),
     ]
 )
 
 
-def build_server(app: LedgerApplication, *, host: str = "127.0.0.1", port: int = 50051,
-                 tokens: TokenTable | None = None, max_workers: int = 32
-                 ) -> tuple[grpc.Server, int]:
+def build_server(
+    app: LedgerApplication,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 50051,
+    tokens: TokenTable | None = None,
+    max_workers: int = 32,
+) -> tuple[grpc.Server, int]:
     """Builds and starts the server; returns it with the bound port (port 0 picks one)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ledgerflow-rpc"),
@@ -154,7 +182,8 @@ def build_server(app: LedgerApplication, *, host: str = "127.0.0.1", port: int =
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     bound = server.add_insecure_port(address)
     if bound == 0:
@@ -164,8 +193,9 @@ def build_server(app: LedgerApplication, *, host: str = "127.0.0.1", port: int =
     return server, bound
 
 
-def serve_until_signalled(app: LedgerApplication, server: grpc.Server, *,
-                          grace_seconds: float = 5.0) -> None:
+def serve_until_signalled(
+    app: LedgerApplication, server: grpc.Server, *, grace_seconds: float = 5.0
+) -> None:
     """Blocks until SIGTERM or SIGINT, then drains in-flight calls and closes."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -13,7 +13,6 @@ from ledgerflow.v1 import common_pb2, events_pb2
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
 from ledgerflow.v1 import query_service_pb2 as q
 from ledgerflow.v1 import tag_service_pb2 as tags_api
-
 from ledgerflow_service import LedgerApplication, Principal
 from ledgerflow_service.errors import (
     AlreadyExists,
@@ -28,8 +27,9 @@ ALICE = Principal("alice", authenticated=False)
 S = common_pb2.Status
 
 
-def append(app: LedgerApplication, *events: events_pb2.Event,
-           who: Principal = ALICE) -> list[events_pb2.Event]:
+def append(
+    app: LedgerApplication, *events: events_pb2.Event, who: Principal = ALICE
+) -> list[events_pb2.Event]:
     return list(app.append(ledger_api.AppendRequest(events=list(events)), who).events)
 
 
@@ -39,13 +39,15 @@ def snapshot(app: LedgerApplication) -> dict[str, list[Any]]:
         out = {}
         for table in ("events", *PROJECTION_TABLES, "projection_position"):
             rows = tx.query(f"SELECT * FROM {table}")
-            out[table] = sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
-                                for r in rows)
+            out[table] = sorted(
+                tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows
+            )
         return out
 
 
-def refused(app: LedgerApplication, error: type[LedgerError], *events: events_pb2.Event,
-            match: str = "") -> LedgerError:
+def refused(
+    app: LedgerApplication, error: type[LedgerError], *events: events_pb2.Event, match: str = ""
+) -> LedgerError:
     """Asserts the append is refused with `error` and leaves the ledger untouched."""
     before = snapshot(app)
     with pytest.raises(error, match=match) as caught:
@@ -62,7 +64,11 @@ def test_append_assigns_gapless_positions_and_stream_versions(app: LedgerApplica
     recorded = append(app, *ev.successful_run("MyFlow", "1"))
     assert [e.global_position for e in recorded] == list(range(1, 8))
     assert [(e.stream, e.stream_version) for e in recorded[:4]] == [
-        ("MyFlow/1", 1), ("MyFlow/1/start/1", 1), ("MyFlow/1/start/1", 2), ("MyFlow/1/start/1", 3)]
+        ("MyFlow/1", 1),
+        ("MyFlow/1/start/1", 1),
+        ("MyFlow/1/start/1", 2),
+        ("MyFlow/1/start/1", 3),
+    ]
     assert recorded[-1].stream_version == 2
     assert {e.actor for e in recorded} == {"alice"}
     assert not any(e.actor_authenticated for e in recorded)
@@ -90,24 +96,36 @@ def test_stale_expected_version_is_refused(app: LedgerApplication) -> None:
 
 def test_a_bad_event_rejects_the_whole_batch(app: LedgerApplication) -> None:
     append(app, ev.run_started("MyFlow", "1"))
-    refused(app, FailedPrecondition,
-            ev.task_started("MyFlow", "1", "start", "1"),
-            ev.task_succeeded("MyFlow", "1", "start", "1"),
-            ev.task_succeeded("MyFlow", "1", "start", "1"),  # already finished
-            match="already finished")
+    refused(
+        app,
+        FailedPrecondition,
+        ev.task_started("MyFlow", "1", "start", "1"),
+        ev.task_succeeded("MyFlow", "1", "start", "1"),
+        ev.task_succeeded("MyFlow", "1", "start", "1"),  # already finished
+        match="already finished",
+    )
 
 
-@pytest.mark.parametrize("event, message", [
-    (ev.run_started("My-Flow", "1"), "flow_name 'My-Flow' is not a valid Python identifier"),
-    (ev.run_started("class", "1"), "not a valid Python identifier"),
-    (ev.run_started("MyFlow", "a/b"), "run_id 'a/b' is not valid"),
-    (ev.task_started("MyFlow", "1", "2step", "1"), "step_name '2step'"),
-    (events_pb2.Event(event_id=ev.new_id()), "no payload"),
-    (events_pb2.Event(event_id="not-a-uuid", run_started=events_pb2.RunStarted(
-        flow_name="F", run_id="1", user="u")), "not a UUID"),
-])
-def test_malformed_events_are_invalid_arguments(app: LedgerApplication, event: Any,
-                                                message: str) -> None:
+@pytest.mark.parametrize(
+    "event, message",
+    [
+        (ev.run_started("My-Flow", "1"), "flow_name 'My-Flow' is not a valid Python identifier"),
+        (ev.run_started("class", "1"), "not a valid Python identifier"),
+        (ev.run_started("MyFlow", "a/b"), "run_id 'a/b' is not valid"),
+        (ev.task_started("MyFlow", "1", "2step", "1"), "step_name '2step'"),
+        (events_pb2.Event(event_id=ev.new_id()), "no payload"),
+        (
+            events_pb2.Event(
+                event_id="not-a-uuid",
+                run_started=events_pb2.RunStarted(flow_name="F", run_id="1", user="u"),
+            ),
+            "not a UUID",
+        ),
+    ],
+)
+def test_malformed_events_are_invalid_arguments(
+    app: LedgerApplication, event: Any, message: str
+) -> None:
     refused(app, InvalidArgument, event, match=message)
 
 
@@ -129,44 +147,76 @@ def test_duplicate_run_is_already_exists(app: LedgerApplication) -> None:
     refused(app, AlreadyExists, ev.run_started("MyFlow", "1"), match="already exists")
 
 
-@pytest.mark.parametrize("late_event", [
-    lambda: ev.task_started("MyFlow", "1", "b", "9"),
-    lambda: ev.heartbeat("MyFlow", "1", "end", "2"),
-    lambda: ev.run_heartbeat("MyFlow", "1"),
-    lambda: ev.run_finished("MyFlow", "1", False),
-])
-def test_events_after_the_run_finished_are_refused(app: LedgerApplication, late_event: Any
-                                                   ) -> None:
+@pytest.mark.parametrize(
+    "late_event",
+    [
+        lambda: ev.task_started("MyFlow", "1", "b", "9"),
+        lambda: ev.heartbeat("MyFlow", "1", "end", "2"),
+        lambda: ev.run_heartbeat("MyFlow", "1"),
+        lambda: ev.run_finished("MyFlow", "1", False),
+    ],
+)
+def test_events_after_the_run_finished_are_refused(app: LedgerApplication, late_event: Any) -> None:
     append(app, *ev.successful_run("MyFlow", "1"))
     refused(app, FailedPrecondition, late_event(), match="finished")
     assert get_run(app, "MyFlow", "1").status == S.STATUS_SUCCEEDED
 
 
 def test_out_of_order_task_events_are_refused(app: LedgerApplication) -> None:
-    refused(app, FailedPrecondition, ev.task_started("MyFlow", "1", "start", "1"),
-            match="has not been started")
+    refused(
+        app,
+        FailedPrecondition,
+        ev.task_started("MyFlow", "1", "start", "1"),
+        match="has not been started",
+    )
     append(app, ev.run_started("MyFlow", "1"))
-    refused(app, FailedPrecondition, ev.task_succeeded("MyFlow", "1", "start", "1"),
-            match="has not been started")
-    refused(app, FailedPrecondition, ev.task_started("MyFlow", "1", "start", "1", attempt=1),
-            match="attempt 0")
-    refused(app, FailedPrecondition, ev.run_finished("MyFlow", "1", True),
-            match="end step has not succeeded")
+    refused(
+        app,
+        FailedPrecondition,
+        ev.task_succeeded("MyFlow", "1", "start", "1"),
+        match="has not been started",
+    )
+    refused(
+        app,
+        FailedPrecondition,
+        ev.task_started("MyFlow", "1", "start", "1", attempt=1),
+        match="attempt 0",
+    )
+    refused(
+        app,
+        FailedPrecondition,
+        ev.run_finished("MyFlow", "1", True),
+        match="end step has not succeeded",
+    )
 
 
 def test_retries_are_attempts_of_one_task(app: LedgerApplication) -> None:
-    append(app, ev.run_started("MyFlow", "1"), ev.task_started("MyFlow", "1", "start", "1"),
-           ev.task_failed("MyFlow", "1", "start", "1", message="first try"))
-    refused(app, FailedPrecondition, ev.task_started("MyFlow", "1", "start", "1", attempt=2),
-            match="next attempt is 1")
-    append(app, ev.task_started("MyFlow", "1", "start", "1", attempt=1),
-           ev.artifacts("MyFlow", "1", "start", "1", attempt=1, x="k1"),
-           ev.task_succeeded("MyFlow", "1", "start", "1", attempt=1))
-    task = app.get_task(q.GetTaskRequest(flow_name="MyFlow", run_id="1", step_name="start",
-                                         task_id="1")).task
+    append(
+        app,
+        ev.run_started("MyFlow", "1"),
+        ev.task_started("MyFlow", "1", "start", "1"),
+        ev.task_failed("MyFlow", "1", "start", "1", message="first try"),
+    )
+    refused(
+        app,
+        FailedPrecondition,
+        ev.task_started("MyFlow", "1", "start", "1", attempt=2),
+        match="next attempt is 1",
+    )
+    append(
+        app,
+        ev.task_started("MyFlow", "1", "start", "1", attempt=1),
+        ev.artifacts("MyFlow", "1", "start", "1", attempt=1, x="k1"),
+        ev.task_succeeded("MyFlow", "1", "start", "1", attempt=1),
+    )
+    task = app.get_task(
+        q.GetTaskRequest(flow_name="MyFlow", run_id="1", step_name="start", task_id="1")
+    ).task
     assert task.status == S.STATUS_SUCCEEDED
     assert [(a.attempt, a.status) for a in task.attempts] == [
-        (0, S.STATUS_FAILED), (1, S.STATUS_SUCCEEDED)]
+        (0, S.STATUS_FAILED),
+        (1, S.STATUS_SUCCEEDED),
+    ]
     assert task.attempts[0].error_message == "first try"
 
 
@@ -175,9 +225,15 @@ def test_status_is_derived_from_events_and_heartbeats(database_url: str) -> None
 
     app = LedgerApplication(open_database(database_url), lost_after_seconds=0.3)
     try:
-        append(app, ev.run_started("F", "ok"), ev.run_started("F", "bad"),
-               ev.run_started("F", "quiet"), ev.task_started("F", "bad", "start", "1"),
-               ev.task_failed("F", "bad", "start", "1"), ev.run_finished("F", "bad", False))
+        append(
+            app,
+            ev.run_started("F", "ok"),
+            ev.run_started("F", "bad"),
+            ev.run_started("F", "quiet"),
+            ev.task_started("F", "bad", "start", "1"),
+            ev.task_failed("F", "bad", "start", "1"),
+            ev.run_finished("F", "bad", False),
+        )
         append(app, *ev.successful_run("F", "ok")[1:])
         assert get_run(app, "F", "ok").status == S.STATUS_SUCCEEDED
         assert get_run(app, "F", "bad").status == S.STATUS_FAILED
@@ -209,13 +265,23 @@ def test_queries_and_not_found(app: LedgerApplication) -> None:
 
 def test_list_runs_filters_and_paginates_newest_first(app: LedgerApplication) -> None:
     for i in range(5):
-        append(app, ev.run_started("MyFlow", f"r{i}", user="savin" if i % 2 else "david",
-                                   tags=("sampled",) if i < 2 else ()))
+        append(
+            app,
+            ev.run_started(
+                "MyFlow",
+                f"r{i}",
+                user="savin" if i % 2 else "david",
+                tags=("sampled",) if i < 2 else (),
+            ),
+        )
     append(app, ev.run_started("Other", "x"))
     page = app.list_runs(q.ListRunsRequest(flow_name="MyFlow", page={"page_size": 2}))
     assert [r.run_id for r in page.runs] == ["r4", "r3"]
-    page2 = app.list_runs(q.ListRunsRequest(flow_name="MyFlow", page={
-        "page_size": 2, "page_token": page.page.next_page_token}))
+    page2 = app.list_runs(
+        q.ListRunsRequest(
+            flow_name="MyFlow", page={"page_size": 2, "page_token": page.page.next_page_token}
+        )
+    )
     assert [r.run_id for r in page2.runs] == ["r2", "r1"]
     savin = app.list_runs(q.ListRunsRequest(tags=["user:savin"]))
     assert [r.run_id for r in savin.runs] == ["r3", "r1"]
@@ -227,16 +293,19 @@ def test_list_runs_filters_and_paginates_newest_first(app: LedgerApplication) ->
 
 def test_tags_are_events_and_system_tags_stay(app: LedgerApplication) -> None:
     append(app, ev.run_started("MyFlow", "1", tags=("a",)))
-    added = app.add_tags(tags_api.AddTagsRequest(flow_name="MyFlow", run_id="1",
-                                                 tags=["b", "c"]), ALICE)
+    added = app.add_tags(
+        tags_api.AddTagsRequest(flow_name="MyFlow", run_id="1", tags=["b", "c"]), ALICE
+    )
     assert list(added.tags) == ["a", "b", "c"]
-    removed = app.remove_tags(tags_api.RemoveTagsRequest(flow_name="MyFlow", run_id="1",
-                                                         tags=["a"]), ALICE)
+    removed = app.remove_tags(
+        tags_api.RemoveTagsRequest(flow_name="MyFlow", run_id="1", tags=["a"]), ALICE
+    )
     assert list(removed.tags) == ["b", "c"]
     before = snapshot(app)
     with pytest.raises(FailedPrecondition, match="system tag"):
-        app.remove_tags(tags_api.RemoveTagsRequest(flow_name="MyFlow", run_id="1",
-                                                   tags=["user:alice"]), ALICE)
+        app.remove_tags(
+            tags_api.RemoveTagsRequest(flow_name="MyFlow", run_id="1", tags=["user:alice"]), ALICE
+        )
     with pytest.raises(NotFound):
         app.add_tags(tags_api.AddTagsRequest(flow_name="MyFlow", run_id="2", tags=["x"]), ALICE)
     with pytest.raises(InvalidArgument):
@@ -248,25 +317,35 @@ def test_tags_are_events_and_system_tags_stay(app: LedgerApplication) -> None:
 
 def test_clones_point_at_their_origin_without_copying(app: LedgerApplication) -> None:
     append(app, *ev.successful_run("MyFlow", "1"))
-    append(app, ev.run_started("MyFlow", "2", origin_run_id="1"),
-           ev.task_cloned("MyFlow", "2", "start", "1", origin="MyFlow/1/start/1"))
-    task = app.get_task(q.GetTaskRequest(flow_name="MyFlow", run_id="2", step_name="start",
-                                         task_id="1")).task
+    append(
+        app,
+        ev.run_started("MyFlow", "2", origin_run_id="1"),
+        ev.task_cloned("MyFlow", "2", "start", "1", origin="MyFlow/1/start/1"),
+    )
+    task = app.get_task(
+        q.GetTaskRequest(flow_name="MyFlow", run_id="2", step_name="start", task_id="1")
+    ).task
     assert task.origin_pathspec == "MyFlow/1/start/1"
     assert task.status == S.STATUS_SUCCEEDED
     arts = app.list_artifacts(q.ListArtifactsRequest(flow_name="MyFlow", run_id="2")).artifacts
     assert [(a.name, a.content_key) for a in arts] == [("x", "key-x")]
-    refused(app, FailedPrecondition,
-            ev.task_cloned("MyFlow", "2", "end", "2", origin="MyFlow/1/end/99"),
-            match="does not exist or has not succeeded")
+    refused(
+        app,
+        FailedPrecondition,
+        ev.task_cloned("MyFlow", "2", "end", "2", origin="MyFlow/1/end/99"),
+        match="does not exist or has not succeeded",
+    )
 
 
 def test_audit_by_actor_time_and_as_of(app: LedgerApplication) -> None:
     append(app, ev.run_started("MyFlow", "1"), ev.task_started("MyFlow", "1", "start", "1"))
     middle = time.time_ns() // 1000
     time.sleep(0.01)
-    append(app, ev.task_succeeded("MyFlow", "1", "start", "1"),
-           who=Principal("bob", authenticated=True))
+    append(
+        app,
+        ev.task_succeeded("MyFlow", "1", "start", "1"),
+        who=Principal("bob", authenticated=True),
+    )
     by_bob = app.list_events(audit.ListEventsRequest(actor="bob")).events
     assert [(e.event_type, e.actor_authenticated) for e in by_bob] == [("TaskSucceeded", True)]
     request = audit.ListEventsRequest(task_pathspec="MyFlow/1/start/1")
@@ -280,8 +359,7 @@ def test_audit_by_actor_time_and_as_of(app: LedgerApplication) -> None:
     assert [t.status for t in app.get_run_as_of(as_of).tasks] == [S.STATUS_SUCCEEDED]
 
 
-def test_update_and_delete_of_events_are_refused_by_the_database(app: LedgerApplication
-                                                                 ) -> None:
+def test_update_and_delete_of_events_are_refused_by_the_database(app: LedgerApplication) -> None:
     append(app, ev.run_started("MyFlow", "1"))
     for statement in ("UPDATE events SET actor = 'mallory'", "DELETE FROM events"):
         with pytest.raises(Exception, match="append-only"), app.database.write() as tx:
@@ -299,9 +377,14 @@ def _random_workload(app: LedgerApplication, rng: random.Random) -> None:
     finished: list[str] = []
     for r in range(25):
         run = f"r{r}"
-        pending.append(ev.run_started("Flow", run, user=rng.choice(["ann", "bob"]),
-                                      origin_run_id=rng.choice(finished) if finished and
-                                      rng.random() < 0.3 else ""))
+        pending.append(
+            ev.run_started(
+                "Flow",
+                run,
+                user=rng.choice(["ann", "bob"]),
+                origin_run_id=rng.choice(finished) if finished and rng.random() < 0.3 else "",
+            )
+        )
         for step_number, step in enumerate(["start", "a", "b", "end"]):
             task = str(step_number)
             attempt = 0
@@ -311,8 +394,16 @@ def _random_workload(app: LedgerApplication, rng: random.Random) -> None:
                 attempt += 1
                 pending.append(ev.task_started("Flow", run, step, task, attempt))
             pending.append(ev.heartbeat("Flow", run, step, task, attempt))
-            pending.append(ev.artifacts("Flow", run, step, task, attempt,
-                                        **{f"v{i}": f"k{rng.randrange(9)}" for i in range(3)}))
+            pending.append(
+                ev.artifacts(
+                    "Flow",
+                    run,
+                    step,
+                    task,
+                    attempt,
+                    **{f"v{i}": f"k{rng.randrange(9)}" for i in range(3)},
+                )
+            )
             if rng.random() < 0.1:
                 pending.append(ev.task_failed("Flow", run, step, task, attempt))
                 pending.append(ev.run_finished("Flow", run, False))
@@ -322,16 +413,29 @@ def _random_workload(app: LedgerApplication, rng: random.Random) -> None:
             pending.append(ev.run_finished("Flow", run, True))
             finished.append(run)
         if rng.random() < 0.5:
-            pending.append(events_pb2.Event(event_id=ev.new_id(), tags_added=events_pb2.TagsAdded(
-                flow_name="Flow", run_id=run, tags=[f"t{rng.randrange(4)}"])))
+            pending.append(
+                events_pb2.Event(
+                    event_id=ev.new_id(),
+                    tags_added=events_pb2.TagsAdded(
+                        flow_name="Flow", run_id=run, tags=[f"t{rng.randrange(4)}"]
+                    ),
+                )
+            )
         while pending:
             size = rng.randint(1, 40)
             append(app, *pending[:size])
             del pending[:size]
-    append(app, ev.run_started("Flow", "resumed", origin_run_id=finished[0]),
-           ev.task_cloned("Flow", "resumed", "start", "0", origin=f"Flow/{finished[0]}/start/0"),
-           events_pb2.Event(event_id=ev.new_id(), tags_removed=events_pb2.TagsRemoved(
-               flow_name="Flow", run_id=finished[0], tags=["t0", "t1"])))
+    append(
+        app,
+        ev.run_started("Flow", "resumed", origin_run_id=finished[0]),
+        ev.task_cloned("Flow", "resumed", "start", "0", origin=f"Flow/{finished[0]}/start/0"),
+        events_pb2.Event(
+            event_id=ev.new_id(),
+            tags_removed=events_pb2.TagsRemoved(
+                flow_name="Flow", run_id=finished[0], tags=["t0", "t1"]
+            ),
+        ),
+    )
 
 
 def test_rebuilt_projections_equal_the_live_ones(app: LedgerApplication) -> None:

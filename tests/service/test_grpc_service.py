@@ -1,0 +1,274 @@
+"""The real gRPC server on loopback, called through the generated stubs."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import events as ev
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from ledgerflow.v1 import (
+    ledger_service_pb2,
+    ledger_service_pb2_grpc,
+    query_service_pb2,
+    query_service_pb2_grpc,
+    tag_service_pb2,
+    tag_service_pb2_grpc,
+)
+from ledgerflow_service import LedgerApplication
+from ledgerflow_service.auth import TokenTable
+from ledgerflow_service.server import build_server
+
+
+def ledger(channel: grpc.Channel) -> ledger_service_pb2_grpc.LedgerServiceStub:
+    return ledger_service_pb2_grpc.LedgerServiceStub(channel)
+
+
+def append(channel: grpc.Channel, *events: object, user: str = "alice", **kw: object) -> object:
+    return ledger(channel).Append(
+        ledger_service_pb2.AppendRequest(events=list(events), claimed_user=user), **kw
+    )
+
+
+def test_append_and_query_over_grpc(grpc_channel: grpc.Channel) -> None:
+    recorded = append(grpc_channel, *ev.successful_run("MyFlow", "1", user="savin"), user="savin")
+    assert recorded.events[0].actor == "savin"
+    queries = query_service_pb2_grpc.QueryServiceStub(grpc_channel)
+    run = queries.GetRun(query_service_pb2.GetRunRequest(flow_name="MyFlow", run_id="1")).run
+    assert run.user == "savin" and run.system_tags == ["user:savin"]
+    tasks = queries.ListTasks(query_service_pb2.ListTasksRequest(flow_name="MyFlow", run_id="1"))
+    assert [t.step_name for t in tasks.tasks] == ["start", "end"]
+
+
+@pytest.mark.parametrize(
+    "call, code",
+    [
+        (
+            lambda ch: query_service_pb2_grpc.QueryServiceStub(ch).GetRun(
+                query_service_pb2.GetRunRequest(flow_name="MyFlow", run_id="404")
+            ),
+            grpc.StatusCode.NOT_FOUND,
+        ),
+        (lambda ch: append(ch, ev.run_started("MyFlow", "1")), grpc.StatusCode.ALREADY_EXISTS),
+        (lambda ch: append(ch, ev.run_started("bad name", "2")), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            lambda ch: append(ch, ev.task_succeeded("MyFlow", "1", "end", "2")),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
+        (
+            lambda ch: tag_service_pb2_grpc.TagServiceStub(ch).RemoveTags(
+                tag_service_pb2.RemoveTagsRequest(
+                    flow_name="MyFlow", run_id="1", tags=["user:alice"]
+                )
+            ),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
+    ],
+)
+def test_errors_carry_the_right_status_code(
+    grpc_channel: grpc.Channel, call: object, code: grpc.StatusCode
+) -> None:
+    append(grpc_channel, *ev.successful_run("MyFlow", "1"))
+    with pytest.raises(grpc.RpcError) as caught:
+        call(grpc_channel)  # type: ignore[operator]
+    assert caught.value.code() == code
+    assert caught.value.details()
+
+
+def test_malformed_bytes_are_invalid_argument(grpc_channel: grpc.Channel) -> None:
+    raw = grpc_channel.unary_unary("/ledgerflow.v1.LedgerService/Append")
+    with pytest.raises(grpc.RpcError) as caught:
+        raw(b"\xff\xff\xff\xff")
+    assert caught.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def test_health_and_reflection(grpc_channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(grpc_channel)
+    for service in ("", "ledgerflow.v1.LedgerService"):
+        status = health.Check(health_pb2.HealthCheckRequest(service=service)).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+    reflect = reflection_pb2_grpc.ServerReflectionStub(grpc_channel)
+    answer = next(
+        reflect.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+    )
+    names = {s.name for s in answer.list_services_response.service}
+    assert {
+        "ledgerflow.v1.LedgerService",
+        "ledgerflow.v1.QueryService",
+        "ledgerflow.v1.TagService",
+        "ledgerflow.v1.AuditService",
+    } <= names
+
+
+def test_watch_catches_up_then_streams_live(grpc_channel: grpc.Channel) -> None:
+    append(grpc_channel, ev.run_started("MyFlow", "1"), ev.run_started("Other", "1"))
+    received: queue.Queue[object] = queue.Queue()
+    stream = ledger(grpc_channel).WatchEvents(
+        ledger_service_pb2.WatchEventsRequest(after_position=0, run_pathspec="MyFlow/1")
+    )
+
+    def consume() -> None:
+        try:
+            for message in stream:
+                received.put(message.event)
+        except grpc.RpcError:
+            pass
+
+    threading.Thread(target=consume, daemon=True).start()
+    first = received.get(timeout=5)
+    assert (first.global_position, first.event_type) == (1, "RunStarted")
+    append(grpc_channel, ev.run_heartbeat("Other", "1"), ev.run_heartbeat("MyFlow", "1"))
+    live = received.get(timeout=5)
+    assert (live.global_position, live.event_type, live.stream) == (4, "RunHeartbeat", "MyFlow/1")
+    assert received.empty()
+    stream.cancel()
+
+
+def test_an_expired_deadline_writes_nothing(
+    grpc_channel: grpc.Channel, app: LedgerApplication
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        append(grpc_channel, ev.run_started("MyFlow", "1"), timeout=0.000001)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    time.sleep(0.2)
+    with app.database.read() as tx:
+        assert tx.query_one("SELECT COUNT(*) FROM events")[0] == 0
+
+
+def test_bearer_tokens_decide_the_actor(app: LedgerApplication, tmp_path: Path) -> None:
+    token_file = tmp_path / "tokens"
+    token_file.write_text("# token principal\ns3cret-a alice@example.com\ns3cret-b bob\n")
+    server, port = build_server(app, port=0, tokens=TokenTable.from_file(token_file))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.RpcError) as caught:
+                append(channel, ev.run_started("MyFlow", "1"))
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as caught:
+                append(
+                    channel,
+                    ev.run_started("MyFlow", "1"),
+                    metadata=[("authorization", "Bearer wrong")],
+                )
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            recorded = append(
+                channel,
+                ev.run_started("MyFlow", "1"),
+                user="mallory",
+                metadata=[("authorization", "Bearer s3cret-b")],
+            )
+            assert recorded.events[0].actor == "bob"
+            assert recorded.events[0].actor_authenticated
+    finally:
+        server.stop(0).wait()
+
+
+def test_concurrent_writers_lose_nothing(
+    app: LedgerApplication, grpc_channel: grpc.Channel
+) -> None:
+    """16 writers append to shared and to separate streams at once."""
+    append(grpc_channel, ev.run_started("Shared", "1"))
+    accepted: list[list[object]] = [[] for _ in range(16)]
+    conflicts = [0] * 16
+
+    def writer(n: int) -> None:
+        stub = ledger(grpc_channel)
+        run = f"w{n}"
+        stub.Append(ledger_service_pb2.AppendRequest(events=[ev.run_started("Own", run)]))
+        for i in range(20):
+            own = ev.run_heartbeat("Own", run)
+            own.expected_version = i + 1
+            shared = ev.run_heartbeat("Shared", "1")
+            batch = [own, shared] if i % 2 else [own]
+            response = stub.Append(ledger_service_pb2.AppendRequest(events=batch))
+            accepted[n].extend(e.event_id for e in response.events)
+            guarded = ev.run_heartbeat("Shared", "1")
+            guarded.expected_version = 1  # only one writer in all can win this
+            try:
+                response = stub.Append(ledger_service_pb2.AppendRequest(events=[guarded]))
+                accepted[n].extend(e.event_id for e in response.events)
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+                conflicts[n] += 1
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    with app.database.read() as tx:
+        rows = tx.query(
+            "SELECT event_id, stream, stream_version, global_position FROM events "
+            "ORDER BY global_position"
+        )
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids))
+    all_accepted = {i for per_writer in accepted for i in per_writer}
+    assert all_accepted <= set(ids)
+    assert len(ids) == 1 + 16 + 16 * 20 + 16 * 10 + (16 * 20 - sum(conflicts))
+    assert sum(conflicts) == 16 * 20 - 1
+    assert [r[3] for r in rows] == list(range(1, len(rows) + 1))
+    versions: dict[str, list[int]] = {}
+    for _, stream, version, _ in rows:
+        versions.setdefault(stream, []).append(version)
+    for stream, seen in versions.items():
+        assert seen == list(range(1, len(seen) + 1)), stream
+
+
+@pytest.mark.slow
+def test_service_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'svc.db'}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ledgerflow", "service", "--database-url", url, "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = process.stderr.readline() if process.stderr else ""
+        assert "listening on 127.0.0.1:" in line, line
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            append(channel, ev.run_started("MyFlow", "1"))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        process.kill()
+
+
+def test_service_cli_errors_are_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ledgerflow", "service", "--database-url", "mysql://x", "migrate"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "is not supported" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ledgerflow",
+            "service",
+            "--database-url",
+            "postgresql://nobody@127.0.0.1:1/none",
+            "migrate",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "cannot open" in result.stderr
+    assert "Traceback" not in result.stderr
