@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ Row = tuple[Any, ...]
 
 # Any constant works; it names the one lock all appenders share.
 _APPEND_LOCK_KEY = 0x1ED6E7F10
+# Bound parameters per statement: SQLite allows 32766, Postgres 65535.
+_MAX_PARAMS = 30000
 NOTIFY_CHANNEL = "ledgerflow_events"
 
 
@@ -47,6 +49,26 @@ class Tx(abc.ABC):
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """Within it, statements that return nothing may be sent without waiting for
+        each answer (Postgres pipeline mode); errors still raise by the block's end."""
+        return nullcontext()
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
+    ) -> None:
+        """Inserts many rows with one multi-row INSERT per chunk: one round trip where
+        ``executemany`` would pay one per row. `suffix` is e.g. an ON CONFLICT clause."""
+        if not rows:
+            return
+        one = "(" + ", ".join("?" for _ in columns) + ")"
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        per_chunk = max(1, _MAX_PARAMS // len(columns))
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start : start + per_chunk]
+            params = [value for row in chunk for value in row]
+            self.execute(head + ", ".join(one for _ in chunk) + " " + suffix, params)
 
 
 class Database(abc.ABC):
@@ -182,8 +204,36 @@ def _to_psycopg(sql: str) -> str:
 
 
 class _PostgresTx(Tx):
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], column_types: dict[str, str]) -> None:
         self._conn = conn
+        self._column_types = column_types
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
+    ) -> None:
+        """One ``INSERT ... SELECT FROM unnest(arrays)``: a statement of constant shape
+        (so it is prepared once) with one array parameter per column."""
+        if not rows:
+            return
+        arrays = ", ".join(f"%b::{self._column_type(table, column)}[]" for column in columns)
+        self._conn.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {suffix}",
+            [list(values) for values in zip(*rows, strict=True)],
+        )
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        return self._conn.pipeline()
+
+    def _column_type(self, table: str, column: str) -> str:
+        key = f"{table}.{column}"
+        if key not in self._column_types:
+            for name, data_type in self._conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = %s AND table_schema = current_schema()",
+                (table,),
+            ):
+                self._column_types[f"{table}.{name}"] = data_type
+        return self._column_types[key]
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._conn.execute(_to_psycopg(sql), params)
@@ -210,17 +260,18 @@ class PostgresDatabase(Database):
             conninfo, min_size=1, max_size=max_connections, open=True, timeout=30.0
         )
         self._pool.wait(timeout=30.0)
+        self._column_types: dict[str, str] = {}
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
         with self._pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY,))
-            yield _PostgresTx(conn)
+            yield _PostgresTx(conn, self._column_types)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
         with self._pool.connection() as conn, conn.transaction():
-            yield _PostgresTx(conn)
+            yield _PostgresTx(conn, self._column_types)
 
     def migrate(self) -> list[str]:
         applied = []

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.auth import Principal
 from ledgerflow_service.database import Database, Tx
-from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from ledgerflow_service.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    LedgerError,
+)
 from ledgerflow_service.names import check_event_id
 from ledgerflow_service.projection import (
     PROJECTION_TABLES,
@@ -22,11 +29,19 @@ from ledgerflow_service.projection import (
 
 MAX_BATCH_EVENTS = 1000
 MAX_EVENT_BYTES = 1 << 20
-EVENT_COLUMNS = (
-    "global_position, event_id, stream, stream_version, run_pathspec, event_type, "
-    "payload, actor, actor_authenticated, recorded_at_us"
+_EVENT_COLUMN_NAMES = (
+    "global_position",
+    "event_id",
+    "stream",
+    "stream_version",
+    "run_pathspec",
+    "event_type",
+    "payload",
+    "actor",
+    "actor_authenticated",
+    "recorded_at_us",
 )
-_INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+EVENT_COLUMNS = ", ".join(_EVENT_COLUMN_NAMES)
 
 
 def now_us() -> int:
@@ -63,6 +78,17 @@ def event_from_row(row: Sequence[Any]) -> events_pb2.Event:
     return event
 
 
+def envelope_from_row(row: Sequence[Any]) -> events_pb2.Event:
+    """The event's envelope (everything but the payload) from an events-table row."""
+    position, event_id, stream, version, _run, event_type, _, actor, authed, recorded = row
+    event = events_pb2.Event(
+        event_id=event_id, stream=stream, stream_version=version, global_position=position,
+        event_type=event_type, actor=actor, actor_authenticated=bool(authed),
+    )  # fmt: skip
+    event.recorded_at.FromMicroseconds(recorded)
+    return event
+
+
 def read_events(tx: Tx, where: str, params: Sequence[Any], limit: int) -> list[events_pb2.Event]:
     rows = tx.query(
         f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY global_position LIMIT ?",
@@ -89,10 +115,14 @@ def _check_shape(events: Sequence[events_pb2.Event]) -> None:
 def append(
     database: Database, events: Sequence[events_pb2.Event], principal: Principal
 ) -> list[events_pb2.Event]:
-    """Appends a batch atomically and returns the events as recorded, in request order.
+    """Appends a batch atomically; returns the recorded envelopes, in request order.
 
     An event id that is already in the ledger (a retried batch) is not appended again:
-    the originally recorded event is returned in its place."""
+    the originally recorded event is returned in its place. Retries are rare, so the
+    first attempt does not look for them: the events table's UNIQUE(event_id) notices
+    one, the transaction rolls back, and the append is redone looking them up first.
+    A refused batch is redone that way too, since a retried batch can trip a rule
+    (an expected version, a run that exists) before its duplicate ids are noticed."""
     _check_shape(events)
     ids = [check_event_id(e.event_id) for e in events]
     addresses: dict[str, EventAddress] = {}
@@ -103,31 +133,53 @@ def append(
                 f"event {event_id} names stream {event.stream!r} but its payload belongs to "
                 f"{address.stream!r}; leave stream empty"
             )
-        previous = addresses.setdefault(event_id, address)
-        if previous != address:
+        if addresses.setdefault(event_id, address) != address:
             raise InvalidArgument(f"event id {event_id} is used twice in one batch")
+    try:
+        return _append_once(database, events, ids, addresses, principal, look_up_ids=False)
+    except (_DuplicateEventId, LedgerError):
+        return _append_once(database, events, ids, addresses, principal, look_up_ids=True)
 
+
+class _DuplicateEventId(Exception):
+    """The optimistic append met an event id that is already in the ledger."""
+
+
+def _stream_versions(tx: Tx, streams: Sequence[str]) -> dict[str, int]:
+    """Current version of each stream: one index probe per stream (a backward scan of
+    UNIQUE(stream, stream_version)), whatever the planner thinks of the table's size."""
+    if not streams:
+        return {}
+    probe = "SELECT ?, (SELECT MAX(stream_version) FROM events WHERE stream = ?)"
+    rows = tx.query(
+        " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
+    )
+    return {stream: int(version) for stream, version in rows if version is not None}
+
+
+def _append_once(
+    database: Database,
+    events: Sequence[events_pb2.Event],
+    ids: list[str],
+    addresses: dict[str, EventAddress],
+    principal: Principal,
+    *,
+    look_up_ids: bool,
+) -> list[events_pb2.Event]:
     with database.write() as tx:
-        marks = ", ".join("?" for _ in addresses)
-        stored = {
-            e.event_id: e
-            for e in read_events(tx, f"event_id IN ({marks})", list(addresses), len(addresses))
-        }
-        for event_id, event in stored.items():
-            if event.stream != addresses[event_id].stream:
-                raise AlreadyExists(f"event id {event_id} was already used for another event")
+        stored: dict[str, events_pb2.Event] = {}
+        if look_up_ids:
+            marks = ", ".join("?" for _ in addresses)
+            found = read_events(tx, f"event_id IN ({marks})", list(addresses), len(addresses))
+            for event in found:
+                if event.stream != addresses[event.event_id].stream:
+                    raise AlreadyExists(
+                        f"event id {event.event_id} was already used for another event"
+                    )
+                event.ClearField("payload")
+                stored[event.event_id] = event
         fresh = [(i, e) for i, e in zip(ids, events, strict=True) if i not in stored]
-        streams = sorted({addresses[i].stream for i, _ in fresh})
-        versions: dict[str, int] = {}
-        if streams:
-            marks = ", ".join("?" for _ in streams)
-            versions = dict(
-                tx.query(
-                    "SELECT stream, MAX(stream_version) FROM events "
-                    f"WHERE stream IN ({marks}) GROUP BY stream",
-                    streams,
-                )
-            )
+        versions = _stream_versions(tx, sorted({addresses[i].stream for i, _ in fresh}))
         head_row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
         head = int(head_row[0]) if head_row else 0
         recorded_at = now_us()
@@ -150,29 +202,26 @@ def append(
             pending.append(PendingEvent(event, address, head, recorded_at, principal.name))
             body = events_pb2.Event()
             getattr(body, address.kind).CopyFrom(getattr(event, address.kind))
-            rows.append(
-                (
-                    head,
-                    event_id,
-                    address.stream,
-                    current + 1,
-                    address.run_pathspec,
-                    _type_name(address.kind),
-                    body.SerializeToString(),
-                    principal.name,
-                    int(principal.authenticated),
-                    recorded_at,
-                )
-            )
+            rows.append((
+                head, event_id, address.stream, current + 1, address.run_pathspec,
+                _type_name(address.kind), body.SerializeToString(), principal.name,
+                int(principal.authenticated), recorded_at,
+            ))  # fmt: skip
         if pending:
+            try:
+                tx.insert_rows("events", _EVENT_COLUMN_NAMES, rows)
+            except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation) as error:
+                if "event_id" in str(error) and not look_up_ids:
+                    raise _DuplicateEventId() from error
+                raise
             batch = ProjectionBatch.load(tx, pending)
             for item in pending:
                 batch.apply(item)
-            tx.executemany(_INSERT_EVENT, rows)
-            batch.save(tx)
-            _record_position(tx, head)
-            database.notify_appended(tx, head)
-            stored.update((row[1], event_from_row(row)) for row in rows)
+            with tx.pipeline():
+                batch.save(tx)
+                _record_position(tx, head)
+                database.notify_appended(tx, head)
+            stored.update((row[1], envelope_from_row(row)) for row in rows)
     return [stored[i] for i in ids]
 
 

@@ -95,13 +95,9 @@ def _columns(row_type: type) -> list[str]:
     return [f.name for f in dataclasses.fields(row_type)]
 
 
-def _upsert_sql(table: str, row_type: type, key: tuple[str, ...]) -> str:
-    cols = _columns(row_type)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in key)
-    return (
-        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    )
+def _upsert_clause(row_type: type, key: tuple[str, ...]) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _columns(row_type) if c not in key)
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
 
 
 def _select_sql(table: str, row_type: type, key: str, count: int) -> str:
@@ -111,15 +107,27 @@ def _select_sql(table: str, row_type: type, key: str, count: int) -> str:
     )
 
 
+# Table, columns and ON CONFLICT clause of each read model row type.
 _UPSERT = {
-    RunRow: _upsert_sql("runs", RunRow, ("pathspec",)),
-    StepRow: _upsert_sql("steps", StepRow, ("pathspec",)),
-    TaskRow: _upsert_sql("tasks", TaskRow, ("pathspec",)),
-    AttemptRow: _upsert_sql("attempts", AttemptRow, ("task_pathspec", "attempt")),
+    row_type: (table, _columns(row_type), _upsert_clause(row_type, key))
+    for row_type, table, key in [
+        (RunRow, "runs", ("pathspec",)),
+        (StepRow, "steps", ("pathspec",)),
+        (TaskRow, "tasks", ("pathspec",)),
+        (AttemptRow, "attempts", ("task_pathspec", "attempt")),
+    ]
 }
 _ARTIFACT_COLUMNS = (
-    "task_pathspec, attempt, name, run_pathspec, step_name, content_key, size, "
-    "type_name, serializer, language"
+    "task_pathspec",
+    "attempt",
+    "name",
+    "run_pathspec",
+    "step_name",
+    "content_key",
+    "size",
+    "type_name",
+    "serializer",
+    "language",
 )
 
 
@@ -181,8 +189,8 @@ class ProjectionBatch:
     dirty: dict[tuple[type, Any], Any] = field(default_factory=dict)
     new_artifacts: list[tuple[Any, ...]] = field(default_factory=list)
     clones: list[tuple[str, str, str, str, int]] = field(default_factory=list)
-    tags_to_insert: list[tuple[str, str, int]] = field(default_factory=list)
-    tags_to_delete: list[tuple[str, str]] = field(default_factory=list)
+    # Final state of each tag the batch changed: is_system (0/1), or None when removed.
+    tag_changes: dict[tuple[str, str], int | None] = field(default_factory=dict)
 
     # ---- load -------------------------------------------------------------------
 
@@ -318,7 +326,7 @@ class ProjectionBatch:
         for tag, is_system in [*((t, 1) for t in p.system_tags), *((t, 0) for t in p.tags)]:
             if tag not in tags:
                 tags[tag] = is_system
-                self.tags_to_insert.append((path, tag, is_system))
+                self.tag_changes[(path, tag)] = is_system
 
     def _on_run_heartbeat(self, p: events_pb2.RunHeartbeat, item: PendingEvent) -> None:
         self._run(item.address.run_pathspec, open_only=True)
@@ -511,7 +519,7 @@ class ProjectionBatch:
             check_tag(tag)
             if tag not in tags:
                 tags[tag] = 0
-                self.tags_to_insert.append((path, tag, 0))
+                self.tag_changes[(path, tag)] = 0
 
     def _on_tags_removed(self, p: events_pb2.TagsRemoved, item: PendingEvent) -> None:
         path = item.address.run_pathspec
@@ -525,44 +533,36 @@ class ProjectionBatch:
         for tag in p.tags:
             if tag in tags:
                 del tags[tag]
-                self.tags_to_delete.append((path, tag))
+                self.tag_changes[(path, tag)] = None
 
     # ---- save -------------------------------------------------------------------
 
     def save(self, tx: Tx) -> None:
-        if self.new_flows:
-            tx.executemany(
-                "INSERT INTO flows (flow_name, created_at_us, created_by) VALUES (?, ?, ?)",
-                list(self.new_flows.values()),
-            )
+        tx.insert_rows(
+            "flows", ("flow_name", "created_at_us", "created_by"), list(self.new_flows.values())
+        )
         by_type: dict[type, list[tuple[Any, ...]]] = {}
         for (row_type, _), row in self.dirty.items():
-            by_type.setdefault(row_type, []).append(dataclasses.astuple(row))
-        for row_type in (RunRow, StepRow, TaskRow, AttemptRow):
-            if by_type.get(row_type):
-                tx.executemany(_UPSERT[row_type], by_type[row_type])
-        if self.new_artifacts:
-            marks = ", ".join("?" for _ in range(10))
-            tx.executemany(
-                f"INSERT INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES ({marks})", self.new_artifacts
-            )
+            by_type.setdefault(row_type, []).append(tuple(vars(row).values()))
+        for row_type, (table, columns, on_conflict) in _UPSERT.items():
+            tx.insert_rows(table, columns, by_type.get(row_type, []), on_conflict)
+        tx.insert_rows("artifacts", _ARTIFACT_COLUMNS, self.new_artifacts)
         for path, run, step, origin, origin_attempt in self.clones:
             tx.execute(
-                f"INSERT INTO artifacts ({_ARTIFACT_COLUMNS}) "
+                f"INSERT INTO artifacts ({', '.join(_ARTIFACT_COLUMNS)}) "
                 "SELECT ?, 0, name, ?, ?, content_key, size, type_name, serializer, language "
                 "FROM artifacts WHERE task_pathspec = ? AND attempt = ?",
                 (path, run, step, origin, origin_attempt),
             )
-        if self.tags_to_delete:
-            tx.executemany(
-                "DELETE FROM run_tags WHERE run_pathspec = ? AND tag = ?", self.tags_to_delete
-            )
-        if self.tags_to_insert:
-            tx.executemany(
-                "INSERT INTO run_tags (run_pathspec, tag, is_system) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_pathspec, tag) DO NOTHING",
-                self.tags_to_insert,
-            )
+        removed = [key for key, state in self.tag_changes.items() if state is None]
+        if removed:
+            tx.executemany("DELETE FROM run_tags WHERE run_pathspec = ? AND tag = ?", removed)
+        tx.insert_rows(
+            "run_tags",
+            ("run_pathspec", "tag", "is_system"),
+            [(*key, state) for key, state in self.tag_changes.items() if state is not None],
+            "ON CONFLICT (run_pathspec, tag) DO NOTHING",
+        )
 
 
 def _foreach_json(frames: Iterable[records_pb2.ForeachFrame]) -> str:

@@ -1,0 +1,233 @@
+"""Ingest benchmark: the real metadata service on a throwaway Postgres, over loopback.
+
+Prints events/s for single appends and for batches of 100, p50/p99 append latency,
+and watch latency (append -> a subscriber receives it). The server runs in its own
+process (``ledgerflow service``) so client and server do not share a GIL.
+
+    python bench/ingest.py [--singles 2000] [--batches 300] [--watch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+from ledgerflow.v1 import events_pb2, ledger_service_pb2, ledger_service_pb2_grpc, records_pb2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from postgres_server import create_database, postgres_server
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def latency_summary(seconds: list[float]) -> str:
+    return (
+        f"p50 {percentile(seconds, 50) * 1e3:6.2f} ms  p99 {percentile(seconds, 99) * 1e3:6.2f} ms"
+    )
+
+
+def event(**payload: object) -> events_pb2.Event:
+    return events_pb2.Event(event_id=str(uuid.uuid4()), **payload)  # type: ignore[arg-type]
+
+
+def task_events(run: str, task: int) -> list[events_pb2.Event]:
+    """What one task of a foreach writes: started, three artifacts, succeeded."""
+    ref = events_pb2.TaskRef(flow_name="Bench", run_id=run, step_name="a", task_id=str(task))
+    arts = [
+        records_pb2.Artifact(
+            name=f"v{i}",
+            content_key=uuid.uuid4().hex * 2,
+            size=1024,
+            type_name="float",
+            serializer="pickle",
+        )
+        for i in range(3)
+    ]
+    return [
+        event(task_started=events_pb2.TaskStarted(task=ref)),
+        event(artifacts_recorded=events_pb2.ArtifactsRecorded(task=ref, artifacts=arts)),
+        event(task_succeeded=events_pb2.TaskSucceeded(task=ref)),
+    ]
+
+
+def start_service(database_url: str) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ledgerflow",
+            "service",
+            "--database-url",
+            database_url,
+            "--port",
+            "0",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    line = process.stderr.readline() if process.stderr else ""
+    if "listening on" not in line:
+        raise RuntimeError(f"service did not start: {line}")
+    return process, int(line.split("127.0.0.1:")[1].split()[0])
+
+
+def bench_singles(stub: ledger_service_pb2_grpc.LedgerServiceStub, count: int) -> None:
+    stub.Append(
+        ledger_service_pb2.AppendRequest(
+            events=[
+                event(
+                    run_started=events_pb2.RunStarted(
+                        flow_name="Bench", run_id="singles", user="bench"
+                    )
+                )
+            ]
+        )
+    )
+    latencies = []
+    started = time.perf_counter()
+    for _ in range(count):
+        beat = event(run_heartbeat=events_pb2.RunHeartbeat(flow_name="Bench", run_id="singles"))
+        t0 = time.perf_counter()
+        stub.Append(ledger_service_pb2.AppendRequest(events=[beat]))
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    print(
+        f"single appends   {count:>7} events  {count / elapsed:>9,.0f} events/s  "
+        f"{latency_summary(latencies)}"
+    )
+
+
+def bench_batches(
+    stub: ledger_service_pb2_grpc.LedgerServiceStub, batches: int, clients: int
+) -> None:
+    run = f"batches-{clients}"
+    stub.Append(
+        ledger_service_pb2.AppendRequest(
+            events=[
+                event(
+                    run_started=events_pb2.RunStarted(flow_name="Bench", run_id=run, user="bench")
+                )
+            ]
+        )
+    )
+    prepared = []
+    task = 0
+    for _ in range(batches):
+        batch: list[events_pb2.Event] = []
+        while len(batch) < 99:
+            batch.extend(task_events(run, task))
+            task += 1
+        batch.append(event(run_heartbeat=events_pb2.RunHeartbeat(flow_name="Bench", run_id=run)))
+        prepared.append(ledger_service_pb2.AppendRequest(events=batch))
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client(part: list[ledger_service_pb2.AppendRequest]) -> None:
+        for request in part:
+            t0 = time.perf_counter()
+            stub.Append(request)
+            with lock:
+                latencies.append(time.perf_counter() - t0)
+
+    threads = [
+        threading.Thread(target=client, args=(prepared[i::clients],)) for i in range(clients)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    total = sum(len(r.events) for r in prepared)
+    print(
+        f"batches of 100   {total:>7} events  {total / elapsed:>9,.0f} events/s  "
+        f"{latency_summary(latencies)}"
+        f"  (per batch, {clients} client{'s' if clients > 1 else ''})"
+    )
+
+
+def bench_watch(channel: grpc.Channel, count: int) -> None:
+    stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+    head = stub.Append(
+        ledger_service_pb2.AppendRequest(
+            events=[
+                event(
+                    run_started=events_pb2.RunStarted(
+                        flow_name="Bench", run_id="watch", user="bench"
+                    )
+                )
+            ]
+        )
+    )
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    done = threading.Event()
+    stream = stub.WatchEvents(
+        ledger_service_pb2.WatchEventsRequest(
+            after_position=head.events[0].global_position, run_pathspec="Bench/watch"
+        )
+    )
+
+    def subscriber() -> None:
+        for message in stream:
+            arrived = time.perf_counter()
+            latencies.append(arrived - sent[message.event.event_id])
+            if len(latencies) == count:
+                done.set()
+                return
+
+    thread = threading.Thread(target=subscriber, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    for _ in range(count):
+        beat = event(run_heartbeat=events_pb2.RunHeartbeat(flow_name="Bench", run_id="watch"))
+        sent[beat.event_id] = time.perf_counter()
+        stub.Append(ledger_service_pb2.AppendRequest(events=[beat]))
+        time.sleep(0.004)
+    done.wait(timeout=30)
+    stream.cancel()
+    print(
+        f"watch latency    {len(latencies):>7} events  {'':>20}  "
+        f"{latency_summary(latencies)}"
+        "  (append -> subscriber)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--singles", type=int, default=2000)
+    parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--watch", type=int, default=500)
+    args = parser.parse_args()
+    with postgres_server() as server_url:
+        url = create_database(server_url, "ledgerflow_bench")
+        process, port = start_service(url)
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+                print(
+                    f"ledgerflow ingest benchmark: service on Postgres, loopback, "
+                    f"{os.cpu_count()} cores"
+                )
+                bench_singles(stub, args.singles)
+                bench_batches(stub, args.batches, clients=1)
+                bench_batches(stub, args.batches, clients=4)
+                bench_watch(channel, args.watch)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
