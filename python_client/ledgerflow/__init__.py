@@ -1,1 +1,66 @@
-"""Ledgerflow: write a workflow as a Python class, run it, and find every run again."""
+"""Ledgerflow: write a workflow as a Python class, run it, and find every run again.
+
+    from ledgerflow import FlowSpec, step
+
+    class MyFlow(FlowSpec):
+        @step
+        def start(self):
+            self.x = 0
+            self.next(self.end)
+
+        @step
+        def end(self):
+            print(self.x)
+
+    MyFlow()
+
+``python myflow.py run`` records the run in an append-only ledger (embedded SQLite under
+``.ledgerflow/`` by default, or a metadata service); ``Flow('MyFlow').latest_run`` reads
+it back.
+"""
+
+from ledgerflow._current import current
+from ledgerflow._decorators import catch, resources, retry, step, timeout
+from ledgerflow._flowspec import FlowSpec
+from ledgerflow._parameters import IncludeFile, JSONType, Parameter
+from ledgerflow.client import (
+    DataArtifact,
+    Flow,
+    Run,
+    Step,
+    Task,
+    default_namespace,
+    get_namespace,
+    namespace,
+)
+from ledgerflow.exceptions import (
+    LedgerflowException,
+    LedgerflowNamespaceMismatch,
+    LedgerflowNotFound,
+    MergeArtifactsException,
+)
+
+__all__ = [
+    "DataArtifact",
+    "Flow",
+    "FlowSpec",
+    "IncludeFile",
+    "JSONType",
+    "LedgerflowException",
+    "LedgerflowNamespaceMismatch",
+    "LedgerflowNotFound",
+    "MergeArtifactsException",
+    "Parameter",
+    "Run",
+    "Step",
+    "Task",
+    "catch",
+    "current",
+    "default_namespace",
+    "get_namespace",
+    "namespace",
+    "resources",
+    "retry",
+    "step",
+    "timeout",
+]

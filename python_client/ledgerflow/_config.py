@@ -1,0 +1,85 @@
+"""Where metadata and artifacts go, from the environment (and CLI overrides).
+
+| variable | meaning | default |
+| --- | --- | --- |
+| LEDGERFLOW_HOME | folder of the embedded ledger and local datastore | ./.ledgerflow |
+| LEDGERFLOW_SERVICE | host:port of a metadata service: use it instead of the embedded ledger | unset |
+| LEDGERFLOW_TOKEN | bearer token for the service | unset |
+| LEDGERFLOW_DATASTORE | local or s3 | local |
+| LEDGERFLOW_DATASTORE_ROOT | folder, or s3://bucket/prefix | HOME/data |
+| LEDGERFLOW_S3_ENDPOINT_URL | S3 endpoint (e.g. a local S3 server) | AWS |
+| LEDGERFLOW_USER, USERNAME, USER | who runs flows | the login name |
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """The settings contradict each other or are incomplete."""
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    metadata: str
+    service_address: str | None
+    token: str | None
+    datastore: str
+    datastore_root: str
+    s3_endpoint_url: str | None
+    username: str
+
+    @property
+    def ledger_url(self) -> str:
+        return f"sqlite://{self.home / 'ledger.db'}"
+
+
+def username() -> str:
+    for variable in ("LEDGERFLOW_USER", "USERNAME", "USER"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def load_config(*, metadata: str | None = None, datastore: str | None = None) -> Config:
+    home = Path(os.environ.get("LEDGERFLOW_HOME", ".ledgerflow")).absolute()
+    service = os.environ.get("LEDGERFLOW_SERVICE") or None
+    metadata = metadata or ("service" if service else "local")
+    if metadata not in ("local", "service"):
+        raise ConfigError(f"metadata must be 'local' or 'service', not {metadata!r}")
+    if metadata == "service" and not service:
+        raise ConfigError("--metadata service needs LEDGERFLOW_SERVICE=host:port")
+    datastore = datastore or os.environ.get("LEDGERFLOW_DATASTORE", "local")
+    if datastore not in ("local", "s3"):
+        raise ConfigError(f"datastore must be 'local' or 's3', not {datastore!r}")
+    root = os.environ.get("LEDGERFLOW_DATASTORE_ROOT") or (
+        str(home / "data") if datastore == "local" else ""
+    )
+    if datastore == "s3" and not root.startswith("s3://"):
+        raise ConfigError("the s3 datastore needs LEDGERFLOW_DATASTORE_ROOT=s3://bucket/prefix")
+    return Config(
+        home=home,
+        metadata=metadata,
+        service_address=service if metadata == "service" else None,
+        token=os.environ.get("LEDGERFLOW_TOKEN") or None,
+        datastore=datastore,
+        datastore_root=root,
+        s3_endpoint_url=os.environ.get("LEDGERFLOW_S3_ENDPOINT_URL"),
+        username=username(),
+    )
+
+
+def open_datastore(config: Config):
+    from ledgerflow._datastore import ContentStore, LocalStorage, S3Storage
+
+    if config.datastore == "s3":
+        return ContentStore(S3Storage(config.datastore_root, endpoint_url=config.s3_endpoint_url))
+    return ContentStore(LocalStorage(config.datastore_root))

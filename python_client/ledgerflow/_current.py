@@ -1,0 +1,51 @@
+"""``current``: facts about the task that is running, for use inside a step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Current:
+    """Set by the runtime in each task process before the step runs."""
+
+    def __init__(self) -> None:
+        self._facts: dict[str, Any] = {}
+
+    def _set(self, **facts: Any) -> None:
+        self._facts = dict(facts)
+
+    def __getattr__(self, name: str) -> Any:
+        facts = self.__dict__.get("_facts", {})
+        if name in facts:
+            return facts[name]
+        if name in _KNOWN:
+            return None
+        raise AttributeError(f"current has no attribute {name!r}")
+
+    @property
+    def is_running_flow(self) -> bool:
+        return bool(self._facts)
+
+    @property
+    def pathspec(self) -> str | None:
+        if not self._facts:
+            return None
+        return "/".join(
+            str(self._facts[k]) for k in ("flow_name", "run_id", "step_name", "task_id")
+        )
+
+
+_KNOWN = {
+    "flow_name",
+    "run_id",
+    "step_name",
+    "task_id",
+    "retry_count",
+    "namespace",
+    "username",
+    "tags",
+    "origin_run_id",
+    "parameter_names",
+}
+
+current = Current()

@@ -1,0 +1,260 @@
+"""The content-addressed datastore for artifact values and task logs.
+
+A value's key is the SHA-256 of its stored bytes, so equal values are stored once and
+a clone or an unchanged inherited artifact costs nothing. Values are written as:
+
+- ``raw``: ``bytes`` as they are;
+- ``pickle5``: pickle protocol 5 with out-of-band buffers, so numpy arrays, pandas
+  columns and Arrow buffers go to storage as their raw memory (no gzip, no copy into
+  the pickle) and come back as writable arrays over one read buffer;
+- ``pickle5+zlib``: the same, compressed, only when the in-band pickle is large and
+  compresses well (plain Python objects; never numeric buffers).
+
+Storage is a local folder (default) or S3 through boto3's transfer manager (parallel
+multipart transfers).
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import io
+import os
+import pickle
+import struct
+import tempfile
+import zlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Buffer = bytes | bytearray | memoryview
+_MAGIC = b"LFP5"
+_HEADER = struct.Struct("<4sIQ")
+_COMPRESS_FROM = 64 * 1024
+
+
+class ArtifactSerializationError(Exception):
+    """A value could not be stored (it cannot be pickled)."""
+
+
+@dataclass(frozen=True)
+class StoredValue:
+    key: str
+    size: int
+    type_name: str
+    serializer: str
+
+
+def type_name_of(value: Any) -> str:
+    cls = type(value)
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+
+
+def _frame(value: Any) -> tuple[list[Buffer], str]:
+    if isinstance(value, bytes):
+        return [value], "raw"
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        meta = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except Exception as error:  # pickling can raise nearly anything
+        raise ArtifactSerializationError(f"{type(error).__name__}: {error}") from None
+    serializer = "pickle5"
+    if not buffers and len(meta) >= _COMPRESS_FROM:
+        packed = zlib.compress(meta, 1)
+        if len(packed) < 0.8 * len(meta):
+            meta, serializer = packed, "pickle5+zlib"
+    raws = [b.raw() for b in buffers]
+    lengths = b"".join(struct.pack("<Q", r.nbytes) for r in raws)
+    header = _HEADER.pack(_MAGIC, len(raws), len(meta)) + lengths
+    return [header, meta, *raws], serializer
+
+
+def _unframe(data: Buffer, serializer: str) -> Any:
+    if serializer == "raw":
+        return bytes(data) if not isinstance(data, bytes) else data
+    view = memoryview(data)
+    magic, count, meta_len = _HEADER.unpack_from(view, 0)
+    if magic != _MAGIC:
+        raise ValueError("stored value is not in ledgerflow's pickle5 format")
+    offset = _HEADER.size
+    lengths = struct.unpack_from(f"<{count}Q", view, offset)
+    offset += 8 * count
+    meta = view[offset : offset + meta_len]
+    offset += meta_len
+    buffers = []
+    for length in lengths:
+        buffers.append(view[offset : offset + length])
+        offset += length
+    if serializer == "pickle5+zlib":
+        meta = memoryview(zlib.decompress(meta))
+    return pickle.loads(meta, buffers=buffers)
+
+
+class Storage(abc.ABC):
+    """Blobs by key."""
+
+    @abc.abstractmethod
+    def has(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def put(self, key: str, parts: Sequence[Buffer]) -> None: ...
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytearray: ...
+
+    def get_many(self, keys: Sequence[str]) -> list[bytearray]:
+        return [self.get(k) for k in keys]
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def has(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def put(self, key: str, parts: Sequence[Buffer]) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                for part in parts:
+                    out.write(part)
+            os.replace(temp, path)  # atomic: readers never see half a value
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> bytearray:
+        path = self._path(key)
+        try:
+            with open(path, "rb", buffering=0) as source:
+                data = bytearray(os.fstat(source.fileno()).st_size)
+                view = memoryview(data)
+                read = 0
+                while read < len(data):
+                    n = source.readinto(view[read:])
+                    if not n:
+                        break
+                    read += n
+                return data
+        except FileNotFoundError:
+            raise KeyError(f"value {key} is not in the datastore at {self.root}") from None
+
+
+class _PartsReader(io.RawIOBase):
+    """A file-like view over several buffers, so uploads need no concatenated copy."""
+
+    def __init__(self, parts: Sequence[Buffer]) -> None:
+        self._parts = [memoryview(p).cast("B") for p in parts]
+        self._index = 0
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        out = memoryview(target).cast("B")
+        written = 0
+        while written < len(out) and self._index < len(self._parts):
+            part = self._parts[self._index]
+            n = min(len(out) - written, len(part) - self._offset)
+            out[written : written + n] = part[self._offset : self._offset + n]
+            written += n
+            self._offset += n
+            if self._offset == len(part):
+                self._index, self._offset = self._index + 1, 0
+        return written
+
+
+class S3Storage(Storage):
+    """S3 through boto3: multipart and parallel transfers for large values."""
+
+    def __init__(self, url: str, *, endpoint_url: str | None = None, max_workers: int = 8) -> None:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+
+        if not url.startswith("s3://"):
+            raise ValueError(f"S3 root {url!r} must look like s3://bucket/prefix")
+        bucket, _, prefix = url[5:].partition("/")
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self._client = boto3.client("s3", endpoint_url=endpoint_url)
+        self._transfer = TransferConfig(
+            multipart_threshold=16 * 1024 * 1024,
+            multipart_chunksize=16 * 1024 * 1024,
+            max_concurrency=max_workers,
+        )
+        self._pool = ThreadPoolExecutor(max_workers=max_workers)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key[:2]}/{key}" if self.prefix else f"{key[:2]}/{key}"
+
+    def has(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def put(self, key: str, parts: Sequence[Buffer]) -> None:
+        self._client.upload_fileobj(
+            _PartsReader(parts), self.bucket, self._key(key), Config=self._transfer
+        )
+
+    def get(self, key: str) -> bytearray:
+        from botocore.exceptions import ClientError
+
+        sink = io.BytesIO()
+        try:
+            self._client.download_fileobj(self.bucket, self._key(key), sink, Config=self._transfer)
+        except ClientError as error:
+            raise KeyError(
+                f"value {key} is not in s3://{self.bucket}/{self.prefix}: {error}"
+            ) from None
+        return bytearray(sink.getbuffer())
+
+    def get_many(self, keys: Sequence[str]) -> list[bytearray]:
+        return list(self._pool.map(self.get, keys))
+
+
+class ContentStore:
+    """Values in, keys out; keys in, values out."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def save(self, value: Any) -> StoredValue:
+        parts, serializer = _frame(value)
+        digest = hashlib.sha256()
+        size = 0
+        for part in parts:
+            digest.update(part)
+            size += memoryview(part).nbytes
+        key = digest.hexdigest()
+        if not self.storage.has(key):
+            self.storage.put(key, parts)
+        return StoredValue(key, size, type_name_of(value), serializer)
+
+    def load(self, key: str, serializer: str) -> Any:
+        return _unframe(self.storage.get(key), serializer)
+
+    def load_many(self, items: Sequence[tuple[str, str]]) -> list[Any]:
+        blobs = self.storage.get_many([key for key, _ in items])
+        return [_unframe(blob, ser) for blob, (_, ser) in zip(blobs, items, strict=True)]
+
+    def save_bytes(self, data: bytes) -> str:
+        """Stores raw bytes (e.g. a log) and returns the key; empty data gets no key."""
+        return self.save(data).key if data else ""

@@ -1,0 +1,99 @@
+"""Step decorators. Each attaches its options to the step function; the runtime
+reads them (``step_options``) when it schedules the step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+F = Callable[..., Any]
+_OPTIONS = "_ledgerflow_options"
+
+
+def step(func: F) -> F:
+    """Marks a method of a FlowSpec as a step."""
+    func.is_step = True  # type: ignore[attr-defined]
+    return func
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float = 1
+    gpu: int = 0
+    memory: int = 4096  # megabytes
+
+
+@dataclass(frozen=True)
+class Retry:
+    times: int = 3
+    minutes_between_retries: float = 2
+
+
+@dataclass(frozen=True)
+class Catch:
+    var: str | None = None
+    print_exception: bool = True
+
+
+@dataclass(frozen=True)
+class Timeout:
+    seconds: float
+
+
+@dataclass
+class StepOptions:
+    resources: Resources = field(default_factory=Resources)
+    retry: Retry | None = None
+    catch: Catch | None = None
+    timeout: Timeout | None = None
+
+
+def step_options(func: Any) -> StepOptions:
+    return getattr(func, _OPTIONS, None) or StepOptions()
+
+
+def _attach(func: F, name: str, value: Any) -> F:
+    options = getattr(func, _OPTIONS, None)
+    if options is None:
+        options = StepOptions()
+        setattr(func, _OPTIONS, options)
+    setattr(options, name, value)
+    return func
+
+
+def resources(func: F | None = None, *, cpu: float = 1, gpu: int = 0, memory: int = 4096) -> Any:
+    """The CPU cores, GPUs and memory (MB) the step needs. Recorded with each task;
+    enforced when the step runs in a container."""
+    if cpu <= 0 or gpu < 0 or memory <= 0:
+        raise ValueError("@resources: cpu and memory must be positive, gpu at least 0")
+    value = Resources(cpu=cpu, gpu=gpu, memory=memory)
+    return _attach(func, "resources", value) if func else (lambda f: _attach(f, "resources", value))
+
+
+def retry(func: F | None = None, *, times: int = 3, minutes_between_retries: float = 2) -> Any:
+    """Runs the step again (up to `times` more attempts) when it fails."""
+    if times < 0 or minutes_between_retries < 0:
+        raise ValueError("@retry: times and minutes_between_retries must be at least 0")
+    value = Retry(times=times, minutes_between_retries=minutes_between_retries)
+    return _attach(func, "retry", value) if func else (lambda f: _attach(f, "retry", value))
+
+
+def catch(func: F | None = None, *, var: str | None = None, print_exception: bool = True) -> Any:
+    """When the step still fails after its retries, stores the exception in artifact
+    `var` (if given) and lets the flow go on."""
+    if var is not None and not var.isidentifier():
+        raise ValueError(f"@catch: var {var!r} must be a Python identifier")
+    value = Catch(var=var, print_exception=print_exception)
+    return _attach(func, "catch", value) if func else (lambda f: _attach(f, "catch", value))
+
+
+def timeout(
+    func: F | None = None, *, seconds: float = 0, minutes: float = 0, hours: float = 0
+) -> Any:
+    """Fails an attempt that runs longer than the given time (it is killed)."""
+    total = seconds + 60 * minutes + 3600 * hours
+    if total <= 0:
+        raise ValueError("@timeout needs a positive seconds=, minutes= or hours=")
+    value = Timeout(seconds=total)
+    return _attach(func, "timeout", value) if func else (lambda f: _attach(f, "timeout", value))

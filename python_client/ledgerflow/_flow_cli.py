@@ -1,0 +1,409 @@
+"""The command line of a flow file: ``python myflow.py run|resume|show|check|logs|tag|dump``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from ledgerflow_service.errors import LedgerError
+
+from ledgerflow._config import Config, ConfigError, load_config, open_datastore
+from ledgerflow._decorators import Retry
+from ledgerflow._flowspec import FlowSpec
+from ledgerflow._graph import FlowGraph, InvalidGraph
+from ledgerflow._metadata import MetadataClient, connect
+from ledgerflow._parameters import Parameter
+from ledgerflow._runtime import LocalRuntime, ResumeOrigin, parameters_as_json
+from ledgerflow._task import TaskOutcome  # noqa: F401  (imported for forked children)
+from ledgerflow.v1 import common_pb2, query_service_pb2
+
+
+def flow_parameters(flow_class: type) -> dict[str, Parameter]:
+    found: dict[str, Parameter] = {}
+    for cls in reversed(flow_class.__mro__):
+        for attr, value in vars(cls).items():
+            if isinstance(value, Parameter):
+                if attr != value.name:
+                    raise InvalidGraph(
+                        f"parameter {value.name!r} is assigned to class attribute "
+                        f"{attr!r}: use the same name for both"
+                    )
+                found[attr] = value
+    return found
+
+
+class _Session:
+    """What every command needs: settings, the ledger, the datastore."""
+
+    def __init__(
+        self,
+        flow_class: type[FlowSpec],
+        graph: FlowGraph,
+        metadata: str | None,
+        datastore: str | None,
+    ) -> None:
+        self.flow_class, self.graph = flow_class, graph
+        try:
+            self.config: Config = load_config(metadata=metadata, datastore=datastore)
+        except ConfigError as error:
+            raise click.UsageError(str(error)) from None
+        self._metadata: MetadataClient | None = None
+        self._store: Any = None
+
+    @property
+    def metadata(self) -> MetadataClient:
+        if self._metadata is None:
+            self._metadata = connect(self.config)
+        return self._metadata
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            self._store = open_datastore(self.config)
+        return self._store
+
+
+def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns ledger and input errors into one-line CLI errors (no traceback)."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except LedgerError as error:
+            raise click.ClickException(error.message) from None
+        except (ValueError, KeyError) as error:
+            raise click.ClickException(str(error).strip("'\"")) from None
+
+    wrapper.__name__ = command.__name__
+    wrapper.__doc__ = command.__doc__
+    return wrapper
+
+
+def _parse_with(specs: tuple[str, ...]) -> Retry | None:
+    retry = None
+    for spec in specs:
+        name, _, args = spec.partition(":")
+        if name != "retry":
+            raise click.BadParameter(
+                f"--with {spec}: only 'retry' can be added to every step from the command line",
+                param_hint="--with",
+            )
+        options: dict[str, float] = {}
+        for pair in filter(None, args.split(",")):
+            key, _, value = pair.partition("=")
+            if key not in ("times", "minutes_between_retries"):
+                raise click.BadParameter(
+                    f"--with retry takes times= and minutes_between_retries=, not {key!r}"
+                )
+            options[key] = float(value)
+        retry = Retry(
+            times=int(options.get("times", 3)),
+            minutes_between_retries=options.get("minutes_between_retries", 0),
+        )
+    return retry
+
+
+def _execute(
+    session: _Session,
+    parameters: dict[str, Any],
+    params: dict[str, Parameter],
+    max_workers: int,
+    tags: tuple[str, ...],
+    with_: tuple[str, ...],
+    origin: ResumeOrigin | None = None,
+) -> None:
+    runtime = LocalRuntime(
+        session.flow_class,
+        session.graph,
+        session.metadata,
+        session.store,
+        username=session.config.username,
+        parameters=parameters,
+        parameters_json=parameters_as_json(parameters, params),
+        max_workers=max_workers,
+        tags=tags,
+        default_retry=_parse_with(with_),
+        origin=origin,
+        metadata_kind=session.config.metadata,
+    )
+    result = runtime.run()
+    session.metadata.close()
+    sys.exit(0 if result.succeeded else 1)
+
+
+_run_options = [
+    click.option(
+        "--max-workers",
+        default=4,
+        show_default=True,
+        type=click.IntRange(1, 512),
+        help="How many tasks run at once.",
+    ),
+    click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
+    click.option(
+        "--with",
+        "with_",
+        multiple=True,
+        metavar="retry[:times=N,...]",
+        help="Add a decorator to every step (repeatable).",
+    ),
+]
+
+
+def _with_options(options: list[Any]) -> Callable[[Any], Any]:
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+def _find_origin(session: _Session, origin_run_id: str | None) -> Any:
+    metadata = session.metadata
+    if origin_run_id:
+        return metadata.get_run(session.graph.name, origin_run_id)
+    runs = metadata.call(
+        "list_runs",
+        query_service_pb2.ListRunsRequest(
+            flow_name=session.graph.name,
+            tags=[f"user:{session.config.username}"],
+            page={"page_size": 1},
+        ),
+    ).runs
+    if not runs:
+        raise click.ClickException(
+            f"{session.graph.name} has no run of yours to resume: "
+            "run it first, or pass --origin-run-id"
+        )
+    return runs[0]
+
+
+def _resume_origin(session: _Session, origin_run: Any, step: str | None) -> ResumeOrigin:
+    flow, run_id = session.graph.name, origin_run.run_id
+    tasks = session.metadata.list_tasks(flow, run_id)
+    if step is None:
+        failed = [t for t in tasks if t.status != common_pb2.STATUS_SUCCEEDED]
+        if not failed:
+            if origin_run.status == common_pb2.STATUS_SUCCEEDED:
+                raise click.ClickException(
+                    f"run {run_id} succeeded: name the step to resume from, e.g. resume end"
+                )
+            raise click.ClickException(f"run {run_id} has no failed task to resume from")
+        order = list(session.graph.nodes)
+        step = min((t.step_name for t in failed), key=order.index)
+    if step not in session.graph.nodes:
+        raise click.BadParameter(f"{step!r} is not a step of {flow}", param_hint="STEP")
+    artifacts: dict[str, dict[str, Any]] = {}
+    for artifact in session.metadata.list_artifacts(flow, run_id):
+        artifacts.setdefault(artifact.task_pathspec, {})[artifact.name] = artifact
+    clone_steps = set(session.graph.nodes) - session.graph.downstream_of(step)
+    reusable = {}
+    for task in tasks:
+        if task.status == common_pb2.STATUS_SUCCEEDED and task.step_name in clone_steps:
+            key = (task.step_name, tuple(f.index for f in task.foreach_stack))
+            reusable[key] = (task.task_id, artifacts.get(task.pathspec, {}))
+    max_id = max((int(t.task_id) for t in tasks if t.task_id.isdigit()), default=0)
+    click.echo(
+        f"Resuming {flow}/{run_id} from step {step!r}: "
+        f"cloning {', '.join(sorted(clone_steps)) or 'nothing'}"
+    )
+    return ResumeOrigin(run_id, clone_steps, reusable, max_id)
+
+
+def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
+    params = flow_parameters(flow_class)
+    doc = (flow_class.__doc__ or "").strip()
+
+    @click.group(help=f"{graph.name}: {doc}" if doc else graph.name)
+    @click.option(
+        "--metadata",
+        type=click.Choice(["local", "service"]),
+        default=None,
+        help="Where the ledger is: embedded SQLite (local) or the service at LEDGERFLOW_SERVICE.",
+    )
+    @click.option(
+        "--datastore",
+        type=click.Choice(["local", "s3"]),
+        default=None,
+        help="Where artifacts go (default: LEDGERFLOW_DATASTORE or local).",
+    )
+    @click.pass_context
+    def cli(ctx: click.Context, metadata: str | None, datastore: str | None) -> None:
+        ctx.obj = _Session(flow_class, graph, metadata, datastore)
+
+    def parameter_options(command: Any) -> Any:
+        for param in reversed(list(params.values())):
+            command = click.option(
+                f"--{param.name.replace('_', '-')}",
+                param.name,
+                default=None,
+                help=(param.help or "")
+                + (
+                    f" [default: {param.default!r}]"
+                    if param.default is not None
+                    else " [required]"
+                    if param.required
+                    else ""
+                ),
+            )(command)
+        return command
+
+    @cli.command()
+    @_with_options(_run_options)
+    @parameter_options
+    @click.pass_obj
+    @_friendly
+    def run(
+        session: _Session,
+        max_workers: int,
+        tags: tuple[str, ...],
+        with_: tuple[str, ...],
+        **raw: Any,
+    ) -> None:
+        """Run the flow from start to end."""
+        values = {}
+        for name, param in params.items():
+            given = raw.get(name)
+            if given is None and param.default is None and param.required:
+                raise click.UsageError(
+                    f"missing parameter --{name.replace('_', '-')}: "
+                    f"{param.help or 'it has no default'}"
+                )
+            try:
+                values[name] = param.convert(given if given is not None else param.default)
+            except (ValueError, TypeError) as error:
+                raise click.BadParameter(str(error), param_hint=f"--{name}") from None
+        _execute(session, values, params, max_workers, tags, with_)
+
+    @cli.command()
+    @click.argument("step", required=False)
+    @click.option("--origin-run-id", help="The run to resume (default: your latest run).")
+    @_with_options(_run_options)
+    @click.pass_obj
+    @_friendly
+    def resume(
+        session: _Session,
+        step: str | None,
+        origin_run_id: str | None,
+        max_workers: int,
+        tags: tuple[str, ...],
+        with_: tuple[str, ...],
+    ) -> None:
+        """Run again from STEP (default: the failed step), reusing the tasks before it."""
+        origin_run = _find_origin(session, origin_run_id)
+        origin = _resume_origin(session, origin_run, step)
+        values = {name: json.loads(text) for name, text in origin_run.parameters.items()}
+        _execute(session, values, params, max_workers, tags, with_, origin)
+
+    @cli.command()
+    def show() -> None:
+        """Show the steps and how they connect."""
+        click.echo(f"{graph.name}\n{graph.describe()}")
+        if params:
+            click.echo("parameters: " + ", ".join(f"--{p}" for p in params))
+
+    @cli.command()
+    def check() -> None:
+        """Check the flow's graph without running it."""
+        click.echo(f"{graph.name}: the graph is valid ({len(graph.nodes)} steps)")
+
+    @cli.command()
+    @click.argument("pathspec")
+    @click.option("--stderr", "stream", flag_value="stderr", help="Show stderr only.")
+    @click.option("--stdout", "stream", flag_value="stdout", help="Show stdout only.")
+    @click.pass_obj
+    @_friendly
+    def logs(session: _Session, pathspec: str, stream: str | None) -> None:
+        """Show the output of RUN_ID/STEP[/TASK_ID] (every attempt)."""
+        parts = pathspec.strip("/").split("/")
+        if len(parts) not in (2, 3):
+            raise click.BadParameter(
+                "use RUN_ID/STEP or RUN_ID/STEP/TASK_ID", param_hint="PATHSPEC"
+            )
+        tasks = session.metadata.list_tasks(graph.name, parts[0], parts[1])
+        if len(parts) == 3:
+            tasks = [t for t in tasks if t.task_id == parts[2]]
+        if not tasks:
+            raise click.ClickException(f"no task at {graph.name}/{pathspec}")
+        for task in tasks:
+            for attempt in task.attempts:
+                for name, key in (("stdout", attempt.stdout_key), ("stderr", attempt.stderr_key)):
+                    if stream in (None, name) and key:
+                        click.echo(
+                            f"--- {task.pathspec} attempt {attempt.attempt} {name}", err=True
+                        )
+                        click.echo(
+                            session.store.load(key, "raw").decode(errors="replace"), nl=False
+                        )
+
+    @cli.group()
+    def tag() -> None:
+        """Add, remove or list a run's tags (each change is kept in the ledger)."""
+
+    @tag.command("add")
+    @click.option("--run-id", required=True)
+    @click.argument("tags", nargs=-1, required=True)
+    @click.pass_obj
+    @_friendly
+    def tag_add(session: _Session, run_id: str, tags: tuple[str, ...]) -> None:
+        """Add TAGS to a run."""
+        click.echo(" ".join(session.metadata.add_tags(graph.name, run_id, tags)))
+
+    @tag.command("remove")
+    @click.option("--run-id", required=True)
+    @click.argument("tags", nargs=-1, required=True)
+    @click.pass_obj
+    @_friendly
+    def tag_remove(session: _Session, run_id: str, tags: tuple[str, ...]) -> None:
+        """Remove TAGS from a run (system tags cannot be removed)."""
+        click.echo(" ".join(session.metadata.remove_tags(graph.name, run_id, tags)))
+
+    @tag.command("list")
+    @click.option("--run-id", required=True)
+    @click.pass_obj
+    @_friendly
+    def tag_list(session: _Session, run_id: str) -> None:
+        """List a run's user and system tags."""
+        run_record = session.metadata.get_run(graph.name, run_id)
+        click.echo("user tags:   " + " ".join(run_record.tags))
+        click.echo("system tags: " + " ".join(run_record.system_tags))
+
+    @cli.command()
+    @click.argument("pathspec")
+    @click.option("--name", "names", multiple=True, help="Only these artifacts, in full.")
+    @click.pass_obj
+    @_friendly
+    def dump(session: _Session, pathspec: str, names: tuple[str, ...]) -> None:
+        """Show the artifacts of RUN_ID/STEP/TASK_ID."""
+        parts = pathspec.strip("/").split("/")
+        if len(parts) != 3:
+            raise click.BadParameter("use RUN_ID/STEP/TASK_ID", param_hint="PATHSPEC")
+        found = session.metadata.list_artifacts(graph.name, *parts, names=names)
+        visible = [a for a in found if not a.name.startswith("_")]
+        if not visible:
+            raise click.ClickException(f"no artifacts at {graph.name}/{pathspec}")
+        for artifact in visible:
+            value = session.store.load(artifact.content_key, artifact.serializer)
+            text = repr(value) if names else _short(repr(value))
+            click.echo(f"{artifact.name} ({artifact.type_name}, {artifact.size} bytes): {text}")
+
+    return cli
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_flow_cli(flow_class: type[FlowSpec]) -> None:
+    try:
+        graph = FlowGraph(flow_class)
+        build = build_cli(flow_class, graph)
+    except InvalidGraph as error:
+        click.echo(f"Error: {flow_class.__name__} is not a valid flow: {error}", err=True)
+        sys.exit(1)
+    build(prog_name=f"python {Path(sys.argv[0]).name}", args=sys.argv[1:])

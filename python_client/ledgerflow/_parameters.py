@@ -1,0 +1,90 @@
+"""Run parameters: class attributes of a flow, given on the command line as
+``--name value`` and available in every step as ``self.name``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class JSONType:
+    """Parameter type for JSON values: ``Parameter('cfg', type=JSONType)``."""
+
+
+class Parameter:
+    """A typed run parameter: ``alpha = Parameter('alpha', default=0.01, help='...')``.
+
+    The type is taken from ``type=``, else from the default (str when neither is given).
+    A parameter without a default is required unless ``required=False``."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        default: Any = None,
+        type: Any = None,
+        help: str = "",
+        required: bool | None = None,
+    ) -> None:
+        if not name.isidentifier():
+            raise ValueError(f"parameter name {name!r} must be a Python identifier")
+        self.name = name
+        self.default = default
+        self.type = type or (builtins_type(default) if default is not None else str)
+        self.help = help
+        self.required = required if required is not None else default is None
+
+    def convert(self, raw: Any) -> Any:
+        """Turns a command-line string (or a default) into the parameter's value."""
+        if raw is None:
+            return None
+        if self.type is JSONType:
+            return json.loads(raw) if isinstance(raw, str) else raw
+        if self.type is bool and isinstance(raw, str):
+            return raw.lower() in ("1", "true", "yes", "on")
+        return self.type(raw)
+
+    def to_json(self, value: Any) -> str:
+        return json.dumps(value)
+
+
+class IncludeFile(Parameter):
+    """A parameter whose value is the content of a local file, read when the run
+    starts and stored with the run, so the run can be reproduced without the file."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        default: str | None = None,
+        is_text: bool = True,
+        encoding: str = "utf-8",
+        help: str = "",
+        required: bool | None = None,
+    ) -> None:
+        super().__init__(name, default=default, type=str, help=help, required=required)
+        self.is_text = is_text
+        self.encoding = encoding
+
+    def convert(self, raw: Any) -> Any:
+        if raw is None:
+            return None
+        path = Path(raw)
+        if not path.is_file():
+            raise ValueError(f"--{self.name}: file {raw!r} does not exist")
+        data = path.read_bytes()
+        return data.decode(self.encoding) if self.is_text else data
+
+    def to_json(self, value: Any) -> str:
+        if isinstance(value, bytes):
+            return json.dumps({"bytes": len(value)})
+        return json.dumps(value)
+
+
+def builtins_type(value: Any) -> Any:
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, (int, float, str)):
+        return type(value)
+    return JSONType

@@ -1,0 +1,78 @@
+"""What a run prints while it goes: one line per task for small steps, a running
+count for wide foreach steps, the failing traceback once, and the run's outcome."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.markup import escape
+
+_PER_TASK_LIMIT = 8
+
+
+class RunReporter:
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False, stderr=False)
+        self._expected: Counter[str] = Counter()
+        self._done: Counter[str] = Counter()
+
+    def _say(self, text: str) -> None:
+        self.console.print(text)
+
+    def run_started(self, flow: str, run_id: str, user: str, metadata: str) -> None:
+        self._say(
+            f"[bold]{flow}[/] run [bold cyan]{run_id}[/] by {escape(user)} "
+            f"[dim]({metadata} metadata)[/]"
+        )
+
+    def expect(self, step: str, count: int) -> None:
+        self._expected[step] += count
+
+    def _wide(self, step: str) -> bool:
+        return self._expected[step] > _PER_TASK_LIMIT
+
+    def task_started(self, step: str, task_id: str, attempt: int) -> None:
+        if attempt:
+            self._say(f"  [yellow]↻[/] {step}/{task_id} retry {attempt}")
+        elif not self._wide(step):
+            self._say(f"  [dim]▶ {step}/{task_id}[/]")
+
+    def task_cloned(self, step: str, task_id: str, origin: str) -> None:
+        self._done[step] += 1
+        if not self._wide(step):
+            self._say(f"  [blue]⧉[/] {step}/{task_id} cloned from {origin}")
+
+    def task_output(self, step: str, task_id: str, text: str) -> None:
+        for line in text.rstrip("\n").splitlines():
+            self._say(f"    [dim]{step}/{task_id}>[/] {escape(line)}")
+
+    def task_finished(
+        self, step: str, task_id: str, ok: bool, seconds: float, note: str = ""
+    ) -> None:
+        self._done[step] += 1
+        if not ok:
+            self._say(
+                f"  [red]✗ {step}/{task_id}[/] failed after {seconds:.2f}s"
+                f"{': ' + escape(note) if note else ''}"
+            )
+        elif not self._wide(step):
+            self._say(f"  [green]✓[/] {step}/{task_id} {seconds:.2f}s{escape(note)}")
+        else:
+            done, total = self._done[step], self._expected[step]
+            if done == total or done % max(1, total // 10) == 0:
+                self._say(f"  [green]✓[/] {step}: {done}/{total} tasks done")
+
+    def run_finished(
+        self,
+        flow: str,
+        run_id: str,
+        ok: bool,
+        seconds: float,
+        traceback_text: str = "",
+        failed_at: str = "",
+    ) -> None:
+        if traceback_text:
+            self._say(f"\n[red]Step {failed_at} failed:[/]\n{escape(traceback_text.rstrip())}\n")
+        status = "[green]succeeded[/]" if ok else "[red]failed[/]"
+        self._say(f"{flow}/{run_id} {status} in {seconds:.2f}s")

@@ -1,0 +1,535 @@
+"""The local runtime: schedules a run's tasks, runs each attempt in a fork of this
+(already warm) process, and is the one writer of the run's events.
+
+Children are awaited through pidfds, so the loop wakes the moment any task exits, a
+timeout falls due, or a retry's delay is over. Events are buffered and appended once per
+wake-up: a run costs few transactions, and a crash loses at most what is in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import selectors
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledgerflow._datastore import ContentStore
+from ledgerflow._decorators import Retry, step_options
+from ledgerflow._flowspec import FlowSpec
+from ledgerflow._graph import FlowGraph
+from ledgerflow._metadata import MetadataClient
+from ledgerflow._progress import RunReporter
+from ledgerflow._task import NUM_SPLITS_ARTIFACT, TaskInput, TaskOutcome, TaskSpec, child_main
+from ledgerflow.v1 import events_pb2, records_pb2
+
+HEARTBEAT_SECONDS = 10.0
+VERSION = "0.1.0"
+
+
+def new_event(**payload: Any) -> events_pb2.Event:
+    return events_pb2.Event(event_id=str(uuid.uuid4()), **payload)
+
+
+def new_run_id() -> str:
+    """Sortable and unique enough for one writer: microseconds since the epoch."""
+    return str(time.time_ns() // 1000)
+
+
+@dataclass
+class FinishedTask:
+    step_name: str
+    task_id: str
+    pathspec: str
+    artifacts: dict[str, records_pb2.Artifact]
+    next_steps: list[str]
+    num_splits: int
+    foreach_stack: list[tuple[str, int, int]]
+
+
+@dataclass
+class ResumeOrigin:
+    """What a resumed run reuses from its origin run."""
+
+    run_id: str
+    clone_steps: set[str]
+    # (step, foreach indices) -> (task id, artifacts) of the origin's successful tasks
+    tasks: dict[tuple[str, tuple[int, ...]], tuple[str, dict[str, records_pb2.Artifact]]]
+    max_task_id: int
+
+
+@dataclass
+class _Running:
+    spec: TaskSpec
+    pid: int
+    pidfd: int
+    started: float
+    deadline: float | None
+    paths: tuple[str, str, str]
+    timed_out: bool = False
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    succeeded: bool
+    failed_step: str = ""
+    traceback: str = ""
+
+
+@dataclass
+class _JoinGroup:
+    expected: int
+    stack: list[tuple[str, int, int]]
+    arrived: list[tuple[int, FinishedTask]] = field(default_factory=list)
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        flow_class: type[FlowSpec],
+        graph: FlowGraph,
+        metadata: MetadataClient,
+        store: ContentStore,
+        *,
+        username: str,
+        parameters: dict[str, Any],
+        parameters_json: dict[str, str],
+        max_workers: int = 4,
+        tags: tuple[str, ...] = (),
+        default_retry: Retry | None = None,
+        origin: ResumeOrigin | None = None,
+        reporter: RunReporter | None = None,
+        metadata_kind: str = "local",
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("--max-workers must be at least 1")
+        self.flow_class, self.graph = flow_class, graph
+        self.metadata, self.store = metadata, store
+        self.username, self.parameters = username, parameters
+        self.parameters_json, self.tags = parameters_json, tags
+        self.max_workers, self.default_retry = max_workers, default_retry
+        self.origin, self.metadata_kind = origin, metadata_kind
+        self.reporter = reporter or RunReporter()
+        self.run_id = new_run_id()
+        self._next_task_id = (origin.max_task_id if origin else 0) + 1
+        self._ready: deque[TaskSpec] = deque()
+        self._delayed: list[tuple[float, TaskSpec]] = []
+        self._running: dict[int, _Running] = {}
+        self._joins: dict[tuple[Any, ...], _JoinGroup] = {}
+        self._events: list[events_pb2.Event] = []
+        self._selector = selectors.DefaultSelector()
+        self._failure: RunResult | None = None
+        self._end_ok = False
+        self._workdir = Path(tempfile.mkdtemp(prefix="ledgerflow-run-"))
+
+    # ---- events -------------------------------------------------------------------
+
+    def _ref(self, spec: TaskSpec) -> events_pb2.TaskRef:
+        return events_pb2.TaskRef(
+            flow_name=self.graph.name,
+            run_id=self.run_id,
+            step_name=spec.step_name,
+            task_id=spec.task_id,
+        )
+
+    def _flush(self) -> None:
+        if self._events:
+            batch, self._events = self._events, []
+            self.metadata.append(batch)
+            self._last_flush = time.monotonic()
+
+    def _system_tags(self) -> list[str]:
+        return [
+            f"user:{self.username}",
+            "runtime:local",
+            f"python_version:{platform.python_version()}",
+            f"ledgerflow_version:{VERSION}",
+        ]
+
+    # ---- the loop -------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        started = time.monotonic()
+        self.metadata.append(
+            [
+                new_event(
+                    run_started=events_pb2.RunStarted(
+                        flow_name=self.graph.name,
+                        run_id=self.run_id,
+                        user=self.username,
+                        tags=list(self.tags),
+                        system_tags=self._system_tags(),
+                        parameters=self.parameters_json,
+                        origin_run_id=self.origin.run_id if self.origin else "",
+                    )
+                )
+            ]
+        )
+        self._last_flush = time.monotonic()
+        self.reporter.run_started(self.graph.name, self.run_id, self.username, self.metadata_kind)
+        self.reporter.expect("start", 1)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            self._schedule(TaskSpec("start", "", [], []))
+            while self._ready or self._running or self._delayed:
+                self._release_delayed()
+                while self._ready and len(self._running) < self.max_workers:
+                    self._launch(self._ready.popleft())
+                self._wait()
+                if time.monotonic() - self._last_flush > HEARTBEAT_SECONDS:
+                    self._events.append(
+                        new_event(
+                            run_heartbeat=events_pb2.RunHeartbeat(
+                                flow_name=self.graph.name, run_id=self.run_id
+                            )
+                        )
+                    )
+                self._flush()
+        except KeyboardInterrupt:
+            self._kill_all()
+            self._failure = self._failure or RunResult(
+                self.run_id, False, "", "the run was interrupted"
+            )
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self._events.append(
+                new_event(
+                    run_finished=events_pb2.RunFinished(
+                        flow_name=self.graph.name,
+                        run_id=self.run_id,
+                        succeeded=self._end_ok and self._failure is None,
+                    )
+                )
+            )
+            self._flush()
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        result = self._failure or RunResult(self.run_id, self._end_ok)
+        self.reporter.run_finished(
+            self.graph.name,
+            self.run_id,
+            result.succeeded,
+            time.monotonic() - started,
+            result.traceback,
+            result.failed_step,
+        )
+        return result
+
+    def _release_delayed(self) -> None:
+        now = time.monotonic()
+        due = [item for item in self._delayed if item[0] <= now]
+        for item in due:
+            self._delayed.remove(item)
+            self._ready.append(item[1])
+
+    def _wait(self) -> None:
+        if not self._running:
+            if self._delayed:
+                time.sleep(max(0.0, min(t for t, _ in self._delayed) - time.monotonic()))
+            return
+        now = time.monotonic()
+        wake = [now + HEARTBEAT_SECONDS]
+        wake += [r.deadline for r in self._running.values() if r.deadline and not r.timed_out]
+        wake += [t for t, _ in self._delayed]
+        for key, _ in self._selector.select(timeout=max(0.0, min(wake) - now)):
+            self._reap(key.data)
+        now = time.monotonic()
+        for running in list(self._running.values()):
+            if running.deadline and now >= running.deadline and not running.timed_out:
+                running.timed_out = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(running.pid, signal.SIGKILL)
+
+    def _kill_all(self) -> None:
+        for running in list(self._running.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(running.pid, signal.SIGKILL)
+            os.waitpid(running.pid, 0)
+            self._selector.unregister(running.pidfd)
+            os.close(running.pidfd)
+        self._running.clear()
+
+    # ---- scheduling -------------------------------------------------------------------
+
+    def _schedule(self, spec: TaskSpec) -> None:
+        if self._failure is not None:
+            return
+        if self.origin and spec.step_name in self.origin.clone_steps:
+            key = (spec.step_name, tuple(i for _, i, _ in spec.foreach_stack))
+            if key in self.origin.tasks:
+                self._clone(spec, *self.origin.tasks[key])
+                return
+        spec.task_id = str(self._next_task_id)
+        self._next_task_id += 1
+        self._ready.append(spec)
+
+    def _options(self, step_name: str) -> Any:
+        return step_options(getattr(self.flow_class, step_name))
+
+    def _launch(self, spec: TaskSpec) -> None:
+        options = self._options(spec.step_name)
+        retry = options.retry or self.default_retry
+        max_attempts = 1 + (retry.times if retry else 0)
+        spec.catch_on_failure = options.catch is not None and spec.attempt >= max_attempts - 1
+        spec.catch_var = options.catch.var if options.catch else None
+        res = options.resources
+        self._events.append(
+            new_event(
+                task_started=events_pb2.TaskStarted(
+                    task=self._ref(spec),
+                    attempt=spec.attempt,
+                    input_pathspecs=[i.pathspec for i in spec.inputs],
+                    foreach_stack=[
+                        records_pb2.ForeachFrame(step_name=s, index=i, num_splits=n)
+                        for s, i, n in spec.foreach_stack
+                    ],
+                    resources=records_pb2.Resources(cpu=res.cpu, gpu=res.gpu, memory_mb=res.memory),
+                )
+            )
+        )
+        self.reporter.task_started(spec.step_name, spec.task_id, spec.attempt)
+        base = str(self._workdir / f"{spec.step_name}.{spec.task_id}.{spec.attempt}")
+        paths = (base + ".result", base + ".out", base + ".err")
+        facts = dict(
+            flow_name=self.graph.name,
+            run_id=self.run_id,
+            step_name=spec.step_name,
+            task_id=spec.task_id,
+            retry_count=spec.attempt,
+            namespace=f"user:{self.username}",
+            username=self.username,
+            tags=[*self.tags, *self._system_tags()],
+            origin_run_id=self.origin.run_id if self.origin else None,
+            parameter_names=list(self.parameters),
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child never returns from child_main
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            child_main(
+                self.flow_class, self.graph, spec, self.store, self.parameters, facts, *paths
+            )
+        pidfd = os.pidfd_open(pid)
+        deadline = time.monotonic() + options.timeout.seconds if options.timeout else None
+        running = _Running(spec, pid, pidfd, time.monotonic(), deadline, paths)
+        self._running[pid] = running
+        self._selector.register(pidfd, selectors.EVENT_READ, running)
+
+    def _reap(self, running: _Running) -> None:
+        _, status = os.waitpid(running.pid, 0)
+        self._selector.unregister(running.pidfd)
+        os.close(running.pidfd)
+        del self._running[running.pid]
+        spec = running.spec
+        result_path, out_path, err_path = running.paths
+        seconds = time.monotonic() - running.started
+        if os.path.exists(result_path):
+            outcome = TaskOutcome.from_bytes(Path(result_path).read_bytes())
+        elif running.timed_out:
+            limit = self._options(spec.step_name).timeout.seconds
+            outcome = TaskOutcome(
+                ok=False,
+                error_type="TimeoutException",
+                error_message=f"the attempt ran longer than {limit:g}s (@timeout) and was killed",
+            )
+        else:
+            code = os.waitstatus_to_exitcode(status)
+            outcome = TaskOutcome(
+                ok=False,
+                error_type="TaskProcessDied",
+                error_message=f"the task process exited with code {code} "
+                "before reporting (killed, or os._exit)",
+            )
+        stdout = _read(out_path)
+        stderr = _read(err_path)
+        if not outcome.traceback and not outcome.ok and stderr:
+            outcome.traceback = stderr.decode(errors="replace")
+        ref = self._ref(spec)
+        if outcome.artifacts:
+            self._events.append(
+                new_event(
+                    artifacts_recorded=events_pb2.ArtifactsRecorded(
+                        task=ref, attempt=spec.attempt, artifacts=outcome.artifacts
+                    )
+                )
+            )
+        if stdout or stderr:
+            self._events.append(
+                new_event(
+                    logs_recorded=events_pb2.LogsRecorded(
+                        task=ref,
+                        attempt=spec.attempt,
+                        stdout_key=self.store.save_bytes(stdout),
+                        stderr_key=self.store.save_bytes(stderr),
+                    )
+                )
+            )
+        if stdout:
+            self.reporter.task_output(spec.step_name, spec.task_id, stdout.decode(errors="replace"))
+        if outcome.ok:
+            self._events.append(
+                new_event(task_succeeded=events_pb2.TaskSucceeded(task=ref, attempt=spec.attempt))
+            )
+            note = f" (caught {outcome.error_type})" if outcome.caught else ""
+            self.reporter.task_finished(spec.step_name, spec.task_id, True, seconds, note)
+            self._on_success(
+                FinishedTask(
+                    spec.step_name,
+                    spec.task_id,
+                    _pathspec(ref),
+                    {a.name: a for a in outcome.artifacts},
+                    outcome.next_steps,
+                    outcome.num_splits,
+                    spec.foreach_stack,
+                )
+            )
+            return
+        self._events.append(
+            new_event(
+                task_failed=events_pb2.TaskFailed(
+                    task=ref,
+                    attempt=spec.attempt,
+                    error_type=outcome.error_type,
+                    error_message=outcome.error_message,
+                    traceback=outcome.traceback,
+                )
+            )
+        )
+        self.reporter.task_finished(
+            spec.step_name,
+            spec.task_id,
+            False,
+            seconds,
+            f"{outcome.error_type}: {outcome.error_message}",
+        )
+        retry = self._options(spec.step_name).retry or self.default_retry
+        if retry and spec.attempt < retry.times and self._failure is None:
+            again = TaskSpec(
+                spec.step_name,
+                spec.task_id,
+                spec.inputs,
+                spec.foreach_stack,
+                attempt=spec.attempt + 1,
+            )
+            self._delayed.append((time.monotonic() + 60 * retry.minutes_between_retries, again))
+            return
+        if self._failure is None:
+            self._failure = RunResult(
+                self.run_id,
+                False,
+                f"{spec.step_name}/{spec.task_id}",
+                outcome.traceback or outcome.error_message,
+            )
+            self._ready.clear()
+            self._delayed.clear()
+
+    def _clone(
+        self, spec: TaskSpec, origin_task_id: str, artifacts: dict[str, records_pb2.Artifact]
+    ) -> None:
+        assert self.origin is not None
+        spec.task_id = origin_task_id
+        origin_path = f"{self.graph.name}/{self.origin.run_id}/{spec.step_name}/{origin_task_id}"
+        ref = self._ref(spec)
+        self._events.append(
+            new_event(
+                task_cloned=events_pb2.TaskCloned(
+                    task=ref,
+                    origin_pathspec=origin_path,
+                    input_pathspecs=[i.pathspec for i in spec.inputs],
+                    foreach_stack=[
+                        records_pb2.ForeachFrame(step_name=s, index=i, num_splits=n)
+                        for s, i, n in spec.foreach_stack
+                    ],
+                )
+            )
+        )
+        self.reporter.task_cloned(spec.step_name, spec.task_id, origin_path)
+        node = self.graph[spec.step_name]
+        num_splits = 0
+        if node.foreach_param:
+            record = artifacts[NUM_SPLITS_ARTIFACT]
+            num_splits = int(self.store.load(record.content_key, record.serializer))
+        self._on_success(
+            FinishedTask(
+                spec.step_name,
+                spec.task_id,
+                _pathspec(ref),
+                artifacts,
+                list(node.out_funcs),
+                num_splits,
+                spec.foreach_stack,
+            )
+        )
+
+    def _on_success(self, task: FinishedTask) -> None:
+        if task.step_name == "end":
+            self._end_ok = True
+            return
+        node = self.graph[task.step_name]
+        as_input = TaskInput(task.step_name, task.pathspec, task.artifacts)
+        if node.foreach_param:
+            target = task.next_steps[0]
+            self.reporter.expect(target, task.num_splits)
+            for index in range(task.num_splits):
+                frame = (task.step_name, index, task.num_splits)
+                self._schedule(TaskSpec(target, "", [as_input], [*task.foreach_stack, frame]))
+            return
+        for target in task.next_steps:
+            target_node = self.graph[target]
+            if not target_node.is_join:
+                self.reporter.expect(target, 1)
+                self._schedule(TaskSpec(target, "", [as_input], list(task.foreach_stack)))
+                continue
+            closing = self.graph[node.split_parents[-1]]
+            if closing.kind == "foreach":
+                stack = task.foreach_stack[:-1]
+                position, expected = task.foreach_stack[-1][1], task.foreach_stack[-1][2]
+            else:
+                stack = list(task.foreach_stack)
+                position = target_node.in_funcs.index(task.step_name)
+                expected = len(target_node.in_funcs)
+            key = (target, tuple(stack))
+            group = self._joins.setdefault(key, _JoinGroup(expected, stack))
+            group.arrived.append((position, task))
+            if len(group.arrived) == group.expected:
+                del self._joins[key]
+                inputs = [
+                    TaskInput(t.step_name, t.pathspec, t.artifacts)
+                    for _, t in sorted(group.arrived, key=lambda item: item[0])
+                ]
+                self.reporter.expect(target, 1)
+                self._schedule(TaskSpec(target, "", inputs, group.stack))
+
+
+def _pathspec(ref: events_pb2.TaskRef) -> str:
+    return f"{ref.flow_name}/{ref.run_id}/{ref.step_name}/{ref.task_id}"
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _raise_interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def parameters_as_json(values: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: params[name].to_json(value) if name in params else json.dumps(value)
+        for name, value in values.items()
+    }

@@ -1,0 +1,218 @@
+"""One task attempt, run in a forked child of the runtime.
+
+The child inherits the imported flow (no interpreter start, no re-import), runs the
+step, stores its artifacts in the datastore and reports a :class:`TaskOutcome` through
+a file. It never writes to the ledger: the runtime, the only writer, records the events
+once the child has exited, so a crashing step cannot leave half an event behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledgerflow._current import current
+from ledgerflow._datastore import ArtifactSerializationError, ContentStore, StoredValue
+from ledgerflow._flowspec import FlowSpec, Inputs, InputView, _ArtifactReader
+from ledgerflow._graph import FlowGraph
+from ledgerflow.exceptions import CaughtException
+from ledgerflow.v1 import records_pb2
+
+NUM_SPLITS_ARTIFACT = "_foreach_num_splits"
+
+
+@dataclass
+class TaskInput:
+    step_name: str
+    pathspec: str
+    artifacts: dict[str, records_pb2.Artifact]
+
+
+@dataclass
+class TaskSpec:
+    """What the runtime asks one attempt to do."""
+
+    step_name: str
+    task_id: str
+    inputs: list[TaskInput]
+    foreach_stack: list[tuple[str, int, int]]
+    attempt: int = 0
+    catch_var: str | None = None
+    catch_on_failure: bool = False
+
+
+@dataclass
+class TaskOutcome:
+    """What the attempt reports back."""
+
+    ok: bool
+    artifacts: list[records_pb2.Artifact] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
+    num_splits: int = 0
+    caught: bool = False
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+
+    def to_bytes(self) -> bytes:
+        state = dict(vars(self))
+        state["artifacts"] = [a.SerializeToString() for a in self.artifacts]
+        return pickle.dumps(state)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TaskOutcome:
+        state = pickle.loads(data)
+        state["artifacts"] = [records_pb2.Artifact.FromString(a) for a in state["artifacts"]]
+        return cls(**state)
+
+
+def _user_traceback(error: BaseException) -> str:
+    """The traceback from the step function down, without the runner's frames."""
+    frames = traceback.extract_tb(error.__traceback__)
+    user = [f for f in frames if not f.filename.endswith(("ledgerflow/_task.py",))]
+    lines = traceback.format_list(user or frames)
+    lines += traceback.format_exception_only(type(error), error)
+    return "Traceback (most recent call last):\n" + "".join(lines)
+
+
+def _store_artifacts(
+    flow: FlowSpec, store: ContentStore, step_name: str, extra: dict[str, Any]
+) -> list[records_pb2.Artifact]:
+    values, passthrough = flow._artifacts_to_store()
+    values.update(extra)
+    records = list(passthrough.values())
+    for name, value in values.items():
+        try:
+            stored = store.save(value)
+        except ArtifactSerializationError as error:
+            raise ArtifactSerializationError(
+                f"artifact {name!r} of step {step_name!r} cannot be stored: {error}. Keep "
+                f"only picklable values in self.{name}, or use a local variable"
+            ) from None
+        records.append(_record(name, stored))
+    return records
+
+
+def _record(name: str, stored: StoredValue) -> records_pb2.Artifact:
+    return records_pb2.Artifact(
+        name=name,
+        content_key=stored.key,
+        size=stored.size,
+        type_name=stored.type_name,
+        serializer=stored.serializer,
+        language="python",
+    )
+
+
+def run_attempt(
+    flow_class: type[FlowSpec],
+    graph: FlowGraph,
+    spec: TaskSpec,
+    store: ContentStore,
+    parameters: dict[str, Any],
+    facts: dict[str, Any],
+) -> TaskOutcome:
+    """Runs the step and stores its artifacts; never raises."""
+    node = graph[spec.step_name]
+    current._set(**facts)
+    flow = flow_class.__new__(flow_class)
+    inherited = spec.inputs[0].artifacts if not node.is_join and spec.inputs else {}
+    flow._prepare(
+        store=store,
+        step_name=spec.step_name,
+        step_names=set(graph.nodes),
+        out_funcs=node.out_funcs,
+        inherited=inherited,
+        foreach_stack=spec.foreach_stack,
+        foreach_params={n.name: n.foreach_param for n in graph if n.foreach_param},
+        parameters=parameters,
+    )
+    flow._is_join = node.is_join
+    try:
+        step_function = getattr(flow, spec.step_name)
+        if node.is_join:
+            views = [
+                InputView(i.step_name, i.pathspec, _ArtifactReader(store, i.artifacts))
+                for i in spec.inputs
+            ]
+            step_function(Inputs(views))
+        else:
+            step_function()
+        if flow._transition is None and spec.step_name != "end":
+            raise RuntimeError(
+                f"step {spec.step_name!r} returned without calling "
+                "self.next(): end every path with self.next(...)"
+            )
+        next_steps, foreach, num_splits = flow._transition or ([], None, 0)
+        extra = {NUM_SPLITS_ARTIFACT: num_splits} if foreach else {}
+        artifacts = _store_artifacts(flow, store, spec.step_name, extra)
+        return TaskOutcome(
+            ok=True, artifacts=artifacts, next_steps=next_steps, num_splits=num_splits
+        )
+    except Exception as error:
+        text = _user_traceback(error)
+        print(text, file=sys.stderr, end="")
+        failed = TaskOutcome(
+            ok=False, error_type=type(error).__name__, error_message=str(error), traceback=text
+        )
+        if not spec.catch_on_failure or node.foreach_param:
+            return failed
+        # @catch: the step failed for good; record the error and go on.
+        extra = (
+            {spec.catch_var: CaughtException(type(error).__name__, str(error), text)}
+            if spec.catch_var
+            else {}
+        )
+        flow._transition = None
+        try:
+            artifacts = _store_artifacts(flow, store, spec.step_name, extra)
+        except ArtifactSerializationError:  # the step's own values cannot be kept
+            artifacts = [_record(name, store.save(value)) for name, value in extra.items()]
+        return TaskOutcome(
+            ok=True,
+            artifacts=artifacts,
+            next_steps=list(node.out_funcs),
+            caught=True,
+            error_type=failed.error_type,
+            error_message=failed.error_message,
+            traceback=text,
+        )
+
+
+def child_main(
+    flow_class: type[FlowSpec],
+    graph: FlowGraph,
+    spec: TaskSpec,
+    store: ContentStore,
+    parameters: dict[str, Any],
+    facts: dict[str, Any],
+    result_path: str,
+    stdout_path: str,
+    stderr_path: str,
+) -> None:
+    """Entry point of the forked child: capture output, run, report, exit."""
+    code = 1
+    try:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        for fd, path in ((1, stdout_path), (2, stderr_path)):
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(target, fd)
+            os.close(target)
+        outcome = run_attempt(flow_class, graph, spec, store, parameters, facts)
+        with open(result_path + ".tmp", "wb") as out:
+            out.write(outcome.to_bytes())
+        os.replace(result_path + ".tmp", result_path)
+        code = 0
+    except BaseException:  # report anything, then leave without running parent cleanups
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)

@@ -1,0 +1,470 @@
+"""The client API: find and inspect flows, runs, steps, tasks and artifacts.
+
+    from ledgerflow import Flow, namespace
+    namespace('user:savin')
+    run = Flow('MyFlow').latest_run
+    run['join'].task.data.out
+
+Requests are few by design: a Step fetches all its tasks in one call and the artifacts
+of all those tasks in one more, shared by every Task it hands out; values are read
+from the datastore only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from ledgerflow_service.errors import NotFound
+
+from ledgerflow._config import load_config, open_datastore
+from ledgerflow._metadata import MetadataClient, connect
+from ledgerflow.exceptions import (
+    CaughtException,
+    LedgerflowNamespaceMismatch,
+    LedgerflowNotFound,
+)
+from ledgerflow.v1 import common_pb2, query_service_pb2, records_pb2
+
+_UNSET = object()
+_current_namespace: Any = _UNSET
+_connection: dict[str, Any] = {}
+
+
+def _clients() -> tuple[MetadataClient, Any]:
+    """The metadata client and datastore for the current settings, reused while the
+    settings stay the same."""
+    config = load_config()
+    key = repr(config)
+    if _connection.get("key") != key:
+        if "metadata" in _connection:
+            _connection["metadata"].close()
+        _connection.update(
+            key=key,
+            metadata=connect(config),
+            store=open_datastore(config),
+            username=config.username,
+        )
+    return _connection["metadata"], _connection["store"]
+
+
+def namespace(ns: str | None) -> str | None:
+    """Switches the namespace: 'user:NAME', 'production:...', any tag, or None for all."""
+    global _current_namespace
+    _current_namespace = ns
+    return ns
+
+
+def default_namespace() -> str:
+    """Switches back to the default namespace, user:<you>, and returns it."""
+    global _current_namespace
+    _current_namespace = f"user:{load_config().username}"
+    return _current_namespace
+
+
+def get_namespace() -> str | None:
+    if _current_namespace is _UNSET:
+        return f"user:{load_config().username}"
+    return _current_namespace
+
+
+def _time(stamp: Any) -> datetime | None:
+    if not stamp.seconds and not stamp.nanos:
+        return None
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _not_found(error: NotFound) -> LedgerflowNotFound:
+    return LedgerflowNotFound(error.message)
+
+
+def _split(pathspec: str, parts: int, what: str) -> list[str]:
+    segments = pathspec.strip("/").split("/")
+    if len(segments) != parts or not all(segments):
+        shape = "/".join(["Flow", "run_id", "step", "task_id"][:parts])
+        raise ValueError(f"{what} pathspec {pathspec!r} must look like {shape}")
+    return segments
+
+
+class Flow:
+    """A flow, and its runs in the current namespace."""
+
+    def __init__(self, name: str) -> None:
+        metadata, _ = _clients()
+        try:
+            metadata.call("get_flow", query_service_pb2.GetFlowRequest(flow_name=name))
+        except NotFound as error:
+            raise _not_found(error) from None
+        self.id = self.pathspec = name
+
+    def __repr__(self) -> str:
+        return f"Flow('{self.id}')"
+
+    def _runs(
+        self, tags: list[str], statuses: list[Any], page_size: int, limit: int | None = None
+    ) -> Iterator[Run]:
+        metadata, _ = _clients()
+        ns = get_namespace()
+        request = query_service_pb2.ListRunsRequest(
+            flow_name=self.id, tags=[*([ns] if ns else []), *tags], statuses=statuses
+        )
+        request.page.page_size = page_size
+        yielded = 0
+        while True:
+            response = metadata.call("list_runs", request)
+            for record in response.runs:
+                yield Run._from_record(record)
+                yielded += 1
+                if limit is not None and yielded >= limit:
+                    return
+            if not response.page.next_page_token:
+                return
+            request.page.page_token = response.page.next_page_token
+
+    def runs(self, *tags: str) -> Iterator[Run]:
+        """Runs in the current namespace carrying all `tags`, newest first."""
+        return self._runs(list(tags), [], 100)
+
+    def __iter__(self) -> Iterator[Run]:
+        return self.runs()
+
+    def __getitem__(self, run_id: str) -> Run:
+        return Run(f"{self.id}/{run_id}")
+
+    @property
+    def latest_run(self) -> Run | None:
+        return next(self._runs([], [], 1, limit=1), None)
+
+    @property
+    def latest_successful_run(self) -> Run | None:
+        return next(self._runs([], [common_pb2.STATUS_SUCCEEDED], 1, limit=1), None)
+
+
+class Run:
+    """One run of a flow."""
+
+    def __init__(self, pathspec: str, *, _record: Any = None) -> None:
+        flow, run_id = _split(pathspec, 2, "run")
+        if _record is None:
+            metadata, _ = _clients()
+            try:
+                _record = metadata.get_run(flow, run_id)
+            except NotFound as error:
+                raise _not_found(error) from None
+            ns = get_namespace()
+            if ns and ns not in _record.tags and ns not in _record.system_tags:
+                raise LedgerflowNamespaceMismatch(
+                    f"run {pathspec} is not in namespace {ns!r}: call namespace(None) to see "
+                    "every namespace"
+                )
+        self._record = _record
+        self.id = _record.run_id
+        self.pathspec = _record.pathspec
+        self.flow_name = _record.flow_name
+
+    @classmethod
+    def _from_record(cls, record: records_pb2.Run) -> Run:
+        return cls(record.pathspec, _record=record)
+
+    def __repr__(self) -> str:
+        return f"Run('{self.pathspec}')"
+
+    def _refresh(self) -> None:
+        metadata, _ = _clients()
+        self._record = metadata.get_run(self.flow_name, self.id)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return frozenset([*self._record.tags, *self._record.system_tags])
+
+    @property
+    def user_tags(self) -> frozenset[str]:
+        return frozenset(self._record.tags)
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        return frozenset(self._record.system_tags)
+
+    @property
+    def status(self) -> str:
+        return common_pb2.Status.Name(self._record.status).removeprefix("STATUS_").lower()
+
+    @property
+    def successful(self) -> bool:
+        return self._record.status == common_pb2.STATUS_SUCCEEDED
+
+    @property
+    def finished(self) -> bool:
+        return self._record.status in (common_pb2.STATUS_SUCCEEDED, common_pb2.STATUS_FAILED)
+
+    @property
+    def created_at(self) -> datetime | None:
+        return _time(self._record.created_at)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _time(self._record.finished_at)
+
+    @property
+    def origin_run_id(self) -> str | None:
+        return self._record.origin_run_id or None
+
+    @property
+    def user(self) -> str:
+        return self._record.user
+
+    def steps(self) -> Iterator[Step]:
+        metadata, _ = _clients()
+        for record in metadata.call(
+            "list_steps",
+            query_service_pb2.ListStepsRequest(flow_name=self.flow_name, run_id=self.id),
+        ).steps:
+            yield Step(f"{self.pathspec}/{record.step_name}", _run=self)
+
+    def __iter__(self) -> Iterator[Step]:
+        return self.steps()
+
+    def __getitem__(self, step_name: str) -> Step:
+        return Step(f"{self.pathspec}/{step_name}", _run=self)
+
+    def __contains__(self, step_name: str) -> bool:
+        return any(s.id == step_name for s in self.steps())
+
+    @property
+    def end_task(self) -> Task | None:
+        try:
+            return self["end"].task
+        except LedgerflowNotFound:
+            return None
+
+    @property
+    def data(self) -> Any:
+        """The artifacts of the end step (None until the run has succeeded)."""
+        task = self.end_task
+        return task.data if task is not None else None
+
+    def add_tag(self, tag: str) -> None:
+        self.add_tags([tag])
+
+    def add_tags(self, tags: Any) -> None:
+        metadata, _ = _clients()
+        metadata.add_tags(self.flow_name, self.id, list(tags))
+        self._refresh()
+
+    def remove_tag(self, tag: str) -> None:
+        self.remove_tags([tag])
+
+    def remove_tags(self, tags: Any) -> None:
+        metadata, _ = _clients()
+        metadata.remove_tags(self.flow_name, self.id, list(tags))
+        self._refresh()
+
+
+class Step:
+    """One step of a run and its tasks."""
+
+    def __init__(self, pathspec: str, *, _run: Run | None = None) -> None:
+        self.flow_name, self.run_id, self.id = _split(pathspec, 3, "step")
+        self.pathspec = pathspec.strip("/")
+        if _run is None:
+            Run(f"{self.flow_name}/{self.run_id}")  # checks existence and namespace
+        self._tasks: list[Task] | None = None
+        self._artifacts: dict[str, dict[str, records_pb2.Artifact]] | None = None
+
+    def __repr__(self) -> str:
+        return f"Step('{self.pathspec}')"
+
+    def _artifacts_of(self, task_pathspec: str) -> dict[str, records_pb2.Artifact]:
+        if self._artifacts is None:
+            metadata, _ = _clients()
+            self._artifacts = {}
+            for artifact in metadata.list_artifacts(self.flow_name, self.run_id, self.id):
+                self._artifacts.setdefault(artifact.task_pathspec, {})[artifact.name] = artifact
+        return self._artifacts.get(task_pathspec, {})
+
+    def tasks(self) -> list[Task]:
+        if self._tasks is None:
+            metadata, _ = _clients()
+            try:
+                records = metadata.list_tasks(self.flow_name, self.run_id, self.id)
+            except NotFound as error:
+                raise _not_found(error) from None
+            if not records:
+                raise LedgerflowNotFound(f"step {self.pathspec} has no tasks (yet)")
+            self._tasks = [Task(r.pathspec, _record=r, _step=self) for r in records]
+        return self._tasks
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.tasks())
+
+    def __getitem__(self, task_id: str) -> Task:
+        for task in self.tasks():
+            if task.id == task_id:
+                return task
+        raise LedgerflowNotFound(f"task {self.pathspec}/{task_id} does not exist")
+
+    @property
+    def task(self) -> Task:
+        """The step's task (the first one, for a foreach)."""
+        return self.tasks()[0]
+
+
+class _Data:
+    """``task.data.x``: artifact values as attributes, loaded on first access."""
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._task[name].data
+        except KeyError:
+            raise AttributeError(f"task {self._task.pathspec} has no artifact {name!r}") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._task
+
+    def __repr__(self) -> str:
+        return f"<data of {self._task.pathspec}: {', '.join(self._task._records())}>"
+
+
+class Task:
+    """One task of a step: its artifacts, output and outcome."""
+
+    def __init__(self, pathspec: str, *, _record: Any = None, _step: Step | None = None) -> None:
+        flow, run_id, step, task_id = _split(pathspec, 4, "task")
+        if _step is None:
+            _step = Step(f"{flow}/{run_id}/{step}")
+        if _record is None:
+            _record = _step[task_id]._record
+        self._record = _record
+        self._step = _step
+        self.id = task_id
+        self.pathspec = _record.pathspec
+        self._values: dict[str, DataArtifact] = {}
+
+    def __repr__(self) -> str:
+        return f"Task('{self.pathspec}')"
+
+    def _records(self) -> dict[str, records_pb2.Artifact]:
+        return {
+            k: v
+            for k, v in self._step._artifacts_of(self.pathspec).items()
+            if not k.startswith("_")
+        }
+
+    def __getitem__(self, name: str) -> DataArtifact:
+        if name not in self._values:
+            records = self._records()
+            if name not in records:
+                raise KeyError(f"task {self.pathspec} has no artifact {name!r}")
+            self._values[name] = DataArtifact(records[name])
+        return self._values[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._records()
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        return (self[name] for name in self._records())
+
+    @property
+    def data(self) -> _Data:
+        return _Data(self)
+
+    @property
+    def artifacts(self) -> list[DataArtifact]:
+        return list(self)
+
+    @property
+    def successful(self) -> bool:
+        return self._record.status == common_pb2.STATUS_SUCCEEDED
+
+    @property
+    def finished(self) -> bool:
+        return self._record.status in (common_pb2.STATUS_SUCCEEDED, common_pb2.STATUS_FAILED)
+
+    @property
+    def status(self) -> str:
+        return common_pb2.Status.Name(self._record.status).removeprefix("STATUS_").lower()
+
+    @property
+    def created_at(self) -> datetime | None:
+        return _time(self._record.created_at)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _time(self._record.finished_at)
+
+    @property
+    def index(self) -> int | None:
+        stack = self._record.foreach_stack
+        return stack[-1].index if stack else None
+
+    @property
+    def retry_count(self) -> int:
+        return max(0, len(self._record.attempts) - 1)
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        return self._record.origin_pathspec or None
+
+    def _log(self, which: str) -> str:
+        attempts = self._record.attempts
+        key = getattr(attempts[-1], f"{which}_key") if attempts else ""
+        if not key:
+            return ""
+        _, store = _clients()
+        return store.load(key, "raw").decode(errors="replace")
+
+    @property
+    def stdout(self) -> str:
+        return self._log("stdout")
+
+    @property
+    def stderr(self) -> str:
+        return self._log("stderr")
+
+    @property
+    def exception(self) -> CaughtException | None:
+        """The error of the latest failed attempt, or None."""
+        for attempt in reversed(self._record.attempts):
+            if attempt.status == common_pb2.STATUS_FAILED:
+                return CaughtException(attempt.error_type, attempt.error_message, attempt.traceback)
+        return None
+
+
+class DataArtifact:
+    """One artifact: its metadata now, its value when `.data` is read."""
+
+    _UNLOADED = object()
+
+    def __init__(self, record: records_pb2.Artifact) -> None:
+        self._record = record
+        self.id = record.name
+        self.pathspec = f"{record.task_pathspec}/{record.name}"
+        self._value: Any = self._UNLOADED
+
+    def __repr__(self) -> str:
+        return f"DataArtifact('{self.pathspec}')"
+
+    @property
+    def data(self) -> Any:
+        if self._value is self._UNLOADED:
+            _, store = _clients()
+            self._value = store.load(self._record.content_key, self._record.serializer)
+        return self._value
+
+    @property
+    def sha(self) -> str:
+        return self._record.content_key
+
+    @property
+    def size(self) -> int:
+        return self._record.size
+
+    @property
+    def type(self) -> str:
+        return self._record.type_name
