@@ -3,7 +3,7 @@
 | variable | meaning | default |
 | --- | --- | --- |
 | LEDGERFLOW_HOME | folder of the embedded ledger and local datastore | ./.ledgerflow |
-| LEDGERFLOW_SERVICE | host:port of a metadata service: use it instead of the embedded ledger | unset |
+| LEDGERFLOW_SERVICE | host:port of a metadata service to use instead | unset |
 | LEDGERFLOW_TOKEN | bearer token for the service | unset |
 | LEDGERFLOW_DATASTORE | local or s3 | local |
 | LEDGERFLOW_DATASTORE_ROOT | folder, or s3://bucket/prefix | HOME/data |

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ledgerflow._datastore import ContentStore
-from ledgerflow.exceptions import InvalidNextCall, MergeArtifactsException
+from ledgerflow.exceptions import InvalidArtifact, InvalidNextCall, MergeArtifactsException
 from ledgerflow.v1 import records_pb2
 
 _IMMUTABLE = (bytes, str, int, float, complex, bool, type(None), tuple, frozenset)
@@ -220,7 +220,7 @@ class FlowSpec:
         values = {k: v for k, v in vars(self).items() if not k.startswith("_")}
         clashes = sorted(set(values) & self._step_names)
         if clashes:
-            raise InvalidNextCall(f"artifact(s) {clashes} have the names of steps: rename them")
+            raise InvalidArtifact(f"artifact(s) {clashes} have the names of steps: rename them")
         passthrough = {}
         for name, record in self._inherited.items():
             if name in values:

@@ -160,9 +160,8 @@ class FlowGraph:
             raise InvalidGraph("no step may go back to 'start'")
         if self.nodes["start"].is_join:
             raise InvalidGraph("'start' cannot be a join: def start(self) takes no inputs")
-        self._seen: set[str] = set()
-        self._traverse(self.nodes["start"], [], set())
-        unreachable = [n.name for n in self.nodes.values() if n.name not in self._seen]
+        reachable = self.downstream_of("start")
+        unreachable = [name for name in self.nodes if name not in reachable]
         if unreachable:
             raise InvalidGraph(
                 f"step(s) {', '.join(unreachable)} can never run: no step goes to them "
@@ -174,6 +173,8 @@ class FlowGraph:
                     f"step {node.name!r} is reached from {', '.join(node.in_funcs)}: make it a "
                     f"join, def {node.name}(self, inputs)"
                 )
+        self._seen: set[str] = set()
+        self._traverse(self.nodes["start"], [], set())
 
     def _traverse(self, node: StepNode, splits: list[str], path: set[str]) -> None:
         if node.name in path:

@@ -13,7 +13,7 @@ _PER_TASK_LIMIT = 8
 
 class RunReporter:
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False, stderr=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self._expected: Counter[str] = Counter()
         self._done: Counter[str] = Counter()
 

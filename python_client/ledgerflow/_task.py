@@ -84,7 +84,7 @@ def _store_artifacts(
 ) -> list[records_pb2.Artifact]:
     values, passthrough = flow._artifacts_to_store()
     values.update(extra)
-    records = list(passthrough.values())
+    records = [record for name, record in passthrough.items() if name not in values]
     for name, value in values.items():
         try:
             stored = store.save(value)

@@ -13,6 +13,10 @@ class InvalidNextCall(LedgerflowException):
     """self.next() was called wrongly in a step."""
 
 
+class InvalidArtifact(LedgerflowException):
+    """An artifact cannot be stored under that name or with that value."""
+
+
 class MergeArtifactsException(LedgerflowException):
     """merge_artifacts() met an artifact whose value differs between inputs."""
 

@@ -1,0 +1,84 @@
+"""End-to-end fixtures for the SDK: every flow test runs twice, once on the embedded
+ledger (no server) and once against the real gRPC service on a real Postgres."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import ledgerflow.client
+import pytest
+from ledgerflow_service import LedgerApplication, open_database
+from ledgerflow_service.server import build_server
+from postgres_server import create_database
+
+FLOWS = Path(__file__).parent / "flows"
+
+
+@dataclass
+class FlowEnv:
+    mode: str
+    home: Path
+    env: dict[str, str]
+
+    def run(
+        self,
+        flow: str,
+        *args: str,
+        user: str = "tester",
+        extra_env: dict[str, str] | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs ``python tests/sdk/flows/FLOW.py ARGS`` as a user would."""
+        env = {**self.env, "USERNAME": user, **(extra_env or {})}
+        result = subprocess.run(
+            [sys.executable, str(FLOWS / f"{flow}.py"), *args],
+            env=env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{flow} {args} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+
+@pytest.fixture(params=["embedded", "service"])
+def flow_env(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FlowEnv]:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+    env["LEDGERFLOW_HOME"] = str(home / ".ledgerflow")
+    server = app = None
+    if request.param == "service":
+        url = create_database(
+            request.getfixturevalue("postgres_url"), f"sdk_{abs(hash(str(tmp_path)))}"
+        )
+        app = LedgerApplication(open_database(url))
+        server, port = build_server(app, port=0)
+        env["LEDGERFLOW_SERVICE"] = f"127.0.0.1:{port}"
+    for key in [k for k in os.environ if k.startswith("LEDGERFLOW_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("LEDGERFLOW_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("USERNAME", "tester")
+    ledgerflow.client.namespace(None)
+    yield FlowEnv(request.param, home, env)
+    ledgerflow.client._connection.clear()
+    ledgerflow.client.default_namespace()
+    if server is not None and app is not None:
+        app.close_watchers()
+        server.stop(0).wait()
+        app.close()

@@ -1,0 +1,156 @@
+"""Parameters, decorators, joins and failures, end to end in both modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ledgerflow import Flow, Run
+from ledgerflow._metadata import connect
+from ledgerflow.client import _clients
+
+pytestmark = pytest.mark.slow
+
+
+def test_features_flow(flow_env, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("remember the milk")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    result = flow_env.run(
+        "features_flow",
+        "run",
+        "--rounds",
+        "7",
+        "--notes",
+        str(notes),
+        "--max-workers",
+        "2",
+        extra_env={"MARKER_DIR": str(markers)},
+    )
+    assert "caught CaughtException KeyError" in result.stdout
+    run = Flow("FeaturesFlow").latest_run
+    assert run.successful
+    end = run["end"].task
+    assert end.data.params == [0.5, 7, {"k": 1}, "remember the milk"]
+    assert end.data.totals == [30, 120]  # rows [1, 2] and [3, 4, 5], times 10
+    assert end.data.shared == "same everywhere"
+    assert end.data.before_failure is True
+    assert end.data.problem.type == "KeyError"
+    who = run["start"].task.data.who
+    assert who == ["FeaturesFlow", run.id, "start", "tester"]
+
+    inner = run["inner"].tasks()
+    assert len(inner) == 5
+    assert all(t.retry_count == 1 for t in inner)
+    assert {t.data.attempt_seen for t in inner} == {1}
+    assert all(
+        t.exception is not None and "first attempt fails" in t.exception.message for t in inner
+    )
+    assert run["fragile"].task.successful
+
+
+def test_a_missing_required_parameter_is_a_usage_error(flow_env) -> None:
+    result = flow_env.run("features_flow", "run", check=False)
+    assert result.returncode == 2
+    assert "missing parameter --rounds" in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(Exception, match="does not exist"):
+        Flow("FeaturesFlow")  # nothing was recorded
+
+
+def test_a_bad_parameter_value_is_a_usage_error(flow_env) -> None:
+    result = flow_env.run("features_flow", "run", "--rounds", "seven", check=False)
+    assert result.returncode == 2 and "--rounds" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unpicklable_artifact_fails_clearly_and_records_nothing(flow_env) -> None:
+    result = flow_env.run("bad_artifact_flow", "run", check=False)
+    assert result.returncode == 1
+    assert "artifact 'lock' of step 'start' cannot be stored" in result.stdout
+    run = Flow("BadArtifactFlow").latest_run
+    task = run["start"].task
+    assert task.status == "failed"
+    assert list(task) == []  # no half-written artifacts in the ledger
+    assert not run.successful and run.finished
+
+
+def test_a_timeout_kills_the_attempt(flow_env) -> None:
+    result = flow_env.run("timeout_flow", "run", check=False)
+    assert result.returncode == 1
+    assert "TimeoutException" in result.stdout
+    task = Flow("TimeoutFlow").latest_run["start"].task
+    assert task.exception is not None and task.exception.type == "TimeoutException"
+
+
+def test_with_retry_on_the_command_line(flow_env, tmp_path: Path) -> None:
+    result = flow_env.run(
+        "branch_flow", "run", "--with", "retry:times=2", check=False, extra_env={"FAIL_B": "1"}
+    )
+    assert result.returncode == 1
+    assert result.stdout.count("retry") == 2
+    task = Flow("MyFlow").latest_run["b"].task
+    assert task.retry_count == 2
+
+
+def test_an_invalid_graph_is_refused_before_anything_runs(flow_env) -> None:
+    result = flow_env.run("invalid_flow", "run", check=False)
+    assert result.returncode == 1
+    assert "InvalidFlow is not a valid flow" in result.stderr
+    assert "make it a join, def end(self, inputs)" in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(Exception, match="does not exist"):
+        Flow("InvalidFlow")
+
+
+def test_cli_show_check_logs_tag_dump(flow_env) -> None:
+    assert "a [linear] -> join" in flow_env.run("branch_flow", "show").stdout
+    assert "graph is valid" in flow_env.run("branch_flow", "check").stdout
+    for command in ([], ["run"], ["resume"], ["logs"], ["tag", "add"], ["dump"]):
+        helped = flow_env.run("branch_flow", *command, "--help")
+        assert "Usage:" in helped.stdout
+    flow_env.run("branch_flow", "run")
+    run_id = Flow("MyFlow").latest_run.id
+    logs = flow_env.run("branch_flow", "logs", f"{run_id}/end")
+    assert "out is 3" in logs.stdout
+    assert flow_env.run("branch_flow", "tag", "add", "--run-id", run_id, "gold").stdout.split() == [
+        "gold"
+    ]
+    listed = flow_env.run("branch_flow", "tag", "list", "--run-id", run_id).stdout
+    assert "gold" in listed and "user:tester" in listed
+    removed = flow_env.run(
+        "branch_flow", "tag", "remove", "--run-id", run_id, "user:tester", check=False
+    )
+    assert removed.returncode == 1 and "system tag" in removed.stderr
+    assert "Traceback" not in removed.stderr
+    dumped = flow_env.run("branch_flow", "dump", f"{run_id}/join/4").stdout
+    assert "out (int" in dumped and ": 3" in dumped
+    missing = flow_env.run("branch_flow", "logs", "nope/end", check=False)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_reading_one_artifact_per_task_is_a_constant_number_of_calls(flow_env) -> None:
+    flow_env.run("wide_flow", "run", "--width", "40")
+    metadata, _ = _clients()
+    run = Run(f"WideFlow/{Flow('WideFlow').latest_run.id}")
+    before = metadata.calls
+    values = [task.data.value for task in run["square"]]
+    assert sorted(values) == [i * i for i in range(40)]
+    assert metadata.calls - before == 2  # ListTasks + ListArtifacts, whatever the width
+
+
+def test_service_and_embedded_record_the_same_events(flow_env) -> None:
+    flow_env.run("branch_flow", "run")
+    config_metadata, _ = _clients()
+    run = Flow("MyFlow").latest_run
+    from ledgerflow.v1 import audit_service_pb2
+
+    events = config_metadata.call(
+        "list_events", audit_service_pb2.ListEventsRequest(run_pathspec=run.pathspec)
+    ).events
+    types = [e.event_type for e in events]
+    assert types[0] == "RunStarted" and types[-1] == "RunFinished"
+    assert types.count("TaskStarted") == 5 and types.count("TaskSucceeded") == 5
+    assert {e.actor for e in events} == {"tester"}
+    assert connect  # both modes use the same client code path
