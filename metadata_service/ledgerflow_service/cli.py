@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import psycopg
 
 from ledgerflow_service.application import LedgerApplication
 from ledgerflow_service.auth import TokenTable
@@ -41,7 +40,11 @@ def open_or_fail(url: str, *, migrate: bool = True) -> Database:
         return open_database(url, migrate=migrate)
     except LedgerError as error:
         raise click.ClickException(error.message) from None
-    except (psycopg.Error, OSError) as error:
+    except OSError as error:
+        raise click.ClickException(f"cannot open {url}: {error}".strip()) from None
+    except Exception as error:
+        if type(error).__module__.split(".")[0] != "psycopg":
+            raise
         raise click.ClickException(f"cannot open {url}: {error}".strip()) from None
 
 

@@ -18,12 +18,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-import psycopg_pool
+if TYPE_CHECKING:  # psycopg is imported only when a Postgres ledger is opened
+    import psycopg
 
 Row = tuple[Any, ...]
 
@@ -99,11 +98,15 @@ class Database(abc.ABC):
         polled by the watchers instead."""
 
     @abc.abstractmethod
+    def is_unique_violation(self, error: Exception) -> bool:
+        """Whether `error` is this backend's unique-constraint violation."""
+
+    @abc.abstractmethod
     def close(self) -> None: ...
 
 
 def _migration_files(kind: str) -> list[tuple[int, str, str]]:
-    folder = resources.files("ledgerflow_service") / "migrations" / kind
+    folder = Path(__file__).parent / "migrations" / kind  # shipped as package data
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
@@ -193,6 +196,9 @@ class SqliteDatabase(Database):
     def notify_appended(self, tx: Tx, position: int) -> None:
         """SQLite has no cross-process notification; watchers poll."""
 
+    def is_unique_violation(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error)
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -252,6 +258,9 @@ class PostgresDatabase(Database):
     kind = "postgres"
 
     def __init__(self, conninfo: str, *, max_connections: int = 10) -> None:
+        import psycopg
+        import psycopg_pool
+
         self.conninfo = conninfo
         # Fail at once, with the server's own message, when it cannot be reached: the
         # pool alone would retry silently until its timeout.
@@ -298,7 +307,14 @@ class PostgresDatabase(Database):
         # Delivered at commit, so a listener never hears of an uncommitted event.
         tx.execute("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, str(position)))
 
+    def is_unique_violation(self, error: Exception) -> bool:
+        import psycopg.errors
+
+        return isinstance(error, psycopg.errors.UniqueViolation)
+
     def listen(self, on_append: Any, stop: threading.Event) -> None:
+        import psycopg
+
         while not stop.is_set():
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as conn:

@@ -1,45 +1,53 @@
-"""Errors the application layer raises. Each carries the gRPC status code that the
-transport sends, so embedded and service mode report the same failure the same way."""
+"""Errors the application layer raises. Each names the gRPC status code the transport
+sends, so embedded and service mode report the same failure the same way. (Codes are
+named, not imported, so the embedded mode does not pay for importing grpc.)"""
 
 from __future__ import annotations
 
-import grpc
+from typing import Any
 
 
 class LedgerError(Exception):
     """Base class: a request was refused and nothing was written."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    code_name = "INTERNAL"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
+    @property
+    def code(self) -> Any:
+        """The ``grpc.StatusCode`` for this error."""
+        import grpc
+
+        return grpc.StatusCode[self.code_name]
+
 
 class InvalidArgument(LedgerError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code_name = "INVALID_ARGUMENT"
 
 
 class NotFound(LedgerError):
-    code = grpc.StatusCode.NOT_FOUND
+    code_name = "NOT_FOUND"
 
 
 class AlreadyExists(LedgerError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code_name = "ALREADY_EXISTS"
 
 
 class FailedPrecondition(LedgerError):
     """The request is well formed but the ledger's state forbids it (events out of
     order, after a terminal state, or a stale expected version)."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code_name = "FAILED_PRECONDITION"
 
 
 class Unauthenticated(LedgerError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code_name = "UNAUTHENTICATED"
 
 
-ERROR_BY_CODE: dict[grpc.StatusCode, type[LedgerError]] = {
-    cls.code: cls
+ERROR_BY_CODE_NAME: dict[str, type[LedgerError]] = {
+    cls.code_name: cls
     for cls in (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, Unauthenticated)
 }

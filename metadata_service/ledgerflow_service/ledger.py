@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.auth import Principal
@@ -210,8 +208,9 @@ def _append_once(
         if pending:
             try:
                 tx.insert_rows("events", _EVENT_COLUMN_NAMES, rows)
-            except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation) as error:
-                if "event_id" in str(error) and not look_up_ids:
+            except Exception as error:
+                duplicate = database.is_unique_violation(error) and "event_id" in str(error)
+                if duplicate and not look_up_ids:
                     raise _DuplicateEventId() from error
                 raise
             batch = ProjectionBatch.load(tx, pending)

@@ -12,19 +12,9 @@ import abc
 from collections.abc import Sequence
 from typing import Any
 
-import grpc
-from ledgerflow_service.errors import ERROR_BY_CODE, LedgerError
+from ledgerflow_service.errors import ERROR_BY_CODE_NAME, LedgerError
 
-from ledgerflow.v1 import (
-    audit_service_pb2_grpc,
-    events_pb2,
-    ledger_service_pb2,
-    query_service_pb2,
-    query_service_pb2_grpc,
-    tag_service_pb2,
-    tag_service_pb2_grpc,
-)
-from ledgerflow.v1 import ledger_service_pb2_grpc as ledger_grpc
+from ledgerflow.v1 import events_pb2, ledger_service_pb2, query_service_pb2, tag_service_pb2
 
 # method -> (service, RPC)
 _RPCS = {
@@ -140,8 +130,19 @@ class GrpcMetadata(MetadataClient):
     def __init__(
         self, address: str, username: str, token: str | None = None, timeout: float = 60.0
     ) -> None:
+        import grpc  # only service mode pays for importing grpc
+
+        from ledgerflow.v1 import (
+            audit_service_pb2_grpc,
+            ledger_service_pb2_grpc,
+            query_service_pb2_grpc,
+            tag_service_pb2_grpc,
+        )
+
         super().__init__(username)
         self.address = address
+        self._rpc_error = grpc.RpcError
+        self._unavailable = grpc.StatusCode.UNAVAILABLE
         self._channel = grpc.insecure_channel(
             address,
             options=[
@@ -150,7 +151,7 @@ class GrpcMetadata(MetadataClient):
             ],
         )
         self._stubs = {
-            "ledger": ledger_grpc.LedgerServiceStub(self._channel),
+            "ledger": ledger_service_pb2_grpc.LedgerServiceStub(self._channel),
             "query": query_service_pb2_grpc.QueryServiceStub(self._channel),
             "tag": tag_service_pb2_grpc.TagServiceStub(self._channel),
             "audit": audit_service_pb2_grpc.AuditServiceStub(self._channel),
@@ -166,14 +167,16 @@ class GrpcMetadata(MetadataClient):
             return getattr(self._stubs[service], rpc)(
                 request, metadata=self._metadata, timeout=self._timeout
             )
-        except grpc.RpcError as error:
-            code = error.code()  # type: ignore[attr-defined]
-            if code == grpc.StatusCode.UNAVAILABLE:
+        except self._rpc_error as error:
+            code = error.code()
+            if code == self._unavailable:
                 raise LedgerError(
                     f"the metadata service at {self.address} is unavailable: "
                     "is `ledgerflow service` running there?"
                 ) from None
-            raise ERROR_BY_CODE.get(code, LedgerError)(error.details() or str(code)) from None  # type: ignore[attr-defined]
+            raise ERROR_BY_CODE_NAME.get(code.name, LedgerError)(
+                error.details() or str(code)
+            ) from None
 
     def close(self) -> None:
         self._channel.close()

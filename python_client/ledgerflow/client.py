@@ -12,6 +12,7 @@ from the datastore only when asked for.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -32,12 +33,26 @@ _current_namespace: Any = _UNSET
 _connection: dict[str, Any] = {}
 
 
+_SETTINGS = (
+    "LEDGERFLOW_HOME",
+    "LEDGERFLOW_SERVICE",
+    "LEDGERFLOW_TOKEN",
+    "LEDGERFLOW_DATASTORE",
+    "LEDGERFLOW_DATASTORE_ROOT",
+    "LEDGERFLOW_S3_ENDPOINT_URL",
+    "LEDGERFLOW_USER",
+    "USERNAME",
+    "USER",
+)
+
+
 def _clients() -> tuple[MetadataClient, Any]:
     """The metadata client and datastore for the current settings, reused while the
-    settings stay the same."""
-    config = load_config()
-    key = repr(config)
+    settings (the environment variables of _config, and the working folder) stay the
+    same. Checking them is cheap, as it must be: every artifact read asks."""
+    key = (os.getcwd(), *(os.environ.get(name) for name in _SETTINGS))
     if _connection.get("key") != key:
+        config = load_config()
         if "metadata" in _connection:
             _connection["metadata"].close()
         _connection.update(
@@ -271,6 +286,13 @@ class Step:
             Run(f"{self.flow_name}/{self.run_id}")  # checks existence and namespace
         self._tasks: list[Task] | None = None
         self._artifacts: dict[str, dict[str, records_pb2.Artifact]] | None = None
+        self._datastore: Any = None
+
+    def _store(self) -> Any:
+        """The datastore, looked up once for all the step's artifacts."""
+        if self._datastore is None:
+            _, self._datastore = _clients()
+        return self._datastore
 
     def __repr__(self) -> str:
         return f"Step('{self.pathspec}')"
@@ -361,7 +383,7 @@ class Task:
             records = self._records()
             if name not in records:
                 raise KeyError(f"task {self.pathspec} has no artifact {name!r}")
-            self._values[name] = DataArtifact(records[name])
+            self._values[name] = DataArtifact(records[name], _store=self._step._store())
         return self._values[name]
 
     def __contains__(self, name: str) -> bool:
@@ -441,8 +463,9 @@ class DataArtifact:
 
     _UNLOADED = object()
 
-    def __init__(self, record: records_pb2.Artifact) -> None:
+    def __init__(self, record: records_pb2.Artifact, *, _store: Any = None) -> None:
         self._record = record
+        self._store = _store
         self.id = record.name
         self.pathspec = f"{record.task_pathspec}/{record.name}"
         self._value: Any = self._UNLOADED
@@ -453,7 +476,7 @@ class DataArtifact:
     @property
     def data(self) -> Any:
         if self._value is self._UNLOADED:
-            _, store = _clients()
+            store = self._store or _clients()[1]
             self._value = store.load(self._record.content_key, self._record.serializer)
         return self._value
 
