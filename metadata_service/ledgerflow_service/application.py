@@ -104,9 +104,14 @@ class LedgerApplication:
     # ---- commands ---------------------------------------------------------------
 
     def append(
-        self, request: ledger_api.AppendRequest, principal: Principal
+        self,
+        request: ledger_api.AppendRequest,
+        principal: Principal,
+        still_wanted: Callable[[], bool] | None = None,
     ) -> ledger_api.AppendResponse:
-        recorded = ledger.append(self.database, list(request.events), principal)
+        """`still_wanted()` is asked just before commit; when it says no (the caller's
+        deadline passed), the append rolls back with DEADLINE_EXCEEDED."""
+        recorded = ledger.append(self.database, list(request.events), principal, still_wanted)
         self.signal.fire()
         return ledger_api.AppendResponse(events=recorded)
 

@@ -47,7 +47,20 @@ class Unauthenticated(LedgerError):
     code_name = "UNAUTHENTICATED"
 
 
+class DeadlineExceeded(LedgerError):
+    """The caller stopped waiting before the work could commit; it was rolled back."""
+
+    code_name = "DEADLINE_EXCEEDED"
+
+
 ERROR_BY_CODE_NAME: dict[str, type[LedgerError]] = {
     cls.code_name: cls
-    for cls in (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, Unauthenticated)
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        FailedPrecondition,
+        Unauthenticated,
+        DeadlineExceeded,
+    )
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ledgerflow.v1 import events_pb2
@@ -12,6 +12,7 @@ from ledgerflow_service.auth import Principal
 from ledgerflow_service.database import Database, Tx
 from ledgerflow_service.errors import (
     AlreadyExists,
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     LedgerError,
@@ -111,7 +112,10 @@ def _check_shape(events: Sequence[events_pb2.Event]) -> None:
 
 
 def append(
-    database: Database, events: Sequence[events_pb2.Event], principal: Principal
+    database: Database,
+    events: Sequence[events_pb2.Event],
+    principal: Principal,
+    still_wanted: Callable[[], bool] | None = None,
 ) -> list[events_pb2.Event]:
     """Appends a batch atomically; returns the recorded envelopes, in request order.
 
@@ -134,9 +138,21 @@ def append(
         if addresses.setdefault(event_id, address) != address:
             raise InvalidArgument(f"event id {event_id} is used twice in one batch")
     try:
-        return _append_once(database, events, ids, addresses, principal, look_up_ids=False)
-    except (_DuplicateEventId, LedgerError):
-        return _append_once(database, events, ids, addresses, principal, look_up_ids=True)
+        return _append_once(
+            database,
+            events,
+            ids,
+            addresses,
+            principal,
+            still_wanted=still_wanted,
+            look_up_ids=False,
+        )
+    except (_DuplicateEventId, LedgerError) as error:
+        if isinstance(error, DeadlineExceeded):
+            raise
+        return _append_once(
+            database, events, ids, addresses, principal, still_wanted=still_wanted, look_up_ids=True
+        )
 
 
 class _DuplicateEventId(Exception):
@@ -162,6 +178,7 @@ def _append_once(
     addresses: dict[str, EventAddress],
     principal: Principal,
     *,
+    still_wanted: Callable[[], bool] | None,
     look_up_ids: bool,
 ) -> list[events_pb2.Event]:
     with database.write() as tx:
@@ -220,6 +237,13 @@ def _append_once(
                 batch.save(tx)
                 _record_position(tx, head)
                 database.notify_appended(tx, head)
+            if still_wanted is not None and not still_wanted():
+                # The caller gave up (deadline passed or call cancelled) while this
+                # append waited for the lock: roll back rather than commit unseen work.
+                raise DeadlineExceeded(
+                    "the caller's deadline passed before the append could commit; nothing "
+                    "was written. Retry with the same event ids."
+                )
             stored.update((row[1], envelope_from_row(row)) for row in rows)
     return [stored[i] for i in ids]
 

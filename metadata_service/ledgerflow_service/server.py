@@ -75,8 +75,14 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
     def Append(
         self, request: ledger_service_pb2.AppendRequest, context: grpc.ServicerContext
     ) -> ledger_service_pb2.AppendResponse:
+        def still_wanted() -> bool:
+            remaining = context.time_remaining()
+            return context.is_active() and (remaining is None or remaining > 0)
+
         return self.gate.call_with_claim(
-            context, request.claimed_user, lambda who: self.gate.app.append(request, who)
+            context,
+            request.claimed_user,
+            lambda who: self.gate.app.append(request, who, still_wanted),
         )
 
     def WatchEvents(

@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import events as ev
 import grpc
+import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -26,6 +30,7 @@ from ledgerflow.v1 import (
 )
 from ledgerflow_service import LedgerApplication
 from ledgerflow_service.auth import TokenTable
+from ledgerflow_service.database import _APPEND_LOCK_KEY
 from ledgerflow_service.server import build_server
 
 
@@ -135,15 +140,45 @@ def test_watch_catches_up_then_streams_live(grpc_channel: grpc.Channel) -> None:
     stream.cancel()
 
 
-def test_an_expired_deadline_writes_nothing(
+@contextmanager
+def append_lock_held(app: LedgerApplication) -> Iterator[None]:
+    """Holds the ledger's append lock from another connection, as a slow writer would."""
+    if app.database.kind == "sqlite":
+        other = sqlite3.connect(app.database.path, isolation_level=None)  # type: ignore[attr-defined]
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    else:
+        with psycopg.connect(app.database.conninfo, autocommit=True) as other:  # type: ignore[attr-defined]
+            other.execute("SELECT pg_advisory_lock(%s)", (_APPEND_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                other.execute("SELECT pg_advisory_unlock(%s)", (_APPEND_LOCK_KEY,))
+
+
+def test_an_append_whose_caller_gave_up_is_rolled_back(
     grpc_channel: grpc.Channel, app: LedgerApplication
 ) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
-        append(grpc_channel, ev.run_started("MyFlow", "1"), timeout=0.000001)
-    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    time.sleep(0.2)
+    with append_lock_held(app):
+        with pytest.raises(grpc.RpcError) as caught:
+            append(grpc_channel, ev.run_started("MyFlow", "1"), timeout=0.5)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    time.sleep(1.0)  # the server now gets the lock, sees the caller gone, and rolls back
     with app.database.read() as tx:
         assert tx.query_one("SELECT COUNT(*) FROM events")[0] == 0
+    append(grpc_channel, ev.run_started("MyFlow", "1"))  # and the ledger is still usable
+
+
+def test_a_call_with_time_left_is_committed(
+    grpc_channel: grpc.Channel, app: LedgerApplication
+) -> None:
+    append(grpc_channel, ev.run_started("MyFlow", "1"), timeout=30)
+    with app.database.read() as tx:
+        assert tx.query_one("SELECT COUNT(*) FROM events")[0] == 1
 
 
 def test_bearer_tokens_decide_the_actor(app: LedgerApplication, tmp_path: Path) -> None:
