@@ -115,6 +115,9 @@ class Storage(abc.ABC):
     def get_many(self, keys: Sequence[str]) -> list[bytearray]:
         return [self.get(k) for k in keys]
 
+    def after_fork(self) -> None:  # noqa: B027 - only some storages hold connections
+        """Called in a forked task process: drop connections shared with the parent."""
+
 
 class LocalStorage(Storage):
     def __init__(self, root: str | Path) -> None:
@@ -202,6 +205,8 @@ class S3Storage(Storage):
             raise ValueError(f"S3 root {url!r} must look like s3://bucket/prefix")
         bucket, _, prefix = url[5:].partition("/")
         self.bucket, self.prefix = bucket, prefix.strip("/")
+        self._endpoint_url = endpoint_url
+        self._max_workers = max_workers
         self._client = boto3.client("s3", endpoint_url=endpoint_url)
         self._transfer = TransferConfig(
             multipart_threshold=16 * 1024 * 1024,
@@ -209,6 +214,15 @@ class S3Storage(Storage):
             max_concurrency=max_workers,
         )
         self._pool = ThreadPoolExecutor(max_workers=max_workers)
+
+    def after_fork(self) -> None:
+        """A forked task must not share the parent's HTTP connections or threads."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import boto3
+
+        self._client = boto3.client("s3", endpoint_url=self._endpoint_url)
+        self._pool = ThreadPoolExecutor(max_workers=self._max_workers)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key[:2]}/{key}" if self.prefix else f"{key[:2]}/{key}"

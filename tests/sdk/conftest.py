@@ -4,6 +4,7 @@ ledger (no server) and once against the real gRPC service on a real Postgres."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import ledgerflow.client
 import pytest
 from ledgerflow_service import LedgerApplication, open_database
 from ledgerflow_service.server import build_server
+from moto.server import ThreadedMotoServer
 from postgres_server import create_database
 
 FLOWS = Path(__file__).parent / "flows"
@@ -82,3 +84,14 @@ def flow_env(
         app.close_watchers()
         server.stop(0).wait()
         app.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

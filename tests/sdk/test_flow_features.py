@@ -154,3 +154,46 @@ def test_service_and_embedded_record_the_same_events(flow_env) -> None:
     assert types.count("TaskStarted") == 5 and types.count("TaskSucceeded") == 5
     assert {e.actor for e in events} == {"tester"}
     assert connect  # both modes use the same client code path
+
+
+def test_a_flow_on_the_s3_datastore(flow_env, s3_endpoint: str, tmp_path: Path) -> None:
+    import boto3
+
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    bucket = f"flows-{flow_env.mode}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        **{
+            "aws_access_key_id": "test",
+            "aws_secret_access_key": "test",
+            "region_name": "us-east-1",
+        },
+    ).create_bucket(Bucket=bucket)
+    s3_env = {
+        **credentials,
+        "LEDGERFLOW_DATASTORE": "s3",
+        "LEDGERFLOW_DATASTORE_ROOT": f"s3://{bucket}/runs",
+        "LEDGERFLOW_S3_ENDPOINT_URL": s3_endpoint,
+    }
+    flow_env.run("wide_flow", "run", "--width", "12", extra_env=s3_env)
+    listed = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    ).list_objects_v2(Bucket=bucket, Prefix="runs/")
+    assert listed["KeyCount"] > 12  # every artifact value went to S3
+    assert not (flow_env.home / ".ledgerflow" / "data").exists()
+    import pytest as _pytest
+
+    with _pytest.MonkeyPatch.context() as patch:
+        for key, value in s3_env.items():
+            patch.setenv(key, value)
+        run = Flow("WideFlow").latest_run
+        assert run.data.total == sum(i * i for i in range(12))
