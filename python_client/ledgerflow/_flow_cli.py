@@ -383,7 +383,9 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         parts = pathspec.strip("/").split("/")
         if len(parts) != 3:
             raise click.BadParameter("use RUN_ID/STEP/TASK_ID", param_hint="PATHSPEC")
-        found = session.metadata.list_artifacts(graph.name, *parts, names=names)
+        found = session.metadata.list_artifacts(
+            graph.name, parts[0], parts[1], parts[2], names=names
+        )
         visible = [a for a in found if not a.name.startswith("_")]
         if not visible:
             raise click.ClickException(f"no artifacts at {graph.name}/{pathspec}")

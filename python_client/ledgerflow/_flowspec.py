@@ -103,6 +103,7 @@ class FlowSpec:
         foreach_stack: list[tuple[str, int, int]],
         foreach_params: dict[str, str],
         parameters: dict[str, Any],
+        is_join: bool = False,
     ) -> None:
         self._store = store
         self._step_name = step_name
@@ -113,6 +114,7 @@ class FlowSpec:
         self._foreach_stack = foreach_stack
         self._foreach_params = foreach_params
         self._transition: tuple[list[str], str | None, int] | None = None
+        self._is_join = is_join
         for name, value in parameters.items():
             setattr(self, name, value)
 

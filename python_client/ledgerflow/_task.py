@@ -130,8 +130,8 @@ def run_attempt(
         foreach_stack=spec.foreach_stack,
         foreach_params={n.name: n.foreach_param for n in graph if n.foreach_param},
         parameters=parameters,
+        is_join=node.is_join,
     )
-    flow._is_join = node.is_join
     try:
         step_function = getattr(flow, spec.step_name)
         if node.is_join:
@@ -148,7 +148,7 @@ def run_attempt(
                 "self.next(): end every path with self.next(...)"
             )
         next_steps, foreach, num_splits = flow._transition or ([], None, 0)
-        extra = {NUM_SPLITS_ARTIFACT: num_splits} if foreach else {}
+        extra: dict[str, Any] = {NUM_SPLITS_ARTIFACT: num_splits} if foreach else {}
         artifacts = _store_artifacts(flow, store, spec.step_name, extra)
         return TaskOutcome(
             ok=True, artifacts=artifacts, next_steps=next_steps, num_splits=num_splits

@@ -362,7 +362,7 @@ class Task:
             _step = Step(f"{flow}/{run_id}/{step}")
         if _record is None:
             _record = _step[task_id]._record
-        self._record = _record
+        self._record: Any = _record
         self._step = _step
         self.id = task_id
         self.pathspec = _record.pathspec
