@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from ledgerflow.v1 import (
     audit_service_pb2 as audit,
@@ -228,7 +229,8 @@ class LedgerApplication:
         Appends are serialized and positions assigned under the append lock, so the
         events after a position never gain a late-committing member: reading
         "after the last position seen" cannot skip one."""
-        where, params = ["global_position > ?"], [request.after_position]
+        where: list[str] = ["global_position > ?"]
+        params: list[Any] = [request.after_position]
         if request.run_pathspec:
             parse_pathspec(request.run_pathspec, 2)
             where.append("run_pathspec = ?")
@@ -249,7 +251,8 @@ class LedgerApplication:
                 self.signal.wait(seen, self.watch_poll_seconds)
 
     def list_events(self, request: audit.ListEventsRequest) -> audit.ListEventsResponse:
-        where, params = ["global_position > ?"], [0]
+        where = ["global_position > ?"]
+        params: list[Any] = [0]
         if request.page.page_token:
             params[0] = int(queries.decode_token(request.page.page_token))
         if request.run_pathspec:

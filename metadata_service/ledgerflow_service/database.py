@@ -49,6 +49,11 @@ class Tx(abc.ABC):
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
+    def query_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """Runs independent queries and returns each one's rows, in order (Postgres sends
+        them all in one round trip)."""
+        return [self.query(sql, params) for sql, params in queries]
+
     def pipeline(self) -> AbstractContextManager[Any]:
         """Within it, statements that return nothing may be sent without waiting for
         each answer (Postgres pipeline mode); errors still raise by the block's end."""
@@ -96,6 +101,9 @@ class Database(abc.ABC):
 
         The default does nothing: a backend without cross-process notification is
         polled by the watchers instead."""
+
+    def after_commit(self, appended: int) -> None:  # noqa: B027 - optional
+        """Called after an append committed `appended` events (outside the lock)."""
 
     @abc.abstractmethod
     def is_unique_violation(self, error: Exception) -> bool:
@@ -230,6 +238,11 @@ class _PostgresTx(Tx):
     def pipeline(self) -> AbstractContextManager[Any]:
         return self._conn.pipeline()
 
+    def query_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        with self._conn.pipeline():
+            cursors = [self._conn.execute(_to_psycopg(sql), params) for sql, params in queries]
+            return [cursor.fetchall() for cursor in cursors]
+
     def _column_type(self, table: str, column: str) -> str:
         key = f"{table}.{column}"
         if key not in self._column_types:
@@ -270,6 +283,10 @@ class PostgresDatabase(Database):
         )
         self._pool.wait(timeout=30.0)
         self._column_types: dict[str, str] = {}
+        self._stats_lock = threading.Lock()
+        self._appended_since_analyze = 0
+        self._analyzed_at_size = 0
+        self._analyzing = False
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -306,6 +323,34 @@ class PostgresDatabase(Database):
     def notify_appended(self, tx: Tx, position: int) -> None:
         # Delivered at commit, so a listener never hears of an uncommitted event.
         tx.execute("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, str(position)))
+
+    def after_commit(self, appended: int) -> None:
+        """Refreshes the planner's statistics once the ledger has grown by a fifth (and
+        at least 10,000 events) since the last time. Autovacuum does the same, but only
+        every minute or so: a young ledger ingesting thousands of events a second would
+        meanwhile be planned as if it were tiny (sequential scans where the primary key
+        serves)."""
+        with self._stats_lock:
+            self._appended_since_analyze += appended
+            grown = self._appended_since_analyze
+            if self._analyzing or grown < max(10_000, self._analyzed_at_size // 5):
+                return
+            self._analyzing = True
+            self._analyzed_at_size += grown
+            self._appended_since_analyze = 0
+        threading.Thread(target=self._analyze, name="ledgerflow-analyze", daemon=True).start()
+
+    def _analyze(self) -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                conn.execute("ANALYZE events, runs, run_tags, steps, tasks, attempts, artifacts")
+        except psycopg.Error:
+            pass  # statistics are an optimisation; autovacuum will catch up
+        finally:
+            with self._stats_lock:
+                self._analyzing = False
 
     def is_unique_violation(self, error: Exception) -> bool:
         import psycopg.errors

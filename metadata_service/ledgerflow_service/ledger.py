@@ -159,16 +159,13 @@ class _DuplicateEventId(Exception):
     """The optimistic append met an event id that is already in the ledger."""
 
 
-def _stream_versions(tx: Tx, streams: Sequence[str]) -> dict[str, int]:
+def _stream_versions_query(streams: Sequence[str]) -> tuple[str, list[str]]:
     """Current version of each stream: one index probe per stream (a backward scan of
     UNIQUE(stream, stream_version)), whatever the planner thinks of the table's size."""
     if not streams:
-        return {}
+        return "SELECT NULL, NULL WHERE 1 = 0", []
     probe = "SELECT ?, (SELECT MAX(stream_version) FROM events WHERE stream = ?)"
-    rows = tx.query(
-        " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
-    )
-    return {stream: int(version) for stream, version in rows if version is not None}
+    return " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
 
 
 def _append_once(
@@ -194,9 +191,16 @@ def _append_once(
                 event.ClearField("payload")
                 stored[event.event_id] = event
         fresh = [(i, e) for i, e in zip(ids, events, strict=True) if i not in stored]
-        versions = _stream_versions(tx, sorted({addresses[i].stream for i, _ in fresh}))
-        head_row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
-        head = int(head_row[0]) if head_row else 0
+        # Every read the append needs, sent together (one round trip on Postgres):
+        # stream versions, the ledger's head, and the read-model rows the batch touches.
+        projection_reads = ProjectionBatch.reads_for((e, addresses[i]) for i, e in fresh)
+        version_rows, head_rows, *projection_rows = tx.query_all([
+            _stream_versions_query(sorted({addresses[i].stream for i, _ in fresh})),
+            ("SELECT COALESCE(MAX(global_position), 0) FROM events", []),
+            *projection_reads,
+        ])  # fmt: skip
+        versions = {stream: int(v) for stream, v in version_rows if v is not None}
+        head = int(head_rows[0][0])
         recorded_at = now_us()
         pending: list[PendingEvent] = []
         rows = []
@@ -223,20 +227,21 @@ def _append_once(
                 int(principal.authenticated), recorded_at,
             ))  # fmt: skip
         if pending:
+            batch = ProjectionBatch.from_rows(projection_reads, projection_rows)
+            for item in pending:
+                batch.apply(item)
             try:
-                tx.insert_rows("events", _EVENT_COLUMN_NAMES, rows)
+                with tx.pipeline():  # the writes need no answers: one round trip on Postgres
+                    tx.insert_rows("events", _EVENT_COLUMN_NAMES, rows)
+                    batch.save(tx)
+                    _record_position(tx, head)
+                    database.notify_appended(tx, head)
             except Exception as error:
+                # UNIQUE(event_id): a retried event the optimistic attempt did not look for.
                 duplicate = database.is_unique_violation(error) and "event_id" in str(error)
                 if duplicate and not look_up_ids:
                     raise _DuplicateEventId() from error
                 raise
-            batch = ProjectionBatch.load(tx, pending)
-            for item in pending:
-                batch.apply(item)
-            with tx.pipeline():
-                batch.save(tx)
-                _record_position(tx, head)
-                database.notify_appended(tx, head)
             if still_wanted is not None and not still_wanted():
                 # The caller gave up (deadline passed or call cancelled) while this
                 # append waited for the lock: roll back rather than commit unseen work.
@@ -245,6 +250,7 @@ def _append_once(
                     "was written. Retry with the same event ids."
                 )
             stored.update((row[1], envelope_from_row(row)) for row in rows)
+    database.after_commit(len(rows))
     return [stored[i] for i in ids]
 
 

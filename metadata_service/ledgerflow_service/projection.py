@@ -100,13 +100,6 @@ def _upsert_clause(row_type: type, key: tuple[str, ...]) -> str:
     return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
 
 
-def _select_sql(table: str, row_type: type, key: str, count: int) -> str:
-    return (
-        f"SELECT {', '.join(_columns(row_type))} FROM {table} "
-        f"WHERE {key} IN ({', '.join('?' for _ in range(count))})"
-    )
-
-
 # Table, columns and ON CONFLICT clause of each read model row type.
 _UPSERT = {
     row_type: (table, _columns(row_type), _upsert_clause(row_type, key))
@@ -194,19 +187,21 @@ class ProjectionBatch:
 
     # ---- load -------------------------------------------------------------------
 
-    @classmethod
-    def load(cls, tx: Tx, pending: Iterable[PendingEvent]) -> ProjectionBatch:
-        batch = cls()
+    @staticmethod
+    def reads_for(
+        items: Iterable[tuple[events_pb2.Event, EventAddress]],
+    ) -> list[tuple[str, list[str]]]:
+        """The queries that load every row a batch of events can touch (independent of
+        each other, so a backend may send them together)."""
         run_keys: set[str] = set()
         task_keys: set[str] = set()
         step_keys: set[str] = set()
         flow_names: set[str] = set()
         tag_runs: set[str] = set()
-        for item in pending:
-            address = item.address
+        for event, address in items:
             run_keys.add(address.run_pathspec)
             flow_names.add(address.run_pathspec.split("/", 1)[0])
-            payload = getattr(item.event, address.kind)
+            payload = getattr(event, address.kind)
             if address.task_pathspec:
                 task_keys.add(address.task_pathspec)
                 step_keys.add(address.task_pathspec.rsplit("/", 1)[0])
@@ -216,35 +211,40 @@ class ProjectionBatch:
                 run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
             if address.kind in ("run_started", "tags_added", "tags_removed"):
                 tag_runs.add(address.run_pathspec)
+        return [
+            _select("runs", _columns(RunRow), "pathspec", run_keys),
+            _select("tasks", _columns(TaskRow), "pathspec", task_keys),
+            _select("steps", _columns(StepRow), "pathspec", step_keys),
+            _select("attempts", _columns(AttemptRow), "task_pathspec", task_keys),
+            _select("flows", ["flow_name"], "flow_name", flow_names),
+            _select("run_tags", ["run_pathspec", "tag", "is_system"], "run_pathspec", tag_runs),
+        ]
+
+    @classmethod
+    def from_rows(
+        cls, reads: list[tuple[str, list[str]]], rows: list[list[Any]]
+    ) -> ProjectionBatch:
+        """Builds the batch from the rows of :meth:`reads_for`'s queries."""
+        runs, tasks, steps, attempts, flows, tags = rows
+        (_, run_keys), (_, task_keys), (_, step_keys) = reads[0], reads[1], reads[2]
+        batch = cls()
         batch.runs = dict.fromkeys(run_keys)
+        batch.runs.update((row[0], RunRow(*row)) for row in runs)
         batch.tasks = dict.fromkeys(task_keys)
+        batch.tasks.update((row[0], TaskRow(*row)) for row in tasks)
         batch.steps = dict.fromkeys(step_keys)
-        for run_row in _fetch(tx, "runs", RunRow, "pathspec", run_keys):
-            batch.runs[run_row.pathspec] = run_row
-        for task_row in _fetch(tx, "tasks", TaskRow, "pathspec", task_keys):
-            batch.tasks[task_row.pathspec] = task_row
-        for step_row in _fetch(tx, "steps", StepRow, "pathspec", step_keys):
-            batch.steps[step_row.pathspec] = step_row
-        loaded_tasks = [t.pathspec for t in batch.tasks.values() if t is not None]
-        for attempt_row in _fetch(tx, "attempts", AttemptRow, "task_pathspec", loaded_tasks):
-            batch.attempts[(attempt_row.task_pathspec, attempt_row.attempt)] = attempt_row
-        if flow_names:
-            marks = ", ".join("?" for _ in flow_names)
-            rows = tx.query(
-                f"SELECT flow_name FROM flows WHERE flow_name IN ({marks})", list(flow_names)
-            )
-            batch.known_flows = {r[0] for r in rows}
-        batch.run_tags = {path: {} for path in tag_runs}
-        if tag_runs:
-            marks = ", ".join("?" for _ in tag_runs)
-            rows = tx.query(
-                "SELECT run_pathspec, tag, is_system FROM run_tags "
-                f"WHERE run_pathspec IN ({marks})",
-                list(tag_runs),
-            )
-            for path, tag, is_system in rows:
-                batch.run_tags[path][tag] = is_system
+        batch.steps.update((row[0], StepRow(*row)) for row in steps)
+        batch.attempts = {(row[0], row[1]): AttemptRow(*row) for row in attempts}
+        batch.known_flows = {row[0] for row in flows}
+        batch.run_tags = {path: {} for path in reads[5][1]}
+        for path, tag, is_system in tags:
+            batch.run_tags[path][tag] = is_system
         return batch
+
+    @classmethod
+    def load(cls, tx: Tx, pending: Iterable[PendingEvent]) -> ProjectionBatch:
+        reads = cls.reads_for((item.event, item.address) for item in pending)
+        return cls.from_rows(reads, tx.query_all(reads))
 
     # ---- apply ------------------------------------------------------------------
 
@@ -569,9 +569,7 @@ def _foreach_json(frames: Iterable[records_pb2.ForeachFrame]) -> str:
     return json.dumps([[f.step_name, f.index, f.num_splits] for f in frames])
 
 
-def _fetch(tx: Tx, table: str, row_type: type, key: str, values: Iterable[str]) -> list[Any]:
-    values = list(values)
-    if not values:
-        return []
-    rows = tx.query(_select_sql(table, row_type, key, len(values)), values)
-    return [row_type(*row) for row in rows]
+def _select(table: str, columns: list[str], key: str, values: set[str]) -> tuple[str, list[str]]:
+    """SELECT columns FROM table WHERE key IN values (no row when values is empty)."""
+    marks = ", ".join("?" for _ in values) or "NULL"
+    return (f"SELECT {', '.join(columns)} FROM {table} WHERE {key} IN ({marks})", sorted(values))

@@ -35,7 +35,7 @@ class Clock:
         return self.now_us - self.lost_after_us
 
 
-def run_status(row: RunRow, clock: Clock) -> common_pb2.Status.ValueType:
+def run_status(row: RunRow, clock: Clock) -> common_pb2.Status:
     if row.end_succeeded:
         return S.STATUS_SUCCEEDED
     if row.finished_at_us is not None:
@@ -45,9 +45,7 @@ def run_status(row: RunRow, clock: Clock) -> common_pb2.Status.ValueType:
     return S.STATUS_RUNNING
 
 
-def _outcome_status(
-    succeeded: int | None, heartbeat_us: int, clock: Clock
-) -> common_pb2.Status.ValueType:
+def _outcome_status(succeeded: int | None, heartbeat_us: int, clock: Clock) -> common_pb2.Status:
     if succeeded == 1:
         return S.STATUS_SUCCEEDED
     if succeeded == 0:

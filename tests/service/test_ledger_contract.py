@@ -84,6 +84,21 @@ def test_retried_batch_is_recorded_once(app: LedgerApplication) -> None:
         assert tx.query_one("SELECT COUNT(*) FROM events")[0] == len(batch)
 
 
+def test_a_retry_that_breaks_no_rule_is_caught_by_the_unique_event_id(
+    app: LedgerApplication,
+) -> None:
+    """Heartbeats apply cleanly twice, so only UNIQUE(event_id) can notice the retry."""
+    append(app, ev.run_started("MyFlow", "1"))
+    beats = [ev.run_heartbeat("MyFlow", "1"), ev.run_heartbeat("MyFlow", "1")]
+    first = append(app, *beats)
+    again = append(app, *beats)
+    assert [e.global_position for e in again] == [e.global_position for e in first] == [2, 3]
+    with app.database.read() as tx:
+        assert tx.query_one("SELECT COUNT(*) FROM events")[0] == 3
+    mixed = append(app, beats[0], ev.run_heartbeat("MyFlow", "1"))  # one old, one new
+    assert [e.global_position for e in mixed] == [2, 4]
+
+
 def test_stale_expected_version_is_refused(app: LedgerApplication) -> None:
     append(app, ev.run_started("MyFlow", "1"))
     stale = ev.run_heartbeat("MyFlow", "1")
