@@ -262,6 +262,39 @@ def test_concurrent_writers_lose_nothing(
         assert seen == list(range(1, len(seen) + 1)), stream
 
 
+def test_a_watcher_misses_no_event_under_concurrent_writers(grpc_channel: grpc.Channel) -> None:
+    """Positions are assigned in commit order, so a watcher reading "after the last
+    position seen" while 8 writers append cannot skip an event that commits late."""
+    seen: list[int] = []
+    done = threading.Event()
+    expected = 8 * 30
+    stream = ledger(grpc_channel).WatchEvents(ledger_service_pb2.WatchEventsRequest())
+
+    def watch() -> None:
+        for message in stream:
+            seen.append(message.event.global_position)
+            if len(seen) == expected:
+                done.set()
+                return
+
+    threading.Thread(target=watch, daemon=True).start()
+
+    def writer(n: int) -> None:
+        stub = ledger(grpc_channel)
+        stub.Append(ledger_service_pb2.AppendRequest(events=[ev.run_started("W", f"r{n}")]))
+        for _ in range(29):
+            stub.Append(ledger_service_pb2.AppendRequest(events=[ev.run_heartbeat("W", f"r{n}")]))
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    assert done.wait(timeout=30), f"watcher saw {len(seen)} of {expected} events"
+    stream.cancel()
+    assert seen == list(range(1, expected + 1))  # every event, once, in order
+
+
 @pytest.mark.slow
 def test_service_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path / 'svc.db'}"
