@@ -266,12 +266,9 @@ class LedgerApplication:
         if request.actor:
             where.append("actor = ?")
             params.append(request.actor)
-        if request.HasField("recorded_after"):
-            where.append("recorded_at_us > ?")
-            params.append(request.recorded_after.ToMicroseconds())
-        if request.HasField("recorded_before"):
-            where.append("recorded_at_us < ?")
-            params.append(request.recorded_before.ToMicroseconds())
+        queries.add_time_range(
+            where, params, "recorded_at_us", request, "recorded_after", "recorded_before"
+        )
         size = queries.page_size(request.page)
         with self.database.read() as tx:
             found = ledger.read_events(tx, " AND ".join(where), params, size + 1)

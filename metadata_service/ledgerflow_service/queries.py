@@ -64,6 +64,21 @@ _RUN_STATUS_SQL = {
 }
 
 
+def add_time_range(
+    where: list[str],
+    params: list[Any],
+    column: str,
+    request: Any,
+    after_field: str,
+    before_field: str,
+) -> None:
+    """Adds `column > after AND column < before` for the timestamp fields that are set."""
+    for field_name, operator in ((after_field, ">"), (before_field, "<")):
+        if request.HasField(field_name):
+            where.append(f"{column} {operator} ?")
+            params.append(getattr(request, field_name).ToMicroseconds())
+
+
 def page_size(page: common_pb2.PageRequest) -> int:
     if page.page_size > MAX_PAGE:
         raise InvalidArgument(f"page_size is at most {MAX_PAGE}, got {page.page_size}")
@@ -173,12 +188,7 @@ def list_runs(tx: Tx, request: Any, clock: Clock) -> tuple[list[records_pb2.Run]
             if status in (S.STATUS_LOST, S.STATUS_RUNNING):
                 params.append(clock.cutoff_us)
         where.append(f"({' OR '.join(clauses)})")
-    if request.HasField("created_after"):
-        where.append("created_at_us > ?")
-        params.append(request.created_after.ToMicroseconds())
-    if request.HasField("created_before"):
-        where.append("created_at_us < ?")
-        params.append(request.created_before.ToMicroseconds())
+    add_time_range(where, params, "created_at_us", request, "created_after", "created_before")
     if request.page.page_token:
         where.append("started_position < ?")
         params.append(int(decode_token(request.page.page_token)))

@@ -102,6 +102,33 @@ def _split(pathspec: str, parts: int, what: str) -> list[str]:
     return segments
 
 
+class _Outcome:
+    """Status and times of a run or task, read from its record."""
+
+    _record: Any
+
+    @property
+    def status(self) -> str:
+        """'running', 'succeeded', 'failed' or 'lost' (derived by the service)."""
+        return common_pb2.Status.Name(self._record.status).removeprefix("STATUS_").lower()
+
+    @property
+    def successful(self) -> bool:
+        return self._record.status == common_pb2.STATUS_SUCCEEDED
+
+    @property
+    def finished(self) -> bool:
+        return self._record.status in (common_pb2.STATUS_SUCCEEDED, common_pb2.STATUS_FAILED)
+
+    @property
+    def created_at(self) -> datetime | None:
+        return _time(self._record.created_at)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _time(self._record.finished_at)
+
+
 class Flow:
     """A flow, and its runs in the current namespace."""
 
@@ -156,7 +183,7 @@ class Flow:
         return next(self._runs([], [common_pb2.STATUS_SUCCEEDED], 1, limit=1), None)
 
 
-class Run:
+class Run(_Outcome):
     """One run of a flow."""
 
     def __init__(self, pathspec: str, *, _record: Any = None) -> None:
@@ -200,26 +227,6 @@ class Run:
     @property
     def system_tags(self) -> frozenset[str]:
         return frozenset(self._record.system_tags)
-
-    @property
-    def status(self) -> str:
-        return common_pb2.Status.Name(self._record.status).removeprefix("STATUS_").lower()
-
-    @property
-    def successful(self) -> bool:
-        return self._record.status == common_pb2.STATUS_SUCCEEDED
-
-    @property
-    def finished(self) -> bool:
-        return self._record.status in (common_pb2.STATUS_SUCCEEDED, common_pb2.STATUS_FAILED)
-
-    @property
-    def created_at(self) -> datetime | None:
-        return _time(self._record.created_at)
-
-    @property
-    def finished_at(self) -> datetime | None:
-        return _time(self._record.finished_at)
 
     @property
     def origin_run_id(self) -> str | None:
@@ -353,7 +360,7 @@ class _Data:
         return f"<data of {self._task.pathspec}: {', '.join(self._task._records())}>"
 
 
-class Task:
+class Task(_Outcome):
     """One task of a step: its artifacts, output and outcome."""
 
     def __init__(self, pathspec: str, *, _record: Any = None, _step: Step | None = None) -> None:
@@ -399,26 +406,6 @@ class Task:
     @property
     def artifacts(self) -> list[DataArtifact]:
         return list(self)
-
-    @property
-    def successful(self) -> bool:
-        return self._record.status == common_pb2.STATUS_SUCCEEDED
-
-    @property
-    def finished(self) -> bool:
-        return self._record.status in (common_pb2.STATUS_SUCCEEDED, common_pb2.STATUS_FAILED)
-
-    @property
-    def status(self) -> str:
-        return common_pb2.Status.Name(self._record.status).removeprefix("STATUS_").lower()
-
-    @property
-    def created_at(self) -> datetime | None:
-        return _time(self._record.created_at)
-
-    @property
-    def finished_at(self) -> datetime | None:
-        return _time(self._record.finished_at)
 
     @property
     def index(self) -> int | None:
