@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ledgerflow.v1 import events_pb2
@@ -137,21 +138,21 @@ def append(
             )
         if addresses.setdefault(event_id, address) != address:
             raise InvalidArgument(f"event id {event_id} is used twice in one batch")
+    # Work that does not depend on the ledger's state is done before taking the append
+    # lock, which serializes all writers: the shorter the critical section, the better.
+    unique = list({i: e for i, e in zip(ids, events, strict=True)}.items())
+    bodies = {i: _payload_body(e, addresses[i].kind) for i, e in unique}
+    reads = ProjectionBatch.reads_for((e, addresses[i]) for i, e in unique)
+    prepared = _Prepared(ids, events, addresses, bodies, reads)
     try:
         return _append_once(
-            database,
-            events,
-            ids,
-            addresses,
-            principal,
-            still_wanted=still_wanted,
-            look_up_ids=False,
+            database, prepared, principal, still_wanted=still_wanted, look_up_ids=False
         )
     except (_DuplicateEventId, LedgerError) as error:
         if isinstance(error, DeadlineExceeded):
             raise
         return _append_once(
-            database, events, ids, addresses, principal, still_wanted=still_wanted, look_up_ids=True
+            database, prepared, principal, still_wanted=still_wanted, look_up_ids=True
         )
 
 
@@ -168,16 +169,34 @@ def _stream_versions_query(streams: Sequence[str]) -> tuple[str, list[str]]:
     return " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
 
 
+def _payload_body(event: events_pb2.Event, kind: str) -> bytes:
+    """The stored form of an event: an Event holding only its payload."""
+    body = events_pb2.Event()
+    getattr(body, kind).CopyFrom(getattr(event, kind))
+    return body.SerializeToString()
+
+
+@dataclass
+class _Prepared:
+    """A validated batch, with what could be computed before taking the lock."""
+
+    ids: list[str]
+    events: Sequence[events_pb2.Event]
+    addresses: dict[str, EventAddress]
+    bodies: dict[str, bytes]
+    reads: list[tuple[str, list[str]]]
+
+
 def _append_once(
     database: Database,
-    events: Sequence[events_pb2.Event],
-    ids: list[str],
-    addresses: dict[str, EventAddress],
+    prepared: _Prepared,
     principal: Principal,
     *,
     still_wanted: Callable[[], bool] | None,
     look_up_ids: bool,
 ) -> list[events_pb2.Event]:
+    ids, addresses = prepared.ids, prepared.addresses
+    projection_reads = prepared.reads
     with database.write() as tx:
         stored: dict[str, events_pb2.Event] = {}
         if look_up_ids:
@@ -190,10 +209,11 @@ def _append_once(
                     )
                 event.ClearField("payload")
                 stored[event.event_id] = event
-        fresh = [(i, e) for i, e in zip(ids, events, strict=True) if i not in stored]
+        fresh = [(i, e) for i, e in zip(ids, prepared.events, strict=True) if i not in stored]
+        if stored:
+            projection_reads = ProjectionBatch.reads_for((e, addresses[i]) for i, e in fresh)
         # Every read the append needs, sent together (one round trip on Postgres):
         # stream versions, the ledger's head, and the read-model rows the batch touches.
-        projection_reads = ProjectionBatch.reads_for((e, addresses[i]) for i, e in fresh)
         version_rows, head_rows, *projection_rows = tx.query_all([
             _stream_versions_query(sorted({addresses[i].stream for i, _ in fresh})),
             ("SELECT COALESCE(MAX(global_position), 0) FROM events", []),
@@ -219,11 +239,9 @@ def _append_once(
             versions[address.stream] = current + 1
             head += 1
             pending.append(PendingEvent(event, address, head, recorded_at, principal.name))
-            body = events_pb2.Event()
-            getattr(body, address.kind).CopyFrom(getattr(event, address.kind))
             rows.append((
                 head, event_id, address.stream, current + 1, address.run_pathspec,
-                _type_name(address.kind), body.SerializeToString(), principal.name,
+                _type_name(address.kind), prepared.bodies[event_id], principal.name,
                 int(principal.authenticated), recorded_at,
             ))  # fmt: skip
         if pending:
