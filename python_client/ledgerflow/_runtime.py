@@ -251,12 +251,24 @@ class LocalRuntime:
                     os.kill(running.pid, signal.SIGKILL)
 
     def _kill_all(self) -> None:
+        """Stops every running attempt and records it as failed (interrupted)."""
         for running in list(self._running.values()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(running.pid, signal.SIGKILL)
             os.waitpid(running.pid, 0)
             self._selector.unregister(running.pidfd)
             os.close(running.pidfd)
+            spec = running.spec
+            self._events.append(
+                new_event(
+                    task_failed=events_pb2.TaskFailed(
+                        task=self._ref(spec),
+                        attempt=spec.attempt,
+                        error_type="Interrupted",
+                        error_message="the run was interrupted; the attempt was killed",
+                    )
+                )
+            )
         self._running.clear()
 
     # ---- scheduling -------------------------------------------------------------------

@@ -197,3 +197,30 @@ def test_a_flow_on_the_s3_datastore(flow_env, s3_endpoint: str, tmp_path: Path) 
             patch.setenv(key, value)
         run = Flow("WideFlow").latest_run
         assert run.data.total == sum(i * i for i in range(12))
+
+
+def test_an_interrupted_run_records_its_killed_tasks(flow_env) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    flow_file = Path(__file__).parent / "flows" / "sleepy_flow.py"
+    process = subprocess.Popen(
+        [sys.executable, str(flow_file), "run"],
+        cwd=flow_env.home,
+        env={**flow_env.env, "USERNAME": "tester"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:  # wait until the sleeping task has started
+        if "nap/2" in line:
+            break
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 1
+    run = Flow("SleepyFlow").latest_run
+    assert run.status == "failed"
+    nap = run["nap"].task
+    assert nap.status == "failed" and nap.exception.type == "Interrupted"
