@@ -18,7 +18,6 @@ from ledgerflow._graph import FlowGraph, InvalidGraph
 from ledgerflow._metadata import MetadataClient, connect
 from ledgerflow._parameters import Parameter
 from ledgerflow._runtime import LocalRuntime, ResumeOrigin, parameters_as_json
-from ledgerflow._task import TaskOutcome  # noqa: F401  (imported for forked children)
 from ledgerflow.v1 import common_pb2, query_service_pb2
 
 
