@@ -9,6 +9,7 @@
 | LEDGERFLOW_DATASTORE_ROOT | folder, or s3://bucket/prefix | HOME/data |
 | LEDGERFLOW_S3_ENDPOINT_URL | S3 endpoint (e.g. a local S3 server) | AWS |
 | LEDGERFLOW_USER, USERNAME, USER | who runs flows | the login name |
+| LEDGERFLOW_HEARTBEAT_SECONDS | heartbeat interval of runs and tasks | 10 |
 """
 
 from __future__ import annotations

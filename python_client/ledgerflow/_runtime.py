@@ -33,7 +33,13 @@ from ledgerflow._progress import RunReporter
 from ledgerflow._task import NUM_SPLITS_ARTIFACT, TaskInput, TaskOutcome, TaskSpec, child_main
 from ledgerflow.v1 import events_pb2, records_pb2
 
-HEARTBEAT_SECONDS = 10.0
+
+def heartbeat_seconds() -> float:
+    """How often a run and its running tasks say they are alive (the service calls them
+    lost after --lost-after seconds of silence; keep this well below that)."""
+    return float(os.environ.get("LEDGERFLOW_HEARTBEAT_SECONDS", "10"))
+
+
 VERSION = "0.1.0"
 
 
@@ -132,6 +138,8 @@ class LocalRuntime:
         self._failure: RunResult | None = None
         self._end_ok = False
         self._workdir = Path(tempfile.mkdtemp(prefix="ledgerflow-run-"))
+        self._heartbeat_every = heartbeat_seconds()
+        self._last_heartbeat = time.monotonic()
 
     # ---- events -------------------------------------------------------------------
 
@@ -147,7 +155,6 @@ class LocalRuntime:
         if self._events:
             batch, self._events = self._events, []
             self.metadata.append(batch)
-            self._last_flush = time.monotonic()
 
     def _system_tags(self) -> list[str]:
         return [
@@ -176,7 +183,6 @@ class LocalRuntime:
                 )
             ]
         )
-        self._last_flush = time.monotonic()
         self.reporter.run_started(self.graph.name, self.run_id, self.username, self.metadata_kind)
         self.reporter.expect("start", 1)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -187,14 +193,7 @@ class LocalRuntime:
                 while self._ready and len(self._running) < self.max_workers:
                     self._launch(self._ready.popleft())
                 self._wait()
-                if time.monotonic() - self._last_flush > HEARTBEAT_SECONDS:
-                    self._events.append(
-                        new_event(
-                            run_heartbeat=events_pb2.RunHeartbeat(
-                                flow_name=self.graph.name, run_id=self.run_id
-                            )
-                        )
-                    )
+                self._heartbeat_if_due()
                 self._flush()
         except KeyboardInterrupt:
             self._kill_all()
@@ -225,6 +224,27 @@ class LocalRuntime:
         )
         return result
 
+    def _heartbeat_if_due(self) -> None:
+        """Every heartbeat interval: one TaskHeartbeat per running attempt (a long task
+        must not look lost) and a RunHeartbeat (the run's other events may be rare)."""
+        now = time.monotonic()
+        if now - self._last_heartbeat < self._heartbeat_every:
+            return
+        self._last_heartbeat = now
+        for running in self._running.values():
+            self._events.append(
+                new_event(
+                    task_heartbeat=events_pb2.TaskHeartbeat(
+                        task=self._ref(running.spec), attempt=running.spec.attempt
+                    )
+                )
+            )
+        self._events.append(
+            new_event(
+                run_heartbeat=events_pb2.RunHeartbeat(flow_name=self.graph.name, run_id=self.run_id)
+            )
+        )
+
     def _release_delayed(self) -> None:
         now = time.monotonic()
         due = [item for item in self._delayed if item[0] <= now]
@@ -234,11 +254,14 @@ class LocalRuntime:
 
     def _wait(self) -> None:
         if not self._running:
-            if self._delayed:
-                time.sleep(max(0.0, min(t for t, _ in self._delayed) - time.monotonic()))
+            if self._delayed:  # a retry waits its delay; heartbeats go on meanwhile
+                wake_at = min(
+                    min(t for t, _ in self._delayed), self._last_heartbeat + self._heartbeat_every
+                )
+                time.sleep(max(0.0, wake_at - time.monotonic()))
             return
         now = time.monotonic()
-        wake = [now + HEARTBEAT_SECONDS]
+        wake = [self._last_heartbeat + self._heartbeat_every]
         wake += [r.deadline for r in self._running.values() if r.deadline and not r.timed_out]
         wake += [t for t, _ in self._delayed]
         for key, _ in self._selector.select(timeout=max(0.0, min(wake) - now)):

@@ -224,3 +224,19 @@ def test_an_interrupted_run_records_its_killed_tasks(flow_env) -> None:
     assert run.status == "failed"
     nap = run["nap"].task
     assert nap.status == "failed" and nap.exception.type == "Interrupted"
+
+
+def test_a_long_task_keeps_sending_heartbeats(flow_env) -> None:
+    from ledgerflow.v1 import audit_service_pb2
+
+    flow_env.run(
+        "sleepy_flow", "run", "--seconds", "1.5", extra_env={"LEDGERFLOW_HEARTBEAT_SECONDS": "0.3"}
+    )
+    run = Flow("SleepyFlow").latest_run
+    metadata, _ = _clients()
+    events = metadata.call(
+        "list_events", audit_service_pb2.ListEventsRequest(task_pathspec=run["nap"].task.pathspec)
+    ).events
+    beats = [e for e in events if e.event_type == "TaskHeartbeat"]
+    assert len(beats) >= 3  # a 1.5 s task, a beat every 0.3 s: never silent long enough
+    assert run.successful

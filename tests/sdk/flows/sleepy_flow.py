@@ -2,10 +2,12 @@
 
 import time
 
-from ledgerflow import FlowSpec, step
+from ledgerflow import FlowSpec, Parameter, step
 
 
 class SleepyFlow(FlowSpec):
+    seconds = Parameter("seconds", default=30.0)
+
     @step
     def start(self):
         self.x = 1
@@ -13,7 +15,7 @@ class SleepyFlow(FlowSpec):
 
     @step
     def nap(self):
-        time.sleep(30)
+        time.sleep(self.seconds)
         self.next(self.end)
 
     @step
