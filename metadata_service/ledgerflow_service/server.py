@@ -34,6 +34,47 @@ USER_METADATA_KEY = "ledgerflow-user"
 Response = TypeVar("Response")
 
 
+class _Malformed:
+    """Stands in for a request whose bytes did not decode."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class MalformedRequestInterceptor(grpc.ServerInterceptor):
+    """Answers undecodable request bytes with INVALID_ARGUMENT (grpcio's own answer is
+    INTERNAL, which tells the caller nothing useful about whose fault it is)."""
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        decode = handler.request_deserializer
+
+        def tolerant_decode(data: bytes) -> Any:
+            try:
+                return decode(data)
+            except Exception as error:  # protobuf raises DecodeError and others
+                return _Malformed(f"{details.method}: the request is not a valid message: {error}")
+
+        def guard(behaviour: Any) -> Any:
+            if behaviour is None:
+                return None
+
+            def checked(request: Any, context: grpc.ServicerContext) -> Any:
+                if isinstance(request, _Malformed):
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+                return behaviour(request, context)
+
+            return checked
+
+        return handler._replace(
+            request_deserializer=tolerant_decode,
+            unary_unary=guard(handler.unary_unary),
+            unary_stream=guard(handler.unary_stream),
+        )
+
+
 class _Gate:
     """Authentication and error mapping shared by every servicer."""
 
@@ -172,6 +213,7 @@ def build_server(
     """Builds and starts the server; returns it with the bound port (port 0 picks one)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ledgerflow-rpc"),
+        interceptors=[MalformedRequestInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -28,7 +28,7 @@ from ledgerflow.v1 import (
     tag_service_pb2,
     tag_service_pb2_grpc,
 )
-from ledgerflow_service import LedgerApplication
+from ledgerflow_service import LedgerApplication, Principal
 from ledgerflow_service.auth import TokenTable
 from ledgerflow_service.database import _APPEND_LOCK_KEY
 from ledgerflow_service.server import build_server
@@ -42,6 +42,21 @@ def append(channel: grpc.Channel, *events: object, user: str = "alice", **kw: ob
     return ledger(channel).Append(
         ledger_service_pb2.AppendRequest(events=list(events), claimed_user=user), **kw
     )
+
+
+def drain_in_background(stream: object) -> queue.Queue[object]:
+    """Puts each event of a watch stream on a queue until the stream ends or is cancelled."""
+    received: queue.Queue[object] = queue.Queue()
+
+    def consume() -> None:
+        try:
+            for message in stream:  # type: ignore[attr-defined]
+                received.put(message.event)
+        except grpc.RpcError:
+            pass  # cancelled by the test
+
+    threading.Thread(target=consume, daemon=True).start()
+    return received
 
 
 def test_append_and_query_over_grpc(grpc_channel: grpc.Channel) -> None:
@@ -89,11 +104,47 @@ def test_errors_carry_the_right_status_code(
     assert caught.value.details()
 
 
-def test_malformed_bytes_are_invalid_argument(grpc_channel: grpc.Channel) -> None:
+def test_malformed_bytes_are_invalid_argument(
+    grpc_channel: grpc.Channel, app: LedgerApplication
+) -> None:
     raw = grpc_channel.unary_unary("/ledgerflow.v1.LedgerService/Append")
     with pytest.raises(grpc.RpcError) as caught:
         raw(b"\xff\xff\xff\xff")
-    assert caught.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid message" in caught.value.details()
+    with app.database.read() as tx:
+        assert tx.query_one("SELECT COUNT(*) FROM events")[0] == 0
+    stream = grpc_channel.unary_stream("/ledgerflow.v1.LedgerService/WatchEvents")
+    with pytest.raises(grpc.RpcError) as caught:
+        next(iter(stream(b"\xff\xff")))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_watcher_hears_appends_from_another_process(database_url: str) -> None:
+    """Postgres wakes watchers with LISTEN/NOTIFY; SQLite watchers poll."""
+    from ledgerflow_service import open_database
+
+    poll = 30.0 if database_url.startswith("postgres") else 0.2  # NOTIFY must do it
+    watching = LedgerApplication(open_database(database_url), watch_poll_seconds=poll)
+    writing = LedgerApplication(open_database(database_url))  # its own connections
+    server, port = build_server(watching, port=0)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stream = ledger(channel).WatchEvents(ledger_service_pb2.WatchEventsRequest())
+            received = drain_in_background(stream)
+            time.sleep(0.5)  # the watcher has caught up (nothing) and waits
+            writing.append(
+                ledger_service_pb2.AppendRequest(events=[ev.run_started("MyFlow", "1")]),
+                Principal("bob", False),
+            )
+            event = received.get(timeout=5)
+            assert event.event_type == "RunStarted" and event.actor == "bob"
+            stream.cancel()
+    finally:
+        watching.close_watchers()
+        server.stop(0).wait()
+        writing.close()
+        watching.close()
 
 
 def test_health_and_reflection(grpc_channel: grpc.Channel) -> None:
@@ -118,19 +169,10 @@ def test_health_and_reflection(grpc_channel: grpc.Channel) -> None:
 
 def test_watch_catches_up_then_streams_live(grpc_channel: grpc.Channel) -> None:
     append(grpc_channel, ev.run_started("MyFlow", "1"), ev.run_started("Other", "1"))
-    received: queue.Queue[object] = queue.Queue()
     stream = ledger(grpc_channel).WatchEvents(
         ledger_service_pb2.WatchEventsRequest(after_position=0, run_pathspec="MyFlow/1")
     )
-
-    def consume() -> None:
-        try:
-            for message in stream:
-                received.put(message.event)
-        except grpc.RpcError:
-            pass
-
-    threading.Thread(target=consume, daemon=True).start()
+    received = drain_in_background(stream)
     first = received.get(timeout=5)
     assert (first.global_position, first.event_type) == (1, "RunStarted")
     append(grpc_channel, ev.run_heartbeat("Other", "1"), ev.run_heartbeat("MyFlow", "1"))
