@@ -151,8 +151,8 @@ class LedgerApplication:
         self.signal.fire()
         return tag_api.RemoveTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
 
-    def rebuild_projections(self) -> int:
-        return ledger.rebuild_projections(self.database)
+    def rebuild_projections(self, on_progress: Callable[[int, int], None] | None = None) -> int:
+        return ledger.rebuild_projections(self.database, on_progress=on_progress)
 
     # ---- queries ----------------------------------------------------------------
 

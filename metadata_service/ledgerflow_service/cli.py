@@ -149,9 +149,15 @@ def migrate(ctx: click.Context, database_url: str | None) -> None:
 @friendly_errors
 def rebuild_projections(ctx: click.Context, database_url: str | None) -> None:
     """Empty the read models and refold them from the events alone."""
+    from rich.progress import Progress
+
     app = LedgerApplication(open_or_fail(_database_url(ctx, database_url)))
     try:
-        count = app.rebuild_projections()
+        with Progress(transient=True) as progress:
+            bar = progress.add_task("replaying events", total=None)
+            count = app.rebuild_projections(
+                on_progress=lambda done, total: progress.update(bar, completed=done, total=total)
+            )
     finally:
         app.close()
     click.echo(f"rebuilt projections from {count} events")

@@ -280,20 +280,37 @@ def _record_position(tx: Tx, position: int) -> None:
     )
 
 
-def rebuild_projections(database: Database, *, chunk_size: int = 1000) -> int:
+def rebuild_projections(
+    database: Database,
+    *,
+    chunk_size: int = 1000,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Empties every read model and refolds it from the events alone, in one
     transaction (readers see the old or the new models, never half of either).
-    Returns the number of events replayed."""
+    `on_progress(done, total)` is called after each chunk. Returns the number of
+    events replayed."""
     replayed = 0
     with database.write() as tx:
         for table in (*PROJECTION_TABLES, "projection_position"):
             tx.execute(f"DELETE FROM {table}")
-        replayed = replay(tx, "1 = 1", (), chunk_size=chunk_size)
+        total_row = tx.query_one("SELECT COUNT(*) FROM events")
+        total = int(total_row[0]) if total_row else 0
+        replayed = replay(
+            tx, "1 = 1", (), chunk_size=chunk_size,
+            on_chunk=(lambda done: on_progress(done, total)) if on_progress else None,
+        )  # fmt: skip
     return replayed
 
 
 def replay(
-    tx: Tx, where: str, params: Sequence[Any], *, chunk_size: int = 1000, source: Tx | None = None
+    tx: Tx,
+    where: str,
+    params: Sequence[Any],
+    *,
+    chunk_size: int = 1000,
+    source: Tx | None = None,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> int:
     """Folds the events matching `where` (read from `source`, default `tx`) into the
     projections of `tx`, oldest first. Used by rebuilds and by as-of audit queries."""
@@ -319,3 +336,5 @@ def replay(
         after = chunk[-1].global_position
         _record_position(tx, after)
         replayed += len(chunk)
+        if on_chunk is not None:
+            on_chunk(replayed)

@@ -457,5 +457,7 @@ def test_rebuilt_projections_equal_the_live_ones(app: LedgerApplication) -> None
     _random_workload(app, random.Random(20181105))
     live = snapshot(app)
     assert len(live["events"]) > 300
-    assert app.rebuild_projections() == len(live["events"])
+    reports: list[tuple[int, int]] = []
+    assert app.rebuild_projections(on_progress=lambda *r: reports.append(r)) == len(live["events"])
     assert snapshot(app) == live
+    assert reports[-1] == (len(live["events"]), len(live["events"]))
