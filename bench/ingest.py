@@ -111,7 +111,7 @@ def bench_singles(stub: ledger_service_pb2_grpc.LedgerServiceStub, count: int) -
 def bench_batches(
     stub: ledger_service_pb2_grpc.LedgerServiceStub, batches: int, clients: int
 ) -> None:
-    run = f"batches-{clients}"
+    run = f"batches-{clients}-{uuid.uuid4().hex[:8]}"
     stub.Append(
         ledger_service_pb2.AppendRequest(
             events=[
