@@ -47,6 +47,13 @@ class Unauthenticated(LedgerError):
     code_name = "UNAUTHENTICATED"
 
 
+class Unavailable(LedgerError):
+    """The service could not be reached; the same request may be retried (appends are
+    idempotent by event id)."""
+
+    code_name = "UNAVAILABLE"
+
+
 class DeadlineExceeded(LedgerError):
     """The caller stopped waiting before the work could commit; it was rolled back."""
 
@@ -62,5 +69,6 @@ ERROR_BY_CODE_NAME: dict[str, type[LedgerError]] = {
         FailedPrecondition,
         Unauthenticated,
         DeadlineExceeded,
+        Unavailable,
     )
 }

@@ -12,7 +12,7 @@ import abc
 from collections.abc import Sequence
 from typing import Any
 
-from ledgerflow_service.errors import ERROR_BY_CODE_NAME, LedgerError
+from ledgerflow_service.errors import ERROR_BY_CODE_NAME, LedgerError, Unavailable
 
 from ledgerflow.v1 import events_pb2, ledger_service_pb2, query_service_pb2, tag_service_pb2
 
@@ -170,7 +170,7 @@ class GrpcMetadata(MetadataClient):
         except self._rpc_error as error:
             code = error.code()
             if code == self._unavailable:
-                raise LedgerError(
+                raise Unavailable(
                     f"the metadata service at {self.address} is unavailable: "
                     "is `ledgerflow service` running there?"
                 ) from None

@@ -20,6 +20,9 @@ class RunReporter:
     def _say(self, text: str) -> None:
         self.console.print(text)
 
+    def warn(self, text: str) -> None:
+        self._say(f"  [yellow]![/] {escape(text)}")
+
     def run_started(self, flow: str, run_id: str, user: str, metadata: str) -> None:
         self._say(
             f"[bold]{flow}[/] run [bold cyan]{run_id}[/] by {escape(user)} "

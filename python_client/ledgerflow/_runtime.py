@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledgerflow_service.errors import Unavailable
+
 from ledgerflow._datastore import ContentStore
 from ledgerflow._decorators import Retry, step_options
 from ledgerflow._flowspec import FlowSpec
@@ -32,6 +34,8 @@ from ledgerflow._metadata import MetadataClient
 from ledgerflow._progress import RunReporter
 from ledgerflow._task import NUM_SPLITS_ARTIFACT, TaskInput, TaskOutcome, TaskSpec, child_main
 from ledgerflow.v1 import events_pb2, records_pb2
+
+_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
 
 
 def heartbeat_seconds() -> float:
@@ -152,9 +156,22 @@ class LocalRuntime:
         )
 
     def _flush(self) -> None:
-        if self._events:
-            batch, self._events = self._events, []
-            self.metadata.append(batch)
+        """Appends the buffered events. While the service is unreachable the same batch
+        is retried (its event ids make a retry safe: nothing is recorded twice); the run
+        gives up only after about a minute of outage."""
+        if not self._events:
+            return
+        batch = self._events
+        for delay in (*_RETRY_DELAYS, None):
+            try:
+                self.metadata.append(batch)
+                break
+            except Unavailable as error:
+                if delay is None:
+                    raise
+                self.reporter.warn(f"{error.message}; retrying in {delay:g}s")
+                time.sleep(delay)
+        self._events = []
 
     def _system_tags(self) -> list[str]:
         return [
