@@ -123,6 +123,20 @@ def _migration_files(kind: str) -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+def _sqlite_statements(script: str) -> Iterator[str]:
+    """Splits a migration into statements (trigger bodies hold semicolons too)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        if not pending and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"migration ends in an incomplete statement: {pending[:80]!r}")
+
+
 class _SqliteTx(Tx):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -157,10 +171,24 @@ class SqliteDatabase(Database):
         )
         self._lock = threading.RLock()
         with self._lock:
-            if path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
+            if path != ":memory:":
+                self._use_wal()
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    def _use_wal(self) -> None:
+        """Switches a new file to WAL (readers never wait for the writer). The switch
+        needs the file to itself and does not wait for a busy one, so when another
+        process is creating the same ledger it is retried for a while; WAL then stays
+        recorded in the file and later openers find it set."""
+        deadline = time.monotonic() + 30
+        while self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -183,22 +211,31 @@ class SqliteDatabase(Database):
                 self._conn.execute("COMMIT")
 
     def migrate(self) -> list[str]:
+        """Applies pending migrations in one IMMEDIATE transaction, so processes that
+        open a new ledger file at the same moment do not both try to create it."""
         with self._lock:
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL)"
-            )
-            done = {r[0] for r in self._conn.execute("SELECT version FROM schema_migrations")}
-            applied = []
-            for number, name, sql in _migration_files(self.kind):
-                if number in done:
-                    continue
-                record = (
-                    "INSERT INTO schema_migrations VALUES "
-                    f"({number}, '{name}', {int(time.time() * 1e6)});"
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                    " name TEXT NOT NULL, applied_at_us INTEGER NOT NULL)"
                 )
-                self._conn.executescript(f"BEGIN;\n{sql}\n{record}\nCOMMIT;")
-                applied.append(name)
+                done = {r[0] for r in self._conn.execute("SELECT version FROM schema_migrations")}
+                applied = []
+                for number, name, sql in _migration_files(self.kind):
+                    if number in done:
+                        continue
+                    for statement in _sqlite_statements(sql):
+                        self._conn.execute(statement)
+                    self._conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        (number, name, int(time.time() * 1e6)),
+                    )
+                    applied.append(name)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
             return applied
 
     def notify_appended(self, tx: Tx, position: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +77,8 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(error.message) from None
         except (ValueError, KeyError) as error:
             raise click.ClickException(str(error).strip("'\"")) from None
+        except sqlite3.Error as error:
+            raise click.ClickException(f"the embedded ledger failed: {error}") from None
 
     wrapper.__name__ = command.__name__
     wrapper.__doc__ = command.__doc__

@@ -240,3 +240,45 @@ def test_a_long_task_keeps_sending_heartbeats(flow_env) -> None:
     beats = [e for e in events if e.event_type == "TaskHeartbeat"]
     assert len(beats) >= 3  # a 1.5 s task, a beat every 0.3 s: never silent long enough
     assert run.successful
+
+
+def test_two_runs_at_once_share_one_embedded_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes writing one SQLite file: BEGIN IMMEDIATE serializes them."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    flows = Path(__file__).parent / "flows"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+    env.update(USERNAME="tester", LEDGERFLOW_HOME=str(tmp_path / ".ledgerflow"))
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(flows / "wide_flow.py"), "run", "--width", "30"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in processes] == [0, 0]
+    monkeypatch.delenv("LEDGERFLOW_SERVICE", raising=False)
+    monkeypatch.setenv("LEDGERFLOW_HOME", env["LEDGERFLOW_HOME"])
+    import ledgerflow.client
+
+    ledgerflow.client.namespace(None)
+    try:
+        runs = list(Flow("WideFlow").runs())
+        assert len(runs) == 2 and all(r.successful for r in runs)
+        assert all(r.data.total == sum(i * i for i in range(30)) for r in runs)
+    finally:
+        ledgerflow.client.default_namespace()
+        ledgerflow.client._connection.clear()
+    with sqlite3.connect(tmp_path / ".ledgerflow" / "ledger.db") as db:
+        positions = [
+            row[0]
+            for row in db.execute("SELECT global_position FROM events ORDER BY global_position")
+        ]
+    assert positions == list(range(1, len(positions) + 1))
