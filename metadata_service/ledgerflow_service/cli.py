@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +41,7 @@ def open_or_fail(url: str, *, migrate: bool = True) -> Database:
         return open_database(url, migrate=migrate)
     except LedgerError as error:
         raise click.ClickException(error.message) from None
-    except OSError as error:
+    except (OSError, sqlite3.Error) as error:
         raise click.ClickException(f"cannot open {url}: {error}".strip()) from None
     except Exception as error:
         if type(error).__module__.split(".")[0] != "psycopg":

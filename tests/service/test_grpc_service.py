@@ -382,3 +382,18 @@ def test_service_cli_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode != 0 and "cannot open" in result.stderr
     assert "Traceback" not in result.stderr
+    result = subprocess.run(  # a folder is not a ledger file
+        [
+            sys.executable,
+            "-m",
+            "ledgerflow",
+            "service",
+            "--database-url",
+            f"sqlite://{tmp_path}",
+            "migrate",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "cannot open" in result.stderr
+    assert "Traceback" not in result.stderr
