@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-import sqlite3
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
