@@ -79,6 +79,11 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(error).strip("'\"")) from None
         except sqlite3.Error as error:
             raise click.ClickException(f"the embedded ledger failed: {error}") from None
+        except OSError as error:  # e.g. LEDGERFLOW_HOME is not a usable folder
+            raise click.ClickException(
+                f"cannot use {error.filename}: {error.strerror} (check LEDGERFLOW_HOME and "
+                "LEDGERFLOW_DATASTORE_ROOT)"
+            ) from None
 
     wrapper.__name__ = command.__name__
     wrapper.__doc__ = command.__doc__

@@ -94,6 +94,14 @@ def test_with_retry_on_the_command_line(flow_env, tmp_path: Path) -> None:
     assert task.retry_count == 2
 
 
+def test_an_unusable_home_folder_is_a_one_line_error(flow_env) -> None:
+    result = flow_env.run(
+        "branch_flow", "run", check=False, extra_env={"LEDGERFLOW_HOME": "/etc/passwd"}
+    )
+    assert result.returncode == 1
+    assert "/etc/passwd" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_an_invalid_graph_is_refused_before_anything_runs(flow_env) -> None:
     result = flow_env.run("invalid_flow", "run", check=False)
     assert result.returncode == 1
