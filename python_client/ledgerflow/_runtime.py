@@ -173,6 +173,11 @@ class LocalRuntime:
                 time.sleep(delay)
         self._events = []
 
+    def _task_failed(self, spec: TaskSpec, outcome: TaskOutcome) -> None:
+        self._events.append(new_event(task_failed=events_pb2.TaskFailed(
+            task=self._ref(spec), attempt=spec.attempt, error_type=outcome.error_type,
+            error_message=outcome.error_message, traceback=outcome.traceback)))  # fmt: skip
+
     def _system_tags(self) -> list[str]:
         return [
             f"user:{self.username}",
@@ -298,17 +303,9 @@ class LocalRuntime:
             os.waitpid(running.pid, 0)
             self._selector.unregister(running.pidfd)
             os.close(running.pidfd)
-            spec = running.spec
-            self._events.append(
-                new_event(
-                    task_failed=events_pb2.TaskFailed(
-                        task=self._ref(spec),
-                        attempt=spec.attempt,
-                        error_type="Interrupted",
-                        error_message="the run was interrupted; the attempt was killed",
-                    )
-                )
-            )
+            self._task_failed(running.spec, TaskOutcome(
+                ok=False, error_type="Interrupted",
+                error_message="the run was interrupted; the attempt was killed"))  # fmt: skip
         self._running.clear()
 
     # ---- scheduling -------------------------------------------------------------------
@@ -341,10 +338,7 @@ class LocalRuntime:
                     task=self._ref(spec),
                     attempt=spec.attempt,
                     input_pathspecs=[i.pathspec for i in spec.inputs],
-                    foreach_stack=[
-                        records_pb2.ForeachFrame(step_name=s, index=i, num_splits=n)
-                        for s, i, n in spec.foreach_stack
-                    ],
+                    foreach_stack=_frames(spec.foreach_stack),
                     resources=records_pb2.Resources(cpu=res.cpu, gpu=res.gpu, memory_mb=res.memory),
                 )
             )
@@ -448,17 +442,7 @@ class LocalRuntime:
                 )
             )
             return
-        self._events.append(
-            new_event(
-                task_failed=events_pb2.TaskFailed(
-                    task=ref,
-                    attempt=spec.attempt,
-                    error_type=outcome.error_type,
-                    error_message=outcome.error_message,
-                    traceback=outcome.traceback,
-                )
-            )
-        )
+        self._task_failed(spec, outcome)
         self.reporter.task_finished(
             spec.step_name,
             spec.task_id,
@@ -500,10 +484,7 @@ class LocalRuntime:
                     task=ref,
                     origin_pathspec=origin_path,
                     input_pathspecs=[i.pathspec for i in spec.inputs],
-                    foreach_stack=[
-                        records_pb2.ForeachFrame(step_name=s, index=i, num_splits=n)
-                        for s, i, n in spec.foreach_stack
-                    ],
+                    foreach_stack=_frames(spec.foreach_stack),
                 )
             )
         )
@@ -563,6 +544,10 @@ class LocalRuntime:
                 ]
                 self.reporter.expect(target, 1)
                 self._schedule(TaskSpec(target, "", inputs, group.stack))
+
+
+def _frames(stack: list[tuple[str, int, int]]) -> list[records_pb2.ForeachFrame]:
+    return [records_pb2.ForeachFrame(step_name=s, index=i, num_splits=n) for s, i, n in stack]
 
 
 def _pathspec(ref: events_pb2.TaskRef) -> str:
