@@ -17,14 +17,24 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # psycopg is imported only when a Postgres ledger is opened
     import psycopg
 
 Row = tuple[Any, ...]
+
+
+class RowInsert(NamedTuple):
+    """Rows for one table, with an optional ON CONFLICT clause as `suffix`."""
+
+    table: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    suffix: str = ""
+
 
 # Any constant works; it names the one lock all appenders share.
 _APPEND_LOCK_KEY = 0x1ED6E7F10
@@ -33,8 +43,66 @@ _MAX_PARAMS = 30000
 NOTIFY_CHANNEL = "ledgerflow_events"
 
 
+_TEXT_SEPARATOR = "\x1e"  # ASCII record separator: absent from names, ids and keys
+_SPLIT_TEXTS = "string_to_array(?::text, E'\\x1e')"
+_NUMBER_TYPES = ("bigint", "integer")
+
+
+def _joined_texts(values: Sequence[Any]) -> str | None:
+    """`values` joined by the separator, when ``string_to_array`` will split them back
+    into the same texts: not for a text holding the separator, nor for a lone empty
+    text (it would split into no text at all), nor for values that are not texts."""
+    try:
+        joined = _TEXT_SEPARATOR.join(values)
+    except TypeError:  # a None or a non-text value
+        return None
+    if joined.count(_TEXT_SEPARATOR) != len(values) - 1 or (not joined and len(values) == 1):
+        return None
+    return joined
+
+
+class Dialect:
+    """SQL that differs between the backends, for queries built before a transaction
+    exists. This base class speaks the dialect both understand."""
+
+    def one_of(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+        """`column` equals one of `values` (no value matches nothing)."""
+        marks = ", ".join("?" for _ in values) or "NULL"
+        return f"{column} IN ({marks})", list(values)
+
+    def stream_versions(self, streams: Sequence[str]) -> tuple[str, list[Any]]:
+        """(stream, current version or NULL) for each stream: one index probe per
+        stream (a backward scan of UNIQUE(stream, stream_version)), whatever the
+        planner thinks of the table's size."""
+        if not streams:
+            return "SELECT NULL, NULL WHERE 1 = 0", []
+        probe = "SELECT ?, (SELECT MAX(stream_version) FROM events WHERE stream = ?)"
+        return " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
+
+
+class PostgresDialect(Dialect):
+    """Lists of keys travel as one delimited text parameter, so that a query's text
+    does not depend on how many keys it looks up: it is planned once, and a long list
+    costs no planning time."""
+
+    def one_of(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+        joined = _joined_texts(values)
+        if joined is None:
+            return super().one_of(column, values)
+        return f"{column} = ANY({_SPLIT_TEXTS})", [joined]
+
+    def stream_versions(self, streams: Sequence[str]) -> tuple[str, list[Any]]:
+        joined = _joined_texts(streams)
+        if joined is None:
+            return super().stream_versions(streams)
+        probe = "(SELECT MAX(stream_version) FROM events WHERE events.stream = s.stream)"
+        return f"SELECT s.stream, {probe} FROM unnest({_SPLIT_TEXTS}) AS s (stream)", [joined]
+
+
 class Tx(abc.ABC):
     """One transaction (or read snapshot) on a backend."""
+
+    dialect: Dialect = Dialect()
 
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
@@ -54,11 +122,6 @@ class Tx(abc.ABC):
         them all in one round trip)."""
         return [self.query(sql, params) for sql, params in queries]
 
-    def pipeline(self) -> AbstractContextManager[Any]:
-        """Within it, statements that return nothing may be sent without waiting for
-        each answer (Postgres pipeline mode); errors still raise by the block's end."""
-        return nullcontext()
-
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
     ) -> None:
@@ -74,11 +137,18 @@ class Tx(abc.ABC):
             params = [value for row in chunk for value in row]
             self.execute(head + ", ".join(one for _ in chunk) + " " + suffix, params)
 
+    def insert_all(self, inserts: Sequence[RowInsert]) -> None:
+        """Runs several multi-row inserts, in order (Postgres sends them as one
+        statement)."""
+        for insert in inserts:
+            self.insert_rows(insert.table, insert.columns, insert.rows, insert.suffix)
+
 
 class Database(abc.ABC):
     """A ledger database: the events table plus the projections."""
 
     kind: str
+    dialect: Dialect = Dialect()
 
     @abc.abstractmethod
     def write(self) -> Any:
@@ -254,7 +324,26 @@ def _to_psycopg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+def _array_parameter(pg_type: str, values: Sequence[Any]) -> tuple[str, Any]:
+    """The SQL and parameter that pass one column of rows as an array.
+
+    Texts and numbers travel as one delimited string that Postgres splits with
+    ``string_to_array``: joining happens in C on both sides, where psycopg's array
+    dumper loops over every element in Python (the largest cost of an append). Texts
+    that would not survive the round trip (see _joined_texts) and other types use the
+    dumper."""
+    if pg_type == "text":
+        joined = _joined_texts(values)
+        if joined is not None:
+            return _SPLIT_TEXTS.replace("?", "%s"), joined
+    elif pg_type in _NUMBER_TYPES:  # ints or None (a value of another type fails loudly)
+        return f"string_to_array(%s::text, ',', 'None')::{pg_type}[]", ",".join(map(str, values))
+    return f"%b::{pg_type}[]", list(values)
+
+
 class _PostgresTx(Tx):
+    dialect = PostgresDialect()
+
     def __init__(self, conn: psycopg.Connection[Any], column_types: dict[str, str]) -> None:
         self._conn = conn
         self._column_types = column_types
@@ -262,18 +351,32 @@ class _PostgresTx(Tx):
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
     ) -> None:
-        """One ``INSERT ... SELECT FROM unnest(arrays)``: a statement of constant shape
-        (so it is prepared once) with one array parameter per column."""
-        if not rows:
-            return
-        arrays = ", ".join(f"%b::{self._column_type(table, column)}[]" for column in columns)
-        self._conn.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {suffix}",
-            [list(values) for values in zip(*rows, strict=True)],
-        )
+        self.insert_all([RowInsert(table, columns, rows, suffix)])
 
-    def pipeline(self) -> AbstractContextManager[Any]:
-        return self._conn.pipeline()
+    def insert_all(self, inserts: Sequence[RowInsert]) -> None:
+        """One statement for every table: ``INSERT ... SELECT FROM unnest(arrays)`` per
+        table, each in a data-modifying WITH clause (all run, in order of writing).
+        A statement's shape depends only on which tables get rows, so it is prepared
+        once and reused."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for insert in inserts:
+            if not insert.rows:
+                continue
+            arrays = []
+            for column, values in zip(insert.columns, zip(*insert.rows, strict=True), strict=True):
+                sql, param = _array_parameter(self._column_type(insert.table, column), values)
+                arrays.append(sql)
+                params.append(param)
+            clauses.append(
+                f"INSERT INTO {insert.table} ({', '.join(insert.columns)}) "
+                f"SELECT * FROM unnest({', '.join(arrays)}) {insert.suffix}"
+            )
+        if len(clauses) == 1:
+            self._conn.execute(clauses[0], params)
+        elif clauses:
+            with_clauses = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(clauses))
+            self._conn.execute(f"WITH {with_clauses} SELECT 1", params)
 
     def query_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
         with self._conn.pipeline():
@@ -306,6 +409,7 @@ class PostgresDatabase(Database):
     """The production ledger: psycopg 3 with a connection pool."""
 
     kind = "postgres"
+    dialect = PostgresDialect()
 
     def __init__(self, conninfo: str, *, max_connections: int = 10) -> None:
         import psycopg
@@ -315,8 +419,14 @@ class PostgresDatabase(Database):
         # Fail at once, with the server's own message, when it cannot be reached: the
         # pool alone would retry silently until its timeout.
         psycopg.connect(conninfo, connect_timeout=10).close()
+        # Autocommit: transactions are begun explicitly (see write() and read()).
         self._pool = psycopg_pool.ConnectionPool(
-            conninfo, min_size=1, max_size=max_connections, open=True, timeout=30.0
+            conninfo,
+            min_size=1,
+            max_size=max_connections,
+            open=True,
+            timeout=30.0,
+            kwargs={"autocommit": True},
         )
         self._pool.wait(timeout=30.0)
         self._column_types: dict[str, str] = {}
@@ -327,9 +437,20 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY,))
-            yield _PostgresTx(conn, self._column_types)
+        """The whole transaction runs in pipeline mode: BEGIN and the lock travel with
+        the first query, and every write travels with COMMIT, so an append costs two
+        round trips. Errors of the writes therefore raise when the block ends."""
+        with self._pool.connection() as conn:
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY,))
+                    yield _PostgresTx(conn, self._column_types)
+                    conn.execute("COMMIT")
+            except BaseException:
+                with suppress(Exception):  # a broken connection is discarded by the pool
+                    conn.rollback()
+                raise
 
     @contextmanager
     def read(self) -> Iterator[Tx]:

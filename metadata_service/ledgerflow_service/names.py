@@ -10,6 +10,7 @@ import uuid
 from ledgerflow_service.errors import InvalidArgument
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_CANONICAL_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 MAX_TAG_LENGTH = 512
 MAX_NAME_LENGTH = 128
 
@@ -49,6 +50,9 @@ def check_tag(tag: str) -> str:
 
 
 def check_event_id(value: str) -> str:
+    """A UUID, returned in canonical form (lower case, with hyphens)."""
+    if _CANONICAL_UUID_RE.match(value):
+        return value
     try:
         return str(uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):

@@ -5,21 +5,23 @@ One code path serves both live appends and rebuilds. For a batch of events it
 *loads* the rows the batch touches (a few queries, whatever the batch size), *applies*
 each event in memory -- checking the rules that keep the ledger consistent and raising
 a :class:`LedgerError` on a violation -- and finally *saves* the changed rows with one
-``executemany`` per table. Because the rules run against the projections inside the
-append transaction, a refused event leaves nothing behind.
+multi-row insert per table (one statement in all on Postgres). Because the rules run
+against the projections inside the append transaction, a refused event leaves nothing
+behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledgerflow.v1 import events_pb2, records_pb2
 
-from ledgerflow_service.database import Tx
+from ledgerflow_service.database import Dialect, RowInsert, Tx
 from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ledgerflow_service.names import (
     check_id,
@@ -124,8 +126,7 @@ _ARTIFACT_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class EventAddress:
+class EventAddress(NamedTuple):
     """Where an event belongs, derived from its payload (never trusted from the client)."""
 
     kind: str
@@ -141,19 +142,31 @@ def address_of(event: events_pb2.Event) -> EventAddress:
         raise InvalidArgument("event has no payload: set one of run_started, task_started, ...")
     payload = getattr(event, kind)
     if kind in RUN_EVENTS:
-        flow = check_identifier("flow_name", payload.flow_name)
-        run = check_id("run_id", payload.run_id)
-        path = run_pathspec(flow, run)
+        path = _checked_run_pathspec(payload.flow_name, payload.run_id)
         return EventAddress(kind, path, path, None)
     if not payload.HasField("task"):
         raise InvalidArgument(f"{kind} event has no task reference")
     ref = payload.task
-    flow = check_identifier("flow_name", ref.flow_name)
-    run = check_id("run_id", ref.run_id)
-    step = check_identifier("step_name", ref.step_name)
-    task = check_id("task_id", ref.task_id)
-    path = task_pathspec(flow, run, step, task)
-    return EventAddress(kind, path, run_pathspec(flow, run), path)
+    run_path, path = _checked_task_pathspecs(ref.flow_name, ref.run_id, ref.step_name, ref.task_id)
+    return EventAddress(kind, path, run_path, path)
+
+
+# The events of a batch name the same few runs and tasks over and over: their names
+# are checked once and remembered (only valid ones: a check that raises is not cached).
+@functools.lru_cache(maxsize=4096)
+def _checked_run_pathspec(flow_name: str, run_id: str) -> str:
+    return run_pathspec(check_identifier("flow_name", flow_name), check_id("run_id", run_id))
+
+
+@functools.lru_cache(maxsize=16384)
+def _checked_task_pathspecs(
+    flow_name: str, run_id: str, step_name: str, task_id: str
+) -> tuple[str, str]:
+    """(run pathspec, task pathspec)."""
+    run_path = _checked_run_pathspec(flow_name, run_id)
+    check_identifier("step_name", step_name)
+    check_id("task_id", task_id)
+    return run_path, task_pathspec(flow_name, run_id, step_name, task_id)
 
 
 @dataclass
@@ -165,6 +178,18 @@ class PendingEvent:
     position: int
     recorded_at_us: int
     actor: str
+
+
+@dataclass
+class ProjectionReads:
+    """The keys a batch of events can touch, and the queries that load their rows."""
+
+    run_keys: set[str] = field(default_factory=set)
+    task_keys: set[str] = field(default_factory=set)
+    step_keys: set[str] = field(default_factory=set)
+    flow_names: set[str] = field(default_factory=set)
+    tag_runs: set[str] = field(default_factory=set)
+    queries: list[tuple[str, list[Any]]] = field(default_factory=list)
 
 
 @dataclass
@@ -189,62 +214,59 @@ class ProjectionBatch:
 
     @staticmethod
     def reads_for(
-        items: Iterable[tuple[events_pb2.Event, EventAddress]],
-    ) -> list[tuple[str, list[str]]]:
+        items: Iterable[tuple[events_pb2.Event, EventAddress]], dialect: Dialect
+    ) -> ProjectionReads:
         """The queries that load every row a batch of events can touch (independent of
         each other, so a backend may send them together)."""
-        run_keys: set[str] = set()
-        task_keys: set[str] = set()
-        step_keys: set[str] = set()
-        flow_names: set[str] = set()
-        tag_runs: set[str] = set()
+        reads = ProjectionReads()
         for event, address in items:
-            run_keys.add(address.run_pathspec)
-            flow_names.add(address.run_pathspec.split("/", 1)[0])
+            reads.run_keys.add(address.run_pathspec)
+            reads.flow_names.add(address.run_pathspec.split("/", 1)[0])
             payload = getattr(event, address.kind)
             if address.task_pathspec:
-                task_keys.add(address.task_pathspec)
-                step_keys.add(address.task_pathspec.rsplit("/", 1)[0])
+                reads.task_keys.add(address.task_pathspec)
+                reads.step_keys.add(address.task_pathspec.rsplit("/", 1)[0])
             if address.kind == "task_cloned":
-                task_keys.add(payload.origin_pathspec)
+                reads.task_keys.add(payload.origin_pathspec)
             if address.kind == "run_started" and payload.origin_run_id:
-                run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
+                reads.run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
             if address.kind in ("run_started", "tags_added", "tags_removed"):
-                tag_runs.add(address.run_pathspec)
-        return [
-            _select("runs", _columns(RunRow), "pathspec", run_keys),
-            _select("tasks", _columns(TaskRow), "pathspec", task_keys),
-            _select("steps", _columns(StepRow), "pathspec", step_keys),
-            _select("attempts", _columns(AttemptRow), "task_pathspec", task_keys),
-            _select("flows", ["flow_name"], "flow_name", flow_names),
-            _select("run_tags", ["run_pathspec", "tag", "is_system"], "run_pathspec", tag_runs),
+                reads.tag_runs.add(address.run_pathspec)
+        select = functools.partial(_select, dialect)
+        reads.queries = [
+            select("runs", _columns(RunRow), "pathspec", reads.run_keys),
+            select("tasks", _columns(TaskRow), "pathspec", reads.task_keys),
+            select("steps", _columns(StepRow), "pathspec", reads.step_keys),
+            select("attempts", _columns(AttemptRow), "task_pathspec", reads.task_keys),
+            select("flows", ["flow_name"], "flow_name", reads.flow_names),
+            select(
+                "run_tags", ["run_pathspec", "tag", "is_system"], "run_pathspec", reads.tag_runs
+            ),
         ]
+        return reads
 
     @classmethod
-    def from_rows(
-        cls, reads: list[tuple[str, list[str]]], rows: list[list[Any]]
-    ) -> ProjectionBatch:
+    def from_rows(cls, reads: ProjectionReads, rows: list[list[Any]]) -> ProjectionBatch:
         """Builds the batch from the rows of :meth:`reads_for`'s queries."""
         runs, tasks, steps, attempts, flows, tags = rows
-        (_, run_keys), (_, task_keys), (_, step_keys) = reads[0], reads[1], reads[2]
         batch = cls()
-        batch.runs = dict.fromkeys(run_keys)
+        batch.runs = dict.fromkeys(reads.run_keys)
         batch.runs.update((row[0], RunRow(*row)) for row in runs)
-        batch.tasks = dict.fromkeys(task_keys)
+        batch.tasks = dict.fromkeys(reads.task_keys)
         batch.tasks.update((row[0], TaskRow(*row)) for row in tasks)
-        batch.steps = dict.fromkeys(step_keys)
+        batch.steps = dict.fromkeys(reads.step_keys)
         batch.steps.update((row[0], StepRow(*row)) for row in steps)
         batch.attempts = {(row[0], row[1]): AttemptRow(*row) for row in attempts}
         batch.known_flows = {row[0] for row in flows}
-        batch.run_tags = {path: {} for path in reads[5][1]}
+        batch.run_tags = {path: {} for path in reads.tag_runs}
         for path, tag, is_system in tags:
             batch.run_tags[path][tag] = is_system
         return batch
 
     @classmethod
     def load(cls, tx: Tx, pending: Iterable[PendingEvent]) -> ProjectionBatch:
-        reads = cls.reads_for((item.event, item.address) for item in pending)
-        return cls.from_rows(reads, tx.query_all(reads))
+        reads = cls.reads_for(((item.event, item.address) for item in pending), tx.dialect)
+        return cls.from_rows(reads, tx.query_all(reads.queries))
 
     # ---- apply ------------------------------------------------------------------
 
@@ -537,16 +559,26 @@ class ProjectionBatch:
 
     # ---- save -------------------------------------------------------------------
 
-    def save(self, tx: Tx) -> None:
-        tx.insert_rows(
-            "flows", ("flow_name", "created_at_us", "created_by"), list(self.new_flows.values())
-        )
+    def save(self, tx: Tx, also: Sequence[RowInsert] = ()) -> None:
+        """Writes the changed rows, together with the rows in `also` (one statement on
+        Postgres for all the inserts)."""
         by_type: dict[type, list[tuple[Any, ...]]] = {}
         for (row_type, _), row in self.dirty.items():
             by_type.setdefault(row_type, []).append(tuple(vars(row).values()))
-        for row_type, (table, columns, on_conflict) in _UPSERT.items():
-            tx.insert_rows(table, columns, by_type.get(row_type, []), on_conflict)
-        tx.insert_rows("artifacts", _ARTIFACT_COLUMNS, self.new_artifacts)
+        tx.insert_all([
+            *also,
+            RowInsert("flows", ("flow_name", "created_at_us", "created_by"),
+                      list(self.new_flows.values())),
+            *(RowInsert(table, columns, by_type.get(row_type, []), on_conflict)
+              for row_type, (table, columns, on_conflict) in _UPSERT.items()),
+            RowInsert("artifacts", _ARTIFACT_COLUMNS, self.new_artifacts),
+            RowInsert("run_tags", ("run_pathspec", "tag", "is_system"),
+                      [(*key, state) for key, state in self.tag_changes.items()
+                       if state is not None],
+                      "ON CONFLICT (run_pathspec, tag) DO NOTHING"),
+        ])  # fmt: skip
+        # After the inserts: a clone may copy artifacts recorded by this same batch
+        # (a rebuild replays an origin run and its resume in one chunk).
         for path, run, step, origin, origin_attempt in self.clones:
             tx.execute(
                 f"INSERT INTO artifacts ({', '.join(_ARTIFACT_COLUMNS)}) "
@@ -554,22 +586,19 @@ class ProjectionBatch:
                 "FROM artifacts WHERE task_pathspec = ? AND attempt = ?",
                 (path, run, step, origin, origin_attempt),
             )
+        # A tag's final state is either present (inserted above) or removed, never both.
         removed = [key for key, state in self.tag_changes.items() if state is None]
         if removed:
             tx.executemany("DELETE FROM run_tags WHERE run_pathspec = ? AND tag = ?", removed)
-        tx.insert_rows(
-            "run_tags",
-            ("run_pathspec", "tag", "is_system"),
-            [(*key, state) for key, state in self.tag_changes.items() if state is not None],
-            "ON CONFLICT (run_pathspec, tag) DO NOTHING",
-        )
 
 
 def _foreach_json(frames: Iterable[records_pb2.ForeachFrame]) -> str:
     return json.dumps([[f.step_name, f.index, f.num_splits] for f in frames])
 
 
-def _select(table: str, columns: list[str], key: str, values: set[str]) -> tuple[str, list[str]]:
-    """SELECT columns FROM table WHERE key IN values (no row when values is empty)."""
-    marks = ", ".join("?" for _ in values) or "NULL"
-    return (f"SELECT {', '.join(columns)} FROM {table} WHERE {key} IN ({marks})", sorted(values))
+def _select(
+    dialect: Dialect, table: str, columns: list[str], key: str, values: set[str]
+) -> tuple[str, list[Any]]:
+    """SELECT columns FROM table WHERE key is one of values."""
+    condition, params = dialect.one_of(key, sorted(values))
+    return f"SELECT {', '.join(columns)} FROM {table} WHERE {condition}", params
