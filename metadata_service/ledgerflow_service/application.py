@@ -32,6 +32,7 @@ from ledgerflow_service import ledger, queries
 from ledgerflow_service.auth import Principal
 from ledgerflow_service.database import Database, SqliteDatabase
 from ledgerflow_service.errors import InvalidArgument, NotFound
+from ledgerflow_service.group_commit import GroupCommit
 from ledgerflow_service.names import check_id, check_identifier, check_tag, parse_pathspec
 
 WATCH_CHUNK = 500
@@ -70,6 +71,7 @@ class LedgerApplication:
         self.database = database
         self.lost_after_us = int(lost_after_seconds * 1e6)
         self.signal = AppendSignal()
+        self.appender = GroupCommit(database)
         # SQLite cannot notify across processes, so its watchers poll more often.
         self.watch_poll_seconds = watch_poll_seconds or (
             0.2 if isinstance(database, SqliteDatabase) else 1.0
@@ -112,7 +114,7 @@ class LedgerApplication:
     ) -> ledger_api.AppendResponse:
         """`still_wanted()` is asked just before commit; when it says no (the caller's
         deadline passed), the append rolls back with DEADLINE_EXCEEDED."""
-        recorded = ledger.append(self.database, list(request.events), principal, still_wanted)
+        recorded = self.appender.append(request.events, principal, still_wanted)
         self.signal.fire()
         return ledger_api.AppendResponse(events=recorded)
 
@@ -139,7 +141,7 @@ class LedgerApplication:
         self, request: tag_api.AddTagsRequest, principal: Principal
     ) -> tag_api.AddTagsResponse:
         event = self._tag_event(request.flow_name, request.run_id, list(request.tags), True)
-        ledger.append(self.database, [event], principal)
+        self.appender.append([event], principal)
         self.signal.fire()
         return tag_api.AddTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
 
@@ -147,7 +149,7 @@ class LedgerApplication:
         self, request: tag_api.RemoveTagsRequest, principal: Principal
     ) -> tag_api.RemoveTagsResponse:
         event = self._tag_event(request.flow_name, request.run_id, list(request.tags), False)
-        ledger.append(self.database, [event], principal)
+        self.appender.append([event], principal)
         self.signal.fire()
         return tag_api.RemoveTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.auth import Principal
-from ledgerflow_service.database import Database, Tx
+from ledgerflow_service.database import Database, Dialect, RowInsert, Tx
 from ledgerflow_service.errors import (
     AlreadyExists,
     DeadlineExceeded,
@@ -24,6 +25,7 @@ from ledgerflow_service.projection import (
     EventAddress,
     PendingEvent,
     ProjectionBatch,
+    ProjectionReads,
     address_of,
 )
 
@@ -48,6 +50,7 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+@functools.cache
 def _type_name(kind: str) -> str:
     return "".join(part.title() for part in kind.split("_"))
 
@@ -112,20 +115,31 @@ def _check_shape(events: Sequence[events_pb2.Event]) -> None:
             )
 
 
-def append(
-    database: Database,
-    events: Sequence[events_pb2.Event],
-    principal: Principal,
-    still_wanted: Callable[[], bool] | None = None,
-) -> list[events_pb2.Event]:
-    """Appends a batch atomically; returns the recorded envelopes, in request order.
+@dataclass
+class PreparedBatch:
+    """A validated batch, with what could be computed before taking the lock."""
 
-    An event id that is already in the ledger (a retried batch) is not appended again:
-    the originally recorded event is returned in its place. Retries are rare, so the
-    first attempt does not look for them: the events table's UNIQUE(event_id) notices
-    one, the transaction rolls back, and the append is redone looking them up first.
-    A refused batch is redone that way too, since a retried batch can trip a rule
-    (an expected version, a run that exists) before its duplicate ids are noticed."""
+    ids: list[str]
+    events: Sequence[events_pb2.Event]
+    addresses: dict[str, EventAddress]
+    bodies: dict[str, bytes]
+    reads: ProjectionReads
+
+
+@dataclass
+class Submission:
+    """A prepared batch and who appends it; `still_wanted()` is asked just before the
+    writes are sent (None: always wanted)."""
+
+    batch: PreparedBatch
+    principal: Principal
+    still_wanted: Callable[[], bool] | None = None
+
+
+def prepare(events: Sequence[events_pb2.Event], dialect: Dialect) -> PreparedBatch:
+    """Checks a batch's shape, ids and payload addresses, and computes everything that
+    does not depend on the ledger's state. Done before taking the append lock, which
+    serializes all writers: the shorter the critical section, the better."""
     _check_shape(events)
     ids = [check_event_id(e.event_id) for e in events]
     addresses: dict[str, EventAddress] = {}
@@ -138,35 +152,56 @@ def append(
             )
         if addresses.setdefault(event_id, address) != address:
             raise InvalidArgument(f"event id {event_id} is used twice in one batch")
-    # Work that does not depend on the ledger's state is done before taking the append
-    # lock, which serializes all writers: the shorter the critical section, the better.
     unique = list({i: e for i, e in zip(ids, events, strict=True)}.items())
     bodies = {i: _payload_body(e, addresses[i].kind) for i, e in unique}
-    reads = ProjectionBatch.reads_for((e, addresses[i]) for i, e in unique)
-    prepared = _Prepared(ids, events, addresses, bodies, reads)
+    reads = ProjectionBatch.reads_for(((e, addresses[i]) for i, e in unique), dialect)
+    return PreparedBatch(ids, events, addresses, bodies, reads)
+
+
+def append(
+    database: Database,
+    events: Sequence[events_pb2.Event],
+    principal: Principal,
+    still_wanted: Callable[[], bool] | None = None,
+) -> list[events_pb2.Event]:
+    """Appends a batch atomically; returns the recorded envelopes, in request order."""
+    batch = prepare(events, database.dialect)
+    return append_prepared(database, Submission(batch, principal, still_wanted))
+
+
+def append_prepared(database: Database, submission: Submission) -> list[events_pb2.Event]:
+    """Appends one prepared batch in its own transaction.
+
+    An event id that is already in the ledger (a retried batch) is not appended again:
+    the originally recorded event is returned in its place. Retries are rare, so the
+    first attempt does not look for them: the events table's UNIQUE(event_id) notices
+    one, the transaction rolls back, and the append is redone looking them up first.
+    A refused batch is redone that way too, since a retried batch can trip a rule
+    (an expected version, a run that exists) before its duplicate ids are noticed."""
     try:
-        return _append_once(
-            database, prepared, principal, still_wanted=still_wanted, look_up_ids=False
-        )
+        return _append_once(database, [submission], look_up_ids=False)[0]
     except (_DuplicateEventId, LedgerError) as error:
         if isinstance(error, DeadlineExceeded):
             raise
-        return _append_once(
-            database, prepared, principal, still_wanted=still_wanted, look_up_ids=True
-        )
+        return _append_once(database, [submission], look_up_ids=True)[0]
+
+
+def append_together(
+    database: Database, submissions: Sequence[Submission]
+) -> list[list[events_pb2.Event]]:
+    """Appends several batches in one transaction, in order; returns each one's
+    envelopes. All or nothing: when any batch is refused (or repeats an event id already
+    in the ledger) nothing is written and the error raises, so that the caller can
+    append them one by one, each succeeding or failing on its own. Their event ids must
+    not overlap."""
+    try:
+        return _append_once(database, submissions, look_up_ids=False)
+    except _DuplicateEventId as error:
+        raise AlreadyExists("an event id of these batches is already in the ledger") from error
 
 
 class _DuplicateEventId(Exception):
     """The optimistic append met an event id that is already in the ledger."""
-
-
-def _stream_versions_query(streams: Sequence[str]) -> tuple[str, list[str]]:
-    """Current version of each stream: one index probe per stream (a backward scan of
-    UNIQUE(stream, stream_version)), whatever the planner thinks of the table's size."""
-    if not streams:
-        return "SELECT NULL, NULL WHERE 1 = 0", []
-    probe = "SELECT ?, (SELECT MAX(stream_version) FROM events WHERE stream = ?)"
-    return " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
 
 
 def _payload_body(event: events_pb2.Event, kind: str) -> bytes:
@@ -176,107 +211,113 @@ def _payload_body(event: events_pb2.Event, kind: str) -> bytes:
     return body.SerializeToString()
 
 
-@dataclass
-class _Prepared:
-    """A validated batch, with what could be computed before taking the lock."""
-
-    ids: list[str]
-    events: Sequence[events_pb2.Event]
-    addresses: dict[str, EventAddress]
-    bodies: dict[str, bytes]
-    reads: list[tuple[str, list[str]]]
-
-
 def _append_once(
-    database: Database,
-    prepared: _Prepared,
-    principal: Principal,
-    *,
-    still_wanted: Callable[[], bool] | None,
-    look_up_ids: bool,
-) -> list[events_pb2.Event]:
-    ids, addresses = prepared.ids, prepared.addresses
-    projection_reads = prepared.reads
-    with database.write() as tx:
-        stored: dict[str, events_pb2.Event] = {}
-        if look_up_ids:
-            marks = ", ".join("?" for _ in addresses)
-            found = read_events(tx, f"event_id IN ({marks})", list(addresses), len(addresses))
-            for event in found:
-                if event.stream != addresses[event.event_id].stream:
-                    raise AlreadyExists(
-                        f"event id {event.event_id} was already used for another event"
-                    )
-                event.ClearField("payload")
-                stored[event.event_id] = event
-        fresh = [(i, e) for i, e in zip(ids, prepared.events, strict=True) if i not in stored]
-        if stored:
-            projection_reads = ProjectionBatch.reads_for((e, addresses[i]) for i, e in fresh)
-        # Every read the append needs, sent together (one round trip on Postgres):
-        # stream versions, the ledger's head, and the read-model rows the batch touches.
-        version_rows, head_rows, *projection_rows = tx.query_all([
-            _stream_versions_query(sorted({addresses[i].stream for i, _ in fresh})),
-            ("SELECT COALESCE(MAX(global_position), 0) FROM events", []),
-            *projection_reads,
-        ])  # fmt: skip
-        versions = {stream: int(v) for stream, v in version_rows if v is not None}
-        head = int(head_rows[0][0])
-        recorded_at = now_us()
-        pending: list[PendingEvent] = []
-        rows = []
-        seen: set[str] = set()
-        for event_id, event in fresh:
-            if event_id in seen:
-                continue
-            seen.add(event_id)
-            address = addresses[event_id]
-            current = versions.get(address.stream, 0)
-            if event.HasField("expected_version") and event.expected_version != current:
-                raise FailedPrecondition(
-                    f"stream {address.stream} is at version {current}, but the event expected "
-                    f"{event.expected_version}: another writer got there first; reload and retry"
-                )
-            versions[address.stream] = current + 1
-            head += 1
-            pending.append(PendingEvent(event, address, head, recorded_at, principal.name))
-            rows.append((
-                head, event_id, address.stream, current + 1, address.run_pathspec,
-                _type_name(address.kind), prepared.bodies[event_id], principal.name,
-                int(principal.authenticated), recorded_at,
-            ))  # fmt: skip
-        if pending:
-            batch = ProjectionBatch.from_rows(projection_reads, projection_rows)
-            for item in pending:
-                batch.apply(item)
-            try:
-                with tx.pipeline():  # the writes need no answers: one round trip on Postgres
-                    tx.insert_rows("events", _EVENT_COLUMN_NAMES, rows)
-                    batch.save(tx)
-                    _record_position(tx, head)
-                    database.notify_appended(tx, head)
-            except Exception as error:
-                # UNIQUE(event_id): a retried event the optimistic attempt did not look for.
-                duplicate = database.is_unique_violation(error) and "event_id" in str(error)
-                if duplicate and not look_up_ids:
-                    raise _DuplicateEventId() from error
-                raise
-            if still_wanted is not None and not still_wanted():
-                # The caller gave up (deadline passed or call cancelled) while this
-                # append waited for the lock: roll back rather than commit unseen work.
-                raise DeadlineExceeded(
-                    "the caller's deadline passed before the append could commit; nothing "
-                    "was written. Retry with the same event ids."
-                )
-            stored.update((row[1], envelope_from_row(row)) for row in rows)
+    database: Database, submissions: Sequence[Submission], *, look_up_ids: bool
+) -> list[list[events_pb2.Event]]:
+    try:
+        with database.write() as tx:
+            found, rows, owners = _write_batches(database, tx, submissions, look_up_ids)
+    except Exception as error:
+        # UNIQUE(event_id): a retried event the optimistic attempt did not look for.
+        duplicate = database.is_unique_violation(error) and "event_id" in str(error)
+        if duplicate and not look_up_ids:
+            raise _DuplicateEventId() from error
+        raise
     database.after_commit(len(rows))
-    return [stored[i] for i in ids]
+    for row, owner in zip(rows, owners, strict=True):
+        found[owner][row[1]] = envelope_from_row(row)
+    return [[stored[i] for i in s.batch.ids] for s, stored in zip(submissions, found, strict=True)]
 
 
-def _record_position(tx: Tx, position: int) -> None:
-    tx.execute(
-        "INSERT INTO projection_position (name, position) VALUES ('main', ?) "
+def _look_up(tx: Tx, submissions: Sequence[Submission]) -> list[dict[str, events_pb2.Event]]:
+    """The events of each submission that are already in the ledger, by event id."""
+    wanted = {i: s.batch.addresses[i] for s in submissions for i in s.batch.addresses}
+    marks = ", ".join("?" for _ in wanted)
+    by_id = {}
+    for event in read_events(tx, f"event_id IN ({marks})", list(wanted), len(wanted)):
+        if event.stream != wanted[event.event_id].stream:
+            raise AlreadyExists(f"event id {event.event_id} was already used for another event")
+        event.ClearField("payload")
+        by_id[event.event_id] = event
+    return [{i: by_id[i] for i in s.batch.addresses if i in by_id} for s in submissions]
+
+
+def _write_batches(
+    database: Database, tx: Tx, submissions: Sequence[Submission], look_up_ids: bool
+) -> tuple[list[dict[str, events_pb2.Event]], list[tuple[Any, ...]], list[int]]:
+    """Checks and writes the batches inside the append transaction. Returns, per
+    submission, the envelopes of its events already in the ledger (when `look_up_ids`),
+    and the events-table rows written with the index of the submission each came from."""
+    found = _look_up(tx, submissions) if look_up_ids else [{} for _ in submissions]
+    fresh = [
+        (owner, event_id, event, s.batch.addresses[event_id])
+        for owner, s in enumerate(submissions)
+        for event_id, event in zip(s.batch.ids, s.batch.events, strict=True)
+        if event_id not in found[owner]
+    ]
+    if len(submissions) == 1 and not found[0]:
+        projection_reads = submissions[0].batch.reads
+    else:
+        projection_reads = ProjectionBatch.reads_for(((e, a) for _, _, e, a in fresh), tx.dialect)
+    # Every read the append needs, sent together (one round trip on Postgres):
+    # stream versions, the ledger's head, and the read-model rows the batches touch.
+    version_rows, head_rows, *projection_rows = tx.query_all([
+        tx.dialect.stream_versions(sorted({a.stream for _, _, _, a in fresh})),
+        ("SELECT COALESCE(MAX(global_position), 0) FROM events", []),
+        *projection_reads.queries,
+    ])  # fmt: skip
+    versions = {stream: int(v) for stream, v in version_rows if v is not None}
+    head = int(head_rows[0][0])
+    recorded_at = now_us()
+    pending: list[PendingEvent] = []
+    rows: list[tuple[Any, ...]] = []
+    owners: list[int] = []
+    seen: set[str] = set()
+    for owner, event_id, event, address in fresh:
+        if event_id in seen:  # repeated within its batch: recorded once
+            continue
+        seen.add(event_id)
+        principal = submissions[owner].principal
+        current = versions.get(address.stream, 0)
+        if event.HasField("expected_version") and event.expected_version != current:
+            raise FailedPrecondition(
+                f"stream {address.stream} is at version {current}, but the event expected "
+                f"{event.expected_version}: another writer got there first; reload and retry"
+            )
+        versions[address.stream] = current + 1
+        head += 1
+        pending.append(PendingEvent(event, address, head, recorded_at, principal.name))
+        rows.append((
+            head, event_id, address.stream, current + 1, address.run_pathspec,
+            _type_name(address.kind), submissions[owner].batch.bodies[event_id],
+            principal.name, int(principal.authenticated), recorded_at,
+        ))  # fmt: skip
+        owners.append(owner)
+    if not pending:
+        return found, rows, owners
+    batch = ProjectionBatch.from_rows(projection_reads, projection_rows)
+    for item in pending:
+        batch.apply(item)
+    if any(s.still_wanted is not None and not s.still_wanted() for s in submissions):
+        # The caller gave up (deadline passed or call cancelled) while this append
+        # waited for the lock: roll back rather than commit unseen work.
+        raise DeadlineExceeded(
+            "the caller's deadline passed before the append could commit; nothing "
+            "was written. Retry with the same event ids."
+        )
+    # On Postgres the writes need no answers: they travel with the COMMIT.
+    batch.save(tx, also=[RowInsert("events", _EVENT_COLUMN_NAMES, rows), _position_row(head)])
+    database.notify_appended(tx, head)
+    return found, rows, owners
+
+
+def _position_row(position: int) -> RowInsert:
+    """Records `position` as the last event the projections have applied."""
+    return RowInsert(
+        "projection_position",
+        ("name", "position"),
+        [("main", position)],
         "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-        (position,),
     )
 
 
@@ -332,9 +373,8 @@ def replay(
         batch = ProjectionBatch.load(tx, pending)
         for item in pending:
             batch.apply(item)
-        batch.save(tx)
         after = chunk[-1].global_position
-        _record_position(tx, after)
+        batch.save(tx, also=[_position_row(after)])
         replayed += len(chunk)
         if on_chunk is not None:
             on_chunk(replayed)
