@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from ledgerflow_service.application import LedgerApplication
 from ledgerflow_service.auth import TokenTable
 from ledgerflow_service.database import Database, open_database
 from ledgerflow_service.errors import LedgerError
+from ledgerflow_service.workers import Workers, reserve_port
 
 DEFAULT_DATABASE_URL = f"sqlite://{Path.home() / '.ledgerflow' / 'service.db'}"
 
@@ -94,6 +96,14 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     type=click.FloatRange(min=1),
     help="Seconds without a heartbeat after which a run or task counts as lost.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (SO_REUSEPORT, Linux): each uses a core of "
+    "its own. Appends keep one global order whatever the number.",
+)
 @click.pass_context
 @friendly_errors
 def service(
@@ -103,6 +113,7 @@ def service(
     port: int,
     auth_tokens: str | None,
     lost_after: float,
+    workers: int,
 ) -> None:
     """Run the gRPC metadata service (or one of the maintenance commands below).
 
@@ -113,10 +124,12 @@ def service(
     ctx.find_root().meta["ledgerflow.database_url"] = database_url
     if ctx.invoked_subcommand is not None:
         return
-    from ledgerflow_service.server import build_server, serve_until_signalled
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     tokens = TokenTable.from_file(auth_tokens) if auth_tokens else None
+    if workers > 1:
+        sys.exit(_serve_with_workers(database_url, host, port, tokens, lost_after, workers))
+    from ledgerflow_service.server import build_server, serve_until_signalled
+
     app = LedgerApplication(open_or_fail(database_url), lost_after_seconds=lost_after)
     try:
         server, bound = build_server(app, host=host, port=port, tokens=tokens)
@@ -129,6 +142,47 @@ def service(
         err=True,
     )
     serve_until_signalled(app, server)
+
+
+def _serve_with_workers(
+    database_url: str,
+    host: str,
+    port: int,
+    tokens: TokenTable | None,
+    lost_after: float,
+    count: int,
+) -> int:
+    """Migrates once, then forks `count` servers on one port (see workers.py)."""
+    database = open_or_fail(database_url)
+    kind = database.kind
+    database.close()  # no connection may cross the fork
+    try:
+        reservation, bound = reserve_port(host, port)
+    except OSError as error:
+        raise click.ClickException(str(error)) from None
+
+    def serve(ready: Callable[[], None]) -> None:
+        from ledgerflow_service.server import build_server, serve_until_signalled
+
+        app = LedgerApplication(open_database(database_url), lost_after_seconds=lost_after)
+        server, _ = build_server(app, host=host, port=bound, tokens=tokens, reuse_port=True)
+        ready()
+        serve_until_signalled(app, server)
+
+    pool = Workers(count)
+    try:
+        pool.start(serve)
+    except OSError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"ledgerflow metadata service listening on {host}:{bound} "
+        f"({kind}, {count} workers{', bearer tokens required' if tokens else ''})",
+        err=True,
+    )
+    try:
+        return pool.supervise()
+    finally:
+        reservation.close()
 
 
 @service.command()

@@ -209,15 +209,17 @@ def build_server(
     port: int = 50051,
     tokens: TokenTable | None = None,
     max_workers: int = 32,
+    reuse_port: bool = False,
 ) -> tuple[grpc.Server, int]:
-    """Builds and starts the server; returns it with the bound port (port 0 picks one)."""
+    """Builds and starts the server; returns it with the bound port (port 0 picks one).
+    `reuse_port` lets several processes listen on the same port (see workers.py)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ledgerflow-rpc"),
         interceptors=[MalformedRequestInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
         ],
     )
     gate = _Gate(app, tokens)

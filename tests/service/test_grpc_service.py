@@ -397,3 +397,81 @@ def test_service_cli_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode != 0 and "cannot open" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _child_pids(pid: int) -> set[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(child) for child in children}
+
+
+@pytest.mark.slow
+def test_service_workers_share_one_port_and_one_ledger(fresh_postgres_url: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ledgerflow", "service", "--database-url", fresh_postgres_url,
+         "--port", "0", "--workers", "2"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        line = process.stderr.readline() if process.stderr else ""
+        assert "listening on 127.0.0.1:" in line and "2 workers" in line, line
+        address = f"127.0.0.1:{int(line.split('127.0.0.1:')[1].split()[0])}"
+        workers = _child_pids(process.pid)
+        assert len(workers) == 2
+        # Separate connections (as separate clients have), each landing on either worker.
+        channels = [
+            grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(6)
+        ]
+        append(channels[0], ev.run_started("MyFlow", "1"))
+        watch = ledger(channels[0]).WatchEvents(
+            ledger_service_pb2.WatchEventsRequest(after_position=1)
+        )
+        received = drain_in_background(watch)
+        for index, channel in enumerate(channels):
+            append(channel, ev.task_started("MyFlow", "1", "start", str(index)))
+        # Every worker appends into the one ledger, in one order, and the watcher (in
+        # one worker) hears the others' events too.
+        positions = [received.get(timeout=10).global_position for _ in channels]
+        assert positions == list(range(2, 2 + len(channels)))
+        watch.cancel()
+        for channel in channels:
+            channel.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    finally:
+        process.kill()
+
+
+@pytest.mark.slow
+def test_when_a_worker_dies_the_service_stops(fresh_postgres_url: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ledgerflow", "service", "--database-url", fresh_postgres_url,
+         "--port", "0", "--workers", "2"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        line = process.stderr.readline() if process.stderr else ""
+        assert "2 workers" in line, line
+        doomed, survivor = sorted(_child_pids(process.pid))
+        os.kill(doomed, signal.SIGKILL)
+        assert process.wait(timeout=30) == 1
+        assert f"worker {doomed} exited" in (process.stderr.read() if process.stderr else "")
+        assert not Path(f"/proc/{survivor}").exists()
+    finally:
+        process.kill()
+
+
+def test_service_workers_option_is_checked(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ledgerflow", "service", "--database-url",
+         f"sqlite://{tmp_path / 'x.db'}", "--workers", "0"],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--workers" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.db").exists()
