@@ -5,6 +5,7 @@ and watch latency (append -> a subscriber receives it). The server runs in its o
 process (``ledgerflow service``) so client and server do not share a GIL.
 
     python bench/ingest.py [--singles 2000] [--batches 300] [--watch 500]
+                           [--clients 16] [--workers 2]
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def task_events(run: str, task: int) -> list[events_pb2.Event]:
     ]
 
 
-def start_service(database_url: str) -> tuple[subprocess.Popen[str], int]:
+def start_service(database_url: str, workers: int) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -71,6 +72,8 @@ def start_service(database_url: str) -> tuple[subprocess.Popen[str], int]:
             database_url,
             "--port",
             "0",
+            "--workers",
+            str(workers),
         ],
         stderr=subprocess.PIPE,
         text=True,
@@ -108,9 +111,14 @@ def bench_singles(stub: ledger_service_pb2_grpc.LedgerServiceStub, count: int) -
     )
 
 
-def bench_batches(
-    stub: ledger_service_pb2_grpc.LedgerServiceStub, batches: int, clients: int
-) -> None:
+def bench_batches(address: str, batches: int, clients: int) -> None:
+    """`clients` threads, each with a connection of its own (as separate client
+    processes would have), append `batches` batches of 100 events between them."""
+    # Without a local subchannel pool, gRPC would share one connection among channels.
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.insecure_channel(address, options=own_connection) for _ in range(clients)]
+    stubs = [ledger_service_pb2_grpc.LedgerServiceStub(channel) for channel in channels]
+    stub = stubs[0]
     run = f"batches-{clients}-{uuid.uuid4().hex[:8]}"
     stub.Append(
         ledger_service_pb2.AppendRequest(
@@ -133,7 +141,10 @@ def bench_batches(
     latencies: list[float] = []
     lock = threading.Lock()
 
-    def client(part: list[ledger_service_pb2.AppendRequest]) -> None:
+    def client(
+        stub: ledger_service_pb2_grpc.LedgerServiceStub,
+        part: list[ledger_service_pb2.AppendRequest],
+    ) -> None:
         for request in part:
             t0 = time.perf_counter()
             stub.Append(request)
@@ -141,7 +152,8 @@ def bench_batches(
                 latencies.append(time.perf_counter() - t0)
 
     threads = [
-        threading.Thread(target=client, args=(prepared[i::clients],)) for i in range(clients)
+        threading.Thread(target=client, args=(stubs[i], prepared[i::clients]))
+        for i in range(clients)
     ]
     started = time.perf_counter()
     for thread in threads:
@@ -149,6 +161,8 @@ def bench_batches(
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    for channel in channels:
+        channel.close()
     total = sum(len(r.events) for r in prepared)
     print(
         f"batches of 100   {total:>7} events  {total / elapsed:>9,.0f} events/s  "
@@ -209,20 +223,23 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=2000)
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--watch", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=16, help="for the concurrent batches")
+    parser.add_argument("--workers", type=int, default=2, help="service processes")
     args = parser.parse_args()
     with postgres_server() as server_url:
         url = create_database(server_url, "ledgerflow_bench")
-        process, port = start_service(url)
+        process, port = start_service(url, args.workers)
+        address = f"127.0.0.1:{port}"
         try:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with grpc.insecure_channel(address) as channel:
                 stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
                 print(
-                    f"ledgerflow ingest benchmark: service on Postgres, loopback, "
-                    f"{os.cpu_count()} cores"
+                    f"ledgerflow ingest benchmark: service ({args.workers} worker processes) "
+                    f"on Postgres, loopback, {os.cpu_count()} cores"
                 )
                 bench_singles(stub, args.singles)
-                bench_batches(stub, args.batches, clients=1)
-                bench_batches(stub, args.batches, clients=4)
+                bench_batches(address, args.batches, clients=1)
+                bench_batches(address, args.batches, clients=args.clients)
                 bench_watch(channel, args.watch)
         finally:
             process.terminate()
