@@ -404,17 +404,23 @@ def _child_pids(pid: int) -> set[int]:
     return {int(child) for child in children}
 
 
-@pytest.mark.slow
-def test_service_workers_share_one_port_and_one_ledger(fresh_postgres_url: str) -> None:
+def start_two_workers(database_url: str) -> tuple[subprocess.Popen[str], str]:
+    """`ledgerflow service --workers 2`, and the line it printed once listening."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "ledgerflow", "service", "--database-url", fresh_postgres_url,
+        [sys.executable, "-m", "ledgerflow", "service", "--database-url", database_url,
          "--port", "0", "--workers", "2"],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+    line = process.stderr.readline() if process.stderr else ""
+    return process, line
+
+
+@pytest.mark.slow
+def test_service_workers_share_one_port_and_one_ledger(fresh_postgres_url: str) -> None:
+    process, line = start_two_workers(fresh_postgres_url)
     try:
-        line = process.stderr.readline() if process.stderr else ""
         assert "listening on 127.0.0.1:" in line and "2 workers" in line, line
         address = f"127.0.0.1:{int(line.split('127.0.0.1:')[1].split()[0])}"
         workers = _child_pids(process.pid)
@@ -447,14 +453,8 @@ def test_service_workers_share_one_port_and_one_ledger(fresh_postgres_url: str) 
 
 @pytest.mark.slow
 def test_when_a_worker_dies_the_service_stops(fresh_postgres_url: str) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ledgerflow", "service", "--database-url", fresh_postgres_url,
-         "--port", "0", "--workers", "2"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    process, line = start_two_workers(fresh_postgres_url)
     try:
-        line = process.stderr.readline() if process.stderr else ""
         assert "2 workers" in line, line
         doomed, survivor = sorted(_child_pids(process.pid))
         os.kill(doomed, signal.SIGKILL)
