@@ -257,6 +257,8 @@ def _write_batches(
     ]
     if len(submissions) == 1 and not found[0]:
         projection_reads = submissions[0].batch.reads
+    elif not any(found):  # a group: its batches' reads were prepared outside the lock
+        projection_reads = ProjectionReads.union((s.batch.reads for s in submissions), tx.dialect)
     else:
         projection_reads = ProjectionBatch.reads_for(((e, a) for _, _, e, a in fresh), tx.dialect)
     # Every read the append needs, sent together (one round trip on Postgres):

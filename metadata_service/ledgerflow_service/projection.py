@@ -191,6 +191,31 @@ class ProjectionReads:
     tag_runs: set[str] = field(default_factory=set)
     queries: list[tuple[str, list[Any]]] = field(default_factory=list)
 
+    @classmethod
+    def union(cls, parts: Iterable[ProjectionReads], dialect: Dialect) -> ProjectionReads:
+        """The reads of several batches written together, from their key sets alone."""
+        union = cls()
+        for part in parts:
+            union.run_keys |= part.run_keys
+            union.task_keys |= part.task_keys
+            union.step_keys |= part.step_keys
+            union.flow_names |= part.flow_names
+            union.tag_runs |= part.tag_runs
+        union.build_queries(dialect)
+        return union
+
+    def build_queries(self, dialect: Dialect) -> None:
+        select = functools.partial(_select, dialect)
+        self.queries = [
+            select("runs", _columns(RunRow), "pathspec", self.run_keys),
+            select("tasks", _columns(TaskRow), "pathspec", self.task_keys),
+            select("steps", _columns(StepRow), "pathspec", self.step_keys),
+            select("attempts", _columns(AttemptRow), "task_pathspec", self.task_keys),
+            select("flows", ["flow_name"], "flow_name", self.flow_names),
+            select("run_tags", ["run_pathspec", "tag", "is_system"], "run_pathspec",
+                   self.tag_runs),
+        ]  # fmt: skip
+
 
 @dataclass
 class ProjectionBatch:
@@ -232,17 +257,7 @@ class ProjectionBatch:
                 reads.run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
             if address.kind in ("run_started", "tags_added", "tags_removed"):
                 reads.tag_runs.add(address.run_pathspec)
-        select = functools.partial(_select, dialect)
-        reads.queries = [
-            select("runs", _columns(RunRow), "pathspec", reads.run_keys),
-            select("tasks", _columns(TaskRow), "pathspec", reads.task_keys),
-            select("steps", _columns(StepRow), "pathspec", reads.step_keys),
-            select("attempts", _columns(AttemptRow), "task_pathspec", reads.task_keys),
-            select("flows", ["flow_name"], "flow_name", reads.flow_names),
-            select(
-                "run_tags", ["run_pathspec", "tag", "is_system"], "run_pathspec", reads.tag_runs
-            ),
-        ]
+        reads.build_queries(dialect)
         return reads
 
     @classmethod
