@@ -250,7 +250,8 @@ def serve_until_signalled(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(0.5):  # a timed wait: a signal handler can always end it
+        pass
     log.info("shutting down: draining calls for up to %.0f s", grace_seconds)
     app.close_watchers()
     server.stop(grace_seconds).wait()
