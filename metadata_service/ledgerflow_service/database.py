@@ -41,6 +41,12 @@ _APPEND_LOCK_KEY = 0x1ED6E7F10
 # Bound parameters per statement: SQLite allows 32766, Postgres 65535.
 _MAX_PARAMS = 30000
 NOTIFY_CHANNEL = "ledgerflow_events"
+# Planner statistics (see PostgresDatabase.after_commit): the read models an append
+# looks up by key, how many appended events between two looks at their freshness, and
+# how many rows a table must have gained before it is worth analyzing.
+_LOOKED_UP_BY_KEY = ("runs", "steps", "tasks", "attempts")
+_STATS_CHECK_EVERY = 1000
+_STATS_MIN_CHANGES = 1000
 
 
 _TEXT_SEPARATOR = "\x1e"  # ASCII record separator: absent from names, ids and keys
@@ -431,8 +437,9 @@ class PostgresDatabase(Database):
         self._pool.wait(timeout=30.0)
         self._column_types: dict[str, str] = {}
         self._stats_lock = threading.Lock()
-        self._appended_since_analyze = 0
-        self._analyzed_at_size = 0
+        self._appended_since_check = 0
+        self.stats_check_every = _STATS_CHECK_EVERY
+        self.stats_min_changes = _STATS_MIN_CHANGES
         self._analyzing = False
 
     @contextmanager
@@ -483,29 +490,42 @@ class PostgresDatabase(Database):
         tx.execute("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, str(position)))
 
     def after_commit(self, appended: int) -> None:
-        """Refreshes the planner's statistics once the ledger has grown by a fifth (and
-        at least 10,000 events) since the last time. Autovacuum does the same, but only
-        every minute or so: a young ledger ingesting thousands of events a second would
-        meanwhile be planned as if it were tiny (sequential scans where the primary key
-        serves)."""
+        """Every `stats_check_every` events appended by this process, asks (in the background)
+        whether the read models an append looks up by key need fresh planner
+        statistics. Autovacuum refreshes them too, but only every minute or so: a young
+        ledger ingesting thousands of events a second would meanwhile be planned as if
+        it were tiny (sequential scans where the primary key serves)."""
         with self._stats_lock:
-            self._appended_since_analyze += appended
-            grown = self._appended_since_analyze
-            if self._analyzing or grown < max(10_000, self._analyzed_at_size // 5):
+            self._appended_since_check += appended
+            if self._analyzing or self._appended_since_check < self.stats_check_every:
                 return
             self._analyzing = True
-            self._analyzed_at_size += grown
-            self._appended_since_analyze = 0
+            self._appended_since_check = 0
         threading.Thread(target=self._analyze, name="ledgerflow-analyze", daemon=True).start()
 
     def _analyze(self) -> None:
+        """ANALYZEs the tables that doubled in size since their last ANALYZE (by any
+        server or by autovacuum: the server's own statistics say so), one server at a
+        time. Doubling keeps the estimates within a factor of two, which is all the
+        choice between an index and a scan needs, and ANALYZE costs CPU the appends
+        want: a ledger of a million tasks is analyzed about ten times in its life."""
         import psycopg
 
         try:
-            with psycopg.connect(self.conninfo, autocommit=True) as conn:
-                # Only the read models an append looks up by key; the events table's
-                # lookups are index probes whatever the statistics say.
-                conn.execute("ANALYZE runs, steps, tasks, attempts")
+            with self._pool.connection() as conn, conn.transaction():
+                locked = conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY + 2,)
+                ).fetchone()
+                if not locked or not locked[0]:
+                    return  # another server is analyzing
+                stale = conn.execute(
+                    "SELECT relname FROM pg_stat_user_tables "
+                    "WHERE schemaname = current_schema() AND relname = ANY(%s) "
+                    "AND n_mod_since_analyze >= GREATEST(%s, (n_live_tup + 1) / 2)",
+                    (list(_LOOKED_UP_BY_KEY), self.stats_min_changes),
+                ).fetchall()
+                if stale:
+                    conn.execute("ANALYZE " + ", ".join(name for (name,) in stale))
         except psycopg.Error:
             pass  # statistics are an optimisation; autovacuum will catch up
         finally:
