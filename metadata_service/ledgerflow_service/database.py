@@ -330,8 +330,9 @@ def _to_psycopg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-def _array_parameter(pg_type: str, values: Sequence[Any]) -> tuple[str, Any]:
-    """The SQL and parameter that pass one column of rows as an array.
+def _array_parameter(pg_type: str, values: Sequence[Any], number: int) -> tuple[str, Any]:
+    """The SQL (using placeholder ``$number``) and parameter that pass one column of
+    rows as an array.
 
     Texts and numbers travel as one delimited string that Postgres splits with
     ``string_to_array``: joining happens in C on both sides, where psycopg's array
@@ -341,10 +342,13 @@ def _array_parameter(pg_type: str, values: Sequence[Any]) -> tuple[str, Any]:
     if pg_type == "text":
         joined = _joined_texts(values)
         if joined is not None:
-            return _SPLIT_TEXTS.replace("?", "%s"), joined
+            return _SPLIT_TEXTS.replace("?", f"${number}"), joined
     elif pg_type in _NUMBER_TYPES:  # ints or None (a value of another type fails loudly)
-        return f"string_to_array(%s::text, ',', 'None')::{pg_type}[]", ",".join(map(str, values))
-    return f"%b::{pg_type}[]", list(values)
+        return (
+            f"string_to_array(${number}::text, ',', 'None')::{pg_type}[]",
+            ",".join(map(str, values)),
+        )
+    return f"${number}::{pg_type}[]", list(values)
 
 
 class _PostgresTx(Tx):
@@ -363,7 +367,11 @@ class _PostgresTx(Tx):
         """One statement for every table: ``INSERT ... SELECT FROM unnest(arrays)`` per
         table, each in a data-modifying WITH clause (all run, in order of writing).
         A statement's shape depends only on which tables get rows, so it is prepared
-        once and reused."""
+        once and reused. Its placeholders are Postgres's own (``$1``), sent through a
+        raw cursor: psycopg would otherwise parse the long statement on every append
+        (it caches the parsing of short statements only)."""
+        import psycopg
+
         clauses: list[str] = []
         params: list[Any] = []
         for insert in inserts:
@@ -371,7 +379,8 @@ class _PostgresTx(Tx):
                 continue
             arrays = []
             for column, values in zip(insert.columns, zip(*insert.rows, strict=True), strict=True):
-                sql, param = _array_parameter(self._column_type(insert.table, column), values)
+                column_type = self._column_type(insert.table, column)
+                sql, param = _array_parameter(column_type, values, len(params) + 1)
                 arrays.append(sql)
                 params.append(param)
             clauses.append(
@@ -379,10 +388,13 @@ class _PostgresTx(Tx):
                 f"SELECT * FROM unnest({', '.join(arrays)}) {insert.suffix}"
             )
         if len(clauses) == 1:
-            self._conn.execute(clauses[0], params)
+            statement = clauses[0]
         elif clauses:
             with_clauses = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(clauses))
-            self._conn.execute(f"WITH {with_clauses} SELECT 1", params)
+            statement = f"WITH {with_clauses} SELECT 1"
+        else:
+            return
+        psycopg.RawCursor(self._conn).execute(statement, params)
 
     def query_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
         with self._conn.pipeline():

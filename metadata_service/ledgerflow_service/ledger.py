@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.auth import Principal
@@ -81,15 +82,15 @@ def event_from_row(row: Sequence[Any]) -> events_pb2.Event:
     return event
 
 
-def envelope_from_row(row: Sequence[Any]) -> events_pb2.Event:
-    """The event's envelope (everything but the payload) from an events-table row."""
-    position, event_id, stream, version, _run, event_type, _, actor, authed, recorded = row
-    event = events_pb2.Event(
+def envelope_from_row(row: Sequence[Any], recorded_at: Timestamp) -> events_pb2.Event:
+    """The event's envelope (everything but the payload) from an events-table row, with
+    its time given as a Timestamp (the events of one append share it)."""
+    position, event_id, stream, version, _run, event_type, _, actor, authed, _ = row
+    return events_pb2.Event(
         event_id=event_id, stream=stream, stream_version=version, global_position=position,
         event_type=event_type, actor=actor, actor_authenticated=bool(authed),
+        recorded_at=recorded_at,
     )  # fmt: skip
-    event.recorded_at.FromMicroseconds(recorded)
-    return event
 
 
 def read_events(tx: Tx, where: str, params: Sequence[Any], limit: int) -> list[events_pb2.Event]:
@@ -224,8 +225,11 @@ def _append_once(
             raise _DuplicateEventId() from error
         raise
     database.after_commit(len(rows))
+    recorded_at = Timestamp()
+    if rows:
+        recorded_at.FromMicroseconds(rows[0][-1])
     for row, owner in zip(rows, owners, strict=True):
-        found[owner][row[1]] = envelope_from_row(row)
+        found[owner][row[1]] = envelope_from_row(row, recorded_at)
     return [[stored[i] for i in s.batch.ids] for s, stored in zip(submissions, found, strict=True)]
 
 

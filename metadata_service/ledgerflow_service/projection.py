@@ -169,7 +169,12 @@ def _checked_task_pathspecs(
     return run_path, task_pathspec(flow_name, run_id, step_name, task_id)
 
 
-@dataclass
+@functools.lru_cache(maxsize=4096)
+def _check_artifact_name(name: str) -> str:
+    return check_identifier("artifact name", name)
+
+
+@dataclass(slots=True)
 class PendingEvent:
     """An event in a batch with its address, position and time assigned."""
 
@@ -287,10 +292,10 @@ class ProjectionBatch:
 
     def apply(self, item: PendingEvent) -> None:
         """Checks one event against the current state and folds it in."""
-        handler = getattr(self, f"_on_{item.address.kind}")
-        handler(getattr(item.event, item.address.kind), item)
+        kind = item.address.kind
+        _HANDLERS[kind](self, getattr(item.event, kind), item)
         run = self.runs.get(item.address.run_pathspec)
-        if run is not None and item.address.kind not in ("tags_added", "tags_removed"):
+        if run is not None and kind not in ("tags_added", "tags_removed"):
             # Any activity of a run's writer counts as a heartbeat; tagging does not.
             run.last_heartbeat_at_us = max(run.last_heartbeat_at_us, item.recorded_at_us)
             self._mark(run)
@@ -395,14 +400,10 @@ class ProjectionBatch:
                 succeeded=None,
                 current_attempt=0,
                 last_heartbeat_at_us=item.recorded_at_us,
-                input_pathspecs_json=json.dumps(list(p.input_pathspecs)),
+                input_pathspecs_json=_texts_json(p.input_pathspecs),
                 foreach_stack_json=_foreach_json(p.foreach_stack),
-                resources_json=json.dumps(
-                    {
-                        "cpu": p.resources.cpu,
-                        "gpu": p.resources.gpu,
-                        "memory_mb": p.resources.memory_mb,
-                    }
+                resources_json=_resources_json(
+                    p.resources.cpu, p.resources.gpu, p.resources.memory_mb
                 ),
                 origin_pathspec="",
             )
@@ -458,7 +459,7 @@ class ProjectionBatch:
         task = self._open_attempt(path, p.attempt)
         seen: set[str] = set()
         for artifact in p.artifacts:
-            check_identifier("artifact name", artifact.name)
+            _check_artifact_name(artifact.name)
             if artifact.name in seen:
                 raise AlreadyExists(f"artifact {artifact.name!r} appears twice for task {path}")
             seen.add(artifact.name)
@@ -534,7 +535,7 @@ class ProjectionBatch:
             succeeded=1,
             current_attempt=0,
             last_heartbeat_at_us=item.recorded_at_us,
-            input_pathspecs_json=json.dumps(list(p.input_pathspecs)),
+            input_pathspecs_json=_texts_json(p.input_pathspecs),
             foreach_stack_json=_foreach_json(p.foreach_stack),
             resources_json=origin.resources_json,
             origin_pathspec=p.origin_pathspec,
@@ -607,8 +608,28 @@ class ProjectionBatch:
             tx.executemany("DELETE FROM run_tags WHERE run_pathspec = ? AND tag = ?", removed)
 
 
-def _foreach_json(frames: Iterable[records_pb2.ForeachFrame]) -> str:
+# Most tasks have no inputs listed and no foreach frames, and a flow's tasks ask for
+# the same few resources: the JSON of the common cases is not encoded again and again.
+# The handler of each kind of event (ProjectionBatch._on_<payload field name>).
+_HANDLERS = {
+    field.name: getattr(ProjectionBatch, f"_on_{field.name}")
+    for field in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+}
+
+
+def _texts_json(texts: Sequence[str]) -> str:
+    return json.dumps(list(texts)) if texts else "[]"
+
+
+def _foreach_json(frames: Sequence[records_pb2.ForeachFrame]) -> str:
+    if not frames:
+        return "[]"
     return json.dumps([[f.step_name, f.index, f.num_splits] for f in frames])
+
+
+@functools.lru_cache(maxsize=1024)
+def _resources_json(cpu: float, gpu: int, memory_mb: int) -> str:
+    return json.dumps({"cpu": cpu, "gpu": gpu, "memory_mb": memory_mb})
 
 
 def _select(
