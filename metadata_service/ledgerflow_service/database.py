@@ -334,7 +334,7 @@ def _array_parameter(pg_type: str, values: Sequence[Any], number: int) -> tuple[
     """The SQL (using placeholder ``$number``) and parameter that pass one column of
     rows as an array.
 
-    Texts and numbers travel as one delimited string that Postgres splits with
+    Texts, numbers and bytes travel as one delimited string that Postgres splits with
     ``string_to_array``: joining happens in C on both sides, where psycopg's array
     dumper loops over every element in Python (the largest cost of an append). Texts
     that would not survive the round trip (see _joined_texts) and other types use the
@@ -347,6 +347,12 @@ def _array_parameter(pg_type: str, values: Sequence[Any], number: int) -> tuple[
         return (
             f"string_to_array(${number}::text, ',', 'None')::{pg_type}[]",
             ",".join(map(str, values)),
+        )
+    elif pg_type == "bytea" and all(isinstance(value, bytes) for value in values):
+        # As texts in bytea's hex input format ("\x0a1b..."), which hold no separator.
+        return (
+            f"{_SPLIT_TEXTS.replace('?', f'${number}')}::bytea[]",
+            _TEXT_SEPARATOR.join(["\\x" + value.hex() for value in values]),
         )
     return f"${number}::{pg_type}[]", list(values)
 

@@ -22,12 +22,14 @@ from ledgerflow_service.errors import (
 )
 from ledgerflow_service.names import check_event_id
 from ledgerflow_service.projection import (
+    ARTIFACT_COLUMNS,
     PROJECTION_TABLES,
     EventAddress,
     PendingEvent,
     ProjectionBatch,
     ProjectionReads,
     address_of,
+    artifact_rows,
 )
 
 MAX_BATCH_EVENTS = 1000
@@ -125,6 +127,8 @@ class PreparedBatch:
     addresses: dict[str, EventAddress]
     bodies: dict[str, bytes]
     reads: ProjectionReads
+    # The artifacts table's rows of each ArtifactsRecorded event, by event id.
+    artifacts: dict[str, list[tuple[Any, ...]]]
 
 
 @dataclass
@@ -156,7 +160,12 @@ def prepare(events: Sequence[events_pb2.Event], dialect: Dialect) -> PreparedBat
     unique = list({i: e for i, e in zip(ids, events, strict=True)}.items())
     bodies = {i: _payload_body(e, addresses[i].kind) for i, e in unique}
     reads = ProjectionBatch.reads_for(((e, addresses[i]) for i, e in unique), dialect)
-    return PreparedBatch(ids, events, addresses, bodies, reads)
+    artifacts = {
+        i: artifact_rows(e.artifacts_recorded, addresses[i])
+        for i, e in unique
+        if addresses[i].kind == "artifacts_recorded"
+    }
+    return PreparedBatch(ids, events, addresses, bodies, reads, artifacts)
 
 
 def append(
@@ -301,7 +310,20 @@ def _write_batches(
         owners.append(owner)
     if not pending:
         return found, rows, owners
-    batch = ProjectionBatch.from_rows(projection_reads, projection_rows)
+    # The rows of the events and of their artifacts depend on nothing the fold below
+    # decides: send them now, so that on Postgres the database inserts them while the
+    # read models are folded (the append lock is held throughout: overlapping the two
+    # shortens it). A refused event rolls them back with the rest.
+    artifacts = [
+        row
+        for owner, event_id in zip(owners, (r[1] for r in rows), strict=True)
+        for row in submissions[owner].batch.artifacts.get(event_id, ())
+    ]
+    tx.insert_all([
+        RowInsert("events", _EVENT_COLUMN_NAMES, rows),
+        RowInsert("artifacts", ARTIFACT_COLUMNS, artifacts),
+    ])  # fmt: skip
+    batch = ProjectionBatch.from_rows(projection_reads, projection_rows, collect_artifacts=False)
     for item in pending:
         batch.apply(item)
     if any(s.still_wanted is not None and not s.still_wanted() for s in submissions):
@@ -312,7 +334,7 @@ def _write_batches(
             "was written. Retry with the same event ids."
         )
     # On Postgres the writes need no answers: they travel with the COMMIT.
-    batch.save(tx, also=[RowInsert("events", _EVENT_COLUMN_NAMES, rows), _position_row(head)])
+    batch.save(tx, also=[_position_row(head)])
     database.notify_appended(tx, head)
     return found, rows, owners
 

@@ -112,7 +112,7 @@ _UPSERT = {
         (AttemptRow, "attempts", ("task_pathspec", "attempt")),
     ]
 }
-_ARTIFACT_COLUMNS = (
+ARTIFACT_COLUMNS = (
     "task_pathspec",
     "attempt",
     "name",
@@ -167,6 +167,28 @@ def _checked_task_pathspecs(
     check_identifier("step_name", step_name)
     check_id("task_id", task_id)
     return run_path, task_pathspec(flow_name, run_id, step_name, task_id)
+
+
+def artifact_rows(p: events_pb2.ArtifactsRecorded, address: EventAddress) -> list[tuple[Any, ...]]:
+    """The artifacts table's rows for an ArtifactsRecorded event, after the checks
+    that need nothing but the event (names valid and distinct, content keys set)."""
+    path = address.task_pathspec or ""
+    step_name = p.task.step_name
+    rows = []
+    seen: set[str] = set()
+    for artifact in p.artifacts:
+        name = _check_artifact_name(artifact.name)
+        if name in seen:
+            raise AlreadyExists(f"artifact {name!r} appears twice for task {path}")
+        seen.add(name)
+        if not artifact.content_key:
+            raise InvalidArgument(f"artifact {name!r} has no content_key")
+        rows.append((
+            path, p.attempt, name, address.run_pathspec, step_name, artifact.content_key,
+            artifact.size, artifact.type_name, artifact.serializer,
+            artifact.language or "python",
+        ))  # fmt: skip
+    return rows
 
 
 @functools.lru_cache(maxsize=4096)
@@ -235,6 +257,9 @@ class ProjectionBatch:
 
     new_flows: dict[str, tuple[str, int, str]] = field(default_factory=dict)
     dirty: dict[tuple[type, Any], Any] = field(default_factory=dict)
+    # The rows of recorded artifacts depend on their events alone: a caller that
+    # writes them itself (see ledger.prepare) turns their collection off.
+    collect_artifacts: bool = True
     new_artifacts: list[tuple[Any, ...]] = field(default_factory=list)
     clones: list[tuple[str, str, str, str, int]] = field(default_factory=list)
     # Final state of each tag the batch changed: is_system (0/1), or None when removed.
@@ -266,10 +291,12 @@ class ProjectionBatch:
         return reads
 
     @classmethod
-    def from_rows(cls, reads: ProjectionReads, rows: list[list[Any]]) -> ProjectionBatch:
+    def from_rows(
+        cls, reads: ProjectionReads, rows: list[list[Any]], *, collect_artifacts: bool = True
+    ) -> ProjectionBatch:
         """Builds the batch from the rows of :meth:`reads_for`'s queries."""
         runs, tasks, steps, attempts, flows, tags = rows
-        batch = cls()
+        batch = cls(collect_artifacts=collect_artifacts)
         batch.runs = dict.fromkeys(reads.run_keys)
         batch.runs.update((row[0], RunRow(*row)) for row in runs)
         batch.tasks = dict.fromkeys(reads.task_keys)
@@ -455,30 +482,9 @@ class ProjectionBatch:
 
     def _on_artifacts_recorded(self, p: events_pb2.ArtifactsRecorded, item: PendingEvent) -> None:
         self._run(item.address.run_pathspec, open_only=True)
-        path = item.address.task_pathspec or ""
-        task = self._open_attempt(path, p.attempt)
-        seen: set[str] = set()
-        for artifact in p.artifacts:
-            _check_artifact_name(artifact.name)
-            if artifact.name in seen:
-                raise AlreadyExists(f"artifact {artifact.name!r} appears twice for task {path}")
-            seen.add(artifact.name)
-            if not artifact.content_key:
-                raise InvalidArgument(f"artifact {artifact.name!r} has no content_key")
-            self.new_artifacts.append(
-                (
-                    path,
-                    p.attempt,
-                    artifact.name,
-                    task.run_pathspec,
-                    task.step_name,
-                    artifact.content_key,
-                    artifact.size,
-                    artifact.type_name,
-                    artifact.serializer,
-                    artifact.language or "python",
-                )
-            )
+        self._open_attempt(item.address.task_pathspec or "", p.attempt)
+        if self.collect_artifacts:
+            self.new_artifacts.extend(artifact_rows(p, item.address))
 
     def _finish_attempt(self, path: str, attempt: int, item: PendingEvent, ok: bool) -> AttemptRow:
         self._run(item.address.run_pathspec, open_only=True)
@@ -587,7 +593,7 @@ class ProjectionBatch:
                       list(self.new_flows.values())),
             *(RowInsert(table, columns, by_type.get(row_type, []), on_conflict)
               for row_type, (table, columns, on_conflict) in _UPSERT.items()),
-            RowInsert("artifacts", _ARTIFACT_COLUMNS, self.new_artifacts),
+            RowInsert("artifacts", ARTIFACT_COLUMNS, self.new_artifacts),
             RowInsert("run_tags", ("run_pathspec", "tag", "is_system"),
                       [(*key, state) for key, state in self.tag_changes.items()
                        if state is not None],
@@ -597,7 +603,7 @@ class ProjectionBatch:
         # (a rebuild replays an origin run and its resume in one chunk).
         for path, run, step, origin, origin_attempt in self.clones:
             tx.execute(
-                f"INSERT INTO artifacts ({', '.join(_ARTIFACT_COLUMNS)}) "
+                f"INSERT INTO artifacts ({', '.join(ARTIFACT_COLUMNS)}) "
                 "SELECT ?, 0, name, ?, ?, content_key, size, type_name, serializer, language "
                 "FROM artifacts WHERE task_pathspec = ? AND attempt = ?",
                 (path, run, step, origin, origin_attempt),
