@@ -4,7 +4,7 @@ Prints events/s for single appends and for batches of 100, p50/p99 append latenc
 and watch latency (append -> a subscriber receives it). The server runs in its own
 process (``ledgerflow service``) so client and server do not share a GIL.
 
-    python bench/ingest.py [--singles 2000] [--batches 300] [--watch 500]
+    python bench/ingest.py [--singles 2000] [--batches 1000] [--watch 500]
                            [--clients 16] [--workers 2]
 """
 
@@ -224,7 +224,7 @@ def bench_watch(channel: grpc.Channel, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--singles", type=int, default=2000)
-    parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--batches", type=int, default=1000)
     parser.add_argument("--watch", type=int, default=500)
     parser.add_argument("--clients", type=int, default=16, help="for the concurrent batches")
     parser.add_argument("--workers", type=int, default=2, help="service processes")

@@ -112,6 +112,7 @@ _UPSERT = {
         (AttemptRow, "attempts", ("task_pathspec", "attempt")),
     ]
 }
+_TASK_WIDTH = len(_columns(TaskRow))
 ARTIFACT_COLUMNS = (
     "task_pathspec",
     "attempt",
@@ -235,9 +236,13 @@ class ProjectionReads:
         select = functools.partial(_select, dialect)
         self.queries = [
             select("runs", _columns(RunRow), "pathspec", self.run_keys),
-            select("tasks", _columns(TaskRow), "pathspec", self.task_keys),
+            # Each task with its current attempt: the only one an event can touch.
+            select("tasks LEFT JOIN attempts ON attempts.task_pathspec = tasks.pathspec "
+                   "AND attempts.attempt = tasks.current_attempt",
+                   [*(f"tasks.{c}" for c in _columns(TaskRow)),
+                    *(f"attempts.{c}" for c in _columns(AttemptRow))],
+                   "tasks.pathspec", self.task_keys),
             select("steps", _columns(StepRow), "pathspec", self.step_keys),
-            select("attempts", _columns(AttemptRow), "task_pathspec", self.task_keys),
             select("flows", ["flow_name"], "flow_name", self.flow_names),
             select("run_tags", ["run_pathspec", "tag", "is_system"], "run_pathspec",
                    self.tag_runs),
@@ -295,15 +300,18 @@ class ProjectionBatch:
         cls, reads: ProjectionReads, rows: list[list[Any]], *, collect_artifacts: bool = True
     ) -> ProjectionBatch:
         """Builds the batch from the rows of :meth:`reads_for`'s queries."""
-        runs, tasks, steps, attempts, flows, tags = rows
+        runs, tasks_and_attempts, steps, flows, tags = rows
         batch = cls(collect_artifacts=collect_artifacts)
         batch.runs = dict.fromkeys(reads.run_keys)
         batch.runs.update((row[0], RunRow(*row)) for row in runs)
         batch.tasks = dict.fromkeys(reads.task_keys)
-        batch.tasks.update((row[0], TaskRow(*row)) for row in tasks)
+        for row in tasks_and_attempts:
+            task, attempt = row[:_TASK_WIDTH], row[_TASK_WIDTH:]
+            batch.tasks[task[0]] = TaskRow(*task)
+            if attempt[0] is not None:  # a cloned task has no attempts
+                batch.attempts[(attempt[0], attempt[1])] = AttemptRow(*attempt)
         batch.steps = dict.fromkeys(reads.step_keys)
         batch.steps.update((row[0], StepRow(*row)) for row in steps)
-        batch.attempts = {(row[0], row[1]): AttemptRow(*row) for row in attempts}
         batch.known_flows = {row[0] for row in flows}
         batch.run_tags = {path: {} for path in reads.tag_runs}
         for path, tag, is_system in tags:
@@ -639,8 +647,8 @@ def _resources_json(cpu: float, gpu: int, memory_mb: int) -> str:
 
 
 def _select(
-    dialect: Dialect, table: str, columns: list[str], key: str, values: set[str]
+    dialect: Dialect, source: str, columns: list[str], key: str, values: set[str]
 ) -> tuple[str, list[Any]]:
-    """SELECT columns FROM table WHERE key is one of values."""
+    """SELECT columns FROM source (a table or a join) WHERE key is one of values."""
     condition, params = dialect.one_of(key, sorted(values))
-    return f"SELECT {', '.join(columns)} FROM {table} WHERE {condition}", params
+    return f"SELECT {', '.join(columns)} FROM {source} WHERE {condition}", params
