@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,7 +165,38 @@ def prepare(events: Sequence[events_pb2.Event], dialect: Dialect) -> PreparedBat
         for i, e in unique
         if addresses[i].kind == "artifacts_recorded"
     }
+    _check_artifacts_distinct(artifacts.values())
     return PreparedBatch(ids, events, addresses, bodies, reads, artifacts)
+
+
+def _check_artifacts_distinct(rows_per_event: Iterable[list[tuple[Any, ...]]]) -> None:
+    """An artifact is recorded once per task attempt: not twice in one batch."""
+    seen: set[tuple[Any, ...]] = set()
+    for rows in rows_per_event:
+        for path, attempt, name, *_ in rows:
+            if (path, attempt, name) in seen:
+                raise AlreadyExists(
+                    f"artifact {name!r} is recorded twice for attempt {attempt} of task {path} "
+                    "in this batch"
+                )
+            seen.add((path, attempt, name))
+
+
+def _already_recorded(database: Database, submissions: Sequence[Submission]) -> LedgerError:
+    """The error for a batch that records an artifact its task attempt already has
+    (the database's primary key noticed it): names the artifact."""
+    wanted = {row[:3] for s in submissions for rows in s.batch.artifacts.values() for row in rows}
+    with database.read() as tx:
+        condition, params = tx.dialect.one_of("task_pathspec", sorted({w[0] for w in wanted}))
+        for path, attempt, name in tx.query(
+            f"SELECT task_pathspec, attempt, name FROM artifacts WHERE {condition}", params
+        ):
+            if (path, attempt, name) in wanted:
+                return AlreadyExists(
+                    f"artifact {name!r} was already recorded for attempt {attempt} of task "
+                    f"{path}; artifacts cannot be replaced: record it under another name"
+                )
+    return AlreadyExists("an artifact of this batch was already recorded for its task attempt")
 
 
 def append(
@@ -229,9 +260,11 @@ def _append_once(
             found, rows, owners = _write_batches(database, tx, submissions, look_up_ids)
     except Exception as error:
         # UNIQUE(event_id): a retried event the optimistic attempt did not look for.
-        duplicate = database.is_unique_violation(error) and "event_id" in str(error)
-        if duplicate and not look_up_ids:
+        unique_violation = database.is_unique_violation(error)
+        if unique_violation and "event_id" in str(error) and not look_up_ids:
             raise _DuplicateEventId() from error
+        if unique_violation and "artifacts" in str(error):
+            raise _already_recorded(database, submissions) from None
         raise
     database.after_commit(len(rows))
     recorded_at = Timestamp()

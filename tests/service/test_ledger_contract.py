@@ -97,6 +97,13 @@ def test_a_retry_that_breaks_no_rule_is_caught_by_the_unique_event_id(
         assert tx.query_one("SELECT COUNT(*) FROM events")[0] == 3
     mixed = append(app, beats[0], ev.run_heartbeat("MyFlow", "1"))  # one old, one new
     assert [e.global_position for e in mixed] == [2, 4]
+    # An artifact's retry also trips the artifacts' primary key: still a retry.
+    recorded = ev.artifacts("MyFlow", "1", "start", "1", x="k1")
+    append(app, ev.task_started("MyFlow", "1", "start", "1"))
+    first_artifacts = append(app, recorded)
+    assert append(app, recorded) == first_artifacts
+    with app.database.read() as tx:
+        assert tx.query("SELECT name, content_key FROM artifacts") == [("x", "k1")]
 
 
 def test_stale_expected_version_is_refused(app: LedgerApplication) -> None:
@@ -155,6 +162,23 @@ def test_a_client_cannot_put_an_event_in_another_stream(app: LedgerApplication) 
     event = ev.run_started("MyFlow", "1")
     event.stream = "Other/9"
     refused(app, InvalidArgument, event, match="leave stream empty")
+
+
+def test_an_artifact_recorded_again_for_the_same_attempt_is_already_exists(
+    app: LedgerApplication,
+) -> None:
+    append(
+        app,
+        ev.run_started("MyFlow", "1"),
+        ev.task_started("MyFlow", "1", "start", "1"),
+        ev.artifacts("MyFlow", "1", "start", "1", x="k1"),
+    )
+    again = ev.artifacts("MyFlow", "1", "start", "1", x="k2")
+    refused(app, AlreadyExists, again, match="'x' .* already recorded .* MyFlow/1/start/1")
+    # Twice in one event: refused before the ledger is even looked at.
+    twice = ev.artifacts("MyFlow", "1", "start", "1", y="k1")
+    twice.artifacts_recorded.artifacts.append(twice.artifacts_recorded.artifacts[0])
+    refused(app, AlreadyExists, twice, match="appears twice")
 
 
 def test_duplicate_run_is_already_exists(app: LedgerApplication) -> None:
