@@ -260,6 +260,8 @@ def _append_once(
             found, rows, owners = _write_batches(database, tx, submissions, look_up_ids)
     except Exception as error:
         # UNIQUE(event_id): a retried event the optimistic attempt did not look for.
+        # The artifacts' primary key: an artifact its attempt already has (or, again,
+        # a retry, which the caller's second attempt with the ids looked up tells).
         unique_violation = database.is_unique_violation(error)
         if unique_violation and "event_id" in str(error) and not look_up_ids:
             raise _DuplicateEventId() from error
