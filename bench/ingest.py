@@ -1,11 +1,16 @@
 """Ingest benchmark: the real metadata service on a throwaway Postgres, over loopback.
 
 Prints events/s for single appends and for batches of 100, p50/p99 append latency,
-and watch latency (append -> a subscriber receives it). The server runs in its own
-process (``ledgerflow service``) so client and server do not share a GIL.
+watch latency (append -> a subscriber receives it) within one service process and
+across two (so that Postgres LISTEN/NOTIFY is on the path), and single-append latency
+while 1,000 idle watch streams are open. The server runs in its own process
+(``ledgerflow service``) so client and server do not share a GIL. Every phase runs on
+a Postgres tuned for tests (fsync off) and on one with production durability
+(fsync and synchronous_commit on), one after the other.
 
     python bench/ingest.py [--singles 2000] [--batches 1000] [--watch 500]
-                           [--clients 16] [--workers 2]
+                           [--clients 16] [--workers 2] [--idle-watchers 1000]
+                           [--durability fast|durable|both]
 """
 
 from __future__ import annotations
@@ -63,7 +68,9 @@ def task_events(run: str, task: int) -> list[events_pb2.Event]:
     ]
 
 
-def start_service(database_url: str, workers: int) -> tuple[subprocess.Popen[str], int]:
+def start_service(
+    database_url: str, workers: int, port: int = 0
+) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -73,7 +80,7 @@ def start_service(database_url: str, workers: int) -> tuple[subprocess.Popen[str
             "--database-url",
             database_url,
             "--port",
-            "0",
+            str(port),
             "--workers",
             str(workers),
         ],
@@ -174,14 +181,20 @@ def bench_batches(address: str, batches: int, clients: int) -> None:
     )
 
 
-def bench_watch(channel: grpc.Channel, count: int) -> None:
+def bench_watch(
+    channel: grpc.Channel, count: int, watcher_channel: grpc.Channel | None = None
+) -> None:
+    """Appends through `channel` and watches through `watcher_channel` (another
+    service process when given, so that the event reaches it by NOTIFY)."""
     stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+    watcher = ledger_service_pb2_grpc.LedgerServiceStub(watcher_channel or channel)
+    run_id = f"watch-{uuid.uuid4().hex[:8]}"
     head = stub.Append(
         ledger_service_pb2.AppendRequest(
             events=[
                 event(
                     run_started=events_pb2.RunStarted(
-                        flow_name="Bench", run_id="watch", user="bench"
+                        flow_name="Bench", run_id=run_id, user="bench"
                     )
                 )
             ]
@@ -190,9 +203,9 @@ def bench_watch(channel: grpc.Channel, count: int) -> None:
     sent: dict[str, float] = {}
     latencies: list[float] = []
     done = threading.Event()
-    stream = stub.WatchEvents(
+    stream = watcher.WatchEvents(
         ledger_service_pb2.WatchEventsRequest(
-            after_position=head.events[0].global_position, run_pathspec="Bench/watch"
+            after_position=head.events[0].global_position, run_pathspec=f"Bench/{run_id}"
         )
     )
 
@@ -208,17 +221,67 @@ def bench_watch(channel: grpc.Channel, count: int) -> None:
     thread.start()
     time.sleep(0.3)
     for _ in range(count):
-        beat = event(run_heartbeat=events_pb2.RunHeartbeat(flow_name="Bench", run_id="watch"))
+        beat = event(run_heartbeat=events_pb2.RunHeartbeat(flow_name="Bench", run_id=run_id))
         sent[beat.event_id] = time.perf_counter()
         stub.Append(ledger_service_pb2.AppendRequest(events=[beat]))
         time.sleep(0.004)
     done.wait(timeout=30)
     stream.cancel()
+    path = "another service process" if watcher_channel else "the same process"
     print(
         f"watch latency    {len(latencies):>7} events  {'':>20}  "
         f"{latency_summary(latencies)}"
-        "  (append -> subscriber)"
+        f"  (append -> subscriber on {path})"
     )
+
+
+def open_idle_watchers(address: str, count: int) -> tuple[list[grpc.Channel], list[object]]:
+    """`count` watch streams on a run nobody writes, spread over connections of their
+    own (and so over the service's worker processes)."""
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.insecure_channel(address, options=own_connection) for _ in range(20)]
+    streams = [
+        ledger_service_pb2_grpc.LedgerServiceStub(channels[i % 20]).WatchEvents(
+            ledger_service_pb2.WatchEventsRequest(run_pathspec=f"Idle/{i}")
+        )
+        for i in range(count)
+    ]
+    return channels, streams
+
+
+def bench_database(url: str, args: argparse.Namespace, label: str) -> None:
+    """Every phase against one database."""
+    process, port = start_service(url, args.workers)
+    other, other_port = start_service(url, 1)
+    address = f"127.0.0.1:{port}"
+    try:
+        with (
+            grpc.insecure_channel(address) as channel,
+            grpc.insecure_channel(f"127.0.0.1:{other_port}") as other_channel,
+        ):
+            stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+            print(
+                f"ledgerflow ingest benchmark: service ({args.workers} worker processes) "
+                f"on Postgres ({label}), loopback, {os.cpu_count()} cores"
+            )
+            bench_singles(stub, args.singles)
+            bench_batches(address, args.batches, clients=1)
+            bench_batches(address, args.batches, clients=args.clients)
+            bench_watch(channel, args.watch)
+            bench_watch(channel, args.watch, watcher_channel=other_channel)
+            if args.idle_watchers:
+                channels, streams = open_idle_watchers(address, args.idle_watchers)
+                time.sleep(2.0)  # let every stream be registered
+                print(f"with {args.idle_watchers} idle watch streams open:")
+                bench_singles(stub, args.singles)
+                for stream in streams:
+                    stream.cancel()  # type: ignore[attr-defined]
+                for idle_channel in channels:
+                    idle_channel.close()
+    finally:
+        for service in (process, other):
+            service.terminate()
+            service.wait(timeout=20)
 
 
 def main() -> None:
@@ -228,25 +291,15 @@ def main() -> None:
     parser.add_argument("--watch", type=int, default=500)
     parser.add_argument("--clients", type=int, default=16, help="for the concurrent batches")
     parser.add_argument("--workers", type=int, default=2, help="service processes")
+    parser.add_argument("--idle-watchers", type=int, default=1000, help="0 to skip that phase")
+    parser.add_argument("--durability", choices=["fast", "durable", "both"], default="both")
     args = parser.parse_args()
-    with postgres_server() as server_url:
-        url = create_database(server_url, "ledgerflow_bench")
-        process, port = start_service(url, args.workers)
-        address = f"127.0.0.1:{port}"
-        try:
-            with grpc.insecure_channel(address) as channel:
-                stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
-                print(
-                    f"ledgerflow ingest benchmark: service ({args.workers} worker processes) "
-                    f"on Postgres, loopback, {os.cpu_count()} cores"
-                )
-                bench_singles(stub, args.singles)
-                bench_batches(address, args.batches, clients=1)
-                bench_batches(address, args.batches, clients=args.clients)
-                bench_watch(channel, args.watch)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    for durable in {"fast": [False], "durable": [True], "both": [False, True]}[args.durability]:
+        with postgres_server(durable=durable) as server_url:
+            url = create_database(server_url, "ledgerflow_bench")
+            label = "fsync=on, synchronous_commit=on" if durable else "fsync=off, as in tests"
+            bench_database(url, args, label)
+        print()
 
 
 if __name__ == "__main__":

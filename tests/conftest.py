@@ -53,5 +53,4 @@ def grpc_channel(app: LedgerApplication) -> Iterator[grpc.Channel]:
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield channel
     channel.close()
-    app.close_watchers()
     server.stop(grace=1).wait()

@@ -40,8 +40,12 @@ def _as_server_user(args: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yields the URL of a fresh server's `postgres` database; stops it afterwards."""
+def postgres_server(*, durable: bool = False) -> Iterator[str]:
+    """Yields the URL of a fresh server's `postgres` database; stops it afterwards.
+
+    By default the server trades durability for speed (fsync, synchronous_commit and
+    full_page_writes off: tests need no crash safety). `durable` keeps Postgres's
+    production defaults, for benchmarks that should say what a real database costs."""
     existing = os.environ.get("LEDGERFLOW_TEST_POSTGRES_URL")
     if existing:
         yield existing
@@ -61,10 +65,9 @@ def postgres_server() -> Iterator[str]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     subprocess.run(
         _as_server_user(
             [

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ledgerflow.v1 import (
@@ -30,34 +31,58 @@ from ledgerflow.v1 import (
 
 from ledgerflow_service import ledger, queries
 from ledgerflow_service.auth import Principal
+from ledgerflow_service.call_scope import CallScope
 from ledgerflow_service.database import Database, SqliteDatabase
 from ledgerflow_service.errors import InvalidArgument, NotFound
 from ledgerflow_service.group_commit import GroupCommit
-from ledgerflow_service.names import check_id, check_identifier, check_tag, parse_pathspec
+from ledgerflow_service.names import (
+    check_event_id,
+    check_id,
+    check_identifier,
+    check_tag,
+    parse_pathspec,
+)
+from ledgerflow_service.validation import check_filter, check_int64, check_text, timestamp_us
 
-WATCH_CHUNK = 500
+# Every event type a watch may filter by ("RunStarted", ...).
+EVENT_TYPES = frozenset(
+    ledger.type_name(f.name) for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+)
 
 
 class AppendSignal:
-    """Wakes watchers when events are appended (by this process or, via the
-    database's notifications, by another)."""
+    """Tells subscribers (the watch hubs) that events were appended, by this process
+    or, via the database's notifications, by another. Callbacks run on the appending
+    thread and must return at once."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._generation = 0
+        self._lock = threading.Lock()
+        self._subscribers: tuple[Callable[[], None], ...] = ()
 
-    @property
-    def generation(self) -> int:
-        return self._generation
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._subscribers = (*self._subscribers, callback)
+
+    def unsubscribe(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._subscribers = tuple(c for c in self._subscribers if c != callback)
 
     def fire(self) -> None:
-        with self._cond:
-            self._generation += 1
-            self._cond.notify_all()
+        for callback in self._subscribers:
+            callback()
 
-    def wait(self, seen: int, timeout: float) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._generation != seen, timeout=timeout)
+
+@dataclass(frozen=True)
+class WatchFilter:
+    """What one watch stream wants: a run's events or all ("") and some types or all."""
+
+    run_pathspec: str = ""
+    event_types: frozenset[str] = frozenset()
+
+    def matches(self, run_pathspec: str, event_type: str) -> bool:
+        return (not self.run_pathspec or run_pathspec == self.run_pathspec) and (
+            not self.event_types or event_type in self.event_types
+        )
 
 
 class LedgerApplication:
@@ -79,6 +104,10 @@ class LedgerApplication:
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
 
+    @property
+    def is_sqlite(self) -> bool:
+        return isinstance(self.database, SqliteDatabase)
+
     def start_listening(self) -> None:
         """Starts relaying other processes' appends to watchers (Postgres NOTIFY)."""
         if self._listener is None:
@@ -90,13 +119,8 @@ class LedgerApplication:
             )
             self._listener.start()
 
-    def close_watchers(self) -> None:
-        """Ends every watch stream (their loops return), e.g. before a shutdown."""
-        self._stop.set()
-        self.signal.fire()
-
     def close(self) -> None:
-        self.close_watchers()
+        self._stop.set()
         if self._listener is not None:
             self._listener.join(timeout=5)
         self.database.close()
@@ -118,18 +142,19 @@ class LedgerApplication:
         self.signal.fire()
         return ledger_api.AppendResponse(events=recorded)
 
-    def _tag_event(
-        self, flow_name: str, run_id: str, tags: list[str], added: bool
-    ) -> events_pb2.Event:
-        check_identifier("flow_name", flow_name)
-        check_id("run_id", run_id)
+    def _tag_event(self, request: Any, added: bool) -> events_pb2.Event:
+        check_identifier("flow_name", request.flow_name)
+        check_id("run_id", request.run_id)
+        tags = check_filter("tags", request.tags)
         if not tags:
             raise InvalidArgument("name at least one tag")
         for tag in tags:
             check_tag(tag)
-        event = events_pb2.Event(event_id=str(uuid.uuid4()))
+        # The caller's id makes a retried call idempotent; without one, a fresh one.
+        event_id = check_event_id(request.event_id) if request.event_id else str(uuid.uuid4())
+        event = events_pb2.Event(event_id=event_id)
         change = event.tags_added if added else event.tags_removed
-        change.flow_name, change.run_id = flow_name, run_id
+        change.flow_name, change.run_id = request.flow_name, request.run_id
         change.tags.extend(tags)
         return event
 
@@ -140,16 +165,14 @@ class LedgerApplication:
     def add_tags(
         self, request: tag_api.AddTagsRequest, principal: Principal
     ) -> tag_api.AddTagsResponse:
-        event = self._tag_event(request.flow_name, request.run_id, list(request.tags), True)
-        self.appender.append([event], principal)
+        self.appender.append([self._tag_event(request, True)], principal)
         self.signal.fire()
         return tag_api.AddTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
 
     def remove_tags(
         self, request: tag_api.RemoveTagsRequest, principal: Principal
     ) -> tag_api.RemoveTagsResponse:
-        event = self._tag_event(request.flow_name, request.run_id, list(request.tags), False)
-        self.appender.append([event], principal)
+        self.appender.append([self._tag_event(request, False)], principal)
         self.signal.fire()
         return tag_api.RemoveTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
 
@@ -157,50 +180,69 @@ class LedgerApplication:
         return ledger.rebuild_projections(self.database, on_progress=on_progress)
 
     # ---- queries ----------------------------------------------------------------
+    # Each takes the request and, from the transport, the call's scope (deadline and
+    # cancellation); in-process callers leave it out.
 
-    def get_flow(self, request: query_api.GetFlowRequest) -> query_api.GetFlowResponse:
-        with self.database.read() as tx:
+    def get_flow(
+        self, request: query_api.GetFlowRequest, scope: CallScope | None = None
+    ) -> query_api.GetFlowResponse:
+        with self.database.read(scope) as tx:
             return query_api.GetFlowResponse(flow=queries.get_flow(tx, request.flow_name))
 
-    def list_flows(self, request: query_api.ListFlowsRequest) -> query_api.ListFlowsResponse:
-        with self.database.read() as tx:
+    def list_flows(
+        self, request: query_api.ListFlowsRequest, scope: CallScope | None = None
+    ) -> query_api.ListFlowsResponse:
+        with self.database.read(scope) as tx:
             flows, token = queries.list_flows(tx, request.page)
         response = query_api.ListFlowsResponse(flows=flows)
         response.page.next_page_token = token
         return response
 
-    def get_run(self, request: query_api.GetRunRequest) -> query_api.GetRunResponse:
-        with self.database.read() as tx:
+    def get_run(
+        self, request: query_api.GetRunRequest, scope: CallScope | None = None
+    ) -> query_api.GetRunResponse:
+        with self.database.read(scope) as tx:
             return query_api.GetRunResponse(
                 run=queries.get_run(tx, request.flow_name, request.run_id, self.clock())
             )
 
-    def list_runs(self, request: query_api.ListRunsRequest) -> query_api.ListRunsResponse:
-        with self.database.read() as tx:
+    def list_runs(
+        self, request: query_api.ListRunsRequest, scope: CallScope | None = None
+    ) -> query_api.ListRunsResponse:
+        with self.database.read(scope) as tx:
             runs, token = queries.list_runs(tx, request, self.clock())
         response = query_api.ListRunsResponse(runs=runs)
         response.page.next_page_token = token
         return response
 
-    def list_steps(self, request: query_api.ListStepsRequest) -> query_api.ListStepsResponse:
-        with self.database.read() as tx:
-            return query_api.ListStepsResponse(
-                steps=queries.list_steps(tx, request.flow_name, request.run_id)
-            )
+    def list_steps(
+        self, request: query_api.ListStepsRequest, scope: CallScope | None = None
+    ) -> query_api.ListStepsResponse:
+        with self.database.read(scope) as tx:
+            steps, token = queries.list_steps(tx, request.flow_name, request.run_id, request.page)
+        response = query_api.ListStepsResponse(steps=steps)
+        response.page.next_page_token = token
+        return response
 
-    def list_tasks(self, request: query_api.ListTasksRequest) -> query_api.ListTasksResponse:
-        with self.database.read() as tx:
-            return query_api.ListTasksResponse(
-                tasks=queries.list_tasks(
-                    tx, request.flow_name, request.run_id, request.step_name, self.clock()
-                )
-            )
+    def list_tasks(
+        self, request: query_api.ListTasksRequest, scope: CallScope | None = None
+    ) -> query_api.ListTasksResponse:
+        with self.database.read(scope) as tx:
+            tasks, token = queries.list_tasks(
+                tx, request.flow_name, request.run_id, request.step_name, self.clock(),
+                page=request.page,
+            )  # fmt: skip
+        response = query_api.ListTasksResponse(tasks=tasks)
+        response.page.next_page_token = token
+        return response
 
-    def get_task(self, request: query_api.GetTaskRequest) -> query_api.GetTaskResponse:
+    def get_task(
+        self, request: query_api.GetTaskRequest, scope: CallScope | None = None
+    ) -> query_api.GetTaskResponse:
         if not request.step_name or not request.task_id:
             raise InvalidArgument("get_task needs flow_name, run_id, step_name and task_id")
-        with self.database.read() as tx:
-            found = queries.list_tasks(
+        with self.database.read(scope) as tx:
+            found, _ = queries.list_tasks(
                 tx,
                 request.flow_name,
                 request.run_id,
@@ -216,79 +258,107 @@ class LedgerApplication:
         return query_api.GetTaskResponse(task=found[0])
 
     def list_artifacts(
-        self, request: query_api.ListArtifactsRequest
+        self, request: query_api.ListArtifactsRequest, scope: CallScope | None = None
     ) -> query_api.ListArtifactsResponse:
-        with self.database.read() as tx:
-            return query_api.ListArtifactsResponse(artifacts=queries.list_artifacts(tx, request))
+        with self.database.read(scope) as tx:
+            artifacts, token = queries.list_artifacts(tx, request)
+        response = query_api.ListArtifactsResponse(artifacts=artifacts)
+        response.page.next_page_token = token
+        return response
 
     # ---- watch and audit --------------------------------------------------------
 
-    def watch_events(
-        self, request: ledger_api.WatchEventsRequest, is_active: Callable[[], bool]
-    ) -> Iterator[ledger_api.WatchEventsResponse]:
-        """Catch-up from `after_position`, then live, until `is_active()` turns false.
-
-        Appends are serialized and positions assigned under the append lock, so the
-        events after a position never gain a late-committing member: reading
-        "after the last position seen" cannot skip one."""
-        where: list[str] = ["global_position > ?"]
-        params: list[Any] = [request.after_position]
+    def watch_filter(self, request: ledger_api.WatchEventsRequest) -> WatchFilter:
+        """Checks a watch request; returns what its stream wants."""
+        check_int64("after_position", request.after_position)
         if request.run_pathspec:
-            parse_pathspec(request.run_pathspec, 2)
-            where.append("run_pathspec = ?")
-            params.append(request.run_pathspec)
-        if request.event_types:
-            where.append(f"event_type IN ({', '.join('?' for _ in request.event_types)})")
-            params.extend(request.event_types)
-        condition = " AND ".join(where)
-        while is_active() and not self._stop.is_set():
-            seen = self.signal.generation
-            with self.database.read() as tx:
-                chunk = ledger.read_events(tx, condition, params, WATCH_CHUNK)
-            for event in chunk:
-                yield ledger_api.WatchEventsResponse(event=event)
-            if chunk:
-                params[0] = chunk[-1].global_position
-            if len(chunk) < WATCH_CHUNK:
-                self.signal.wait(seen, self.watch_poll_seconds)
+            flow, run = parse_pathspec(request.run_pathspec, 2)
+            queries.check_run_key(flow, run)
+        types = check_filter("event_types", request.event_types)
+        unknown = sorted(set(types) - EVENT_TYPES)
+        if unknown:
+            known = ", ".join(sorted(EVENT_TYPES))
+            raise InvalidArgument(f"unknown event type {unknown[0][:64]!r}: use one of {known}")
+        return WatchFilter(request.run_pathspec, frozenset(types))
 
-    def list_events(self, request: audit.ListEventsRequest) -> audit.ListEventsResponse:
+    def ledger_head(self) -> int:
+        """The position of the newest event (0 for an empty ledger)."""
+        with self.database.read() as tx:
+            row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
+        return int(row[0]) if row else 0
+
+    def read_watch_chunk(
+        self,
+        after: int,
+        wants: WatchFilter | None,
+        limit: int,
+        scope: CallScope | None = None,
+    ) -> tuple[list[tuple[events_pb2.Event, str]], int]:
+        """Up to `limit` events after position `after` that `wants` (None: all), each
+        with its run's pathspec, and the ledger's head as of the same snapshot."""
+        where: list[str] = ["global_position > ?"]
+        params: list[Any] = [after]
+        if wants is not None and wants.run_pathspec:
+            where.append("run_pathspec = ?")
+            params.append(wants.run_pathspec)
+        if wants is not None and wants.event_types:
+            where.append(f"event_type IN ({', '.join('?' for _ in wants.event_types)})")
+            params.extend(sorted(wants.event_types))
+        with self.database.read(scope) as tx:
+            found = ledger.read_events_with_runs(tx, " AND ".join(where), params, limit)
+            if wants is None and len(found) < limit:
+                head = found[-1][0].global_position if found else after
+            else:
+                row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
+                head = int(row[0]) if row else 0
+        return found, head
+
+    def list_events(
+        self, request: audit.ListEventsRequest, scope: CallScope | None = None
+    ) -> audit.ListEventsResponse:
         where = ["global_position > ?"]
         params: list[Any] = [0]
         if request.page.page_token:
-            params[0] = int(queries.decode_token(request.page.page_token))
+            params[0] = queries.position_token(request.page.page_token)
         if request.run_pathspec:
-            parse_pathspec(request.run_pathspec, 2)
+            flow, run = parse_pathspec(request.run_pathspec, 2)
             where.append("run_pathspec = ?")
-            params.append(request.run_pathspec)
+            params.append(queries.check_run_key(flow, run))
         if request.task_pathspec:
-            parse_pathspec(request.task_pathspec, 4)
+            flow, run, step, task = parse_pathspec(request.task_pathspec, 4)
+            queries.check_run_key(flow, run)
+            check_identifier("step_name", step)
+            check_id("task_id", task)
             where.append("stream = ?")
             params.append(request.task_pathspec)
         if request.actor:
             where.append("actor = ?")
-            params.append(request.actor)
+            params.append(check_text("actor", request.actor))
         queries.add_time_range(
             where, params, "recorded_at_us", request, "recorded_after", "recorded_before"
         )
         size = queries.page_size(request.page)
-        with self.database.read() as tx:
+        with self.database.read(scope) as tx:
             found = ledger.read_events(tx, " AND ".join(where), params, size + 1)
-        response = audit.ListEventsResponse(events=found[:size])
-        if len(found) > size:
-            response.page.next_page_token = queries.encode_token(found[size - 1].global_position)
+        events, token = queries.take_page(found, [e.global_position for e in found], size)
+        response = audit.ListEventsResponse(events=events)
+        response.page.next_page_token = token
         return response
 
-    def get_run_as_of(self, request: audit.GetRunAsOfRequest) -> audit.GetRunAsOfResponse:
+    def get_run_as_of(
+        self, request: audit.GetRunAsOfRequest, scope: CallScope | None = None
+    ) -> audit.GetRunAsOfResponse:
         """Replays the run's events up to `as_of` (and those of the runs it was resumed
         from, which its clones point at) into a scratch in-memory ledger, then reads it
-        with the ordinary queries."""
+        with the ordinary queries (a page of its tasks at a time)."""
+        flow = check_identifier("flow_name", request.flow_name)
+        check_id("run_id", request.run_id)
         if not request.HasField("as_of"):
             raise InvalidArgument("as_of is required")
-        as_of = request.as_of.ToMicroseconds()
+        as_of = timestamp_us("as_of", request.as_of)
         chain: list[str] = []
-        flow, run_id = request.flow_name, request.run_id
-        with self.database.read() as tx:
+        run_id = request.run_id
+        with self.database.read(scope) as tx:
             while run_id and run_id not in chain:
                 origin = tx.query_one(
                     "SELECT origin_run_id FROM runs WHERE pathspec = ?", (f"{flow}/{run_id}",)
@@ -314,7 +384,11 @@ class LedgerApplication:
                 clock = queries.Clock(as_of, self.lost_after_us)
                 with scratch.read() as scratch_tx:
                     run = queries.get_run(scratch_tx, flow, request.run_id, clock)
-                    tasks = queries.list_tasks(scratch_tx, flow, request.run_id, "", clock)
+                    tasks, token = queries.list_tasks(
+                        scratch_tx, flow, request.run_id, "", clock, page=request.page
+                    )
             finally:
                 scratch.close()
-        return audit.GetRunAsOfResponse(run=run, tasks=tasks)
+        response = audit.GetRunAsOfResponse(run=run, tasks=tasks)
+        response.page.next_page_token = token
+        return response

@@ -10,44 +10,74 @@ from pathlib import Path
 
 from ledgerflow_service.errors import InvalidArgument, Unauthenticated
 
+# What a role in the token file lets a principal do beyond acting for itself.
+ROLES = {
+    # Anything, for any user: maintenance and the people who run the service.
+    "admin": "act for any user in every event and tag any run",
+    # Executors run other users' tasks: the events of existing runs, not new runs or tags.
+    "executor": "write the task and run events of any user's runs",
+}
+_EXECUTOR_MAY_NOT = frozenset({"run_started", "tags_added", "tags_removed"})
+
 
 @dataclass(frozen=True)
 class Principal:
     name: str
     authenticated: bool
+    roles: frozenset[str] = frozenset()
+
+    def may_act_for_others(self, event_kind: str) -> bool:
+        """Whether an event of this kind may concern another user's run."""
+        if "admin" in self.roles:
+            return True
+        return "executor" in self.roles and event_kind not in _EXECUTOR_MAY_NOT
 
 
 class TokenTable:
-    """Bearer token -> principal, read from a file of ``TOKEN PRINCIPAL`` lines
-    (``#`` starts a comment)."""
+    """Bearer token -> principal, read from a file of ``TOKEN PRINCIPAL [ROLE,...]``
+    lines (``#`` starts a comment; roles: see ROLES)."""
 
-    def __init__(self, principals_by_token: dict[str, str]) -> None:
+    def __init__(self, principals_by_token: dict[str, Principal | str]) -> None:
         if not principals_by_token:
             raise InvalidArgument("the token file lists no tokens")
-        self._principals = principals_by_token
+        self._principals = {
+            token: who if isinstance(who, Principal) else Principal(who, authenticated=True)
+            for token, who in principals_by_token.items()
+        }
 
     @classmethod
     def from_file(cls, path: str | Path) -> TokenTable:
-        table: dict[str, str] = {}
+        table: dict[str, Principal | str] = {}
         for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
             parts = line.split()
-            if len(parts) != 2:
-                raise InvalidArgument(f"{path}:{number}: expected 'TOKEN PRINCIPAL', got {line!r}")
-            table[parts[0]] = parts[1]
+            if len(parts) not in (2, 3):
+                raise InvalidArgument(
+                    f"{path}:{number}: expected 'TOKEN PRINCIPAL [ROLE,...]', got {line!r}"
+                )
+            roles = frozenset(parts[2].split(",")) if len(parts) == 3 else frozenset()
+            unknown = sorted(roles - ROLES.keys())
+            if unknown:
+                raise InvalidArgument(
+                    f"{path}:{number}: unknown role {unknown[0]!r}; roles are "
+                    + ", ".join(sorted(ROLES))
+                )
+            table[parts[0]] = Principal(parts[1], authenticated=True, roles=roles)
         return cls(table)
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise Unauthenticated("this server requires 'authorization: Bearer <token>' metadata")
         offered = authorization[7:].strip().encode()
-        for token, name in self._principals.items():
+        for token, principal in self._principals.items():
             if hmac.compare_digest(token.encode(), offered):
-                return Principal(name, authenticated=True)
+                return principal
         raise Unauthenticated("the bearer token is not known to this server")
 
 
 def unauthenticated(claimed_user: str) -> Principal:
+    if "\x00" in claimed_user:
+        raise InvalidArgument("claimed_user contains a NUL character (\\x00); remove it")
     return Principal(claimed_user or "anonymous", authenticated=False)

@@ -8,15 +8,25 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
 from ledgerflow_service.application import LedgerApplication
 from ledgerflow_service.auth import TokenTable
+from ledgerflow_service.call_scope import DEFAULT_STATEMENT_TIMEOUT_SECONDS
 from ledgerflow_service.database import Database, open_database
 from ledgerflow_service.errors import LedgerError
 from ledgerflow_service.workers import Workers, reserve_port
+
+# The default of --max-watchers (kept here: importing the server loads grpc).
+DEFAULT_MAX_WATCHERS = 10_000
+
+
+class ServerLimits(NamedTuple):
+    max_watchers: int
+    statement_timeout: float
+
 
 DEFAULT_DATABASE_URL = f"sqlite://{Path.home() / '.ledgerflow' / 'service.db'}"
 
@@ -37,10 +47,12 @@ def _database_url(ctx: click.Context, own: str | None) -> str:
     return own or ctx.find_root().meta["ledgerflow.database_url"]
 
 
-def open_or_fail(url: str, *, migrate: bool = True) -> Database:
+def open_or_fail(
+    url: str, *, migrate: bool = True, statement_timeout: float | None = None
+) -> Database:
     """Opens the database or stops with a one-line error instead of a traceback."""
     try:
-        return open_database(url, migrate=migrate)
+        return open_database(url, migrate=migrate, statement_timeout_seconds=statement_timeout)
     except LedgerError as error:
         raise click.ClickException(error.message) from None
     except (OSError, sqlite3.Error) as error:
@@ -104,6 +116,22 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     help="Server processes sharing the port (SO_REUSEPORT, Linux): each uses a core of "
     "its own. Appends keep one global order whatever the number.",
 )
+@click.option(
+    "--max-watchers",
+    default=DEFAULT_MAX_WATCHERS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Concurrent WatchEvents streams each server process holds; beyond it a new "
+    "stream is refused with RESOURCE_EXHAUSTED.",
+)
+@click.option(
+    "--statement-timeout",
+    default=DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds any one database statement may run, whatever the caller's deadline "
+    "(a shorter deadline stops it sooner).",
+)
 @click.pass_context
 @friendly_errors
 def service(
@@ -114,6 +142,8 @@ def service(
     auth_tokens: str | None,
     lost_after: float,
     workers: int,
+    max_watchers: int,
+    statement_timeout: float,
 ) -> None:
     """Run the gRPC metadata service (or one of the maintenance commands below).
 
@@ -126,13 +156,20 @@ def service(
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     tokens = TokenTable.from_file(auth_tokens) if auth_tokens else None
+    limits = ServerLimits(max_watchers, statement_timeout)
     if workers > 1:
-        sys.exit(_serve_with_workers(database_url, host, port, tokens, lost_after, workers))
+        sys.exit(_serve_with_workers(database_url, host, port, tokens, lost_after, workers, limits))
     from ledgerflow_service.server import build_server, serve_until_signalled
 
-    app = LedgerApplication(open_or_fail(database_url), lost_after_seconds=lost_after)
+    app = LedgerApplication(
+        open_or_fail(database_url, statement_timeout=statement_timeout),
+        lost_after_seconds=lost_after,
+    )
     try:
-        server, bound = build_server(app, host=host, port=port, tokens=tokens)
+        server, bound = build_server(
+            app, host=host, port=port, tokens=tokens, max_watchers=max_watchers,
+            statement_timeout=statement_timeout,
+        )  # fmt: skip
     except OSError as error:
         app.close()
         raise click.ClickException(str(error)) from None
@@ -151,6 +188,7 @@ def _serve_with_workers(
     tokens: TokenTable | None,
     lost_after: float,
     count: int,
+    limits: ServerLimits,
 ) -> int:
     """Migrates once, then forks `count` servers on one port (see workers.py)."""
     database = open_or_fail(database_url)
@@ -164,8 +202,12 @@ def _serve_with_workers(
     def serve(ready: Callable[[], None]) -> None:
         from ledgerflow_service.server import build_server, serve_until_signalled
 
-        app = LedgerApplication(open_database(database_url), lost_after_seconds=lost_after)
-        server, _ = build_server(app, host=host, port=bound, tokens=tokens, reuse_port=True)
+        database = open_database(database_url, statement_timeout_seconds=limits.statement_timeout)
+        app = LedgerApplication(database, lost_after_seconds=lost_after)
+        server, _ = build_server(
+            app, host=host, port=bound, tokens=tokens, reuse_port=True,
+            max_watchers=limits.max_watchers, statement_timeout=limits.statement_timeout,
+        )  # fmt: skip
         ready()
         serve_until_signalled(app, server)
 
@@ -196,6 +238,36 @@ def migrate(ctx: click.Context, database_url: str | None) -> None:
     finally:
         database.close()
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
+
+
+@service.command("grant")
+@click.argument("role")
+@subcommand_database_option
+@click.pass_context
+@friendly_errors
+def grant(ctx: click.Context, role: str, database_url: str | None) -> None:
+    """Give a Postgres ROLE exactly what the service needs (run as the tables' owner).
+
+    ROLE may then read and append events but never update, delete or truncate them,
+    nor disable the append-only triggers (only the owner could); it reads and writes
+    the read models. Run the service as ROLE and migrations as the owner, and run
+    this again after each migration. See docs/security.md.
+    """
+    from ledgerflow_service.database import PostgresDatabase
+
+    database = open_or_fail(_database_url(ctx, database_url))
+    try:
+        if not isinstance(database, PostgresDatabase):
+            raise click.ClickException("roles exist only on Postgres; SQLite has no roles")
+        try:
+            database.grant_service_role(role)
+        except Exception as error:
+            if type(error).__module__.split(".")[0] != "psycopg":
+                raise
+            raise click.ClickException(f"could not grant to {role!r}: {error}") from None
+    finally:
+        database.close()
+    click.echo(f"granted {role} the service's privileges (events: SELECT, INSERT only)")
 
 
 @service.command("rebuild-projections")

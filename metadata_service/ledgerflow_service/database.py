@@ -21,6 +21,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ledgerflow_service.call_scope import CallScope
+from ledgerflow_service.errors import Cancelled, DeadlineExceeded, LedgerError, PermissionDenied
+
 if TYPE_CHECKING:  # psycopg is imported only when a Postgres ledger is opened
     import psycopg
 
@@ -41,6 +44,10 @@ _APPEND_LOCK_KEY = 0x1ED6E7F10
 # Bound parameters per statement: SQLite allows 32766, Postgres 65535.
 _MAX_PARAMS = 30000
 NOTIFY_CHANNEL = "ledgerflow_events"
+# Tables the service writes besides the events (see grant_service_role).
+_READ_MODEL_TABLES = (
+    "flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts", "projection_position",
+)  # fmt: skip
 # Planner statistics (see PostgresDatabase.after_commit): the read models an append
 # looks up by key, how many appended events between two looks at their freshness, and
 # how many rows a table must have gained before it is worth analyzing.
@@ -161,8 +168,10 @@ class Database(abc.ABC):
         """Context manager yielding a :class:`Tx` that holds the append lock."""
 
     @abc.abstractmethod
-    def read(self) -> Any:
-        """Context manager yielding a :class:`Tx` for queries."""
+    def read(self, scope: CallScope | None = None) -> Any:
+        """Context manager yielding a :class:`Tx` for queries. With a `scope`, no
+        statement runs past its deadline, and cancelling it interrupts the statement
+        that is running; either ends the block with a :class:`LedgerError`."""
 
     @abc.abstractmethod
     def migrate(self) -> list[str]:
@@ -278,13 +287,27 @@ class SqliteDatabase(Database):
             self._conn.execute("COMMIT")
 
     @contextmanager
-    def read(self) -> Iterator[Tx]:
+    def read(self, scope: CallScope | None = None) -> Iterator[Tx]:
         with self._lock:
+            if scope is not None:
+                # SQLite has no statement timeout: the progress handler, called every
+                # few thousand VM steps, ends a statement whose scope has expired.
+                self._conn.set_progress_handler(lambda: int(scope.expired()), 10_000)
             self._conn.execute("BEGIN")
             try:
-                yield _SqliteTx(self._conn)
+                if scope is None:
+                    yield _SqliteTx(self._conn)
+                else:
+                    with scope.interruptible(self._conn.interrupt):
+                        yield _SqliteTx(self._conn)
+            except sqlite3.OperationalError as error:
+                if scope is not None and "interrupted" in str(error):
+                    raise _stopped(scope) from None
+                raise
             finally:
                 self._conn.execute("COMMIT")
+                if scope is not None:
+                    self._conn.set_progress_handler(None, 0)
 
     def migrate(self) -> list[str]:
         """Applies pending migrations in one IMMEDIATE transaction, so processes that
@@ -435,11 +458,23 @@ class PostgresDatabase(Database):
     kind = "postgres"
     dialect = PostgresDialect()
 
-    def __init__(self, conninfo: str, *, max_connections: int = 10) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        max_connections: int = 10,
+        statement_timeout_seconds: float | None = None,
+    ) -> None:
+        """`statement_timeout_seconds` caps every statement of this process (the
+        service's --statement-timeout); reads with a shorter deadline get less."""
         import psycopg
         import psycopg_pool
 
         self.conninfo = conninfo
+        self.statement_timeout_seconds = statement_timeout_seconds
+        session: dict[str, Any] = {"autocommit": True}
+        if statement_timeout_seconds:
+            session["options"] = f"-c statement_timeout={int(statement_timeout_seconds * 1000)}"
         # Fail at once, with the server's own message, when it cannot be reached: the
         # pool alone would retry silently until its timeout.
         psycopg.connect(conninfo, connect_timeout=10).close()
@@ -450,7 +485,7 @@ class PostgresDatabase(Database):
             max_size=max_connections,
             open=True,
             timeout=30.0,
-            kwargs={"autocommit": True},
+            kwargs=session,
         )
         self._pool.wait(timeout=30.0)
         self._column_types: dict[str, str] = {}
@@ -478,12 +513,78 @@ class PostgresDatabase(Database):
                 raise
 
     @contextmanager
-    def read(self) -> Iterator[Tx]:
-        with self._pool.connection() as conn, conn.transaction():
-            yield _PostgresTx(conn, self._column_types)
+    def read(self, scope: CallScope | None = None) -> Iterator[Tx]:
+        if scope is None:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PostgresTx(conn, self._column_types)
+            return
+        import psycopg
+        import psycopg_pool
+
+        if scope.expired():
+            raise _stopped(scope)
+        try:
+            with (
+                self._pool.connection(timeout=max(0.001, scope.remaining())) as conn,
+                scope.interruptible(conn.cancel_safe),
+                conn.transaction(),
+            ):
+                timeout_ms = max(1, int(scope.remaining() * 1000))
+                cap = self.statement_timeout_seconds
+                if cap is None or timeout_ms < cap * 1000:
+                    conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                                 (f"{timeout_ms}ms",))  # fmt: skip
+                yield _PostgresTx(conn, self._column_types)
+        except (psycopg.errors.QueryCanceled, psycopg_pool.PoolTimeout):
+            raise _stopped(scope) from None
+
+    def pending_migrations(self) -> list[str]:
+        """The migrations not yet applied, found with reads alone (a service role that
+        may not create tables can still check that the schema is current)."""
+        with self._pool.connection() as conn:
+            exists = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+            done: set[int] = set()
+            if exists and exists[0] is not None:
+                done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        return [name for number, name, _ in _migration_files(self.kind) if number not in done]
 
     def migrate(self) -> list[str]:
-        applied = []
+        if not self.pending_migrations():
+            return []
+        import psycopg
+
+        applied: list[str] = []
+        try:
+            self._apply_migrations(applied)
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise PermissionDenied(
+                f"this database role may not migrate the schema ({error}): run "
+                "`ledgerflow service migrate` as the role that owns the ledger's tables"
+            ) from None
+        return applied
+
+    def grant_service_role(self, role: str) -> None:
+        """Grants `role` what the service needs and nothing more: to read and append
+        events (never UPDATE, DELETE or TRUNCATE them; and not being their owner, it
+        can neither disable the append-only triggers nor alter the table) and to
+        read and write the read models. Run it as the owner after each migration."""
+        from psycopg import sql
+
+        tables = sql.SQL(", ").join(sql.Identifier(t) for t in _READ_MODEL_TABLES)
+        who = sql.Identifier(role)
+        with self._pool.connection() as conn, conn.transaction():
+            schema = conn.execute("SELECT current_schema()").fetchone()
+            assert schema is not None
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema[0]), who)
+            )
+            conn.execute(sql.SQL("GRANT SELECT, INSERT ON events TO {}").format(who))
+            conn.execute(sql.SQL("GRANT SELECT ON schema_migrations TO {}").format(who))
+            conn.execute(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(tables, who)
+            )
+
+    def _apply_migrations(self, applied: list[str]) -> None:
         with self._pool.connection() as conn, conn.transaction():
             # One migrator at a time, even when several servers start together.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY + 1,))
@@ -501,7 +602,6 @@ class PostgresDatabase(Database):
                     (number, name, int(time.time() * 1e6)),
                 )
                 applied.append(name)
-        return applied
 
     def notify_appended(self, tx: Tx, position: int) -> None:
         # Delivered at commit, so a listener never hears of an uncommitted event.
@@ -573,10 +673,31 @@ class PostgresDatabase(Database):
         self._pool.close()
 
 
-def open_database(url: str, *, migrate: bool = True) -> Database:
-    """Opens ``sqlite:///path/to/file.db``, ``sqlite://:memory:`` or ``postgresql://...``."""
+def _stopped(scope: CallScope) -> LedgerError:
+    """The error for a statement that was interrupted on behalf of `scope`."""
+    if scope.cancelled:
+        return Cancelled("the caller cancelled the request; its query was stopped")
+    if scope.caller_deadline is not None and scope.caller_deadline <= scope.deadline:
+        return DeadlineExceeded(
+            "the query did not finish before the caller's deadline and was stopped; "
+            "narrow the request (filters, a smaller page) or allow more time"
+        )
+    return DeadlineExceeded(
+        "the query ran longer than the service's statement timeout and was stopped; "
+        "narrow the request (filters, a smaller page)"
+    )
+
+
+def open_database(
+    url: str, *, migrate: bool = True, statement_timeout_seconds: float | None = None
+) -> Database:
+    """Opens ``sqlite:///path/to/file.db``, ``sqlite://:memory:`` or ``postgresql://...``.
+    `statement_timeout_seconds` caps each statement (Postgres; SQLite reads are bounded
+    by their call scope)."""
     if url.startswith(("postgresql://", "postgres://")):
-        database: Database = PostgresDatabase(url)
+        database: Database = PostgresDatabase(
+            url, statement_timeout_seconds=statement_timeout_seconds
+        )
     elif url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
         path = path.removeprefix("/") if path.startswith("/:memory:") else path

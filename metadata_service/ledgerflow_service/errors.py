@@ -47,6 +47,24 @@ class Unauthenticated(LedgerError):
     code_name = "UNAUTHENTICATED"
 
 
+class PermissionDenied(LedgerError):
+    """The caller is known but may not do this (e.g. act for another user)."""
+
+    code_name = "PERMISSION_DENIED"
+
+
+class ResourceExhausted(LedgerError):
+    """A limit of the service was reached (e.g. its number of watch streams)."""
+
+    code_name = "RESOURCE_EXHAUSTED"
+
+
+class Cancelled(LedgerError):
+    """The caller went away; the work was stopped and nothing was written."""
+
+    code_name = "CANCELLED"
+
+
 class Unavailable(LedgerError):
     """The service could not be reached; the same request may be retried (appends are
     idempotent by event id)."""
@@ -68,6 +86,9 @@ ERROR_BY_CODE_NAME: dict[str, type[LedgerError]] = {
         AlreadyExists,
         FailedPrecondition,
         Unauthenticated,
+        PermissionDenied,
+        ResourceExhausted,
+        Cancelled,
         DeadlineExceeded,
         Unavailable,
     )

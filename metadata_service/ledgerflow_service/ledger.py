@@ -54,7 +54,8 @@ def now_us() -> int:
 
 
 @functools.cache
-def _type_name(kind: str) -> str:
+def type_name(kind: str) -> str:
+    """The event type of a payload field: "task_started" -> "TaskStarted"."""
     return "".join(part.title() for part in kind.split("_"))
 
 
@@ -96,11 +97,18 @@ def envelope_from_row(row: Sequence[Any], recorded_at: Timestamp) -> events_pb2.
 
 
 def read_events(tx: Tx, where: str, params: Sequence[Any], limit: int) -> list[events_pb2.Event]:
+    return [event for event, _ in read_events_with_runs(tx, where, params, limit)]
+
+
+def read_events_with_runs(
+    tx: Tx, where: str, params: Sequence[Any], limit: int
+) -> list[tuple[events_pb2.Event, str]]:
+    """The events matching `where`, oldest first, each with its run's pathspec."""
     rows = tx.query(
         f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY global_position LIMIT ?",
         [*params, limit],
     )
-    return [event_from_row(r) for r in rows]
+    return [(event_from_row(r), r[4]) for r in rows]
 
 
 def _check_shape(events: Sequence[events_pb2.Event]) -> None:
@@ -148,6 +156,7 @@ def prepare(events: Sequence[events_pb2.Event], dialect: Dialect) -> PreparedBat
     _check_shape(events)
     ids = [check_event_id(e.event_id) for e in events]
     addresses: dict[str, EventAddress] = {}
+    first: dict[str, events_pb2.Event] = {}
     for event_id, event in zip(ids, events, strict=True):
         address = address_of(event)
         if event.stream and event.stream != address.stream:
@@ -155,9 +164,17 @@ def prepare(events: Sequence[events_pb2.Event], dialect: Dialect) -> PreparedBat
                 f"event {event_id} names stream {event.stream!r} but its payload belongs to "
                 f"{address.stream!r}; leave stream empty"
             )
-        if addresses.setdefault(event_id, address) != address:
-            raise InvalidArgument(f"event id {event_id} is used twice in one batch")
-    unique = list({i: e for i, e in zip(ids, events, strict=True)}.items())
+        earlier = first.setdefault(event_id, event)
+        # Repeated in the batch: recorded once, if it is the same event.
+        if earlier is not event and (
+            addresses[event_id] != address or not same_payload(earlier, event, address.kind)
+        ):
+            raise InvalidArgument(
+                f"event id {event_id} is used twice in one batch for different events; "
+                "give each event its own id"
+            )
+        addresses[event_id] = address
+    unique = list(first.items())
     bodies = {i: _payload_body(e, addresses[i].kind) for i, e in unique}
     reads = ProjectionBatch.reads_for(((e, addresses[i]) for i, e in unique), dialect)
     artifacts = {
@@ -245,6 +262,14 @@ class _DuplicateEventId(Exception):
     """The optimistic append met an event id that is already in the ledger."""
 
 
+def same_payload(a: events_pb2.Event, b: events_pb2.Event, kind: str) -> bool:
+    """Whether two events of payload `kind` carry the same payload (by value: map
+    fields may encode in any order)."""
+    return a.WhichOneof("payload") == b.WhichOneof("payload") == kind and (
+        getattr(a, kind) == getattr(b, kind)
+    )
+
+
 def _payload_body(event: events_pb2.Event, kind: str) -> bytes:
     """The stored form of an event: an Event holding only its payload."""
     body = events_pb2.Event()
@@ -278,13 +303,23 @@ def _append_once(
 
 
 def _look_up(tx: Tx, submissions: Sequence[Submission]) -> list[dict[str, events_pb2.Event]]:
-    """The events of each submission that are already in the ledger, by event id."""
-    wanted = {i: s.batch.addresses[i] for s in submissions for i in s.batch.addresses}
-    marks = ", ".join("?" for _ in wanted)
+    """The events of each submission that are already in the ledger, by event id. An
+    id recorded for a different event (another stream or payload) is refused: only
+    the very same event, retried, is answered as recorded."""
+    wanted = {
+        i: (s.batch.addresses[i], e)
+        for s in submissions
+        for i, e in zip(s.batch.ids, s.batch.events, strict=True)
+    }
+    condition, params = tx.dialect.one_of("event_id", list(wanted))
     by_id = {}
-    for event in read_events(tx, f"event_id IN ({marks})", list(wanted), len(wanted)):
-        if event.stream != wanted[event.event_id].stream:
-            raise AlreadyExists(f"event id {event.event_id} was already used for another event")
+    for event in read_events(tx, condition, params, len(wanted)):
+        address, submitted = wanted[event.event_id]
+        if event.stream != address.stream or not same_payload(event, submitted, address.kind):
+            raise AlreadyExists(
+                f"event id {event.event_id} was already used for a different event "
+                f"({event.event_type} of {event.stream}); give each event its own id"
+            )
         event.ClearField("payload")
         by_id[event.event_id] = event
     return [{i: by_id[i] for i in s.batch.addresses if i in by_id} for s in submissions]
@@ -336,10 +371,10 @@ def _write_batches(
             )
         versions[address.stream] = current + 1
         head += 1
-        pending.append(PendingEvent(event, address, head, recorded_at, principal.name))
+        pending.append(PendingEvent(event, address, head, recorded_at, principal.name, principal))
         rows.append((
             head, event_id, address.stream, current + 1, address.run_pathspec,
-            _type_name(address.kind), submissions[owner].batch.bodies[event_id],
+            type_name(address.kind), submissions[owner].batch.bodies[event_id],
             principal.name, int(principal.authenticated), recorded_at,
         ))  # fmt: skip
         owners.append(owner)

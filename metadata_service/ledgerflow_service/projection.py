@@ -21,8 +21,15 @@ from typing import Any, NamedTuple
 
 from ledgerflow.v1 import events_pb2, records_pb2
 
+from ledgerflow_service.auth import Principal
 from ledgerflow_service.database import Dialect, RowInsert, Tx
-from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ledgerflow_service.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from ledgerflow_service.names import (
     check_id,
     check_identifier,
@@ -31,6 +38,10 @@ from ledgerflow_service.names import (
     run_pathspec,
     task_pathspec,
 )
+from ledgerflow_service.validation import MAX_INT64, check_text
+
+# Attempt numbers are stored as 32-bit signed integers.
+MAX_ATTEMPT = (1 << 31) - 1
 
 PROJECTION_TABLES = ("flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts")
 RUN_EVENTS = ("run_started", "run_heartbeat", "run_finished", "tags_added", "tags_removed")
@@ -177,6 +188,8 @@ def artifact_rows(p: events_pb2.ArtifactsRecorded, address: EventAddress) -> lis
     step_name = p.task.step_name
     rows = []
     seen: set[str] = set()
+    if p.attempt > MAX_ATTEMPT:
+        raise InvalidArgument(f"attempt {p.attempt} of task {path} is out of range")
     for artifact in p.artifacts:
         name = _check_artifact_name(artifact.name)
         if name in seen:
@@ -184,6 +197,10 @@ def artifact_rows(p: events_pb2.ArtifactsRecorded, address: EventAddress) -> lis
         seen.add(name)
         if not artifact.content_key:
             raise InvalidArgument(f"artifact {name!r} has no content_key")
+        if artifact.size > MAX_INT64:
+            raise InvalidArgument(f"artifact {name!r} has size {artifact.size}, over 2^63 - 1")
+        for field_name in ("content_key", "type_name", "serializer", "language"):
+            check_text(f"artifact {name!r} {field_name}", getattr(artifact, field_name))
         rows.append((
             path, p.attempt, name, address.run_pathspec, step_name, artifact.content_key,
             artifact.size, artifact.type_name, artifact.serializer,
@@ -199,13 +216,16 @@ def _check_artifact_name(name: str) -> str:
 
 @dataclass(slots=True)
 class PendingEvent:
-    """An event in a batch with its address, position and time assigned."""
+    """An event in a batch with its address, position and time assigned. `principal`
+    is who appends it now; None when replaying events recorded earlier (their
+    permission was checked then)."""
 
     event: events_pb2.Event
     address: EventAddress
     position: int
     recorded_at_us: int
     actor: str
+    principal: Principal | None = None
 
 
 @dataclass
@@ -287,8 +307,10 @@ class ProjectionBatch:
                 reads.task_keys.add(address.task_pathspec)
                 reads.step_keys.add(address.task_pathspec.rsplit("/", 1)[0])
             if address.kind == "task_cloned":
+                _checked_task_pathspecs(*parse_pathspec(payload.origin_pathspec, 4))
                 reads.task_keys.add(payload.origin_pathspec)
             if address.kind == "run_started" and payload.origin_run_id:
+                check_id("origin_run_id", payload.origin_run_id)
                 reads.run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
             if address.kind in ("run_started", "tags_added", "tags_removed"):
                 reads.tag_runs.add(address.run_pathspec)
@@ -328,12 +350,42 @@ class ProjectionBatch:
     def apply(self, item: PendingEvent) -> None:
         """Checks one event against the current state and folds it in."""
         kind = item.address.kind
+        if item.principal is not None and item.principal.authenticated:
+            self._check_permission(item.principal, kind, getattr(item.event, kind), item)
         _HANDLERS[kind](self, getattr(item.event, kind), item)
         run = self.runs.get(item.address.run_pathspec)
         if run is not None and kind not in ("tags_added", "tags_removed"):
             # Any activity of a run's writer counts as a heartbeat; tagging does not.
             run.last_heartbeat_at_us = max(run.last_heartbeat_at_us, item.recorded_at_us)
             self._mark(run)
+
+    def _check_permission(
+        self, principal: Principal, kind: str, payload: Any, item: PendingEvent
+    ) -> None:
+        """Under authentication a principal acts for itself: it starts runs as its own
+        user and writes only to its own runs, unless its role lets it act for others
+        (see docs/security.md)."""
+        if principal.may_act_for_others(kind):
+            return
+        if kind == "run_started":
+            claimed = {payload.user} | {
+                t.removeprefix("user:") for t in payload.system_tags if t.startswith("user:")
+            }
+            if claimed != {principal.name}:
+                other = sorted(claimed - {principal.name})[:1] or [""]
+                raise PermissionDenied(
+                    f"{principal.name!r} may not start a run as user {other[0]!r}: a run's user "
+                    f"is the caller (set LEDGERFLOW_USER={principal.name}), or the caller needs "
+                    "the admin role"
+                )
+            return
+        run = self.runs.get(item.address.run_pathspec)
+        if run is not None and run.user_name != principal.name:
+            raise PermissionDenied(
+                f"{principal.name!r} may not write to run {run.pathspec} of user "
+                f"{run.user_name!r}: that needs the executor or admin role"
+                + (" (tags: admin)" if kind in ("tags_added", "tags_removed") else "")
+            )
 
     def _mark(self, row: Any) -> None:
         key = row.pathspec if not isinstance(row, AttemptRow) else (row.task_pathspec, row.attempt)
@@ -368,6 +420,7 @@ class ProjectionBatch:
             raise AlreadyExists(f"run {path} already exists")
         if not p.user:
             raise InvalidArgument("run_started.user is missing")
+        check_text("run_started.user", p.user)
         for tag in [*p.tags, *p.system_tags]:
             check_tag(tag)
         for name, value in p.parameters.items():
@@ -511,6 +564,8 @@ class ProjectionBatch:
         self._finish_attempt(item.address.task_pathspec or "", p.attempt, item, ok=True)
 
     def _on_task_failed(self, p: events_pb2.TaskFailed, item: PendingEvent) -> None:
+        for field_name in ("error_type", "error_message", "traceback"):
+            check_text(f"task_failed.{field_name}", getattr(p, field_name))
         row = self._finish_attempt(item.address.task_pathspec or "", p.attempt, item, ok=False)
         row.error_type, row.error_message, row.traceback = (
             p.error_type,
@@ -520,6 +575,8 @@ class ProjectionBatch:
 
     def _on_logs_recorded(self, p: events_pb2.LogsRecorded, item: PendingEvent) -> None:
         path = item.address.task_pathspec or ""
+        check_text("logs_recorded.stdout_key", p.stdout_key)
+        check_text("logs_recorded.stderr_key", p.stderr_key)
         self._open_attempt(path, p.attempt, finished_ok=True)
         row = self.attempts[(path, p.attempt)]
         row.stdout_key, row.stderr_key = p.stdout_key, p.stderr_key

@@ -9,7 +9,8 @@ Both take and return the same ``ledgerflow.v1`` messages and raise the same
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ledgerflow_service.errors import ERROR_BY_CODE_NAME, LedgerError, Unavailable
@@ -33,6 +34,8 @@ _RPCS = {
     "get_run_as_of": ("audit", "GetRunAsOf"),
 }
 _WRITES = {"append", "add_tags", "remove_tags"}
+# The SDK asks for the largest pages (the service also bounds them in bytes).
+_PAGE_SIZE = 1000
 
 
 class MetadataClient(abc.ABC):
@@ -53,41 +56,47 @@ class MetadataClient(abc.ABC):
         request = ledger_service_pb2.AppendRequest(events=list(events), claimed_user=self.username)
         return list(self.call("append", request).events)
 
+    def _pages(self, method: str, request: Any, items: Callable[[Any], Any]) -> Iterator[Any]:
+        """Every item of a paged list, page after page."""
+        request.page.page_size = _PAGE_SIZE
+        while True:
+            response = self.call(method, request)
+            yield from items(response)
+            if not response.page.next_page_token:
+                return
+            request.page.page_token = response.page.next_page_token
+
     def get_run(self, flow: str, run_id: str) -> Any:
         return self.call(
             "get_run", query_service_pb2.GetRunRequest(flow_name=flow, run_id=run_id)
         ).run
 
+    def list_steps(self, flow: str, run_id: str) -> list[Any]:
+        request = query_service_pb2.ListStepsRequest(flow_name=flow, run_id=run_id)
+        return list(self._pages("list_steps", request, lambda r: r.steps))
+
     def list_tasks(self, flow: str, run_id: str, step: str = "") -> list[Any]:
-        return list(
-            self.call(
-                "list_tasks",
-                query_service_pb2.ListTasksRequest(flow_name=flow, run_id=run_id, step_name=step),
-            ).tasks
-        )
+        request = query_service_pb2.ListTasksRequest(flow_name=flow, run_id=run_id, step_name=step)
+        return list(self._pages("list_tasks", request, lambda r: r.tasks))
 
     def list_artifacts(
         self, flow: str, run_id: str, step: str = "", task_id: str = "", names: Sequence[str] = ()
     ) -> list[Any]:
-        return list(
-            self.call(
-                "list_artifacts",
-                query_service_pb2.ListArtifactsRequest(
-                    flow_name=flow,
-                    run_id=run_id,
-                    step_name=step,
-                    task_id=task_id,
-                    names=list(names),
-                ),
-            ).artifacts
+        request = query_service_pb2.ListArtifactsRequest(
+            flow_name=flow, run_id=run_id, step_name=step, task_id=task_id, names=list(names)
         )
+        return list(self._pages("list_artifacts", request, lambda r: r.artifacts))
 
     def add_tags(self, flow: str, run_id: str, tags: Sequence[str]) -> list[str]:
         return list(
             self.call(
                 "add_tags",
                 tag_service_pb2.AddTagsRequest(
-                    flow_name=flow, run_id=run_id, tags=list(tags), claimed_user=self.username
+                    flow_name=flow,
+                    run_id=run_id,
+                    tags=list(tags),
+                    claimed_user=self.username,
+                    event_id=str(uuid.uuid4()),
                 ),
             ).tags
         )
@@ -97,7 +106,11 @@ class MetadataClient(abc.ABC):
             self.call(
                 "remove_tags",
                 tag_service_pb2.RemoveTagsRequest(
-                    flow_name=flow, run_id=run_id, tags=list(tags), claimed_user=self.username
+                    flow_name=flow,
+                    run_id=run_id,
+                    tags=list(tags),
+                    claimed_user=self.username,
+                    event_id=str(uuid.uuid4()),
                 ),
             ).tags
         )

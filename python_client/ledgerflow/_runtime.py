@@ -20,28 +20,63 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledgerflow_service.errors import Unavailable
+from ledgerflow_service.errors import DeadlineExceeded, Unavailable
 
 from ledgerflow._datastore import ContentStore
 from ledgerflow._decorators import Retry, step_options
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._graph import FlowGraph
 from ledgerflow._metadata import MetadataClient
+from ledgerflow._orphans import die_with_parent, remove_orphaned_workdirs
 from ledgerflow._progress import RunReporter
 from ledgerflow._task import NUM_SPLITS_ARTIFACT, TaskInput, TaskOutcome, TaskSpec, child_main
 from ledgerflow.v1 import events_pb2, records_pb2
 
-_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
+# A run's scratch folder is named for its runtime's pid, so that the folder of a
+# runtime that died without cleaning up (kill -9) is found and removed later.
+_WORKDIR_PREFIX = "ledgerflow-run-"
 
 
 def heartbeat_seconds() -> float:
     """How often a run and its running tasks say they are alive (the service calls them
     lost after --lost-after seconds of silence; keep this well below that)."""
     return float(os.environ.get("LEDGERFLOW_HEARTBEAT_SECONDS", "10"))
+
+
+def retry_delays() -> list[float]:
+    """The waits between retries of an append while the service is unreachable:
+    doubling from half a second (at most 30), until they add up to at least
+    LEDGERFLOW_SERVICE_PATIENCE seconds (default 60); then the run gives up."""
+    patience = float(os.environ.get("LEDGERFLOW_SERVICE_PATIENCE", "60"))
+    delays: list[float] = []
+    while sum(delays) < patience:
+        delays.append(min(0.5 * 2 ** len(delays), 30.0))
+    return delays
+
+
+def append_with_retries(
+    metadata: MetadataClient,
+    batch: list[events_pb2.Event],
+    warn: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Appends a batch, retrying while the service is unreachable or too slow to
+    answer. A timed-out append was rolled back, or committed without our hearing of
+    it: either way the retry (the same event ids) records it exactly once."""
+    for delay in (*retry_delays(), None):
+        try:
+            metadata.append(batch)
+            return
+        except (Unavailable, DeadlineExceeded) as error:
+            if delay is None:
+                raise
+            warn(f"{error.message}; retrying in {delay:g}s")
+            sleep(delay)
 
 
 VERSION = "0.1.0"
@@ -141,7 +176,8 @@ class LocalRuntime:
         self._selector = selectors.DefaultSelector()
         self._failure: RunResult | None = None
         self._end_ok = False
-        self._workdir = Path(tempfile.mkdtemp(prefix="ledgerflow-run-"))
+        remove_orphaned_workdirs(Path(tempfile.gettempdir()), _WORKDIR_PREFIX)
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-"))
         self._heartbeat_every = heartbeat_seconds()
         self._last_heartbeat = time.monotonic()
 
@@ -161,16 +197,7 @@ class LocalRuntime:
         gives up only after about a minute of outage."""
         if not self._events:
             return
-        batch = self._events
-        for delay in (*_RETRY_DELAYS, None):
-            try:
-                self.metadata.append(batch)
-                break
-            except Unavailable as error:
-                if delay is None:
-                    raise
-                self.reporter.warn(f"{error.message}; retrying in {delay:g}s")
-                time.sleep(delay)
+        append_with_retries(self.metadata, self._events, self.reporter.warn)
         self._events = []
 
     def _task_failed(self, spec: TaskSpec, outcome: TaskOutcome) -> None:
@@ -208,6 +235,7 @@ class LocalRuntime:
         self.reporter.run_started(self.graph.name, self.run_id, self.username, self.metadata_kind)
         self.reporter.expect("start", 1)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        service_lost = False
         try:
             self._schedule(TaskSpec("start", "", [], []))
             while self._ready or self._running or self._delayed:
@@ -222,19 +250,22 @@ class LocalRuntime:
             self._failure = self._failure or RunResult(
                 self.run_id, False, "", "the run was interrupted"
             )
+        except (Unavailable, DeadlineExceeded):
+            # The service stayed out of reach: nothing the attempts do can be
+            # recorded, so they are stopped rather than left running unseen.
+            service_lost = True
+            self._kill_all(record=False)
+            raise
         finally:
             signal.signal(signal.SIGTERM, previous)
-            self._events.append(
-                new_event(
-                    run_finished=events_pb2.RunFinished(
-                        flow_name=self.graph.name,
-                        run_id=self.run_id,
-                        succeeded=self._end_ok and self._failure is None,
-                    )
-                )
-            )
-            self._flush()
-            shutil.rmtree(self._workdir, ignore_errors=True)
+            try:
+                if not service_lost:
+                    self._events.append(new_event(run_finished=events_pb2.RunFinished(
+                        flow_name=self.graph.name, run_id=self.run_id,
+                        succeeded=self._end_ok and self._failure is None)))  # fmt: skip
+                    self._flush()
+            finally:
+                shutil.rmtree(self._workdir, ignore_errors=True)
         result = self._failure or RunResult(self.run_id, self._end_ok)
         self.reporter.run_finished(
             self.graph.name,
@@ -295,14 +326,17 @@ class LocalRuntime:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(running.pid, signal.SIGKILL)
 
-    def _kill_all(self) -> None:
-        """Stops every running attempt and records it as failed (interrupted)."""
+    def _kill_all(self, *, record: bool = True) -> None:
+        """Stops every running attempt and (unless `record` is off) records it as failed
+        (interrupted)."""
         for running in list(self._running.values()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(running.pid, signal.SIGKILL)
             os.waitpid(running.pid, 0)
             self._selector.unregister(running.pidfd)
             os.close(running.pidfd)
+            if not record:
+                continue
             self._task_failed(running.spec, TaskOutcome(
                 ok=False, error_type="Interrupted",
                 error_message="the run was interrupted; the attempt was killed"))  # fmt: skip
@@ -360,8 +394,10 @@ class LocalRuntime:
         )
         sys.stdout.flush()
         sys.stderr.flush()
+        runtime_pid = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child never returns from child_main
+            die_with_parent(runtime_pid)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             child_main(

@@ -238,10 +238,7 @@ class Run(_Outcome):
 
     def steps(self) -> Iterator[Step]:
         metadata, _ = _clients()
-        for record in metadata.call(
-            "list_steps",
-            query_service_pb2.ListStepsRequest(flow_name=self.flow_name, run_id=self.id),
-        ).steps:
+        for record in metadata.list_steps(self.flow_name, self.id):
             yield Step(f"{self.pathspec}/{record.step_name}", _run=self)
 
     def __iter__(self) -> Iterator[Step]:

@@ -81,7 +81,6 @@ def flow_env(
     ledgerflow.client._connection.clear()
     ledgerflow.client.default_namespace()
     if server is not None and app is not None:
-        app.close_watchers()
         server.stop(0).wait()
         app.close()
 

@@ -59,7 +59,7 @@ def count_events(app: LedgerApplication) -> int:
 
 def test_queued_batches_commit_together_in_order(app: LedgerApplication) -> None:
     app.appender.append([ev.run_started("MyFlow", "1")], ALICE)
-    bob = Principal("bob", authenticated=True)
+    bob = Principal("bob", authenticated=True, roles=frozenset({"executor"}))
     with queued_together(app.appender, 3) as submit:
         submit([ev.task_started("MyFlow", "1", "start", "1")])
         submit([ev.task_started("MyFlow", "1", "start", "2")], bob)

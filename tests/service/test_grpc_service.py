@@ -141,7 +141,6 @@ def test_a_watcher_hears_appends_from_another_process(database_url: str) -> None
             assert event.event_type == "RunStarted" and event.actor == "bob"
             stream.cancel()
     finally:
-        watching.close_watchers()
         server.stop(0).wait()
         writing.close()
         watching.close()
@@ -241,7 +240,7 @@ def test_bearer_tokens_decide_the_actor(app: LedgerApplication, tmp_path: Path) 
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
             recorded = append(
                 channel,
-                ev.run_started("MyFlow", "1"),
+                ev.run_started("MyFlow", "1", user="bob"),
                 user="mallory",
                 metadata=[("authorization", "Bearer s3cret-b")],
             )

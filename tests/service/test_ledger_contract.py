@@ -383,7 +383,7 @@ def test_audit_by_actor_time_and_as_of(app: LedgerApplication) -> None:
     append(
         app,
         ev.task_succeeded("MyFlow", "1", "start", "1"),
-        who=Principal("bob", authenticated=True),
+        who=Principal("bob", authenticated=True, roles=frozenset({"executor"})),
     )
     by_bob = app.list_events(audit.ListEventsRequest(actor="bob")).events
     assert [(e.event_type, e.actor_authenticated) for e in by_bob] == [("TaskSucceeded", True)]

@@ -28,7 +28,7 @@ from ledgerflow.v1 import events_pb2 as ledgerflow_dot_v1_dot_events__pb2
 from ledgerflow.v1 import records_pb2 as ledgerflow_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ledgerflow/v1/audit_service.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aledgerflow/v1/common.proto\x1a\x1aledgerflow/v1/events.proto\x1a\x1bledgerflow/v1/records.proto\"\xe2\x01\n\x11ListEventsRequest\x12\x14\n\x0crun_pathspec\x18\x01 \x01(\t\x12\x15\n\rtask_pathspec\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x32\n\x0erecorded_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0frecorded_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04page\x18\x06 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"e\n\x12ListEventsResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.ledgerflow.v1.Event\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"a\n\x11GetRunAsOfRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x12GetRunAsOfResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.ledgerflow.v1.Run\x12\"\n\x05tasks\x18\x02 \x03(\x0b\x32\x13.ledgerflow.v1.Task2\xbe\x01\n\x0c\x41uditService\x12V\n\nListEvents\x12 .ledgerflow.v1.ListEventsRequest\x1a!.ledgerflow.v1.ListEventsResponse\"\x03\x90\x02\x01\x12V\n\nGetRunAsOf\x12 .ledgerflow.v1.GetRunAsOfRequest\x1a!.ledgerflow.v1.GetRunAsOfResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ledgerflow/v1/audit_service.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aledgerflow/v1/common.proto\x1a\x1aledgerflow/v1/events.proto\x1a\x1bledgerflow/v1/records.proto\"\xe2\x01\n\x11ListEventsRequest\x12\x14\n\x0crun_pathspec\x18\x01 \x01(\t\x12\x15\n\rtask_pathspec\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x32\n\x0erecorded_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0frecorded_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04page\x18\x06 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"e\n\x12ListEventsResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.ledgerflow.v1.Event\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"\x8b\x01\n\x11GetRunAsOfRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04page\x18\x04 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"\x84\x01\n\x12GetRunAsOfResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.ledgerflow.v1.Run\x12\"\n\x05tasks\x18\x02 \x03(\x0b\x32\x13.ledgerflow.v1.Task\x12)\n\x04page\x18\x03 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse2\xbe\x01\n\x0c\x41uditService\x12V\n\nListEvents\x12 .ledgerflow.v1.ListEventsRequest\x1a!.ledgerflow.v1.ListEventsResponse\"\x03\x90\x02\x01\x12V\n\nGetRunAsOf\x12 .ledgerflow.v1.GetRunAsOfRequest\x1a!.ledgerflow.v1.GetRunAsOfResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,10 +43,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTEVENTSREQUEST']._serialized_end=397
   _globals['_LISTEVENTSRESPONSE']._serialized_start=399
   _globals['_LISTEVENTSRESPONSE']._serialized_end=500
-  _globals['_GETRUNASOFREQUEST']._serialized_start=502
-  _globals['_GETRUNASOFREQUEST']._serialized_end=599
-  _globals['_GETRUNASOFRESPONSE']._serialized_start=601
-  _globals['_GETRUNASOFRESPONSE']._serialized_end=690
-  _globals['_AUDITSERVICE']._serialized_start=693
-  _globals['_AUDITSERVICE']._serialized_end=883
+  _globals['_GETRUNASOFREQUEST']._serialized_start=503
+  _globals['_GETRUNASOFREQUEST']._serialized_end=642
+  _globals['_GETRUNASOFRESPONSE']._serialized_start=645
+  _globals['_GETRUNASOFRESPONSE']._serialized_end=777
+  _globals['_AUDITSERVICE']._serialized_start=780
+  _globals['_AUDITSERVICE']._serialized_end=970
 # @@protoc_insertion_point(module_scope)

@@ -37,19 +37,23 @@ class ListEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[_events_pb2.Event, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class GetRunAsOfRequest(_message.Message):
-    __slots__ = ("flow_name", "run_id", "as_of")
+    __slots__ = ("flow_name", "run_id", "as_of", "page")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    page: _common_pb2.PageRequest
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
 
 class GetRunAsOfResponse(_message.Message):
-    __slots__ = ("run", "tasks")
+    __slots__ = ("run", "tasks", "page")
     RUN_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     run: _records_pb2.Run
     tasks: _containers.RepeatedCompositeFieldContainer[_records_pb2.Task]
-    def __init__(self, run: _Optional[_Union[_records_pb2.Run, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[_records_pb2.Task, _Mapping]]] = ...) -> None: ...
+    page: _common_pb2.PageResponse
+    def __init__(self, run: _Optional[_Union[_records_pb2.Run, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[_records_pb2.Task, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...

@@ -27,6 +27,9 @@ if _version_not_supported:
 
 class LedgerServiceStub:
     """Writes to and reads from the append-only ledger.
+
+    A server holds a bounded number of watch streams (`ledgerflow service
+    --max-watchers`); beyond it WatchEvents answers RESOURCE_EXHAUSTED.
     """
 
     def __init__(self, channel):
@@ -49,6 +52,9 @@ class LedgerServiceStub:
 
 class LedgerServiceServicer:
     """Writes to and reads from the append-only ledger.
+
+    A server holds a bounded number of watch streams (`ledgerflow service
+    --max-watchers`); beyond it WatchEvents answers RESOURCE_EXHAUSTED.
     """
 
     def Append(self, request, context):
@@ -88,6 +94,9 @@ def add_LedgerServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class LedgerService:
     """Writes to and reads from the append-only ledger.
+
+    A server holds a bounded number of watch streams (`ledgerflow service
+    --max-watchers`); beyond it WatchEvents answers RESOURCE_EXHAUSTED.
     """
 
     @staticmethod

@@ -76,34 +76,42 @@ class ListRunsResponse(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[_records_pb2.Run, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class ListStepsRequest(_message.Message):
-    __slots__ = ("flow_name", "run_id")
+    __slots__ = ("flow_name", "run_id", "page")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+    page: _common_pb2.PageRequest
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
 
 class ListStepsResponse(_message.Message):
-    __slots__ = ("steps",)
+    __slots__ = ("steps", "page")
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     steps: _containers.RepeatedCompositeFieldContainer[_records_pb2.Step]
-    def __init__(self, steps: _Optional[_Iterable[_Union[_records_pb2.Step, _Mapping]]] = ...) -> None: ...
+    page: _common_pb2.PageResponse
+    def __init__(self, steps: _Optional[_Iterable[_Union[_records_pb2.Step, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
-    __slots__ = ("flow_name", "run_id", "step_name")
+    __slots__ = ("flow_name", "run_id", "step_name", "page")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     step_name: str
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ...) -> None: ...
+    page: _common_pb2.PageRequest
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
 
 class ListTasksResponse(_message.Message):
-    __slots__ = ("tasks",)
+    __slots__ = ("tasks", "page")
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[_records_pb2.Task]
-    def __init__(self, tasks: _Optional[_Iterable[_Union[_records_pb2.Task, _Mapping]]] = ...) -> None: ...
+    page: _common_pb2.PageResponse
+    def __init__(self, tasks: _Optional[_Iterable[_Union[_records_pb2.Task, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "task_id")
@@ -124,23 +132,27 @@ class GetTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[_records_pb2.Task, _Mapping]] = ...) -> None: ...
 
 class ListArtifactsRequest(_message.Message):
-    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "names", "all_attempts")
+    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "names", "all_attempts", "page")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
     ALL_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     step_name: str
     task_id: str
     names: _containers.RepeatedScalarFieldContainer[str]
     all_attempts: bool
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., all_attempts: _Optional[bool] = ...) -> None: ...
+    page: _common_pb2.PageRequest
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., all_attempts: _Optional[bool] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
 
 class ListArtifactsResponse(_message.Message):
-    __slots__ = ("artifacts",)
+    __slots__ = ("artifacts", "page")
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     artifacts: _containers.RepeatedCompositeFieldContainer[_records_pb2.Artifact]
-    def __init__(self, artifacts: _Optional[_Iterable[_Union[_records_pb2.Artifact, _Mapping]]] = ...) -> None: ...
+    page: _common_pb2.PageResponse
+    def __init__(self, artifacts: _Optional[_Iterable[_Union[_records_pb2.Artifact, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...

@@ -7,16 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AddTagsRequest(_message.Message):
-    __slots__ = ("flow_name", "run_id", "tags", "claimed_user")
+    __slots__ = ("flow_name", "run_id", "tags", "claimed_user", "event_id")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     CLAIMED_USER_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     claimed_user: str
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., claimed_user: _Optional[str] = ...) -> None: ...
+    event_id: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., claimed_user: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
 
 class AddTagsResponse(_message.Message):
     __slots__ = ("tags",)
@@ -25,16 +27,18 @@ class AddTagsResponse(_message.Message):
     def __init__(self, tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RemoveTagsRequest(_message.Message):
-    __slots__ = ("flow_name", "run_id", "tags", "claimed_user")
+    __slots__ = ("flow_name", "run_id", "tags", "claimed_user", "event_id")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     CLAIMED_USER_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     claimed_user: str
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., claimed_user: _Optional[str] = ...) -> None: ...
+    event_id: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., claimed_user: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
 
 class RemoveTagsResponse(_message.Message):
     __slots__ = ("tags",)

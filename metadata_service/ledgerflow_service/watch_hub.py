@@ -1,0 +1,211 @@
+"""Watch streams that cost nothing while idle: one reader per process follows the
+ledger's head, and every watcher of the process is served from what it read.
+
+Why not one database poll per watcher: thousands of idle watchers (executors, UIs,
+serving processes) would each wake and query on every append. Instead the hub keeps
+the newest events in a bounded buffer and wakes only the watchers an event concerns
+(by run and event type). A watcher that is behind the buffer (it asked for old events,
+or it fell behind) reads the database itself, a chunk at a time, until it reaches the
+buffer; so memory stays bounded however slow a watcher is, and a slow watcher slows
+only itself.
+
+Everything here runs on the server's event loop; database reads run in its thread
+pool. Positions are gapless and commit in order (appends are serialized), so
+"everything after the last position seen" never skips an event that commits late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledgerflow.v1 import events_pb2
+
+from ledgerflow_service.application import LedgerApplication, WatchFilter
+from ledgerflow_service.errors import ResourceExhausted
+
+# Events a database read returns at most (catch-up chunks and the follower's reads).
+WATCH_CHUNK = 500
+# The follower's buffer of recent events: at most this many bytes of payload.
+BUFFER_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_WATCHERS = 10_000  # ledgerflow service --max-watchers (cli.py repeats it)
+
+
+@dataclass(eq=False)
+class _Subscription:
+    """One live watcher, as the hub sees it: what it wants and how to wake it."""
+
+    wants: WatchFilter
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class WatchHub:
+    """The watchers of one server process and the follower that feeds them."""
+
+    def __init__(
+        self,
+        app: LedgerApplication,
+        loop: asyncio.AbstractEventLoop,
+        executor: Executor,
+        *,
+        max_watchers: int = DEFAULT_MAX_WATCHERS,
+        buffer_bytes: int = BUFFER_BYTES,
+    ) -> None:
+        self.app = app
+        self.loop = loop
+        self.executor = executor
+        self.max_watchers = max_watchers
+        self.buffer_bytes = buffer_bytes
+        self._subscriptions: set[_Subscription] = set()
+        # The same subscriptions by the run they watch ("" for those watching all runs),
+        # so that an event wakes only the watchers it concerns.
+        self._by_run: dict[str, set[_Subscription]] = collections.defaultdict(set)
+        # Recent events, oldest first, as (event, run pathspec, size); their positions
+        # are consecutive, ending at self._position.
+        self._buffer: collections.deque[tuple[events_pb2.Event, str, int]] = collections.deque()
+        self._buffered_bytes = 0
+        self._position: int | None = None  # None: not following (no watchers)
+        self._appended = asyncio.Event()
+        self._follower: asyncio.Task[None] | None = None
+        self._closed = False
+        app.signal.subscribe(self._on_append_anywhere)
+
+    @property
+    def watcher_count(self) -> int:
+        return len(self._subscriptions)
+
+    def _on_append_anywhere(self) -> None:
+        """Called from any thread after an append (this process's or, through the
+        database's notifications, another's)."""
+        if self._subscriptions and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._appended.set)
+
+    # ---- watchers ---------------------------------------------------------------
+
+    async def watch(
+        self, after_position: int, wants: WatchFilter, scope_factory: Callable[[], Any]
+    ) -> AsyncIterator[events_pb2.Event]:
+        """The events after `after_position` that `wants`, oldest first: the backlog
+        from the database, then live, until the caller goes away or the hub closes.
+        `scope_factory()` makes the CallScope of each database read."""
+        if len(self._subscriptions) >= self.max_watchers:
+            raise ResourceExhausted(
+                f"this server holds {self.max_watchers} watch streams, its maximum "
+                "(ledgerflow service --max-watchers); retry later or watch from another server"
+            )
+        subscription = _Subscription(wants)
+        self._subscriptions.add(subscription)
+        self._by_run[wants.run_pathspec].add(subscription)
+        self._ensure_following()
+        position = after_position
+        try:
+            while not self._closed:
+                if self._covers(position):
+                    subscription.wake.clear()
+                    fresh = self._buffered_after(position)
+                    if fresh:
+                        position = fresh[-1][0].global_position
+                        for event, run, _ in fresh:
+                            if wants.matches(run, event.event_type):
+                                yield event
+                    else:
+                        await subscription.wake.wait()
+                    continue
+                chunk, head = await self.loop.run_in_executor(
+                    self.executor,
+                    self.app.read_watch_chunk,
+                    position,
+                    wants,
+                    WATCH_CHUNK,
+                    scope_factory(),
+                )
+                for event, _ in chunk:
+                    yield event
+                if len(chunk) == WATCH_CHUNK:
+                    position = chunk[-1][0].global_position
+                else:  # nothing else matched up to the head of that read
+                    position = max(head, chunk[-1][0].global_position if chunk else position)
+        finally:
+            self._subscriptions.discard(subscription)
+            watching_run = self._by_run[wants.run_pathspec]
+            watching_run.discard(subscription)
+            if not watching_run:
+                del self._by_run[wants.run_pathspec]
+
+    def _covers(self, position: int) -> bool:
+        """Whether the buffer holds every event after `position` that exists (or will:
+        a position ahead of the follower is covered once the follower gets there)."""
+        if self._position is None:
+            return False
+        first = self._position - len(self._buffer) + 1
+        return position >= first - 1
+
+    def _buffered_after(self, position: int) -> list[tuple[events_pb2.Event, str, int]]:
+        assert self._position is not None
+        first = self._position - len(self._buffer) + 1
+        return list(itertools.islice(self._buffer, max(0, position - first + 1), None))
+
+    # ---- the follower -----------------------------------------------------------
+
+    def _ensure_following(self) -> None:
+        if self._follower is None or self._follower.done():
+            self._follower = self.loop.create_task(self._follow(), name="ledgerflow-watch-hub")
+
+    async def _follow(self) -> None:
+        """Reads every new event into the buffer while anyone watches."""
+        head = await self.loop.run_in_executor(self.executor, self.app.ledger_head)
+        self._buffer.clear()
+        self._buffered_bytes = 0
+        self._position = head
+        try:
+            while self._subscriptions and not self._closed:
+                self._appended.clear()
+                chunk, _ = await self.loop.run_in_executor(
+                    self.executor, self.app.read_watch_chunk, self._position, None, WATCH_CHUNK
+                )
+                if chunk:
+                    self._take(chunk)
+                    if len(chunk) == WATCH_CHUNK:
+                        continue
+                # Woken by an append; the timeout also catches appends of writers that
+                # cannot notify (another process on the same SQLite file).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._appended.wait(), self.app.watch_poll_seconds)
+        finally:
+            self._position = None
+            self._buffer.clear()
+            self._buffered_bytes = 0
+            for subscription in self._subscriptions:
+                subscription.wake.set()  # they fall back to reading the database
+
+    def _take(self, chunk: list[tuple[events_pb2.Event, str]]) -> None:
+        """Buffers a chunk of new events and wakes the watchers they concern."""
+        everyone = self._by_run.get("", set())
+        for event, run in chunk:
+            size = event.ByteSize()
+            self._buffer.append((event, run, size))
+            self._buffered_bytes += size
+            for subscription in itertools.chain(self._by_run.get(run, ()), everyone):
+                if not subscription.wake.is_set() and subscription.wants.matches(
+                    run, event.event_type
+                ):
+                    subscription.wake.set()
+        self._position = chunk[-1][0].global_position
+        while self._buffered_bytes > self.buffer_bytes and len(self._buffer) > 1:
+            self._buffered_bytes -= self._buffer.popleft()[2]
+
+    async def close(self) -> None:
+        """Ends every watch stream (before a shutdown)."""
+        self._closed = True
+        self.app.signal.unsubscribe(self._on_append_anywhere)
+        for subscription in self._subscriptions:
+            subscription.wake.set()
+        self._appended.set()
+        if self._follower is not None:
+            await asyncio.gather(self._follower, return_exceptions=True)

@@ -1,0 +1,123 @@
+"""Nothing outlives the runtime: its task processes die with it (even on kill -9), it
+stops them when the service stays out of reach, and its scratch folder goes away."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ledgerflow_service import LedgerApplication, open_database
+from ledgerflow_service.server import build_server
+
+pytestmark = pytest.mark.slow
+FLOW = Path(__file__).parent / "flows" / "pid_flow.py"
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting: {what}")
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    return status != "Z"  # a zombie has exited; its parent just did not reap it
+
+
+def workdirs(runtime_pid: int) -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob(f"ledgerflow-run-{runtime_pid}-*"))
+
+
+def start_run(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    pidfile = tmp_path / "task.pid"
+    pidfile.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, str(FLOW), "run", "--pidfile", str(pidfile)],
+        cwd=tmp_path,
+        env={**os.environ, "USERNAME": "tester", "LEDGERFLOW_HOME": str(tmp_path / "home"), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_for(lambda: pidfile.exists() and pidfile.read_text() != "", 60, "the nap task starts")
+    return process, int(pidfile.read_text())
+
+
+def test_task_processes_die_with_a_killed_runtime(tmp_path: Path) -> None:
+    runtime, task_pid = start_run(tmp_path, {})
+    assert alive(task_pid) and workdirs(runtime.pid)
+    runtime.send_signal(signal.SIGKILL)
+    runtime.wait(timeout=10)
+    wait_for(lambda: not alive(task_pid), 10, "the task process dies with its runtime")
+    # The dead runtime's scratch folder is removed by the next runtime that starts.
+    later, later_task = start_run(tmp_path, {})
+    try:
+        assert workdirs(runtime.pid) == []
+    finally:
+        later.kill()
+        later.wait(timeout=10)
+        wait_for(lambda: not alive(later_task), 10, "the second task process dies too")
+
+
+def test_a_runtime_that_loses_the_service_stops_its_tasks(tmp_path: Path) -> None:
+    app = LedgerApplication(open_database(f"sqlite://{tmp_path / 'service.db'}"))
+    server, port = build_server(app, port=0)
+    runtime, task_pid = start_run(
+        tmp_path,
+        {"LEDGERFLOW_SERVICE": f"127.0.0.1:{port}", "LEDGERFLOW_SERVICE_PATIENCE": "2",
+         "LEDGERFLOW_HEARTBEAT_SECONDS": "0.2"},
+    )  # fmt: skip
+    try:
+        server.stop(0).wait()  # gone for good
+        assert runtime.wait(timeout=30) != 0
+        output = runtime.stdout.read() if runtime.stdout else ""
+        assert "unavailable" in output and "Traceback" not in output, output
+        assert not alive(task_pid)
+        assert workdirs(runtime.pid) == []
+    finally:
+        runtime.kill()
+        app.close()
+
+
+def test_an_append_that_timed_out_is_retried_with_the_same_events(tmp_path: Path) -> None:
+    """DEADLINE_EXCEEDED is retried like UNAVAILABLE: the event ids make it safe."""
+    import events as ev
+    from ledgerflow._metadata import EmbeddedMetadata
+    from ledgerflow._runtime import append_with_retries
+    from ledgerflow_service.errors import DeadlineExceeded
+
+    class SlowOnce(EmbeddedMetadata):
+        timeouts = 1
+
+        def append(self, events: Any) -> Any:
+            recorded = super().append(events)  # committed, but the answer is lost
+            if self.timeouts:
+                self.timeouts -= 1
+                raise DeadlineExceeded("the append took too long")
+            return recorded
+
+    client = SlowOnce(f"sqlite://{tmp_path / 'ledger.db'}", "alice")
+    warnings: list[str] = []
+    try:
+        append_with_retries(
+            client, [ev.run_started("MyFlow", "1")], warnings.append, lambda _: None
+        )
+        with client.app.database.read() as tx:
+            assert tx.query("SELECT event_type FROM events") == [("RunStarted",)]
+        assert "took too long" in warnings[0]
+    finally:
+        client.close()

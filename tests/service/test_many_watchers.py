@@ -1,0 +1,134 @@
+"""Many long-lived watch streams: idle ones cost no thread, so appends and queries stay
+fast; a server-wide maximum refuses more with RESOURCE_EXHAUSTED; a slow watcher
+neither loses events nor grows the server's buffer past its bound."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import events as ev
+import grpc
+import pytest
+from ledgerflow.v1 import (
+    ledger_service_pb2,
+    ledger_service_pb2_grpc,
+    query_service_pb2,
+    query_service_pb2_grpc,
+)
+from ledgerflow_service import LedgerApplication
+from ledgerflow_service.server import RunningServer, build_server
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting: {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def served(app: LedgerApplication) -> Iterator[tuple[RunningServer, str]]:
+    server, port = build_server(app, port=0, max_workers=32)
+    yield server, f"127.0.0.1:{port}"
+    server.stop(0).wait()
+
+
+def watch(channel: grpc.Channel, **request: object) -> grpc.Future:
+    stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+    return stub.WatchEvents(ledger_service_pb2.WatchEventsRequest(**request))  # type: ignore[arg-type]
+
+
+def test_hundreds_of_idle_watchers_leave_appends_and_queries_fast(
+    served: tuple[RunningServer, str],
+) -> None:
+    server, address = served
+    channels = [grpc.insecure_channel(address) for _ in range(4)]
+    streams = [
+        watch(channels[i % 4], run_pathspec=f"Idle/{i}", after_position=0) for i in range(400)
+    ]
+    try:
+        wait_for(lambda: server.watcher_count == 400, 30, "400 watchers registered")
+        with grpc.insecure_channel(address) as channel:
+            ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+            queries = query_service_pb2_grpc.QueryServiceStub(channel)
+            ledger.Append(
+                ledger_service_pb2.AppendRequest(events=[ev.run_started("MyFlow", "1")]),
+                timeout=2.0,
+            )
+            for task in range(50):  # far more than the 32 threads of the old server
+                ledger.Append(
+                    ledger_service_pb2.AppendRequest(
+                        events=[ev.task_started("MyFlow", "1", "start", str(task))]
+                    ),
+                    timeout=1.0,
+                )
+                queries.GetFlow(query_service_pb2.GetFlowRequest(flow_name="MyFlow"), timeout=1.0)
+        assert server.watcher_count == 400
+    finally:
+        for stream in streams:
+            stream.cancel()
+        for channel in channels:
+            channel.close()
+    wait_for(lambda: server.watcher_count == 0, 10, "cancelled watchers are let go")
+
+
+def test_watchers_beyond_the_maximum_are_resource_exhausted(app: LedgerApplication) -> None:
+    server, port = build_server(app, port=0, max_watchers=5)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            held = [watch(channel) for _ in range(5)]
+            wait_for(lambda: server.watcher_count == 5, 10, "5 watchers registered")
+            with pytest.raises(grpc.RpcError) as caught:
+                next(iter(watch(channel)))  # type: ignore[call-overload]
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "--max-watchers" in (caught.value.details() or "")
+            held[0].cancel()
+            wait_for(lambda: server.watcher_count == 4, 10, "a place frees up")
+            again = watch(channel)
+            wait_for(lambda: server.watcher_count == 5, 10, "a new watcher is accepted")
+            for stream in [*held, again]:
+                stream.cancel()
+    finally:
+        server.stop(0).wait()
+
+
+def test_a_slow_watcher_gets_every_event_and_the_buffer_stays_bounded(
+    served: tuple[RunningServer, str], app: LedgerApplication
+) -> None:
+    server, address = served
+    hub = server.transport.hub
+    assert hub is not None
+    hub.buffer_bytes = 50_000
+    received: queue.Queue[int] = queue.Queue()
+    largest_buffer = [0]
+
+    def slow_reader(stream: grpc.Future) -> None:
+        try:
+            for message in stream:  # type: ignore[attr-defined]
+                received.put(message.event.global_position)
+                largest_buffer[0] = max(largest_buffer[0], hub._buffered_bytes)
+                time.sleep(0.005)
+        except grpc.RpcError:
+            pass
+
+    with grpc.insecure_channel(address) as channel:
+        stream = watch(channel)
+        threading.Thread(target=slow_reader, args=(stream,), daemon=True).start()
+        wait_for(lambda: server.watcher_count == 1, 10, "the watcher registered")
+        ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+        ledger.Append(ledger_service_pb2.AppendRequest(events=[ev.run_started("F", "1")]))
+        for task in range(40):
+            failed = ev.task_failed("F", "1", "start", str(task))
+            failed.task_failed.traceback = "x" * 10_000
+            ledger.Append(ledger_service_pb2.AppendRequest(
+                events=[ev.task_started("F", "1", "start", str(task)), failed]))  # fmt: skip
+        positions = [received.get(timeout=30) for _ in range(81)]
+        stream.cancel()
+    assert positions == list(range(1, 82))  # each once, in order
+    assert largest_buffer[0] <= 50_000 + 11_000  # the bound, plus at most one event
