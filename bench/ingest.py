@@ -95,12 +95,13 @@ def start_service(
 
 
 def bench_singles(stub: ledger_service_pb2_grpc.LedgerServiceStub, count: int) -> None:
+    run_id = f"singles-{uuid.uuid4().hex[:8]}"
     stub.Append(
         ledger_service_pb2.AppendRequest(
             events=[
                 event(
                     run_started=events_pb2.RunStarted(
-                        flow_name="Bench", run_id="singles", user="bench"
+                        flow_name="Bench", run_id=run_id, user="bench"
                     )
                 )
             ]
@@ -109,7 +110,7 @@ def bench_singles(stub: ledger_service_pb2_grpc.LedgerServiceStub, count: int) -
     latencies = []
     started = time.perf_counter()
     for _ in range(count):
-        beat = event(run_heartbeat=events_pb2.RunHeartbeat(flow_name="Bench", run_id="singles"))
+        beat = event(run_heartbeat=events_pb2.RunHeartbeat(flow_name="Bench", run_id=run_id))
         t0 = time.perf_counter()
         stub.Append(ledger_service_pb2.AppendRequest(events=[beat]))
         latencies.append(time.perf_counter() - t0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,26 +50,49 @@ EVENT_TYPES = frozenset(
 )
 
 
+# The events an append committed, each with its run's pathspec, made on demand.
+CommittedEvents = Callable[[], list[tuple[events_pb2.Event, str]]]
+AppendCallback = Callable[[CommittedEvents | None], None]
+
+
 class AppendSignal:
-    """Tells subscribers (the watch hubs) that events were appended, by this process
-    or, via the database's notifications, by another. Callbacks run on the appending
-    thread and must return at once."""
+    """Tells subscribers (the watch hubs) that events were appended: by this process,
+    with a way to get the committed events without reading them back, or (None) by
+    another process, through the database's notifications. Callbacks run on the
+    appending thread and must return at once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: tuple[Callable[[], None], ...] = ()
+        self._subscribers: tuple[AppendCallback, ...] = ()
 
-    def subscribe(self, callback: Callable[[], None]) -> None:
+    def subscribe(self, callback: AppendCallback) -> None:
         with self._lock:
             self._subscribers = (*self._subscribers, callback)
 
-    def unsubscribe(self, callback: Callable[[], None]) -> None:
+    def unsubscribe(self, callback: AppendCallback) -> None:
         with self._lock:
             self._subscribers = tuple(c for c in self._subscribers if c != callback)
 
-    def fire(self) -> None:
+    def fire(self, committed: CommittedEvents | None = None) -> None:
         for callback in self._subscribers:
-            callback()
+            callback(committed)
+
+
+def committed_events(
+    sent: Sequence[events_pb2.Event], recorded: Sequence[events_pb2.Event]
+) -> list[tuple[events_pb2.Event, str]]:
+    """The events as stored (the payload sent, the envelope recorded), with their run
+    pathspecs, from an append's request and response."""
+    found = []
+    for event, envelope in zip(sent, recorded, strict=True):
+        kind = event.WhichOneof("payload")
+        if kind is None:
+            continue
+        stored = events_pb2.Event()
+        stored.CopyFrom(envelope)
+        getattr(stored, kind).CopyFrom(getattr(event, kind))
+        found.append((stored, "/".join(envelope.stream.split("/", 2)[:2])))
+    return found
 
 
 @dataclass(frozen=True)
@@ -139,7 +162,7 @@ class LedgerApplication:
         """`still_wanted()` is asked just before commit; when it says no (the caller's
         deadline passed), the append rolls back with DEADLINE_EXCEEDED."""
         recorded = self.appender.append(request.events, principal, still_wanted)
-        self.signal.fire()
+        self.signal.fire(lambda: committed_events(request.events, recorded))
         return ledger_api.AppendResponse(events=recorded)
 
     def _tag_event(self, request: Any, added: bool) -> events_pb2.Event:

@@ -9,8 +9,10 @@ or it fell behind) reads the database itself, a chunk at a time, until it reache
 buffer; so memory stays bounded however slow a watcher is, and a slow watcher slows
 only itself.
 
-Everything here runs on the server's event loop; database reads run in its thread
-pool. Positions are gapless and commit in order (appends are serialized), so
+Everything here runs on one asyncio event loop (a thread of its own); database reads
+run in the loop's default thread pool, and the blocking sends of grpc's non-blocking
+stream API in a pool of their own, so a client that does not read blocks only its own
+stream's send. Positions are gapless and commit in order (appends are serialized), so
 "everything after the last position seen" never skips an event that commits late.
 """
 
@@ -20,21 +22,29 @@ import asyncio
 import collections
 import contextlib
 import itertools
+import logging
+import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledgerflow.v1 import events_pb2
+import grpc
+from ledgerflow.v1 import events_pb2, ledger_service_pb2
 
-from ledgerflow_service.application import LedgerApplication, WatchFilter
-from ledgerflow_service.errors import ResourceExhausted
+from ledgerflow_service.application import CommittedEvents, LedgerApplication, WatchFilter
+from ledgerflow_service.call_scope import DEFAULT_STATEMENT_TIMEOUT_SECONDS, CallScope
+from ledgerflow_service.errors import LedgerError, ResourceExhausted
+
+log = logging.getLogger("ledgerflow.service")
 
 # Events a database read returns at most (catch-up chunks and the follower's reads).
 WATCH_CHUNK = 500
 # The follower's buffer of recent events: at most this many bytes of payload.
 BUFFER_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_WATCHERS = 10_000  # ledgerflow service --max-watchers (cli.py repeats it)
+# Threads that may be blocked at once sending to watchers whose clients read slowly.
+SENDER_THREADS = 64
 
 
 @dataclass(eq=False)
@@ -52,16 +62,21 @@ class WatchHub:
         self,
         app: LedgerApplication,
         loop: asyncio.AbstractEventLoop,
-        executor: Executor,
         *,
         max_watchers: int = DEFAULT_MAX_WATCHERS,
         buffer_bytes: int = BUFFER_BYTES,
+        statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
         self.app = app
         self.loop = loop
-        self.executor = executor
         self.max_watchers = max_watchers
         self.buffer_bytes = buffer_bytes
+        self.statement_timeout = statement_timeout
+        self._senders = futures.ThreadPoolExecutor(
+            SENDER_THREADS, thread_name_prefix="ledgerflow-watch-send"
+        )
+        self._open_streams = 0
+        self._open_lock = threading.Lock()
         self._subscriptions: set[_Subscription] = set()
         # The same subscriptions by the run they watch ("" for those watching all runs),
         # so that an event wakes only the watchers it concerns.
@@ -78,27 +93,102 @@ class WatchHub:
 
     @property
     def watcher_count(self) -> int:
-        return len(self._subscriptions)
+        """The streams open now (admitted, not yet ended)."""
+        return self._open_streams
 
-    def _on_append_anywhere(self) -> None:
-        """Called from any thread after an append (this process's or, through the
-        database's notifications, another's)."""
-        if self._subscriptions and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self._appended.set)
+    def _on_append_anywhere(self, committed: CommittedEvents | None) -> None:
+        """Called from any thread after an append: this process's, with its committed
+        events at hand (they are handed over, so no read is needed), or another's,
+        through the database's notifications (the follower reads them)."""
+        if not self._subscriptions or self.loop.is_closed():
+            return
+        events = committed() if committed is not None else None
+        self.loop.call_soon_threadsafe(self._offer, events)
+
+    def _offer(self, events: list[tuple[events_pb2.Event, str]] | None) -> None:
+        """Takes an append's events when they continue the buffer; otherwise (another
+        process's events, or appends that finished out of order) wakes the follower
+        to read what is missing."""
+        if events and self._position is not None:
+            events.sort(key=lambda item: item[0].global_position)
+            fresh = [item for item in events if item[0].global_position > self._position]
+            if not fresh:
+                return
+            expected = range(self._position + 1, self._position + 1 + len(fresh))
+            if [item[0].global_position for item in fresh] == list(expected):
+                self._take(fresh)
+                return
+        self._appended.set()
+
+    # ---- streams ------------------------------------------------------------------
+
+    def open_stream(
+        self,
+        after_position: int,
+        wants: WatchFilter,
+        send: Callable[[Any], None],
+        context: grpc.ServicerContext,
+    ) -> None:
+        """Admits a WatchEvents stream (called on a gRPC thread, which it leaves at
+        once): its events will go out through `send` (grpc's non-blocking stream
+        callback; None ends the stream) until the caller goes away or the hub closes.
+        Raises ResourceExhausted beyond the maximum number of streams."""
+        with self._open_lock:
+            if self._open_streams >= self.max_watchers or self._closed:
+                raise ResourceExhausted(
+                    f"this server holds {self.max_watchers} watch streams, its maximum "
+                    "(ledgerflow service --max-watchers); retry later or use another server"
+                )
+            self._open_streams += 1
+        try:
+            serving = asyncio.run_coroutine_threadsafe(
+                self._serve(after_position, wants, send, context), self.loop
+            )
+        except BaseException:
+            self._close_stream()
+            raise
+        def on_call_end() -> None:  # the caller went away first: stop serving it
+            serving.cancel()
+
+        context.add_callback(on_call_end)
+
+    def _close_stream(self) -> None:
+        with self._open_lock:
+            self._open_streams -= 1
+
+    async def _serve(
+        self,
+        after_position: int,
+        wants: WatchFilter,
+        send: Callable[[Any], None],
+        context: grpc.ServicerContext,
+    ) -> None:
+        """Sends one stream's events, each in a sender thread (a send blocks while the
+        client's flow-control window is full: that is the stream's backpressure)."""
+        try:
+            async for event in self.watch(after_position, wants):
+                response = ledger_service_pb2.WatchEventsResponse(event=event)
+                await self.loop.run_in_executor(self._senders, send, response)
+        except asyncio.CancelledError:
+            self._close_stream()
+            raise  # the call has ended: nothing more to send
+        except LedgerError as error:
+            context.set_code(error.code)
+            context.set_details(error.message)
+        except Exception:
+            log.exception("a watch stream failed")
+            context.set_code(grpc.StatusCode.INTERNAL)
+            context.set_details("the watch stream failed on the server; see its log")
+        self._close_stream()
+        await self.loop.run_in_executor(self._senders, send, None)
 
     # ---- watchers ---------------------------------------------------------------
 
     async def watch(
-        self, after_position: int, wants: WatchFilter, scope_factory: Callable[[], Any]
+        self, after_position: int, wants: WatchFilter
     ) -> AsyncIterator[events_pb2.Event]:
         """The events after `after_position` that `wants`, oldest first: the backlog
-        from the database, then live, until the caller goes away or the hub closes.
-        `scope_factory()` makes the CallScope of each database read."""
-        if len(self._subscriptions) >= self.max_watchers:
-            raise ResourceExhausted(
-                f"this server holds {self.max_watchers} watch streams, its maximum "
-                "(ledgerflow service --max-watchers); retry later or watch from another server"
-            )
+        from the database, then live, until the hub closes."""
         subscription = _Subscription(wants)
         self._subscriptions.add(subscription)
         self._by_run[wants.run_pathspec].add(subscription)
@@ -118,12 +208,12 @@ class WatchHub:
                         await subscription.wake.wait()
                     continue
                 chunk, head = await self.loop.run_in_executor(
-                    self.executor,
+                    None,
                     self.app.read_watch_chunk,
                     position,
                     wants,
                     WATCH_CHUNK,
-                    scope_factory(),
+                    CallScope(None, cap_seconds=self.statement_timeout),
                 )
                 for event, _ in chunk:
                     yield event
@@ -159,7 +249,7 @@ class WatchHub:
 
     async def _follow(self) -> None:
         """Reads every new event into the buffer while anyone watches."""
-        head = await self.loop.run_in_executor(self.executor, self.app.ledger_head)
+        head = await self.loop.run_in_executor(None, self.app.ledger_head)
         self._buffer.clear()
         self._buffered_bytes = 0
         self._position = head
@@ -167,7 +257,7 @@ class WatchHub:
             while self._subscriptions and not self._closed:
                 self._appended.clear()
                 chunk, _ = await self.loop.run_in_executor(
-                    self.executor, self.app.read_watch_chunk, self._position, None, WATCH_CHUNK
+                    None, self.app.read_watch_chunk, self._position, None, WATCH_CHUNK
                 )
                 if chunk:
                     self._take(chunk)
@@ -186,6 +276,11 @@ class WatchHub:
 
     def _take(self, chunk: list[tuple[events_pb2.Event, str]]) -> None:
         """Buffers a chunk of new events and wakes the watchers they concern."""
+        assert self._position is not None
+        position = self._position
+        chunk = [item for item in chunk if item[0].global_position > position]
+        if not chunk:  # an append handed them over while the follower read them
+            return
         everyone = self._by_run.get("", set())
         for event, run in chunk:
             size = event.ByteSize()
@@ -201,11 +296,17 @@ class WatchHub:
             self._buffered_bytes -= self._buffer.popleft()[2]
 
     async def close(self) -> None:
-        """Ends every watch stream (before a shutdown)."""
-        self._closed = True
+        """Ends every watch stream (before a shutdown): each is sent its end."""
+        with self._open_lock:
+            self._closed = True
         self.app.signal.unsubscribe(self._on_append_anywhere)
         for subscription in self._subscriptions:
             subscription.wake.set()
         self._appended.set()
         if self._follower is not None:
             await asyncio.gather(self._follower, return_exceptions=True)
+        for _ in range(100):  # the streams send their ends (a blocked one is cancelled)
+            if not self._open_streams:
+                break
+            await asyncio.sleep(0.01)
+        self._senders.shutdown(wait=False, cancel_futures=True)

@@ -132,3 +132,29 @@ def test_a_slow_watcher_gets_every_event_and_the_buffer_stays_bounded(
         stream.cancel()
     assert positions == list(range(1, 82))  # each once, in order
     assert largest_buffer[0] <= 50_000 + 11_000  # the bound, plus at most one event
+
+
+def test_live_events_equal_the_recorded_ones(served: tuple[RunningServer, str]) -> None:
+    """Events an append hands to the watchers (without reading them back) are exactly
+    what the ledger recorded, envelope and payload."""
+    from ledgerflow.v1 import audit_service_pb2, audit_service_pb2_grpc
+
+    server, address = served
+    with grpc.insecure_channel(address) as channel:
+        stream = watch(channel)
+        wait_for(lambda: server.watcher_count == 1, 10, "the watcher registered")
+        ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+        started = ev.run_started("F", "1")
+        ledger.Append(
+            ledger_service_pb2.AppendRequest(events=[started, started], claimed_user="alice")
+        )
+        ledger.Append(ledger_service_pb2.AppendRequest(events=[
+            ev.task_started("F", "1", "start", "1"), ev.artifacts("F", "1", "start", "1", x="k"),
+        ]), metadata=[("ledgerflow-user", "bob")])  # fmt: skip
+        live = [next(stream).event for _ in range(3)]  # type: ignore[call-overload]
+        stream.cancel()
+        recorded = audit_service_pb2_grpc.AuditServiceStub(channel).ListEvents(
+            audit_service_pb2.ListEventsRequest()
+        )
+    assert live == list(recorded.events)
+    assert [e.actor for e in live] == ["alice", "bob", "bob"]
