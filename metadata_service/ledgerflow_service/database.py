@@ -16,6 +16,7 @@ import functools
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -182,7 +183,8 @@ class Database(abc.ABC):
         """Tells watchers in other processes that events up to `position` exist."""
 
     def listen(self, on_append: Any, stop: threading.Event) -> None:  # noqa: B027
-        """Blocks, calling `on_append()` whenever another process appends, until `stop`.
+        """Blocks, calling `on_append()` whenever another process appends (the appends
+        made through this object signal its watchers directly), until `stop`.
 
         The default does nothing: a backend without cross-process notification is
         polled by the watchers instead."""
@@ -494,6 +496,7 @@ class PostgresDatabase(Database):
         self.stats_check_every = _STATS_CHECK_EVERY
         self.stats_min_changes = _STATS_MIN_CHANGES
         self._analyzing = False
+        self._notify_tag = uuid.uuid4().hex[:16]
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -605,7 +608,9 @@ class PostgresDatabase(Database):
 
     def notify_appended(self, tx: Tx, position: int) -> None:
         # Delivered at commit, so a listener never hears of an uncommitted event.
-        tx.execute("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, str(position)))
+        # The payload names this database object, whose own watchers heard of the
+        # append already (see listen).
+        tx.execute("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, f"{self._notify_tag}:{position}"))
 
     def after_commit(self, appended: int) -> None:
         """Every `stats_check_every` events appended by this process, asks (in the background)
@@ -662,9 +667,11 @@ class PostgresDatabase(Database):
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    own = f"{self._notify_tag}:"
                     while not stop.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
-                            on_append()
+                        for notice in conn.notifies(timeout=0.5, stop_after=1):
+                            if not notice.payload.startswith(own):
+                                on_append()
             except psycopg.OperationalError:
                 if stop.wait(1.0):
                     return

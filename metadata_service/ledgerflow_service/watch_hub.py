@@ -102,7 +102,14 @@ class WatchHub:
         through the database's notifications (the follower reads them)."""
         if not self._subscriptions or self.loop.is_closed():
             return
-        events = committed() if committed is not None else None
+        events = None
+        if committed is not None:
+            events = committed()
+            # Events no watcher waits for are not handed over: waking the loop costs
+            # every append a thread switch. The buffer then has a gap, which the next
+            # hand-over notices and the follower fills from the database.
+            if not self._by_run.get("") and not any(run in self._by_run for _, run in events):
+                return
         self.loop.call_soon_threadsafe(self._offer, events)
 
     def _offer(self, events: list[tuple[events_pb2.Event, str]] | None) -> None:
@@ -147,6 +154,7 @@ class WatchHub:
         except BaseException:
             self._close_stream()
             raise
+
         def on_call_end() -> None:  # the caller went away first: stop serving it
             serving.cancel()
 

@@ -158,3 +158,27 @@ def test_live_events_equal_the_recorded_ones(served: tuple[RunningServer, str]) 
         )
     assert live == list(recorded.events)
     assert [e.actor for e in live] == ["alice", "bob", "bob"]
+
+
+def test_appends_no_watcher_wants_leave_no_hole(served: tuple[RunningServer, str]) -> None:
+    """Appends that concern no watcher are not handed to the hub; the gap they leave
+    is filled from the database as soon as a wanted event arrives."""
+    _, address = served
+    with grpc.insecure_channel(address) as channel:
+        ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+        ledger.Append(ledger_service_pb2.AppendRequest(
+            events=[ev.run_started("F", "1"), ev.run_started("F", "2")]))  # fmt: skip
+        stream = watch(channel, run_pathspec="F/2", after_position=0)
+        assert next(stream).event.event_type == "RunStarted"  # type: ignore[call-overload]
+        for task in range(5):  # nobody watches run 1
+            ledger.Append(ledger_service_pb2.AppendRequest(
+                events=[ev.task_started("F", "1", "start", str(task))]))  # fmt: skip
+        ledger.Append(ledger_service_pb2.AppendRequest(
+            events=[ev.task_started("F", "2", "start", "1")]))  # fmt: skip
+        live = next(stream).event  # type: ignore[call-overload]
+        assert (live.event_type, live.global_position) == ("TaskStarted", 8)
+        everything = watch(channel, after_position=0)
+        positions = [next(everything).event.global_position for _ in range(8)]  # type: ignore[call-overload]
+        assert positions == list(range(1, 9))
+        stream.cancel()
+        everything.cancel()
