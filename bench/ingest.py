@@ -272,7 +272,7 @@ def bench_database(url: str, args: argparse.Namespace, label: str) -> None:
             bench_watch(channel, args.watch, watcher_channel=other_channel)
             if args.idle_watchers:
                 channels, streams = open_idle_watchers(address, args.idle_watchers)
-                time.sleep(2.0)  # let every stream be registered
+                time.sleep(5.0)  # let every stream be registered and caught up
                 print(f"with {args.idle_watchers} idle watch streams open:")
                 bench_singles(stub, args.singles)
                 for stream in streams:
