@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from ledgerflow_service.errors import LedgerError
 
 from ledgerflow._config import Config, ConfigError, load_config, open_datastore
 from ledgerflow._decorators import Retry
@@ -19,6 +18,7 @@ from ledgerflow._graph import FlowGraph, InvalidGraph
 from ledgerflow._metadata import MetadataClient, connect
 from ledgerflow._parameters import Parameter
 from ledgerflow._runtime import LocalRuntime, ResumeOrigin, parameters_as_json
+from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import common_pb2, query_service_pb2
 
 
@@ -73,7 +73,7 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except LedgerError as error:
+        except RpcError as error:
             raise click.ClickException(error.message) from None
         except (ValueError, KeyError) as error:
             raise click.ClickException(str(error).strip("'\"")) from None
@@ -173,9 +173,8 @@ def _with_options(options: list[Any]) -> Callable[[Any], Any]:
 def _find_origin(session: _Session, origin_run_id: str | None) -> Any:
     metadata = session.metadata
     if origin_run_id:
-        return metadata.get_run(session.graph.name, origin_run_id)
-    runs = metadata.call(
-        "list_runs",
+        return metadata.run(session.graph.name, origin_run_id)
+    runs = metadata.list_runs(
         query_service_pb2.ListRunsRequest(
             flow_name=session.graph.name,
             tags=[f"user:{session.config.username}"],
@@ -192,7 +191,7 @@ def _find_origin(session: _Session, origin_run_id: str | None) -> Any:
 
 def _resume_origin(session: _Session, origin_run: Any, step: str | None) -> ResumeOrigin:
     flow, run_id = session.graph.name, origin_run.run_id
-    tasks = session.metadata.list_tasks(flow, run_id)
+    tasks = session.metadata.tasks(flow, run_id)
     if step is None:
         failed = [t for t in tasks if t.status != common_pb2.STATUS_SUCCEEDED]
         if not failed:
@@ -206,7 +205,7 @@ def _resume_origin(session: _Session, origin_run: Any, step: str | None) -> Resu
     if step not in session.graph.nodes:
         raise click.BadParameter(f"{step!r} is not a step of {flow}", param_hint="STEP")
     artifacts: dict[str, dict[str, Any]] = {}
-    for artifact in session.metadata.list_artifacts(flow, run_id):
+    for artifact in session.metadata.artifacts(flow, run_id):
         artifacts.setdefault(artifact.task_pathspec, {})[artifact.name] = artifact
     clone_steps = set(session.graph.nodes) - session.graph.downstream_of(step)
     reusable = {}
@@ -332,7 +331,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
             raise click.BadParameter(
                 "use RUN_ID/STEP or RUN_ID/STEP/TASK_ID", param_hint="PATHSPEC"
             )
-        tasks = session.metadata.list_tasks(graph.name, parts[0], parts[1])
+        tasks = session.metadata.tasks(graph.name, parts[0], parts[1])
         if len(parts) == 3:
             tasks = [t for t in tasks if t.task_id == parts[2]]
         if not tasks:
@@ -359,7 +358,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @_friendly
     def tag_add(session: _Session, run_id: str, tags: tuple[str, ...]) -> None:
         """Add TAGS to a run."""
-        click.echo(" ".join(session.metadata.add_tags(graph.name, run_id, tags)))
+        click.echo(" ".join(session.metadata.add_run_tags(graph.name, run_id, tags)))
 
     @tag.command("remove")
     @click.option("--run-id", required=True)
@@ -368,7 +367,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @_friendly
     def tag_remove(session: _Session, run_id: str, tags: tuple[str, ...]) -> None:
         """Remove TAGS from a run (system tags cannot be removed)."""
-        click.echo(" ".join(session.metadata.remove_tags(graph.name, run_id, tags)))
+        click.echo(" ".join(session.metadata.remove_run_tags(graph.name, run_id, tags)))
 
     @tag.command("list")
     @click.option("--run-id", required=True)
@@ -376,7 +375,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @_friendly
     def tag_list(session: _Session, run_id: str) -> None:
         """List a run's user and system tags."""
-        run_record = session.metadata.get_run(graph.name, run_id)
+        run_record = session.metadata.run(graph.name, run_id)
         click.echo("user tags:   " + " ".join(run_record.tags))
         click.echo("system tags: " + " ".join(run_record.system_tags))
 
@@ -390,9 +389,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         parts = pathspec.strip("/").split("/")
         if len(parts) != 3:
             raise click.BadParameter("use RUN_ID/STEP/TASK_ID", param_hint="PATHSPEC")
-        found = session.metadata.list_artifacts(
-            graph.name, parts[0], parts[1], parts[2], names=names
-        )
+        found = session.metadata.artifacts(graph.name, parts[0], parts[1], parts[2], names=names)
         visible = [a for a in found if not a.name.startswith("_")]
         if not visible:
             raise click.ClickException(f"no artifacts at {graph.name}/{pathspec}")

@@ -1,9 +1,15 @@
-"""How the SDK reaches the ledger: one interface, two ways.
+"""How the SDK reaches the ledger: one typed interface, two implementations.
 
-``EmbeddedMetadata`` calls the service's application layer in-process on a SQLite file
-(no server); ``GrpcMetadata`` calls a running service through the generated stubs.
-Both take and return the same ``ledgerflow.v1`` messages and raise the same
-:class:`LedgerError` subclasses, so nothing above this module knows which is in use.
+:class:`MetadataClient` has one method per RPC of the metadata service, taking its
+request message and returning its response message. ``GrpcMetadata`` calls a running
+service through the generated stubs; ``EmbeddedMetadata`` calls the service's
+application layer in-process on a SQLite file (no server), importing the service
+package only then. Both raise the SDK's own :class:`RpcError` (with the status code),
+so nothing above this module knows which is in use, and no service type leaks out.
+
+Above the RPCs sit a few helpers the runtime, CLI and client API share
+(:meth:`MetadataClient.run`, :meth:`~MetadataClient.tasks`, ...): they fill the request,
+follow pages, and unwrap the response.
 """
 
 from __future__ import annotations
@@ -11,134 +17,194 @@ from __future__ import annotations
 import abc
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from ledgerflow_service.errors import ERROR_BY_CODE_NAME, LedgerError, Unavailable
+from ledgerflow.exceptions import RpcError, rpc_error
+from ledgerflow.v1 import audit_service_pb2 as audit
+from ledgerflow.v1 import events_pb2, records_pb2
+from ledgerflow.v1 import ledger_service_pb2 as ledger
+from ledgerflow.v1 import query_service_pb2 as query
+from ledgerflow.v1 import tag_service_pb2 as tags
 
-from ledgerflow.v1 import events_pb2, ledger_service_pb2, query_service_pb2, tag_service_pb2
-
-# method -> (service, RPC)
-_RPCS = {
-    "append": ("ledger", "Append"),
-    "get_flow": ("query", "GetFlow"),
-    "list_flows": ("query", "ListFlows"),
-    "get_run": ("query", "GetRun"),
-    "list_runs": ("query", "ListRuns"),
-    "list_steps": ("query", "ListSteps"),
-    "list_tasks": ("query", "ListTasks"),
-    "get_task": ("query", "GetTask"),
-    "list_artifacts": ("query", "ListArtifacts"),
-    "add_tags": ("tag", "AddTags"),
-    "remove_tags": ("tag", "RemoveTags"),
-    "list_events": ("audit", "ListEvents"),
-    "get_run_as_of": ("audit", "GetRunAsOf"),
-}
-_WRITES = {"append", "add_tags", "remove_tags"}
+Response = TypeVar("Response")
 # The SDK asks for the largest pages (the service also bounds them in bytes).
 _PAGE_SIZE = 1000
 
 
 class MetadataClient(abc.ABC):
-    """Calls by method name of :class:`LedgerApplication` (``"list_runs"``, ...)."""
+    """Every RPC of the metadata service (see proto/ledgerflow/v1/), and helpers."""
 
     def __init__(self, username: str) -> None:
         self.username = username
         self.calls = 0  # how many requests were made: tests hold the client API to it
 
+    # ---- the RPCs -------------------------------------------------------------------
+
     @abc.abstractmethod
-    def _call(self, method: str, request: Any) -> Any: ...
+    def append(self, request: ledger.AppendRequest) -> ledger.AppendResponse: ...
 
-    def call(self, method: str, request: Any) -> Any:
-        self.calls += 1
-        return self._call(method, request)
+    @abc.abstractmethod
+    def get_flow(self, request: query.GetFlowRequest) -> query.GetFlowResponse: ...
 
-    def append(self, events: Sequence[events_pb2.Event]) -> list[events_pb2.Event]:
-        request = ledger_service_pb2.AppendRequest(events=list(events), claimed_user=self.username)
-        return list(self.call("append", request).events)
+    @abc.abstractmethod
+    def list_flows(self, request: query.ListFlowsRequest) -> query.ListFlowsResponse: ...
 
-    def _pages(self, method: str, request: Any, items: Callable[[Any], Any]) -> Iterator[Any]:
-        """Every item of a paged list, page after page."""
-        request.page.page_size = _PAGE_SIZE
-        while True:
-            response = self.call(method, request)
-            yield from items(response)
-            if not response.page.next_page_token:
-                return
-            request.page.page_token = response.page.next_page_token
+    @abc.abstractmethod
+    def get_run(self, request: query.GetRunRequest) -> query.GetRunResponse: ...
 
-    def get_run(self, flow: str, run_id: str) -> Any:
-        return self.call(
-            "get_run", query_service_pb2.GetRunRequest(flow_name=flow, run_id=run_id)
-        ).run
+    @abc.abstractmethod
+    def list_runs(self, request: query.ListRunsRequest) -> query.ListRunsResponse: ...
 
-    def list_steps(self, flow: str, run_id: str) -> list[Any]:
-        request = query_service_pb2.ListStepsRequest(flow_name=flow, run_id=run_id)
-        return list(self._pages("list_steps", request, lambda r: r.steps))
+    @abc.abstractmethod
+    def list_steps(self, request: query.ListStepsRequest) -> query.ListStepsResponse: ...
 
-    def list_tasks(self, flow: str, run_id: str, step: str = "") -> list[Any]:
-        request = query_service_pb2.ListTasksRequest(flow_name=flow, run_id=run_id, step_name=step)
-        return list(self._pages("list_tasks", request, lambda r: r.tasks))
+    @abc.abstractmethod
+    def list_tasks(self, request: query.ListTasksRequest) -> query.ListTasksResponse: ...
 
+    @abc.abstractmethod
+    def get_task(self, request: query.GetTaskRequest) -> query.GetTaskResponse: ...
+
+    @abc.abstractmethod
     def list_artifacts(
-        self, flow: str, run_id: str, step: str = "", task_id: str = "", names: Sequence[str] = ()
-    ) -> list[Any]:
-        request = query_service_pb2.ListArtifactsRequest(
-            flow_name=flow, run_id=run_id, step_name=step, task_id=task_id, names=list(names)
-        )
-        return list(self._pages("list_artifacts", request, lambda r: r.artifacts))
+        self, request: query.ListArtifactsRequest
+    ) -> query.ListArtifactsResponse: ...
 
-    def add_tags(self, flow: str, run_id: str, tags: Sequence[str]) -> list[str]:
-        return list(
-            self.call(
-                "add_tags",
-                tag_service_pb2.AddTagsRequest(
-                    flow_name=flow,
-                    run_id=run_id,
-                    tags=list(tags),
-                    claimed_user=self.username,
-                    event_id=str(uuid.uuid4()),
-                ),
-            ).tags
-        )
+    @abc.abstractmethod
+    def add_tags(self, request: tags.AddTagsRequest) -> tags.AddTagsResponse: ...
 
-    def remove_tags(self, flow: str, run_id: str, tags: Sequence[str]) -> list[str]:
-        return list(
-            self.call(
-                "remove_tags",
-                tag_service_pb2.RemoveTagsRequest(
-                    flow_name=flow,
-                    run_id=run_id,
-                    tags=list(tags),
-                    claimed_user=self.username,
-                    event_id=str(uuid.uuid4()),
-                ),
-            ).tags
-        )
+    @abc.abstractmethod
+    def remove_tags(self, request: tags.RemoveTagsRequest) -> tags.RemoveTagsResponse: ...
+
+    @abc.abstractmethod
+    def list_events(self, request: audit.ListEventsRequest) -> audit.ListEventsResponse: ...
+
+    @abc.abstractmethod
+    def get_run_as_of(self, request: audit.GetRunAsOfRequest) -> audit.GetRunAsOfResponse: ...
 
     def close(self) -> None:  # noqa: B027 - optional
         """Releases connections."""
 
+    # ---- helpers ----------------------------------------------------------------------
+
+    def append_events(self, events: Sequence[events_pb2.Event]) -> list[events_pb2.Event]:
+        """Appends a batch as this client's user; returns the recorded envelopes."""
+        request = ledger.AppendRequest(events=list(events), claimed_user=self.username)
+        return list(self.append(request).events)
+
+    def run(self, flow: str, run_id: str) -> records_pb2.Run:
+        return self.get_run(query.GetRunRequest(flow_name=flow, run_id=run_id)).run
+
+    def steps(self, flow: str, run_id: str) -> list[records_pb2.Step]:
+        request = query.ListStepsRequest(flow_name=flow, run_id=run_id)
+        return list(_pages(self.list_steps, request, lambda r: r.steps))
+
+    def tasks(self, flow: str, run_id: str, step: str = "") -> list[records_pb2.Task]:
+        request = query.ListTasksRequest(flow_name=flow, run_id=run_id, step_name=step)
+        return list(_pages(self.list_tasks, request, lambda r: r.tasks))
+
+    def artifacts(
+        self, flow: str, run_id: str, step: str = "", task_id: str = "", names: Sequence[str] = ()
+    ) -> list[records_pb2.Artifact]:
+        request = query.ListArtifactsRequest(
+            flow_name=flow, run_id=run_id, step_name=step, task_id=task_id, names=list(names)
+        )
+        return list(_pages(self.list_artifacts, request, lambda r: r.artifacts))
+
+    def add_run_tags(self, flow: str, run_id: str, new: Sequence[str]) -> list[str]:
+        """Adds user tags; returns the run's user tags. The request carries its own
+        event id, so that a retry records the change once."""
+        request = tags.AddTagsRequest(
+            flow_name=flow, run_id=run_id, tags=list(new), claimed_user=self.username
+        )
+        request.event_id = str(uuid.uuid4())
+        return list(self.add_tags(request).tags)
+
+    def remove_run_tags(self, flow: str, run_id: str, old: Sequence[str]) -> list[str]:
+        request = tags.RemoveTagsRequest(
+            flow_name=flow, run_id=run_id, tags=list(old), claimed_user=self.username
+        )
+        request.event_id = str(uuid.uuid4())
+        return list(self.remove_tags(request).tags)
+
+
+def _pages(rpc: Callable[[Any], Any], request: Any, items: Callable[[Any], Any]) -> Iterator[Any]:
+    """Every item of a paged list, page after page."""
+    request.page.page_size = _PAGE_SIZE
+    while True:
+        response = rpc(request)
+        yield from items(response)
+        if not response.page.next_page_token:
+            return
+        request.page.page_token = response.page.next_page_token
+
 
 class EmbeddedMetadata(MetadataClient):
-    """The application layer in this process, on a SQLite ledger file."""
+    """The application layer in this process, on a SQLite ledger file. The service
+    package is imported here, and only here, when an embedded ledger is opened."""
 
-    def __init__(self, database_url: str, username: str) -> None:
+    def __init__(self, database_url: str, username: str, *, app: Any = None) -> None:
+        """Opens the ledger at `database_url`, or uses `app` (a LedgerApplication
+        already open in this process) when given."""
         from ledgerflow_service import LedgerApplication, Principal, open_database
+        from ledgerflow_service.errors import LedgerError
 
         super().__init__(username)
-        self.app = LedgerApplication(open_database(database_url))
+        self._ledger_error = LedgerError
+        self.app = app if app is not None else LedgerApplication(open_database(database_url))
         self._principal = Principal(username, authenticated=False)
 
-    def _call(self, method: str, request: Any) -> Any:
-        handler = getattr(self.app, method)
-        return handler(request, self._principal) if method in _WRITES else handler(request)
+    def _invoke(self, method: Callable[..., Response], *args: Any) -> Response:
+        self.calls += 1
+        try:
+            return method(*args)
+        except self._ledger_error as error:
+            raise rpc_error(error.code_name, error.message) from None
+
+    def append(self, request: ledger.AppendRequest) -> ledger.AppendResponse:
+        return self._invoke(self.app.append, request, self._principal)
+
+    def get_flow(self, request: query.GetFlowRequest) -> query.GetFlowResponse:
+        return self._invoke(self.app.get_flow, request)
+
+    def list_flows(self, request: query.ListFlowsRequest) -> query.ListFlowsResponse:
+        return self._invoke(self.app.list_flows, request)
+
+    def get_run(self, request: query.GetRunRequest) -> query.GetRunResponse:
+        return self._invoke(self.app.get_run, request)
+
+    def list_runs(self, request: query.ListRunsRequest) -> query.ListRunsResponse:
+        return self._invoke(self.app.list_runs, request)
+
+    def list_steps(self, request: query.ListStepsRequest) -> query.ListStepsResponse:
+        return self._invoke(self.app.list_steps, request)
+
+    def list_tasks(self, request: query.ListTasksRequest) -> query.ListTasksResponse:
+        return self._invoke(self.app.list_tasks, request)
+
+    def get_task(self, request: query.GetTaskRequest) -> query.GetTaskResponse:
+        return self._invoke(self.app.get_task, request)
+
+    def list_artifacts(self, request: query.ListArtifactsRequest) -> query.ListArtifactsResponse:
+        return self._invoke(self.app.list_artifacts, request)
+
+    def add_tags(self, request: tags.AddTagsRequest) -> tags.AddTagsResponse:
+        return self._invoke(self.app.add_tags, request, self._principal)
+
+    def remove_tags(self, request: tags.RemoveTagsRequest) -> tags.RemoveTagsResponse:
+        return self._invoke(self.app.remove_tags, request, self._principal)
+
+    def list_events(self, request: audit.ListEventsRequest) -> audit.ListEventsResponse:
+        return self._invoke(self.app.list_events, request)
+
+    def get_run_as_of(self, request: audit.GetRunAsOfRequest) -> audit.GetRunAsOfResponse:
+        return self._invoke(self.app.get_run_as_of, request)
 
     def close(self) -> None:
         self.app.close()
 
 
 class GrpcMetadata(MetadataClient):
-    """A metadata service over gRPC."""
+    """A metadata service over gRPC, through the generated stubs."""
 
     def __init__(
         self, address: str, username: str, token: str | None = None, timeout: float = 60.0
@@ -155,7 +221,6 @@ class GrpcMetadata(MetadataClient):
         super().__init__(username)
         self.address = address
         self._rpc_error = grpc.RpcError
-        self._unavailable = grpc.StatusCode.UNAVAILABLE
         self._channel = grpc.insecure_channel(
             address,
             options=[
@@ -163,33 +228,68 @@ class GrpcMetadata(MetadataClient):
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ],
         )
-        self._stubs = {
-            "ledger": ledger_service_pb2_grpc.LedgerServiceStub(self._channel),
-            "query": query_service_pb2_grpc.QueryServiceStub(self._channel),
-            "tag": tag_service_pb2_grpc.TagServiceStub(self._channel),
-            "audit": audit_service_pb2_grpc.AuditServiceStub(self._channel),
-        }
+        self._ledger = ledger_service_pb2_grpc.LedgerServiceStub(self._channel)
+        self._query = query_service_pb2_grpc.QueryServiceStub(self._channel)
+        self._tags = tag_service_pb2_grpc.TagServiceStub(self._channel)
+        self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
         self._metadata = [("ledgerflow-user", username)]
         if token:
             self._metadata.append(("authorization", f"Bearer {token}"))
         self._timeout = timeout
 
-    def _call(self, method: str, request: Any) -> Any:
-        service, rpc = _RPCS[method]
+    def _invoke(self, stub_method: Callable[..., Response], request: Any) -> Response:
+        """Calls one RPC; a gRPC error becomes the SDK's RpcError with its code."""
+        self.calls += 1
         try:
-            return getattr(self._stubs[service], rpc)(
-                request, metadata=self._metadata, timeout=self._timeout
-            )
+            return stub_method(request, metadata=self._metadata, timeout=self._timeout)
         except self._rpc_error as error:
-            code = error.code()
-            if code == self._unavailable:
-                raise Unavailable(
+            code = error.code()  # type: ignore[attr-defined]
+            message = error.details() or str(code)  # type: ignore[attr-defined]
+            if code.name == "UNAVAILABLE":
+                message = (
                     f"the metadata service at {self.address} is unavailable: "
                     "is `ledgerflow service` running there?"
-                ) from None
-            raise ERROR_BY_CODE_NAME.get(code.name, LedgerError)(
-                error.details() or str(code)
-            ) from None
+                )
+            raise rpc_error(code.name, message) from None
+
+    def append(self, request: ledger.AppendRequest) -> ledger.AppendResponse:
+        return self._invoke(self._ledger.Append, request)
+
+    def get_flow(self, request: query.GetFlowRequest) -> query.GetFlowResponse:
+        return self._invoke(self._query.GetFlow, request)
+
+    def list_flows(self, request: query.ListFlowsRequest) -> query.ListFlowsResponse:
+        return self._invoke(self._query.ListFlows, request)
+
+    def get_run(self, request: query.GetRunRequest) -> query.GetRunResponse:
+        return self._invoke(self._query.GetRun, request)
+
+    def list_runs(self, request: query.ListRunsRequest) -> query.ListRunsResponse:
+        return self._invoke(self._query.ListRuns, request)
+
+    def list_steps(self, request: query.ListStepsRequest) -> query.ListStepsResponse:
+        return self._invoke(self._query.ListSteps, request)
+
+    def list_tasks(self, request: query.ListTasksRequest) -> query.ListTasksResponse:
+        return self._invoke(self._query.ListTasks, request)
+
+    def get_task(self, request: query.GetTaskRequest) -> query.GetTaskResponse:
+        return self._invoke(self._query.GetTask, request)
+
+    def list_artifacts(self, request: query.ListArtifactsRequest) -> query.ListArtifactsResponse:
+        return self._invoke(self._query.ListArtifacts, request)
+
+    def add_tags(self, request: tags.AddTagsRequest) -> tags.AddTagsResponse:
+        return self._invoke(self._tags.AddTags, request)
+
+    def remove_tags(self, request: tags.RemoveTagsRequest) -> tags.RemoveTagsResponse:
+        return self._invoke(self._tags.RemoveTags, request)
+
+    def list_events(self, request: audit.ListEventsRequest) -> audit.ListEventsResponse:
+        return self._invoke(self._audit.ListEvents, request)
+
+    def get_run_as_of(self, request: audit.GetRunAsOfRequest) -> audit.GetRunAsOfResponse:
+        return self._invoke(self._audit.GetRunAsOf, request)
 
     def close(self) -> None:
         self._channel.close()
@@ -199,3 +299,6 @@ def connect(config: Any) -> MetadataClient:
     if config.metadata == "service":
         return GrpcMetadata(config.service_address, config.username, config.token)
     return EmbeddedMetadata(config.ledger_url, config.username)
+
+
+__all__ = ["EmbeddedMetadata", "GrpcMetadata", "MetadataClient", "RpcError", "connect"]

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledgerflow_service.errors import DeadlineExceeded, Unavailable
-
 from ledgerflow._datastore import ContentStore
 from ledgerflow._decorators import Retry, step_options
 from ledgerflow._flowspec import FlowSpec
@@ -35,6 +33,7 @@ from ledgerflow._metadata import MetadataClient
 from ledgerflow._orphans import die_with_parent, remove_orphaned_workdirs
 from ledgerflow._progress import RunReporter
 from ledgerflow._task import NUM_SPLITS_ARTIFACT, TaskInput, TaskOutcome, TaskSpec, child_main
+from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import events_pb2, records_pb2
 
 # A run's scratch folder is named for its runtime's pid, so that the folder of a
@@ -70,10 +69,10 @@ def append_with_retries(
     it: either way the retry (the same event ids) records it exactly once."""
     for delay in (*retry_delays(), None):
         try:
-            metadata.append(batch)
+            metadata.append_events(batch)
             return
-        except (Unavailable, DeadlineExceeded) as error:
-            if delay is None:
+        except RpcError as error:
+            if not error.retryable or delay is None:
                 raise
             warn(f"{error.message}; retrying in {delay:g}s")
             sleep(delay)
@@ -217,7 +216,7 @@ class LocalRuntime:
 
     def run(self) -> RunResult:
         started = time.monotonic()
-        self.metadata.append(
+        self.metadata.append_events(
             [
                 new_event(
                     run_started=events_pb2.RunStarted(
@@ -250,11 +249,12 @@ class LocalRuntime:
             self._failure = self._failure or RunResult(
                 self.run_id, False, "", "the run was interrupted"
             )
-        except (Unavailable, DeadlineExceeded):
-            # The service stayed out of reach: nothing the attempts do can be
-            # recorded, so they are stopped rather than left running unseen.
-            service_lost = True
-            self._kill_all(record=False)
+        except RpcError as error:
+            if error.retryable:
+                # The service stayed out of reach: nothing the attempts do can be
+                # recorded, so they are stopped rather than left running unseen.
+                service_lost = True
+                self._kill_all(record=False)
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)

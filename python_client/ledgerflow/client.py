@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from ledgerflow_service.errors import NotFound
-
 from ledgerflow._config import load_config, open_datastore
 from ledgerflow._metadata import MetadataClient, connect
 from ledgerflow.exceptions import (
@@ -90,8 +88,9 @@ def _time(stamp: Any) -> datetime | None:
     return stamp.ToDatetime(tzinfo=UTC)
 
 
-def _not_found(error: NotFound) -> LedgerflowNotFound:
-    return LedgerflowNotFound(error.message)
+def _not_found(error: LedgerflowNotFound) -> LedgerflowNotFound:
+    """The same not-found error, raised here so the traceback ends in the client API."""
+    return LedgerflowNotFound(str(error))
 
 
 def _split(pathspec: str, parts: int, what: str) -> list[str]:
@@ -135,8 +134,8 @@ class Flow:
     def __init__(self, name: str) -> None:
         metadata, _ = _clients()
         try:
-            metadata.call("get_flow", query_service_pb2.GetFlowRequest(flow_name=name))
-        except NotFound as error:
+            metadata.get_flow(query_service_pb2.GetFlowRequest(flow_name=name))
+        except LedgerflowNotFound as error:
             raise _not_found(error) from None
         self.id = self.pathspec = name
 
@@ -154,7 +153,7 @@ class Flow:
         request.page.page_size = page_size
         yielded = 0
         while True:
-            response = metadata.call("list_runs", request)
+            response = metadata.list_runs(request)
             for record in response.runs:
                 yield Run._from_record(record)
                 yielded += 1
@@ -191,8 +190,8 @@ class Run(_Outcome):
         if _record is None:
             metadata, _ = _clients()
             try:
-                _record = metadata.get_run(flow, run_id)
-            except NotFound as error:
+                _record = metadata.run(flow, run_id)
+            except LedgerflowNotFound as error:
                 raise _not_found(error) from None
             ns = get_namespace()
             if ns and ns not in _record.tags and ns not in _record.system_tags:
@@ -214,7 +213,7 @@ class Run(_Outcome):
 
     def _refresh(self) -> None:
         metadata, _ = _clients()
-        self._record = metadata.get_run(self.flow_name, self.id)
+        self._record = metadata.run(self.flow_name, self.id)
 
     @property
     def tags(self) -> frozenset[str]:
@@ -238,7 +237,7 @@ class Run(_Outcome):
 
     def steps(self) -> Iterator[Step]:
         metadata, _ = _clients()
-        for record in metadata.list_steps(self.flow_name, self.id):
+        for record in metadata.steps(self.flow_name, self.id):
             yield Step(f"{self.pathspec}/{record.step_name}", _run=self)
 
     def __iter__(self) -> Iterator[Step]:
@@ -268,7 +267,7 @@ class Run(_Outcome):
 
     def add_tags(self, tags: Any) -> None:
         metadata, _ = _clients()
-        metadata.add_tags(self.flow_name, self.id, list(tags))
+        metadata.add_run_tags(self.flow_name, self.id, list(tags))
         self._refresh()
 
     def remove_tag(self, tag: str) -> None:
@@ -276,7 +275,7 @@ class Run(_Outcome):
 
     def remove_tags(self, tags: Any) -> None:
         metadata, _ = _clients()
-        metadata.remove_tags(self.flow_name, self.id, list(tags))
+        metadata.remove_run_tags(self.flow_name, self.id, list(tags))
         self._refresh()
 
 
@@ -305,7 +304,7 @@ class Step:
         if self._artifacts is None:
             metadata, _ = _clients()
             self._artifacts = {}
-            for artifact in metadata.list_artifacts(self.flow_name, self.run_id, self.id):
+            for artifact in metadata.artifacts(self.flow_name, self.run_id, self.id):
                 self._artifacts.setdefault(artifact.task_pathspec, {})[artifact.name] = artifact
         return self._artifacts.get(task_pathspec, {})
 
@@ -313,8 +312,8 @@ class Step:
         if self._tasks is None:
             metadata, _ = _clients()
             try:
-                records = metadata.list_tasks(self.flow_name, self.run_id, self.id)
-            except NotFound as error:
+                records = metadata.tasks(self.flow_name, self.run_id, self.id)
+            except LedgerflowNotFound as error:
                 raise _not_found(error) from None
             if not records:
                 raise LedgerflowNotFound(f"step {self.pathspec} has no tasks (yet)")

@@ -29,6 +29,32 @@ class LedgerflowNamespaceMismatch(LedgerflowException):
     """The object exists but is outside the current namespace."""
 
 
+class RpcError(LedgerflowException):
+    """The metadata service (or the embedded ledger, which obeys the same rules)
+    refused or failed a call. `code` is the gRPC status name ("INVALID_ARGUMENT",
+    "FAILED_PRECONDITION", ...); the message says what to do. Nothing was written."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same call may succeed later: the service was out of reach or
+        too slow to answer (appends are idempotent by event id, so a retry is safe)."""
+        return self.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+
+
+class RpcNotFound(RpcError, LedgerflowNotFound):
+    """NOT_FOUND: both an RpcError and a LedgerflowNotFound."""
+
+
+def rpc_error(code: str, message: str) -> RpcError:
+    """The SDK's error for a status code and message from the service."""
+    return (RpcNotFound if code == "NOT_FOUND" else RpcError)(code, message)
+
+
 @dataclass(frozen=True)
 class CaughtException:
     """What @catch(var=...) stores when a step fails for good."""

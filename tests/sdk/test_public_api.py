@@ -32,3 +32,38 @@ def test_the_exported_names_are_pinned() -> None:
     assert set(ledgerflow.__all__) == EXPECTED
     for name in EXPECTED:
         assert getattr(ledgerflow, name) is not None
+
+
+def test_importing_the_sdk_loads_no_service_code() -> None:
+    """`import ledgerflow` loads neither the service, nor a database driver, nor grpc:
+    embedded mode imports the service when a ledger is opened, service mode grpc."""
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, ledgerflow; print(' '.join(sys.modules))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert [m for m in loaded if m.startswith(("ledgerflow_service", "psycopg", "grpc"))] == []
+
+
+def test_service_errors_reach_users_as_sdk_exceptions(tmp_path) -> None:
+    from ledgerflow._metadata import EmbeddedMetadata
+    from ledgerflow.exceptions import LedgerflowException, LedgerflowNotFound, RpcError
+
+    client = EmbeddedMetadata(f"sqlite://{tmp_path / 'ledger.db'}", "alice")
+    try:
+        try:
+            client.run("MyFlow", "1")
+        except LedgerflowNotFound as error:
+            assert isinstance(error, RpcError) and error.code == "NOT_FOUND"
+        else:
+            raise AssertionError("no error")
+        try:
+            client.remove_run_tags("MyFlow", "1", ["user:x"])
+        except LedgerflowException as error:
+            assert type(error).__module__ == "ledgerflow.exceptions"
+        else:
+            raise AssertionError("no error")
+    finally:
+        client.close()

@@ -98,16 +98,16 @@ def test_an_append_that_timed_out_is_retried_with_the_same_events(tmp_path: Path
     import events as ev
     from ledgerflow._metadata import EmbeddedMetadata
     from ledgerflow._runtime import append_with_retries
-    from ledgerflow_service.errors import DeadlineExceeded
+    from ledgerflow.exceptions import RpcError
 
     class SlowOnce(EmbeddedMetadata):
         timeouts = 1
 
-        def append(self, events: Any) -> Any:
-            recorded = super().append(events)  # committed, but the answer is lost
+        def append(self, request: Any) -> Any:
+            recorded = super().append(request)  # committed, but the answer is lost
             if self.timeouts:
                 self.timeouts -= 1
-                raise DeadlineExceeded("the append took too long")
+                raise RpcError("DEADLINE_EXCEEDED", "the append took too long")
             return recorded
 
     client = SlowOnce(f"sqlite://{tmp_path / 'ledger.db'}", "alice")

@@ -287,15 +287,11 @@ def test_small_pages_walk_steps_tasks_and_artifacts(app: LedgerApplication) -> N
 
 
 def test_the_python_client_follows_pages(app: LedgerApplication) -> None:
-    from ledgerflow._metadata import MetadataClient
-
-    class InProcess(MetadataClient):
-        def _call(self, method: str, request: Any) -> Any:
-            return getattr(app, method)(request)
+    from ledgerflow._metadata import EmbeddedMetadata
 
     _big_failures(app, 6)
-    client = InProcess("alice")
-    assert len(client.list_tasks("Big", "1")) == 6
+    client = EmbeddedMetadata("", "alice", app=app)
+    assert len(client.tasks("Big", "1")) == 6
     assert client.calls > 1  # the byte bound split the list
 
 
@@ -409,19 +405,18 @@ def test_a_retried_tag_call_records_once(app: LedgerApplication) -> None:
 
 def test_the_sdk_sends_an_event_id_with_each_tag_call(app: LedgerApplication) -> None:
     """Replaying the SDK's own request (as a retry would) records the change once."""
-    from ledgerflow._metadata import MetadataClient
+    from ledgerflow._metadata import EmbeddedMetadata
 
     sent: list[Any] = []
 
-    class InProcess(MetadataClient):
-        def _call(self, method: str, request: Any) -> Any:
-            if method == "add_tags":
-                sent.append(request)
-                return app.add_tags(request, ALICE)
-            return getattr(app, method)(request, ALICE)
+    class Recording(EmbeddedMetadata):
+        def add_tags(self, request: Any) -> Any:
+            sent.append(request)
+            return super().add_tags(request)
 
-    InProcess("alice").append([ev.run_started("MyFlow", "1")])
-    InProcess("alice").add_tags("MyFlow", "1", ["a"])
+    client = Recording("", "alice", app=app)
+    client.append_events([ev.run_started("MyFlow", "1")])
+    client.add_run_tags("MyFlow", "1", ["a"])
     app.add_tags(sent[0], ALICE)  # the retry
     events = app.list_events(audit.ListEventsRequest(run_pathspec="MyFlow/1")).events
     assert [e.event_type for e in events] == ["RunStarted", "TagsAdded"]
