@@ -107,9 +107,12 @@ def _parse_with(specs: tuple[str, ...]) -> Retry | None:
                     f"--with retry takes times= and minutes_between_retries=, not {key!r}"
                 )
             options[key] = float(value)
+        default = Retry()  # the same defaults as @retry
         retry = Retry(
-            times=int(options.get("times", 3)),
-            minutes_between_retries=options.get("minutes_between_retries", 0),
+            times=int(options.get("times", default.times)),
+            minutes_between_retries=options.get(
+                "minutes_between_retries", default.minutes_between_retries
+            ),
         )
     return retry
 

@@ -365,6 +365,7 @@ class LocalRuntime:
         max_attempts = 1 + (retry.times if retry else 0)
         spec.catch_on_failure = options.catch is not None and spec.attempt >= max_attempts - 1
         spec.catch_var = options.catch.var if options.catch else None
+        spec.catch_print = options.catch.print_exception if options.catch else True
         res = options.resources
         self._events.append(
             new_event(

@@ -43,6 +43,8 @@ class TaskSpec:
     attempt: int = 0
     catch_var: str | None = None
     catch_on_failure: bool = False
+    # @catch(print_exception=...): whether a caught error's traceback goes to stderr.
+    catch_print: bool = True
 
 
 @dataclass
@@ -155,11 +157,13 @@ def run_attempt(
         )
     except Exception as error:
         text = _user_traceback(error)
-        print(text, file=sys.stderr, end="")
+        caught = spec.catch_on_failure and not node.foreach_param
+        if not caught or spec.catch_print:
+            print(text, file=sys.stderr, end="")
         failed = TaskOutcome(
             ok=False, error_type=type(error).__name__, error_message=str(error), traceback=text
         )
-        if not spec.catch_on_failure or node.foreach_param:
+        if not caught:
             return failed
         # @catch: the step failed for good; record the error and go on.
         extra = (

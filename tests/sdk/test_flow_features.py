@@ -87,12 +87,33 @@ def test_a_timeout_kills_the_attempt(flow_env) -> None:
 
 def test_with_retry_on_the_command_line(flow_env, tmp_path: Path) -> None:
     result = flow_env.run(
-        "branch_flow", "run", "--with", "retry:times=2", check=False, extra_env={"FAIL_B": "1"}
+        "branch_flow",
+        "run",
+        "--with",
+        "retry:times=2,minutes_between_retries=0",
+        check=False,
+        extra_env={"FAIL_B": "1"},
     )
     assert result.returncode == 1
     assert result.stdout.count("retry") == 2
     task = Flow("MyFlow").latest_run["b"].task
     assert task.retry_count == 2
+
+
+def test_with_retry_takes_the_defaults_of_the_decorator() -> None:
+    from ledgerflow._decorators import Retry
+    from ledgerflow._flow_cli import _parse_with
+
+    assert _parse_with(("retry",)) == Retry() == Retry(times=3, minutes_between_retries=2)
+    assert _parse_with(("retry:times=1",)) == Retry(times=1, minutes_between_retries=2)
+
+
+def test_catch_can_keep_the_traceback_off_stderr(flow_env) -> None:
+    flow_env.run("quiet_catch_flow", "run")
+    run = Flow("QuietCatchFlow").latest_run
+    assert "ValueError" not in (run["quiet"].task.stderr or "")
+    assert "ValueError" in (run["loud"].task.stderr or "")
+    assert run["end"].task.data.caught == ["ValueError", "ValueError"]
 
 
 def test_an_unusable_home_folder_is_a_one_line_error(flow_env) -> None:

@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from ledgerflow.v1 import events_pb2 as ledgerflow_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ledgerflow/v1/ledger_service.proto\x12\rledgerflow.v1\x1a\x1aledgerflow/v1/events.proto\"K\n\rAppendRequest\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.ledgerflow.v1.Event\x12\x14\n\x0c\x63laimed_user\x18\x02 \x01(\t\"6\n\x0e\x41ppendResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.ledgerflow.v1.Event\"W\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x04\x12\x14\n\x0crun_pathspec\x18\x02 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\":\n\x13WatchEventsResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.ledgerflow.v1.Event2\xb3\x01\n\rLedgerService\x12\x45\n\x06\x41ppend\x12\x1c.ledgerflow.v1.AppendRequest\x1a\x1d.ledgerflow.v1.AppendResponse\x12[\n\x0bWatchEvents\x12!.ledgerflow.v1.WatchEventsRequest\x1a\".ledgerflow.v1.WatchEventsResponse\"\x03\x90\x02\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ledgerflow/v1/ledger_service.proto\x12\rledgerflow.v1\x1a\x1aledgerflow/v1/events.proto\"K\n\rAppendRequest\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.ledgerflow.v1.Event\x12\x14\n\x0c\x63laimed_user\x18\x02 \x01(\t\"6\n\x0e\x41ppendResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.ledgerflow.v1.Event\"W\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x04\x12\x14\n\x0crun_pathspec\x18\x02 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\":\n\x13WatchEventsResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.ledgerflow.v1.Event2\xb3\x01\n\rLedgerService\x12\x45\n\x06\x41ppend\x12\x1c.ledgerflow.v1.AppendRequest\x1a\x1d.ledgerflow.v1.AppendResponse\x12[\n\x0bWatchEvents\x12!.ledgerflow.v1.WatchEventsRequest\x1a\".ledgerflow.v1.WatchEventsResponse\"\x03\x90\x02\x01\x30\x01\x42m\n\x11\x64\x65v.ledgerflow.v1B\x12LedgerServiceProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledgerflow.v1.ledger_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\021dev.ledgerflow.v1B\022LedgerServiceProtoP\001ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1'
   _globals['_LEDGERSERVICE'].methods_by_name['WatchEvents']._loaded_options = None
   _globals['_LEDGERSERVICE'].methods_by_name['WatchEvents']._serialized_options = b'\220\002\001'
   _globals['_APPENDREQUEST']._serialized_start=81

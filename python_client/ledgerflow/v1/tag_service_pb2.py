@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fledgerflow/v1/tag_service.proto\x12\rledgerflow.v1\"i\n\x0e\x41\x64\x64TagsRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x14\n\x0c\x63laimed_user\x18\x04 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\"\x1f\n\x0f\x41\x64\x64TagsResponse\x12\x0c\n\x04tags\x18\x01 \x03(\t\"l\n\x11RemoveTagsRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x14\n\x0c\x63laimed_user\x18\x04 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\"\"\n\x12RemoveTagsResponse\x12\x0c\n\x04tags\x18\x01 \x03(\t2\xa9\x01\n\nTagService\x12H\n\x07\x41\x64\x64Tags\x12\x1d.ledgerflow.v1.AddTagsRequest\x1a\x1e.ledgerflow.v1.AddTagsResponse\x12Q\n\nRemoveTags\x12 .ledgerflow.v1.RemoveTagsRequest\x1a!.ledgerflow.v1.RemoveTagsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fledgerflow/v1/tag_service.proto\x12\rledgerflow.v1\"i\n\x0e\x41\x64\x64TagsRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x14\n\x0c\x63laimed_user\x18\x04 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\"\x1f\n\x0f\x41\x64\x64TagsResponse\x12\x0c\n\x04tags\x18\x01 \x03(\t\"l\n\x11RemoveTagsRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x14\n\x0c\x63laimed_user\x18\x04 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\"\"\n\x12RemoveTagsResponse\x12\x0c\n\x04tags\x18\x01 \x03(\t2\xa9\x01\n\nTagService\x12H\n\x07\x41\x64\x64Tags\x12\x1d.ledgerflow.v1.AddTagsRequest\x1a\x1e.ledgerflow.v1.AddTagsResponse\x12Q\n\nRemoveTags\x12 .ledgerflow.v1.RemoveTagsRequest\x1a!.ledgerflow.v1.RemoveTagsResponseBj\n\x11\x64\x65v.ledgerflow.v1B\x0fTagServiceProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledgerflow.v1.tag_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\021dev.ledgerflow.v1B\017TagServiceProtoP\001ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1'
   _globals['_ADDTAGSREQUEST']._serialized_start=50
   _globals['_ADDTAGSREQUEST']._serialized_end=155
   _globals['_ADDTAGSRESPONSE']._serialized_start=157
