@@ -115,9 +115,13 @@ class LedgerApplication:
         *,
         lost_after_seconds: float = 60.0,
         watch_poll_seconds: float | None = None,
+        read_clock_us: Callable[[], int] = ledger.now_us,
     ) -> None:
+        """`read_clock_us` is the "now" against which queries judge heartbeats (a
+        test moves it on instead of waiting)."""
         self.database = database
         self.lost_after_us = int(lost_after_seconds * 1e6)
+        self.read_clock_us = read_clock_us
         self.signal = AppendSignal()
         self.appender = GroupCommit(database)
         # SQLite cannot notify across processes, so its watchers poll more often.
@@ -149,7 +153,7 @@ class LedgerApplication:
         self.database.close()
 
     def clock(self) -> queries.Clock:
-        return queries.Clock(ledger.now_us(), self.lost_after_us)
+        return queries.Clock(self.read_clock_us(), self.lost_after_us)
 
     # ---- commands ---------------------------------------------------------------
 

@@ -58,6 +58,25 @@ def retry_delays() -> list[float]:
     return delays
 
 
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+
+
+class _interrupts_deferred(contextlib.ContextDecorator):
+    """Holds SIGINT and SIGTERM back while the runtime updates its books (a task's
+    start event and its process, or its end and its outcome events), and delivers them
+    after: an interrupted run never leaves a task recorded as started but unknown to
+    the runtime, so every killed attempt is recorded as failed."""
+
+    def __init__(self) -> None:
+        self._previous: list[set[signal.Signals]] = []  # a stack: safe if nested
+
+    def __enter__(self) -> None:
+        self._previous.append(signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS))
+
+    def __exit__(self, *_: object) -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._previous.pop())
+
+
 def append_with_retries(
     metadata: MetadataClient,
     batch: list[events_pb2.Event],
@@ -359,6 +378,7 @@ class LocalRuntime:
     def _options(self, step_name: str) -> Any:
         return step_options(getattr(self.flow_class, step_name))
 
+    @_interrupts_deferred()
     def _launch(self, spec: TaskSpec) -> None:
         options = self._options(spec.step_name)
         retry = options.retry or self.default_retry
@@ -401,6 +421,7 @@ class LocalRuntime:
             die_with_parent(runtime_pid)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)  # see _launch
             child_main(
                 self.flow_class, self.graph, spec, self.store, self.parameters, facts, *paths
             )
@@ -410,6 +431,7 @@ class LocalRuntime:
         self._running[pid] = running
         self._selector.register(pidfd, selectors.EVENT_READ, running)
 
+    @_interrupts_deferred()
     def _reap(self, running: _Running) -> None:
         _, status = os.waitpid(running.pid, 0)
         self._selector.unregister(running.pidfd)

@@ -257,7 +257,6 @@ def test_an_interrupted_run_records_its_killed_tasks(flow_env) -> None:
     import signal
     import subprocess
     import sys
-    import time
 
     flow_file = Path(__file__).parent / "flows" / "sleepy_flow.py"
     process = subprocess.Popen(
@@ -271,7 +270,6 @@ def test_an_interrupted_run_records_its_killed_tasks(flow_env) -> None:
     for line in process.stdout:  # wait until the sleeping task has started
         if "nap/2" in line:
             break
-    time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 1
     run = Flow("SleepyFlow").latest_run

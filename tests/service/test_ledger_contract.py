@@ -262,7 +262,12 @@ def test_retries_are_attempts_of_one_task(app: LedgerApplication) -> None:
 def test_status_is_derived_from_events_and_heartbeats(database_url: str) -> None:
     from ledgerflow_service import open_database
 
-    app = LedgerApplication(open_database(database_url), lost_after_seconds=0.3)
+    later = [0]  # microseconds the read clock runs ahead of the real one
+    app = LedgerApplication(
+        open_database(database_url),
+        lost_after_seconds=60,
+        read_clock_us=lambda: time.time_ns() // 1000 + later[0],
+    )
     try:
         append(
             app,
@@ -277,8 +282,9 @@ def test_status_is_derived_from_events_and_heartbeats(database_url: str) -> None
         assert get_run(app, "F", "ok").status == S.STATUS_SUCCEEDED
         assert get_run(app, "F", "bad").status == S.STATUS_FAILED
         assert get_run(app, "F", "quiet").status == S.STATUS_RUNNING
-        time.sleep(0.4)
+        later[0] = 61 * 1_000_000  # a minute without a heartbeat
         assert get_run(app, "F", "quiet").status == S.STATUS_LOST
+        later[0] = 0
         append(app, ev.run_heartbeat("F", "quiet"))
         assert get_run(app, "F", "quiet").status == S.STATUS_RUNNING
         lost = app.list_runs(q.ListRunsRequest(statuses=[S.STATUS_FAILED, S.STATUS_SUCCEEDED]))
