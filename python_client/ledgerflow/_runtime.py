@@ -68,7 +68,7 @@ class _interrupts_deferred(contextlib.ContextDecorator):
     the runtime, so every killed attempt is recorded as failed."""
 
     def __init__(self) -> None:
-        self._previous: list[set[signal.Signals]] = []  # a stack: safe if nested
+        self._previous: list[set[int | signal.Signals]] = []  # a stack: safe if nested
 
     def __enter__(self) -> None:
         self._previous.append(signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS))
