@@ -1,9 +1,10 @@
 """Ledgerflow and Metaflow side by side on the same flows, in one script.
 
 Each tool runs from a clean virtual environment of its own, installed the ordinary
-(non-editable) way: bench/.venv-metaflow (`pip install metaflow numpy`, made on first
-use) and bench/.venv-ledgerflow (this checkout, reinstalled on every run so the figures
-are of the current code). Both use local metadata and a local datastore.
+(non-editable) way: bench/.venv-metaflow (`pip install metaflow==METAFLOW_VERSION
+numpy`, made on first use and remade when the pinned version changes) and
+bench/.venv-ledgerflow (this checkout, reinstalled on every run so the figures are of
+the current code). Both use local metadata and a local datastore.
 Each case is run as a user would (``python flow.py run``) in a fresh folder; the figures
 are wall time and the peak RSS of the largest process.
 
@@ -28,6 +29,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 METAFLOW_VENV = HERE / ".venv-metaflow"
+# The peer the published figures were taken against: a newer Metaflow is a new baseline.
+METAFLOW_VERSION = "2.19.39"
 LEDGERFLOW_VENV = HERE / ".venv-ledgerflow"
 
 LINEAR = """
@@ -116,11 +119,17 @@ print(json.dumps({"seconds": elapsed, "peak_mb": peak_kb / 1024, "code": code}))
 
 
 def ensure_venv(folder: Path, *requirements: str) -> Path:
+    """A venv with `requirements`, made anew when they differ from the last ones."""
     python = folder / "bin" / "python"
+    wanted = folder / "requirements.txt"
+    made_with = wanted.read_text() if wanted.exists() else None
+    if python.exists() and made_with != "\n".join(requirements):
+        shutil.rmtree(folder)
     if not python.exists():
         print(f"creating {folder.name} with {' '.join(requirements)} ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
+        wanted.write_text("\n".join(requirements))
     return python
 
 
@@ -222,7 +231,7 @@ def main() -> None:
         Side(
             "metaflow",
             "metaflow",
-            str(ensure_venv(METAFLOW_VENV, "metaflow", "numpy")),
+            str(ensure_venv(METAFLOW_VENV, f"metaflow=={METAFLOW_VERSION}", "numpy")),
             metaflow_env,
             ["--max-num-splits", "1000"],
         ),

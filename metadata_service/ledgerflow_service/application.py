@@ -322,7 +322,8 @@ class LedgerApplication:
         scope: CallScope | None = None,
     ) -> tuple[list[tuple[events_pb2.Event, str]], int]:
         """Up to `limit` events after position `after` that `wants` (None: all), each
-        with its run's pathspec, and the ledger's head as of the same snapshot."""
+        with its run's pathspec, and a head: no event at or below it that `wants` is
+        missing from the answer (unless `limit` events came back)."""
         where: list[str] = ["global_position > ?"]
         params: list[Any] = [after]
         if wants is not None and wants.run_pathspec:
@@ -332,12 +333,17 @@ class LedgerApplication:
             where.append(f"event_type IN ({', '.join('?' for _ in wants.event_types)})")
             params.extend(sorted(wants.event_types))
         with self.database.read(scope) as tx:
+            if wants is None:  # every event: the last one read is the head
+                found = ledger.read_events_with_runs(tx, " AND ".join(where), params, limit)
+                return found, found[-1][0].global_position if found else after
+            # The head first, then the events up to it: each statement of a read sees
+            # its own snapshot, and an event committed between the two must not fall
+            # below a head the watcher then skips past.
+            row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
+            head = int(row[0]) if row else 0
+            where.append("global_position <= ?")
+            params.append(head)
             found = ledger.read_events_with_runs(tx, " AND ".join(where), params, limit)
-            if wants is None and len(found) < limit:
-                head = found[-1][0].global_position if found else after
-            else:
-                row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
-                head = int(row[0]) if row else 0
         return found, head
 
     def list_events(

@@ -264,10 +264,19 @@ class ContentStore:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        # Hashing on several threads starts a thread pool that a fork does not copy: a
+        # child of a process that used it would wait on it for ever. So only a process
+        # that will not fork (a task, see after_fork) hashes in parallel.
+        self.parallel_hash = False
+
+    def after_fork(self) -> None:
+        """In a forked task process: reconnect the storage; hash in parallel."""
+        self.storage.after_fork()
+        self.parallel_hash = True
 
     def save(self, value: Any) -> StoredValue:
         parts, serializer = _frame(value)
-        digest = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        digest = blake3.blake3(max_threads=blake3.blake3.AUTO if self.parallel_hash else 1)
         size = 0
         for part in parts:
             digest.update(part)

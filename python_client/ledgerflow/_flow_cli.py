@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -17,7 +16,12 @@ from ledgerflow._flowspec import FlowSpec
 from ledgerflow._graph import FlowGraph, InvalidGraph
 from ledgerflow._metadata import MetadataClient, connect
 from ledgerflow._parameters import Parameter
-from ledgerflow._runtime import LocalRuntime, ResumeOrigin, parameters_as_json
+from ledgerflow._runtime import (
+    LocalRuntime,
+    ResumeOrigin,
+    parameters_as_json,
+    parameters_from_json,
+)
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import common_pb2, query_service_pb2
 
@@ -133,7 +137,7 @@ def _execute(
         session.store,
         username=session.config.username,
         parameters=parameters,
-        parameters_json=parameters_as_json(parameters, params),
+        parameters_json=parameters_as_json(parameters, params, session.store),
         max_workers=max_workers,
         tags=tags,
         default_retry=_parse_with(with_),
@@ -306,7 +310,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         """Run again from STEP (default: the failed step), reusing the tasks before it."""
         origin_run = _find_origin(session, origin_run_id)
         origin = _resume_origin(session, origin_run, step)
-        values = {name: json.loads(text) for name, text in origin_run.parameters.items()}
+        values = parameters_from_json(origin_run.parameters, params, session.store)
         _execute(session, values, params, max_workers, tags, with_, origin)
 
     @cli.command()

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledgerflow._datastore import ContentStore
 
 
 class JSONType:
@@ -45,13 +48,26 @@ class Parameter:
             return raw.lower() in ("1", "true", "yes", "on")
         return self.type(raw)
 
-    def to_json(self, value: Any) -> str:
+    def record(self, value: Any, store: ContentStore) -> str:
+        """The value as the run's RunStarted event records it (JSON text)."""
         return json.dumps(value)
+
+    def restore(self, recorded: str, store: ContentStore) -> Any:
+        """The value again, from what :meth:`record` wrote (for resume)."""
+        return json.loads(recorded)
+
+
+# The key of the JSON object an IncludeFile parameter is recorded as.
+INCLUDE_REFERENCE = "ledgerflow_include_file"
 
 
 class IncludeFile(Parameter):
     """A parameter whose value is the content of a local file, read when the run
-    starts and stored with the run, so the run can be reproduced without the file."""
+    starts and stored with the run, so the run can be reproduced without the file.
+
+    The content goes to the datastore (content-addressed, so the same file is stored
+    once); the run's parameters record only its key, size and how to decode it, so a
+    file of any size fits, and `resume` gives the step the same text or bytes."""
 
     def __init__(
         self,
@@ -76,10 +92,30 @@ class IncludeFile(Parameter):
         data = path.read_bytes()
         return data.decode(self.encoding) if self.is_text else data
 
-    def to_json(self, value: Any) -> str:
-        if isinstance(value, bytes):
-            return json.dumps({"bytes": len(value)})
-        return json.dumps(value)
+    def record(self, value: Any, store: ContentStore) -> str:
+        if value is None:
+            return json.dumps(None)
+        data = value.encode(self.encoding) if isinstance(value, str) else bytes(value)
+        reference = {
+            "key": store.save_bytes(data),
+            "size": len(data),
+            "is_text": isinstance(value, str),
+            "encoding": self.encoding,
+        }
+        return json.dumps({INCLUDE_REFERENCE: reference})
+
+    def restore(self, recorded: str, store: ContentStore) -> Any:
+        value = json.loads(recorded)
+        if not isinstance(value, dict) or INCLUDE_REFERENCE not in value:
+            if isinstance(value, dict) and set(value) == {"bytes"}:
+                raise ValueError(
+                    f"--{self.name}: this run predates stored files and kept only the size "
+                    "of its binary file; run it again instead of resuming it"
+                )
+            return value  # an older run recorded the text itself
+        reference = value[INCLUDE_REFERENCE]
+        data = store.load(reference["key"], "raw") if reference["size"] else b""
+        return data.decode(reference["encoding"]) if reference["is_text"] else data
 
 
 def builtins_type(value: Any) -> Any:

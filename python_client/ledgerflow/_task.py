@@ -207,7 +207,7 @@ def child_main(
             target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(target, fd)
             os.close(target)
-        store.storage.after_fork()
+        store.after_fork()
         outcome = run_attempt(flow_class, graph, spec, store, parameters, facts)
         with open(result_path + ".tmp", "wb") as out:
             out.write(outcome.to_bytes())

@@ -334,3 +334,32 @@ def test_two_runs_at_once_share_one_embedded_ledger(
             for row in db.execute("SELECT global_position FROM events ORDER BY global_position")
         ]
     assert positions == list(range(1, len(positions) + 1))
+
+
+def test_include_file_stores_a_key_and_resume_reads_the_files_back(
+    flow_env, tmp_path: Path
+) -> None:
+    """100 MB files, text and binary, in a run and in its resume; the run records keys."""
+    import json
+    import os
+
+    text, blob = tmp_path / "big.txt", tmp_path / "big.bin"
+    line = "the quick brown fox jumps over the lazy dog 0123456789\n"
+    text.write_text(line * (100 * 1024 * 1024 // len(line)))
+    blob.write_bytes(os.urandom(100 * 1024 * 1024))
+    failed = flow_env.run("include_flow", "run", "--text", str(text), "--blob", str(blob),
+                          check=False, extra_env={"FAIL_END": "1"})  # fmt: skip
+    assert failed.returncode == 1
+    text.unlink()
+    blob.unlink()  # resume needs the files no more
+    flow_env.run("include_flow", "resume", "end")
+    run = Flow("IncludeFlow").latest_run
+    assert run.successful and run.origin_run_id
+    seen = run["start"].task.data.seen
+    assert run["end"].task.data.seen_again == seen
+    assert [s[:2] for s in seen] == [["str", text_size := seen[0][1]], ["bytes", 100 * 1024 * 1024]]
+    assert text_size > 100_000_000
+    metadata, _ = _clients()
+    recorded = metadata.run("IncludeFlow", run.id).parameters
+    assert all(len(value) < 300 for value in recorded.values())  # keys, not content
+    assert json.loads(recorded["blob"])["ledgerflow_include_file"]["size"] == 100 * 1024 * 1024

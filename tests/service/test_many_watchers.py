@@ -182,3 +182,37 @@ def test_appends_no_watcher_wants_leave_no_hole(served: tuple[RunningServer, str
         assert positions == list(range(1, 9))
         stream.cancel()
         everything.cancel()
+
+
+def test_a_catch_up_read_never_claims_past_what_it_saw(app: LedgerApplication) -> None:
+    """A watcher's database read returns a head it may move to: while another thread
+    appends, every event of the watched run must still arrive (each statement of a
+    read has its own snapshot, so the head is read before the events)."""
+    from ledgerflow.v1 import ledger_service_pb2 as api
+    from ledgerflow_service import Principal
+    from ledgerflow_service.application import WatchFilter
+
+    who = Principal("alice", False)
+    app.append(api.AppendRequest(events=[ev.run_started("F", "a"), ev.run_started("F", "b")]), who)
+    done = threading.Event()
+
+    def writer() -> None:
+        for _ in range(150):
+            app.append(api.AppendRequest(events=[ev.run_heartbeat("F", "b"),
+                                                 ev.run_heartbeat("F", "a")]), who)  # fmt: skip
+        done.set()
+
+    threading.Thread(target=writer, daemon=True).start()
+    wants = WatchFilter("F/a")
+    position, seen = 0, []
+    while True:
+        finished = done.is_set()
+        chunk, head = app.read_watch_chunk(position, wants, 500)
+        seen.extend(event.global_position for event, _ in chunk)
+        position = max(head, seen[-1] if seen else 0)
+        if finished and not chunk:
+            break
+    with app.database.read() as tx:
+        rows = tx.query("SELECT global_position FROM events WHERE run_pathspec = 'F/a'")
+    expected = sorted(r[0] for r in rows)
+    assert seen == expected and len(seen) == 151
