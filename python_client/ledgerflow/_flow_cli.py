@@ -14,6 +14,7 @@ from ledgerflow._config import Config, ConfigError, load_config, open_datastore
 from ledgerflow._decorators import Retry
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._graph import FlowGraph, InvalidGraph
+from ledgerflow._launcher import CommandLauncher, task_process
 from ledgerflow._metadata import MetadataClient, connect
 from ledgerflow._parameters import Parameter
 from ledgerflow._runtime import (
@@ -22,6 +23,7 @@ from ledgerflow._runtime import (
     parameters_as_json,
     parameters_from_json,
 )
+from ledgerflow._task import TaskRequest, run_attempt
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import common_pb2, query_service_pb2
 
@@ -128,8 +130,10 @@ def _execute(
     max_workers: int,
     tags: tuple[str, ...],
     with_: tuple[str, ...],
+    launcher: str,
     origin: ResumeOrigin | None = None,
 ) -> None:
+    flow_file = sys.modules[session.flow_class.__module__].__file__
     runtime = LocalRuntime(
         session.flow_class,
         session.graph,
@@ -143,6 +147,7 @@ def _execute(
         default_retry=_parse_with(with_),
         origin=origin,
         metadata_kind=session.config.metadata,
+        launcher=CommandLauncher(str(flow_file)) if launcher == "command" else None,
     )
     result = runtime.run()
     session.metadata.close()
@@ -158,6 +163,14 @@ _run_options = [
         help="How many tasks run at once.",
     ),
     click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
+    click.option(
+        "--launcher",
+        type=click.Choice(["fork", "command"]),
+        default="fork",
+        show_default=True,
+        help="How each task gets its process: a fork of the runtime (fast), or the task "
+        "entry point 'python FLOW_FILE task' in a new interpreter, as containers run it.",
+    ),
     click.option(
         "--with",
         "with_",
@@ -275,6 +288,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         session: _Session,
         max_workers: int,
         tags: tuple[str, ...],
+        launcher: str,
         with_: tuple[str, ...],
         **raw: Any,
     ) -> None:
@@ -291,7 +305,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
                 values[name] = param.convert(given if given is not None else param.default)
             except (ValueError, TypeError) as error:
                 raise click.BadParameter(str(error), param_hint=f"--{name}") from None
-        _execute(session, values, params, max_workers, tags, with_)
+        _execute(session, values, params, max_workers, tags, with_, launcher)
 
     @cli.command()
     @click.argument("step", required=False)
@@ -305,13 +319,30 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         origin_run_id: str | None,
         max_workers: int,
         tags: tuple[str, ...],
+        launcher: str,
         with_: tuple[str, ...],
     ) -> None:
         """Run again from STEP (default: the failed step), reusing the tasks before it."""
         origin_run = _find_origin(session, origin_run_id)
         origin = _resume_origin(session, origin_run, step)
         values = parameters_from_json(origin_run.parameters, params, session.store)
-        _execute(session, values, params, max_workers, tags, with_, origin)
+        _execute(session, values, params, max_workers, tags, with_, launcher, origin)
+
+    @cli.command(hidden=True)
+    @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False))
+    @click.option("--result", "result_path", required=True, type=click.Path(dir_okay=False))
+    @click.pass_obj
+    @_friendly
+    def task(session: _Session, spec_path: str, result_path: str) -> None:
+        """Run one task attempt, described by a TaskRequest as JSON, and write its
+        outcome to RESULT: the entry point of launchers, containers and executors."""
+        task_process()
+        request = TaskRequest.from_json(Path(spec_path).read_text())
+        store = session.store
+        store.parallel_hash = True  # this process will not fork
+        values = parameters_from_json(request.parameters_json, params, store)
+        run_attempt(session.flow_class, session.graph, request.spec, store, values,
+                    request.facts).write(result_path)  # fmt: skip
 
     @cli.command()
     def show() -> None:

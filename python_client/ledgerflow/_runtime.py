@@ -1,9 +1,10 @@
-"""The local runtime: schedules a run's tasks, runs each attempt in a fork of this
-(already warm) process, and is the one writer of the run's events.
+"""The local runtime: schedules a run's tasks, has a launcher run each attempt in a
+process of its own (by default a fork of this already warm process; see _launcher.py),
+and is the one writer of the run's events.
 
-Children are awaited through pidfds, so the loop wakes the moment any task exits, a
-timeout falls due, or a retry's delay is over. Events are buffered and appended once per
-wake-up: a run costs few transactions, and a crash loses at most what is in flight.
+The launcher reports exits through pidfds, so the loop wakes the moment any task exits,
+a timeout falls due, or a retry's delay is over. Events are buffered and appended once
+per wake-up: a run costs few transactions, and a crash loses at most what is in flight.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import contextlib
 import json
 import os
 import platform
-import selectors
 import shutil
 import signal
-import sys
 import tempfile
 import time
 import uuid
@@ -29,10 +28,18 @@ from ledgerflow._datastore import ContentStore
 from ledgerflow._decorators import Retry, step_options
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._graph import FlowGraph
+from ledgerflow._launcher import AttemptFiles, ForkLauncher, Launcher
 from ledgerflow._metadata import MetadataClient
-from ledgerflow._orphans import die_with_parent, remove_orphaned_workdirs
+from ledgerflow._orphans import remove_orphaned_workdirs
 from ledgerflow._progress import RunReporter
-from ledgerflow._task import NUM_SPLITS_ARTIFACT, TaskInput, TaskOutcome, TaskSpec, child_main
+from ledgerflow._task import (
+    NUM_SPLITS_ARTIFACT,
+    TaskInput,
+    TaskOutcome,
+    TaskRequest,
+    TaskSpec,
+    child_main,
+)
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import events_pb2, records_pb2
 
@@ -134,11 +141,10 @@ class ResumeOrigin:
 @dataclass
 class _Running:
     spec: TaskSpec
-    pid: int
-    pidfd: int
+    handle: int  # the launcher's
     started: float
     deadline: float | None
-    paths: tuple[str, str, str]
+    files: AttemptFiles
     timed_out: bool = False
 
 
@@ -174,7 +180,9 @@ class LocalRuntime:
         origin: ResumeOrigin | None = None,
         reporter: RunReporter | None = None,
         metadata_kind: str = "local",
+        launcher: Launcher | None = None,
     ) -> None:
+        """`launcher` starts each attempt's process (default: a fork of this one)."""
         if max_workers < 1:
             raise ValueError("--max-workers must be at least 1")
         self.flow_class, self.graph = flow_class, graph
@@ -191,7 +199,12 @@ class LocalRuntime:
         self._running: dict[int, _Running] = {}
         self._joins: dict[tuple[Any, ...], _JoinGroup] = {}
         self._events: list[events_pb2.Event] = []
-        self._selector = selectors.DefaultSelector()
+        self.launcher = launcher or ForkLauncher(
+            lambda request, files: child_main(
+                flow_class, graph, request.spec, store, parameters, request.facts,
+                files.result, files.stdout, files.stderr,
+            )
+        )  # fmt: skip
         self._failure: RunResult | None = None
         self._end_ok = False
         remove_orphaned_workdirs(Path(tempfile.gettempdir()), _WORKDIR_PREFIX)
@@ -336,24 +349,19 @@ class LocalRuntime:
         wake = [self._last_heartbeat + self._heartbeat_every]
         wake += [r.deadline for r in self._running.values() if r.deadline and not r.timed_out]
         wake += [t for t, _ in self._delayed]
-        for key, _ in self._selector.select(timeout=max(0.0, min(wake) - now)):
-            self._reap(key.data)
+        for handle, exit_code in self.launcher.wait(min(wake) - now):
+            self._reap(self._running[handle], exit_code)
         now = time.monotonic()
         for running in list(self._running.values()):
             if running.deadline and now >= running.deadline and not running.timed_out:
                 running.timed_out = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(running.pid, signal.SIGKILL)
+                self.launcher.kill(running.handle)
 
     def _kill_all(self, *, record: bool = True) -> None:
         """Stops every running attempt and (unless `record` is off) records it as failed
         (interrupted)."""
         for running in list(self._running.values()):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(running.pid, signal.SIGKILL)
-            os.waitpid(running.pid, 0)
-            self._selector.unregister(running.pidfd)
-            os.close(running.pidfd)
+            self.launcher.stop(running.handle)
             if not record:
                 continue
             self._task_failed(running.spec, TaskOutcome(
@@ -399,8 +407,9 @@ class LocalRuntime:
             )
         )
         self.reporter.task_started(spec.step_name, spec.task_id, spec.attempt)
-        base = str(self._workdir / f"{spec.step_name}.{spec.task_id}.{spec.attempt}")
-        paths = (base + ".result", base + ".out", base + ".err")
+        files = AttemptFiles.under(
+            str(self._workdir / f"{spec.step_name}.{spec.task_id}.{spec.attempt}")
+        )
         facts = dict(
             flow_name=self.graph.name,
             run_id=self.run_id,
@@ -413,32 +422,19 @@ class LocalRuntime:
             origin_run_id=self.origin.run_id if self.origin else None,
             parameter_names=list(self.parameters),
         )
-        sys.stdout.flush()
-        sys.stderr.flush()
-        runtime_pid = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child never returns from child_main
-            die_with_parent(runtime_pid)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)  # see _launch
-            child_main(
-                self.flow_class, self.graph, spec, self.store, self.parameters, facts, *paths
-            )
-        pidfd = os.pidfd_open(pid)
+        handle = self.launcher.launch(TaskRequest(spec, facts, self.parameters_json), files)
         deadline = time.monotonic() + options.timeout.seconds if options.timeout else None
-        running = _Running(spec, pid, pidfd, time.monotonic(), deadline, paths)
-        self._running[pid] = running
-        self._selector.register(pidfd, selectors.EVENT_READ, running)
+        self._running[handle] = _Running(spec, handle, time.monotonic(), deadline, files)
 
     @_interrupts_deferred()
-    def _reap(self, running: _Running) -> None:
-        _, status = os.waitpid(running.pid, 0)
-        self._selector.unregister(running.pidfd)
-        os.close(running.pidfd)
-        del self._running[running.pid]
+    def _reap(self, running: _Running, exit_code: int) -> None:
+        del self._running[running.handle]
         spec = running.spec
-        result_path, out_path, err_path = running.paths
+        result_path, out_path, err_path = (
+            running.files.result,
+            running.files.stdout,
+            running.files.stderr,
+        )
         seconds = time.monotonic() - running.started
         if os.path.exists(result_path):
             outcome = TaskOutcome.from_bytes(Path(result_path).read_bytes())
@@ -450,11 +446,10 @@ class LocalRuntime:
                 error_message=f"the attempt ran longer than {limit:g}s (@timeout) and was killed",
             )
         else:
-            code = os.waitstatus_to_exitcode(status)
             outcome = TaskOutcome(
                 ok=False,
                 error_type="TaskProcessDied",
-                error_message=f"the task process exited with code {code} "
+                error_message=f"the task process exited with code {exit_code} "
                 "before reporting (killed, or os._exit)",
             )
         stdout = _read(out_path)

@@ -1,13 +1,18 @@
-"""One task attempt, run in a forked child of the runtime.
+"""One task attempt: run the step, store its artifacts, report a :class:`TaskOutcome`.
 
-The child inherits the imported flow (no interpreter start, no re-import), runs the
-step, stores its artifacts in the datastore and reports a :class:`TaskOutcome` through
-a file. It never writes to the ledger: the runtime, the only writer, records the events
-once the child has exited, so a crashing step cannot leave half an event behind.
+An attempt runs in a process of its own, started by a launcher (see _launcher.py): a
+fork of the runtime (:func:`child_main`; it inherits the imported flow, so there is no
+interpreter start and no re-import), or the entry point ``python FLOW_FILE task --spec
+SPEC --result RESULT`` given a :class:`TaskRequest` as JSON. Either way the attempt
+reports through a result file and never writes to the ledger: the runtime, the only
+writer, records the events once the process has exited, so a crashing step cannot
+leave half an event behind.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import pickle
 import sys
@@ -48,6 +53,51 @@ class TaskSpec:
 
 
 @dataclass
+class TaskRequest:
+    """Everything one attempt needs, in a form that crosses a process boundary: what
+    the runtime hands a launcher, and what ``python FLOW_FILE task --spec`` reads."""
+
+    spec: TaskSpec
+    # current's facts: flow_name, run_id, step_name, task_id, username, tags, ...
+    facts: dict[str, Any]
+    # The run's parameters as its RunStarted event recorded them (JSON texts).
+    parameters_json: dict[str, str]
+
+    def to_json(self) -> str:
+        spec = dict(vars(self.spec))
+        spec["inputs"] = [
+            {
+                "step_name": i.step_name,
+                "pathspec": i.pathspec,
+                "artifacts": {
+                    name: base64.b64encode(a.SerializeToString()).decode()
+                    for name, a in i.artifacts.items()
+                },
+            }
+            for i in self.spec.inputs
+        ]
+        return json.dumps({"spec": spec, "facts": self.facts, "parameters": self.parameters_json})
+
+    @classmethod
+    def from_json(cls, text: str) -> TaskRequest:
+        data = json.loads(text)
+        spec = dict(data["spec"])
+        spec["inputs"] = [
+            TaskInput(
+                i["step_name"],
+                i["pathspec"],
+                {
+                    name: records_pb2.Artifact.FromString(base64.b64decode(blob))
+                    for name, blob in i["artifacts"].items()
+                },
+            )
+            for i in spec["inputs"]
+        ]
+        spec["foreach_stack"] = [tuple(frame) for frame in spec["foreach_stack"]]
+        return cls(TaskSpec(**spec), data["facts"], data["parameters"])
+
+
+@dataclass
 class TaskOutcome:
     """What the attempt reports back."""
 
@@ -59,6 +109,13 @@ class TaskOutcome:
     error_type: str = ""
     error_message: str = ""
     traceback: str = ""
+
+    def write(self, result_path: str) -> None:
+        """Writes the outcome where the launcher looks for it (atomically: a reader
+        sees all of it or nothing)."""
+        with open(result_path + ".tmp", "wb") as out:
+            out.write(self.to_bytes())
+        os.replace(result_path + ".tmp", result_path)
 
     def to_bytes(self) -> bytes:
         state = dict(vars(self))
@@ -208,10 +265,7 @@ def child_main(
             os.dup2(target, fd)
             os.close(target)
         store.after_fork()
-        outcome = run_attempt(flow_class, graph, spec, store, parameters, facts)
-        with open(result_path + ".tmp", "wb") as out:
-            out.write(outcome.to_bytes())
-        os.replace(result_path + ".tmp", result_path)
+        run_attempt(flow_class, graph, spec, store, parameters, facts).write(result_path)
         code = 0
     except BaseException:  # report anything, then leave without running parent cleanups
         traceback.print_exc()

@@ -13,7 +13,11 @@ from ledgerflow.v1 import query_service_pb2
 pytestmark = pytest.mark.slow
 
 
-def test_features_flow(flow_env, tmp_path: Path) -> None:
+@pytest.mark.parametrize("launcher", ["fork", "command"])
+def test_features_flow(flow_env, tmp_path: Path, launcher: str) -> None:
+    """Every feature, with tasks forked from the runtime and with each task run by the
+    task entry point (`python FLOW_FILE task`) in a new interpreter, as a container
+    would: the same results."""
     notes = tmp_path / "notes.txt"
     notes.write_text("remember the milk")
     markers = tmp_path / "markers"
@@ -27,6 +31,8 @@ def test_features_flow(flow_env, tmp_path: Path) -> None:
         str(notes),
         "--max-workers",
         "2",
+        "--launcher",
+        launcher,
         extra_env={"MARKER_DIR": str(markers)},
     )
     assert "caught CaughtException KeyError" in result.stdout

@@ -42,11 +42,13 @@ def workdirs(runtime_pid: int) -> list[Path]:
     return list(Path(tempfile.gettempdir()).glob(f"ledgerflow-run-{runtime_pid}-*"))
 
 
-def start_run(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+def start_run(
+    tmp_path: Path, env: dict[str, str], launcher: str = "fork"
+) -> tuple[subprocess.Popen[str], int]:
     pidfile = tmp_path / "task.pid"
     pidfile.unlink(missing_ok=True)
     process = subprocess.Popen(
-        [sys.executable, str(FLOW), "run", "--pidfile", str(pidfile)],
+        [sys.executable, str(FLOW), "run", "--pidfile", str(pidfile), "--launcher", launcher],
         cwd=tmp_path,
         env={**os.environ, "USERNAME": "tester", "LEDGERFLOW_HOME": str(tmp_path / "home"), **env},
         stdout=subprocess.PIPE,
@@ -57,8 +59,9 @@ def start_run(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str
     return process, int(pidfile.read_text())
 
 
-def test_task_processes_die_with_a_killed_runtime(tmp_path: Path) -> None:
-    runtime, task_pid = start_run(tmp_path, {})
+@pytest.mark.parametrize("launcher", ["fork", "command"])
+def test_task_processes_die_with_a_killed_runtime(tmp_path: Path, launcher: str) -> None:
+    runtime, task_pid = start_run(tmp_path, {}, launcher)
     assert alive(task_pid) and workdirs(runtime.pid)
     runtime.send_signal(signal.SIGKILL)
     runtime.wait(timeout=10)

@@ -419,3 +419,27 @@ def test_the_sdk_sends_an_event_id_with_each_tag_call(app: LedgerApplication) ->
     app.add_tags(sent[0], ALICE)  # the retry
     events = app.list_events(audit.ListEventsRequest(run_pathspec="MyFlow/1")).events
     assert [e.event_type for e in events] == ["RunStarted", "TagsAdded"]
+
+
+@pytest.mark.parametrize(
+    "method, streaming",
+    [
+        ("/grpc.health.v1.Health/Check", False),
+        ("/grpc.health.v1.Health/Watch", True),
+        ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", None),
+        ("/ledgerflow.v1.LedgerService/WatchEvents", True),
+    ],
+)
+def test_undecodable_bytes_to_any_service_are_invalid_argument(
+    grpc_channel: grpc.Channel, method: str, streaming: bool | None
+) -> None:
+    garbage = b"\xff\xff\xff\xff\x0f"
+    with pytest.raises(grpc.RpcError) as caught:
+        if streaming is None:  # a bidirectional stream
+            next(iter(grpc_channel.stream_stream(method)(iter([garbage]), timeout=5)))
+        elif streaming:
+            next(iter(grpc_channel.unary_stream(method)(garbage, timeout=5)))
+        else:
+            grpc_channel.unary_unary(method)(garbage, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid message" in (caught.value.details() or "")
