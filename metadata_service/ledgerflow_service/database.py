@@ -385,9 +385,21 @@ def _array_parameter(pg_type: str, values: Sequence[Any], number: int) -> tuple[
 class _PostgresTx(Tx):
     dialect = PostgresDialect()
 
-    def __init__(self, conn: psycopg.Connection[Any], column_types: dict[str, str]) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        column_types: dict[str, str],
+        scope: CallScope | None = None,
+    ) -> None:
         self._conn = conn
         self._column_types = column_types
+        self._scope = scope
+
+    def _check_scope(self) -> None:
+        """A cancel request reaches only a statement already running: one that was
+        cancelled before it started is refused here instead."""
+        if self._scope is not None and self._scope.cancelled:
+            raise _stopped(self._scope)
 
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
@@ -428,6 +440,7 @@ class _PostgresTx(Tx):
         psycopg.RawCursor(self._conn).execute(statement, params)
 
     def query_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        self._check_scope()
         with self._conn.pipeline():
             cursors = [self._conn.execute(_to_psycopg(sql), params) for sql, params in queries]
             return [cursor.fetchall() for cursor in cursors]
@@ -451,6 +464,7 @@ class _PostgresTx(Tx):
             cur.executemany(_to_psycopg(sql), rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._check_scope()
         return self._conn.execute(_to_psycopg(sql), params).fetchall()
 
 
@@ -537,7 +551,7 @@ class PostgresDatabase(Database):
                 if cap is None or timeout_ms < cap * 1000:
                     conn.execute("SELECT set_config('statement_timeout', %s, true)",
                                  (f"{timeout_ms}ms",))  # fmt: skip
-                yield _PostgresTx(conn, self._column_types)
+                yield _PostgresTx(conn, self._column_types, scope)
         except (psycopg.errors.QueryCanceled, psycopg_pool.PoolTimeout):
             raise _stopped(scope) from None
 

@@ -136,6 +136,23 @@ def test_a_statement_stops_at_the_server_cap(app: LedgerApplication) -> None:
         tx.query(_endless_query(app.database.kind))
 
 
+def wait_until_running(app: LedgerApplication, text: str) -> None:
+    """Until Postgres shows a statement containing `text` as active."""
+    import psycopg
+
+    with psycopg.connect(app.database.conninfo, autocommit=True) as conn:  # type: ignore[attr-defined]
+        for _ in range(500):
+            found = conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s "
+                "AND pid <> pg_backend_pid()",
+                (f"%{text}%",),
+            ).fetchone()
+            if found:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"no statement with {text!r} started")
+
+
 def test_a_cancelled_call_stops_its_statement(app: LedgerApplication) -> None:
     scope = CallScope(time.monotonic() + 60)
     outcome: list[BaseException] = []
@@ -149,9 +166,20 @@ def test_a_cancelled_call_stops_its_statement(app: LedgerApplication) -> None:
 
     worker = threading.Thread(target=query)
     worker.start()
-    scope.cancel()  # while the statement runs, or before it starts: either way it stops
+    if app.database.kind == "postgres":  # cancel once the statement runs there
+        wait_until_running(app, "pg_sleep")
+    scope.cancel()
     worker.join(timeout=10)
     assert not worker.is_alive() and isinstance(outcome[0], Cancelled)
+
+
+def test_a_call_cancelled_before_its_statement_starts_runs_none(app: LedgerApplication) -> None:
+    scope = CallScope(time.monotonic() + 60)
+    started = time.monotonic()
+    with pytest.raises(Cancelled), app.database.read(scope) as tx:
+        scope.cancel()  # after the read began, before any statement
+        tx.query(_endless_query(app.database.kind))
+    assert time.monotonic() - started < 10
 
 
 # ---- 5. bad values are INVALID_ARGUMENT at the edge, the same on both backends ---------
