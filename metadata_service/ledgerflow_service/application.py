@@ -11,7 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ledgerflow.v1 import (
     audit_service_pb2 as audit,
@@ -106,6 +106,15 @@ class WatchFilter:
         return (not self.run_pathspec or run_pathspec == self.run_pathspec) and (
             not self.event_types or event_type in self.event_types
         )
+
+
+Paged = TypeVar("Paged")
+
+
+def _with_token(response: Paged, token: str) -> Paged:
+    """`response` with its page's next_page_token set (empty: the last page)."""
+    response.page.next_page_token = token  # type: ignore[attr-defined]
+    return response
 
 
 class LedgerApplication:
@@ -221,9 +230,7 @@ class LedgerApplication:
     ) -> query_api.ListFlowsResponse:
         with self.database.read(scope) as tx:
             flows, token = queries.list_flows(tx, request.page)
-        response = query_api.ListFlowsResponse(flows=flows)
-        response.page.next_page_token = token
-        return response
+        return _with_token(query_api.ListFlowsResponse(flows=flows), token)
 
     def get_run(
         self, request: query_api.GetRunRequest, scope: CallScope | None = None
@@ -238,18 +245,14 @@ class LedgerApplication:
     ) -> query_api.ListRunsResponse:
         with self.database.read(scope) as tx:
             runs, token = queries.list_runs(tx, request, self.clock())
-        response = query_api.ListRunsResponse(runs=runs)
-        response.page.next_page_token = token
-        return response
+        return _with_token(query_api.ListRunsResponse(runs=runs), token)
 
     def list_steps(
         self, request: query_api.ListStepsRequest, scope: CallScope | None = None
     ) -> query_api.ListStepsResponse:
         with self.database.read(scope) as tx:
             steps, token = queries.list_steps(tx, request.flow_name, request.run_id, request.page)
-        response = query_api.ListStepsResponse(steps=steps)
-        response.page.next_page_token = token
-        return response
+        return _with_token(query_api.ListStepsResponse(steps=steps), token)
 
     def list_tasks(
         self, request: query_api.ListTasksRequest, scope: CallScope | None = None
@@ -259,9 +262,7 @@ class LedgerApplication:
                 tx, request.flow_name, request.run_id, request.step_name, self.clock(),
                 page=request.page,
             )  # fmt: skip
-        response = query_api.ListTasksResponse(tasks=tasks)
-        response.page.next_page_token = token
-        return response
+        return _with_token(query_api.ListTasksResponse(tasks=tasks), token)
 
     def get_task(
         self, request: query_api.GetTaskRequest, scope: CallScope | None = None
@@ -289,9 +290,7 @@ class LedgerApplication:
     ) -> query_api.ListArtifactsResponse:
         with self.database.read(scope) as tx:
             artifacts, token = queries.list_artifacts(tx, request)
-        response = query_api.ListArtifactsResponse(artifacts=artifacts)
-        response.page.next_page_token = token
-        return response
+        return _with_token(query_api.ListArtifactsResponse(artifacts=artifacts), token)
 
     # ---- watch and audit --------------------------------------------------------
 
@@ -374,9 +373,7 @@ class LedgerApplication:
         with self.database.read(scope) as tx:
             found = ledger.read_events(tx, " AND ".join(where), params, size + 1)
         events, token = queries.take_page(found, [e.global_position for e in found], size)
-        response = audit.ListEventsResponse(events=events)
-        response.page.next_page_token = token
-        return response
+        return _with_token(audit.ListEventsResponse(events=events), token)
 
     def get_run_as_of(
         self, request: audit.GetRunAsOfRequest, scope: CallScope | None = None
@@ -422,6 +419,4 @@ class LedgerApplication:
                     )
             finally:
                 scratch.close()
-        response = audit.GetRunAsOfResponse(run=run, tasks=tasks)
-        response.page.next_page_token = token
-        return response
+        return _with_token(audit.GetRunAsOfResponse(run=run, tasks=tasks), token)

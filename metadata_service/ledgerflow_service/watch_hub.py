@@ -154,6 +154,9 @@ class WatchHub:
         except BaseException:
             self._close_stream()
             raise
+        # However the stream ends (its end sent, failed, or cancelled before it even
+        # started), its place is given back.
+        serving.add_done_callback(lambda _: self._close_stream())
 
         def on_call_end() -> None:  # the caller went away first: stop serving it
             serving.cancel()
@@ -177,9 +180,6 @@ class WatchHub:
             async for event in self.watch(after_position, wants):
                 response = ledger_service_pb2.WatchEventsResponse(event=event)
                 await self.loop.run_in_executor(self._senders, send, response)
-        except asyncio.CancelledError:
-            self._close_stream()
-            raise  # the call has ended: nothing more to send
         except LedgerError as error:
             context.set_code(error.code)
             context.set_details(error.message)
@@ -187,7 +187,7 @@ class WatchHub:
             log.exception("a watch stream failed")
             context.set_code(grpc.StatusCode.INTERNAL)
             context.set_details("the watch stream failed on the server; see its log")
-        self._close_stream()
+        # (A cancelled stream, whose call has ended, sends nothing more.)
         await self.loop.run_in_executor(self._senders, send, None)
 
     # ---- watchers ---------------------------------------------------------------
