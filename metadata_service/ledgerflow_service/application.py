@@ -29,10 +29,11 @@ from ledgerflow.v1 import (
     tag_service_pb2 as tag_api,
 )
 
+from ledgerflow_service import audit as audit_reads
 from ledgerflow_service import ledger, queries
 from ledgerflow_service.auth import Principal
 from ledgerflow_service.call_scope import CallScope
-from ledgerflow_service.database import Database, SqliteDatabase
+from ledgerflow_service.database import Database
 from ledgerflow_service.errors import InvalidArgument, NotFound
 from ledgerflow_service.group_commit import GroupCommit
 from ledgerflow_service.names import (
@@ -42,7 +43,7 @@ from ledgerflow_service.names import (
     check_tag,
     parse_pathspec,
 )
-from ledgerflow_service.validation import check_filter, check_int64, check_text, timestamp_us
+from ledgerflow_service.validation import check_filter, check_int64
 
 # Every event type a watch may filter by ("RunStarted", ...).
 EVENT_TYPES = frozenset(
@@ -135,14 +136,10 @@ class LedgerApplication:
         self.appender = GroupCommit(database)
         # SQLite cannot notify across processes, so its watchers poll more often.
         self.watch_poll_seconds = watch_poll_seconds or (
-            0.2 if isinstance(database, SqliteDatabase) else 1.0
+            1.0 if database.notifies_other_processes else 0.2
         )
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
-
-    @property
-    def is_sqlite(self) -> bool:
-        return isinstance(self.database, SqliteDatabase)
 
     def start_listening(self) -> None:
         """Starts relaying other processes' appends to watchers (Postgres NOTIFY)."""
@@ -310,8 +307,7 @@ class LedgerApplication:
     def ledger_head(self) -> int:
         """The position of the newest event (0 for an empty ledger)."""
         with self.database.read() as tx:
-            row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
-        return int(row[0]) if row else 0
+            return ledger.head_position(tx)
 
     def read_watch_chunk(
         self,
@@ -323,100 +319,21 @@ class LedgerApplication:
         """Up to `limit` events after position `after` that `wants` (None: all), each
         with its run's pathspec, and a head: no event at or below it that `wants` is
         missing from the answer (unless `limit` events came back)."""
-        where: list[str] = ["global_position > ?"]
-        params: list[Any] = [after]
-        if wants is not None and wants.run_pathspec:
-            where.append("run_pathspec = ?")
-            params.append(wants.run_pathspec)
-        if wants is not None and wants.event_types:
-            where.append(f"event_type IN ({', '.join('?' for _ in wants.event_types)})")
-            params.extend(sorted(wants.event_types))
         with self.database.read(scope) as tx:
-            if wants is None:  # every event: the last one read is the head
-                found = ledger.read_events_with_runs(tx, " AND ".join(where), params, limit)
-                return found, found[-1][0].global_position if found else after
-            # The head first, then the events up to it: each statement of a read sees
-            # its own snapshot, and an event committed between the two must not fall
-            # below a head the watcher then skips past.
-            row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
-            head = int(row[0]) if row else 0
-            where.append("global_position <= ?")
-            params.append(head)
-            found = ledger.read_events_with_runs(tx, " AND ".join(where), params, limit)
-        return found, head
+            if wants is None:
+                return ledger.read_after(tx, after, limit)
+            return ledger.read_after(tx, after, limit, wants.run_pathspec, wants.event_types)
 
     def list_events(
         self, request: audit.ListEventsRequest, scope: CallScope | None = None
     ) -> audit.ListEventsResponse:
-        where = ["global_position > ?"]
-        params: list[Any] = [0]
-        if request.page.page_token:
-            params[0] = queries.position_token(request.page.page_token)
-        if request.run_pathspec:
-            flow, run = parse_pathspec(request.run_pathspec, 2)
-            where.append("run_pathspec = ?")
-            params.append(queries.check_run_key(flow, run))
-        if request.task_pathspec:
-            flow, run, step, task = parse_pathspec(request.task_pathspec, 4)
-            queries.check_run_key(flow, run)
-            check_identifier("step_name", step)
-            check_id("task_id", task)
-            where.append("stream = ?")
-            params.append(request.task_pathspec)
-        if request.actor:
-            where.append("actor = ?")
-            params.append(check_text("actor", request.actor))
-        queries.add_time_range(
-            where, params, "recorded_at_us", request, "recorded_after", "recorded_before"
-        )
-        size = queries.page_size(request.page)
         with self.database.read(scope) as tx:
-            found = ledger.read_events(tx, " AND ".join(where), params, size + 1)
-        events, token = queries.take_page(found, [e.global_position for e in found], size)
+            events, token = audit_reads.list_events(tx, request)
         return _with_token(audit.ListEventsResponse(events=events), token)
 
     def get_run_as_of(
         self, request: audit.GetRunAsOfRequest, scope: CallScope | None = None
     ) -> audit.GetRunAsOfResponse:
-        """Replays the run's events up to `as_of` (and those of the runs it was resumed
-        from, which its clones point at) into a scratch in-memory ledger, then reads it
-        with the ordinary queries (a page of its tasks at a time)."""
-        flow = check_identifier("flow_name", request.flow_name)
-        check_id("run_id", request.run_id)
-        if not request.HasField("as_of"):
-            raise InvalidArgument("as_of is required")
-        as_of = timestamp_us("as_of", request.as_of)
-        chain: list[str] = []
-        run_id = request.run_id
         with self.database.read(scope) as tx:
-            while run_id and run_id not in chain:
-                origin = tx.query_one(
-                    "SELECT origin_run_id FROM runs WHERE pathspec = ?", (f"{flow}/{run_id}",)
-                )
-                if origin is None:
-                    if not chain:
-                        queries.get_run(tx, flow, run_id, self.clock())  # raises NotFound
-                    break
-                chain.append(run_id)
-                run_id = origin[0]
-            scratch = SqliteDatabase(":memory:")
-            scratch.migrate()
-            try:
-                runs = [f"{flow}/{r}" for r in chain]
-                marks = ", ".join("?" for _ in runs)
-                with scratch.write() as scratch_tx:
-                    ledger.replay(
-                        scratch_tx,
-                        f"run_pathspec IN ({marks}) AND recorded_at_us <= ?",
-                        [*runs, as_of],
-                        source=tx,
-                    )
-                clock = queries.Clock(as_of, self.lost_after_us)
-                with scratch.read() as scratch_tx:
-                    run = queries.get_run(scratch_tx, flow, request.run_id, clock)
-                    tasks, token = queries.list_tasks(
-                        scratch_tx, flow, request.run_id, "", clock, page=request.page
-                    )
-            finally:
-                scratch.close()
+            run, tasks, token = audit_reads.run_as_of(tx, request, self.lost_after_us, self.clock())
         return _with_token(audit.GetRunAsOfResponse(run=run, tasks=tasks), token)

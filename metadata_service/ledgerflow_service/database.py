@@ -163,6 +163,9 @@ class Database(abc.ABC):
 
     kind: str
     dialect: Dialect = Dialect()
+    # Whether appends by other processes wake this process's watchers (see listen);
+    # when not, watchers poll more often.
+    notifies_other_processes = False
 
     @abc.abstractmethod
     def write(self) -> Any:
@@ -473,6 +476,7 @@ class PostgresDatabase(Database):
 
     kind = "postgres"
     dialect = PostgresDialect()
+    notifies_other_processes = True
 
     def __init__(
         self,

@@ -111,6 +111,43 @@ def read_events_with_runs(
     return [(event_from_row(r), r[4]) for r in rows]
 
 
+def head_position(tx: Tx) -> int:
+    """The position of the newest event (0 for an empty ledger)."""
+    row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")
+    return int(row[0]) if row else 0
+
+
+def read_after(
+    tx: Tx,
+    after: int,
+    limit: int,
+    run_pathspec: str = "",
+    event_types: Iterable[str] = (),
+) -> tuple[list[tuple[events_pb2.Event, str]], int]:
+    """Up to `limit` events after position `after` (of one run, of some types, or
+    all), each with its run's pathspec, and a head: no matching event at or below it is
+    missing from the answer unless `limit` came back (what a watcher may move to)."""
+    where: list[str] = ["global_position > ?"]
+    params: list[Any] = [after]
+    types = sorted(event_types)
+    if not run_pathspec and not types:  # every event: the last one read is the head
+        found = read_events_with_runs(tx, where[0], params, limit)
+        return found, found[-1][0].global_position if found else after
+    if run_pathspec:
+        where.append("run_pathspec = ?")
+        params.append(run_pathspec)
+    if types:
+        where.append(f"event_type IN ({', '.join('?' for _ in types)})")
+        params.extend(types)
+    # The head first, then the events up to it: each statement of a read sees its own
+    # snapshot, and an event committed between the two must not fall below a head the
+    # watcher then skips past.
+    head = head_position(tx)
+    where.append("global_position <= ?")
+    params.append(head)
+    return read_events_with_runs(tx, " AND ".join(where), params, limit), head
+
+
 def _check_shape(events: Sequence[events_pb2.Event]) -> None:
     if not events:
         raise InvalidArgument("append needs at least one event")
