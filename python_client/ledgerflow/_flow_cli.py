@@ -17,15 +17,10 @@ from ledgerflow._graph import FlowGraph, InvalidGraph
 from ledgerflow._launcher import CommandLauncher, task_process
 from ledgerflow._metadata import MetadataClient, connect
 from ledgerflow._parameters import Parameter
-from ledgerflow._runtime import (
-    LocalRuntime,
-    ResumeOrigin,
-    parameters_as_json,
-    parameters_from_json,
-)
+from ledgerflow._resume import ResumeOrigin, find_origin, plan_resume
+from ledgerflow._runtime import LocalRuntime, parameters_as_json, parameters_from_json
 from ledgerflow._task import TaskRequest, run_attempt
-from ledgerflow.exceptions import RpcError
-from ledgerflow.v1 import common_pb2, query_service_pb2
+from ledgerflow.exceptions import LedgerflowException
 
 
 def flow_parameters(flow_class: type) -> dict[str, Parameter]:
@@ -79,8 +74,8 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except RpcError as error:
-            raise click.ClickException(error.message) from None
+        except LedgerflowException as error:  # RpcError, ResumeError, ...
+            raise click.ClickException(str(error)) from None
         except (ValueError, KeyError) as error:
             raise click.ClickException(str(error).strip("'\"")) from None
         except sqlite3.Error as error:
@@ -190,57 +185,6 @@ def _with_options(options: list[Any]) -> Callable[[Any], Any]:
     return apply
 
 
-def _find_origin(session: _Session, origin_run_id: str | None) -> Any:
-    metadata = session.metadata
-    if origin_run_id:
-        return metadata.run(session.graph.name, origin_run_id)
-    runs = metadata.list_runs(
-        query_service_pb2.ListRunsRequest(
-            flow_name=session.graph.name,
-            tags=[f"user:{session.config.username}"],
-            page={"page_size": 1},
-        ),
-    ).runs
-    if not runs:
-        raise click.ClickException(
-            f"{session.graph.name} has no run of yours to resume: "
-            "run it first, or pass --origin-run-id"
-        )
-    return runs[0]
-
-
-def _resume_origin(session: _Session, origin_run: Any, step: str | None) -> ResumeOrigin:
-    flow, run_id = session.graph.name, origin_run.run_id
-    tasks = session.metadata.tasks(flow, run_id)
-    if step is None:
-        failed = [t for t in tasks if t.status != common_pb2.STATUS_SUCCEEDED]
-        if not failed:
-            if origin_run.status == common_pb2.STATUS_SUCCEEDED:
-                raise click.ClickException(
-                    f"run {run_id} succeeded: name the step to resume from, e.g. resume end"
-                )
-            raise click.ClickException(f"run {run_id} has no failed task to resume from")
-        order = list(session.graph.nodes)
-        step = min((t.step_name for t in failed), key=order.index)
-    if step not in session.graph.nodes:
-        raise click.BadParameter(f"{step!r} is not a step of {flow}", param_hint="STEP")
-    artifacts: dict[str, dict[str, Any]] = {}
-    for artifact in session.metadata.artifacts(flow, run_id):
-        artifacts.setdefault(artifact.task_pathspec, {})[artifact.name] = artifact
-    clone_steps = set(session.graph.nodes) - session.graph.downstream_of(step)
-    reusable = {}
-    for task in tasks:
-        if task.status == common_pb2.STATUS_SUCCEEDED and task.step_name in clone_steps:
-            key = (task.step_name, tuple(f.index for f in task.foreach_stack))
-            reusable[key] = (task.task_id, artifacts.get(task.pathspec, {}))
-    max_id = max((int(t.task_id) for t in tasks if t.task_id.isdigit()), default=0)
-    click.echo(
-        f"Resuming {flow}/{run_id} from step {step!r}: "
-        f"cloning {', '.join(sorted(clone_steps)) or 'nothing'}"
-    )
-    return ResumeOrigin(run_id, clone_steps, reusable, max_id)
-
-
 def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     params = flow_parameters(flow_class)
     doc = (flow_class.__doc__ or "").strip()
@@ -323,8 +267,13 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         with_: tuple[str, ...],
     ) -> None:
         """Run again from STEP (default: the failed step), reusing the tasks before it."""
-        origin_run = _find_origin(session, origin_run_id)
-        origin = _resume_origin(session, origin_run, step)
+        flow = session.graph.name
+        origin_run = find_origin(session.metadata, flow, session.config.username, origin_run_id)
+        origin = plan_resume(session.metadata, session.graph, origin_run, step)
+        click.echo(
+            f"Resuming {flow}/{origin.run_id} from step {origin.from_step!r}: "
+            f"cloning {', '.join(sorted(origin.clone_steps)) or 'nothing'}"
+        )
         values = parameters_from_json(origin_run.parameters, params, session.store)
         _execute(session, values, params, max_workers, tags, with_, launcher, origin)
 

@@ -17,9 +17,7 @@ import shutil
 import signal
 import tempfile
 import time
-import uuid
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,8 @@ from ledgerflow._launcher import AttemptFiles, ForkLauncher, Launcher
 from ledgerflow._metadata import MetadataClient
 from ledgerflow._orphans import remove_orphaned_workdirs
 from ledgerflow._progress import RunReporter
+from ledgerflow._resume import ResumeOrigin
+from ledgerflow._run_events import append_with_retries, heartbeat_seconds, new_event
 from ledgerflow._task import (
     NUM_SPLITS_ARTIFACT,
     TaskInput,
@@ -46,23 +46,6 @@ from ledgerflow.v1 import events_pb2, records_pb2
 # A run's scratch folder is named for its runtime's pid, so that the folder of a
 # runtime that died without cleaning up (kill -9) is found and removed later.
 _WORKDIR_PREFIX = "ledgerflow-run-"
-
-
-def heartbeat_seconds() -> float:
-    """How often a run and its running tasks say they are alive (the service calls them
-    lost after --lost-after seconds of silence; keep this well below that)."""
-    return float(os.environ.get("LEDGERFLOW_HEARTBEAT_SECONDS", "10"))
-
-
-def retry_delays() -> list[float]:
-    """The waits between retries of an append while the service is unreachable:
-    doubling from half a second (at most 30), until they add up to at least
-    LEDGERFLOW_SERVICE_PATIENCE seconds (default 60); then the run gives up."""
-    patience = float(os.environ.get("LEDGERFLOW_SERVICE_PATIENCE", "60"))
-    delays: list[float] = []
-    while sum(delays) < patience:
-        delays.append(min(0.5 * 2 ** len(delays), 30.0))
-    return delays
 
 
 _INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
@@ -84,31 +67,7 @@ class _interrupts_deferred(contextlib.ContextDecorator):
         signal.pthread_sigmask(signal.SIG_SETMASK, self._previous.pop())
 
 
-def append_with_retries(
-    metadata: MetadataClient,
-    batch: list[events_pb2.Event],
-    warn: Callable[[str], None],
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Appends a batch, retrying while the service is unreachable or too slow to
-    answer. A timed-out append was rolled back, or committed without our hearing of
-    it: either way the retry (the same event ids) records it exactly once."""
-    for delay in (*retry_delays(), None):
-        try:
-            metadata.append_events(batch)
-            return
-        except RpcError as error:
-            if not error.retryable or delay is None:
-                raise
-            warn(f"{error.message}; retrying in {delay:g}s")
-            sleep(delay)
-
-
 VERSION = "0.1.0"
-
-
-def new_event(**payload: Any) -> events_pb2.Event:
-    return events_pb2.Event(event_id=str(uuid.uuid4()), **payload)
 
 
 def new_run_id() -> str:
@@ -125,17 +84,6 @@ class FinishedTask:
     next_steps: list[str]
     num_splits: int
     foreach_stack: list[tuple[str, int, int]]
-
-
-@dataclass
-class ResumeOrigin:
-    """What a resumed run reuses from its origin run."""
-
-    run_id: str
-    clone_steps: set[str]
-    # (step, foreach indices) -> (task id, artifacts) of the origin's successful tasks
-    tasks: dict[tuple[str, tuple[int, ...]], tuple[str, dict[str, records_pb2.Artifact]]]
-    max_task_id: int
 
 
 @dataclass

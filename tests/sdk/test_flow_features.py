@@ -369,3 +369,17 @@ def test_include_file_stores_a_key_and_resume_reads_the_files_back(
     recorded = metadata.run("IncludeFlow", run.id).parameters
     assert all(len(value) < 300 for value in recorded.values())  # keys, not content
     assert json.loads(recorded["blob"])["ledgerflow_include_file"]["size"] == 100 * 1024 * 1024
+
+
+def test_resume_mistakes_are_one_line_errors(flow_env) -> None:
+    first = flow_env.run("branch_flow", "resume", check=False)
+    assert first.returncode == 1 and "has no run of yours to resume" in first.stderr
+    flow_env.run("branch_flow", "run")
+    unknown = flow_env.run("branch_flow", "resume", "nosuchstep", check=False)
+    assert "'nosuchstep' is not a step of MyFlow" in unknown.stderr
+    succeeded = flow_env.run("branch_flow", "resume", check=False)
+    assert "succeeded: name the step to resume from" in succeeded.stderr
+    for result in (first, unknown, succeeded):
+        assert "Traceback" not in result.stderr
+    again = flow_env.run("branch_flow", "resume", "join")
+    assert "Resuming MyFlow/" in again.stdout and "from step 'join'" in again.stdout

@@ -100,7 +100,7 @@ def test_an_append_that_timed_out_is_retried_with_the_same_events(tmp_path: Path
     """DEADLINE_EXCEEDED is retried like UNAVAILABLE: the event ids make it safe."""
     import events as ev
     from ledgerflow._metadata import EmbeddedMetadata
-    from ledgerflow._runtime import append_with_retries
+    from ledgerflow._run_events import append_with_retries
     from ledgerflow.exceptions import RpcError
 
     class SlowOnce(EmbeddedMetadata):
