@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from ledgerflow.v1 import events_pb2
 
+from ledgerflow_service.addressing import EventAddress, address_of
 from ledgerflow_service.auth import Principal
 from ledgerflow_service.database import Database, Dialect, RowInsert, Tx
 from ledgerflow_service.errors import (
@@ -24,11 +25,9 @@ from ledgerflow_service.names import check_event_id
 from ledgerflow_service.projection import (
     ARTIFACT_COLUMNS,
     PROJECTION_TABLES,
-    EventAddress,
     PendingEvent,
     ProjectionBatch,
     ProjectionReads,
-    address_of,
     artifact_rows,
 )
 

@@ -17,10 +17,11 @@ import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from ledgerflow.v1 import events_pb2, records_pb2
 
+from ledgerflow_service.addressing import EventAddress, checked_task_pathspecs
 from ledgerflow_service.auth import Principal
 from ledgerflow_service.database import Dialect, RowInsert, Tx
 from ledgerflow_service.errors import (
@@ -36,7 +37,6 @@ from ledgerflow_service.names import (
     check_tag,
     parse_pathspec,
     run_pathspec,
-    task_pathspec,
 )
 from ledgerflow_service.validation import MAX_INT64, check_text
 
@@ -44,7 +44,6 @@ from ledgerflow_service.validation import MAX_INT64, check_text
 MAX_ATTEMPT = (1 << 31) - 1
 
 PROJECTION_TABLES = ("flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts")
-RUN_EVENTS = ("run_started", "run_heartbeat", "run_finished", "tags_added", "tags_removed")
 
 
 @dataclass
@@ -104,18 +103,19 @@ class AttemptRow:
     stderr_key: str = ""
 
 
-def _columns(row_type: type) -> list[str]:
+def columns(row_type: type) -> list[str]:
+    """The column names of a read-model row type, in table order."""
     return [f.name for f in dataclasses.fields(row_type)]
 
 
 def _upsert_clause(row_type: type, key: tuple[str, ...]) -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _columns(row_type) if c not in key)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns(row_type) if c not in key)
     return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
 
 
 # Table, columns and ON CONFLICT clause of each read model row type.
 _UPSERT = {
-    row_type: (table, _columns(row_type), _upsert_clause(row_type, key))
+    row_type: (table, columns(row_type), _upsert_clause(row_type, key))
     for row_type, table, key in [
         (RunRow, "runs", ("pathspec",)),
         (StepRow, "steps", ("pathspec",)),
@@ -123,7 +123,7 @@ _UPSERT = {
         (AttemptRow, "attempts", ("task_pathspec", "attempt")),
     ]
 }
-_TASK_WIDTH = len(_columns(TaskRow))
+_TASK_WIDTH = len(columns(TaskRow))
 ARTIFACT_COLUMNS = (
     "task_pathspec",
     "attempt",
@@ -136,49 +136,6 @@ ARTIFACT_COLUMNS = (
     "serializer",
     "language",
 )
-
-
-class EventAddress(NamedTuple):
-    """Where an event belongs, derived from its payload (never trusted from the client)."""
-
-    kind: str
-    stream: str
-    run_pathspec: str
-    task_pathspec: str | None
-
-
-def address_of(event: events_pb2.Event) -> EventAddress:
-    """Validates the ids in the payload and derives the event's stream."""
-    kind = event.WhichOneof("payload")
-    if kind is None:
-        raise InvalidArgument("event has no payload: set one of run_started, task_started, ...")
-    payload = getattr(event, kind)
-    if kind in RUN_EVENTS:
-        path = _checked_run_pathspec(payload.flow_name, payload.run_id)
-        return EventAddress(kind, path, path, None)
-    if not payload.HasField("task"):
-        raise InvalidArgument(f"{kind} event has no task reference")
-    ref = payload.task
-    run_path, path = _checked_task_pathspecs(ref.flow_name, ref.run_id, ref.step_name, ref.task_id)
-    return EventAddress(kind, path, run_path, path)
-
-
-# The events of a batch name the same few runs and tasks over and over: their names
-# are checked once and remembered (only valid ones: a check that raises is not cached).
-@functools.lru_cache(maxsize=4096)
-def _checked_run_pathspec(flow_name: str, run_id: str) -> str:
-    return run_pathspec(check_identifier("flow_name", flow_name), check_id("run_id", run_id))
-
-
-@functools.lru_cache(maxsize=16384)
-def _checked_task_pathspecs(
-    flow_name: str, run_id: str, step_name: str, task_id: str
-) -> tuple[str, str]:
-    """(run pathspec, task pathspec)."""
-    run_path = _checked_run_pathspec(flow_name, run_id)
-    check_identifier("step_name", step_name)
-    check_id("task_id", task_id)
-    return run_path, task_pathspec(flow_name, run_id, step_name, task_id)
 
 
 def artifact_rows(p: events_pb2.ArtifactsRecorded, address: EventAddress) -> list[tuple[Any, ...]]:
@@ -255,14 +212,14 @@ class ProjectionReads:
     def build_queries(self, dialect: Dialect) -> None:
         select = functools.partial(_select, dialect)
         self.queries = [
-            select("runs", _columns(RunRow), "pathspec", self.run_keys),
+            select("runs", columns(RunRow), "pathspec", self.run_keys),
             # Each task with its current attempt: the only one an event can touch.
             select("tasks LEFT JOIN attempts ON attempts.task_pathspec = tasks.pathspec "
                    "AND attempts.attempt = tasks.current_attempt",
-                   [*(f"tasks.{c}" for c in _columns(TaskRow)),
-                    *(f"attempts.{c}" for c in _columns(AttemptRow))],
+                   [*(f"tasks.{c}" for c in columns(TaskRow)),
+                    *(f"attempts.{c}" for c in columns(AttemptRow))],
                    "tasks.pathspec", self.task_keys),
-            select("steps", _columns(StepRow), "pathspec", self.step_keys),
+            select("steps", columns(StepRow), "pathspec", self.step_keys),
             select("flows", ["flow_name"], "flow_name", self.flow_names),
             select("run_tags", ["run_pathspec", "tag", "is_system"], "run_pathspec",
                    self.tag_runs),
@@ -307,7 +264,7 @@ class ProjectionBatch:
                 reads.task_keys.add(address.task_pathspec)
                 reads.step_keys.add(address.task_pathspec.rsplit("/", 1)[0])
             if address.kind == "task_cloned":
-                _checked_task_pathspecs(*parse_pathspec(payload.origin_pathspec, 4))
+                checked_task_pathspecs(*parse_pathspec(payload.origin_pathspec, 4))
                 reads.task_keys.add(payload.origin_pathspec)
             if address.kind == "run_started" and payload.origin_run_id:
                 check_id("origin_run_id", payload.origin_run_id)

@@ -17,7 +17,7 @@ from ledgerflow.v1 import common_pb2, records_pb2
 from ledgerflow_service.database import Tx
 from ledgerflow_service.errors import InvalidArgument, NotFound
 from ledgerflow_service.names import check_id, check_identifier, check_tag
-from ledgerflow_service.projection import AttemptRow, RunRow, TaskRow, _columns
+from ledgerflow_service.projection import AttemptRow, RunRow, TaskRow, columns
 from ledgerflow_service.validation import MAX_INT64, check_filter, timestamp_us
 
 S = common_pb2.Status
@@ -145,7 +145,7 @@ def _ts(target: Any, micros: int | None) -> None:
 
 
 def _run_select(where: str) -> str:
-    return f"SELECT {', '.join(_columns(RunRow))} FROM runs WHERE {where}"
+    return f"SELECT {', '.join(columns(RunRow))} FROM runs WHERE {where}"
 
 
 def _runs_to_records(tx: Tx, rows: Sequence[RunRow], clock: Clock) -> list[records_pb2.Run]:
@@ -307,7 +307,7 @@ def list_tasks(
     if task_id:
         where += " AND t.task_id = ?"
         params.append(check_id("task_id", task_id))
-    task_cols = ", ".join(f"t.{c}" for c in _columns(TaskRow))
+    task_cols = ", ".join(f"t.{c}" for c in columns(TaskRow))
     rows = [
         TaskRow(*r)
         for r in tx.query(
@@ -317,7 +317,7 @@ def list_tasks(
     ]
     attempts: dict[str, list[AttemptRow]] = {}
     if rows:
-        attempt_cols = ", ".join(f"a.{c}" for c in _columns(AttemptRow))
+        attempt_cols = ", ".join(f"a.{c}" for c in columns(AttemptRow))
         condition, keys = tx.dialect.one_of("a.task_pathspec", [r.pathspec for r in rows])
         for r in tx.query(
             f"SELECT {attempt_cols} FROM attempts a WHERE {condition} ORDER BY a.attempt", keys
