@@ -8,25 +8,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ledgerflow_service import LedgerApplication, open_database
 from ledgerflow_service.server import build_server
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 FLOW = Path(__file__).parent / "flows" / "pid_flow.py"
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting: {what}")
-        time.sleep(0.05)
 
 
 def alive(pid: int) -> bool:

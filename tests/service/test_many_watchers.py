@@ -7,7 +7,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import events as ev
 import grpc
@@ -20,16 +20,9 @@ from ledgerflow.v1 import (
 )
 from ledgerflow_service import LedgerApplication
 from ledgerflow_service.server import RunningServer, build_server
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting: {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
