@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ledgerflow_service.errors import InvalidArgument, Unauthenticated
+from ledgerflow_service.validation import check_text
 
 # What a role in the token file lets a principal do beyond acting for itself.
 ROLES = {
@@ -78,6 +79,5 @@ class TokenTable:
 
 
 def unauthenticated(claimed_user: str) -> Principal:
-    if "\x00" in claimed_user:
-        raise InvalidArgument("claimed_user contains a NUL character (\\x00); remove it")
+    check_text("claimed_user", claimed_user)
     return Principal(claimed_user or "anonymous", authenticated=False)

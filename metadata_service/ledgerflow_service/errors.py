@@ -76,20 +76,3 @@ class DeadlineExceeded(LedgerError):
     """The caller stopped waiting before the work could commit; it was rolled back."""
 
     code_name = "DEADLINE_EXCEEDED"
-
-
-ERROR_BY_CODE_NAME: dict[str, type[LedgerError]] = {
-    cls.code_name: cls
-    for cls in (
-        InvalidArgument,
-        NotFound,
-        AlreadyExists,
-        FailedPrecondition,
-        Unauthenticated,
-        PermissionDenied,
-        ResourceExhausted,
-        Cancelled,
-        DeadlineExceeded,
-        Unavailable,
-    )
-}

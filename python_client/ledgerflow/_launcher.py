@@ -29,8 +29,9 @@ from typing import Any
 from ledgerflow._orphans import die_with_parent
 from ledgerflow._task import TaskRequest
 
-# Signals the runtime handles itself; a task process gets the default handling.
-_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+# Signals the runtime handles itself (and holds back while it launches or reaps a
+# task); a task process gets the default handling.
+INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 # Tells the task entry point which process launched it (see task_process).
 PARENT_PID_VARIABLE = "LEDGERFLOW_LAUNCHER_PID"
 
@@ -115,10 +116,9 @@ class ForkLauncher(Launcher):
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child never returns from run_child
-            die_with_parent(parent)
-            for signum in _INTERRUPTS:
+            for signum in INTERRUPTS:
                 signal.signal(signum, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)  # see the runtime
+            _become_task_of(parent)
             self._run_child(request, files)
             os._exit(1)  # unreachable unless run_child returned
         return pid
@@ -162,8 +162,13 @@ class CommandLauncher(Launcher):
 def task_process() -> None:
     """At the start of the task entry point: die with the process that launched it
     (named by PARENT_PID_VARIABLE), and take the interrupts it held back while
-    launching (an exec keeps the signal mask)."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+    launching (an exec keeps the signal mask; it resets the handlers itself)."""
     parent = os.environ.get(PARENT_PID_VARIABLE, "")
     if parent.isdigit():
-        die_with_parent(int(parent))
+        _become_task_of(int(parent))
+
+
+def _become_task_of(parent: int) -> None:
+    """Dies with `parent`, and takes the interrupts it held back while launching."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
+    die_with_parent(parent)

@@ -26,7 +26,7 @@ from ledgerflow._datastore import ContentStore
 from ledgerflow._decorators import Retry, step_options
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._graph import FlowGraph
-from ledgerflow._launcher import AttemptFiles, ForkLauncher, Launcher
+from ledgerflow._launcher import INTERRUPTS, AttemptFiles, ForkLauncher, Launcher
 from ledgerflow._metadata import MetadataClient
 from ledgerflow._orphans import remove_orphaned_workdirs
 from ledgerflow._progress import RunReporter
@@ -48,9 +48,6 @@ from ledgerflow.v1 import events_pb2, records_pb2
 _WORKDIR_PREFIX = "ledgerflow-run-"
 
 
-_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
-
-
 class _interrupts_deferred(contextlib.ContextDecorator):
     """Holds SIGINT and SIGTERM back while the runtime updates its books (a task's
     start event and its process, or its end and its outcome events), and delivers them
@@ -61,7 +58,7 @@ class _interrupts_deferred(contextlib.ContextDecorator):
         self._previous: list[set[int | signal.Signals]] = []  # a stack: safe if nested
 
     def __enter__(self) -> None:
-        self._previous.append(signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS))
+        self._previous.append(signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS))
 
     def __exit__(self, *_: object) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, self._previous.pop())
