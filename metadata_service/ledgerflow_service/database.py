@@ -550,9 +550,15 @@ class PostgresDatabase(Database):
                 scope.interruptible(conn.cancel_safe),
                 conn.transaction(),
             ):
+                # The session's statement_timeout is already the cap: a read sets a
+                # shorter one only when its caller's deadline comes first (one more
+                # statement, which most calls, with deadlines past the cap, skip).
                 timeout_ms = max(1, int(scope.remaining() * 1000))
                 cap = self.statement_timeout_seconds
-                if cap is None or timeout_ms < cap * 1000:
+                by_caller = scope.caller_deadline is not None and (
+                    scope.caller_deadline <= scope.deadline
+                )
+                if cap is None or (by_caller and timeout_ms < cap * 1000):
                     conn.execute("SELECT set_config('statement_timeout', %s, true)",
                                  (f"{timeout_ms}ms",))  # fmt: skip
                 yield _PostgresTx(conn, self._column_types, scope)
