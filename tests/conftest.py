@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ledgerflow_service import LedgerApplication, open_database
-from ledgerflow_service.server import build_server
+from ledgerflow_service.api.server import build_server
 from postgres_server import create_database, postgres_server
 
 _database_numbers = itertools.count()

@@ -1,7 +1,7 @@
 """The application layer: every command and query of the metadata service, taking and
 returning ``ledgerflow.v1`` messages.
 
-The gRPC transport (``server.py``) and the SDK's embedded mode both call this class, so
+The gRPC transport (``api/``) and the SDK's embedded mode both call this class, so
 both modes obey the same rules and raise the same :class:`LedgerError` subclasses.
 """
 
@@ -29,13 +29,8 @@ from ledgerflow.v1 import (
     tag_service_pb2 as tag_api,
 )
 
-from ledgerflow_service import audit as audit_reads
-from ledgerflow_service import ledger, queries
-from ledgerflow_service.auth import Principal
 from ledgerflow_service.call_scope import CallScope
-from ledgerflow_service.database import Database
 from ledgerflow_service.errors import InvalidArgument, NotFound
-from ledgerflow_service.group_commit import GroupCommit
 from ledgerflow_service.names import (
     check_event_id,
     check_id,
@@ -43,11 +38,24 @@ from ledgerflow_service.names import (
     check_tag,
     parse_pathspec,
 )
+from ledgerflow_service.principal import Principal
+from ledgerflow_service.queries import artifacts as artifact_queries
+from ledgerflow_service.queries import audit as audit_queries
+from ledgerflow_service.queries import runs as run_queries
+from ledgerflow_service.queries import tasks as task_queries
+from ledgerflow_service.queries.fields import check_run_key
+from ledgerflow_service.queries.status import Clock
+from ledgerflow_service.read_models import ReadModels
+from ledgerflow_service.store import events as stored_events
+from ledgerflow_service.store.backend import Database
+from ledgerflow_service.store.group_commit import GroupCommit
+from ledgerflow_service.store.replay import rebuild_projections
 from ledgerflow_service.validation import check_filter, check_int64
 
 # Every event type a watch may filter by ("RunStarted", ...).
 EVENT_TYPES = frozenset(
-    ledger.type_name(f.name) for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+    stored_events.type_name(f.name)
+    for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
 )
 
 
@@ -125,7 +133,7 @@ class LedgerApplication:
         *,
         lost_after_seconds: float = 60.0,
         watch_poll_seconds: float | None = None,
-        read_clock_us: Callable[[], int] = ledger.now_us,
+        read_clock_us: Callable[[], int] = stored_events.now_us,
     ) -> None:
         """`read_clock_us` is the "now" against which queries judge heartbeats (a
         test moves it on instead of waiting)."""
@@ -133,7 +141,8 @@ class LedgerApplication:
         self.lost_after_us = int(lost_after_seconds * 1e6)
         self.read_clock_us = read_clock_us
         self.signal = AppendSignal()
-        self.appender = GroupCommit(database)
+        self.read_models = ReadModels()
+        self.appender = GroupCommit(database, self.read_models)
         # SQLite cannot notify across processes, so its watchers poll more often.
         self.watch_poll_seconds = watch_poll_seconds or (
             1.0 if database.notifies_other_processes else 0.2
@@ -158,8 +167,8 @@ class LedgerApplication:
             self._listener.join(timeout=5)
         self.database.close()
 
-    def clock(self) -> queries.Clock:
-        return queries.Clock(self.read_clock_us(), self.lost_after_us)
+    def clock(self) -> Clock:
+        return Clock(self.read_clock_us(), self.lost_after_us)
 
     # ---- commands ---------------------------------------------------------------
 
@@ -193,7 +202,7 @@ class LedgerApplication:
 
     def _run_tags(self, flow_name: str, run_id: str) -> list[str]:
         with self.database.read() as tx:
-            return list(queries.get_run(tx, flow_name, run_id, self.clock()).tags)
+            return list(run_queries.get_run(tx, flow_name, run_id, self.clock()).tags)
 
     def add_tags(
         self, request: tag_api.AddTagsRequest, principal: Principal
@@ -210,7 +219,7 @@ class LedgerApplication:
         return tag_api.RemoveTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
 
     def rebuild_projections(self, on_progress: Callable[[int, int], None] | None = None) -> int:
-        return ledger.rebuild_projections(self.database, on_progress=on_progress)
+        return rebuild_projections(self.database, self.read_models, on_progress=on_progress)
 
     # ---- queries ----------------------------------------------------------------
     # Each takes the request and, from the transport, the call's scope (deadline and
@@ -220,13 +229,13 @@ class LedgerApplication:
         self, request: query_api.GetFlowRequest, scope: CallScope | None = None
     ) -> query_api.GetFlowResponse:
         with self.database.read(scope) as tx:
-            return query_api.GetFlowResponse(flow=queries.get_flow(tx, request.flow_name))
+            return query_api.GetFlowResponse(flow=run_queries.get_flow(tx, request.flow_name))
 
     def list_flows(
         self, request: query_api.ListFlowsRequest, scope: CallScope | None = None
     ) -> query_api.ListFlowsResponse:
         with self.database.read(scope) as tx:
-            flows, token = queries.list_flows(tx, request.page)
+            flows, token = run_queries.list_flows(tx, request.page)
         return _with_token(query_api.ListFlowsResponse(flows=flows), token)
 
     def get_run(
@@ -234,28 +243,30 @@ class LedgerApplication:
     ) -> query_api.GetRunResponse:
         with self.database.read(scope) as tx:
             return query_api.GetRunResponse(
-                run=queries.get_run(tx, request.flow_name, request.run_id, self.clock())
+                run=run_queries.get_run(tx, request.flow_name, request.run_id, self.clock())
             )
 
     def list_runs(
         self, request: query_api.ListRunsRequest, scope: CallScope | None = None
     ) -> query_api.ListRunsResponse:
         with self.database.read(scope) as tx:
-            runs, token = queries.list_runs(tx, request, self.clock())
+            runs, token = run_queries.list_runs(tx, request, self.clock())
         return _with_token(query_api.ListRunsResponse(runs=runs), token)
 
     def list_steps(
         self, request: query_api.ListStepsRequest, scope: CallScope | None = None
     ) -> query_api.ListStepsResponse:
         with self.database.read(scope) as tx:
-            steps, token = queries.list_steps(tx, request.flow_name, request.run_id, request.page)
+            steps, token = task_queries.list_steps(
+                tx, request.flow_name, request.run_id, request.page
+            )
         return _with_token(query_api.ListStepsResponse(steps=steps), token)
 
     def list_tasks(
         self, request: query_api.ListTasksRequest, scope: CallScope | None = None
     ) -> query_api.ListTasksResponse:
         with self.database.read(scope) as tx:
-            tasks, token = queries.list_tasks(
+            tasks, token = task_queries.list_tasks(
                 tx, request.flow_name, request.run_id, request.step_name, self.clock(),
                 page=request.page,
             )  # fmt: skip
@@ -267,7 +278,7 @@ class LedgerApplication:
         if not request.step_name or not request.task_id:
             raise InvalidArgument("get_task needs flow_name, run_id, step_name and task_id")
         with self.database.read(scope) as tx:
-            found, _ = queries.list_tasks(
+            found, _ = task_queries.list_tasks(
                 tx,
                 request.flow_name,
                 request.run_id,
@@ -286,7 +297,7 @@ class LedgerApplication:
         self, request: query_api.ListArtifactsRequest, scope: CallScope | None = None
     ) -> query_api.ListArtifactsResponse:
         with self.database.read(scope) as tx:
-            artifacts, token = queries.list_artifacts(tx, request)
+            artifacts, token = artifact_queries.list_artifacts(tx, request)
         return _with_token(query_api.ListArtifactsResponse(artifacts=artifacts), token)
 
     # ---- watch and audit --------------------------------------------------------
@@ -296,7 +307,7 @@ class LedgerApplication:
         check_int64("after_position", request.after_position)
         if request.run_pathspec:
             flow, run = parse_pathspec(request.run_pathspec, 2)
-            queries.check_run_key(flow, run)
+            check_run_key(flow, run)
         types = check_filter("event_types", request.event_types)
         unknown = sorted(set(types) - EVENT_TYPES)
         if unknown:
@@ -307,7 +318,7 @@ class LedgerApplication:
     def ledger_head(self) -> int:
         """The position of the newest event (0 for an empty ledger)."""
         with self.database.read() as tx:
-            return ledger.head_position(tx)
+            return stored_events.head_position(tx)
 
     def read_watch_chunk(
         self,
@@ -321,19 +332,21 @@ class LedgerApplication:
         missing from the answer (unless `limit` events came back)."""
         with self.database.read(scope) as tx:
             if wants is None:
-                return ledger.read_after(tx, after, limit)
-            return ledger.read_after(tx, after, limit, wants.run_pathspec, wants.event_types)
+                return stored_events.read_after(tx, after, limit)
+            return stored_events.read_after(tx, after, limit, wants.run_pathspec, wants.event_types)
 
     def list_events(
         self, request: audit.ListEventsRequest, scope: CallScope | None = None
     ) -> audit.ListEventsResponse:
         with self.database.read(scope) as tx:
-            events, token = audit_reads.list_events(tx, request)
+            events, token = audit_queries.list_events(tx, request)
         return _with_token(audit.ListEventsResponse(events=events), token)
 
     def get_run_as_of(
         self, request: audit.GetRunAsOfRequest, scope: CallScope | None = None
     ) -> audit.GetRunAsOfResponse:
         with self.database.read(scope) as tx:
-            run, tasks, token = audit_reads.run_as_of(tx, request, self.lost_after_us, self.clock())
+            run, tasks, token = audit_queries.run_as_of(
+                tx, self.read_models, request, self.lost_after_us, self.clock()
+            )
         return _with_token(audit.GetRunAsOfResponse(run=run, tasks=tasks), token)

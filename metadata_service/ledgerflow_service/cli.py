@@ -12,12 +12,12 @@ from typing import Any, NamedTuple
 
 import click
 
+from ledgerflow_service.api.auth import TokenTable
+from ledgerflow_service.api.workers import Workers, reserve_port
 from ledgerflow_service.application import LedgerApplication
-from ledgerflow_service.auth import TokenTable
 from ledgerflow_service.call_scope import DEFAULT_STATEMENT_TIMEOUT_SECONDS
-from ledgerflow_service.database import Database, open_database
 from ledgerflow_service.errors import LedgerError
-from ledgerflow_service.workers import Workers, reserve_port
+from ledgerflow_service.store import Database, open_database
 
 # The default of --max-watchers (kept here: importing the server loads grpc).
 DEFAULT_MAX_WATCHERS = 10_000
@@ -159,7 +159,7 @@ def service(
     limits = ServerLimits(max_watchers, statement_timeout)
     if workers > 1:
         sys.exit(_serve_with_workers(database_url, host, port, tokens, lost_after, workers, limits))
-    from ledgerflow_service.server import build_server, serve_until_signalled
+    from ledgerflow_service.api.server import build_server, serve_until_signalled
 
     app = LedgerApplication(
         open_or_fail(database_url, statement_timeout=statement_timeout),
@@ -190,7 +190,7 @@ def _serve_with_workers(
     count: int,
     limits: ServerLimits,
 ) -> int:
-    """Migrates once, then forks `count` servers on one port (see workers.py)."""
+    """Migrates once, then forks `count` servers on one port (see api/workers.py)."""
     database = open_or_fail(database_url)
     kind = database.kind
     database.close()  # no connection may cross the fork
@@ -200,7 +200,7 @@ def _serve_with_workers(
         raise click.ClickException(str(error)) from None
 
     def serve(ready: Callable[[], None]) -> None:
-        from ledgerflow_service.server import build_server, serve_until_signalled
+        from ledgerflow_service.api.server import build_server, serve_until_signalled
 
         database = open_database(database_url, statement_timeout_seconds=limits.statement_timeout)
         app = LedgerApplication(database, lost_after_seconds=lost_after)
@@ -253,7 +253,7 @@ def grant(ctx: click.Context, role: str, database_url: str | None) -> None:
     the read models. Run the service as ROLE and migrations as the owner, and run
     this again after each migration. See docs/security.md.
     """
-    from ledgerflow_service.database import PostgresDatabase
+    from ledgerflow_service.store.postgres import PostgresDatabase
 
     database = open_or_fail(_database_url(ctx, database_url))
     try:

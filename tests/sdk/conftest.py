@@ -14,7 +14,7 @@ from pathlib import Path
 import ledgerflow.client
 import pytest
 from ledgerflow_service import LedgerApplication, open_database
-from ledgerflow_service.server import build_server
+from ledgerflow_service.api.server import build_server
 from moto.server import ThreadedMotoServer
 from postgres_server import create_database
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from ledgerflow_service import LedgerApplication, open_database
-from ledgerflow_service.server import build_server
+from ledgerflow_service.api.server import build_server
 from waiting import wait_for
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from ledgerflow_service import LedgerApplication, open_database
-from ledgerflow_service.server import build_server
+from ledgerflow_service.api.server import build_server
 from postgres_server import create_database
 
 pytestmark = pytest.mark.slow

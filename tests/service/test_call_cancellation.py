@@ -13,8 +13,8 @@ import grpc
 import pytest
 from ledgerflow.v1 import query_service_pb2, query_service_pb2_grpc
 from ledgerflow_service import LedgerApplication, open_database
+from ledgerflow_service.api.server import build_server
 from ledgerflow_service.call_scope import CallScope
-from ledgerflow_service.server import build_server
 
 pytestmark = pytest.mark.slow
 

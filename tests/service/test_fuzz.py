@@ -25,7 +25,7 @@ from ledgerflow.v1 import (
     tag_service_pb2,
 )
 from ledgerflow_service import LedgerApplication
-from ledgerflow_service.projection import PROJECTION_TABLES
+from ledgerflow_service.read_models import READ_MODEL_TABLES
 
 pytestmark = pytest.mark.slow
 REQUESTS_PER_BACKEND = 1200
@@ -170,7 +170,7 @@ def row_counts(app: LedgerApplication) -> tuple[int, ...]:
     with app.database.read() as tx:
         return tuple(
             int(tx.query(f"SELECT COUNT(*) FROM {table}")[0][0])
-            for table in ("events", *PROJECTION_TABLES)
+            for table in ("events", *READ_MODEL_TABLES)
         )
 
 

@@ -14,7 +14,7 @@ import pytest
 from ledgerflow.v1 import events_pb2, query_service_pb2
 from ledgerflow_service import LedgerApplication, Principal
 from ledgerflow_service.errors import FailedPrecondition
-from ledgerflow_service.group_commit import GroupCommit
+from ledgerflow_service.store.group_commit import GroupCommit
 
 ALICE = Principal("alice", authenticated=False)
 

@@ -28,9 +28,9 @@ from ledgerflow.v1 import (
     tag_service_pb2_grpc,
 )
 from ledgerflow_service import LedgerApplication, Principal
-from ledgerflow_service.auth import TokenTable
-from ledgerflow_service.database import _APPEND_LOCK_KEY
-from ledgerflow_service.server import build_server
+from ledgerflow_service.api.auth import TokenTable
+from ledgerflow_service.api.server import build_server
+from ledgerflow_service.store.postgres import _APPEND_LOCK_KEY
 
 
 def ledger(channel: grpc.Channel) -> ledger_service_pb2_grpc.LedgerServiceStub:

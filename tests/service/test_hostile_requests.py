@@ -26,7 +26,8 @@ from ledgerflow.v1 import ledger_service_pb2 as ledger_api
 from ledgerflow.v1 import query_service_pb2 as q
 from ledgerflow.v1 import tag_service_pb2 as tags_api
 from ledgerflow_service import LedgerApplication, Principal
-from ledgerflow_service.auth import TokenTable
+from ledgerflow_service.api.auth import TokenTable
+from ledgerflow_service.api.server import build_server
 from ledgerflow_service.call_scope import CallScope
 from ledgerflow_service.errors import (
     AlreadyExists,
@@ -35,7 +36,6 @@ from ledgerflow_service.errors import (
     InvalidArgument,
     PermissionDenied,
 )
-from ledgerflow_service.server import build_server
 from test_ledger_contract import append, get_run, refused, snapshot
 
 ALICE = Principal("alice", authenticated=False)

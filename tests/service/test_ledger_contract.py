@@ -21,7 +21,7 @@ from ledgerflow_service.errors import (
     LedgerError,
     NotFound,
 )
-from ledgerflow_service.projection import PROJECTION_TABLES
+from ledgerflow_service.read_models import READ_MODEL_TABLES
 
 ALICE = Principal("alice", authenticated=False)
 S = common_pb2.Status
@@ -37,7 +37,7 @@ def snapshot(app: LedgerApplication) -> dict[str, list[Any]]:
     """Every row of the events table and of every projection, in a stable order."""
     with app.database.read() as tx:
         out = {}
-        for table in ("events", *PROJECTION_TABLES, "projection_position"):
+        for table in ("events", *READ_MODEL_TABLES, "projection_position"):
             rows = tx.query(f"SELECT * FROM {table}")
             out[table] = sorted(
                 tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows

@@ -19,7 +19,7 @@ from ledgerflow.v1 import (
     query_service_pb2_grpc,
 )
 from ledgerflow_service import LedgerApplication
-from ledgerflow_service.server import RunningServer, build_server
+from ledgerflow_service.api.server import RunningServer, build_server
 from waiting import wait_for
 
 pytestmark = pytest.mark.slow

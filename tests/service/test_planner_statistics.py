@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
 from ledgerflow_service import LedgerApplication, Principal, open_database
-from ledgerflow_service.database import PostgresDatabase
+from ledgerflow_service.store.postgres import PostgresDatabase
 
 ALICE = Principal("alice", authenticated=False)
 

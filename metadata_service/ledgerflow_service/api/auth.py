@@ -5,33 +5,10 @@ the caller's word and marks the event unauthenticated."""
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 from pathlib import Path
 
 from ledgerflow_service.errors import InvalidArgument, Unauthenticated
-from ledgerflow_service.validation import check_text
-
-# What a role in the token file lets a principal do beyond acting for itself.
-ROLES = {
-    # Anything, for any user: maintenance and the people who run the service.
-    "admin": "act for any user in every event and tag any run",
-    # Executors run other users' tasks: the events of existing runs, not new runs or tags.
-    "executor": "write the task and run events of any user's runs",
-}
-_EXECUTOR_MAY_NOT = frozenset({"run_started", "tags_added", "tags_removed"})
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    authenticated: bool
-    roles: frozenset[str] = frozenset()
-
-    def may_act_for_others(self, event_kind: str) -> bool:
-        """Whether an event of this kind may concern another user's run."""
-        if "admin" in self.roles:
-            return True
-        return "executor" in self.roles and event_kind not in _EXECUTOR_MAY_NOT
+from ledgerflow_service.principal import ROLES, Principal
 
 
 class TokenTable:
@@ -76,8 +53,3 @@ class TokenTable:
             if hmac.compare_digest(token.encode(), offered):
                 return principal
         raise Unauthenticated("the bearer token is not known to this server")
-
-
-def unauthenticated(claimed_user: str) -> Principal:
-    check_text("claimed_user", claimed_user)
-    return Principal(claimed_user or "anonymous", authenticated=False)

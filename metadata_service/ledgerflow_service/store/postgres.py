@@ -1,58 +1,37 @@
-"""The two storage backends behind one small interface.
+"""The production backend: Postgres through psycopg 3 and a connection pool.
 
-SQL in this package is written once, with ``?`` placeholders, in the dialect both
-SQLite (3.35+) and Postgres understand; the Postgres backend swaps the placeholders.
-
-Writes go through :meth:`Database.write`, which serializes appends: in Postgres with a
-transaction-scoped advisory lock, in SQLite with ``BEGIN IMMEDIATE``. Serializing means
-global positions are assigned and committed in the same order, so a watcher that reads
-"everything after position N" can never skip an event that commits late.
+Besides the :class:`Tx` interface it owns what only Postgres has: key lists and row
+columns passed as delimited texts (planned once, split in C), pipelined writes, the
+LISTEN/NOTIFY wake-up of other processes' watchers, a background ANALYZE of young
+tables, and the grant of a least-privilege service role.
 """
 
 from __future__ import annotations
 
-import abc
 import functools
-import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ledgerflow_service.call_scope import CallScope
-from ledgerflow_service.errors import Cancelled, DeadlineExceeded, LedgerError, PermissionDenied
+from ledgerflow_service.errors import PermissionDenied
+from ledgerflow_service.store.backend import Database, Dialect, Row, RowInsert, Tx, stopped
+from ledgerflow_service.store.schema import migration_files
 
 if TYPE_CHECKING:  # psycopg is imported only when a Postgres ledger is opened
     import psycopg
 
-Row = tuple[Any, ...]
-
-
-class RowInsert(NamedTuple):
-    """Rows for one table, with an optional ON CONFLICT clause as `suffix`."""
-
-    table: str
-    columns: Sequence[str]
-    rows: Sequence[Sequence[Any]]
-    suffix: str = ""
-
-
 # Any constant works; it names the one lock all appenders share.
 _APPEND_LOCK_KEY = 0x1ED6E7F10
-# Bound parameters per statement: SQLite allows 32766, Postgres 65535.
-_MAX_PARAMS = 30000
 NOTIFY_CHANNEL = "ledgerflow_events"
-# Tables the service writes besides the events (see grant_service_role).
-_READ_MODEL_TABLES = (
-    "flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts", "projection_position",
-)  # fmt: skip
-# Planner statistics (see PostgresDatabase.after_commit): the read models an append
-# looks up by key, how many appended events between two looks at their freshness, and
-# how many rows a table must have gained before it is worth analyzing.
-_LOOKED_UP_BY_KEY = ("runs", "steps", "tasks", "attempts")
+# Tables the store keeps for itself; every other table of the schema is a read model.
+_STORE_TABLES = ("events", "schema_migrations")
+# Planner statistics (see PostgresDatabase.after_commit): how many appended events
+# between two looks at the read models' freshness, and how many rows a table must
+# have gained before it is worth analyzing.
 _STATS_CHECK_EVERY = 1000
 _STATS_MIN_CHANGES = 1000
 
@@ -75,25 +54,6 @@ def _joined_texts(values: Sequence[Any]) -> str | None:
     return joined
 
 
-class Dialect:
-    """SQL that differs between the backends, for queries built before a transaction
-    exists. This base class speaks the dialect both understand."""
-
-    def one_of(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
-        """`column` equals one of `values` (no value matches nothing)."""
-        marks = ", ".join("?" for _ in values) or "NULL"
-        return f"{column} IN ({marks})", list(values)
-
-    def stream_versions(self, streams: Sequence[str]) -> tuple[str, list[Any]]:
-        """(stream, current version or NULL) for each stream: one index probe per
-        stream (a backward scan of UNIQUE(stream, stream_version)), whatever the
-        planner thinks of the table's size."""
-        if not streams:
-            return "SELECT NULL, NULL WHERE 1 = 0", []
-        probe = "SELECT ?, (SELECT MAX(stream_version) FROM events WHERE stream = ?)"
-        return " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
-
-
 class PostgresDialect(Dialect):
     """Lists of keys travel as one delimited text parameter, so that a query's text
     does not depend on how many keys it looks up: it is planned once, and a long list
@@ -111,246 +71,6 @@ class PostgresDialect(Dialect):
             return super().stream_versions(streams)
         probe = "(SELECT MAX(stream_version) FROM events WHERE events.stream = s.stream)"
         return f"SELECT s.stream, {probe} FROM unnest({_SPLIT_TEXTS}) AS s (stream)", [joined]
-
-
-class Tx(abc.ABC):
-    """One transaction (or read snapshot) on a backend."""
-
-    dialect: Dialect = Dialect()
-
-    @abc.abstractmethod
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-
-    @abc.abstractmethod
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
-
-    @abc.abstractmethod
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-    def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        rows = self.query(sql, params)
-        return rows[0] if rows else None
-
-    def query_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
-        """Runs independent queries and returns each one's rows, in order (Postgres sends
-        them all in one round trip)."""
-        return [self.query(sql, params) for sql, params in queries]
-
-    def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
-    ) -> None:
-        """Inserts many rows with one multi-row INSERT per chunk: one round trip where
-        ``executemany`` would pay one per row. `suffix` is e.g. an ON CONFLICT clause."""
-        if not rows:
-            return
-        one = "(" + ", ".join("?" for _ in columns) + ")"
-        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-        per_chunk = max(1, _MAX_PARAMS // len(columns))
-        for start in range(0, len(rows), per_chunk):
-            chunk = rows[start : start + per_chunk]
-            params = [value for row in chunk for value in row]
-            self.execute(head + ", ".join(one for _ in chunk) + " " + suffix, params)
-
-    def insert_all(self, inserts: Sequence[RowInsert]) -> None:
-        """Runs several multi-row inserts, in order (Postgres sends them as one
-        statement)."""
-        for insert in inserts:
-            self.insert_rows(insert.table, insert.columns, insert.rows, insert.suffix)
-
-
-class Database(abc.ABC):
-    """A ledger database: the events table plus the projections."""
-
-    kind: str
-    dialect: Dialect = Dialect()
-    # Whether appends by other processes wake this process's watchers (see listen);
-    # when not, watchers poll more often.
-    notifies_other_processes = False
-
-    @abc.abstractmethod
-    def write(self) -> Any:
-        """Context manager yielding a :class:`Tx` that holds the append lock."""
-
-    @abc.abstractmethod
-    def read(self, scope: CallScope | None = None) -> Any:
-        """Context manager yielding a :class:`Tx` for queries. With a `scope`, no
-        statement runs past its deadline, and cancelling it interrupts the statement
-        that is running; either ends the block with a :class:`LedgerError`."""
-
-    @abc.abstractmethod
-    def migrate(self) -> list[str]:
-        """Applies pending migrations; returns the names applied."""
-
-    @abc.abstractmethod
-    def notify_appended(self, tx: Tx, position: int) -> None:
-        """Tells watchers in other processes that events up to `position` exist."""
-
-    def listen(self, on_append: Any, stop: threading.Event) -> None:  # noqa: B027
-        """Blocks, calling `on_append()` whenever another process appends (the appends
-        made through this object signal its watchers directly), until `stop`.
-
-        The default does nothing: a backend without cross-process notification is
-        polled by the watchers instead."""
-
-    def after_commit(self, appended: int) -> None:  # noqa: B027 - optional
-        """Called after an append committed `appended` events (outside the lock)."""
-
-    @abc.abstractmethod
-    def is_unique_violation(self, error: Exception) -> bool:
-        """Whether `error` is this backend's unique-constraint violation."""
-
-    @abc.abstractmethod
-    def close(self) -> None: ...
-
-
-def _migration_files(kind: str) -> list[tuple[int, str, str]]:
-    folder = Path(__file__).parent / "migrations" / kind  # shipped as package data
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            number = int(entry.name.split("_", 1)[0])
-            found.append((number, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def _sqlite_statements(script: str) -> Iterator[str]:
-    """Splits a migration into statements (trigger bodies hold semicolons too)."""
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        if not pending and (not line.strip() or line.lstrip().startswith("--")):
-            continue
-        pending += line
-        if sqlite3.complete_statement(pending):
-            yield pending.strip()
-            pending = ""
-    if pending.strip():
-        raise ValueError(f"migration ends in an incomplete statement: {pending[:80]!r}")
-
-
-class _SqliteTx(Tx):
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._conn.execute(sql, params)
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, rows)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self._conn.execute(sql, params).fetchall()
-
-
-class SqliteDatabase(Database):
-    """The embedded default: one file, no server.
-
-    One connection shared under a lock: SQLite has one writer anyway, and the local
-    runtime is the only process that writes a run's events."""
-
-    kind = "sqlite"
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            str(Path(path).expanduser()) if path != ":memory:" else path,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=30.0,
-        )
-        self._lock = threading.RLock()
-        with self._lock:
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            if path != ":memory:":
-                self._use_wal()
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-
-    def _use_wal(self) -> None:
-        """Switches a new file to WAL (readers never wait for the writer). The switch
-        needs the file to itself and does not wait for a busy one, so when another
-        process is creating the same ledger it is retried for a while; WAL then stays
-        recorded in the file and later openers find it set."""
-        deadline = time.monotonic() + 30
-        while self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            try:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    @contextmanager
-    def write(self) -> Iterator[Tx]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield _SqliteTx(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    @contextmanager
-    def read(self, scope: CallScope | None = None) -> Iterator[Tx]:
-        with self._lock:
-            if scope is not None:
-                # SQLite has no statement timeout: the progress handler, called every
-                # few thousand VM steps, ends a statement whose scope has expired.
-                self._conn.set_progress_handler(lambda: int(scope.expired()), 10_000)
-            self._conn.execute("BEGIN")
-            try:
-                if scope is None:
-                    yield _SqliteTx(self._conn)
-                else:
-                    with scope.interruptible(self._conn.interrupt):
-                        yield _SqliteTx(self._conn)
-            except sqlite3.OperationalError as error:
-                if scope is not None and "interrupted" in str(error):
-                    raise _stopped(scope) from None
-                raise
-            finally:
-                self._conn.execute("COMMIT")
-                if scope is not None:
-                    self._conn.set_progress_handler(None, 0)
-
-    def migrate(self) -> list[str]:
-        """Applies pending migrations in one IMMEDIATE transaction, so processes that
-        open a new ledger file at the same moment do not both try to create it."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                    " name TEXT NOT NULL, applied_at_us INTEGER NOT NULL)"
-                )
-                done = {r[0] for r in self._conn.execute("SELECT version FROM schema_migrations")}
-                applied = []
-                for number, name, sql in _migration_files(self.kind):
-                    if number in done:
-                        continue
-                    for statement in _sqlite_statements(sql):
-                        self._conn.execute(statement)
-                    self._conn.execute(
-                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                        (number, name, int(time.time() * 1e6)),
-                    )
-                    applied.append(name)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-            return applied
-
-    def notify_appended(self, tx: Tx, position: int) -> None:
-        """SQLite has no cross-process notification; watchers poll."""
-
-    def is_unique_violation(self, error: Exception) -> bool:
-        return isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
 
 @functools.lru_cache(maxsize=512)
@@ -402,7 +122,7 @@ class _PostgresTx(Tx):
         """A cancel request reaches only a statement already running: one that was
         cancelled before it started is refused here instead."""
         if self._scope is not None and self._scope.cancelled:
-            raise _stopped(self._scope)
+            raise stopped(self._scope)
 
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
@@ -543,7 +263,7 @@ class PostgresDatabase(Database):
         import psycopg_pool
 
         if scope.expired():
-            raise _stopped(scope)
+            raise stopped(scope)
         try:
             with (
                 self._pool.connection(timeout=max(0.001, scope.remaining())) as conn,
@@ -563,7 +283,7 @@ class PostgresDatabase(Database):
                                  (f"{timeout_ms}ms",))  # fmt: skip
                 yield _PostgresTx(conn, self._column_types, scope)
         except (psycopg.errors.QueryCanceled, psycopg_pool.PoolTimeout):
-            raise _stopped(scope) from None
+            raise stopped(scope) from None
 
     def pending_migrations(self) -> list[str]:
         """The migrations not yet applied, found with reads alone (a service role that
@@ -573,7 +293,7 @@ class PostgresDatabase(Database):
             done: set[int] = set()
             if exists and exists[0] is not None:
                 done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-        return [name for number, name, _ in _migration_files(self.kind) if number not in done]
+        return [name for number, name, _ in migration_files(self.kind) if number not in done]
 
     def migrate(self) -> list[str]:
         if not self.pending_migrations():
@@ -597,19 +317,29 @@ class PostgresDatabase(Database):
         read and write the read models. Run it as the owner after each migration."""
         from psycopg import sql
 
-        tables = sql.SQL(", ").join(sql.Identifier(t) for t in _READ_MODEL_TABLES)
         who = sql.Identifier(role)
         with self._pool.connection() as conn, conn.transaction():
             schema = conn.execute("SELECT current_schema()").fetchone()
             assert schema is not None
+            read_models = [
+                name
+                for (name,) in conn.execute(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' "
+                    "AND table_name <> ALL(%s) ORDER BY table_name",
+                    (list(_STORE_TABLES),),
+                )
+            ]
             conn.execute(
                 sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema[0]), who)
             )
             conn.execute(sql.SQL("GRANT SELECT, INSERT ON events TO {}").format(who))
             conn.execute(sql.SQL("GRANT SELECT ON schema_migrations TO {}").format(who))
-            conn.execute(
-                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(tables, who)
-            )
+            if read_models:
+                tables = sql.SQL(", ").join(sql.Identifier(t) for t in read_models)
+                conn.execute(
+                    sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(tables, who)
+                )
 
     def _apply_migrations(self, applied: list[str]) -> None:
         with self._pool.connection() as conn, conn.transaction():
@@ -620,7 +350,7 @@ class PostgresDatabase(Database):
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us BIGINT NOT NULL)"
             )
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            for number, name, sql in _migration_files(self.kind):
+            for number, name, sql in migration_files(self.kind):
                 if number in done:
                     continue
                 conn.execute(sql.encode())
@@ -667,9 +397,9 @@ class PostgresDatabase(Database):
                     return  # another server is analyzing
                 stale = conn.execute(
                     "SELECT relname FROM pg_stat_user_tables "
-                    "WHERE schemaname = current_schema() AND relname = ANY(%s) "
+                    "WHERE schemaname = current_schema() AND relname <> ALL(%s) "
                     "AND n_mod_since_analyze >= GREATEST(%s, (n_live_tup + 1) / 2)",
-                    (list(_LOOKED_UP_BY_KEY), self.stats_min_changes),
+                    (list(_STORE_TABLES), self.stats_min_changes),
                 ).fetchall()
                 if stale:
                     conn.execute("ANALYZE " + ", ".join(name for (name,) in stale))
@@ -702,43 +432,3 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self._pool.close()
-
-
-def _stopped(scope: CallScope) -> LedgerError:
-    """The error for a statement that was interrupted on behalf of `scope`."""
-    if scope.cancelled:
-        return Cancelled("the caller cancelled the request; its query was stopped")
-    if scope.caller_deadline is not None and scope.caller_deadline <= scope.deadline:
-        return DeadlineExceeded(
-            "the query did not finish before the caller's deadline and was stopped; "
-            "narrow the request (filters, a smaller page) or allow more time"
-        )
-    return DeadlineExceeded(
-        "the query ran longer than the service's statement timeout and was stopped; "
-        "narrow the request (filters, a smaller page)"
-    )
-
-
-def open_database(
-    url: str, *, migrate: bool = True, statement_timeout_seconds: float | None = None
-) -> Database:
-    """Opens ``sqlite:///path/to/file.db``, ``sqlite://:memory:`` or ``postgresql://...``.
-    `statement_timeout_seconds` caps each statement (Postgres; SQLite reads are bounded
-    by their call scope)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        database: Database = PostgresDatabase(
-            url, statement_timeout_seconds=statement_timeout_seconds
-        )
-    elif url.startswith("sqlite://"):
-        path = url.removeprefix("sqlite://")
-        path = path.removeprefix("/") if path.startswith("/:memory:") else path
-        database = SqliteDatabase(path or ":memory:")
-    else:
-        from ledgerflow_service.errors import InvalidArgument
-
-        raise InvalidArgument(
-            f"database URL {url!r} is not supported: use sqlite:///PATH or postgresql://..."
-        )
-    if migrate:
-        database.migrate()
-    return database

@@ -9,10 +9,18 @@ from typing import Any
 from ledgerflow.v1 import audit_service_pb2 as audit
 from ledgerflow.v1 import events_pb2, records_pb2
 
-from ledgerflow_service import ledger, queries
-from ledgerflow_service.database import SqliteDatabase, Tx
 from ledgerflow_service.errors import InvalidArgument
 from ledgerflow_service.names import check_id, check_identifier, parse_pathspec
+from ledgerflow_service.queries.fields import add_time_range, check_run_key
+from ledgerflow_service.queries.paging import page_size, position_token, take_page
+from ledgerflow_service.queries.runs import get_run
+from ledgerflow_service.queries.status import Clock
+from ledgerflow_service.queries.tasks import list_tasks
+from ledgerflow_service.store.backend import Tx
+from ledgerflow_service.store.events import read_events
+from ledgerflow_service.store.projector import Projector
+from ledgerflow_service.store.replay import replay
+from ledgerflow_service.store.sqlite import SqliteDatabase
 from ledgerflow_service.validation import check_text, timestamp_us
 
 
@@ -21,14 +29,14 @@ def list_events(tx: Tx, request: audit.ListEventsRequest) -> tuple[list[events_p
     where = ["global_position > ?"]
     params: list[Any] = [0]
     if request.page.page_token:
-        params[0] = queries.position_token(request.page.page_token)
+        params[0] = position_token(request.page.page_token)
     if request.run_pathspec:
         flow, run = parse_pathspec(request.run_pathspec, 2)
         where.append("run_pathspec = ?")
-        params.append(queries.check_run_key(flow, run))
+        params.append(check_run_key(flow, run))
     if request.task_pathspec:
         flow, run, step, task = parse_pathspec(request.task_pathspec, 4)
-        queries.check_run_key(flow, run)
+        check_run_key(flow, run)
         check_identifier("step_name", step)
         check_id("task_id", task)
         where.append("stream = ?")
@@ -36,16 +44,18 @@ def list_events(tx: Tx, request: audit.ListEventsRequest) -> tuple[list[events_p
     if request.actor:
         where.append("actor = ?")
         params.append(check_text("actor", request.actor))
-    queries.add_time_range(
-        where, params, "recorded_at_us", request, "recorded_after", "recorded_before"
-    )
-    size = queries.page_size(request.page)
-    found = ledger.read_events(tx, " AND ".join(where), params, size + 1)
-    return queries.take_page(found, [e.global_position for e in found], size)
+    add_time_range(where, params, "recorded_at_us", request, "recorded_after", "recorded_before")
+    size = page_size(request.page)
+    found = read_events(tx, " AND ".join(where), params, size + 1)
+    return take_page(found, [e.global_position for e in found], size)
 
 
 def run_as_of(
-    tx: Tx, request: audit.GetRunAsOfRequest, lost_after_us: int, now: queries.Clock
+    tx: Tx,
+    projector: Projector[Any],
+    request: audit.GetRunAsOfRequest,
+    lost_after_us: int,
+    now: Clock,
 ) -> tuple[records_pb2.Run, list[records_pb2.Task], str]:
     """The run and a page of its tasks as the ledger described them at `as_of`: its
     events up to then, and those of the runs it was resumed from (which its clones
@@ -63,7 +73,7 @@ def run_as_of(
         )
         if origin is None:
             if not chain:
-                queries.get_run(tx, flow, run_id, now)  # raises NotFound
+                get_run(tx, flow, run_id, now)  # raises NotFound
             break
         chain.append(run_id)
         run_id = origin[0]
@@ -73,16 +83,17 @@ def run_as_of(
         runs = [f"{flow}/{r}" for r in chain]
         marks = ", ".join("?" for _ in runs)
         with scratch.write() as scratch_tx:
-            ledger.replay(
+            replay(
                 scratch_tx,
+                projector,
                 f"run_pathspec IN ({marks}) AND recorded_at_us <= ?",
                 [*runs, as_of],
                 source=tx,
             )
-        clock = queries.Clock(as_of, lost_after_us)
+        clock = Clock(as_of, lost_after_us)
         with scratch.read() as scratch_tx:
-            run = queries.get_run(scratch_tx, flow, request.run_id, clock)
-            tasks, token = queries.list_tasks(
+            run = get_run(scratch_tx, flow, request.run_id, clock)
+            tasks, token = list_tasks(
                 scratch_tx, flow, request.run_id, "", clock, page=request.page
             )
     finally:

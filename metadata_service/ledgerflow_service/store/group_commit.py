@@ -15,12 +15,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ledgerflow.v1 import events_pb2
 
-from ledgerflow_service import ledger
-from ledgerflow_service.auth import Principal
-from ledgerflow_service.database import Database
+from ledgerflow_service.principal import Principal
+from ledgerflow_service.store import append as ledger
+from ledgerflow_service.store.backend import Database
+from ledgerflow_service.store.projector import Projector
 
 # A group holds at most this many events (a batch holds at most MAX_BATCH_EVENTS).
 MAX_GROUP_EVENTS = 5 * ledger.MAX_BATCH_EVENTS
@@ -48,8 +50,15 @@ class _Ticket:
 class GroupCommit:
     """The append path of one process (see the module docstring)."""
 
-    def __init__(self, database: Database, *, max_group_events: int = MAX_GROUP_EVENTS) -> None:
+    def __init__(
+        self,
+        database: Database,
+        projector: Projector[Any],
+        *,
+        max_group_events: int = MAX_GROUP_EVENTS,
+    ) -> None:
         self.database = database
+        self.projector = projector
         self.max_group_events = max_group_events
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
@@ -62,7 +71,7 @@ class GroupCommit:
         still_wanted: Callable[[], bool] | None = None,
     ) -> list[events_pb2.Event]:
         """Appends one batch atomically; returns its recorded envelopes in order."""
-        batch = ledger.prepare(events, self.database.dialect)
+        batch = ledger.prepare(events, self.projector, self.database.dialect)
         ticket = _Ticket(ledger.Submission(batch, principal, still_wanted))
         with self._queue_lock:
             self._queue.append(ticket)
@@ -100,7 +109,9 @@ class GroupCommit:
     def _write(self, group: list[_Ticket]) -> None:
         if len(group) > 1:
             try:
-                recorded = ledger.append_together(self.database, [t.submission for t in group])
+                recorded = ledger.append_together(
+                    self.database, self.projector, [t.submission for t in group]
+                )
             except Exception:  # each batch is retried alone below
                 pass
             else:
@@ -108,4 +119,6 @@ class GroupCommit:
                     ticket.succeed(envelopes)
                 return
         for ticket in group:
-            ticket.settle(lambda submission: ledger.append_prepared(self.database, submission))
+            ticket.settle(
+                lambda submission: ledger.append_prepared(self.database, self.projector, submission)
+            )

@@ -1,0 +1,123 @@
+"""A run's steps and tasks, each task with its attempts and derived status."""
+
+from __future__ import annotations
+
+import json
+
+from ledgerflow.v1 import common_pb2, records_pb2
+
+from ledgerflow_service.names import check_id, check_identifier
+from ledgerflow_service.queries.fields import require_run, set_time
+from ledgerflow_service.queries.paging import page_size, position_token, take_page
+from ledgerflow_service.queries.status import Clock, outcome_status
+from ledgerflow_service.read_models.table import columns
+from ledgerflow_service.read_models.tasks import AttemptRow, TaskRow
+from ledgerflow_service.store.backend import Tx
+
+
+def list_steps(
+    tx: Tx, flow_name: str, run_id: str, page: common_pb2.PageRequest
+) -> tuple[list[records_pb2.Step], str]:
+    path = require_run(tx, flow_name, run_id)
+    size = page_size(page)
+    after = position_token(page.page_token) if page.page_token else -1
+    steps, cursors = [], []
+    for step_name, created, count, position in tx.query(
+        "SELECT step_name, created_at_us, task_count, first_position FROM steps "
+        "WHERE run_pathspec = ? AND first_position > ? ORDER BY first_position LIMIT ?",
+        (path, after, size + 1),
+    ):
+        step = records_pb2.Step(
+            flow_name=flow_name,
+            run_id=run_id,
+            step_name=step_name,
+            pathspec=f"{path}/{step_name}",
+            task_count=count,
+        )
+        step.created_at.FromMicroseconds(created)
+        steps.append(step)
+        cursors.append(position)
+    return take_page(steps, cursors, size)
+
+
+def list_tasks(
+    tx: Tx,
+    flow_name: str,
+    run_id: str,
+    step_name: str,
+    clock: Clock,
+    task_id: str = "",
+    page: common_pb2.PageRequest | None = None,
+) -> tuple[list[records_pb2.Task], str]:
+    """A page of a run's tasks (of one step, or one task), in the order they began."""
+    path = require_run(tx, flow_name, run_id)
+    page = page or common_pb2.PageRequest()
+    size = page_size(page)
+    where, params = "t.run_pathspec = ? AND t.first_position > ?", [path, -1]
+    if page.page_token:
+        params[1] = position_token(page.page_token)
+    if step_name:
+        where += " AND t.step_name = ?"
+        params.append(check_identifier("step_name", step_name))
+    if task_id:
+        where += " AND t.task_id = ?"
+        params.append(check_id("task_id", task_id))
+    task_cols = ", ".join(f"t.{c}" for c in columns(TaskRow))
+    rows = [
+        TaskRow(*r)
+        for r in tx.query(
+            f"SELECT {task_cols} FROM tasks t WHERE {where} ORDER BY t.first_position LIMIT ?",
+            [*params, size + 1],
+        )
+    ]
+    attempts: dict[str, list[AttemptRow]] = {}
+    if rows:
+        attempt_cols = ", ".join(f"a.{c}" for c in columns(AttemptRow))
+        condition, keys = tx.dialect.one_of("a.task_pathspec", [r.pathspec for r in rows])
+        for r in tx.query(
+            f"SELECT {attempt_cols} FROM attempts a WHERE {condition} ORDER BY a.attempt", keys
+        ):
+            row = AttemptRow(*r)
+            attempts.setdefault(row.task_pathspec, []).append(row)
+    records = [_task_record(row, attempts.get(row.pathspec, []), clock) for row in rows]
+    return take_page(records, [r.first_position for r in rows], size)
+
+
+def _task_record(row: TaskRow, attempts: list[AttemptRow], clock: Clock) -> records_pb2.Task:
+    flow_name, run_id = row.run_pathspec.split("/")
+    resources = json.loads(row.resources_json)
+    task = records_pb2.Task(
+        flow_name=flow_name,
+        run_id=run_id,
+        step_name=row.step_name,
+        task_id=row.task_id,
+        pathspec=row.pathspec,
+        status=outcome_status(row.succeeded, row.last_heartbeat_at_us, clock),
+        input_pathspecs=json.loads(row.input_pathspecs_json),
+        foreach_stack=[
+            records_pb2.ForeachFrame(step_name=s, index=i, num_splits=n)
+            for s, i, n in json.loads(row.foreach_stack_json)
+        ],
+        resources=records_pb2.Resources(**resources),
+        origin_pathspec=row.origin_pathspec,
+    )
+    set_time(task.created_at, row.created_at_us)
+    set_time(task.finished_at, row.finished_at_us)
+    set_time(task.last_heartbeat_at, row.last_heartbeat_at_us)
+    for a in attempts:
+        attempt = task.attempts.add(
+            attempt=a.attempt,
+            error_type=a.error_type,
+            error_message=a.error_message,
+            traceback=a.traceback,
+            stdout_key=a.stdout_key,
+            stderr_key=a.stderr_key,
+            status=outcome_status(
+                a.succeeded,
+                row.last_heartbeat_at_us if a.attempt == row.current_attempt else 0,
+                clock,
+            ),
+        )
+        set_time(attempt.started_at, a.started_at_us)
+        set_time(attempt.finished_at, a.finished_at_us)
+    return task

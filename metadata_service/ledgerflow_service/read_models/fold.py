@@ -1,0 +1,327 @@
+"""The fold: how a batch of events changes the read models, as one unit of work.
+
+One code path serves both live appends and rebuilds. For a batch of events it
+*plans* the rows the batch touches (a few queries, whatever the batch size), *applies*
+each event in memory -- the handler of its kind (in ``runs``, ``tasks``, ``artifacts``
+and ``tags``) checks the rules that keep the ledger consistent and raises a
+:class:`LedgerError` on a violation -- and finally *saves* the changed rows with one
+multi-row insert per table (one statement in all on Postgres). Because the rules run
+against the read models inside the append transaction, a refused event leaves nothing
+behind.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledgerflow.v1 import events_pb2
+
+from ledgerflow_service.errors import FailedPrecondition, LedgerError, PermissionDenied
+from ledgerflow_service.names import check_id, parse_pathspec, run_pathspec
+from ledgerflow_service.principal import Principal
+from ledgerflow_service.read_models import artifacts, runs, tags, tasks
+from ledgerflow_service.read_models.artifacts import ARTIFACT_COLUMNS
+from ledgerflow_service.read_models.runs import FLOW_COLUMNS, RunRow
+from ledgerflow_service.read_models.table import columns, upsert_clause
+from ledgerflow_service.read_models.tags import TAG_COLUMNS
+from ledgerflow_service.read_models.tasks import AttemptRow, StepRow, TaskRow
+from ledgerflow_service.store.addressing import EventAddress, checked_task_pathspecs
+from ledgerflow_service.store.backend import Database, Dialect, Row, RowInsert, Tx
+from ledgerflow_service.store.projector import PendingEvent
+
+# Every read-model table (a rebuild empties them all).
+READ_MODEL_TABLES = ("flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts")
+
+# Table, columns and ON CONFLICT clause of each read model row type.
+_UPSERT = {
+    row_type: (table, columns(row_type), upsert_clause(row_type, key))
+    for row_type, table, key in [
+        (RunRow, "runs", ("pathspec",)),
+        (StepRow, "steps", ("pathspec",)),
+        (TaskRow, "tasks", ("pathspec",)),
+        (AttemptRow, "attempts", ("task_pathspec", "attempt")),
+    ]
+}
+_TASK_WIDTH = len(columns(TaskRow))
+
+
+@dataclass
+class ReadModelPlan:
+    """The keys a batch of events can touch, the queries that load their rows, and the
+    artifact rows of its ArtifactsRecorded events (by event id)."""
+
+    run_keys: set[str] = field(default_factory=set)
+    task_keys: set[str] = field(default_factory=set)
+    step_keys: set[str] = field(default_factory=set)
+    flow_names: set[str] = field(default_factory=set)
+    tag_runs: set[str] = field(default_factory=set)
+    artifacts: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    queries: list[tuple[str, list[Any]]] = field(default_factory=list)
+
+    def build_queries(self, dialect: Dialect) -> None:
+        select = functools.partial(_select, dialect)
+        self.queries = [
+            select("runs", columns(RunRow), "pathspec", self.run_keys),
+            # Each task with its current attempt: the only one an event can touch.
+            select("tasks LEFT JOIN attempts ON attempts.task_pathspec = tasks.pathspec "
+                   "AND attempts.attempt = tasks.current_attempt",
+                   [*(f"tasks.{c}" for c in columns(TaskRow)),
+                    *(f"attempts.{c}" for c in columns(AttemptRow))],
+                   "tasks.pathspec", self.task_keys),
+            select("steps", columns(StepRow), "pathspec", self.step_keys),
+            select("flows", ["flow_name"], "flow_name", self.flow_names),
+            select("run_tags", list(TAG_COLUMNS), "run_pathspec", self.tag_runs),
+        ]  # fmt: skip
+
+
+def plan_batch(
+    items: Iterable[tuple[str, events_pb2.Event, EventAddress]], dialect: Dialect
+) -> ReadModelPlan:
+    """The plan of a batch of (event id, event, address): every row its events can
+    touch, and its artifact rows."""
+    plan = ReadModelPlan()
+    for event_id, event, address in items:
+        plan.run_keys.add(address.run_pathspec)
+        plan.flow_names.add(address.run_pathspec.split("/", 1)[0])
+        payload = getattr(event, address.kind)
+        if address.task_pathspec:
+            plan.task_keys.add(address.task_pathspec)
+            plan.step_keys.add(address.task_pathspec.rsplit("/", 1)[0])
+        if address.kind == "task_cloned":
+            checked_task_pathspecs(*parse_pathspec(payload.origin_pathspec, 4))
+            plan.task_keys.add(payload.origin_pathspec)
+        elif address.kind == "artifacts_recorded":
+            plan.artifacts[event_id] = artifacts.artifact_rows(payload, address)
+        if address.kind == "run_started" and payload.origin_run_id:
+            check_id("origin_run_id", payload.origin_run_id)
+            plan.run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
+        if address.kind in ("run_started", "tags_added", "tags_removed"):
+            plan.tag_runs.add(address.run_pathspec)
+    artifacts.check_distinct(plan.artifacts.values())
+    plan.build_queries(dialect)
+    return plan
+
+
+# The handler of each kind of event, by payload field name: handler(fold, payload, item).
+_HANDLERS: dict[str, Callable[..., None]] = {
+    **runs.HANDLERS,
+    **tasks.HANDLERS,
+    **artifacts.HANDLERS,
+    **tags.HANDLERS,
+}
+_unhandled = {
+    f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+} - _HANDLERS.keys()
+assert not _unhandled, f"no read model handles {sorted(_unhandled)}"
+
+
+@dataclass
+class ReadModelFold:
+    """The rows one batch touches, loaded once, changed in memory, saved once."""
+
+    runs: dict[str, RunRow | None] = field(default_factory=dict)
+    steps: dict[str, StepRow | None] = field(default_factory=dict)
+    tasks: dict[str, TaskRow | None] = field(default_factory=dict)
+    attempts: dict[tuple[str, int], AttemptRow] = field(default_factory=dict)
+    known_flows: set[str] = field(default_factory=set)
+    run_tags: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    new_flows: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    dirty: dict[tuple[type, Any], Any] = field(default_factory=dict)
+    # The rows of recorded artifacts depend on their events alone: when the store
+    # writes them itself (live appends), the fold does not collect them.
+    collect_artifacts: bool = True
+    new_artifacts: list[tuple[Any, ...]] = field(default_factory=list)
+    clones: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+    # Final state of each tag the batch changed: is_system (0/1), or None when removed.
+    tag_changes: dict[tuple[str, str], int | None] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(
+        cls, plan: ReadModelPlan, rows: list[list[Row]], *, collect_artifacts: bool = True
+    ) -> ReadModelFold:
+        """Builds the fold from the rows of the plan's queries."""
+        run_rows, tasks_and_attempts, step_rows, flows, tag_rows = rows
+        fold = cls(collect_artifacts=collect_artifacts)
+        fold.runs = dict.fromkeys(plan.run_keys)
+        fold.runs.update((row[0], RunRow(*row)) for row in run_rows)
+        fold.tasks = dict.fromkeys(plan.task_keys)
+        for row in tasks_and_attempts:
+            task, attempt = row[:_TASK_WIDTH], row[_TASK_WIDTH:]
+            fold.tasks[task[0]] = TaskRow(*task)
+            if attempt[0] is not None:  # a cloned task has no attempts
+                fold.attempts[(attempt[0], attempt[1])] = AttemptRow(*attempt)
+        fold.steps = dict.fromkeys(plan.step_keys)
+        fold.steps.update((row[0], StepRow(*row)) for row in step_rows)
+        fold.known_flows = {row[0] for row in flows}
+        fold.run_tags = {path: {} for path in plan.tag_runs}
+        for path, tag, is_system in tag_rows:
+            fold.run_tags[path][tag] = is_system
+        return fold
+
+    # ---- apply ------------------------------------------------------------------
+
+    def apply(self, item: PendingEvent) -> None:
+        """Checks one event against the current state and folds it in."""
+        kind = item.address.kind
+        if item.principal is not None and item.principal.authenticated:
+            self._check_permission(item.principal, kind, getattr(item.event, kind), item)
+        _HANDLERS[kind](self, getattr(item.event, kind), item)
+        run = self.runs.get(item.address.run_pathspec)
+        if run is not None and kind not in ("tags_added", "tags_removed"):
+            # Any activity of a run's writer counts as a heartbeat; tagging does not.
+            run.last_heartbeat_at_us = max(run.last_heartbeat_at_us, item.recorded_at_us)
+            self.mark(run)
+
+    def _check_permission(
+        self, principal: Principal, kind: str, payload: Any, item: PendingEvent
+    ) -> None:
+        """Under authentication a principal acts for itself: it starts runs as its own
+        user and writes only to its own runs, unless its role lets it act for others
+        (see docs/security.md)."""
+        if principal.may_act_for_others(kind):
+            return
+        if kind == "run_started":
+            claimed = {payload.user} | {
+                t.removeprefix("user:") for t in payload.system_tags if t.startswith("user:")
+            }
+            if claimed != {principal.name}:
+                other = sorted(claimed - {principal.name})[:1] or [""]
+                raise PermissionDenied(
+                    f"{principal.name!r} may not start a run as user {other[0]!r}: a run's user "
+                    f"is the caller (set LEDGERFLOW_USER={principal.name}), or the caller needs "
+                    "the admin role"
+                )
+            return
+        run = self.runs.get(item.address.run_pathspec)
+        if run is not None and run.user_name != principal.name:
+            raise PermissionDenied(
+                f"{principal.name!r} may not write to run {run.pathspec} of user "
+                f"{run.user_name!r}: that needs the executor or admin role"
+                + (" (tags: admin)" if kind in ("tags_added", "tags_removed") else "")
+            )
+
+    # ---- what the handlers share --------------------------------------------------
+
+    def mark(self, row: Any) -> None:
+        """Records that `row` changed and must be saved."""
+        key = row.pathspec if not isinstance(row, AttemptRow) else (row.task_pathspec, row.attempt)
+        self.dirty[(type(row), key)] = row
+
+    def run(self, path: str, *, open_only: bool, missing: type = FailedPrecondition) -> RunRow:
+        """The run at `path`; `missing` raises when it was never started, and with
+        `open_only` a finished run refuses more events."""
+        run = self.runs.get(path)
+        if run is None:
+            raise missing(f"run {path} has not been started")
+        if open_only and run.finished_at_us is not None:
+            raise FailedPrecondition(f"run {path} has already finished; no more task events")
+        return run
+
+    def open_attempt(self, ref_path: str, attempt: int, *, finished_ok: bool = False) -> TaskRow:
+        """The task at `ref_path`, when `attempt` is its current attempt and (unless
+        `finished_ok`) still running."""
+        task = self.tasks.get(ref_path)
+        if task is None:
+            raise FailedPrecondition(f"task {ref_path} has not been started")
+        if attempt != task.current_attempt:
+            raise FailedPrecondition(
+                f"task {ref_path} is on attempt {task.current_attempt}, not attempt {attempt}"
+            )
+        row = self.attempts.get((ref_path, attempt))
+        if row is None:
+            raise FailedPrecondition(f"task {ref_path} was cloned; it has no attempts")
+        if row.finished_at_us is not None and not finished_ok:
+            raise FailedPrecondition(f"attempt {attempt} of task {ref_path} has already finished")
+        return task
+
+    # ---- save -------------------------------------------------------------------
+
+    def save(self, tx: Tx, also: Sequence[RowInsert] = ()) -> None:
+        """Writes the changed rows, together with the rows in `also` (one statement on
+        Postgres for all the inserts)."""
+        by_type: dict[type, list[tuple[Any, ...]]] = {}
+        for (row_type, _), row in self.dirty.items():
+            by_type.setdefault(row_type, []).append(tuple(vars(row).values()))
+        tx.insert_all([
+            *also,
+            RowInsert("flows", FLOW_COLUMNS, list(self.new_flows.values())),
+            *(RowInsert(table, columns, by_type.get(row_type, []), on_conflict)
+              for row_type, (table, columns, on_conflict) in _UPSERT.items()),
+            RowInsert("artifacts", ARTIFACT_COLUMNS, self.new_artifacts),
+            RowInsert("run_tags", TAG_COLUMNS,
+                      [(*key, state) for key, state in self.tag_changes.items()
+                       if state is not None],
+                      "ON CONFLICT (run_pathspec, tag) DO NOTHING"),
+        ])  # fmt: skip
+        # After the inserts: a clone may copy artifacts recorded by this same batch
+        # (a rebuild replays an origin run and its resume in one chunk).
+        artifacts.copy_cloned(tx, self.clones)
+        # A tag's final state is either present (inserted above) or removed, never both.
+        removed = [key for key, state in self.tag_changes.items() if state is None]
+        if removed:
+            tx.executemany("DELETE FROM run_tags WHERE run_pathspec = ? AND tag = ?", removed)
+
+
+class ReadModels:
+    """The read models as the event store's projector (see store/projector.py)."""
+
+    tables = READ_MODEL_TABLES
+
+    def plan(
+        self, items: Iterable[tuple[str, events_pb2.Event, EventAddress]], dialect: Dialect
+    ) -> ReadModelPlan:
+        return plan_batch(items, dialect)
+
+    def merge(self, plans: Iterable[ReadModelPlan], dialect: Dialect) -> ReadModelPlan:
+        union = ReadModelPlan()
+        for part in plans:
+            union.run_keys |= part.run_keys
+            union.task_keys |= part.task_keys
+            union.step_keys |= part.step_keys
+            union.flow_names |= part.flow_names
+            union.tag_runs |= part.tag_runs
+            union.artifacts.update(part.artifacts)
+        union.build_queries(dialect)
+        return union
+
+    def independent_rows(
+        self, planned: Sequence[tuple[ReadModelPlan, Collection[str]]]
+    ) -> list[RowInsert]:
+        rows = [
+            row
+            for plan, event_ids in planned
+            for event_id, event_rows in plan.artifacts.items()
+            if event_id in event_ids
+            for row in event_rows
+        ]
+        return [RowInsert("artifacts", ARTIFACT_COLUMNS, rows)] if rows else []
+
+    def fold(self, plan: ReadModelPlan, rows: list[list[Row]]) -> ReadModelFold:
+        # Live appends: the store wrote the artifact rows with the events.
+        return ReadModelFold.from_rows(plan, rows, collect_artifacts=False)
+
+    def load(self, tx: Tx, pending: Sequence[PendingEvent]) -> ReadModelFold:
+        plan = plan_batch(
+            ((item.event.event_id, item.event, item.address) for item in pending), tx.dialect
+        )
+        return ReadModelFold.from_rows(plan, tx.query_all(plan.queries))
+
+    def explain_conflict(
+        self, database: Database, plans: Sequence[ReadModelPlan], error: Exception
+    ) -> LedgerError | None:
+        if "artifacts" not in str(error):
+            return None
+        rows = [row for plan in plans for found in plan.artifacts.values() for row in found]
+        return artifacts.already_recorded(database, rows)
+
+
+def _select(
+    dialect: Dialect, source: str, columns: list[str], key: str, values: set[str]
+) -> tuple[str, list[Any]]:
+    """SELECT columns FROM source (a table or a join) WHERE key is one of values."""
+    condition, params = dialect.one_of(key, sorted(values))
+    return f"SELECT {', '.join(columns)} FROM {source} WHERE {condition}", params

@@ -1,0 +1,98 @@
+"""The runs read model (with flows): a run starts once, with a user, its parameters
+(JSON texts), its tags and maybe an origin run to resume from; it finishes once, and
+succeeds only when its end step has."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ledgerflow.v1 import events_pb2
+
+from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ledgerflow_service.names import check_id, check_identifier, check_tag, run_pathspec
+from ledgerflow_service.read_models.tags import set_initial_tags
+from ledgerflow_service.validation import check_text
+
+if TYPE_CHECKING:
+    from ledgerflow_service.read_models.fold import ReadModelFold
+    from ledgerflow_service.store.projector import PendingEvent
+
+FLOW_COLUMNS = ("flow_name", "created_at_us", "created_by")
+
+
+@dataclass
+class RunRow:
+    pathspec: str
+    flow_name: str
+    run_id: str
+    started_position: int
+    user_name: str
+    parameters_json: str
+    origin_run_id: str
+    created_at_us: int
+    finished_at_us: int | None
+    end_succeeded: int
+    last_heartbeat_at_us: int
+
+
+def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEvent) -> None:
+    path = item.address.run_pathspec
+    if fold.runs.get(path) is not None:
+        raise AlreadyExists(f"run {path} already exists")
+    if not p.user:
+        raise InvalidArgument("run_started.user is missing")
+    check_text("run_started.user", p.user)
+    for tag in [*p.tags, *p.system_tags]:
+        check_tag(tag)
+    for name, value in p.parameters.items():
+        check_identifier("parameter name", name)
+        try:
+            json.loads(value)
+        except ValueError:
+            raise InvalidArgument(f"parameter {name!r} is not JSON text: {value[:60]!r}") from None
+    if p.origin_run_id:
+        origin = run_pathspec(p.flow_name, check_id("origin_run_id", p.origin_run_id))
+        if fold.runs.get(origin) is None:
+            raise NotFound(f"origin run {origin} does not exist")
+    if p.flow_name not in fold.known_flows:
+        fold.known_flows.add(p.flow_name)
+        fold.new_flows[p.flow_name] = (p.flow_name, item.recorded_at_us, item.actor)
+    run = RunRow(
+        pathspec=path,
+        flow_name=p.flow_name,
+        run_id=p.run_id,
+        started_position=item.position,
+        user_name=p.user,
+        parameters_json=json.dumps(dict(sorted(p.parameters.items()))),
+        origin_run_id=p.origin_run_id,
+        created_at_us=item.recorded_at_us,
+        finished_at_us=None,
+        end_succeeded=0,
+        last_heartbeat_at_us=item.recorded_at_us,
+    )
+    fold.runs[path] = run
+    set_initial_tags(fold, path, p.system_tags, p.tags)
+
+
+def run_heartbeat(fold: ReadModelFold, p: events_pb2.RunHeartbeat, item: PendingEvent) -> None:
+    fold.run(item.address.run_pathspec, open_only=True)
+
+
+def run_finished(fold: ReadModelFold, p: events_pb2.RunFinished, item: PendingEvent) -> None:
+    run = fold.run(item.address.run_pathspec, open_only=True)
+    if p.succeeded and not run.end_succeeded:
+        raise FailedPrecondition(
+            f"run {run.pathspec} cannot finish as succeeded: its end step has not succeeded"
+        )
+    run.finished_at_us = item.recorded_at_us
+
+
+# The handler of each kind of event this read model folds.
+HANDLERS: dict[str, Callable[..., None]] = {
+    "run_started": run_started,
+    "run_heartbeat": run_heartbeat,
+    "run_finished": run_finished,
+}

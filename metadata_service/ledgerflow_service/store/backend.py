@@ -1,0 +1,160 @@
+"""The storage interface both backends implement: a transaction (:class:`Tx`), a
+database (:class:`Database`) and the SQL that differs between them (:class:`Dialect`).
+
+SQL in the service is written once, with ``?`` placeholders, in the dialect both
+SQLite (3.35+) and Postgres understand; the Postgres backend swaps the placeholders.
+
+Writes go through :meth:`Database.write`, which serializes appends: in Postgres with a
+transaction-scoped advisory lock, in SQLite with ``BEGIN IMMEDIATE``. Serializing means
+global positions are assigned and committed in the same order, so a watcher that reads
+"everything after position N" can never skip an event that commits late.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from ledgerflow_service.call_scope import CallScope
+from ledgerflow_service.errors import Cancelled, DeadlineExceeded, LedgerError
+
+Row = tuple[Any, ...]
+
+
+class RowInsert(NamedTuple):
+    """Rows for one table, with an optional ON CONFLICT clause as `suffix`."""
+
+    table: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    suffix: str = ""
+
+
+# Bound parameters per statement: SQLite allows 32766, Postgres 65535.
+_MAX_PARAMS = 30000
+
+
+class Dialect:
+    """SQL that differs between the backends, for queries built before a transaction
+    exists. This base class speaks the dialect both understand."""
+
+    def one_of(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+        """`column` equals one of `values` (no value matches nothing)."""
+        marks = ", ".join("?" for _ in values) or "NULL"
+        return f"{column} IN ({marks})", list(values)
+
+    def stream_versions(self, streams: Sequence[str]) -> tuple[str, list[Any]]:
+        """(stream, current version or NULL) for each stream: one index probe per
+        stream (a backward scan of UNIQUE(stream, stream_version)), whatever the
+        planner thinks of the table's size."""
+        if not streams:
+            return "SELECT NULL, NULL WHERE 1 = 0", []
+        probe = "SELECT ?, (SELECT MAX(stream_version) FROM events WHERE stream = ?)"
+        return " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
+
+
+class Tx(abc.ABC):
+    """One transaction (or read snapshot) on a backend."""
+
+    dialect: Dialect = Dialect()
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    @abc.abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def query_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """Runs independent queries and returns each one's rows, in order (Postgres sends
+        them all in one round trip)."""
+        return [self.query(sql, params) for sql, params in queries]
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
+    ) -> None:
+        """Inserts many rows with one multi-row INSERT per chunk: one round trip where
+        ``executemany`` would pay one per row. `suffix` is e.g. an ON CONFLICT clause."""
+        if not rows:
+            return
+        one = "(" + ", ".join("?" for _ in columns) + ")"
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        per_chunk = max(1, _MAX_PARAMS // len(columns))
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start : start + per_chunk]
+            params = [value for row in chunk for value in row]
+            self.execute(head + ", ".join(one for _ in chunk) + " " + suffix, params)
+
+    def insert_all(self, inserts: Sequence[RowInsert]) -> None:
+        """Runs several multi-row inserts, in order (Postgres sends them as one
+        statement)."""
+        for insert in inserts:
+            self.insert_rows(insert.table, insert.columns, insert.rows, insert.suffix)
+
+
+class Database(abc.ABC):
+    """A ledger database: the events table plus the projections."""
+
+    kind: str
+    dialect: Dialect = Dialect()
+    # Whether appends by other processes wake this process's watchers (see listen);
+    # when not, watchers poll more often.
+    notifies_other_processes = False
+
+    @abc.abstractmethod
+    def write(self) -> Any:
+        """Context manager yielding a :class:`Tx` that holds the append lock."""
+
+    @abc.abstractmethod
+    def read(self, scope: CallScope | None = None) -> Any:
+        """Context manager yielding a :class:`Tx` for queries. With a `scope`, no
+        statement runs past its deadline, and cancelling it interrupts the statement
+        that is running; either ends the block with a :class:`LedgerError`."""
+
+    @abc.abstractmethod
+    def migrate(self) -> list[str]:
+        """Applies pending migrations; returns the names applied."""
+
+    @abc.abstractmethod
+    def notify_appended(self, tx: Tx, position: int) -> None:
+        """Tells watchers in other processes that events up to `position` exist."""
+
+    def listen(self, on_append: Any, stop: threading.Event) -> None:  # noqa: B027
+        """Blocks, calling `on_append()` whenever another process appends (the appends
+        made through this object signal its watchers directly), until `stop`.
+
+        The default does nothing: a backend without cross-process notification is
+        polled by the watchers instead."""
+
+    def after_commit(self, appended: int) -> None:  # noqa: B027 - optional
+        """Called after an append committed `appended` events (outside the lock)."""
+
+    @abc.abstractmethod
+    def is_unique_violation(self, error: Exception) -> bool:
+        """Whether `error` is this backend's unique-constraint violation."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+def stopped(scope: CallScope) -> LedgerError:
+    """The error for a statement that was interrupted on behalf of `scope`."""
+    if scope.cancelled:
+        return Cancelled("the caller cancelled the request; its query was stopped")
+    if scope.caller_deadline is not None and scope.caller_deadline <= scope.deadline:
+        return DeadlineExceeded(
+            "the query did not finish before the caller's deadline and was stopped; "
+            "narrow the request (filters, a smaller page) or allow more time"
+        )
+    return DeadlineExceeded(
+        "the query ran longer than the service's statement timeout and was stopped; "
+        "narrow the request (filters, a smaller page)"
+    )
