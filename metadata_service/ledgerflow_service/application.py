@@ -305,6 +305,8 @@ class LedgerApplication:
     def watch_filter(self, request: ledger_api.WatchEventsRequest) -> WatchFilter:
         """Checks a watch request; returns what its stream wants."""
         check_int64("after_position", request.after_position)
+        if request.from_head and request.after_position:
+            raise InvalidArgument("give after_position or from_head, not both")
         if request.run_pathspec:
             flow, run = parse_pathspec(request.run_pathspec, 2)
             check_run_key(flow, run)
@@ -314,6 +316,10 @@ class LedgerApplication:
             known = ", ".join(sorted(EVENT_TYPES))
             raise InvalidArgument(f"unknown event type {unknown[0][:64]!r}: use one of {known}")
         return WatchFilter(request.run_pathspec, frozenset(types))
+
+    def watch_start(self, request: ledger_api.WatchEventsRequest) -> int:
+        """The position a watch stream starts after."""
+        return self.ledger_head() if request.from_head else request.after_position
 
     def ledger_head(self) -> int:
         """The position of the newest event (0 for an empty ledger)."""

@@ -2,7 +2,7 @@
 
 | variable | meaning | default |
 | --- | --- | --- |
-| LEDGERFLOW_HOME | folder of the embedded ledger and local datastore | ./.ledgerflow |
+| LEDGERFLOW_HOME | folder of the embedded ledger and local datastore | see find_home |
 | LEDGERFLOW_SERVICE | host:port of a metadata service to use instead | unset |
 | LEDGERFLOW_TOKEN | bearer token for the service | unset |
 | LEDGERFLOW_DATASTORE | local or s3 | local |
@@ -50,9 +50,34 @@ def username() -> str:
         return "unknown"
 
 
-def load_config(*, metadata: str | None = None, datastore: str | None = None) -> Config:
-    home = Path(os.environ.get("LEDGERFLOW_HOME", ".ledgerflow")).absolute()
-    service = os.environ.get("LEDGERFLOW_SERVICE") or None
+HOME_FOLDER = ".ledgerflow"
+
+
+def find_home(start: Path | None = None) -> Path:
+    """The embedded ledger's folder: LEDGERFLOW_HOME, else the first `.ledgerflow`
+    folder in the working folder or one of its parents (so a notebook in a subfolder
+    finds the runs of the flows beside it, as Metaflow finds `.metaflow`), else
+    `.ledgerflow` in the working folder (made on the first run)."""
+    if os.environ.get("LEDGERFLOW_HOME"):
+        return Path(os.environ["LEDGERFLOW_HOME"]).absolute()
+    here = (start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if (folder / HOME_FOLDER).is_dir():
+            return folder / HOME_FOLDER
+    return here / HOME_FOLDER
+
+
+def load_config(
+    *,
+    metadata: str | None = None,
+    datastore: str | None = None,
+    home: Path | None = None,
+    service: str | None = None,
+) -> Config:
+    """The settings from the environment; arguments override it (the CLI's
+    --metadata and --datastore, the client's metadata())."""
+    home = home or find_home()
+    service = service or os.environ.get("LEDGERFLOW_SERVICE") or None
     metadata = metadata or ("service" if service else "local")
     if metadata not in ("local", "service"):
         raise ConfigError(f"metadata must be 'local' or 'service', not {metadata!r}")

@@ -15,6 +15,7 @@ follow pages, and unwrap the response.
 from __future__ import annotations
 
 import abc
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -81,6 +82,10 @@ class MetadataClient(abc.ABC):
     @abc.abstractmethod
     def get_run_as_of(self, request: audit.GetRunAsOfRequest) -> audit.GetRunAsOfResponse: ...
 
+    @abc.abstractmethod
+    def watch_events(self, request: ledger.WatchEventsRequest) -> Iterator[events_pb2.Event]:
+        """The events the request asks for, as they are appended, until closed."""
+
     def close(self) -> None:  # noqa: B027 - optional
         """Releases connections."""
 
@@ -125,6 +130,18 @@ class MetadataClient(abc.ABC):
         )
         request.event_id = str(uuid.uuid4())
         return list(self.remove_tags(request).tags)
+
+    def replace_run_tags(
+        self, flow: str, run_id: str, old: Sequence[str], new: Sequence[str]
+    ) -> None:
+        """Removes `old` and adds `new` user tags in one append (atomic: both or none)."""
+        removed = events_pb2.Event(event_id=str(uuid.uuid4()))
+        removed.tags_removed.flow_name, removed.tags_removed.run_id = flow, run_id
+        removed.tags_removed.tags.extend(old)
+        added = events_pb2.Event(event_id=str(uuid.uuid4()))
+        added.tags_added.flow_name, added.tags_added.run_id = flow, run_id
+        added.tags_added.tags.extend(new)
+        self.append_events([removed, added])
 
 
 def _pages(rpc: Callable[[Any], Any], request: Any, items: Callable[[Any], Any]) -> Iterator[Any]:
@@ -198,6 +215,22 @@ class EmbeddedMetadata(MetadataClient):
 
     def get_run_as_of(self, request: audit.GetRunAsOfRequest) -> audit.GetRunAsOfResponse:
         return self._invoke(self.app.get_run_as_of, request)
+
+    def watch_events(self, request: ledger.WatchEventsRequest) -> Iterator[events_pb2.Event]:
+        """Polls the ledger (SQLite tells no other process of its appends). The start
+        is fixed now, not when the first event is asked for."""
+        wants = self._invoke(self.app.watch_filter, request)
+        after = self._invoke(self.app.watch_start, request)
+        return self._poll(after, wants)
+
+    def _poll(self, after: int, wants: Any) -> Iterator[events_pb2.Event]:
+        while True:
+            found, head = self._invoke(self.app.read_watch_chunk, after, wants, 1000)
+            for event, _run in found:
+                yield event
+            after = found[-1][0].global_position if found else head
+            if not found:
+                time.sleep(self.app.watch_poll_seconds)
 
     def close(self) -> None:
         self.app.close()
@@ -290,6 +323,21 @@ class GrpcMetadata(MetadataClient):
 
     def get_run_as_of(self, request: audit.GetRunAsOfRequest) -> audit.GetRunAsOfResponse:
         return self._invoke(self._audit.GetRunAsOf, request)
+
+    def watch_events(self, request: ledger.WatchEventsRequest) -> Iterator[events_pb2.Event]:
+        """The call starts now, not when the first event is asked for."""
+        return self._follow(self._ledger.WatchEvents(request, metadata=self._metadata))
+
+    def _follow(self, stream: Any) -> Iterator[events_pb2.Event]:
+        try:
+            for response in stream:
+                yield response.event
+        except self._rpc_error as error:
+            code = error.code()  # type: ignore[attr-defined]
+            details = error.details()  # type: ignore[attr-defined]
+            raise rpc_error(code.name, details or str(code)) from None
+        finally:
+            stream.cancel()
 
     def close(self) -> None:
         self._channel.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 from ledgerflow_service.cli import service
 
+from ledgerflow._client_cli import audit, events, flows, runs
+
 
 @click.group()
 @click.version_option(package_name="ledgerflow")
@@ -12,4 +14,5 @@ def main() -> None:
     """Ledgerflow: workflows whose every run is an append-only ledger of events."""
 
 
-main.add_command(service)
+for command in (service, flows, runs, audit, events):
+    main.add_command(command)

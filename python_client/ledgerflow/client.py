@@ -15,16 +15,24 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from ledgerflow._config import load_config, open_datastore
-from ledgerflow._metadata import MetadataClient, connect
+from ledgerflow._config import Config, load_config, open_datastore
+from ledgerflow._metadata import EmbeddedMetadata, MetadataClient, connect
 from ledgerflow.exceptions import (
     CaughtException,
+    LedgerflowException,
     LedgerflowNamespaceMismatch,
     LedgerflowNotFound,
 )
-from ledgerflow.v1 import common_pb2, query_service_pb2, records_pb2
+from ledgerflow.v1 import (
+    audit_service_pb2,
+    common_pb2,
+    events_pb2,
+    query_service_pb2,
+    records_pb2,
+)
 
 _UNSET = object()
 _current_namespace: Any = _UNSET
@@ -44,22 +52,89 @@ _SETTINGS = (
 )
 
 
+# What metadata() chose: ("local", home folder or None for the default) or
+# ("service", address or None for LEDGERFLOW_SERVICE); None: the settings decide.
+_metadata_choice: tuple[str, str | None] | None = None
+
+
+def _config() -> Config:
+    """The settings, with the choice of metadata() applied."""
+    if _metadata_choice is None:
+        return load_config()
+    kind, where = _metadata_choice
+    if kind == "local":
+        return load_config(metadata="local", home=Path(where) if where else None)
+    return load_config(metadata="service", service=where)
+
+
 def _clients() -> tuple[MetadataClient, Any]:
     """The metadata client and datastore for the current settings, reused while the
-    settings (the environment variables of _config, and the working folder) stay the
-    same. Checking them is cheap, as it must be: every artifact read asks."""
-    key = (os.getcwd(), *(os.environ.get(name) for name in _SETTINGS))
-    if _connection.get("key") != key:
-        config = load_config()
-        if "metadata" in _connection:
-            _connection["metadata"].close()
-        _connection.update(
-            key=key,
-            metadata=connect(config),
-            store=open_datastore(config),
-            username=config.username,
-        )
+    settings (the environment variables of _config, metadata()'s choice and the working
+    folder) stay the same. Checking them is cheap, as it must be: every artifact read
+    asks. Reading never creates a ledger: where none exists yet, an empty one in
+    memory answers (and the file is opened once a run has made it)."""
+    key = (os.getcwd(), _metadata_choice, *(os.environ.get(name) for name in _SETTINGS))
+    if _connection.get("key") == key and not (
+        _connection.get("awaiting") and _connection["awaiting"].exists()
+    ):
+        return _connection["metadata"], _connection["store"]
+    config = _config()
+    if "metadata" in _connection:
+        _connection["metadata"].close()
+    ledger_file = config.home / "ledger.db"
+    awaiting = config.metadata == "local" and not ledger_file.exists()
+    _connection.update(
+        key=key,
+        metadata=(
+            EmbeddedMetadata("sqlite://:memory:", config.username) if awaiting else connect(config)
+        ),
+        store=open_datastore(config),
+        username=config.username,
+        awaiting=ledger_file if awaiting else None,
+    )
     return _connection["metadata"], _connection["store"]
+
+
+def get_metadata() -> str:
+    """Where the client API reads metadata: ``local@FOLDER`` (the embedded ledger) or
+    ``service@HOST:PORT``."""
+    config = _config()
+    if config.metadata == "service":
+        return f"service@{config.service_address}"
+    return f"local@{config.home}"
+
+
+def metadata(ms: str) -> str:
+    """Switches where the client API reads metadata, as Metaflow's ``metadata()``:
+    ``'local'``, ``'local@FOLDER'``, ``'service'`` (LEDGERFLOW_SERVICE),
+    ``'service@HOST:PORT'``, or the path of a folder that is (or holds) a
+    ``.ledgerflow`` folder. Returns the new :func:`get_metadata`."""
+    global _metadata_choice
+    kind, _, where = ms.partition("@")
+    if kind in ("local", "service"):
+        choice: tuple[str, str | None] = (kind, where or None)
+    elif Path(ms).is_dir():
+        folder = Path(ms).absolute()
+        home = folder if folder.name == ".ledgerflow" else folder / ".ledgerflow"
+        if not home.is_dir():
+            raise LedgerflowException(f"{folder} holds no .ledgerflow folder: no runs there")
+        choice = ("local", str(home))
+    else:
+        raise LedgerflowException(
+            f"metadata {ms!r} is not one of 'local', 'local@FOLDER', 'service', "
+            "'service@HOST:PORT' or an existing folder"
+        )
+    if choice == ("service", None) and not os.environ.get("LEDGERFLOW_SERVICE"):
+        raise LedgerflowException("metadata('service') needs LEDGERFLOW_SERVICE=host:port")
+    _metadata_choice = choice
+    return get_metadata()
+
+
+def default_metadata() -> str:
+    """Switches back to the metadata the settings name; returns it."""
+    global _metadata_choice
+    _metadata_choice = None
+    return get_metadata()
 
 
 def namespace(ns: str | None) -> str | None:
@@ -72,13 +147,13 @@ def namespace(ns: str | None) -> str | None:
 def default_namespace() -> str:
     """Switches back to the default namespace, user:<you>, and returns it."""
     global _current_namespace
-    _current_namespace = f"user:{load_config().username}"
+    _current_namespace = f"user:{_config().username}"
     return _current_namespace
 
 
 def get_namespace() -> str | None:
     if _current_namespace is _UNSET:
-        return f"user:{load_config().username}"
+        return f"user:{_config().username}"
     return _current_namespace
 
 
@@ -128,19 +203,65 @@ class _Outcome:
         return _time(self._record.finished_at)
 
 
+class Ledgerflow:
+    """The root of the client API, as Metaflow's ``Metaflow()``: every flow.
+
+    ``for flow in Ledgerflow(): ...`` and ``Ledgerflow().flows``."""
+
+    def __repr__(self) -> str:
+        return "Ledgerflow()"
+
+    @property
+    def flows(self) -> list[Flow]:
+        return list(self)
+
+    def __iter__(self) -> Iterator[Flow]:
+        metadata, _ = _clients()
+        request = query_service_pb2.ListFlowsRequest()
+        while True:
+            response = metadata.list_flows(request)
+            for record in response.flows:
+                yield Flow._from_record(record)
+            if not response.page.next_page_token:
+                return
+            request.page.page_token = response.page.next_page_token
+
+
 class Flow:
     """A flow, and its runs in the current namespace."""
 
-    def __init__(self, name: str) -> None:
-        metadata, _ = _clients()
-        try:
-            metadata.get_flow(query_service_pb2.GetFlowRequest(flow_name=name))
-        except LedgerflowNotFound as error:
-            raise _not_found(error) from None
+    def __init__(self, name: str, *, _record: Any = None) -> None:
+        if _record is None:
+            metadata, _ = _clients()
+            try:
+                _record = metadata.get_flow(query_service_pb2.GetFlowRequest(flow_name=name)).flow
+            except LedgerflowNotFound as error:
+                raise _not_found(error) from None
+        self._record = _record
         self.id = self.pathspec = name
+
+    @classmethod
+    def _from_record(cls, record: records_pb2.Flow) -> Flow:
+        return cls(record.flow_name, _record=record)
 
     def __repr__(self) -> str:
         return f"Flow('{self.id}')"
+
+    parent = None
+
+    @property
+    def path_components(self) -> list[str]:
+        return [self.id]
+
+    @property
+    def created_at(self) -> datetime | None:
+        return _time(self._record.created_at)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the latest run (in the current namespace) finished; None while it runs."""
+        latest = self.latest_run
+        return latest.finished_at if latest is not None else None
 
     def _runs(
         self, tags: list[str], statuses: list[Any], page_size: int, limit: int | None = None
@@ -211,6 +332,20 @@ class Run(_Outcome):
     def __repr__(self) -> str:
         return f"Run('{self.pathspec}')"
 
+    @property
+    def parent(self) -> Flow:
+        return Flow(self.flow_name)
+
+    @property
+    def path_components(self) -> list[str]:
+        return [self.flow_name, self.id]
+
+    @property
+    def code(self) -> None:
+        """The run's code package. Runs made on this machine have none (Metaflow's
+        local runs have none either); runs submitted with --remote will."""
+        return None
+
     def _refresh(self) -> None:
         metadata, _ = _clients()
         self._record = metadata.run(self.flow_name, self.id)
@@ -238,13 +373,16 @@ class Run(_Outcome):
     def steps(self) -> Iterator[Step]:
         metadata, _ = _clients()
         for record in metadata.steps(self.flow_name, self.id):
-            yield Step(f"{self.pathspec}/{record.step_name}", _run=self)
+            yield Step(f"{self.pathspec}/{record.step_name}", _run=self, _record=record)
 
     def __iter__(self) -> Iterator[Step]:
         return self.steps()
 
     def __getitem__(self, step_name: str) -> Step:
-        return Step(f"{self.pathspec}/{step_name}", _run=self)
+        for step in self.steps():
+            if step.id == step_name:
+                return step
+        raise LedgerflowNotFound(f"step {self.pathspec}/{step_name} does not exist")
 
     def __contains__(self, step_name: str) -> bool:
         return any(s.id == step_name for s in self.steps())
@@ -278,15 +416,46 @@ class Run(_Outcome):
         metadata.remove_run_tags(self.flow_name, self.id, list(tags))
         self._refresh()
 
+    def replace_tag(self, tag_to_remove: str, tag_to_add: str) -> None:
+        self.replace_tags([tag_to_remove], [tag_to_add])
+
+    def replace_tags(self, tags_to_remove: Any, tags_to_add: Any) -> None:
+        """Removes and adds user tags at once: one append of both events, so no reader
+        sees the run with neither or both."""
+        metadata, _ = _clients()
+        metadata.replace_run_tags(self.flow_name, self.id, list(tags_to_remove), list(tags_to_add))
+        self._refresh()
+
+    def history(self) -> list[events_pb2.Event]:
+        """Every event of the run, oldest first, with who appended it (``actor``, and
+        ``actor_authenticated`` when the service proved it) and when."""
+        return list(_events_of(f"{self.flow_name}/{self.id}"))
+
+    def as_of(self, when: datetime) -> tuple[records_pb2.Run, list[records_pb2.Task]]:
+        """The run and its tasks as the ledger described them at `when` (a datetime;
+        naive ones are taken as UTC)."""
+        metadata, _ = _clients()
+        request = audit_service_pb2.GetRunAsOfRequest(flow_name=self.flow_name, run_id=self.id)
+        request.as_of.FromDatetime(when if when.tzinfo else when.replace(tzinfo=UTC))
+        tasks: list[records_pb2.Task] = []
+        while True:
+            response = metadata.get_run_as_of(request)
+            tasks.extend(response.tasks)
+            if not response.page.next_page_token:
+                return response.run, tasks
+            request.page.page_token = response.page.next_page_token
+
 
 class Step:
     """One step of a run and its tasks."""
 
-    def __init__(self, pathspec: str, *, _run: Run | None = None) -> None:
+    def __init__(self, pathspec: str, *, _run: Run | None = None, _record: Any = None) -> None:
         self.flow_name, self.run_id, self.id = _split(pathspec, 3, "step")
         self.pathspec = pathspec.strip("/")
-        if _run is None:
-            Run(f"{self.flow_name}/{self.run_id}")  # checks existence and namespace
+        if _record is None:
+            run = _run or Run(f"{self.flow_name}/{self.run_id}")  # existence and namespace
+            _record = run[self.id]._record
+        self._record: Any = _record
         self._tasks: list[Task] | None = None
         self._artifacts: dict[str, dict[str, records_pb2.Artifact]] | None = None
         self._datastore: Any = None
@@ -299,6 +468,34 @@ class Step:
 
     def __repr__(self) -> str:
         return f"Step('{self.pathspec}')"
+
+    @property
+    def parent(self) -> Run:
+        return Run(f"{self.flow_name}/{self.run_id}")
+
+    @property
+    def path_components(self) -> list[str]:
+        return [self.flow_name, self.run_id, self.id]
+
+    @property
+    def created_at(self) -> datetime | None:
+        return _time(self._record.created_at)
+
+    @property
+    def finished(self) -> bool:
+        """Whether every task of the step has finished."""
+        return all(task.finished for task in self.tasks())
+
+    @property
+    def successful(self) -> bool:
+        return all(task.successful for task in self.tasks())
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the step's last task finished; None while any runs."""
+        if not self.finished:
+            return None
+        return max((t.finished_at for t in self.tasks() if t.finished_at), default=None)
 
     def _artifacts_of(self, task_pathspec: str) -> dict[str, records_pb2.Artifact]:
         if self._artifacts is None:
@@ -374,6 +571,19 @@ class Task(_Outcome):
     def __repr__(self) -> str:
         return f"Task('{self.pathspec}')"
 
+    @property
+    def parent(self) -> Step:
+        return self._step
+
+    @property
+    def path_components(self) -> list[str]:
+        return self.pathspec.split("/")
+
+    @property
+    def code(self) -> None:
+        """The code package the task ran (see Run.code)."""
+        return None
+
     def _records(self) -> dict[str, records_pb2.Artifact]:
         return {
             k: v
@@ -400,8 +610,10 @@ class Task(_Outcome):
         return _Data(self)
 
     @property
-    def artifacts(self) -> list[DataArtifact]:
-        return list(self)
+    def artifacts(self) -> Artifacts:
+        """The task's artifacts: ``task.artifacts.x`` (a DataArtifact), iteration,
+        ``'x' in task.artifacts``."""
+        return Artifacts(self)
 
     @property
     def index(self) -> int | None:
@@ -439,6 +651,39 @@ class Task(_Outcome):
             if attempt.status == common_pb2.STATUS_FAILED:
                 return CaughtException(attempt.error_type, attempt.error_message, attempt.traceback)
         return None
+
+
+class Artifacts(list["DataArtifact"]):
+    """The artifacts of a task, as a list and by name: ``task.artifacts.x.data``."""
+
+    def __init__(self, task: Task) -> None:
+        super().__init__(task)
+        self._by_name = {artifact.id: artifact for artifact in self}
+        self._pathspec = task.pathspec
+
+    def __getattr__(self, name: str) -> DataArtifact:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise AttributeError(f"task {self._pathspec} has no artifact {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name if isinstance(name, str) else super().__contains__(name)
+
+
+def _events_of(run_pathspec: str, **filters: Any) -> Iterator[events_pb2.Event]:
+    """The events of a run (or of the whole ledger, for an empty pathspec) matching
+    the ListEvents `filters`, oldest first, page after page."""
+    metadata, _ = _clients()
+    request = audit_service_pb2.ListEventsRequest(run_pathspec=run_pathspec, **filters)
+    while True:
+        response = metadata.list_events(request)
+        yield from response.events
+        if not response.page.next_page_token:
+            return
+        request.page.page_token = response.page.next_page_token
 
 
 class DataArtifact:

@@ -21,8 +21,12 @@ class MergeArtifactsException(LedgerflowException):
     """merge_artifacts() met an artifact whose value differs between inputs."""
 
 
-class LedgerflowNotFound(LedgerflowException):
-    """A flow, run, step, task or artifact does not exist."""
+class LedgerflowNotFound(LedgerflowException, KeyError):
+    """A flow, run, step, task or artifact does not exist. Also a KeyError, since
+    ``Flow('F')['no-such-run']`` is a look-up that notebooks guard with KeyError."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class LedgerflowNamespaceMismatch(LedgerflowException):

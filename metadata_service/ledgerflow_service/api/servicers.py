@@ -110,8 +110,8 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         try:
             transport.principal(context)
             wants = transport.app.watch_filter(request)
-            transport.hub.open_stream(request.after_position, wants, send_response_callback,
-                                      context)  # fmt: skip
+            start = transport.app.watch_start(request)
+            transport.hub.open_stream(start, wants, send_response_callback, context)
         except LedgerError as error:
             context.abort(error.code, error.message)
 

@@ -22,14 +22,16 @@ class AppendResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[_events_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
-    __slots__ = ("after_position", "run_pathspec", "event_types")
+    __slots__ = ("after_position", "run_pathspec", "event_types", "from_head")
     AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
     RUN_PATHSPEC_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    FROM_HEAD_FIELD_NUMBER: _ClassVar[int]
     after_position: int
     run_pathspec: str
     event_types: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, after_position: _Optional[int] = ..., run_pathspec: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ...) -> None: ...
+    from_head: bool
+    def __init__(self, after_position: _Optional[int] = ..., run_pathspec: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., from_head: _Optional[bool] = ...) -> None: ...
 
 class WatchEventsResponse(_message.Message):
     __slots__ = ("event",)

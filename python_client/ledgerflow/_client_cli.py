@@ -1,0 +1,274 @@
+"""The ``ledgerflow`` commands that read the ledger: ``flows``, ``runs``, ``audit`` and
+``events tail``. Each reads through the client API or the typed metadata client, so
+they work on the embedded ledger and against a service alike (LEDGERFLOW_SERVICE)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from google.protobuf import json_format
+
+from ledgerflow import client
+from ledgerflow.exceptions import LedgerflowException, LedgerflowNotFound
+from ledgerflow.v1 import common_pb2, events_pb2, ledger_service_pb2, records_pb2
+
+
+def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A Ledgerflow error ends the command with its message, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except LedgerflowException as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _stamp(stamp: Any) -> str:
+    """A Timestamp as UTC text ("-" when unset)."""
+    if not stamp.seconds and not stamp.nanos:
+        return "-"
+    return stamp.ToDatetime(tzinfo=UTC).isoformat(timespec="milliseconds")
+
+
+class _Time(click.ParamType):
+    """An ISO 8601 time (``2026-11-27T08:00:00Z``, ``2026-11-27 08:00``); naive times are
+    UTC."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time such as 2026-11-27T08:00:00Z", param, ctx)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+TIME = _Time()
+
+
+def _print_table(rows: Iterable[list[str]], header: list[str]) -> None:
+    rows = list(rows)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+@click.command("flows")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per flow.")
+@_friendly
+def flows(as_json: bool) -> None:
+    """List every flow in the ledger."""
+    found = client.Ledgerflow().flows
+    if as_json:
+        for flow in found:
+            click.echo(json.dumps({"flow": flow.id, "created_at": _when(flow.created_at)}))
+        return
+    if not found:
+        click.echo(f"no flows in {client.get_metadata()}")
+        return
+    _print_table(([f.id, _when(f.created_at)] for f in found), ["FLOW", "CREATED (UTC)"])
+
+
+@click.command("runs")
+@click.argument("flow")
+@click.option("--tag", "tags", multiple=True, help="Only runs with this tag (repeatable).")
+@click.option(
+    "--namespace",
+    "ns",
+    default=None,
+    help="Namespace to list: user:NAME, production:..., any tag (default: yours).",
+)
+@click.option("--all-namespaces", "-A", is_flag=True, help="Runs of every namespace.")
+@click.option("--limit", default=20, show_default=True, help="At most this many runs.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
+@_friendly
+def runs(
+    flow: str,
+    tags: tuple[str, ...],
+    ns: str | None,
+    all_namespaces: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List a flow's runs, newest first."""
+    client.namespace(None if all_namespaces else (ns or client.get_namespace()))
+    found = []
+    for run in client.Flow(flow).runs(*tags):
+        found.append(run)
+        if len(found) >= limit:
+            break
+    if as_json:
+        for run in found:
+            click.echo(json.dumps({
+                "pathspec": run.pathspec, "status": run.status, "user": run.user,
+                "created_at": _when(run.created_at), "finished_at": _when(run.finished_at),
+                "tags": sorted(run.user_tags), "system_tags": sorted(run.system_tags),
+            }))  # fmt: skip
+        return
+    if not found:
+        click.echo(f"no runs of {flow} in namespace {client.get_namespace() or '(all)'}")
+        return
+    _print_table(
+        (
+            [
+                r.id,
+                r.status,
+                r.user,
+                _when(r.created_at),
+                _when(r.finished_at),
+                ", ".join(sorted(r.user_tags)),
+            ]
+            for r in found
+        ),
+        ["RUN", "STATUS", "USER", "CREATED (UTC)", "FINISHED (UTC)", "TAGS"],
+    )
+
+
+def _subject(event: events_pb2.Event) -> str:
+    """What an event is about: its stream (a run or a task)."""
+    return event.stream
+
+
+def _actor(event: events_pb2.Event) -> str:
+    return event.actor if event.actor_authenticated else f"{event.actor} (claimed)"
+
+
+def _event_json(event: events_pb2.Event) -> str:
+    return json.dumps(json_format.MessageToDict(event, preserving_proto_field_name=True))
+
+
+def _event_line(event: events_pb2.Event) -> str:
+    return (
+        f"{event.global_position:>8}  {_stamp(event.recorded_at)}  {_actor(event):<24}  "
+        f"{event.event_type:<17}  {_subject(event)}"
+    )
+
+
+@click.command("audit")
+@click.argument("run_pathspec", metavar="FLOW/RUN_ID")
+@click.option(
+    "--task", "task", default=None, metavar="STEP/TASK_ID", help="Only this task's events."
+)
+@click.option("--actor", default=None, help="Only events appended by this principal.")
+@click.option("--since", type=TIME, default=None, help="Only events recorded after this time.")
+@click.option("--until", type=TIME, default=None, help="Only events recorded before this time.")
+@click.option("--as-of", "as_of", type=TIME, default=None, help="Show the run as it was then.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
+@_friendly
+def audit(
+    run_pathspec: str,
+    task: str | None,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    as_of: datetime | None,
+    as_json: bool,
+) -> None:
+    """Who did what to a run, and when: its events in order, each with its actor
+    (proven by the service's tokens, or "(claimed)" when the service takes the
+    caller's word). With --as-of, the run and its tasks as the ledger described them
+    at that time.
+
+    Times are ISO 8601 (2026-11-27T08:00:00Z); a time without a zone is UTC.
+    """
+    client.namespace(None)  # an audit sees every namespace
+    run = client.Run(run_pathspec)
+    if as_of is not None:
+        try:
+            found, tasks = run.as_of(as_of)
+        except LedgerflowNotFound:
+            raise click.ClickException(
+                f"run {run.pathspec} had not started by {as_of.isoformat()} (it started at "
+                f"{_when(run.created_at)} UTC)"
+            ) from None
+        _print_run_as_of(found, tasks, when=as_of, as_json=as_json)
+        return
+    filters: dict[str, Any] = {}
+    if task:
+        filters["task_pathspec"] = f"{run.pathspec}/{task.strip('/')}"
+    if actor:
+        filters["actor"] = actor
+    events = client._events_of(run.pathspec, **filters)
+    shown = 0
+    for event in events:
+        recorded = event.recorded_at.ToDatetime(tzinfo=UTC)
+        if (since and recorded <= since) or (until and recorded >= until):
+            continue
+        click.echo(_event_json(event) if as_json else _event_line(event))
+        shown += 1
+    if not shown and not as_json:
+        click.echo(f"no events of {run.pathspec} match")
+
+
+def _print_run_as_of(
+    run: records_pb2.Run, tasks: list[records_pb2.Task], *, when: datetime, as_json: bool
+) -> None:
+    if as_json:
+        click.echo(json.dumps({
+            "as_of": when.isoformat(),
+            "run": json_format.MessageToDict(run, preserving_proto_field_name=True),
+            "tasks": [json_format.MessageToDict(t, preserving_proto_field_name=True)
+                      for t in tasks],
+        }))  # fmt: skip
+        return
+
+    def status(value: int) -> str:
+        return common_pb2.Status.Name(value).removeprefix("STATUS_").lower()
+
+    click.echo(f"{run.pathspec} as of {when.isoformat()}: {status(run.status)}")
+    if run.tags:
+        click.echo(f"  tags: {', '.join(run.tags)}")
+    for task in tasks:
+        click.echo(f"  {task.step_name}/{task.task_id}: {status(task.status)}")
+
+
+@click.group("events")
+def events() -> None:
+    """The ledger's events."""
+
+
+@events.command("tail")
+@click.option("--flow", default=None, help="Only events of this flow's runs.")
+@click.option("--run", "run_pathspec", default=None, metavar="FLOW/RUN_ID", help="Only this run.")
+@click.option("--type", "event_types", multiple=True, help="Only this event type (repeatable).")
+@click.option(
+    "--from-start", is_flag=True, help="Begin with the first event, not with what comes next."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
+@_friendly
+def tail(
+    flow: str | None,
+    run_pathspec: str | None,
+    event_types: tuple[str, ...],
+    from_start: bool,
+    as_json: bool,
+) -> None:
+    """Follow the ledger live, as events are appended (Ctrl-C stops)."""
+    metadata, _ = client._clients()
+    request = ledger_service_pb2.WatchEventsRequest(
+        run_pathspec=(run_pathspec or "").strip("/"),
+        event_types=list(event_types),
+        from_head=not from_start,
+    )
+    prefix = f"{flow}/" if flow else ""
+    try:
+        for event in metadata.watch_events(request):
+            if event.stream.startswith(prefix):
+                click.echo(_event_json(event) if as_json else _event_line(event))
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,255 @@
+"""What Metaflow users type every day, with `metaflow` renamed: metadata and namespace
+functions, the root object, the complete client object model, finding the ledger from a
+subfolder, and audit from the command line and the client. Each runs on the embedded
+ledger and against the real service (see conftest.flow_env)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import ledgerflow.client
+import pytest
+from click.testing import CliRunner
+from ledgerflow import (
+    DataArtifact,
+    Flow,
+    Ledgerflow,
+    LedgerflowException,
+    LedgerflowNotFound,
+    Run,
+    Step,
+    Task,
+    default_metadata,
+    get_metadata,
+    metadata,
+)
+from ledgerflow.cli import main as ledgerflow_cli
+from ledgerflow.v1 import ledger_service_pb2
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str) -> tuple[int, str]:
+    """`ledgerflow ARGS` in this process (the fixture's settings), exit code and output."""
+    result = CliRunner().invoke(ledgerflow_cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_a_flow_that_prints_its_metadata_runs(flow_env) -> None:
+    done = flow_env.run("metadata_flow", "run")
+    expected = (
+        f"service@{flow_env.env['LEDGERFLOW_SERVICE']}"
+        if flow_env.mode == "service"
+        else f"local@{flow_env.env['LEDGERFLOW_HOME']}"
+    )
+    assert f"module sees {expected}" in done.stdout
+    task = Flow("MetadataFlow").latest_run["start"].task
+    assert task.data.where == expected
+    assert task.data.namespace == "user:tester"
+    assert get_metadata() == expected
+
+
+def test_metadata_switches_where_the_client_reads(flow_env, tmp_path: Path) -> None:
+    flow_env.run("branch_flow", "run")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / ".ledgerflow").mkdir()
+    assert metadata(str(other)) == f"local@{other / '.ledgerflow'}"
+    with pytest.raises(LedgerflowNotFound):
+        Flow("MyFlow")  # nothing was run there
+    assert metadata(f"local@{flow_env.env['LEDGERFLOW_HOME']}").startswith("local@")
+    if flow_env.mode == "embedded":
+        assert Flow("MyFlow").latest_run.successful
+    assert default_metadata() == get_metadata()
+    assert Flow("MyFlow").latest_run.successful
+    with pytest.raises(LedgerflowException, match="is not one of"):
+        metadata("nowhere-at-all")
+    assert default_metadata() == get_metadata()
+
+
+def test_the_root_object_and_the_flows_and_runs_commands(flow_env) -> None:
+    flow_env.run("branch_flow", "run")
+    flow_env.run("metadata_flow", "run")
+    assert sorted(f.id for f in Ledgerflow()) == ["MetadataFlow", "MyFlow"]
+    assert [f.id for f in Ledgerflow().flows] == sorted(f.id for f in Ledgerflow().flows)
+    code, listed = cli("flows")
+    assert code == 0 and "MyFlow" in listed and "MetadataFlow" in listed
+    run = Flow("MyFlow").latest_run
+    run.add_tag("gold")
+    code, listed = cli("runs", "MyFlow", "--json")
+    assert code == 0
+    (row,) = [json.loads(line) for line in listed.splitlines()]
+    assert row["pathspec"] == run.pathspec and row["status"] == "succeeded"
+    assert row["tags"] == ["gold"] and "user:tester" in row["system_tags"]
+    assert cli("runs", "MyFlow", "--tag", "silver")[1].startswith("no runs of MyFlow")
+    assert run.id in cli("runs", "MyFlow", "--namespace", "user:tester")[1]
+    assert run.id not in cli("runs", "MyFlow", "--namespace", "user:someone-else")[1]
+    assert run.id in cli("runs", "MyFlow", "--all-namespaces")[1]
+    code, missing = cli("runs", "NoSuchFlow")
+    assert code == 1 and "does not exist" in missing and "Traceback" not in missing
+
+
+def test_the_client_object_model_is_complete(flow_env) -> None:
+    flow_env.run("branch_flow", "run")
+    flow = Flow("MyFlow")
+    run = flow.latest_run
+    assert flow.parent is None and flow.path_components == ["MyFlow"]
+    assert isinstance(flow.created_at, datetime)
+    assert flow.finished_at == run.finished_at
+    assert isinstance(run.parent, Flow) and run.parent.id == "MyFlow"
+    assert run.path_components == ["MyFlow", run.id]
+    assert run.finished and run.successful and run.code is None
+    assert run.created_at <= run.finished_at
+    assert run.end_task.pathspec == run["end"].task.pathspec
+    step = run["a"]
+    assert isinstance(step.parent, Run) and step.parent.pathspec == run.pathspec
+    assert step.path_components == ["MyFlow", run.id, "a"]
+    assert step.finished and step.successful
+    assert step.created_at <= step.finished_at <= run.finished_at
+    task = step.task
+    assert isinstance(task.parent, Step) and task.parent.pathspec == step.pathspec
+    assert task.path_components == ["MyFlow", run.id, "a", task.id]
+    assert task.finished and task.successful and task.exception is None and task.code is None
+    assert isinstance(task.artifacts.x, DataArtifact) and task.artifacts.x.data == 2
+    assert "x" in task and "x" in task.artifacts and "nope" not in task.artifacts
+    assert [a.id for a in task.artifacts] == ["x"]
+    with pytest.raises(AttributeError, match="no artifact 'nope'"):
+        _ = task.artifacts.nope
+    for missing in (lambda: flow["123456"], lambda: run["no-such-step"],
+                    lambda: step["999999"], lambda: Flow("NoSuchFlow")):  # fmt: skip
+        with pytest.raises(KeyError) as caught:
+            missing()
+        assert isinstance(caught.value, LedgerflowNotFound)
+        assert not str(caught.value).startswith("'")  # a message, not a quoted key
+    assert isinstance(Task(task.pathspec), Task) and Step(step.pathspec).id == "a"
+
+
+def test_replace_tag_swaps_in_one_append(flow_env) -> None:
+    flow_env.run("branch_flow", "run")
+    run = Flow("MyFlow").latest_run
+    run.add_tags(["draft", "keep"])
+    run.replace_tag("draft", "final")
+    assert run.user_tags == {"final", "keep"}
+    assert Run(run.pathspec).user_tags == {"final", "keep"}
+    changes = [e for e in run.history() if e.event_type in ("TagsAdded", "TagsRemoved")]
+    removed, added = changes[-2:]
+    assert list(removed.tags_removed.tags) == ["draft"] and list(added.tags_added.tags) == ["final"]
+    assert removed.recorded_at == added.recorded_at  # one append
+    with pytest.raises(LedgerflowException, match="system tag"):
+        run.replace_tag("user:tester", "user:mallory")
+    assert Run(run.pathspec).system_tags >= {"user:tester"}
+    assert "user:mallory" not in Run(run.pathspec).tags
+
+
+def test_history_and_as_of_in_the_client(flow_env) -> None:
+    flow_env.run("branch_flow", "run")
+    run = Flow("MyFlow").latest_run
+    history = run.history()
+    assert history[0].event_type == "RunStarted" and history[-1].event_type == "RunFinished"
+    assert [e.global_position for e in history] == sorted(e.global_position for e in history)
+    assert {e.actor for e in history} == {"tester"}
+    started_at = history[0].recorded_at.ToDatetime(tzinfo=UTC)
+    first_task = next(e for e in history if e.event_type == "TaskSucceeded")
+    early, early_tasks = run.as_of(first_task.recorded_at.ToDatetime(tzinfo=UTC))
+    assert early.status != run._record.status  # still running then
+    assert [t.step_name for t in early_tasks] == ["start"]
+    final, final_tasks = run.as_of(datetime.now(UTC))
+    assert len(final_tasks) == 5 and final.run_id == run.id
+    with pytest.raises(LedgerflowNotFound):
+        run.as_of(started_at - timedelta(seconds=5))
+
+
+def test_audit_from_the_command_line(flow_env) -> None:
+    flow_env.run("branch_flow", "run")
+    run = Flow("MyFlow").latest_run
+    code, printed = cli("audit", run.pathspec)
+    lines = printed.splitlines()
+    assert code == 0 and "RunStarted" in lines[0] and "RunFinished" in lines[-1]
+    assert all("tester (claimed)" in line for line in lines)  # no tokens: the caller's word
+    end = run["end"].task
+    code, printed = cli("audit", run.pathspec, "--task", f"end/{end.id}", "--json")
+    events = [json.loads(line) for line in printed.splitlines()]
+    assert {e["stream"] for e in events} == {end.pathspec}
+    assert events[0]["event_type"] == "TaskStarted"
+    assert cli("audit", run.pathspec, "--actor", "nobody")[1].startswith("no events")
+    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    assert cli("audit", run.pathspec, "--since", later)[1].startswith("no events")
+    assert len(cli("audit", run.pathspec, "--until", later)[1].splitlines()) == len(lines)
+    code, printed = cli("audit", run.pathspec, "--as-of", datetime.now(UTC).isoformat())
+    assert code == 0 and "succeeded" in printed.splitlines()[0] and "join/" in printed
+    code, printed = cli("audit", run.pathspec, "--as-of", "2001-01-01T00:00:00Z")
+    assert code == 1 and "had not started" in printed
+    code, printed = cli("audit", "MyFlow/999", "--since", "yesterday")
+    assert code == 2 and "ISO 8601" in printed
+    code, printed = cli("audit", "MyFlow/999")
+    assert code == 1 and "does not exist" in printed and "Traceback" not in printed
+
+
+def test_events_tail_follows_new_events(flow_env) -> None:
+    flow_env.run("branch_flow", "run")
+    metadata_client, _ = ledgerflow.client._clients()
+    run = Flow("MyFlow").latest_run
+    stream = metadata_client.watch_events(ledger_service_pb2.WatchEventsRequest(from_head=True))
+    # A service registers the stream a moment after the call: tag until one is seen.
+    stop = threading.Event()
+
+    def keep_tagging() -> None:
+        while not stop.wait(0.2):
+            run.add_tag(f"live-{time.monotonic_ns()}")
+
+    tagger = threading.Thread(target=keep_tagging)
+    tagger.start()
+    try:
+        event = next(stream)
+    finally:
+        stop.set()
+        tagger.join()
+    assert event.event_type == "TagsAdded"  # not the run's first event: from the head
+    assert event.tags_added.tags[0].startswith("live-")
+    stream.close()
+    everything = metadata_client.watch_events(ledger_service_pb2.WatchEventsRequest())
+    assert next(everything).event_type == "RunStarted"
+    everything.close()
+    code, printed = cli("events", "tail", "--help")
+    assert code == 0 and "--from-start" in printed
+
+
+def test_reading_from_a_subfolder_finds_the_ledger_and_creates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Embedded only: the ledger's folder is found as Metaflow finds .metaflow."""
+    import subprocess
+    import sys
+
+    project = tmp_path / "project"
+    notebooks = project / "notebooks"
+    notebooks.mkdir(parents=True)
+    for key in [k for k in __import__("os").environ if k.startswith("LEDGERFLOW_")]:
+        monkeypatch.delenv(key)
+    flow_file = Path(__file__).parent / "flows" / "branch_flow.py"
+    subprocess.run([sys.executable, str(flow_file), "run"], cwd=project, check=True,
+                   capture_output=True)  # fmt: skip
+    monkeypatch.chdir(notebooks)
+    ledgerflow.client.namespace(None)
+    try:
+        assert get_metadata() == f"local@{project / '.ledgerflow'}"
+        assert Flow("MyFlow").latest_run.data.out == 3
+        assert not (notebooks / ".ledgerflow").exists()
+        elsewhere = tmp_path / "unrelated"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)
+        with pytest.raises(LedgerflowNotFound):
+            Flow("MyFlow")
+        assert list(Ledgerflow()) == []
+        assert not (elsewhere / ".ledgerflow").exists()  # reading created nothing
+        # Once a run makes the ledger there, the same process reads it.
+        subprocess.run([sys.executable, str(flow_file), "run"], cwd=elsewhere, check=True,
+                       capture_output=True)  # fmt: skip
+        assert Flow("MyFlow").latest_run.successful
+    finally:
+        ledgerflow.client._connection.clear()
+        ledgerflow.client.default_namespace()
