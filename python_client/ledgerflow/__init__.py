@@ -20,7 +20,7 @@ it back.
 """
 
 from ledgerflow._current import current
-from ledgerflow._decorators import catch, resources, retry, step, timeout
+from ledgerflow._decorators import catch, environment, resources, retry, step, timeout
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._parameters import IncludeFile, JSONType, Parameter
 from ledgerflow.client import (
@@ -63,6 +63,7 @@ __all__ = [
     "current",
     "default_metadata",
     "default_namespace",
+    "environment",
     "get_metadata",
     "get_namespace",
     "metadata",

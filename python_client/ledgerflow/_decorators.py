@@ -47,6 +47,7 @@ class StepOptions:
     retry: Retry | None = None
     catch: Catch | None = None
     timeout: Timeout | None = None
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 def step_options(func: Any) -> StepOptions:
@@ -97,3 +98,21 @@ def timeout(
         raise ValueError("@timeout needs a positive seconds=, minutes= or hours=")
     value = Timeout(seconds=total)
     return _attach(func, "timeout", value) if func else (lambda f: _attach(f, "timeout", value))
+
+
+def environment(func: F | None = None, *, vars: dict[str, str] | None = None) -> Any:
+    """Sets environment variables for the step's tasks (``@environment(vars={...})``,
+    as in Metaflow): names must be valid variable names and values texts."""
+    value = dict(vars or {})
+    for name, text in value.items():
+        if not isinstance(name, str) or not name or "=" in name or "\x00" in name:
+            raise ValueError(f"@environment: {name!r} is not an environment variable name")
+        if not isinstance(text, str):
+            raise ValueError(
+                f"@environment: the value of {name} must be a str, not {type(text).__name__}"
+            )
+    return (
+        _attach(func, "environment", value)
+        if func
+        else (lambda f: _attach(f, "environment", value))
+    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+import os
 import sqlite3
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +18,9 @@ from ledgerflow._decorators import Retry
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._graph import FlowGraph, InvalidGraph
 from ledgerflow._launcher import CommandLauncher, task_process
+from ledgerflow._lint import pylint_available, pylint_errors
 from ledgerflow._metadata import MetadataClient, connect
-from ledgerflow._parameters import Parameter
+from ledgerflow._parameters import IncludeFile, JSONType, Parameter
 from ledgerflow._resume import ResumeOrigin, find_origin, plan_resume
 from ledgerflow._runtime import LocalRuntime, parameters_as_json, parameters_from_json
 from ledgerflow._task import TaskRequest, run_attempt
@@ -185,11 +189,78 @@ def _with_options(options: list[Any]) -> Callable[[Any], Any]:
     return apply
 
 
+_CLICK_TYPES = {int: click.INT, float: click.FLOAT, bool: click.BOOL}
+
+
+def option_names(name: str) -> list[str]:
+    """``--name`` as written, and ``--dashed-name`` when it differs."""
+    dashed = name.replace("_", "-")
+    return [f"--{name}"] + ([f"--{dashed}"] if dashed != name else [])
+
+
+def option_settings(param: Parameter) -> dict[str, Any]:
+    """The click settings of a parameter's option: its type (so that --help says
+    INTEGER for an int default), and its help with the default or [required]."""
+    settings: dict[str, Any] = {"default": None}
+    if param.type in _CLICK_TYPES:
+        settings["type"] = _CLICK_TYPES[param.type]
+    elif param.type is JSONType:
+        settings["metavar"] = "JSON"
+    elif isinstance(param, IncludeFile):
+        settings["metavar"] = "PATH"
+    suffix = (
+        f" [default: {param.default!r}]"
+        if param.default is not None
+        else " [required]"
+        if param.required
+        else ""
+    )
+    settings["help"] = (param.help or "") + suffix
+    return settings
+
+
+def parameter_lines(params: dict[str, Parameter]) -> list[str]:
+    """What `show` prints for the parameters: spelling, type (as --help names it),
+    default and help."""
+    lines = []
+    for name, param in params.items():
+        settings = option_settings(param)
+        kind = settings.get("metavar") or settings.get("type", click.STRING).name.upper()
+        if param.default is not None:
+            default = f" = {param.default!r}"
+        else:
+            default = " (required)" if param.required else ""
+        about = f": {param.help}" if param.help else ""
+        lines.append(f"  --{name} {kind}{default}{about}")
+    return lines
+
+
+def _lint(flow_class: type[FlowSpec]) -> None:
+    """Stops with pylint's report when it finds errors in the flow file."""
+    if not pylint_available():
+        click.echo("pylint is not installed: extra checks are off (pip install pylint)", err=True)
+        return
+    report = pylint_errors(str(sys.modules[flow_class.__module__].__file__))
+    if report:
+        raise click.ClickException(
+            f"pylint found errors in the flow file:\n{report}\n"
+            "Fix them, or run with --no-pylint to skip this check."
+        )
+
+
+def _group_help(name: str, doc: str | None) -> str:
+    """The flow's name and its whole docstring, paragraphs kept (click's ``\\b``
+    marks a paragraph it must not rewrap)."""
+    if not doc or not doc.strip():
+        return name
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return f"{name}\n\n" + "\n\n".join(f"\b\n{p}" for p in paragraphs)
+
+
 def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     params = flow_parameters(flow_class)
-    doc = (flow_class.__doc__ or "").strip()
 
-    @click.group(help=f"{graph.name}: {doc}" if doc else graph.name)
+    @click.group(help=_group_help(graph.name, flow_class.__doc__))
     @click.option(
         "--metadata",
         type=click.Choice(["local", "service"]),
@@ -202,25 +273,29 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         default=None,
         help="Where artifacts go (default: LEDGERFLOW_DATASTORE or local).",
     )
+    @click.option(
+        "--pylint/--no-pylint",
+        default=None,
+        help="Check the flow file with pylint's error checks before run, resume and check, "
+        "when pylint is installed (default: on; LEDGERFLOW_PYLINT=0 turns it off).",
+    )
     @click.pass_context
-    def cli(ctx: click.Context, metadata: str | None, datastore: str | None) -> None:
+    def cli(
+        ctx: click.Context, metadata: str | None, datastore: str | None, pylint: bool | None
+    ) -> None:
         ctx.obj = _Session(flow_class, graph, metadata, datastore)
+        if pylint is None:
+            pylint = os.environ.get("LEDGERFLOW_PYLINT", "1").lower() not in ("0", "false", "no")
+        if pylint and ctx.invoked_subcommand in ("run", "resume", "check"):
+            _lint(flow_class)
 
     def parameter_options(command: Any) -> Any:
+        """One option per parameter, named as Metaflow names it (``--movie_data`` for
+        ``Parameter('movie_data')``), with the dashed spelling as an alias."""
         for param in reversed(list(params.values())):
-            command = click.option(
-                f"--{param.name.replace('_', '-')}",
-                param.name,
-                default=None,
-                help=(param.help or "")
-                + (
-                    f" [default: {param.default!r}]"
-                    if param.default is not None
-                    else " [required]"
-                    if param.required
-                    else ""
-                ),
-            )(command)
+            command = click.option(*option_names(param.name), param.name, **option_settings(param))(
+                command
+            )
         return command
 
     @cli.command()
@@ -242,8 +317,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
             given = raw.get(name)
             if given is None and param.default is None and param.required:
                 raise click.UsageError(
-                    f"missing parameter --{name.replace('_', '-')}: "
-                    f"{param.help or 'it has no default'}"
+                    f"missing parameter --{name}: {param.help or 'it has no default'}"
                 )
             try:
                 values[name] = param.convert(given if given is not None else param.default)
@@ -296,9 +370,13 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @cli.command()
     def show() -> None:
         """Show the steps and how they connect."""
-        click.echo(f"{graph.name}\n{graph.describe()}")
+        doc = (flow_class.__doc__ or "").strip()
+        click.echo(graph.name)
+        if doc:
+            click.echo(textwrap.indent(inspect.cleandoc(doc), "  "))
+        click.echo(f"\nsteps:\n{graph.describe()}")
         if params:
-            click.echo("parameters: " + ", ".join(f"--{p}" for p in params))
+            click.echo("\nparameters:\n" + "\n".join(parameter_lines(params)))
 
     @cli.command()
     def check() -> None:
@@ -372,18 +450,27 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @click.pass_obj
     @_friendly
     def dump(session: _Session, pathspec: str, names: tuple[str, ...]) -> None:
-        """Show the artifacts of RUN_ID/STEP/TASK_ID."""
+        """Show the artifacts of RUN_ID/STEP/TASK_ID, or of every task of RUN_ID/STEP."""
         parts = pathspec.strip("/").split("/")
-        if len(parts) != 3:
-            raise click.BadParameter("use RUN_ID/STEP/TASK_ID", param_hint="PATHSPEC")
-        found = session.metadata.artifacts(graph.name, parts[0], parts[1], parts[2], names=names)
+        if len(parts) not in (2, 3):
+            raise click.BadParameter(
+                "use RUN_ID/STEP or RUN_ID/STEP/TASK_ID", param_hint="PATHSPEC"
+            )
+        run_id, step_name, task_id = (*parts, "")[:3]  # no task id: every task
+        found = session.metadata.artifacts(graph.name, run_id, step_name, task_id, names=names)
         visible = [a for a in found if not a.name.startswith("_")]
         if not visible:
             raise click.ClickException(f"no artifacts at {graph.name}/{pathspec}")
+        by_task: dict[str, list[Any]] = {}
         for artifact in visible:
-            value = session.store.load(artifact.content_key, artifact.serializer)
-            text = repr(value) if names else _short(repr(value))
-            click.echo(f"{artifact.name} ({artifact.type_name}, {artifact.size} bytes): {text}")
+            by_task.setdefault(artifact.task_pathspec, []).append(artifact)
+        for task_pathspec, artifacts in by_task.items():
+            if len(parts) == 2:
+                click.echo(f"--- {task_pathspec}")
+            for artifact in artifacts:
+                value = session.store.load(artifact.content_key, artifact.serializer)
+                text = repr(value) if names else _short(repr(value))
+                click.echo(f"{artifact.name} ({artifact.type_name}, {artifact.size} bytes): {text}")
 
     return cli
 

@@ -233,6 +233,6 @@ class FlowGraph:
                     f" (foreach {node.foreach_param})" if node.foreach_param else ""
                 )
             lines.append(f"  {node.name} [{node.kind}]{arrow}")
-            if node.doc:
-                lines.append(f"      {node.doc.splitlines()[0]}")
+            # The whole docstring, its paragraphs kept (ast.get_docstring dedents it).
+            lines.extend(f"      {line}".rstrip() for line in node.doc.splitlines())
         return "\n".join(lines)

@@ -22,6 +22,7 @@ from typing import Any
 
 from ledgerflow._current import current
 from ledgerflow._datastore import ArtifactSerializationError, ContentStore, StoredValue
+from ledgerflow._decorators import step_options
 from ledgerflow._flowspec import FlowSpec, Inputs, InputView, _ArtifactReader
 from ledgerflow._graph import FlowGraph
 from ledgerflow.exceptions import CaughtException
@@ -177,6 +178,9 @@ def run_attempt(
 ) -> TaskOutcome:
     """Runs the step and stores its artifacts; never raises."""
     node = graph[spec.step_name]
+    # The task has a process of its own (a fork or a new interpreter): set here, the
+    # step's @environment reaches only its tasks.
+    os.environ.update(step_options(getattr(flow_class, spec.step_name)).environment)
     current._set(**facts)
     flow = flow_class.__new__(flow_class)
     inherited = spec.inputs[0].artifacts if not node.is_join and spec.inputs else {}

@@ -6,6 +6,9 @@ ledger and against the real service (see conftest.flow_env)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -222,13 +225,10 @@ def test_reading_from_a_subfolder_finds_the_ledger_and_creates_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Embedded only: the ledger's folder is found as Metaflow finds .metaflow."""
-    import subprocess
-    import sys
-
     project = tmp_path / "project"
     notebooks = project / "notebooks"
     notebooks.mkdir(parents=True)
-    for key in [k for k in __import__("os").environ if k.startswith("LEDGERFLOW_")]:
+    for key in [k for k in os.environ if k.startswith("LEDGERFLOW_") and k != "LEDGERFLOW_PYLINT"]:
         monkeypatch.delenv(key)
     flow_file = Path(__file__).parent / "flows" / "branch_flow.py"
     subprocess.run([sys.executable, str(flow_file), "run"], cwd=project, check=True,
@@ -253,3 +253,115 @@ def test_reading_from_a_subfolder_finds_the_ledger_and_creates_none(
     finally:
         ledgerflow.client._connection.clear()
         ledgerflow.client.default_namespace()
+
+
+def test_parameters_are_spelled_as_given_and_show_says_what_is_accepted(flow_env) -> None:
+    flow_env.run("params_flow", "run", "--movie_data", "m.csv", "--max_genres", "7")
+    assert Flow("ParamsFlow").latest_run["start"].task.data.seen == ("m.csv", 7)
+    flow_env.run("params_flow", "run", "--movie-data", "n.csv")  # the dashed alias
+    assert Flow("ParamsFlow").latest_run["start"].task.data.seen == ("n.csv", 5)
+    helped = flow_env.run("params_flow", "run", "--help").stdout
+    assert "--movie_data, --movie-data TEXT" in helped
+    assert "--max_genres, --max-genres INTEGER" in helped
+    group_help = flow_env.run("params_flow", "--help").stdout
+    assert "Counts the genres" in group_help and "The second paragraph" in group_help
+    shown = flow_env.run("params_flow", "show").stdout
+    assert "The second paragraph of the flow's docstring." in shown
+    assert "Reads the data.\n\n      A second paragraph about the start step." in shown
+    assert "--max_genres INTEGER = 5: How many genres" in shown
+    bad = flow_env.run("params_flow", "run", "--max_genres", "seven", check=False)
+    assert bad.returncode == 2 and "not a valid integer" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_dump_and_logs_of_a_whole_step(flow_env) -> None:
+    flow_env.run("wide_flow", "run", "--width", "12")
+    run_id = Flow("WideFlow").latest_run.id
+    dumped = flow_env.run("wide_flow", "dump", f"{run_id}/square").stdout
+    headers = [line for line in dumped.splitlines() if line.startswith("--- WideFlow/")]
+    assert len(headers) == 12
+    assert dumped.count("value (int") == 12
+    logs = flow_env.run("wide_flow", "logs", f"{run_id}/square", "--stdout")
+    assert logs.stderr.count(" attempt 0 stdout") == 12
+    assert sorted(logs.stdout.split("\n")[:-1]) == sorted(f"squaring {i}" for i in range(12))
+    bad = flow_env.run("wide_flow", "dump", "justonepart", check=False)
+    assert bad.returncode == 2 and "RUN_ID/STEP" in bad.stderr
+
+
+def test_environment_reaches_only_its_step(flow_env) -> None:
+    flow_env.run("environment_flow", "run")
+    run = Flow("EnvironmentFlow").latest_run
+    assert run["start"].task.data.greeting == "hello"
+    assert run["start"].task.data.level == "3"
+    assert run["end"].task.data.greeting_in_end is None
+
+
+def test_environment_refuses_values_that_are_not_texts() -> None:
+    from ledgerflow import environment
+
+    with pytest.raises(ValueError, match="must be a str"):
+        environment(vars={"LEVEL": 3})
+    with pytest.raises(ValueError, match="not an environment variable name"):
+        environment(vars={"A=B": "x"})
+
+
+def test_pylint_checks_the_flow_file_before_it_runs(flow_env) -> None:
+    linted = flow_env.run(
+        "lint_error_flow", "run", check=False, extra_env={"LEDGERFLOW_PYLINT": "1"}
+    )
+    assert linted.returncode == 1
+    assert "pylint found errors" in linted.stderr and "undefined_helper" in linted.stderr
+    assert "--no-pylint" in linted.stderr and "Traceback" not in linted.stderr
+    with pytest.raises(LedgerflowNotFound):
+        Flow("LintErrorFlow")  # refused before anything ran
+    skipped = flow_env.run(
+        "lint_error_flow", "--no-pylint", "run", check=False, extra_env={"LEDGERFLOW_PYLINT": "1"}
+    )
+    assert "pylint" not in skipped.stderr  # not linted: it ran, and failed with a NameError
+    assert skipped.returncode == 1 and "undefined_helper" in skipped.stdout
+    clean = flow_env.run("branch_flow", "--pylint", "run")
+    assert clean.returncode == 0
+
+
+_MANAGED_CHECK = (
+    "import os, sys, sysconfig; "
+    "sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path('stdlib'), "
+    "'EXTERNALLY-MANAGED')) else 1)"
+)
+
+
+def _externally_managed_python() -> str | None:
+    """Debian's system Python, when this machine has one that refuses pip (PEP 668)."""
+    candidate = Path("/usr/bin/python3")
+    if candidate.exists() and subprocess.run([candidate, "-c", _MANAGED_CHECK]).returncode == 0:
+        return str(candidate)
+    return None
+
+
+def _python_env(scripts: Path, python: str, venv: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(scripts / "python-env")],
+        env={**os.environ, "PYTHON": python, "VENV": str(venv)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def test_the_first_command_makes_a_venv_for_an_externally_managed_python(tmp_path: Path) -> None:
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    # A Python that accepts pip (this test's own) is used as it is.
+    chosen = _python_env(scripts, sys.executable, tmp_path / "unused").stdout.strip()
+    assert Path(chosen).resolve() == Path(sys.executable).resolve()
+    assert not (tmp_path / "unused").exists()
+    system_python = _externally_managed_python()
+    if system_python is None:
+        pytest.skip("no externally managed system Python on this machine")
+    venv = tmp_path / "venv"
+    made = _python_env(scripts, system_python, venv)
+    assert made.stdout.strip() == f"{venv}/bin/python"
+    assert "externally managed" in made.stderr
+    pip_works = subprocess.run([f"{venv}/bin/python", "-m", "pip", "--version"])
+    assert pip_works.returncode == 0  # pip may install there
+    again = _python_env(scripts, system_python, venv)
+    assert again.stdout.strip() == f"{venv}/bin/python" and not again.stderr  # made once

@@ -13,6 +13,7 @@ class WideFlow(FlowSpec):
 
     @step
     def square(self):
+        print("squaring", self.input)
         self.value = self.input * self.input
         self.next(self.join)
 
