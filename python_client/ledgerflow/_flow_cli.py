@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ledgerflow._code_package import DEFAULT_SUFFIXES, save_package
 from ledgerflow._config import Config, ConfigError, load_config, open_datastore
 from ledgerflow._decorators import Retry
 from ledgerflow._flowspec import FlowSpec
@@ -58,6 +59,7 @@ class _Session:
             raise click.UsageError(str(error)) from None
         self._metadata: MetadataClient | None = None
         self._store: Any = None
+        self.package_suffixes: tuple[str, ...] = DEFAULT_SUFFIXES
 
     @property
     def metadata(self) -> MetadataClient:
@@ -130,9 +132,15 @@ def _execute(
     tags: tuple[str, ...],
     with_: tuple[str, ...],
     launcher: str,
+    code_package: bool,
     origin: ResumeOrigin | None = None,
 ) -> None:
     flow_file = sys.modules[session.flow_class.__module__].__file__
+    package_key = (
+        save_package(session.store, Path(str(flow_file)), session.package_suffixes)
+        if code_package
+        else ""
+    )
     runtime = LocalRuntime(
         session.flow_class,
         session.graph,
@@ -147,6 +155,7 @@ def _execute(
         origin=origin,
         metadata_kind=session.config.metadata,
         launcher=CommandLauncher(str(flow_file)) if launcher == "command" else None,
+        code_package_key=package_key,
     )
     result = runtime.run()
     session.metadata.close()
@@ -162,6 +171,12 @@ _run_options = [
         help="How many tasks run at once.",
     ),
     click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
+    click.option(
+        "--code-package",
+        is_flag=True,
+        help="Store the flow file and the files beside it (see --package-suffixes) as the "
+        "run's code package: run.code reads it back.",
+    ),
     click.option(
         "--launcher",
         type=click.Choice(["fork", "command"]),
@@ -274,6 +289,12 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         help="Where artifacts go (default: LEDGERFLOW_DATASTORE or local).",
     )
     @click.option(
+        "--package-suffixes",
+        default=",".join(DEFAULT_SUFFIXES),
+        show_default=True,
+        help="Which files beside the flow file its code package holds, by suffix.",
+    )
+    @click.option(
         "--pylint/--no-pylint",
         default=None,
         help="Check the flow file with pylint's error checks before run, resume and check, "
@@ -281,9 +302,16 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     )
     @click.pass_context
     def cli(
-        ctx: click.Context, metadata: str | None, datastore: str | None, pylint: bool | None
+        ctx: click.Context,
+        metadata: str | None,
+        datastore: str | None,
+        package_suffixes: str,
+        pylint: bool | None,
     ) -> None:
         ctx.obj = _Session(flow_class, graph, metadata, datastore)
+        ctx.obj.package_suffixes = tuple(
+            suffix.strip() for suffix in package_suffixes.split(",") if suffix.strip()
+        )
         if pylint is None:
             pylint = os.environ.get("LEDGERFLOW_PYLINT", "1").lower() not in ("0", "false", "no")
         if pylint and ctx.invoked_subcommand in ("run", "resume", "check"):
@@ -307,6 +335,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         session: _Session,
         max_workers: int,
         tags: tuple[str, ...],
+        code_package: bool,
         launcher: str,
         with_: tuple[str, ...],
         **raw: Any,
@@ -323,7 +352,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
                 values[name] = param.convert(given if given is not None else param.default)
             except (ValueError, TypeError) as error:
                 raise click.BadParameter(str(error), param_hint=f"--{name}") from None
-        _execute(session, values, params, max_workers, tags, with_, launcher)
+        _execute(session, values, params, max_workers, tags, with_, launcher, code_package)
 
     @cli.command()
     @click.argument("step", required=False)
@@ -337,6 +366,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         origin_run_id: str | None,
         max_workers: int,
         tags: tuple[str, ...],
+        code_package: bool,
         launcher: str,
         with_: tuple[str, ...],
     ) -> None:
@@ -349,7 +379,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
             f"cloning {', '.join(sorted(origin.clone_steps)) or 'nothing'}"
         )
         values = parameters_from_json(origin_run.parameters, params, session.store)
-        _execute(session, values, params, max_workers, tags, with_, launcher, origin)
+        _execute(session, values, params, max_workers, tags, with_, launcher, code_package, origin)
 
     @cli.command(hidden=True)
     @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False))

@@ -126,8 +126,10 @@ class LocalRuntime:
         reporter: RunReporter | None = None,
         metadata_kind: str = "local",
         launcher: Launcher | None = None,
+        code_package_key: str = "",
     ) -> None:
-        """`launcher` starts each attempt's process (default: a fork of this one)."""
+        """`launcher` starts each attempt's process (default: a fork of this one);
+        `code_package_key` names the run's code package, when one was stored."""
         if max_workers < 1:
             raise ValueError("--max-workers must be at least 1")
         self.flow_class, self.graph = flow_class, graph
@@ -136,6 +138,7 @@ class LocalRuntime:
         self.parameters_json, self.tags = parameters_json, tags
         self.max_workers, self.default_retry = max_workers, default_retry
         self.origin, self.metadata_kind = origin, metadata_kind
+        self.code_package_key = code_package_key
         self.reporter = reporter or RunReporter()
         self.run_id = new_run_id()
         self._next_task_id = (origin.max_task_id if origin else 0) + 1
@@ -204,6 +207,7 @@ class LocalRuntime:
                         system_tags=self._system_tags(),
                         parameters=self.parameters_json,
                         origin_run_id=self.origin.run_id if self.origin else "",
+                        code_package_key=self.code_package_key,
                     )
                 )
             ]

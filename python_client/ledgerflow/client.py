@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledgerflow._code_package import CodePackage, load_package
 from ledgerflow._config import Config, load_config, open_datastore
 from ledgerflow._metadata import EmbeddedMetadata, MetadataClient, connect
 from ledgerflow.exceptions import (
@@ -341,10 +342,15 @@ class Run(_Outcome):
         return [self.flow_name, self.id]
 
     @property
-    def code(self) -> None:
-        """The run's code package. Runs made on this machine have none (Metaflow's
-        local runs have none either); runs submitted with --remote will."""
-        return None
+    def code(self) -> CodePackage | None:
+        """The run's code package (``.path``, ``.info``, ``.flowspec``, ``.tarball``),
+        or None when the run recorded none (``run --code-package`` records one; runs
+        that leave the machine always will)."""
+        key = self._record.code_package_key
+        if not key:
+            return None
+        _, store = _clients()
+        return load_package(store, key)
 
     def _refresh(self) -> None:
         metadata, _ = _clients()
@@ -580,9 +586,9 @@ class Task(_Outcome):
         return self.pathspec.split("/")
 
     @property
-    def code(self) -> None:
-        """The code package the task ran (see Run.code)."""
-        return None
+    def code(self) -> CodePackage | None:
+        """The code package the task ran (its run's, see Run.code)."""
+        return Run(f"{self._step.flow_name}/{self._step.run_id}").code
 
     def _records(self) -> dict[str, records_pb2.Artifact]:
         return {

@@ -46,6 +46,7 @@ def _runs_to_records(tx: Tx, rows: Sequence[RunRow], clock: Clock) -> list[recor
             pathspec=row.pathspec,
             user=row.user_name,
             origin_run_id=row.origin_run_id,
+            code_package_key=row.code_package_key,
             tags=sorted(t for t, system in tags[row.pathspec] if not system),
             system_tags=sorted(t for t, system in tags[row.pathspec] if system),
             parameters=json.loads(row.parameters_json),

@@ -36,6 +36,7 @@ class RunRow:
     finished_at_us: int | None
     end_succeeded: int
     last_heartbeat_at_us: int
+    code_package_key: str
 
 
 def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEvent) -> None:
@@ -45,6 +46,7 @@ def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEven
     if not p.user:
         raise InvalidArgument("run_started.user is missing")
     check_text("run_started.user", p.user)
+    check_text("run_started.code_package_key", p.code_package_key)
     for tag in [*p.tags, *p.system_tags]:
         check_tag(tag)
     for name, value in p.parameters.items():
@@ -72,6 +74,7 @@ def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEven
         finished_at_us=None,
         end_succeeded=0,
         last_heartbeat_at_us=item.recorded_at_us,
+        code_package_key=p.code_package_key,
     )
     fold.runs[path] = run
     set_initial_tags(fold, path, p.system_tags, p.tags)

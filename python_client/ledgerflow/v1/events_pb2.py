@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledgerflow.v1 import records_pb2 as ledgerflow_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aledgerflow/v1/events.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bledgerflow/v1/records.proto\"\x88\x07\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x04H\x01\x88\x01\x01\x12\x16\n\x0estream_version\x18\x04 \x01(\x04\x12\x17\n\x0fglobal_position\x18\x05 \x01(\x04\x12\x12\n\nevent_type\x18\x06 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\x12\x1b\n\x13\x61\x63tor_authenticated\x18\x08 \x01(\x08\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0brun_started\x18\x14 \x01(\x0b\x32\x19.ledgerflow.v1.RunStartedH\x00\x12\x34\n\rrun_heartbeat\x18\x15 \x01(\x0b\x32\x1b.ledgerflow.v1.RunHeartbeatH\x00\x12\x32\n\x0crun_finished\x18\x16 \x01(\x0b\x32\x1a.ledgerflow.v1.RunFinishedH\x00\x12\x32\n\x0ctask_started\x18\x17 \x01(\x0b\x32\x1a.ledgerflow.v1.TaskStartedH\x00\x12\x36\n\x0etask_heartbeat\x18\x18 \x01(\x0b\x32\x1c.ledgerflow.v1.TaskHeartbeatH\x00\x12>\n\x12\x61rtifacts_recorded\x18\x19 \x01(\x0b\x32 .ledgerflow.v1.ArtifactsRecordedH\x00\x12\x36\n\x0etask_succeeded\x18\x1a \x01(\x0b\x32\x1c.ledgerflow.v1.TaskSucceededH\x00\x12\x30\n\x0btask_failed\x18\x1b \x01(\x0b\x32\x19.ledgerflow.v1.TaskFailedH\x00\x12\x30\n\x0btask_cloned\x18\x1c \x01(\x0b\x32\x19.ledgerflow.v1.TaskClonedH\x00\x12.\n\ntags_added\x18\x1d \x01(\x0b\x32\x18.ledgerflow.v1.TagsAddedH\x00\x12\x32\n\x0ctags_removed\x18\x1e \x01(\x0b\x32\x1a.ledgerflow.v1.TagsRemovedH\x00\x12\x34\n\rlogs_recorded\x18\x1f \x01(\x0b\x32\x1b.ledgerflow.v1.LogsRecordedH\x00\x42\t\n\x07payloadB\x13\n\x11_expected_version\"P\n\x07TaskRef\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"\xe9\x01\n\nRunStarted\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x13\n\x0bsystem_tags\x18\x05 \x03(\t\x12=\n\nparameters\x18\x06 \x03(\x0b\x32).ledgerflow.v1.RunStarted.ParametersEntry\x12\x15\n\rorigin_run_id\x18\x07 \x01(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x0cRunHeartbeat\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"C\n\x0bRunFinished\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tsucceeded\x18\x03 \x01(\x08\"\xbe\x01\n\x0bTaskStarted\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.ledgerflow.v1.Resources\"F\n\rTaskHeartbeat\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"v\n\x11\x41rtifactsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12*\n\tartifacts\x18\x03 \x03(\x0b\x32\x17.ledgerflow.v1.Artifact\"F\n\rTaskSucceeded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"\x81\x01\n\nTaskFailed\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\"\x98\x01\n\nTaskCloned\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x17\n\x0forigin_pathspec\x18\x02 \x01(\t\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\"<\n\tTagsAdded\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\">\n\x0bTagsRemoved\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"m\n\x0cLogsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nstdout_key\x18\x03 \x01(\t\x12\x12\n\nstderr_key\x18\x04 \x01(\tBf\n\x11\x64\x65v.ledgerflow.v1B\x0b\x45ventsProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aledgerflow/v1/events.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bledgerflow/v1/records.proto\"\x88\x07\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x04H\x01\x88\x01\x01\x12\x16\n\x0estream_version\x18\x04 \x01(\x04\x12\x17\n\x0fglobal_position\x18\x05 \x01(\x04\x12\x12\n\nevent_type\x18\x06 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\x12\x1b\n\x13\x61\x63tor_authenticated\x18\x08 \x01(\x08\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0brun_started\x18\x14 \x01(\x0b\x32\x19.ledgerflow.v1.RunStartedH\x00\x12\x34\n\rrun_heartbeat\x18\x15 \x01(\x0b\x32\x1b.ledgerflow.v1.RunHeartbeatH\x00\x12\x32\n\x0crun_finished\x18\x16 \x01(\x0b\x32\x1a.ledgerflow.v1.RunFinishedH\x00\x12\x32\n\x0ctask_started\x18\x17 \x01(\x0b\x32\x1a.ledgerflow.v1.TaskStartedH\x00\x12\x36\n\x0etask_heartbeat\x18\x18 \x01(\x0b\x32\x1c.ledgerflow.v1.TaskHeartbeatH\x00\x12>\n\x12\x61rtifacts_recorded\x18\x19 \x01(\x0b\x32 .ledgerflow.v1.ArtifactsRecordedH\x00\x12\x36\n\x0etask_succeeded\x18\x1a \x01(\x0b\x32\x1c.ledgerflow.v1.TaskSucceededH\x00\x12\x30\n\x0btask_failed\x18\x1b \x01(\x0b\x32\x19.ledgerflow.v1.TaskFailedH\x00\x12\x30\n\x0btask_cloned\x18\x1c \x01(\x0b\x32\x19.ledgerflow.v1.TaskClonedH\x00\x12.\n\ntags_added\x18\x1d \x01(\x0b\x32\x18.ledgerflow.v1.TagsAddedH\x00\x12\x32\n\x0ctags_removed\x18\x1e \x01(\x0b\x32\x1a.ledgerflow.v1.TagsRemovedH\x00\x12\x34\n\rlogs_recorded\x18\x1f \x01(\x0b\x32\x1b.ledgerflow.v1.LogsRecordedH\x00\x42\t\n\x07payloadB\x13\n\x11_expected_version\"P\n\x07TaskRef\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"\x83\x02\n\nRunStarted\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x13\n\x0bsystem_tags\x18\x05 \x03(\t\x12=\n\nparameters\x18\x06 \x03(\x0b\x32).ledgerflow.v1.RunStarted.ParametersEntry\x12\x15\n\rorigin_run_id\x18\x07 \x01(\t\x12\x18\n\x10\x63ode_package_key\x18\x08 \x01(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x0cRunHeartbeat\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"C\n\x0bRunFinished\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tsucceeded\x18\x03 \x01(\x08\"\xbe\x01\n\x0bTaskStarted\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.ledgerflow.v1.Resources\"F\n\rTaskHeartbeat\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"v\n\x11\x41rtifactsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12*\n\tartifacts\x18\x03 \x03(\x0b\x32\x17.ledgerflow.v1.Artifact\"F\n\rTaskSucceeded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"\x81\x01\n\nTaskFailed\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\"\x98\x01\n\nTaskCloned\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x17\n\x0forigin_pathspec\x18\x02 \x01(\t\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\"<\n\tTagsAdded\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\">\n\x0bTagsRemoved\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"m\n\x0cLogsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nstdout_key\x18\x03 \x01(\t\x12\x12\n\nstderr_key\x18\x04 \x01(\tBf\n\x11\x64\x65v.ledgerflow.v1B\x0b\x45ventsProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,29 +41,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKREF']._serialized_start=1014
   _globals['_TASKREF']._serialized_end=1094
   _globals['_RUNSTARTED']._serialized_start=1097
-  _globals['_RUNSTARTED']._serialized_end=1330
-  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_start=1281
-  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_end=1330
-  _globals['_RUNHEARTBEAT']._serialized_start=1332
-  _globals['_RUNHEARTBEAT']._serialized_end=1381
-  _globals['_RUNFINISHED']._serialized_start=1383
-  _globals['_RUNFINISHED']._serialized_end=1450
-  _globals['_TASKSTARTED']._serialized_start=1453
-  _globals['_TASKSTARTED']._serialized_end=1643
-  _globals['_TASKHEARTBEAT']._serialized_start=1645
-  _globals['_TASKHEARTBEAT']._serialized_end=1715
-  _globals['_ARTIFACTSRECORDED']._serialized_start=1717
-  _globals['_ARTIFACTSRECORDED']._serialized_end=1835
-  _globals['_TASKSUCCEEDED']._serialized_start=1837
-  _globals['_TASKSUCCEEDED']._serialized_end=1907
-  _globals['_TASKFAILED']._serialized_start=1910
-  _globals['_TASKFAILED']._serialized_end=2039
-  _globals['_TASKCLONED']._serialized_start=2042
-  _globals['_TASKCLONED']._serialized_end=2194
-  _globals['_TAGSADDED']._serialized_start=2196
-  _globals['_TAGSADDED']._serialized_end=2256
-  _globals['_TAGSREMOVED']._serialized_start=2258
-  _globals['_TAGSREMOVED']._serialized_end=2320
-  _globals['_LOGSRECORDED']._serialized_start=2322
-  _globals['_LOGSRECORDED']._serialized_end=2431
+  _globals['_RUNSTARTED']._serialized_end=1356
+  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_start=1307
+  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_end=1356
+  _globals['_RUNHEARTBEAT']._serialized_start=1358
+  _globals['_RUNHEARTBEAT']._serialized_end=1407
+  _globals['_RUNFINISHED']._serialized_start=1409
+  _globals['_RUNFINISHED']._serialized_end=1476
+  _globals['_TASKSTARTED']._serialized_start=1479
+  _globals['_TASKSTARTED']._serialized_end=1669
+  _globals['_TASKHEARTBEAT']._serialized_start=1671
+  _globals['_TASKHEARTBEAT']._serialized_end=1741
+  _globals['_ARTIFACTSRECORDED']._serialized_start=1743
+  _globals['_ARTIFACTSRECORDED']._serialized_end=1861
+  _globals['_TASKSUCCEEDED']._serialized_start=1863
+  _globals['_TASKSUCCEEDED']._serialized_end=1933
+  _globals['_TASKFAILED']._serialized_start=1936
+  _globals['_TASKFAILED']._serialized_end=2065
+  _globals['_TASKCLONED']._serialized_start=2068
+  _globals['_TASKCLONED']._serialized_end=2220
+  _globals['_TAGSADDED']._serialized_start=2222
+  _globals['_TAGSADDED']._serialized_end=2282
+  _globals['_TAGSREMOVED']._serialized_start=2284
+  _globals['_TAGSREMOVED']._serialized_end=2346
+  _globals['_LOGSRECORDED']._serialized_start=2348
+  _globals['_LOGSRECORDED']._serialized_end=2457
 # @@protoc_insertion_point(module_scope)

@@ -69,7 +69,7 @@ class TaskRef(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class RunStarted(_message.Message):
-    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id")
+    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id", "code_package_key")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,7 @@ class RunStarted(_message.Message):
     SYSTEM_TAGS_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_PACKAGE_KEY_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     user: str
@@ -91,7 +92,8 @@ class RunStarted(_message.Message):
     system_tags: _containers.RepeatedScalarFieldContainer[str]
     parameters: _containers.ScalarMap[str, str]
     origin_run_id: str
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ...) -> None: ...
+    code_package_key: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., code_package_key: _Optional[str] = ...) -> None: ...
 
 class RunHeartbeat(_message.Message):
     __slots__ = ("flow_name", "run_id")

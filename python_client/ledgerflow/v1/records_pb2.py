@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledgerflow.v1 import common_pb2 as ledgerflow_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bledgerflow/v1/records.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aledgerflow/v1/common.proto\"]\n\x04\x46low\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x03 \x01(\t\"\xac\x03\n\x03Run\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x10\n\x08pathspec\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x13\n\x0bsystem_tags\x18\x06 \x03(\t\x12\x36\n\nparameters\x18\x07 \x03(\x0b\x32\".ledgerflow.v1.Run.ParametersEntry\x12\x15\n\rorigin_run_id\x18\x08 \x01(\t\x12%\n\x06status\x18\t \x01(\x0e\x32\x15.ledgerflow.v1.Status\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x01\n\x04Step\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x10\n\x08pathspec\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntask_count\x18\x06 \x01(\r\"D\n\x0c\x46oreachFrame\x12\x11\n\tstep_name\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x12\n\nnum_splits\x18\x03 \x01(\r\"8\n\tResources\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0b\n\x03gpu\x18\x02 \x01(\r\x12\x11\n\tmemory_mb\x18\x03 \x01(\x04\"\x88\x02\n\x07\x41ttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\r\x12%\n\x06status\x18\x02 \x01(\x0e\x32\x15.ledgerflow.v1.Status\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nerror_type\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\x11\n\ttraceback\x18\x07 \x01(\t\x12\x12\n\nstdout_key\x18\x08 \x01(\t\x12\x12\n\nstderr_key\x18\t \x01(\t\"\xdb\x03\n\x04Task\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x10\n\x08pathspec\x18\x05 \x01(\t\x12%\n\x06status\x18\x06 \x01(\x0e\x32\x15.ledgerflow.v1.Status\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x08\x61ttempts\x18\n \x03(\x0b\x32\x16.ledgerflow.v1.Attempt\x12\x17\n\x0finput_pathspecs\x18\x0b \x03(\t\x12\x32\n\rforeach_stack\x18\x0c \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\r \x01(\x0b\x32\x18.ledgerflow.v1.Resources\x12\x17\n\x0forigin_pathspec\x18\x0e \x01(\t\"\x9c\x01\n\x08\x41rtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x63ontent_key\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x11\n\ttype_name\x18\x04 \x01(\t\x12\x12\n\nserializer\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x15\n\rtask_pathspec\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\rBg\n\x11\x64\x65v.ledgerflow.v1B\x0cRecordsProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bledgerflow/v1/records.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aledgerflow/v1/common.proto\"]\n\x04\x46low\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x03 \x01(\t\"\xc6\x03\n\x03Run\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x10\n\x08pathspec\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x13\n\x0bsystem_tags\x18\x06 \x03(\t\x12\x36\n\nparameters\x18\x07 \x03(\x0b\x32\".ledgerflow.v1.Run.ParametersEntry\x12\x15\n\rorigin_run_id\x18\x08 \x01(\t\x12%\n\x06status\x18\t \x01(\x0e\x32\x15.ledgerflow.v1.Status\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63ode_package_key\x18\r \x01(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x01\n\x04Step\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x10\n\x08pathspec\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntask_count\x18\x06 \x01(\r\"D\n\x0c\x46oreachFrame\x12\x11\n\tstep_name\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x12\n\nnum_splits\x18\x03 \x01(\r\"8\n\tResources\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0b\n\x03gpu\x18\x02 \x01(\r\x12\x11\n\tmemory_mb\x18\x03 \x01(\x04\"\x88\x02\n\x07\x41ttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\r\x12%\n\x06status\x18\x02 \x01(\x0e\x32\x15.ledgerflow.v1.Status\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nerror_type\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\x11\n\ttraceback\x18\x07 \x01(\t\x12\x12\n\nstdout_key\x18\x08 \x01(\t\x12\x12\n\nstderr_key\x18\t \x01(\t\"\xdb\x03\n\x04Task\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x10\n\x08pathspec\x18\x05 \x01(\t\x12%\n\x06status\x18\x06 \x01(\x0e\x32\x15.ledgerflow.v1.Status\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x08\x61ttempts\x18\n \x03(\x0b\x32\x16.ledgerflow.v1.Attempt\x12\x17\n\x0finput_pathspecs\x18\x0b \x03(\t\x12\x32\n\rforeach_stack\x18\x0c \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\r \x01(\x0b\x32\x18.ledgerflow.v1.Resources\x12\x17\n\x0forigin_pathspec\x18\x0e \x01(\t\"\x9c\x01\n\x08\x41rtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x63ontent_key\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x11\n\ttype_name\x18\x04 \x01(\t\x12\x12\n\nserializer\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x15\n\rtask_pathspec\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\rBg\n\x11\x64\x65v.ledgerflow.v1B\x0cRecordsProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,19 +39,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FLOW']._serialized_start=107
   _globals['_FLOW']._serialized_end=200
   _globals['_RUN']._serialized_start=203
-  _globals['_RUN']._serialized_end=631
-  _globals['_RUN_PARAMETERSENTRY']._serialized_start=582
-  _globals['_RUN_PARAMETERSENTRY']._serialized_end=631
-  _globals['_STEP']._serialized_start=634
-  _globals['_STEP']._serialized_end=780
-  _globals['_FOREACHFRAME']._serialized_start=782
-  _globals['_FOREACHFRAME']._serialized_end=850
-  _globals['_RESOURCES']._serialized_start=852
-  _globals['_RESOURCES']._serialized_end=908
-  _globals['_ATTEMPT']._serialized_start=911
-  _globals['_ATTEMPT']._serialized_end=1175
-  _globals['_TASK']._serialized_start=1178
-  _globals['_TASK']._serialized_end=1653
-  _globals['_ARTIFACT']._serialized_start=1656
-  _globals['_ARTIFACT']._serialized_end=1812
+  _globals['_RUN']._serialized_end=657
+  _globals['_RUN_PARAMETERSENTRY']._serialized_start=608
+  _globals['_RUN_PARAMETERSENTRY']._serialized_end=657
+  _globals['_STEP']._serialized_start=660
+  _globals['_STEP']._serialized_end=806
+  _globals['_FOREACHFRAME']._serialized_start=808
+  _globals['_FOREACHFRAME']._serialized_end=876
+  _globals['_RESOURCES']._serialized_start=878
+  _globals['_RESOURCES']._serialized_end=934
+  _globals['_ATTEMPT']._serialized_start=937
+  _globals['_ATTEMPT']._serialized_end=1201
+  _globals['_TASK']._serialized_start=1204
+  _globals['_TASK']._serialized_end=1679
+  _globals['_ARTIFACT']._serialized_start=1682
+  _globals['_ARTIFACT']._serialized_end=1838
 # @@protoc_insertion_point(module_scope)

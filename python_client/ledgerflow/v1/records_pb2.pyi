@@ -21,7 +21,7 @@ class Flow(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("flow_name", "run_id", "pathspec", "user", "tags", "system_tags", "parameters", "origin_run_id", "status", "created_at", "finished_at", "last_heartbeat_at")
+    __slots__ = ("flow_name", "run_id", "pathspec", "user", "tags", "system_tags", "parameters", "origin_run_id", "status", "created_at", "finished_at", "last_heartbeat_at", "code_package_key")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class Run(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARTBEAT_AT_FIELD_NUMBER: _ClassVar[int]
+    CODE_PACKAGE_KEY_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     pathspec: str
@@ -53,7 +54,8 @@ class Run(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
     last_heartbeat_at: _timestamp_pb2.Timestamp
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.Status, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    code_package_key: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.Status, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., code_package_key: _Optional[str] = ...) -> None: ...
 
 class Step(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "pathspec", "created_at", "task_count")
