@@ -22,6 +22,7 @@ it back.
 from ledgerflow._current import current
 from ledgerflow._decorators import catch, environment, resources, retry, step, timeout
 from ledgerflow._flowspec import FlowSpec
+from ledgerflow._hosting import WebServiceSpec, endpoint
 from ledgerflow._parameters import IncludeFile, JSONType, Parameter
 from ledgerflow.client import (
     DataArtifact,
@@ -59,10 +60,12 @@ __all__ = [
     "Run",
     "Step",
     "Task",
+    "WebServiceSpec",
     "catch",
     "current",
     "default_metadata",
     "default_namespace",
+    "endpoint",
     "environment",
     "get_metadata",
     "get_namespace",

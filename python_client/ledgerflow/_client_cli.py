@@ -272,3 +272,67 @@ def tail(
                 click.echo(_event_json(event) if as_json else _event_line(event))
     except KeyboardInterrupt:
         pass
+
+
+@click.group("host")
+def host() -> None:
+    """Serve a flow's results over HTTP (see WebServiceSpec)."""
+
+
+@host.command("serve")
+@click.argument("service_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--flow", "flow_name", required=True, help="The flow whose runs answer.")
+@click.option(
+    "--namespace",
+    "ns",
+    default=None,
+    help="Namespace of the runs (default: the production namespace when the flow has one, "
+    "else user:<you>).",
+)
+@click.option("--host", "address", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, help="0 picks a free port.")
+@_friendly
+def serve(service_file: str, flow_name: str, ns: str | None, address: str, port: int) -> None:
+    """Serve the WebServiceSpec in SERVICE_FILE, answering from FLOW's latest successful
+    run; a newer successful run takes over as soon as it finishes."""
+    import logging
+    import runpy
+    import socket
+
+    import uvicorn
+
+    from ledgerflow._hosting import Binding, WebServiceSpec, build_app, serving_namespace
+
+    found = [
+        value
+        for value in runpy.run_path(service_file).values()
+        if isinstance(value, type) and issubclass(value, WebServiceSpec)
+        and value is not WebServiceSpec
+    ]  # fmt: skip
+    if len(found) != 1:
+        raise click.ClickException(
+            f"{service_file} must define exactly one WebServiceSpec subclass, found {len(found)}"
+        )
+    if not found[0].endpoints():
+        raise click.ClickException(f"{found[0].__name__} has no @endpoint method")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    binding = Binding(found[0], flow_name, serving_namespace(flow_name, ns))
+    binding.refresh()
+    binding.follow()
+    listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((address, port))
+        listener.listen(2048)  # connections queue from now on, before uvicorn starts
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {address}:{port}: {error}") from None
+    bound = listener.getsockname()[1]
+    serving = binding.current.run.pathspec if binding.current else "no run yet"
+    click.echo(
+        f"serving {found[0].__name__} on http://{address}:{bound} "
+        f"({flow_name} in {binding.namespace}: {serving})",
+        err=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(build_app(binding), log_level="warning"))
+    server.run(sockets=[listener])
+    binding.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from ledgerflow_service.cli import service
 
-from ledgerflow._client_cli import audit, events, flows, runs
+from ledgerflow._client_cli import audit, events, flows, host, runs
 
 
 @click.group()
@@ -14,5 +14,5 @@ def main() -> None:
     """Ledgerflow: workflows whose every run is an append-only ledger of events."""
 
 
-for command in (service, flows, runs, audit, events):
+for command in (service, flows, runs, audit, events, host):
     main.add_command(command)
