@@ -24,6 +24,7 @@ from ledgerflow._decorators import catch, environment, resources, retry, step, t
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._hosting import WebServiceSpec, endpoint
 from ledgerflow._parameters import IncludeFile, JSONType, Parameter
+from ledgerflow._s3 import S3, S3GetObject, S3Object
 from ledgerflow.client import (
     DataArtifact,
     Flow,
@@ -46,6 +47,7 @@ from ledgerflow.exceptions import (
 )
 
 __all__ = [
+    "S3",
     "DataArtifact",
     "Flow",
     "FlowSpec",
@@ -58,6 +60,8 @@ __all__ = [
     "MergeArtifactsException",
     "Parameter",
     "Run",
+    "S3GetObject",
+    "S3Object",
     "Step",
     "Task",
     "WebServiceSpec",
