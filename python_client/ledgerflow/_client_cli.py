@@ -4,9 +4,8 @@ they work on the embedded ledger and against a service alike (LEDGERFLOW_SERVICE
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,21 +13,9 @@ import click
 from google.protobuf import json_format
 
 from ledgerflow import client
-from ledgerflow.exceptions import LedgerflowException, LedgerflowNotFound
+from ledgerflow._cli_errors import friendly_errors
+from ledgerflow.exceptions import LedgerflowNotFound
 from ledgerflow.v1 import common_pb2, events_pb2, ledger_service_pb2, records_pb2
-
-
-def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """A Ledgerflow error ends the command with its message, not a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except LedgerflowException as error:
-            raise click.ClickException(str(error)) from None
-
-    return wrapper
 
 
 def _when(value: datetime | None) -> str:
@@ -70,7 +57,7 @@ def _print_table(rows: Iterable[list[str]], header: list[str]) -> None:
 
 @click.command("flows")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per flow.")
-@_friendly
+@friendly_errors
 def flows(as_json: bool) -> None:
     """List every flow in the ledger."""
     found = client.Ledgerflow().flows
@@ -96,7 +83,7 @@ def flows(as_json: bool) -> None:
 @click.option("--all-namespaces", "-A", is_flag=True, help="Runs of every namespace.")
 @click.option("--limit", default=20, show_default=True, help="At most this many runs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
-@_friendly
+@friendly_errors
 def runs(
     flow: str,
     tags: tuple[str, ...],
@@ -169,7 +156,7 @@ def _event_line(event: events_pb2.Event) -> str:
 @click.option("--until", type=TIME, default=None, help="Only events recorded before this time.")
 @click.option("--as-of", "as_of", type=TIME, default=None, help="Show the run as it was then.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
-@_friendly
+@friendly_errors
 def audit(
     run_pathspec: str,
     task: str | None,
@@ -250,7 +237,7 @@ def events() -> None:
     "--from-start", is_flag=True, help="Begin with the first event, not with what comes next."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
-@_friendly
+@friendly_errors
 def tail(
     flow: str | None,
     run_pathspec: str | None,
@@ -291,7 +278,7 @@ def host() -> None:
 )
 @click.option("--host", "address", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, help="0 picks a free port.")
-@_friendly
+@friendly_errors
 def serve(service_file: str, flow_name: str, ns: str | None, address: str, port: int) -> None:
     """Serve the WebServiceSpec in SERVICE_FILE, answering from FLOW's latest successful
     run; a newer successful run takes over as soon as it finishes."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sqlite3
 import sys
 import textwrap
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any
 
 import click
 
+from ledgerflow._cli_errors import friendly_errors
 from ledgerflow._code_package import DEFAULT_SUFFIXES, save_package
 from ledgerflow._config import Config, ConfigError, load_config, open_datastore
 from ledgerflow._decorators import Retry
@@ -25,7 +25,6 @@ from ledgerflow._parameters import IncludeFile, JSONType, Parameter
 from ledgerflow._resume import ResumeOrigin, find_origin, plan_resume
 from ledgerflow._runtime import LocalRuntime, parameters_as_json, parameters_from_json
 from ledgerflow._task import TaskRequest, run_attempt
-from ledgerflow.exceptions import LedgerflowException
 
 
 def flow_parameters(flow_class: type) -> dict[str, Parameter]:
@@ -72,29 +71,6 @@ class _Session:
         if self._store is None:
             self._store = open_datastore(self.config)
         return self._store
-
-
-def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns ledger and input errors into one-line CLI errors (no traceback)."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except LedgerflowException as error:  # RpcError, ResumeError, ...
-            raise click.ClickException(str(error)) from None
-        except (ValueError, KeyError) as error:
-            raise click.ClickException(str(error).strip("'\"")) from None
-        except sqlite3.Error as error:
-            raise click.ClickException(f"the embedded ledger failed: {error}") from None
-        except OSError as error:  # e.g. LEDGERFLOW_HOME is not a usable folder
-            raise click.ClickException(
-                f"cannot use {error.filename}: {error.strerror} (check LEDGERFLOW_HOME and "
-                "LEDGERFLOW_DATASTORE_ROOT)"
-            ) from None
-
-    wrapper.__name__ = command.__name__
-    wrapper.__doc__ = command.__doc__
-    return wrapper
 
 
 def _parse_with(specs: tuple[str, ...]) -> Retry | None:
@@ -330,7 +306,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @_with_options(_run_options)
     @parameter_options
     @click.pass_obj
-    @_friendly
+    @friendly_errors
     def run(
         session: _Session,
         max_workers: int,
@@ -359,7 +335,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @click.option("--origin-run-id", help="The run to resume (default: your latest run).")
     @_with_options(_run_options)
     @click.pass_obj
-    @_friendly
+    @friendly_errors
     def resume(
         session: _Session,
         step: str | None,
@@ -385,7 +361,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False))
     @click.option("--result", "result_path", required=True, type=click.Path(dir_okay=False))
     @click.pass_obj
-    @_friendly
+    @friendly_errors
     def task(session: _Session, spec_path: str, result_path: str) -> None:
         """Run one task attempt, described by a TaskRequest as JSON, and write its
         outcome to RESULT: the entry point of launchers, containers and executors."""
@@ -418,7 +394,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @click.option("--stderr", "stream", flag_value="stderr", help="Show stderr only.")
     @click.option("--stdout", "stream", flag_value="stdout", help="Show stdout only.")
     @click.pass_obj
-    @_friendly
+    @friendly_errors
     def logs(session: _Session, pathspec: str, stream: str | None) -> None:
         """Show the output of RUN_ID/STEP[/TASK_ID] (every attempt)."""
         parts = pathspec.strip("/").split("/")
@@ -450,7 +426,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @click.option("--run-id", required=True)
     @click.argument("tags", nargs=-1, required=True)
     @click.pass_obj
-    @_friendly
+    @friendly_errors
     def tag_add(session: _Session, run_id: str, tags: tuple[str, ...]) -> None:
         """Add TAGS to a run."""
         click.echo(" ".join(session.metadata.add_run_tags(graph.name, run_id, tags)))
@@ -459,7 +435,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @click.option("--run-id", required=True)
     @click.argument("tags", nargs=-1, required=True)
     @click.pass_obj
-    @_friendly
+    @friendly_errors
     def tag_remove(session: _Session, run_id: str, tags: tuple[str, ...]) -> None:
         """Remove TAGS from a run (system tags cannot be removed)."""
         click.echo(" ".join(session.metadata.remove_run_tags(graph.name, run_id, tags)))
@@ -467,7 +443,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @tag.command("list")
     @click.option("--run-id", required=True)
     @click.pass_obj
-    @_friendly
+    @friendly_errors
     def tag_list(session: _Session, run_id: str) -> None:
         """List a run's user and system tags."""
         run_record = session.metadata.run(graph.name, run_id)
@@ -478,7 +454,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @click.argument("pathspec")
     @click.option("--name", "names", multiple=True, help="Only these artifacts, in full.")
     @click.pass_obj
-    @_friendly
+    @friendly_errors
     def dump(session: _Session, pathspec: str, names: tuple[str, ...]) -> None:
         """Show the artifacts of RUN_ID/STEP/TASK_ID, or of every task of RUN_ID/STEP."""
         parts = pathspec.strip("/").split("/")
