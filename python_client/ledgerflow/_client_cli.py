@@ -24,9 +24,8 @@ def _when(value: datetime | None) -> str:
 
 def _stamp(stamp: Any) -> str:
     """A Timestamp as UTC text ("-" when unset)."""
-    if not stamp.seconds and not stamp.nanos:
-        return "-"
-    return stamp.ToDatetime(tzinfo=UTC).isoformat(timespec="milliseconds")
+    when = client._time(stamp)
+    return when.isoformat(timespec="milliseconds") if when else "-"
 
 
 class _Time(click.ParamType):
@@ -126,11 +125,6 @@ def runs(
     )
 
 
-def _subject(event: events_pb2.Event) -> str:
-    """What an event is about: its stream (a run or a task)."""
-    return event.stream
-
-
 def _actor(event: events_pb2.Event) -> str:
     return event.actor if event.actor_authenticated else f"{event.actor} (claimed)"
 
@@ -142,7 +136,7 @@ def _event_json(event: events_pb2.Event) -> str:
 def _event_line(event: events_pb2.Event) -> str:
     return (
         f"{event.global_position:>8}  {_stamp(event.recorded_at)}  {_actor(event):<24}  "
-        f"{event.event_type:<17}  {_subject(event)}"
+        f"{event.event_type:<17}  {event.stream}"
     )
 
 

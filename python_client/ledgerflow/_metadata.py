@@ -276,14 +276,18 @@ class GrpcMetadata(MetadataClient):
         try:
             return stub_method(request, metadata=self._metadata, timeout=self._timeout)
         except self._rpc_error as error:
-            code = error.code()  # type: ignore[attr-defined]
-            message = error.details() or str(code)  # type: ignore[attr-defined]
-            if code.name == "UNAVAILABLE":
-                message = (
-                    f"the metadata service at {self.address} is unavailable: "
-                    "is `ledgerflow service` running there?"
-                )
-            raise rpc_error(code.name, message) from None
+            raise self._sdk_error(error) from None
+
+    def _sdk_error(self, error: Any) -> RpcError:
+        """The SDK's RpcError for a gRPC error, with its code."""
+        code = error.code()
+        message = error.details() or str(code)
+        if code.name == "UNAVAILABLE":
+            message = (
+                f"the metadata service at {self.address} is unavailable: "
+                "is `ledgerflow service` running there?"
+            )
+        return rpc_error(code.name, message)
 
     def append(self, request: ledger.AppendRequest) -> ledger.AppendResponse:
         return self._invoke(self._ledger.Append, request)
@@ -333,9 +337,7 @@ class GrpcMetadata(MetadataClient):
             for response in stream:
                 yield response.event
         except self._rpc_error as error:
-            code = error.code()  # type: ignore[attr-defined]
-            details = error.details()  # type: ignore[attr-defined]
-            raise rpc_error(code.name, details or str(code)) from None
+            raise self._sdk_error(error) from None
         finally:
             stream.cancel()
 
