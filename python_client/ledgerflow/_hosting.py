@@ -38,24 +38,22 @@ def endpoint(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Artifacts:
-    """``self.artifacts.flow.NAME``: the bound run's end-step artifacts, each read on first
-    use and kept for the life of that run's binding."""
+    """``self.artifacts.flow.NAME``: the bound run's end-step artifacts, each read on
+    first use (the end task's DataArtifact keeps the value for the life of the binding;
+    the lock makes concurrent first requests read it once)."""
 
     def __init__(self, run: client.Run) -> None:
         self._run = run
         self._task = run.end_task
-        self._values: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         with self._lock:
-            if name not in self._values:
-                if self._task is None or name not in self._task:
-                    raise AttributeError(f"run {self._run.pathspec} has no artifact {name!r}")
-                self._values[name] = self._task[name].data
-            return self._values[name]
+            if self._task is None or name not in self._task:
+                raise AttributeError(f"run {self._run.pathspec} has no artifact {name!r}")
+            return self._task[name].data
 
 
 class _ArtifactsView:

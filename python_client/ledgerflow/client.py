@@ -506,9 +506,10 @@ class Step:
     def _artifacts_of(self, task_pathspec: str) -> dict[str, records_pb2.Artifact]:
         if self._artifacts is None:
             metadata, _ = _clients()
-            self._artifacts = {}
+            by_task: dict[str, dict[str, records_pb2.Artifact]] = {}
             for artifact in metadata.artifacts(self.flow_name, self.run_id, self.id):
-                self._artifacts.setdefault(artifact.task_pathspec, {})[artifact.name] = artifact
+                by_task.setdefault(artifact.task_pathspec, {})[artifact.name] = artifact
+            self._artifacts = by_task  # whole, never half-filled for another thread
         return self._artifacts.get(task_pathspec, {})
 
     def tasks(self) -> list[Task]:
