@@ -9,6 +9,8 @@
 | LEDGERFLOW_DATASTORE_ROOT | folder, or s3://bucket/prefix | HOME/data |
 | LEDGERFLOW_S3_ENDPOINT_URL | S3 endpoint (e.g. a local S3 server) | AWS |
 | LEDGERFLOW_USER, USERNAME, USER | who runs flows | the login name |
+| LEDGERFLOW_DATATOOLS_S3ROOT | where S3(run=...) writes (see _s3.py) | S3 datastore root/data |
+| LEDGERFLOW_PYLINT | 0 skips the pylint check of run, resume, check | on |
 | LEDGERFLOW_HEARTBEAT_SECONDS | heartbeat interval of runs and tasks | 10 |
 """
 

@@ -219,6 +219,9 @@ def test_events_tail_follows_new_events(flow_env) -> None:
     everything.close()
     code, printed = cli("events", "tail", "--help")
     assert code == 0 and "--from-start" in printed
+    code, printed = cli("events", "tail", "--type", "NoSuchEvent")
+    assert code == 1 and "unknown event type 'NoSuchEvent'" in printed
+    assert "Traceback" not in printed
 
 
 def test_reading_from_a_subfolder_finds_the_ledger_and_creates_none(

@@ -236,6 +236,7 @@ def test_bad_event_values_are_invalid_argument(app: LedgerApplication, index: in
             flow_name="MyFlow", run_id="1", as_of={"seconds": -10**15})),
         lambda a: a.watch_filter(ledger_api.WatchEventsRequest(event_types=["NoSuchEvent"])),
         lambda a: a.watch_filter(ledger_api.WatchEventsRequest(after_position=1 << 63)),
+        lambda a: a.watch_filter(ledger_api.WatchEventsRequest(after_position=3, from_head=True)),
     ],
 )  # fmt: skip
 def test_bad_query_values_are_invalid_argument(app: LedgerApplication, call: Any) -> None:
