@@ -7,6 +7,7 @@ both modes obey the same rules and raise the same :class:`LedgerError` subclasse
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,6 +19,9 @@ from ledgerflow.v1 import (
 )
 from ledgerflow.v1 import (
     events_pb2,
+)
+from ledgerflow.v1 import (
+    executor_service_pb2 as executor_api,
 )
 from ledgerflow.v1 import (
     ledger_service_pb2 as ledger_api,
@@ -38,19 +42,24 @@ from ledgerflow_service.names import (
     check_tag,
     parse_pathspec,
 )
+from ledgerflow_service.orchestration.leases import LeaseDesk
 from ledgerflow_service.principal import Principal
 from ledgerflow_service.queries import artifacts as artifact_queries
+from ledgerflow_service.queries import queue as queue_queries
 from ledgerflow_service.queries import audit as audit_queries
 from ledgerflow_service.queries import runs as run_queries
 from ledgerflow_service.queries import tasks as task_queries
 from ledgerflow_service.queries.fields import check_run_key
 from ledgerflow_service.queries.status import Clock
 from ledgerflow_service.read_models import ReadModels
+from ledgerflow_service.read_models.queue import SERVICE_EVENTS
 from ledgerflow_service.store import events as stored_events
 from ledgerflow_service.store.backend import Database
 from ledgerflow_service.store.group_commit import GroupCommit
 from ledgerflow_service.store.replay import rebuild_projections
 from ledgerflow_service.validation import check_filter, check_int64
+
+log = logging.getLogger(__name__)
 
 # Every event type a watch may filter by ("RunStarted", ...).
 EVENT_TYPES = frozenset(
@@ -149,6 +158,8 @@ class LedgerApplication:
         )
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
+        self._sweeper: threading.Thread | None = None
+        self.leases = LeaseDesk(database, self._append_as, self.clock)
 
     def start_listening(self) -> None:
         """Starts relaying other processes' appends to watchers (Postgres NOTIFY)."""
@@ -161,10 +172,25 @@ class LedgerApplication:
             )
             self._listener.start()
 
+    def start_sweeping_leases(self, every_seconds: float = 1.0) -> None:
+        """Starts expiring the leases that ran out (their tasks are queued again)."""
+
+        def sweep() -> None:
+            while not self._stop.wait(every_seconds):
+                try:
+                    self.leases.expire()
+                except Exception:  # a database hiccup: the next sweep tries again
+                    log.exception("expiring leases failed")
+
+        if self._sweeper is None:
+            self._sweeper = threading.Thread(target=sweep, name="ledgerflow-leases", daemon=True)
+            self._sweeper.start()
+
     def close(self) -> None:
         self._stop.set()
-        if self._listener is not None:
-            self._listener.join(timeout=5)
+        for thread in (self._listener, self._sweeper):
+            if thread is not None:
+                thread.join(timeout=5)
         self.database.close()
 
     def clock(self) -> Clock:
@@ -180,9 +206,32 @@ class LedgerApplication:
     ) -> ledger_api.AppendResponse:
         """`still_wanted()` is asked just before commit; when it says no (the caller's
         deadline passed), the append rolls back with DEADLINE_EXCEEDED."""
-        recorded = self.appender.append(request.events, principal, still_wanted)
-        self.signal.fire(lambda: committed_events(request.events, recorded))
-        return ledger_api.AppendResponse(events=recorded)
+        for index, event in enumerate(request.events):
+            if event.WhichOneof("payload") in SERVICE_EVENTS:
+                raise InvalidArgument(
+                    f"event {index}: {event.WhichOneof('payload')} events are written by the "
+                    "service itself (executors lease tasks with LeaseTask)"
+                )
+        return ledger_api.AppendResponse(
+            events=self._append_as(request.events, principal, still_wanted)
+        )
+
+    def _append_as(
+        self,
+        events: Sequence[events_pb2.Event],
+        principal: Principal,
+        still_wanted: Callable[[], bool] | None = None,
+    ) -> list[events_pb2.Event]:
+        """Appends, and tells watchers of the events and of what the service added."""
+        derived: list[events_pb2.Event] = []
+        recorded = self.appender.append(events, principal, still_wanted, derived)
+        self.signal.fire(
+            lambda: [
+                *committed_events(events, recorded),
+                *((event, "/".join(event.stream.split("/", 2)[:2])) for event in derived),
+            ]
+        )
+        return recorded
 
     def _tag_event(self, request: Any, added: bool) -> events_pb2.Event:
         check_identifier("flow_name", request.flow_name)
@@ -207,16 +256,36 @@ class LedgerApplication:
     def add_tags(
         self, request: tag_api.AddTagsRequest, principal: Principal
     ) -> tag_api.AddTagsResponse:
-        self.appender.append([self._tag_event(request, True)], principal)
-        self.signal.fire()
+        self._append_as([self._tag_event(request, True)], principal)
         return tag_api.AddTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
 
     def remove_tags(
         self, request: tag_api.RemoveTagsRequest, principal: Principal
     ) -> tag_api.RemoveTagsResponse:
-        self.appender.append([self._tag_event(request, False)], principal)
-        self.signal.fire()
+        self._append_as([self._tag_event(request, False)], principal)
         return tag_api.RemoveTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
+
+    # ---- executors ------------------------------------------------------------------
+
+    def lease_task(
+        self, request: executor_api.LeaseTaskRequest, principal: Principal
+    ) -> executor_api.LeaseTaskResponse:
+        return self.leases.lease(request, principal)
+
+    def renew_lease(
+        self, request: executor_api.RenewLeaseRequest, principal: Principal
+    ) -> executor_api.RenewLeaseResponse:
+        return self.leases.renew(request, principal)
+
+    def list_queued_tasks(
+        self, request: executor_api.ListQueuedTasksRequest, scope: CallScope | None = None
+    ) -> executor_api.ListQueuedTasksResponse:
+        with self.database.read(scope) as tx:
+            rows, token = queue_queries.list_open(tx, request)
+        tasks = [queue_queries.queued_record(row) for row in rows]
+        for task in tasks:
+            task.waiting_reason = self.leases.waiting_reason(task)
+        return _with_token(executor_api.ListQueuedTasksResponse(tasks=tasks), token)
 
     def rebuild_projections(self, on_progress: Callable[[int, int], None] | None = None) -> int:
         return rebuild_projections(self.database, self.read_models, on_progress=on_progress)

@@ -24,12 +24,19 @@ class Principal:
     name: str
     authenticated: bool
     roles: frozenset[str] = frozenset()
+    # The service itself (its process manager and lease sweeper), never a caller.
+    is_service: bool = False
 
     def may_act_for_others(self, event_kind: str) -> bool:
         """Whether an event of this kind may concern another user's run."""
         if "admin" in self.roles:
             return True
         return "executor" in self.roles and event_kind not in _EXECUTOR_MAY_NOT
+
+
+# Who the service's own decisions (queued tasks, finished runs) are recorded as.
+SERVICE = Principal("ledgerflow-service", authenticated=True, roles=frozenset({"admin"}),
+                    is_service=True)  # fmt: skip
 
 
 def unauthenticated(claimed_user: str) -> Principal:

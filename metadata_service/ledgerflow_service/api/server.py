@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from ledgerflow.v1 import (
     audit_service_pb2_grpc,
+    executor_service_pb2_grpc,
     ledger_service_pb2_grpc,
     query_service_pb2_grpc,
     tag_service_pb2_grpc,
@@ -32,6 +33,7 @@ from ledgerflow_service.api.auth import TokenTable
 from ledgerflow_service.api.interceptors import MalformedRequestInterceptor
 from ledgerflow_service.api.servicers import (
     SERVICE_NAMES,
+    ExecutorServicer,
     LedgerServicer,
     TagServicer,
     Transport,
@@ -135,6 +137,9 @@ def build_server(
         server,
     )  # fmt: skip
     tag_service_pb2_grpc.add_TagServiceServicer_to_server(TagServicer(transport), server)
+    executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(
+        ExecutorServicer(transport), server
+    )
     audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
         delegating_servicer(audit_service_pb2_grpc.AuditServiceServicer, transport,
                   {"ListEvents": "list_events", "GetRunAsOf": "get_run_as_of"}),
@@ -156,6 +161,7 @@ def build_server(
         hub_loop.stop()
         raise OSError(f"could not listen on {address}: is the port in use?")
     app.start_listening()
+    app.start_sweeping_leases()
     server.start()
     return RunningServer(server, transport, hub_loop), bound
 

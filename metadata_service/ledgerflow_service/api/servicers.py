@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import grpc
 from ledgerflow.v1 import (
     audit_service_pb2,
+    executor_service_pb2,
+    executor_service_pb2_grpc,
     ledger_service_pb2,
     ledger_service_pb2_grpc,
     query_service_pb2,
@@ -154,6 +156,29 @@ class TagServicer(tag_service_pb2_grpc.TagServiceServicer):
         )
 
 
+class ExecutorServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def LeaseTask(
+        self, request: executor_service_pb2.LeaseTaskRequest, context: grpc.ServicerContext
+    ) -> executor_service_pb2.LeaseTaskResponse:
+        app = self.transport.app
+        return self.transport.call(context, lambda who, _: app.lease_task(request, who))
+
+    def RenewLease(
+        self, request: executor_service_pb2.RenewLeaseRequest, context: grpc.ServicerContext
+    ) -> executor_service_pb2.RenewLeaseResponse:
+        app = self.transport.app
+        return self.transport.call(context, lambda who, _: app.renew_lease(request, who))
+
+    def ListQueuedTasks(
+        self, request: executor_service_pb2.ListQueuedTasksRequest, context: grpc.ServicerContext
+    ) -> executor_service_pb2.ListQueuedTasksResponse:
+        app = self.transport.app
+        return self.transport.call(context, lambda _, scope: app.list_queued_tasks(request, scope))
+
+
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
     for module, name in [
@@ -161,5 +186,6 @@ SERVICE_NAMES = tuple(
         (query_service_pb2, "QueryService"),
         (tag_service_pb2, "TagService"),
         (audit_service_pb2, "AuditService"),
+        (executor_service_pb2, "ExecutorService"),
     ]
 )

@@ -21,9 +21,11 @@ from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, LedgerError, PermissionDenied
 from ledgerflow_service.names import check_id, parse_pathspec, run_pathspec
+from ledgerflow_service.orchestration import process_manager
 from ledgerflow_service.principal import Principal
-from ledgerflow_service.read_models import artifacts, runs, tags, tasks
+from ledgerflow_service.read_models import artifacts, queue, runs, tags, tasks
 from ledgerflow_service.read_models.artifacts import ARTIFACT_COLUMNS
+from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow
 from ledgerflow_service.read_models.runs import FLOW_COLUMNS, RunRow
 from ledgerflow_service.read_models.table import columns, upsert_clause
 from ledgerflow_service.read_models.tags import TAG_COLUMNS
@@ -33,7 +35,10 @@ from ledgerflow_service.store.backend import Database, Dialect, Row, RowInsert, 
 from ledgerflow_service.store.projector import PendingEvent
 
 # Every read-model table (a rebuild empties them all).
-READ_MODEL_TABLES = ("flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts")
+READ_MODEL_TABLES = (
+    "flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts",
+    "orchestrated_runs", "queue",
+)  # fmt: skip
 
 # Table, columns and ON CONFLICT clause of each read model row type.
 _UPSERT = {
@@ -43,6 +48,8 @@ _UPSERT = {
         (StepRow, "steps", ("pathspec",)),
         (TaskRow, "tasks", ("pathspec",)),
         (AttemptRow, "attempts", ("task_pathspec", "attempt")),
+        (OrchestratedRunRow, "orchestrated_runs", ("run_pathspec",)),
+        (QueueRow, "queue", ("task_pathspec",)),
     ]
 }
 _TASK_WIDTH = len(columns(TaskRow))
@@ -74,6 +81,9 @@ class ReadModelPlan:
             select("steps", columns(StepRow), "pathspec", self.step_keys),
             select("flows", ["flow_name"], "flow_name", self.flow_names),
             select("run_tags", list(TAG_COLUMNS), "run_pathspec", self.tag_runs),
+            select("orchestrated_runs", columns(OrchestratedRunRow), "run_pathspec",
+                   self.run_keys),
+            select("queue", columns(QueueRow), "task_pathspec", self.task_keys),
         ]  # fmt: skip
 
 
@@ -111,6 +121,7 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     **tasks.HANDLERS,
     **artifacts.HANDLERS,
     **tags.HANDLERS,
+    **queue.HANDLERS,
 }
 _unhandled = {
     f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
@@ -139,13 +150,33 @@ class ReadModelFold:
     # Final state of each tag the batch changed: is_system (0/1), or None when removed.
     tag_changes: dict[tuple[str, str], int | None] = field(default_factory=dict)
 
+    # Orchestrated runs and their queued tasks (read_models/queue.py).
+    orchestrated: dict[str, OrchestratedRunRow | None] = field(default_factory=dict)
+    queue: dict[str, QueueRow | None] = field(default_factory=dict)
+    # Live appends decide what follows (orchestration/process_manager.py); a replay
+    # folds the decisions already recorded instead.
+    decides: bool = False
+    to_decide: list[PendingEvent] = field(default_factory=list)
+    to_stop: set[str] = field(default_factory=set)
+    to_finish: set[str] = field(default_factory=set)
+    joined: set[str] = field(default_factory=set)
+
     @classmethod
     def from_rows(
-        cls, plan: ReadModelPlan, rows: list[list[Row]], *, collect_artifacts: bool = True
+        cls,
+        plan: ReadModelPlan,
+        rows: list[list[Row]],
+        *,
+        collect_artifacts: bool = True,
+        decides: bool = False,
     ) -> ReadModelFold:
         """Builds the fold from the rows of the plan's queries."""
-        run_rows, tasks_and_attempts, step_rows, flows, tag_rows = rows
-        fold = cls(collect_artifacts=collect_artifacts)
+        run_rows, tasks_and_attempts, step_rows, flows, tag_rows, orchestrated, queued = rows
+        fold = cls(collect_artifacts=collect_artifacts, decides=decides)
+        fold.orchestrated = dict.fromkeys(plan.run_keys)
+        fold.orchestrated.update((row[0], OrchestratedRunRow(*row)) for row in orchestrated)
+        fold.queue = dict.fromkeys(plan.task_keys)
+        fold.queue.update((row[0], QueueRow(*row)) for row in queued)
         fold.runs = dict.fromkeys(plan.run_keys)
         fold.runs.update((row[0], RunRow(*row)) for row in run_rows)
         fold.tasks = dict.fromkeys(plan.task_keys)
@@ -167,9 +198,19 @@ class ReadModelFold:
     def apply(self, item: PendingEvent) -> None:
         """Checks one event against the current state and folds it in."""
         kind = item.address.kind
+        payload = getattr(item.event, kind)
         if item.principal is not None and item.principal.authenticated:
-            self._check_permission(item.principal, kind, getattr(item.event, kind), item)
-        _HANDLERS[kind](self, getattr(item.event, kind), item)
+            self._check_permission(item.principal, kind, payload, item)
+        fenced = kind in queue.FENCED_EVENTS and self.orchestrated.get(item.address.run_pathspec)
+        if fenced:
+            queue.check_lease(self, kind, payload, item)
+        elif kind == "run_finished":
+            queue.check_run_finished(self, item)
+        _HANDLERS[kind](self, payload, item)
+        if fenced:
+            queue.after_task_event(self, kind, payload, item)
+        elif kind == "run_started":
+            queue.run_started(self, payload, item)
         run = self.runs.get(item.address.run_pathspec)
         if run is not None and kind not in ("tags_added", "tags_removed"):
             # Any activity of a run's writer counts as a heartbeat; tagging does not.
@@ -208,8 +249,38 @@ class ReadModelFold:
 
     def mark(self, row: Any) -> None:
         """Records that `row` changed and must be saved."""
-        key = row.pathspec if not isinstance(row, AttemptRow) else (row.task_pathspec, row.attempt)
+        if isinstance(row, AttemptRow):
+            key: Any = (row.task_pathspec, row.attempt)
+        elif isinstance(row, QueueRow):
+            key = row.task_pathspec
+        elif isinstance(row, OrchestratedRunRow):
+            key = row.run_pathspec
+        else:
+            key = row.pathspec
         self.dirty[(type(row), key)] = row
+
+    def orchestrate(self, item: PendingEvent) -> None:
+        """Asks the process manager to decide what follows `item` (live appends only)."""
+        if self.decides:
+            self.to_decide.append(item)
+        self.orchestrate_run(item.address.run_pathspec)
+
+    def orchestrate_run(self, run_path: str) -> None:
+        """Asks the process manager to cancel what a stopping run has queued, and to
+        finish a run with no open tasks (live appends only)."""
+        if not self.decides:
+            return
+        run = self.orchestrated.get(run_path)
+        if run is not None and run.state != "running":
+            self.to_stop.add(run_path)
+        self.to_finish.add(run_path)
+
+    def follow_ups(self, tx: Tx) -> Sequence[events_pb2.Event]:
+        """The events the process manager decided from what was applied since the
+        last call, for the store to append and apply in the same transaction."""
+        if not (self.to_decide or self.to_stop or self.to_finish):
+            return ()
+        return process_manager.follow_ups(self, tx)
 
     def run(self, path: str, *, open_only: bool, missing: type = FailedPrecondition) -> RunRow:
         """The run at `path`; `missing` raises when it was never started, and with
@@ -301,8 +372,9 @@ class ReadModels:
         return [RowInsert("artifacts", ARTIFACT_COLUMNS, rows)] if rows else []
 
     def fold(self, plan: ReadModelPlan, rows: list[list[Row]]) -> ReadModelFold:
-        # Live appends: the store wrote the artifact rows with the events.
-        return ReadModelFold.from_rows(plan, rows, collect_artifacts=False)
+        # Live appends: the store wrote the artifact rows with the events, and the
+        # process manager decides what follows them.
+        return ReadModelFold.from_rows(plan, rows, collect_artifacts=False, decides=True)
 
     def load(self, tx: Tx, pending: Sequence[PendingEvent]) -> ReadModelFold:
         plan = plan_batch(

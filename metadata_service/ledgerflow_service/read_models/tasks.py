@@ -156,6 +156,22 @@ def _finish_attempt(
     return row
 
 
+def close_lost_attempt(
+    fold: ReadModelFold, path: str, p: events_pb2.LeaseExpired, item: PendingEvent
+) -> None:
+    """A running attempt whose executor stopped renewing its lease failed."""
+    task = fold.tasks.get(path)
+    row = fold.attempts.get((path, p.attempt))
+    if task is None or row is None or row.finished_at_us is not None:
+        return
+    _finish_attempt(fold, path, p.attempt, item, ok=False)
+    row.error_type = "LeaseExpired"
+    row.error_message = (
+        f"executor {p.executor_id or '(unknown)'} stopped renewing its lease: it died or "
+        "lost the service; the task is queued again"
+    )
+
+
 def task_succeeded(fold: ReadModelFold, p: events_pb2.TaskSucceeded, item: PendingEvent) -> None:
     _finish_attempt(fold, item.address.task_pathspec or "", p.attempt, item, ok=True)
 

@@ -13,7 +13,10 @@ from ledgerflow_service.errors import InvalidArgument
 from ledgerflow_service.names import check_id, check_identifier, run_pathspec, task_pathspec
 
 # Payload kinds whose stream is their run (the others' stream is their task).
-RUN_EVENTS = ("run_started", "run_heartbeat", "run_finished", "tags_added", "tags_removed")
+RUN_EVENTS = (
+    "run_started", "run_heartbeat", "run_finished", "tags_added", "tags_removed",
+    "run_cancel_requested",
+)  # fmt: skip
 
 
 class EventAddress(NamedTuple):

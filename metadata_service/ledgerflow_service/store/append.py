@@ -5,7 +5,7 @@ projector in the same transaction."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -19,7 +19,7 @@ from ledgerflow_service.errors import (
     LedgerError,
 )
 from ledgerflow_service.names import check_event_id
-from ledgerflow_service.principal import Principal
+from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.store.addressing import EventAddress, address_of
 from ledgerflow_service.store.backend import Database, Dialect, RowInsert, Tx
 from ledgerflow_service.store.events import (
@@ -29,7 +29,7 @@ from ledgerflow_service.store.events import (
     read_events,
     type_name,
 )
-from ledgerflow_service.store.projector import PendingEvent, Projector, position_row
+from ledgerflow_service.store.projector import Fold, PendingEvent, Projector, position_row
 
 MAX_BATCH_EVENTS = 1000
 MAX_EVENT_BYTES = 1 << 20
@@ -70,6 +70,9 @@ class Submission:
     batch: PreparedBatch
     principal: Principal
     still_wanted: Callable[[], bool] | None = None
+    # Filled by the append: the events the projector's process manager added in the
+    # same transaction (payload and envelope), for watchers. A group's go to its first.
+    derived: list[events_pb2.Event] = field(default_factory=list)
 
 
 def prepare(
@@ -191,7 +194,7 @@ def _append_once(
         if explained is not None:
             raise explained from None
         raise
-    database.after_commit(len(rows))
+    database.after_commit(len(rows) + sum(len(s.derived) for s in submissions))
     recorded_at = Timestamp()
     if rows:
         recorded_at.FromMicroseconds(rows[0][-1])
@@ -299,6 +302,8 @@ def _write_batches(
     fold = projector.fold(plan, projection_rows)
     for item in pending:
         fold.apply(item)
+    submissions[0].derived = derived = _append_follow_ups(tx, fold, versions, head, recorded_at)
+    head += len(derived)
     if any(s.still_wanted is not None and not s.still_wanted() for s in submissions):
         # The caller gave up (deadline passed or call cancelled) while this append
         # waited for the lock: roll back rather than commit unseen work.
@@ -310,3 +315,37 @@ def _write_batches(
     fold.save(tx, also=[position_row(head)])
     database.notify_appended(tx, head)
     return found, rows, owners
+
+
+def _append_follow_ups(
+    tx: Tx, fold: Fold, versions: dict[str, int], head: int, recorded_at: int
+) -> list[events_pb2.Event]:
+    """Appends, in the append's transaction, the events that follow from the ones just
+    folded (the process manager's decisions), and folds them too, round after round
+    until nothing more follows. Returns them as stored."""
+    derived: list[events_pb2.Event] = []
+    while events := fold.follow_ups(tx):
+        addresses = [address_of(event) for event in events]
+        unknown = sorted({a.stream for a in addresses} - versions.keys())
+        if unknown:
+            (version_rows,) = tx.query_all([tx.dialect.stream_versions(unknown)])
+            versions.update((stream, int(v or 0)) for stream, v in version_rows)
+        stamp = Timestamp()
+        stamp.FromMicroseconds(recorded_at)
+        rows = []
+        for event, address in zip(events, addresses, strict=True):
+            head += 1
+            versions[address.stream] = version = versions.get(address.stream, 0) + 1
+            kind_name = type_name(address.kind)
+            rows.append((
+                head, event.event_id, address.stream, version, address.run_pathspec, kind_name,
+                _payload_body(event, address.kind), SERVICE.name, 1, recorded_at,
+            ))  # fmt: skip
+            fold.apply(PendingEvent(event, address, head, recorded_at, SERVICE.name, SERVICE))
+            event.stream, event.stream_version, event.global_position = (
+                address.stream, version, head)  # fmt: skip
+            event.event_type, event.actor, event.actor_authenticated = kind_name, SERVICE.name, True
+            event.recorded_at.CopyFrom(stamp)
+            derived.append(event)
+        tx.insert_all([RowInsert("events", EVENT_COLUMN_NAMES, rows)])
+    return derived

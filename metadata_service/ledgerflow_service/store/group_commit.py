@@ -69,8 +69,11 @@ class GroupCommit:
         events: Sequence[events_pb2.Event],
         principal: Principal,
         still_wanted: Callable[[], bool] | None = None,
+        derived: list[events_pb2.Event] | None = None,
     ) -> list[events_pb2.Event]:
-        """Appends one batch atomically; returns its recorded envelopes in order."""
+        """Appends one batch atomically; returns its recorded envelopes in order. The
+        events the service added in the same transaction (see store/append.py) go to
+        `derived`, when given."""
         batch = ledger.prepare(events, self.projector, self.database.dialect)
         ticket = _Ticket(ledger.Submission(batch, principal, still_wanted))
         with self._queue_lock:
@@ -84,6 +87,8 @@ class GroupCommit:
         if ticket.error is not None:
             raise ticket.error
         assert ticket.recorded is not None
+        if derived is not None:
+            derived.extend(ticket.submission.derived)
         return ticket.recorded
 
     def _take_group(self) -> list[_Ticket]:

@@ -62,6 +62,12 @@ class Fold(Protocol):
     def save(self, tx: Tx, also: Sequence[RowInsert] = ()) -> None:
         """Writes the changed rows, with the store's own rows in `also`."""
 
+    def follow_ups(self, tx: Tx) -> Sequence[events_pb2.Event]:
+        """The events that follow from those applied since the last call (a process
+        manager's decisions), which the store appends and applies in the same
+        transaction; empty when nothing follows. Only live appends decide: a replay's
+        fold answers empty, the decisions being in the ledger already."""
+
 
 PlanT = TypeVar("PlanT", bound=Plan)
 

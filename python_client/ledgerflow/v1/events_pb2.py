@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledgerflow.v1 import records_pb2 as ledgerflow_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aledgerflow/v1/events.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bledgerflow/v1/records.proto\"\x88\x07\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x04H\x01\x88\x01\x01\x12\x16\n\x0estream_version\x18\x04 \x01(\x04\x12\x17\n\x0fglobal_position\x18\x05 \x01(\x04\x12\x12\n\nevent_type\x18\x06 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\x12\x1b\n\x13\x61\x63tor_authenticated\x18\x08 \x01(\x08\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0brun_started\x18\x14 \x01(\x0b\x32\x19.ledgerflow.v1.RunStartedH\x00\x12\x34\n\rrun_heartbeat\x18\x15 \x01(\x0b\x32\x1b.ledgerflow.v1.RunHeartbeatH\x00\x12\x32\n\x0crun_finished\x18\x16 \x01(\x0b\x32\x1a.ledgerflow.v1.RunFinishedH\x00\x12\x32\n\x0ctask_started\x18\x17 \x01(\x0b\x32\x1a.ledgerflow.v1.TaskStartedH\x00\x12\x36\n\x0etask_heartbeat\x18\x18 \x01(\x0b\x32\x1c.ledgerflow.v1.TaskHeartbeatH\x00\x12>\n\x12\x61rtifacts_recorded\x18\x19 \x01(\x0b\x32 .ledgerflow.v1.ArtifactsRecordedH\x00\x12\x36\n\x0etask_succeeded\x18\x1a \x01(\x0b\x32\x1c.ledgerflow.v1.TaskSucceededH\x00\x12\x30\n\x0btask_failed\x18\x1b \x01(\x0b\x32\x19.ledgerflow.v1.TaskFailedH\x00\x12\x30\n\x0btask_cloned\x18\x1c \x01(\x0b\x32\x19.ledgerflow.v1.TaskClonedH\x00\x12.\n\ntags_added\x18\x1d \x01(\x0b\x32\x18.ledgerflow.v1.TagsAddedH\x00\x12\x32\n\x0ctags_removed\x18\x1e \x01(\x0b\x32\x1a.ledgerflow.v1.TagsRemovedH\x00\x12\x34\n\rlogs_recorded\x18\x1f \x01(\x0b\x32\x1b.ledgerflow.v1.LogsRecordedH\x00\x42\t\n\x07payloadB\x13\n\x11_expected_version\"P\n\x07TaskRef\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"\x83\x02\n\nRunStarted\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x13\n\x0bsystem_tags\x18\x05 \x03(\t\x12=\n\nparameters\x18\x06 \x03(\x0b\x32).ledgerflow.v1.RunStarted.ParametersEntry\x12\x15\n\rorigin_run_id\x18\x07 \x01(\t\x12\x18\n\x10\x63ode_package_key\x18\x08 \x01(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x0cRunHeartbeat\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"C\n\x0bRunFinished\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tsucceeded\x18\x03 \x01(\x08\"\xbe\x01\n\x0bTaskStarted\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.ledgerflow.v1.Resources\"F\n\rTaskHeartbeat\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"v\n\x11\x41rtifactsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12*\n\tartifacts\x18\x03 \x03(\x0b\x32\x17.ledgerflow.v1.Artifact\"F\n\rTaskSucceeded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"\x81\x01\n\nTaskFailed\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\"\x98\x01\n\nTaskCloned\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x17\n\x0forigin_pathspec\x18\x02 \x01(\t\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\"<\n\tTagsAdded\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\">\n\x0bTagsRemoved\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"m\n\x0cLogsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nstdout_key\x18\x03 \x01(\t\x12\x12\n\nstderr_key\x18\x04 \x01(\tBf\n\x11\x64\x65v.ledgerflow.v1B\x0b\x45ventsProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aledgerflow/v1/events.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bledgerflow/v1/records.proto\"\x9d\t\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x04H\x01\x88\x01\x01\x12\x16\n\x0estream_version\x18\x04 \x01(\x04\x12\x17\n\x0fglobal_position\x18\x05 \x01(\x04\x12\x12\n\nevent_type\x18\x06 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\x12\x1b\n\x13\x61\x63tor_authenticated\x18\x08 \x01(\x08\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0brun_started\x18\x14 \x01(\x0b\x32\x19.ledgerflow.v1.RunStartedH\x00\x12\x34\n\rrun_heartbeat\x18\x15 \x01(\x0b\x32\x1b.ledgerflow.v1.RunHeartbeatH\x00\x12\x32\n\x0crun_finished\x18\x16 \x01(\x0b\x32\x1a.ledgerflow.v1.RunFinishedH\x00\x12\x32\n\x0ctask_started\x18\x17 \x01(\x0b\x32\x1a.ledgerflow.v1.TaskStartedH\x00\x12\x36\n\x0etask_heartbeat\x18\x18 \x01(\x0b\x32\x1c.ledgerflow.v1.TaskHeartbeatH\x00\x12>\n\x12\x61rtifacts_recorded\x18\x19 \x01(\x0b\x32 .ledgerflow.v1.ArtifactsRecordedH\x00\x12\x36\n\x0etask_succeeded\x18\x1a \x01(\x0b\x32\x1c.ledgerflow.v1.TaskSucceededH\x00\x12\x30\n\x0btask_failed\x18\x1b \x01(\x0b\x32\x19.ledgerflow.v1.TaskFailedH\x00\x12\x30\n\x0btask_cloned\x18\x1c \x01(\x0b\x32\x19.ledgerflow.v1.TaskClonedH\x00\x12.\n\ntags_added\x18\x1d \x01(\x0b\x32\x18.ledgerflow.v1.TagsAddedH\x00\x12\x32\n\x0ctags_removed\x18\x1e \x01(\x0b\x32\x1a.ledgerflow.v1.TagsRemovedH\x00\x12\x34\n\rlogs_recorded\x18\x1f \x01(\x0b\x32\x1b.ledgerflow.v1.LogsRecordedH\x00\x12\x30\n\x0btask_queued\x18  \x01(\x0b\x32\x19.ledgerflow.v1.TaskQueuedH\x00\x12\x30\n\x0btask_leased\x18! \x01(\x0b\x32\x19.ledgerflow.v1.TaskLeasedH\x00\x12\x34\n\rlease_expired\x18\" \x01(\x0b\x32\x1b.ledgerflow.v1.LeaseExpiredH\x00\x12\x36\n\x0etask_cancelled\x18# \x01(\x0b\x32\x1c.ledgerflow.v1.TaskCancelledH\x00\x12\x41\n\x14run_cancel_requested\x18$ \x01(\x0b\x32!.ledgerflow.v1.RunCancelRequestedH\x00\x42\t\n\x07payloadB\x13\n\x11_expected_version\"P\n\x07TaskRef\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"\xac\x02\n\nRunStarted\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x13\n\x0bsystem_tags\x18\x05 \x03(\t\x12=\n\nparameters\x18\x06 \x03(\x0b\x32).ledgerflow.v1.RunStarted.ParametersEntry\x12\x15\n\rorigin_run_id\x18\x07 \x01(\t\x12\x18\n\x10\x63ode_package_key\x18\x08 \x01(\t\x12\'\n\x05graph\x18\t \x01(\x0b\x32\x18.ledgerflow.v1.FlowGraph\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x0cRunHeartbeat\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"C\n\x0bRunFinished\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tsucceeded\x18\x03 \x01(\x08\"\xd0\x01\n\x0bTaskStarted\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.ledgerflow.v1.Resources\x12\x10\n\x08lease_id\x18\x06 \x01(\t\"X\n\rTaskHeartbeat\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\"\x88\x01\n\x11\x41rtifactsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12*\n\tartifacts\x18\x03 \x03(\x0b\x32\x17.ledgerflow.v1.Artifact\x12\x10\n\x08lease_id\x18\x04 \x01(\t\"l\n\rTaskSucceeded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x12\n\nnum_splits\x18\x04 \x01(\r\"\x93\x01\n\nTaskFailed\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\x12\x10\n\x08lease_id\x18\x06 \x01(\t\"\x98\x01\n\nTaskCloned\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x17\n\x0forigin_pathspec\x18\x02 \x01(\t\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\"<\n\tTagsAdded\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\">\n\x0bTagsRemoved\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"\x7f\n\x0cLogsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nstdout_key\x18\x03 \x01(\t\x12\x12\n\nstderr_key\x18\x04 \x01(\t\x12\x10\n\x08lease_id\x18\x05 \x01(\t\"\xf3\x01\n\nTaskQueued\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.ledgerflow.v1.Resources\x12\r\n\x05queue\x18\x06 \x01(\t\x12\x15\n\rdelay_seconds\x18\x07 \x01(\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\"\x81\x01\n\nTaskLeased\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xecutor_id\x18\x04 \x01(\t\x12\x15\n\rlease_seconds\x18\x05 \x01(\r\"l\n\x0cLeaseExpired\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xecutor_id\x18\x04 \x01(\t\"V\n\rTaskCancelled\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0e\n\x06reason\x18\x03 \x01(\t\"G\n\x12RunCancelRequested\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\tBf\n\x11\x64\x65v.ledgerflow.v1B\x0b\x45ventsProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,33 +37,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNSTARTED_PARAMETERSENTRY']._loaded_options = None
   _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_options = b'8\001'
   _globals['_EVENT']._serialized_start=108
-  _globals['_EVENT']._serialized_end=1012
-  _globals['_TASKREF']._serialized_start=1014
-  _globals['_TASKREF']._serialized_end=1094
-  _globals['_RUNSTARTED']._serialized_start=1097
-  _globals['_RUNSTARTED']._serialized_end=1356
-  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_start=1307
-  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_end=1356
-  _globals['_RUNHEARTBEAT']._serialized_start=1358
-  _globals['_RUNHEARTBEAT']._serialized_end=1407
-  _globals['_RUNFINISHED']._serialized_start=1409
-  _globals['_RUNFINISHED']._serialized_end=1476
-  _globals['_TASKSTARTED']._serialized_start=1479
-  _globals['_TASKSTARTED']._serialized_end=1669
-  _globals['_TASKHEARTBEAT']._serialized_start=1671
-  _globals['_TASKHEARTBEAT']._serialized_end=1741
-  _globals['_ARTIFACTSRECORDED']._serialized_start=1743
-  _globals['_ARTIFACTSRECORDED']._serialized_end=1861
-  _globals['_TASKSUCCEEDED']._serialized_start=1863
-  _globals['_TASKSUCCEEDED']._serialized_end=1933
-  _globals['_TASKFAILED']._serialized_start=1936
-  _globals['_TASKFAILED']._serialized_end=2065
-  _globals['_TASKCLONED']._serialized_start=2068
-  _globals['_TASKCLONED']._serialized_end=2220
-  _globals['_TAGSADDED']._serialized_start=2222
-  _globals['_TAGSADDED']._serialized_end=2282
-  _globals['_TAGSREMOVED']._serialized_start=2284
-  _globals['_TAGSREMOVED']._serialized_end=2346
-  _globals['_LOGSRECORDED']._serialized_start=2348
-  _globals['_LOGSRECORDED']._serialized_end=2457
+  _globals['_EVENT']._serialized_end=1289
+  _globals['_TASKREF']._serialized_start=1291
+  _globals['_TASKREF']._serialized_end=1371
+  _globals['_RUNSTARTED']._serialized_start=1374
+  _globals['_RUNSTARTED']._serialized_end=1674
+  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_start=1625
+  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_end=1674
+  _globals['_RUNHEARTBEAT']._serialized_start=1676
+  _globals['_RUNHEARTBEAT']._serialized_end=1725
+  _globals['_RUNFINISHED']._serialized_start=1727
+  _globals['_RUNFINISHED']._serialized_end=1794
+  _globals['_TASKSTARTED']._serialized_start=1797
+  _globals['_TASKSTARTED']._serialized_end=2005
+  _globals['_TASKHEARTBEAT']._serialized_start=2007
+  _globals['_TASKHEARTBEAT']._serialized_end=2095
+  _globals['_ARTIFACTSRECORDED']._serialized_start=2098
+  _globals['_ARTIFACTSRECORDED']._serialized_end=2234
+  _globals['_TASKSUCCEEDED']._serialized_start=2236
+  _globals['_TASKSUCCEEDED']._serialized_end=2344
+  _globals['_TASKFAILED']._serialized_start=2347
+  _globals['_TASKFAILED']._serialized_end=2494
+  _globals['_TASKCLONED']._serialized_start=2497
+  _globals['_TASKCLONED']._serialized_end=2649
+  _globals['_TAGSADDED']._serialized_start=2651
+  _globals['_TAGSADDED']._serialized_end=2711
+  _globals['_TAGSREMOVED']._serialized_start=2713
+  _globals['_TAGSREMOVED']._serialized_end=2775
+  _globals['_LOGSRECORDED']._serialized_start=2777
+  _globals['_LOGSRECORDED']._serialized_end=2904
+  _globals['_TASKQUEUED']._serialized_start=2907
+  _globals['_TASKQUEUED']._serialized_end=3150
+  _globals['_TASKLEASED']._serialized_start=3153
+  _globals['_TASKLEASED']._serialized_end=3282
+  _globals['_LEASEEXPIRED']._serialized_start=3284
+  _globals['_LEASEEXPIRED']._serialized_end=3392
+  _globals['_TASKCANCELLED']._serialized_start=3394
+  _globals['_TASKCANCELLED']._serialized_end=3480
+  _globals['_RUNCANCELREQUESTED']._serialized_start=3482
+  _globals['_RUNCANCELREQUESTED']._serialized_end=3553
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded")
+    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded", "task_queued", "task_leased", "lease_expired", "task_cancelled", "run_cancel_requested")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,11 @@ class Event(_message.Message):
     TAGS_ADDED_FIELD_NUMBER: _ClassVar[int]
     TAGS_REMOVED_FIELD_NUMBER: _ClassVar[int]
     LOGS_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    TASK_QUEUED_FIELD_NUMBER: _ClassVar[int]
+    TASK_LEASED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    TASK_CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    RUN_CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     stream: str
     expected_version: int
@@ -54,7 +59,12 @@ class Event(_message.Message):
     tags_added: TagsAdded
     tags_removed: TagsRemoved
     logs_recorded: LogsRecorded
-    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ...) -> None: ...
+    task_queued: TaskQueued
+    task_leased: TaskLeased
+    lease_expired: LeaseExpired
+    task_cancelled: TaskCancelled
+    run_cancel_requested: RunCancelRequested
+    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ..., task_queued: _Optional[_Union[TaskQueued, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., task_cancelled: _Optional[_Union[TaskCancelled, _Mapping]] = ..., run_cancel_requested: _Optional[_Union[RunCancelRequested, _Mapping]] = ...) -> None: ...
 
 class TaskRef(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "task_id")
@@ -69,7 +79,7 @@ class TaskRef(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class RunStarted(_message.Message):
-    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id", "code_package_key")
+    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id", "code_package_key", "graph")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +95,7 @@ class RunStarted(_message.Message):
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_PACKAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     user: str
@@ -93,7 +104,8 @@ class RunStarted(_message.Message):
     parameters: _containers.ScalarMap[str, str]
     origin_run_id: str
     code_package_key: str
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., code_package_key: _Optional[str] = ...) -> None: ...
+    graph: _records_pb2.FlowGraph
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ...) -> None: ...
 
 class RunHeartbeat(_message.Message):
     __slots__ = ("flow_name", "run_id")
@@ -114,58 +126,70 @@ class RunFinished(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., succeeded: _Optional[bool] = ...) -> None: ...
 
 class TaskStarted(_message.Message):
-    __slots__ = ("task", "attempt", "input_pathspecs", "foreach_stack", "resources")
+    __slots__ = ("task", "attempt", "input_pathspecs", "foreach_stack", "resources", "lease_id")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     INPUT_PATHSPECS_FIELD_NUMBER: _ClassVar[int]
     FOREACH_STACK_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     task: TaskRef
     attempt: int
     input_pathspecs: _containers.RepeatedScalarFieldContainer[str]
     foreach_stack: _containers.RepeatedCompositeFieldContainer[_records_pb2.ForeachFrame]
     resources: _records_pb2.Resources
-    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[_records_pb2.ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[_records_pb2.Resources, _Mapping]] = ...) -> None: ...
+    lease_id: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[_records_pb2.ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[_records_pb2.Resources, _Mapping]] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class TaskHeartbeat(_message.Message):
-    __slots__ = ("task", "attempt")
+    __slots__ = ("task", "attempt", "lease_id")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     task: TaskRef
     attempt: int
-    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
+    lease_id: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class ArtifactsRecorded(_message.Message):
-    __slots__ = ("task", "attempt", "artifacts")
+    __slots__ = ("task", "attempt", "artifacts", "lease_id")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     task: TaskRef
     attempt: int
     artifacts: _containers.RepeatedCompositeFieldContainer[_records_pb2.Artifact]
-    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., artifacts: _Optional[_Iterable[_Union[_records_pb2.Artifact, _Mapping]]] = ...) -> None: ...
+    lease_id: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., artifacts: _Optional[_Iterable[_Union[_records_pb2.Artifact, _Mapping]]] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class TaskSucceeded(_message.Message):
-    __slots__ = ("task", "attempt")
+    __slots__ = ("task", "attempt", "lease_id", "num_splits")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    NUM_SPLITS_FIELD_NUMBER: _ClassVar[int]
     task: TaskRef
     attempt: int
-    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
+    lease_id: str
+    num_splits: int
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., lease_id: _Optional[str] = ..., num_splits: _Optional[int] = ...) -> None: ...
 
 class TaskFailed(_message.Message):
-    __slots__ = ("task", "attempt", "error_type", "error_message", "traceback")
+    __slots__ = ("task", "attempt", "error_type", "error_message", "traceback", "lease_id")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     task: TaskRef
     attempt: int
     error_type: str
     error_message: str
     traceback: str
-    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
+    lease_id: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class TaskCloned(_message.Message):
     __slots__ = ("task", "origin_pathspec", "input_pathspecs", "foreach_stack")
@@ -200,13 +224,81 @@ class TagsRemoved(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LogsRecorded(_message.Message):
-    __slots__ = ("task", "attempt", "stdout_key", "stderr_key")
+    __slots__ = ("task", "attempt", "stdout_key", "stderr_key", "lease_id")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STDOUT_KEY_FIELD_NUMBER: _ClassVar[int]
     STDERR_KEY_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     task: TaskRef
     attempt: int
     stdout_key: str
     stderr_key: str
-    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., stdout_key: _Optional[str] = ..., stderr_key: _Optional[str] = ...) -> None: ...
+    lease_id: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., stdout_key: _Optional[str] = ..., stderr_key: _Optional[str] = ..., lease_id: _Optional[str] = ...) -> None: ...
+
+class TaskQueued(_message.Message):
+    __slots__ = ("task", "attempt", "input_pathspecs", "foreach_stack", "resources", "queue", "delay_seconds", "reason")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PATHSPECS_FIELD_NUMBER: _ClassVar[int]
+    FOREACH_STACK_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    input_pathspecs: _containers.RepeatedScalarFieldContainer[str]
+    foreach_stack: _containers.RepeatedCompositeFieldContainer[_records_pb2.ForeachFrame]
+    resources: _records_pb2.Resources
+    queue: str
+    delay_seconds: float
+    reason: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[_records_pb2.ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[_records_pb2.Resources, _Mapping]] = ..., queue: _Optional[str] = ..., delay_seconds: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TaskLeased(_message.Message):
+    __slots__ = ("task", "attempt", "lease_id", "executor_id", "lease_seconds")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    lease_id: str
+    executor_id: str
+    lease_seconds: int
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., lease_id: _Optional[str] = ..., executor_id: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+
+class LeaseExpired(_message.Message):
+    __slots__ = ("task", "attempt", "lease_id", "executor_id")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    lease_id: str
+    executor_id: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., lease_id: _Optional[str] = ..., executor_id: _Optional[str] = ...) -> None: ...
+
+class TaskCancelled(_message.Message):
+    __slots__ = ("task", "attempt", "reason")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    reason: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RunCancelRequested(_message.Message):
+    __slots__ = ("flow_name", "run_id", "reason")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    reason: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

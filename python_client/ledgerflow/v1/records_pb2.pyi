@@ -3,12 +3,39 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from ledgerflow.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class StepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STEP_KIND_UNSPECIFIED: _ClassVar[StepKind]
+    STEP_KIND_LINEAR: _ClassVar[StepKind]
+    STEP_KIND_SPLIT: _ClassVar[StepKind]
+    STEP_KIND_FOREACH: _ClassVar[StepKind]
+    STEP_KIND_JOIN: _ClassVar[StepKind]
+    STEP_KIND_END: _ClassVar[StepKind]
+
+class QueueState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUEUE_STATE_UNSPECIFIED: _ClassVar[QueueState]
+    QUEUE_STATE_QUEUED: _ClassVar[QueueState]
+    QUEUE_STATE_LEASED: _ClassVar[QueueState]
+    QUEUE_STATE_RUNNING: _ClassVar[QueueState]
+STEP_KIND_UNSPECIFIED: StepKind
+STEP_KIND_LINEAR: StepKind
+STEP_KIND_SPLIT: StepKind
+STEP_KIND_FOREACH: StepKind
+STEP_KIND_JOIN: StepKind
+STEP_KIND_END: StepKind
+QUEUE_STATE_UNSPECIFIED: QueueState
+QUEUE_STATE_QUEUED: QueueState
+QUEUE_STATE_LEASED: QueueState
+QUEUE_STATE_RUNNING: QueueState
 
 class Flow(_message.Message):
     __slots__ = ("flow_name", "created_at", "created_by")
@@ -92,6 +119,78 @@ class Resources(_message.Message):
     gpu: int
     memory_mb: int
     def __init__(self, cpu: _Optional[float] = ..., gpu: _Optional[int] = ..., memory_mb: _Optional[int] = ...) -> None: ...
+
+class FlowGraph(_message.Message):
+    __slots__ = ("steps",)
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[StepSpec]
+    def __init__(self, steps: _Optional[_Iterable[_Union[StepSpec, _Mapping]]] = ...) -> None: ...
+
+class StepSpec(_message.Message):
+    __slots__ = ("name", "kind", "next_steps", "in_steps", "closes", "resources", "retries", "minutes_between_retries", "catch", "catch_var", "catch_print", "timeout_seconds", "queue", "image")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NEXT_STEPS_FIELD_NUMBER: _ClassVar[int]
+    IN_STEPS_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    MINUTES_BETWEEN_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    CATCH_FIELD_NUMBER: _ClassVar[int]
+    CATCH_VAR_FIELD_NUMBER: _ClassVar[int]
+    CATCH_PRINT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: StepKind
+    next_steps: _containers.RepeatedScalarFieldContainer[str]
+    in_steps: _containers.RepeatedScalarFieldContainer[str]
+    closes: str
+    resources: Resources
+    retries: int
+    minutes_between_retries: float
+    catch: bool
+    catch_var: str
+    catch_print: bool
+    timeout_seconds: float
+    queue: str
+    image: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[StepKind, str]] = ..., next_steps: _Optional[_Iterable[str]] = ..., in_steps: _Optional[_Iterable[str]] = ..., closes: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., retries: _Optional[int] = ..., minutes_between_retries: _Optional[float] = ..., catch: _Optional[bool] = ..., catch_var: _Optional[str] = ..., catch_print: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., queue: _Optional[str] = ..., image: _Optional[str] = ...) -> None: ...
+
+class QueuedTask(_message.Message):
+    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "pathspec", "attempt", "state", "input_pathspecs", "foreach_stack", "resources", "queue", "queued_at", "executor_id", "lease_expires_at", "waiting_reason")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PATHSPEC_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PATHSPECS_FIELD_NUMBER: _ClassVar[int]
+    FOREACH_STACK_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    WAITING_REASON_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    step_name: str
+    task_id: str
+    pathspec: str
+    attempt: int
+    state: QueueState
+    input_pathspecs: _containers.RepeatedScalarFieldContainer[str]
+    foreach_stack: _containers.RepeatedCompositeFieldContainer[ForeachFrame]
+    resources: Resources
+    queue: str
+    queued_at: _timestamp_pb2.Timestamp
+    executor_id: str
+    lease_expires_at: _timestamp_pb2.Timestamp
+    waiting_reason: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[QueueState, str]] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., queue: _Optional[str] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., executor_id: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_reason: _Optional[str] = ...) -> None: ...
 
 class Attempt(_message.Message):
     __slots__ = ("attempt", "status", "started_at", "finished_at", "error_type", "error_message", "traceback", "stdout_key", "stderr_key")

@@ -1,0 +1,89 @@
+"""A submitted run's graph (the ``FlowGraph`` message of its RunStarted): checked once
+when the run starts, then read by the fold and the process manager to know what
+follows a task and which tasks a join waits for."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+
+from ledgerflow.v1 import records_pb2
+
+from ledgerflow_service.errors import InvalidArgument
+from ledgerflow_service.names import check_identifier
+
+K = records_pb2.StepKind
+MAX_STEPS = 1000
+
+
+@functools.lru_cache(maxsize=256)
+def parse(blob: bytes) -> records_pb2.FlowGraph:
+    """The graph stored with an orchestrated run (cached: every event of the run reads
+    it; callers must not change the message)."""
+    return records_pb2.FlowGraph.FromString(blob)
+
+
+def step(graph: records_pb2.FlowGraph, name: str) -> records_pb2.StepSpec:
+    for spec in graph.steps:
+        if spec.name == name:
+            return spec
+    raise InvalidArgument(f"step {name!r} is not in the run's graph")
+
+
+def check(graph: records_pb2.FlowGraph) -> None:
+    """Refuses a graph the process manager could not run to its end."""
+    if not graph.steps or len(graph.steps) > MAX_STEPS:
+        raise InvalidArgument(f"run_started.graph needs 1 to {MAX_STEPS} steps")
+    names = [check_identifier("graph step name", s.name) for s in graph.steps]
+    if len(set(names)) != len(names):
+        raise InvalidArgument("run_started.graph names a step twice")
+    if "start" not in names or "end" not in names:
+        raise InvalidArgument("run_started.graph needs a 'start' and an 'end' step")
+    for spec in graph.steps:
+        where = f"run_started.graph step {spec.name!r}"
+        if spec.kind == K.STEP_KIND_UNSPECIFIED:
+            raise InvalidArgument(f"{where} has no kind")
+        for target in [*spec.next_steps, *spec.in_steps, *([spec.closes] if spec.closes else [])]:
+            if target not in names:
+                raise InvalidArgument(f"{where} names {target!r}, which is not a step")
+        if (spec.kind == K.STEP_KIND_END) != (not spec.next_steps):
+            raise InvalidArgument(f"{where}: only the end step has no next steps")
+        if spec.kind == K.STEP_KIND_FOREACH and len(spec.next_steps) != 1:
+            raise InvalidArgument(f"{where}: a foreach goes to exactly one step")
+        if spec.kind == K.STEP_KIND_JOIN and (not spec.in_steps or not spec.closes):
+            raise InvalidArgument(f"{where}: a join names its in_steps and the step it closes")
+        resources = spec.resources
+        if resources.cpu < 0 or resources.cpu > 1e6 or spec.timeout_seconds < 0:
+            raise InvalidArgument(f"{where}: resources and timeout must be positive")
+        if spec.minutes_between_retries < 0 or spec.retries > 1000:
+            raise InvalidArgument(f"{where}: at most 1000 retries, with a pause of 0 or more")
+
+
+def join_key(
+    graph: records_pb2.FlowGraph,
+    spec: records_pb2.StepSpec,
+    stack: Sequence[records_pb2.ForeachFrame],
+) -> str:
+    """Which join instance a task of `spec` with foreach frames `stack` feeds ("" when
+    its next step is not a join): the join's name and the frames that stay open after
+    it. Tasks with the same key are the inputs of one join task."""
+    for target_name in spec.next_steps:
+        target = step(graph, target_name)
+        if target.kind != K.STEP_KIND_JOIN:
+            continue
+        closing = step(graph, target.closes)
+        frames = [[f.step_name, f.index, f.num_splits] for f in stack]
+        if closing.kind == K.STEP_KIND_FOREACH:
+            frames = frames[:-1]
+        return f"{target.name}|{json.dumps(frames)}"
+    return ""
+
+
+def join_inputs_expected(
+    graph: records_pb2.FlowGraph, join: records_pb2.StepSpec, stack: Sequence[Sequence[object]]
+) -> int:
+    """How many tasks a join instance waits for, given one input's foreach frames."""
+    if step(graph, join.closes).kind == K.STEP_KIND_FOREACH:
+        return int(stack[-1][2])  # type: ignore[call-overload]
+    return len(join.in_steps)

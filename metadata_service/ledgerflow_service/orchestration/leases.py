@@ -1,0 +1,214 @@
+"""Leases: how executors take queued tasks, keep them and lose them.
+
+A lease is handed out by appending TaskLeased, whose fold refuses a task that is no
+longer queued: appends are serialized (one lock for all service replicas on a
+Postgres), so two executors can never hold one attempt, and the loser of a race
+simply takes the next candidate. Heartbeats (TaskHeartbeat with the lease) extend
+it; :meth:`LeaseDesk.expire` appends LeaseExpired for those that ran out, and the
+process manager queues the task again.
+
+The executors that asked for work recently are remembered in memory (per service
+process), so a task that none of them could ever take says why it waits.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
+
+from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
+from ledgerflow_service.principal import SERVICE, Principal
+from ledgerflow_service.queries import queue as queue_queries
+from ledgerflow_service.queries import runs as run_queries
+from ledgerflow_service.queries.status import Clock
+from ledgerflow_service.read_models.queue import QueueRow
+from ledgerflow_service.store.backend import Database
+from ledgerflow_service.store.events import now_us
+from ledgerflow_service.validation import check_filter, check_text
+
+DEFAULT_LEASE_SECONDS = 30
+MAX_LEASE_SECONDS = 3600
+# An executor that has not asked for work for this long no longer counts as present.
+EXECUTOR_SEEN_SECONDS = 60.0
+_MAX_EXECUTORS_KEPT = 10_000
+# A lease request looks at this many candidates, in queue order, before giving up.
+_CANDIDATES = 16
+
+Append = Callable[[list[events_pb2.Event], Principal], None]
+
+
+@dataclass
+class _Executor:
+    total: executor_service_pb2.Capacity
+    queues: frozenset[str]
+    seen: float
+
+
+class LeaseDesk:
+    def __init__(self, database: Database, append: Append, clock: Callable[[], Clock]) -> None:
+        self.database = database
+        self._append = append
+        self._clock = clock
+        self._executors: dict[str, _Executor] = {}
+        self._lock = threading.Lock()
+
+    # ---- executors' calls ---------------------------------------------------------
+
+    def lease(
+        self, request: executor_service_pb2.LeaseTaskRequest, principal: Principal
+    ) -> executor_service_pb2.LeaseTaskResponse:
+        executor_id = _check_executor_id(request.executor_id)
+        for name in ("free", "total"):
+            _check_capacity(name, getattr(request, name))
+        queues = check_filter("queues", request.queues) or [""]
+        for queue in queues:
+            check_text("queues", queue)
+        seconds = request.lease_seconds or DEFAULT_LEASE_SECONDS
+        if seconds > MAX_LEASE_SECONDS:
+            raise InvalidArgument(f"lease_seconds is at most {MAX_LEASE_SECONDS}, got {seconds}")
+        self._seen(executor_id, request.total, queues)
+        with self.database.read() as tx:
+            candidates = queue_queries.lease_candidates(
+                tx, request.free, queues, now_us(), _CANDIDATES
+            )
+        for row in candidates:
+            lease_id = str(uuid.uuid4())
+            flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
+            ref = events_pb2.TaskRef(flow_name=flow_name, run_id=run_id, step_name=step_name,
+                                     task_id=task_id)  # fmt: skip
+            leased = events_pb2.TaskLeased(task=ref, attempt=row.attempt, lease_id=lease_id,
+                                           executor_id=executor_id, lease_seconds=seconds)  # fmt: skip
+            try:
+                self._append([events_pb2.Event(event_id=str(uuid.uuid4()), task_leased=leased)],
+                             principal)  # fmt: skip
+            except FailedPrecondition:  # another executor took it first, or its run stops
+                continue
+            return self._leased(row, lease_id, executor_id, seconds)
+        return executor_service_pb2.LeaseTaskResponse()
+
+    def _leased(
+        self, row: QueueRow, lease_id: str, executor_id: str, seconds: int
+    ) -> executor_service_pb2.LeaseTaskResponse:
+        flow_name, run_id = row.run_pathspec.split("/")
+        with self.database.read() as tx:
+            run = run_queries.get_run(tx, flow_name, run_id, self._clock())
+            step = queue_queries.step_spec(tx, row.run_pathspec, row.step_name)
+            current = queue_queries.task_row(tx, row.task_pathspec)
+        assert current is not None
+        response = executor_service_pb2.LeaseTaskResponse(
+            task=queue_queries.queued_record(current), lease_id=lease_id, run=run, step=step
+        )
+        response.lease_expires_at.FromMicroseconds(current.lease_expires_at_us)
+        return response
+
+    def renew(
+        self, request: executor_service_pb2.RenewLeaseRequest, principal: Principal
+    ) -> executor_service_pb2.RenewLeaseResponse:
+        _check_executor_id(request.executor_id)
+        ref = events_pb2.TaskRef(flow_name=request.flow_name, run_id=request.run_id,
+                                 step_name=request.step_name, task_id=request.task_id)  # fmt: skip
+        heartbeat = events_pb2.TaskHeartbeat(
+            task=ref, attempt=request.attempt, lease_id=request.lease_id
+        )
+        try:
+            self._append(
+                [events_pb2.Event(event_id=str(uuid.uuid4()), task_heartbeat=heartbeat)], principal
+            )
+        except FailedPrecondition as refused:
+            return executor_service_pb2.RenewLeaseResponse(
+                keep_running=False, reason=refused.message
+            )
+        run_path = f"{request.flow_name}/{request.run_id}"
+        with self.database.read() as tx:
+            state = queue_queries.run_state(tx, run_path)
+            row = queue_queries.task_row(tx, f"{run_path}/{request.step_name}/{request.task_id}")
+        response = executor_service_pb2.RenewLeaseResponse(keep_running=True)
+        if row is not None:
+            response.lease_expires_at.FromMicroseconds(row.lease_expires_at_us)
+        if state is not None and state[0] == "cancelling":
+            response.keep_running, response.reason = False, state[1] or "the run was cancelled"
+        return response
+
+    # ---- the service's own ----------------------------------------------------------
+
+    def expire(self, limit: int = 1000) -> int:
+        """Appends LeaseExpired for every lease that ran out; returns how many."""
+        with self.database.read() as tx:
+            rows = queue_queries.expired_leases(tx, now_us(), limit)
+        expired = 0
+        for row in rows:
+            flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
+            ref = events_pb2.TaskRef(flow_name=flow_name, run_id=run_id, step_name=step_name,
+                                     task_id=task_id)  # fmt: skip
+            event = events_pb2.Event(
+                event_id=str(uuid.uuid4()),
+                lease_expired=events_pb2.LeaseExpired(task=ref, attempt=row.attempt,
+                                                      lease_id=row.lease_id,
+                                                      executor_id=row.executor_id),
+            )  # fmt: skip
+            try:
+                self._append([event], SERVICE)
+            except FailedPrecondition:  # renewed or finished meanwhile
+                continue
+            expired += 1
+        return expired
+
+    def waiting_reason(self, task: records_pb2.QueuedTask) -> str:
+        """Why a queued task waits, when no executor seen recently could ever take it."""
+        if task.state != records_pb2.QUEUE_STATE_QUEUED:
+            return ""
+        cutoff = time.monotonic() - EXECUTOR_SEEN_SECONDS
+        with self._lock:
+            present = [e for e in self._executors.values() if e.seen >= cutoff]
+        if not present:
+            return f"waiting: no executor asked for work in the last {EXECUTOR_SEEN_SECONDS:.0f} s"
+        serving = [e for e in present if task.queue in e.queues]
+        if not serving:
+            return f"waiting: no executor serves queue {task.queue!r}"
+        wants = task.resources
+        for name, needed, offered in (
+            ("cpu", wants.cpu, lambda e: e.total.cpu),
+            ("memory", wants.memory_mb, lambda e: e.total.memory_mb),
+            ("gpu", wants.gpu, lambda e: e.total.gpu),
+        ):
+            if not any(offered(e) >= needed for e in serving):
+                unit = " MB" if name == "memory" else ""
+                return f"waiting: no executor offers {name}={needed:g}{unit}"
+        if not any(
+            e.total.cpu >= wants.cpu and e.total.memory_mb >= wants.memory_mb
+            and e.total.gpu >= wants.gpu
+            for e in serving
+        ):  # fmt: skip
+            return (
+                f"waiting: no executor offers cpu={wants.cpu:g}, memory={wants.memory_mb} MB "
+                f"and gpu={wants.gpu} together"
+            )
+        return ""
+
+    def _seen(
+        self, executor_id: str, total: executor_service_pb2.Capacity, queues: list[str]
+    ) -> None:
+        with self._lock:
+            self._executors.pop(executor_id, None)
+            self._executors[executor_id] = _Executor(total, frozenset(queues), time.monotonic())
+            while len(self._executors) > _MAX_EXECUTORS_KEPT:  # the least recently seen go
+                del self._executors[next(iter(self._executors))]
+
+
+def _check_executor_id(executor_id: str) -> str:
+    if not executor_id:
+        raise InvalidArgument("executor_id is missing: name the executor (e.g. host-pid)")
+    if len(executor_id) > 200:
+        raise InvalidArgument("executor_id is at most 200 characters")
+    return check_text("executor_id", executor_id)
+
+
+def _check_capacity(name: str, capacity: executor_service_pb2.Capacity) -> None:
+    if not math.isfinite(capacity.cpu) or capacity.cpu < 0 or capacity.cpu > 1e6:
+        raise InvalidArgument(f"{name}.cpu must be a number from 0 to 1e6, got {capacity.cpu}")

@@ -1,0 +1,113 @@
+"""Reads of the orchestration queue: the tasks that wait, are leased or run, and the
+candidates an executor's capacity fits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ledgerflow.v1 import common_pb2, executor_service_pb2, records_pb2
+
+from ledgerflow_service.orchestration import graph as flow_graph
+from ledgerflow_service.queries.fields import require_run, set_time
+from ledgerflow_service.queries.paging import page_size, position_token, take_page
+from ledgerflow_service.read_models.queue import OPEN_STATES, QueueRow
+from ledgerflow_service.read_models.table import columns
+from ledgerflow_service.store.backend import Tx
+
+_COLUMNS = ", ".join(columns(QueueRow))
+_STATES = {
+    "queued": records_pb2.QUEUE_STATE_QUEUED,
+    "leased": records_pb2.QUEUE_STATE_LEASED,
+    "running": records_pb2.QUEUE_STATE_RUNNING,
+}
+
+
+def queued_record(row: QueueRow) -> records_pb2.QueuedTask:
+    flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
+    record = records_pb2.QueuedTask(
+        flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id,
+        pathspec=row.task_pathspec, attempt=row.attempt, state=_STATES.get(row.state, 0),
+        input_pathspecs=row.input_pathspecs, foreach_stack=row.foreach_stack,
+        resources=records_pb2.Resources(cpu=row.cpu, gpu=row.gpu, memory_mb=row.memory_mb),
+        queue=row.queue_name, executor_id=row.executor_id,
+    )  # fmt: skip
+    set_time(record.queued_at, row.queued_at_us)
+    set_time(record.lease_expires_at, row.lease_expires_at_us or None)
+    return record
+
+
+def list_open(
+    tx: Tx, request: executor_service_pb2.ListQueuedTasksRequest
+) -> tuple[list[QueueRow], str]:
+    """A page of the open tasks (queued, leased, running) of one run or of all runs,
+    oldest queued first."""
+    page = request.page or common_pb2.PageRequest()
+    size = page_size(page)
+    where = ["state IN ('queued', 'leased', 'running')", "queued_position > ?"]
+    params: list[Any] = [position_token(page.page_token) if page.page_token else -1]
+    if request.flow_name or request.run_id:
+        where.append("run_pathspec = ?")
+        params.append(require_run(tx, request.flow_name, request.run_id))
+    rows = [
+        QueueRow(*r)
+        for r in tx.query(
+            f"SELECT {_COLUMNS} FROM queue WHERE {' AND '.join(where)} "
+            "ORDER BY queued_position LIMIT ?",
+            [*params, size + 1],
+        )
+    ]
+    assert all(r.state in OPEN_STATES for r in rows)
+    kept, token = take_page([queued_record(r) for r in rows], [r.queued_position for r in rows], size)
+    return rows[: len(kept)], token
+
+
+def lease_candidates(
+    tx: Tx,
+    free: executor_service_pb2.Capacity,
+    queues: Sequence[str],
+    now_us: int,
+    limit: int,
+) -> list[QueueRow]:
+    """The oldest queued tasks that fit `free` in one of `queues` and may start now."""
+    condition, params = tx.dialect.one_of("queue_name", list(queues))
+    return [
+        QueueRow(*r)
+        for r in tx.query(
+            f"SELECT {_COLUMNS} FROM queue WHERE state = 'queued' AND {condition} "
+            "AND cpu <= ? AND gpu <= ? AND memory_mb <= ? AND not_before_us <= ? "
+            "ORDER BY queued_position LIMIT ?",
+            [*params, free.cpu, free.gpu, free.memory_mb, now_us, limit],
+        )
+    ]
+
+
+def expired_leases(tx: Tx, now_us: int, limit: int) -> list[QueueRow]:
+    """Leased or running tasks whose lease ran out before `now_us`."""
+    return [
+        QueueRow(*r)
+        for r in tx.query(
+            f"SELECT {_COLUMNS} FROM queue WHERE state IN ('leased', 'running') "
+            "AND lease_expires_at_us < ? ORDER BY lease_expires_at_us LIMIT ?",
+            [now_us, limit],
+        )
+    ]
+
+
+def task_row(tx: Tx, task_pathspec: str) -> QueueRow | None:
+    row = tx.query_one(f"SELECT {_COLUMNS} FROM queue WHERE task_pathspec = ?", [task_pathspec])
+    return QueueRow(*row) if row else None
+
+
+def run_state(tx: Tx, run_pathspec: str) -> tuple[str, str] | None:
+    """(state, reason) of an orchestrated run; None when the run is not orchestrated."""
+    row = tx.query_one(
+        "SELECT state, reason FROM orchestrated_runs WHERE run_pathspec = ?", [run_pathspec]
+    )
+    return (str(row[0]), str(row[1])) if row else None
+
+
+def step_spec(tx: Tx, run_pathspec: str, step_name: str) -> records_pb2.StepSpec:
+    row = tx.query_one("SELECT graph FROM orchestrated_runs WHERE run_pathspec = ?", [run_pathspec])
+    assert row is not None
+    return flow_graph.step(flow_graph.parse(bytes(row[0])), step_name)

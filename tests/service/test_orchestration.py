@@ -1,0 +1,268 @@
+"""The service as orchestrator (run --remote): the process manager queues what follows,
+leases hand each attempt to one executor, fencing refuses a lost lease's events, and
+every decision is an event a rebuild folds into the same read models. On SQLite and
+on Postgres, through the application layer the gRPC servicers call."""
+
+from __future__ import annotations
+
+import pytest
+from ledgerflow.v1 import events_pb2, executor_service_pb2, ledger_service_pb2, records_pb2
+
+from ledgerflow_service import LedgerApplication, Principal
+from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
+from tests import events as ev
+
+ALICE = Principal("alice", authenticated=False)
+K = records_pb2.StepKind
+BIG = executor_service_pb2.Capacity(cpu=64, memory_mb=1 << 20, gpu=8)
+
+
+def step(name: str, kind: int, *next_steps: str, **extra: object) -> records_pb2.StepSpec:
+    resources = records_pb2.Resources(cpu=1, memory_mb=512)
+    return records_pb2.StepSpec(
+        name=name, kind=kind, next_steps=list(next_steps), resources=resources, **extra
+    )  # type: ignore[arg-type]
+
+
+# start -> (a, b) -> join -> fan (foreach) -> work -> gather -> end
+GRAPH = records_pb2.FlowGraph(
+    steps=[
+        step("start", K.STEP_KIND_SPLIT, "a", "b"),
+        step("a", K.STEP_KIND_LINEAR, "join"),
+        step("b", K.STEP_KIND_LINEAR, "join", retries=1),
+        step("join", K.STEP_KIND_JOIN, "fan", in_steps=["a", "b"], closes="start"),
+        step("fan", K.STEP_KIND_FOREACH, "work"),
+        step("work", K.STEP_KIND_LINEAR, "gather"),
+        step("gather", K.STEP_KIND_JOIN, "end", in_steps=["work"], closes="fan"),
+        step("end", K.STEP_KIND_END),
+    ]
+)
+
+
+def submit(app: LedgerApplication, run_id: str = "1", graph: records_pb2.FlowGraph = GRAPH) -> None:
+    request = ledger_service_pb2.AppendRequest(events=[ev.run_started("Remote", run_id, graph=graph)])
+    app.append(request, ALICE)
+
+
+def lease(
+    app: LedgerApplication, executor: str = "exec-1", free: executor_service_pb2.Capacity = BIG
+) -> executor_service_pb2.LeaseTaskResponse:
+    return app.lease_task(
+        executor_service_pb2.LeaseTaskRequest(executor_id=executor, free=free, total=free), ALICE
+    )
+
+
+def report(app: LedgerApplication, *events: events_pb2.Event) -> None:
+    app.append(ledger_service_pb2.AppendRequest(events=list(events)), ALICE)
+
+
+def task_ref(leased: executor_service_pb2.LeaseTaskResponse) -> events_pb2.TaskRef:
+    t = leased.task
+    return events_pb2.TaskRef(flow_name=t.flow_name, run_id=t.run_id, step_name=t.step_name,
+                              task_id=t.task_id)  # fmt: skip
+
+
+def start(app: LedgerApplication, leased: executor_service_pb2.LeaseTaskResponse) -> None:
+    report(app, events_pb2.Event(event_id=ev.new_id(), task_started=events_pb2.TaskStarted(
+        task=task_ref(leased), attempt=leased.task.attempt, lease_id=leased.lease_id,
+        input_pathspecs=leased.task.input_pathspecs, foreach_stack=leased.task.foreach_stack)))  # fmt: skip
+
+
+def succeed(
+    app: LedgerApplication, leased: executor_service_pb2.LeaseTaskResponse, num_splits: int = 0
+) -> None:
+    start(app, leased)
+    report(app, events_pb2.Event(event_id=ev.new_id(), task_succeeded=events_pb2.TaskSucceeded(
+        task=task_ref(leased), attempt=leased.task.attempt, lease_id=leased.lease_id,
+        num_splits=num_splits)))  # fmt: skip
+
+
+def fail(app: LedgerApplication, leased: executor_service_pb2.LeaseTaskResponse) -> None:
+    start(app, leased)
+    report(app, events_pb2.Event(event_id=ev.new_id(), task_failed=events_pb2.TaskFailed(
+        task=task_ref(leased), attempt=leased.task.attempt, lease_id=leased.lease_id,
+        error_type="ValueError", error_message="bad")))  # fmt: skip
+
+
+def run_events(app: LedgerApplication, run_id: str = "1") -> list[events_pb2.Event]:
+    with app.database.read() as tx:
+        from ledgerflow_service.store.events import read_events
+
+        return read_events(tx, "run_pathspec = ?", [f"Remote/{run_id}"], 10_000)
+
+
+def types(app: LedgerApplication, run_id: str = "1") -> list[str]:
+    return [e.event_type for e in run_events(app, run_id)]
+
+
+def read_models(app: LedgerApplication) -> dict[str, list[tuple[object, ...]]]:
+    with app.database.read() as tx:
+        return {
+            table: sorted(tuple(r) for r in tx.query(f"SELECT * FROM {table}"))
+            for table in ("runs", "tasks", "attempts", "queue", "orchestrated_runs")
+        }
+
+
+def run_status(app: LedgerApplication, run_id: str = "1") -> tuple[bool, bool]:
+    """(finished, succeeded)."""
+    with app.database.read() as tx:
+        row = tx.query_one(
+            "SELECT finished_at_us, end_succeeded FROM runs WHERE pathspec = ?", [f"Remote/{run_id}"]
+        )
+    assert row is not None
+    return row[0] is not None, bool(row[1])
+
+
+def test_a_submitted_run_is_orchestrated_to_its_end_and_rebuilds_the_same(
+    app: LedgerApplication,
+) -> None:
+    submit(app)
+    first = lease(app)
+    assert first.task.step_name == "start" and first.step.kind == K.STEP_KIND_SPLIT
+    assert first.run.user == "alice"
+    succeed(app, first)
+    branches = [lease(app), lease(app)]
+    assert sorted(b.task.step_name for b in branches) == ["a", "b"]
+    assert all(list(b.task.input_pathspecs) == ["Remote/1/start/1"] for b in branches)
+    assert not lease(app).HasField("task")  # the join waits for both branches
+    for leased in branches:
+        succeed(app, leased)
+    join = lease(app)
+    assert join.task.step_name == "join"
+    assert list(join.task.input_pathspecs) == ["Remote/1/a/2", "Remote/1/b/3"]
+    succeed(app, join)
+    fan = lease(app)
+    succeed(app, fan, num_splits=3)
+    items = [lease(app) for _ in range(3)]
+    assert [i.task.foreach_stack[-1].index for i in items] == [0, 1, 2]
+    assert all(i.task.foreach_stack[-1].num_splits == 3 for i in items)
+    for leased in reversed(items):
+        succeed(app, leased)
+    gather = lease(app)
+    assert gather.task.step_name == "gather" and not gather.task.foreach_stack
+    assert [p.rsplit("/", 1)[1] for p in gather.task.input_pathspecs] == [
+        i.task.task_id for i in items
+    ]  # in item order, whatever order they finished in
+    succeed(app, gather)
+    succeed(app, lease(app))  # end
+    assert run_status(app) == (True, True)
+    history = run_events(app)
+    assert history[-1].event_type == "RunFinished" and history[-1].actor == "ledgerflow-service"
+    assert types(app).count("TaskQueued") == 10 and types(app).count("TaskLeased") == 10
+
+    live = read_models(app)
+    app.rebuild_projections()
+    assert read_models(app) == live
+
+
+def test_one_attempt_is_leased_once(app: LedgerApplication) -> None:
+    submit(app)
+    first = lease(app, "exec-1")
+    assert first.HasField("task")
+    assert not lease(app, "exec-2").HasField("task")
+    leased = events_pb2.TaskLeased(task=task_ref(first), attempt=0, lease_id="x",
+                                   executor_id="exec-2", lease_seconds=30)  # fmt: skip
+    with pytest.raises(FailedPrecondition, match="another executor took it"):
+        app._append_as([events_pb2.Event(event_id=ev.new_id(), task_leased=leased)], ALICE)
+
+
+def test_a_task_goes_only_to_an_executor_it_fits(app: LedgerApplication) -> None:
+    submit(app)
+    small = executor_service_pb2.Capacity(cpu=1, memory_mb=256)
+    assert not lease(app, "small", small).HasField("task")
+    queued = app.list_queued_tasks(executor_service_pb2.ListQueuedTasksRequest()).tasks
+    assert [t.step_name for t in queued] == ["start"]
+    assert queued[0].waiting_reason == "waiting: no executor offers memory=512 MB"
+    assert lease(app, "big").HasField("task")
+
+
+def test_clients_cannot_write_the_services_events(app: LedgerApplication) -> None:
+    submit(app)
+    queued = events_pb2.TaskQueued(task=ev.ref("Remote", "1", "end", "9"))
+    with pytest.raises(InvalidArgument, match="written by the service"):
+        report(app, events_pb2.Event(event_id=ev.new_id(), task_queued=queued))
+    with pytest.raises(FailedPrecondition, match="finishes it"):
+        report(app, ev.run_finished("Remote", "1", False))
+    with pytest.raises(FailedPrecondition, match="never queued"):
+        report(app, ev.task_started("Remote", "1", "end", "9"))
+    assert types(app) == ["RunStarted", "TaskQueued"]
+
+
+def test_fencing_refuses_events_without_the_current_lease(app: LedgerApplication) -> None:
+    submit(app)
+    leased = lease(app)
+    wrong = events_pb2.TaskStarted(task=task_ref(leased), attempt=0, lease_id="not-mine")
+    with pytest.raises(FailedPrecondition, match="not the task's current lease"):
+        report(app, events_pb2.Event(event_id=ev.new_id(), task_started=wrong))
+    start(app, leased)
+    before = types(app)
+    # The lease runs out: the sweeper expires it and the task is queued again.
+    with app.database.write() as tx:
+        tx.execute("UPDATE queue SET lease_expires_at_us = 1")
+    assert app.leases.expire() == 1
+    assert types(app)[len(before):] == ["LeaseExpired", "TaskQueued"]
+    zombie = events_pb2.TaskSucceeded(task=task_ref(leased), attempt=0, lease_id=leased.lease_id)
+    with pytest.raises(FailedPrecondition, match="not the task's current lease"):
+        report(app, events_pb2.Event(event_id=ev.new_id(), task_succeeded=zombie))
+    renewed = app.renew_lease(executor_service_pb2.RenewLeaseRequest(
+        executor_id="exec-1", flow_name="Remote", run_id="1", step_name="start", task_id="1",
+        attempt=0, lease_id=leased.lease_id), ALICE)  # fmt: skip
+    assert not renewed.keep_running and "lease" in renewed.reason
+    again = lease(app, "exec-2")
+    assert again.task.task_id == "1" and again.task.attempt == 1
+    succeed(app, again)
+    with app.database.read() as tx:
+        attempts = tx.query("SELECT attempt, succeeded, error_type FROM attempts ORDER BY attempt")
+    assert [tuple(a) for a in attempts] == [(0, 0, "LeaseExpired"), (1, 1, "")]
+
+
+def test_a_failed_attempt_is_retried_then_fails_the_run(app: LedgerApplication) -> None:
+    submit(app)
+    succeed(app, lease(app))
+    branches = {b.task.step_name: b for b in (lease(app), lease(app))}
+    fail(app, branches["b"])  # b has retries=1
+    retry = lease(app)
+    assert (retry.task.step_name, retry.task.attempt) == ("b", 1)
+    fail(app, retry)
+    assert run_status(app) == (False, False)  # a is still running
+    # The run is failing: nothing new is queued, and the last open task ends it.
+    succeed(app, branches["a"])
+    assert not lease(app).HasField("task")
+    assert run_status(app) == (True, False)
+
+
+def test_cancel_stops_queued_tasks_and_tells_running_ones(app: LedgerApplication) -> None:
+    submit(app)
+    succeed(app, lease(app))
+    running = lease(app)
+    start(app, running)
+    cancel = events_pb2.RunCancelRequested(flow_name="Remote", run_id="1", reason="not needed")
+    report(app, events_pb2.Event(event_id=ev.new_id(), run_cancel_requested=cancel))
+    assert types(app)[-1] == "TaskCancelled"  # the other branch, still queued
+    renewed = app.renew_lease(executor_service_pb2.RenewLeaseRequest(
+        executor_id="exec-1", flow_name="Remote", run_id="1", step_name=running.task.step_name,
+        task_id=running.task.task_id, attempt=0, lease_id=running.lease_id), ALICE)  # fmt: skip
+    assert not renewed.keep_running and renewed.reason == "not needed"
+    report(app, events_pb2.Event(event_id=ev.new_id(), task_failed=events_pb2.TaskFailed(
+        task=task_ref(running), attempt=0, lease_id=running.lease_id, error_type="Cancelled")))  # fmt: skip
+    assert run_status(app) == (True, False)
+    assert types(app)[-1] == "RunFinished"
+
+
+def test_a_local_run_cannot_be_cancelled_through_the_service(app: LedgerApplication) -> None:
+    report(app, ev.run_started("Local", "1"))
+    cancel = events_pb2.RunCancelRequested(flow_name="Local", run_id="1")
+    with pytest.raises(FailedPrecondition, match="submitter's machine"):
+        report(app, events_pb2.Event(event_id=ev.new_id(), run_cancel_requested=cancel))
+
+
+def test_a_bad_graph_is_refused(app: LedgerApplication) -> None:
+    dangling = records_pb2.FlowGraph(
+        steps=[step("start", K.STEP_KIND_LINEAR, "nowhere"), step("end", K.STEP_KIND_END)]
+    )
+    with pytest.raises(InvalidArgument, match="'nowhere', which is not a step"):
+        submit(app, graph=dangling)
+    with pytest.raises(InvalidArgument, match="needs a 'start' and an 'end'"):
+        submit(app, graph=records_pb2.FlowGraph(steps=[step("start", K.STEP_KIND_END)]))
+    with app.database.read() as tx:
+        assert tx.query_one("SELECT COUNT(*) FROM events") == (0,)
