@@ -14,6 +14,7 @@ from google.protobuf import json_format
 
 from ledgerflow import client
 from ledgerflow._cli_errors import friendly_errors
+from ledgerflow._run_events import new_event
 from ledgerflow.exceptions import LedgerflowNotFound
 from ledgerflow.v1 import common_pb2, events_pb2, ledger_service_pb2, records_pb2
 
@@ -253,6 +254,22 @@ def tail(
                 click.echo(_event_json(event) if as_json else _event_line(event))
     except KeyboardInterrupt:
         pass
+
+
+@click.command()
+@click.argument("pathspec", metavar="FLOW/RUN_ID")
+@click.option("--reason", default="", help="Why, for the ledger and for the run's followers.")
+@friendly_errors
+def cancel(pathspec: str, reason: str) -> None:
+    """Cancel a remote run: its queued tasks are dropped, executors kill its running
+    ones, and it finishes as failed."""
+    parts = pathspec.strip("/").split("/")
+    if len(parts) != 2 or not all(parts):
+        raise click.UsageError(f"name the run as FLOW/RUN_ID, not {pathspec!r}")
+    metadata, _ = client._clients()
+    request = events_pb2.RunCancelRequested(flow_name=parts[0], run_id=parts[1], reason=reason)
+    metadata.append_events([new_event(run_cancel_requested=request)])
+    click.echo(f"cancel of {parts[0]}/{parts[1]} requested: running tasks stop at their next heartbeat")
 
 
 @click.group("host")

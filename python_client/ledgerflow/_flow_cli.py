@@ -22,6 +22,8 @@ from ledgerflow._launcher import CommandLauncher, task_process
 from ledgerflow._lint import pylint_available, pylint_errors
 from ledgerflow._metadata import MetadataClient, connect
 from ledgerflow._parameters import IncludeFile, JSONType, Parameter
+from ledgerflow._progress import RunReporter
+from ledgerflow._remote import follow, submit
 from ledgerflow._resume import ResumeOrigin, find_origin, plan_resume
 from ledgerflow._runtime import LocalRuntime, parameters_as_json, parameters_from_json
 from ledgerflow._task import TaskRequest, run_attempt
@@ -136,6 +138,46 @@ def _execute(
     result = runtime.run()
     session.metadata.close()
     sys.exit(0 if result.succeeded else 1)
+
+
+def _submit(
+    session: _Session,
+    parameters: dict[str, Any],
+    params: dict[str, Parameter],
+    tags: tuple[str, ...],
+    with_: tuple[str, ...],
+    detach: bool,
+) -> None:
+    """run --remote: submits the run, then follows it (or returns at once)."""
+    if session.config.metadata != "service":
+        raise click.UsageError(
+            "run --remote needs a metadata service that executors reach: set "
+            "LEDGERFLOW_SERVICE=HOST:PORT (and start executors with `ledgerflow executor`)"
+        )
+    flow_file = Path(str(sys.modules[session.flow_class.__module__].__file__))
+    run_id = submit(
+        session.metadata, session.store, session.flow_class, session.graph, flow_file,
+        username=session.config.username,
+        parameters_json=parameters_as_json(parameters, params, session.store),
+        tags=tags, package_suffixes=session.package_suffixes, default_retry=_parse_with(with_),
+    )  # fmt: skip
+    flow = session.graph.name
+    if detach:
+        click.echo(run_id)
+        sys.exit(0)
+    reporter = RunReporter()
+    reporter.run_started(flow, run_id, session.config.username, "remote on executors via service")
+    try:
+        ok = follow(session.metadata, flow, run_id, reporter)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nStopped following; {flow}/{run_id} goes on on the executors. Stop it with "
+            f"`ledgerflow cancel {flow}/{run_id}`.",
+            err=True,
+        )
+        sys.exit(130)
+    session.metadata.close()
+    sys.exit(0 if ok else 1)
 
 
 _run_options = [
@@ -304,6 +346,15 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
 
     @cli.command()
     @_with_options(_run_options)
+    @click.option(
+        "--remote",
+        is_flag=True,
+        help="Submit the run to the metadata service (LEDGERFLOW_SERVICE): executors run "
+        "its tasks with the resources each step asks for; this command follows it.",
+    )
+    @click.option(
+        "--detach", is_flag=True, help="With --remote: print the run id and return at once."
+    )
     @parameter_options
     @click.pass_obj
     @friendly_errors
@@ -314,9 +365,13 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         code_package: bool,
         launcher: str,
         with_: tuple[str, ...],
+        remote: bool,
+        detach: bool,
         **raw: Any,
     ) -> None:
         """Run the flow from start to end."""
+        if detach and not remote:
+            raise click.UsageError("--detach goes with --remote")
         values = {}
         for name, param in params.items():
             given = raw.get(name)
@@ -328,6 +383,8 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
                 values[name] = param.convert(given if given is not None else param.default)
             except (ValueError, TypeError) as error:
                 raise click.BadParameter(str(error), param_hint=f"--{name}") from None
+        if remote:
+            _submit(session, values, params, tags, with_, detach)
         _execute(session, values, params, max_workers, tags, with_, launcher, code_package)
 
     @cli.command()

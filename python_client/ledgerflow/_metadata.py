@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from ledgerflow.exceptions import RpcError, rpc_error
 from ledgerflow.v1 import audit_service_pb2 as audit
 from ledgerflow.v1 import events_pb2, records_pb2
+from ledgerflow.v1 import executor_service_pb2 as executor
 from ledgerflow.v1 import ledger_service_pb2 as ledger
 from ledgerflow.v1 import query_service_pb2 as query
 from ledgerflow.v1 import tag_service_pb2 as tags
@@ -85,6 +86,11 @@ class MetadataClient(abc.ABC):
     @abc.abstractmethod
     def watch_events(self, request: ledger.WatchEventsRequest) -> Iterator[events_pb2.Event]:
         """The events the request asks for, as they are appended, until closed."""
+
+    @abc.abstractmethod
+    def list_queued_tasks(
+        self, request: executor.ListQueuedTasksRequest
+    ) -> executor.ListQueuedTasksResponse: ...
 
     def close(self) -> None:  # noqa: B027 - optional
         """Releases connections."""
@@ -216,6 +222,11 @@ class EmbeddedMetadata(MetadataClient):
     def get_run_as_of(self, request: audit.GetRunAsOfRequest) -> audit.GetRunAsOfResponse:
         return self._invoke(self.app.get_run_as_of, request)
 
+    def list_queued_tasks(
+        self, request: executor.ListQueuedTasksRequest
+    ) -> executor.ListQueuedTasksResponse:
+        return self._invoke(self.app.list_queued_tasks, request)
+
     def watch_events(self, request: ledger.WatchEventsRequest) -> Iterator[events_pb2.Event]:
         """Polls the ledger (SQLite tells no other process of its appends). The start
         is fixed now, not when the first event is asked for."""
@@ -246,6 +257,7 @@ class GrpcMetadata(MetadataClient):
 
         from ledgerflow.v1 import (
             audit_service_pb2_grpc,
+            executor_service_pb2_grpc,
             ledger_service_pb2_grpc,
             query_service_pb2_grpc,
             tag_service_pb2_grpc,
@@ -265,6 +277,7 @@ class GrpcMetadata(MetadataClient):
         self._query = query_service_pb2_grpc.QueryServiceStub(self._channel)
         self._tags = tag_service_pb2_grpc.TagServiceStub(self._channel)
         self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
+        self._executor = executor_service_pb2_grpc.ExecutorServiceStub(self._channel)
         self._metadata = [("ledgerflow-user", username)]
         if token:
             self._metadata.append(("authorization", f"Bearer {token}"))
@@ -327,6 +340,17 @@ class GrpcMetadata(MetadataClient):
 
     def get_run_as_of(self, request: audit.GetRunAsOfRequest) -> audit.GetRunAsOfResponse:
         return self._invoke(self._audit.GetRunAsOf, request)
+
+    def list_queued_tasks(
+        self, request: executor.ListQueuedTasksRequest
+    ) -> executor.ListQueuedTasksResponse:
+        return self._invoke(self._executor.ListQueuedTasks, request)
+
+    def lease_task(self, request: executor.LeaseTaskRequest) -> executor.LeaseTaskResponse:
+        return self._invoke(self._executor.LeaseTask, request)
+
+    def renew_lease(self, request: executor.RenewLeaseRequest) -> executor.RenewLeaseResponse:
+        return self._invoke(self._executor.RenewLease, request)
 
     def watch_events(self, request: ledger.WatchEventsRequest) -> Iterator[events_pb2.Event]:
         """The call starts now, not when the first event is asked for."""

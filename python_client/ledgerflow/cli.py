@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 from ledgerflow_service.cli import service
 
-from ledgerflow._client_cli import audit, events, flows, host, runs
+from ledgerflow_executor.cli import executor
+
+from ledgerflow._client_cli import audit, cancel, events, flows, host, runs
 
 
 @click.group()
@@ -14,5 +16,5 @@ def main() -> None:
     """Ledgerflow: workflows whose every run is an append-only ledger of events."""
 
 
-for command in (service, flows, runs, audit, events, host):
+for command in (service, flows, runs, audit, events, host, executor, cancel):
     main.add_command(command)

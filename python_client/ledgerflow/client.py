@@ -27,6 +27,7 @@ from ledgerflow.exceptions import (
     LedgerflowNamespaceMismatch,
     LedgerflowNotFound,
 )
+from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import (
     audit_service_pb2,
     common_pb2,
@@ -355,6 +356,16 @@ class Run(_Outcome):
     def _refresh(self) -> None:
         metadata, _ = _clients()
         self._record = metadata.run(self.flow_name, self.id)
+
+    @property
+    def queued_tasks(self) -> list[records_pb2.QueuedTask]:
+        """A remote run's tasks that wait for an executor, are leased or run, oldest
+        first; each says in ``waiting_reason`` why it waits when no executor seen
+        recently can take it ("waiting: no executor offers gpu=4"). Empty for local
+        runs."""
+        metadata, _ = _clients()
+        request = executor_api.ListQueuedTasksRequest(flow_name=self.flow_name, run_id=self.id)
+        return list(metadata.list_queued_tasks(request).tasks)
 
     @property
     def tags(self) -> frozenset[str]:

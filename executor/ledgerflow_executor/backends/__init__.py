@@ -1,0 +1,20 @@
+"""Where an executor runs its tasks (see base.py for what a backend does)."""
+
+from __future__ import annotations
+
+from ledgerflow_executor.backends.base import Backend, BackendError, Launch
+from ledgerflow_executor.backends.container import ContainerBackend
+from ledgerflow_executor.backends.local import LocalBackend
+
+NAMES = ("local", "podman", "docker")
+
+
+def open_backend(name: str, image: str = "") -> Backend:
+    if name == "local":
+        return LocalBackend()
+    if name in ("podman", "docker"):
+        return ContainerBackend(name, image)
+    raise BackendError(f"unknown backend {name!r}: use one of {', '.join(NAMES)}")
+
+
+__all__ = ["NAMES", "Backend", "BackendError", "Launch", "open_backend"]

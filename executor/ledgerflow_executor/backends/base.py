@@ -1,0 +1,79 @@
+"""What a backend does: launch one task attempt with its resources, report its exit,
+kill it. Everything else (leases, events, logs, outcomes) is the executor's, so a new
+place to run tasks is one small class."""
+
+from __future__ import annotations
+
+import abc
+import math
+import subprocess
+from dataclasses import dataclass, field
+
+
+class BackendError(Exception):
+    """A backend cannot run here (say, its container engine is missing)."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One attempt to start: the command (the task entry point), where it runs and
+    writes its output, and the resources its step asked for."""
+
+    name: str  # unique per attempt; a container is named after it
+    command: list[str]
+    workdir: str
+    stdout_path: str
+    stderr_path: str
+    cpu: float
+    memory_mb: int
+    gpu: int
+    env: dict[str, str] = field(default_factory=dict)
+    # Folders the task must reach at the same path (the datastore, the work folder).
+    mounts: tuple[str, ...] = ()
+    image: str = ""
+    # The GPUs given to this attempt (indexes), as CUDA_VISIBLE_DEVICES names them.
+    gpu_ids: tuple[int, ...] = ()
+
+
+class Backend(abc.ABC):
+    name = ""
+
+    def __init__(self) -> None:
+        self._processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    @abc.abstractmethod
+    def _popen(self, launch: Launch) -> subprocess.Popen[bytes]:
+        """Starts the process that runs (or supervises) the attempt."""
+
+    @abc.abstractmethod
+    def kill(self, handle: int) -> None:
+        """Kills the attempt; poll reports its exit."""
+
+    def start(self, launch: Launch) -> int:
+        """Starts the attempt; returns its handle for poll and kill."""
+        process = self._popen(launch)
+        self._processes[process.pid] = process
+        return process.pid
+
+    def poll(self) -> list[tuple[int, int]]:
+        """(handle, exit code) of each attempt that exited since the last call (a
+        negative code: killed by that signal)."""
+        exited = []
+        for handle, process in list(self._processes.items()):
+            code = process.poll()
+            if code is not None:
+                del self._processes[handle]
+                exited.append((handle, code))
+        return exited
+
+    def memory_killed(self, handle: int, exit_code: int) -> bool:
+        """Whether an attempt that exited with `exit_code` was killed for memory."""
+        return exit_code in (137, -9)
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Releases what the backend holds."""
+
+
+def cpu_count_for(cpu: float) -> int:
+    """Whole cores for a fractional CPU request (at least one)."""
+    return max(1, math.ceil(cpu))

@@ -1,0 +1,93 @@
+"""The podman and docker backends: each attempt in a container of its own, with the
+step's CPU quota (--cpus), memory limit (--memory, no swap beyond it), a pids limit,
+and its GPUs as devices. The datastore and the attempt's work folder are mounted at
+the same paths, and the host network reaches the service on loopback.
+
+The image is --image, or the step's own; podman without one runs the host's root
+filesystem under an overlay (``--rootfs /:O``), which holds this very installation:
+no registry and no image build needed. ``podman inspect`` does not report OOM kills
+reliably here, so an exit of 137 under a memory limit is taken as one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from ledgerflow_executor.backends.base import Backend, BackendError, Launch
+
+PIDS_LIMIT = 4096
+
+
+class ContainerBackend(Backend):
+    def __init__(self, engine: str, image: str = "", extra_args: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.name = engine
+        self.binary = shutil.which(engine)
+        if self.binary is None:
+            raise BackendError(
+                f"--backend {engine}: `{engine}` is not installed here (scripts/setup installs "
+                "podman; or use --backend local)"
+            )
+        if engine == "docker" and not image:
+            raise BackendError("--backend docker needs --image (an image with ledgerflow in it)")
+        self.image = image
+        self.extra_args = extra_args
+        self._names: dict[int, str] = {}
+
+    def command(self, launch: Launch) -> list[str]:
+        """The engine's `run` command for one attempt."""
+        args = [
+            str(self.binary), "run", "--rm", "--name", launch.name, "--network", "host",
+            "--cpus", f"{launch.cpu:g}", "--memory", f"{launch.memory_mb}m",
+            "--memory-swap", f"{launch.memory_mb}m", "--pids-limit", str(PIDS_LIMIT),
+            "--workdir", launch.workdir, *self.extra_args,
+        ]  # fmt: skip
+        if self.name == "podman":
+            args += ["--pull", "never"]
+        for folder in dict.fromkeys((launch.workdir, *launch.mounts)):
+            args += ["--volume", f"{folder}:{folder}"]
+        for name, value in launch.env.items():
+            args += ["--env", f"{name}={value}"]
+        for index in launch.gpu_ids:
+            args += ["--device", f"/dev/nvidia{index}"]
+        if launch.gpu_ids:
+            args += ["--env", f"CUDA_VISIBLE_DEVICES={','.join(map(str, launch.gpu_ids))}"]
+        image = launch.image or self.image
+        if image:
+            args.append(image)
+        else:  # podman only (checked above): this host's root, read-only underneath
+            args += ["--rootfs", "/:O"]
+        return [*args, *launch.command]
+
+    def _popen(self, launch: Launch) -> subprocess.Popen[bytes]:
+        with open(launch.stdout_path, "wb") as out, open(launch.stderr_path, "wb") as err:
+            process = subprocess.Popen(
+                self.command(launch), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                start_new_session=True,
+            )  # fmt: skip
+        self._names[process.pid] = launch.name
+        return process
+
+    def kill(self, handle: int) -> None:
+        name = self._names.get(handle)
+        if name is not None:
+            subprocess.run(
+                [str(self.binary), "kill", name], capture_output=True, check=False, timeout=30
+            )
+
+    def poll(self) -> list[tuple[int, int]]:
+        exited = super().poll()
+        for handle, _ in exited:
+            self._names.pop(handle, None)
+        return exited
+
+
+def environment_for_container() -> dict[str, str]:
+    """The settings a task inside a container needs from the executor's environment."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith(("LEDGERFLOW_", "AWS_")) or name in ("HOME", "PATH", "LANG")
+    }

@@ -1,0 +1,98 @@
+"""``ledgerflow executor``: start an executor that runs remote runs' tasks."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import click
+from ledgerflow._cli_errors import friendly_errors
+from ledgerflow._config import ConfigError, load_config, open_datastore
+from ledgerflow._metadata import GrpcMetadata
+
+from ledgerflow_executor.backends import NAMES, BackendError, open_backend
+from ledgerflow_executor.executor import Capacity, Executor, ExecutorSettings
+
+
+def _default_memory_mb() -> int:
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 20) * 0.8)
+
+
+@click.command()
+@click.option("--service", envvar="LEDGERFLOW_SERVICE", required=True, metavar="HOST:PORT",
+              help="The metadata service (default: $LEDGERFLOW_SERVICE).")  # fmt: skip
+@click.option("--backend", type=click.Choice(NAMES), default="local", show_default=True,
+              help="Where tasks run: plain processes with rlimits, or containers.")  # fmt: skip
+@click.option("--cpus", type=click.FloatRange(min=0.1), default=float(os.cpu_count() or 1),
+              show_default="this machine's cores", help="CPU cores to hand out.")  # fmt: skip
+@click.option("--memory", "memory_mb", type=click.IntRange(min=64), default=_default_memory_mb,
+              show_default="80% of this machine's", help="Memory (MB) to hand out.")  # fmt: skip
+@click.option("--gpus", type=click.IntRange(min=0), default=0, show_default=True,
+              help="GPUs to hand out (each task sees its own as CUDA_VISIBLE_DEVICES).")  # fmt: skip
+@click.option("--queue", "queues", multiple=True,
+              help="A queue to serve (repeatable; default: the default queue).")  # fmt: skip
+@click.option("--image", default="",
+              help="Container image for tasks whose step names none (podman default: this "
+              "host's root filesystem under an overlay).")  # fmt: skip
+@click.option("--lease-seconds", type=click.IntRange(5, 3600), default=30, show_default=True,
+              help="How long a lease lasts without a heartbeat.")  # fmt: skip
+@click.option("--poll-seconds", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="How often to ask for work when the watch stream is quiet.")  # fmt: skip
+@friendly_errors
+def executor(
+    service: str,
+    backend: str,
+    cpus: float,
+    memory_mb: int,
+    gpus: int,
+    queues: tuple[str, ...],
+    image: str,
+    lease_seconds: int,
+    poll_seconds: float,
+) -> None:
+    """Run the tasks of remote runs (`run --remote`) submitted to SERVICE.
+
+    The executor leases queued tasks that fit its free capacity, runs each with the
+    resources its step asks for, renews the leases while they run, and records every
+    outcome. SIGTERM drains it: no new leases, running tasks finish (a second signal
+    kills them; the service queues them again). The datastore is the one the runs use
+    (LEDGERFLOW_DATASTORE, LEDGERFLOW_DATASTORE_ROOT): a shared folder or S3.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        config = load_config(metadata="service")
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        engine = open_backend(backend, image)
+    except BackendError as error:
+        raise click.UsageError(str(error)) from None
+    metadata = GrpcMetadata(service, config.username, config.token, timeout=30.0)
+    store = open_datastore(config)
+    datastore_env = {
+        "LEDGERFLOW_DATASTORE": config.datastore,
+        "LEDGERFLOW_DATASTORE_ROOT": config.datastore_root,
+        **({"LEDGERFLOW_S3_ENDPOINT_URL": config.s3_endpoint_url}
+           if config.s3_endpoint_url else {}),
+        **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+    }  # fmt: skip
+    mounts = (str(Path(config.datastore_root).resolve()),) if config.datastore == "local" else ()
+    settings = ExecutorSettings(
+        capacity=Capacity(cpu=cpus, memory_mb=memory_mb, gpu=gpus),
+        queues=queues or ("",),
+        lease_seconds=lease_seconds,
+        poll_seconds=poll_seconds,
+        image=image,
+    )
+    worker = Executor(metadata, store, engine, settings, datastore_env=datastore_env,
+                      datastore_mounts=mounts, say=lambda text: click.echo(text, err=True))  # fmt: skip
+    worker.check_service()
+    click.echo(
+        f"executor {settings.executor_id}: {backend}, cpu={cpus:g} memory={memory_mb} MB "
+        f"gpu={gpus}, queues {', '.join(q or 'default' for q in settings.queues)}; "
+        f"service {service}",
+        err=True,
+    )
+    worker.serve()
+    metadata.close()

@@ -1,0 +1,368 @@
+"""The executor's loop: lease what fits the free capacity, start it on the backend,
+renew the leases, upload logs as they grow, record each outcome under its lease, and
+drain on SIGTERM.
+
+A watch stream on TaskQueued wakes the loop the moment work is queued; without it the
+loop asks every ``poll_seconds``. The executor is the only writer of its attempts'
+events; an attempt whose lease is refused (expired, or its run cancelled) is killed,
+and anything it would still record is refused by the service (fencing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledgerflow._code_package import load_package
+from ledgerflow._metadata import GrpcMetadata
+from ledgerflow._run_events import append_with_retries
+from ledgerflow.exceptions import RpcError
+from ledgerflow.v1 import executor_service_pb2 as executor_api
+from ledgerflow.v1 import ledger_service_pb2 as ledger_api
+
+from ledgerflow_executor.attempt import (
+    Lease,
+    logs_event,
+    outcome_events,
+    read_outcome,
+    started_event,
+    task_request,
+)
+from ledgerflow_executor.backends import Backend, Launch
+
+log = logging.getLogger("ledgerflow.executor")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    cpu: float
+    memory_mb: int
+    gpu: int
+
+    def message(self) -> executor_api.Capacity:
+        return executor_api.Capacity(cpu=self.cpu, memory_mb=self.memory_mb, gpu=self.gpu)
+
+
+@dataclass
+class _Running:
+    lease: Lease
+    handle: int
+    folder: Path
+    started: float
+    deadline: float | None
+    gpu_ids: tuple[int, ...]
+    log_sizes: tuple[int, int] = (0, 0)
+    killed_for: str = ""
+
+    @property
+    def result(self) -> Path:
+        return self.folder / "result"
+
+    @property
+    def stdout(self) -> Path:
+        return self.folder / "stdout"
+
+    @property
+    def stderr(self) -> Path:
+        return self.folder / "stderr"
+
+
+@dataclass
+class ExecutorSettings:
+    capacity: Capacity
+    queues: tuple[str, ...] = ("",)
+    lease_seconds: int = 30
+    poll_seconds: float = 1.0
+    log_every_seconds: float = 5.0
+    image: str = ""
+    executor_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    )
+    # Where attempts keep their spec, outcome and output, and code packages unpack.
+    workroot: Path = field(default_factory=lambda: Path("/tmp/ledgerflow-executor"))
+
+
+class Executor:
+    def __init__(
+        self,
+        metadata: GrpcMetadata,
+        store: Any,
+        backend: Backend,
+        settings: ExecutorSettings,
+        *,
+        datastore_env: dict[str, str],
+        datastore_mounts: tuple[str, ...] = (),
+        say: Any = print,
+    ) -> None:
+        self.metadata, self.store, self.backend = metadata, store, backend
+        self.settings = settings
+        self.datastore_env, self.datastore_mounts = datastore_env, datastore_mounts
+        self.say = say
+        self.running: dict[int, _Running] = {}
+        self.draining = False
+        self.stopped = False
+        self._wake = threading.Event()
+        self._last_renew = 0.0
+        self._last_logs = 0.0
+        self._free_gpus = list(range(settings.capacity.gpu))
+        self._code: dict[str, Path] = {}
+        self._folder = settings.workroot / settings.executor_id
+        self._folder.mkdir(parents=True, exist_ok=True)
+
+    # ---- capacity ----------------------------------------------------------------------
+
+    def free(self) -> Capacity:
+        total = self.settings.capacity
+        used = [r.lease.task.resources for r in self.running.values()]
+        return Capacity(
+            cpu=total.cpu - sum(r.cpu for r in used),
+            memory_mb=total.memory_mb - sum(r.memory_mb for r in used),
+            gpu=total.gpu - sum(r.gpu for r in used),
+        )
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def check_service(self) -> None:
+        """Fails at once, with the service's address, when it cannot be reached."""
+        self.metadata.list_queued_tasks(executor_api.ListQueuedTasksRequest())
+
+    def serve(self) -> None:
+        """Runs until drained (SIGTERM or SIGINT: no new leases, running tasks finish;
+        a second signal kills them, and the service queues them again once their
+        leases lapse)."""
+        watcher = threading.Thread(target=self._watch_queue, name="lf-watch", daemon=True)
+        watcher.start()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while not (self.draining and not self.running) and not self.stopped:
+                leased = self._lease_what_fits() if not self.draining else 0
+                reaped = self._reap()
+                self._renew_if_due()
+                self._upload_logs_if_due()
+                self._enforce_timeouts()
+                if not leased and not reaped:
+                    wait = 0.05 if self.running else self.settings.poll_seconds
+                    self._wake.wait(wait)
+                    self._wake.clear()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if self.stopped:
+                for running in list(self.running.values()):
+                    self.backend.kill(running.handle)
+            self.backend.close()
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.draining:
+            self.say("executor: stopping now; running tasks are killed and queued again")
+            self.stopped = True
+        else:
+            self.say(
+                f"executor: draining ({len(self.running)} task(s) running); signal again to "
+                "stop at once"
+            )
+            self.draining = True
+        self._wake.set()
+
+    def _watch_queue(self) -> None:
+        """Wakes the loop whenever the service queues a task."""
+        while not self.stopped:
+            try:
+                request = ledger_api.WatchEventsRequest(event_types=["TaskQueued"], from_head=True)
+                for _ in self.metadata.watch_events(request):
+                    self._wake.set()
+            except RpcError:
+                time.sleep(self.settings.poll_seconds)  # polling covers the gap
+
+    # ---- leasing and launching -----------------------------------------------------------
+
+    def _lease_what_fits(self) -> int:
+        """Leases and starts tasks until none fits the free capacity; returns how many."""
+        count = 0
+        while not self.draining:
+            free = self.free()
+            if free.cpu <= 0 or free.memory_mb <= 0:
+                return count
+            request = executor_api.LeaseTaskRequest(
+                executor_id=self.settings.executor_id,
+                free=free.message(),
+                total=self.settings.capacity.message(),
+                queues=list(self.settings.queues),
+                lease_seconds=self.settings.lease_seconds,
+            )
+            try:
+                response = self.metadata.lease_task(request)
+            except RpcError as error:
+                if not error.retryable:
+                    raise
+                log.warning("cannot lease: %s", error.message)
+                return count
+            if not response.HasField("task"):
+                return count
+            self._launch(Lease(response))
+            count += 1
+        return count
+
+    def _launch(self, lease: Lease) -> None:
+        task = lease.task
+        folder = self._folder / f"{task.pathspec.replace('/', '.')}.{task.attempt}"
+        folder.mkdir(parents=True, exist_ok=True)
+        gpu_ids = tuple(self._free_gpus[: task.resources.gpu])
+        del self._free_gpus[: task.resources.gpu]
+        try:
+            flow_file = self._code_for(lease)
+            request = task_request(self.metadata, lease)
+            spec_path = folder / "spec.json"
+            spec_path.write_text(request.to_json())
+            self.metadata.append_events([started_event(lease)])
+        except RpcError as error:  # the lease is gone, or the service: let it lapse
+            log.warning("%s: not started: %s", lease.label, error.message)
+            self._free_gpus.extend(gpu_ids)
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        launch = Launch(
+            name=f"ledgerflow-{lease.lease_id}",
+            command=[sys.executable, str(flow_file), "task", "--spec", str(spec_path),
+                     "--result", str(folder / "result")],  # fmt: skip
+            workdir=str(folder),
+            stdout_path=str(folder / "stdout"),
+            stderr_path=str(folder / "stderr"),
+            cpu=task.resources.cpu or 1,
+            memory_mb=task.resources.memory_mb or 4096,
+            gpu=task.resources.gpu,
+            env={**self.datastore_env, "LEDGERFLOW_PYLINT": "0"},
+            mounts=(str(flow_file.parent), *self.datastore_mounts),
+            image=lease.step.image or self.settings.image,
+            gpu_ids=gpu_ids,
+        )
+        handle = self.backend.start(launch)
+        timeout = lease.step.timeout_seconds
+        now = time.monotonic()
+        self.running[handle] = _Running(
+            lease, handle, folder, now, now + timeout if timeout else None, gpu_ids
+        )
+        self.say(f"executor: started {lease.label} on {self.backend.name}")
+
+    def _code_for(self, lease: Lease) -> Path:
+        """The run's flow file, from its code package (unpacked once per package)."""
+        key = lease.run.code_package_key
+        if not key:
+            raise RpcError("FAILED_PRECONDITION", f"run {lease.run.pathspec} has no code package")
+        if key not in self._code:
+            package = load_package(self.store, key)
+            self._code[key] = package.extract(self._folder / "code" / key)
+        return self._code[key]
+
+    # ---- while they run ------------------------------------------------------------------
+
+    def _renew_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_renew < self.settings.lease_seconds / 3:
+            return
+        self._last_renew = now
+        for running in list(self.running.values()):
+            task = running.lease.task
+            request = executor_api.RenewLeaseRequest(
+                executor_id=self.settings.executor_id, flow_name=task.flow_name,
+                run_id=task.run_id, step_name=task.step_name, task_id=task.task_id,
+                attempt=task.attempt, lease_id=running.lease.lease_id,
+            )  # fmt: skip
+            try:
+                answer = self.metadata.renew_lease(request)
+            except RpcError as error:
+                log.warning("cannot renew %s: %s", running.lease.label, error.message)
+                continue
+            if not answer.keep_running and not running.killed_for:
+                running.killed_for = f"Cancelled: {answer.reason}"
+                self.say(f"executor: stopping {running.lease.label}: {answer.reason}")
+                self.backend.kill(running.handle)
+
+    def _upload_logs_if_due(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_logs < self.settings.log_every_seconds:
+            return
+        self._last_logs = now
+        for running in list(self.running.values()):
+            self._upload_logs(running)
+
+    def _upload_logs(self, running: _Running, *, final: bool = False) -> list[Any]:
+        """Stores the attempt's output when it grew; returns the LogsRecorded event to
+        append (appended here while the attempt runs, with the outcome at its end)."""
+        sizes = (_size(running.stdout), _size(running.stderr))
+        if sizes == running.log_sizes or sizes == (0, 0):
+            return []
+        running.log_sizes = sizes
+        event = logs_event(
+            running.lease,
+            self.store.save_bytes(_read(running.stdout)) if sizes[0] else "",
+            self.store.save_bytes(_read(running.stderr)) if sizes[1] else "",
+        )
+        if final:
+            return [event]
+        try:
+            self.metadata.append_events([event])
+        except RpcError as error:
+            log.warning("logs of %s not recorded: %s", running.lease.label, error.message)
+        return []
+
+    def _enforce_timeouts(self) -> None:
+        now = time.monotonic()
+        for running in self.running.values():
+            if running.deadline and now >= running.deadline and not running.killed_for:
+                limit = running.lease.step.timeout_seconds
+                running.killed_for = (
+                    f"TimeoutException: the attempt ran longer than {limit:g}s (@timeout) "
+                    "and was killed"
+                )
+                self.backend.kill(running.handle)
+
+    # ---- outcomes ----------------------------------------------------------------------
+
+    def _reap(self) -> int:
+        """Records the outcome of each attempt that exited; returns how many."""
+        exited = self.backend.poll()
+        for handle, exit_code in exited:
+            running = self.running.pop(handle)
+            self._free_gpus.extend(running.gpu_ids)
+            outcome = read_outcome(
+                running.result, exit_code, running.lease, killed_for=running.killed_for,
+                memory_killed=self.backend.memory_killed(handle, exit_code),
+            )  # fmt: skip
+            if not outcome.ok and not outcome.traceback:
+                outcome.traceback = _read(running.stderr).decode(errors="replace")[-20000:]
+            events = [*self._upload_logs(running, final=True), *outcome_events(running.lease, outcome)]
+            seconds = time.monotonic() - running.started
+            try:
+                append_with_retries(self.metadata, events, lambda text: log.warning("%s", text))
+            except RpcError as error:
+                self.say(f"executor: outcome of {running.lease.label} refused: {error.message}")
+            else:
+                state = "succeeded" if outcome.ok else f"failed ({outcome.error_type})"
+                self.say(f"executor: {running.lease.label} {state} in {seconds:.2f}s")
+            shutil.rmtree(running.folder, ignore_errors=True)
+        return len(exited)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""

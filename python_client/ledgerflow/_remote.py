@@ -1,0 +1,203 @@
+"""``run --remote``: submit a run to the metadata service, which orchestrates it on
+executors, and follow it from the ledger's watch stream.
+
+Submitting stores the code package and appends one RunStarted that carries the flow's
+graph (each step's kind, transitions, resources, retry, catch and timeout). From then
+on the service queues the tasks and executors run them: the submitting process only
+watches, so it can be killed, or detach at once, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledgerflow._code_package import save_package
+from ledgerflow._decorators import Retry, step_options
+from ledgerflow._graph import FlowGraph
+from ledgerflow._metadata import MetadataClient
+from ledgerflow._progress import RunReporter
+from ledgerflow._run_events import new_event, retry_delays
+from ledgerflow._runtime import VERSION, new_run_id
+from ledgerflow.exceptions import RpcError
+from ledgerflow.v1 import events_pb2, records_pb2
+from ledgerflow.v1 import executor_service_pb2 as executor_api
+from ledgerflow.v1 import ledger_service_pb2 as ledger_api
+
+K = records_pb2.StepKind
+_KINDS = {
+    "start": K.STEP_KIND_LINEAR,
+    "linear": K.STEP_KIND_LINEAR,
+    "split": K.STEP_KIND_SPLIT,
+    "foreach": K.STEP_KIND_FOREACH,
+    "join": K.STEP_KIND_JOIN,
+    "end": K.STEP_KIND_END,
+}
+# How often the follower asks why queued tasks wait.
+_WAITING_CHECK_SECONDS = 3.0
+
+
+def graph_message(
+    flow_class: type, graph: FlowGraph, default_retry: Retry | None = None
+) -> records_pb2.FlowGraph:
+    """The flow's graph as the service orchestrates it, with each step's decorators."""
+    message = records_pb2.FlowGraph()
+    for node in graph:
+        options = step_options(getattr(flow_class, node.name))
+        retry = options.retry or default_retry
+        spec = message.steps.add(
+            name=node.name,
+            kind=_KINDS[node.kind],
+            next_steps=node.out_funcs,
+            resources=records_pb2.Resources(
+                cpu=options.resources.cpu,
+                gpu=options.resources.gpu,
+                memory_mb=options.resources.memory,
+            ),
+            retries=retry.times if retry else 0,
+            minutes_between_retries=retry.minutes_between_retries if retry else 0,
+            catch=options.catch is not None,
+            catch_var=(options.catch.var or "") if options.catch else "",
+            catch_print=options.catch.print_exception if options.catch else True,
+            timeout_seconds=options.timeout.seconds if options.timeout else 0,
+        )
+        if node.is_join:
+            spec.in_steps.extend(node.in_funcs)
+            spec.closes = graph[node.in_funcs[0]].split_parents[-1]
+    return message
+
+
+def submit(
+    metadata: MetadataClient,
+    store: Any,
+    flow_class: type,
+    graph: FlowGraph,
+    flow_file: Path,
+    *,
+    username: str,
+    parameters_json: dict[str, str],
+    tags: tuple[str, ...],
+    package_suffixes: tuple[str, ...],
+    default_retry: Retry | None = None,
+) -> str:
+    """Stores the code package and appends the run's RunStarted; returns the run id."""
+    run_id = new_run_id()
+    started = events_pb2.RunStarted(
+        flow_name=graph.name,
+        run_id=run_id,
+        user=username,
+        tags=list(tags),
+        system_tags=[
+            f"user:{username}",
+            "runtime:remote",
+            f"python_version:{platform.python_version()}",
+            f"ledgerflow_version:{VERSION}",
+        ],
+        parameters=parameters_json,
+        code_package_key=save_package(store, flow_file, package_suffixes),
+        graph=graph_message(flow_class, graph, default_retry),
+    )
+    metadata.append_events([new_event(run_started=started)])
+    return run_id
+
+
+@dataclass
+class _Follower:
+    """What the follower remembers of the run as its events go by."""
+
+    flow: str
+    run_id: str
+    reporter: RunReporter
+    started_at: dict[str, float] = field(default_factory=dict)
+    failure: tuple[str, str] = ("", "")
+    said: set[str] = field(default_factory=set)
+
+    def show(self, event: events_pb2.Event) -> bool | None:
+        """Reports one event; the run's outcome when it is RunFinished."""
+        kind = event.WhichOneof("payload")
+        payload = getattr(event, kind) if kind else None
+        when = event.recorded_at.ToMicroseconds() / 1e6
+        if kind == "task_queued" and payload.attempt == 0:
+            self.reporter.expect(payload.task.step_name, 1)
+        elif kind == "task_started":
+            self.started_at[_path(payload.task)] = when
+            self.reporter.task_started(payload.task.step_name, payload.task.task_id,
+                                       payload.attempt)  # fmt: skip
+        elif kind in ("task_succeeded", "task_failed"):
+            seconds = when - self.started_at.get(_path(payload.task), when)
+            note = "" if kind == "task_succeeded" else f"{payload.error_type}: {payload.error_message}"
+            if kind == "task_failed":
+                self.failure = (f"{payload.task.step_name}/{payload.task.task_id}",
+                                payload.traceback or note)  # fmt: skip
+            self.reporter.task_finished(payload.task.step_name, payload.task.task_id,
+                                        kind == "task_succeeded", seconds, note)  # fmt: skip
+        elif kind == "lease_expired":
+            self.reporter.warn(
+                f"{payload.task.step_name}/{payload.task.task_id}: executor "
+                f"{payload.executor_id} stopped answering; the task is queued again"
+            )
+        elif kind == "run_cancel_requested":
+            self.reporter.warn(f"cancel requested by {event.actor}: {payload.reason}")
+        elif kind == "run_finished":
+            return payload.succeeded
+        return None
+
+    def waiting(self, metadata: MetadataClient) -> None:
+        """Says, once each, why queued tasks wait (no executor could take them)."""
+        request = executor_api.ListQueuedTasksRequest(flow_name=self.flow, run_id=self.run_id)
+        for task in metadata.list_queued_tasks(request).tasks:
+            line = f"{task.step_name}/{task.task_id} {task.waiting_reason}"
+            if task.waiting_reason and line not in self.said:
+                self.said.add(line)
+                self.reporter.warn(line)
+
+
+def follow(metadata: MetadataClient, flow: str, run_id: str, reporter: RunReporter) -> bool:
+    """Reports the run's progress from its events until it finishes; returns whether
+    it succeeded. A lost service is waited for (the run goes on without us)."""
+    follower = _Follower(flow, run_id, reporter)
+    began = time.monotonic()
+    stop = threading.Event()
+
+    def check_waiting() -> None:
+        while not stop.wait(_WAITING_CHECK_SECONDS):
+            try:
+                follower.waiting(metadata)
+            except RpcError:
+                pass  # the watch below reports a lost service
+
+    checker = threading.Thread(target=check_waiting, name="ledgerflow-waiting", daemon=True)
+    checker.start()
+    after = 0
+    delays = retry_delays()
+    try:
+        while True:
+            request = ledger_api.WatchEventsRequest(
+                after_position=after, run_pathspec=f"{flow}/{run_id}"
+            )
+            try:
+                for event in metadata.watch_events(request):
+                    after = event.global_position
+                    delays = retry_delays()
+                    outcome = follower.show(event)
+                    if outcome is not None:
+                        failed_at, text = follower.failure
+                        reporter.run_finished(flow, run_id, outcome, time.monotonic() - began,
+                                              "" if outcome else text, failed_at)  # fmt: skip
+                        return outcome
+            except RpcError as error:
+                if not error.retryable or not delays:
+                    raise
+                delay = delays.pop(0)
+                reporter.warn(f"{error.message}; the run goes on, reconnecting in {delay:g}s")
+                time.sleep(delay)
+    finally:
+        stop.set()
+
+
+def _path(ref: events_pb2.TaskRef) -> str:
+    return f"{ref.flow_name}/{ref.run_id}/{ref.step_name}/{ref.task_id}"
