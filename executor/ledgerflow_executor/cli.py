@@ -61,7 +61,7 @@ def executor(
     """
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
-        config = load_config(metadata="service")
+        config = load_config()  # the datastore and who we are; the service is --service
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
     try:

@@ -18,3 +18,7 @@ def main() -> None:
 
 for command in (service, flows, runs, audit, events, host, executor, cancel):
     main.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""A small cluster of real processes for the executor's tests: a metadata service
+(`ledgerflow service`, on SQLite or on the session's Postgres), executors
+(`ledgerflow executor`) and flows submitted with `run --remote`, all on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from ledgerflow._metadata import GrpcMetadata
+from ledgerflow.v1 import audit_service_pb2, events_pb2
+from postgres_server import create_database
+from waiting import wait_for
+
+FLOWS = Path(__file__).parent / "flows"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    home: Path
+    database_url: str
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    service: subprocess.Popen[bytes] | None = None
+    executors: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start_service(self) -> None:
+        log = self.home / f"service-{len(self.logs)}.log"
+        self.logs.append(log)
+        with open(log, "wb") as out:
+            self.service = subprocess.Popen(
+                [sys.executable, "-m", "ledgerflow.cli", "service", "--database-url",
+                 self.database_url, "--port", str(self.port)],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_for(self._service_answers, 30, f"the service on {self.address}")
+
+    def _service_answers(self) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop_service(self) -> None:
+        assert self.service is not None
+        self.service.send_signal(signal.SIGTERM)
+        self.service.wait(timeout=30)
+
+    def executor(self, *args: str, backend: str = "local", lease_seconds: int = 5,
+                 cpus: float = 2, memory: int = 4096) -> subprocess.Popen[bytes]:  # fmt: skip
+        log = self.home / f"executor-{len(self.executors)}.log"
+        self.logs.append(log)
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "ledgerflow.cli", "executor", "--service", self.address,
+                 "--backend", backend, "--cpus", str(cpus), "--memory", str(memory),
+                 "--lease-seconds", str(lease_seconds), "--poll-seconds", "0.2", *args],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        self.executors.append(process)
+        return process
+
+    def flow(
+        self, flow: str, *args: str, check: bool = True, timeout: float = 240
+    ) -> subprocess.CompletedProcess[str]:
+        """``python FLOW.py ARGS`` against the service."""
+        result = subprocess.run(
+            [sys.executable, str(FLOWS / f"{flow}.py"), *args],
+            env={**self.env, "LEDGERFLOW_SERVICE": self.address}, cwd=self.home,
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{flow} {args} exited {result.returncode}\nstdout:\n{result.stdout}\n"
+                f"stderr:\n{result.stderr}\n{self.log_text()}"
+            )
+        return result
+
+    def submit(self, flow: str, *args: str) -> str:
+        """Submits a remote run (--detach); returns its id."""
+        return self.flow(flow, "run", "--remote", "--detach", *args).stdout.strip()
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "ledgerflow.cli", *args],
+            env={**self.env, "LEDGERFLOW_SERVICE": self.address}, cwd=self.home,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(f"ledgerflow {args}: {result.stdout}{result.stderr}")
+        return result
+
+    def metadata(self) -> GrpcMetadata:
+        return GrpcMetadata(self.address, "tester")
+
+    def events(self, flow: str, run_id: str) -> list[events_pb2.Event]:
+        client = self.metadata()
+        found: list[events_pb2.Event] = []
+        request = audit_service_pb2.ListEventsRequest(run_pathspec=f"{flow}/{run_id}")
+        request.page.page_size = 1000
+        while True:
+            response = client.list_events(request)
+            found.extend(response.events)
+            if not response.page.next_page_token:
+                client.close()
+                return found
+            request.page.page_token = response.page.next_page_token
+
+    def wait_finished(self, flow: str, run_id: str, seconds: float = 180) -> bool:
+        """Waits for the run's RunFinished; returns whether it succeeded."""
+        outcome: list[bool] = []
+
+        def finished() -> bool:
+            for event in self.events(flow, run_id):
+                if event.HasField("run_finished"):
+                    outcome.append(event.run_finished.succeeded)
+                    return True
+            return False
+
+        wait_for(finished, seconds, f"{flow}/{run_id} to finish\n{self.log_text()}")
+        return outcome[0]
+
+    def log_text(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in self.logs if p.exists())  # fmt: skip
+
+    def close(self) -> None:
+        for process in [*self.executors, self.service]:
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def make_cluster(tmp_path: Path, database_url: str) -> Iterator[Cluster]:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+    env.update(LEDGERFLOW_HOME=str(home / ".ledgerflow"), LEDGERFLOW_PYLINT="0",
+               USERNAME="tester", PYTHONUNBUFFERED="1")  # fmt: skip
+    cluster = Cluster(home, database_url, env)
+    cluster.start_service()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A service on SQLite."""
+    yield from make_cluster(tmp_path, f"sqlite://{tmp_path / 'ledger.db'}")
+
+
+@pytest.fixture
+def pg_cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
+    """A service on Postgres."""
+    url = create_database(postgres_url, f"executor_{abs(hash(str(tmp_path)))}")
+    yield from make_cluster(tmp_path, url)
+
+
+def attempts_of(events: list[events_pb2.Event], kind: str) -> list[tuple[str, int]]:
+    """(task pathspec, attempt) of each event of `kind`."""
+    found = []
+    for event in events:
+        if event.WhichOneof("payload") == kind:
+            payload = getattr(event, kind)
+            found.append((event.stream, payload.attempt))
+    return found
+

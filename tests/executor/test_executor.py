@@ -1,0 +1,156 @@
+"""Remote runs end to end with real processes: a metadata service, executors that run
+tasks as local processes or podman containers, and `run --remote` following the run
+from the ledger's watch stream."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+
+import pytest
+from conftest import Cluster, attempts_of
+from ledgerflow.exceptions import RpcError
+from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
+from waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_remote_run_goes_through_branches_joins_and_a_foreach(cluster: Cluster) -> None:
+    cluster.executor()
+    result = cluster.flow("remote_branches", "run", "--remote", "--width", "3")
+    assert "RemoteBranches/" in result.stdout and "succeeded" in result.stdout
+    assert "✓ gather/" in result.stdout
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    events = cluster.events("RemoteBranches", run_id)
+    kinds = [e.WhichOneof("payload") for e in events]
+    assert kinds.count("task_queued") == kinds.count("task_leased") == 10
+    assert kinds[-1] == "run_finished" and events[-1].actor == "ledgerflow-service"
+    # The run is an ordinary run to the client API: artifacts, logs, code package.
+    dump = cluster.flow("remote_branches", "dump", f"{run_id}/end")
+    assert "[0, 10, 20]" in dump.stdout
+    logs = cluster.flow("remote_branches", "logs", f"{run_id}/b")
+    assert "hello from b" in logs.stdout
+
+
+def test_detach_returns_at_once_and_the_run_goes_on(cluster: Cluster) -> None:
+    run_id = cluster.submit("slow_items", "--count", "2")
+    assert run_id.isdigit()
+    cluster.executor()
+    assert cluster.wait_finished("SlowItems", run_id)
+
+
+def test_podman_enforces_memory_and_cpu(cluster: Cluster) -> None:
+    cluster.executor(backend="podman", memory=8192)
+    result = cluster.flow("resource_limits", "run", "--remote", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "exceeded memory=256 MB" in result.stdout
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    events = cluster.events("ResourceLimits", run_id)
+    failed = [e.task_failed for e in events if e.HasField("task_failed")]
+    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
+    succeeded = {e.stream.split("/")[2] for e in events if e.HasField("task_succeeded")}
+    assert "modest" in succeeded
+    dump = cluster.flow("resource_limits", "dump", f"{run_id}/modest", "--name", "quota")
+    assert "50000 100000" in dump.stdout  # cpu=0.5: half of each 100 ms period
+
+
+def test_two_executors_never_run_one_attempt_twice(pg_cluster: Cluster) -> None:
+    run_id = pg_cluster.submit("slow_items", "--count", "50")
+    pg_cluster.executor(cpus=2)
+    pg_cluster.executor(cpus=2)
+    assert pg_cluster.wait_finished("SlowItems", run_id, seconds=400)
+    events = pg_cluster.events("SlowItems", run_id)
+    started = attempts_of(events, "task_started")
+    assert len(started) == 53 == len(set(started))
+    leases = [e.task_leased for e in events if e.HasField("task_leased")]
+    assert len({lease.executor_id for lease in leases}) == 2  # both took work
+
+
+def test_a_killed_executor_loses_its_lease_and_another_runs_the_task(cluster: Cluster) -> None:
+    run_id = cluster.submit("slow_items", "--count", "1", "--seconds", "30")
+    doomed = cluster.executor(lease_seconds=5)
+    metadata = cluster.metadata()
+
+    def working_on_item() -> bool:
+        return any(t.step_name == "work" and t.state == 3 for t in _queued(cluster, run_id))
+
+    wait_for(working_on_item, 60, "the first executor to start the item")
+    lease = next(t for t in _queued(cluster, run_id) if t.step_name == "work")
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    cluster.executor(lease_seconds=5)
+    # A late event of the dead executor is refused: its lease expired.
+    wait_for(lambda: any(e.HasField("lease_expired") for e in cluster.events("SlowItems", run_id)),
+             60, "the lease to expire")  # fmt: skip
+    late = events_pb2.TaskSucceeded(task=events_pb2.TaskRef(
+        flow_name="SlowItems", run_id=run_id, step_name="work", task_id=lease.task_id),
+        attempt=0, lease_id=_lease_id(cluster, run_id, lease.task_id))  # fmt: skip
+    with pytest.raises(RpcError) as refused:
+        metadata.append_events([events_pb2.Event(event_id=_uuid(), task_succeeded=late)])
+    assert refused.value.code == "FAILED_PRECONDITION"
+    assert cluster.wait_finished("SlowItems", run_id, seconds=240)
+    events = cluster.events("SlowItems", run_id)
+    work = [a for a in attempts_of(events, "task_started") if "/work/" in a[0]]
+    assert [attempt for _, attempt in work] == [0, 1]
+    failed = [e.task_failed for e in events if e.HasField("task_failed")]
+    assert failed == []  # the lost attempt is closed by LeaseExpired, not by a TaskFailed
+    metadata.close()
+
+
+def test_cancel_stops_a_remote_run(cluster: Cluster) -> None:
+    run_id = cluster.submit("slow_items", "--count", "6", "--seconds", "60")
+    cluster.executor(cpus=1)
+    wait_for(lambda: any(t.state == 3 and t.step_name == "work"
+                         for t in _queued(cluster, run_id)), 60, "an item to run")  # fmt: skip
+    said = cluster.cli("cancel", f"SlowItems/{run_id}", "--reason", "changed my mind")
+    assert "cancel of SlowItems/" in said.stdout
+    assert not cluster.wait_finished("SlowItems", run_id, seconds=60)
+    events = cluster.events("SlowItems", run_id)
+    assert sum(e.HasField("task_cancelled") for e in events) == 5
+    failed = [e.task_failed for e in events if e.HasField("task_failed")]
+    assert [(f.error_type, f.error_message) for f in failed] == [("Cancelled", "changed my mind")]
+
+
+def test_a_task_no_executor_can_take_says_why_it_waits(cluster: Cluster) -> None:
+    cluster.executor()
+    run_id = cluster.submit("needs_gpus")
+    wait_for(lambda: any(t.waiting_reason for t in _queued(cluster, run_id, "NeedsGpus")), 60,
+             "a waiting reason")  # fmt: skip
+    waiting = next(t for t in _queued(cluster, run_id, "NeedsGpus") if t.waiting_reason)
+    assert (waiting.step_name, waiting.waiting_reason) == (
+        "train", "waiting: no executor offers gpu=4")
+    cluster.cli("cancel", f"NeedsGpus/{run_id}")
+    assert not cluster.wait_finished("NeedsGpus", run_id, seconds=60)
+
+
+def test_bad_input_gives_clear_errors(cluster: Cluster) -> None:
+    unknown = cluster.cli("executor", "--service", cluster.address, "--backend", "slurmish",
+                          check=False)  # fmt: skip
+    assert unknown.returncode == 2 and "'slurmish' is not one of" in unknown.stderr
+    unreachable = cluster.cli("executor", "--service", "127.0.0.1:1", check=False)
+    assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+    assert "127.0.0.1:1 is unavailable" in unreachable.stderr
+    no_service = cluster.flow("slow_items", "run", "--detach", check=False)
+    assert no_service.returncode == 2 and "--detach goes with --remote" in no_service.stderr
+    bad_run = cluster.cli("cancel", "SlowItems", check=False)
+    assert bad_run.returncode == 2 and "FLOW/RUN_ID" in bad_run.stderr
+
+
+def _queued(cluster: Cluster, run_id: str, flow: str = "SlowItems") -> list[records_pb2.QueuedTask]:
+    client = cluster.metadata()
+    try:
+        request = executor_service_pb2.ListQueuedTasksRequest(flow_name=flow, run_id=run_id)
+        return list(client.list_queued_tasks(request).tasks)
+    finally:
+        client.close()
+
+
+def _lease_id(cluster: Cluster, run_id: str, task_id: str) -> str:
+    leases = [e.task_leased for e in cluster.events("SlowItems", run_id)
+              if e.HasField("task_leased") and e.task_leased.task.task_id == task_id]  # fmt: skip
+    return leases[0].lease_id
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
