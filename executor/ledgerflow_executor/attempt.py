@@ -41,8 +41,9 @@ class Lease:
     @property
     def ref(self) -> events_pb2.TaskRef:
         t = self.task
-        return events_pb2.TaskRef(flow_name=t.flow_name, run_id=t.run_id, step_name=t.step_name,
-                                  task_id=t.task_id)  # fmt: skip
+        return events_pb2.TaskRef(
+            flow_name=t.flow_name, run_id=t.run_id, step_name=t.step_name, task_id=t.task_id
+        )
 
     @property
     def label(self) -> str:
@@ -85,15 +86,28 @@ def task_request(metadata: MetadataClient, lease: Lease) -> TaskRequest:
 
 def started_event(lease: Lease) -> events_pb2.Event:
     task = lease.task
-    return new_event(task_started=events_pb2.TaskStarted(
-        task=lease.ref, attempt=task.attempt, input_pathspecs=task.input_pathspecs,
-        foreach_stack=task.foreach_stack, resources=task.resources, lease_id=lease.lease_id))  # fmt: skip
+    return new_event(
+        task_started=events_pb2.TaskStarted(
+            task=lease.ref,
+            attempt=task.attempt,
+            input_pathspecs=task.input_pathspecs,
+            foreach_stack=task.foreach_stack,
+            resources=task.resources,
+            lease_id=lease.lease_id,
+        )
+    )
 
 
 def logs_event(lease: Lease, stdout_key: str, stderr_key: str) -> events_pb2.Event:
-    return new_event(logs_recorded=events_pb2.LogsRecorded(
-        task=lease.ref, attempt=lease.task.attempt, stdout_key=stdout_key,
-        stderr_key=stderr_key, lease_id=lease.lease_id))  # fmt: skip
+    return new_event(
+        logs_recorded=events_pb2.LogsRecorded(
+            task=lease.ref,
+            attempt=lease.task.attempt,
+            stdout_key=stdout_key,
+            stderr_key=stderr_key,
+            lease_id=lease.lease_id,
+        )
+    )
 
 
 def outcome_events(lease: Lease, outcome: TaskOutcome) -> list[events_pb2.Event]:
@@ -101,15 +115,34 @@ def outcome_events(lease: Lease, outcome: TaskOutcome) -> list[events_pb2.Event]
     ref, attempt, lease_id = lease.ref, lease.task.attempt, lease.lease_id
     found = []
     if outcome.artifacts:
-        found.append(new_event(artifacts_recorded=events_pb2.ArtifactsRecorded(
-            task=ref, attempt=attempt, artifacts=outcome.artifacts, lease_id=lease_id)))  # fmt: skip
+        found.append(
+            new_event(
+                artifacts_recorded=events_pb2.ArtifactsRecorded(
+                    task=ref, attempt=attempt, artifacts=outcome.artifacts, lease_id=lease_id
+                )
+            )
+        )
     if outcome.ok:
-        found.append(new_event(task_succeeded=events_pb2.TaskSucceeded(
-            task=ref, attempt=attempt, lease_id=lease_id, num_splits=outcome.num_splits)))  # fmt: skip
+        found.append(
+            new_event(
+                task_succeeded=events_pb2.TaskSucceeded(
+                    task=ref, attempt=attempt, lease_id=lease_id, num_splits=outcome.num_splits
+                )
+            )
+        )
     else:
-        found.append(new_event(task_failed=events_pb2.TaskFailed(
-            task=ref, attempt=attempt, lease_id=lease_id, error_type=outcome.error_type,
-            error_message=outcome.error_message, traceback=outcome.traceback)))  # fmt: skip
+        found.append(
+            new_event(
+                task_failed=events_pb2.TaskFailed(
+                    task=ref,
+                    attempt=attempt,
+                    lease_id=lease_id,
+                    error_type=outcome.error_type,
+                    error_message=outcome.error_message,
+                    traceback=outcome.traceback,
+                )
+            )
+        )
     return found
 
 

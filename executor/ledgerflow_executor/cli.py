@@ -20,25 +20,68 @@ def _default_memory_mb() -> int:
 
 
 @click.command()
-@click.option("--service", envvar="LEDGERFLOW_SERVICE", required=True, metavar="HOST:PORT",
-              help="The metadata service (default: $LEDGERFLOW_SERVICE).")  # fmt: skip
-@click.option("--backend", type=click.Choice(NAMES), default="local", show_default=True,
-              help="Where tasks run: plain processes with rlimits, or containers.")  # fmt: skip
-@click.option("--cpus", type=click.FloatRange(min=0.1), default=float(os.cpu_count() or 1),
-              show_default="this machine's cores", help="CPU cores to hand out.")  # fmt: skip
-@click.option("--memory", "memory_mb", type=click.IntRange(min=64), default=_default_memory_mb,
-              show_default="80% of this machine's", help="Memory (MB) to hand out.")  # fmt: skip
-@click.option("--gpus", type=click.IntRange(min=0), default=0, show_default=True,
-              help="GPUs to hand out (each task sees its own as CUDA_VISIBLE_DEVICES).")  # fmt: skip
-@click.option("--queue", "queues", multiple=True,
-              help="A queue to serve (repeatable; default: the default queue).")  # fmt: skip
-@click.option("--image", default="",
-              help="Container image for tasks whose step names none (podman default: this "
-              "host's root filesystem under an overlay).")  # fmt: skip
-@click.option("--lease-seconds", type=click.IntRange(5, 3600), default=30, show_default=True,
-              help="How long a lease lasts without a heartbeat.")  # fmt: skip
-@click.option("--poll-seconds", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
-              help="How often to ask for work when the watch stream is quiet.")  # fmt: skip
+@click.option(
+    "--service",
+    envvar="LEDGERFLOW_SERVICE",
+    required=True,
+    metavar="HOST:PORT",
+    help="The metadata service (default: $LEDGERFLOW_SERVICE).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(NAMES),
+    default="local",
+    show_default=True,
+    help="Where tasks run: plain processes with rlimits, or containers.",
+)
+@click.option(
+    "--cpus",
+    type=click.FloatRange(min=0.1),
+    default=float(os.cpu_count() or 1),
+    show_default="this machine's cores",
+    help="CPU cores to hand out.",
+)
+@click.option(
+    "--memory",
+    "memory_mb",
+    type=click.IntRange(min=64),
+    default=_default_memory_mb,
+    show_default="80% of this machine's",
+    help="Memory (MB) to hand out.",
+)
+@click.option(
+    "--gpus",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="GPUs to hand out (each task sees its own as CUDA_VISIBLE_DEVICES).",
+)
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    help="A queue to serve (repeatable; default: the default queue).",
+)
+@click.option(
+    "--image",
+    default="",
+    help="Container image for tasks whose step names none (podman default: this "
+    "host's root filesystem under an overlay).",
+)
+@click.option(
+    "--lease-seconds",
+    type=click.IntRange(5, 3600),
+    default=30,
+    show_default=True,
+    help="How long a lease lasts without a heartbeat.",
+)
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="How often to ask for work when the watch stream is quiet.",
+)
 @friendly_errors
 def executor(
     service: str,
@@ -73,10 +116,11 @@ def executor(
     datastore_env = {
         "LEDGERFLOW_DATASTORE": config.datastore,
         "LEDGERFLOW_DATASTORE_ROOT": config.datastore_root,
-        **({"LEDGERFLOW_S3_ENDPOINT_URL": config.s3_endpoint_url}
-           if config.s3_endpoint_url else {}),
+        **(
+            {"LEDGERFLOW_S3_ENDPOINT_URL": config.s3_endpoint_url} if config.s3_endpoint_url else {}
+        ),
         **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
-    }  # fmt: skip
+    }
     mounts = (str(Path(config.datastore_root).resolve()),) if config.datastore == "local" else ()
     settings = ExecutorSettings(
         capacity=Capacity(cpu=cpus, memory_mb=memory_mb, gpu=gpus),
@@ -85,8 +129,15 @@ def executor(
         poll_seconds=poll_seconds,
         image=image,
     )
-    worker = Executor(metadata, store, engine, settings, datastore_env=datastore_env,
-                      datastore_mounts=mounts, say=lambda text: click.echo(text, err=True))  # fmt: skip
+    worker = Executor(
+        metadata,
+        store,
+        engine,
+        settings,
+        datastore_env=datastore_env,
+        datastore_mounts=mounts,
+        say=lambda text: click.echo(text, err=True),
+    )
     worker.check_service()
     click.echo(
         f"executor {settings.executor_id}: {backend}, cpu={cpus:g} memory={memory_mb} MB "

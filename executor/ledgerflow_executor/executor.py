@@ -233,8 +233,15 @@ class Executor:
             return
         launch = Launch(
             name=f"ledgerflow-{lease.lease_id}",
-            command=[sys.executable, str(flow_file), "task", "--spec", str(spec_path),
-                     "--result", str(folder / "result")],  # fmt: skip
+            command=[
+                sys.executable,
+                str(flow_file),
+                "task",
+                "--spec",
+                str(spec_path),
+                "--result",
+                str(folder / "result"),
+            ],
             workdir=str(folder),
             stdout_path=str(folder / "stdout"),
             stderr_path=str(folder / "stderr"),
@@ -274,10 +281,14 @@ class Executor:
         for running in list(self.running.values()):
             task = running.lease.task
             request = executor_api.RenewLeaseRequest(
-                executor_id=self.settings.executor_id, flow_name=task.flow_name,
-                run_id=task.run_id, step_name=task.step_name, task_id=task.task_id,
-                attempt=task.attempt, lease_id=running.lease.lease_id,
-            )  # fmt: skip
+                executor_id=self.settings.executor_id,
+                flow_name=task.flow_name,
+                run_id=task.run_id,
+                step_name=task.step_name,
+                task_id=task.task_id,
+                attempt=task.attempt,
+                lease_id=running.lease.lease_id,
+            )
             try:
                 answer = self.metadata.renew_lease(request)
             except RpcError as error:
@@ -336,12 +347,18 @@ class Executor:
             running = self.running.pop(handle)
             self._free_gpus.extend(running.gpu_ids)
             outcome = read_outcome(
-                running.result, exit_code, running.lease, killed_for=running.killed_for,
+                running.result,
+                exit_code,
+                running.lease,
+                killed_for=running.killed_for,
                 memory_killed=self.backend.memory_killed(handle, exit_code),
-            )  # fmt: skip
+            )
             if not outcome.ok and not outcome.traceback:
                 outcome.traceback = _read(running.stderr).decode(errors="replace")[-20000:]
-            events = [*self._upload_logs(running, final=True), *outcome_events(running.lease, outcome)]
+            events = [
+                *self._upload_logs(running, final=True),
+                *outcome_events(running.lease, outcome),
+            ]
             seconds = time.monotonic() - running.started
             try:
                 append_with_retries(self.metadata, events, lambda text: log.warning("%s", text))

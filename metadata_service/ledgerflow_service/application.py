@@ -45,8 +45,8 @@ from ledgerflow_service.names import (
 from ledgerflow_service.orchestration.leases import LeaseDesk
 from ledgerflow_service.principal import Principal
 from ledgerflow_service.queries import artifacts as artifact_queries
-from ledgerflow_service.queries import queue as queue_queries
 from ledgerflow_service.queries import audit as audit_queries
+from ledgerflow_service.queries import queue as queue_queries
 from ledgerflow_service.queries import runs as run_queries
 from ledgerflow_service.queries import tasks as task_queries
 from ledgerflow_service.queries.fields import check_run_key

@@ -269,7 +269,9 @@ def cancel(pathspec: str, reason: str) -> None:
     metadata, _ = client._clients()
     request = events_pb2.RunCancelRequested(flow_name=parts[0], run_id=parts[1], reason=reason)
     metadata.append_events([new_event(run_cancel_requested=request)])
-    click.echo(f"cancel of {parts[0]}/{parts[1]} requested: running tasks stop at their next heartbeat")
+    click.echo(
+        f"cancel of {parts[0]}/{parts[1]} requested: running tasks stop at their next heartbeat"
+    )
 
 
 @click.group("host")

@@ -9,6 +9,7 @@ watches, so it can be killed, or detach at once, and the run goes on.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import threading
 import time
@@ -119,22 +120,32 @@ class _Follower:
     def show(self, event: events_pb2.Event) -> bool | None:
         """Reports one event; the run's outcome when it is RunFinished."""
         kind = event.WhichOneof("payload")
-        payload = getattr(event, kind) if kind else None
+        payload: Any = getattr(event, kind) if kind else None
         when = event.recorded_at.ToMicroseconds() / 1e6
         if kind == "task_queued" and payload.attempt == 0:
             self.reporter.expect(payload.task.step_name, 1)
         elif kind == "task_started":
             self.started_at[_path(payload.task)] = when
-            self.reporter.task_started(payload.task.step_name, payload.task.task_id,
-                                       payload.attempt)  # fmt: skip
+            self.reporter.task_started(
+                payload.task.step_name, payload.task.task_id, payload.attempt
+            )
         elif kind in ("task_succeeded", "task_failed"):
             seconds = when - self.started_at.get(_path(payload.task), when)
-            note = "" if kind == "task_succeeded" else f"{payload.error_type}: {payload.error_message}"
+            note = (
+                "" if kind == "task_succeeded" else f"{payload.error_type}: {payload.error_message}"
+            )
             if kind == "task_failed":
-                self.failure = (f"{payload.task.step_name}/{payload.task.task_id}",
-                                payload.traceback or note)  # fmt: skip
-            self.reporter.task_finished(payload.task.step_name, payload.task.task_id,
-                                        kind == "task_succeeded", seconds, note)  # fmt: skip
+                self.failure = (
+                    f"{payload.task.step_name}/{payload.task.task_id}",
+                    payload.traceback or note,
+                )
+            self.reporter.task_finished(
+                payload.task.step_name,
+                payload.task.task_id,
+                kind == "task_succeeded",
+                seconds,
+                note,
+            )
         elif kind == "lease_expired":
             self.reporter.warn(
                 f"{payload.task.step_name}/{payload.task.task_id}: executor "
@@ -165,10 +176,8 @@ def follow(metadata: MetadataClient, flow: str, run_id: str, reporter: RunReport
 
     def check_waiting() -> None:
         while not stop.wait(_WAITING_CHECK_SECONDS):
-            try:
+            with contextlib.suppress(RpcError):  # the watch reports a lost service
                 follower.waiting(metadata)
-            except RpcError:
-                pass  # the watch below reports a lost service
 
     checker = threading.Thread(target=check_waiting, name="ledgerflow-waiting", daemon=True)
     checker.start()
@@ -186,8 +195,14 @@ def follow(metadata: MetadataClient, flow: str, run_id: str, reporter: RunReport
                     outcome = follower.show(event)
                     if outcome is not None:
                         failed_at, text = follower.failure
-                        reporter.run_finished(flow, run_id, outcome, time.monotonic() - began,
-                                              "" if outcome else text, failed_at)  # fmt: skip
+                        reporter.run_finished(
+                            flow,
+                            run_id,
+                            outcome,
+                            time.monotonic() - began,
+                            "" if outcome else text,
+                            failed_at,
+                        )
                         return outcome
             except RpcError as error:
                 if not error.retryable or not delays:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import click
-from ledgerflow_service.cli import service
-
 from ledgerflow_executor.cli import executor
+from ledgerflow_service.cli import service
 
 from ledgerflow._client_cli import audit, cancel, events, flows, host, runs
 

@@ -27,7 +27,6 @@ from ledgerflow.exceptions import (
     LedgerflowNamespaceMismatch,
     LedgerflowNotFound,
 )
-from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import (
     audit_service_pb2,
     common_pb2,
@@ -35,6 +34,7 @@ from ledgerflow.v1 import (
     query_service_pb2,
     records_pb2,
 )
+from ledgerflow.v1 import executor_service_pb2 as executor_api
 
 _UNSET = object()
 _current_namespace: Any = _UNSET

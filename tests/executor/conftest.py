@@ -47,10 +47,20 @@ class Cluster:
         self.logs.append(log)
         with open(log, "wb") as out:
             self.service = subprocess.Popen(
-                [sys.executable, "-m", "ledgerflow.cli", "service", "--database-url",
-                 self.database_url, "--port", str(self.port)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "ledgerflow.cli",
+                    "service",
+                    "--database-url",
+                    self.database_url,
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         wait_for(self._service_answers, 30, f"the service on {self.address}")
 
     def _service_answers(self) -> bool:
@@ -62,17 +72,41 @@ class Cluster:
         self.service.send_signal(signal.SIGTERM)
         self.service.wait(timeout=30)
 
-    def executor(self, *args: str, backend: str = "local", lease_seconds: int = 5,
-                 cpus: float = 2, memory: int = 4096) -> subprocess.Popen[bytes]:  # fmt: skip
+    def executor(
+        self,
+        *args: str,
+        backend: str = "local",
+        lease_seconds: int = 5,
+        cpus: float = 2,
+        memory: int = 4096,
+    ) -> subprocess.Popen[bytes]:
         log = self.home / f"executor-{len(self.executors)}.log"
         self.logs.append(log)
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "ledgerflow.cli", "executor", "--service", self.address,
-                 "--backend", backend, "--cpus", str(cpus), "--memory", str(memory),
-                 "--lease-seconds", str(lease_seconds), "--poll-seconds", "0.2", *args],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "ledgerflow.cli",
+                    "executor",
+                    "--service",
+                    self.address,
+                    "--backend",
+                    backend,
+                    "--cpus",
+                    str(cpus),
+                    "--memory",
+                    str(memory),
+                    "--lease-seconds",
+                    str(lease_seconds),
+                    "--poll-seconds",
+                    "0.2",
+                    *args,
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.executors.append(process)
         return process
 
@@ -82,9 +116,12 @@ class Cluster:
         """``python FLOW.py ARGS`` against the service."""
         result = subprocess.run(
             [sys.executable, str(FLOWS / f"{flow}.py"), *args],
-            env={**self.env, "LEDGERFLOW_SERVICE": self.address}, cwd=self.home,
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+            env={**self.env, "LEDGERFLOW_SERVICE": self.address},
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
             raise AssertionError(
                 f"{flow} {args} exited {result.returncode}\nstdout:\n{result.stdout}\n"
@@ -99,9 +136,12 @@ class Cluster:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "ledgerflow.cli", *args],
-            env={**self.env, "LEDGERFLOW_SERVICE": self.address}, cwd=self.home,
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            env={**self.env, "LEDGERFLOW_SERVICE": self.address},
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"ledgerflow {args}: {result.stdout}{result.stderr}")
         return result
@@ -137,8 +177,11 @@ class Cluster:
         return outcome[0]
 
     def log_text(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                         for p in self.logs if p.exists())  # fmt: skip
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in self.logs
+            if p.exists()
+        )
 
     def close(self) -> None:
         for process in [*self.executors, self.service]:
@@ -151,8 +194,12 @@ def make_cluster(tmp_path: Path, database_url: str) -> Iterator[Cluster]:
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
-    env.update(LEDGERFLOW_HOME=str(home / ".ledgerflow"), LEDGERFLOW_PYLINT="0",
-               USERNAME="tester", PYTHONUNBUFFERED="1")  # fmt: skip
+    env.update(
+        LEDGERFLOW_HOME=str(home / ".ledgerflow"),
+        LEDGERFLOW_PYLINT="0",
+        USERNAME="tester",
+        PYTHONUNBUFFERED="1",
+    )
     cluster = Cluster(home, database_url, env)
     cluster.start_service()
     try:
@@ -182,4 +229,3 @@ def attempts_of(events: list[events_pb2.Event], kind: str) -> list[tuple[str, in
             payload = getattr(event, kind)
             found.append((event.stream, payload.attempt))
     return found
-

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 from ledgerflow.v1 import events_pb2, executor_service_pb2, ledger_service_pb2, records_pb2
-
 from ledgerflow_service import LedgerApplication, Principal
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
+
 from tests import events as ev
 
 ALICE = Principal("alice", authenticated=False)
@@ -40,7 +40,9 @@ GRAPH = records_pb2.FlowGraph(
 
 
 def submit(app: LedgerApplication, run_id: str = "1", graph: records_pb2.FlowGraph = GRAPH) -> None:
-    request = ledger_service_pb2.AppendRequest(events=[ev.run_started("Remote", run_id, graph=graph)])
+    request = ledger_service_pb2.AppendRequest(
+        events=[ev.run_started("Remote", run_id, graph=graph)]
+    )
     app.append(request, ALICE)
 
 
@@ -58,30 +60,60 @@ def report(app: LedgerApplication, *events: events_pb2.Event) -> None:
 
 def task_ref(leased: executor_service_pb2.LeaseTaskResponse) -> events_pb2.TaskRef:
     t = leased.task
-    return events_pb2.TaskRef(flow_name=t.flow_name, run_id=t.run_id, step_name=t.step_name,
-                              task_id=t.task_id)  # fmt: skip
+    return events_pb2.TaskRef(
+        flow_name=t.flow_name, run_id=t.run_id, step_name=t.step_name, task_id=t.task_id
+    )
 
 
 def start(app: LedgerApplication, leased: executor_service_pb2.LeaseTaskResponse) -> None:
-    report(app, events_pb2.Event(event_id=ev.new_id(), task_started=events_pb2.TaskStarted(
-        task=task_ref(leased), attempt=leased.task.attempt, lease_id=leased.lease_id,
-        input_pathspecs=leased.task.input_pathspecs, foreach_stack=leased.task.foreach_stack)))  # fmt: skip
+    report(
+        app,
+        events_pb2.Event(
+            event_id=ev.new_id(),
+            task_started=events_pb2.TaskStarted(
+                task=task_ref(leased),
+                attempt=leased.task.attempt,
+                lease_id=leased.lease_id,
+                input_pathspecs=leased.task.input_pathspecs,
+                foreach_stack=leased.task.foreach_stack,
+            ),
+        ),
+    )
 
 
 def succeed(
     app: LedgerApplication, leased: executor_service_pb2.LeaseTaskResponse, num_splits: int = 0
 ) -> None:
     start(app, leased)
-    report(app, events_pb2.Event(event_id=ev.new_id(), task_succeeded=events_pb2.TaskSucceeded(
-        task=task_ref(leased), attempt=leased.task.attempt, lease_id=leased.lease_id,
-        num_splits=num_splits)))  # fmt: skip
+    report(
+        app,
+        events_pb2.Event(
+            event_id=ev.new_id(),
+            task_succeeded=events_pb2.TaskSucceeded(
+                task=task_ref(leased),
+                attempt=leased.task.attempt,
+                lease_id=leased.lease_id,
+                num_splits=num_splits,
+            ),
+        ),
+    )
 
 
 def fail(app: LedgerApplication, leased: executor_service_pb2.LeaseTaskResponse) -> None:
     start(app, leased)
-    report(app, events_pb2.Event(event_id=ev.new_id(), task_failed=events_pb2.TaskFailed(
-        task=task_ref(leased), attempt=leased.task.attempt, lease_id=leased.lease_id,
-        error_type="ValueError", error_message="bad")))  # fmt: skip
+    report(
+        app,
+        events_pb2.Event(
+            event_id=ev.new_id(),
+            task_failed=events_pb2.TaskFailed(
+                task=task_ref(leased),
+                attempt=leased.task.attempt,
+                lease_id=leased.lease_id,
+                error_type="ValueError",
+                error_message="bad",
+            ),
+        ),
+    )
 
 
 def run_events(app: LedgerApplication, run_id: str = "1") -> list[events_pb2.Event]:
@@ -107,7 +139,8 @@ def run_status(app: LedgerApplication, run_id: str = "1") -> tuple[bool, bool]:
     """(finished, succeeded)."""
     with app.database.read() as tx:
         row = tx.query_one(
-            "SELECT finished_at_us, end_succeeded FROM runs WHERE pathspec = ?", [f"Remote/{run_id}"]
+            "SELECT finished_at_us, end_succeeded FROM runs WHERE pathspec = ?",
+            [f"Remote/{run_id}"],
         )
     assert row is not None
     return row[0] is not None, bool(row[1])
@@ -160,8 +193,9 @@ def test_one_attempt_is_leased_once(app: LedgerApplication) -> None:
     first = lease(app, "exec-1")
     assert first.HasField("task")
     assert not lease(app, "exec-2").HasField("task")
-    leased = events_pb2.TaskLeased(task=task_ref(first), attempt=0, lease_id="x",
-                                   executor_id="exec-2", lease_seconds=30)  # fmt: skip
+    leased = events_pb2.TaskLeased(
+        task=task_ref(first), attempt=0, lease_id="x", executor_id="exec-2", lease_seconds=30
+    )
     with pytest.raises(FailedPrecondition, match="another executor took it"):
         app._append_as([events_pb2.Event(event_id=ev.new_id(), task_leased=leased)], ALICE)
 
@@ -200,13 +234,22 @@ def test_fencing_refuses_events_without_the_current_lease(app: LedgerApplication
     with app.database.write() as tx:
         tx.execute("UPDATE queue SET lease_expires_at_us = 1")
     assert app.leases.expire() == 1
-    assert types(app)[len(before):] == ["LeaseExpired", "TaskQueued"]
+    assert types(app)[len(before) :] == ["LeaseExpired", "TaskQueued"]
     zombie = events_pb2.TaskSucceeded(task=task_ref(leased), attempt=0, lease_id=leased.lease_id)
     with pytest.raises(FailedPrecondition, match="not the task's current lease"):
         report(app, events_pb2.Event(event_id=ev.new_id(), task_succeeded=zombie))
-    renewed = app.renew_lease(executor_service_pb2.RenewLeaseRequest(
-        executor_id="exec-1", flow_name="Remote", run_id="1", step_name="start", task_id="1",
-        attempt=0, lease_id=leased.lease_id), ALICE)  # fmt: skip
+    renewed = app.renew_lease(
+        executor_service_pb2.RenewLeaseRequest(
+            executor_id="exec-1",
+            flow_name="Remote",
+            run_id="1",
+            step_name="start",
+            task_id="1",
+            attempt=0,
+            lease_id=leased.lease_id,
+        ),
+        ALICE,
+    )
     assert not renewed.keep_running and "lease" in renewed.reason
     again = lease(app, "exec-2")
     assert again.task.task_id == "1" and again.task.attempt == 1
@@ -239,12 +282,28 @@ def test_cancel_stops_queued_tasks_and_tells_running_ones(app: LedgerApplication
     cancel = events_pb2.RunCancelRequested(flow_name="Remote", run_id="1", reason="not needed")
     report(app, events_pb2.Event(event_id=ev.new_id(), run_cancel_requested=cancel))
     assert types(app)[-1] == "TaskCancelled"  # the other branch, still queued
-    renewed = app.renew_lease(executor_service_pb2.RenewLeaseRequest(
-        executor_id="exec-1", flow_name="Remote", run_id="1", step_name=running.task.step_name,
-        task_id=running.task.task_id, attempt=0, lease_id=running.lease_id), ALICE)  # fmt: skip
+    renewed = app.renew_lease(
+        executor_service_pb2.RenewLeaseRequest(
+            executor_id="exec-1",
+            flow_name="Remote",
+            run_id="1",
+            step_name=running.task.step_name,
+            task_id=running.task.task_id,
+            attempt=0,
+            lease_id=running.lease_id,
+        ),
+        ALICE,
+    )
     assert not renewed.keep_running and renewed.reason == "not needed"
-    report(app, events_pb2.Event(event_id=ev.new_id(), task_failed=events_pb2.TaskFailed(
-        task=task_ref(running), attempt=0, lease_id=running.lease_id, error_type="Cancelled")))  # fmt: skip
+    report(
+        app,
+        events_pb2.Event(
+            event_id=ev.new_id(),
+            task_failed=events_pb2.TaskFailed(
+                task=task_ref(running), attempt=0, lease_id=running.lease_id, error_type="Cancelled"
+            ),
+        ),
+    )
     assert run_status(app) == (True, False)
     assert types(app)[-1] == "RunFinished"
 

@@ -39,11 +39,25 @@ class ContainerBackend(Backend):
     def command(self, launch: Launch) -> list[str]:
         """The engine's `run` command for one attempt."""
         args = [
-            str(self.binary), "run", "--rm", "--name", launch.name, "--network", "host",
-            "--cpus", f"{launch.cpu:g}", "--memory", f"{launch.memory_mb}m",
-            "--memory-swap", f"{launch.memory_mb}m", "--pids-limit", str(PIDS_LIMIT),
-            "--workdir", launch.workdir, *self.extra_args,
-        ]  # fmt: skip
+            str(self.binary),
+            "run",
+            "--rm",
+            "--name",
+            launch.name,
+            "--network",
+            "host",
+            "--cpus",
+            f"{launch.cpu:g}",
+            "--memory",
+            f"{launch.memory_mb}m",
+            "--memory-swap",
+            f"{launch.memory_mb}m",
+            "--pids-limit",
+            str(PIDS_LIMIT),
+            "--workdir",
+            launch.workdir,
+            *self.extra_args,
+        ]
         if self.name == "podman":
             args += ["--pull", "never"]
         for folder in dict.fromkeys((launch.workdir, *launch.mounts)):
@@ -64,9 +78,12 @@ class ContainerBackend(Backend):
     def _popen(self, launch: Launch) -> subprocess.Popen[bytes]:
         with open(launch.stdout_path, "wb") as out, open(launch.stderr_path, "wb") as err:
             process = subprocess.Popen(
-                self.command(launch), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                self.command(launch),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         self._names[process.pid] = launch.name
         return process
 

@@ -53,9 +53,14 @@ class LocalBackend(Backend):
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in launch.gpu_ids)
         with open(launch.stdout_path, "wb") as out, open(launch.stderr_path, "wb") as err:
             return subprocess.Popen(
-                self.command(launch), cwd=launch.workdir, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=err, env=env, start_new_session=True,
-            )  # fmt: skip
+                self.command(launch),
+                cwd=launch.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=env,
+                start_new_session=True,
+            )
 
     def kill(self, handle: int) -> None:
         with contextlib.suppress(ProcessLookupError):

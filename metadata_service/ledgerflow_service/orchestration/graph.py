@@ -9,7 +9,6 @@ import json
 from collections.abc import Sequence
 
 from ledgerflow.v1 import records_pb2
-
 from ledgerflow_service.errors import InvalidArgument
 from ledgerflow_service.names import check_identifier
 

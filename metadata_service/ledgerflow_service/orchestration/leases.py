@@ -17,11 +17,10 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
-
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
 from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import queue as queue_queries
@@ -40,7 +39,7 @@ _MAX_EXECUTORS_KEPT = 10_000
 # A lease request looks at this many candidates, in queue order, before giving up.
 _CANDIDATES = 16
 
-Append = Callable[[list[events_pb2.Event], Principal], None]
+Append = Callable[[Sequence[events_pb2.Event], Principal], object]
 
 
 @dataclass
@@ -80,13 +79,20 @@ class LeaseDesk:
         for row in candidates:
             lease_id = str(uuid.uuid4())
             flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
-            ref = events_pb2.TaskRef(flow_name=flow_name, run_id=run_id, step_name=step_name,
-                                     task_id=task_id)  # fmt: skip
-            leased = events_pb2.TaskLeased(task=ref, attempt=row.attempt, lease_id=lease_id,
-                                           executor_id=executor_id, lease_seconds=seconds)  # fmt: skip
+            ref = events_pb2.TaskRef(
+                flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
+            )
+            leased = events_pb2.TaskLeased(
+                task=ref,
+                attempt=row.attempt,
+                lease_id=lease_id,
+                executor_id=executor_id,
+                lease_seconds=seconds,
+            )
             try:
-                self._append([events_pb2.Event(event_id=str(uuid.uuid4()), task_leased=leased)],
-                             principal)  # fmt: skip
+                self._append(
+                    [events_pb2.Event(event_id=str(uuid.uuid4()), task_leased=leased)], principal
+                )
             except FailedPrecondition:  # another executor took it first, or its run stops
                 continue
             return self._leased(row, lease_id, executor_id, seconds)
@@ -111,8 +117,12 @@ class LeaseDesk:
         self, request: executor_service_pb2.RenewLeaseRequest, principal: Principal
     ) -> executor_service_pb2.RenewLeaseResponse:
         _check_executor_id(request.executor_id)
-        ref = events_pb2.TaskRef(flow_name=request.flow_name, run_id=request.run_id,
-                                 step_name=request.step_name, task_id=request.task_id)  # fmt: skip
+        ref = events_pb2.TaskRef(
+            flow_name=request.flow_name,
+            run_id=request.run_id,
+            step_name=request.step_name,
+            task_id=request.task_id,
+        )
         heartbeat = events_pb2.TaskHeartbeat(
             task=ref, attempt=request.attempt, lease_id=request.lease_id
         )
@@ -144,14 +154,18 @@ class LeaseDesk:
         expired = 0
         for row in rows:
             flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
-            ref = events_pb2.TaskRef(flow_name=flow_name, run_id=run_id, step_name=step_name,
-                                     task_id=task_id)  # fmt: skip
+            ref = events_pb2.TaskRef(
+                flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
+            )
             event = events_pb2.Event(
                 event_id=str(uuid.uuid4()),
-                lease_expired=events_pb2.LeaseExpired(task=ref, attempt=row.attempt,
-                                                      lease_id=row.lease_id,
-                                                      executor_id=row.executor_id),
-            )  # fmt: skip
+                lease_expired=events_pb2.LeaseExpired(
+                    task=ref,
+                    attempt=row.attempt,
+                    lease_id=row.lease_id,
+                    executor_id=row.executor_id,
+                ),
+            )
             try:
                 self._append([event], SERVICE)
             except FailedPrecondition:  # renewed or finished meanwhile
@@ -181,10 +195,11 @@ class LeaseDesk:
                 unit = " MB" if name == "memory" else ""
                 return f"waiting: no executor offers {name}={needed:g}{unit}"
         if not any(
-            e.total.cpu >= wants.cpu and e.total.memory_mb >= wants.memory_mb
+            e.total.cpu >= wants.cpu
+            and e.total.memory_mb >= wants.memory_mb
             and e.total.gpu >= wants.gpu
             for e in serving
-        ):  # fmt: skip
+        ):
             return (
                 f"waiting: no executor offers cpu={wants.cpu:g}, memory={wants.memory_mb} MB "
                 f"and gpu={wants.gpu} together"

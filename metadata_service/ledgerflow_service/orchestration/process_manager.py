@@ -22,7 +22,6 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ledgerflow.v1 import events_pb2, records_pb2
-
 from ledgerflow_service.orchestration import graph as flow_graph
 from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow
 from ledgerflow_service.read_models.table import columns
@@ -65,13 +64,17 @@ def follow_ups(fold: ReadModelFold, tx: Tx) -> list[events_pb2.Event]:
     if decided.events:
         return decided.events
     for path in sorted(fold.to_finish):
-        run, orchestrated = fold.runs.get(path), fold.orchestrated.get(path)
-        if run is None or orchestrated is None or run.finished_at_us is not None:
+        run_row, orchestrated = fold.runs.get(path), fold.orchestrated.get(path)
+        if run_row is None or orchestrated is None or run_row.finished_at_us is not None:
             continue
         if orchestrated.open_tasks == 0:
             flow_name, run_id = path.split("/")
-            decided.add(f"{path}/finished", run_finished=events_pb2.RunFinished(
-                flow_name=flow_name, run_id=run_id, succeeded=bool(run.end_succeeded)))  # fmt: skip
+            decided.add(
+                f"{path}/finished",
+                run_finished=events_pb2.RunFinished(
+                    flow_name=flow_name, run_id=run_id, succeeded=bool(run_row.end_succeeded)
+                ),
+            )
     fold.to_finish.clear()
     return decided.events
 
@@ -97,11 +100,25 @@ def _decide(
         _queue_successors(fold, tx, run, graph, spec, row, item, decided)
     elif kind == "task_failed" and row.state == "failed":
         failed = item.event.task_failed
-        _queue_again(decided, cause, row, spec, row.attempt + 1, 60 * spec.minutes_between_retries,
-                     f"retry {row.failures} of {spec.retries} after {failed.error_type}")  # fmt: skip
+        _queue_again(
+            decided,
+            cause,
+            row,
+            spec,
+            row.attempt + 1,
+            60 * spec.minutes_between_retries,
+            f"retry {row.failures} of {spec.retries} after {failed.error_type}",
+        )
     elif kind == "lease_expired" and row.state == "lost":
-        _queue_again(decided, cause, row, spec, row.attempt, 0.0,
-                     f"lease lost {row.lost} time(s): its executor stopped renewing it")  # fmt: skip
+        _queue_again(
+            decided,
+            cause,
+            row,
+            spec,
+            row.attempt,
+            0.0,
+            f"lease lost {row.lost} time(s): its executor stopped renewing it",
+        )
 
 
 def _queue_successors(
@@ -122,8 +139,16 @@ def _queue_successors(
         splits = item.event.task_succeeded.num_splits
         for index in range(splits):
             frame = records_pb2.ForeachFrame(step_name=spec.name, index=index, num_splits=splits)
-            _queue_new(fold, run, decided, cause, target, [row.task_pathspec], [*stack, frame],
-                       f"item {index} of {splits} {reason}")  # fmt: skip
+            _queue_new(
+                fold,
+                run,
+                decided,
+                cause,
+                target,
+                [row.task_pathspec],
+                [*stack, frame],
+                f"item {index} of {splits} {reason}",
+            )
         return
     for target_name in spec.next_steps:
         target = flow_graph.step(graph, target_name)
@@ -178,11 +203,21 @@ def _queue_new(
     flow_name, run_id = run.run_pathspec.split("/")
     task_id = str(run.next_task_id)
     run.next_task_id += 1  # the fold of the TaskQueued agrees (max of the two)
-    ref = events_pb2.TaskRef(flow_name=flow_name, run_id=run_id, step_name=spec.name,
-                             task_id=task_id)  # fmt: skip
-    decided.add(cause, task_queued=events_pb2.TaskQueued(
-        task=ref, attempt=0, input_pathspecs=inputs, foreach_stack=stack,
-        resources=spec.resources, queue=spec.queue, reason=reason))  # fmt: skip
+    ref = events_pb2.TaskRef(
+        flow_name=flow_name, run_id=run_id, step_name=spec.name, task_id=task_id
+    )
+    decided.add(
+        cause,
+        task_queued=events_pb2.TaskQueued(
+            task=ref,
+            attempt=0,
+            input_pathspecs=inputs,
+            foreach_stack=stack,
+            resources=spec.resources,
+            queue=spec.queue,
+            reason=reason,
+        ),
+    )
 
 
 def _queue_again(
@@ -195,12 +230,22 @@ def _queue_again(
     reason: str,
 ) -> None:
     flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
-    ref = events_pb2.TaskRef(flow_name=flow_name, run_id=run_id, step_name=step_name,
-                             task_id=task_id)  # fmt: skip
-    decided.add(cause, task_queued=events_pb2.TaskQueued(
-        task=ref, attempt=attempt, input_pathspecs=row.input_pathspecs,
-        foreach_stack=row.foreach_stack, resources=spec.resources, queue=spec.queue,
-        delay_seconds=delay_seconds, reason=reason))  # fmt: skip
+    ref = events_pb2.TaskRef(
+        flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
+    )
+    decided.add(
+        cause,
+        task_queued=events_pb2.TaskQueued(
+            task=ref,
+            attempt=attempt,
+            input_pathspecs=row.input_pathspecs,
+            foreach_stack=row.foreach_stack,
+            resources=spec.resources,
+            queue=spec.queue,
+            delay_seconds=delay_seconds,
+            reason=reason,
+        ),
+    )
 
 
 def _cancel_queued(fold: ReadModelFold, tx: Tx, path: str, decided: Decisions) -> None:
@@ -210,10 +255,15 @@ def _cancel_queued(fold: ReadModelFold, tx: Tx, path: str, decided: Decisions) -
         return
     for row in _rows(fold, tx, path, "state", "queued"):
         flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
-        ref = events_pb2.TaskRef(flow_name=flow_name, run_id=run_id, step_name=step_name,
-                                 task_id=task_id)  # fmt: skip
-        decided.add(f"{row.task_pathspec}/{row.attempt}/cancel", task_cancelled=(
-            events_pb2.TaskCancelled(task=ref, attempt=row.attempt, reason=run.reason)))  # fmt: skip
+        ref = events_pb2.TaskRef(
+            flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
+        )
+        decided.add(
+            f"{row.task_pathspec}/{row.attempt}/cancel",
+            task_cancelled=(
+                events_pb2.TaskCancelled(task=ref, attempt=row.attempt, reason=run.reason)
+            ),
+        )
 
 
 def _rows(fold: ReadModelFold, tx: Tx, run_path: str, column: str, value: str) -> list[QueueRow]:
@@ -222,12 +272,10 @@ def _rows(fold: ReadModelFold, tx: Tx, run_path: str, column: str, value: str) -
     found: dict[str, QueueRow] = {}
     sql = f"SELECT {_QUEUE_COLUMNS} FROM queue WHERE run_pathspec = ? AND {column} = ?"
     for values in tx.query(sql, [run_path, value]):
-        row = QueueRow(*values)
-        known = fold.queue.get(row.task_pathspec)
-        if known is None:
-            fold.queue[row.task_pathspec] = known = row
-        found[row.task_pathspec] = known
-    for row in fold.queue.values():
-        if row is not None and row.run_pathspec == run_path:
-            found[row.task_pathspec] = row
+        stored = QueueRow(*values)
+        row = fold.queue.get(stored.task_pathspec) or stored
+        fold.queue[row.task_pathspec] = found[row.task_pathspec] = row
+    for known in fold.queue.values():
+        if known is not None and known.run_pathspec == run_path:
+            found[known.task_pathspec] = known
     return [row for row in found.values() if getattr(row, column) == value]

@@ -16,7 +16,7 @@ from ledgerflow_service.read_models.table import columns
 from ledgerflow_service.store.backend import Tx
 
 _COLUMNS = ", ".join(columns(QueueRow))
-_STATES = {
+_STATES: dict[str, Any] = {
     "queued": records_pb2.QUEUE_STATE_QUEUED,
     "leased": records_pb2.QUEUE_STATE_LEASED,
     "running": records_pb2.QUEUE_STATE_RUNNING,
@@ -26,12 +26,19 @@ _STATES = {
 def queued_record(row: QueueRow) -> records_pb2.QueuedTask:
     flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
     record = records_pb2.QueuedTask(
-        flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id,
-        pathspec=row.task_pathspec, attempt=row.attempt, state=_STATES.get(row.state, 0),
-        input_pathspecs=row.input_pathspecs, foreach_stack=row.foreach_stack,
+        flow_name=flow_name,
+        run_id=run_id,
+        step_name=step_name,
+        task_id=task_id,
+        pathspec=row.task_pathspec,
+        attempt=row.attempt,
+        state=_STATES.get(row.state, records_pb2.QUEUE_STATE_UNSPECIFIED),
+        input_pathspecs=row.input_pathspecs,
+        foreach_stack=row.foreach_stack,
         resources=records_pb2.Resources(cpu=row.cpu, gpu=row.gpu, memory_mb=row.memory_mb),
-        queue=row.queue_name, executor_id=row.executor_id,
-    )  # fmt: skip
+        queue=row.queue_name,
+        executor_id=row.executor_id,
+    )
     set_time(record.queued_at, row.queued_at_us)
     set_time(record.lease_expires_at, row.lease_expires_at_us or None)
     return record
@@ -58,7 +65,9 @@ def list_open(
         )
     ]
     assert all(r.state in OPEN_STATES for r in rows)
-    kept, token = take_page([queued_record(r) for r in rows], [r.queued_position for r in rows], size)
+    kept, token = take_page(
+        [queued_record(r) for r in rows], [r.queued_position for r in rows], size
+    )
     return rows[: len(kept)], token
 
 

@@ -35,10 +35,16 @@ OPEN_STATES = frozenset({"queued", "leased", "running"})
 # The events only the service writes (the process manager, or its lease commands).
 SERVICE_EVENTS = frozenset({"task_queued", "task_leased", "lease_expired", "task_cancelled"})
 # Task events that must carry the task's current lease in an orchestrated run.
-FENCED_EVENTS = frozenset({
-    "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed",
-    "logs_recorded",
-})  # fmt: skip
+FENCED_EVENTS = frozenset(
+    {
+        "task_started",
+        "task_heartbeat",
+        "artifacts_recorded",
+        "task_succeeded",
+        "task_failed",
+        "logs_recorded",
+    }
+)
 
 
 @dataclass
@@ -160,17 +166,31 @@ def task_queued(fold: ReadModelFold, p: events_pb2.TaskQueued, item: PendingEven
     row = fold.queue.get(path)
     if row is None:
         row = QueueRow(
-            task_pathspec=path, run_pathspec=run.run_pathspec, step_name=step.name,
-            task_id=p.task.task_id, attempt=p.attempt, state="new", queue_name=p.queue,
-            cpu=p.resources.cpu, gpu=p.resources.gpu, memory_mb=p.resources.memory_mb,
+            task_pathspec=path,
+            run_pathspec=run.run_pathspec,
+            step_name=step.name,
+            task_id=p.task.task_id,
+            attempt=p.attempt,
+            state="new",
+            queue_name=p.queue,
+            cpu=p.resources.cpu,
+            gpu=p.resources.gpu,
+            memory_mb=p.resources.memory_mb,
             input_pathspecs_json=json.dumps(list(p.input_pathspecs)),
             foreach_stack_json=json.dumps(
                 [[f.step_name, f.index, f.num_splits] for f in p.foreach_stack]
             ),
             join_key=flow_graph.join_key(graph, step, p.foreach_stack),
-            queued_position=0, queued_at_us=0, not_before_us=0, lease_id="", executor_id="",
-            lease_seconds=0, lease_expires_at_us=0, failures=0, lost=0,
-        )  # fmt: skip
+            queued_position=0,
+            queued_at_us=0,
+            not_before_us=0,
+            lease_id="",
+            executor_id="",
+            lease_seconds=0,
+            lease_expires_at_us=0,
+            failures=0,
+            lost=0,
+        )
         fold.queue[path] = row
         if p.task.task_id.isdigit():
             run.next_task_id = max(run.next_task_id, int(p.task.task_id) + 1)
@@ -263,6 +283,7 @@ def check_lease(fold: ReadModelFold, kind: str, payload: Any, item: PendingEvent
 def after_task_event(fold: ReadModelFold, kind: str, payload: Any, item: PendingEvent) -> None:
     """After a fenced task event was folded into the tasks model: the queue side."""
     row = fold.queue[item.address.task_pathspec or ""]
+    assert row is not None  # check_lease found it
     run = fold.orchestrated[row.run_pathspec]
     assert run is not None
     if kind in ("task_started", "task_heartbeat"):
