@@ -321,6 +321,14 @@ def test_a_bad_graph_is_refused(app: LedgerApplication) -> None:
     )
     with pytest.raises(InvalidArgument, match="'nowhere', which is not a step"):
         submit(app, graph=dangling)
+    nan_pause = records_pb2.FlowGraph(
+        steps=[
+            step("start", K.STEP_KIND_LINEAR, "end", minutes_between_retries=float("nan")),
+            step("end", K.STEP_KIND_END),
+        ]
+    )
+    with pytest.raises(InvalidArgument, match="minutes_between_retries must be a number"):
+        submit(app, graph=nan_pause)
     with pytest.raises(InvalidArgument, match="needs a 'start' and an 'end'"):
         submit(app, graph=records_pb2.FlowGraph(steps=[step("start", K.STEP_KIND_END)]))
     with app.database.read() as tx:

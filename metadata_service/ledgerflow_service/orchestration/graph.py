@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Sequence
 
 from ledgerflow.v1 import records_pb2
 from ledgerflow_service.errors import InvalidArgument
 from ledgerflow_service.names import check_identifier
+from ledgerflow_service.validation import check_int64, check_text
 
 K = records_pb2.StepKind
 MAX_STEPS = 1000
@@ -53,10 +55,18 @@ def check(graph: records_pb2.FlowGraph) -> None:
         if spec.kind == K.STEP_KIND_JOIN and (not spec.in_steps or not spec.closes):
             raise InvalidArgument(f"{where}: a join names its in_steps and the step it closes")
         resources = spec.resources
-        if resources.cpu < 0 or resources.cpu > 1e6 or spec.timeout_seconds < 0:
-            raise InvalidArgument(f"{where}: resources and timeout must be positive")
-        if spec.minutes_between_retries < 0 or spec.retries > 1000:
-            raise InvalidArgument(f"{where}: at most 1000 retries, with a pause of 0 or more")
+        for field, value, most in (
+            ("resources.cpu", resources.cpu, 1e6),
+            ("timeout_seconds", spec.timeout_seconds, 1e9),
+            ("minutes_between_retries", spec.minutes_between_retries, 1e6),
+        ):
+            if not (math.isfinite(value) and 0 <= value <= most):
+                raise InvalidArgument(f"{where}: {field} must be a number from 0 to {most:g}")
+        check_int64(f"{where}: resources.memory_mb", resources.memory_mb)
+        if spec.retries > 1000:
+            raise InvalidArgument(f"{where}: at most 1000 retries")
+        for text in (spec.catch_var, spec.queue, spec.image):
+            check_text(f"{where} settings", text)
 
 
 def join_key(

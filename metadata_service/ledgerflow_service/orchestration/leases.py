@@ -29,7 +29,7 @@ from ledgerflow_service.queries.status import Clock
 from ledgerflow_service.read_models.queue import QueueRow
 from ledgerflow_service.store.backend import Database
 from ledgerflow_service.store.events import now_us
-from ledgerflow_service.validation import check_filter, check_text
+from ledgerflow_service.validation import check_filter, check_int64, check_text
 
 DEFAULT_LEASE_SECONDS = 30
 MAX_LEASE_SECONDS = 3600
@@ -227,3 +227,4 @@ def _check_executor_id(executor_id: str) -> str:
 def _check_capacity(name: str, capacity: executor_service_pb2.Capacity) -> None:
     if not math.isfinite(capacity.cpu) or capacity.cpu < 0 or capacity.cpu > 1e6:
         raise InvalidArgument(f"{name}.cpu must be a number from 0 to 1e6, got {capacity.cpu}")
+    check_int64(f"{name}.memory_mb", capacity.memory_mb)

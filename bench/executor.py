@@ -1,0 +1,283 @@
+"""Executor benchmark: remote runs through `ledgerflow executor` against the forked
+local runtime, lease throughput, and an idle executor's memory. Prints figures.
+
+    python bench/executor.py [--items 100] [--backends local,podman] [--lease-items 4000]
+
+1. A foreach of --items trivial tasks, run locally (`run --max-workers 4`, forked
+   tasks) and remotely (`run --remote` through one executor per backend, 4 tasks at
+   once): the time each remote task adds over the local one, and the time from
+   submission to the first task running.
+2. Leases per second: --lease-items queued tasks on Postgres, taken by 8 executor
+   processes calling LeaseTask as fast as they can.
+3. The resident memory of an executor that has been idle for a few seconds.
+
+Everything runs on loopback with a service this script starts (SQLite for 1 and 3,
+a throwaway Postgres for 2). Goals in the issue: podman adds at most 0.5 s a task,
+local at most 20 ms, 2,000 leases/s, an idle executor under 100 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+FLOW = """
+from ledgerflow import FlowSpec, Parameter, resources, step
+
+
+class BenchForeach(FlowSpec):
+    items = Parameter("items", default=100, type=int)
+
+    @step
+    def start(self):
+        self.things = list(range(self.items))
+        self.next(self.work, foreach="things")
+
+    @resources(cpu=0.25, memory=256)
+    @step
+    def work(self):
+        self.doubled = self.input * 2
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.total = sum(i.doubled for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    BenchForeach()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_port(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def start_service(env: dict[str, str], url: str, port: int) -> subprocess.Popen[bytes]:
+    service = subprocess.Popen(
+        [sys.executable, "-m", "ledgerflow.cli", "service", "--database-url", url,
+         "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_port(port)
+    return service
+
+
+def start_executor(env: dict[str, str], port: int, backend: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ledgerflow.cli", "executor", "--service", f"127.0.0.1:{port}",
+         "--backend", backend, "--cpus", "1", "--memory", "4096", "--poll-seconds", "0.2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def timed_run(args: list[str], env: dict[str, str], cwd: str) -> float:
+    began = time.perf_counter()
+    subprocess.run([sys.executable, *args], env=env, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - began
+
+
+def first_task_delay(port: int, run_id: str) -> float:
+    """Seconds from the RunStarted to the first TaskStarted, as the ledger recorded them."""
+    from ledgerflow._metadata import GrpcMetadata
+    from ledgerflow.v1 import audit_service_pb2
+
+    client = GrpcMetadata(f"127.0.0.1:{port}", "bench")
+    events = client.list_events(
+        audit_service_pb2.ListEventsRequest(run_pathspec=f"BenchForeach/{run_id}")
+    ).events
+    client.close()
+    submitted = next(e for e in events if e.HasField("run_started")).recorded_at
+    started = next(e for e in events if e.HasField("task_started")).recorded_at
+    return (started.ToMicroseconds() - submitted.ToMicroseconds()) / 1e6
+
+
+def foreach_figures(items: int, backends: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+        env.update(LEDGERFLOW_HOME=str(Path(scratch) / ".ledgerflow"), LEDGERFLOW_PYLINT="0")
+        flow = Path(scratch) / "bench_foreach.py"
+        flow.write_text(FLOW)
+        local = timed_run([str(flow), "run", "--max-workers", "4", "--items", str(items)],
+                          env, scratch)  # fmt: skip
+        print(f"foreach of {items}, local forked runtime (4 workers): {local:.2f} s")
+        port = free_port()
+        service = start_service(env, f"sqlite://{scratch}/service.db", port)
+        remote_env = {**env, "LEDGERFLOW_SERVICE": f"127.0.0.1:{port}"}
+        try:
+            for backend in backends:
+                executor = start_executor(env, port, backend)
+                try:
+                    time.sleep(1.0)  # the executor connects and opens its watch stream
+                    began = time.perf_counter()
+                    out = subprocess.run(
+                        [sys.executable, str(flow), "run", "--remote", "--items", str(items)],
+                        env=remote_env, cwd=scratch, check=True, capture_output=True, text=True,
+                    )  # fmt: skip
+                    remote = time.perf_counter() - began
+                    run_id = out.stdout.split(" run ", 1)[1].split()[0]
+                    delay = first_task_delay(port, run_id)
+                finally:
+                    executor.terminate()
+                    executor.wait(60)
+                added = (remote - local) / (items + 3) * 1000
+                print(
+                    f"foreach of {items}, remote on {backend} (4 tasks at once): {remote:.2f} s, "
+                    f"{added:+.0f} ms a task over local; submission to first task "
+                    f"{delay * 1000:.0f} ms"
+                )
+        finally:
+            service.terminate()
+            service.wait(30)
+
+
+def _lease_until_empty(port: int, executor_id: str, counts: multiprocessing.Queue) -> None:
+    from ledgerflow._metadata import GrpcMetadata
+    from ledgerflow.v1 import executor_service_pb2
+
+    client = GrpcMetadata(f"127.0.0.1:{port}", "bench")
+    big = executor_service_pb2.Capacity(cpu=1000, memory_mb=1 << 30, gpu=0)
+    leased = 0
+    while True:
+        response = client.lease_task(
+            executor_service_pb2.LeaseTaskRequest(executor_id=executor_id, free=big, total=big)
+        )
+        if not response.HasField("task"):
+            break
+        leased += 1
+    counts.put(leased)
+    client.close()
+
+
+def queue_foreach(client: object, items: int) -> None:
+    """Submits a run whose start step splits into `items` queued tasks, playing the
+    executor of the start step itself."""
+    import uuid
+
+    from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
+
+    kind = records_pb2.StepKind
+    graph = records_pb2.FlowGraph(steps=[
+        records_pb2.StepSpec(name="start", kind=kind.STEP_KIND_FOREACH, next_steps=["work"]),
+        records_pb2.StepSpec(name="work", kind=kind.STEP_KIND_LINEAR, next_steps=["join"]),
+        records_pb2.StepSpec(name="join", kind=kind.STEP_KIND_JOIN, next_steps=["end"],
+                             in_steps=["work"], closes="start"),
+        records_pb2.StepSpec(name="end", kind=kind.STEP_KIND_END),
+    ])  # fmt: skip
+
+    def event(**payload: object) -> events_pb2.Event:
+        return events_pb2.Event(event_id=str(uuid.uuid4()), **payload)  # type: ignore[arg-type]
+
+    started = events_pb2.RunStarted(flow_name="BenchLeases", run_id="1", user="bench",
+                                    system_tags=["user:bench"], graph=graph)  # fmt: skip
+    client.append_events([event(run_started=started)])  # type: ignore[attr-defined]
+    big = executor_service_pb2.Capacity(cpu=1, memory_mb=1 << 20)
+    lease = client.lease_task(  # type: ignore[attr-defined]
+        executor_service_pb2.LeaseTaskRequest(executor_id="bench", free=big, total=big)
+    )
+    ref = events_pb2.TaskRef(flow_name="BenchLeases", run_id="1", step_name="start", task_id="1")
+    client.append_events([  # type: ignore[attr-defined]
+        event(task_started=events_pb2.TaskStarted(task=ref, lease_id=lease.lease_id)),
+        event(task_succeeded=events_pb2.TaskSucceeded(task=ref, lease_id=lease.lease_id,
+                                                      num_splits=items)),
+    ])  # fmt: skip
+
+
+def lease_figures(items: int, executors: int) -> None:
+    from ledgerflow._metadata import GrpcMetadata
+    from postgres_server import create_database, postgres_server
+
+    with postgres_server() as server_url, tempfile.TemporaryDirectory() as scratch:
+        url = create_database(server_url, "bench_leases")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+        env["LEDGERFLOW_HOME"] = scratch
+        port = free_port()
+        service = start_service(env, url, port)
+        try:
+            client = GrpcMetadata(f"127.0.0.1:{port}", "bench")
+            queue_foreach(client, items)
+            client.close()
+            counts: multiprocessing.Queue = multiprocessing.Queue()
+            workers = [
+                multiprocessing.Process(
+                    target=_lease_until_empty, args=(port, f"bench-{i}", counts)
+                )
+                for i in range(executors)
+            ]
+            began = time.perf_counter()
+            for worker in workers:
+                worker.start()
+            total = sum(counts.get() for _ in workers)
+            seconds = time.perf_counter() - began
+            for worker in workers:
+                worker.join()
+            print(
+                f"leases: {total} handed out to {executors} executors in {seconds:.2f} s: "
+                f"{total / seconds:.0f} leases/s (Postgres)"
+            )
+        finally:
+            service.terminate()
+            service.wait(30)
+
+
+def idle_rss() -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+        env["LEDGERFLOW_HOME"] = scratch
+        port = free_port()
+        service = start_service(env, f"sqlite://{scratch}/service.db", port)
+        executor = start_executor(env, port, "local")
+        try:
+            time.sleep(5)
+            status = Path(f"/proc/{executor.pid}/status").read_text()
+            rss_kb = int(next(line for line in status.splitlines() if line.startswith("VmRSS"))
+                         .split()[1])  # fmt: skip
+            print(f"idle executor: {rss_kb / 1024:.0f} MB resident")
+        finally:
+            executor.terminate()
+            executor.wait(30)
+            service.terminate()
+            service.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100)
+    parser.add_argument("--backends", default="local,podman")
+    parser.add_argument("--lease-items", type=int, default=4000)
+    parser.add_argument("--lease-executors", type=int, default=8)
+    args = parser.parse_args()
+    foreach_figures(args.items, [b for b in args.backends.split(",") if b])
+    lease_figures(args.lease_items, args.lease_executors)
+    idle_rss()
+
+
+if __name__ == "__main__":
+    main()
