@@ -158,7 +158,9 @@ def foreach_figures(items: int, backends: list[str]) -> None:
             service.wait(30)
 
 
-def _lease_until_empty(port: int, executor_id: str, counts: multiprocessing.Queue) -> None:
+def _lease_until_empty(
+    port: int, executor_id: str, per_call: int, counts: multiprocessing.Queue
+) -> None:
     from ledgerflow._metadata import GrpcMetadata
     from ledgerflow.v1 import executor_service_pb2
 
@@ -166,12 +168,15 @@ def _lease_until_empty(port: int, executor_id: str, counts: multiprocessing.Queu
     big = executor_service_pb2.Capacity(cpu=1000, memory_mb=1 << 30, gpu=0)
     leased = 0
     while True:
-        response = client.lease_task(
-            executor_service_pb2.LeaseTaskRequest(executor_id=executor_id, free=big, total=big)
+        request = executor_service_pb2.LeaseTaskRequest(
+            executor_id=executor_id, free=big, total=big, lease_seconds=3600
         )
-        if not response.HasField("task"):
+        response = client.lease_tasks(
+            executor_service_pb2.LeaseTasksRequest(request=request, max_tasks=per_call)
+        )
+        if not response.leases:
             break
-        leased += 1
+        leased += len(response.leases)
     counts.put(leased)
     client.close()
 
@@ -210,7 +215,7 @@ def queue_foreach(client: object, items: int) -> None:
     ])  # fmt: skip
 
 
-def lease_figures(items: int, executors: int) -> None:
+def lease_figures(items: int, executors: int, per_call: int) -> None:
     from ledgerflow._metadata import GrpcMetadata
     from postgres_server import create_database, postgres_server
 
@@ -227,7 +232,7 @@ def lease_figures(items: int, executors: int) -> None:
             counts: multiprocessing.Queue = multiprocessing.Queue()
             workers = [
                 multiprocessing.Process(
-                    target=_lease_until_empty, args=(port, f"bench-{i}", counts)
+                    target=_lease_until_empty, args=(port, f"bench-{i}", per_call, counts)
                 )
                 for i in range(executors)
             ]
@@ -240,7 +245,7 @@ def lease_figures(items: int, executors: int) -> None:
                 worker.join()
             print(
                 f"leases: {total} handed out to {executors} executors in {seconds:.2f} s: "
-                f"{total / seconds:.0f} leases/s (Postgres)"
+                f"{total / seconds:.0f} leases/s (Postgres; up to {per_call} per LeaseTasks call)"
             )
         finally:
             service.terminate()
@@ -273,10 +278,16 @@ def main() -> None:
     parser.add_argument("--backends", default="local,podman")
     parser.add_argument("--lease-items", type=int, default=4000)
     parser.add_argument("--lease-executors", type=int, default=8)
+    parser.add_argument("--phases", default="foreach,leases,rss", help="which figures, in order")
     args = parser.parse_args()
-    foreach_figures(args.items, [b for b in args.backends.split(",") if b])
-    lease_figures(args.lease_items, args.lease_executors)
-    idle_rss()
+    phases = args.phases.split(",")
+    if "foreach" in phases:
+        foreach_figures(args.items, [b for b in args.backends.split(",") if b])
+    if "leases" in phases:
+        for per_call in (1, 64):
+            lease_figures(args.lease_items, args.lease_executors, per_call)
+    if "rss" in phases:
+        idle_rss()
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ from ledgerflow_executor.attempt import (
 from ledgerflow_executor.backends import Backend, Launch
 
 log = logging.getLogger("ledgerflow.executor")
+# Leases asked for at once (the free capacity bounds how many come).
+_LEASES_PER_CALL = 64
 
 
 @dataclass(frozen=True)
@@ -194,24 +196,28 @@ class Executor:
             free = self.free()
             if free.cpu <= 0 or free.memory_mb <= 0:
                 return count
-            request = executor_api.LeaseTaskRequest(
-                executor_id=self.settings.executor_id,
-                free=free.message(),
-                total=self.settings.capacity.message(),
-                queues=list(self.settings.queues),
-                lease_seconds=self.settings.lease_seconds,
+            request = executor_api.LeaseTasksRequest(
+                request=executor_api.LeaseTaskRequest(
+                    executor_id=self.settings.executor_id,
+                    free=free.message(),
+                    total=self.settings.capacity.message(),
+                    queues=list(self.settings.queues),
+                    lease_seconds=self.settings.lease_seconds,
+                ),
+                max_tasks=_LEASES_PER_CALL,
             )
             try:
-                response = self.metadata.lease_task(request)
+                response = self.metadata.lease_tasks(request)
             except RpcError as error:
                 if not error.retryable:
                     raise
                 log.warning("cannot lease: %s", error.message)
                 return count
-            if not response.HasField("task"):
+            if not response.leases:
                 return count
-            self._launch(Lease(response))
-            count += 1
+            for leased in response.leases:
+                self._launch(Lease(leased))
+                count += 1
         return count
 
     def _launch(self, lease: Lease) -> None:

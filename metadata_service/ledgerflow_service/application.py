@@ -54,7 +54,8 @@ from ledgerflow_service.queries.status import Clock
 from ledgerflow_service.read_models import ReadModels
 from ledgerflow_service.read_models.queue import SERVICE_EVENTS
 from ledgerflow_service.store import events as stored_events
-from ledgerflow_service.store.backend import Database
+from ledgerflow_service.store.append import append_chosen
+from ledgerflow_service.store.backend import Database, Tx
 from ledgerflow_service.store.group_commit import GroupCommit
 from ledgerflow_service.store.replay import rebuild_projections
 from ledgerflow_service.validation import check_filter, check_int64
@@ -159,7 +160,7 @@ class LedgerApplication:
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         self._sweeper: threading.Thread | None = None
-        self.leases = LeaseDesk(database, self._append_as, self.clock)
+        self.leases = LeaseDesk(database, self._append_as, self._append_chosen, self.clock)
 
     def start_listening(self) -> None:
         """Starts relaying other processes' appends to watchers (Postgres NOTIFY)."""
@@ -265,12 +266,27 @@ class LedgerApplication:
         self._append_as([self._tag_event(request, False)], principal)
         return tag_api.RemoveTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
 
+    def _append_chosen(
+        self, choose: Callable[[Tx], Sequence[events_pb2.Event]], principal: Principal
+    ) -> list[events_pb2.Event]:
+        """Appends what `choose` picks under the append lock (see store/append.py)."""
+        sent, recorded = append_chosen(self.database, self.read_models, choose, principal)
+        if sent:
+            self.signal.fire(lambda: committed_events(sent, recorded))
+        return recorded
+
     # ---- executors ------------------------------------------------------------------
 
     def lease_task(
         self, request: executor_api.LeaseTaskRequest, principal: Principal
     ) -> executor_api.LeaseTaskResponse:
         return self.leases.lease(request, principal)
+
+    def lease_tasks(
+        self, request: executor_api.LeaseTasksRequest, principal: Principal
+    ) -> executor_api.LeaseTasksResponse:
+        leases = self.leases.lease_many(request.request, request.max_tasks, principal)
+        return executor_api.LeaseTasksResponse(leases=leases)
 
     def renew_lease(
         self, request: executor_api.RenewLeaseRequest, principal: Principal

@@ -349,6 +349,9 @@ class GrpcMetadata(MetadataClient):
     def lease_task(self, request: executor.LeaseTaskRequest) -> executor.LeaseTaskResponse:
         return self._invoke(self._executor.LeaseTask, request)
 
+    def lease_tasks(self, request: executor.LeaseTasksRequest) -> executor.LeaseTasksResponse:
+        return self._invoke(self._executor.LeaseTasks, request)
+
     def renew_lease(self, request: executor.RenewLeaseRequest) -> executor.RenewLeaseResponse:
         return self._invoke(self._executor.RenewLease, request)
 

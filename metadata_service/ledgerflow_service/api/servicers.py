@@ -166,6 +166,12 @@ class ExecutorServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
         app = self.transport.app
         return self.transport.call(context, lambda who, _: app.lease_task(request, who))
 
+    def LeaseTasks(
+        self, request: executor_service_pb2.LeaseTasksRequest, context: grpc.ServicerContext
+    ) -> executor_service_pb2.LeaseTasksResponse:
+        app = self.transport.app
+        return self.transport.call(context, lambda who, _: app.lease_tasks(request, who))
+
     def RenewLease(
         self, request: executor_service_pb2.RenewLeaseRequest, context: grpc.ServicerContext
     ) -> executor_service_pb2.RenewLeaseResponse:

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
+from ledgerflow_service.orchestration import graph as flow_graph
 from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import queue as queue_queries
 from ledgerflow_service.queries import runs as run_queries
 from ledgerflow_service.queries.status import Clock
 from ledgerflow_service.read_models.queue import QueueRow
-from ledgerflow_service.store.backend import Database
+from ledgerflow_service.store.backend import Database, Tx
 from ledgerflow_service.store.events import now_us
 from ledgerflow_service.validation import check_filter, check_int64, check_text
 
@@ -36,10 +37,12 @@ MAX_LEASE_SECONDS = 3600
 # An executor that has not asked for work for this long no longer counts as present.
 EXECUTOR_SEEN_SECONDS = 60.0
 _MAX_EXECUTORS_KEPT = 10_000
-# A lease request looks at this many candidates, in queue order, before giving up.
-_CANDIDATES = 16
+MAX_TASKS_PER_CALL = 1000
 
 Append = Callable[[Sequence[events_pb2.Event], Principal], object]
+AppendChosen = Callable[
+    [Callable[[Tx], Sequence[events_pb2.Event]], Principal], list[events_pb2.Event]
+]
 
 
 @dataclass
@@ -50,9 +53,16 @@ class _Executor:
 
 
 class LeaseDesk:
-    def __init__(self, database: Database, append: Append, clock: Callable[[], Clock]) -> None:
+    def __init__(
+        self,
+        database: Database,
+        append: Append,
+        append_chosen: AppendChosen,
+        clock: Callable[[], Clock],
+    ) -> None:
         self.database = database
         self._append = append
+        self._append_chosen = append_chosen
         self._clock = clock
         self._executors: dict[str, _Executor] = {}
         self._lock = threading.Lock()
@@ -62,9 +72,22 @@ class LeaseDesk:
     def lease(
         self, request: executor_service_pb2.LeaseTaskRequest, principal: Principal
     ) -> executor_service_pb2.LeaseTaskResponse:
+        leases = self.lease_many(request, 1, principal)
+        return leases[0] if leases else executor_service_pb2.LeaseTaskResponse()
+
+    def lease_many(
+        self,
+        request: executor_service_pb2.LeaseTaskRequest,
+        max_tasks: int,
+        principal: Principal,
+    ) -> list[executor_service_pb2.LeaseTaskResponse]:
+        """Up to `max_tasks` queued tasks that fit the free capacity together, oldest
+        first, each under a lease of its own, leased in one transaction."""
         executor_id = _check_executor_id(request.executor_id)
         for name in ("free", "total"):
             _check_capacity(name, getattr(request, name))
+        if not 1 <= max_tasks <= MAX_TASKS_PER_CALL:
+            raise InvalidArgument(f"max_tasks must be 1 to {MAX_TASKS_PER_CALL}, got {max_tasks}")
         queues = check_filter("queues", request.queues) or [""]
         for queue in queues:
             check_text("queues", queue)
@@ -72,46 +95,69 @@ class LeaseDesk:
         if seconds > MAX_LEASE_SECONDS:
             raise InvalidArgument(f"lease_seconds is at most {MAX_LEASE_SECONDS}, got {seconds}")
         self._seen(executor_id, request.total, queues)
-        with self.database.read() as tx:
+        picked: list[tuple[QueueRow, str]] = []
+
+        def choose(tx: Tx) -> list[events_pb2.Event]:
+            # Under the append lock: the tasks picked are still queued when their
+            # leases commit, so concurrent executors never pick the same one.
+            free = [request.free.cpu, request.free.memory_mb, request.free.gpu]
             candidates = queue_queries.lease_candidates(
-                tx, request.free, queues, now_us(), _CANDIDATES
+                tx, request.free, queues, now_us(), max_tasks * 4
             )
-        for row in candidates:
-            lease_id = str(uuid.uuid4())
-            flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
-            ref = events_pb2.TaskRef(
-                flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
-            )
-            leased = events_pb2.TaskLeased(
-                task=ref,
-                attempt=row.attempt,
-                lease_id=lease_id,
-                executor_id=executor_id,
-                lease_seconds=seconds,
-            )
-            try:
-                self._append(
-                    [events_pb2.Event(event_id=str(uuid.uuid4()), task_leased=leased)], principal
+            for row in candidates:
+                wants = [row.cpu, row.memory_mb, row.gpu]
+                if len(picked) == max_tasks or any(w > f for w, f in zip(wants, free, strict=True)):
+                    continue
+                free = [f - w for f, w in zip(free, wants, strict=True)]
+                picked.append((row, str(uuid.uuid4())))
+            return [
+                events_pb2.Event(
+                    event_id=str(uuid.uuid4()),
+                    task_leased=events_pb2.TaskLeased(
+                        task=_ref(row.task_pathspec),
+                        attempt=row.attempt,
+                        lease_id=lease_id,
+                        executor_id=executor_id,
+                        lease_seconds=seconds,
+                    ),
                 )
-            except FailedPrecondition:  # another executor took it first, or its run stops
-                continue
-            return self._leased(row, lease_id, executor_id, seconds)
-        return executor_service_pb2.LeaseTaskResponse()
+                for row, lease_id in picked
+            ]
+
+        recorded = self._append_chosen(choose, principal)
+        if not picked:
+            return []
+        leased_at = recorded[0].recorded_at.ToMicroseconds()
+        for row, lease_id in picked:  # as the fold of their TaskLeased left them
+            row.state, row.lease_id, row.executor_id = "leased", lease_id, executor_id
+            row.lease_seconds, row.lease_expires_at_us = seconds, leased_at + seconds * 1_000_000
+        return self._leased(picked)
 
     def _leased(
-        self, row: QueueRow, lease_id: str, executor_id: str, seconds: int
-    ) -> executor_service_pb2.LeaseTaskResponse:
-        flow_name, run_id = row.run_pathspec.split("/")
+        self, picked: list[tuple[QueueRow, str]]
+    ) -> list[executor_service_pb2.LeaseTaskResponse]:
+        """What each leased task needs to run: its queue row, its run and its step."""
+        runs: dict[str, tuple[records_pb2.Run, records_pb2.FlowGraph]] = {}
         with self.database.read() as tx:
-            run = run_queries.get_run(tx, flow_name, run_id, self._clock())
-            step = queue_queries.step_spec(tx, row.run_pathspec, row.step_name)
-            current = queue_queries.task_row(tx, row.task_pathspec)
-        assert current is not None
-        response = executor_service_pb2.LeaseTaskResponse(
-            task=queue_queries.queued_record(current), lease_id=lease_id, run=run, step=step
-        )
-        response.lease_expires_at.FromMicroseconds(current.lease_expires_at_us)
-        return response
+            for row, _ in picked:
+                if row.run_pathspec not in runs:
+                    flow_name, run_id = row.run_pathspec.split("/")
+                    runs[row.run_pathspec] = (
+                        run_queries.get_run(tx, flow_name, run_id, self._clock()),
+                        queue_queries.run_graph(tx, row.run_pathspec),
+                    )
+        responses = []
+        for row, lease_id in picked:
+            run, graph = runs[row.run_pathspec]
+            response = executor_service_pb2.LeaseTaskResponse(
+                task=queue_queries.queued_record(row),
+                lease_id=lease_id,
+                run=run,
+                step=flow_graph.step(graph, row.step_name),
+            )
+            response.lease_expires_at.FromMicroseconds(row.lease_expires_at_us)
+            responses.append(response)
+        return responses
 
     def renew(
         self, request: executor_service_pb2.RenewLeaseRequest, principal: Principal
@@ -214,6 +260,13 @@ class LeaseDesk:
             self._executors[executor_id] = _Executor(total, frozenset(queues), time.monotonic())
             while len(self._executors) > _MAX_EXECUTORS_KEPT:  # the least recently seen go
                 del self._executors[next(iter(self._executors))]
+
+
+def _ref(task_pathspec: str) -> events_pb2.TaskRef:
+    flow_name, run_id, step_name, task_id = task_pathspec.split("/")
+    return events_pb2.TaskRef(
+        flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
+    )
 
 
 def _check_executor_id(executor_id: str) -> str:

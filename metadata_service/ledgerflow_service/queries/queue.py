@@ -116,7 +116,8 @@ def run_state(tx: Tx, run_pathspec: str) -> tuple[str, str] | None:
     return (str(row[0]), str(row[1])) if row else None
 
 
-def step_spec(tx: Tx, run_pathspec: str, step_name: str) -> records_pb2.StepSpec:
+def run_graph(tx: Tx, run_pathspec: str) -> records_pb2.FlowGraph:
+    """The graph of an orchestrated run."""
     row = tx.query_one("SELECT graph FROM orchestrated_runs WHERE run_pathspec = ?", [run_pathspec])
     assert row is not None
-    return flow_graph.step(flow_graph.parse(bytes(row[0])), step_name)
+    return flow_graph.parse(bytes(row[0]))

@@ -153,6 +153,31 @@ def append_together(
         raise AlreadyExists("an event id of these batches is already in the ledger") from error
 
 
+def append_chosen(
+    database: Database,
+    projector: Projector[Any],
+    choose: Callable[[Tx], Sequence[events_pb2.Event]],
+    principal: Principal,
+) -> tuple[list[events_pb2.Event], list[events_pb2.Event]]:
+    """Appends the events `choose(tx)` picks while the append lock is held, so that what
+    it read cannot change before they commit (say, which queued task an executor gets:
+    two callers can never pick the same one). Returns the chosen events as sent and
+    their envelopes; nothing is appended when it picks none. Its events must have ids
+    new to the ledger."""
+    with database.write() as tx:
+        chosen = list(choose(tx))
+        if not chosen:
+            return [], []
+        submission = Submission(prepare(chosen, projector, database.dialect), principal)
+        found, rows, _ = _write_batches(database, projector, tx, [submission], False)
+    database.after_commit(len(rows) + len(submission.derived))
+    recorded_at = Timestamp()
+    recorded_at.FromMicroseconds(rows[0][-1])
+    for row in rows:
+        found[0][row[1]] = envelope_from_row(row, recorded_at)
+    return chosen, [found[0][i] for i in submission.batch.ids]
+
+
 class _DuplicateEventId(Exception):
     """The optimistic append met an event id that is already in the ledger."""
 

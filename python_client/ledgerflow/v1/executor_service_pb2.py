@@ -27,7 +27,7 @@ from ledgerflow.v1 import common_pb2 as ledgerflow_dot_v1_dot_common__pb2
 from ledgerflow.v1 import records_pb2 as ledgerflow_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ledgerflow/v1/executor_service.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aledgerflow/v1/common.proto\x1a\x1bledgerflow/v1/records.proto\"7\n\x08\x43\x61pacity\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0b\n\x03gpu\x18\x02 \x01(\r\x12\x11\n\tmemory_mb\x18\x03 \x01(\x04\"\x9d\x01\n\x10LeaseTaskRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12%\n\x04\x66ree\x18\x02 \x01(\x0b\x32\x17.ledgerflow.v1.Capacity\x12&\n\x05total\x18\x03 \x01(\x0b\x32\x17.ledgerflow.v1.Capacity\x12\x0e\n\x06queues\x18\x04 \x03(\t\x12\x15\n\rlease_seconds\x18\x05 \x01(\r\"\xcc\x01\n\x11LeaseTaskResponse\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.ledgerflow.v1.QueuedTask\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x34\n\x10lease_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x03run\x18\x04 \x01(\x0b\x32\x12.ledgerflow.v1.Run\x12%\n\x04step\x18\x05 \x01(\x0b\x32\x17.ledgerflow.v1.StepSpec\"\x92\x01\n\x11RenewLeaseRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x11\n\tflow_name\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x11\n\tstep_name\x18\x04 \x01(\t\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x10\n\x08lease_id\x18\x07 \x01(\t\"p\n\x12RenewLeaseResponse\x12\x14\n\x0ckeep_running\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x34\n\x10lease_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x16ListQueuedTasksRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12(\n\x04page\x18\x03 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"n\n\x17ListQueuedTasksResponse\x12(\n\x05tasks\x18\x01 \x03(\x0b\x32\x19.ledgerflow.v1.QueuedTask\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse2\x9b\x02\n\x0f\x45xecutorService\x12N\n\tLeaseTask\x12\x1f.ledgerflow.v1.LeaseTaskRequest\x1a .ledgerflow.v1.LeaseTaskResponse\x12Q\n\nRenewLease\x12 .ledgerflow.v1.RenewLeaseRequest\x1a!.ledgerflow.v1.RenewLeaseResponse\x12\x65\n\x0fListQueuedTasks\x12%.ledgerflow.v1.ListQueuedTasksRequest\x1a&.ledgerflow.v1.ListQueuedTasksResponse\"\x03\x90\x02\x01\x42o\n\x11\x64\x65v.ledgerflow.v1B\x14\x45xecutorServiceProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ledgerflow/v1/executor_service.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aledgerflow/v1/common.proto\x1a\x1bledgerflow/v1/records.proto\"7\n\x08\x43\x61pacity\x12\x0b\n\x03\x63pu\x18\x01 \x01(\x01\x12\x0b\n\x03gpu\x18\x02 \x01(\r\x12\x11\n\tmemory_mb\x18\x03 \x01(\x04\"\x9d\x01\n\x10LeaseTaskRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12%\n\x04\x66ree\x18\x02 \x01(\x0b\x32\x17.ledgerflow.v1.Capacity\x12&\n\x05total\x18\x03 \x01(\x0b\x32\x17.ledgerflow.v1.Capacity\x12\x0e\n\x06queues\x18\x04 \x03(\t\x12\x15\n\rlease_seconds\x18\x05 \x01(\r\"\xcc\x01\n\x11LeaseTaskResponse\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.ledgerflow.v1.QueuedTask\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x34\n\x10lease_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x03run\x18\x04 \x01(\x0b\x32\x12.ledgerflow.v1.Run\x12%\n\x04step\x18\x05 \x01(\x0b\x32\x17.ledgerflow.v1.StepSpec\"X\n\x11LeaseTasksRequest\x12\x30\n\x07request\x18\x01 \x01(\x0b\x32\x1f.ledgerflow.v1.LeaseTaskRequest\x12\x11\n\tmax_tasks\x18\x02 \x01(\r\"F\n\x12LeaseTasksResponse\x12\x30\n\x06leases\x18\x01 \x03(\x0b\x32 .ledgerflow.v1.LeaseTaskResponse\"\x92\x01\n\x11RenewLeaseRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x11\n\tflow_name\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x11\n\tstep_name\x18\x04 \x01(\t\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x10\n\x08lease_id\x18\x07 \x01(\t\"p\n\x12RenewLeaseResponse\x12\x14\n\x0ckeep_running\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x34\n\x10lease_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x16ListQueuedTasksRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12(\n\x04page\x18\x03 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"n\n\x17ListQueuedTasksResponse\x12(\n\x05tasks\x18\x01 \x03(\x0b\x32\x19.ledgerflow.v1.QueuedTask\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse2\xee\x02\n\x0f\x45xecutorService\x12N\n\tLeaseTask\x12\x1f.ledgerflow.v1.LeaseTaskRequest\x1a .ledgerflow.v1.LeaseTaskResponse\x12Q\n\nLeaseTasks\x12 .ledgerflow.v1.LeaseTasksRequest\x1a!.ledgerflow.v1.LeaseTasksResponse\x12Q\n\nRenewLease\x12 .ledgerflow.v1.RenewLeaseRequest\x1a!.ledgerflow.v1.RenewLeaseResponse\x12\x65\n\x0fListQueuedTasks\x12%.ledgerflow.v1.ListQueuedTasksRequest\x1a&.ledgerflow.v1.ListQueuedTasksResponse\"\x03\x90\x02\x01\x42o\n\x11\x64\x65v.ledgerflow.v1B\x14\x45xecutorServiceProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,14 +43,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LEASETASKREQUEST']._serialized_end=360
   _globals['_LEASETASKRESPONSE']._serialized_start=363
   _globals['_LEASETASKRESPONSE']._serialized_end=567
-  _globals['_RENEWLEASEREQUEST']._serialized_start=570
-  _globals['_RENEWLEASEREQUEST']._serialized_end=716
-  _globals['_RENEWLEASERESPONSE']._serialized_start=718
-  _globals['_RENEWLEASERESPONSE']._serialized_end=830
-  _globals['_LISTQUEUEDTASKSREQUEST']._serialized_start=832
-  _globals['_LISTQUEUEDTASKSREQUEST']._serialized_end=933
-  _globals['_LISTQUEUEDTASKSRESPONSE']._serialized_start=935
-  _globals['_LISTQUEUEDTASKSRESPONSE']._serialized_end=1045
-  _globals['_EXECUTORSERVICE']._serialized_start=1048
-  _globals['_EXECUTORSERVICE']._serialized_end=1331
+  _globals['_LEASETASKSREQUEST']._serialized_start=569
+  _globals['_LEASETASKSREQUEST']._serialized_end=657
+  _globals['_LEASETASKSRESPONSE']._serialized_start=659
+  _globals['_LEASETASKSRESPONSE']._serialized_end=729
+  _globals['_RENEWLEASEREQUEST']._serialized_start=732
+  _globals['_RENEWLEASEREQUEST']._serialized_end=878
+  _globals['_RENEWLEASERESPONSE']._serialized_start=880
+  _globals['_RENEWLEASERESPONSE']._serialized_end=992
+  _globals['_LISTQUEUEDTASKSREQUEST']._serialized_start=994
+  _globals['_LISTQUEUEDTASKSREQUEST']._serialized_end=1095
+  _globals['_LISTQUEUEDTASKSRESPONSE']._serialized_start=1097
+  _globals['_LISTQUEUEDTASKSRESPONSE']._serialized_end=1207
+  _globals['_EXECUTORSERVICE']._serialized_start=1210
+  _globals['_EXECUTORSERVICE']._serialized_end=1576
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,20 @@ class LeaseTaskResponse(_message.Message):
     step: _records_pb2.StepSpec
     def __init__(self, task: _Optional[_Union[_records_pb2.QueuedTask, _Mapping]] = ..., lease_id: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run: _Optional[_Union[_records_pb2.Run, _Mapping]] = ..., step: _Optional[_Union[_records_pb2.StepSpec, _Mapping]] = ...) -> None: ...
 
+class LeaseTasksRequest(_message.Message):
+    __slots__ = ("request", "max_tasks")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
+    request: LeaseTaskRequest
+    max_tasks: int
+    def __init__(self, request: _Optional[_Union[LeaseTaskRequest, _Mapping]] = ..., max_tasks: _Optional[int] = ...) -> None: ...
+
+class LeaseTasksResponse(_message.Message):
+    __slots__ = ("leases",)
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    leases: _containers.RepeatedCompositeFieldContainer[LeaseTaskResponse]
+    def __init__(self, leases: _Optional[_Iterable[_Union[LeaseTaskResponse, _Mapping]]] = ...) -> None: ...
+
 class RenewLeaseRequest(_message.Message):
     __slots__ = ("executor_id", "flow_name", "run_id", "step_name", "task_id", "attempt", "lease_id")
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]

@@ -42,6 +42,11 @@ class ExecutorServiceStub:
                 request_serializer=ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTaskRequest.SerializeToString,
                 response_deserializer=ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTaskResponse.FromString,
                 _registered_method=True)
+        self.LeaseTasks = channel.unary_unary(
+                '/ledgerflow.v1.ExecutorService/LeaseTasks',
+                request_serializer=ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTasksRequest.SerializeToString,
+                response_deserializer=ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTasksResponse.FromString,
+                _registered_method=True)
         self.RenewLease = channel.unary_unary(
                 '/ledgerflow.v1.ExecutorService/RenewLease',
                 request_serializer=ledgerflow_dot_v1_dot_executor__service__pb2.RenewLeaseRequest.SerializeToString,
@@ -63,6 +68,14 @@ class ExecutorServiceServicer:
     def LeaseTask(self, request, context):
         """Hands out one queued task that fits the caller's free capacity, oldest first,
         with a lease; an empty answer when none fits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaseTasks(self, request, context):
+        """Up to max_tasks queued tasks that fit the free capacity together, each with a
+        lease of its own, in one transaction: how a busy executor fills its capacity.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,6 +105,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.LeaseTask,
                     request_deserializer=ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTaskRequest.FromString,
                     response_serializer=ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTaskResponse.SerializeToString,
+            ),
+            'LeaseTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaseTasks,
+                    request_deserializer=ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTasksRequest.FromString,
+                    response_serializer=ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTasksResponse.SerializeToString,
             ),
             'RenewLease': grpc.unary_unary_rpc_method_handler(
                     servicer.RenewLease,
@@ -134,6 +152,33 @@ class ExecutorService:
             '/ledgerflow.v1.ExecutorService/LeaseTask',
             ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTaskRequest.SerializeToString,
             ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaseTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerflow.v1.ExecutorService/LeaseTasks',
+            ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTasksRequest.SerializeToString,
+            ledgerflow_dot_v1_dot_executor__service__pb2.LeaseTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,
