@@ -10,6 +10,7 @@ and anything it would still record is refused by the service (fencing).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ from typing import Any
 from ledgerflow._code_package import load_package
 from ledgerflow._metadata import GrpcMetadata
 from ledgerflow._run_events import append_with_retries
+from ledgerflow._task import TaskOutcome
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
@@ -38,7 +40,7 @@ from ledgerflow_executor.attempt import (
     started_event,
     task_request,
 )
-from ledgerflow_executor.backends import Backend, Launch
+from ledgerflow_executor.backends import Backend, BackendError, Launch
 
 log = logging.getLogger("ledgerflow.executor")
 # Leases asked for at once (the free capacity bounds how many come).
@@ -258,8 +260,18 @@ class Executor:
             mounts=(str(flow_file.parent), *self.datastore_mounts),
             image=lease.step.image or self.settings.image,
             gpu_ids=gpu_ids,
+            flow_file=str(flow_file),
+            spec_path=str(spec_path),
+            result_path=str(folder / "result"),
         )
-        handle = self.backend.start(launch)
+        try:
+            handle = self.backend.start(launch)
+        except (BackendError, OSError) as error:  # recorded as the attempt's failure
+            failed = TaskOutcome(ok=False, error_type="ExecutorError", error_message=str(error))
+            with contextlib.suppress(RpcError):
+                append_with_retries(self.metadata, outcome_events(lease, failed), log.warning)
+            self._free_gpus.extend(gpu_ids)
+            return
         timeout = lease.step.timeout_seconds
         now = time.monotonic()
         self.running[handle] = _Running(

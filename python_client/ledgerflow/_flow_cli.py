@@ -27,6 +27,7 @@ from ledgerflow._remote import follow, submit
 from ledgerflow._resume import ResumeOrigin, find_origin, plan_resume
 from ledgerflow._runtime import LocalRuntime, parameters_as_json, parameters_from_json
 from ledgerflow._task import TaskRequest, run_attempt
+from ledgerflow._task_server import serve
 
 
 def flow_parameters(flow_class: type) -> dict[str, Parameter]:
@@ -429,6 +430,22 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         values = parameters_from_json(request.parameters_json, params, store)
         run_attempt(session.flow_class, session.graph, request.spec, store, values,
                     request.facts).write(result_path)  # fmt: skip
+
+    @cli.command("task-server", hidden=True)
+    @click.pass_obj
+    @friendly_errors
+    def task_server(session: _Session) -> None:
+        """Run many task attempts, each in a fork of this warm process, as requests
+        arrive on stdin (see _task_server.py): what executors keep per code package."""
+        store = session.store
+
+        def run_request(request: TaskRequest, result_path: str) -> None:
+            store.after_fork()
+            values = parameters_from_json(request.parameters_json, params, store)
+            run_attempt(session.flow_class, session.graph, request.spec, store, values,
+                        request.facts).write(result_path)  # fmt: skip
+
+        serve(run_request)
 
     @cli.command()
     def show() -> None:

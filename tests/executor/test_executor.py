@@ -55,6 +55,18 @@ def test_podman_enforces_memory_and_cpu(cluster: Cluster) -> None:
     assert "50000 100000" in dump.stdout  # cpu=0.5: half of each 100 ms period
 
 
+def test_the_local_backend_bounds_memory(cluster: Cluster) -> None:
+    cluster.executor(memory=8192)
+    result = cluster.flow("resource_limits", "run", "--remote", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    events = cluster.events("ResourceLimits", run_id)
+    failed = [e.task_failed for e in events if e.HasField("task_failed")]
+    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "MemoryError")]
+    assert failed[0].error_message.startswith("exceeded memory=256 MB")
+    assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+
+
 def test_two_executors_never_run_one_attempt_twice(pg_cluster: Cluster) -> None:
     run_id = pg_cluster.submit("slow_items", "--count", "50")
     pg_cluster.executor(cpus=2)

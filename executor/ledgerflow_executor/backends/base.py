@@ -33,6 +33,11 @@ class Launch:
     image: str = ""
     # The GPUs given to this attempt (indexes), as CUDA_VISIBLE_DEVICES names them.
     gpu_ids: tuple[int, ...] = ()
+    # The task entry point's parts (`command` runs FLOW_FILE task --spec SPEC --result
+    # RESULT), for backends that run attempts their own way (a warm task server).
+    flow_file: str | None = None
+    spec_path: str = ""
+    result_path: str = ""
 
 
 class Backend(abc.ABC):

@@ -1,0 +1,114 @@
+"""A warm task server: ``python FLOW_FILE task-server``, the task entry point for many
+attempts. It imports the flow once, then forks one child per attempt, as the local
+runtime does, so an attempt costs a fork instead of an interpreter start and an import.
+An executor keeps one per code package (see ledgerflow_executor/backends/local.py).
+
+The protocol is JSON lines. On stdin, one request per attempt::
+
+    {"spec": PATH, "result": PATH, "stdout": PATH, "stderr": PATH,
+     "memory_bytes": N, "cores": [0, 1], "env": {"NAME": "VALUE"}}
+
+On stdout, ``{"started": PID}`` for each request, in order, and ``{"exited": PID,
+"code": CODE}`` as attempts end (a negative code: killed by that signal). The child
+bounds its address space to memory_bytes more than the server had mapped, and pins itself to `cores` before the step
+runs; it reports through the result file exactly like ``python FLOW_FILE task``.
+Nothing here imports gRPC, so forking is safe; the server and its children die with
+the process that started them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from ledgerflow._launcher import task_process
+from ledgerflow._orphans import die_with_parent
+from ledgerflow._task import TaskRequest
+
+
+def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.stdout) -> None:
+    """Serves attempts from stdin until it closes; `run_request(request, result_path)`
+    runs one attempt in the forked child."""
+    task_process()
+    lock = threading.Lock()
+    running: set[int] = set()
+    closed = threading.Event()
+
+    def say(message: dict[str, Any]) -> None:
+        with lock:
+            out.write(json.dumps(message) + "\n")
+            out.flush()
+
+    def reap() -> None:
+        while not (closed.is_set() and not running):
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                closed.wait(0.01)
+                continue
+            running.discard(pid)
+            say({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    reaper = threading.Thread(target=reap, name="ledgerflow-reaper", daemon=True)
+    reaper.start()
+    server = os.getpid()
+    for line in sys.stdin:
+        ask = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with lock:  # no message is half written when the child is forked
+            pid = os.fork()
+        if pid == 0:
+            _child(ask, server, run_request)
+        running.add(pid)
+        say({"started": pid})
+    closed.set()
+    reaper.join()
+
+
+def _child(
+    ask: dict[str, Any], server: int, run_request: Callable[[TaskRequest, str], None]
+) -> None:
+    """In the forked child: limits, output files, the attempt; never returns."""
+    code = 1
+    try:
+        die_with_parent(server)
+        os.setsid()
+        # The step's memory on top of what the warm process had mapped already.
+        limit = _mapped_bytes() + int(ask["memory_bytes"])
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if ask.get("cores"):
+            os.sched_setaffinity(0, set(ask["cores"]))
+        os.environ.update(ask.get("env", {}))
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        for fd, path in ((1, ask["stdout"]), (2, ask["stderr"])):
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(target, fd)
+            os.close(target)
+        sys.stdout = os.fdopen(1, "w", buffering=1)
+        sys.stderr = os.fdopen(2, "w", buffering=1)
+        with open(ask["spec"]) as spec:
+            request = TaskRequest.from_json(spec.read())
+        run_request(request, ask["result"])
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _mapped_bytes() -> int:
+    """This process's address space, in bytes (the first field of /proc/self/statm)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
