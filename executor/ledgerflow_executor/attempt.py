@@ -5,6 +5,7 @@ writes to the ledger: the executor records its outcome under the lease."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,15 +51,19 @@ class Lease:
         return f"{self.task.pathspec} attempt {self.task.attempt}"
 
 
-def task_request(metadata: MetadataClient, lease: Lease) -> TaskRequest:
-    """What the task entry point needs: the inputs' artifacts, the foreach frames, the
-    catch settings of this attempt, and current's facts."""
+def artifacts_of(metadata: MetadataClient, task_pathspec: str) -> dict[str, records_pb2.Artifact]:
+    """The artifacts a finished task recorded, by name."""
+    flow, run_id, step_name, task_id = task_pathspec.split("/")
+    return {a.name: a for a in metadata.artifacts(flow, run_id, step_name, task_id)}
+
+
+def task_request(
+    lease: Lease, artifacts: Callable[[str], dict[str, records_pb2.Artifact]]
+) -> TaskRequest:
+    """What the task entry point needs: the inputs' artifacts (`artifacts(pathspec)`),
+    the foreach frames, the catch settings of this attempt, and current's facts."""
     task, step, run = lease.task, lease.step, lease.run
-    inputs = []
-    for path in task.input_pathspecs:
-        flow, run_id, step_name, task_id = path.split("/")
-        artifacts = metadata.artifacts(flow, run_id, step_name, task_id)
-        inputs.append(TaskInput(step_name, path, {a.name: a for a in artifacts}))
+    inputs = [TaskInput(path.split("/")[2], path, artifacts(path)) for path in task.input_pathspecs]
     spec = TaskSpec(
         step_name=task.step_name,
         task_id=task.task_id,

@@ -10,7 +10,6 @@ and anything it would still record is refused by the service (fencing).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -34,6 +33,7 @@ from ledgerflow.v1 import ledger_service_pb2 as ledger_api
 
 from ledgerflow_executor.attempt import (
     Lease,
+    artifacts_of,
     logs_event,
     outcome_events,
     read_outcome,
@@ -45,6 +45,9 @@ from ledgerflow_executor.backends import Backend, BackendError, Launch
 log = logging.getLogger("ledgerflow.executor")
 # Leases asked for at once (the free capacity bounds how many come).
 _LEASES_PER_CALL = 64
+# The artifacts of this many finished tasks are remembered (a foreach's items share
+# their one input).
+_ARTIFACT_CACHE_TASKS = 4096
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,12 @@ class Executor:
         self.draining = False
         self.stopped = False
         self._wake = threading.Event()
+        backend.on_exit = self._wake
         self._last_renew = 0.0
         self._last_logs = 0.0
         self._free_gpus = list(range(settings.capacity.gpu))
         self._code: dict[str, Path] = {}
+        self._artifacts: dict[str, dict[str, Any]] = {}
         self._folder = settings.workroot / settings.executor_id
         self._folder.mkdir(parents=True, exist_ok=True)
 
@@ -217,39 +222,41 @@ class Executor:
                 return count
             if not response.leases:
                 return count
-            for leased in response.leases:
-                self._launch(Lease(leased))
-                count += 1
+            self._launch([Lease(leased) for leased in response.leases])
+            count += len(response.leases)
         return count
 
-    def _launch(self, lease: Lease) -> None:
+    def _launch(self, leases: list[Lease]) -> None:
+        """Starts leased attempts: their TaskStarted events in one append, then each
+        on the backend."""
+        prepared = [p for p in (self._prepare(lease) for lease in leases) if p is not None]
+        started = self._record([[started_event(lease)] for lease, _ in prepared])
+        for (lease, launch), ok in zip(prepared, started, strict=True):
+            if not ok:  # the lease is gone, or the service: it lapses, or is refused
+                self._free_gpus.extend(launch.gpu_ids)
+                shutil.rmtree(launch.workdir, ignore_errors=True)
+                continue
+            self._start(lease, launch)
+
+    def _prepare(self, lease: Lease) -> tuple[Lease, Launch] | None:
         task = lease.task
         folder = self._folder / f"{task.pathspec.replace('/', '.')}.{task.attempt}"
         folder.mkdir(parents=True, exist_ok=True)
-        gpu_ids = tuple(self._free_gpus[: task.resources.gpu])
-        del self._free_gpus[: task.resources.gpu]
         try:
             flow_file = self._code_for(lease)
-            request = task_request(self.metadata, lease)
-            spec_path = folder / "spec.json"
-            spec_path.write_text(request.to_json())
-            self.metadata.append_events([started_event(lease)])
-        except RpcError as error:  # the lease is gone, or the service: let it lapse
+            request = task_request(lease, self._artifacts_of)
+        except RpcError as error:
             log.warning("%s: not started: %s", lease.label, error.message)
-            self._free_gpus.extend(gpu_ids)
             shutil.rmtree(folder, ignore_errors=True)
-            return
-        launch = Launch(
+            return None
+        spec_path = folder / "spec.json"
+        spec_path.write_text(request.to_json())
+        gpu_ids = tuple(self._free_gpus[: task.resources.gpu])
+        del self._free_gpus[: task.resources.gpu]
+        entry = [str(flow_file), "task", "--spec", str(spec_path), "--result"]
+        return lease, Launch(
             name=f"ledgerflow-{lease.lease_id}",
-            command=[
-                sys.executable,
-                str(flow_file),
-                "task",
-                "--spec",
-                str(spec_path),
-                "--result",
-                str(folder / "result"),
-            ],
+            command=[sys.executable, *entry, str(folder / "result")],
             workdir=str(folder),
             stdout_path=str(folder / "stdout"),
             stderr_path=str(folder / "stderr"),
@@ -264,20 +271,46 @@ class Executor:
             spec_path=str(spec_path),
             result_path=str(folder / "result"),
         )
+
+    def _start(self, lease: Lease, launch: Launch) -> None:
         try:
             handle = self.backend.start(launch)
         except (BackendError, OSError) as error:  # recorded as the attempt's failure
             failed = TaskOutcome(ok=False, error_type="ExecutorError", error_message=str(error))
-            with contextlib.suppress(RpcError):
-                append_with_retries(self.metadata, outcome_events(lease, failed), log.warning)
-            self._free_gpus.extend(gpu_ids)
+            self._record([outcome_events(lease, failed)])
+            self._free_gpus.extend(launch.gpu_ids)
             return
         timeout = lease.step.timeout_seconds
         now = time.monotonic()
         self.running[handle] = _Running(
-            lease, handle, folder, now, now + timeout if timeout else None, gpu_ids
-        )
+            lease, handle, Path(launch.workdir), now, now + timeout if timeout else None,
+            launch.gpu_ids,
+        )  # fmt: skip
         self.say(f"executor: started {lease.label} on {self.backend.name}")
+
+    def _artifacts_of(self, task_pathspec: str) -> dict[str, Any]:
+        """A finished task's artifacts (they never change: remembered)."""
+        if task_pathspec not in self._artifacts:
+            if len(self._artifacts) >= _ARTIFACT_CACHE_TASKS:
+                self._artifacts.clear()
+            self._artifacts[task_pathspec] = artifacts_of(self.metadata, task_pathspec)
+        return self._artifacts[task_pathspec]
+
+    def _record(self, batches: list[list[Any]]) -> list[bool]:
+        """Appends the events of several attempts in one batch (retried while the
+        service is out of reach); when the service refuses it, each attempt's events
+        alone, so that one lost lease refuses only its own. Returns which were
+        recorded."""
+        if not batches:
+            return []
+        try:
+            append_with_retries(self.metadata, [e for b in batches for e in b], log.warning)
+            return [True] * len(batches)
+        except RpcError as error:
+            if len(batches) == 1 or error.retryable:
+                log.warning("not recorded: %s", error.message)
+                return [False] * len(batches)
+        return [self._record([batch])[0] for batch in batches]
 
     def _code_for(self, lease: Lease) -> Path:
         """The run's flow file, from its code package (unpacked once per package)."""
@@ -359,8 +392,10 @@ class Executor:
     # ---- outcomes ----------------------------------------------------------------------
 
     def _reap(self) -> int:
-        """Records the outcome of each attempt that exited; returns how many."""
+        """Records the outcomes of the attempts that exited (in one append); returns
+        how many exited."""
         exited = self.backend.poll()
+        finished = []
         for handle, exit_code in exited:
             running = self.running.pop(handle)
             self._free_gpus.extend(running.gpu_ids)
@@ -377,11 +412,12 @@ class Executor:
                 *self._upload_logs(running, final=True),
                 *outcome_events(running.lease, outcome),
             ]
+            finished.append((running, outcome, events))
+        recorded = self._record([events for _, _, events in finished])
+        for (running, outcome, _), ok in zip(finished, recorded, strict=True):
             seconds = time.monotonic() - running.started
-            try:
-                append_with_retries(self.metadata, events, lambda text: log.warning("%s", text))
-            except RpcError as error:
-                self.say(f"executor: outcome of {running.lease.label} refused: {error.message}")
+            if not ok:
+                self.say(f"executor: the outcome of {running.lease.label} was refused")
             else:
                 state = "succeeded" if outcome.ok else f"failed ({outcome.error_type})"
                 self.say(f"executor: {running.lease.label} {state} in {seconds:.2f}s")

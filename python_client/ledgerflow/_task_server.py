@@ -9,9 +9,10 @@ The protocol is JSON lines. On stdin, one request per attempt::
      "memory_bytes": N, "cores": [0, 1], "env": {"NAME": "VALUE"}}
 
 On stdout, ``{"started": PID}`` for each request, in order, and ``{"exited": PID,
-"code": CODE}`` as attempts end (a negative code: killed by that signal). The child
-bounds its address space to memory_bytes more than the server had mapped, and pins itself to `cores` before the step
-runs; it reports through the result file exactly like ``python FLOW_FILE task``.
+"code": CODE}`` as attempts end (a negative code: killed by that signal). Before the
+step runs, the child bounds its address space to memory_bytes more than the server had
+mapped, and pins itself to `cores`; it reports through the result file exactly like
+``python FLOW_FILE task``.
 Nothing here imports gRPC, so forking is safe; the server and its children die with
 the process that started them.
 """

@@ -7,6 +7,7 @@ from __future__ import annotations
 import abc
 import math
 import subprocess
+import threading
 from dataclasses import dataclass, field
 
 
@@ -45,6 +46,8 @@ class Backend(abc.ABC):
 
     def __init__(self) -> None:
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
+        # Set when an attempt exits, for backends that learn of exits as they happen.
+        self.on_exit: threading.Event | None = None
 
     @abc.abstractmethod
     def _popen(self, launch: Launch) -> subprocess.Popen[bytes]:

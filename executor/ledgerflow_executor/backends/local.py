@@ -25,6 +25,7 @@ from ledgerflow._launcher import PARENT_PID_VARIABLE
 
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch, cpu_count_for
 
+
 @dataclass
 class _TaskServer:
     """A warm task server and what it said."""
@@ -109,6 +110,8 @@ class LocalBackend(Backend):
                 with self._lock:
                     server.running.discard(pid)
                     self._exited.append((pid, int(message["code"])))
+                if self.on_exit is not None:
+                    self.on_exit.set()
         with self._lock:
             self._exited.extend((pid, -signal.SIGKILL) for pid in server.running)
             server.running.clear()
