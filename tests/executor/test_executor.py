@@ -5,10 +5,13 @@ from the ledger's watch stream."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
-from conftest import Cluster, attempts_of
+from conftest import FLOWS, Cluster, attempts_of
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
 from waiting import wait_for
@@ -115,6 +118,28 @@ def test_a_killed_executor_loses_its_lease_and_another_runs_the_task(cluster: Cl
     failed = [e.task_failed for e in events if e.HasField("task_failed")]
     assert failed == []  # the lost attempt is closed by LeaseExpired, not by a TaskFailed
     metadata.close()
+
+
+def test_a_service_restart_mid_run_loses_nothing(cluster: Cluster) -> None:
+    cluster.executor(cpus=1)
+    follower = subprocess.Popen(
+        [sys.executable, str(FLOWS / "slow_items.py"), "run", "--remote", "--count", "4",
+         "--seconds", "2"],
+        env={**cluster.env, "LEDGERFLOW_SERVICE": cluster.address}, cwd=cluster.home,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert follower.stdout is not None
+    first = follower.stdout.readline()
+    run_id = first.split(" run ", 1)[1].split()[0]
+    wait_for(lambda: any(t.state == 3 and t.step_name == "work"
+                         for t in _queued(cluster, run_id)), 60, "an item to run")  # fmt: skip
+    cluster.stop_service()
+    time.sleep(2)
+    cluster.start_service()
+    output, _ = follower.communicate(timeout=180)
+    assert follower.returncode == 0, first + output + cluster.log_text()
+    assert "reconnecting" in output and f"SlowItems/{run_id} succeeded" in output
+    assert cluster.wait_finished("SlowItems", run_id)
 
 
 def test_cancel_stops_a_remote_run(cluster: Cluster) -> None:

@@ -333,3 +333,77 @@ def test_a_bad_graph_is_refused(app: LedgerApplication) -> None:
         submit(app, graph=records_pb2.FlowGraph(steps=[step("start", K.STEP_KIND_END)]))
     with app.database.read() as tx:
         assert tx.query_one("SELECT COUNT(*) FROM events") == (0,)
+
+
+def resume_plan(
+    *clones: tuple[str, tuple[int, ...], str, int], first: int
+) -> records_pb2.ResumePlan:
+    return records_pb2.ResumePlan(
+        clones=[
+            records_pb2.ClonedTask(
+                step_name=step_name, foreach_indices=list(indices), origin_task_id=task_id,
+                num_splits=splits,
+            )
+            for step_name, indices, task_id, splits in clones
+        ],
+        first_task_id=first,
+    )  # fmt: skip
+
+
+def resume(app: LedgerApplication, run_id: str, plan: records_pb2.ResumePlan) -> None:
+    started = ev.run_started("Remote", run_id, graph=GRAPH, origin_run_id="1", resume=plan)
+    app.append(ledger_service_pb2.AppendRequest(events=[started]), ALICE)
+
+
+def test_a_remote_resume_clones_the_tasks_before_the_step(app: LedgerApplication) -> None:
+    submit(app)
+    succeed(app, lease(app))
+    branches = {b.task.step_name: b for b in (lease(app), lease(app))}
+    succeed(app, branches["a"])
+    fail(app, branches["b"])
+    fail(app, lease(app))  # b's retry
+    assert run_status(app) == (True, False)
+
+    resume(app, "2", resume_plan(("start", (), "1", 0), ("a", (), "2", 0), first=4))
+    assert types(app, "2") == ["RunStarted", "TaskCloned", "TaskCloned", "TaskQueued"]
+    again = lease(app)
+    assert (again.task.step_name, again.task.task_id) == ("b", "4")
+    assert list(again.task.input_pathspecs) == ["Remote/2/start/1"]
+    succeed(app, again)
+    join = lease(app)
+    assert list(join.task.input_pathspecs) == ["Remote/2/a/2", "Remote/2/b/4"]
+    live = read_models(app)
+    app.rebuild_projections()
+    assert read_models(app) == live
+
+
+def test_a_remote_resume_clones_a_foreach_with_its_items(app: LedgerApplication) -> None:
+    submit(app)
+    succeed(app, lease(app))
+    for _ in range(2):
+        succeed(app, lease(app))
+    succeed(app, lease(app))  # join
+    succeed(app, lease(app), num_splits=2)  # fan
+    items = [lease(app), lease(app)]
+    for leased in items:
+        succeed(app, leased)
+    succeed(app, lease(app))  # gather
+    succeed(app, lease(app))  # end
+    assert run_status(app) == (True, True)
+    origin = {
+        t: i for t, i in [("start", "1"), ("a", "2"), ("b", "3"), ("join", "4"), ("fan", "5")]
+    }
+    plan = resume_plan(
+        *((step_name, (), task_id, 2 if step_name == "fan" else 0)
+          for step_name, task_id in origin.items()),
+        ("work", (0,), items[0].task.task_id, 0), ("work", (1,), items[1].task.task_id, 0),
+        first=10,
+    )  # fmt: skip
+    resume(app, "2", plan)
+    assert types(app, "2").count("TaskCloned") == 7
+    gather = lease(app)
+    assert (gather.task.step_name, gather.task.task_id) == ("gather", "10")
+    assert list(gather.task.input_pathspecs) == [f"Remote/2/work/{i.task.task_id}" for i in items]
+    succeed(app, gather)
+    succeed(app, lease(app))
+    assert run_status(app, "2") == (True, True)

@@ -16,6 +16,7 @@ from ledgerflow_service.validation import check_int64, check_text
 
 K = records_pb2.StepKind
 MAX_STEPS = 1000
+MAX_CLONES = 1_000_000
 
 
 @functools.lru_cache(maxsize=256)
@@ -67,6 +68,26 @@ def check(graph: records_pb2.FlowGraph) -> None:
             raise InvalidArgument(f"{where}: at most 1000 retries")
         for text in (spec.catch_var, spec.queue, spec.image):
             check_text(f"{where} settings", text)
+
+
+@functools.lru_cache(maxsize=256)
+def parse_resume(blob: bytes) -> dict[tuple[str, tuple[int, ...]], records_pb2.ClonedTask]:
+    """A remote resume's clones by (step, foreach indices) (cached; do not change)."""
+    plan = records_pb2.ResumePlan.FromString(blob)
+    return {(c.step_name, tuple(c.foreach_indices)): c for c in plan.clones}
+
+
+def check_resume(graph: records_pb2.FlowGraph, plan: records_pb2.ResumePlan) -> None:
+    names = {s.name for s in graph.steps}
+    if len(plan.clones) > MAX_CLONES:
+        raise InvalidArgument(f"run_started.resume clones at most {MAX_CLONES} tasks")
+    check_int64("run_started.resume.first_task_id", plan.first_task_id)
+    for clone in plan.clones:
+        if clone.step_name not in names:
+            raise InvalidArgument(f"run_started.resume clones a task of {clone.step_name!r}, "
+                                  "which is not a step")  # fmt: skip
+        if not clone.origin_task_id:
+            raise InvalidArgument("run_started.resume: a clone names no origin_task_id")
 
 
 def join_key(

@@ -97,7 +97,13 @@ def _decide(
         return
     spec = flow_graph.step(graph, row.step_name)
     if kind == "task_succeeded" and row.state == "done":
-        _queue_successors(fold, tx, run, graph, spec, row, item, decided)
+        splits = item.event.task_succeeded.num_splits
+        _queue_successors(fold, tx, run, graph, spec, row, splits, cause, decided)
+    elif kind == "task_cloned" and row.state == "done":
+        stack = tuple(f.index for f in row.foreach_stack)
+        clone = run.clones().get((row.step_name, stack))
+        splits = clone.num_splits if clone is not None else 0
+        _queue_successors(fold, tx, run, graph, spec, row, splits, cause, decided)
     elif kind == "task_failed" and row.state == "failed":
         failed = item.event.task_failed
         _queue_again(
@@ -128,27 +134,22 @@ def _queue_successors(
     graph: records_pb2.FlowGraph,
     spec: records_pb2.StepSpec,
     row: QueueRow,
-    item: PendingEvent,
+    splits: int,
+    cause: str,
     decided: Decisions,
 ) -> None:
-    cause = item.event.event_id
+    """Queues what follows a task that is done (succeeded, or cloned); a foreach step
+    split into `splits` items."""
     stack = row.foreach_stack
     reason = f"after {row.step_name}/{row.task_id}"
     if spec.kind == K.STEP_KIND_FOREACH:
         target = flow_graph.step(graph, spec.next_steps[0])
-        splits = item.event.task_succeeded.num_splits
         for index in range(splits):
             frame = records_pb2.ForeachFrame(step_name=spec.name, index=index, num_splits=splits)
             _queue_new(
-                fold,
-                run,
-                decided,
-                cause,
-                target,
-                [row.task_pathspec],
-                [*stack, frame],
+                fold, run, decided, cause, target, [row.task_pathspec], [*stack, frame],
                 f"item {index} of {splits} {reason}",
-            )
+            )  # fmt: skip
         return
     for target_name in spec.next_steps:
         target = flow_graph.step(graph, target_name)
@@ -201,6 +202,18 @@ def _queue_new(
     reason: str,
 ) -> None:
     flow_name, run_id = run.run_pathspec.split("/")
+    clone = run.clones().get((spec.name, tuple(f.index for f in stack)))
+    if clone is not None:  # resume --remote: the origin's task is reused, not run
+        ref = events_pb2.TaskRef(
+            flow_name=flow_name, run_id=run_id, step_name=spec.name,
+            task_id=clone.origin_task_id,
+        )  # fmt: skip
+        origin = f"{flow_name}/{fold.runs[run.run_pathspec].origin_run_id}/{spec.name}/"  # type: ignore[union-attr]
+        decided.add(cause, task_cloned=events_pb2.TaskCloned(
+            task=ref, origin_pathspec=origin + clone.origin_task_id, input_pathspecs=inputs,
+            foreach_stack=stack,
+        ))  # fmt: skip
+        return
     task_id = str(run.next_task_id)
     run.next_task_id += 1  # the fold of the TaskQueued agrees (max of the two)
     ref = events_pb2.TaskRef(

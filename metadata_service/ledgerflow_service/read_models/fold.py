@@ -30,7 +30,11 @@ from ledgerflow_service.read_models.runs import FLOW_COLUMNS, RunRow
 from ledgerflow_service.read_models.table import columns, upsert_clause
 from ledgerflow_service.read_models.tags import TAG_COLUMNS
 from ledgerflow_service.read_models.tasks import AttemptRow, StepRow, TaskRow
-from ledgerflow_service.store.addressing import EventAddress, checked_task_pathspecs
+from ledgerflow_service.store.addressing import (
+    EventAddress,
+    address_of,
+    checked_task_pathspecs,
+)
 from ledgerflow_service.store.backend import Database, Dialect, Row, RowInsert, Tx
 from ledgerflow_service.store.projector import PendingEvent
 
@@ -53,6 +57,8 @@ _UPSERT = {
     ]
 }
 _TASK_WIDTH = len(columns(TaskRow))
+_RUN_WIDTH = len(columns(RunRow))
+_QUEUE_SELECT = f"SELECT {', '.join(columns(QueueRow))} FROM queue WHERE "
 
 
 @dataclass
@@ -71,7 +77,11 @@ class ReadModelPlan:
     def build_queries(self, dialect: Dialect) -> None:
         select = functools.partial(_select, dialect)
         self.queries = [
-            select("runs", columns(RunRow), "pathspec", self.run_keys),
+            # Each run with its orchestration, when the service orchestrates it.
+            select("runs LEFT JOIN orchestrated_runs o ON o.run_pathspec = runs.pathspec",
+                   [*(f"runs.{c}" for c in columns(RunRow)),
+                    *(f"o.{c}" for c in columns(OrchestratedRunRow))],
+                   "runs.pathspec", self.run_keys),
             # Each task with its current attempt: the only one an event can touch.
             select("tasks LEFT JOIN attempts ON attempts.task_pathspec = tasks.pathspec "
                    "AND attempts.attempt = tasks.current_attempt",
@@ -81,9 +91,6 @@ class ReadModelPlan:
             select("steps", columns(StepRow), "pathspec", self.step_keys),
             select("flows", ["flow_name"], "flow_name", self.flow_names),
             select("run_tags", list(TAG_COLUMNS), "run_pathspec", self.tag_runs),
-            select("orchestrated_runs", columns(OrchestratedRunRow), "run_pathspec",
-                   self.run_keys),
-            select("queue", columns(QueueRow), "task_pathspec", self.task_keys),
         ]  # fmt: skip
 
 
@@ -171,14 +178,15 @@ class ReadModelFold:
         decides: bool = False,
     ) -> ReadModelFold:
         """Builds the fold from the rows of the plan's queries."""
-        run_rows, tasks_and_attempts, step_rows, flows, tag_rows, orchestrated, queued = rows
+        run_rows, tasks_and_attempts, step_rows, flows, tag_rows = rows
         fold = cls(collect_artifacts=collect_artifacts, decides=decides)
-        fold.orchestrated = dict.fromkeys(plan.run_keys)
-        fold.orchestrated.update((row[0], OrchestratedRunRow(*row)) for row in orchestrated)
-        fold.queue = dict.fromkeys(plan.task_keys)
-        fold.queue.update((row[0], QueueRow(*row)) for row in queued)
         fold.runs = dict.fromkeys(plan.run_keys)
-        fold.runs.update((row[0], RunRow(*row)) for row in run_rows)
+        fold.orchestrated = dict.fromkeys(plan.run_keys)
+        for row in run_rows:
+            run, orchestration = row[:_RUN_WIDTH], row[_RUN_WIDTH:]
+            fold.runs[run[0]] = RunRow(*run)
+            if orchestration[0] is not None:
+                fold.orchestrated[run[0]] = OrchestratedRunRow(*orchestration)
         fold.tasks = dict.fromkeys(plan.task_keys)
         for row in tasks_and_attempts:
             task, attempt = row[:_TASK_WIDTH], row[_TASK_WIDTH:]
@@ -193,6 +201,20 @@ class ReadModelFold:
             fold.run_tags[path][tag] = is_system
         return fold
 
+    def load_queue(self, tx: Tx, task_keys: Iterable[str]) -> None:
+        """Loads the queue rows of the tasks of orchestrated runs among `task_keys`
+        (one query, and none for a batch of runs the service does not orchestrate)."""
+        wanted = sorted(
+            key for key in task_keys
+            if key not in self.queue and self.orchestrated.get(key.rsplit("/", 2)[0])
+        )  # fmt: skip
+        if not wanted:
+            return
+        self.queue.update(dict.fromkeys(wanted))
+        condition, params = tx.dialect.one_of("task_pathspec", wanted)
+        for row in tx.query(_QUEUE_SELECT + condition, params):
+            self.queue[row[0]] = QueueRow(*row)
+
     # ---- apply ------------------------------------------------------------------
 
     def apply(self, item: PendingEvent) -> None:
@@ -206,9 +228,14 @@ class ReadModelFold:
             queue.check_lease(self, kind, payload, item)
         elif kind == "run_finished":
             queue.check_run_finished(self, item)
+        cloned = kind == "task_cloned" and self.orchestrated.get(item.address.run_pathspec)
+        if cloned:
+            queue.check_task_cloned(self, item)
         _HANDLERS[kind](self, payload, item)
         if fenced:
             queue.after_task_event(self, kind, payload, item)
+        elif cloned:
+            queue.task_cloned(self, payload, item)
         elif kind == "run_started":
             queue.run_started(self, payload, item)
         run = self.runs.get(item.address.run_pathspec)
@@ -280,7 +307,36 @@ class ReadModelFold:
         last call, for the store to append and apply in the same transaction."""
         if not (self.to_decide or self.to_stop or self.to_finish):
             return ()
-        return process_manager.follow_ups(self, tx)
+        events = process_manager.follow_ups(self, tx)
+        if events:
+            self._load_missing(tx, events)
+        return events
+
+    def _load_missing(self, tx: Tx, events: Sequence[events_pb2.Event]) -> None:
+        """Loads the rows that decided events touch and this fold has not loaded yet
+        (say, the origin task a clone points at)."""
+        wanted = plan_batch(((e.event_id, e, address_of(e)) for e in events), tx.dialect)
+        missing = ReadModelPlan(
+            run_keys=wanted.run_keys - self.runs.keys(),
+            task_keys=wanted.task_keys - self.tasks.keys(),
+            step_keys=wanted.step_keys - self.steps.keys(),
+            tag_runs=wanted.tag_runs - self.run_tags.keys(),
+        )
+        if not (missing.run_keys or missing.task_keys or missing.step_keys or missing.tag_runs):
+            self.load_queue(tx, wanted.task_keys)
+            return
+        missing.build_queries(tx.dialect)
+        loaded = ReadModelFold.from_rows(missing, tx.query_all(missing.queries))
+        loaded.load_queue(tx, missing.task_keys)
+        pairs: list[tuple[dict[Any, Any], dict[Any, Any]]] = [
+            (self.runs, loaded.runs), (self.tasks, loaded.tasks), (self.steps, loaded.steps),
+            (self.attempts, loaded.attempts), (self.orchestrated, loaded.orchestrated),
+            (self.queue, loaded.queue), (self.run_tags, loaded.run_tags),
+        ]  # fmt: skip
+        for mine, theirs in pairs:
+            for key, value in theirs.items():
+                mine.setdefault(key, value)
+        self.load_queue(tx, wanted.task_keys)
 
     def run(self, path: str, *, open_only: bool, missing: type = FailedPrecondition) -> RunRow:
         """The run at `path`; `missing` raises when it was never started, and with
@@ -371,16 +427,20 @@ class ReadModels:
         ]
         return [RowInsert("artifacts", ARTIFACT_COLUMNS, rows)] if rows else []
 
-    def fold(self, plan: ReadModelPlan, rows: list[list[Row]]) -> ReadModelFold:
+    def fold(self, tx: Tx, plan: ReadModelPlan, rows: list[list[Row]]) -> ReadModelFold:
         # Live appends: the store wrote the artifact rows with the events, and the
         # process manager decides what follows them.
-        return ReadModelFold.from_rows(plan, rows, collect_artifacts=False, decides=True)
+        fold = ReadModelFold.from_rows(plan, rows, collect_artifacts=False, decides=True)
+        fold.load_queue(tx, plan.task_keys)
+        return fold
 
     def load(self, tx: Tx, pending: Sequence[PendingEvent]) -> ReadModelFold:
         plan = plan_batch(
             ((item.event.event_id, item.event, item.address) for item in pending), tx.dialect
         )
-        return ReadModelFold.from_rows(plan, tx.query_all(plan.queries))
+        fold = ReadModelFold.from_rows(plan, tx.query_all(plan.queries))
+        fold.load_queue(tx, plan.task_keys)
+        return fold
 
     def explain_conflict(
         self, database: Database, plans: Sequence[ReadModelPlan], error: Exception

@@ -51,6 +51,7 @@ FENCED_EVENTS = frozenset(
 class OrchestratedRunRow:
     run_pathspec: str
     graph: bytes
+    resume: bytes
     next_task_id: int
     open_tasks: int
     state: str
@@ -58,6 +59,10 @@ class OrchestratedRunRow:
 
     def flow_graph(self) -> records_pb2.FlowGraph:
         return flow_graph.parse(self.graph)
+
+    def clones(self) -> dict[tuple[str, tuple[int, ...]], records_pb2.ClonedTask]:
+        """The origin tasks a remote resume reuses, by (step, foreach indices)."""
+        return flow_graph.parse_resume(self.resume)
 
 
 @dataclass
@@ -117,10 +122,24 @@ def orchestrated_run(fold: ReadModelFold, item: PendingEvent) -> OrchestratedRun
 def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEvent) -> None:
     """A run submitted with its graph is orchestrated from now on."""
     if not p.HasField("graph"):
+        if p.HasField("resume"):
+            raise InvalidArgument("run_started.resume goes with a graph (resume --remote)")
         return
     flow_graph.check(p.graph)
+    first_task_id = 1
+    if p.HasField("resume"):
+        if not p.origin_run_id:
+            raise InvalidArgument("run_started.resume needs the origin_run_id it resumes")
+        flow_graph.check_resume(p.graph, p.resume)
+        first_task_id = max(1, p.resume.first_task_id)
     row = OrchestratedRunRow(
-        item.address.run_pathspec, p.graph.SerializeToString(), 1, 0, "running", ""
+        item.address.run_pathspec,
+        p.graph.SerializeToString(),
+        p.resume.SerializeToString() if p.HasField("resume") else b"",
+        first_task_id,
+        0,
+        "running",
+        "",
     )
     fold.orchestrated[row.run_pathspec] = row
     fold.mark(row)
@@ -156,6 +175,40 @@ def check_run_finished(fold: ReadModelFold, item: PendingEvent) -> None:
 
 
 # ---- the service's own events -----------------------------------------------------
+
+
+def check_task_cloned(fold: ReadModelFold, item: PendingEvent) -> None:
+    """Only the service clones the tasks of a run it orchestrates (resume --remote)."""
+    if item.principal is not None and not item.principal.is_service:
+        raise FailedPrecondition(
+            f"run {item.address.run_pathspec} is orchestrated by the service: its tasks "
+            "are cloned by the service (resume --remote), not by clients"
+        )
+
+
+def task_cloned(fold: ReadModelFold, p: events_pb2.TaskCloned, item: PendingEvent) -> None:
+    """After the tasks model folded a clone of an orchestrated run: it is done, and
+    feeds its join like a succeeded task."""
+    run = _orchestrated(fold, item)
+    path = item.address.task_pathspec or ""
+    graph = run.flow_graph()
+    step = flow_graph.step(graph, p.task.step_name)
+    row = QueueRow(
+        task_pathspec=path, run_pathspec=run.run_pathspec, step_name=step.name,
+        task_id=p.task.task_id, attempt=0, state="new", queue_name=step.queue,
+        cpu=step.resources.cpu, gpu=step.resources.gpu, memory_mb=step.resources.memory_mb,
+        input_pathspecs_json=json.dumps(list(p.input_pathspecs)),
+        foreach_stack_json=json.dumps(
+            [[f.step_name, f.index, f.num_splits] for f in p.foreach_stack]
+        ),
+        join_key=flow_graph.join_key(graph, step, p.foreach_stack),
+        queued_position=item.position, queued_at_us=item.recorded_at_us,
+        not_before_us=0, lease_id="", executor_id="", lease_seconds=0,
+        lease_expires_at_us=0, failures=0, lost=0,
+    )  # fmt: skip
+    fold.queue[path] = row
+    set_state(fold, row, "done")
+    fold.orchestrate(item)
 
 
 def task_queued(fold: ReadModelFold, p: events_pb2.TaskQueued, item: PendingEvent) -> None:

@@ -324,7 +324,7 @@ def _write_batches(
             [(s.batch.plan, ids) for s, ids in zip(submissions, written, strict=True) if ids]
         ),
     ])  # fmt: skip
-    fold = projector.fold(plan, projection_rows)
+    fold = projector.fold(tx, plan, projection_rows)
     for item in pending:
         fold.apply(item)
     submissions[0].derived = derived = _append_follow_ups(tx, fold, versions, head, recorded_at)

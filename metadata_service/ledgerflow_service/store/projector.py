@@ -96,8 +96,9 @@ class Projector(Protocol[PlanT]):
         the given event ids of each plan: the store sends them early, with the events."""
         ...
 
-    def fold(self, plan: PlanT, rows: list[list[Row]]) -> Fold:
-        """The fold of a planned batch over the rows its queries returned."""
+    def fold(self, tx: Tx, plan: PlanT, rows: list[list[Row]]) -> Fold:
+        """The fold of a planned batch over the rows its queries returned (it may read
+        more through `tx`, under the append lock)."""
         ...
 
     def load(self, tx: Tx, pending: Sequence[PendingEvent]) -> Fold:

@@ -158,6 +158,26 @@ class StepSpec(_message.Message):
     image: str
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[StepKind, str]] = ..., next_steps: _Optional[_Iterable[str]] = ..., in_steps: _Optional[_Iterable[str]] = ..., closes: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., retries: _Optional[int] = ..., minutes_between_retries: _Optional[float] = ..., catch: _Optional[bool] = ..., catch_var: _Optional[str] = ..., catch_print: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., queue: _Optional[str] = ..., image: _Optional[str] = ...) -> None: ...
 
+class ResumePlan(_message.Message):
+    __slots__ = ("clones", "first_task_id")
+    CLONES_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    clones: _containers.RepeatedCompositeFieldContainer[ClonedTask]
+    first_task_id: int
+    def __init__(self, clones: _Optional[_Iterable[_Union[ClonedTask, _Mapping]]] = ..., first_task_id: _Optional[int] = ...) -> None: ...
+
+class ClonedTask(_message.Message):
+    __slots__ = ("step_name", "foreach_indices", "origin_task_id", "num_splits")
+    STEP_NAME_FIELD_NUMBER: _ClassVar[int]
+    FOREACH_INDICES_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    NUM_SPLITS_FIELD_NUMBER: _ClassVar[int]
+    step_name: str
+    foreach_indices: _containers.RepeatedScalarFieldContainer[int]
+    origin_task_id: str
+    num_splits: int
+    def __init__(self, step_name: _Optional[str] = ..., foreach_indices: _Optional[_Iterable[int]] = ..., origin_task_id: _Optional[str] = ..., num_splits: _Optional[int] = ...) -> None: ...
+
 class QueuedTask(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "task_id", "pathspec", "attempt", "state", "input_pathspecs", "foreach_stack", "resources", "queue", "queued_at", "executor_id", "lease_expires_at", "waiting_reason")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]

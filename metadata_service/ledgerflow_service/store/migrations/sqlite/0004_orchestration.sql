@@ -4,6 +4,8 @@ CREATE TABLE orchestrated_runs (
     run_pathspec    TEXT PRIMARY KEY,
     -- The run's FlowGraph message, serialized.
     graph           BLOB NOT NULL,
+    -- Its ResumePlan message, serialized (empty unless resumed remotely).
+    resume          BLOB NOT NULL,
     next_task_id    BIGINT NOT NULL,
     -- Tasks queued, leased or running.
     open_tasks      BIGINT NOT NULL,
