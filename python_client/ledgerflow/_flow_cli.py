@@ -148,8 +148,10 @@ def _submit(
     tags: tuple[str, ...],
     with_: tuple[str, ...],
     detach: bool,
+    origin: ResumeOrigin | None = None,
 ) -> None:
-    """run --remote: submits the run, then follows it (or returns at once)."""
+    """run --remote (and resume --remote, given the origin): submits the run, then
+    follows it (or returns at once)."""
     if session.config.metadata != "service":
         raise click.UsageError(
             "run --remote needs a metadata service that executors reach: set "
@@ -161,6 +163,7 @@ def _submit(
         username=session.config.username,
         parameters_json=parameters_as_json(parameters, params, session.store),
         tags=tags, package_suffixes=session.package_suffixes, default_retry=_parse_with(with_),
+        origin=origin,
     )  # fmt: skip
     flow = session.graph.name
     if detach:
@@ -180,6 +183,18 @@ def _submit(
     session.metadata.close()
     sys.exit(0 if ok else 1)
 
+
+_remote_options = [
+    click.option(
+        "--remote",
+        is_flag=True,
+        help="Submit the run to the metadata service (LEDGERFLOW_SERVICE): executors run "
+        "its tasks with the resources each step asks for; this command follows it.",
+    ),
+    click.option(
+        "--detach", is_flag=True, help="With --remote: print the run id and return at once."
+    ),
+]
 
 _run_options = [
     click.option(
@@ -347,15 +362,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
 
     @cli.command()
     @_with_options(_run_options)
-    @click.option(
-        "--remote",
-        is_flag=True,
-        help="Submit the run to the metadata service (LEDGERFLOW_SERVICE): executors run "
-        "its tasks with the resources each step asks for; this command follows it.",
-    )
-    @click.option(
-        "--detach", is_flag=True, help="With --remote: print the run id and return at once."
-    )
+    @_with_options(_remote_options)
     @parameter_options
     @click.pass_obj
     @friendly_errors
@@ -392,6 +399,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     @click.argument("step", required=False)
     @click.option("--origin-run-id", help="The run to resume (default: your latest run).")
     @_with_options(_run_options)
+    @_with_options(_remote_options)
     @click.pass_obj
     @friendly_errors
     def resume(
@@ -403,8 +411,12 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         code_package: bool,
         launcher: str,
         with_: tuple[str, ...],
+        remote: bool,
+        detach: bool,
     ) -> None:
         """Run again from STEP (default: the failed step), reusing the tasks before it."""
+        if detach and not remote:
+            raise click.UsageError("--detach goes with --remote")
         flow = session.graph.name
         origin_run = find_origin(session.metadata, flow, session.config.username, origin_run_id)
         origin = plan_resume(session.metadata, session.graph, origin_run, step)
@@ -413,6 +425,8 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
             f"cloning {', '.join(sorted(origin.clone_steps)) or 'nothing'}"
         )
         values = parameters_from_json(origin_run.parameters, params, session.store)
+        if remote:
+            _submit(session, values, params, tags, with_, detach, origin)
         _execute(session, values, params, max_workers, tags, with_, launcher, code_package, origin)
 
     @cli.command(hidden=True)

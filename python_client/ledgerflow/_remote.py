@@ -22,8 +22,10 @@ from ledgerflow._decorators import Retry, step_options
 from ledgerflow._graph import FlowGraph
 from ledgerflow._metadata import MetadataClient
 from ledgerflow._progress import RunReporter
+from ledgerflow._resume import ResumeOrigin
 from ledgerflow._run_events import new_event, retry_delays
 from ledgerflow._runtime import VERSION, new_run_id
+from ledgerflow._task import NUM_SPLITS_ARTIFACT
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow.v1 import executor_service_pb2 as executor_api
@@ -72,6 +74,22 @@ def graph_message(
     return message
 
 
+def resume_plan(origin: ResumeOrigin, graph: FlowGraph, store: Any) -> records_pb2.ResumePlan:
+    """What the service clones for a remote resume: the origin's successful tasks of
+    the steps before the one resumed from (a foreach with its item count)."""
+    plan = records_pb2.ResumePlan(first_task_id=origin.max_task_id + 1)
+    for (step_name, indices), (task_id, artifacts) in sorted(origin.tasks.items()):
+        if step_name not in origin.clone_steps:
+            continue
+        splits = 0
+        if graph[step_name].foreach_param:
+            record = artifacts[NUM_SPLITS_ARTIFACT]
+            splits = int(store.load(record.content_key, record.serializer))
+        plan.clones.add(step_name=step_name, foreach_indices=indices, origin_task_id=task_id,
+                        num_splits=splits)  # fmt: skip
+    return plan
+
+
 def submit(
     metadata: MetadataClient,
     store: Any,
@@ -84,8 +102,10 @@ def submit(
     tags: tuple[str, ...],
     package_suffixes: tuple[str, ...],
     default_retry: Retry | None = None,
+    origin: ResumeOrigin | None = None,
 ) -> str:
-    """Stores the code package and appends the run's RunStarted; returns the run id."""
+    """Stores the code package and appends the run's RunStarted (with what it clones
+    from `origin`, when it resumes one); returns the run id."""
     run_id = new_run_id()
     started = events_pb2.RunStarted(
         flow_name=graph.name,
@@ -102,6 +122,9 @@ def submit(
         code_package_key=save_package(store, flow_file, package_suffixes),
         graph=graph_message(flow_class, graph, default_retry),
     )
+    if origin is not None:
+        started.origin_run_id = origin.run_id
+        started.resume.CopyFrom(resume_plan(origin, graph, store))
     metadata.append_events([new_event(run_started=started)])
     return run_id
 
@@ -205,7 +228,9 @@ def follow(metadata: MetadataClient, flow: str, run_id: str, reporter: RunReport
                         )
                         return outcome
             except RpcError as error:
-                if not error.retryable or not delays:
+                # A server that shuts down cancels its streams: reconnect, like when
+                # it cannot be reached.
+                if not (error.retryable or error.code == "CANCELLED") or not delays:
                     raise
                 delay = delays.pop(0)
                 reporter.warn(f"{error.message}; the run goes on, reconnecting in {delay:g}s")

@@ -17,8 +17,9 @@ import os
 import pickle
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from ledgerflow._current import current
 from ledgerflow._datastore import ArtifactSerializationError, ContentStore, StoredValue
@@ -260,18 +261,33 @@ def child_main(
     stderr_path: str,
 ) -> None:
     """Entry point of the forked child: capture output, run, report, exit."""
-    code = 1
-    try:
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        for fd, path in ((1, stdout_path), (2, stderr_path)):
-            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(target, fd)
-            os.close(target)
+
+    def attempt() -> None:
+        capture_output(stdout_path, stderr_path)
         store.after_fork()
         run_attempt(flow_class, graph, spec, store, parameters, facts).write(result_path)
+
+    run_then_exit(attempt)
+
+
+def capture_output(stdout_path: str, stderr_path: str) -> None:
+    """In a task process: stdin from /dev/null, stdout and stderr into these files."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    for fd, path in ((1, stdout_path), (2, stderr_path)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+
+
+def run_then_exit(work: Callable[[], None]) -> NoReturn:
+    """Ends a forked task process after `work`: exit 0 when it returned, 1 with the
+    traceback on stderr when it raised, never running the parent's cleanups."""
+    code = 1
+    try:
+        work()
         code = 0
-    except BaseException:  # report anything, then leave without running parent cleanups
+    except BaseException:
         traceback.print_exc()
     finally:
         try:

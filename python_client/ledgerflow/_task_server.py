@@ -24,13 +24,12 @@ import os
 import resource
 import sys
 import threading
-import traceback
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from ledgerflow._launcher import task_process
 from ledgerflow._orphans import die_with_parent
-from ledgerflow._task import TaskRequest
+from ledgerflow._task import TaskRequest, capture_output, run_then_exit
 
 
 def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.stdout) -> None:
@@ -75,10 +74,10 @@ def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.std
 
 def _child(
     ask: dict[str, Any], server: int, run_request: Callable[[TaskRequest, str], None]
-) -> None:
+) -> NoReturn:
     """In the forked child: limits, output files, the attempt; never returns."""
-    code = 1
-    try:
+
+    def attempt() -> None:
         die_with_parent(server)
         os.setsid()
         # The step's memory on top of what the warm process had mapped already.
@@ -87,26 +86,12 @@ def _child(
         if ask.get("cores"):
             os.sched_setaffinity(0, set(ask["cores"]))
         os.environ.update(ask.get("env", {}))
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        for fd, path in ((1, ask["stdout"]), (2, ask["stderr"])):
-            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(target, fd)
-            os.close(target)
-        sys.stdout = os.fdopen(1, "w", buffering=1)
-        sys.stderr = os.fdopen(2, "w", buffering=1)
+        capture_output(ask["stdout"], ask["stderr"])
         with open(ask["spec"]) as spec:
             request = TaskRequest.from_json(spec.read())
         run_request(request, ask["result"])
-        code = 0
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+
+    run_then_exit(attempt)
 
 
 def _mapped_bytes() -> int:

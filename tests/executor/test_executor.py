@@ -142,6 +142,29 @@ def test_a_service_restart_mid_run_loses_nothing(cluster: Cluster) -> None:
     assert cluster.wait_finished("SlowItems", run_id)
 
 
+def test_a_failed_remote_run_is_resumed_remotely(cluster: Cluster) -> None:
+    cluster.executor()
+    failed = cluster.flow("flaky_branch", "run", "--remote", check=False)
+    assert failed.returncode == 1 and "RuntimeError" in failed.stdout
+    origin = failed.stdout.split(" run ", 1)[1].split()[0]
+    # The executor gets the fix through its environment; the steps before `check`
+    # are cloned, not run again.
+    cluster.executors[0].kill()
+    cluster.executors[0].wait()
+    cluster.env["FLAKY_OK"] = "1"
+    cluster.executor()
+    resumed = cluster.flow("flaky_branch", "resume", "--remote", "--origin-run-id", origin)
+    assert "succeeded" in resumed.stdout
+    run_id = resumed.stdout.split(" run ", 1)[1].split()[0]
+    events = cluster.events("FlakyBranch", run_id)
+    cloned = sorted(e.stream.split("/")[2] for e in events if e.HasField("task_cloned"))
+    assert cloned == ["gather", "start", "work", "work", "work"]
+    ran = sorted(e.stream.split("/")[2] for e in events if e.HasField("task_started"))
+    assert ran == ["check", "end"]
+    dump = cluster.flow("flaky_branch", "dump", f"{run_id}/end", "--name", "total")
+    assert "12" in dump.stdout
+
+
 def test_cancel_stops_a_remote_run(cluster: Cluster) -> None:
     run_id = cluster.submit("slow_items", "--count", "6", "--seconds", "60")
     cluster.executor(cpus=1)

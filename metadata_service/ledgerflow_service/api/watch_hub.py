@@ -34,7 +34,7 @@ from ledgerflow.v1 import events_pb2, ledger_service_pb2
 
 from ledgerflow_service.application import CommittedEvents, LedgerApplication, WatchFilter
 from ledgerflow_service.call_scope import DEFAULT_STATEMENT_TIMEOUT_SECONDS, CallScope
-from ledgerflow_service.errors import LedgerError, ResourceExhausted
+from ledgerflow_service.errors import LedgerError, ResourceExhausted, Unavailable
 
 log = logging.getLogger("ledgerflow.service")
 
@@ -139,9 +139,12 @@ class WatchHub:
         """Admits a WatchEvents stream (called on a gRPC thread, which it leaves at
         once): its events will go out through `send` (grpc's non-blocking stream
         callback; None ends the stream) until the caller goes away or the hub closes.
-        Raises ResourceExhausted beyond the maximum number of streams."""
+        Raises ResourceExhausted beyond the maximum number of streams, and Unavailable
+        while the server shuts down (a client retries that elsewhere, or later)."""
         with self._open_lock:
-            if self._open_streams >= self.max_watchers or self._closed:
+            if self._closed:
+                raise Unavailable("the server is shutting down: reconnect in a moment")
+            if self._open_streams >= self.max_watchers:
                 raise ResourceExhausted(
                     f"this server holds {self.max_watchers} watch streams, its maximum "
                     "(ledgerflow service --max-watchers); retry later or use another server"
