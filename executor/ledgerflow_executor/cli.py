@@ -13,17 +13,17 @@ from ledgerflow._metadata import GrpcMetadata
 
 from ledgerflow_executor.backends import NAMES, BackendError, open_backend
 from ledgerflow_executor.executor import Capacity, Executor, ExecutorSettings
+from ledgerflow_executor.image import build_image
 
 
 def _default_memory_mb() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 20) * 0.8)
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option(
     "--service",
     envvar="LEDGERFLOW_SERVICE",
-    required=True,
     metavar="HOST:PORT",
     help="The metadata service (default: $LEDGERFLOW_SERVICE).",
 )
@@ -82,9 +82,11 @@ def _default_memory_mb() -> int:
     show_default=True,
     help="How often to ask for work when the watch stream is quiet.",
 )
+@click.pass_context
 @friendly_errors
 def executor(
-    service: str,
+    ctx: click.Context,
+    service: str | None,
     backend: str,
     cpus: float,
     memory_mb: int,
@@ -101,7 +103,14 @@ def executor(
     outcome. SIGTERM drains it: no new leases, running tasks finish (a second signal
     kills them; the service queues them again). The datastore is the one the runs use
     (LEDGERFLOW_DATASTORE, LEDGERFLOW_DATASTORE_ROOT): a shared folder or S3.
+    `ledgerflow executor image build` makes a task image without a registry.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not service:
+        raise click.UsageError(
+            "name the metadata service: --service HOST:PORT (or set LEDGERFLOW_SERVICE)"
+        )
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
         config = load_config()  # the datastore and who we are; the service is --service
@@ -147,3 +156,26 @@ def executor(
     )
     worker.serve()
     metadata.close()
+
+
+@executor.group()
+def image() -> None:
+    """Task images for the podman and docker backends."""
+
+
+@image.command("build")
+@click.option("--tag", default="localhost/ledgerflow-task:latest", show_default=True,
+              help="The image's name.")  # fmt: skip
+@click.option("--engine", type=click.Choice(["podman", "docker"]), default="podman",
+              show_default=True, help="Which container engine gets the image.")  # fmt: skip
+@click.option("--suite", default="bookworm", show_default=True, help="The Debian release.")
+@click.option("--mirror", default=None, help="A Debian mirror (default: the one apt uses).")
+@friendly_errors
+def build(tag: str, engine: str, suite: str, mirror: str | None) -> None:
+    """Build a Debian image with this Ledgerflow in it (debootstrap and local wheels, no
+    registry): a few minutes. Then: ledgerflow executor --backend podman --image TAG."""
+    try:
+        build_image(tag, engine=engine, suite=suite, mirror=mirror,
+                    say=lambda text: click.echo(text, err=True))  # fmt: skip
+    except BackendError as error:
+        raise click.ClickException(str(error)) from None

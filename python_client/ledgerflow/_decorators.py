@@ -22,6 +22,8 @@ class Resources:
     cpu: float = 1
     gpu: int = 0
     memory: int = 4096  # megabytes
+    # The container image a remote run's executor runs the step in ("": its own).
+    image: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,17 @@ def _attach(func: F, name: str, value: Any) -> F:
     return func
 
 
-def resources(func: F | None = None, *, cpu: float = 1, gpu: int = 0, memory: int = 4096) -> Any:
-    """The CPU cores, GPUs and memory (MB) the step needs. Recorded with each task;
-    enforced when the step runs in a container."""
+def resources(
+    func: F | None = None, *, cpu: float = 1, gpu: int = 0, memory: int = 4096, image: str = ""
+) -> Any:
+    """The CPU cores, GPUs and memory (MB) the step needs, and optionally the container
+    image to run it in. Recorded with each task; enforced by the executor when the run
+    is remote (``run --remote``)."""
     if cpu <= 0 or gpu < 0 or memory <= 0:
         raise ValueError("@resources: cpu and memory must be positive, gpu at least 0")
-    value = Resources(cpu=cpu, gpu=gpu, memory=memory)
+    if not isinstance(image, str) or any(c.isspace() for c in image):
+        raise ValueError(f"@resources: image {image!r} is not an image name")
+    value = Resources(cpu=cpu, gpu=gpu, memory=memory, image=image)
     return _attach(func, "resources", value) if func else (lambda f: _attach(f, "resources", value))
 
 

@@ -67,6 +67,7 @@ def graph_message(
             catch_var=(options.catch.var or "") if options.catch else "",
             catch_print=options.catch.print_exception if options.catch else True,
             timeout_seconds=options.timeout.seconds if options.timeout else 0,
+            image=options.resources.image,
         )
         if node.is_join:
             spec.in_steps.extend(node.in_funcs)

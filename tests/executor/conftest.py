@@ -133,14 +133,19 @@ class Cluster:
         """Submits a remote run (--detach); returns its id."""
         return self.flow(flow, "run", "--remote", "--detach", *args).stdout.strip()
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "LEDGERFLOW_SERVICE": self.address}
+        if args[:1] == ("executor",):
+            env.pop("LEDGERFLOW_SERVICE")  # the executor is told where with --service
         result = subprocess.run(
             [sys.executable, "-m", "ledgerflow.cli", *args],
-            env={**self.env, "LEDGERFLOW_SERVICE": self.address},
+            env=env,
             cwd=self.home,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"ledgerflow {args}: {result.stdout}{result.stderr}")

@@ -70,6 +70,18 @@ def test_the_local_backend_bounds_memory(cluster: Cluster) -> None:
     assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
 
 
+def test_a_task_image_built_here_runs_remote_tasks(cluster: Cluster) -> None:
+    tag = "localhost/ledgerflow-test-task:latest"
+    built = cluster.cli("executor", "image", "build", "--tag", tag, timeout=900)
+    assert f"{tag} is ready" in built.stderr
+    cluster.executor("--image", tag, backend="podman", memory=8192)
+    result = cluster.flow("remote_branches", "run", "--remote", "--width", "2")
+    assert "succeeded" in result.stdout
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    dump = cluster.flow("remote_branches", "dump", f"{run_id}/end")
+    assert "[0, 10]" in dump.stdout
+
+
 def test_two_executors_never_run_one_attempt_twice(pg_cluster: Cluster) -> None:
     run_id = pg_cluster.submit("slow_items", "--count", "50")
     pg_cluster.executor(cpus=2)
@@ -165,6 +177,23 @@ def test_a_failed_remote_run_is_resumed_remotely(cluster: Cluster) -> None:
     assert "12" in dump.stdout
 
 
+def test_sigterm_drains_an_executor(cluster: Cluster) -> None:
+    run_id = cluster.submit("slow_items", "--count", "4", "--seconds", "3")
+    executor = cluster.executor(cpus=1)  # two items at a time
+    wait_for(lambda: any(t.state == 3 and t.step_name == "work"
+                         for t in _queued(cluster, run_id)), 60, "an item to run")  # fmt: skip
+    executor.send_signal(signal.SIGTERM)
+    assert executor.wait(timeout=60) == 0
+    events = cluster.events("SlowItems", run_id)
+    work_started = [e for e in events if e.HasField("task_started") and "/work/" in e.stream]
+    work_done = [e for e in events if e.HasField("task_succeeded") and "/work/" in e.stream]
+    # What it had started finished and was recorded; it took nothing more.
+    assert 1 <= len(work_started) == len(work_done) <= 2
+    waiting = [t for t in _queued(cluster, run_id) if t.step_name == "work"]
+    assert [t.state for t in waiting] == [records_pb2.QUEUE_STATE_QUEUED] * (4 - len(work_done))
+    assert "draining" in cluster.log_text()
+
+
 def test_cancel_stops_a_remote_run(cluster: Cluster) -> None:
     run_id = cluster.submit("slow_items", "--count", "6", "--seconds", "60")
     cluster.executor(cpus=1)
@@ -201,6 +230,8 @@ def test_a_task_no_executor_can_take_says_why_it_waits(cluster: Cluster) -> None
 
 
 def test_bad_input_gives_clear_errors(cluster: Cluster) -> None:
+    no_service = cluster.cli("executor", check=False)
+    assert no_service.returncode == 2 and "--service HOST:PORT" in no_service.stderr
     unknown = cluster.cli(
         "executor", "--service", cluster.address, "--backend", "slurmish", check=False
     )

@@ -219,6 +219,8 @@ def test_clients_cannot_write_the_services_events(app: LedgerApplication) -> Non
         report(app, ev.run_finished("Remote", "1", False))
     with pytest.raises(FailedPrecondition, match="never queued"):
         report(app, ev.task_started("Remote", "1", "end", "9"))
+    with pytest.raises(FailedPrecondition, match="cloned by the service"):
+        report(app, ev.task_cloned("Remote", "1", "end", "9", "Remote/0/end/1"))
     assert types(app) == ["RunStarted", "TaskQueued"]
 
 

@@ -11,7 +11,6 @@ reliably here, so an exit of 137 under a memory limit is taken as one.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
@@ -58,8 +57,6 @@ class ContainerBackend(Backend):
             launch.workdir,
             *self.extra_args,
         ]
-        if self.name == "podman":
-            args += ["--pull", "never"]
         for folder in dict.fromkeys((launch.workdir, *launch.mounts)):
             args += ["--volume", f"{folder}:{folder}"]
         for name, value in launch.env.items():
@@ -69,11 +66,10 @@ class ContainerBackend(Backend):
         if launch.gpu_ids:
             args += ["--env", f"CUDA_VISIBLE_DEVICES={','.join(map(str, launch.gpu_ids))}"]
         image = launch.image or self.image
-        if image:
-            args.append(image)
-        else:  # podman only (checked above): this host's root, read-only underneath
-            args += ["--rootfs", "/:O"]
-        return [*args, *launch.command]
+        if image:  # its own interpreter, the first `python` on its PATH
+            return [*args, image, "python", *launch.command[1:]]
+        # podman only (checked above): this host's root, read-only underneath
+        return [*args, "--rootfs", "/:O", *launch.command]
 
     def _popen(self, launch: Launch) -> subprocess.Popen[bytes]:
         with open(launch.stdout_path, "wb") as out, open(launch.stderr_path, "wb") as err:
@@ -99,12 +95,3 @@ class ContainerBackend(Backend):
         for handle, _ in exited:
             self._names.pop(handle, None)
         return exited
-
-
-def environment_for_container() -> dict[str, str]:
-    """The settings a task inside a container needs from the executor's environment."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if name.startswith(("LEDGERFLOW_", "AWS_")) or name in ("HOME", "PATH", "LANG")
-    }

@@ -308,8 +308,6 @@ def task_cancelled(fold: ReadModelFold, p: events_pb2.TaskCancelled, item: Pendi
 def check_lease(fold: ReadModelFold, kind: str, payload: Any, item: PendingEvent) -> None:
     """Before a task event of an orchestrated run is folded: it must carry the task's
     current lease, unexpired (a zombie executor's events are refused)."""
-    if kind == "task_cloned" and item.principal is not None:
-        raise FailedPrecondition("tasks of an orchestrated run are not cloned by clients")
     row = fold.queue.get(item.address.task_pathspec or "")
     if row is None:
         raise FailedPrecondition(
