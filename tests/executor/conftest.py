@@ -234,3 +234,51 @@ def attempts_of(events: list[events_pb2.Event], kind: str) -> list[tuple[str, in
             payload = getattr(event, kind)
             found.append((event.stream, payload.attempt))
     return found
+
+
+TASK_IMAGE = "localhost/ledgerflow-test-task:latest"
+
+
+@pytest.fixture(scope="session")
+def task_image() -> str:
+    """A task image built here by `ledgerflow executor image build` (into podman); its
+    build output is the fixture's `build_output` attribute."""
+    built = subprocess.run(
+        [sys.executable, "-m", "ledgerflow.cli", "executor", "image", "build", "--tag",
+         TASK_IMAGE],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert f"{TASK_IMAGE} is ready" in built.stderr
+    return TASK_IMAGE
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Docker daemon of the tests' own on a private socket (Debian's docker.io;
+    flags from MACHINE-NOTES): its DOCKER_HOST."""
+    root = tmp_path_factory.mktemp("docker")
+    socket_path = root / "docker.sock"
+    with open(root / "dockerd.log", "wb") as log:
+        daemon = subprocess.Popen(
+            ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+             "-H", f"unix://{socket_path}", "--pidfile", str(root / "pid"), "--bridge=none",
+             "--iptables=false", "--ip-masq=false",
+             "--exec-opt", "native.cgroupdriver=cgroupfs",
+             "--default-ulimit", "nofile=20000:20000"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    host = f"unix://{socket_path}"
+    try:
+        wait_for(
+            lambda: subprocess.run(["docker", "-H", host, "info"], capture_output=True,
+                                   check=False).returncode == 0,
+            60, "dockerd to answer",
+        )  # fmt: skip
+        yield host
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()

@@ -70,16 +70,34 @@ def test_the_local_backend_bounds_memory(cluster: Cluster) -> None:
     assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
 
 
-def test_a_task_image_built_here_runs_remote_tasks(cluster: Cluster) -> None:
-    tag = "localhost/ledgerflow-test-task:latest"
-    built = cluster.cli("executor", "image", "build", "--tag", tag, timeout=900)
-    assert f"{tag} is ready" in built.stderr
-    cluster.executor("--image", tag, backend="podman", memory=8192)
+def test_a_task_image_built_here_runs_remote_tasks(cluster: Cluster, task_image: str) -> None:
+    cluster.executor("--image", task_image, backend="podman", memory=8192)
     result = cluster.flow("remote_branches", "run", "--remote", "--width", "2")
     assert "succeeded" in result.stdout
     run_id = result.stdout.split(" run ", 1)[1].split()[0]
     dump = cluster.flow("remote_branches", "dump", f"{run_id}/end")
     assert "[0, 10]" in dump.stdout
+
+
+def test_docker_runs_tasks_with_their_limits(
+    cluster: Cluster, task_image: str, dockerd: str
+) -> None:
+    with subprocess.Popen(["podman", "save", "--format", "docker-archive", task_image],
+                          stdout=subprocess.PIPE) as saved:  # fmt: skip
+        loaded = subprocess.run(["docker", "-H", dockerd, "load"], stdin=saved.stdout,
+                                capture_output=True, text=True, check=False)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    cluster.env["DOCKER_HOST"] = dockerd
+    cluster.executor("--image", task_image, backend="docker", memory=8192)
+    result = cluster.flow("resource_limits", "run", "--remote", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr + cluster.log_text()
+    assert "exceeded memory=256 MB" in result.stdout
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    events = cluster.events("ResourceLimits", run_id)
+    failed = [e.task_failed for e in events if e.HasField("task_failed")]
+    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
+    dump = cluster.flow("resource_limits", "dump", f"{run_id}/modest", "--name", "quota")
+    assert "50000 100000" in dump.stdout
 
 
 def test_two_executors_never_run_one_attempt_twice(pg_cluster: Cluster) -> None:
@@ -215,16 +233,15 @@ def test_cancel_stops_a_remote_run(cluster: Cluster) -> None:
 def test_a_task_no_executor_can_take_says_why_it_waits(cluster: Cluster) -> None:
     cluster.executor()
     run_id = cluster.submit("needs_gpus")
-    wait_for(
-        lambda: any(t.waiting_reason for t in _queued(cluster, run_id, "NeedsGpus")),
-        60,
-        "a waiting reason",
-    )
-    waiting = next(t for t in _queued(cluster, run_id, "NeedsGpus") if t.waiting_reason)
-    assert (waiting.step_name, waiting.waiting_reason) == (
-        "train",
-        "waiting: no executor offers gpu=4",
-    )
+    # At first the start step may wait for the executor's first call; then the train
+    # step waits for good, and says why.
+    expected = [("train", "waiting: no executor offers gpu=4")]
+
+    def says_why() -> bool:
+        found = _queued(cluster, run_id, "NeedsGpus")
+        return [(t.step_name, t.waiting_reason) for t in found] == expected
+
+    wait_for(says_why, 60, f"the reason {expected}")
     cluster.cli("cancel", f"NeedsGpus/{run_id}")
     assert not cluster.wait_finished("NeedsGpus", run_id, seconds=60)
 
