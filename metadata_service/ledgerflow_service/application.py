@@ -297,8 +297,7 @@ class LedgerApplication:
         self, request: executor_api.ListQueuedTasksRequest, scope: CallScope | None = None
     ) -> executor_api.ListQueuedTasksResponse:
         with self.database.read(scope) as tx:
-            rows, token = queue_queries.list_open(tx, request)
-        tasks = [queue_queries.queued_record(row) for row in rows]
+            tasks, token = queue_queries.list_open(tx, request)
         for task in tasks:
             task.waiting_reason = self.leases.waiting_reason(task)
         return _with_token(executor_api.ListQueuedTasksResponse(tasks=tasks), token)

@@ -24,7 +24,7 @@ from ledgerflow._metadata import MetadataClient
 from ledgerflow._progress import RunReporter
 from ledgerflow._resume import ResumeOrigin
 from ledgerflow._run_events import new_event, retry_delays
-from ledgerflow._runtime import VERSION, new_run_id
+from ledgerflow._runtime import VERSION, _pathspec, new_run_id
 from ledgerflow._task import NUM_SPLITS_ARTIFACT
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import events_pb2, records_pb2
@@ -149,12 +149,12 @@ class _Follower:
         if kind == "task_queued" and payload.attempt == 0:
             self.reporter.expect(payload.task.step_name, 1)
         elif kind == "task_started":
-            self.started_at[_path(payload.task)] = when
+            self.started_at[_pathspec(payload.task)] = when
             self.reporter.task_started(
                 payload.task.step_name, payload.task.task_id, payload.attempt
             )
         elif kind in ("task_succeeded", "task_failed"):
-            seconds = when - self.started_at.get(_path(payload.task), when)
+            seconds = when - self.started_at.get(_pathspec(payload.task), when)
             note = (
                 "" if kind == "task_succeeded" else f"{payload.error_type}: {payload.error_message}"
             )
@@ -238,7 +238,3 @@ def follow(metadata: MetadataClient, flow: str, run_id: str, reporter: RunReport
                 time.sleep(delay)
     finally:
         stop.set()
-
-
-def _path(ref: events_pb2.TaskRef) -> str:
-    return f"{ref.flow_name}/{ref.run_id}/{ref.step_name}/{ref.task_id}"

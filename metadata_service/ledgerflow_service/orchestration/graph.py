@@ -111,9 +111,11 @@ def join_key(
 
 
 def join_inputs_expected(
-    graph: records_pb2.FlowGraph, join: records_pb2.StepSpec, stack: Sequence[Sequence[object]]
+    graph: records_pb2.FlowGraph,
+    join: records_pb2.StepSpec,
+    stack: Sequence[records_pb2.ForeachFrame],
 ) -> int:
     """How many tasks a join instance waits for, given one input's foreach frames."""
     if step(graph, join.closes).kind == K.STEP_KIND_FOREACH:
-        return int(stack[-1][2])  # type: ignore[call-overload]
+        return stack[-1].num_splits
     return len(join.in_steps)

@@ -27,7 +27,7 @@ from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import queue as queue_queries
 from ledgerflow_service.queries import runs as run_queries
 from ledgerflow_service.queries.status import Clock
-from ledgerflow_service.read_models.queue import QueueRow
+from ledgerflow_service.read_models.queue import QueueRow, task_ref
 from ledgerflow_service.store.backend import Database, Tx
 from ledgerflow_service.store.events import now_us
 from ledgerflow_service.validation import check_filter, check_int64, check_text
@@ -114,7 +114,7 @@ class LeaseDesk:
                 events_pb2.Event(
                     event_id=str(uuid.uuid4()),
                     task_leased=events_pb2.TaskLeased(
-                        task=_ref(row.task_pathspec),
+                        task=task_ref(row.task_pathspec),
                         attempt=row.attempt,
                         lease_id=lease_id,
                         executor_id=executor_id,
@@ -199,14 +199,10 @@ class LeaseDesk:
             rows = queue_queries.expired_leases(tx, now_us(), limit)
         expired = 0
         for row in rows:
-            flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
-            ref = events_pb2.TaskRef(
-                flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
-            )
             event = events_pb2.Event(
                 event_id=str(uuid.uuid4()),
                 lease_expired=events_pb2.LeaseExpired(
-                    task=ref,
+                    task=task_ref(row.task_pathspec),
                     attempt=row.attempt,
                     lease_id=row.lease_id,
                     executor_id=row.executor_id,
@@ -260,13 +256,6 @@ class LeaseDesk:
             self._executors[executor_id] = _Executor(total, frozenset(queues), time.monotonic())
             while len(self._executors) > _MAX_EXECUTORS_KEPT:  # the least recently seen go
                 del self._executors[next(iter(self._executors))]
-
-
-def _ref(task_pathspec: str) -> events_pb2.TaskRef:
-    flow_name, run_id, step_name, task_id = task_pathspec.split("/")
-    return events_pb2.TaskRef(
-        flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
-    )
 
 
 def _check_executor_id(executor_id: str) -> str:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow_service.orchestration import graph as flow_graph
-from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow
+from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow, task_ref
 from ledgerflow_service.read_models.table import columns
 from ledgerflow_service.store.backend import Tx
 
@@ -176,8 +176,7 @@ def _join_if_complete(
         return
     rows = _rows(fold, tx, run.run_pathspec, "join_key", key)
     done = [r for r in rows if r.state == "done"]
-    frames = [[f.step_name, f.index, f.num_splits] for f in arrived.foreach_stack]
-    if len(done) < flow_graph.join_inputs_expected(graph, join, frames):
+    if len(done) < flow_graph.join_inputs_expected(graph, join, arrived.foreach_stack):
         return
     fold.joined.add(key)
     if flow_graph.step(graph, join.closes).kind == K.STEP_KIND_FOREACH:
@@ -201,24 +200,18 @@ def _queue_new(
     stack: list[records_pb2.ForeachFrame],
     reason: str,
 ) -> None:
-    flow_name, run_id = run.run_pathspec.split("/")
     clone = run.clones().get((spec.name, tuple(f.index for f in stack)))
     if clone is not None:  # resume --remote: the origin's task is reused, not run
-        ref = events_pb2.TaskRef(
-            flow_name=flow_name, run_id=run_id, step_name=spec.name,
-            task_id=clone.origin_task_id,
-        )  # fmt: skip
-        origin = f"{flow_name}/{fold.runs[run.run_pathspec].origin_run_id}/{spec.name}/"  # type: ignore[union-attr]
+        run_row = fold.runs[run.run_pathspec]
+        assert run_row is not None
+        origin = f"{run_row.flow_name}/{run_row.origin_run_id}/{spec.name}/{clone.origin_task_id}"
         decided.add(cause, task_cloned=events_pb2.TaskCloned(
-            task=ref, origin_pathspec=origin + clone.origin_task_id, input_pathspecs=inputs,
-            foreach_stack=stack,
+            task=task_ref(f"{run.run_pathspec}/{spec.name}/{clone.origin_task_id}"),
+            origin_pathspec=origin, input_pathspecs=inputs, foreach_stack=stack,
         ))  # fmt: skip
         return
-    task_id = str(run.next_task_id)
+    ref = task_ref(f"{run.run_pathspec}/{spec.name}/{run.next_task_id}")
     run.next_task_id += 1  # the fold of the TaskQueued agrees (max of the two)
-    ref = events_pb2.TaskRef(
-        flow_name=flow_name, run_id=run_id, step_name=spec.name, task_id=task_id
-    )
     decided.add(
         cause,
         task_queued=events_pb2.TaskQueued(
@@ -242,14 +235,10 @@ def _queue_again(
     delay_seconds: float,
     reason: str,
 ) -> None:
-    flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
-    ref = events_pb2.TaskRef(
-        flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
-    )
     decided.add(
         cause,
         task_queued=events_pb2.TaskQueued(
-            task=ref,
+            task=task_ref(row.task_pathspec),
             attempt=attempt,
             input_pathspecs=row.input_pathspecs,
             foreach_stack=row.foreach_stack,
@@ -267,16 +256,10 @@ def _cancel_queued(fold: ReadModelFold, tx: Tx, path: str, decided: Decisions) -
     if run is None:
         return
     for row in _rows(fold, tx, path, "state", "queued"):
-        flow_name, run_id, step_name, task_id = row.task_pathspec.split("/")
-        ref = events_pb2.TaskRef(
-            flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
+        cancelled = events_pb2.TaskCancelled(
+            task=task_ref(row.task_pathspec), attempt=row.attempt, reason=run.reason
         )
-        decided.add(
-            f"{row.task_pathspec}/{row.attempt}/cancel",
-            task_cancelled=(
-                events_pb2.TaskCancelled(task=ref, attempt=row.attempt, reason=run.reason)
-            ),
-        )
+        decided.add(f"{row.task_pathspec}/{row.attempt}/cancel", task_cancelled=cancelled)
 
 
 def _rows(fold: ReadModelFold, tx: Tx, run_path: str, column: str, value: str) -> list[QueueRow]:

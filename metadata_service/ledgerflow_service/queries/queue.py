@@ -46,7 +46,7 @@ def queued_record(row: QueueRow) -> records_pb2.QueuedTask:
 
 def list_open(
     tx: Tx, request: executor_service_pb2.ListQueuedTasksRequest
-) -> tuple[list[QueueRow], str]:
+) -> tuple[list[records_pb2.QueuedTask], str]:
     """A page of the open tasks (queued, leased, running) of one run or of all runs,
     oldest queued first."""
     page = request.page or common_pb2.PageRequest()
@@ -64,10 +64,7 @@ def list_open(
             [*params, size + 1],
         )
     ]
-    kept, token = take_page(
-        [queued_record(r) for r in rows], [r.queued_position for r in rows], size
-    )
-    return rows[: len(kept)], token
+    return take_page([queued_record(r) for r in rows], [r.queued_position for r in rows], size)
 
 
 def lease_candidates(

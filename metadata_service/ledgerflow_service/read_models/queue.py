@@ -13,7 +13,7 @@ here as events.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +100,38 @@ class QueueRow:
     @property
     def input_pathspecs(self) -> list[str]:
         return list(json.loads(self.input_pathspecs_json))
+
+
+def task_ref(task_pathspec: str) -> events_pb2.TaskRef:
+    """The TaskRef of a task's pathspec (Flow/run_id/step/task_id)."""
+    flow_name, run_id, step_name, task_id = task_pathspec.split("/")
+    return events_pb2.TaskRef(
+        flow_name=flow_name, run_id=run_id, step_name=step_name, task_id=task_id
+    )
+
+
+def _new_row(
+    run: OrchestratedRunRow,
+    item: PendingEvent,
+    step: records_pb2.StepSpec,
+    task: events_pb2.TaskRef,
+    inputs: Sequence[str],
+    stack: Sequence[records_pb2.ForeachFrame],
+    queue_name: str,
+    resources: records_pb2.Resources,
+) -> QueueRow:
+    """A task's first queue row (state "new": set_state moves it on)."""
+    return QueueRow(
+        task_pathspec=item.address.task_pathspec or "", run_pathspec=run.run_pathspec,
+        step_name=step.name, task_id=task.task_id, attempt=0, state="new",
+        queue_name=queue_name, cpu=resources.cpu, gpu=resources.gpu,
+        memory_mb=resources.memory_mb, input_pathspecs_json=tasks.texts_json(inputs),
+        foreach_stack_json=tasks.foreach_json(stack),
+        join_key=flow_graph.join_key(run.flow_graph(), step, stack),
+        queued_position=item.position, queued_at_us=item.recorded_at_us, not_before_us=0,
+        lease_id="", executor_id="", lease_seconds=0, lease_expires_at_us=0, failures=0,
+        lost=0,
+    )  # fmt: skip
 
 
 def set_state(fold: ReadModelFold, row: QueueRow, state: str) -> None:
@@ -190,23 +222,10 @@ def task_cloned(fold: ReadModelFold, p: events_pb2.TaskCloned, item: PendingEven
     """After the tasks model folded a clone of an orchestrated run: it is done, and
     feeds its join like a succeeded task."""
     run = _orchestrated(fold, item)
-    path = item.address.task_pathspec or ""
-    graph = run.flow_graph()
-    step = flow_graph.step(graph, p.task.step_name)
-    row = QueueRow(
-        task_pathspec=path, run_pathspec=run.run_pathspec, step_name=step.name,
-        task_id=p.task.task_id, attempt=0, state="new", queue_name=step.queue,
-        cpu=step.resources.cpu, gpu=step.resources.gpu, memory_mb=step.resources.memory_mb,
-        input_pathspecs_json=json.dumps(list(p.input_pathspecs)),
-        foreach_stack_json=json.dumps(
-            [[f.step_name, f.index, f.num_splits] for f in p.foreach_stack]
-        ),
-        join_key=flow_graph.join_key(graph, step, p.foreach_stack),
-        queued_position=item.position, queued_at_us=item.recorded_at_us,
-        not_before_us=0, lease_id="", executor_id="", lease_seconds=0,
-        lease_expires_at_us=0, failures=0, lost=0,
-    )  # fmt: skip
-    fold.queue[path] = row
+    step = flow_graph.step(run.flow_graph(), p.task.step_name)
+    row = _new_row(run, item, step, p.task, p.input_pathspecs, p.foreach_stack, step.queue,
+                   step.resources)  # fmt: skip
+    fold.queue[row.task_pathspec] = row
     set_state(fold, row, "done")
     fold.orchestrate(item)
 
@@ -214,36 +233,11 @@ def task_cloned(fold: ReadModelFold, p: events_pb2.TaskCloned, item: PendingEven
 def task_queued(fold: ReadModelFold, p: events_pb2.TaskQueued, item: PendingEvent) -> None:
     run = _orchestrated(fold, item)
     path = item.address.task_pathspec or ""
-    graph = run.flow_graph()
-    step = flow_graph.step(graph, p.task.step_name)
+    step = flow_graph.step(run.flow_graph(), p.task.step_name)
     row = fold.queue.get(path)
     if row is None:
-        row = QueueRow(
-            task_pathspec=path,
-            run_pathspec=run.run_pathspec,
-            step_name=step.name,
-            task_id=p.task.task_id,
-            attempt=p.attempt,
-            state="new",
-            queue_name=p.queue,
-            cpu=p.resources.cpu,
-            gpu=p.resources.gpu,
-            memory_mb=p.resources.memory_mb,
-            input_pathspecs_json=json.dumps(list(p.input_pathspecs)),
-            foreach_stack_json=json.dumps(
-                [[f.step_name, f.index, f.num_splits] for f in p.foreach_stack]
-            ),
-            join_key=flow_graph.join_key(graph, step, p.foreach_stack),
-            queued_position=0,
-            queued_at_us=0,
-            not_before_us=0,
-            lease_id="",
-            executor_id="",
-            lease_seconds=0,
-            lease_expires_at_us=0,
-            failures=0,
-            lost=0,
-        )
+        row = _new_row(run, item, step, p.task, p.input_pathspecs, p.foreach_stack, p.queue,
+                       p.resources)  # fmt: skip
         fold.queue[path] = row
         if p.task.task_id.isdigit():
             run.next_task_id = max(run.next_task_id, int(p.task.task_id) + 1)

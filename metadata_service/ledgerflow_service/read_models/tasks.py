@@ -86,8 +86,8 @@ def task_started(fold: ReadModelFold, p: events_pb2.TaskStarted, item: PendingEv
             succeeded=None,
             current_attempt=0,
             last_heartbeat_at_us=item.recorded_at_us,
-            input_pathspecs_json=_texts_json(p.input_pathspecs),
-            foreach_stack_json=_foreach_json(p.foreach_stack),
+            input_pathspecs_json=texts_json(p.input_pathspecs),
+            foreach_stack_json=foreach_json(p.foreach_stack),
             resources_json=_resources_json(p.resources.cpu, p.resources.gpu, p.resources.memory_mb),
             origin_pathspec="",
         )
@@ -217,8 +217,8 @@ def task_cloned(fold: ReadModelFold, p: events_pb2.TaskCloned, item: PendingEven
         succeeded=1,
         current_attempt=0,
         last_heartbeat_at_us=item.recorded_at_us,
-        input_pathspecs_json=_texts_json(p.input_pathspecs),
-        foreach_stack_json=_foreach_json(p.foreach_stack),
+        input_pathspecs_json=texts_json(p.input_pathspecs),
+        foreach_stack_json=foreach_json(p.foreach_stack),
         resources_json=origin.resources_json,
         origin_pathspec=p.origin_pathspec,
     )
@@ -235,11 +235,11 @@ def task_cloned(fold: ReadModelFold, p: events_pb2.TaskCloned, item: PendingEven
 
 # Most tasks have no inputs listed and no foreach frames, and a flow's tasks ask for
 # the same few resources: the JSON of the common cases is not encoded again and again.
-def _texts_json(texts: Sequence[str]) -> str:
+def texts_json(texts: Sequence[str]) -> str:
     return json.dumps(list(texts)) if texts else "[]"
 
 
-def _foreach_json(frames: Sequence[records_pb2.ForeachFrame]) -> str:
+def foreach_json(frames: Sequence[records_pb2.ForeachFrame]) -> str:
     if not frames:
         return "[]"
     return json.dumps([[f.step_name, f.index, f.num_splits] for f in frames])

@@ -169,13 +169,8 @@ def append_chosen(
         if not chosen:
             return [], []
         submission = Submission(prepare(chosen, projector, database.dialect), principal)
-        found, rows, _ = _write_batches(database, projector, tx, [submission], False)
-    database.after_commit(len(rows) + len(submission.derived))
-    recorded_at = Timestamp()
-    recorded_at.FromMicroseconds(rows[0][-1])
-    for row in rows:
-        found[0][row[1]] = envelope_from_row(row, recorded_at)
-    return chosen, [found[0][i] for i in submission.batch.ids]
+        written = _write_batches(database, projector, tx, [submission], False)
+    return chosen, _committed(database, [submission], *written)[0]
 
 
 class _DuplicateEventId(Exception):
@@ -206,7 +201,7 @@ def _append_once(
 ) -> list[list[events_pb2.Event]]:
     try:
         with database.write() as tx:
-            found, rows, owners = _write_batches(database, projector, tx, submissions, look_up_ids)
+            written = _write_batches(database, projector, tx, submissions, look_up_ids)
     except Exception as error:
         if not database.is_unique_violation(error):
             raise
@@ -219,6 +214,18 @@ def _append_once(
         if explained is not None:
             raise explained from None
         raise
+    return _committed(database, submissions, *written)
+
+
+def _committed(
+    database: Database,
+    submissions: Sequence[Submission],
+    found: list[dict[str, events_pb2.Event]],
+    rows: list[tuple[Any, ...]],
+    owners: list[int],
+) -> list[list[events_pb2.Event]]:
+    """After the commit: each submission's envelopes in request order, from the rows
+    written (`owners`: the submission of each) and those `found` already recorded."""
     database.after_commit(len(rows) + sum(len(s.derived) for s in submissions))
     recorded_at = Timestamp()
     if rows:
@@ -349,28 +356,27 @@ def _append_follow_ups(
     folded (the process manager's decisions), and folds them too, round after round
     until nothing more follows. Returns them as stored."""
     derived: list[events_pb2.Event] = []
+    stamp = Timestamp()
+    stamp.FromMicroseconds(recorded_at)
     while events := fold.follow_ups(tx):
         addresses = [address_of(event) for event in events]
         unknown = sorted({a.stream for a in addresses} - versions.keys())
         if unknown:
             (version_rows,) = tx.query_all([tx.dialect.stream_versions(unknown)])
             versions.update((stream, int(v or 0)) for stream, v in version_rows)
-        stamp = Timestamp()
-        stamp.FromMicroseconds(recorded_at)
         rows = []
         for event, address in zip(events, addresses, strict=True):
             head += 1
             versions[address.stream] = version = versions.get(address.stream, 0) + 1
-            kind_name = type_name(address.kind)
-            rows.append((
-                head, event.event_id, address.stream, version, address.run_pathspec, kind_name,
-                _payload_body(event, address.kind), SERVICE.name, 1, recorded_at,
-            ))  # fmt: skip
+            row = (
+                head, event.event_id, address.stream, version, address.run_pathspec,
+                type_name(address.kind), _payload_body(event, address.kind), SERVICE.name, 1,
+                recorded_at,
+            )  # fmt: skip
+            rows.append(row)
             fold.apply(PendingEvent(event, address, head, recorded_at, SERVICE.name, SERVICE))
-            event.stream, event.stream_version, event.global_position = (
-                address.stream, version, head)  # fmt: skip
-            event.event_type, event.actor, event.actor_authenticated = kind_name, SERVICE.name, True
-            event.recorded_at.CopyFrom(stamp)
-            derived.append(event)
+            stored = envelope_from_row(row, stamp)
+            getattr(stored, address.kind).CopyFrom(getattr(event, address.kind))
+            derived.append(stored)
         tx.insert_all([RowInsert("events", EVENT_COLUMN_NAMES, rows)])
     return derived
