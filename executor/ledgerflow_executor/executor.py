@@ -263,7 +263,12 @@ class Executor:
             cpu=task.resources.cpu or 1,
             memory_mb=task.resources.memory_mb or 4096,
             gpu=task.resources.gpu,
-            env={**self.datastore_env, "LEDGERFLOW_PYLINT": "0"},
+            env={
+                **self.datastore_env,
+                "LEDGERFLOW_PYLINT": "0",
+                # Exactly its GPUs: none at all when it asked for none.
+                "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids)),
+            },
             mounts=(str(flow_file.parent), *self.datastore_mounts),
             image=lease.step.image or self.settings.image,
             gpu_ids=gpu_ids,

@@ -6,12 +6,12 @@ An executor keeps one per code package (see ledgerflow_executor/backends/local.p
 The protocol is JSON lines. On stdin, one request per attempt::
 
     {"spec": PATH, "result": PATH, "stdout": PATH, "stderr": PATH,
-     "memory_bytes": N, "cores": [0, 1], "env": {"NAME": "VALUE"}}
+     "memory_bytes": N, "cores": [0, 1], "env": {"NAME": "VALUE"}, "gpus": N}
 
 On stdout, ``{"started": PID}`` for each request, in order, and ``{"exited": PID,
 "code": CODE}`` as attempts end (a negative code: killed by that signal). Before the
 step runs, the child bounds its address space to memory_bytes more than the server had
-mapped, and pins itself to `cores`; it reports through the result file exactly like
+mapped (its data segment, when "gpus" is above 0), and pins itself to `cores`; it reports through the result file exactly like
 ``python FLOW_FILE task``.
 Nothing here imports gRPC, so forking is safe; the server and its children die with
 the process that started them.
@@ -80,9 +80,15 @@ def _child(
     def attempt() -> None:
         die_with_parent(server)
         os.setsid()
-        # The step's memory on top of what the warm process had mapped already.
-        limit = _mapped_bytes() + int(ask["memory_bytes"])
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        # The step's memory on top of what the warm process had mapped already. CUDA
+        # reserves terabytes of address space it never touches, so an attempt with GPUs
+        # bounds its data segment (heap and private writable mappings) instead.
+        if ask.get("gpus"):
+            limit = _data_bytes() + int(ask["memory_bytes"])
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        else:
+            limit = _mapped_bytes() + int(ask["memory_bytes"])
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         if ask.get("cores"):
             os.sched_setaffinity(0, set(ask["cores"]))
         os.environ.update(ask.get("env", {}))
@@ -96,5 +102,14 @@ def _child(
 
 def _mapped_bytes() -> int:
     """This process's address space, in bytes (the first field of /proc/self/statm)."""
+    return _statm_pages(0) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _data_bytes() -> int:
+    """This process's data segment and stack, in bytes (statm's sixth field)."""
+    return _statm_pages(5) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _statm_pages(field: int) -> int:
     with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        return int(statm.read().split()[field])

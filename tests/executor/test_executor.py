@@ -70,6 +70,16 @@ def test_the_local_backend_bounds_memory(cluster: Cluster) -> None:
     assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
 
 
+def test_each_task_sees_exactly_its_gpus(cluster: Cluster) -> None:
+    # No GPU here: what a task is told (scripts/gpu-check also computes on a real one).
+    cluster.executor("--gpus", "1")
+    result = cluster.flow("gpu_visibility", "run", "--remote")
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    seen = cluster.flow("gpu_visibility", "dump", f"{run_id}/join", "--name", "seen").stdout
+    assert "'with_gpu': {'CUDA_VISIBLE_DEVICES': '0'" in seen, seen
+    assert "'without_gpu': {'CUDA_VISIBLE_DEVICES': ''" in seen, seen
+
+
 def test_a_task_image_built_here_runs_remote_tasks(cluster: Cluster, task_image: str) -> None:
     cluster.executor("--image", task_image, backend="podman", memory=8192)
     result = cluster.flow("remote_branches", "run", "--remote", "--width", "2")

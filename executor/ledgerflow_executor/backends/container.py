@@ -13,10 +13,23 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch
 
 PIDS_LIMIT = 4096
+# What a CUDA program opens besides its GPU's own device (those present here).
+NVIDIA_CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+
+
+def gpu_device_args(gpu_ids: tuple[int, ...]) -> list[str]:
+    """--device flags for an attempt's GPUs: each /dev/nvidiaN given, and the driver's
+    control devices, so the container sees exactly these GPUs and no others."""
+    if not gpu_ids:
+        return []
+    devices = [f"/dev/nvidia{index}" for index in gpu_ids]
+    devices += [path for path in NVIDIA_CONTROL_DEVICES if Path(path).exists()]
+    return [arg for device in devices for arg in ("--device", device)]
 
 
 class ContainerBackend(Backend):
@@ -61,10 +74,7 @@ class ContainerBackend(Backend):
             args += ["--volume", f"{folder}:{folder}"]
         for name, value in launch.env.items():
             args += ["--env", f"{name}={value}"]
-        for index in launch.gpu_ids:
-            args += ["--device", f"/dev/nvidia{index}"]
-        if launch.gpu_ids:
-            args += ["--env", f"CUDA_VISIBLE_DEVICES={','.join(map(str, launch.gpu_ids))}"]
+        args += gpu_device_args(launch.gpu_ids)
         image = launch.image or self.image
         if image:  # its own interpreter, the first `python` on its PATH
             return [*args, image, "python", *launch.command[1:]]

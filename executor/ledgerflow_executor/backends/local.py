@@ -57,14 +57,12 @@ class LocalBackend(Backend):
         if launch.flow_file is None:  # an arbitrary command: no task server for it
             return super().start(launch)
         server = self._server_for(launch)
-        env = dict(launch.env)
-        if launch.gpu_ids:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in launch.gpu_ids)
         ask = {
             "spec": launch.spec_path, "result": launch.result_path,
             "stdout": launch.stdout_path, "stderr": launch.stderr_path,
             "memory_bytes": launch.memory_mb * 1024 * 1024,
-            "cores": self._pick_cores(launch.cpu), "env": env,
+            "cores": self._pick_cores(launch.cpu), "env": launch.env,
+            "gpus": len(launch.gpu_ids),
         }  # fmt: skip
         assert server.process.stdin is not None
         try:
