@@ -11,8 +11,8 @@ The protocol is JSON lines. On stdin, one request per attempt::
 On stdout, ``{"started": PID}`` for each request, in order, and ``{"exited": PID,
 "code": CODE}`` as attempts end (a negative code: killed by that signal). Before the
 step runs, the child bounds its address space to memory_bytes more than the server had
-mapped (its data segment, when "gpus" is above 0), and pins itself to `cores`; it reports through the result file exactly like
-``python FLOW_FILE task``.
+mapped (its data segment, when "gpus" is above 0), and pins itself to `cores`; it
+reports through the result file exactly like ``python FLOW_FILE task``.
 Nothing here imports gRPC, so forking is safe; the server and its children die with
 the process that started them.
 """
