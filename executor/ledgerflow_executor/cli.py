@@ -11,7 +11,7 @@ from ledgerflow._cli_errors import friendly_errors
 from ledgerflow._config import ConfigError, load_config, open_datastore
 from ledgerflow._metadata import GrpcMetadata
 
-from ledgerflow_executor.backends import NAMES, BackendError, open_backend
+from ledgerflow_executor.backends import NAMES, Backend, BackendError, open_backend
 from ledgerflow_executor.executor import Capacity, Executor, ExecutorSettings
 from ledgerflow_executor.image import build_image
 
@@ -32,13 +32,13 @@ def _default_memory_mb() -> int:
     type=click.Choice(NAMES),
     default="local",
     show_default=True,
-    help="Where tasks run: plain processes with rlimits, or containers.",
+    help="Where tasks run: plain processes with rlimits, containers, or Slurm jobs.",
 )
 @click.option(
     "--cpus",
     type=click.FloatRange(min=0.1),
     default=float(os.cpu_count() or 1),
-    show_default="this machine's cores",
+    show_default="this machine's cores; slurm: the cluster's",
     help="CPU cores to hand out.",
 )
 @click.option(
@@ -46,14 +46,14 @@ def _default_memory_mb() -> int:
     "memory_mb",
     type=click.IntRange(min=64),
     default=_default_memory_mb,
-    show_default="80% of this machine's",
+    show_default="80% of this machine's; slurm: the cluster's",
     help="Memory (MB) to hand out.",
 )
 @click.option(
     "--gpus",
     type=click.IntRange(min=0),
     default=0,
-    show_default=True,
+    show_default="0; slurm: the cluster's",
     help="GPUs to hand out (each task sees its own as CUDA_VISIBLE_DEVICES).",
 )
 @click.option(
@@ -120,6 +120,7 @@ def executor(
         engine = open_backend(backend, image)
     except BackendError as error:
         raise click.UsageError(str(error)) from None
+    cpus, memory_mb, gpus = _capacity(ctx, engine, cpus, memory_mb, gpus)
     metadata = GrpcMetadata(service, config.username, config.token, timeout=30.0)
     store = open_datastore(config)
     datastore_env = {
@@ -156,6 +157,26 @@ def executor(
     )
     worker.serve()
     metadata.close()
+
+
+def _capacity(
+    ctx: click.Context, engine: Backend, cpus: float, memory_mb: int, gpus: int
+) -> tuple[float, int, int]:
+    """What to hand out: the flags given, and for the rest what the backend's engine
+    offers (a cluster's totals), else this machine's."""
+    try:
+        offered = engine.capacity()
+    except BackendError as error:
+        raise click.ClickException(str(error)) from None
+    if offered is None:
+        return cpus, memory_mb, gpus
+    given = [
+        ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+        for name in ("cpus", "memory_mb", "gpus")
+    ]
+    chosen = [mine if flag else theirs for mine, theirs, flag in
+              zip((cpus, memory_mb, gpus), offered, given, strict=True)]  # fmt: skip
+    return float(chosen[0]), int(chosen[1]), int(chosen[2])
 
 
 @executor.group()

@@ -271,6 +271,8 @@ class Executor:
             },
             mounts=(str(flow_file.parent), *self.datastore_mounts),
             image=lease.step.image or self.settings.image,
+            timeout_seconds=lease.step.timeout_seconds,
+            task=f"{task.pathspec}.{task.attempt}",
             gpu_ids=gpu_ids,
             flow_file=str(flow_file),
             spec_path=str(spec_path),
@@ -344,6 +346,7 @@ class Executor:
                 task_id=task.task_id,
                 attempt=task.attempt,
                 lease_id=running.lease.lease_id,
+                note=self.backend.waiting(running.handle),
             )
             try:
                 answer = self.metadata.renew_lease(request)
@@ -386,6 +389,8 @@ class Executor:
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()
         for running in self.running.values():
+            if running.deadline and self.backend.waiting(running.handle):  # not begun yet
+                running.deadline = now + running.lease.step.timeout_seconds
             if running.deadline and now >= running.deadline and not running.killed_for:
                 limit = running.lease.step.timeout_seconds
                 running.killed_for = (
@@ -408,7 +413,7 @@ class Executor:
                 running.result,
                 exit_code,
                 running.lease,
-                killed_for=running.killed_for,
+                killed_for=running.killed_for or self.backend.ended_by(handle),
                 memory_killed=self.backend.memory_killed(handle, exit_code),
             )
             if not outcome.ok and not outcome.traceback:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ledgerflow._metadata import GrpcMetadata
@@ -77,9 +79,14 @@ class Cluster:
         *args: str,
         backend: str = "local",
         lease_seconds: int = 5,
-        cpus: float = 2,
-        memory: int = 4096,
+        cpus: float | None = 2,
+        memory: int | None = 4096,
     ) -> subprocess.Popen[bytes]:
+        """An executor; cpus or memory None: its own default (a Slurm cluster's)."""
+        capacity = [
+            *(["--cpus", str(cpus)] if cpus is not None else []),
+            *(["--memory", str(memory)] if memory is not None else []),
+        ]
         log = self.home / f"executor-{len(self.executors)}.log"
         self.logs.append(log)
         with open(log, "wb") as out:
@@ -93,10 +100,7 @@ class Cluster:
                     self.address,
                     "--backend",
                     backend,
-                    "--cpus",
-                    str(cpus),
-                    "--memory",
-                    str(memory),
+                    *capacity,
                     "--lease-seconds",
                     str(lease_seconds),
                     "--poll-seconds",
@@ -153,6 +157,20 @@ class Cluster:
 
     def metadata(self) -> GrpcMetadata:
         return GrpcMetadata(self.address, "tester")
+
+    def artifact(self, step_pathspec: str, name: str) -> Any:
+        """An artifact of a step's (only) task, read through the client API in a
+        process of its own (JSON-able values)."""
+        code = (
+            "import json, sys; from ledgerflow import Step; "
+            "print(json.dumps(getattr(Step(sys.argv[1]).task.data, sys.argv[2])))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code, step_pathspec, name],
+            env={**self.env, "LEDGERFLOW_SERVICE": self.address},
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return json.loads(result.stdout)
 
     def events(self, flow: str, run_id: str) -> list[events_pb2.Event]:
         client = self.metadata()
@@ -282,3 +300,6 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             daemon.wait(timeout=30)
         except subprocess.TimeoutExpired:
             daemon.kill()
+        # dockerd leaves its network namespace mounted; unmounted, pytest can remove it.
+        for netns in (root / "exec" / "netns").glob("*"):
+            subprocess.run(["umount", str(netns)], capture_output=True, check=False)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch
 from ledgerflow_executor.backends.container import ContainerBackend
 from ledgerflow_executor.backends.local import LocalBackend
+from ledgerflow_executor.backends.slurm import SlurmBackend
 
-NAMES = ("local", "podman", "docker")
+NAMES = ("local", "podman", "docker", "slurm")
 
 
 def open_backend(name: str, image: str = "") -> Backend:
@@ -14,6 +15,8 @@ def open_backend(name: str, image: str = "") -> Backend:
         return LocalBackend()
     if name in ("podman", "docker"):
         return ContainerBackend(name, image)
+    if name == "slurm":
+        return SlurmBackend(image)
     raise BackendError(f"unknown backend {name!r}: use one of {', '.join(NAMES)}")
 
 

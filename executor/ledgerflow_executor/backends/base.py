@@ -32,6 +32,10 @@ class Launch:
     # Folders the task must reach at the same path (the datastore, the work folder).
     mounts: tuple[str, ...] = ()
     image: str = ""
+    # @timeout, for backends whose engine enforces it (0: none).
+    timeout_seconds: float = 0
+    # The task and attempt, "Flow/run/step/task.attempt", to name jobs after.
+    task: str = ""
     # The GPUs given to this attempt (indexes), as CUDA_VISIBLE_DEVICES names them.
     gpu_ids: tuple[int, ...] = ()
     # The task entry point's parts (`command` runs FLOW_FILE task --spec SPEC --result
@@ -49,9 +53,10 @@ class Backend(abc.ABC):
         # Set when an attempt exits, for backends that learn of exits as they happen.
         self.on_exit: threading.Event | None = None
 
-    @abc.abstractmethod
     def _popen(self, launch: Launch) -> subprocess.Popen[bytes]:
-        """Starts the process that runs (or supervises) the attempt."""
+        """Starts the process that runs (or supervises) the attempt: for backends whose
+        attempts are local processes (the others override start and poll)."""
+        raise NotImplementedError(f"{type(self).__name__} starts attempts its own way")
 
     @abc.abstractmethod
     def kill(self, handle: int) -> None:
@@ -77,6 +82,21 @@ class Backend(abc.ABC):
     def memory_killed(self, handle: int, exit_code: int) -> bool:
         """Whether an attempt that exited with `exit_code` was killed for memory."""
         return exit_code in (137, -9)
+
+    def ended_by(self, handle: int) -> str:
+        """For an attempt that just exited: "ErrorType: message" when its engine ended it
+        (a time limit, a failed node), else empty."""
+        return ""
+
+    def waiting(self, handle: int) -> str:
+        """Why a started attempt does not run yet (say, pending in a scheduler's queue);
+        empty once it runs."""
+        return ""
+
+    def capacity(self) -> tuple[float, int, int] | None:
+        """(cpus, memory MB, GPUs) the backend's engine offers, when it knows better than
+        this machine (a cluster); None: this machine's."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional
         """Releases what the backend holds."""

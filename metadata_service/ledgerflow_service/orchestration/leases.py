@@ -8,7 +8,9 @@ it; :meth:`LeaseDesk.expire` appends LeaseExpired for those that ran out, and th
 process manager queues the task again.
 
 The executors that asked for work recently are remembered in memory (per service
-process), so a task that none of them could ever take says why it waits.
+process), so a task that none of them could ever take says why it waits; so are the
+notes their renewals carry about leased attempts that have not begun (a job pending in
+Slurm's queue), shown the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ MAX_LEASE_SECONDS = 3600
 # An executor that has not asked for work for this long no longer counts as present.
 EXECUTOR_SEEN_SECONDS = 60.0
 _MAX_EXECUTORS_KEPT = 10_000
+_MAX_NOTES_KEPT = 100_000
+MAX_NOTE_LENGTH = 1000
 MAX_TASKS_PER_CALL = 1000
 
 Append = Callable[[Sequence[events_pb2.Event], Principal], object]
@@ -65,6 +69,8 @@ class LeaseDesk:
         self._append_chosen = append_chosen
         self._clock = clock
         self._executors: dict[str, _Executor] = {}
+        # (task pathspec, attempt): why that leased attempt has not begun
+        self._notes: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
 
     # ---- executors' calls ---------------------------------------------------------
@@ -163,6 +169,8 @@ class LeaseDesk:
         self, request: executor_service_pb2.RenewLeaseRequest, principal: Principal
     ) -> executor_service_pb2.RenewLeaseResponse:
         _check_executor_id(request.executor_id)
+        if len(check_text("note", request.note)) > MAX_NOTE_LENGTH:
+            raise InvalidArgument(f"note is longer than {MAX_NOTE_LENGTH} characters")
         ref = events_pb2.TaskRef(
             flow_name=request.flow_name,
             run_id=request.run_id,
@@ -181,6 +189,8 @@ class LeaseDesk:
                 keep_running=False, reason=refused.message
             )
         run_path = f"{request.flow_name}/{request.run_id}"
+        self._note(f"{run_path}/{request.step_name}/{request.task_id}", request.attempt,
+                   request.note)  # fmt: skip
         with self.database.read() as tx:
             state = queue_queries.run_state(tx, run_path)
             row = queue_queries.task_row(tx, f"{run_path}/{request.step_name}/{request.task_id}")
@@ -216,7 +226,11 @@ class LeaseDesk:
         return expired
 
     def waiting_reason(self, task: records_pb2.QueuedTask) -> str:
-        """Why a queued task waits, when no executor seen recently could ever take it."""
+        """Why a queued task waits, when no executor seen recently could ever take it;
+        for a leased one, what its executor last said of it (pending in Slurm, say)."""
+        if task.state in (records_pb2.QUEUE_STATE_LEASED, records_pb2.QUEUE_STATE_RUNNING):
+            with self._lock:
+                return self._notes.get((task.pathspec, task.attempt), "")
         if task.state != records_pb2.QUEUE_STATE_QUEUED:
             return ""
         cutoff = time.monotonic() - EXECUTOR_SEEN_SECONDS
@@ -247,6 +261,15 @@ class LeaseDesk:
                 f"and gpu={wants.gpu} together"
             )
         return ""
+
+    def _note(self, pathspec: str, attempt: int, note: str) -> None:
+        with self._lock:
+            if not note:
+                self._notes.pop((pathspec, attempt), None)
+                return
+            self._notes[(pathspec, attempt)] = note
+            while len(self._notes) > _MAX_NOTES_KEPT:  # the oldest go
+                del self._notes[next(iter(self._notes))]
 
     def _seen(
         self, executor_id: str, total: executor_service_pb2.Capacity, queues: list[str]

@@ -64,7 +64,7 @@ class LeaseTasksResponse(_message.Message):
     def __init__(self, leases: _Optional[_Iterable[_Union[LeaseTaskResponse, _Mapping]]] = ...) -> None: ...
 
 class RenewLeaseRequest(_message.Message):
-    __slots__ = ("executor_id", "flow_name", "run_id", "step_name", "task_id", "attempt", "lease_id")
+    __slots__ = ("executor_id", "flow_name", "run_id", "step_name", "task_id", "attempt", "lease_id", "note")
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class RenewLeaseRequest(_message.Message):
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     flow_name: str
     run_id: str
@@ -79,7 +80,8 @@ class RenewLeaseRequest(_message.Message):
     task_id: str
     attempt: int
     lease_id: str
-    def __init__(self, executor_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., lease_id: _Optional[str] = ...) -> None: ...
+    note: str
+    def __init__(self, executor_id: _Optional[str] = ..., flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., lease_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class RenewLeaseResponse(_message.Message):
     __slots__ = ("keep_running", "reason", "lease_expires_at")

@@ -1,0 +1,124 @@
+"""The Slurm backend against a real Slurm cluster on this host (tests/slurm_cluster.py:
+slurmctld and two slurmd nodes, cgroup limits, two fake GPUs on n1): each attempt is a
+batch job with its step's resources, and Slurm enforces them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Cluster, attempts_of, make_cluster
+from ledgerflow.v1 import executor_service_pb2
+from slurm_cluster import SlurmCluster, slurm_cluster
+from waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    with slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def on_slurm(tmp_path: Path, slurm: SlurmCluster) -> Iterator[Cluster]:
+    """A service, and flows whose executors submit to the Slurm cluster."""
+    for cluster in make_cluster(tmp_path, f"sqlite://{tmp_path / 'ledger.db'}"):
+        cluster.env["SLURM_CONF"] = str(slurm.conf)
+        yield cluster
+    slurm.run("scancel", "--full", "--user", "root", check=False)
+
+
+def _run_id(stdout: str) -> str:
+    return stdout.split(" run ", 1)[1].split()[0]
+
+
+def _jobs(slurm: SlurmCluster) -> dict[str, str]:
+    """Job name: state, of every job Slurm still lists."""
+    listed = slurm.run("squeue", "--noheader", "--states=all", "--format=%j|%T").stdout
+    return dict(line.split("|") for line in listed.splitlines())
+
+
+def test_slurm_enforces_memory_and_cores(on_slurm: Cluster, slurm: SlurmCluster) -> None:
+    on_slurm.executor(backend="slurm", cpus=None, memory=None)
+    result = on_slurm.flow("resource_limits", "run", "--remote", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    run_id = _run_id(result.stdout)
+    events = on_slurm.events("ResourceLimits", run_id)
+    failed = [e.task_failed for e in events if e.HasField("task_failed")]
+    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
+    assert failed[0].error_message.startswith("exceeded memory=256 MB")
+    assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+    # Each attempt was a job named after its task; Slurm saw the hog run out of memory.
+    states = _jobs(slurm)
+    hog = [state for name, state in states.items() if f"/{run_id}/hog/" in name]
+    assert hog == ["OUT_OF_MEMORY"], states
+
+    spread = on_slurm.flow("spread_items", "run", "--remote", "--count", "2")
+    placed = on_slurm.artifact(f"SpreadItems/{_run_id(spread.stdout)}/join", "placements")
+    assert all(len(p["cores"]) == 1 and p["job"] for p in placed), placed  # cpu=1: one core
+
+
+def test_a_foreach_runs_across_both_nodes(on_slurm: Cluster) -> None:
+    on_slurm.executor(backend="slurm", cpus=None, memory=None)
+    result = on_slurm.flow("spread_items", "run", "--remote", "--count", "20", "--seconds", "1")
+    placed = on_slurm.artifact(f"SpreadItems/{_run_id(result.stdout)}/join", "placements")
+    assert len(placed) == 20
+    assert {p["node"] for p in placed} == {"n1", "n2"}, placed
+    assert len({p["job"] for p in placed}) == 20
+
+
+def test_gpu_tasks_get_their_own_gpus_and_a_third_waits(on_slurm: Cluster) -> None:
+    # The executor offers 3 GPUs; Slurm has 2, so it holds the third job back.
+    on_slurm.executor("--gpus", "3", backend="slurm", cpus=None, memory=None)
+    run_id = on_slurm.submit("gpu_items", "--count", "3", "--seconds", "6")
+    pending: list[str] = []
+
+    def a_job_waits_in_slurm() -> bool:
+        request = executor_service_pb2.ListQueuedTasksRequest(flow_name="GpuItems", run_id=run_id)
+        tasks = on_slurm.metadata().list_queued_tasks(request).tasks
+        pending.extend(t.waiting_reason for t in tasks if t.waiting_reason)
+        return any(reason.endswith("): Resources") for reason in pending)
+
+    wait_for(a_job_waits_in_slurm, 60, f"a GPU job pending in Slurm for resources: {pending}")
+    assert all(reason.startswith("pending in Slurm (job ") for reason in pending), pending
+    assert on_slurm.wait_finished("GpuItems", run_id)
+    placed = on_slurm.artifact(f"GpuItems/{run_id}/join", "placements")
+    assert all(p["node"] == "n1" for p in placed), placed  # n2 has no GPUs
+    assert {p["gpus"] for p in placed} == {"0", "1"}, placed
+    first, second, third = sorted(placed, key=lambda p: p["began"])
+    assert first["gpus"] != second["gpus"]  # the two that ran together had one each
+    assert third["began"] >= min(first["ended"], second["ended"]) - 0.5  # it waited
+
+
+def test_cancel_reaches_scancel(on_slurm: Cluster, slurm: SlurmCluster) -> None:
+    on_slurm.executor(backend="slurm", cpus=None, memory=None)
+    run_id = on_slurm.submit("spread_items", "--count", "2", "--seconds", "120")
+
+    def running() -> bool:
+        work = [s for n, s in _jobs(slurm).items() if f"/{run_id}/work/" in n]
+        return work == ["RUNNING", "RUNNING"]
+
+    wait_for(running, 60, "two running jobs")
+    on_slurm.cli("cancel", f"SpreadItems/{run_id}")
+    assert not on_slurm.wait_finished("SpreadItems", run_id, seconds=60)
+
+    def cancelled() -> bool:
+        work = [s for n, s in _jobs(slurm).items() if f"/{run_id}/work/" in n]
+        return work == ["CANCELLED", "CANCELLED"]
+
+    wait_for(cancelled, 30, "Slurm to cancel both jobs")
+
+
+def test_a_slurmctld_restart_mid_run_loses_nothing(on_slurm: Cluster, slurm: SlurmCluster) -> None:
+    on_slurm.executor(backend="slurm", cpus=None, memory=None)
+    run_id = on_slurm.submit("spread_items", "--count", "6", "--seconds", "3")
+    wait_for(lambda: any(f"/{run_id}/work/" in n for n in _jobs(slurm)), 60, "a job")
+    slurm.stop_controller()
+    slurm.start_controller()
+    assert on_slurm.wait_finished("SpreadItems", run_id, seconds=240)
+    events = on_slurm.events("SpreadItems", run_id)
+    started = attempts_of(events, "task_started")
+    assert len(started) == len(set(started)) == 9  # start, 6 items, join, end: once each
