@@ -268,6 +268,8 @@ def task_image() -> str:
     )  # fmt: skip
     assert built.returncode == 0, built.stdout + built.stderr
     assert f"{TASK_IMAGE} is ready" in built.stderr
+    # The build before this one's image, now nameless: gone, so runs don't fill the disk.
+    subprocess.run(["podman", "image", "prune", "--force"], capture_output=True, check=False)
     return TASK_IMAGE
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Cluster, attempts_of, make_cluster
 from ledgerflow.v1 import executor_service_pb2
+from ledgerflow_executor.backends import slurm as slurm_backend
 from slurm_cluster import SlurmCluster, slurm_cluster
 from waiting import wait_for
 
@@ -59,6 +60,24 @@ def test_slurm_enforces_memory_and_cores(on_slurm: Cluster, slurm: SlurmCluster)
     spread = on_slurm.flow("spread_items", "run", "--remote", "--count", "2")
     placed = on_slurm.artifact(f"SpreadItems/{_run_id(spread.stdout)}/join", "placements")
     assert all(len(p["cores"]) == 1 and p["job"] for p in placed), placed  # cpu=1: one core
+
+
+def test_tasks_run_in_the_task_image_within_their_jobs_limits(
+    on_slurm: Cluster, slurm: SlurmCluster, task_image: str
+) -> None:
+    on_slurm.executor("--image", task_image, backend="slurm", cpus=None, memory=None)
+    result = on_slurm.flow("resource_limits", "run", "--remote", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    run_id = _run_id(result.stdout)
+    events = on_slurm.events("ResourceLimits", run_id)
+    failed = [e.task_failed for e in events if e.HasField("task_failed")]
+    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
+    assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+    spread = on_slurm.flow("spread_items", "run", "--remote", "--count", "2")
+    placed = on_slurm.artifact(f"SpreadItems/{_run_id(spread.stdout)}/join", "placements")
+    assert all(p["job"] and len(p["cores"]) == 1 for p in placed), placed
+    job_script = slurm.run("scontrol", "write", "batch_script", placed[0]["job"], "-").stdout
+    assert "podman run --env SLURM_JOB_ID" in job_script and task_image in job_script
 
 
 def test_a_foreach_runs_across_both_nodes(on_slurm: Cluster) -> None:
@@ -122,3 +141,34 @@ def test_a_slurmctld_restart_mid_run_loses_nothing(on_slurm: Cluster, slurm: Slu
     events = on_slurm.events("SpreadItems", run_id)
     started = attempts_of(events, "task_started")
     assert len(started) == len(set(started)) == 9  # start, 6 items, join, end: once each
+
+
+def test_an_unreachable_slurm_gives_a_clear_error(
+    on_slurm: Cluster, slurm: SlurmCluster, tmp_path: Path
+) -> None:
+    # The cluster's configuration, with a controller port nothing listens on.
+    conf = tmp_path / "slurm.conf"
+    lines = slurm.conf.read_text().splitlines()
+    conf.write_text("\n".join("SlurmctldPort=1" if line.startswith("SlurmctldPort=") else line
+                              for line in lines))  # fmt: skip
+    on_slurm.env["SLURM_CONF"] = str(conf)
+    answer = on_slurm.cli("executor", "--service", on_slurm.address, "--backend", "slurm",
+                          check=False)  # fmt: skip
+    assert answer.returncode == 1, answer.stderr
+    assert "Error: sinfo failed:" in answer.stderr and "Traceback" not in answer.stderr
+    assert "Unable to contact slurm controller" in answer.stderr
+
+
+@pytest.mark.parametrize(
+    ("wait_status", "exit_code"), [(0, 0), (768, 3), (9, -9), (15, -15), (256, 1)]
+)
+def test_squeue_wait_statuses_become_exit_codes(wait_status: int, exit_code: int) -> None:
+    assert slurm_backend._exit_code(wait_status) == exit_code
+
+
+@pytest.mark.parametrize(
+    ("gres", "gpus"),
+    [("gpu:2", 2), ("(null)", 0), ("gpu:a100:4(S:0)", 4), ("gpu:1,gpu:v100:2", 3), ("mps:100", 0)],
+)
+def test_sinfo_gres_counts_gpus(gres: str, gpus: int) -> None:
+    assert slurm_backend._gres_gpus(gres) == gpus

@@ -134,8 +134,10 @@ class SlurmBackend(Backend):
             podman = ContainerBackend("podman", image, extra_args=(_CGROUP_PARENT_MARK,))
             # Slurm, not this executor, picked the job's GPUs (CDI would give devices).
             inner = podman.command(dataclasses.replace(launch, gpu_ids=()))
+            passed = ["SLURM_JOB_ID", "SLURMD_NODENAME"]
             if launch.gpu:
-                inner[1:1] = ["--env", "CUDA_VISIBLE_DEVICES"]
+                passed.append("CUDA_VISIBLE_DEVICES")
+            inner[2:2] = [arg for name in passed for arg in ("--env", name)]
             command = shlex.join(inner).replace(_CGROUP_PARENT_MARK, _CGROUP_PARENT)
         return "\n".join(["#!/bin/bash", *exports, f"exec {command}", ""])
 
@@ -184,8 +186,10 @@ class SlurmBackend(Backend):
         return job.waiting if job else ""
 
     def memory_killed(self, handle: int, exit_code: int) -> bool:
+        # Slurm's cgroup, or podman's within it (exit 137: the job just FAILED)
         job = self._ended.get(handle)
-        return job is not None and job.state == "OUT_OF_MEMORY"
+        oom = job is not None and job.state == "OUT_OF_MEMORY"
+        return oom or super().memory_killed(handle, exit_code)
 
     def ended_by(self, handle: int) -> str:
         job = self._ended.get(handle)
