@@ -409,3 +409,31 @@ def test_a_remote_resume_clones_a_foreach_with_its_items(app: LedgerApplication)
     succeed(app, gather)
     succeed(app, lease(app))
     assert run_status(app, "2") == (True, True)
+
+
+def test_a_renewal_note_says_why_a_started_attempt_waits(app: LedgerApplication) -> None:
+    submit(app)
+    leased = lease(app)
+    start(app, leased)
+
+    def renew(note: str) -> executor_service_pb2.RenewLeaseResponse:
+        request = executor_service_pb2.RenewLeaseRequest(
+            executor_id="exec-1", flow_name="Remote", run_id="1", step_name="start",
+            task_id="1", attempt=0, lease_id=leased.lease_id, note=note,
+        )  # fmt: skip
+        return app.renew_lease(request, ALICE)
+
+    def reasons() -> list[str]:
+        request = executor_service_pb2.ListQueuedTasksRequest(flow_name="Remote", run_id="1")
+        return [t.waiting_reason for t in app.list_queued_tasks(request).tasks]
+
+    assert renew("pending in Slurm (job 7): Resources").keep_running
+    assert reasons() == ["pending in Slurm (job 7): Resources"]
+    before = read_models(app), types(app)
+    for bad, message in (("x" * 1001, "longer than 1000"), ("a\x00b", "NUL character")):
+        with pytest.raises(InvalidArgument, match=message):
+            renew(bad)
+    assert (read_models(app), types(app)) == before
+    assert reasons() == ["pending in Slurm (job 7): Resources"]
+    assert renew("").keep_running  # it runs now
+    assert reasons() == [""]
