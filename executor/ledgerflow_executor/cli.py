@@ -69,6 +69,11 @@ def _default_memory_mb() -> int:
     "host's root filesystem under an overlay).",
 )
 @click.option(
+    "--partition",
+    default="",
+    help="slurm: the partition to submit to and take the capacity of (default: Slurm's).",
+)
+@click.option(
     "--lease-seconds",
     type=click.IntRange(5, 3600),
     default=30,
@@ -93,6 +98,7 @@ def executor(
     gpus: int,
     queues: tuple[str, ...],
     image: str,
+    partition: str,
     lease_seconds: int,
     poll_seconds: float,
 ) -> None:
@@ -117,7 +123,7 @@ def executor(
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
     try:
-        engine = open_backend(backend, image)
+        engine = open_backend(backend, image, partition)
     except BackendError as error:
         raise click.UsageError(str(error)) from None
     cpus, memory_mb, gpus = _capacity(ctx, engine, cpus, memory_mb, gpus)

@@ -10,13 +10,13 @@ from ledgerflow_executor.backends.slurm import SlurmBackend
 NAMES = ("local", "podman", "docker", "slurm")
 
 
-def open_backend(name: str, image: str = "") -> Backend:
+def open_backend(name: str, image: str = "", partition: str = "") -> Backend:
     if name == "local":
         return LocalBackend()
     if name in ("podman", "docker"):
         return ContainerBackend(name, image)
     if name == "slurm":
-        return SlurmBackend(image)
+        return SlurmBackend(image, partition)
     raise BackendError(f"unknown backend {name!r}: use one of {', '.join(NAMES)}")
 
 

@@ -49,13 +49,12 @@ _CGROUP_PARENT = '"--cgroup-parent=/slurm_${SLURMD_NODENAME}/uid_$(id -u)/job_${
 _CGROUP_PARENT_MARK = "--cgroup-parent=SLURM-JOB"
 # squeue is asked at most this often, however often the executor polls.
 SQUEUE_EVERY_SECONDS = 0.25
-# A job squeue no longer lists this many times running is taken as lost.
+# A job that this many answers of squeue in a row no longer list is taken as lost.
 _MISSING_POLLS = 20
 
 
 @dataclass
 class _Job:
-    name: str
     missing: int = 0
     waiting: str = ""
     state: str = ""
@@ -118,7 +117,7 @@ class SlurmBackend(Backend):
             args.append(f"--partition={self.partition}")
         answer = _slurm([*args, str(script)], retry_seconds=20)
         job = int(answer.stdout.strip().split(";")[0])
-        self._jobs[job] = _Job(launch.name)
+        self._jobs[job] = _Job()
         return job
 
     def job_script(self, launch: Launch) -> str:
