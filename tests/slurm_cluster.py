@@ -10,6 +10,7 @@ Also a command line: ``python tests/slurm_cluster.py start|stop FOLDER``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
@@ -124,6 +125,7 @@ class SlurmCluster:
     # ---- daemons ------------------------------------------------------------------------
 
     def start(self) -> None:
+        _remove_job_cgroups()  # an earlier cluster's, which would refuse jobs of equal ids
         self.write_config()
         self._start_munge()
         self.start_controller()
@@ -155,6 +157,7 @@ class SlurmCluster:
         self.stop_controller()
         _stop(self.munge_folder / "munged.pid")
         shutil.rmtree(self.munge_folder, ignore_errors=True)
+        _remove_job_cgroups()
 
     def _start_munge(self) -> None:
         munge = self.munge_folder
@@ -202,6 +205,21 @@ def slurm_cluster(folder: Path) -> Iterator[SlurmCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+def _remove_job_cgroups() -> None:
+    """Removes the cgroups slurmd made for its nodes' jobs (cgroup v1: one tree per
+    controller), deepest first; a cgroup that still holds a process stays. slurmd leaves
+    them behind, and a new cluster, whose job ids start at 1 again, cannot reuse them
+    ("Device or resource busy"). So one test cluster runs on a host at a time."""
+    for controller in Path("/sys/fs/cgroup").iterdir():
+        for node in NODES:
+            tree = controller / f"slurm_{node}"
+            if not tree.is_dir():
+                continue
+            for folder, _, _ in sorted(os.walk(tree), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
 
 
 def _free_ports(count: int) -> list[int]:

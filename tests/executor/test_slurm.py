@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Cluster, attempts_of, make_cluster
-from ledgerflow.v1 import executor_service_pb2
+from ledgerflow.v1 import executor_service_pb2, records_pb2
 from ledgerflow_executor.backends import slurm as slurm_backend
 from slurm_cluster import SlurmCluster, slurm_cluster
 from waiting import wait_for
@@ -81,7 +81,7 @@ def test_tasks_run_in_the_task_image_within_their_jobs_limits(
 
 
 def test_a_foreach_runs_across_both_nodes(on_slurm: Cluster) -> None:
-    on_slurm.executor(backend="slurm", cpus=None, memory=None)
+    on_slurm.executor("--partition", "debug", backend="slurm", cpus=None, memory=None)
     result = on_slurm.flow("spread_items", "run", "--remote", "--count", "20", "--seconds", "1")
     placed = on_slurm.artifact(f"SpreadItems/{_run_id(result.stdout)}/join", "placements")
     assert len(placed) == 20
@@ -98,7 +98,8 @@ def test_gpu_tasks_get_their_own_gpus_and_a_third_waits(on_slurm: Cluster) -> No
     def a_job_waits_in_slurm() -> bool:
         request = executor_service_pb2.ListQueuedTasksRequest(flow_name="GpuItems", run_id=run_id)
         tasks = on_slurm.metadata().list_queued_tasks(request).tasks
-        pending.extend(t.waiting_reason for t in tasks if t.waiting_reason)
+        started = [t for t in tasks if t.state != records_pb2.QUEUE_STATE_QUEUED]
+        pending.extend(t.waiting_reason for t in started if t.waiting_reason)
         return any(reason.endswith("): Resources") for reason in pending)
 
     wait_for(a_job_waits_in_slurm, 60, f"a GPU job pending in Slurm for resources: {pending}")
@@ -157,6 +158,11 @@ def test_an_unreachable_slurm_gives_a_clear_error(
     assert answer.returncode == 1, answer.stderr
     assert "Error: sinfo failed:" in answer.stderr and "Traceback" not in answer.stderr
     assert "Unable to contact slurm controller" in answer.stderr
+    on_slurm.env["SLURM_CONF"] = str(slurm.conf)
+    nowhere = on_slurm.cli("executor", "--service", on_slurm.address, "--backend", "slurm",
+                           "--partition", "nowhere", check=False)  # fmt: skip
+    assert nowhere.returncode == 1 and "Traceback" not in nowhere.stderr, nowhere.stderr
+    assert "nowhere" in nowhere.stderr, nowhere.stderr
 
 
 @pytest.mark.parametrize(

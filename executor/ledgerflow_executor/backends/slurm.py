@@ -92,7 +92,8 @@ class SlurmBackend(Backend):
             memory += int(node_memory)
             gpus += _gres_gpus(gres)
         if not cpus:
-            raise BackendError(f"Slurm lists no node that takes jobs: {lines or 'none'}")
+            where = f" in partition {self.partition!r}" if self.partition else ""
+            raise BackendError(f"Slurm lists no node that takes jobs{where}: {lines or 'none'}")
         return cpus, memory, gpus
 
     # ---- one attempt --------------------------------------------------------------------
