@@ -11,7 +11,13 @@ from ledgerflow._cli_errors import friendly_errors
 from ledgerflow._config import ConfigError, load_config, open_datastore
 from ledgerflow._metadata import GrpcMetadata
 
-from ledgerflow_executor.backends import NAMES, Backend, BackendError, open_backend
+from ledgerflow_executor.backends import (
+    NAMES,
+    Backend,
+    BackendError,
+    BackendOptions,
+    open_backend,
+)
 from ledgerflow_executor.executor import Capacity, Executor, ExecutorSettings
 from ledgerflow_executor.image import build_image
 
@@ -32,7 +38,8 @@ def _default_memory_mb() -> int:
     type=click.Choice(NAMES),
     default="local",
     show_default=True,
-    help="Where tasks run: plain processes with rlimits, containers, or Slurm jobs.",
+    help="Where tasks run: plain processes with rlimits, containers, Slurm jobs, or "
+    "Kubernetes Jobs.",
 )
 @click.option(
     "--cpus",
@@ -74,6 +81,16 @@ def _default_memory_mb() -> int:
     help="slurm: the partition to submit to and take the capacity of (default: Slurm's).",
 )
 @click.option(
+    "--namespace",
+    default="",
+    help="kubernetes: the namespace of the Jobs (default: the kubeconfig context's, else "
+    "'default').",
+)
+@click.option("--service-account", default="", help="kubernetes: the pods' service account.")
+@click.option(
+    "--kube-context", default="", help="kubernetes: the kubeconfig context (default: current)."
+)
+@click.option(
     "--lease-seconds",
     type=click.IntRange(5, 3600),
     default=30,
@@ -99,6 +116,9 @@ def executor(
     queues: tuple[str, ...],
     image: str,
     partition: str,
+    namespace: str,
+    service_account: str,
+    kube_context: str,
     lease_seconds: int,
     poll_seconds: float,
 ) -> None:
@@ -123,7 +143,17 @@ def executor(
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
     try:
-        engine = open_backend(backend, image, partition)
+        engine = open_backend(
+            backend,
+            BackendOptions(
+                image=image,
+                partition=partition,
+                namespace=namespace,
+                service_account=service_account,
+                context=kube_context,
+                service=service,
+            ),
+        )
     except BackendError as error:
         raise click.UsageError(str(error)) from None
     cpus, memory_mb, gpus = _capacity(ctx, engine, cpus, memory_mb, gpus)

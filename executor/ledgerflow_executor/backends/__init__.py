@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch
 from ledgerflow_executor.backends.container import ContainerBackend
 from ledgerflow_executor.backends.local import LocalBackend
 from ledgerflow_executor.backends.slurm import SlurmBackend
 
-NAMES = ("local", "podman", "docker", "slurm")
+NAMES = ("local", "podman", "docker", "slurm", "kubernetes")
 
 
-def open_backend(name: str, image: str = "", partition: str = "") -> Backend:
+@dataclass(frozen=True)
+class BackendOptions:
+    """The executor's flags that some backend takes."""
+
+    image: str = ""
+    partition: str = ""  # slurm
+    namespace: str = ""  # kubernetes, and the three below
+    service_account: str = ""
+    context: str = ""
+    service: str = ""  # the metadata service, as tasks reach it
+
+
+def open_backend(name: str, options: BackendOptions | None = None) -> Backend:
+    options = options or BackendOptions()
     if name == "local":
         return LocalBackend()
     if name in ("podman", "docker"):
-        return ContainerBackend(name, image)
+        return ContainerBackend(name, options.image)
     if name == "slurm":
-        return SlurmBackend(image, partition)
+        return SlurmBackend(options.image, options.partition)
+    if name == "kubernetes":  # imported here: the kubernetes client is an extra
+        from ledgerflow_executor.backends.kubernetes import KubernetesBackend
+
+        return KubernetesBackend(
+            options.image,
+            namespace=options.namespace,
+            service_account=options.service_account,
+            context=options.context,
+            service=options.service,
+        )
     raise BackendError(f"unknown backend {name!r}: use one of {', '.join(NAMES)}")
 
 
-__all__ = ["NAMES", "Backend", "BackendError", "Launch", "open_backend"]
+__all__ = ["NAMES", "Backend", "BackendError", "BackendOptions", "Launch", "open_backend"]

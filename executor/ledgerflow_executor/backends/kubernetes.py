@@ -1,0 +1,374 @@
+"""The Kubernetes backend: each attempt becomes a Job (the official ``kubernetes``
+client), so the cluster enforces its resources: requests and limits for cpu, memory and
+``nvidia.com/gpu``, ``activeDeadlineSeconds`` from @timeout, ``backoffLimit: 0``
+(retries are the service's), and ``ttlSecondsAfterFinished`` for what is left.
+
+Pods are followed by one watch on the namespace (by a label of this executor's): a
+terminated container gives the exit code, OOMKilled the memory message, a Job past its
+deadline a timeout, a pod that cannot be scheduled a waiting reason. Cancelling deletes
+the Job. The task runs with its image's ``python``; its work folder and a local
+datastore are mounted at the same paths from the node (hostPath), so the executor reads
+the attempt's result and output there: run executors on the nodes, or keep the work root
+on storage every node mounts at that path. With S3 as the datastore, tasks reach it from
+the environment the executor passes on, as they reach the metadata service.
+
+Verified against the Kubernetes schemas (kubernetes-validate) and an in-memory API
+emulator (kmock), not a live cluster: see docs/executor.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shlex
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ledgerflow_executor.backends.base import Backend, BackendError, Launch
+
+log = logging.getLogger(__name__)
+
+GROUP = "ledgerflow.dev"
+# Finished Jobs the executor could not delete are collected by the cluster after this.
+TTL_SECONDS_AFTER_FINISHED = 3600
+# A watch is opened again after this long, as API servers end long watches anyway.
+WATCH_SECONDS = 300
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass
+class _Attempt:
+    job: str
+    done: bool = False
+    pod_seen: bool = False
+    waiting: str = "pending in Kubernetes: no pod yet"
+    reason: str = ""  # the container's or pod's termination reason
+    message: str = ""
+
+
+class KubernetesBackend(Backend):
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        image: str = "",
+        namespace: str = "",
+        service_account: str = "",
+        context: str = "",
+        service: str = "",
+    ) -> None:
+        super().__init__()
+        try:
+            from kubernetes import client, config
+        except ImportError:
+            raise BackendError(
+                "the kubernetes backend needs the kubernetes client: "
+                "pip install 'ledgerflow[kubernetes]'"
+            ) from None
+        # KUBECONFIG read now: the client reads it once, when first imported.
+        kubeconfig = os.environ.get("KUBECONFIG") or None
+        try:
+            config.load_kube_config(config_file=kubeconfig, context=context or None)
+            contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+            chosen = next((c for c in contexts if c["name"] == context), active)
+            namespace = namespace or chosen.get("context", {}).get("namespace", "")
+        except (config.ConfigException, OSError, TypeError) as error:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                raise BackendError(f"no Kubernetes configuration found: {error}") from None
+        self.api = client.ApiClient()
+        self.batch = client.BatchV1Api(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.ApiException = client.ApiException
+        self.image = image
+        self.namespace = namespace or "default"
+        self.service_account = service_account
+        self.service = service
+        self.launcher = uuid.uuid4().hex[:12]  # labels this executor's Jobs and pods
+        self._attempts: dict[int, _Attempt] = {}
+        self._by_job: dict[str, int] = {}
+        self._exited: list[tuple[int, int]] = []
+        self._reported: list[int] = []  # exits the last poll returned (forgotten next)
+        self._next_handle = 1
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._watcher = threading.Thread(target=self._follow_pods, name="lf-k8s", daemon=True)
+        self._watcher.start()
+
+    # ---- manifests ------------------------------------------------------------------------
+
+    def job_manifest(self, launch: Launch) -> dict[str, Any]:
+        """The Job for one attempt (a plain dict, as `kubectl apply` would take it)."""
+        image = launch.image or self.image
+        if not image:
+            raise BackendError(
+                "the kubernetes backend needs an image: --image, or @resources(image=...)"
+            )
+        labels = {f"{GROUP}/launcher": self.launcher, f"{GROUP}/job": launch.name}
+        labels.update(_task_labels(launch.task))
+        env = dict(launch.env)
+        if launch.gpu:  # the device plugin names the GPUs it gave the pod
+            env.pop("CUDA_VISIBLE_DEVICES", None)
+        if self.service:
+            env["LEDGERFLOW_SERVICE"] = self.service
+        quantities: dict[str, str] = {"cpu": f"{launch.cpu:g}", "memory": f"{launch.memory_mb}Mi"}
+        if launch.gpu:
+            quantities["nvidia.com/gpu"] = str(launch.gpu)
+        folders = list(dict.fromkeys((launch.workdir, *launch.mounts)))
+        # The task's output goes to files the executor reads (and stores as it runs).
+        run = (
+            f"exec {shlex.join(['python', *launch.command[1:]])} "
+            f">{shlex.quote(launch.stdout_path)} 2>{shlex.quote(launch.stderr_path)}"
+        )
+        pod_spec: dict[str, Any] = {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "task",
+                    "image": image,
+                    "command": ["/bin/sh", "-c", run],
+                    "workingDir": launch.workdir,
+                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "resources": {"requests": dict(quantities), "limits": dict(quantities)},
+                    "volumeMounts": [
+                        {"name": f"folder-{i}", "mountPath": path} for i, path in enumerate(folders)
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": f"folder-{i}", "hostPath": {"path": path, "type": "Directory"}}
+                for i, path in enumerate(folders)
+            ],
+        }
+        if self.service_account:
+            pod_spec["serviceAccountName"] = self.service_account
+        spec: dict[str, Any] = {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": TTL_SECONDS_AFTER_FINISHED,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        }
+        if launch.timeout_seconds:
+            spec["activeDeadlineSeconds"] = max(1, round(launch.timeout_seconds))
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": launch.name,
+                "namespace": self.namespace,
+                "labels": labels,
+                "annotations": {f"{GROUP}/task": launch.task},
+            },
+            "spec": spec,
+        }
+
+    # ---- one attempt ----------------------------------------------------------------------
+
+    def start(self, launch: Launch) -> int:
+        manifest = self.job_manifest(launch)
+        try:
+            self.batch.create_namespaced_job(self.namespace, manifest)
+        except self.ApiException as error:
+            raise BackendError(f"Kubernetes refused Job {launch.name}: {_reason(error)}") from None
+        with self._lock:
+            handle = self._next_handle
+            self._next_handle += 1
+            self._attempts[handle] = _Attempt(launch.name)
+            self._by_job[launch.name] = handle
+        return handle
+
+    def poll(self) -> list[tuple[int, int]]:
+        with self._lock:
+            for handle in self._reported:  # the executor has asked all it needs of them
+                self._by_job.pop(self._attempts.pop(handle).job, None)
+            exited, self._exited = self._exited, []
+            self._reported = [handle for handle, _ in exited]
+            jobs = [self._attempts[handle].job for handle in self._reported]
+        for job in jobs:
+            self._delete(job)
+        return exited
+
+    def kill(self, handle: int) -> None:
+        with self._lock:
+            attempt = self._attempts.get(handle)
+        if attempt is None or attempt.done:
+            return
+        self._delete(attempt.job)
+        # Its pod's deletion ends the attempt; with no pod yet, it ends here.
+        self._finish(attempt.job, -9, "Killed", "the Job was deleted", only_if_podless=True)
+
+    def waiting(self, handle: int) -> str:
+        with self._lock:
+            attempt = self._attempts.get(handle)
+            return attempt.waiting if attempt and not attempt.done else ""
+
+    def memory_killed(self, handle: int, exit_code: int) -> bool:
+        with self._lock:
+            attempt = self._attempts.get(handle)
+        return attempt is not None and attempt.reason == "OOMKilled"
+
+    def ended_by(self, handle: int) -> str:
+        with self._lock:
+            attempt = self._attempts.get(handle)
+        if attempt is None:
+            return ""
+        if attempt.reason == "DeadlineExceeded":
+            return f"TimeoutException: Kubernetes ended Job {attempt.job} at its deadline"
+        if attempt.reason == "Evicted":
+            return f"NodeFailure: the pod of Job {attempt.job} was evicted: {attempt.message}"
+        return ""
+
+    def close(self) -> None:
+        self._closing.set()
+
+    # ---- following pods -------------------------------------------------------------------
+
+    def _follow_pods(self) -> None:
+        """Watches this executor's pods until closed, opening the watch again when it
+        ends or breaks (the events of every pod come again then: it is idempotent)."""
+        while not self._closing.is_set():
+            try:
+                for event in self._watch():
+                    self._on_pod(event.get("type", ""), event.get("object") or {})
+                    if self._closing.is_set():
+                        return
+            except Exception as error:  # the API server restarts, the network breaks
+                log.warning("the watch on pods broke (%s); watching again", error)
+                self._closing.wait(1.0)
+
+    def _watch(self) -> Any:
+        response = self.api.call_api(
+            "/api/v1/namespaces/{namespace}/pods",
+            "GET",
+            path_params={"namespace": self.namespace},
+            query_params=[
+                ("watch", "true"),
+                ("labelSelector", f"{GROUP}/launcher={self.launcher}"),
+                ("timeoutSeconds", str(WATCH_SECONDS)),
+            ],
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=(10, WATCH_SECONDS + 30),
+        )
+        try:
+            for line in response:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            response.release_conn()
+
+    def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        labels = pod.get("metadata", {}).get("labels") or {}
+        if labels.get(f"{GROUP}/launcher") != self.launcher:
+            return  # a selector the API server did not apply
+        job = labels.get(f"{GROUP}/job", "")
+        status = pod.get("status") or {}
+        terminated = _terminated(status)
+        if terminated is not None:
+            code = int(terminated.get("exitCode", 1))
+            self._finish(job, code, terminated.get("reason", ""), terminated.get("message", ""))
+        elif status.get("phase") == "Failed":  # the pod failed as a whole (evicted, deadline)
+            self._finish(job, -9, status.get("reason", ""), status.get("message", ""))
+        elif kind == "DELETED" and self._running(job):
+            reason = self._job_failure(job)
+            self._finish(job, -9, reason or "Killed", "the pod was deleted")
+        else:
+            self._set_waiting(job, _waiting_note(pod))
+
+    def _running(self, job: str) -> bool:
+        with self._lock:
+            handle = self._by_job.get(job)
+            return handle is not None and not self._attempts[handle].done
+
+    def _job_failure(self, job: str) -> str:
+        """The reason a Job failed (DeadlineExceeded, say), when it did."""
+        try:
+            found = self.batch.read_namespaced_job_status(job, self.namespace)
+        except self.ApiException:
+            return ""
+        for condition in (found.status and found.status.conditions) or []:
+            if condition.type == "Failed" and condition.status == "True":
+                return str(condition.reason or "")
+        return ""
+
+    def _set_waiting(self, job: str, note: str) -> None:
+        with self._lock:
+            handle = self._by_job.get(job)
+            if handle is not None:
+                attempt = self._attempts[handle]
+                attempt.waiting, attempt.pod_seen = note, True
+
+    def _finish(
+        self, job: str, code: int, reason: str, message: str, *, only_if_podless: bool = False
+    ) -> None:
+        with self._lock:
+            handle = self._by_job.get(job)
+            if handle is None:
+                return
+            attempt = self._attempts[handle]
+            if attempt.done or (only_if_podless and attempt.pod_seen):
+                return
+            attempt.done, attempt.reason, attempt.message = True, reason, message
+            self._exited.append((handle, code))
+        if self.on_exit is not None:
+            self.on_exit.set()
+
+    def _delete(self, job: str) -> None:
+        with contextlib.suppress(self.ApiException):
+            self.batch.delete_namespaced_job(job, self.namespace, propagation_policy="Background")
+
+
+def _terminated(status: dict[str, Any]) -> dict[str, Any] | None:
+    for container in status.get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated")
+        if terminated:
+            return dict(terminated)
+    return None
+
+
+def _waiting_note(pod: dict[str, Any]) -> str:
+    """Why a pod does not run yet, or empty when it runs."""
+    status = pod.get("status") or {}
+    if status.get("phase") == "Running":
+        return ""
+    name = pod.get("metadata", {}).get("name", "?")
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return (
+                f"pending in Kubernetes (pod {name}): {condition.get('reason', '')}: "
+                f"{condition.get('message', '')}"
+            ).rstrip(": ")
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting:
+            return f"pending in Kubernetes (pod {name}): {waiting.get('reason', '')}"
+    return f"pending in Kubernetes (pod {name})"
+
+
+def _task_labels(task: str) -> dict[str, str]:
+    """Labels that name the task ("Flow/run/step/task.attempt"), as label values allow."""
+    parts = task.split("/")
+    if len(parts) != 4:
+        return {}
+    flow, run_id, step, task_attempt = parts
+    task_id, _, attempt = task_attempt.rpartition(".")
+    named = {"flow": flow, "run-id": run_id, "step": step, "task-id": task_id, "attempt": attempt}
+    return {f"{GROUP}/{key}": _label_value(value) for key, value in named.items()}
+
+
+def _label_value(value: str) -> str:
+    """At most 63 of [A-Za-z0-9_.-], beginning and ending alphanumeric."""
+    return _LABEL_VALUE.sub("-", value)[:63].strip("-_.")
+
+
+def _reason(error: Any) -> str:
+    try:
+        return str(json.loads(error.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{error.status} {error.reason}"

@@ -1,0 +1,167 @@
+"""The kubernetes backend against kmock's in-memory API emulator and a fake kubelet
+(tests/kube_emulator.py): no Kubernetes API server can run here, so this checks the
+Job manifests against the Kubernetes schemas and the executor's create, watch and
+delete life cycle against the emulator, not a live cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+from conftest import Cluster, make_cluster
+from kube_emulator import KUBERNETES_VERSION, KubeEmulator, kube_emulator
+from ledgerflow.v1 import executor_service_pb2, records_pb2
+from ledgerflow_executor.backends import BackendError, Launch
+from ledgerflow_executor.backends.kubernetes import KubernetesBackend
+from waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "registry.example/team/flows:1.2"
+
+
+@pytest.fixture
+def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeEmulator]:
+    with kube_emulator(tmp_path) as running:
+        monkeypatch.setenv("KUBECONFIG", str(running.kubeconfig))
+        yield running
+
+
+@pytest.fixture
+def on_kubernetes(tmp_path: Path, emulator: KubeEmulator) -> Iterator[Cluster]:
+    for cluster in make_cluster(tmp_path, f"sqlite://{tmp_path / 'ledger.db'}"):
+        cluster.env["KUBECONFIG"] = str(emulator.kubeconfig)
+        yield cluster
+
+
+def _launch(tmp_path: Path, **overrides: object) -> Launch:
+    fields: dict[str, object] = dict(
+        name="ledgerflow-5d0c1e9e-52c4-4b2e-a6a1-0f0f3cbb1b61",
+        command=["/usr/bin/python3", "/code/flow.py", "task", "--spec", "s", "--result", "r"],
+        workdir=str(tmp_path), stdout_path=str(tmp_path / "stdout"),
+        stderr_path=str(tmp_path / "stderr"), cpu=0.5, memory_mb=256, gpu=0,
+        env={"LEDGERFLOW_DATASTORE": "s3", "CUDA_VISIBLE_DEVICES": ""},
+        mounts=("/code",), task="Train/17/fit/3.1",
+    )  # fmt: skip
+    fields.update(overrides)
+    return Launch(**fields)  # type: ignore[arg-type]
+
+
+def test_job_manifests_validate_and_carry_the_steps_resources(
+    emulator: KubeEmulator, tmp_path: Path
+) -> None:
+    backend = KubernetesBackend(IMAGE, service_account="flows", service="10.0.0.5:50051")
+    try:
+        plain = backend.job_manifest(_launch(tmp_path))
+        big = backend.job_manifest(_launch(tmp_path, gpu=2, cpu=4, memory_mb=32768,
+                                           timeout_seconds=90.4, image="team/train:2"))  # fmt: skip
+    finally:
+        backend.close()
+    for manifest in (plain, big):
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    assert plain["metadata"]["namespace"] == "flows"  # the kubeconfig context's
+    spec = plain["spec"]
+    assert spec["backoffLimit"] == 0 and spec["ttlSecondsAfterFinished"] > 0
+    assert "activeDeadlineSeconds" not in spec
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "flows"
+    container = pod["containers"][0]
+    assert container["image"] == IMAGE
+    assert container["resources"]["limits"] == {"cpu": "0.5", "memory": "256Mi"}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["LEDGERFLOW_SERVICE"] == "10.0.0.5:50051" and env["CUDA_VISIBLE_DEVICES"] == ""
+    labels = spec["template"]["metadata"]["labels"]
+    assert (labels["ledgerflow.dev/flow"], labels["ledgerflow.dev/step"]) == ("Train", "fit")
+    assert (labels["ledgerflow.dev/task-id"], labels["ledgerflow.dev/attempt"]) == ("3", "1")
+    assert plain["metadata"]["annotations"]["ledgerflow.dev/task"] == "Train/17/fit/3.1"
+    big_container = big["spec"]["template"]["spec"]["containers"][0]
+    assert big_container["image"] == "team/train:2"
+    assert big_container["resources"]["requests"] == {
+        "cpu": "4", "memory": "32768Mi", "nvidia.com/gpu": "2"
+    }  # fmt: skip
+    assert "CUDA_VISIBLE_DEVICES" not in {e["name"] for e in big_container["env"]}
+    assert big["spec"]["activeDeadlineSeconds"] == 90
+
+
+def test_a_job_needs_an_image(emulator: KubeEmulator, tmp_path: Path) -> None:
+    backend = KubernetesBackend()
+    try:
+        with pytest.raises(BackendError, match="needs an image: --image"):
+            backend.start(_launch(tmp_path))
+    finally:
+        backend.close()
+
+
+def test_a_run_goes_through_create_watch_and_delete(
+    on_kubernetes: Cluster, emulator: KubeEmulator
+) -> None:
+    kubelet = emulator.kubelet()
+    try:
+        on_kubernetes.executor("--image", IMAGE, backend="kubernetes")
+        result = on_kubernetes.flow("remote_branches", "run", "--remote", "--width", "3")
+        assert "succeeded" in result.stdout, result.stdout
+        run_id = result.stdout.split(" run ", 1)[1].split()[0]
+        dump = on_kubernetes.flow("remote_branches", "dump", f"{run_id}/end")
+        assert "[0, 10, 20]" in dump.stdout
+        logs = on_kubernetes.flow("remote_branches", "logs", f"{run_id}/b")
+        assert "hello from b" in logs.stdout
+        assert len(kubelet.jobs_seen) == 10 and not kubelet.invalid, kubelet.invalid
+        wait_for(lambda: not kubelet.jobs(), 30, "the executor to delete every finished Job")
+    finally:
+        kubelet.close()
+
+
+def test_an_oomkilled_pod_fails_with_the_memory_message(
+    on_kubernetes: Cluster, emulator: KubeEmulator
+) -> None:
+    kubelet = emulator.kubelet(oom_steps={"hog"})
+    try:
+        on_kubernetes.executor("--image", IMAGE, backend="kubernetes")
+        result = on_kubernetes.flow("resource_limits", "run", "--remote", check=False)
+        assert result.returncode == 1, result.stdout + result.stderr
+        run_id = result.stdout.split(" run ", 1)[1].split()[0]
+        events = on_kubernetes.events("ResourceLimits", run_id)
+        failed = [e.task_failed for e in events if e.HasField("task_failed")]
+        assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
+        assert failed[0].error_message.startswith("exceeded memory=256 MB")
+        assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+    finally:
+        kubelet.close()
+
+
+def test_an_unschedulable_pod_says_why_and_cancel_deletes_jobs(
+    on_kubernetes: Cluster, emulator: KubeEmulator
+) -> None:
+    kubelet = emulator.kubelet(gpus=1)
+    try:
+        on_kubernetes.executor("--image", IMAGE, "--gpus", "4", backend="kubernetes")
+        run_id = on_kubernetes.submit("needs_gpus")  # its train step asks for 4 GPUs
+        reasons: list[str] = []
+
+        def says_why() -> bool:
+            request = executor_service_pb2.ListQueuedTasksRequest(flow_name="NeedsGpus",
+                                                                  run_id=run_id)  # fmt: skip
+            tasks = on_kubernetes.metadata().list_queued_tasks(request).tasks
+            reasons[:] = [t.waiting_reason for t in tasks
+                          if t.state != records_pb2.QUEUE_STATE_QUEUED]  # fmt: skip
+            return any("Unschedulable" in reason for reason in reasons)
+
+        wait_for(says_why, 60, f"the pod's reason to show: {reasons}")
+        assert reasons[0].startswith("pending in Kubernetes (pod ledgerflow-"), reasons
+        assert "Insufficient nvidia.com/gpu" in reasons[0]
+        assert len(kubelet.jobs()) == 1
+        on_kubernetes.cli("cancel", f"NeedsGpus/{run_id}")
+        assert not on_kubernetes.wait_finished("NeedsGpus", run_id, seconds=60)
+        wait_for(lambda: not kubelet.jobs(), 30, "the cancelled Job to be deleted")
+    finally:
+        kubelet.close()
+
+
+def test_no_kubeconfig_gives_a_clear_error(on_kubernetes: Cluster, tmp_path: Path) -> None:
+    on_kubernetes.env["KUBECONFIG"] = str(tmp_path / "missing-kubeconfig")
+    answer = on_kubernetes.cli("executor", "--service", on_kubernetes.address, "--backend",
+                               "kubernetes", "--image", IMAGE, check=False)  # fmt: skip
+    assert answer.returncode == 2 and "Traceback" not in answer.stderr, answer.stderr
+    assert "no Kubernetes configuration found" in answer.stderr

@@ -1,0 +1,236 @@
+"""A stand-in Kubernetes for the kubernetes backend's tests: kmock's in-memory API
+emulator in a process of its own (no API server can run here), a kubeconfig that points
+at it, and a fake kubelet that plays the cluster's part.
+
+The emulator stores and serves objects and watches, nothing more: no controllers, no
+validation, no scheduling. So the kubelet here, a thread in the test process, does what
+the Job controller and a node would: for each Job it validates the manifest against the
+Kubernetes schemas (kubernetes-validate, for KUBERNETES_VERSION), makes its pod, runs the
+container's command as a local process (the image is not used: the work folder and
+datastore are at the same paths here), and reports the pod's phase and its container's
+termination through the status subresource; deleting a Job stops its process and
+deletes its pod. Steps named in `oom_steps` end as a kubelet ends a container over its
+memory limit (OOMKilled, exit 137); pods asking for more GPUs than `gpus` stay pending
+as unschedulable.
+
+Also a command line: ``python tests/kube_emulator.py`` serves until killed and prints
+its port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+KUBERNETES_VERSION = "1.33"
+LAUNCHER_LABEL = "ledgerflow.dev/launcher"
+
+
+def _serve() -> None:
+    import kmock
+
+    async def main() -> None:
+        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+            emulator.resources.load_bundled()
+            print(server.port, flush=True)
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def write_kubeconfig(path: Path, port: int, namespace: str = "flows") -> None:
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: emulator\n"
+        f"clusters:\n- name: emulator\n  cluster:\n    server: http://127.0.0.1:{port}\n"
+        "users:\n- name: tester\n  user:\n    token: not-checked\n"
+        "contexts:\n- name: emulator\n  context:\n    cluster: emulator\n    user: tester\n"
+        f"    namespace: {namespace}\n"
+    )
+
+
+@dataclass
+class _Pod:
+    name: str
+    process: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
+class FakeKubelet:
+    """Plays the Job controller and a node against the emulator (see the module)."""
+
+    api: Any
+    namespace: str
+    oom_steps: set[str] = field(default_factory=set)
+    gpus: int = 0
+    jobs_seen: list[dict[str, Any]] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    _pods: dict[str, _Pod] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        from kubernetes import client
+
+        self.batch = client.BatchV1Api(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
+        self._thread.start()
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The Jobs the emulator holds now, as dicts."""
+        found = self.batch.list_namespaced_job(self.namespace, _preload_content=False)
+        return list(json.loads(found.data)["items"])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        for pod in self._pods.values():
+            if pod.process and pod.process.poll() is None:
+                pod.process.kill()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception as error:  # keep playing: the test sees what went wrong
+                print(f"fake kubelet: {error!r}", file=sys.stderr)
+            self._stop.wait(0.1)
+
+    def _step(self) -> None:
+        present = {job["metadata"]["name"]: job for job in self.jobs()}
+        for name, job in present.items():
+            if name not in self._pods:
+                self._admit(job)
+        for name, pod in list(self._pods.items()):
+            if name not in present:  # the Job was deleted: its pod goes too
+                if pod.process and pod.process.poll() is None:
+                    pod.process.kill()
+                self._delete_pod(pod.name)
+                del self._pods[name]
+            elif pod.process and pod.process.poll() is not None:
+                code = pod.process.returncode
+                self._terminate(pod.name, code, "Completed" if code == 0 else "Error")
+                pod.process = None
+
+    def _admit(self, job: dict[str, Any]) -> None:
+        import kubernetes_validate
+
+        self.jobs_seen.append(job)
+        try:
+            kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            self.invalid.append(f"{job['metadata']['name']}: {error.message}")
+        name = job["metadata"]["name"]
+        pod = _Pod(f"{name}-pod")
+        self._pods[name] = pod
+        template = job["spec"]["template"]
+        self.core.create_namespaced_pod(
+            self.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": pod.name,
+                    "namespace": self.namespace,
+                    "labels": {**template["metadata"]["labels"], "job-name": name},
+                },
+                "spec": template["spec"],
+                "status": {"phase": "Pending"},
+            },
+        )
+        container = template["spec"]["containers"][0]
+        wants_gpus = int(container["resources"]["limits"].get("nvidia.com/gpu", "0"))
+        if wants_gpus > self.gpus:
+            message = f"0/1 nodes are available: 1 Insufficient nvidia.com/gpu ({self.gpus} here)."
+            condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                         "message": message}  # fmt: skip
+            self._status(pod.name, {"phase": "Pending", "conditions": [condition]})
+            return
+        self._status(pod.name, {"phase": "Running"})
+        step = template["metadata"]["labels"].get("ledgerflow.dev/step", "")
+        if step in self.oom_steps:
+            self._terminate(pod.name, 137, "OOMKilled")
+            return
+        env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", [])}}
+        pod.process = subprocess.Popen(
+            [sys.executable if part == "python" else part for part in _command(container)],
+            cwd=container.get("workingDir"),
+            env=env,
+        )
+
+    def _terminate(self, pod: str, code: int, reason: str) -> None:
+        terminated = {"exitCode": code, "reason": reason}
+        status = {
+            "phase": "Succeeded" if code == 0 else "Failed",
+            "containerStatuses": [
+                {"name": "task", "ready": False, "restartCount": 0, "image": "task",
+                 "imageID": "", "state": {"terminated": terminated}}
+            ],
+        }  # fmt: skip
+        self._status(pod, status)
+
+    def _status(self, pod: str, status: dict[str, Any]) -> None:
+        self.core.patch_namespaced_pod_status(pod, self.namespace, {"status": status})
+
+    def _delete_pod(self, pod: str) -> None:
+        from kubernetes.client import ApiException
+
+        with suppress(ApiException):
+            self.core.delete_namespaced_pod(pod, self.namespace)
+
+
+def _command(container: dict[str, Any]) -> list[str]:
+    """The container's command; `python` inside `sh -c` becomes this interpreter."""
+    command = [*container["command"], *container.get("args", [])]
+    if command[:2] == ["/bin/sh", "-c"]:
+        script = command[2].replace("exec python ", f"exec {sys.executable} ", 1)
+        return ["/bin/sh", "-c", script]
+    return command
+
+
+@dataclass
+class KubeEmulator:
+    port: int
+    kubeconfig: Path
+    namespace: str
+    api: Any
+
+    def kubelet(self, **options: Any) -> FakeKubelet:
+        return FakeKubelet(self.api, self.namespace, **options)
+
+
+@contextmanager
+def kube_emulator(folder: Path, namespace: str = "flows") -> Iterator[KubeEmulator]:
+    """The emulator in a process of its own, and a kubeconfig at folder/kubeconfig."""
+    from kubernetes import client
+
+    process = subprocess.Popen(
+        [sys.executable, __file__], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the emulator did not start: {line}{process.stderr.read()}")
+        port = int(line)
+        kubeconfig = folder / "kubeconfig"
+        write_kubeconfig(kubeconfig, port, namespace)
+        configuration = client.Configuration()
+        configuration.host = f"http://127.0.0.1:{port}"
+        api = client.ApiClient(configuration)
+        yield KubeEmulator(port, kubeconfig, namespace, api)
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+if __name__ == "__main__":
+    _serve()
