@@ -1,7 +1,7 @@
 """Executor benchmark: remote runs through `ledgerflow executor` against the forked
 local runtime, lease throughput, and an idle executor's memory. Prints figures.
 
-    python bench/executor.py [--items 100] [--backends local,podman,slurm]
+    python bench/executor.py [--items 100] [--backends local,podman,slurm,slurm-steps]
                              [--lease-items 4000]
 
 1. A foreach of --items trivial tasks, run locally (`run --max-workers 4`, forked
@@ -9,7 +9,8 @@ local runtime, lease throughput, and an idle executor's memory. Prints figures.
    once): the time each remote task adds over the local one, and the time from
    submission to the first task running. With slurm, each task is a batch job on the
    Slurm test cluster this script starts (tests/slurm_cluster.py: two nodes of 2
-   cores, 4 jobs at once), and the figures include jobs per second.
+   cores, 4 jobs at once), and the figures include jobs per second; with slurm-steps,
+   each task is a job step in an allocation the executor holds (--slurm-steps).
 2. Leases per second: --lease-items queued tasks on Postgres, taken by 8 executor
    processes calling LeaseTask as fast as they can.
 3. The resident memory of an executor that has been idle for a few seconds.
@@ -97,9 +98,12 @@ def start_service(env: dict[str, str], url: str, port: int) -> subprocess.Popen[
 
 
 def start_executor(env: dict[str, str], port: int, backend: str) -> subprocess.Popen[bytes]:
+    """An executor of `backend` (slurm-steps: slurm with --slurm-steps)."""
+    flags = ["--backend", "slurm", "--slurm-steps"] if backend == "slurm-steps" else [
+        "--backend", backend]  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "ledgerflow.cli", "executor", "--service", f"127.0.0.1:{port}",
-         "--backend", backend, "--cpus", "1", "--memory", "4096", "--poll-seconds", "0.2"],
+         *flags, "--cpus", "1", "--memory", "4096", "--poll-seconds", "0.2"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -140,10 +144,10 @@ def foreach_figures(items: int, backends: list[str]) -> None:
         try:
             for backend in backends:
                 with contextlib.ExitStack() as stack:
-                    if backend == "slurm":
+                    if backend.startswith("slurm"):
                         from slurm_cluster import slurm_cluster
 
-                        slurm = stack.enter_context(slurm_cluster(Path(scratch) / "slurm"))
+                        slurm = stack.enter_context(slurm_cluster(Path(scratch) / backend))
                         env = {**env, "SLURM_CONF": str(slurm.conf)}
                     remote = remote_foreach(env, remote_env, port, backend, flow, items, scratch)
                 added = (remote.seconds - local) / (items + 3) * 1000
@@ -180,8 +184,10 @@ def remote_foreach(
         began = time.perf_counter()
         out = subprocess.run(
             [sys.executable, str(flow), "run", "--remote", "--items", str(items)],
-            env=remote_env, cwd=scratch, check=True, capture_output=True, text=True,
+            env=remote_env, cwd=scratch, capture_output=True, text=True,
         )  # fmt: skip
+        if out.returncode:
+            raise SystemExit(f"the run on {backend} failed:\n{out.stdout[-3000:]}{out.stderr}")
         seconds = time.perf_counter() - began
         run_id = out.stdout.split(" run ", 1)[1].split()[0]
         return RemoteFigures(seconds, first_task_delay(port, run_id))

@@ -41,6 +41,7 @@ from ledgerflow_executor.attempt import (
     task_request,
 )
 from ledgerflow_executor.backends import Backend, BackendError, Launch
+from ledgerflow_executor.backends.base import WORKROOT
 
 log = logging.getLogger("ledgerflow.executor")
 # Leases asked for at once (the free capacity bounds how many come).
@@ -96,7 +97,7 @@ class ExecutorSettings:
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     )
     # Where attempts keep their spec, outcome and output, and code packages unpack.
-    workroot: Path = field(default_factory=lambda: Path("/tmp/ledgerflow-executor"))
+    workroot: Path = WORKROOT
 
 
 class Executor:

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,16 +18,22 @@ from ledgerflow._config import Config, ConfigError, load_config, open_datastore
 from ledgerflow._decorators import Retry
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._graph import FlowGraph, InvalidGraph
-from ledgerflow._launcher import CommandLauncher, task_process
-from ledgerflow._lint import pylint_available, pylint_errors
-from ledgerflow._metadata import MetadataClient, connect
-from ledgerflow._parameters import IncludeFile, JSONType, Parameter
-from ledgerflow._progress import RunReporter
-from ledgerflow._remote import follow, submit
-from ledgerflow._resume import ResumeOrigin, find_origin, plan_resume
-from ledgerflow._runtime import LocalRuntime, parameters_as_json, parameters_from_json
+from ledgerflow._launcher import task_process
+from ledgerflow._parameters import (
+    IncludeFile,
+    JSONType,
+    Parameter,
+    parameters_as_json,
+    parameters_from_json,
+)
 from ledgerflow._task import TaskRequest, run_attempt
-from ledgerflow._task_server import serve
+
+if TYPE_CHECKING:
+    from ledgerflow._metadata import MetadataClient
+    from ledgerflow._resume import ResumeOrigin
+
+# What only `run`, `resume` and the other commands need is imported in them: every task
+# process starts through this module (`python FLOW task`), and pays for each import.
 
 
 def flow_parameters(flow_class: type) -> dict[str, Parameter]:
@@ -66,6 +72,8 @@ class _Session:
     @property
     def metadata(self) -> MetadataClient:
         if self._metadata is None:
+            from ledgerflow._metadata import connect
+
             self._metadata = connect(self.config)
         return self._metadata
 
@@ -114,6 +122,9 @@ def _execute(
     code_package: bool,
     origin: ResumeOrigin | None = None,
 ) -> None:
+    from ledgerflow._launcher import CommandLauncher
+    from ledgerflow._runtime import LocalRuntime
+
     flow_file = sys.modules[session.flow_class.__module__].__file__
     package_key = (
         save_package(session.store, Path(str(flow_file)), session.package_suffixes)
@@ -152,6 +163,9 @@ def _submit(
 ) -> None:
     """run --remote (and resume --remote, given the origin): submits the run, then
     follows it (or returns at once)."""
+    from ledgerflow._progress import RunReporter
+    from ledgerflow._remote import follow, submit
+
     if session.config.metadata != "service":
         raise click.UsageError(
             "run --remote needs a metadata service that executors reach: set "
@@ -286,6 +300,8 @@ def parameter_lines(params: dict[str, Parameter]) -> list[str]:
 
 def _lint(flow_class: type[FlowSpec]) -> None:
     """Stops with pylint's report when it finds errors in the flow file."""
+    from ledgerflow._lint import pylint_available, pylint_errors
+
     if not pylint_available():
         click.echo("pylint is not installed: extra checks are off (pip install pylint)", err=True)
         return
@@ -417,6 +433,8 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         """Run again from STEP (default: the failed step), reusing the tasks before it."""
         if detach and not remote:
             raise click.UsageError("--detach goes with --remote")
+        from ledgerflow._resume import find_origin, plan_resume
+
         flow = session.graph.name
         origin_run = find_origin(session.metadata, flow, session.config.username, origin_run_id)
         origin = plan_resume(session.metadata, session.graph, origin_run, step)
@@ -451,6 +469,8 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
     def task_server(session: _Session) -> None:
         """Run many task attempts, each in a fork of this warm process, as requests
         arrive on stdin (see _task_server.py): what executors keep per code package."""
+        from ledgerflow._task_server import serve
+
         store = session.store
 
         def run_request(request: TaskRequest, result_path: str) -> None:

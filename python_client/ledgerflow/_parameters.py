@@ -124,3 +124,23 @@ def builtins_type(value: Any) -> Any:
     if isinstance(value, (int, float, str)):
         return type(value)
     return JSONType
+
+
+def parameters_as_json(
+    values: dict[str, Any], params: dict[str, Any], store: ContentStore
+) -> dict[str, str]:
+    """The parameters as RunStarted records them (files go to `store`, see IncludeFile)."""
+    return {
+        name: params[name].record(value, store) if name in params else json.dumps(value)
+        for name, value in values.items()
+    }
+
+
+def parameters_from_json(
+    recorded: Any, params: dict[str, Any], store: ContentStore
+) -> dict[str, Any]:
+    """The values of a recorded run's parameters again (for resume)."""
+    return {
+        name: params[name].restore(text, store) if name in params else json.loads(text)
+        for name, text in recorded.items()
+    }

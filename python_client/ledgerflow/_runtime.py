@@ -10,7 +10,6 @@ per wake-up: a run costs few transactions, and a crash loses at most what is in 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import shutil
@@ -566,23 +565,3 @@ def _read(path: str) -> bytes:
 
 def _raise_interrupt(*_: Any) -> None:
     raise KeyboardInterrupt
-
-
-def parameters_as_json(
-    values: dict[str, Any], params: dict[str, Any], store: ContentStore
-) -> dict[str, str]:
-    """The parameters as RunStarted records them (files go to `store`, see IncludeFile)."""
-    return {
-        name: params[name].record(value, store) if name in params else json.dumps(value)
-        for name, value in values.items()
-    }
-
-
-def parameters_from_json(
-    recorded: Any, params: dict[str, Any], store: ContentStore
-) -> dict[str, Any]:
-    """The values of a recorded run's parameters again (for resume)."""
-    return {
-        name: params[name].restore(text, store) if name in params else json.loads(text)
-        for name, text in recorded.items()
-    }

@@ -178,3 +178,52 @@ def test_squeue_wait_statuses_become_exit_codes(wait_status: int, exit_code: int
 )
 def test_sinfo_gres_counts_gpus(gres: str, gpus: int) -> None:
     assert slurm_backend._gres_gpus(gres) == gpus
+
+
+def _steps(slurm: SlurmCluster) -> list[str]:
+    """Names of the job steps running now."""
+    return slurm.run("squeue", "--steps", "--noheader", "--format=%j").stdout.split()
+
+
+def test_steps_in_held_allocations_keep_each_steps_limits(on_slurm: Cluster) -> None:
+    on_slurm.executor("--slurm-steps", "--gpus", "3", backend="slurm", cpus=None, memory=None)
+    result = on_slurm.flow("resource_limits", "run", "--remote", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    events = on_slurm.events("ResourceLimits", _run_id(result.stdout))
+    failed = [e.task_failed for e in events if e.HasField("task_failed")]
+    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
+    assert failed[0].error_message.startswith("exceeded memory=256 MB")
+    assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+
+    spread = on_slurm.flow("spread_items", "run", "--remote", "--count", "6", "--seconds", "1")
+    placed = on_slurm.artifact(f"SpreadItems/{_run_id(spread.stdout)}/join", "placements")
+    assert {p["node"] for p in placed} == {"n1", "n2"}, placed
+    assert len({p["job"] for p in placed}) == 2  # the two held allocations, one a node
+    assert all(len(p["cores"]) == 1 for p in placed), placed
+
+    run_id = on_slurm.submit("gpu_items", "--count", "3", "--seconds", "4")
+    reasons: list[str] = []
+
+    def a_step_waits() -> bool:
+        request = executor_service_pb2.ListQueuedTasksRequest(flow_name="GpuItems", run_id=run_id)
+        tasks = on_slurm.metadata().list_queued_tasks(request).tasks
+        reasons.extend(t.waiting_reason for t in tasks if t.state != records_pb2.QUEUE_STATE_QUEUED
+                       and t.waiting_reason)  # fmt: skip
+        return any(r.startswith("pending in Slurm (a step of job ") for r in reasons)
+
+    wait_for(a_step_waits, 60, f"a GPU step waiting for its GPU: {reasons}")
+    assert on_slurm.wait_finished("GpuItems", run_id)
+    placed = on_slurm.artifact(f"GpuItems/{run_id}/join", "placements")
+    first, second, third = sorted(placed, key=lambda p: p["began"])
+    assert {first["gpus"], second["gpus"]} == {"0", "1"}, placed
+    assert third["began"] >= min(first["ended"], second["ended"]) - 0.5
+
+
+def test_cancel_ends_a_step(on_slurm: Cluster, slurm: SlurmCluster) -> None:
+    on_slurm.executor("--slurm-steps", backend="slurm", cpus=None, memory=None)
+    run_id = on_slurm.submit("spread_items", "--count", "2", "--seconds", "120")
+    mine = f"ledgerflow:SpreadItems/{run_id}/work/"
+    wait_for(lambda: sum(n.startswith(mine) for n in _steps(slurm)) == 2, 60, "two steps")
+    on_slurm.cli("cancel", f"SpreadItems/{run_id}")
+    assert not on_slurm.wait_finished("SpreadItems", run_id, seconds=60)
+    wait_for(lambda: not any(n.startswith(mine) for n in _steps(slurm)), 30, "the steps to end")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch
 from ledgerflow_executor.backends.container import ContainerBackend
 from ledgerflow_executor.backends.local import LocalBackend
-from ledgerflow_executor.backends.slurm import SlurmBackend
+from ledgerflow_executor.backends.slurm import SlurmBackend, SlurmStepsBackend
 
 NAMES = ("local", "podman", "docker", "slurm", "kubernetes")
 
@@ -17,7 +17,8 @@ class BackendOptions:
     """The executor's flags that some backend takes."""
 
     image: str = ""
-    partition: str = ""  # slurm
+    partition: str = ""  # slurm, and the one below
+    slurm_steps: bool = False
     namespace: str = ""  # kubernetes, and the three below
     service_account: str = ""
     context: str = ""
@@ -31,6 +32,8 @@ def open_backend(name: str, options: BackendOptions | None = None) -> Backend:
     if name in ("podman", "docker"):
         return ContainerBackend(name, options.image)
     if name == "slurm":
+        if options.slurm_steps:
+            return SlurmStepsBackend(options.image, options.partition)
         return SlurmBackend(options.image, options.partition)
     if name == "kubernetes":  # imported here: the kubernetes client is an extra
         from ledgerflow_executor.backends.kubernetes import KubernetesBackend

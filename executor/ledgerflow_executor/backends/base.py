@@ -9,6 +9,11 @@ import math
 import subprocess
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
+
+# Where an executor keeps its attempts' folders (one folder per executor in it). The
+# slurm backend's nodes must see it at the same path.
+WORKROOT = Path("/tmp/ledgerflow-executor")
 
 
 class BackendError(Exception):
