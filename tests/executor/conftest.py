@@ -244,6 +244,21 @@ def pg_cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
     yield from make_cluster(tmp_path, url)
 
 
+def run_over_memory(cluster: Cluster, error_type: str = "OutOfMemory") -> str:
+    """Runs flows/resource_limits.py remotely: its hog step must fail for memory with
+    the message that names its limit while its modest sibling succeeds. Its run id."""
+    result = cluster.flow("resource_limits", "run", "--remote", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr + cluster.log_text()
+    assert "exceeded memory=256 MB" in result.stdout
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    events = cluster.events("ResourceLimits", run_id)
+    failed = [e.task_failed for e in events if e.HasField("task_failed")]
+    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", error_type)]
+    assert failed[0].error_message.startswith("exceeded memory=256 MB")
+    assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+    return run_id
+
+
 def attempts_of(events: list[events_pb2.Event], kind: str) -> list[tuple[str, int]]:
     """(task pathspec, attempt) of each event of `kind`."""
     found = []

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from conftest import FLOWS, Cluster, attempts_of
+from conftest import FLOWS, Cluster, attempts_of, run_over_memory
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
 from waiting import wait_for
@@ -45,29 +45,14 @@ def test_detach_returns_at_once_and_the_run_goes_on(cluster: Cluster) -> None:
 
 def test_podman_enforces_memory_and_cpu(cluster: Cluster) -> None:
     cluster.executor(backend="podman", memory=8192)
-    result = cluster.flow("resource_limits", "run", "--remote", check=False)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "exceeded memory=256 MB" in result.stdout
-    run_id = result.stdout.split(" run ", 1)[1].split()[0]
-    events = cluster.events("ResourceLimits", run_id)
-    failed = [e.task_failed for e in events if e.HasField("task_failed")]
-    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
-    succeeded = {e.stream.split("/")[2] for e in events if e.HasField("task_succeeded")}
-    assert "modest" in succeeded
+    run_id = run_over_memory(cluster)
     dump = cluster.flow("resource_limits", "dump", f"{run_id}/modest", "--name", "quota")
     assert "50000 100000" in dump.stdout  # cpu=0.5: half of each 100 ms period
 
 
 def test_the_local_backend_bounds_memory(cluster: Cluster) -> None:
     cluster.executor(memory=8192)
-    result = cluster.flow("resource_limits", "run", "--remote", check=False)
-    assert result.returncode == 1, result.stdout + result.stderr
-    run_id = result.stdout.split(" run ", 1)[1].split()[0]
-    events = cluster.events("ResourceLimits", run_id)
-    failed = [e.task_failed for e in events if e.HasField("task_failed")]
-    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "MemoryError")]
-    assert failed[0].error_message.startswith("exceeded memory=256 MB")
-    assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+    run_over_memory(cluster, error_type="MemoryError")
 
 
 def test_each_task_sees_exactly_its_gpus(cluster: Cluster) -> None:
@@ -99,13 +84,7 @@ def test_docker_runs_tasks_with_their_limits(
     assert loaded.returncode == 0, loaded.stderr
     cluster.env["DOCKER_HOST"] = dockerd
     cluster.executor("--image", task_image, backend="docker", memory=8192)
-    result = cluster.flow("resource_limits", "run", "--remote", check=False)
-    assert result.returncode == 1, result.stdout + result.stderr + cluster.log_text()
-    assert "exceeded memory=256 MB" in result.stdout
-    run_id = result.stdout.split(" run ", 1)[1].split()[0]
-    events = cluster.events("ResourceLimits", run_id)
-    failed = [e.task_failed for e in events if e.HasField("task_failed")]
-    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
+    run_id = run_over_memory(cluster)
     dump = cluster.flow("resource_limits", "dump", f"{run_id}/modest", "--name", "quota")
     assert "50000 100000" in dump.stdout
 

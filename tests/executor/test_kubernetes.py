@@ -10,7 +10,7 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from conftest import Cluster, make_cluster
+from conftest import Cluster, make_cluster, run_over_memory
 from kube_emulator import KUBERNETES_VERSION, KubeEmulator, kube_emulator
 from ledgerflow.v1 import executor_service_pb2, records_pb2
 from ledgerflow_executor.backends import BackendError, Launch
@@ -119,14 +119,7 @@ def test_an_oomkilled_pod_fails_with_the_memory_message(
     kubelet = emulator.kubelet(oom_steps={"hog"})
     try:
         on_kubernetes.executor("--image", IMAGE, backend="kubernetes")
-        result = on_kubernetes.flow("resource_limits", "run", "--remote", check=False)
-        assert result.returncode == 1, result.stdout + result.stderr
-        run_id = result.stdout.split(" run ", 1)[1].split()[0]
-        events = on_kubernetes.events("ResourceLimits", run_id)
-        failed = [e.task_failed for e in events if e.HasField("task_failed")]
-        assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
-        assert failed[0].error_message.startswith("exceeded memory=256 MB")
-        assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+        run_over_memory(on_kubernetes)
     finally:
         kubelet.close()
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, attempts_of, make_cluster
+from conftest import Cluster, attempts_of, make_cluster, run_over_memory
 from ledgerflow.v1 import executor_service_pb2, records_pb2
 from ledgerflow_executor.backends import slurm as slurm_backend
 from slurm_cluster import SlurmCluster, slurm_cluster
@@ -44,14 +44,7 @@ def _jobs(slurm: SlurmCluster) -> dict[str, str]:
 
 def test_slurm_enforces_memory_and_cores(on_slurm: Cluster, slurm: SlurmCluster) -> None:
     on_slurm.executor(backend="slurm", cpus=None, memory=None)
-    result = on_slurm.flow("resource_limits", "run", "--remote", check=False)
-    assert result.returncode == 1, result.stdout + result.stderr
-    run_id = _run_id(result.stdout)
-    events = on_slurm.events("ResourceLimits", run_id)
-    failed = [e.task_failed for e in events if e.HasField("task_failed")]
-    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
-    assert failed[0].error_message.startswith("exceeded memory=256 MB")
-    assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+    run_id = run_over_memory(on_slurm)
     # Each attempt was a job named after its task; Slurm saw the hog run out of memory.
     states = _jobs(slurm)
     hog = [state for name, state in states.items() if f"/{run_id}/hog/" in name]
@@ -66,13 +59,7 @@ def test_tasks_run_in_the_task_image_within_their_jobs_limits(
     on_slurm: Cluster, slurm: SlurmCluster, task_image: str
 ) -> None:
     on_slurm.executor("--image", task_image, backend="slurm", cpus=None, memory=None)
-    result = on_slurm.flow("resource_limits", "run", "--remote", check=False)
-    assert result.returncode == 1, result.stdout + result.stderr
-    run_id = _run_id(result.stdout)
-    events = on_slurm.events("ResourceLimits", run_id)
-    failed = [e.task_failed for e in events if e.HasField("task_failed")]
-    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
-    assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+    run_over_memory(on_slurm)
     spread = on_slurm.flow("spread_items", "run", "--remote", "--count", "2")
     placed = on_slurm.artifact(f"SpreadItems/{_run_id(spread.stdout)}/join", "placements")
     assert all(p["job"] and len(p["cores"]) == 1 for p in placed), placed
@@ -187,13 +174,7 @@ def _steps(slurm: SlurmCluster) -> list[str]:
 
 def test_steps_in_held_allocations_keep_each_steps_limits(on_slurm: Cluster) -> None:
     on_slurm.executor("--slurm-steps", "--gpus", "3", backend="slurm", cpus=None, memory=None)
-    result = on_slurm.flow("resource_limits", "run", "--remote", check=False)
-    assert result.returncode == 1, result.stdout + result.stderr
-    events = on_slurm.events("ResourceLimits", _run_id(result.stdout))
-    failed = [e.task_failed for e in events if e.HasField("task_failed")]
-    assert [(f.task.step_name, f.error_type) for f in failed] == [("hog", "OutOfMemory")]
-    assert failed[0].error_message.startswith("exceeded memory=256 MB")
-    assert any(e.HasField("task_succeeded") and "/modest/" in e.stream for e in events)
+    run_over_memory(on_slurm)
 
     spread = on_slurm.flow("spread_items", "run", "--remote", "--count", "6", "--seconds", "1")
     placed = on_slurm.artifact(f"SpreadItems/{_run_id(spread.stdout)}/join", "placements")

@@ -112,19 +112,7 @@ class SlurmBackend(Backend):
     def start(self, launch: Launch) -> int:
         script = Path(launch.workdir) / "job.sh"
         script.write_text(self.job_script(launch))
-        args = [
-            "sbatch", "--parsable",
-            f"--job-name=ledgerflow:{launch.task or launch.name}",
-            f"--cpus-per-task={cpu_count_for(launch.cpu)}",
-            f"--mem={launch.memory_mb}M",
-            f"--output={launch.stdout_path}",
-            f"--error={launch.stderr_path}",
-            f"--chdir={launch.workdir}",
-        ]  # fmt: skip
-        if launch.gpu:
-            args.append(f"--gres=gpu:{launch.gpu}")
-        if launch.timeout_seconds:
-            args.append(f"--time={math.ceil(launch.timeout_seconds / 60)}")
+        args = ["sbatch", "--parsable", *_attempt_args(launch)]
         if self.partition:
             args.append(f"--partition={self.partition}")
         answer = _slurm([*args, str(script)], retry_seconds=20)
@@ -215,6 +203,23 @@ class SlurmBackend(Backend):
 
     def kill(self, handle: int) -> None:
         _slurm(["scancel", str(handle)], check=False)
+
+
+def _attempt_args(launch: Launch) -> list[str]:
+    """What sbatch and srun both take: the attempt's name, resources, time and files."""
+    args = [
+        f"--job-name=ledgerflow:{launch.task or launch.name}",
+        f"--cpus-per-task={cpu_count_for(launch.cpu)}",
+        f"--mem={launch.memory_mb}M",
+        f"--output={launch.stdout_path}",
+        f"--error={launch.stderr_path}",
+        f"--chdir={launch.workdir}",
+    ]
+    if launch.gpu:
+        args.append(f"--gres=gpu:{launch.gpu}")
+    if launch.timeout_seconds:  # Slurm's time limits are whole minutes
+        args.append(f"--time={math.ceil(launch.timeout_seconds / 60)}")
+    return args
 
 
 def _slurm(
@@ -312,17 +317,7 @@ class SlurmStepsBackend(SlurmBackend):
         script.write_text(self.job_script(launch))
         need = (cpu_count_for(launch.cpu), launch.memory_mb, launch.gpu)
         holder = self._place(need)
-        args = [
-            "srun", f"--jobid={holder.job}", "--ntasks=1",
-            f"--job-name=ledgerflow:{launch.task or launch.name}",
-            f"--cpus-per-task={need[0]}", f"--mem={launch.memory_mb}M",
-            f"--output={launch.stdout_path}", f"--error={launch.stderr_path}",
-            f"--chdir={launch.workdir}",
-        ]  # fmt: skip
-        if launch.gpu:
-            args.append(f"--gres=gpu:{launch.gpu}")
-        if launch.timeout_seconds:
-            args.append(f"--time={math.ceil(launch.timeout_seconds / 60)}")
+        args = ["srun", f"--jobid={holder.job}", "--ntasks=1", *_attempt_args(launch)]
         srun_log = Path(launch.workdir) / "srun.log"  # srun's own messages
         with open(srun_log, "wb") as log_file:
             process = subprocess.Popen(
