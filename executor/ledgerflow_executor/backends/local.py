@@ -1,7 +1,9 @@
 """The local backend: each attempt a plain process, for machines without a container
 engine. Its limits are an address-space rlimit (the step's memory on top of what the
 warm process had mapped when it forked: an allocation beyond it fails inside the task,
-as MemoryError) and CPU affinity (as many cores as the step asks for, round-robin).
+as MemoryError; for an attempt with GPUs, a data-segment rlimit, since CUDA reserves far
+more address space than it uses) and CPU affinity (as many cores as the step asks for,
+round-robin). Each attempt sees only its GPUs (CUDA_VISIBLE_DEVICES, from the executor).
 
 Attempts run warm: one task server per flow file (``python FLOW_FILE task-server``,
 see ledgerflow/_task_server.py) imports the flow once and forks a child per attempt,
@@ -54,8 +56,8 @@ class LocalBackend(Backend):
         return sorted(picked)
 
     def start(self, launch: Launch) -> int:
-        if launch.flow_file is None:  # an arbitrary command: no task server for it
-            return super().start(launch)
+        if launch.flow_file is None:
+            raise BackendError("the local backend runs task entry points: a flow file is needed")
         server = self._server_for(launch)
         ask = {
             "spec": launch.spec_path, "result": launch.result_path,
@@ -73,13 +75,6 @@ class LocalBackend(Backend):
             raise BackendError(f"the task server of {launch.flow_file} is gone: {error}") from None
         server.running.add(pid)
         return pid
-
-    def _popen(self, launch: Launch) -> subprocess.Popen[bytes]:
-        with open(launch.stdout_path, "wb") as out, open(launch.stderr_path, "wb") as err:
-            return subprocess.Popen(
-                launch.command, cwd=launch.workdir, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=err, env={**os.environ, **launch.env}, start_new_session=True,
-            )  # fmt: skip
 
     def _server_for(self, launch: Launch) -> _TaskServer:
         assert launch.flow_file is not None
@@ -115,10 +110,8 @@ class LocalBackend(Backend):
             server.running.clear()
 
     def poll(self) -> list[tuple[int, int]]:
-        exited = super().poll()
         with self._lock:
-            exited += self._exited
-            self._exited = []
+            exited, self._exited = self._exited, []
         return exited
 
     def kill(self, handle: int) -> None:
