@@ -63,6 +63,14 @@ STEP_START_SECONDS = 1.0
 _MISSING_POLLS = 20
 
 
+@dataclass(frozen=True)
+class _Node:
+    name: str
+    cpus: int
+    memory_mb: int
+    gpus: int
+
+
 @dataclass
 class _Job:
     what: str = ""  # "job 12", or "a step of job 7"
@@ -90,22 +98,28 @@ class SlurmBackend(Backend):
 
     def capacity(self) -> tuple[float, int, int]:
         """(cpus, memory MB, GPUs) of the partition's nodes that take jobs."""
+        nodes = self.nodes()
+        return (
+            float(sum(n.cpus for n in nodes)),
+            sum(n.memory_mb for n in nodes),
+            sum(n.gpus for n in nodes),
+        )
+
+    def nodes(self) -> list[_Node]:
+        """The partition's nodes that take jobs (not down, drained or failed)."""
         args = ["sinfo", "--noheader", "--Node", "--format", "%N|%c|%m|%G|%t"]
         if self.partition:
             args += ["--partition", self.partition]
         lines = _slurm(args).stdout.splitlines()
-        cpus, memory, gpus = 0.0, 0, 0
-        for node in dict.fromkeys(lines):  # a node in two partitions is listed twice
-            _, node_cpus, node_memory, gres, state = node.split("|")
-            if state.rstrip("*~#$@").lower() in ("down", "drain", "drained", "fail"):
-                continue
-            cpus += float(node_cpus)
-            memory += int(node_memory)
-            gpus += _gres_gpus(gres)
-        if not cpus:
+        nodes = []
+        for line in dict.fromkeys(lines):  # a node in two partitions is listed twice
+            name, cpus, memory, gres, state = line.split("|")
+            if state.rstrip("*~#$@").lower() not in ("down", "drain", "drained", "fail"):
+                nodes.append(_Node(name, int(float(cpus)), int(memory), _gres_gpus(gres)))
+        if not nodes:
             where = f" in partition {self.partition!r}" if self.partition else ""
             raise BackendError(f"Slurm lists no node that takes jobs{where}: {lines or 'none'}")
-        return cpus, memory, gpus
+        return nodes
 
     # ---- one attempt --------------------------------------------------------------------
 
@@ -268,17 +282,18 @@ class _Holder:
     """A job that holds one node for this executor's attempts, and what they use."""
 
     job: int
-    node: str
-    cpus: int
-    memory_mb: int
-    gpus: int
+    node: _Node
     used: list[tuple[int, int, int]] = dataclasses.field(default_factory=list)
 
+    def total(self) -> tuple[int, int, int]:
+        return self.node.cpus, self.node.memory_mb, self.node.gpus
+
     def free(self) -> tuple[int, int, int]:
+        cpus, memory_mb, gpus = self.total()
         return (
-            self.cpus - sum(u[0] for u in self.used),
-            self.memory_mb - sum(u[1] for u in self.used),
-            self.gpus - sum(u[2] for u in self.used),
+            cpus - sum(u[0] for u in self.used),
+            memory_mb - sum(u[1] for u in self.used),
+            gpus - sum(u[2] for u in self.used),
         )
 
 
@@ -339,8 +354,11 @@ class SlurmStepsBackend(SlurmBackend):
         for handle, _ in exited:
             step = self._steps.pop(handle)
             step.holder.used.remove(step.need)
-            what = f"a step of job {step.holder.job}"
-            self._ended[handle] = _Job(what, state=_step_end(step.srun_log), node=step.holder.node)
+            self._ended[handle] = _Job(
+                f"a step of job {step.holder.job}",
+                state=_step_end(step.srun_log),
+                node=step.holder.node.name,
+            )
         return exited
 
     def waiting(self, handle: int) -> str:
@@ -354,7 +372,7 @@ class SlurmStepsBackend(SlurmBackend):
             return ""
         cpu, memory, gpu = step.need
         return (
-            f"pending in Slurm (a step of job {step.holder.job} on {step.holder.node}): "
+            f"pending in Slurm (a step of job {step.holder.job} on {step.holder.node.name}): "
             f"waiting for cpu={cpu}, memory={memory} MB, gpu={gpu} to come free"
         )
 
@@ -372,35 +390,26 @@ class SlurmStepsBackend(SlurmBackend):
         """The node with room for the step (the most free cores), or else the least busy
         one that could ever take it: srun then waits until the step fits."""
         fits = [h for h in self._holders if _fits(h.free(), need)]
-        able = [h for h in self._holders if _fits((h.cpus, h.memory_mb, h.gpus), need)]
+        able = [h for h in self._holders if _fits(h.total(), need)]
         return max(fits or able or self._holders, key=lambda h: h.free()[0])
 
     def _hold_nodes(self) -> None:
         self._heartbeat.touch()
-        args = ["sinfo", "--noheader", "--Node", "--format", "%N|%c|%m|%G|%t"]
-        if self.partition:
-            args += ["--partition", self.partition]
         watch = (
             f"while [ $(( $(date +%s) - $(stat -c %Y {shlex.quote(str(self._heartbeat))}) )) "
             f"-lt {self.HEARTBEAT_SECONDS} ]; do sleep 5; done"
         )
-        for line in dict.fromkeys(_slurm(args).stdout.splitlines()):
-            node, cpus, memory, gres, state = line.split("|")
-            if state.rstrip("*~#$@").lower() in ("down", "drain", "drained", "fail"):
-                continue
-            gpus = _gres_gpus(gres)
+        for node in self.nodes():
             submit = [
-                "sbatch", "--parsable", f"--nodelist={node}", "--exclusive", "--mem=0",
+                "sbatch", "--parsable", f"--nodelist={node.name}", "--exclusive", "--mem=0",
                 "--job-name=ledgerflow-hold", "--output=/dev/null", f"--wrap={watch}",
             ]  # fmt: skip
-            if gpus:
-                submit.append(f"--gres=gpu:{gpus}")
+            if node.gpus:
+                submit.append(f"--gres=gpu:{node.gpus}")
             if self.partition:
                 submit.append(f"--partition={self.partition}")
             job = int(_slurm(submit, retry_seconds=20).stdout.strip().split(";")[0])
-            self._holders.append(_Holder(job, node, int(float(cpus)), int(memory), gpus))
-        if not self._holders:
-            raise BackendError("Slurm lists no node that takes jobs")
+            self._holders.append(_Holder(job, node))
         deadline = time.monotonic() + 120
         while not self._all_holding():
             if time.monotonic() > deadline:
