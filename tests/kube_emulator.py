@@ -11,7 +11,16 @@ datastore are at the same paths here), and reports the pod's phase and its conta
 termination through the status subresource; deleting a Job stops its process and
 deletes its pod. Steps named in `oom_steps` end as a kubelet ends a container over its
 memory limit (OOMKilled, exit 137); pods asking for more GPUs than `gpus` stay pending
-as unschedulable.
+as unschedulable, and the others get GPUs as the NVIDIA device plugin gives them (named
+in NVIDIA_VISIBLE_DEVICES; the process does not inherit this host's CUDA_VISIBLE_DEVICES).
+
+When the environment names a real cluster (``KUBECONFIG`` set before the tests start),
+`kubernetes_for_tests` gives that cluster instead: the cluster runs the pods, and a
+JobObserver in the kubelet's place only records and validates the Jobs the executor
+creates. Running tasks there needs an image with this ledgerflow installed
+(``LEDGERFLOW_TEST_IMAGE``), nodes that see this host's /tmp at the same paths, and an
+address of this host the pods reach (``LEDGERFLOW_TEST_SERVICE_HOST``); see
+docs/executor.md.
 
 Also a command line: ``python tests/kube_emulator.py`` serves until killed and prints
 its port.
@@ -33,6 +42,8 @@ from typing import Any
 
 KUBERNETES_VERSION = "1.33"
 LAUNCHER_LABEL = "ledgerflow.dev/launcher"
+# A real cluster to test against, read before any test points KUBECONFIG elsewhere.
+LIVE_KUBECONFIG = os.environ.get("KUBECONFIG", "")
 
 
 def _serve() -> None:
@@ -61,6 +72,7 @@ def write_kubeconfig(path: Path, port: int, namespace: str = "flows") -> None:
 class _Pod:
     name: str
     process: subprocess.Popen[bytes] | None = None
+    gpus: tuple[int, ...] = ()
 
 
 @dataclass
@@ -81,13 +93,13 @@ class FakeKubelet:
 
         self.batch = client.BatchV1Api(self.api)
         self.core = client.CoreV1Api(self.api)
+        self._free_gpus = list(range(self.gpus))
         self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
         self._thread.start()
 
     def jobs(self) -> list[dict[str, Any]]:
-        """The Jobs the emulator holds now, as dicts."""
-        found = self.batch.list_namespaced_job(self.namespace, _preload_content=False)
-        return list(json.loads(found.data)["items"])
+        """The executors' Jobs the cluster holds now, as dicts."""
+        return _launched_jobs(self.batch, self.namespace)
 
     def close(self) -> None:
         self._stop.set()
@@ -115,19 +127,17 @@ class FakeKubelet:
                     pod.process.kill()
                 self._delete_pod(pod.name)
                 del self._pods[name]
+                self._free_gpus.extend(pod.gpus)
             elif pod.process and pod.process.poll() is not None:
                 code = pod.process.returncode
                 self._terminate(pod.name, code, "Completed" if code == 0 else "Error")
                 pod.process = None
+                self._free_gpus.extend(pod.gpus)
+                pod.gpus = ()
 
     def _admit(self, job: dict[str, Any]) -> None:
-        import kubernetes_validate
-
         self.jobs_seen.append(job)
-        try:
-            kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            self.invalid.append(f"{job['metadata']['name']}: {error.message}")
+        self.invalid.extend(_schema_errors(job))
         name = job["metadata"]["name"]
         pod = _Pod(f"{name}-pod")
         self._pods[name] = pod
@@ -148,7 +158,7 @@ class FakeKubelet:
         )
         container = template["spec"]["containers"][0]
         wants_gpus = int(container["resources"]["limits"].get("nvidia.com/gpu", "0"))
-        if wants_gpus > self.gpus:
+        if wants_gpus > len(self._free_gpus):
             message = f"0/1 nodes are available: 1 Insufficient nvidia.com/gpu ({self.gpus} here)."
             condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                          "message": message}  # fmt: skip
@@ -159,7 +169,12 @@ class FakeKubelet:
         if step in self.oom_steps:
             self._terminate(pod.name, 137, "OOMKilled")
             return
-        env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", [])}}
+        pod.gpus = tuple(self._free_gpus[:wants_gpus])
+        del self._free_gpus[:wants_gpus]
+        host = {k: v for k, v in os.environ.items() if not k.endswith("_VISIBLE_DEVICES")}
+        env = {**host, **{e["name"]: e["value"] for e in container.get("env", [])}}
+        if pod.gpus:
+            env["NVIDIA_VISIBLE_DEVICES"] = ",".join(f"GPU-fake-{i}" for i in pod.gpus)
         pod.process = subprocess.Popen(
             [sys.executable if part == "python" else part for part in _command(container)],
             cwd=container.get("workingDir"),
@@ -187,6 +202,64 @@ class FakeKubelet:
             self.core.delete_namespaced_pod(pod, self.namespace)
 
 
+@dataclass
+class JobObserver:
+    """The FakeKubelet's part on a live cluster, where the cluster runs the pods: records
+    and validates each Job the executor creates (its jobs_seen, invalid and jobs())."""
+
+    api: Any
+    namespace: str
+    jobs_seen: list[dict[str, Any]] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        from kubernetes import client
+
+        self.batch = client.BatchV1Api(self.api)
+        self._thread = threading.Thread(target=self._loop, name="job-observer", daemon=True)
+        self._thread.start()
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return _launched_jobs(self.batch, self.namespace)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        seen: set[str] = set()
+        while not self._stop.is_set():
+            try:
+                for job in self.jobs():
+                    if job["metadata"]["uid"] not in seen:
+                        seen.add(job["metadata"]["uid"])
+                        self.jobs_seen.append(job)
+                        self.invalid.extend(_schema_errors(job))
+            except Exception as error:  # keep watching: the test sees what went wrong
+                print(f"job observer: {error!r}", file=sys.stderr)
+            self._stop.wait(0.1)
+
+
+def _launched_jobs(batch: Any, namespace: str) -> list[dict[str, Any]]:
+    """The Jobs an executor launched (others in a live namespace are not ours)."""
+    found = batch.list_namespaced_job(
+        namespace, label_selector=LAUNCHER_LABEL, _preload_content=False
+    )
+    return list(json.loads(found.data)["items"])
+
+
+def _schema_errors(job: dict[str, Any]) -> list[str]:
+    """What the Kubernetes schemas (KUBERNETES_VERSION, strict) find wrong with a Job."""
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        return [f"{job['metadata']['name']}: {error.message}"]
+    return []
+
+
 def _command(container: dict[str, Any]) -> list[str]:
     """The container's command; `python` inside `sh -c` becomes this interpreter."""
     command = [*container["command"], *container.get("args", [])]
@@ -198,12 +271,18 @@ def _command(container: dict[str, Any]) -> list[str]:
 
 @dataclass
 class KubeEmulator:
-    port: int
+    """The Kubernetes a test talks to: the emulator, or a live cluster (`live`)."""
+
     kubeconfig: Path
     namespace: str
     api: Any
+    live: bool = False
 
-    def kubelet(self, **options: Any) -> FakeKubelet:
+    def kubelet(self, **options: Any) -> FakeKubelet | JobObserver:
+        """What plays the nodes: the fake kubelet (its options: oom_steps, gpus), or on
+        a live cluster an observer (the cluster's own limits and GPUs apply)."""
+        if self.live:
+            return JobObserver(self.api, self.namespace)
         return FakeKubelet(self.api, self.namespace, **options)
 
 
@@ -226,10 +305,28 @@ def kube_emulator(folder: Path, namespace: str = "flows") -> Iterator[KubeEmulat
         configuration = client.Configuration()
         configuration.host = f"http://127.0.0.1:{port}"
         api = client.ApiClient(configuration)
-        yield KubeEmulator(port, kubeconfig, namespace, api)
+        yield KubeEmulator(kubeconfig, namespace, api)
     finally:
         process.kill()
         process.wait(10)
+
+
+@contextmanager
+def kubernetes_for_tests(folder: Path) -> Iterator[KubeEmulator]:
+    """The live cluster LIVE_KUBECONFIG names, else a fresh emulator."""
+    if not LIVE_KUBECONFIG:
+        with kube_emulator(folder) as emulator:
+            yield emulator
+        return
+    from kubernetes import config
+
+    _, context = config.list_kube_config_contexts(config_file=LIVE_KUBECONFIG)
+    namespace = context["context"].get("namespace") or "default"
+    api = config.new_client_from_config(config_file=LIVE_KUBECONFIG)
+    try:
+        yield KubeEmulator(Path(LIVE_KUBECONFIG), namespace, api, live=True)
+    finally:
+        api.close()
 
 
 if __name__ == "__main__":

@@ -264,12 +264,7 @@ class Executor:
             cpu=task.resources.cpu or 1,
             memory_mb=task.resources.memory_mb or 4096,
             gpu=task.resources.gpu,
-            env={
-                **self.datastore_env,
-                "LEDGERFLOW_PYLINT": "0",
-                # Exactly its GPUs: none at all when it asked for none.
-                "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids)),
-            },
+            env={**self.datastore_env, "LEDGERFLOW_PYLINT": "0", **self._gpus_seen(gpu_ids)},
             mounts=(str(flow_file.parent), *self.datastore_mounts),
             image=lease.step.image or self.settings.image,
             timeout_seconds=lease.step.timeout_seconds,
@@ -279,6 +274,13 @@ class Executor:
             spec_path=str(spec_path),
             result_path=str(folder / "result"),
         )
+
+    def _gpus_seen(self, gpu_ids: tuple[int, ...]) -> dict[str, str]:
+        """The attempt sees exactly its GPUs: none when it asked for none, else the ones
+        given here or, where the backend's engine assigns GPUs, the engine's."""
+        if gpu_ids and self.backend.assigns_gpus:
+            return {}
+        return {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids))}
 
     def _start(self, lease: Lease, launch: Launch) -> None:
         try:

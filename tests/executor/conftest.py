@@ -39,10 +39,12 @@ class Cluster:
     service: subprocess.Popen[bytes] | None = None
     executors: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    # Where the service listens: loopback, unless tasks on a live cluster must reach it.
+    host: str = "127.0.0.1"
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start_service(self) -> None:
         log = self.home / f"service-{len(self.logs)}.log"
@@ -56,6 +58,8 @@ class Cluster:
                     "service",
                     "--database-url",
                     self.database_url,
+                    "--host",
+                    self.host,
                     "--port",
                     str(self.port),
                 ],
@@ -67,7 +71,7 @@ class Cluster:
 
     def _service_answers(self) -> bool:
         with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+            return probe.connect_ex((self.host, self.port)) == 0
 
     def stop_service(self) -> None:
         assert self.service is not None
@@ -213,7 +217,7 @@ class Cluster:
                 process.wait(timeout=30)
 
 
-def make_cluster(tmp_path: Path, database_url: str) -> Iterator[Cluster]:
+def make_cluster(tmp_path: Path, database_url: str, host: str = "127.0.0.1") -> Iterator[Cluster]:
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
@@ -223,7 +227,7 @@ def make_cluster(tmp_path: Path, database_url: str) -> Iterator[Cluster]:
         USERNAME="tester",
         PYTHONUNBUFFERED="1",
     )
-    cluster = Cluster(home, database_url, env)
+    cluster = Cluster(home, database_url, env, host=host)
     cluster.start_service()
     try:
         yield cluster

@@ -1,17 +1,23 @@
 """The kubernetes backend against kmock's in-memory API emulator and a fake kubelet
 (tests/kube_emulator.py): no Kubernetes API server can run here, so this checks the
 Job manifests against the Kubernetes schemas and the executor's create, watch and
-delete life cycle against the emulator, not a live cluster."""
+delete life cycle against the emulator, not a live cluster.
+
+With KUBECONFIG set when the tests start, the same tests run against that cluster: the
+manifests also go through the API server's validation (a dry-run create), and the runs
+need LEDGERFLOW_TEST_IMAGE and LEDGERFLOW_TEST_SERVICE_HOST (docs/executor.md)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 from conftest import Cluster, make_cluster, run_over_memory
-from kube_emulator import KUBERNETES_VERSION, KubeEmulator, kube_emulator
+from kube_emulator import KUBERNETES_VERSION, KubeEmulator, kubernetes_for_tests
+from kubernetes.client import BatchV1Api
 from ledgerflow.v1 import executor_service_pb2, records_pb2
 from ledgerflow_executor.backends import BackendError, Launch
 from ledgerflow_executor.backends.kubernetes import KubernetesBackend
@@ -19,19 +25,26 @@ from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
-IMAGE = "registry.example/team/flows:1.2"
+# The emulator never pulls it; a live cluster runs LEDGERFLOW_TEST_IMAGE instead.
+IMAGE = os.environ.get("LEDGERFLOW_TEST_IMAGE", "registry.example/team/flows:1.2")
 
 
 @pytest.fixture
 def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeEmulator]:
-    with kube_emulator(tmp_path) as running:
+    with kubernetes_for_tests(tmp_path) as running:
         monkeypatch.setenv("KUBECONFIG", str(running.kubeconfig))
         yield running
 
 
 @pytest.fixture
 def on_kubernetes(tmp_path: Path, emulator: KubeEmulator) -> Iterator[Cluster]:
-    for cluster in make_cluster(tmp_path, f"sqlite://{tmp_path / 'ledger.db'}"):
+    host = "127.0.0.1"
+    if emulator.live:
+        needed = ("LEDGERFLOW_TEST_IMAGE", "LEDGERFLOW_TEST_SERVICE_HOST")
+        if not all(os.environ.get(name) for name in needed):
+            pytest.skip(f"runs on a live cluster need {' and '.join(needed)}")
+        host = os.environ["LEDGERFLOW_TEST_SERVICE_HOST"]
+    for cluster in make_cluster(tmp_path, f"sqlite://{tmp_path / 'ledger.db'}", host):
         cluster.env["KUBECONFIG"] = str(emulator.kubeconfig)
         yield cluster
 
@@ -42,7 +55,7 @@ def _launch(tmp_path: Path, **overrides: object) -> Launch:
         command=["/usr/bin/python3", "/code/flow.py", "task", "--spec", "s", "--result", "r"],
         workdir=str(tmp_path), stdout_path=str(tmp_path / "stdout"),
         stderr_path=str(tmp_path / "stderr"), cpu=0.5, memory_mb=256, gpu=0,
-        env={"LEDGERFLOW_DATASTORE": "s3", "CUDA_VISIBLE_DEVICES": ""},
+        env={"LEDGERFLOW_DATASTORE": "s3"},
         mounts=("/code",), task="Train/17/fit/3.1",
     )  # fmt: skip
     fields.update(overrides)
@@ -56,12 +69,17 @@ def test_job_manifests_validate_and_carry_the_steps_resources(
     try:
         plain = backend.job_manifest(_launch(tmp_path))
         big = backend.job_manifest(_launch(tmp_path, gpu=2, cpu=4, memory_mb=32768,
-                                           timeout_seconds=90.4, image="team/train:2"))  # fmt: skip
+                                           timeout_seconds=90.4, image="team/train:2",
+                                           name="ledgerflow-big"))  # fmt: skip
     finally:
         backend.close()
     for manifest in (plain, big):
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
-    assert plain["metadata"]["namespace"] == "flows"  # the kubeconfig context's
+        if emulator.live:  # the API server's own checks, creating nothing
+            BatchV1Api(emulator.api).create_namespaced_job(
+                emulator.namespace, manifest, dry_run="All"
+            )
+    assert plain["metadata"]["namespace"] == emulator.namespace  # the kubeconfig context's
     spec = plain["spec"]
     assert spec["backoffLimit"] == 0 and spec["ttlSecondsAfterFinished"] > 0
     assert "activeDeadlineSeconds" not in spec
@@ -71,7 +89,7 @@ def test_job_manifests_validate_and_carry_the_steps_resources(
     assert container["image"] == IMAGE
     assert container["resources"]["limits"] == {"cpu": "0.5", "memory": "256Mi"}
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["LEDGERFLOW_SERVICE"] == "10.0.0.5:50051" and env["CUDA_VISIBLE_DEVICES"] == ""
+    assert env == {"LEDGERFLOW_DATASTORE": "s3", "LEDGERFLOW_SERVICE": "10.0.0.5:50051"}
     labels = spec["template"]["metadata"]["labels"]
     assert (labels["ledgerflow.dev/flow"], labels["ledgerflow.dev/step"]) == ("Train", "fit")
     assert (labels["ledgerflow.dev/task-id"], labels["ledgerflow.dev/attempt"]) == ("3", "1")
@@ -81,7 +99,6 @@ def test_job_manifests_validate_and_carry_the_steps_resources(
     assert big_container["resources"]["requests"] == {
         "cpu": "4", "memory": "32768Mi", "nvidia.com/gpu": "2"
     }  # fmt: skip
-    assert "CUDA_VISIBLE_DEVICES" not in {e["name"] for e in big_container["env"]}
     assert big["spec"]["activeDeadlineSeconds"] == 90
 
 
@@ -120,6 +137,27 @@ def test_an_oomkilled_pod_fails_with_the_memory_message(
     try:
         on_kubernetes.executor("--image", IMAGE, backend="kubernetes")
         run_over_memory(on_kubernetes)
+    finally:
+        kubelet.close()
+
+
+def test_a_task_sees_the_gpus_its_pod_was_given(
+    on_kubernetes: Cluster, emulator: KubeEmulator
+) -> None:
+    if emulator.live:
+        pytest.skip("GPUs on a live cluster: scripts/gpu-check on a GPU machine")
+    kubelet = emulator.kubelet(gpus=1)
+    try:
+        on_kubernetes.executor("--image", IMAGE, "--gpus", "1", backend="kubernetes")
+        result = on_kubernetes.flow("gpu_visibility", "run", "--remote")
+        run_id = result.stdout.split(" run ", 1)[1].split()[0]
+        seen = on_kubernetes.flow("gpu_visibility", "dump", f"{run_id}/join", "--name", "seen")
+        # The device plugin's GPU, not an index of the executor's (which means nothing in
+        # the pod); a task with no GPU is told it has none.
+        assert (
+            "'with_gpu': {'CUDA_VISIBLE_DEVICES': None, 'NVIDIA_VISIBLE_DEVICES': 'GPU-fake-0'}"
+        ) in seen.stdout, seen.stdout
+        assert "'without_gpu': {'CUDA_VISIBLE_DEVICES': ''}" in seen.stdout, seen.stdout
     finally:
         kubelet.close()
 

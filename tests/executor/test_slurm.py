@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Cluster, attempts_of, make_cluster, run_over_memory
 from ledgerflow.v1 import executor_service_pb2, records_pb2
+from ledgerflow_executor.backends import Launch
 from ledgerflow_executor.backends import slurm as slurm_backend
 from slurm_cluster import SlurmCluster, slurm_cluster
 from waiting import wait_for
@@ -150,6 +151,27 @@ def test_an_unreachable_slurm_gives_a_clear_error(
                            "--partition", "nowhere", check=False)  # fmt: skip
     assert nowhere.returncode == 1 and "Traceback" not in nowhere.stderr, nowhere.stderr
     assert "nowhere" in nowhere.stderr, nowhere.stderr
+
+
+def test_a_job_past_its_time_limit_ends_as_a_timeout(
+    slurm: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The executor ends an attempt at its @timeout itself; Slurm's own limit (whole
+    # minutes, checked every 30 s) is for when it cannot: about 60 to 90 s here.
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    backend = slurm_backend.SlurmBackend()
+    job = backend.start(Launch(
+        name="over-time", command=["sleep", "600"], workdir=str(tmp_path),
+        stdout_path=str(tmp_path / "stdout"), stderr_path=str(tmp_path / "stderr"),
+        cpu=1, memory_mb=64, gpu=0, timeout_seconds=1, task="Slow/1/start/1.0",
+    ))  # fmt: skip
+    exits: list[tuple[int, int]] = []
+    wait_for(lambda: bool(exits.extend(backend.poll()) or exits), 180, "Slurm's time limit")
+    assert [handle for handle, _ in exits] == [job]
+    assert backend.ended_by(job) == (
+        f"TimeoutException: Slurm ended job {job} at its time limit (--time)"
+    )
+    assert _jobs(slurm)["ledgerflow:Slow/1/start/1.0"] == "TIMEOUT"
 
 
 @pytest.mark.parametrize(

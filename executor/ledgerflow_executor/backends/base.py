@@ -41,7 +41,8 @@ class Launch:
     timeout_seconds: float = 0
     # The task and attempt, "Flow/run/step/task.attempt", to name jobs after.
     task: str = ""
-    # The GPUs given to this attempt (indexes), as CUDA_VISIBLE_DEVICES names them.
+    # The executor's GPU slots for this attempt (indexes, as CUDA_VISIBLE_DEVICES names
+    # them): the devices themselves unless the backend's engine assigns GPUs.
     gpu_ids: tuple[int, ...] = ()
     # The task entry point's parts (`command` runs FLOW_FILE task --spec SPEC --result
     # RESULT), for backends that run attempts their own way (a warm task server).
@@ -52,6 +53,9 @@ class Launch:
 
 class Backend(abc.ABC):
     name = ""
+    # Whether the engine picks an attempt's GPUs and names them to it (Slurm's gres, a
+    # Kubernetes device plugin): then the executor does not set CUDA_VISIBLE_DEVICES.
+    assigns_gpus = False
 
     def __init__(self) -> None:
         self._processes: dict[int, subprocess.Popen[bytes]] = {}

@@ -53,6 +53,7 @@ class _Attempt:
 
 class KubernetesBackend(Backend):
     name = "kubernetes"
+    assigns_gpus = True
 
     def __init__(
         self,
@@ -113,8 +114,6 @@ class KubernetesBackend(Backend):
         labels = {f"{GROUP}/launcher": self.launcher, f"{GROUP}/job": launch.name}
         labels.update(_task_labels(launch.task))
         env = dict(launch.env)
-        if launch.gpu:  # the device plugin names the GPUs it gave the pod
-            env.pop("CUDA_VISIBLE_DEVICES", None)
         if self.service:
             env["LEDGERFLOW_SERVICE"] = self.service
         quantities: dict[str, str] = {"cpu": f"{launch.cpu:g}", "memory": f"{launch.memory_mb}Mi"}

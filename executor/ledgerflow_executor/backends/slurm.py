@@ -82,6 +82,7 @@ class _Job:
 
 class SlurmBackend(Backend):
     name = "slurm"
+    assigns_gpus = True
 
     def __init__(self, image: str = "", partition: str = "") -> None:
         super().__init__()
@@ -137,10 +138,7 @@ class SlurmBackend(Backend):
     def job_script(self, launch: Launch) -> str:
         """The batch script: the attempt's environment, then its command (in the image
         under the job's cgroup when it has one)."""
-        env = dict(launch.env)
-        if launch.gpu:  # Slurm names the GPUs it gave the job
-            env.pop("CUDA_VISIBLE_DEVICES", None)
-        exports = [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+        exports = [f"export {name}={shlex.quote(value)}" for name, value in launch.env.items()]
         command = shlex.join(launch.command)
         image = launch.image or self.image
         if image:  # podman in the job's cgroup, so the job's limits hold the container

@@ -9,6 +9,8 @@ from ledgerflow import FlowSpec, resources, step
 
 def gpus_seen() -> dict:
     seen: dict = {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    if "NVIDIA_VISIBLE_DEVICES" in os.environ:  # a container engine's GPU hand-out
+        seen["NVIDIA_VISIBLE_DEVICES"] = os.environ["NVIDIA_VISIBLE_DEVICES"]
     try:
         import torch
     except ImportError:
