@@ -117,3 +117,30 @@ def successful_run(
         task_succeeded(flow, run, "end", "2"),
         run_finished(flow, run, True),
     ]
+
+
+def table_written(
+    flow: str, run: str, step: str, task: str, namespace: str, table: str, attempt: int = 0,
+    files: tuple[str, ...] = ("part-00000.parquet",), **extra: object,
+) -> events_pb2.Event:  # fmt: skip
+    return events_pb2.Event(
+        event_id=new_id(),
+        table_version_written=events_pb2.TableVersionWritten(
+            task=ref(flow, run, step, task), attempt=attempt, namespace=namespace, table=table,
+            location=f"/tables/{namespace}/{table}/{new_id()}", files=list(files),
+            **{"num_rows": 10, "num_bytes": 1000, "schema": "x: int64", **extra},
+        ),
+    )  # fmt: skip
+
+
+def table_read(
+    flow: str, run: str, step: str, task: str, namespace: str, table: str, version: int,
+    attempt: int = 0,
+) -> events_pb2.Event:  # fmt: skip
+    return events_pb2.Event(
+        event_id=new_id(),
+        table_version_read=events_pb2.TableVersionRead(
+            task=ref(flow, run, step, task), attempt=attempt, namespace=namespace, table=table,
+            version=version,
+        ),
+    )  # fmt: skip

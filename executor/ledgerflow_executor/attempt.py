@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ledgerflow._lineage import lineage_events
 from ledgerflow._metadata import MetadataClient
 from ledgerflow._run_events import new_event
 from ledgerflow._task import TaskInput, TaskOutcome, TaskRequest, TaskSpec
@@ -127,6 +128,7 @@ def outcome_events(lease: Lease, outcome: TaskOutcome) -> list[events_pb2.Event]
                 )
             )
         )
+    found.extend(lineage_events(outcome.lineage, ref, attempt, lease_id))
     if outcome.ok:
         found.append(
             new_event(

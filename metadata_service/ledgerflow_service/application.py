@@ -48,6 +48,7 @@ from ledgerflow_service.queries import artifacts as artifact_queries
 from ledgerflow_service.queries import audit as audit_queries
 from ledgerflow_service.queries import queue as queue_queries
 from ledgerflow_service.queries import runs as run_queries
+from ledgerflow_service.queries import tables as table_queries
 from ledgerflow_service.queries import tasks as task_queries
 from ledgerflow_service.queries.fields import check_run_key
 from ledgerflow_service.queries.status import Clock
@@ -383,6 +384,20 @@ class LedgerApplication:
         with self.database.read(scope) as tx:
             artifacts, token = artifact_queries.list_artifacts(tx, request)
         return _with_token(query_api.ListArtifactsResponse(artifacts=artifacts), token)
+
+    def list_tables(
+        self, request: query_api.ListTablesRequest, scope: CallScope | None = None
+    ) -> query_api.ListTablesResponse:
+        with self.database.read(scope) as tx:
+            tables, token = table_queries.list_tables(tx, request)
+        return _with_token(query_api.ListTablesResponse(tables=tables), token)
+
+    def list_table_versions(
+        self, request: query_api.ListTableVersionsRequest, scope: CallScope | None = None
+    ) -> query_api.ListTableVersionsResponse:
+        with self.database.read(scope) as tx:
+            versions, token = table_queries.list_table_versions(tx, request)
+        return _with_token(query_api.ListTableVersionsResponse(versions=versions), token)
 
     # ---- watch and audit --------------------------------------------------------
 

@@ -35,6 +35,7 @@ from ledgerflow.exceptions import (
 if TYPE_CHECKING:
     from ledgerflow._hosting import WebServiceSpec, endpoint
     from ledgerflow._s3 import S3, S3GetObject, S3Object
+    from ledgerflow._table import Table, TableVersion
     from ledgerflow.client import (
         DataArtifact,
         Flow,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "ledgerflow._hosting": ("WebServiceSpec", "endpoint"),
     "ledgerflow._s3": ("S3", "S3GetObject", "S3Object"),
+    "ledgerflow._table": ("Table", "TableVersion"),
     "ledgerflow.client": (
         "DataArtifact", "Flow", "Ledgerflow", "Run", "Step", "Task", "default_metadata",
         "default_namespace", "get_metadata", "get_namespace", "metadata", "namespace",
@@ -91,6 +93,8 @@ __all__ = [
     "S3GetObject",
     "S3Object",
     "Step",
+    "Table",
+    "TableVersion",
     "Task",
     "WebServiceSpec",
     "catch",

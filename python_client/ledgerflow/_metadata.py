@@ -72,6 +72,14 @@ class MetadataClient(abc.ABC):
     ) -> query.ListArtifactsResponse: ...
 
     @abc.abstractmethod
+    def list_tables(self, request: query.ListTablesRequest) -> query.ListTablesResponse: ...
+
+    @abc.abstractmethod
+    def list_table_versions(
+        self, request: query.ListTableVersionsRequest
+    ) -> query.ListTableVersionsResponse: ...
+
+    @abc.abstractmethod
     def add_tags(self, request: tags.AddTagsRequest) -> tags.AddTagsResponse: ...
 
     @abc.abstractmethod
@@ -210,6 +218,14 @@ class EmbeddedMetadata(MetadataClient):
     def list_artifacts(self, request: query.ListArtifactsRequest) -> query.ListArtifactsResponse:
         return self._invoke(self.app.list_artifacts, request)
 
+    def list_tables(self, request: query.ListTablesRequest) -> query.ListTablesResponse:
+        return self._invoke(self.app.list_tables, request)
+
+    def list_table_versions(
+        self, request: query.ListTableVersionsRequest
+    ) -> query.ListTableVersionsResponse:
+        return self._invoke(self.app.list_table_versions, request)
+
     def add_tags(self, request: tags.AddTagsRequest) -> tags.AddTagsResponse:
         return self._invoke(self.app.add_tags, request, self._principal)
 
@@ -328,6 +344,14 @@ class GrpcMetadata(MetadataClient):
 
     def list_artifacts(self, request: query.ListArtifactsRequest) -> query.ListArtifactsResponse:
         return self._invoke(self._query.ListArtifacts, request)
+
+    def list_tables(self, request: query.ListTablesRequest) -> query.ListTablesResponse:
+        return self._invoke(self._query.ListTables, request)
+
+    def list_table_versions(
+        self, request: query.ListTableVersionsRequest
+    ) -> query.ListTableVersionsResponse:
+        return self._invoke(self._query.ListTableVersions, request)
 
     def add_tags(self, request: tags.AddTagsRequest) -> tags.AddTagsResponse:
         return self._invoke(self._tags.AddTags, request)

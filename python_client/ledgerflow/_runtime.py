@@ -26,6 +26,7 @@ from ledgerflow._decorators import Retry, step_options
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._graph import FlowGraph
 from ledgerflow._launcher import INTERRUPTS, AttemptFiles, ForkLauncher, Launcher
+from ledgerflow._lineage import lineage_events
 from ledgerflow._metadata import MetadataClient
 from ledgerflow._orphans import remove_orphaned_workdirs
 from ledgerflow._progress import RunReporter
@@ -413,6 +414,7 @@ class LocalRuntime:
                     )
                 )
             )
+        self._events.extend(lineage_events(outcome.lineage, ref, spec.attempt))
         if stdout or stderr:
             self._events.append(
                 new_event(

@@ -86,7 +86,21 @@ def _default_root() -> str:
     )
 
 
-def _split_url(url: str) -> tuple[str, str]:
+def s3_client(max_workers: int = MAX_WORKERS) -> Any:
+    """A boto3 S3 client for `max_workers` threads at once, retrying with backoff, at
+    LEDGERFLOW_S3_ENDPOINT_URL when set (an S3-compatible store)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ.get("LEDGERFLOW_S3_ENDPOINT_URL") or None,
+        config=Config(retries={"max_attempts": 10, "mode": "adaptive"},
+                      max_pool_connections=max_workers),
+    )  # fmt: skip
+
+
+def split_url(url: str) -> tuple[str, str]:
     if not url.startswith("s3://"):
         raise LedgerflowS3Exception(f"{url!r} is not an s3:// URL")
     bucket, _, key = url[5:].partition("/")
@@ -107,9 +121,7 @@ class S3:
         tmproot: str | None = None,
         max_workers: int = MAX_WORKERS,
     ) -> None:
-        import boto3
         from boto3.s3.transfer import TransferConfig
-        from botocore.config import Config
 
         if run is not None and s3root is not None:
             raise LedgerflowS3Exception("give S3 either run= or s3root=, not both")
@@ -124,13 +136,8 @@ class S3:
             s3root = f"{_default_root()}/{flow}/{run_id}"
         self.root = s3root.rstrip("/") if s3root else None
         if self.root is not None:
-            _split_url(self.root)
-        self._client = boto3.client(
-            "s3",
-            endpoint_url=os.environ.get("LEDGERFLOW_S3_ENDPOINT_URL") or None,
-            config=Config(retries={"max_attempts": 10, "mode": "adaptive"},
-                          max_pool_connections=max_workers),
-        )  # fmt: skip
+            split_url(self.root)
+        self._client = s3_client(max_workers)
         self._transfer = TransferConfig(
             multipart_threshold=16 * 1024 * 1024,
             multipart_chunksize=16 * 1024 * 1024,
@@ -186,7 +193,7 @@ class S3:
         from botocore.exceptions import ClientError
 
         url = self._url(key)
-        bucket, name = _split_url(url)
+        bucket, name = split_url(url)
         data = obj.encode("utf-8") if isinstance(obj, str) else bytes(obj)
         try:
             if not overwrite and self._exists(bucket, name):
@@ -209,7 +216,7 @@ class S3:
 
         def upload(pair: tuple[str, str]) -> str:
             url = self._url(pair[0])
-            bucket, name = _split_url(url)
+            bucket, name = split_url(url)
             try:
                 if overwrite or not self._exists(bucket, name):
                     self._client.upload_file(pair[1], bucket, name, Config=self._transfer)
@@ -244,7 +251,7 @@ class S3:
 
         ranged = key if isinstance(key, S3GetObject) else None
         url = self._url(ranged.key if ranged else str(key))
-        bucket, name = _split_url(url)
+        bucket, name = split_url(url)
         path = self._local_path()
         try:
             if ranged is not None and (ranged.offset or ranged.length is not None):
@@ -271,7 +278,7 @@ class S3:
     def _listed(self, prefix_url: str) -> list[tuple[str, int]]:
         from botocore.exceptions import ClientError
 
-        bucket, prefix = _split_url(prefix_url)
+        bucket, prefix = split_url(prefix_url)
         found: list[tuple[str, int]] = []
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         try:

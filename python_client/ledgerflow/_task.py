@@ -21,13 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from ledgerflow import _lineage
 from ledgerflow._current import current
 from ledgerflow._datastore import ArtifactSerializationError, ContentStore, StoredValue
 from ledgerflow._decorators import step_options
 from ledgerflow._flowspec import FlowSpec, Inputs, InputView, _ArtifactReader
 from ledgerflow._graph import FlowGraph
 from ledgerflow.exceptions import CaughtException
-from ledgerflow.v1 import records_pb2
+from ledgerflow.v1 import events_pb2, records_pb2
 
 NUM_SPLITS_ARTIFACT = "_foreach_num_splits"
 
@@ -111,6 +112,8 @@ class TaskOutcome:
     error_type: str = ""
     error_message: str = ""
     traceback: str = ""
+    # The tables it wrote and read (payload-only events: see _lineage.py).
+    lineage: list[events_pb2.Event] = field(default_factory=list)
 
     def write(self, result_path: str) -> None:
         """Writes the outcome where the launcher looks for it (atomically: a reader
@@ -122,12 +125,14 @@ class TaskOutcome:
     def to_bytes(self) -> bytes:
         state = dict(vars(self))
         state["artifacts"] = [a.SerializeToString() for a in self.artifacts]
+        state["lineage"] = [e.SerializeToString() for e in self.lineage]
         return pickle.dumps(state)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TaskOutcome:
         state = pickle.loads(data)
         state["artifacts"] = [records_pb2.Artifact.FromString(a) for a in state["artifacts"]]
+        state["lineage"] = [events_pb2.Event.FromString(e) for e in state.get("lineage", [])]
         return cls(**state)
 
 
@@ -177,7 +182,22 @@ def run_attempt(
     parameters: dict[str, Any],
     facts: dict[str, Any],
 ) -> TaskOutcome:
-    """Runs the step and stores its artifacts; never raises."""
+    """Runs the step and stores its artifacts; never raises. The outcome carries the
+    tables the step used (the versions it wrote only if it succeeded)."""
+    _lineage.take(succeeded=False)  # nothing noted by an earlier attempt in this process
+    outcome = _run_step(flow_class, graph, spec, store, parameters, facts)
+    outcome.lineage = _lineage.take(succeeded=outcome.ok and not outcome.caught)
+    return outcome
+
+
+def _run_step(
+    flow_class: type[FlowSpec],
+    graph: FlowGraph,
+    spec: TaskSpec,
+    store: ContentStore,
+    parameters: dict[str, Any],
+    facts: dict[str, Any],
+) -> TaskOutcome:
     node = graph[spec.step_name]
     # The task has a process of its own (a fork or a new interpreter): set here, the
     # step's @environment reaches only its tasks.

@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import FLOWS, Cluster, attempts_of, run_over_memory
 from ledgerflow.exceptions import RpcError
-from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
+from ledgerflow.v1 import events_pb2, executor_service_pb2, query_service_pb2, records_pb2
 from waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -63,6 +64,17 @@ def test_each_task_sees_exactly_its_gpus(cluster: Cluster) -> None:
     seen = cluster.flow("gpu_visibility", "dump", f"{run_id}/join", "--name", "seen").stdout
     assert "'with_gpu': {'CUDA_VISIBLE_DEVICES': '0'" in seen, seen
     assert "'without_gpu': {'CUDA_VISIBLE_DEVICES': ''" in seen, seen
+
+
+def test_a_remote_step_publishes_its_table_version(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.env["LEDGERFLOW_TABLE_ROOT"] = str(tmp_path / "tables")
+    cluster.executor()
+    result = cluster.flow("table_publish", "run", "--remote")
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    request = query_service_pb2.ListTableVersionsRequest(namespace="team", table="published")
+    (version,) = cluster.metadata().list_table_versions(request).versions
+    assert (version.version, version.num_rows) == (1, 3)
+    assert version.written_by == f"TablePublish/{run_id}/start/1"
 
 
 def test_a_task_image_built_here_runs_remote_tasks(cluster: Cluster, task_image: str) -> None:

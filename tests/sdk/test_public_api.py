@@ -19,6 +19,8 @@ EXPECTED = {
     "S3GetObject",
     "S3Object",
     "Step",
+    "Table",
+    "TableVersion",
     "Task",
     "WebServiceSpec",
     "catch",

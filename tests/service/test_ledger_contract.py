@@ -420,6 +420,7 @@ def _random_workload(app: LedgerApplication, rng: random.Random) -> None:
     """Many runs with branches, retries, failures, tags and clones, in random batches."""
     pending: list[events_pb2.Event] = []
     finished: list[str] = []
+    versions = {"inputs": 0, "scores": 0}  # of each table, as the ledger numbers them
     for r in range(25):
         run = f"r{r}"
         pending.append(
@@ -449,6 +450,14 @@ def _random_workload(app: LedgerApplication, rng: random.Random) -> None:
                     **{f"v{i}": f"k{rng.randrange(9)}" for i in range(3)},
                 )
             )
+            table = rng.choice(sorted(versions))
+            if step == "a" and rng.random() < 0.5:
+                pending.append(ev.table_written("Flow", run, step, task, "team", table, attempt))
+                versions[table] += 1
+            elif step == "b" and versions[table]:
+                version = rng.randint(1, versions[table])
+                pending.append(ev.table_read("Flow", run, step, task, "team", table, version,
+                                             attempt))  # fmt: skip
             if rng.random() < 0.1:
                 pending.append(ev.task_failed("Flow", run, step, task, attempt))
                 pending.append(ev.run_finished("Flow", run, False))

@@ -133,6 +133,7 @@ def build_server(
             "GetFlow": "get_flow", "ListFlows": "list_flows", "GetRun": "get_run",
             "ListRuns": "list_runs", "ListSteps": "list_steps", "ListTasks": "list_tasks",
             "GetTask": "get_task", "ListArtifacts": "list_artifacts",
+            "ListTables": "list_tables", "ListTableVersions": "list_table_versions",
         }),
         server,
     )  # fmt: skip

@@ -23,7 +23,7 @@ from ledgerflow_service.errors import FailedPrecondition, LedgerError, Permissio
 from ledgerflow_service.names import check_id, parse_pathspec, run_pathspec
 from ledgerflow_service.orchestration import process_manager
 from ledgerflow_service.principal import Principal
-from ledgerflow_service.read_models import artifacts, queue, runs, tags, tasks
+from ledgerflow_service.read_models import artifacts, lineage, queue, runs, tags, tasks
 from ledgerflow_service.read_models.artifacts import ARTIFACT_COLUMNS
 from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow
 from ledgerflow_service.read_models.runs import FLOW_COLUMNS, RunRow
@@ -41,7 +41,7 @@ from ledgerflow_service.store.projector import PendingEvent
 # Every read-model table (a rebuild empties them all).
 READ_MODEL_TABLES = (
     "flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts",
-    "orchestrated_runs", "queue",
+    "orchestrated_runs", "queue", "table_versions", "table_reads",
 )  # fmt: skip
 
 # Table, columns and ON CONFLICT clause of each read model row type.
@@ -71,6 +71,7 @@ class ReadModelPlan:
     step_keys: set[str] = field(default_factory=set)
     flow_names: set[str] = field(default_factory=set)
     tag_runs: set[str] = field(default_factory=set)
+    tables: set[tuple[str, str]] = field(default_factory=set)
     artifacts: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     queries: list[tuple[str, list[Any]]] = field(default_factory=list)
 
@@ -91,6 +92,7 @@ class ReadModelPlan:
             select("steps", columns(StepRow), "pathspec", self.step_keys),
             select("flows", ["flow_name"], "flow_name", self.flow_names),
             select("run_tags", list(TAG_COLUMNS), "run_pathspec", self.tag_runs),
+            lineage.latest_versions_query(self.tables),
         ]  # fmt: skip
 
 
@@ -117,6 +119,8 @@ def plan_batch(
             plan.run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
         if address.kind in ("run_started", "tags_added", "tags_removed"):
             plan.tag_runs.add(address.run_pathspec)
+        elif address.kind in ("table_version_written", "table_version_read"):
+            plan.tables.add(lineage.table_key(payload))
     artifacts.check_distinct(plan.artifacts.values())
     plan.build_queries(dialect)
     return plan
@@ -129,6 +133,7 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     **artifacts.HANDLERS,
     **tags.HANDLERS,
     **queue.HANDLERS,
+    **lineage.HANDLERS,
 }
 _unhandled = {
     f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
@@ -156,6 +161,10 @@ class ReadModelFold:
     clones: list[tuple[str, str, str, str, int]] = field(default_factory=list)
     # Final state of each tag the batch changed: is_system (0/1), or None when removed.
     tag_changes: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    # Tables (read_models/lineage.py): the newest version of each, and the new rows.
+    table_latest: dict[tuple[str, str], int] = field(default_factory=dict)
+    new_table_versions: list[tuple[Any, ...]] = field(default_factory=list)
+    new_table_reads: list[tuple[Any, ...]] = field(default_factory=list)
 
     # Orchestrated runs and their queued tasks (read_models/queue.py).
     orchestrated: dict[str, OrchestratedRunRow | None] = field(default_factory=dict)
@@ -178,7 +187,7 @@ class ReadModelFold:
         decides: bool = False,
     ) -> ReadModelFold:
         """Builds the fold from the rows of the plan's queries."""
-        run_rows, tasks_and_attempts, step_rows, flows, tag_rows = rows
+        run_rows, tasks_and_attempts, step_rows, flows, tag_rows, table_rows = rows
         fold = cls(collect_artifacts=collect_artifacts, decides=decides)
         fold.runs = dict.fromkeys(plan.run_keys)
         fold.orchestrated = dict.fromkeys(plan.run_keys)
@@ -199,6 +208,8 @@ class ReadModelFold:
         fold.run_tags = {path: {} for path in plan.tag_runs}
         for path, tag, is_system in tag_rows:
             fold.run_tags[path][tag] = is_system
+        fold.table_latest = {(namespace, table): int(latest)
+                             for namespace, table, latest in table_rows}  # fmt: skip
         return fold
 
     def load_queue(self, tx: Tx, task_keys: Iterable[str]) -> None:
@@ -383,6 +394,10 @@ class ReadModelFold:
                       [(*key, state) for key, state in self.tag_changes.items()
                        if state is not None],
                       "ON CONFLICT (run_pathspec, tag) DO NOTHING"),
+            RowInsert("table_versions", lineage.VERSION_COLUMNS, self.new_table_versions),
+            RowInsert("table_reads", lineage.READ_COLUMNS, self.new_table_reads,
+                      "ON CONFLICT (namespace, table_name, version, task_pathspec, attempt) "
+                      "DO NOTHING"),
         ])  # fmt: skip
         # After the inserts: a clone may copy artifacts recorded by this same batch
         # (a rebuild replays an origin run and its resume in one chunk).
@@ -411,6 +426,7 @@ class ReadModels:
             union.step_keys |= part.step_keys
             union.flow_names |= part.flow_names
             union.tag_runs |= part.tag_runs
+            union.tables |= part.tables
             union.artifacts.update(part.artifacts)
         union.build_queries(dialect)
         return union

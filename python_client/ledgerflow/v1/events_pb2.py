@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledgerflow.v1 import records_pb2 as ledgerflow_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aledgerflow/v1/events.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bledgerflow/v1/records.proto\"\x9d\t\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x04H\x01\x88\x01\x01\x12\x16\n\x0estream_version\x18\x04 \x01(\x04\x12\x17\n\x0fglobal_position\x18\x05 \x01(\x04\x12\x12\n\nevent_type\x18\x06 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\x12\x1b\n\x13\x61\x63tor_authenticated\x18\x08 \x01(\x08\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0brun_started\x18\x14 \x01(\x0b\x32\x19.ledgerflow.v1.RunStartedH\x00\x12\x34\n\rrun_heartbeat\x18\x15 \x01(\x0b\x32\x1b.ledgerflow.v1.RunHeartbeatH\x00\x12\x32\n\x0crun_finished\x18\x16 \x01(\x0b\x32\x1a.ledgerflow.v1.RunFinishedH\x00\x12\x32\n\x0ctask_started\x18\x17 \x01(\x0b\x32\x1a.ledgerflow.v1.TaskStartedH\x00\x12\x36\n\x0etask_heartbeat\x18\x18 \x01(\x0b\x32\x1c.ledgerflow.v1.TaskHeartbeatH\x00\x12>\n\x12\x61rtifacts_recorded\x18\x19 \x01(\x0b\x32 .ledgerflow.v1.ArtifactsRecordedH\x00\x12\x36\n\x0etask_succeeded\x18\x1a \x01(\x0b\x32\x1c.ledgerflow.v1.TaskSucceededH\x00\x12\x30\n\x0btask_failed\x18\x1b \x01(\x0b\x32\x19.ledgerflow.v1.TaskFailedH\x00\x12\x30\n\x0btask_cloned\x18\x1c \x01(\x0b\x32\x19.ledgerflow.v1.TaskClonedH\x00\x12.\n\ntags_added\x18\x1d \x01(\x0b\x32\x18.ledgerflow.v1.TagsAddedH\x00\x12\x32\n\x0ctags_removed\x18\x1e \x01(\x0b\x32\x1a.ledgerflow.v1.TagsRemovedH\x00\x12\x34\n\rlogs_recorded\x18\x1f \x01(\x0b\x32\x1b.ledgerflow.v1.LogsRecordedH\x00\x12\x30\n\x0btask_queued\x18  \x01(\x0b\x32\x19.ledgerflow.v1.TaskQueuedH\x00\x12\x30\n\x0btask_leased\x18! \x01(\x0b\x32\x19.ledgerflow.v1.TaskLeasedH\x00\x12\x34\n\rlease_expired\x18\" \x01(\x0b\x32\x1b.ledgerflow.v1.LeaseExpiredH\x00\x12\x36\n\x0etask_cancelled\x18# \x01(\x0b\x32\x1c.ledgerflow.v1.TaskCancelledH\x00\x12\x41\n\x14run_cancel_requested\x18$ \x01(\x0b\x32!.ledgerflow.v1.RunCancelRequestedH\x00\x42\t\n\x07payloadB\x13\n\x11_expected_version\"P\n\x07TaskRef\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"\xd7\x02\n\nRunStarted\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x13\n\x0bsystem_tags\x18\x05 \x03(\t\x12=\n\nparameters\x18\x06 \x03(\x0b\x32).ledgerflow.v1.RunStarted.ParametersEntry\x12\x15\n\rorigin_run_id\x18\x07 \x01(\t\x12\x18\n\x10\x63ode_package_key\x18\x08 \x01(\t\x12\'\n\x05graph\x18\t \x01(\x0b\x32\x18.ledgerflow.v1.FlowGraph\x12)\n\x06resume\x18\n \x01(\x0b\x32\x19.ledgerflow.v1.ResumePlan\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x0cRunHeartbeat\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"C\n\x0bRunFinished\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tsucceeded\x18\x03 \x01(\x08\"\xd0\x01\n\x0bTaskStarted\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.ledgerflow.v1.Resources\x12\x10\n\x08lease_id\x18\x06 \x01(\t\"X\n\rTaskHeartbeat\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\"\x88\x01\n\x11\x41rtifactsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12*\n\tartifacts\x18\x03 \x03(\x0b\x32\x17.ledgerflow.v1.Artifact\x12\x10\n\x08lease_id\x18\x04 \x01(\t\"l\n\rTaskSucceeded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x12\n\nnum_splits\x18\x04 \x01(\r\"\x93\x01\n\nTaskFailed\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\x12\x10\n\x08lease_id\x18\x06 \x01(\t\"\x98\x01\n\nTaskCloned\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x17\n\x0forigin_pathspec\x18\x02 \x01(\t\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\"<\n\tTagsAdded\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\">\n\x0bTagsRemoved\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"\x7f\n\x0cLogsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nstdout_key\x18\x03 \x01(\t\x12\x12\n\nstderr_key\x18\x04 \x01(\t\x12\x10\n\x08lease_id\x18\x05 \x01(\t\"\xf3\x01\n\nTaskQueued\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.ledgerflow.v1.Resources\x12\r\n\x05queue\x18\x06 \x01(\t\x12\x15\n\rdelay_seconds\x18\x07 \x01(\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\"\x81\x01\n\nTaskLeased\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xecutor_id\x18\x04 \x01(\t\x12\x15\n\rlease_seconds\x18\x05 \x01(\r\"l\n\x0cLeaseExpired\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xecutor_id\x18\x04 \x01(\t\"V\n\rTaskCancelled\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0e\n\x06reason\x18\x03 \x01(\t\"G\n\x12RunCancelRequested\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\tBf\n\x11\x64\x65v.ledgerflow.v1B\x0b\x45ventsProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aledgerflow/v1/events.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bledgerflow/v1/records.proto\"\xa1\n\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x04H\x01\x88\x01\x01\x12\x16\n\x0estream_version\x18\x04 \x01(\x04\x12\x17\n\x0fglobal_position\x18\x05 \x01(\x04\x12\x12\n\nevent_type\x18\x06 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\x12\x1b\n\x13\x61\x63tor_authenticated\x18\x08 \x01(\x08\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0brun_started\x18\x14 \x01(\x0b\x32\x19.ledgerflow.v1.RunStartedH\x00\x12\x34\n\rrun_heartbeat\x18\x15 \x01(\x0b\x32\x1b.ledgerflow.v1.RunHeartbeatH\x00\x12\x32\n\x0crun_finished\x18\x16 \x01(\x0b\x32\x1a.ledgerflow.v1.RunFinishedH\x00\x12\x32\n\x0ctask_started\x18\x17 \x01(\x0b\x32\x1a.ledgerflow.v1.TaskStartedH\x00\x12\x36\n\x0etask_heartbeat\x18\x18 \x01(\x0b\x32\x1c.ledgerflow.v1.TaskHeartbeatH\x00\x12>\n\x12\x61rtifacts_recorded\x18\x19 \x01(\x0b\x32 .ledgerflow.v1.ArtifactsRecordedH\x00\x12\x36\n\x0etask_succeeded\x18\x1a \x01(\x0b\x32\x1c.ledgerflow.v1.TaskSucceededH\x00\x12\x30\n\x0btask_failed\x18\x1b \x01(\x0b\x32\x19.ledgerflow.v1.TaskFailedH\x00\x12\x30\n\x0btask_cloned\x18\x1c \x01(\x0b\x32\x19.ledgerflow.v1.TaskClonedH\x00\x12.\n\ntags_added\x18\x1d \x01(\x0b\x32\x18.ledgerflow.v1.TagsAddedH\x00\x12\x32\n\x0ctags_removed\x18\x1e \x01(\x0b\x32\x1a.ledgerflow.v1.TagsRemovedH\x00\x12\x34\n\rlogs_recorded\x18\x1f \x01(\x0b\x32\x1b.ledgerflow.v1.LogsRecordedH\x00\x12\x30\n\x0btask_queued\x18  \x01(\x0b\x32\x19.ledgerflow.v1.TaskQueuedH\x00\x12\x30\n\x0btask_leased\x18! \x01(\x0b\x32\x19.ledgerflow.v1.TaskLeasedH\x00\x12\x34\n\rlease_expired\x18\" \x01(\x0b\x32\x1b.ledgerflow.v1.LeaseExpiredH\x00\x12\x36\n\x0etask_cancelled\x18# \x01(\x0b\x32\x1c.ledgerflow.v1.TaskCancelledH\x00\x12\x41\n\x14run_cancel_requested\x18$ \x01(\x0b\x32!.ledgerflow.v1.RunCancelRequestedH\x00\x12\x43\n\x15table_version_written\x18% \x01(\x0b\x32\".ledgerflow.v1.TableVersionWrittenH\x00\x12=\n\x12table_version_read\x18& \x01(\x0b\x32\x1f.ledgerflow.v1.TableVersionReadH\x00\x42\t\n\x07payloadB\x13\n\x11_expected_version\"P\n\x07TaskRef\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"\xd7\x02\n\nRunStarted\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x13\n\x0bsystem_tags\x18\x05 \x03(\t\x12=\n\nparameters\x18\x06 \x03(\x0b\x32).ledgerflow.v1.RunStarted.ParametersEntry\x12\x15\n\rorigin_run_id\x18\x07 \x01(\t\x12\x18\n\x10\x63ode_package_key\x18\x08 \x01(\t\x12\'\n\x05graph\x18\t \x01(\x0b\x32\x18.ledgerflow.v1.FlowGraph\x12)\n\x06resume\x18\n \x01(\x0b\x32\x19.ledgerflow.v1.ResumePlan\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x0cRunHeartbeat\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"C\n\x0bRunFinished\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tsucceeded\x18\x03 \x01(\x08\"\xd0\x01\n\x0bTaskStarted\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.ledgerflow.v1.Resources\x12\x10\n\x08lease_id\x18\x06 \x01(\t\"X\n\rTaskHeartbeat\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\"\x88\x01\n\x11\x41rtifactsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12*\n\tartifacts\x18\x03 \x03(\x0b\x32\x17.ledgerflow.v1.Artifact\x12\x10\n\x08lease_id\x18\x04 \x01(\t\"l\n\rTaskSucceeded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x12\n\nnum_splits\x18\x04 \x01(\r\"\x93\x01\n\nTaskFailed\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\x12\x10\n\x08lease_id\x18\x06 \x01(\t\"\x98\x01\n\nTaskCloned\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x17\n\x0forigin_pathspec\x18\x02 \x01(\t\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\"<\n\tTagsAdded\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\">\n\x0bTagsRemoved\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"\x7f\n\x0cLogsRecorded\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x12\n\nstdout_key\x18\x03 \x01(\t\x12\x12\n\nstderr_key\x18\x04 \x01(\t\x12\x10\n\x08lease_id\x18\x05 \x01(\t\"\xf3\x01\n\nTaskQueued\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x17\n\x0finput_pathspecs\x18\x03 \x03(\t\x12\x32\n\rforeach_stack\x18\x04 \x03(\x0b\x32\x1b.ledgerflow.v1.ForeachFrame\x12+\n\tresources\x18\x05 \x01(\x0b\x32\x18.ledgerflow.v1.Resources\x12\r\n\x05queue\x18\x06 \x01(\t\x12\x15\n\rdelay_seconds\x18\x07 \x01(\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\"\x81\x01\n\nTaskLeased\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xecutor_id\x18\x04 \x01(\t\x12\x15\n\rlease_seconds\x18\x05 \x01(\r\"l\n\x0cLeaseExpired\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65xecutor_id\x18\x04 \x01(\t\"V\n\rTaskCancelled\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0e\n\x06reason\x18\x03 \x01(\t\"G\n\x12RunCancelRequested\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xd6\x01\n\x13TableVersionWritten\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\r\n\x05table\x18\x04 \x01(\t\x12\x10\n\x08location\x18\x05 \x01(\t\x12\r\n\x05\x66iles\x18\x06 \x03(\t\x12\x10\n\x08num_rows\x18\x07 \x01(\x04\x12\x11\n\tnum_bytes\x18\x08 \x01(\x04\x12\x0e\n\x06schema\x18\t \x01(\t\x12\x10\n\x08lease_id\x18\n \x01(\t\"\x8e\x01\n\x10TableVersionRead\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.ledgerflow.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\r\n\x05table\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x04\x12\x10\n\x08lease_id\x18\x06 \x01(\tBf\n\x11\x64\x65v.ledgerflow.v1B\x0b\x45ventsProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,43 +37,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNSTARTED_PARAMETERSENTRY']._loaded_options = None
   _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_options = b'8\001'
   _globals['_EVENT']._serialized_start=108
-  _globals['_EVENT']._serialized_end=1289
-  _globals['_TASKREF']._serialized_start=1291
-  _globals['_TASKREF']._serialized_end=1371
-  _globals['_RUNSTARTED']._serialized_start=1374
-  _globals['_RUNSTARTED']._serialized_end=1717
-  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_start=1668
-  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_end=1717
-  _globals['_RUNHEARTBEAT']._serialized_start=1719
-  _globals['_RUNHEARTBEAT']._serialized_end=1768
-  _globals['_RUNFINISHED']._serialized_start=1770
-  _globals['_RUNFINISHED']._serialized_end=1837
-  _globals['_TASKSTARTED']._serialized_start=1840
-  _globals['_TASKSTARTED']._serialized_end=2048
-  _globals['_TASKHEARTBEAT']._serialized_start=2050
-  _globals['_TASKHEARTBEAT']._serialized_end=2138
-  _globals['_ARTIFACTSRECORDED']._serialized_start=2141
-  _globals['_ARTIFACTSRECORDED']._serialized_end=2277
-  _globals['_TASKSUCCEEDED']._serialized_start=2279
-  _globals['_TASKSUCCEEDED']._serialized_end=2387
-  _globals['_TASKFAILED']._serialized_start=2390
-  _globals['_TASKFAILED']._serialized_end=2537
-  _globals['_TASKCLONED']._serialized_start=2540
-  _globals['_TASKCLONED']._serialized_end=2692
-  _globals['_TAGSADDED']._serialized_start=2694
-  _globals['_TAGSADDED']._serialized_end=2754
-  _globals['_TAGSREMOVED']._serialized_start=2756
-  _globals['_TAGSREMOVED']._serialized_end=2818
-  _globals['_LOGSRECORDED']._serialized_start=2820
-  _globals['_LOGSRECORDED']._serialized_end=2947
-  _globals['_TASKQUEUED']._serialized_start=2950
-  _globals['_TASKQUEUED']._serialized_end=3193
-  _globals['_TASKLEASED']._serialized_start=3196
-  _globals['_TASKLEASED']._serialized_end=3325
-  _globals['_LEASEEXPIRED']._serialized_start=3327
-  _globals['_LEASEEXPIRED']._serialized_end=3435
-  _globals['_TASKCANCELLED']._serialized_start=3437
-  _globals['_TASKCANCELLED']._serialized_end=3523
-  _globals['_RUNCANCELREQUESTED']._serialized_start=3525
-  _globals['_RUNCANCELREQUESTED']._serialized_end=3596
+  _globals['_EVENT']._serialized_end=1421
+  _globals['_TASKREF']._serialized_start=1423
+  _globals['_TASKREF']._serialized_end=1503
+  _globals['_RUNSTARTED']._serialized_start=1506
+  _globals['_RUNSTARTED']._serialized_end=1849
+  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_start=1800
+  _globals['_RUNSTARTED_PARAMETERSENTRY']._serialized_end=1849
+  _globals['_RUNHEARTBEAT']._serialized_start=1851
+  _globals['_RUNHEARTBEAT']._serialized_end=1900
+  _globals['_RUNFINISHED']._serialized_start=1902
+  _globals['_RUNFINISHED']._serialized_end=1969
+  _globals['_TASKSTARTED']._serialized_start=1972
+  _globals['_TASKSTARTED']._serialized_end=2180
+  _globals['_TASKHEARTBEAT']._serialized_start=2182
+  _globals['_TASKHEARTBEAT']._serialized_end=2270
+  _globals['_ARTIFACTSRECORDED']._serialized_start=2273
+  _globals['_ARTIFACTSRECORDED']._serialized_end=2409
+  _globals['_TASKSUCCEEDED']._serialized_start=2411
+  _globals['_TASKSUCCEEDED']._serialized_end=2519
+  _globals['_TASKFAILED']._serialized_start=2522
+  _globals['_TASKFAILED']._serialized_end=2669
+  _globals['_TASKCLONED']._serialized_start=2672
+  _globals['_TASKCLONED']._serialized_end=2824
+  _globals['_TAGSADDED']._serialized_start=2826
+  _globals['_TAGSADDED']._serialized_end=2886
+  _globals['_TAGSREMOVED']._serialized_start=2888
+  _globals['_TAGSREMOVED']._serialized_end=2950
+  _globals['_LOGSRECORDED']._serialized_start=2952
+  _globals['_LOGSRECORDED']._serialized_end=3079
+  _globals['_TASKQUEUED']._serialized_start=3082
+  _globals['_TASKQUEUED']._serialized_end=3325
+  _globals['_TASKLEASED']._serialized_start=3328
+  _globals['_TASKLEASED']._serialized_end=3457
+  _globals['_LEASEEXPIRED']._serialized_start=3459
+  _globals['_LEASEEXPIRED']._serialized_end=3567
+  _globals['_TASKCANCELLED']._serialized_start=3569
+  _globals['_TASKCANCELLED']._serialized_end=3655
+  _globals['_RUNCANCELREQUESTED']._serialized_start=3657
+  _globals['_RUNCANCELREQUESTED']._serialized_end=3728
+  _globals['_TABLEVERSIONWRITTEN']._serialized_start=3731
+  _globals['_TABLEVERSIONWRITTEN']._serialized_end=3945
+  _globals['_TABLEVERSIONREAD']._serialized_start=3948
+  _globals['_TABLEVERSIONREAD']._serialized_end=4090
 # @@protoc_insertion_point(module_scope)

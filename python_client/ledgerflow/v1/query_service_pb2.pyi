@@ -156,3 +156,41 @@ class ListArtifactsResponse(_message.Message):
     artifacts: _containers.RepeatedCompositeFieldContainer[_records_pb2.Artifact]
     page: _common_pb2.PageResponse
     def __init__(self, artifacts: _Optional[_Iterable[_Union[_records_pb2.Artifact, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class ListTablesRequest(_message.Message):
+    __slots__ = ("namespace", "page")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    page: _common_pb2.PageRequest
+    def __init__(self, namespace: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListTablesResponse(_message.Message):
+    __slots__ = ("tables", "page")
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    tables: _containers.RepeatedCompositeFieldContainer[_records_pb2.TableSummary]
+    page: _common_pb2.PageResponse
+    def __init__(self, tables: _Optional[_Iterable[_Union[_records_pb2.TableSummary, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class ListTableVersionsRequest(_message.Message):
+    __slots__ = ("namespace", "table", "version", "page", "latest")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    LATEST_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    table: str
+    version: int
+    page: _common_pb2.PageRequest
+    latest: bool
+    def __init__(self, namespace: _Optional[str] = ..., table: _Optional[str] = ..., version: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., latest: _Optional[bool] = ...) -> None: ...
+
+class ListTableVersionsResponse(_message.Message):
+    __slots__ = ("versions", "page")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[_records_pb2.TableVersion]
+    page: _common_pb2.PageResponse
+    def __init__(self, versions: _Optional[_Iterable[_Union[_records_pb2.TableVersion, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...

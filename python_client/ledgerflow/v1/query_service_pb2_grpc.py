@@ -75,6 +75,16 @@ class QueryServiceStub:
                 request_serializer=ledgerflow_dot_v1_dot_query__service__pb2.ListArtifactsRequest.SerializeToString,
                 response_deserializer=ledgerflow_dot_v1_dot_query__service__pb2.ListArtifactsResponse.FromString,
                 _registered_method=True)
+        self.ListTables = channel.unary_unary(
+                '/ledgerflow.v1.QueryService/ListTables',
+                request_serializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTablesRequest.SerializeToString,
+                response_deserializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTablesResponse.FromString,
+                _registered_method=True)
+        self.ListTableVersions = channel.unary_unary(
+                '/ledgerflow.v1.QueryService/ListTableVersions',
+                request_serializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTableVersionsRequest.SerializeToString,
+                response_deserializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTableVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -132,6 +142,20 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTables(self, request, context):
+        """The tables of a namespace (or of all namespaces), by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTableVersions(self, request, context):
+        """A table's versions, oldest first, each with the tasks that read it: its lineage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +198,16 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.ListArtifacts,
                     request_deserializer=ledgerflow_dot_v1_dot_query__service__pb2.ListArtifactsRequest.FromString,
                     response_serializer=ledgerflow_dot_v1_dot_query__service__pb2.ListArtifactsResponse.SerializeToString,
+            ),
+            'ListTables': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTables,
+                    request_deserializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTablesRequest.FromString,
+                    response_serializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTablesResponse.SerializeToString,
+            ),
+            'ListTableVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTableVersions,
+                    request_deserializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTableVersionsRequest.FromString,
+                    response_serializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTableVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -393,6 +427,60 @@ class QueryService:
             '/ledgerflow.v1.QueryService/ListArtifacts',
             ledgerflow_dot_v1_dot_query__service__pb2.ListArtifactsRequest.SerializeToString,
             ledgerflow_dot_v1_dot_query__service__pb2.ListArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTables(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerflow.v1.QueryService/ListTables',
+            ledgerflow_dot_v1_dot_query__service__pb2.ListTablesRequest.SerializeToString,
+            ledgerflow_dot_v1_dot_query__service__pb2.ListTablesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTableVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerflow.v1.QueryService/ListTableVersions',
+            ledgerflow_dot_v1_dot_query__service__pb2.ListTableVersionsRequest.SerializeToString,
+            ledgerflow_dot_v1_dot_query__service__pb2.ListTableVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

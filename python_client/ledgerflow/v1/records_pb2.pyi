@@ -285,3 +285,57 @@ class Artifact(_message.Message):
     task_pathspec: str
     attempt: int
     def __init__(self, name: _Optional[str] = ..., content_key: _Optional[str] = ..., size: _Optional[int] = ..., type_name: _Optional[str] = ..., serializer: _Optional[str] = ..., language: _Optional[str] = ..., task_pathspec: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class TableVersion(_message.Message):
+    __slots__ = ("namespace", "table", "version", "location", "files", "num_rows", "num_bytes", "schema", "written_by", "attempt", "run_pathspec", "written_at", "reads")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    NUM_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_BY_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RUN_PATHSPEC_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_AT_FIELD_NUMBER: _ClassVar[int]
+    READS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    table: str
+    version: int
+    location: str
+    files: _containers.RepeatedScalarFieldContainer[str]
+    num_rows: int
+    num_bytes: int
+    schema: str
+    written_by: str
+    attempt: int
+    run_pathspec: str
+    written_at: _timestamp_pb2.Timestamp
+    reads: _containers.RepeatedCompositeFieldContainer[TableRead]
+    def __init__(self, namespace: _Optional[str] = ..., table: _Optional[str] = ..., version: _Optional[int] = ..., location: _Optional[str] = ..., files: _Optional[_Iterable[str]] = ..., num_rows: _Optional[int] = ..., num_bytes: _Optional[int] = ..., schema: _Optional[str] = ..., written_by: _Optional[str] = ..., attempt: _Optional[int] = ..., run_pathspec: _Optional[str] = ..., written_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reads: _Optional[_Iterable[_Union[TableRead, _Mapping]]] = ...) -> None: ...
+
+class TableRead(_message.Message):
+    __slots__ = ("read_by", "attempt", "run_pathspec", "read_at")
+    READ_BY_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RUN_PATHSPEC_FIELD_NUMBER: _ClassVar[int]
+    READ_AT_FIELD_NUMBER: _ClassVar[int]
+    read_by: str
+    attempt: int
+    run_pathspec: str
+    read_at: _timestamp_pb2.Timestamp
+    def __init__(self, read_by: _Optional[str] = ..., attempt: _Optional[int] = ..., run_pathspec: _Optional[str] = ..., read_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class TableSummary(_message.Message):
+    __slots__ = ("namespace", "table", "latest_version", "written_at")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    LATEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_AT_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    table: str
+    latest_version: int
+    written_at: _timestamp_pb2.Timestamp
+    def __init__(self, namespace: _Optional[str] = ..., table: _Optional[str] = ..., latest_version: _Optional[int] = ..., written_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
