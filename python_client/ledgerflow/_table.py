@@ -283,7 +283,9 @@ class _S3Prefix:
             raise TableException(
                 f"s3://{self.bucket}/{key} is missing: the version's files were removed"
             ) from None
-        return pq.read_table(pa.BufferReader(body), columns=columns, filters=filters)
+        return pq.read_table(
+            pa.BufferReader(body), columns=columns, filters=filters, use_threads=False
+        )
 
 
 def _storage_for(location: str) -> _LocalFolder | _S3Prefix:
