@@ -10,7 +10,10 @@ on one core here), and hashing is most of the cost of saving a large array. Valu
   columns and Arrow buffers go to storage as their raw memory (no gzip, no copy into
   the pickle) and come back as writable arrays over one read buffer;
 - ``pickle5+zlib``: the same, compressed, only when the in-band pickle is large and
-  compresses well (plain Python objects; never numeric buffers).
+  compresses well (plain Python objects; never numeric buffers);
+- ``rds+pickle5``: a value an R step made (:class:`RValue`): R's own serialization,
+  which R readers restore exactly, and beside it the Python value it converts to, which
+  Python readers get (an :class:`RObject` where there is none).
 
 Storage is a local folder (default) or S3 through boto3's transfer manager (parallel
 multipart transfers).
@@ -39,6 +42,36 @@ _COMPRESS_FROM = 64 * 1024
 
 class ArtifactSerializationError(Exception):
     """A value could not be stored (it cannot be pickled)."""
+
+
+R_SERIALIZER = "rds+pickle5"
+
+
+@dataclass(frozen=True)
+class RValue:
+    """A value an R step made: ``serialize(x, NULL)``'s bytes, its R class, its length
+    (for foreach), and its Python equivalent where one exists."""
+
+    rds: bytes
+    r_class: str
+    length: int
+    python: Any = None
+    has_python: bool = False
+
+    def __len__(self) -> int:
+        return self.length
+
+
+class RObject:
+    """What Python reads for an R value that has no Python equivalent (a function, an
+    environment, a model): its R serialization, which R readers restore."""
+
+    def __init__(self, rds: bytes, r_class: str) -> None:
+        self.rds = rds
+        self.r_class = r_class
+
+    def __repr__(self) -> str:
+        return f"<R value of class {self.r_class!r}: read it from R>"
 
 
 @dataclass(frozen=True)
@@ -73,6 +106,14 @@ def _frame(value: Any) -> tuple[list[Buffer], str]:
     lengths = b"".join(struct.pack("<Q", r.nbytes) for r in raws)
     header = _HEADER.pack(_MAGIC, len(raws), len(meta)) + lengths
     return [header, meta, *raws], serializer
+
+
+def _decode(data: Buffer, serializer: str) -> Any:
+    """The value Python readers get."""
+    if serializer != R_SERIALIZER:
+        return _unframe(data, serializer)
+    rds, r_class, has_python, python = _unframe(data, "pickle5")
+    return python if has_python else RObject(rds, r_class)
 
 
 def _unframe(data: Buffer, serializer: str) -> Any:
@@ -275,7 +316,14 @@ class ContentStore:
         self.parallel_hash = True
 
     def save(self, value: Any) -> StoredValue:
+        if isinstance(value, RValue):
+            packed = (value.rds, value.r_class, value.has_python, value.python)
+            parts, _ = _frame(packed)
+            return self._put(parts, R_SERIALIZER, f"R {value.r_class}")
         parts, serializer = _frame(value)
+        return self._put(parts, serializer, type_name_of(value))
+
+    def _put(self, parts: list[Buffer], serializer: str, type_name: str) -> StoredValue:
         digest = blake3.blake3(max_threads=blake3.blake3.AUTO if self.parallel_hash else 1)
         size = 0
         for part in parts:
@@ -284,16 +332,21 @@ class ContentStore:
         key = digest.hexdigest()
         if not self.storage.has(key):
             self.storage.put(key, parts)
-        return StoredValue(key, size, type_name_of(value), serializer)
+        return StoredValue(key, size, type_name, serializer)
 
     def load(self, key: str, serializer: str) -> Any:
         if serializer == "raw":
             return self.storage.get_bytes(key)
-        return _unframe(self.storage.get(key), serializer)
+        return _decode(self.storage.get(key), serializer)
+
+    def load_rds(self, key: str) -> bytes:
+        """An R value's own serialization (for R readers)."""
+        rds, *_ = _unframe(self.storage.get(key), "pickle5")
+        return bytes(rds)
 
     def load_many(self, items: Sequence[tuple[str, str]]) -> list[Any]:
         blobs = self.storage.get_many([key for key, _ in items])
-        return [_unframe(blob, ser) for blob, (_, ser) in zip(blobs, items, strict=True)]
+        return [_decode(blob, ser) for blob, (_, ser) in zip(blobs, items, strict=True)]
 
     def save_bytes(self, data: bytes) -> str:
         """Stores raw bytes (e.g. a log) and returns the key; empty data gets no key."""

@@ -600,4 +600,6 @@ def run_flow_cli(flow_class: type[FlowSpec]) -> None:
     except InvalidGraph as error:
         click.echo(f"Error: {flow_class.__name__} is not a valid flow: {error}", err=True)
         sys.exit(1)
-    build(prog_name=f"python {Path(sys.argv[0]).name}", args=sys.argv[1:])
+    # An R flow's file is run for its script (ledgerflow.r), which names itself here.
+    prog_name = os.environ.pop("LEDGERFLOW_PROG_NAME", "") or f"python {Path(sys.argv[0]).name}"
+    build(prog_name=prog_name, args=sys.argv[1:])

@@ -23,7 +23,12 @@ from typing import Any, NoReturn
 
 from ledgerflow import _lineage
 from ledgerflow._current import current
-from ledgerflow._datastore import ArtifactSerializationError, ContentStore, StoredValue
+from ledgerflow._datastore import (
+    R_SERIALIZER,
+    ArtifactSerializationError,
+    ContentStore,
+    StoredValue,
+)
 from ledgerflow._decorators import step_options
 from ledgerflow._flowspec import FlowSpec, Inputs, InputView, _ArtifactReader
 from ledgerflow._graph import FlowGraph
@@ -137,7 +142,11 @@ class TaskOutcome:
 
 
 def _user_traceback(error: BaseException) -> str:
-    """The traceback from the step function down, without the runner's frames."""
+    """The traceback from the step function down, without the runner's frames (for an
+    error in an R step, R's call stack)."""
+    r_traceback = getattr(error, "r_traceback", None)
+    if r_traceback is not None:
+        return r_traceback() + f"Error: {error}\n"
     frames = traceback.extract_tb(error.__traceback__)
     user = [f for f in frames if not f.filename.endswith(("ledgerflow/_task.py",))]
     lines = traceback.format_list(user or frames)
@@ -170,7 +179,7 @@ def _record(name: str, stored: StoredValue) -> records_pb2.Artifact:
         size=stored.size,
         type_name=stored.type_name,
         serializer=stored.serializer,
-        language="python",
+        language="r" if stored.serializer == R_SERIALIZER else "python",
     )
 
 

@@ -77,6 +77,20 @@ def test_a_remote_step_publishes_its_table_version(cluster: Cluster, tmp_path: P
     assert version.written_by == f"TablePublish/{run_id}/start/1"
 
 
+def test_an_r_flow_runs_remotely(cluster: Cluster) -> None:
+    cluster.executor()
+    script = Path(__file__).parents[1] / "sdk" / "r_flows" / "talk_flow.R"
+    result = subprocess.run(
+        ["Rscript", str(script), "run", "--remote"],
+        env={**cluster.env, "LEDGERFLOW_SERVICE": cluster.address,
+             "LEDGERFLOW_PYTHON": sys.executable},
+        cwd=cluster.home, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr + cluster.log_text()
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    assert cluster.artifact(f"MyFlow/{run_id}/join", "out") == 3
+
+
 def test_a_task_image_built_here_runs_remote_tasks(cluster: Cluster, task_image: str) -> None:
     cluster.executor("--image", task_image, backend="podman", memory=8192)
     result = cluster.flow("remote_branches", "run", "--remote", "--width", "2")

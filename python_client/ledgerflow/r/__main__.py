@@ -1,0 +1,37 @@
+"""``python -m ledgerflow.r SPEC_JSON -- ARGS...``: what the R package's run() starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from ledgerflow.r.codegen import InvalidRFlow, flow_file_for, generate
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[1] != "--":
+        print("usage: python -m ledgerflow.r SPEC_JSON -- ARGS... (started by run() in R)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    spec = json.loads(Path(argv[0]).read_text())
+    script = Path(spec["script"])
+    try:
+        source = generate(spec, script)
+    except InvalidRFlow as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    flow_file = flow_file_for(script)
+    if not flow_file.exists() or flow_file.read_text() != source:
+        partial = flow_file.with_name(f"{flow_file.name}.{os.getpid()}")
+        partial.write_text(source)
+        os.replace(partial, flow_file)  # runs of the same script may start together
+    os.environ.pop("LD_LIBRARY_PATH", None)
+    os.environ["LEDGERFLOW_PROG_NAME"] = f"Rscript {script.name}"
+    os.execv(sys.executable, [sys.executable, str(flow_file), *argv[2:]])
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

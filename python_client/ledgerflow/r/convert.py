@@ -1,0 +1,278 @@
+"""R values to Python and back, column by column, so nothing is lost on the way.
+
+Numbers, strings, logicals, vectors, named lists and data.frames have Python
+equivalents: a length-one vector is a scalar, a longer one a list, a named vector or
+list a dict, a data.frame a pandas frame (NA kept in every column, factors as
+categoricals, Date as dates, POSIXct as time-zoned timestamps). Other R values
+(functions, environments, models) have none: :func:`to_python` raises NoEquivalent and
+they live on as R's own serialization. rpy2's pandas2ri is not used: it loses NA in
+character columns and turns Dates into numbers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any
+
+import numpy as np
+import rpy2.rinterface as ri
+
+# R's NA for integers and logicals.
+_NA_INT = -(2**31)
+_EPOCH = datetime.date(1970, 1, 1)
+
+
+class NoEquivalent(Exception):
+    """An R value without a Python equivalent (or a Python value without an R one)."""
+
+
+def _attr(value: Any, name: str) -> list[str]:
+    found = value.do_slot(name) if name in value.list_attrs() else None
+    return list(found) if found is not None else []
+
+
+def _r_class(value: Any) -> list[str]:
+    return _attr(value, "class")
+
+
+def r_class_name(value: Any) -> str:
+    """The R class R's class() would print first (for the ledger's type name)."""
+    classes = _r_class(value)
+    if classes:
+        return classes[0]
+    return {
+        ri.RTYPES.REALSXP: "numeric", ri.RTYPES.INTSXP: "integer", ri.RTYPES.LGLSXP: "logical",
+        ri.RTYPES.STRSXP: "character", ri.RTYPES.VECSXP: "list", ri.RTYPES.NILSXP: "NULL",
+        ri.RTYPES.CLOSXP: "function", ri.RTYPES.ENVSXP: "environment",
+    }.get(value.typeof, str(value.typeof).rsplit(".", 1)[-1])  # fmt: skip
+
+
+# ---- R to Python -------------------------------------------------------------------------
+
+
+def to_python(value: Any) -> Any:
+    """The Python equivalent of an R value; NoEquivalent when there is none."""
+    if value is ri.NULL or value.typeof == ri.RTYPES.NILSXP:
+        return None
+    if "dim" in value.list_attrs():
+        raise NoEquivalent("a matrix or array")
+    classes = _r_class(value)
+    if "data.frame" in classes:
+        return _frame_to_pandas(value)
+    if value.typeof == ri.RTYPES.VECSXP and not (set(classes) - {"list"}):
+        items = [to_python(item) for item in value]
+        names = _attr(value, "names")
+        return dict(zip(names, items, strict=True)) if names else items
+    items = _vector_items(value, classes)
+    names = _attr(value, "names")
+    if names:
+        return dict(zip(names, items, strict=True))
+    return items[0] if len(items) == 1 else items
+
+
+def _vector_items(value: Any, classes: list[str]) -> list[Any]:
+    kind = value.typeof
+    if "factor" in classes:
+        levels = _attr(value, "levels")
+        return [None if code == _NA_INT else levels[code - 1] for code in value]
+    if kind == ri.RTYPES.REALSXP:
+        numbers = np.asarray(value)
+        if "Date" in classes:
+            return [
+                None if math.isnan(d) else _EPOCH + datetime.timedelta(days=int(d)) for d in numbers
+            ]
+        if "POSIXct" in classes:
+            import pandas as pd
+
+            stamps = pd.to_datetime(numbers, unit="s", utc=True)
+            zone = (_attr(value, "tzone") or [""])[0]
+            stamps = stamps.tz_convert(zone) if zone else stamps
+            return [None if pd.isna(s) else s for s in stamps]
+        if classes:
+            raise NoEquivalent(f"a numeric vector of class {classes[0]}")
+        return [None if _is_na_real(x) else float(x) for x in numbers]
+    if classes:
+        raise NoEquivalent(f"a vector of class {classes[0]}")
+    if kind == ri.RTYPES.INTSXP:
+        return [None if x == _NA_INT else int(x) for x in value]
+    if kind == ri.RTYPES.LGLSXP:
+        return [None if x == _NA_INT else bool(x) for x in value]
+    if kind == ri.RTYPES.STRSXP:
+        return [None if x is ri.NA_Character else str(x) for x in value]
+    raise NoEquivalent(f"an R {str(kind).rsplit('.', 1)[-1]}")
+
+
+def _is_na_real(x: float) -> bool:
+    return math.isnan(x)
+
+
+def _frame_to_pandas(frame: Any) -> Any:
+    import pandas as pd
+
+    names = _attr(frame, "names")
+    columns = {name: _column_to_pandas(column) for name, column in zip(names, frame, strict=True)}
+    return pd.DataFrame(columns) if columns else pd.DataFrame()
+
+
+def _column_to_pandas(column: Any) -> Any:
+    import pandas as pd
+
+    classes = _r_class(column)
+    kind = column.typeof
+    if "factor" in classes:
+        levels = _attr(column, "levels")
+        codes = np.asarray(column, dtype=np.int64) - 1
+        codes[codes < 0] = -1  # NA
+        return pd.Categorical.from_codes(codes, categories=levels, ordered="ordered" in classes)
+    if kind == ri.RTYPES.REALSXP:
+        numbers = np.asarray(column)
+        if "Date" in classes:
+            return np.array(_vector_items(column, classes), dtype=object)
+        if "POSIXct" in classes:
+            stamps = pd.to_datetime(numbers, unit="s", utc=True)
+            zone = (_attr(column, "tzone") or [""])[0]
+            return stamps.tz_convert(zone) if zone else stamps
+        return numbers.copy()
+    if kind == ri.RTYPES.INTSXP:
+        numbers = np.asarray(column)
+        return pd.array([None if x == _NA_INT else int(x) for x in numbers], dtype="Int64")
+    if kind == ri.RTYPES.LGLSXP:
+        return pd.array([None if x == _NA_INT else bool(x) for x in column], dtype="boolean")
+    if kind == ri.RTYPES.STRSXP:
+        return np.array([None if x is ri.NA_Character else str(x) for x in column], dtype=object)
+    raise NoEquivalent(f"a data.frame column of type {str(kind).rsplit('.', 1)[-1]}")
+
+
+# ---- Python to R -------------------------------------------------------------------------
+
+
+def to_r(value: Any) -> Any:
+    """The R equivalent of a Python value; NoEquivalent when there is none."""
+    import pandas as pd
+
+    if value is None:
+        return ri.NULL
+    if isinstance(value, pd.DataFrame):
+        return _pandas_to_frame(value)
+    if isinstance(value, bool | np.bool_):
+        return ri.BoolSexpVector([bool(value)])
+    if isinstance(value, int | np.integer):
+        return _ints([int(value)])
+    if isinstance(value, float | np.floating):
+        return ri.FloatSexpVector([float(value)])
+    if isinstance(value, str):
+        return ri.StrSexpVector([value])
+    if isinstance(value, datetime.datetime | pd.Timestamp):
+        return _column_to_r(pd.Series([value]))
+    if isinstance(value, datetime.date):
+        return _dates([value])
+    if isinstance(value, dict):
+        items = ri.ListSexpVector([to_r(v) for v in value.values()])
+        items.do_slot_assign("names", ri.StrSexpVector([str(k) for k in value]))
+        return items
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return _column_to_r(pd.Series(value))
+    if isinstance(value, list | tuple):
+        return _list_to_r(list(value))
+    raise NoEquivalent(f"Python {type(value).__name__}")
+
+
+def _list_to_r(items: list[Any]) -> Any:
+    """A list of scalars of one kind becomes an R vector; anything else an R list."""
+    present = [item for item in items if item is not None]
+    kinds = {_scalar_kind(item) for item in present}
+    if present and len(kinds) == 1 and None not in kinds:
+        kind = kinds.pop()
+        if kind == "bool":
+            return ri.BoolSexpVector([ri.NA_Logical if i is None else bool(i) for i in items])
+        if kind == "int":
+            return _ints(items)
+        if kind == "float":
+            return ri.FloatSexpVector([ri.NA_Real if i is None else float(i) for i in items])
+        if kind == "str":
+            return ri.StrSexpVector([ri.NA_Character if i is None else i for i in items])
+    return ri.ListSexpVector([to_r(item) for item in items])
+
+
+def _scalar_kind(item: Any) -> str | None:
+    if isinstance(item, bool | np.bool_):
+        return "bool"
+    if isinstance(item, int | np.integer):
+        return "int"
+    if isinstance(item, float | np.floating):
+        return "float"
+    if isinstance(item, str):
+        return "str"
+    return None
+
+
+def _ints(items: list[Any]) -> Any:
+    """Integers as R integers, or as doubles where one does not fit R's 32 bits."""
+    if all(i is None or -(2**31) < int(i) < 2**31 for i in items):
+        return ri.IntSexpVector([ri.NA_Integer if i is None else int(i) for i in items])
+    return ri.FloatSexpVector([ri.NA_Real if i is None else float(i) for i in items])
+
+
+def _dates(items: list[Any]) -> Any:
+    days = ri.FloatSexpVector(
+        [ri.NA_Real if d is None else float((d - _EPOCH).days) for d in items]
+    )
+    return _with_class(days, ["Date"])
+
+
+def _with_class(value: Any, classes: list[str]) -> Any:
+    """`value` with R's class attribute set as class<- sets it (marking it an object, so
+    internal generics such as is.na dispatch on it)."""
+    return ri.baseenv["class<-"](value, ri.StrSexpVector(classes))
+
+
+def _pandas_to_frame(frame: Any) -> Any:
+    columns = ri.ListSexpVector([_column_to_r(frame[name]) for name in frame.columns])
+    columns.do_slot_assign("names", ri.StrSexpVector([str(name) for name in frame.columns]))
+    # R's attr<- stores compact row names (1..n) as R itself does; a plain slot does not.
+    columns = ri.baseenv["attr<-"](
+        columns, ri.StrSexpVector(["row.names"]), ri.IntSexpVector([ri.NA_Integer, -len(frame)])
+    )
+    return _with_class(columns, ["data.frame"])
+
+
+def _column_to_r(series: Any) -> Any:
+    import pandas as pd
+
+    dtype = series.dtype
+    missing = series.isna().to_numpy()
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy().astype(np.int64) + 1
+        factor = ri.IntSexpVector([ri.NA_Integer if c == 0 else int(c) for c in codes])
+        factor.do_slot_assign("levels", ri.StrSexpVector([str(c) for c in dtype.categories]))
+        classes = ["ordered", "factor"] if dtype.ordered else ["factor"]
+        return _with_class(factor, classes)
+    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
+        stamps = series if isinstance(dtype, pd.DatetimeTZDtype) else series.dt.tz_localize("UTC")
+        epoch = pd.Timestamp(0, tz="UTC")
+        seconds = (stamps.dt.tz_convert("UTC") - epoch).dt.total_seconds().to_numpy()
+        vector = ri.FloatSexpVector(
+            [ri.NA_Real if m else float(s) for s, m in zip(seconds, missing, strict=True)]
+        )
+        vector.do_slot_assign("tzone", ri.StrSexpVector([str(stamps.dt.tz)]))
+        return _with_class(vector, ["POSIXct", "POSIXt"])
+    if pd.api.types.is_bool_dtype(dtype):
+        return ri.BoolSexpVector(
+            [ri.NA_Logical if m else bool(v) for v, m in zip(series, missing, strict=True)]
+        )
+    if pd.api.types.is_integer_dtype(dtype):
+        return _ints([None if m else int(v) for v, m in zip(series, missing, strict=True)])
+    if pd.api.types.is_float_dtype(dtype):  # missing values as R's NA, not NaN
+        numbers = series.to_numpy(dtype=float, na_value=np.nan)
+        return ri.FloatSexpVector(
+            [ri.NA_Real if m else float(x) for x, m in zip(numbers, missing, strict=True)]
+        )
+    values = [None if m else v for v, m in zip(series.tolist(), missing, strict=True)]
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, datetime.date) and not isinstance(v, datetime.datetime)
+                       for v in present):  # fmt: skip
+        return _dates(values)
+    if all(isinstance(v, str) for v in present):
+        return ri.StrSexpVector([ri.NA_Character if v is None else v for v in values])
+    raise NoEquivalent(f"a pandas column of {dtype} holding {type(present[0]).__name__}")

@@ -1,0 +1,149 @@
+"""The R client's long-lived helper: ``python -m ledgerflow.r.helper`` answers one JSON
+request per line on stdin with one JSON answer per line on stdout, through Ledgerflow's
+client API, so R reads many artifacts without starting Python for each.
+
+Requests are ``{"op": NAME, ...arguments}``; answers ``{"ok": true, "value": ...}`` or
+``{"ok": false, "error": MESSAGE}``. Artifacts come back as R's own serialization
+(``{"rds": BASE64}``): an R artifact's stored bytes, or a Python value converted to R
+here (embedded R, started on the first artifact read).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ledgerflow import client
+from ledgerflow._datastore import R_SERIALIZER
+from ledgerflow.exceptions import LedgerflowException
+
+
+def _time(stamp: Any) -> str | None:
+    return stamp.isoformat() if stamp is not None else None
+
+
+def _run_fields(run: client.Run) -> dict[str, Any]:
+    return {
+        "pathspec": run.pathspec, "id": run.id, "flow": run.pathspec.split("/")[0],
+        "status": run.status, "successful": run.successful, "finished": run.finished,
+        "user": run._record.user, "tags": sorted(run.tags), "user_tags": sorted(run.user_tags),
+        "created_at": _time(run.created_at), "finished_at": _time(run.finished_at),
+        "origin_run_id": run._record.origin_run_id or None,
+    }  # fmt: skip
+
+
+def _task_of(pathspec: str) -> client.Task:
+    """The task a pathspec names: Flow/run (its end task), Flow/run/step (the step's
+    only task) or Flow/run/step/task."""
+    parts = pathspec.strip("/").split("/")
+    if len(parts) == 2:
+        task = client.Run(pathspec).end_task
+        if task is None:
+            raise LedgerflowException(f"run {pathspec} has no end task (yet): name a step")
+        return task
+    if len(parts) == 3:
+        return client.Step(pathspec).task
+    return client.Task(pathspec)
+
+
+class Helper:
+    def __init__(self) -> None:
+        self._r: Any = None
+        self.ops: dict[str, Callable[..., Any]] = {
+            "list_flows": lambda: sorted(flow.id for flow in client.Ledgerflow()),
+            "list_runs": self.list_runs,
+            "get_run": lambda pathspec: _run_fields(client.Run(pathspec)),
+            "list_artifacts": lambda pathspec: sorted(a.id for a in _task_of(pathspec)),
+            "get_artifact": self.get_artifact,
+            "get_artifacts": self.get_artifacts,
+            "add_tags": lambda pathspec, tags: client.Run(pathspec).add_tags(tags),
+            "remove_tags": lambda pathspec, tags: client.Run(pathspec).remove_tags(tags),
+            "set_namespace": lambda namespace: client.namespace(namespace),
+            "get_namespace": client.get_namespace,
+            "set_metadata": lambda where: client.metadata(where),
+            "get_metadata": client.get_metadata,
+            "logs": lambda pathspec, stream: getattr(_task_of(pathspec), stream),
+        }
+
+    def list_runs(self, flow: str, tags: list[str], limit: int) -> list[dict[str, Any]]:
+        runs = []
+        for run in client.Flow(flow).runs(*tags):
+            runs.append(_run_fields(run))
+            if len(runs) >= limit:
+                break
+        return runs
+
+    def get_artifact(self, pathspec: str, name: str) -> dict[str, str]:
+        task = _task_of(pathspec)
+        try:
+            artifact = task[name]
+        except KeyError:
+            names = ", ".join(sorted(a.id for a in task)) or "none"
+            raise LedgerflowException(
+                f"task {task.pathspec} has no artifact {name!r} (it has: {names})"
+            ) from None
+        return {"rds": base64.b64encode(self._rds(artifact)).decode()}
+
+    def get_artifacts(self, pathspecs: list[str], name: str) -> list[dict[str, str]]:
+        return [self.get_artifact(pathspec, name) for pathspec in pathspecs]
+
+    def _rds(self, artifact: client.DataArtifact) -> bytes:
+        record = artifact._record
+        if record.serializer == R_SERIALIZER:
+            store = artifact._store or client._clients()[1]
+            return bytes(store.load_rds(record.content_key))
+        if self._r is None:
+            self._r = _EmbeddedR()
+        return self._r.serialize(artifact.data)
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = self.ops.get(request.pop("op", None))
+        if op is None:
+            return {"ok": False, "error": f"unknown request; ask one of {sorted(self.ops)}"}
+        try:
+            return {"ok": True, "value": op(**request)}
+        except (LedgerflowException, ValueError, KeyError) as error:
+            return {"ok": False, "error": str(error).strip("'\"")}
+
+
+class _EmbeddedR:
+    """R, for turning Python values into R's serialization."""
+
+    def __init__(self) -> None:
+        import rpy2.rinterface as ri
+
+        ri.initr_simple()
+        self._ri = ri
+
+    def serialize(self, value: Any) -> bytes:
+        import numpy as np
+
+        from ledgerflow.r.convert import NoEquivalent, to_r
+
+        try:
+            converted = to_r(value)
+        except NoEquivalent as error:
+            raise LedgerflowException(f"this artifact has no R equivalent: {error}") from None
+        return np.asarray(self._ri.baseenv["serialize"](converted, self._ri.NULL)).tobytes()
+
+
+def main() -> None:
+    helper = Helper()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            answer = helper.answer(request) if isinstance(request, dict) else {
+                "ok": False, "error": "a request is a JSON object"}  # fmt: skip
+        except json.JSONDecodeError as error:
+            answer = {"ok": False, "error": f"not JSON: {error}"}
+        sys.stdout.write(json.dumps(answer, default=str) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

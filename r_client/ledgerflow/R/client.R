@@ -1,0 +1,161 @@
+# The client functions: runs, artifacts, tags, namespaces and logs, read through one
+# long-lived Python helper (python -m ledgerflow.r.helper, started on first use), so
+# many reads cost one Python start.
+
+helper <- new.env(parent = emptyenv())
+
+ask <- function(op, ...) {
+  process <- helper$process
+  if (is.null(process) || !process$is_alive()) {
+    process <- processx::process$new(
+      python_binary(), c("-m", "ledgerflow.r.helper"),
+      stdin = "|", stdout = "|", stderr = "|",
+      env = c("current", LD_LIBRARY_PATH = "")
+    )
+    helper$process <- process
+  }
+  request <- jsonlite::toJSON(c(list(op = op), list(...)), auto_unbox = TRUE, null = "null")
+  process$write_input(paste0(request, "\n"))
+  line <- character()
+  while (length(line) == 0) {
+    if (!process$is_alive() && length(line) == 0) {
+      line <- process$read_output_lines()
+      if (length(line) == 0) {
+        stop("Ledgerflow's Python helper exited: ", paste(process$read_all_error_lines(),
+                                                          collapse = "\n"), call. = FALSE)
+      }
+      break
+    }
+    process$poll_io(5000)
+    line <- process$read_output_lines(n = 1)
+  }
+  answer <- jsonlite::fromJSON(line[1], simplifyVector = TRUE)
+  if (!isTRUE(answer$ok)) stop(answer$error, call. = FALSE)
+  answer$value
+}
+
+from_rds <- function(encoded) unserialize(jsonlite::base64_dec(encoded$rds))
+
+#' The flows in the ledger
+#'
+#' @return Their names.
+#' @export
+list_flows <- function() as.character(unlist(ask("list_flows")))
+
+#' A flow's runs in the current namespace
+#'
+#' @param flow The flow's name.
+#' @param tags Only runs with all these tags.
+#' @param limit At most this many, newest first.
+#' @return A data.frame: one row a run (`pathspec`, `id`, `status`, `user`,
+#'   `created_at`, `finished_at`, ...).
+#' @export
+list_runs <- function(flow, tags = character(), limit = 100) {
+  runs <- ask("list_runs", flow = flow, tags = I(as.character(tags)), limit = limit)
+  if (length(runs) == 0) return(data.frame())
+  runs$tags <- NULL
+  runs$user_tags <- NULL
+  runs
+}
+
+#' A run: its status, user, times and tags
+#'
+#' @param pathspec `"Flow/run_id"`.
+#' @return A list.
+#' @export
+get_run <- function(pathspec) ask("get_run", pathspec = pathspec)
+
+#' The names of a task's artifacts
+#'
+#' @param pathspec `"Flow/run_id"` (its end task), `"Flow/run_id/step"` (the step's
+#'   task) or `"Flow/run_id/step/task_id"`.
+#' @return Artifact names.
+#' @export
+list_artifacts <- function(pathspec) as.character(unlist(ask("list_artifacts", pathspec = pathspec)))
+
+#' An artifact's value, as an R value
+#'
+#' R artifacts come back exactly as stored; Python artifacts are converted (numbers,
+#' strings, lists, dicts as named lists, pandas frames as data.frames).
+#'
+#' @param pathspec As for [list_artifacts()], or a vector of them.
+#' @param name The artifact's name.
+#' @return The value (a list of values for several pathspecs).
+#' @export
+get_artifact <- function(pathspec, name) {
+  if (length(pathspec) == 1) return(from_rds(ask("get_artifact", pathspec = pathspec, name = name)))
+  encoded <- ask("get_artifacts", pathspecs = I(pathspec), name = name)
+  lapply(seq_len(nrow(encoded)), function(i) from_rds(list(rds = encoded$rds[i])))
+}
+
+#' Add or remove a run's tags
+#'
+#' @param pathspec `"Flow/run_id"`.
+#' @param tags Tags.
+#' @return The run's tags now, invisibly.
+#' @export
+add_tags <- function(pathspec, tags) {
+  ask("add_tags", pathspec = pathspec, tags = I(as.character(tags)))
+  invisible(get_run(pathspec)$tags)
+}
+
+#' @rdname add_tags
+#' @export
+remove_tags <- function(pathspec, tags) {
+  ask("remove_tags", pathspec = pathspec, tags = I(as.character(tags)))
+  invisible(get_run(pathspec)$tags)
+}
+
+#' The namespace runs are listed in
+#'
+#' `set_namespace("user:savin")` lists only that user's runs; `set_namespace(NULL)`
+#' lists everyone's.
+#'
+#' @param namespace A tag such as `"user:savin"`, or `NULL` for every run.
+#' @return The namespace, invisibly.
+#' @export
+set_namespace <- function(namespace) {
+  invisible(ask("set_namespace", namespace = namespace))
+}
+
+#' @rdname set_namespace
+#' @export
+get_namespace <- function() ask("get_namespace")
+
+#' Where runs are read from
+#'
+#' @param where `"local"`, `"local@/path/.ledgerflow"` or `"service@host:port"`.
+#' @return The metadata now in use.
+#' @export
+set_metadata <- function(where) ask("set_metadata", where = where)
+
+#' @rdname set_metadata
+#' @export
+get_metadata <- function() ask("get_metadata")
+
+#' A task's output
+#'
+#' @param pathspec As for [list_artifacts()].
+#' @param stream `"stdout"` or `"stderr"`.
+#' @return The text.
+#' @export
+get_logs <- function(pathspec, stream = c("stdout", "stderr")) {
+  ask("logs", pathspec = pathspec, stream = match.arg(stream))
+}
+
+#' Resume a run of a flow's script
+#'
+#' Runs `Rscript script resume [step] [--origin-run-id ID]`: the steps before `step`
+#' are cloned from the origin run (by default the latest), the rest run again.
+#'
+#' @param script The flow's R script.
+#' @param step The step to resume from (by default the one that failed).
+#' @param origin_run_id The run to resume.
+#' @param ... More arguments for the command line.
+#' @return The exit status, invisibly.
+#' @export
+resume <- function(script, step = NULL, origin_run_id = NULL, ...) {
+  args <- c(script, "resume", step,
+            if (!is.null(origin_run_id)) c("--origin-run-id", origin_run_id), ...)
+  invisible(system2(file.path(R.home("bin"), "Rscript"), shQuote(args)))
+}

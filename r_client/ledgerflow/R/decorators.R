@@ -1,0 +1,59 @@
+#' A step decorator
+#'
+#' Decorators change how a step runs; pass them to [step()] after its arguments. The
+#' shorthands [resources()], [retry()], [catch()] and [timeout()] make the common ones.
+#'
+#' @param name The decorator: `"resources"`, `"retry"`, `"catch"`, `"timeout"` or
+#'   `"environment"`.
+#' @param ... Its options, as the Python decorator of the same name takes them.
+#' @return A decorator.
+#' @export
+decorator <- function(name, ...) {
+  known <- c("resources", "retry", "catch", "timeout", "environment")
+  if (!(is.character(name) && length(name) == 1 && name %in% known)) {
+    stop(sprintf("unknown decorator %s: use one of %s", deparse(name)[1],
+                 paste(known, collapse = ", ")), call. = FALSE)
+  }
+  structure(list(name = name, options = list(...)), class = "ledgerflow_decorator")
+}
+
+#' The resources a step needs
+#'
+#' @param cpu CPU cores.
+#' @param memory Memory in MB.
+#' @param gpu GPUs.
+#' @param image A container image to run the step in (remote runs).
+#' @return A decorator for [step()].
+#' @export
+resources <- function(cpu = 1, memory = 4096, gpu = 0, image = "") {
+  decorator("resources", cpu = cpu, memory = memory, gpu = gpu, image = image)
+}
+
+#' Run a failing step again
+#'
+#' @param times How many more attempts.
+#' @param minutes_between_retries Minutes to wait before each.
+#' @return A decorator for [step()].
+#' @export
+retry <- function(times = 3, minutes_between_retries = 2) {
+  decorator("retry", times = times, minutes_between_retries = minutes_between_retries)
+}
+
+#' Let the flow go on when a step fails for good
+#'
+#' @param var An artifact to store the error in.
+#' @param print_exception Whether to print the error.
+#' @return A decorator for [step()].
+#' @export
+catch <- function(var = NULL, print_exception = TRUE) {
+  decorator("catch", var = var, print_exception = print_exception)
+}
+
+#' Fail an attempt that runs too long
+#'
+#' @param seconds,minutes,hours The time allowed (added up).
+#' @return A decorator for [step()].
+#' @export
+timeout <- function(seconds = 0, minutes = 0, hours = 0) {
+  decorator("timeout", seconds = seconds, minutes = minutes, hours = hours)
+}

@@ -1,0 +1,107 @@
+# What the Python runtime (ledgerflow.r, through rpy2) calls to run R steps: load a
+# flow's script without running it, make a step's `self` and `inputs`, call the step.
+
+load_flow <- function(script) {
+  old <- options(ledgerflow.load_only = TRUE)
+  on.exit(options(old), add = TRUE)
+  state$flow <- NULL
+  suppressPackageStartupMessages(
+    source(script, local = new.env(parent = globalenv()), chdir = TRUE)
+  )
+  if (is.null(state$flow)) {
+    stop(sprintf("%s never calls run(): end its flow with %%>%% run()", script), call. = FALSE)
+  }
+  state$flow
+}
+
+# A step's `self`: an environment whose artifacts load on first use (`loader(name)`) and
+# which remembers what the step sets. `input_of` (artifact, index): the foreach item.
+make_self <- function(names, loader, input_of = NULL, merge = NULL) {
+  self <- new.env(parent = emptyenv())
+  changed <- new.env(parent = emptyenv())
+  attr(self, "ledgerflow_changed") <- changed
+  for (name in names) bind_lazy(self, name, loader, changed)
+  if (!is.null(input_of)) {
+    artifact <- input_of[[1]]
+    index <- input_of[[2]]
+    makeActiveBinding("input", function(value) {
+      if (!missing(value)) {
+        stop("self$input is this task's foreach item: store values under another name",
+             call. = FALSE)
+      }
+      get(artifact, envir = self)[[index + 1]]
+    }, self)
+  }
+  if (!is.null(merge)) {
+    attr(self, "ledgerflow_merge") <- function(exclude, include, already) {
+      for (name in merge(exclude, include, already)) bind_lazy(self, name, loader, changed)
+    }
+  }
+  self
+}
+
+bind_lazy <- function(self, name, loader, changed) {
+  if (exists(name, envir = self, inherits = FALSE)) return(invisible())
+  value <- NULL
+  loaded <- FALSE
+  makeActiveBinding(name, function(new) {
+    if (missing(new)) {
+      if (!loaded) {
+        value <<- loader(name)
+        loaded <<- TRUE
+      }
+      value
+    } else {
+      value <<- new
+      loaded <<- TRUE
+      assign(name, TRUE, envir = changed)
+    }
+  }, self)
+}
+
+# The artifacts a step set: new names, and loaded ones it assigned.
+changed_names <- function(self) {
+  every <- ls(self)
+  plain <- every[!vapply(every, bindingIsActive, logical(1), env = self)]
+  changed <- attr(self, "ledgerflow_changed")
+  unique(c(plain, if (is.null(changed)) character() else ls(changed)))
+}
+
+value_of <- function(self, name) get(name, envir = self)
+
+# Calls a step; NULL when it returns, else its error: message, call and R's call stack.
+call_step <- function(step_name, fn, self, inputs = NULL) {
+  if (is.null(fn)) return(NULL)
+  stack <- character()
+  tryCatch(
+    withCallingHandlers(
+      {
+        if (is.null(inputs)) fn(self) else fn(self, inputs)
+        NULL
+      },
+      warning = function(w) {
+        message("Warning in ", step_name, ": ", conditionMessage(w))
+        invokeRestart("muffleWarning")
+      },
+      error = function(e) stack <<- step_stack(sys.calls(), step_name)
+    ),
+    error = function(e) {
+      call <- conditionCall(e)
+      call <- if (is.null(call)) "" else paste(deparse(call), collapse = " ")
+      list(message = conditionMessage(e), call = sub("^fn\\(", paste0(step_name, "("), call),
+           stack = stack)
+    }
+  )
+}
+
+# The calls from the step's function down to the error, as traceback() numbers them.
+step_stack <- function(calls, step_name) {
+  texts <- vapply(calls, function(call) paste(deparse(call), collapse = " "), character(1))
+  first <- which(texts %in% c("fn(self)", "fn(self, inputs)"))
+  if (length(first) == 0) return(character())
+  texts <- texts[first[length(first)]:length(texts)]
+  texts[1] <- sub("^fn", step_name, texts[1])
+  helpers <- grepl("^(\\.handleSimpleError|h\\(simpleError)", texts)
+  texts <- texts[!helpers | seq_along(texts) == 1]
+  rev(sprintf("%d: %s", seq_along(texts), texts))
+}

@@ -1,0 +1,4 @@
+library(testthat)
+library(ledgerflow)
+
+test_check("ledgerflow")

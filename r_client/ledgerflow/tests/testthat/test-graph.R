@@ -1,0 +1,104 @@
+noop <- function(self) NULL
+
+talk_flow <- function() {
+  ledgerflow("MyFlow") %>%
+    step(step = "start", r_function = noop, next_step = c("a", "b")) %>%
+    step(step = "a", r_function = noop, next_step = "join") %>%
+    step(step = "b", r_function = noop, next_step = "join") %>%
+    step(step = "join", r_function = function(self, inputs) NULL, join = TRUE,
+         next_step = "end") %>%
+    step(step = "end")
+}
+
+test_that("the talk's flow passes the graph checks", {
+  expect_true(ledgerflow:::check_graph(talk_flow()))
+})
+
+test_that("an unknown next_step names the step, the name and the steps there are", {
+  flow <- ledgerflow("MyFlow") %>%
+    step(step = "start", r_function = noop, next_step = "joni") %>%
+    step(step = "end")
+  expect_error(ledgerflow:::check_graph(flow),
+               "step 'start': next_step 'joni' is not a step of MyFlow \\(its steps: start, end\\)")
+})
+
+test_that("r_function must be a function", {
+  expect_error(ledgerflow("F") %>% step(step = "start", r_function = "start"),
+               "step 'start': r_function must be a function such as function\\(self\\)")
+})
+
+test_that("names must be identifiers", {
+  expect_error(ledgerflow("My Flow"), "the flow name 'My Flow' is not a valid name")
+  expect_error(ledgerflow("F") %>% step(step = "my.step"), "a step name 'my.step' is not a valid name")
+  expect_error(ledgerflow("F") %>% parameter("2x"), "a parameter name '2x' is not a valid name")
+})
+
+test_that("a foreach that is never joined is refused", {
+  flow <- ledgerflow("F") %>%
+    step(step = "start", r_function = function(self) self$items <- 1:3,
+         next_step = "work", foreach = "items") %>%
+    step(step = "work", r_function = noop, next_step = "end") %>%
+    step(step = "end")
+  expect_error(ledgerflow:::check_graph(flow),
+               "step 'start' starts a foreach over 'items' that is never joined")
+})
+
+test_that("start and end are required, and end has no next step", {
+  expect_error(ledgerflow:::check_graph(ledgerflow("F") %>% step(step = "end")),
+               "flow F has no 'start' step")
+  flow <- ledgerflow("F") %>%
+    step(step = "start", next_step = "end") %>%
+    step(step = "end", next_step = "start")
+  expect_error(ledgerflow:::check_graph(flow), "step 'end' ends the flow: remove its next_step")
+})
+
+test_that("a join's function takes self and inputs", {
+  flow <- talk_flow()
+  flow$steps$join$r_function <- function(self) NULL
+  expect_error(ledgerflow:::check_graph(flow), "step 'join' is a join: its r_function takes \\(self, inputs\\)")
+})
+
+test_that("a step is added once and decorators are decorators", {
+  flow <- ledgerflow("F") %>% step(step = "start", next_step = "end")
+  expect_error(flow %>% step(step = "start"), "step 'start' is added twice")
+  expect_error(flow %>% step(step = "end", r_function = NULL, next_step = NULL, foreach = NULL,
+                             join = FALSE, list(memory = 1)),
+               "pass decorators such as resources")
+  expect_error(decorator("gpu"), "unknown decorator \"gpu\"")
+})
+
+test_that("decorators carry their options", {
+  flow <- ledgerflow("F") %>%
+    step(step = "start", next_step = "end", resources(memory = 512, cpu = 2), retry(times = 1),
+         timeout(seconds = 5)) %>%
+    step(step = "end")
+  decorators <- flow$steps$start$decorators
+  expect_equal(decorators[[1]]$name, "resources")
+  expect_equal(decorators[[1]]$options$memory, 512)
+  expect_equal(decorators[[2]]$options$times, 1)
+  expect_equal(decorators[[3]]$name, "timeout")
+  expect_false(flow$steps$start$join)
+})
+
+test_that("gather_inputs simplifies scalars and keeps anything else as a list", {
+  one <- new.env(); assign("x", 2, envir = one); assign("df", data.frame(a = 1), envir = one)
+  two <- new.env(); assign("x", 3, envir = two); assign("df", data.frame(a = 2), envir = two)
+  inputs <- list(a = one, b = two)
+  expect_equal(max(gather_inputs(inputs, "x")), 3)
+  expect_equal(do.call(rbind, gather_inputs(inputs, "df"))$a, c(1, 2))
+})
+
+test_that("run() outside a script says how to run a flow", {
+  expect_error(ledgerflow:::script_path(), "Rscript myflow.R run")
+})
+
+test_that("the flow spec the runtime reads names steps, decorators and parameters", {
+  flow <- talk_flow() %>% parameter("alpha", default = 0.5, help = "a rate")
+  spec <- jsonlite::fromJSON(ledgerflow:::flow_spec_json(flow, "/tmp/myflow.R"),
+                             simplifyVector = FALSE)
+  expect_equal(spec$name, "MyFlow")
+  expect_equal(unlist(spec$steps[[1]]$next_step), c("a", "b"))
+  expect_true(spec$steps[[4]]$join)
+  expect_equal(spec$parameters[[1]]$default, 0.5)
+  expect_equal(spec$parameters[[1]]$type, "numeric")
+})
