@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -173,3 +174,31 @@ def test_the_r_packages_own_tests_pass() -> None:
         capture_output=True, text=True, timeout=300, env={**os.environ},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_r_cmd_check_passes_offline(tmp_path: Path) -> None:
+    repository = tmp_path / "repo" / "src" / "contrib"
+    repository.mkdir(parents=True)
+    (repository / "PACKAGES").touch()  # CRAN is out of reach: an empty repository
+    profile = tmp_path / "Rprofile"
+    profile.write_text(f'options(repos = c(CRAN = "file://{tmp_path / "repo"}"))\n')
+    env = {**os.environ, "R_PROFILE_USER": str(profile)}
+    subprocess.run(["R", "CMD", "build", "--no-manual", str(R_PACKAGE)], cwd=tmp_path,
+                   env=env, check=True, capture_output=True, timeout=300)  # fmt: skip
+    (tarball,) = tmp_path.glob("ledgerflow_*.tar.gz")
+    check = subprocess.run(["R", "CMD", "check", "--no-manual", tarball.name], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert check.returncode == 0 and "Status: OK" in check.stdout, check.stdout + check.stderr
+
+
+def test_the_committed_man_pages_match_the_roxygen_comments(tmp_path: Path) -> None:
+    copy = tmp_path / "ledgerflow"
+    shutil.copytree(R_PACKAGE, copy)
+    subprocess.run(["Rscript", "-e", "roxygen2::roxygenise(commandArgs(TRUE))", str(copy)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    for generated in ["NAMESPACE", *(f"man/{p.name}" for p in (copy / "man").iterdir())]:
+        committed = R_PACKAGE / generated
+        assert committed.exists() and committed.read_text() == (copy / generated).read_text(), (
+            f"{generated} drifted from the roxygen comments: run "
+            "Rscript -e 'roxygen2::roxygenise(\"r_client/ledgerflow\")' and commit"
+        )

@@ -4,7 +4,9 @@ embedded R), and each R step run on a ``self`` whose artifacts load when first u
 An R step's artifacts are stored as :class:`~ledgerflow._datastore.RValue`: R's own
 serialization, which R readers restore exactly, and the Python equivalent where one
 exists (ledgerflow.r.convert), which Python readers get. A Python artifact read in R is
-converted the other way.
+converted the other way. The runtime holds R and little else: every megabyte it holds
+makes each fork of it slower (R makes a fork ~5 ms here, R with numpy and pandas ~19
+ms), and the conversions import numpy and pandas only for values that need them.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ledgerflow._datastore import R_SERIALIZER, RValue
 from ledgerflow._flowspec import FlowSpec, Inputs
@@ -45,10 +45,15 @@ class RFlow:
         # R's print() and message() write to the task's stdout and stderr as they are.
         callbacks.consolewrite_print = lambda text: sys.stdout.write(text)
         callbacks.consolewrite_warnerror = lambda text: sys.stderr.write(text)
+        # Room on R's heap from the start, so a forked task seldom runs R's garbage
+        # collector: a collection touches the whole heap, which the fork then copies.
+        os.environ.setdefault("R_NSIZE", "4000000")
+        os.environ.setdefault("R_VSIZE", "256M")
+        # Rscript's default packages but methods (S4), which alone makes a fork of the
+        # runtime ~40% slower; a package that needs it still loads it.
+        os.environ.setdefault("R_DEFAULT_PACKAGES", "datasets,utils,grDevices,graphics,stats")
         ri.initr_simple()
         self._ri = ri
-        # The Python functions R holds during a step (R's bindings call them back).
-        self._held: list[Any] = []
         self._package = _namespace("ledgerflow")
         flow = self._call("load_flow", ri.StrSexpVector([str(script)]))
         steps = flow[list(flow.names).index("steps")]
@@ -57,6 +62,11 @@ class RFlow:
             fields = dict(zip(spec.names, spec, strict=True))
             function = fields.get("r_function")
             self.functions[name] = None if function is None or function is ri.NULL else function
+        # The step R runs now; R calls back into it through two functions made once.
+        self._flow: FlowSpec | None = None
+        self._inputs: Inputs | None = None
+        self._loader = ri.rternalize(self._load_for_r)
+        self._merger = ri.rternalize(self._merge_for_r)
 
     def _call(self, name: str, *args: Any) -> Any:
         return self._package[name](*args)
@@ -66,61 +76,69 @@ class RFlow:
     def run_step(self, flow: FlowSpec, step_name: str, inputs: Inputs | None = None) -> None:
         """Runs the R step on `flow` (the task's FlowSpec) and sets what it stored."""
         ri = self._ri
-        self._held.clear()
-        merge = _merge_callback(flow, inputs) if inputs is not None else None
-        self._held.append(merge)
-        self_env = self._make_self(flow, _visible_names(flow), merge, _foreach_item(flow))
-        r_inputs = self._make_inputs(inputs) if inputs is not None else ri.NULL
-        function = self.functions.get(step_name)
-        failed = self._call(
-            "call_step", ri.StrSexpVector([step_name]), function or ri.NULL, self_env, r_inputs
-        )
-        if failed is not ri.NULL:
-            fields = dict(zip(failed.names, failed, strict=True))
-            raise RStepError(
-                fields["message"][0], fields["call"][0], [str(x) for x in fields["stack"]]
-            )
-        for name in self._call("changed_names", self_env):
-            setattr(flow, name, self.to_rvalue(self._call("value_of", self_env, name)))
-
-    def _make_self(
-        self, flow: FlowSpec, names: list[str], merge: Any, item: tuple[str, int] | None
-    ) -> Any:
-        ri = self._ri
-
-        @ri.rternalize
-        def loader(name: Any) -> Any:
-            return self.load(flow, str(name[0]))
-
-        self._held.append(loader)
+        self._flow, self._inputs = flow, inputs
+        item = _foreach_item(flow)
         input_of = (
             ri.ListSexpVector([ri.StrSexpVector([item[0]]), ri.IntSexpVector([item[1]])])
             if item
             else ri.NULL
         )
-        return self._call("make_self", ri.StrSexpVector(names), loader, input_of, merge or ri.NULL)
+        self_env = self._call(
+            "make_self", ri.StrSexpVector(_visible_names(flow)), self._loader,
+            ri.IntSexpVector([0]), input_of, self._merger if inputs is not None else ri.NULL,
+        )  # fmt: skip
+        r_inputs = self._make_inputs(inputs) if inputs is not None else ri.NULL
+        function = self.functions.get(step_name)
+        result = self._call(
+            "run_step", ri.StrSexpVector([step_name]), function or ri.NULL, self_env, r_inputs
+        )
+        fields = dict(zip(result.names, result, strict=True))
+        failed = fields["failed"]
+        if failed is not ri.NULL:
+            error = dict(zip(failed.names, failed, strict=True))
+            raise RStepError(
+                error["message"][0], error["call"][0], [str(x) for x in error["stack"]]
+            )
+        for name, value, rds, length in zip(
+            fields["names"], fields["values"], fields["rds"], fields["lengths"], strict=True
+        ):
+            setattr(flow, name, self.to_rvalue(value, rds, length))
 
     def _make_inputs(self, inputs: Inputs) -> Any:
         ri = self._ri
-        envs = []
-        for view in inputs:
-            reader = view._reader
-
-            def load(name: Any, reader: Any = reader) -> Any:
-                record = reader._records[str(name[0])]
-                return self.load_record(reader._store, record)
-
-            loader = ri.rternalize(load)
-            self._held.append(loader)
-            envs.append(
-                self._call("make_self", ri.StrSexpVector(list(reader._records)), loader,
-                           ri.NULL, ri.NULL)
-            )  # fmt: skip
+        envs = [
+            self._call("make_self", ri.StrSexpVector(list(view._reader._records)), self._loader,
+                       ri.IntSexpVector([index + 1]), ri.NULL, ri.NULL)
+            for index, view in enumerate(inputs)
+        ]  # fmt: skip
         listed = ri.ListSexpVector(envs)
         step_names = [view._step_name for view in inputs]
         if len(set(step_names)) == len(step_names):  # a branch join: inputs$a
             listed.do_slot_assign("names", ri.StrSexpVector(step_names))
         return listed
+
+    def _load_for_r(self, source: Any, name: Any) -> Any:
+        """R's loader: an artifact of the step's task (source 0) or of an input (i)."""
+        assert self._flow is not None
+        index, key = int(source[0]), str(name[0])
+        if index == 0:
+            return self.load(self._flow, key)
+        assert self._inputs is not None
+        reader = self._inputs[index - 1]._reader
+        return self.load_record(reader._store, reader._records[key])
+
+    def _merge_for_r(self, exclude: Any, include: Any, already: Any) -> Any:
+        """merge_artifacts(self, inputs) in a join: the names it added to self."""
+        flow, inputs = self._flow, self._inputs
+        assert flow is not None and inputs is not None
+        before = set(flow.__dict__["_inherited"])
+        set_in_step = set(map(str, already))  # set on self first: not merged
+        chosen = [name for name in map(str, include) if name not in set_in_step]
+        if chosen:
+            flow.merge_artifacts(inputs, include=chosen)
+        elif not len(include):
+            flow.merge_artifacts(inputs, exclude=[*map(str, exclude), *set_in_step])
+        return self._ri.StrSexpVector(sorted(set(flow.__dict__["_inherited"]) - before))
 
     # ---- values ------------------------------------------------------------------------
 
@@ -141,11 +159,11 @@ class RFlow:
             return self._unserialize(store.load_rds(record.content_key))
         return to_r(store.load(record.content_key, record.serializer))
 
-    def to_rvalue(self, value: Any) -> RValue:
-        from ledgerflow.r.convert import NoEquivalent, r_class_name, to_python
+    def to_rvalue(self, value: Any, rds: Any, length: int) -> RValue:
+        """An R value, with its serialization (a raw vector) and length from R."""
+        from ledgerflow.r.convert import NoEquivalent, r_class_name, raw_bytes, to_python
 
-        rds = np.asarray(self._ri.baseenv["serialize"](value, self._ri.NULL)).tobytes()
-        length = int(self._ri.baseenv["length"](value)[0])
+        rds = raw_bytes(rds)
         try:
             python, has_python = to_python(value), True
         except NoEquivalent:
@@ -186,20 +204,3 @@ def _foreach_item(flow: FlowSpec) -> tuple[str, int] | None:
         return None
     split_step, index, _ = stack[-1]
     return flow.__dict__["_foreach_params"][split_step], index
-
-
-def _merge_callback(flow: FlowSpec, inputs: Inputs) -> Any:
-    import rpy2.rinterface as ri
-
-    @ri.rternalize
-    def merge(exclude: Any, include: Any, already: Any) -> Any:
-        before = set(flow.__dict__["_inherited"])
-        set_in_step = set(map(str, already))  # set on self first: not merged
-        chosen = [name for name in map(str, include) if name not in set_in_step]
-        if chosen:
-            flow.merge_artifacts(inputs, include=chosen)
-        elif not len(include):
-            flow.merge_artifacts(inputs, exclude=[*map(str, exclude), *set_in_step])
-        return ri.StrSexpVector(sorted(set(flow.__dict__["_inherited"]) - before))
-
-    return merge

@@ -77,7 +77,25 @@ class Helper:
         return runs
 
     def get_artifact(self, pathspec: str, name: str) -> dict[str, str]:
-        task = _task_of(pathspec)
+        return self._encoded(_task_of(pathspec), name)
+
+    def get_artifacts(self, pathspecs: list[str], name: str) -> list[dict[str, str]]:
+        """One artifact of many tasks; the tasks of one step are listed once (with all
+        their artifacts' records), not once a task."""
+        steps: dict[str, client.Step] = {}
+        encoded = []
+        for pathspec in pathspecs:
+            parts = pathspec.strip("/").split("/")
+            if len(parts) != 4:
+                encoded.append(self.get_artifact(pathspec, name))
+                continue
+            step_path = "/".join(parts[:3])
+            if step_path not in steps:
+                steps[step_path] = client.Step(step_path)
+            encoded.append(self._encoded(steps[step_path][parts[3]], name))
+        return encoded
+
+    def _encoded(self, task: client.Task, name: str) -> dict[str, str]:
         try:
             artifact = task[name]
         except KeyError:
@@ -86,9 +104,6 @@ class Helper:
                 f"task {task.pathspec} has no artifact {name!r} (it has: {names})"
             ) from None
         return {"rds": base64.b64encode(self._rds(artifact)).decode()}
-
-    def get_artifacts(self, pathspecs: list[str], name: str) -> list[dict[str, str]]:
-        return [self.get_artifact(pathspec, name) for pathspec in pathspecs]
 
     def _rds(self, artifact: client.DataArtifact) -> bytes:
         record = artifact._record
@@ -119,15 +134,13 @@ class _EmbeddedR:
         self._ri = ri
 
     def serialize(self, value: Any) -> bytes:
-        import numpy as np
-
-        from ledgerflow.r.convert import NoEquivalent, to_r
+        from ledgerflow.r.convert import NoEquivalent, raw_bytes, to_r
 
         try:
             converted = to_r(value)
         except NoEquivalent as error:
             raise LedgerflowException(f"this artifact has no R equivalent: {error}") from None
-        return np.asarray(self._ri.baseenv["serialize"](converted, self._ri.NULL)).tobytes()
+        return raw_bytes(self._ri.baseenv["serialize"](converted, self._ri.NULL))
 
 
 def main() -> None:

@@ -14,13 +14,15 @@ load_flow <- function(script) {
   state$flow
 }
 
-# A step's `self`: an environment whose artifacts load on first use (`loader(name)`) and
-# which remembers what the step sets. `input_of` (artifact, index): the foreach item.
-make_self <- function(names, loader, input_of = NULL, merge = NULL) {
+# A step's `self`: an environment whose artifacts load on first use
+# (`loader(source, name)`: source 0 is the task, i its i-th input) and which remembers
+# what the step sets. `input_of` (artifact, index): the foreach item.
+make_self <- function(names, loader, source = 0L, input_of = NULL, merge = NULL) {
   self <- new.env(parent = emptyenv())
   changed <- new.env(parent = emptyenv())
   attr(self, "ledgerflow_changed") <- changed
-  for (name in names) bind_lazy(self, name, loader, changed)
+  load <- function(name) loader(source, name)
+  for (name in names) bind_lazy(self, name, load, changed)
   if (!is.null(input_of)) {
     artifact <- input_of[[1]]
     index <- input_of[[2]]
@@ -34,7 +36,7 @@ make_self <- function(names, loader, input_of = NULL, merge = NULL) {
   }
   if (!is.null(merge)) {
     attr(self, "ledgerflow_merge") <- function(exclude, include, already) {
-      for (name in merge(exclude, include, already)) bind_lazy(self, name, loader, changed)
+      for (name in merge(exclude, include, already)) bind_lazy(self, name, load, changed)
     }
   }
   self
@@ -67,7 +69,17 @@ changed_names <- function(self) {
   unique(c(plain, if (is.null(changed)) character() else ls(changed)))
 }
 
-value_of <- function(self, name) get(name, envir = self)
+# Runs a step and returns what the runtime stores: its error, or the names, values and
+# R serializations of what it set (one call from Python for all of it).
+run_step <- function(step_name, fn, self, inputs = NULL) {
+  failed <- call_step(step_name, fn, self, inputs)
+  if (!is.null(failed)) return(list(failed = failed))
+  names <- changed_names(self)
+  values <- mget(names, envir = self)
+  list(failed = NULL, names = names, values = values,
+       rds = lapply(values, serialize, connection = NULL),
+       lengths = vapply(values, length, integer(1)))
+}
 
 # Calls a step; NULL when it returns, else its error: message, call and R's call stack.
 call_step <- function(step_name, fn, self, inputs = NULL) {
