@@ -74,6 +74,11 @@ def test_a_foreach_over_a_character_vector_binds_the_branches_frames(flow_env: F
     assert {t.stdout.strip() for t in tasks} == {
         '[1] "counting ada"', '[1] "counting grace"', '[1] "counting edsger"'
     }  # fmt: skip
+    stderr = {t.index: t.stderr for t in tasks}
+    assert stderr[0] == "to stderr: ada\nWarning in count: a short name\n"
+    assert stderr[1] == "to stderr: grace\n"
+    shown = rscript(flow_env, str(R_FLOWS / "foreach_frames.R"), "show").stdout
+    assert "count" in shown and "bind" in shown and "join" in shown.lower()
 
 
 def test_an_r_frame_reads_intact_in_python_and_r_values_round_trip(flow_env: FlowEnv) -> None:
@@ -137,8 +142,9 @@ def test_retry_then_resume_after_a_failing_r_step(flow_env: FlowEnv, tmp_path: P
     logs = rscript(flow_env, str(R_FLOWS / "flaky.R"), "logs", f"{run.id}/b", "--stderr")
     assert "b cannot go on" in logs.stdout and "R call stack" in logs.stdout
 
-    resumed = r_flow(flow_env, "flaky", "resume", "b", env={"FLAKY_DIR": str(tmp_path)})
-    again = Run(resumed)
+    script = R_FLOWS / "flaky.R"
+    r_eval(flow_env, f'Sys.setenv(FLAKY_DIR = "{tmp_path}"); resume("{script}", "b")')
+    again = Flow("Flaky").latest_run
     assert again.successful and again.data.done == "yes and done"
     assert again._record.origin_run_id == run.id
 

@@ -8,6 +8,8 @@ ledgerflow("ForeachFrames") %>%
   }, next_step = "count", foreach = "names") %>%
   step(step = "count", r_function = function(self) {
     print(paste("counting", self$input))
+    message("to stderr: ", self$input)
+    if (self$input == "ada") warning("a short name")
     self$frame <- data.frame(name = self$input, n = nchar(self$input) * self$scale)
   }, next_step = "bind") %>%
   step(step = "bind", r_function = function(self, inputs) {
