@@ -76,25 +76,22 @@ class _Pod:
 
 
 @dataclass
-class FakeKubelet:
-    """Plays the Job controller and a node against the emulator (see the module)."""
+class JobObserver:
+    """Records and validates each Job the executor creates (jobs_seen, invalid, jobs()):
+    on a live cluster, which runs the pods itself, all a test needs."""
 
     api: Any
     namespace: str
-    oom_steps: set[str] = field(default_factory=set)
-    gpus: int = 0
     jobs_seen: list[dict[str, Any]] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
-    _pods: dict[str, _Pod] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         from kubernetes import client
 
         self.batch = client.BatchV1Api(self.api)
-        self.core = client.CoreV1Api(self.api)
-        self._free_gpus = list(range(self.gpus))
-        self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
+        self._seen: set[str] = set()
+        self._thread = threading.Thread(target=self._loop, name=type(self).__name__, daemon=True)
         self._thread.start()
 
     def jobs(self) -> list[dict[str, Any]]:
@@ -104,17 +101,47 @@ class FakeKubelet:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
-        for pod in self._pods.values():
-            if pod.process and pod.process.poll() is None:
-                pod.process.kill()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self._step()
-            except Exception as error:  # keep playing: the test sees what went wrong
-                print(f"fake kubelet: {error!r}", file=sys.stderr)
+            except Exception as error:  # keep going: the test sees what went wrong
+                print(f"{type(self).__name__}: {error!r}", file=sys.stderr)
             self._stop.wait(0.1)
+
+    def _step(self) -> None:
+        for job in self.jobs():
+            self._record(job)
+
+    def _record(self, job: dict[str, Any]) -> None:
+        key = job["metadata"].get("uid") or job["metadata"]["name"]  # kmock sets no uid
+        if key not in self._seen:
+            self._seen.add(key)
+            self.jobs_seen.append(job)
+            self.invalid.extend(_schema_errors(job))
+
+
+@dataclass
+class FakeKubelet(JobObserver):
+    """Plays the Job controller and a node against the emulator (see the module)."""
+
+    oom_steps: set[str] = field(default_factory=set)
+    gpus: int = 0
+    _pods: dict[str, _Pod] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from kubernetes import client
+
+        self.core = client.CoreV1Api(self.api)
+        self._free_gpus = list(range(self.gpus))
+        super().__post_init__()
+
+    def close(self) -> None:
+        super().close()
+        for pod in self._pods.values():
+            if pod.process and pod.process.poll() is None:
+                pod.process.kill()
 
     def _step(self) -> None:
         present = {job["metadata"]["name"]: job for job in self.jobs()}
@@ -136,8 +163,7 @@ class FakeKubelet:
                 pod.gpus = ()
 
     def _admit(self, job: dict[str, Any]) -> None:
-        self.jobs_seen.append(job)
-        self.invalid.extend(_schema_errors(job))
+        self._record(job)
         name = job["metadata"]["name"]
         pod = _Pod(f"{name}-pod")
         self._pods[name] = pod
@@ -200,45 +226,6 @@ class FakeKubelet:
 
         with suppress(ApiException):
             self.core.delete_namespaced_pod(pod, self.namespace)
-
-
-@dataclass
-class JobObserver:
-    """The FakeKubelet's part on a live cluster, where the cluster runs the pods: records
-    and validates each Job the executor creates (its jobs_seen, invalid and jobs())."""
-
-    api: Any
-    namespace: str
-    jobs_seen: list[dict[str, Any]] = field(default_factory=list)
-    invalid: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        from kubernetes import client
-
-        self.batch = client.BatchV1Api(self.api)
-        self._thread = threading.Thread(target=self._loop, name="job-observer", daemon=True)
-        self._thread.start()
-
-    def jobs(self) -> list[dict[str, Any]]:
-        return _launched_jobs(self.batch, self.namespace)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _loop(self) -> None:
-        seen: set[str] = set()
-        while not self._stop.is_set():
-            try:
-                for job in self.jobs():
-                    if job["metadata"]["uid"] not in seen:
-                        seen.add(job["metadata"]["uid"])
-                        self.jobs_seen.append(job)
-                        self.invalid.extend(_schema_errors(job))
-            except Exception as error:  # keep watching: the test sees what went wrong
-                print(f"job observer: {error!r}", file=sys.stderr)
-            self._stop.wait(0.1)
 
 
 def _launched_jobs(batch: Any, namespace: str) -> list[dict[str, Any]]:

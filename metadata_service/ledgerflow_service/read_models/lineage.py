@@ -61,13 +61,24 @@ def latest_versions_query(keys: set[tuple[str, str]]) -> tuple[str, list[Any]]:
     )
 
 
-def table_version_written(
-    fold: ReadModelFold, p: events_pb2.TableVersionWritten, item: PendingEvent
-) -> None:
+def _from_open_attempt(
+    fold: ReadModelFold,
+    p: events_pb2.TableVersionWritten | events_pb2.TableVersionRead,
+    item: PendingEvent,
+) -> tuple[tuple[str, str], str]:
+    """(the table's key, the task's pathspec), once the names are checked and the
+    attempt is known to be open (a task uses tables while it runs)."""
     key = table_key(p)
     task_path = item.address.task_pathspec or ""
     fold.run(item.address.run_pathspec, open_only=True)
     fold.open_attempt(task_path, p.attempt)
+    return key, task_path
+
+
+def table_version_written(
+    fold: ReadModelFold, p: events_pb2.TableVersionWritten, item: PendingEvent
+) -> None:
+    key, task_path = _from_open_attempt(fold, p, item)
     if not p.location:
         raise InvalidArgument(f"table {'/'.join(key)}: the version has no location")
     if len(p.files) > MAX_FILES:
@@ -93,10 +104,7 @@ def table_version_written(
 def table_version_read(
     fold: ReadModelFold, p: events_pb2.TableVersionRead, item: PendingEvent
 ) -> None:
-    key = table_key(p)
-    task_path = item.address.task_pathspec or ""
-    fold.run(item.address.run_pathspec, open_only=True)
-    fold.open_attempt(task_path, p.attempt)
+    key, task_path = _from_open_attempt(fold, p, item)
     latest = fold.table_latest.get(key, 0)
     if not 1 <= p.version <= latest:
         has = f"versions 1 to {latest}" if latest else "no versions"
