@@ -48,6 +48,9 @@ from ledgerflow.v1 import events_pb2, records_pb2
 _WORKDIR_PREFIX = "ledgerflow-run-"
 
 
+# Tasks that end within this long are recorded with their start in one append.
+QUICK_TASK_SECONDS = 0.05
+
 class _interrupts_deferred(contextlib.ContextDecorator):
     """Holds SIGINT and SIGTERM back while the runtime updates its books (a task's
     start event and its process, or its end and its outcome events), and delivers them
@@ -298,7 +301,13 @@ class LocalRuntime:
         wake = [self._last_heartbeat + self._heartbeat_every]
         wake += [r.deadline for r in self._running.values() if r.deadline and not r.timed_out]
         wake += [t for t, _ in self._delayed]
-        for handle, exit_code in self.launcher.wait(min(wake) - now):
+        exited = self.launcher.wait(min(min(wake) - now, QUICK_TASK_SECONDS))
+        if not exited and self._events:
+            # A longer wait: record what started (it shows as running meanwhile), while
+            # short tasks' events still go in one append with their outcomes.
+            self._flush()
+            exited = self.launcher.wait(min(wake) - time.monotonic())
+        for handle, exit_code in exited:
             self._reap(self._running[handle], exit_code)
         now = time.monotonic()
         for running in list(self._running.values()):

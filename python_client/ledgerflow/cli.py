@@ -7,6 +7,7 @@ from ledgerflow_executor.cli import executor
 from ledgerflow_service.cli import service
 
 from ledgerflow._client_cli import audit, cancel, events, flows, host, runs
+from ledgerflow._ui_cli import ui
 
 
 @click.group()
@@ -15,7 +16,7 @@ def main() -> None:
     """Ledgerflow: workflows whose every run is an append-only ledger of events."""
 
 
-for command in (service, flows, runs, audit, events, host, executor, cancel):
+for command in (service, flows, runs, audit, events, host, executor, cancel, ui):
     main.add_command(command)
 
 

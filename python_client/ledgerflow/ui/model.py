@@ -1,0 +1,171 @@
+"""What the UI's pages show, read through the metadata client (gRPC or the embedded
+ledger, the same messages either way): runs, a run with its steps and graph, a task
+with its attempts, logs and artifacts, a run's events."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ledgerflow._metadata import MetadataClient
+from ledgerflow.v1 import audit_service_pb2, common_pb2, query_service_pb2, records_pb2
+
+STATUS = {
+    common_pb2.STATUS_RUNNING: "running",
+    common_pb2.STATUS_SUCCEEDED: "succeeded",
+    common_pb2.STATUS_FAILED: "failed",
+    common_pb2.STATUS_LOST: "lost",
+    common_pb2.STATUS_UNSPECIFIED: "unknown",
+}
+STATUS_VALUES = {name: value for value, name in STATUS.items() if name != "unknown"}
+PREVIEW_BYTES = 4096
+
+
+def when(stamp: Any) -> datetime | None:
+    if not stamp.seconds and not stamp.nanos:
+        return None
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def duration(start: Any, end: Any) -> str:
+    began, ended = when(start), when(end) or datetime.now(UTC)
+    if began is None:
+        return "-"
+    seconds = max(0.0, (ended - began).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+@dataclass
+class RunsPage:
+    runs: list[records_pb2.Run]
+    next_token: str
+
+
+def list_runs(
+    metadata: MetadataClient, *, flow: str, user: str, tag: str, status: str, token: str
+) -> RunsPage:
+    """A page of runs, newest first, across flows unless `flow` names one."""
+    tags = [t for t in (f"user:{user}" if user else "", tag) if t]
+    request = query_service_pb2.ListRunsRequest(
+        flow_name=flow, tags=tags,
+        statuses=[STATUS_VALUES[status]] if status in STATUS_VALUES else [],
+    )  # fmt: skip
+    request.page.page_size = 50
+    request.page.page_token = token
+    answer = metadata.list_runs(request)
+    return RunsPage(list(answer.runs), answer.page.next_page_token)
+
+
+@dataclass
+class StepView:
+    name: str
+    counts: Counter[str] = field(default_factory=Counter)
+    inputs: set[str] = field(default_factory=set)
+    first_started: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        """The step's color: failed over running over succeeded."""
+        for state in ("failed", "lost", "running", "succeeded"):
+            if self.counts.get(state):
+                return state
+        return "unknown"
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class RunView:
+    run: records_pb2.Run
+    steps: dict[str, StepView]
+    tasks: list[records_pb2.Task]
+
+    @property
+    def status(self) -> str:
+        return STATUS[self.run.status]
+
+    def parameters(self) -> dict[str, Any]:
+        return {name: json.loads(text) for name, text in sorted(self.run.parameters.items())}
+
+
+def all_tasks(metadata: MetadataClient, flow: str, run_id: str) -> Iterator[records_pb2.Task]:
+    request = query_service_pb2.ListTasksRequest(flow_name=flow, run_id=run_id)
+    request.page.page_size = 1000
+    while True:
+        answer = metadata.list_tasks(request)
+        yield from answer.tasks
+        if not answer.page.next_page_token:
+            return
+        request.page.page_token = answer.page.next_page_token
+
+
+def run_view(metadata: MetadataClient, flow: str, run_id: str) -> RunView:
+    """A run, its tasks, and its steps as the tasks show them: each step's task states
+    and the steps whose tasks fed it (the graph's edges, drawn as the run went)."""
+    run = metadata.get_run(query_service_pb2.GetRunRequest(flow_name=flow, run_id=run_id)).run
+    tasks = list(all_tasks(metadata, flow, run_id))
+    steps: dict[str, StepView] = {}
+    step_of = {task.pathspec: task.step_name for task in tasks}
+    latest = datetime.max.replace(tzinfo=UTC)
+    for task in sorted(tasks, key=lambda t: when(t.created_at) or latest):
+        view = steps.setdefault(task.step_name, StepView(task.step_name))
+        view.counts[STATUS[task.status]] += 1
+        view.inputs.update(step_of.get(p, p.split("/")[2]) for p in task.input_pathspecs)
+        started = when(task.created_at)
+        if started and (view.first_started is None or started < view.first_started):
+            view.first_started = started
+    return RunView(run, steps, tasks)
+
+
+def task_view(metadata: MetadataClient, flow: str, run_id: str, step: str, task_id: str) -> Any:
+    request = query_service_pb2.GetTaskRequest(
+        flow_name=flow, run_id=run_id, step_name=step, task_id=task_id
+    )
+    return metadata.get_task(request).task
+
+
+def artifacts_of(
+    metadata: MetadataClient, flow: str, run_id: str, step: str, task_id: str
+) -> list[records_pb2.Artifact]:
+    request = query_service_pb2.ListArtifactsRequest(
+        flow_name=flow, run_id=run_id, step_name=step, task_id=task_id
+    )
+    request.page.page_size = 1000
+    return list(metadata.list_artifacts(request).artifacts)
+
+
+def preview(store: Any, artifact: records_pb2.Artifact) -> str | None:
+    """A short text of a small value; None for a large one (download it instead)."""
+    if artifact.size > PREVIEW_BYTES * 16:
+        return None
+    try:
+        text = repr(store.load(artifact.content_key, artifact.serializer))
+    except Exception as error:  # a value this process cannot load (a missing class)
+        return f"<cannot preview: {type(error).__name__}: {error}>"
+    return text if len(text) <= PREVIEW_BYTES else text[:PREVIEW_BYTES] + " ..."
+
+
+def events_of(
+    metadata: MetadataClient, flow: str, run_id: str, before: datetime | None = None
+) -> list[Any]:
+    """The run's events, oldest first (only those recorded before `before`)."""
+    request = audit_service_pb2.ListEventsRequest(run_pathspec=f"{flow}/{run_id}")
+    if before is not None:
+        request.recorded_before.FromDatetime(before)
+    request.page.page_size = 1000
+    found: list[Any] = []
+    while True:
+        answer = metadata.list_events(request)
+        found.extend(answer.events)
+        if not answer.page.next_page_token or len(found) >= 10_000:
+            return found
+        request.page.page_token = answer.page.next_page_token

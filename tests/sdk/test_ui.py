@@ -1,0 +1,168 @@
+"""`ledgerflow ui` in a real browser: Debian's chromium, driven headless by Playwright,
+against the UI server (a process of its own) over an embedded ledger with real runs.
+Screenshots go to build/ui-screenshots/."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+pytestmark = pytest.mark.slow
+
+FLOWS = Path(__file__).parent / "flows"
+SCREENSHOTS = Path(__file__).parents[2] / "build" / "ui-screenshots"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@dataclass
+class Ledger:
+    home: Path
+    env: dict[str, str]
+
+    def run(self, flow: str, *args: str) -> str:
+        """Runs tests/sdk/flows/FLOW.py; its run's pathspec."""
+        result = subprocess.run([sys.executable, str(FLOWS / f"{flow}.py"), "run", *args],
+                                env=self.env, cwd=self.home, capture_output=True, text=True,
+                                timeout=120, check=True)  # fmt: skip
+        return _pathspec(result.stdout)
+
+    def start(self, flow: str, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, str(FLOWS / f"{flow}.py"), "run", *args],
+                                env=self.env, cwd=self.home, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def _pathspec(output: str) -> str:
+    found = re.search(r"^(\w+) run (\d+) by", output, re.MULTILINE)
+    assert found, output
+    return f"{found[1]}/{found[2]}"
+
+
+@contextmanager
+def serve_ui(env: dict[str, str], *args: str) -> Iterator[str]:
+    """`ledgerflow ui --port 0`; yields its address."""
+    command = [sys.executable, "-m", "ledgerflow.cli", "ui", "--port", "0", *args]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        found = re.search(r"http://[\d.:]+", line)
+        assert found, line
+        yield found[0]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ledger:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+    env.update(LEDGERFLOW_HOME=str(tmp_path / ".ledgerflow"), LEDGERFLOW_PYLINT="0",
+               USERNAME="tester")  # fmt: skip
+    return Ledger(tmp_path, env)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    opened = browser.new_page()
+    yield opened
+    opened.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_runs_a_run_its_graph_a_task_and_the_audit(ledger: Ledger, page: Page) -> None:
+    branches = ledger.run("branch_flow")
+    sleepy = ledger.run("sleepy_flow", "--seconds", "0")
+    with serve_ui(ledger.env) as address:
+        page.goto(address)
+        expect(page.locator(f'tr[data-run="{branches}"]')).to_be_visible()
+        expect(page.locator(f'tr[data-run="{sleepy}"]')).to_be_visible()
+        shot(page, "runs")
+        page.get_by_label("Flow").fill("MyFlow")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator("tr[data-run]")).to_have_count(1)
+        expect(page.locator(f'tr[data-run="{branches}"] .badge')).to_have_text("succeeded")
+
+        page.get_by_role("link", name=branches).click()
+        steps = page.locator("svg.dag a.step")
+        expect(steps).to_have_count(5)
+        names = sorted(steps.evaluate_all("nodes => nodes.map(n => n.dataset.step)"))
+        assert names == ["a", "b", "end", "join", "start"]
+        expect(page.locator('svg.dag a.step[data-state="succeeded"]')).to_have_count(5)
+        shot(page, "run")
+
+        page.goto(f"{address}/runs/{branches}/end/5")
+        expect(page.locator('pre.log[data-stream="stdout"]')).to_contain_text("out is")
+        expect(page.locator('tr[data-artifact="out"] .preview')).to_be_visible()
+        shot(page, "task")
+
+        page.goto(f"{address}/runs/{branches}/audit")
+        expect(page.locator("table.events tbody tr").first).to_contain_text("RunStarted")
+        expect(page.locator("table.events")).to_contain_text("RunFinished")
+        shot(page, "audit")
+
+
+def test_a_running_step_turns_succeeded_without_a_reload(ledger: Ledger, page: Page) -> None:
+    ledger.run("sleepy_flow", "--seconds", "0")  # the ledger exists before the UI opens it
+    with serve_ui(ledger.env) as address:
+        page.goto(address)
+        page.evaluate("() => { window.notReloaded = true; }")
+        expect(page.locator("tr[data-run]")).to_have_count(1)
+        running = ledger.start("sleepy_flow", "--seconds", "6")
+        try:
+            assert running.stdout is not None
+            pathspec = _pathspec(running.stdout.readline())
+            # The runs list learns of the new run from the watch stream.
+            expect(page.locator(f'tr[data-run="{pathspec}"]')).to_be_visible(timeout=20_000)
+            assert page.evaluate("() => window.notReloaded === true")
+
+            page.goto(f"{address}/runs/{pathspec}")
+            page.evaluate("() => { window.notReloaded = true; }")
+            nap = page.locator('svg.dag a.step[data-step="nap"]')
+            expect(nap).to_have_attribute("data-state", "running", timeout=20_000)
+            shot(page, "live-running")
+            expect(nap).to_have_attribute("data-state", "succeeded", timeout=30_000)
+            expect(page.locator("#run-status")).to_have_text("succeeded", timeout=10_000)
+            assert page.evaluate("() => window.notReloaded === true")  # updated in place
+            shot(page, "live-succeeded")
+        finally:
+            running.wait(60)
+
+
+def test_bad_input_shows_a_clear_page(ledger: Ledger, page: Page) -> None:
+    ledger.run("sleepy_flow", "--seconds", "0")
+    with serve_ui(ledger.env) as address:
+        answer = page.goto(f"{address}/runs/NoSuchFlow/123")
+        assert answer is not None and answer.status == 404
+        expect(page.locator("h1")).to_have_text("Not found")
+        expect(page.locator(".error-message")).to_contain_text("NoSuchFlow")
+        assert "Traceback" not in page.content()
+        shot(page, "not-found")
+    with serve_ui(ledger.env, "--service", "127.0.0.1:1") as address:
+        answer = page.goto(address)
+        assert answer is not None and answer.status == 503
+        expect(page.locator("h1")).to_have_text("The metadata service cannot be reached")
+        assert "Traceback" not in page.content()
+        shot(page, "service-down")
