@@ -343,7 +343,7 @@ class LedgerApplication:
     ) -> query_api.ListStepsResponse:
         with self.database.read(scope) as tx:
             steps, token = task_queries.list_steps(
-                tx, request.flow_name, request.run_id, request.page
+                tx, request.flow_name, request.run_id, request.page, self.clock()
             )
         return _with_token(query_api.ListStepsResponse(steps=steps), token)
 

@@ -51,6 +51,7 @@ _WORKDIR_PREFIX = "ledgerflow-run-"
 # Tasks that end within this long are recorded with their start in one append.
 QUICK_TASK_SECONDS = 0.05
 
+
 class _interrupts_deferred(contextlib.ContextDecorator):
     """Holds SIGINT and SIGTERM back while the runtime updates its books (a task's
     start event and its process, or its end and its outcome events), and delivers them

@@ -41,6 +41,5 @@ def ui(service: str | None, address: str, port: int) -> None:
         raise click.ClickException(f"cannot listen on {address}:{port}: {error}") from None
     click.echo(f"ledgerflow ui on http://{address}:{listener.getsockname()[1]} ({where})", err=True)
     # Live pages hold their event streams open: on SIGTERM, close them after a second.
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
     server.run(sockets=[listener])

@@ -308,6 +308,29 @@ def test_queries_and_not_found(app: LedgerApplication) -> None:
     assert [(a.name, a.task_pathspec) for a in arts] == [("x", "MyFlow/1/start/1")]
 
 
+def test_steps_count_their_tasks_by_status_and_name_the_steps_that_fed_them(
+    app: LedgerApplication,
+) -> None:
+    def started(step: str, task: str, inputs: list[str]) -> events_pb2.Event:
+        event = ev.task_started("F", "1", step, task)
+        event.task_started.input_pathspecs.extend(inputs)
+        return event
+
+    append(app, ev.run_started("F", "1"), started("start", "1", []),
+           ev.task_succeeded("F", "1", "start", "1"),
+           *(started("work", str(i), ["F/1/start/1"]) for i in (2, 3, 4)),
+           ev.task_succeeded("F", "1", "work", "2"),
+           ev.task_failed("F", "1", "work", "3"))  # fmt: skip
+    listed = app.list_steps(q.ListStepsRequest(flow_name="F", run_id="1")).steps
+    steps = {s.step_name: s for s in listed}
+    start, work = steps["start"], steps["work"]
+    assert (start.succeeded_count, start.running_count, list(start.in_steps)) == (1, 0, [])
+    assert (work.task_count, work.succeeded_count, work.failed_count, work.running_count) == (
+        3, 1, 1, 1
+    )  # fmt: skip
+    assert list(work.in_steps) == ["start"]
+
+
 def test_list_runs_filters_and_paginates_newest_first(app: LedgerApplication) -> None:
     for i in range(5):
         append(

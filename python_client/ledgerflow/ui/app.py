@@ -89,7 +89,7 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         flow, run_id, step_name = (request.path_params[k] for k in ("flow", "run_id", "step"))
 
         def work() -> Response:
-            tasks = [t for t in model.all_tasks(metadata, flow, run_id) if t.step_name == step_name]
+            tasks = model.step_tasks(metadata, flow, run_id, step_name)
             if not tasks:
                 raise LedgerflowNotFound(f"run {flow}/{run_id} has no step {step_name!r}")
             return page(request, "step.html", flow=flow, run_id=run_id, step=step_name,

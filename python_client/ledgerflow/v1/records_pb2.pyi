@@ -85,20 +85,30 @@ class Run(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.Status, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., code_package_key: _Optional[str] = ...) -> None: ...
 
 class Step(_message.Message):
-    __slots__ = ("flow_name", "run_id", "step_name", "pathspec", "created_at", "task_count")
+    __slots__ = ("flow_name", "run_id", "step_name", "pathspec", "created_at", "task_count", "running_count", "succeeded_count", "failed_count", "lost_count", "in_steps")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
     PATHSPEC_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     TASK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LOST_COUNT_FIELD_NUMBER: _ClassVar[int]
+    IN_STEPS_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     step_name: str
     pathspec: str
     created_at: _timestamp_pb2.Timestamp
     task_count: int
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., pathspec: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_count: _Optional[int] = ...) -> None: ...
+    running_count: int
+    succeeded_count: int
+    failed_count: int
+    lost_count: int
+    in_steps: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., pathspec: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_count: _Optional[int] = ..., running_count: _Optional[int] = ..., succeeded_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., lost_count: _Optional[int] = ..., in_steps: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ForeachFrame(_message.Message):
     __slots__ = ("step_name", "index", "num_splits")
