@@ -94,6 +94,9 @@ def shot(page: Page, name: str) -> None:
 
 def test_runs_a_run_its_graph_a_task_and_the_audit(ledger: Ledger, page: Page) -> None:
     branches = ledger.run("branch_flow")
+    run_id = branches.split("/")[1]
+    tag = [sys.executable, str(FLOWS / "branch_flow.py"), "tag", "add", "--run-id", run_id, "good"]
+    subprocess.run(tag, env=ledger.env, cwd=ledger.home, check=True, capture_output=True)
     sleepy = ledger.run("sleepy_flow", "--seconds", "0")
     with serve_ui(ledger.env) as address:
         page.goto(address)
@@ -111,6 +114,7 @@ def test_runs_a_run_its_graph_a_task_and_the_audit(ledger: Ledger, page: Page) -
         names = sorted(steps.evaluate_all("nodes => nodes.map(n => n.dataset.step)"))
         assert names == ["a", "b", "end", "join", "start"]
         expect(page.locator('svg.dag a.step[data-state="succeeded"]')).to_have_count(5)
+        expect(page.locator(".tag-history")).to_contain_text("added good")
         shot(page, "run")
 
         page.goto(f"{address}/runs/{branches}/end/5")
@@ -121,6 +125,12 @@ def test_runs_a_run_its_graph_a_task_and_the_audit(ledger: Ledger, page: Page) -
         page.goto(f"{address}/runs/{branches}/audit")
         expect(page.locator("table.events tbody tr").first).to_contain_text("RunStarted")
         expect(page.locator("table.events")).to_contain_text("RunFinished")
+        # The third event's time: the run had begun, and was running.
+        third = page.locator("table.events tbody tr").nth(2).locator("td").nth(1)
+        page.get_by_label("The run as it was at").fill(third.text_content() or "")
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator("#past")).to_contain_text("As of")
+        expect(page.locator("section[aria-labelledby=past]")).to_contain_text("running")
         shot(page, "audit")
 
 

@@ -80,8 +80,10 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         def work() -> Response:
             view = model.run_view(metadata, flow, run_id)
             graph = svg(view.steps, f"/runs/{flow}/{run_id}/{{step}}")
-            template = "run_live.html" if fragment else "run.html"
-            return page(request, template, view=view, graph=graph, flow=flow, run_id=run_id)
+            if fragment:
+                return page(request, "run_live.html", view=view, graph=graph)
+            history = model.tag_history(metadata, flow, run_id)
+            return page(request, "run.html", view=view, graph=graph, tag_history=history)
 
         return await call(request, work)
 
@@ -100,6 +102,7 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
     async def task(request: Request) -> Response:
         keys = ("flow", "run_id", "step", "task_id")
         flow, run_id, step_name, task_id = (request.path_params[k] for k in keys)
+        template = "task_live.html" if request.query_params.get("fragment") else "task.html"
 
         def work() -> Response:
             found = model.task_view(metadata, flow, run_id, step_name, task_id)
@@ -110,7 +113,7 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
                 for stream, key in (("stdout", last.stdout_key), ("stderr", last.stderr_key)):
                     logs[stream] = store.load(key, "raw").decode(errors="replace") if key else ""
             previews = {a.name: model.preview(store, a) for a in artifacts}
-            return page(request, "task.html", task=found, artifacts=artifacts, logs=logs,
+            return page(request, template, task=found, artifacts=artifacts, logs=logs,
                         previews=previews, flow=flow, run_id=run_id)  # fmt: skip
 
         return await call(request, work)

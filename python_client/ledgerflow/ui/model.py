@@ -104,6 +104,17 @@ class RunView:
 TIMELINE_TASKS = 200
 
 
+def tag_history(metadata: MetadataClient, flow: str, run_id: str) -> list[tuple[Any, str, str]]:
+    """(when, "added" or "removed", tags) for each change of the run's tags."""
+    changes = []
+    for event in events_of(metadata, flow, run_id):
+        kind = event.WhichOneof("payload")
+        if kind in ("tags_added", "tags_removed"):
+            tags = ", ".join(getattr(event, kind).tags)
+            changes.append((when(event.recorded_at), kind.removeprefix("tags_"), tags))
+    return changes
+
+
 def step_tasks(
     metadata: MetadataClient, flow: str, run_id: str, step: str, limit: int = 1000
 ) -> list[records_pb2.Task]:
