@@ -21,14 +21,11 @@ import threading
 import time
 from pathlib import Path
 
+from figures import percentile
+
 HERE = Path(__file__).resolve().parent
 FLOW = HERE.parent / "tests" / "sdk" / "flows" / "hosted_flow.py"
 SERVICE = HERE.parent / "tests" / "sdk" / "services" / "talk_service.py"
-
-
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -28,14 +28,10 @@ import grpc
 from ledgerflow.v1 import events_pb2, ledger_service_pb2, ledger_service_pb2_grpc, records_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from figures import percentile
 from postgres_server import create_database, postgres_server
 
 APPEND_METHOD = "/ledgerflow.v1.LedgerService/Append"
-
-
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def latency_summary(seconds: list[float]) -> str:

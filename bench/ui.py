@@ -21,12 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import percentile
+
 FLOW = Path(__file__).resolve().parent / "flows" / "foreach_100.py"
-
-
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:
