@@ -53,9 +53,10 @@ def serve_ui(env: dict[str, str], *args: str) -> Iterator[str]:
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
-        line = process.stderr.readline()
-        found = re.search(r"http://[\d.:]+", line)
-        assert found, line
+        said = []
+        while not (found := re.search(r"http://[\d.:]+", said[-1] if said else "")):
+            said.append(process.stderr.readline())
+            assert said[-1], "".join(said)  # the server exited without listening
         yield found[0]
     finally:
         process.terminate()

@@ -1,6 +1,7 @@
 """Live pages from the ledger's watch stream, not polling: one thread per UI server
-follows every event from the ledger's head and hands a note of each to the pages
-listening (server-sent events), each to the runs it shows ("*": every run)."""
+(started when the first live page opens) follows every event from the ledger's head and
+hands a note of each to the pages listening (server-sent events), each to the runs it
+shows ("*": every run)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,16 @@ class LiveFeed:
         self._connect = connect
         self._listeners: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[str]]]] = {}
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._follow, name="ui-live", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
 
     def listen(self, run: str) -> asyncio.Queue[str]:
+        """A queue of notes about `run`; the first page to listen starts the follower."""
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
         with self._lock:
             self._listeners.setdefault(run, set()).add((asyncio.get_running_loop(), queue))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._follow, name="ui-live", daemon=True)
+                self._thread.start()
         return queue
 
     def forget(self, run: str, queue: asyncio.Queue[str]) -> None:
