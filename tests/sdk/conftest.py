@@ -19,6 +19,12 @@ from moto.server import ThreadedMotoServer
 from postgres_server import create_database
 
 FLOWS = Path(__file__).parent / "flows"
+# What boto3 needs to talk to moto's S3 server (moto checks nothing).
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @dataclass

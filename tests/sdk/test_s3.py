@@ -8,20 +8,15 @@ from pathlib import Path
 
 import boto3
 import pytest
+from conftest import S3_CREDENTIALS
 from ledgerflow import S3, Flow, S3GetObject
 from ledgerflow._s3 import LedgerflowS3Exception, LedgerflowS3NotFound
-
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "test",
-    "AWS_SECRET_ACCESS_KEY": "test",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @pytest.fixture
 def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
            ) -> Iterator[str]:  # fmt: skip
-    for key, value in CREDENTIALS.items():
+    for key, value in S3_CREDENTIALS.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("LEDGERFLOW_S3_ENDPOINT_URL", s3_endpoint)
     name = f"s3-tool-{abs(hash(request.node.nodeid)) % 10**8}"
@@ -91,7 +86,7 @@ def test_temporary_files_are_removed_on_exit(bucket: str, tmp_path: Path) -> Non
 def test_a_step_writes_and_the_next_reads_with_the_runs_root(
     flow_env, bucket: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = {**CREDENTIALS, "LEDGERFLOW_S3_ENDPOINT_URL": s3_endpoint,
+    env = {**S3_CREDENTIALS, "LEDGERFLOW_S3_ENDPOINT_URL": s3_endpoint,
            "LEDGERFLOW_DATATOOLS_S3ROOT": f"s3://{bucket}/tools"}  # fmt: skip
     flow_env.run("s3_flow", "run", extra_env=env)
     run = Flow("S3Flow").latest_run

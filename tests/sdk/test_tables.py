@@ -11,18 +11,12 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
-from conftest import FLOWS, FlowEnv
+from conftest import FLOWS, S3_CREDENTIALS, FlowEnv
 from ledgerflow import Flow, LedgerflowNotFound, Table
 from ledgerflow._table import TableException
 
 sys.path.insert(0, str(FLOWS))
 from table_data import sample_frame
-
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "test",
-    "AWS_SECRET_ACCESS_KEY": "test",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 def _run_id(flow_env: FlowEnv, flow: str, *args: str, env: dict[str, str]) -> str:
@@ -70,20 +64,12 @@ def test_a_table_on_s3_round_trips_with_its_lineage(
     flow_env: FlowEnv, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket = f"tables-{flow_env.mode}"
-    boto3.client("s3", endpoint_url=s3_endpoint, **_boto_credentials()).create_bucket(Bucket=bucket)
-    env = {**CREDENTIALS, "LEDGERFLOW_S3_ENDPOINT_URL": s3_endpoint,
+    env = {**S3_CREDENTIALS, "LEDGERFLOW_S3_ENDPOINT_URL": s3_endpoint,
            "LEDGERFLOW_TABLE_ROOT": f"s3://{bucket}/tables"}  # fmt: skip
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     _round_trip_with_lineage(flow_env, env)
-
-
-def _boto_credentials() -> dict[str, str]:
-    return {
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        "region_name": CREDENTIALS["AWS_DEFAULT_REGION"],
-    }
 
 
 def test_concurrent_writers_each_publish_a_version(

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from ledgerflow.v1 import records_pb2
 
 from ledgerflow_service.errors import InvalidArgument, NotFound
+from ledgerflow_service.queries.fields import set_time
 from ledgerflow_service.queries.paging import (
     BAD_TOKEN,
     decode_token,
@@ -20,12 +20,6 @@ from ledgerflow_service.queries.paging import (
 from ledgerflow_service.read_models.lineage import check_table_name
 from ledgerflow_service.store.backend import Tx
 from ledgerflow_service.validation import check_int64
-
-
-def _time(us: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromMicroseconds(us)
-    return stamp
 
 
 def _table_token(token: str) -> tuple[str, str]:
@@ -52,12 +46,11 @@ def list_tables(tx: Tx, request: Any) -> tuple[list[records_pb2.TableSummary], s
         "ORDER BY namespace, table_name LIMIT ?",
         [*params, size + 1],
     )
-    records = [
-        records_pb2.TableSummary(
-            namespace=namespace, table=table, latest_version=latest, written_at=_time(at)
-        )
-        for namespace, table, latest, at in rows
-    ]
+    records = []
+    for namespace, table, latest, at in rows:
+        summary = records_pb2.TableSummary(namespace=namespace, table=table, latest_version=latest)
+        set_time(summary.written_at, at)
+        records.append(summary)
     return take_page(records, [[r[0], r[1]] for r in rows], size)
 
 
@@ -96,10 +89,12 @@ def list_table_versions(tx: Tx, request: Any) -> tuple[list[records_pb2.TableVer
         row[0]: records_pb2.TableVersion(
             namespace=namespace, table=table, version=row[0], location=row[1],
             files=json.loads(row[2]), num_rows=row[3], num_bytes=row[4], schema=row[5],
-            written_by=row[6], attempt=row[7], run_pathspec=row[8], written_at=_time(row[9]),
+            written_by=row[6], attempt=row[7], run_pathspec=row[8],
         )
         for row in rows
     }  # fmt: skip
+    for row in rows:
+        set_time(versions[row[0]].written_at, row[9])
     if versions:
         condition, version_params = tx.dialect.one_of("version", sorted(versions))
         for version, task, attempt, run, at in tx.query(
@@ -108,11 +103,8 @@ def list_table_versions(tx: Tx, request: Any) -> tuple[list[records_pb2.TableVer
             "ORDER BY version, read_at_us, task_pathspec, attempt",
             [namespace, table, *version_params],
         ):
-            versions[version].reads.append(
-                records_pb2.TableRead(
-                    read_by=task, attempt=attempt, run_pathspec=run, read_at=_time(at)
-                )
-            )
+            read = versions[version].reads.add(read_by=task, attempt=attempt, run_pathspec=run)
+            set_time(read.read_at, at)
     return take_page(list(versions.values()), [r[0] for r in rows], size)
 
 

@@ -102,7 +102,7 @@ def _vector_items(value: Any, classes: list[str]) -> list[Any]:
             return [None if pd.isna(s) else s for s in stamps]
         if classes:
             raise NoEquivalent(f"a numeric vector of class {classes[0]}")
-        return [None if _is_na_real(x) else float(x) for x in numbers]
+        return [None if math.isnan(x) else float(x) for x in numbers]
     if classes:
         raise NoEquivalent(f"a vector of class {classes[0]}")
     if kind == ri.RTYPES.INTSXP:
@@ -112,10 +112,6 @@ def _vector_items(value: Any, classes: list[str]) -> list[Any]:
     if kind == ri.RTYPES.STRSXP:
         return [None if x is ri.NA_Character else str(x) for x in value]
     raise NoEquivalent(f"an R {str(kind).rsplit('.', 1)[-1]}")
-
-
-def _is_na_real(x: float) -> bool:
-    return math.isnan(x)
 
 
 def _frame_to_pandas(frame: Any) -> Any:

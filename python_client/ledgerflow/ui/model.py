@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ledgerflow import client
 from ledgerflow._metadata import MetadataClient
 from ledgerflow.v1 import audit_service_pb2, common_pb2, query_service_pb2, records_pb2
 
@@ -24,10 +25,8 @@ STATUS_VALUES = {name: value for value, name in STATUS.items() if name != "unkno
 PREVIEW_BYTES = 4096
 
 
-def when(stamp: Any) -> datetime | None:
-    if not stamp.seconds and not stamp.nanos:
-        return None
-    return stamp.ToDatetime(tzinfo=UTC)
+# A Timestamp as an aware datetime, None when unset (as the client API reads them).
+when = client._time
 
 
 def duration(start: Any, end: Any) -> str:
@@ -67,7 +66,6 @@ class StepView:
     name: str
     counts: Counter[str] = field(default_factory=Counter)
     inputs: set[str] = field(default_factory=set)
-    first_started: datetime | None = None
 
     @property
     def state(self) -> str:
@@ -137,8 +135,7 @@ def run_view(metadata: MetadataClient, flow: str, run_id: str) -> RunView:
             "running": step.running_count, "succeeded": step.succeeded_count,
             "failed": step.failed_count, "lost": step.lost_count,
         })  # fmt: skip
-        steps[step.step_name] = StepView(step.step_name, +counts, set(step.in_steps),
-                                         when(step.created_at))  # fmt: skip
+        steps[step.step_name] = StepView(step.step_name, +counts, set(step.in_steps))
     first = query_service_pb2.ListTasksRequest(flow_name=flow, run_id=run_id)
     first.page.page_size = TIMELINE_TASKS
     return RunView(run, steps, list(metadata.list_tasks(first).tasks))
