@@ -6,6 +6,17 @@ import uuid
 
 from ledgerflow.v1 import events_pb2, records_pb2
 
+K = records_pb2.StepKind
+# start -> a -> b -> end, as a local run of such a flow declares it.
+LINEAR_GRAPH = records_pb2.FlowGraph(
+    steps=[
+        records_pb2.StepSpec(name="start", kind=K.STEP_KIND_LINEAR, next_steps=["a"]),
+        records_pb2.StepSpec(name="a", kind=K.STEP_KIND_LINEAR, next_steps=["b"]),
+        records_pb2.StepSpec(name="b", kind=K.STEP_KIND_LINEAR, next_steps=["end"]),
+        records_pb2.StepSpec(name="end", kind=K.STEP_KIND_END),
+    ]
+)
+
 
 def new_id() -> str:
     return str(uuid.uuid4())

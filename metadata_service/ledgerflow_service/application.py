@@ -327,9 +327,12 @@ class LedgerApplication:
         self, request: query_api.GetRunRequest, scope: CallScope | None = None
     ) -> query_api.GetRunResponse:
         with self.database.read(scope) as tx:
-            return query_api.GetRunResponse(
+            answer = query_api.GetRunResponse(
                 run=run_queries.get_run(tx, request.flow_name, request.run_id, self.clock())
             )
+            if request.include_graph:
+                answer.graph.CopyFrom(run_queries.run_graph(tx, request.flow_name, request.run_id))
+            return answer
 
     def list_runs(
         self, request: query_api.ListRunsRequest, scope: CallScope | None = None

@@ -9,7 +9,8 @@ from typing import Any
 import events as ev
 import pytest
 from ledgerflow.v1 import audit_service_pb2 as audit
-from ledgerflow.v1 import common_pb2, events_pb2
+from ledgerflow.v1 import common_pb2, events_pb2, records_pb2
+from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
 from ledgerflow.v1 import query_service_pb2 as q
 from ledgerflow.v1 import tag_service_pb2 as tags_api
@@ -331,6 +332,30 @@ def test_steps_count_their_tasks_by_status_and_name_the_steps_that_fed_them(
     assert list(work.in_steps) == ["start"]
 
 
+def test_a_run_keeps_the_graph_it_declared_for_readers(app: LedgerApplication) -> None:
+    append(app, ev.run_started("F", "1", declared_graph=ev.LINEAR_GRAPH), ev.run_started("F", "2"))
+    asked = q.GetRunRequest(flow_name="F", run_id="1", include_graph=True)
+    assert app.get_run(asked).graph == ev.LINEAR_GRAPH
+    assert not app.get_run(q.GetRunRequest(flow_name="F", run_id="1")).HasField("graph")
+    asked.run_id = "2"  # a run that declared none
+    assert list(app.get_run(asked).graph.steps) == []
+    # A declared graph is only for readers: the service queues nothing for the run.
+    assert app.list_queued_tasks(executor_api.ListQueuedTasksRequest()).tasks == []
+
+
+def test_a_declared_graph_is_checked_and_never_goes_with_a_submitted_one(
+    app: LedgerApplication,
+) -> None:
+    refused(app, InvalidArgument,
+            ev.run_started("F", "1", declared_graph=ev.LINEAR_GRAPH, graph=ev.LINEAR_GRAPH),
+            match="both graph .* and declared_graph")  # fmt: skip
+    dangling = records_pb2.FlowGraph()
+    dangling.CopyFrom(ev.LINEAR_GRAPH)
+    dangling.steps[0].next_steps[:] = ["nowhere"]
+    refused(app, InvalidArgument, ev.run_started("F", "1", declared_graph=dangling),
+            match="run_started.declared_graph step 'start' names 'nowhere'")  # fmt: skip
+
+
 def test_list_runs_filters_and_paginates_newest_first(app: LedgerApplication) -> None:
     for i in range(5):
         append(
@@ -452,6 +477,7 @@ def _random_workload(app: LedgerApplication, rng: random.Random) -> None:
                 run,
                 user=rng.choice(["ann", "bob"]),
                 origin_run_id=rng.choice(finished) if finished and rng.random() < 0.3 else "",
+                declared_graph=ev.LINEAR_GRAPH if rng.random() < 0.5 else None,
             )
         )
         for step_number, step in enumerate(["start", "a", "b", "end"]):

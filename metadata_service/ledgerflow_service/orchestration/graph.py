@@ -1,6 +1,6 @@
-"""A submitted run's graph (the ``FlowGraph`` message of its RunStarted): checked once
-when the run starts, then read by the fold and the process manager to know what
-follows a task and which tasks a join waits for."""
+"""A run's graph (the ``FlowGraph`` message of its RunStarted): checked once when the
+run starts; for a submitted run, then read by the fold and the process manager to know
+what follows a task and which tasks a join waits for."""
 
 from __future__ import annotations
 
@@ -33,17 +33,19 @@ def step(graph: records_pb2.FlowGraph, name: str) -> records_pb2.StepSpec:
     raise InvalidArgument(f"step {name!r} is not in the run's graph")
 
 
-def check(graph: records_pb2.FlowGraph) -> None:
-    """Refuses a graph the process manager could not run to its end."""
+def check(graph: records_pb2.FlowGraph, field: str = "graph") -> None:
+    """Refuses a graph the process manager could not run to its end (`field` names
+    it in the messages: graph or declared_graph)."""
+    name = f"run_started.{field}"
     if not graph.steps or len(graph.steps) > MAX_STEPS:
-        raise InvalidArgument(f"run_started.graph needs 1 to {MAX_STEPS} steps")
+        raise InvalidArgument(f"{name} needs 1 to {MAX_STEPS} steps")
     names = [check_identifier("graph step name", s.name) for s in graph.steps]
     if len(set(names)) != len(names):
-        raise InvalidArgument("run_started.graph names a step twice")
+        raise InvalidArgument(f"{name} names a step twice")
     if "start" not in names or "end" not in names:
-        raise InvalidArgument("run_started.graph needs a 'start' and an 'end' step")
+        raise InvalidArgument(f"{name} needs a 'start' and an 'end' step")
     for spec in graph.steps:
-        where = f"run_started.graph step {spec.name!r}"
+        where = f"{name} step {spec.name!r}"
         if spec.kind == K.STEP_KIND_UNSPECIFIED:
             raise InvalidArgument(f"{where} has no kind")
         for target in [*spec.next_steps, *spec.in_steps, *([spec.closes] if spec.closes else [])]:
@@ -56,13 +58,13 @@ def check(graph: records_pb2.FlowGraph) -> None:
         if spec.kind == K.STEP_KIND_JOIN and (not spec.in_steps or not spec.closes):
             raise InvalidArgument(f"{where}: a join names its in_steps and the step it closes")
         resources = spec.resources
-        for field, value, most in (
+        for setting, value, most in (
             ("resources.cpu", resources.cpu, 1e6),
             ("timeout_seconds", spec.timeout_seconds, 1e9),
             ("minutes_between_retries", spec.minutes_between_retries, 1e6),
         ):
             if not (math.isfinite(value) and 0 <= value <= most):
-                raise InvalidArgument(f"{where}: {field} must be a number from 0 to {most:g}")
+                raise InvalidArgument(f"{where}: {setting} must be a number from 0 to {most:g}")
         check_int64(f"{where}: resources.memory_mb", resources.memory_mb)
         if spec.retries > 1000:
             raise InvalidArgument(f"{where}: at most 1000 retries")

@@ -95,6 +95,14 @@ def get_run(tx: Tx, flow_name: str, run_id: str, clock: Clock) -> records_pb2.Ru
     return _runs_to_records(tx, [RunRow(*row)], clock)[0]
 
 
+def run_graph(tx: Tx, flow_name: str, run_id: str) -> records_pb2.FlowGraph:
+    """The graph the run recorded as it started; empty when it recorded none."""
+    row = tx.query_one(
+        "SELECT graph FROM run_graphs WHERE run_pathspec = ?", (check_run_key(flow_name, run_id),)
+    )
+    return records_pb2.FlowGraph.FromString(bytes(row[0])) if row else records_pb2.FlowGraph()
+
+
 def list_runs(tx: Tx, request: Any, clock: Clock) -> tuple[list[records_pb2.Run], str]:
     size = page_size(request.page)
     where = ["1 = 1"]

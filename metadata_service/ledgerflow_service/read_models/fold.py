@@ -26,7 +26,7 @@ from ledgerflow_service.principal import Principal
 from ledgerflow_service.read_models import artifacts, lineage, queue, runs, tags, tasks
 from ledgerflow_service.read_models.artifacts import ARTIFACT_COLUMNS
 from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow
-from ledgerflow_service.read_models.runs import FLOW_COLUMNS, RunRow
+from ledgerflow_service.read_models.runs import FLOW_COLUMNS, GRAPH_COLUMNS, RunRow
 from ledgerflow_service.read_models.table import columns, upsert_clause
 from ledgerflow_service.read_models.tags import TAG_COLUMNS
 from ledgerflow_service.read_models.tasks import AttemptRow, StepRow, TaskRow
@@ -41,7 +41,7 @@ from ledgerflow_service.store.projector import PendingEvent
 # Every read-model table (a rebuild empties them all).
 READ_MODEL_TABLES = (
     "flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts",
-    "orchestrated_runs", "queue", "table_versions", "table_reads",
+    "orchestrated_runs", "queue", "table_versions", "table_reads", "run_graphs",
 )  # fmt: skip
 
 # Table, columns and ON CONFLICT clause of each read model row type.
@@ -153,6 +153,7 @@ class ReadModelFold:
     run_tags: dict[str, dict[str, int]] = field(default_factory=dict)
 
     new_flows: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    new_run_graphs: list[tuple[str, bytes]] = field(default_factory=list)
     dirty: dict[tuple[type, Any], Any] = field(default_factory=dict)
     # The rows of recorded artifacts depend on their events alone: when the store
     # writes them itself (live appends), the fold does not collect them.
@@ -387,6 +388,7 @@ class ReadModelFold:
         tx.insert_all([
             *also,
             RowInsert("flows", FLOW_COLUMNS, list(self.new_flows.values())),
+            RowInsert("run_graphs", GRAPH_COLUMNS, self.new_run_graphs),
             *(RowInsert(table, columns, by_type.get(row_type, []), on_conflict)
               for row_type, (table, columns, on_conflict) in _UPSERT.items()),
             RowInsert("artifacts", ARTIFACT_COLUMNS, self.new_artifacts),

@@ -157,7 +157,6 @@ def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEven
         if p.HasField("resume"):
             raise InvalidArgument("run_started.resume goes with a graph (resume --remote)")
         return
-    flow_graph.check(p.graph)
     first_task_id = 1
     if p.HasField("resume"):
         if not p.origin_run_id:

@@ -1,6 +1,6 @@
 """The runs read model (with flows): a run starts once, with a user, its parameters
-(JSON texts), its tags and maybe an origin run to resume from; it finishes once, and
-succeeds only when its end step has."""
+(JSON texts), its tags, maybe an origin run to resume from and its graph; it finishes
+once, and succeeds only when its end step has."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ledgerflow_service.names import check_id, check_identifier, check_tag, run_pathspec
+from ledgerflow_service.orchestration import graph as flow_graph
 from ledgerflow_service.read_models.tags import set_initial_tags
 from ledgerflow_service.validation import check_text
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from ledgerflow_service.store.projector import PendingEvent
 
 FLOW_COLUMNS = ("flow_name", "created_at_us", "created_by")
+GRAPH_COLUMNS = ("run_pathspec", "graph")
 
 
 @dataclass
@@ -78,6 +80,23 @@ def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEven
     )
     fold.runs[path] = run
     set_initial_tags(fold, path, p.system_tags, p.tags)
+    _record_graph(fold, p, path)
+
+
+def _record_graph(fold: ReadModelFold, p: events_pb2.RunStarted, path: str) -> None:
+    """Keeps the run's graph for readers: a submitted one (which the service then
+    orchestrates, see read_models/queue.py) or one a local run declared."""
+    if p.HasField("graph") and p.HasField("declared_graph"):
+        raise InvalidArgument(
+            "run_started carries both graph (orchestrate the run) and declared_graph "
+            "(a run the SDK runs itself): send one"
+        )
+    field = "graph" if p.HasField("graph") else "declared_graph"
+    if not p.HasField(field):
+        return
+    graph = getattr(p, field)
+    flow_graph.check(graph, field)
+    fold.new_run_graphs.append((path, graph.SerializeToString()))
 
 
 def run_heartbeat(fold: ReadModelFold, p: events_pb2.RunHeartbeat, item: PendingEvent) -> None:

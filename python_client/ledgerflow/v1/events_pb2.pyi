@@ -83,7 +83,7 @@ class TaskRef(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class RunStarted(_message.Message):
-    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id", "code_package_key", "graph", "resume")
+    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id", "code_package_key", "graph", "resume", "declared_graph")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class RunStarted(_message.Message):
     CODE_PACKAGE_KEY_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_GRAPH_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     user: str
@@ -111,7 +112,8 @@ class RunStarted(_message.Message):
     code_package_key: str
     graph: _records_pb2.FlowGraph
     resume: _records_pb2.ResumePlan
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., resume: _Optional[_Union[_records_pb2.ResumePlan, _Mapping]] = ...) -> None: ...
+    declared_graph: _records_pb2.FlowGraph
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., resume: _Optional[_Union[_records_pb2.ResumePlan, _Mapping]] = ..., declared_graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ...) -> None: ...
 
 class RunHeartbeat(_message.Message):
     __slots__ = ("flow_name", "run_id")

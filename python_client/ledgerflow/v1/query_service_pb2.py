@@ -27,7 +27,7 @@ from ledgerflow.v1 import common_pb2 as ledgerflow_dot_v1_dot_common__pb2
 from ledgerflow.v1 import records_pb2 as ledgerflow_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ledgerflow/v1/query_service.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aledgerflow/v1/common.proto\x1a\x1bledgerflow/v1/records.proto\"#\n\x0eGetFlowRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\"4\n\x0fGetFlowResponse\x12!\n\x04\x66low\x18\x01 \x01(\x0b\x32\x13.ledgerflow.v1.Flow\"<\n\x10ListFlowsRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"b\n\x11ListFlowsResponse\x12\"\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x13.ledgerflow.v1.Flow\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"2\n\rGetRunRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"1\n\x0eGetRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.ledgerflow.v1.Run\"\xec\x01\n\x0fListRunsRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\'\n\x08statuses\x18\x03 \x03(\x0e\x32\x15.ledgerflow.v1.Status\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04page\x18\x06 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"_\n\x10ListRunsResponse\x12 \n\x04runs\x18\x01 \x03(\x0b\x32\x12.ledgerflow.v1.Run\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"_\n\x10ListStepsRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12(\n\x04page\x18\x03 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"b\n\x11ListStepsResponse\x12\"\n\x05steps\x18\x01 \x03(\x0b\x32\x13.ledgerflow.v1.Step\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"r\n\x10ListTasksRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12(\n\x04page\x18\x04 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"b\n\x11ListTasksResponse\x12\"\n\x05tasks\x18\x01 \x03(\x0b\x32\x13.ledgerflow.v1.Task\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"W\n\x0eGetTaskRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"4\n\x0fGetTaskResponse\x12!\n\x04task\x18\x01 \x01(\x0b\x32\x13.ledgerflow.v1.Task\"\xac\x01\n\x14ListArtifactsRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\r\n\x05names\x18\x05 \x03(\t\x12\x14\n\x0c\x61ll_attempts\x18\x06 \x01(\x08\x12(\n\x04page\x18\x07 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"n\n\x15ListArtifactsResponse\x12*\n\tartifacts\x18\x01 \x03(\x0b\x32\x17.ledgerflow.v1.Artifact\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"P\n\x11ListTablesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12(\n\x04page\x18\x02 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"l\n\x12ListTablesResponse\x12+\n\x06tables\x18\x01 \x03(\x0b\x32\x1b.ledgerflow.v1.TableSummary\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"\x87\x01\n\x18ListTableVersionsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\r\n\x05table\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12(\n\x04page\x18\x04 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\x12\x0e\n\x06latest\x18\x05 \x01(\x08\"u\n\x19ListTableVersionsResponse\x12-\n\x08versions\x18\x01 \x03(\x0b\x32\x1b.ledgerflow.v1.TableVersion\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse2\xef\x06\n\x0cQueryService\x12M\n\x07GetFlow\x12\x1d.ledgerflow.v1.GetFlowRequest\x1a\x1e.ledgerflow.v1.GetFlowResponse\"\x03\x90\x02\x01\x12S\n\tListFlows\x12\x1f.ledgerflow.v1.ListFlowsRequest\x1a .ledgerflow.v1.ListFlowsResponse\"\x03\x90\x02\x01\x12J\n\x06GetRun\x12\x1c.ledgerflow.v1.GetRunRequest\x1a\x1d.ledgerflow.v1.GetRunResponse\"\x03\x90\x02\x01\x12P\n\x08ListRuns\x12\x1e.ledgerflow.v1.ListRunsRequest\x1a\x1f.ledgerflow.v1.ListRunsResponse\"\x03\x90\x02\x01\x12S\n\tListSteps\x12\x1f.ledgerflow.v1.ListStepsRequest\x1a .ledgerflow.v1.ListStepsResponse\"\x03\x90\x02\x01\x12S\n\tListTasks\x12\x1f.ledgerflow.v1.ListTasksRequest\x1a .ledgerflow.v1.ListTasksResponse\"\x03\x90\x02\x01\x12M\n\x07GetTask\x12\x1d.ledgerflow.v1.GetTaskRequest\x1a\x1e.ledgerflow.v1.GetTaskResponse\"\x03\x90\x02\x01\x12_\n\rListArtifacts\x12#.ledgerflow.v1.ListArtifactsRequest\x1a$.ledgerflow.v1.ListArtifactsResponse\"\x03\x90\x02\x01\x12V\n\nListTables\x12 .ledgerflow.v1.ListTablesRequest\x1a!.ledgerflow.v1.ListTablesResponse\"\x03\x90\x02\x01\x12k\n\x11ListTableVersions\x12\'.ledgerflow.v1.ListTableVersionsRequest\x1a(.ledgerflow.v1.ListTableVersionsResponse\"\x03\x90\x02\x01\x42l\n\x11\x64\x65v.ledgerflow.v1B\x11QueryServiceProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ledgerflow/v1/query_service.proto\x12\rledgerflow.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aledgerflow/v1/common.proto\x1a\x1bledgerflow/v1/records.proto\"#\n\x0eGetFlowRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\"4\n\x0fGetFlowResponse\x12!\n\x04\x66low\x18\x01 \x01(\x0b\x32\x13.ledgerflow.v1.Flow\"<\n\x10ListFlowsRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"b\n\x11ListFlowsResponse\x12\"\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x13.ledgerflow.v1.Flow\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"I\n\rGetRunRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x15\n\rinclude_graph\x18\x03 \x01(\x08\"Z\n\x0eGetRunResponse\x12\x1f\n\x03run\x18\x01 \x01(\x0b\x32\x12.ledgerflow.v1.Run\x12\'\n\x05graph\x18\x02 \x01(\x0b\x32\x18.ledgerflow.v1.FlowGraph\"\xec\x01\n\x0fListRunsRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\'\n\x08statuses\x18\x03 \x03(\x0e\x32\x15.ledgerflow.v1.Status\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04page\x18\x06 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"_\n\x10ListRunsResponse\x12 \n\x04runs\x18\x01 \x03(\x0b\x32\x12.ledgerflow.v1.Run\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"_\n\x10ListStepsRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12(\n\x04page\x18\x03 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"b\n\x11ListStepsResponse\x12\"\n\x05steps\x18\x01 \x03(\x0b\x32\x13.ledgerflow.v1.Step\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"r\n\x10ListTasksRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12(\n\x04page\x18\x04 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"b\n\x11ListTasksResponse\x12\"\n\x05tasks\x18\x01 \x03(\x0b\x32\x13.ledgerflow.v1.Task\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"W\n\x0eGetTaskRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"4\n\x0fGetTaskResponse\x12!\n\x04task\x18\x01 \x01(\x0b\x32\x13.ledgerflow.v1.Task\"\xac\x01\n\x14ListArtifactsRequest\x12\x11\n\tflow_name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tstep_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\r\n\x05names\x18\x05 \x03(\t\x12\x14\n\x0c\x61ll_attempts\x18\x06 \x01(\x08\x12(\n\x04page\x18\x07 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"n\n\x15ListArtifactsResponse\x12*\n\tartifacts\x18\x01 \x03(\x0b\x32\x17.ledgerflow.v1.Artifact\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"P\n\x11ListTablesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12(\n\x04page\x18\x02 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\"l\n\x12ListTablesResponse\x12+\n\x06tables\x18\x01 \x03(\x0b\x32\x1b.ledgerflow.v1.TableSummary\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse\"\x87\x01\n\x18ListTableVersionsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\r\n\x05table\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12(\n\x04page\x18\x04 \x01(\x0b\x32\x1a.ledgerflow.v1.PageRequest\x12\x0e\n\x06latest\x18\x05 \x01(\x08\"u\n\x19ListTableVersionsResponse\x12-\n\x08versions\x18\x01 \x03(\x0b\x32\x1b.ledgerflow.v1.TableVersion\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.ledgerflow.v1.PageResponse2\xef\x06\n\x0cQueryService\x12M\n\x07GetFlow\x12\x1d.ledgerflow.v1.GetFlowRequest\x1a\x1e.ledgerflow.v1.GetFlowResponse\"\x03\x90\x02\x01\x12S\n\tListFlows\x12\x1f.ledgerflow.v1.ListFlowsRequest\x1a .ledgerflow.v1.ListFlowsResponse\"\x03\x90\x02\x01\x12J\n\x06GetRun\x12\x1c.ledgerflow.v1.GetRunRequest\x1a\x1d.ledgerflow.v1.GetRunResponse\"\x03\x90\x02\x01\x12P\n\x08ListRuns\x12\x1e.ledgerflow.v1.ListRunsRequest\x1a\x1f.ledgerflow.v1.ListRunsResponse\"\x03\x90\x02\x01\x12S\n\tListSteps\x12\x1f.ledgerflow.v1.ListStepsRequest\x1a .ledgerflow.v1.ListStepsResponse\"\x03\x90\x02\x01\x12S\n\tListTasks\x12\x1f.ledgerflow.v1.ListTasksRequest\x1a .ledgerflow.v1.ListTasksResponse\"\x03\x90\x02\x01\x12M\n\x07GetTask\x12\x1d.ledgerflow.v1.GetTaskRequest\x1a\x1e.ledgerflow.v1.GetTaskResponse\"\x03\x90\x02\x01\x12_\n\rListArtifacts\x12#.ledgerflow.v1.ListArtifactsRequest\x1a$.ledgerflow.v1.ListArtifactsResponse\"\x03\x90\x02\x01\x12V\n\nListTables\x12 .ledgerflow.v1.ListTablesRequest\x1a!.ledgerflow.v1.ListTablesResponse\"\x03\x90\x02\x01\x12k\n\x11ListTableVersions\x12\'.ledgerflow.v1.ListTableVersionsRequest\x1a(.ledgerflow.v1.ListTableVersionsResponse\"\x03\x90\x02\x01\x42l\n\x11\x64\x65v.ledgerflow.v1B\x11QueryServiceProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,37 +64,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTFLOWSRESPONSE']._serialized_start=295
   _globals['_LISTFLOWSRESPONSE']._serialized_end=393
   _globals['_GETRUNREQUEST']._serialized_start=395
-  _globals['_GETRUNREQUEST']._serialized_end=445
-  _globals['_GETRUNRESPONSE']._serialized_start=447
-  _globals['_GETRUNRESPONSE']._serialized_end=496
-  _globals['_LISTRUNSREQUEST']._serialized_start=499
-  _globals['_LISTRUNSREQUEST']._serialized_end=735
-  _globals['_LISTRUNSRESPONSE']._serialized_start=737
-  _globals['_LISTRUNSRESPONSE']._serialized_end=832
-  _globals['_LISTSTEPSREQUEST']._serialized_start=834
-  _globals['_LISTSTEPSREQUEST']._serialized_end=929
-  _globals['_LISTSTEPSRESPONSE']._serialized_start=931
-  _globals['_LISTSTEPSRESPONSE']._serialized_end=1029
-  _globals['_LISTTASKSREQUEST']._serialized_start=1031
-  _globals['_LISTTASKSREQUEST']._serialized_end=1145
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1147
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1245
-  _globals['_GETTASKREQUEST']._serialized_start=1247
-  _globals['_GETTASKREQUEST']._serialized_end=1334
-  _globals['_GETTASKRESPONSE']._serialized_start=1336
-  _globals['_GETTASKRESPONSE']._serialized_end=1388
-  _globals['_LISTARTIFACTSREQUEST']._serialized_start=1391
-  _globals['_LISTARTIFACTSREQUEST']._serialized_end=1563
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=1565
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=1675
-  _globals['_LISTTABLESREQUEST']._serialized_start=1677
-  _globals['_LISTTABLESREQUEST']._serialized_end=1757
-  _globals['_LISTTABLESRESPONSE']._serialized_start=1759
-  _globals['_LISTTABLESRESPONSE']._serialized_end=1867
-  _globals['_LISTTABLEVERSIONSREQUEST']._serialized_start=1870
-  _globals['_LISTTABLEVERSIONSREQUEST']._serialized_end=2005
-  _globals['_LISTTABLEVERSIONSRESPONSE']._serialized_start=2007
-  _globals['_LISTTABLEVERSIONSRESPONSE']._serialized_end=2124
-  _globals['_QUERYSERVICE']._serialized_start=2127
-  _globals['_QUERYSERVICE']._serialized_end=3006
+  _globals['_GETRUNREQUEST']._serialized_end=468
+  _globals['_GETRUNRESPONSE']._serialized_start=470
+  _globals['_GETRUNRESPONSE']._serialized_end=560
+  _globals['_LISTRUNSREQUEST']._serialized_start=563
+  _globals['_LISTRUNSREQUEST']._serialized_end=799
+  _globals['_LISTRUNSRESPONSE']._serialized_start=801
+  _globals['_LISTRUNSRESPONSE']._serialized_end=896
+  _globals['_LISTSTEPSREQUEST']._serialized_start=898
+  _globals['_LISTSTEPSREQUEST']._serialized_end=993
+  _globals['_LISTSTEPSRESPONSE']._serialized_start=995
+  _globals['_LISTSTEPSRESPONSE']._serialized_end=1093
+  _globals['_LISTTASKSREQUEST']._serialized_start=1095
+  _globals['_LISTTASKSREQUEST']._serialized_end=1209
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1211
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1309
+  _globals['_GETTASKREQUEST']._serialized_start=1311
+  _globals['_GETTASKREQUEST']._serialized_end=1398
+  _globals['_GETTASKRESPONSE']._serialized_start=1400
+  _globals['_GETTASKRESPONSE']._serialized_end=1452
+  _globals['_LISTARTIFACTSREQUEST']._serialized_start=1455
+  _globals['_LISTARTIFACTSREQUEST']._serialized_end=1627
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=1629
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=1739
+  _globals['_LISTTABLESREQUEST']._serialized_start=1741
+  _globals['_LISTTABLESREQUEST']._serialized_end=1821
+  _globals['_LISTTABLESRESPONSE']._serialized_start=1823
+  _globals['_LISTTABLESRESPONSE']._serialized_end=1931
+  _globals['_LISTTABLEVERSIONSREQUEST']._serialized_start=1934
+  _globals['_LISTTABLEVERSIONSREQUEST']._serialized_end=2069
+  _globals['_LISTTABLEVERSIONSRESPONSE']._serialized_start=2071
+  _globals['_LISTTABLEVERSIONSRESPONSE']._serialized_end=2188
+  _globals['_QUERYSERVICE']._serialized_start=2191
+  _globals['_QUERYSERVICE']._serialized_end=3070
 # @@protoc_insertion_point(module_scope)

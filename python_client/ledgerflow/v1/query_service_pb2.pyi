@@ -38,18 +38,22 @@ class ListFlowsResponse(_message.Message):
     def __init__(self, flows: _Optional[_Iterable[_Union[_records_pb2.Flow, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
-    __slots__ = ("flow_name", "run_id")
+    __slots__ = ("flow_name", "run_id", "include_graph")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_GRAPH_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+    include_graph: bool
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., include_graph: _Optional[bool] = ...) -> None: ...
 
 class GetRunResponse(_message.Message):
-    __slots__ = ("run",)
+    __slots__ = ("run", "graph")
     RUN_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
     run: _records_pb2.Run
-    def __init__(self, run: _Optional[_Union[_records_pb2.Run, _Mapping]] = ...) -> None: ...
+    graph: _records_pb2.FlowGraph
+    def __init__(self, run: _Optional[_Union[_records_pb2.Run, _Mapping]] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
     __slots__ = ("flow_name", "tags", "statuses", "created_after", "created_before", "page")
