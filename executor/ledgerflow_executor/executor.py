@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerflow._code_package import load_package
+from ledgerflow._launcher import output_size, read_output
 from ledgerflow._metadata import GrpcMetadata
 from ledgerflow._run_events import append_with_retries
 from ledgerflow._task import TaskOutcome
@@ -372,14 +373,14 @@ class Executor:
     def _upload_logs(self, running: _Running, *, final: bool = False) -> list[Any]:
         """Stores the attempt's output when it grew; returns the LogsRecorded event to
         append (appended here while the attempt runs, with the outcome at its end)."""
-        sizes = (_size(running.stdout), _size(running.stderr))
+        sizes = (output_size(running.stdout), output_size(running.stderr))
         if sizes == running.log_sizes or sizes == (0, 0):
             return []
         running.log_sizes = sizes
         event = logs_event(
             running.lease,
-            self.store.save_bytes(_read(running.stdout)) if sizes[0] else "",
-            self.store.save_bytes(_read(running.stderr)) if sizes[1] else "",
+            self.store.save_bytes(read_output(running.stdout)) if sizes[0] else "",
+            self.store.save_bytes(read_output(running.stderr)) if sizes[1] else "",
         )
         if final:
             return [event]
@@ -420,7 +421,7 @@ class Executor:
                 memory_killed=self.backend.memory_killed(handle, exit_code),
             )
             if not outcome.ok and not outcome.traceback:
-                outcome.traceback = _read(running.stderr).decode(errors="replace")[-20000:]
+                outcome.traceback = read_output(running.stderr).decode(errors="replace")[-20000:]
             events = [
                 *self._upload_logs(running, final=True),
                 *outcome_events(running.lease, outcome),
@@ -436,17 +437,3 @@ class Executor:
                 self.say(f"executor: {running.lease.label} {state} in {seconds:.2f}s")
             shutil.rmtree(running.folder, ignore_errors=True)
         return len(exited)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return b""

@@ -49,6 +49,21 @@ class AttemptFiles:
         return cls(base + ".result", base + ".out", base + ".err")
 
 
+def read_output(path: str | os.PathLike[str]) -> bytes:
+    """What an attempt wrote to one of its output files so far (nothing yet: empty)."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def output_size(path: str | os.PathLike[str]) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
 class Launcher(abc.ABC):
     """Starts attempts as processes and reports their exits (see the module doc)."""
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ledgerflow._code_package import save_package
-from ledgerflow._decorators import Retry, step_options
+from ledgerflow._decorators import Retry
 from ledgerflow._graph import FlowGraph
+from ledgerflow._graph_message import graph_message
 from ledgerflow._metadata import MetadataClient
 from ledgerflow._progress import RunReporter
 from ledgerflow._resume import ResumeOrigin
@@ -31,48 +32,8 @@ from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
 
-K = records_pb2.StepKind
-_KINDS = {
-    "start": K.STEP_KIND_LINEAR,
-    "linear": K.STEP_KIND_LINEAR,
-    "split": K.STEP_KIND_SPLIT,
-    "foreach": K.STEP_KIND_FOREACH,
-    "join": K.STEP_KIND_JOIN,
-    "end": K.STEP_KIND_END,
-}
 # How often the follower asks why queued tasks wait.
 _WAITING_CHECK_SECONDS = 3.0
-
-
-def graph_message(
-    flow_class: type, graph: FlowGraph, default_retry: Retry | None = None
-) -> records_pb2.FlowGraph:
-    """The flow's graph as the service orchestrates it, with each step's decorators."""
-    message = records_pb2.FlowGraph()
-    for node in graph:
-        options = step_options(getattr(flow_class, node.name))
-        retry = options.retry or default_retry
-        spec = message.steps.add(
-            name=node.name,
-            kind=_KINDS[node.kind],
-            next_steps=node.out_funcs,
-            resources=records_pb2.Resources(
-                cpu=options.resources.cpu,
-                gpu=options.resources.gpu,
-                memory_mb=options.resources.memory,
-            ),
-            retries=retry.times if retry else 0,
-            minutes_between_retries=retry.minutes_between_retries if retry else 0,
-            catch=options.catch is not None,
-            catch_var=(options.catch.var or "") if options.catch else "",
-            catch_print=options.catch.print_exception if options.catch else True,
-            timeout_seconds=options.timeout.seconds if options.timeout else 0,
-            image=options.resources.image,
-        )
-        if node.is_join:
-            spec.in_steps.extend(node.in_funcs)
-            spec.closes = graph[node.in_funcs[0]].split_parents[-1]
-    return message
 
 
 def resume_plan(origin: ResumeOrigin, graph: FlowGraph, store: Any) -> records_pb2.ResumePlan:

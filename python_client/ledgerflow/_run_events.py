@@ -21,6 +21,12 @@ def heartbeat_seconds() -> float:
     return float(os.environ.get("LEDGERFLOW_HEARTBEAT_SECONDS", "10"))
 
 
+def log_seconds() -> float:
+    """How often a running task's new output is recorded, so that readers (``logs``, the
+    web UI) follow it while the task runs."""
+    return float(os.environ.get("LEDGERFLOW_LOG_SECONDS", "1"))
+
+
 def retry_delays() -> list[float]:
     """The waits between retries of an append while the service is unreachable:
     doubling from half a second (at most 30), until they add up to at least

@@ -25,13 +25,26 @@ from ledgerflow._datastore import ContentStore
 from ledgerflow._decorators import Retry, step_options
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._graph import FlowGraph
-from ledgerflow._launcher import INTERRUPTS, AttemptFiles, ForkLauncher, Launcher
+from ledgerflow._graph_message import graph_message
+from ledgerflow._launcher import (
+    INTERRUPTS,
+    AttemptFiles,
+    ForkLauncher,
+    Launcher,
+    output_size,
+    read_output,
+)
 from ledgerflow._lineage import lineage_events
 from ledgerflow._metadata import MetadataClient
 from ledgerflow._orphans import remove_orphaned_workdirs
 from ledgerflow._progress import RunReporter
 from ledgerflow._resume import ResumeOrigin
-from ledgerflow._run_events import append_with_retries, heartbeat_seconds, new_event
+from ledgerflow._run_events import (
+    append_with_retries,
+    heartbeat_seconds,
+    log_seconds,
+    new_event,
+)
 from ledgerflow._task import (
     NUM_SPLITS_ARTIFACT,
     TaskInput,
@@ -95,6 +108,8 @@ class _Running:
     deadline: float | None
     files: AttemptFiles
     timed_out: bool = False
+    # The sizes of stdout and stderr when they were last recorded.
+    log_sizes: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -163,6 +178,8 @@ class LocalRuntime:
         self._workdir = Path(tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-"))
         self._heartbeat_every = heartbeat_seconds()
         self._last_heartbeat = time.monotonic()
+        self._log_every = log_seconds()
+        self._logs_due = time.monotonic() + self._log_every
 
     # ---- events -------------------------------------------------------------------
 
@@ -212,6 +229,9 @@ class LocalRuntime:
                         parameters=self.parameters_json,
                         origin_run_id=self.origin.run_id if self.origin else "",
                         code_package_key=self.code_package_key,
+                        declared_graph=graph_message(
+                            self.flow_class, self.graph, self.default_retry
+                        ),
                     )
                 )
             ]
@@ -228,6 +248,7 @@ class LocalRuntime:
                     self._launch(self._ready.popleft())
                 self._wait()
                 self._heartbeat_if_due()
+                self._record_logs_if_due()
                 self._flush()
         except KeyboardInterrupt:
             self._kill_all()
@@ -283,6 +304,37 @@ class LocalRuntime:
             )
         )
 
+    def _record_logs_if_due(self) -> None:
+        """Records the output of running attempts that printed since the last time, so
+        that it can be followed while they run. Each time stores the whole output so
+        far; the next time is put off so that this costs at most a tenth of the time."""
+        now = time.monotonic()
+        if now < self._logs_due:
+            return
+        for running in self._running.values():
+            if now - running.started >= QUICK_TASK_SECONDS:
+                self._record_logs(running)
+        spent = time.monotonic() - now
+        self._logs_due = time.monotonic() + max(self._log_every, 10 * spent)
+
+    def _record_logs(self, running: _Running) -> None:
+        """Appends a LogsRecorded event for the attempt's output when it grew."""
+        files = running.files
+        sizes = (output_size(files.stdout), output_size(files.stderr))
+        if sizes == running.log_sizes:
+            return
+        running.log_sizes = sizes
+        self._events.append(
+            new_event(
+                logs_recorded=events_pb2.LogsRecorded(
+                    task=self._ref(running.spec),
+                    attempt=running.spec.attempt,
+                    stdout_key=self.store.save_bytes(read_output(files.stdout)) if sizes[0] else "",
+                    stderr_key=self.store.save_bytes(read_output(files.stderr)) if sizes[1] else "",
+                )
+            )
+        )
+
     def _release_delayed(self) -> None:
         now = time.monotonic()
         due = [item for item in self._delayed if item[0] <= now]
@@ -299,7 +351,7 @@ class LocalRuntime:
                 time.sleep(max(0.0, wake_at - time.monotonic()))
             return
         now = time.monotonic()
-        wake = [self._last_heartbeat + self._heartbeat_every]
+        wake = [self._last_heartbeat + self._heartbeat_every, self._logs_due]
         wake += [r.deadline for r in self._running.values() if r.deadline and not r.timed_out]
         wake += [t for t, _ in self._delayed]
         exited = self.launcher.wait(min(min(wake) - now, QUICK_TASK_SECONDS))
@@ -411,8 +463,8 @@ class LocalRuntime:
                 error_message=f"the task process exited with code {exit_code} "
                 "before reporting (killed, or os._exit)",
             )
-        stdout = _read(out_path)
-        stderr = _read(err_path)
+        stdout = read_output(out_path)
+        stderr = read_output(err_path)
         if not outcome.traceback and not outcome.ok and stderr:
             outcome.traceback = stderr.decode(errors="replace")
         ref = self._ref(spec)
@@ -425,7 +477,7 @@ class LocalRuntime:
                 )
             )
         self._events.extend(lineage_events(outcome.lineage, ref, spec.attempt))
-        if stdout or stderr:
+        if (len(stdout), len(stderr)) != running.log_sizes:  # new output since the last record
             self._events.append(
                 new_event(
                     logs_recorded=events_pb2.LogsRecorded(
@@ -566,13 +618,6 @@ def _frames(stack: list[tuple[str, int, int]]) -> list[records_pb2.ForeachFrame]
 
 def _pathspec(ref: events_pb2.TaskRef) -> str:
     return f"{ref.flow_name}/{ref.run_id}/{ref.step_name}/{ref.task_id}"
-
-
-def _read(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        return b""
 
 
 def _raise_interrupt(*_: Any) -> None:

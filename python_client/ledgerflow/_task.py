@@ -12,6 +12,7 @@ leave half an event behind.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import pickle
@@ -300,13 +301,17 @@ def child_main(
 
 
 def capture_output(stdout_path: str, stderr_path: str) -> None:
-    """In a task process: stdin from /dev/null, stdout and stderr into these files."""
+    """In a task process: stdin from /dev/null, stdout and stderr into these files,
+    written line by line."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     for fd, path in ((1, stdout_path), (2, stderr_path)):
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(target, fd)
         os.close(target)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
 
 
 def run_then_exit(work: Callable[[], None]) -> NoReturn:

@@ -9,6 +9,7 @@ import pytest
 from ledgerflow import Flow, Run
 from ledgerflow.client import _clients
 from ledgerflow.v1 import query_service_pb2
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -284,6 +285,52 @@ def test_an_interrupted_run_records_its_killed_tasks(flow_env) -> None:
     assert run.status == "failed"
     nap = run["nap"].task
     assert nap.status == "failed" and nap.exception.type == "Interrupted"
+
+
+def test_a_running_tasks_output_is_recorded_while_it_runs(flow_env) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    flow_file = Path(__file__).parent / "flows" / "sleepy_flow.py"
+    process = subprocess.Popen(
+        [sys.executable, str(flow_file), "run", "--seconds", "60"],
+        cwd=flow_env.home,
+        env={**flow_env.env, "USERNAME": "tester", "LEDGERFLOW_LOG_SECONDS": "0.2"},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: "SleepyFlow" in _flow_names(), 30, "the run to start")
+        run = Flow("SleepyFlow").latest_run
+        assert run is not None
+
+        def printed() -> bool:
+            return "nap" in run and run["nap"].task.stdout == "napping for 60.0 s\n"
+
+        wait_for(printed, 30, "the nap task's first line in its recorded stdout")
+        assert process.poll() is None and run["nap"].task.status == "running"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _flow_names() -> set[str]:
+    metadata, _ = _clients()
+    return {f.flow_name for f in metadata.list_flows(query_service_pb2.ListFlowsRequest()).flows}
+
+
+def test_a_local_run_records_the_graph_it_declared(flow_env) -> None:
+    flow_env.run("branch_flow", "run", extra_env={"FAIL_B": "1"}, check=False)
+    metadata, _ = _clients()
+    run = Flow("MyFlow").latest_run
+    asked = query_service_pb2.GetRunRequest(flow_name="MyFlow", run_id=run.id, include_graph=True)
+    graph = metadata.get_run(asked).graph
+    steps = {spec.name: spec for spec in graph.steps}
+    assert list(steps) == ["start", "a", "b", "join", "end"]
+    assert list(steps["start"].next_steps) == ["a", "b"]
+    assert (list(steps["join"].in_steps), steps["join"].closes) == (["a", "b"], "start")
+    # join and end never ran: only the declared graph knows them.
+    assert sorted(step.id for step in run) == ["a", "b", "start"]
 
 
 def test_a_long_task_keeps_sending_heartbeats(flow_env) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from ledgerflow import FlowSpec, catch, resources, retry, step, timeout
 from ledgerflow._graph import FlowGraph
-from ledgerflow._remote import graph_message
+from ledgerflow._graph_message import graph_message
 from ledgerflow.v1 import records_pb2
 
 K = records_pb2.StepKind

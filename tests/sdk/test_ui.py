@@ -115,6 +115,8 @@ def test_runs_a_run_its_graph_a_task_and_the_audit(ledger: Ledger, page: Page) -
         names = sorted(steps.evaluate_all("nodes => nodes.map(n => n.dataset.step)"))
         assert names == ["a", "b", "end", "join", "start"]
         expect(page.locator('svg.dag a.step[data-state="succeeded"]')).to_have_count(5)
+        for name, marked in (("start", "start (split)"), ("join", "join (join)")):
+            expect(page.locator(f'svg.dag a.step[data-step="{name}"] .name')).to_have_text(marked)
         expect(page.locator(".tag-history")).to_contain_text("added good")
         shot(page, "run")
 
@@ -135,13 +137,15 @@ def test_runs_a_run_its_graph_a_task_and_the_audit(ledger: Ledger, page: Page) -
         shot(page, "audit")
 
 
-def test_a_running_step_turns_succeeded_without_a_reload(ledger: Ledger, page: Page) -> None:
+def test_a_running_step_turns_succeeded_without_a_reload(
+    ledger: Ledger, page: Page, browser: Browser
+) -> None:
     ledger.run("sleepy_flow", "--seconds", "0")  # the ledger exists before the UI opens it
     with serve_ui(ledger.env) as address:
         page.goto(address)
         page.evaluate("() => { window.notReloaded = true; }")
         expect(page.locator("tr[data-run]")).to_have_count(1)
-        running = ledger.start("sleepy_flow", "--seconds", "6")
+        running = ledger.start("sleepy_flow", "--seconds", "8")
         try:
             assert running.stdout is not None
             pathspec = _pathspec(running.stdout.readline())
@@ -153,8 +157,24 @@ def test_a_running_step_turns_succeeded_without_a_reload(ledger: Ledger, page: P
             page.evaluate("() => { window.notReloaded = true; }")
             nap = page.locator('svg.dag a.step[data-step="nap"]')
             expect(nap).to_have_attribute("data-state", "running", timeout=20_000)
+            # The run declared its graph: the step not reached yet is drawn, waiting.
+            end = page.locator('svg.dag .step[data-step="end"]')
+            expect(end).to_have_attribute("data-state", "waiting")
             shot(page, "live-running")
+
+            # The running task's output, followed on its page as it is recorded.
+            task_page = browser.new_page()
+            task_page.goto(f"{address}/runs/{pathspec}/nap/2")
+            task_page.evaluate("() => { window.notReloaded = true; }")
+            stdout = task_page.locator('pre.log[data-stream="stdout"]')
+            expect(stdout).to_have_text("napping for 8.0 s", timeout=10_000)
+            expect(task_page.locator("#task-status")).to_have_text("running")
+            assert task_page.evaluate("() => window.notReloaded === true")
+            shot(task_page, "live-task-output")
+            task_page.close()
+
             expect(nap).to_have_attribute("data-state", "succeeded", timeout=30_000)
+            expect(end).to_have_attribute("data-state", "succeeded")
             expect(page.locator("#run-status")).to_have_text("succeeded", timeout=10_000)
             assert page.evaluate("() => window.notReloaded === true")  # updated in place
             shot(page, "live-succeeded")

@@ -1,7 +1,8 @@
 """A run's graph as SVG, drawn on the server: steps in layers (a step one layer below
 the deepest step that feeds it), each a box colored by its tasks' states with its task
-counts, edges from the steps that fed it. A foreach shows as one box with its count of
-tasks ("98/100 tasks"), so a run of 10,000 tasks draws as fast as one of ten."""
+counts (dashed while none has started), edges from the steps that feed it (dashed out of
+a foreach: its fan-out). The step a foreach fans out to shows as one box with its count
+of tasks ("98/100 tasks"), so a run of 10,000 tasks draws as fast as one of ten."""
 
 from __future__ import annotations
 
@@ -49,26 +50,34 @@ def svg(steps: dict[str, StepView], link: str) -> str:
         for feeder in sorted(view.inputs):
             if feeder in place:
                 x1, y1 = place[feeder]
+                kind = "edge fanout" if steps[feeder].kind == "foreach" else "edge"
                 parts.append(
-                    f'<line class="edge" x1="{x1 + BOX_WIDTH // 2}" y1="{y1 + BOX_HEIGHT}" '
+                    f'<line class="{kind}" x1="{x1 + BOX_WIDTH // 2}" y1="{y1 + BOX_HEIGHT}" '
                     f'x2="{x2 + BOX_WIDTH // 2}" y2="{y2}"/>'
                 )
     for name, view in steps.items():
         x, y = place[name]
         done = view.counts.get("succeeded", 0)
         label = f"{done}/{view.total} task" + ("s" if view.total > 1 else "")
+        if not view.total:
+            label = "not started"
+        kind = f" ({view.kind})" if view.kind in ("split", "foreach", "join") else ""
+        # A step with no task yet has no page to link to.
+        opening = (f'<a href="{escape(link.format(step=name))}" ' if view.total
+                   else "<g ")  # fmt: skip
         parts.append(
-            f'<a href="{escape(link.format(step=name))}" class="step {view.state}" '
-            f'data-step="{escape(name)}" data-state="{view.state}">'
-            f"<title>{escape(name)}: {view.state}, {escape(_counts(view))}</title>"
+            f'{opening}class="step {view.state}" data-step="{escape(name)}" '
+            f'data-state="{view.state}">'
+            f"<title>{escape(name)}{kind}: {view.state}, {escape(_counts(view))}</title>"
             f'<rect x="{x}" y="{y}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="6"/>'
-            f'<text x="{x + 10}" y="{y + 19}" class="name">{escape(name)}</text>'
+            f'<text x="{x + 10}" y="{y + 19}" class="name">{escape(name)}{escape(kind)}</text>'
             f'<text x="{x + 10}" y="{y + 37}" class="counts">{escape(label)} · {view.state}</text>'
-            "</a>"
+            + ("</a>" if view.total else "</g>")
         )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _counts(view: StepView) -> str:
-    return ", ".join(f"{count} {state}" for state, count in sorted(view.counts.items()))
+    counted = ", ".join(f"{count} {state}" for state, count in sorted(view.counts.items()))
+    return counted or "no tasks yet"

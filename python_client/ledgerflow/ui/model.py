@@ -66,14 +66,17 @@ class StepView:
     name: str
     counts: Counter[str] = field(default_factory=Counter)
     inputs: set[str] = field(default_factory=set)
+    # From the run's graph: linear, split, foreach, join or end ("" when it has none).
+    kind: str = ""
 
     @property
     def state(self) -> str:
-        """The step's color: failed over running over succeeded."""
+        """The step's color: failed over running over succeeded; "waiting" until one
+        of its tasks starts."""
         for state in ("failed", "lost", "running", "succeeded"):
             if self.counts.get(state):
                 return state
-        return "unknown"
+        return "waiting" if not self.total else "unknown"
 
     @property
     def total(self) -> int:
@@ -123,11 +126,14 @@ def step_tasks(
 
 
 def run_view(metadata: MetadataClient, flow: str, run_id: str) -> RunView:
-    """A run, its steps (each with its tasks counted by status and the steps that fed
-    it: the graph, drawn as the run went) and its first tasks. The steps come counted
+    """A run, its steps (each with its tasks counted by status and the steps that feed
+    it) and its first tasks. The steps are those of the graph the run recorded as it
+    started, the ones not reached yet included; a run that recorded none shows the
+    steps begun so far, linked by the inputs their tasks took. The steps come counted
     by the service, so a run of 10,000 tasks reads as fast as one of ten."""
-    run = metadata.get_run(query_service_pb2.GetRunRequest(flow_name=flow, run_id=run_id)).run
-    steps: dict[str, StepView] = {}
+    asked = query_service_pb2.GetRunRequest(flow_name=flow, run_id=run_id, include_graph=True)
+    answer = metadata.get_run(asked)
+    steps = declared_steps(answer.graph)
     request = query_service_pb2.ListStepsRequest(flow_name=flow, run_id=run_id)
     request.page.page_size = 1000
     for step in metadata.list_steps(request).steps:
@@ -135,10 +141,26 @@ def run_view(metadata: MetadataClient, flow: str, run_id: str) -> RunView:
             "running": step.running_count, "succeeded": step.succeeded_count,
             "failed": step.failed_count, "lost": step.lost_count,
         })  # fmt: skip
-        steps[step.step_name] = StepView(step.step_name, +counts, set(step.in_steps))
+        view = steps.setdefault(step.step_name, StepView(step.step_name))
+        view.counts = +counts
+        view.inputs.update(step.in_steps)
+    run = answer.run
     first = query_service_pb2.ListTasksRequest(flow_name=flow, run_id=run_id)
     first.page.page_size = TIMELINE_TASKS
     return RunView(run, steps, list(metadata.list_tasks(first).tasks))
+
+
+def declared_steps(graph: records_pb2.FlowGraph) -> dict[str, StepView]:
+    """The graph's steps in source order, each with the steps that lead into it."""
+    steps = {
+        spec.name: StepView(spec.name, kind=records_pb2.StepKind.Name(spec.kind)
+                            .removeprefix("STEP_KIND_").lower())
+        for spec in graph.steps
+    }  # fmt: skip
+    for spec in graph.steps:
+        for target in spec.next_steps:
+            steps[target].inputs.add(spec.name)
+    return steps
 
 
 def task_view(metadata: MetadataClient, flow: str, run_id: str, step: str, task_id: str) -> Any:

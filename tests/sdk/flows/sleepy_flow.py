@@ -1,4 +1,4 @@
-"""A step that sleeps, for interrupting a run."""
+"""A step that says it sleeps, then sleeps: for interrupting a run, and following its output."""
 
 import time
 
@@ -15,6 +15,7 @@ class SleepyFlow(FlowSpec):
 
     @step
     def nap(self):
+        print(f"napping for {self.seconds} s")
         time.sleep(self.seconds)
         self.next(self.end)
 
