@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+from services import start_service  # noqa: E402
 
 FLOW = """
 from ledgerflow import FlowSpec, Parameter, resources, step
@@ -69,32 +69,6 @@ class BenchForeach(FlowSpec):
 if __name__ == "__main__":
     BenchForeach()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_port(port: int, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port}")
-
-
-def start_service(env: dict[str, str], url: str, port: int) -> subprocess.Popen[bytes]:
-    service = subprocess.Popen(
-        [sys.executable, "-m", "ledgerflow.cli", "service", "--database-url", url,
-         "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    wait_port(port)
-    return service
 
 
 def start_executor(env: dict[str, str], port: int, backend: str) -> subprocess.Popen[bytes]:
@@ -138,8 +112,7 @@ def foreach_figures(items: int, backends: list[str]) -> None:
         local = timed_run([str(flow), "run", "--max-workers", "4", "--items", str(items)],
                           env, scratch)  # fmt: skip
         print(f"foreach of {items}, local forked runtime (4 workers): {local:.2f} s")
-        port = free_port()
-        service = start_service(env, f"sqlite://{scratch}/service.db", port)
+        service, port = start_service(f"sqlite://{scratch}/service.db", env=env)
         remote_env = {**env, "LEDGERFLOW_SERVICE": f"127.0.0.1:{port}"}
         try:
             for backend in backends:
@@ -261,8 +234,7 @@ def lease_figures(items: int, executors: int, per_call: int) -> None:
         url = create_database(server_url, "bench_leases")
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
         env["LEDGERFLOW_HOME"] = scratch
-        port = free_port()
-        service = start_service(env, url, port)
+        service, port = start_service(url, env=env)
         try:
             client = GrpcMetadata(f"127.0.0.1:{port}", "bench")
             queue_foreach(client, items)
@@ -294,8 +266,7 @@ def idle_rss() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
         env["LEDGERFLOW_HOME"] = scratch
-        port = free_port()
-        service = start_service(env, f"sqlite://{scratch}/service.db", port)
+        service, port = start_service(f"sqlite://{scratch}/service.db", env=env)
         executor = start_executor(env, port, "local")
         try:
             time.sleep(5)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -30,6 +29,7 @@ from ledgerflow.v1 import events_pb2, ledger_service_pb2, ledger_service_pb2_grp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from figures import percentile
 from postgres_server import create_database, postgres_server
+from services import start_service
 
 APPEND_METHOD = "/ledgerflow.v1.LedgerService/Append"
 
@@ -62,32 +62,6 @@ def task_events(run: str, task: int) -> list[events_pb2.Event]:
         event(artifacts_recorded=events_pb2.ArtifactsRecorded(task=ref, artifacts=arts)),
         event(task_succeeded=events_pb2.TaskSucceeded(task=ref)),
     ]
-
-
-def start_service(
-    database_url: str, workers: int, port: int = 0
-) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ledgerflow",
-            "service",
-            "--database-url",
-            database_url,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    line = process.stderr.readline() if process.stderr else ""
-    if "listening on" not in line:
-        raise RuntimeError(f"service did not start: {line}")
-    return process, int(line.split("127.0.0.1:")[1].split()[0])
 
 
 def bench_singles(stub: ledger_service_pb2_grpc.LedgerServiceStub, count: int) -> None:
@@ -248,7 +222,7 @@ def open_idle_watchers(address: str, count: int) -> tuple[list[grpc.Channel], li
 
 def bench_database(url: str, args: argparse.Namespace, label: str) -> None:
     """Every phase against one database."""
-    process, port = start_service(url, args.workers)
+    process, port = start_service(url, workers=args.workers)
     other, other_port = start_service(url, 1)
     address = f"127.0.0.1:{port}"
     try:

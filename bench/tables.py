@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from services import free_port, wait_port
+
 HERE = Path(__file__).resolve().parent
 FLOW = HERE / "flows" / "wide_table.py"
 CREDENTIALS = {
@@ -31,12 +32,6 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def best_of(repeat: int, read: Callable[[], Any]) -> float:
@@ -80,7 +75,7 @@ def run(args: argparse.Namespace, scratch: Path, endpoint: str) -> None:
     from ledgerflow import Table
     from ledgerflow._s3 import s3_client, split_url
 
-    wait_for_moto(endpoint)
+    wait_port(int(endpoint.rsplit(":", 1)[1]), "moto's server")
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
     for name, root in (("local", str(scratch / "tables")), ("s3", "s3://bench/tables")):
         print(f"writing bench/{name} ({args.rows:,} rows in {args.files} files) ...", flush=True)
@@ -134,17 +129,6 @@ def run(args: argparse.Namespace, scratch: Path, endpoint: str) -> None:
     print(f"\nS3: Table.to_arrow() is {values[0] / values[1]:.1f}x the plain loop (goal >= 3x)")
     print(f"local: Table.to_arrow() takes {values[3] / values[2]:.2f}x pyarrow's time "
           "(goal <= 1.5x)")  # fmt: skip
-
-
-def wait_for_moto(endpoint: str) -> None:
-    host, port = endpoint.removeprefix("http://").split(":")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex((host, int(port))) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"moto's server did not start on {endpoint}")
 
 
 if __name__ == "__main__":

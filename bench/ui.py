@@ -1,13 +1,16 @@
 """Web UI benchmark, in Debian's chromium driven by Playwright: the time for the run page
 of a foreach of 10,000 tasks to show its graph and counts (from navigation to the graph
 drawn), and the delay from an event's append (a tag added) to the runs page showing it
-without a reload. Prints figures.
+without a reload (to the moment the page swapped in the new rows). Prints figures.
 
-    python bench/ui.py [--tasks 10000] [--events 50]
+    python bench/ui.py [--tasks 10000] [--events 50] [--ledger embedded|service]
 
-The run is a real foreach (bench/flows/foreach_100.py with --count) on an embedded ledger
-in a scratch folder; `ledgerflow ui` serves it from a process of its own. The goals in
-the issue: the run page under 1 s; the append-to-browser delay p99 under 500 ms.
+The run is a real foreach (bench/flows/foreach_100.py with --count), recorded in a
+scratch folder's embedded ledger and, separately, by a metadata service on a throwaway
+Postgres (both unless --ledger picks one); `ledgerflow ui` serves it from a process of
+its own (with --service for the second). The embedded UI learns of appends by polling
+SQLite every 0.2 s; against a service it follows the watch stream. The goals in the
+issue: the run page under 1 s; the append-to-browser delay p99 under 500 ms.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ import time
 from pathlib import Path
 
 from figures import percentile
+from services import start_service
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from postgres_server import create_database, postgres_server
 
 FLOW = Path(__file__).resolve().parent / "flows" / "foreach_100.py"
 
@@ -30,29 +37,52 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=50)
+    parser.add_argument("--ledger", choices=["embedded", "service"])
     args = parser.parse_args()
+    if args.ledger is None:  # each ledger in a process of its own: one client each
+        for ledger in ("embedded", "service"):
+            again = ["--tasks", str(args.tasks), "--events", str(args.events), "--ledger", ledger]
+            subprocess.run([sys.executable, __file__, *again], check=True)
+        return
     with tempfile.TemporaryDirectory() as scratch:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
         env.update(LEDGERFLOW_HOME=str(Path(scratch) / ".ledgerflow"), LEDGERFLOW_PYLINT="0")
-        os.environ.update(env)
-        print(f"running a foreach of {args.tasks:,} tasks ...", flush=True)
-        started = time.perf_counter()
-        subprocess.run([sys.executable, str(FLOW), "run", "--count", str(args.tasks),
-                        "--max-workers", "4"], env=env, cwd=scratch, check=True,
-                       capture_output=True)  # fmt: skip
-        print(f"  ran in {time.perf_counter() - started:.0f} s")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ledgerflow.cli", "ui", "--port", "0"],
-            env=env, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            assert server.stderr is not None
-            found = re.search(r"http://[\d.:]+", server.stderr.readline())
-            assert found, "the UI did not start"
-            measure(found[0], args)
-        finally:
-            server.terminate()
-            server.wait(10)
+        if args.ledger == "embedded":
+            bench_ledger(args, env, scratch, [])
+            return
+        with postgres_server() as server_url:
+            service, port = start_service(create_database(server_url, "bench_ui"), env=env)
+            try:
+                env["LEDGERFLOW_SERVICE"] = f"127.0.0.1:{port}"
+                bench_ledger(args, env, scratch, ["--service", env["LEDGERFLOW_SERVICE"]])
+            finally:
+                service.terminate()
+                service.wait(30)
+
+
+def bench_ledger(
+    args: argparse.Namespace, env: dict[str, str], scratch: str, ui_args: list[str]
+) -> None:
+    """Runs the foreach on the ledger `env` names, then measures the UI over it."""
+    os.environ.update(env)
+    print(f"{args.ledger} ledger: running a foreach of {args.tasks:,} tasks ...", flush=True)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(FLOW), "run", "--count", str(args.tasks),
+                    "--max-workers", "4"], env=env, cwd=scratch, check=True,
+                   capture_output=True)  # fmt: skip
+    print(f"  ran in {time.perf_counter() - started:.0f} s")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ledgerflow.cli", "ui", "--port", "0", *ui_args],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stderr is not None
+        found = re.search(r"http://[\d.:]+", server.stderr.readline())
+        assert found, "the UI did not start"
+        measure(found[0], args)
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def measure(address: str, args: argparse.Namespace) -> None:
@@ -77,13 +107,16 @@ def measure(address: str, args: argparse.Namespace) -> None:
               f"best {min(loads):.2f} s, median {sorted(loads)[2]:.2f} s (goal < 1 s)")  # fmt: skip
 
         page.goto(address)
+        live = page.locator("[data-live]")
         delays = []
         for index in range(args.events):
             tag = f"bench-{index}"
-            began = time.perf_counter()
+            began = time.time()
             run.add_tag(tag)
             page.wait_for_selector(f'tr[data-run="{run.pathspec}"] >> text={tag}', timeout=10_000)
-            delays.append(time.perf_counter() - began)
+            # When the page swapped in the new rows (ui.js stamps it), not when Playwright's
+            # polling noticed: that backs off to half a second when the page is quiet.
+            delays.append(int(live.get_attribute("data-updated") or 0) / 1000 - began)
         p50, p99 = (percentile(delays, p) * 1000 for p in (50, 99))
         print(f"append to browser, {args.events} tags added: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
               "(goal p99 < 500 ms)")  # fmt: skip
