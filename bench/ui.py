@@ -108,6 +108,8 @@ def measure(address: str, args: argparse.Namespace) -> None:
 
         page.goto(address)
         live = page.locator("[data-live]")
+        # Appends start once the page follows the ledger (and has refreshed on opening).
+        page.wait_for_selector("[data-live][data-connected][data-updated]")
         delays = []
         for index in range(args.events):
             tag = f"bench-{index}"

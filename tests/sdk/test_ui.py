@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 pytestmark = pytest.mark.slow
 
@@ -180,6 +180,22 @@ def test_a_running_step_turns_succeeded_without_a_reload(
             shot(page, "live-succeeded")
         finally:
             running.wait(60)
+
+
+def test_a_change_before_the_live_stream_opens_is_not_missed(ledger: Ledger, page: Page) -> None:
+    sleepy = ledger.run("sleepy_flow", "--seconds", "0")
+    tag = [sys.executable, str(FLOWS / "sleepy_flow.py"), "tag", "add", "--run-id",
+           sleepy.split("/")[1], "late"]  # fmt: skip
+
+    def tag_then_open(route: Route) -> None:
+        """The page is rendered; the run changes before its live stream opens."""
+        subprocess.run(tag, env=ledger.env, cwd=ledger.home, check=True, capture_output=True)
+        route.continue_()
+
+    with serve_ui(ledger.env) as address:
+        page.route("**/live?*", tag_then_open)
+        page.goto(address)
+        expect(page.locator(f'tr[data-run="{sleepy}"]')).to_contain_text("late")
 
 
 def test_bad_input_shows_a_clear_page(ledger: Ledger, page: Page) -> None:
