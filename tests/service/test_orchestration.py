@@ -6,7 +6,13 @@ on Postgres, through the application layer the gRPC servicers call."""
 from __future__ import annotations
 
 import pytest
-from ledgerflow.v1 import events_pb2, executor_service_pb2, ledger_service_pb2, records_pb2
+from ledgerflow.v1 import (
+    events_pb2,
+    executor_service_pb2,
+    ledger_service_pb2,
+    query_service_pb2,
+    records_pb2,
+)
 from ledgerflow_service import LedgerApplication, Principal
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
 
@@ -150,6 +156,8 @@ def test_a_submitted_run_is_orchestrated_to_its_end_and_rebuilds_the_same(
     app: LedgerApplication,
 ) -> None:
     submit(app)
+    asked = query_service_pb2.GetRunRequest(flow_name="Remote", run_id="1", include_graph=True)
+    assert app.get_run(asked).graph == GRAPH  # for readers too, such as the web UI
     first = lease(app)
     assert first.task.step_name == "start" and first.step.kind == K.STEP_KIND_SPLIT
     assert first.run.user == "alice"
