@@ -16,12 +16,14 @@ a Postgres tuned for tests (fsync off) and on one with production durability
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import grpc
 from ledgerflow.v1 import events_pb2, ledger_service_pb2, ledger_service_pb2_grpc, records_pb2
@@ -220,10 +222,51 @@ def open_idle_watchers(address: str, count: int) -> tuple[list[grpc.Channel], li
     return channels, streams
 
 
+def close_idle_watchers(channels: list[grpc.Channel], streams: list[object]) -> None:
+    for stream in streams:
+        stream.cancel()  # type: ignore[attr-defined]
+    for channel in channels:
+        channel.close()
+
+
+def hold_idle_watchers(address: str, count: int, opened: Any, stop: Any) -> None:
+    """In a process of its own, as executors and UIs are: holds `count` idle watch
+    streams until `stop` is set."""
+    channels, streams = open_idle_watchers(address, count)
+    opened.set()
+    stop.wait()
+    close_idle_watchers(channels, streams)
+
+
+def bench_idle_watchers(
+    stub: ledger_service_pb2_grpc.LedgerServiceStub, address: str, args: argparse.Namespace
+) -> None:
+    """Single appends while `--idle-watchers` streams are open, held by another client
+    process (as watchers are in use), then by the appending process itself."""
+    spawn = multiprocessing.get_context("spawn")
+    opened, stop = spawn.Event(), spawn.Event()
+    holder = spawn.Process(target=hold_idle_watchers,
+                           args=(address, args.idle_watchers, opened, stop))  # fmt: skip
+    holder.start()
+    try:
+        opened.wait(60)
+        time.sleep(5.0)  # let every stream be registered and caught up
+        print(f"with {args.idle_watchers} idle watch streams open, held by another process:")
+        bench_singles(stub, args.singles)
+    finally:
+        stop.set()
+        holder.join(30)
+    channels, streams = open_idle_watchers(address, args.idle_watchers)
+    time.sleep(5.0)
+    print(f"with {args.idle_watchers} idle watch streams open, held by the appending process:")
+    bench_singles(stub, args.singles)
+    close_idle_watchers(channels, streams)
+
+
 def bench_database(url: str, args: argparse.Namespace, label: str) -> None:
     """Every phase against one database."""
     process, port = start_service(url, workers=args.workers)
-    other, other_port = start_service(url, 1)
+    other, other_port = start_service(url, workers=1)
     address = f"127.0.0.1:{port}"
     try:
         with (
@@ -241,14 +284,7 @@ def bench_database(url: str, args: argparse.Namespace, label: str) -> None:
             bench_watch(channel, args.watch)
             bench_watch(channel, args.watch, watcher_channel=other_channel)
             if args.idle_watchers:
-                channels, streams = open_idle_watchers(address, args.idle_watchers)
-                time.sleep(5.0)  # let every stream be registered and caught up
-                print(f"with {args.idle_watchers} idle watch streams open:")
-                bench_singles(stub, args.singles)
-                for stream in streams:
-                    stream.cancel()  # type: ignore[attr-defined]
-                for idle_channel in channels:
-                    idle_channel.close()
+                bench_idle_watchers(stub, address, args)
     finally:
         for service in (process, other):
             service.terminate()
