@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -98,6 +99,21 @@ def s3_client(max_workers: int = MAX_WORKERS) -> Any:
         config=Config(retries={"max_attempts": 10, "mode": "adaptive"},
                       max_pool_connections=max_workers),
     )  # fmt: skip
+
+
+_shared_clients: dict[tuple[int, str, int], Any] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_s3_client(max_workers: int = MAX_WORKERS) -> Any:
+    """This process's client for `max_workers` threads at the current endpoint, made once:
+    making one costs tens of milliseconds, and boto3 clients are thread-safe. A forked
+    child makes its own (a client's connections must not be shared across processes)."""
+    key = (os.getpid(), os.environ.get("LEDGERFLOW_S3_ENDPOINT_URL", ""), max_workers)
+    with _shared_lock:
+        if key not in _shared_clients:
+            _shared_clients[key] = s3_client(max_workers)
+        return _shared_clients[key]
 
 
 def split_url(url: str) -> tuple[str, str]:

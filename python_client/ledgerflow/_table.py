@@ -21,6 +21,7 @@ table and which runs consumed each version.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -101,8 +102,8 @@ class Table:
     """A named, versioned Parquet dataset: ``Table(namespace, name)``."""
 
     def __init__(self, namespace: str, name: str, *, root: str | None = None) -> None:
-        self.namespace = namespace
-        self.name = name
+        self.namespace = _checked_name("namespace", namespace)
+        self.name = _checked_name("table", name)
         self._root = root.rstrip("/") if root else None
 
     def __repr__(self) -> str:
@@ -219,13 +220,21 @@ class Table:
         return location
 
     def _table_root(self) -> str:
-        for kind, value in (("namespace", self.namespace), ("table", self.name)):
-            if not value or "/" in value or value.startswith((".", "-")):
-                raise TableException(
-                    f"{self}: the {kind} {value!r} is not a valid table name (letters, "
-                    "digits, '_', '.' or '-', not starting with '.' or '-')"
-                )
         return f"{self._root or default_root()}/{self.namespace}/{self.name}"
+
+
+# The rule of proto/ledgerflow/v1/events.proto (TableVersionWritten), which the service
+# enforces: checked here too, so that a bad name fails before any file is written.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def _checked_name(kind: str, value: str) -> str:
+    if not _NAME.fullmatch(value) or ".." in value:
+        raise TableException(
+            f"the {kind} {value[:130]!r} is not a valid table name: 1 to 128 letters, "
+            "digits, '_', '.' or '-', not starting with '.' or '-'"
+        )
+    return value
 
 
 # ---- storage: a local folder or an s3:// prefix -------------------------------------------
@@ -257,10 +266,10 @@ class _S3Prefix:
     for files of a few MB and up), parsed in memory."""
 
     def __init__(self, location: str) -> None:
-        from ledgerflow._s3 import s3_client, split_url
+        from ledgerflow._s3 import shared_s3_client, split_url
 
         self.bucket, self.prefix = split_url(location)
-        self.client = s3_client(TRANSFER_THREADS)
+        self.client = shared_s3_client(TRANSFER_THREADS)
 
     def write_parquet(self, name: str, table: pa.Table) -> int:
         import pyarrow as pa

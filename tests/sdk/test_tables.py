@@ -122,3 +122,11 @@ def test_a_missing_table_names_the_tables_that_exist(
         Table("vtuulos", "input_table").to_arrow(9)
     with pytest.raises(TableException, match="inside a flow's step"):
         Table("vtuulos", "input_table").write(sample_frame(3, 1))
+
+
+@pytest.mark.parametrize("namespace, name", [("../etc", "t"), ("ok", ""), ("ok", "a/b"),
+                                             ("-x", "t"), ("ok", "x" * 129)])  # fmt: skip
+def test_a_name_the_ledger_would_refuse_is_refused_at_once(namespace: str, name: str) -> None:
+    """The service's rule, checked before anything is read or written."""
+    with pytest.raises(TableException, match="is not a valid table name"):
+        Table(namespace, name)
