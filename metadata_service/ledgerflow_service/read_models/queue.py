@@ -152,7 +152,8 @@ def orchestrated_run(fold: ReadModelFold, item: PendingEvent) -> OrchestratedRun
 
 
 def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEvent) -> None:
-    """A run submitted with its graph is orchestrated from now on."""
+    """A run submitted with its graph (checked by read_models/runs.py, which runs
+    first) is orchestrated from now on."""
     if not p.HasField("graph"):
         if p.HasField("resume"):
             raise InvalidArgument("run_started.resume goes with a graph (resume --remote)")
