@@ -232,7 +232,7 @@ def _checked_name(kind: str, value: str) -> str:
     if not _NAME.fullmatch(value) or ".." in value:
         raise TableException(
             f"the {kind} {value[:130]!r} is not a valid table name: 1 to 128 letters, "
-            "digits, '_', '.' or '-', not starting with '.' or '-'"
+            "digits, '_', '.' or '-', not starting with '.' or '-', without '..'"
         )
     return value
 
