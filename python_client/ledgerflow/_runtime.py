@@ -312,25 +312,26 @@ class LocalRuntime:
         if now < self._logs_due:
             return
         for running in self._running.values():
-            if now - running.started >= QUICK_TASK_SECONDS:
-                self._record_logs(running)
+            files = running.files
+            grew = (output_size(files.stdout), output_size(files.stderr)) != running.log_sizes
+            if grew and now - running.started >= QUICK_TASK_SECONDS:
+                self._record_logs(running, read_output(files.stdout), read_output(files.stderr))
         spent = time.monotonic() - now
         self._logs_due = time.monotonic() + max(self._log_every, 10 * spent)
 
-    def _record_logs(self, running: _Running) -> None:
-        """Appends a LogsRecorded event for the attempt's output when it grew."""
-        files = running.files
-        sizes = (output_size(files.stdout), output_size(files.stderr))
-        if sizes == running.log_sizes:
+    def _record_logs(self, running: _Running, stdout: bytes, stderr: bytes) -> None:
+        """Appends a LogsRecorded event for the attempt's output, unless none came since
+        the last one (while it ran, or at its end)."""
+        if (len(stdout), len(stderr)) == running.log_sizes:
             return
-        running.log_sizes = sizes
+        running.log_sizes = (len(stdout), len(stderr))
         self._events.append(
             new_event(
                 logs_recorded=events_pb2.LogsRecorded(
                     task=self._ref(running.spec),
                     attempt=running.spec.attempt,
-                    stdout_key=self.store.save_bytes(read_output(files.stdout)) if sizes[0] else "",
-                    stderr_key=self.store.save_bytes(read_output(files.stderr)) if sizes[1] else "",
+                    stdout_key=self.store.save_bytes(stdout) if stdout else "",
+                    stderr_key=self.store.save_bytes(stderr) if stderr else "",
                 )
             )
         )
@@ -477,17 +478,7 @@ class LocalRuntime:
                 )
             )
         self._events.extend(lineage_events(outcome.lineage, ref, spec.attempt))
-        if (len(stdout), len(stderr)) != running.log_sizes:  # new output since the last record
-            self._events.append(
-                new_event(
-                    logs_recorded=events_pb2.LogsRecorded(
-                        task=ref,
-                        attempt=spec.attempt,
-                        stdout_key=self.store.save_bytes(stdout),
-                        stderr_key=self.store.save_bytes(stderr),
-                    )
-                )
-            )
+        self._record_logs(running, stdout, stderr)
         if stdout:
             self.reporter.task_output(spec.step_name, spec.task_id, stdout.decode(errors="replace"))
         if outcome.ok:

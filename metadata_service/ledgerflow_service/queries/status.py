@@ -44,6 +44,14 @@ def outcome_status(succeeded: int | None, heartbeat_us: int, clock: Clock) -> co
     return S.STATUS_RUNNING
 
 
+# outcome_status as a condition on the tasks table (LOST and RUNNING take the cutoff).
+TASK_STATUS_SQL = {
+    S.STATUS_SUCCEEDED: "succeeded = 1",
+    S.STATUS_FAILED: "succeeded = 0",
+    S.STATUS_LOST: "(succeeded IS NULL AND last_heartbeat_at_us < ?)",
+    S.STATUS_RUNNING: "(succeeded IS NULL AND last_heartbeat_at_us >= ?)",
+}
+
 _UNFINISHED = "end_succeeded = 0 AND finished_at_us IS NULL"
 # A run status as a condition on the runs table (LOST and RUNNING take the cutoff).
 RUN_STATUS_SQL = {

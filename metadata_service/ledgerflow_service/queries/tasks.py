@@ -9,7 +9,7 @@ from ledgerflow.v1 import common_pb2, records_pb2
 from ledgerflow_service.names import check_id, check_identifier
 from ledgerflow_service.queries.fields import require_run, set_time
 from ledgerflow_service.queries.paging import page_size, position_token, take_page
-from ledgerflow_service.queries.status import Clock, outcome_status
+from ledgerflow_service.queries.status import TASK_STATUS_SQL, Clock, S, outcome_status
 from ledgerflow_service.read_models.table import columns
 from ledgerflow_service.read_models.tasks import AttemptRow, TaskRow
 from ledgerflow_service.store.backend import Tx
@@ -47,13 +47,11 @@ def list_steps(
 def _count_and_link(tx: Tx, path: str, steps: dict[str, records_pb2.Step], clock: Clock) -> None:
     """Sets each step's counts of tasks by status (as outcome_status derives a task's)
     and the steps its first task took inputs from."""
+    counted = (S.STATUS_SUCCEEDED, S.STATUS_FAILED, S.STATUS_LOST, S.STATUS_RUNNING)
+    sums = ", ".join(f"SUM(CASE WHEN {TASK_STATUS_SQL[s]} THEN 1 ELSE 0 END)" for s in counted)
     cutoff = clock.cutoff_us
     for step_name, succeeded, failed, lost, running in tx.query(
-        "SELECT step_name, SUM(CASE WHEN succeeded = 1 THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN succeeded = 0 THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN succeeded IS NULL AND last_heartbeat_at_us < ? THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN succeeded IS NULL AND last_heartbeat_at_us >= ? THEN 1 ELSE 0 END) "
-        "FROM tasks WHERE run_pathspec = ? GROUP BY step_name",
+        f"SELECT step_name, {sums} FROM tasks WHERE run_pathspec = ? GROUP BY step_name",
         (cutoff, cutoff, path),
     ):
         if step_name in steps:
