@@ -35,7 +35,7 @@ from ledgerflow_service.store.addressing import (
     address_of,
     checked_task_pathspecs,
 )
-from ledgerflow_service.store.backend import Database, Dialect, Row, RowInsert, Tx
+from ledgerflow_service.store.backend import Database, Dialect, Query, Row, RowInsert, Tx
 from ledgerflow_service.store.projector import PendingEvent
 
 # Every read-model table (a rebuild empties them all).
@@ -73,7 +73,7 @@ class ReadModelPlan:
     tag_runs: set[str] = field(default_factory=set)
     tables: set[tuple[str, str]] = field(default_factory=set)
     artifacts: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
-    queries: list[tuple[str, list[Any]]] = field(default_factory=list)
+    queries: list[Query | None] = field(default_factory=list)
 
     def build_queries(self, dialect: Dialect) -> None:
         select = functools.partial(_select, dialect)
@@ -104,7 +104,6 @@ def plan_batch(
     plan = ReadModelPlan()
     for event_id, event, address in items:
         plan.run_keys.add(address.run_pathspec)
-        plan.flow_names.add(address.run_pathspec.split("/", 1)[0])
         payload = getattr(event, address.kind)
         if address.task_pathspec:
             plan.task_keys.add(address.task_pathspec)
@@ -114,6 +113,8 @@ def plan_batch(
             plan.task_keys.add(payload.origin_pathspec)
         elif address.kind == "artifacts_recorded":
             plan.artifacts[event_id] = artifacts.artifact_rows(payload, address)
+        if address.kind == "run_started":  # the first run of a flow makes the flow's row
+            plan.flow_names.add(payload.flow_name)
         if address.kind == "run_started" and payload.origin_run_id:
             check_id("origin_run_id", payload.origin_run_id)
             plan.run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
@@ -471,7 +472,10 @@ class ReadModels:
 
 def _select(
     dialect: Dialect, source: str, columns: list[str], key: str, values: set[str]
-) -> tuple[str, list[Any]]:
-    """SELECT columns FROM source (a table or a join) WHERE key is one of values."""
+) -> Query | None:
+    """SELECT columns FROM source (a table or a join) WHERE key is one of values
+    (None for no values)."""
+    if not values:
+        return None
     condition, params = dialect.one_of(key, sorted(values))
     return f"SELECT {', '.join(columns)} FROM {source} WHERE {condition}", params

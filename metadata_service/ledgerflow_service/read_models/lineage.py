@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ledgerflow.v1 import events_pb2
 
@@ -20,6 +20,7 @@ from ledgerflow_service.validation import check_int64, check_text
 
 if TYPE_CHECKING:
     from ledgerflow_service.read_models.fold import ReadModelFold
+    from ledgerflow_service.store.backend import Query
     from ledgerflow_service.store.projector import PendingEvent
 
 VERSION_COLUMNS = (
@@ -49,10 +50,11 @@ def table_key(p: events_pb2.TableVersionWritten | events_pb2.TableVersionRead) -
     return check_table_name("namespace", p.namespace), check_table_name("table", p.table)
 
 
-def latest_versions_query(keys: set[tuple[str, str]]) -> tuple[str, list[Any]]:
-    """(namespace, table_name, newest version) of the tables a batch touches."""
+def latest_versions_query(keys: set[tuple[str, str]]) -> Query | None:
+    """(namespace, table_name, newest version) of the tables a batch touches (None
+    for none)."""
     if not keys:
-        return "SELECT NULL, NULL, NULL WHERE 1 = 0", []
+        return None
     pairs = " OR ".join("(namespace = ? AND table_name = ?)" for _ in keys)
     return (
         f"SELECT namespace, table_name, MAX(version) FROM table_versions WHERE {pairs} "

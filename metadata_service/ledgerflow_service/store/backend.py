@@ -21,6 +21,10 @@ from ledgerflow_service.call_scope import CallScope
 from ledgerflow_service.errors import Cancelled, DeadlineExceeded, LedgerError
 
 Row = tuple[Any, ...]
+# A statement and its parameters. Where a query is known to match nothing (say, rows
+# looked up by an empty set of keys) it is None instead, and is not sent at all: a
+# statement costs an append about as much CPU as the work it does.
+Query = tuple[str, Sequence[Any]]
 
 
 class RowInsert(NamedTuple):
@@ -45,12 +49,12 @@ class Dialect:
         marks = ", ".join("?" for _ in values) or "NULL"
         return f"{column} IN ({marks})", list(values)
 
-    def stream_versions(self, streams: Sequence[str]) -> tuple[str, list[Any]]:
+    def stream_versions(self, streams: Sequence[str]) -> Query | None:
         """(stream, current version or NULL) for each stream: one index probe per
         stream (a backward scan of UNIQUE(stream, stream_version)), whatever the
-        planner thinks of the table's size."""
+        planner thinks of the table's size. None for no streams."""
         if not streams:
-            return "SELECT NULL, NULL WHERE 1 = 0", []
+            return None
         probe = "SELECT ?, (SELECT MAX(stream_version) FROM events WHERE stream = ?)"
         return " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
 
@@ -73,10 +77,10 @@ class Tx(abc.ABC):
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
-    def query_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+    def query_all(self, queries: Sequence[Query | None]) -> list[list[Row]]:
         """Runs independent queries and returns each one's rows, in order (Postgres sends
-        them all in one round trip)."""
-        return [self.query(sql, params) for sql, params in queries]
+        them all in one round trip); a None query has no rows."""
+        return [self.query(*query) if query else [] for query in queries]
 
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""

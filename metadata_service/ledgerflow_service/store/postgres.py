@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from ledgerflow_service.call_scope import CallScope
 from ledgerflow_service.errors import PermissionDenied
-from ledgerflow_service.store.backend import Database, Dialect, Row, RowInsert, Tx, stopped
+from ledgerflow_service.store.backend import (
+    Database,
+    Dialect,
+    Query,
+    Row,
+    RowInsert,
+    Tx,
+    stopped,
+)
 from ledgerflow_service.store.schema import migration_files
 
 if TYPE_CHECKING:  # psycopg is imported only when a Postgres ledger is opened
@@ -65,7 +73,7 @@ class PostgresDialect(Dialect):
             return super().one_of(column, values)
         return f"{column} = ANY({_SPLIT_TEXTS})", [joined]
 
-    def stream_versions(self, streams: Sequence[str]) -> tuple[str, list[Any]]:
+    def stream_versions(self, streams: Sequence[str]) -> Query | None:
         joined = _joined_texts(streams)
         if joined is None:
             return super().stream_versions(streams)
@@ -162,11 +170,14 @@ class _PostgresTx(Tx):
             return
         psycopg.RawCursor(self._conn).execute(statement, params)
 
-    def query_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+    def query_all(self, queries: Sequence[Query | None]) -> list[list[Row]]:
         self._check_scope()
         with self._conn.pipeline():
-            cursors = [self._conn.execute(_to_psycopg(sql), params) for sql, params in queries]
-            return [cursor.fetchall() for cursor in cursors]
+            cursors = [
+                self._conn.execute(_to_psycopg(query[0]), query[1]) if query else None
+                for query in queries
+            ]
+            return [cursor.fetchall() if cursor else [] for cursor in cursors]
 
     def _column_type(self, table: str, column: str) -> str:
         key = f"{table}.{column}"
