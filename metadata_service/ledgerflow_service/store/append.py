@@ -282,14 +282,14 @@ def _write_batches(
     else:
         plan = projector.plan(((i, e, a) for _, i, e, a in fresh), tx.dialect)
     # Every read the append needs, sent together (one round trip on Postgres):
-    # stream versions, the ledger's head, and the read-model rows the batches touch.
-    version_rows, head_rows, *projection_rows = tx.query_all([
+    # stream versions with the ledger's head, and the read-model rows the batches touch.
+    version_rows, *projection_rows = tx.query_all([
         tx.dialect.stream_versions(sorted({a.stream for _, _, _, a in fresh})),
-        ("SELECT COALESCE(MAX(global_position), 0) FROM events", []),
         *plan.queries,
     ])  # fmt: skip
-    versions = {stream: int(v) for stream, v in version_rows if v is not None}
-    head = int(head_rows[0][0])
+    versions = {stream: int(v) for stream, v, _ in version_rows if v is not None}
+    # (No rows: every event is already recorded, and no position is given out.)
+    head = int(version_rows[0][2]) if version_rows else 0
     recorded_at = now_us()
     pending: list[PendingEvent] = []
     rows: list[tuple[Any, ...]] = []
@@ -363,7 +363,7 @@ def _append_follow_ups(
         unknown = sorted({a.stream for a in addresses} - versions.keys())
         if unknown:
             (version_rows,) = tx.query_all([tx.dialect.stream_versions(unknown)])
-            versions.update((stream, int(v or 0)) for stream, v in version_rows)
+            versions.update((stream, int(v or 0)) for stream, v, _ in version_rows)
         rows = []
         for event, address in zip(events, addresses, strict=True):
             head += 1

@@ -25,6 +25,8 @@ Row = tuple[Any, ...]
 # looked up by an empty set of keys) it is None instead, and is not sent at all: a
 # statement costs an append about as much CPU as the work it does.
 Query = tuple[str, Sequence[Any]]
+# The ledger's head: the newest global position (0 for an empty ledger).
+HEAD_SQL = "(SELECT COALESCE(MAX(global_position), 0) FROM events)"
 
 
 class RowInsert(NamedTuple):
@@ -50,12 +52,14 @@ class Dialect:
         return f"{column} IN ({marks})", list(values)
 
     def stream_versions(self, streams: Sequence[str]) -> Query | None:
-        """(stream, current version or NULL) for each stream: one index probe per
-        stream (a backward scan of UNIQUE(stream, stream_version)), whatever the
-        planner thinks of the table's size. None for no streams."""
+        """(stream, current version or NULL, the ledger's head) for each stream: one
+        index probe per stream (a backward scan of UNIQUE(stream, stream_version)),
+        whatever the planner thinks of the table's size. The head (the same on every
+        row) comes along because every append needs both: one statement fewer. None
+        for no streams."""
         if not streams:
             return None
-        probe = "SELECT ?, (SELECT MAX(stream_version) FROM events WHERE stream = ?)"
+        probe = f"SELECT ?, (SELECT MAX(stream_version) FROM events WHERE stream = ?), {HEAD_SQL}"
         return " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ledgerflow_service.call_scope import CallScope
 from ledgerflow_service.errors import PermissionDenied
 from ledgerflow_service.store.backend import (
+    HEAD_SQL,
     Database,
     Dialect,
     Query,
@@ -78,7 +79,10 @@ class PostgresDialect(Dialect):
         if joined is None:
             return super().stream_versions(streams)
         probe = "(SELECT MAX(stream_version) FROM events WHERE events.stream = s.stream)"
-        return f"SELECT s.stream, {probe} FROM unnest({_SPLIT_TEXTS}) AS s (stream)", [joined]
+        return (
+            f"SELECT s.stream, {probe}, {HEAD_SQL} FROM unnest({_SPLIT_TEXTS}) AS s (stream)",
+            [joined],
+        )
 
 
 @functools.lru_cache(maxsize=512)
@@ -434,7 +438,9 @@ class PostgresDatabase(Database):
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     own = f"{self._notify_tag}:"
                     while not stop.is_set():
-                        for notice in conn.notifies(timeout=0.5, stop_after=1):
+                        # Every append of this process notifies it too: each such
+                        # notice must cost little (one generator serves them all).
+                        for notice in conn.notifies(timeout=0.5):
                             if not notice.payload.startswith(own):
                                 on_append()
             except psycopg.OperationalError:
