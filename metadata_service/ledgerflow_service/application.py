@@ -72,14 +72,16 @@ EVENT_TYPES = frozenset(
 
 # The events an append committed, each with its run's pathspec, made on demand.
 CommittedEvents = Callable[[], list[tuple[events_pb2.Event, str]]]
-AppendCallback = Callable[[CommittedEvents | None], None]
+# Called with this process's committed events, or (None) for another process's append
+# with the runs it touched (None: any run).
+AppendCallback = Callable[[CommittedEvents | None, frozenset[str] | None], None]
 
 
 class AppendSignal:
     """Tells subscribers (the watch hubs) that events were appended: by this process,
-    with a way to get the committed events without reading them back, or (None) by
-    another process, through the database's notifications. Callbacks run on the
-    appending thread and must return at once."""
+    with a way to get the committed events without reading them back, or by another
+    process, through the database's notifications, with the runs they belong to.
+    Callbacks run on the appending (or listening) thread and must return at once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -93,9 +95,15 @@ class AppendSignal:
         with self._lock:
             self._subscribers = tuple(c for c in self._subscribers if c != callback)
 
-    def fire(self, committed: CommittedEvents | None = None) -> None:
+    def fire(self, committed: CommittedEvents) -> None:
+        """This process appended."""
         for callback in self._subscribers:
-            callback(committed)
+            callback(committed, None)
+
+    def fire_elsewhere(self, runs: frozenset[str] | None) -> None:
+        """Another process appended to `runs` (None: any run)."""
+        for callback in self._subscribers:
+            callback(None, runs)
 
 
 def committed_events(
@@ -168,7 +176,7 @@ class LedgerApplication:
         if self._listener is None:
             self._listener = threading.Thread(
                 target=self.database.listen,
-                args=(self.signal.fire, self._stop),
+                args=(self.signal.fire_elsewhere, self._stop),
                 name="ledgerflow-listen",
                 daemon=True,
             )

@@ -209,3 +209,61 @@ def test_a_catch_up_read_never_claims_past_what_it_saw(app: LedgerApplication) -
         rows = tx.query("SELECT global_position FROM events WHERE run_pathspec = 'F/a'")
     expected = sorted(r[0] for r in rows)
     assert seen == expected and len(seen) == 151
+
+
+def test_appends_elsewhere_to_runs_nobody_here_watches_cost_no_read(
+    fresh_postgres_url: str,
+) -> None:
+    """Another process's appends reach this one as notifications naming their runs.
+    Those no watcher here waits for are passed over (before, each one cost every other
+    service process a database read: a third more CPU per append with 1,000 idle
+    watchers); a wanted one is delivered at once, the gap before it filled."""
+    from ledgerflow.v1 import ledger_service_pb2 as api
+    from ledgerflow_service import Principal, open_database
+
+    # Polling every minute: within this test, only notifications wake the follower.
+    here = LedgerApplication(open_database(fresh_postgres_url), watch_poll_seconds=60)
+    elsewhere = LedgerApplication(open_database(fresh_postgres_url))
+    who = Principal("alice", False)
+    follower_reads: list[int] = []
+    read_chunk = here.read_watch_chunk
+
+    def counted(position: int, wants: object, *more: object) -> object:
+        if wants is None:  # the follower's reads (a watcher's own catch-up has a filter)
+            follower_reads.append(position)
+        return read_chunk(position, wants, *more)  # type: ignore[arg-type]
+
+    here.read_watch_chunk = counted  # type: ignore[method-assign]
+    server, port = build_server(here, port=0)
+    try:
+        elsewhere.append(api.AppendRequest(events=[ev.run_started("F", "1"),
+                                                   ev.run_started("F", "2")]), who)  # fmt: skip
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stream = watch(channel, run_pathspec="F/2", after_position=0)
+            assert next(stream).event.global_position == 2  # type: ignore[call-overload]
+            time.sleep(0.5)  # the follower has started and read up to the head
+            reads_before = len(follower_reads)
+            for task in range(20):
+                elsewhere.append(api.AppendRequest(
+                    events=[ev.task_started("F", "1", "start", str(task))]), who)  # fmt: skip
+            time.sleep(1.0)  # time for any notification to arrive and be acted on
+            assert len(follower_reads) == reads_before
+
+            elsewhere.append(api.AppendRequest(
+                events=[ev.task_started("F", "2", "start", "1")]), who)  # fmt: skip
+            started = time.monotonic()
+            live = next(stream).event  # type: ignore[call-overload]
+            assert (live.event_type, live.global_position) == ("TaskStarted", 23)
+            assert time.monotonic() - started < 10  # the notification, not the minute's poll
+            assert len(follower_reads) > reads_before
+
+            # An append of runs too many to name in a notification wakes every follower.
+            reads_before = len(follower_reads)
+            many = [ev.run_started("F", f"run-{i:03}-{'x' * 90}") for i in range(100)]
+            elsewhere.append(api.AppendRequest(events=many), who)
+            wait_for(lambda: len(follower_reads) > reads_before, 10, "a read after 100 runs")
+            stream.cancel()
+    finally:
+        server.stop(0).wait()
+        here.close()
+        elsewhere.close()

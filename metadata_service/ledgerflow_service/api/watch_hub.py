@@ -24,7 +24,7 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,20 +96,31 @@ class WatchHub:
         """The streams open now (admitted, not yet ended)."""
         return self._open_streams
 
-    def _on_append_anywhere(self, committed: CommittedEvents | None) -> None:
+    def _on_append_anywhere(
+        self, committed: CommittedEvents | None, runs_elsewhere: frozenset[str] | None
+    ) -> None:
         """Called from any thread after an append: this process's, with its committed
         events at hand (they are handed over, so no read is needed), or another's,
-        through the database's notifications (the follower reads them)."""
+        through the database's notifications, with the runs it touched (the follower
+        reads its events).
+
+        Appends no watcher here waits for are passed over: waking the loop costs a
+        thread switch, and the follower's read a query, for every append of every
+        process. The buffer then has a gap, which the next hand-over notices and the
+        follower fills from the database (as its poll does every watch_poll_seconds)."""
         if not self._subscriptions or self.loop.is_closed():
             return
-        events = None
-        if committed is not None:
-            events = committed()
-            # Events no watcher waits for are not handed over: waking the loop costs
-            # every append a thread switch. The buffer then has a gap, which the next
-            # hand-over notices and the follower fills from the database.
-            if not self._by_run.get("") and not any(run in self._by_run for _, run in events):
-                return
+        events = committed() if committed is not None else None
+        if events is not None:
+            runs: Iterable[str] | None = (run for _, run in events)
+        else:
+            runs = runs_elsewhere
+        if (
+            runs is not None
+            and not self._by_run.get("")
+            and not any(run in self._by_run for run in runs)
+        ):
+            return
         self.loop.call_soon_threadsafe(self._offer, events)
 
     def _offer(self, events: list[tuple[events_pb2.Event, str]] | None) -> None:

@@ -345,7 +345,9 @@ def _write_batches(
         )
     # On Postgres the writes need no answers: they travel with the COMMIT.
     fold.save(tx, also=[position_row(head)])
-    database.notify_appended(tx, head)
+    runs = {item.address.run_pathspec for item in pending}
+    runs.update(address_of(event).run_pathspec for event in derived)
+    database.notify_appended(tx, head, runs)
     return found, rows, owners
 
 

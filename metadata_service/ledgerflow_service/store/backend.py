@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from ledgerflow_service.call_scope import CallScope
@@ -132,12 +132,16 @@ class Database(abc.ABC):
         """Applies pending migrations; returns the names applied."""
 
     @abc.abstractmethod
-    def notify_appended(self, tx: Tx, position: int) -> None:
-        """Tells watchers in other processes that events up to `position` exist."""
+    def notify_appended(self, tx: Tx, position: int, runs: Collection[str]) -> None:
+        """Tells watchers in other processes that events up to `position` exist, and
+        the runs of those just appended."""
 
-    def listen(self, on_append: Any, stop: threading.Event) -> None:  # noqa: B027
-        """Blocks, calling `on_append()` whenever another process appends (the appends
-        made through this object signal its watchers directly), until `stop`.
+    def listen(  # noqa: B027
+        self, on_append: Callable[[frozenset[str] | None], None], stop: threading.Event
+    ) -> None:
+        """Blocks, calling `on_append(runs)` whenever another process appends, with the
+        runs it touched (None: any run), until `stop`. The appends made through this
+        object signal its watchers directly.
 
         The default does nothing: a backend without cross-process notification is
         polled by the watchers instead."""

@@ -12,7 +12,7 @@ import functools
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,10 @@ if TYPE_CHECKING:  # psycopg is imported only when a Postgres ledger is opened
 # Any constant works; it names the one lock all appenders share.
 _APPEND_LOCK_KEY = 0x1ED6E7F10
 NOTIFY_CHANNEL = "ledgerflow_events"
+# A notification names the runs of its append in at most this many characters (NOTIFY
+# takes 8,000 bytes); past that it says "any run".
+_NOTIFY_RUNS_CHARACTERS = 7000
+_ANY_RUN = "*"
 # Tables the store keeps for itself; every other table of the schema is a read model.
 _STORE_TABLES = ("events", "schema_migrations")
 # Planner statistics (see PostgresDatabase.after_commit): how many appended events
@@ -83,6 +87,13 @@ class PostgresDialect(Dialect):
             f"SELECT s.stream, {probe}, {HEAD_SQL} FROM unnest({_SPLIT_TEXTS}) AS s (stream)",
             [joined],
         )
+
+
+def _notified_runs(after_tag: str) -> frozenset[str] | None:
+    """The runs a notification's payload (past its tag: "position:run,run") names;
+    None for any run (too many to name, or a notice of an older service)."""
+    _, _, named = after_tag.partition(":")
+    return None if named in ("", _ANY_RUN) else frozenset(named.split(","))
 
 
 @functools.lru_cache(maxsize=512)
@@ -375,11 +386,17 @@ class PostgresDatabase(Database):
                 )
                 applied.append(name)
 
-    def notify_appended(self, tx: Tx, position: int) -> None:
+    def notify_appended(self, tx: Tx, position: int, runs: Collection[str]) -> None:
         # Delivered at commit, so a listener never hears of an uncommitted event.
         # The payload names this database object, whose own watchers heard of the
-        # append already (see listen).
-        tx.execute("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, f"{self._notify_tag}:{position}"))
+        # append already (see listen), and the runs the append touched: a process
+        # none of whose watchers waits for them need not read the events at once.
+        named = ",".join(sorted(runs))
+        if len(named) > _NOTIFY_RUNS_CHARACTERS:
+            named = _ANY_RUN
+        tx.execute(
+            "SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, f"{self._notify_tag}:{position}:{named}")
+        )
 
     def after_commit(self, appended: int) -> None:
         """Every `stats_check_every` events appended by this process, asks (in the background)
@@ -429,20 +446,22 @@ class PostgresDatabase(Database):
 
         return isinstance(error, psycopg.errors.UniqueViolation)
 
-    def listen(self, on_append: Any, stop: threading.Event) -> None:
+    def listen(
+        self, on_append: Callable[[frozenset[str] | None], None], stop: threading.Event
+    ) -> None:
         import psycopg
 
         while not stop.is_set():
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    own = f"{self._notify_tag}:"
                     while not stop.is_set():
                         # Every append of this process notifies it too: each such
                         # notice must cost little (one generator serves them all).
                         for notice in conn.notifies(timeout=0.5):
-                            if not notice.payload.startswith(own):
-                                on_append()
+                            tag, _, rest = notice.payload.partition(":")
+                            if tag != self._notify_tag:
+                                on_append(_notified_runs(rest))
             except psycopg.OperationalError:
                 if stop.wait(1.0):
                     return

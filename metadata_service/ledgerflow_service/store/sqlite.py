@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -144,7 +144,7 @@ class SqliteDatabase(Database):
             self._conn.execute("COMMIT")
             return applied
 
-    def notify_appended(self, tx: Tx, position: int) -> None:
+    def notify_appended(self, tx: Tx, position: int, runs: Collection[str]) -> None:
         """SQLite has no cross-process notification; watchers poll."""
 
     def is_unique_violation(self, error: Exception) -> bool:
