@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 from ledgerflow.v1 import events_pb2, ledger_service_pb2, ledger_service_pb2_grpc, records_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -238,11 +239,28 @@ def hold_idle_watchers(address: str, count: int, opened: Any, stop: Any) -> None
     close_idle_watchers(channels, streams)
 
 
+def checkpoint(url: str) -> None:
+    """Writes out every dirty page now. Postgres checkpoints every five minutes, and on
+    the durable server a checkpoint's writes stall a lone client's commits (each waits
+    for its fsync) by tens of milliseconds: about when the idle-watcher phases run.
+    Each of them starts with a checkpoint, so that none pays for the writes of the
+    phases before it."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CHECKPOINT")
+
+
 def bench_idle_watchers(
-    stub: ledger_service_pb2_grpc.LedgerServiceStub, address: str, args: argparse.Namespace
+    stub: ledger_service_pb2_grpc.LedgerServiceStub,
+    address: str,
+    url: str,
+    args: argparse.Namespace,
 ) -> None:
     """Single appends while `--idle-watchers` streams are open, held by another client
-    process (as watchers are in use), then by the appending process itself."""
+    process (as watchers are in use), then by the appending process itself; first,
+    for comparison on a ledger of the same size, with none."""
+    print("with no watch streams open, on the ledger as it is now:")
+    checkpoint(url)
+    bench_singles(stub, args.singles)
     spawn = multiprocessing.get_context("spawn")
     opened, stop = spawn.Event(), spawn.Event()
     holder = spawn.Process(target=hold_idle_watchers,
@@ -252,6 +270,7 @@ def bench_idle_watchers(
         opened.wait(60)
         time.sleep(5.0)  # let every stream be registered and caught up
         print(f"with {args.idle_watchers} idle watch streams open, held by another process:")
+        checkpoint(url)
         bench_singles(stub, args.singles)
     finally:
         stop.set()
@@ -259,6 +278,7 @@ def bench_idle_watchers(
     channels, streams = open_idle_watchers(address, args.idle_watchers)
     time.sleep(5.0)
     print(f"with {args.idle_watchers} idle watch streams open, held by the appending process:")
+    checkpoint(url)
     bench_singles(stub, args.singles)
     close_idle_watchers(channels, streams)
 
@@ -284,7 +304,7 @@ def bench_database(url: str, args: argparse.Namespace, label: str) -> None:
             bench_watch(channel, args.watch)
             bench_watch(channel, args.watch, watcher_channel=other_channel)
             if args.idle_watchers:
-                bench_idle_watchers(stub, address, args)
+                bench_idle_watchers(stub, address, url, args)
     finally:
         for service in (process, other):
             service.terminate()

@@ -114,6 +114,7 @@ class Cluster:
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                cwd=self.home,
             )
         self.executors.append(process)
         return process

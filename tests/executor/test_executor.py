@@ -49,6 +49,8 @@ def test_podman_enforces_memory_and_cpu(cluster: Cluster) -> None:
     run_id = run_over_memory(cluster)
     dump = cluster.flow("resource_limits", "dump", f"{run_id}/modest", "--name", "quota")
     assert "50000 100000" in dump.stdout  # cpu=0.5: half of each 100 ms period
+    # The container killed for memory left no file where the executor was started.
+    assert not (cluster.home / "oom").exists()
 
 
 def test_the_local_backend_bounds_memory(cluster: Cluster) -> None:

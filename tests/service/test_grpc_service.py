@@ -31,6 +31,7 @@ from ledgerflow_service import LedgerApplication, Principal
 from ledgerflow_service.api.auth import TokenTable
 from ledgerflow_service.api.server import build_server
 from ledgerflow_service.store.postgres import _APPEND_LOCK_KEY
+from waiting import wait_for
 
 
 def ledger(channel: grpc.Channel) -> ledger_service_pb2_grpc.LedgerServiceStub:
@@ -403,6 +404,15 @@ def test_service_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (an orphan that exited may linger as a zombie of init)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
 def _child_pids(pid: int) -> set[int]:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return {int(child) for child in children}
@@ -479,3 +489,23 @@ def test_service_workers_option_is_checked(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--workers" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.slow
+def test_when_the_service_is_killed_its_workers_stop(fresh_postgres_url: str) -> None:
+    """kill -9 of the parent (no handler runs) must not leave workers serving the
+    port unsupervised: the kernel tells them, and they drain and exit."""
+    process, line = start_two_workers(fresh_postgres_url)
+    try:
+        assert "2 workers" in line, line
+        workers = _child_pids(process.pid)
+        assert len(workers) == 2
+        process.kill()
+        process.wait(timeout=10)
+        wait_for(
+            lambda: not any(_running(pid) for pid in workers),
+            30,
+            "the workers to exit after their parent was killed",
+        )
+    finally:
+        process.kill()

@@ -89,6 +89,10 @@ class ContainerBackend(Backend):
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
+                # podman's conmon writes a file named "oom" into its working folder when
+                # the container is killed for memory: the attempt's folder, not the
+                # folder the executor was started from.
+                cwd=launch.workdir,
             )
         self._names[process.pid] = launch.name
         return process

@@ -10,12 +10,14 @@ watchers poll).
 
 The parent forks the workers before anything has created a gRPC object or a database
 connection (neither survives a fork), relays SIGTERM/SIGINT to them, and stops them
-all when one dies.
+all when one dies. When the parent itself dies (kill -9 included), the kernel sends
+each worker SIGTERM: no worker goes on serving the port unsupervised.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import select
 import signal
@@ -53,11 +55,12 @@ class Workers:
         listening), and returns once all are ready. Raises OSError, with every worker
         stopped, when one of them dies first."""
         read_end, write_end = os.pipe()
+        parent = os.getpid()
         for _ in range(self.count):
             pid = os.fork()
             if pid == 0:
                 os.close(read_end)
-                os._exit(_run_worker(serve, write_end))  # never the parent's cleanup
+                os._exit(_run_worker(serve, write_end, parent))  # never the parent's cleanup
             self.pids.append(pid)
         os.close(write_end)
         ready = 0
@@ -116,10 +119,12 @@ class Workers:
             _signal(pid, signum)
 
 
-def _run_worker(serve: Callable[[Callable[[], None]], None], ready_fd: int) -> int:
+def _run_worker(serve: Callable[[Callable[[], None]], None], ready_fd: int, parent_pid: int) -> int:
     def ready() -> None:
         os.write(ready_fd, b".")
 
+    if not _stop_with_parent(parent_pid):
+        return 1
     try:
         serve(ready)
     except SystemExit as stop:
@@ -128,6 +133,18 @@ def _run_worker(serve: Callable[[Callable[[], None]], None], ready_fd: int) -> i
         print(f"ledgerflow: worker {os.getpid()}: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_with_parent(parent_pid: int) -> bool:
+    """In a just-forked worker: have the kernel send it SIGTERM (a graceful drain) when
+    the parent dies. False when the parent died already. Linux only; elsewhere the
+    worker is left to the parent's relaying alone."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    return os.getppid() == parent_pid
 
 
 def _has_exited(pid: int) -> bool:
