@@ -41,7 +41,7 @@ def check_table_name(kind: str, value: str) -> str:
     if not _NAME.fullmatch(value) or ".." in value:
         raise InvalidArgument(
             f"{kind} {value[:130]!r} is not a valid table name: 1 to 128 letters, digits, "
-            "'_', '.' or '-', not starting with '.' or '-'"
+            "'_', '.' or '-', not starting with '.' or '-', without '..'"
         )
     return value
 
