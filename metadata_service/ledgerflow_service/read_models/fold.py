@@ -471,7 +471,7 @@ class ReadModels:
 
 
 def _select(
-    dialect: Dialect, source: str, columns: list[str], key: str, values: set[str]
+    dialect: Dialect, source: str, columns: Sequence[str], key: str, values: set[str]
 ) -> Query | None:
     """SELECT columns FROM source (a table or a join) WHERE key is one of values
     (None for no values)."""

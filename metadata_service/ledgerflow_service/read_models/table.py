@@ -4,11 +4,13 @@ table order."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 
-def columns(row_type: type) -> list[str]:
+@functools.cache  # asked on every append: dataclasses.fields() is not cheap
+def columns(row_type: type) -> tuple[str, ...]:
     """The column names of a read-model row type, in table order."""
-    return [f.name for f in dataclasses.fields(row_type)]
+    return tuple(f.name for f in dataclasses.fields(row_type))
 
 
 def upsert_clause(row_type: type, key: tuple[str, ...]) -> str:

@@ -343,11 +343,12 @@ def _write_batches(
             "the caller's deadline passed before the append could commit; nothing "
             "was written. Retry with the same event ids."
         )
-    # On Postgres the writes need no answers: they travel with the COMMIT.
-    fold.save(tx, also=[position_row(head)])
     runs = {item.address.run_pathspec for item in pending}
     runs.update(address_of(event).run_pathspec for event in derived)
     database.notify_appended(tx, head, runs)
+    # On Postgres the writes need no answers: they travel with the COMMIT (and the
+    # notification queued just above with them).
+    fold.save(tx, also=[position_row(head)])
     return found, rows, owners
 
 

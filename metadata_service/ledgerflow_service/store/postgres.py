@@ -136,10 +136,30 @@ class _PostgresTx(Tx):
         conn: psycopg.Connection[Any],
         column_types: dict[str, str],
         scope: CallScope | None = None,
+        *,
+        pipelined: bool = False,
     ) -> None:
+        """`pipelined`: the connection is in pipeline mode for the whole transaction
+        (an append, see PostgresDatabase.write)."""
         self._conn = conn
         self._column_types = column_types
         self._scope = scope
+        self._pipelined = pipelined
+        # A NOTIFY payload that travels with the next multi-row insert (see notify):
+        # one statement fewer per append.
+        self._notice: str | None = None
+
+    def notify(self, payload: str) -> None:
+        """Queues a notification on the ledger's channel, delivered at commit. It
+        rides with the next insert_all (its final SELECT), or is sent alone by
+        flush_notice."""
+        self._notice = payload
+
+    def flush_notice(self) -> None:
+        """Sends a queued notification that no insert carried."""
+        if self._notice is not None:
+            self._conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, self._notice))
+            self._notice = None
 
     def _check_scope(self) -> None:
         """A cancel request reaches only a statement already running: one that was
@@ -176,23 +196,37 @@ class _PostgresTx(Tx):
                 f"INSERT INTO {insert.table} ({', '.join(insert.columns)}) "
                 f"SELECT * FROM unnest({', '.join(arrays)}) {insert.suffix}"
             )
-        if len(clauses) == 1:
-            statement = clauses[0]
-        elif clauses:
-            with_clauses = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(clauses))
-            statement = f"WITH {with_clauses} SELECT 1"
-        else:
+        if not clauses:
             return
+        final = "SELECT 1"
+        if self._notice is not None:
+            final = f"SELECT pg_notify(${len(params) + 1}, ${len(params) + 2})"
+            params.extend([NOTIFY_CHANNEL, self._notice])
+            self._notice = None
+        if len(clauses) == 1 and final == "SELECT 1":
+            statement = clauses[0]
+        else:
+            with_clauses = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(clauses))
+            statement = f"WITH {with_clauses} {final}"
         psycopg.RawCursor(self._conn).execute(statement, params)
 
     def query_all(self, queries: Sequence[Query | None]) -> list[list[Row]]:
         self._check_scope()
+        if self._pipelined:
+            # Fetching asks the server to flush what it has: the statements sent
+            # before (BEGIN, the lock) and these come back in one round trip. A
+            # nested pipeline would first wait for those alone (a Sync), then for
+            # these (another).
+            return self._send_and_fetch(queries)
         with self._conn.pipeline():
-            cursors = [
-                self._conn.execute(_to_psycopg(query[0]), query[1]) if query else None
-                for query in queries
-            ]
-            return [cursor.fetchall() if cursor else [] for cursor in cursors]
+            return self._send_and_fetch(queries)
+
+    def _send_and_fetch(self, queries: Sequence[Query | None]) -> list[list[Row]]:
+        cursors = [
+            self._conn.execute(_to_psycopg(query[0]), query[1]) if query else None
+            for query in queries
+        ]
+        return [cursor.fetchall() if cursor else [] for cursor in cursors]
 
     def _column_type(self, table: str, column: str) -> str:
         key = f"{table}.{column}"
@@ -271,8 +305,14 @@ class PostgresDatabase(Database):
             try:
                 with conn.pipeline():
                     conn.execute("BEGIN")
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY,))
-                    yield _PostgresTx(conn, self._column_types)
+                    conn.execute(
+                        "SELECT pg_advisory_xact_lock(%s), "
+                        "set_config('plan_cache_mode', 'force_generic_plan', true)",
+                        (_APPEND_LOCK_KEY,),
+                    )
+                    tx = _PostgresTx(conn, self._column_types, pipelined=True)
+                    yield tx
+                    tx.flush_notice()
                     conn.execute("COMMIT")
             except BaseException:
                 with suppress(Exception):  # a broken connection is discarded by the pool
@@ -394,9 +434,8 @@ class PostgresDatabase(Database):
         named = ",".join(sorted(runs))
         if len(named) > _NOTIFY_RUNS_CHARACTERS:
             named = _ANY_RUN
-        tx.execute(
-            "SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, f"{self._notify_tag}:{position}:{named}")
-        )
+        assert isinstance(tx, _PostgresTx)
+        tx.notify(f"{self._notify_tag}:{position}:{named}")
 
     def after_commit(self, appended: int) -> None:
         """Every `stats_check_every` events appended by this process, asks (in the background)

@@ -1,0 +1,86 @@
+"""Postgres only: what an append's transaction promises beyond its rows. Its notification
+to other processes is sent with its writes and delivered only if it commits, and its
+planner setting (generic plans, planned once per connection) ends with it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import events as ev
+import psycopg
+import pytest
+from ledgerflow.v1 import ledger_service_pb2 as ledger_api
+from ledgerflow_service import LedgerApplication, Principal, open_database
+from ledgerflow_service.errors import LedgerError
+from ledgerflow_service.store.postgres import NOTIFY_CHANNEL, PostgresDatabase
+
+ALICE = Principal("alice", authenticated=False)
+
+
+@pytest.fixture
+def postgres_app(fresh_postgres_url: str) -> Iterator[LedgerApplication]:
+    application = LedgerApplication(open_database(fresh_postgres_url))
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def listener(fresh_postgres_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A connection listening on the ledger's channel, as another service process does."""
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as connection:
+        connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        yield connection
+
+
+def notices(connection: psycopg.Connection[tuple[object, ...]], wait: float) -> list[str]:
+    return [notice.payload for notice in connection.notifies(timeout=wait)]
+
+
+def append(app: LedgerApplication, *events: object) -> None:
+    app.append(ledger_api.AppendRequest(events=events), ALICE)  # type: ignore[arg-type]
+
+
+def test_a_committed_append_notifies_its_position_and_runs(
+    postgres_app: LedgerApplication, listener: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    append(postgres_app, ev.run_started("F", "1"), ev.run_started("G", "2"))
+    (payload,) = notices(listener, 2.0)
+    _tag, position, runs = payload.split(":")
+    assert (position, runs) == ("2", "F/1,G/2")
+
+
+def test_an_append_refused_by_the_database_notifies_nobody(
+    postgres_app: LedgerApplication, listener: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    append(postgres_app, ev.run_started("F", "1"), ev.task_started("F", "1", "a", "1"))
+    append(postgres_app, ev.artifacts("F", "1", "a", "1", x="key-1"))
+    assert len(notices(listener, 2.0)) == 2
+    # The artifacts table's key refuses the second x, after the notification was queued.
+    with pytest.raises(LedgerError):
+        append(postgres_app, ev.artifacts("F", "1", "a", "1", x="key-2"))
+    assert notices(listener, 0.5) == []
+    append(postgres_app, ev.run_heartbeat("F", "1"))
+    (payload,) = notices(listener, 2.0)
+    assert payload.split(":")[1:] == ["4", "F/1"]
+
+
+def test_a_notification_no_insert_carried_is_sent_at_commit(
+    postgres_app: LedgerApplication, listener: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    database = postgres_app.database
+    assert isinstance(database, PostgresDatabase)
+    with database.write() as tx:
+        database.notify_appended(tx, 7, {"F/1"})
+    (payload,) = notices(listener, 2.0)
+    assert payload.split(":")[1:] == ["7", "F/1"]
+
+
+def test_generic_plans_are_used_in_appends_only(postgres_app: LedgerApplication) -> None:
+    database = postgres_app.database
+    setting = "SELECT current_setting('plan_cache_mode')"
+    with database.write() as tx:
+        assert tx.query(setting) == [("force_generic_plan",)]
+    # The pool hands the same connection out again: the setting ended with the append.
+    for _ in range(3):
+        with database.read() as tx:
+            assert tx.query(setting) == [("auto",)]
