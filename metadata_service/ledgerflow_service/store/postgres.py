@@ -300,7 +300,12 @@ class PostgresDatabase(Database):
     def write(self) -> Iterator[Tx]:
         """The whole transaction runs in pipeline mode: BEGIN and the lock travel with
         the first query, and every write travels with COMMIT, so an append costs two
-        round trips. Errors of the writes therefore raise when the block ends."""
+        round trips. Errors of the writes therefore raise when the block ends.
+
+        Its statements are planned generically: a prepared statement whose key list
+        is a parameter would otherwise be planned anew on every execution (Postgres
+        judges the plan for each concrete list cheaper than the generic one), which
+        cost more than running it."""
         with self._pool.connection() as conn:
             try:
                 with conn.pipeline():
