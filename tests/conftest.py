@@ -7,6 +7,7 @@ import itertools
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -42,11 +43,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("fresh_postgres_url"))
 
 
+@contextmanager
+def _application(url: str) -> Iterator[LedgerApplication]:
+    application = LedgerApplication(open_database(url))
+    try:
+        yield application
+    finally:
+        application.close()
+
+
 @pytest.fixture
 def app(database_url: str) -> Iterator[LedgerApplication]:
-    application = LedgerApplication(open_database(database_url))
-    yield application
-    application.close()
+    with _application(database_url) as application:
+        yield application
+
+
+@pytest.fixture
+def postgres_app(fresh_postgres_url: str) -> Iterator[LedgerApplication]:
+    """The application on an empty Postgres ledger, for what only Postgres does."""
+    with _application(fresh_postgres_url) as application:
+        yield application
 
 
 @pytest.fixture

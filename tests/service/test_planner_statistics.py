@@ -4,23 +4,14 @@ looks up by key when they have doubled, and leaves the others alone."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import events as ev
 import psycopg
-import pytest
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
-from ledgerflow_service import LedgerApplication, Principal, open_database
+from ledgerflow_service import LedgerApplication, Principal
 from ledgerflow_service.store.postgres import PostgresDatabase
 
 ALICE = Principal("alice", authenticated=False)
-
-
-@pytest.fixture
-def postgres_app(fresh_postgres_url: str) -> Iterator[LedgerApplication]:
-    application = LedgerApplication(open_database(fresh_postgres_url))
-    yield application
-    application.close()
 
 
 def analyze_counts(url: str) -> dict[str, int]:

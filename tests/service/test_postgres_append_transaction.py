@@ -10,18 +10,11 @@ import events as ev
 import psycopg
 import pytest
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
-from ledgerflow_service import LedgerApplication, Principal, open_database
+from ledgerflow_service import LedgerApplication, Principal
 from ledgerflow_service.errors import LedgerError
 from ledgerflow_service.store.postgres import NOTIFY_CHANNEL, PostgresDatabase
 
 ALICE = Principal("alice", authenticated=False)
-
-
-@pytest.fixture
-def postgres_app(fresh_postgres_url: str) -> Iterator[LedgerApplication]:
-    application = LedgerApplication(open_database(fresh_postgres_url))
-    yield application
-    application.close()
 
 
 @pytest.fixture
