@@ -7,10 +7,11 @@ both modes obey the same rules and raise the same :class:`LedgerError` subclasse
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -72,8 +73,8 @@ EVENT_TYPES = frozenset(
 
 # The events an append committed, each with its run's pathspec, made on demand.
 CommittedEvents = Callable[[], list[tuple[events_pb2.Event, str]]]
-# Called with this process's committed events, or (None) for another process's append
-# with the runs it touched (None: any run).
+# Called with the runs an append touched (None: any run) and, for this process's own
+# appends, its committed events (None for another process's).
 AppendCallback = Callable[[CommittedEvents | None, frozenset[str] | None], None]
 
 
@@ -95,10 +96,15 @@ class AppendSignal:
         with self._lock:
             self._subscribers = tuple(c for c in self._subscribers if c != callback)
 
-    def fire(self, committed: CommittedEvents) -> None:
-        """This process appended."""
+    @property
+    def heard(self) -> bool:
+        """Whether anyone subscribes (else an append need not describe itself)."""
+        return bool(self._subscribers)
+
+    def fire(self, committed: CommittedEvents, runs: frozenset[str]) -> None:
+        """This process appended to `runs`."""
         for callback in self._subscribers:
-            callback(committed, None)
+            callback(committed, runs)
 
     def fire_elsewhere(self, runs: frozenset[str] | None) -> None:
         """Another process appended to `runs` (None: any run)."""
@@ -119,8 +125,14 @@ def committed_events(
         stored = events_pb2.Event()
         stored.CopyFrom(envelope)
         getattr(stored, kind).CopyFrom(getattr(event, kind))
-        found.append((stored, "/".join(envelope.stream.split("/", 2)[:2])))
+        found.append((stored, run_of_stream(envelope.stream)))
     return found
+
+
+def run_of_stream(stream: str) -> str:
+    """The run pathspec ("Flow/run") of an event's stream (the run's, a step's or a
+    task's)."""
+    return "/".join(stream.split("/", 2)[:2])
 
 
 @dataclass(frozen=True)
@@ -235,12 +247,14 @@ class LedgerApplication:
         """Appends, and tells watchers of the events and of what the service added."""
         derived: list[events_pb2.Event] = []
         recorded = self.appender.append(events, principal, still_wanted, derived)
-        self.signal.fire(
-            lambda: [
-                *committed_events(events, recorded),
-                *((event, "/".join(event.stream.split("/", 2)[:2])) for event in derived),
-            ]
-        )
+        if self.signal.heard:
+            self.signal.fire(
+                lambda: [
+                    *committed_events(events, recorded),
+                    *((event, run_of_stream(event.stream)) for event in derived),
+                ],
+                frozenset(run_of_stream(e.stream) for e in itertools.chain(recorded, derived)),
+            )
         return recorded
 
     def _tag_event(self, request: Any, added: bool) -> events_pb2.Event:
@@ -280,8 +294,11 @@ class LedgerApplication:
     ) -> list[events_pb2.Event]:
         """Appends what `choose` picks under the append lock (see store/append.py)."""
         sent, recorded = append_chosen(self.database, self.read_models, choose, principal)
-        if sent:
-            self.signal.fire(lambda: committed_events(sent, recorded))
+        if sent and self.signal.heard:
+            self.signal.fire(
+                lambda: committed_events(sent, recorded),
+                frozenset(run_of_stream(envelope.stream) for envelope in recorded),
+            )
         return recorded
 
     # ---- executors ------------------------------------------------------------------
@@ -449,7 +466,16 @@ class LedgerApplication:
         with self.database.read(scope) as tx:
             if wants is None:
                 return stored_events.read_after(tx, after, limit)
-            return stored_events.read_after(tx, after, limit, wants.run_pathspec, wants.event_types)
+            runs = [wants.run_pathspec] if wants.run_pathspec else []
+            return stored_events.read_after(tx, after, limit, runs, wants.event_types)
+
+    def read_runs_chunk(
+        self, after: int, runs: Collection[str] | None, limit: int
+    ) -> tuple[list[tuple[events_pb2.Event, str]], int]:
+        """Up to `limit` events after position `after` of `runs` (None: of every run),
+        with a head as read_watch_chunk's (what a watch hub follows)."""
+        with self.database.read() as tx:
+            return stored_events.read_after(tx, after, limit, runs or ())
 
     def list_events(
         self, request: audit.ListEventsRequest, scope: CallScope | None = None

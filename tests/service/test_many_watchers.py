@@ -227,14 +227,13 @@ def test_appends_elsewhere_to_runs_nobody_here_watches_cost_no_read(
     elsewhere = LedgerApplication(open_database(fresh_postgres_url))
     who = Principal("alice", False)
     follower_reads: list[int] = []
-    read_chunk = here.read_watch_chunk
+    read_chunk = here.read_runs_chunk
 
-    def counted(position: int, wants: object, *more: object) -> object:
-        if wants is None:  # the follower's reads (a watcher's own catch-up has a filter)
-            follower_reads.append(position)
-        return read_chunk(position, wants, *more)  # type: ignore[arg-type]
+    def counted(position: int, *more: object) -> object:
+        follower_reads.append(position)
+        return read_chunk(position, *more)  # type: ignore[arg-type]
 
-    here.read_watch_chunk = counted  # type: ignore[method-assign]
+    here.read_runs_chunk = counted  # type: ignore[method-assign]
     server, port = build_server(here, port=0)
     try:
         # Appended here, so that no notification of them can wake the follower later.
@@ -265,6 +264,63 @@ def test_appends_elsewhere_to_runs_nobody_here_watches_cost_no_read(
             elsewhere.append(api.AppendRequest(events=many), who)
             wait_for(lambda: len(follower_reads) > reads_before, 10, "a read after 100 runs")
             stream.cancel()
+    finally:
+        server.stop(0).wait()
+        here.close()
+        elsewhere.close()
+
+
+def test_a_follower_reads_only_the_watched_runs_and_late_watchers_miss_nothing(
+    fresh_postgres_url: str,
+) -> None:
+    """The follower's reads (its poll included) bring only the events of runs watched
+    here: idle watchers had made every service process read back everything appended
+    anywhere (a third of the service's CPU under batch ingest). A watcher arriving
+    later for another run, or for all runs, still gets every event from its start."""
+    from ledgerflow.v1 import ledger_service_pb2 as api
+    from ledgerflow_service import Principal, open_database
+
+    here = LedgerApplication(open_database(fresh_postgres_url), watch_poll_seconds=0.2)
+    elsewhere = LedgerApplication(open_database(fresh_postgres_url))
+    who = Principal("alice", False)
+    read_runs: list[str] = []
+    read_chunk = here.read_runs_chunk
+
+    def recorded(*args: object) -> tuple[list[tuple[object, str]], int]:
+        chunk, head = read_chunk(*args)  # type: ignore[arg-type]
+        read_runs.extend(run for _, run in chunk)
+        return chunk, head
+
+    here.read_runs_chunk = recorded  # type: ignore[method-assign]
+    server, port = build_server(here, port=0)
+    try:
+        elsewhere.append(api.AppendRequest(events=[ev.run_started("F", "quiet"),
+                                                   ev.run_started("F", "busy")]), who)  # fmt: skip
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            quiet = watch(channel, run_pathspec="F/quiet", after_position=0)
+            assert next(quiet).event.event_type == "RunStarted"  # type: ignore[call-overload]
+            for task in range(30):  # over more than a second: several polls
+                elsewhere.append(api.AppendRequest(
+                    events=[ev.task_started("F", "busy", "start", str(task))]), who)  # fmt: skip
+                time.sleep(0.05)
+            elsewhere.append(api.AppendRequest(events=[ev.run_heartbeat("F", "quiet")]), who)
+            live = next(quiet).event  # type: ignore[call-overload]
+            assert (live.event_type, live.global_position) == ("RunHeartbeat", 33)
+            assert "F/busy" not in read_runs
+
+            # Late watchers, of the run nobody watched and of every run, from the start.
+            busy = watch(channel, run_pathspec="F/busy", after_position=0)
+            everything = watch(channel, after_position=0)
+            busy_positions = [next(busy).event.global_position for _ in range(31)]  # type: ignore[call-overload]
+            assert busy_positions == [2, *range(3, 33)]
+            all_positions = [next(everything).event.global_position for _ in range(33)]  # type: ignore[call-overload]
+            assert all_positions == list(range(1, 34))
+            # And they go on live.
+            elsewhere.append(api.AppendRequest(events=[ev.run_heartbeat("F", "busy")]), who)
+            assert next(busy).event.global_position == 34  # type: ignore[call-overload]
+            assert next(everything).event.global_position == 34  # type: ignore[call-overload]
+            for stream in (quiet, busy, everything):
+                stream.cancel()
     finally:
         server.stop(0).wait()
         here.close()

@@ -9,6 +9,14 @@ or it fell behind) reads the database itself, a chunk at a time, until it reache
 buffer; so memory stays bounded however slow a watcher is, and a slow watcher slows
 only itself.
 
+The follower reads only the events of the runs watched here (every run's only while
+someone watches all runs): with idle watchers on quiet runs, it would otherwise read
+back everything every process appends (at 8,000 events/s, a third of the service's
+CPU). The buffer therefore holds, after a position, every event of the watched runs,
+not of all runs; a watcher whose run was not being read when it arrived is covered
+from the position of the first read that includes it, and reads the database up to
+there.
+
 Everything here runs on one asyncio event loop (a thread of its own); database reads
 run in the loop's default thread pool, and the blocking sends of grpc's non-blocking
 stream API in a pool of their own, so a client that does not read blocks only its own
@@ -24,7 +32,7 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,13 +53,18 @@ BUFFER_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_WATCHERS = 10_000  # ledgerflow service --max-watchers (cli.py repeats it)
 # Threads that may be blocked at once sending to watchers whose clients read slowly.
 SENDER_THREADS = 64
+# Beyond this many watched runs, the follower reads every run's events (one query
+# naming ten thousand runs costs more than it saves).
+MAX_FOLLOWED_RUNS = 1000
 
 
 @dataclass(eq=False)
 class _Subscription:
-    """One live watcher, as the hub sees it: what it wants and how to wake it."""
+    """One live watcher, as the hub sees it: what it wants, how to wake it, and the
+    position after which the buffer holds every event it may want."""
 
     wants: WatchFilter
+    covered_after: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -81,10 +94,11 @@ class WatchHub:
         # The same subscriptions by the run they watch ("" for those watching all runs),
         # so that an event wakes only the watchers it concerns.
         self._by_run: dict[str, set[_Subscription]] = collections.defaultdict(set)
-        # Recent events, oldest first, as (event, run pathspec, size); their positions
-        # are consecutive, ending at self._position.
+        # Recent events, oldest first, as (event, run pathspec, size): every event of
+        # the followed runs after self._start, up to self._position.
         self._buffer: collections.deque[tuple[events_pb2.Event, str, int]] = collections.deque()
         self._buffered_bytes = 0
+        self._start = 0
         self._position: int | None = None  # None: not following (no watchers)
         self._appended = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
@@ -97,30 +111,27 @@ class WatchHub:
         return self._open_streams
 
     def _on_append_anywhere(
-        self, committed: CommittedEvents | None, runs_elsewhere: frozenset[str] | None
+        self, committed: CommittedEvents | None, runs: frozenset[str] | None
     ) -> None:
-        """Called from any thread after an append: this process's, with its committed
-        events at hand (they are handed over, so no read is needed), or another's,
-        through the database's notifications, with the runs it touched (the follower
+        """Called from any thread after an append to `runs` (None: any run): this
+        process's, with its committed events at hand (they are handed over, so no read
+        is needed), or another's, through the database's notifications (the follower
         reads its events).
 
-        Appends no watcher here waits for are passed over: waking the loop costs a
-        thread switch, and the follower's read a query, for every append of every
-        process. The buffer then has a gap, which the next hand-over notices and the
-        follower fills from the database (as its poll does every watch_poll_seconds)."""
+        Appends no watcher here waits for are passed over, before their events are
+        even made: waking the loop costs a thread switch, and the follower's read a
+        query, for every append of every process. The buffer then has a gap, which the
+        next hand-over notices and the follower fills from the database, reading only
+        the watched runs (as its poll does every watch_poll_seconds)."""
         if not self._subscriptions or self.loop.is_closed():
             return
-        events = committed() if committed is not None else None
-        if events is not None:
-            runs: Iterable[str] | None = (run for _, run in events)
-        else:
-            runs = runs_elsewhere
         if (
             runs is not None
             and not self._by_run.get("")
             and not any(run in self._by_run for run in runs)
         ):
             return
+        events = committed() if committed is not None else None
         self.loop.call_soon_threadsafe(self._offer, events)
 
     def _offer(self, events: list[tuple[events_pb2.Event, str]] | None) -> None:
@@ -211,18 +222,17 @@ class WatchHub:
     ) -> AsyncIterator[events_pb2.Event]:
         """The events after `after_position` that `wants`, oldest first: the backlog
         from the database, then live, until the hub closes."""
-        subscription = _Subscription(wants)
+        subscription = _Subscription(wants, covered_after=self._position or 0)
         self._subscriptions.add(subscription)
         self._by_run[wants.run_pathspec].add(subscription)
         self._ensure_following()
         position = after_position
         try:
             while not self._closed:
-                if self._covers(position):
+                if self._covers(subscription, position):
                     subscription.wake.clear()
-                    fresh = self._buffered_after(position)
+                    fresh, position = self._buffered_after(position)
                     if fresh:
-                        position = fresh[-1][0].global_position
                         for event, run, _ in fresh:
                             if wants.matches(run, event.event_type):
                                 yield event
@@ -250,18 +260,24 @@ class WatchHub:
             if not watching_run:
                 del self._by_run[wants.run_pathspec]
 
-    def _covers(self, position: int) -> bool:
-        """Whether the buffer holds every event after `position` that exists (or will:
-        a position ahead of the follower is covered once the follower gets there)."""
-        if self._position is None:
-            return False
-        first = self._position - len(self._buffer) + 1
-        return position >= first - 1
+    def _covers(self, subscription: _Subscription, position: int) -> bool:
+        """Whether the buffer holds every event after `position` that `subscription`
+        may want (or will: a position ahead of the follower is covered once the
+        follower gets there)."""
+        return (
+            self._position is not None
+            and position >= self._start
+            and position >= subscription.covered_after
+        )
 
-    def _buffered_after(self, position: int) -> list[tuple[events_pb2.Event, str, int]]:
+    def _buffered_after(self, position: int) -> tuple[list[tuple[events_pb2.Event, str, int]], int]:
+        """The buffered events after `position`, and the position they reach (the
+        follower's: past it, nothing of the followed runs exists yet)."""
         assert self._position is not None
-        first = self._position - len(self._buffer) + 1
-        return list(itertools.islice(self._buffer, max(0, position - first + 1), None))
+        newer = itertools.takewhile(
+            lambda item: item[0].global_position > position, reversed(self._buffer)
+        )
+        return list(newer)[::-1], max(position, self._position)
 
     # ---- the follower -----------------------------------------------------------
 
@@ -269,22 +285,30 @@ class WatchHub:
         if self._follower is None or self._follower.done():
             self._follower = self.loop.create_task(self._follow(), name="ledgerflow-watch-hub")
 
+    def _followed_runs(self) -> frozenset[str] | None:
+        """The runs whose events the follower reads (None: every run's)."""
+        if "" in self._by_run or len(self._by_run) > MAX_FOLLOWED_RUNS:
+            return None
+        return frozenset(self._by_run)
+
     async def _follow(self) -> None:
-        """Reads every new event into the buffer while anyone watches."""
+        """Reads the watched runs' new events into the buffer while anyone watches."""
         head = await self.loop.run_in_executor(None, self.app.ledger_head)
         self._buffer.clear()
         self._buffered_bytes = 0
-        self._position = head
+        self._start = self._position = head
         try:
             while self._subscriptions and not self._closed:
                 self._appended.clear()
-                chunk, _ = await self.loop.run_in_executor(
-                    None, self.app.read_watch_chunk, self._position, None, WATCH_CHUNK
+                runs = self._followed_runs()
+                chunk, head = await self.loop.run_in_executor(
+                    None, self.app.read_runs_chunk, self._position, runs, WATCH_CHUNK
                 )
-                if chunk:
-                    self._take(chunk)
-                    if len(chunk) == WATCH_CHUNK:
-                        continue
+                full = len(chunk) == WATCH_CHUNK
+                # A full chunk vouches for nothing past its last event.
+                self._take(chunk, chunk[-1][0].global_position if full else head, runs)
+                if full:
+                    continue
                 # Woken by an append; the timeout also catches appends of writers that
                 # cannot notify (another process on the same SQLite file).
                 with contextlib.suppress(TimeoutError):
@@ -296,13 +320,28 @@ class WatchHub:
             for subscription in self._subscriptions:
                 subscription.wake.set()  # they fall back to reading the database
 
-    def _take(self, chunk: list[tuple[events_pb2.Event, str]]) -> None:
-        """Buffers a chunk of new events and wakes the watchers they concern."""
+    def _take(
+        self,
+        chunk: list[tuple[events_pb2.Event, str]],
+        reached: int | None = None,
+        runs: frozenset[str] | None = None,
+    ) -> None:
+        """Buffers a chunk of new events, every event of `runs` (None: of every run)
+        up to position `reached` (by default, the chunk's last), and wakes the
+        watchers they concern."""
         assert self._position is not None
         position = self._position
         chunk = [item for item in chunk if item[0].global_position > position]
-        if not chunk:  # an append handed them over while the follower read them
+        if reached is None:
+            reached = chunk[-1][0].global_position if chunk else position
+        if reached <= position:  # an append handed them over while the follower read
             return
+        if runs is not None:
+            # Those who arrived during the read, for runs it did not include, are
+            # covered only from here on.
+            for subscription in self._subscriptions:
+                if subscription.wants.run_pathspec not in runs:
+                    subscription.covered_after = max(subscription.covered_after, reached)
         everyone = self._by_run.get("", set())
         for event, run in chunk:
             size = event.ByteSize()
@@ -313,9 +352,11 @@ class WatchHub:
                     run, event.event_type
                 ):
                     subscription.wake.set()
-        self._position = chunk[-1][0].global_position
+        self._position = reached
         while self._buffered_bytes > self.buffer_bytes and len(self._buffer) > 1:
-            self._buffered_bytes -= self._buffer.popleft()[2]
+            event, _, size = self._buffer.popleft()
+            self._buffered_bytes -= size
+            self._start = event.global_position
 
     async def close(self) -> None:
         """Ends every watch stream (before a shutdown): each is sent its end."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -100,21 +100,22 @@ def read_after(
     tx: Tx,
     after: int,
     limit: int,
-    run_pathspec: str = "",
+    run_pathspecs: Collection[str] = (),
     event_types: Iterable[str] = (),
 ) -> tuple[list[tuple[events_pb2.Event, str]], int]:
-    """Up to `limit` events after position `after` (of one run, of some types, or
+    """Up to `limit` events after position `after` (of some runs, of some types, or
     all), each with its run's pathspec, and a head: no matching event at or below it is
     missing from the answer unless `limit` came back (what a watcher may move to)."""
     where: list[str] = ["global_position > ?"]
     params: list[Any] = [after]
     types = sorted(event_types)
-    if not run_pathspec and not types:  # every event: the last one read is the head
+    if not run_pathspecs and not types:  # every event: the last one read is the head
         found = read_events_with_runs(tx, where[0], params, limit)
         return found, found[-1][0].global_position if found else after
-    if run_pathspec:
-        where.append("run_pathspec = ?")
-        params.append(run_pathspec)
+    if run_pathspecs:
+        condition, run_params = tx.dialect.one_of("run_pathspec", sorted(run_pathspecs))
+        where.append(condition)
+        params.extend(run_params)
     if types:
         where.append(f"event_type IN ({', '.join('?' for _ in types)})")
         params.extend(types)
