@@ -53,8 +53,9 @@ BUFFER_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_WATCHERS = 10_000  # ledgerflow service --max-watchers (cli.py repeats it)
 # Threads that may be blocked at once sending to watchers whose clients read slowly.
 SENDER_THREADS = 64
-# Beyond this many watched runs, the follower reads every run's events (one query
-# naming ten thousand runs costs more than it saves).
+# Beyond this many watched runs, the follower reads every run's events: a query naming
+# them all would grow like the reads it saves (and SQLite bounds a statement's
+# parameters).
 MAX_FOLLOWED_RUNS = 1000
 
 
