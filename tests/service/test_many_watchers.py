@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import events as ev
 import grpc
@@ -35,6 +36,41 @@ def served(app: LedgerApplication) -> Iterator[tuple[RunningServer, str]]:
 def watch(channel: grpc.Channel, **request: object) -> grpc.Future:
     stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
     return stub.WatchEvents(ledger_service_pb2.WatchEventsRequest(**request))  # type: ignore[arg-type]
+
+
+@contextmanager
+def served_beside_another(
+    url: str, poll_seconds: float
+) -> Iterator[tuple[LedgerApplication, LedgerApplication, int, list[list[str]]]]:
+    """Two service processes on one Postgres ledger, as far as watchers can tell: one
+    served on a port (its followers' reads recorded), one appending elsewhere. Yields
+    both, the port, and the reads."""
+    from ledgerflow_service import open_database
+
+    here = LedgerApplication(open_database(url), watch_poll_seconds=poll_seconds)
+    elsewhere = LedgerApplication(open_database(url))
+    follower_reads = spy_on_follower(here)
+    server, port = build_server(here, port=0)
+    try:
+        yield here, elsewhere, port, follower_reads
+    finally:
+        server.stop(0).wait()
+        here.close()
+        elsewhere.close()
+
+
+def spy_on_follower(app: LedgerApplication) -> list[list[str]]:
+    """Records the reads of `app`'s watch-hub followers: the run of each event read."""
+    reads: list[list[str]] = []
+    read_chunk = app.read_runs_chunk
+
+    def recorded(*args: object) -> tuple[list[tuple[object, str]], int]:
+        chunk, head = read_chunk(*args)  # type: ignore[arg-type]
+        reads.append([run for _, run in chunk])
+        return chunk, head
+
+    app.read_runs_chunk = recorded  # type: ignore[method-assign]
+    return reads
 
 
 def test_hundreds_of_idle_watchers_leave_appends_and_queries_fast(
@@ -220,22 +256,11 @@ def test_appends_elsewhere_to_runs_nobody_here_watches_cost_no_read(
     with 1,000 idle watchers); a wanted one is delivered at once, the gap before it
     filled."""
     from ledgerflow.v1 import ledger_service_pb2 as api
-    from ledgerflow_service import Principal, open_database
+    from ledgerflow_service import Principal
 
-    # Polling every minute: within this test, only notifications wake the follower.
-    here = LedgerApplication(open_database(fresh_postgres_url), watch_poll_seconds=60)
-    elsewhere = LedgerApplication(open_database(fresh_postgres_url))
     who = Principal("alice", False)
-    follower_reads: list[int] = []
-    read_chunk = here.read_runs_chunk
-
-    def counted(position: int, *more: object) -> object:
-        follower_reads.append(position)
-        return read_chunk(position, *more)  # type: ignore[arg-type]
-
-    here.read_runs_chunk = counted  # type: ignore[method-assign]
-    server, port = build_server(here, port=0)
-    try:
+    # Polling every minute: within this test, only notifications wake the follower.
+    with served_beside_another(fresh_postgres_url, 60) as (here, elsewhere, port, follower_reads):
         # Appended here, so that no notification of them can wake the follower later.
         here.append(api.AppendRequest(events=[ev.run_started("F", "1"),
                                               ev.run_started("F", "2")]), who)  # fmt: skip
@@ -264,10 +289,6 @@ def test_appends_elsewhere_to_runs_nobody_here_watches_cost_no_read(
             elsewhere.append(api.AppendRequest(events=many), who)
             wait_for(lambda: len(follower_reads) > reads_before, 10, "a read after 100 runs")
             stream.cancel()
-    finally:
-        server.stop(0).wait()
-        here.close()
-        elsewhere.close()
 
 
 def test_a_follower_reads_only_the_watched_runs_and_late_watchers_miss_nothing(
@@ -278,22 +299,10 @@ def test_a_follower_reads_only_the_watched_runs_and_late_watchers_miss_nothing(
     anywhere (a third of the service's CPU under batch ingest). A watcher arriving
     later for another run, or for all runs, still gets every event from its start."""
     from ledgerflow.v1 import ledger_service_pb2 as api
-    from ledgerflow_service import Principal, open_database
+    from ledgerflow_service import Principal
 
-    here = LedgerApplication(open_database(fresh_postgres_url), watch_poll_seconds=0.2)
-    elsewhere = LedgerApplication(open_database(fresh_postgres_url))
     who = Principal("alice", False)
-    read_runs: list[str] = []
-    read_chunk = here.read_runs_chunk
-
-    def recorded(*args: object) -> tuple[list[tuple[object, str]], int]:
-        chunk, head = read_chunk(*args)  # type: ignore[arg-type]
-        read_runs.extend(run for _, run in chunk)
-        return chunk, head
-
-    here.read_runs_chunk = recorded  # type: ignore[method-assign]
-    server, port = build_server(here, port=0)
-    try:
+    with served_beside_another(fresh_postgres_url, 0.2) as (_, elsewhere, port, follower_reads):
         elsewhere.append(api.AppendRequest(events=[ev.run_started("F", "quiet"),
                                                    ev.run_started("F", "busy")]), who)  # fmt: skip
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -306,7 +315,7 @@ def test_a_follower_reads_only_the_watched_runs_and_late_watchers_miss_nothing(
             elsewhere.append(api.AppendRequest(events=[ev.run_heartbeat("F", "quiet")]), who)
             live = next(quiet).event  # type: ignore[call-overload]
             assert (live.event_type, live.global_position) == ("RunHeartbeat", 33)
-            assert "F/busy" not in read_runs
+            assert all("F/busy" not in runs for runs in follower_reads)
 
             # Late watchers, of the run nobody watched and of every run, from the start.
             busy = watch(channel, run_pathspec="F/busy", after_position=0)
@@ -321,7 +330,3 @@ def test_a_follower_reads_only_the_watched_runs_and_late_watchers_miss_nothing(
             assert next(everything).event.global_position == 34  # type: ignore[call-overload]
             for stream in (quiet, busy, everything):
                 stream.cancel()
-    finally:
-        server.stop(0).wait()
-        here.close()
-        elsewhere.close()
