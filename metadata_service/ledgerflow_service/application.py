@@ -11,7 +11,7 @@ import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -96,13 +96,12 @@ class AppendSignal:
         with self._lock:
             self._subscribers = tuple(c for c in self._subscribers if c != callback)
 
-    @property
-    def heard(self) -> bool:
-        """Whether anyone subscribes (else an append need not describe itself)."""
-        return bool(self._subscribers)
-
-    def fire(self, committed: CommittedEvents, runs: frozenset[str]) -> None:
-        """This process appended to `runs`."""
+    def fire(self, committed: CommittedEvents, envelopes: Iterable[events_pb2.Event]) -> None:
+        """This process appended the events recorded as `envelopes` (their runs are
+        worked out only when someone listens)."""
+        if not self._subscribers:
+            return
+        runs = frozenset(run_of_stream(envelope.stream) for envelope in envelopes)
         for callback in self._subscribers:
             callback(committed, runs)
 
@@ -247,14 +246,13 @@ class LedgerApplication:
         """Appends, and tells watchers of the events and of what the service added."""
         derived: list[events_pb2.Event] = []
         recorded = self.appender.append(events, principal, still_wanted, derived)
-        if self.signal.heard:
-            self.signal.fire(
-                lambda: [
-                    *committed_events(events, recorded),
-                    *((event, run_of_stream(event.stream)) for event in derived),
-                ],
-                frozenset(run_of_stream(e.stream) for e in itertools.chain(recorded, derived)),
-            )
+        self.signal.fire(
+            lambda: [
+                *committed_events(events, recorded),
+                *((event, run_of_stream(event.stream)) for event in derived),
+            ],
+            itertools.chain(recorded, derived),
+        )
         return recorded
 
     def _tag_event(self, request: Any, added: bool) -> events_pb2.Event:
@@ -294,11 +292,8 @@ class LedgerApplication:
     ) -> list[events_pb2.Event]:
         """Appends what `choose` picks under the append lock (see store/append.py)."""
         sent, recorded = append_chosen(self.database, self.read_models, choose, principal)
-        if sent and self.signal.heard:
-            self.signal.fire(
-                lambda: committed_events(sent, recorded),
-                frozenset(run_of_stream(envelope.stream) for envelope in recorded),
-            )
+        if sent:
+            self.signal.fire(lambda: committed_events(sent, recorded), recorded)
         return recorded
 
     # ---- executors ------------------------------------------------------------------
