@@ -3,14 +3,14 @@
 Prints events/s for single appends and for batches of 100, p50/p99 append latency,
 watch latency (append -> a subscriber receives it) within one service process and
 across two (so that Postgres LISTEN/NOTIFY is on the path), and single-append latency
-while 1,000 idle watch streams are open. The server runs in its own process
-(``ledgerflow service``) so client and server do not share a GIL. Every phase runs on
-a Postgres tuned for tests (fsync off) and on one with production durability
-(fsync and synchronous_commit on), one after the other.
+with and without 1,000 idle watch streams open (the conditions in turn, a few rounds).
+The server runs in its own process (``ledgerflow service``) so client and server do
+not share a GIL. Every phase runs on a Postgres tuned for tests (fsync off) and on one
+with production durability (fsync and synchronous_commit on), one after the other.
 
     python bench/ingest.py [--singles 2000] [--batches 1000] [--watch 500]
                            [--clients 16] [--workers 2] [--idle-watchers 1000]
-                           [--durability fast|durable|both]
+                           [--rounds 3] [--durability fast|durable|both]
 """
 
 from __future__ import annotations
@@ -67,7 +67,11 @@ def task_events(run: str, task: int) -> list[events_pb2.Event]:
     ]
 
 
-def bench_singles(stub: ledger_service_pb2_grpc.LedgerServiceStub, count: int) -> None:
+def time_singles(
+    stub: ledger_service_pb2_grpc.LedgerServiceStub, count: int
+) -> tuple[list[float], float]:
+    """`count` single appends (a run's heartbeats), one at a time: their latencies, and
+    the seconds they took in all."""
     run_id = f"singles-{uuid.uuid4().hex[:8]}"
     stub.Append(
         ledger_service_pb2.AppendRequest(
@@ -87,10 +91,13 @@ def bench_singles(stub: ledger_service_pb2_grpc.LedgerServiceStub, count: int) -
         t0 = time.perf_counter()
         stub.Append(ledger_service_pb2.AppendRequest(events=[beat]))
         latencies.append(time.perf_counter() - t0)
-    elapsed = time.perf_counter() - started
+    return latencies, time.perf_counter() - started
+
+
+def print_singles(latencies: list[float], elapsed: float, note: str = "") -> None:
     print(
-        f"single appends   {count:>7} events  {count / elapsed:>9,.0f} events/s  "
-        f"{latency_summary(latencies)}"
+        f"single appends   {len(latencies):>7} events  {len(latencies) / elapsed:>9,.0f} "
+        f"events/s  {latency_summary(latencies)}{note}"
     )
 
 
@@ -255,32 +262,50 @@ def bench_idle_watchers(
     url: str,
     args: argparse.Namespace,
 ) -> None:
-    """Single appends while `--idle-watchers` streams are open, held by another client
-    process (as watchers are in use), then by the appending process itself; first,
-    for comparison on a ledger of the same size, with none."""
-    print("with no watch streams open, on the ledger as it is now:")
-    checkpoint(url)
-    bench_singles(stub, args.singles)
+    """Single appends with no watch stream open, with `--idle-watchers` streams held
+    by another process (as executors and UIs hold them), and with them held by the
+    appending process itself: the three in turn, `--rounds` times, each condition's
+    latencies pooled over the rounds. A shared VM's speed drifts by tens of percent
+    within minutes; one phase per condition, always in the same order, would report
+    that drift as a cost (or a saving) of the streams."""
+    conditions = ("no watch streams open", f"{args.idle_watchers} idle watch streams "
+                  "held by another process", f"{args.idle_watchers} idle watch streams "
+                  "held by the appending process")  # fmt: skip
+    per_round = max(1, args.singles // args.rounds)
+    pooled: dict[str, list[float]] = {condition: [] for condition in conditions}
+    elapsed = dict.fromkeys(conditions, 0.0)
+
+    def measure(condition: str) -> None:
+        latencies, seconds = time_singles(stub, per_round)
+        pooled[condition] += latencies
+        elapsed[condition] += seconds
+
     spawn = multiprocessing.get_context("spawn")
-    opened, stop = spawn.Event(), spawn.Event()
-    holder = spawn.Process(target=hold_idle_watchers,
-                           args=(address, args.idle_watchers, opened, stop))  # fmt: skip
-    holder.start()
-    try:
-        opened.wait(60)
-        time.sleep(5.0)  # let every stream be registered and caught up
-        print(f"with {args.idle_watchers} idle watch streams open, held by another process:")
+    for _ in range(args.rounds):
         checkpoint(url)
-        bench_singles(stub, args.singles)
-    finally:
-        stop.set()
-        holder.join(30)
-    channels, streams = open_idle_watchers(address, args.idle_watchers)
-    time.sleep(5.0)
-    print(f"with {args.idle_watchers} idle watch streams open, held by the appending process:")
-    checkpoint(url)
-    bench_singles(stub, args.singles)
-    close_idle_watchers(channels, streams)
+        measure(conditions[0])
+        opened, stop = spawn.Event(), spawn.Event()
+        holder = spawn.Process(target=hold_idle_watchers,
+                               args=(address, args.idle_watchers, opened, stop))  # fmt: skip
+        holder.start()
+        try:
+            opened.wait(60)
+            time.sleep(5.0)  # let every stream be registered and caught up
+            checkpoint(url)
+            measure(conditions[1])
+        finally:
+            stop.set()
+            holder.join(30)
+        channels, streams = open_idle_watchers(address, args.idle_watchers)
+        try:
+            time.sleep(5.0)
+            checkpoint(url)
+            measure(conditions[2])
+        finally:
+            close_idle_watchers(channels, streams)
+    print(f"single appends on the ledger as it is now, {args.rounds} rounds of {per_round}:")
+    for condition, latencies in pooled.items():
+        print_singles(latencies, elapsed[condition], f"  ({condition})")
 
 
 def bench_database(url: str, args: argparse.Namespace, label: str) -> None:
@@ -298,7 +323,7 @@ def bench_database(url: str, args: argparse.Namespace, label: str) -> None:
                 f"ledgerflow ingest benchmark: service ({args.workers} worker processes) "
                 f"on Postgres ({label}), loopback, {os.cpu_count()} cores"
             )
-            bench_singles(stub, args.singles)
+            print_singles(*time_singles(stub, args.singles))
             bench_batches(address, args.batches, clients=1)
             bench_batches(address, args.batches, clients=args.clients)
             bench_watch(channel, args.watch)
@@ -319,6 +344,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="for the concurrent batches")
     parser.add_argument("--workers", type=int, default=2, help="service processes")
     parser.add_argument("--idle-watchers", type=int, default=1000, help="0 to skip that phase")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="of the idle-watcher comparison, its conditions in turn")  # fmt: skip
     parser.add_argument("--durability", choices=["fast", "durable", "both"], default="both")
     args = parser.parse_args()
     for durable in {"fast": [False], "durable": [True], "both": [False, True]}[args.durability]:
