@@ -64,6 +64,14 @@ from ledgerflow_service.validation import check_filter, check_int64
 
 log = logging.getLogger(__name__)
 
+# How often a watch hub's follower looks for new events that nobody told it of. On
+# Postgres every append notifies every process and a listener that reconnects wakes
+# its hubs (notifications sent meanwhile are lost), so the poll is only a backstop:
+# each one is a read in every process with watchers. SQLite cannot notify another
+# process writing the same file, so its watchers poll often.
+WATCH_POLL_SECONDS_NOTIFIED = 10.0
+WATCH_POLL_SECONDS_UNNOTIFIED = 0.2
+
 # Every event type a watch may filter by ("RunStarted", ...).
 EVENT_TYPES = frozenset(
     stored_events.type_name(f.name)
@@ -173,9 +181,10 @@ class LedgerApplication:
         self.signal = AppendSignal()
         self.read_models = ReadModels()
         self.appender = GroupCommit(database, self.read_models)
-        # SQLite cannot notify across processes, so its watchers poll more often.
         self.watch_poll_seconds = watch_poll_seconds or (
-            1.0 if database.notifies_other_processes else 0.2
+            WATCH_POLL_SECONDS_NOTIFIED
+            if database.notifies_other_processes
+            else WATCH_POLL_SECONDS_UNNOTIFIED
         )
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None

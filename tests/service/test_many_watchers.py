@@ -291,6 +291,42 @@ def test_appends_elsewhere_to_runs_nobody_here_watches_cost_no_read(
             stream.cancel()
 
 
+def test_a_listener_that_reconnects_reads_what_nobody_told_it(fresh_postgres_url: str) -> None:
+    """Notifications sent while a process's listener is disconnected are lost. Once it
+    listens again, its followers read what they may have missed: a watcher does not
+    wait for the backstop poll (ten seconds by default; a minute here)."""
+    import psycopg
+    from ledgerflow.v1 import ledger_service_pb2 as api
+    from ledgerflow_service import Principal
+
+    who = Principal("alice", False)
+    listening = (
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND query = 'LISTEN ledgerflow_events'"
+    )
+    with (
+        served_beside_another(fresh_postgres_url, 60) as (_, elsewhere, port, _reads),
+        psycopg.connect(fresh_postgres_url, autocommit=True) as admin,
+    ):
+        elsewhere.append(api.AppendRequest(events=[ev.run_started("F", "1")]), who)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stream = watch(channel, run_pathspec="F/1", after_position=0)
+            assert next(stream).event.global_position == 1  # type: ignore[call-overload]
+            wait_for(lambda: admin.execute(listening).fetchone() is not None, 10, "a listener")
+            (listener,) = admin.execute(listening).fetchone()  # type: ignore[misc]
+            terminated = admin.execute("SELECT pg_terminate_backend(%s, 10000)", (listener,))
+            assert terminated.fetchone() == (True,)
+            # Told to nobody here: the listener reconnects a second after its loss.
+            elsewhere.append(api.AppendRequest(events=[ev.run_heartbeat("F", "1")]), who)
+            started = time.monotonic()
+            live = next(stream).event  # type: ignore[call-overload]
+            assert (live.event_type, live.global_position) == ("RunHeartbeat", 2)
+            assert time.monotonic() - started < 30  # the reconnection, not the minute's poll
+            new_listener = admin.execute(listening).fetchone()
+            assert new_listener is not None and new_listener[0] != listener
+            stream.cancel()
+
+
 def test_a_follower_reads_only_the_watched_runs_and_late_watchers_miss_nothing(
     fresh_postgres_url: str,
 ) -> None:

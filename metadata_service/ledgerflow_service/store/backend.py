@@ -140,8 +140,9 @@ class Database(abc.ABC):
         self, on_append: Callable[[frozenset[str] | None], None], stop: threading.Event
     ) -> None:
         """Blocks, calling `on_append(runs)` whenever another process appends, with the
-        runs it touched (None: any run), until `stop`. The appends made through this
-        object signal its watchers directly.
+        runs it touched (None: any run), until `stop`; and with None whenever it starts
+        listening (again), for what nobody heard meanwhile. The appends made through
+        this object signal its watchers directly.
 
         The default does nothing: a backend without cross-process notification is
         polled by the watchers instead."""

@@ -499,6 +499,10 @@ class PostgresDatabase(Database):
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    # What was appended while nobody listened here (before the first
+                    # connection, or while reconnecting) was told to no one: any run
+                    # may have changed.
+                    on_append(None)
                     while not stop.is_set():
                         # Every append of this process notifies it too: each such
                         # notice must cost little (one generator serves them all).
