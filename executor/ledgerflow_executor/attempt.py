@@ -8,14 +8,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ledgerflow._lineage import lineage_events
 from ledgerflow._metadata import MetadataClient
-from ledgerflow._run_events import new_event
-from ledgerflow._task import TaskInput, TaskOutcome, TaskRequest, TaskSpec
+from ledgerflow._task import TaskInput, TaskRequest, TaskSpec
+from ledgerflow.engine import (
+    TaskOutcome,
+    catches_in_process,
+    died_outcome,
+    new_event,
+    note_death,
+    outcome_events,
+    runs_fallback,
+    started_event,
+    task_facts,
+)
 from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow.v1 import executor_service_pb2 as executor_api
+from ledgerflow.v1 import query_service_pb2 as query_api
 
 
 @dataclass(frozen=True)
@@ -58,11 +67,27 @@ def artifacts_of(metadata: MetadataClient, task_pathspec: str) -> dict[str, reco
     return {a.name: a for a in metadata.artifacts(flow, run_id, step_name, task_id)}
 
 
+def last_failure(metadata: MetadataClient, lease: Lease) -> records_pb2.Attempt:
+    """The task's last failed attempt, as the ledger has it (what @catch's fallback
+    records)."""
+    task = lease.task
+    request = query_api.GetTaskRequest(
+        flow_name=task.flow_name, run_id=task.run_id, step_name=task.step_name,
+        task_id=task.task_id,
+    )  # fmt: skip
+    attempts = metadata.get_task(request).task.attempts
+    failed = [a for a in attempts if a.error_type]
+    return failed[-1] if failed else records_pb2.Attempt(error_type="TaskProcessDied")
+
+
 def task_request(
-    lease: Lease, artifacts: Callable[[str], dict[str, records_pb2.Artifact]]
+    lease: Lease,
+    artifacts: Callable[[str], dict[str, records_pb2.Artifact]],
+    last_failure: Callable[[], records_pb2.Attempt],
 ) -> TaskRequest:
     """What the task entry point needs: the inputs' artifacts (`artifacts(pathspec)`),
-    the foreach frames, the catch settings of this attempt, and current's facts."""
+    the foreach frames, this attempt's @catch settings (for @catch's fallback, the
+    failure it records: `last_failure()`), and current's facts."""
     task, step, run = lease.task, lease.step, lease.run
     inputs = [TaskInput(path.split("/")[2], path, artifacts(path)) for path in task.input_pathspecs]
     spec = TaskSpec(
@@ -71,37 +96,34 @@ def task_request(
         inputs=inputs,
         foreach_stack=[(f.step_name, f.index, f.num_splits) for f in task.foreach_stack],
         attempt=task.attempt,
+        failures=task.failures,
         catch_var=step.catch_var or None,
-        catch_on_failure=step.catch and task.attempt >= step.retries,
+        catch_on_failure=catches_in_process(step, task.failures),
         catch_print=step.catch_print,
     )
-    facts: dict[str, Any] = dict(
+    if runs_fallback(step, task.failures):
+        failed = last_failure()
+        spec.fallback_error = dict(
+            type=failed.error_type, message=failed.error_message, traceback=failed.traceback
+        )
+    facts = task_facts(
         flow_name=task.flow_name,
         run_id=task.run_id,
         step_name=task.step_name,
         task_id=task.task_id,
-        retry_count=task.attempt,
-        namespace=f"user:{run.user}",
-        username=run.user,
+        attempt=task.attempt,
+        user=run.user,
         tags=[*run.tags, *run.system_tags],
-        origin_run_id=run.origin_run_id or None,
-        parameter_names=sorted(run.parameters),
+        origin_run_id=run.origin_run_id,
+        parameter_names=run.parameters,
     )
     return TaskRequest(spec, facts, dict(run.parameters))
 
 
-def started_event(lease: Lease) -> events_pb2.Event:
+def started(lease: Lease) -> events_pb2.Event:
     task = lease.task
-    return new_event(
-        task_started=events_pb2.TaskStarted(
-            task=lease.ref,
-            attempt=task.attempt,
-            input_pathspecs=task.input_pathspecs,
-            foreach_stack=task.foreach_stack,
-            resources=task.resources,
-            lease_id=lease.lease_id,
-        )
-    )
+    return started_event(lease.ref, task.attempt, task.input_pathspecs, task.foreach_stack,
+                         task.resources, lease.lease_id)  # fmt: skip
 
 
 def logs_event(lease: Lease, stdout_key: str, stderr_key: str) -> events_pb2.Event:
@@ -116,47 +138,16 @@ def logs_event(lease: Lease, stdout_key: str, stderr_key: str) -> events_pb2.Eve
     )
 
 
-def outcome_events(lease: Lease, outcome: TaskOutcome) -> list[events_pb2.Event]:
-    """The events that record an attempt's outcome (after its logs)."""
-    ref, attempt, lease_id = lease.ref, lease.task.attempt, lease.lease_id
-    found = []
-    if outcome.artifacts:
-        found.append(
-            new_event(
-                artifacts_recorded=events_pb2.ArtifactsRecorded(
-                    task=ref, attempt=attempt, artifacts=outcome.artifacts, lease_id=lease_id
-                )
-            )
-        )
-    found.extend(lineage_events(outcome.lineage, ref, attempt, lease_id))
-    if outcome.ok:
-        found.append(
-            new_event(
-                task_succeeded=events_pb2.TaskSucceeded(
-                    task=ref, attempt=attempt, lease_id=lease_id, num_splits=outcome.num_splits
-                )
-            )
-        )
-    else:
-        found.append(
-            new_event(
-                task_failed=events_pb2.TaskFailed(
-                    task=ref,
-                    attempt=attempt,
-                    lease_id=lease_id,
-                    error_type=outcome.error_type,
-                    error_message=outcome.error_message,
-                    traceback=outcome.traceback,
-                )
-            )
-        )
-    return found
+def recorded_outcome(lease: Lease, outcome: TaskOutcome) -> list[events_pb2.Event]:
+    """The events that record an attempt's outcome under its lease (after its logs)."""
+    return outcome_events(lease.ref, lease.task.attempt, outcome, lease.lease_id)
 
 
 def read_outcome(
-    result_path: Path, exit_code: int, lease: Lease, *, killed_for: str, memory_killed: bool
+    result_path: Path, stderr_path: Path, exit_code: int, lease: Lease, *, ended: Ending
 ) -> TaskOutcome:
-    """The attempt's outcome: what it reported, or why it has none."""
+    """The attempt's outcome: what it reported, or why it has none (then also said at
+    the end of its stderr)."""
     memory = lease.task.resources.memory_mb
     if result_path.exists():
         outcome = TaskOutcome.from_bytes(result_path.read_bytes())
@@ -165,18 +156,19 @@ def read_outcome(
                 f"exceeded memory={memory} MB (@resources): {outcome.error_message}".rstrip(": ")
             )
         return outcome
-    if killed_for:
-        kind, message = killed_for.split(":", 1)
-        return TaskOutcome(ok=False, error_type=kind, error_message=message.strip())
-    if memory_killed:
-        return TaskOutcome(
-            ok=False,
-            error_type="OutOfMemory",
-            error_message=f"exceeded memory={memory} MB: the task was killed for using more "
-            f"memory than its @resources(memory=...) allows (exit {exit_code})",
-        )
-    return TaskOutcome(
-        ok=False,
-        error_type="TaskProcessDied",
-        error_message=f"the task process exited with code {exit_code} before reporting",
-    )
+    if ended.outcome is not None:
+        outcome = ended.outcome
+    else:
+        outcome = died_outcome(exit_code, memory_mb=memory if ended.memory_killed else 0)
+    note_death(stderr_path, outcome)
+    return outcome
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Why an attempt ended without reporting, as the executor knows it: the outcome
+    it decided (killed at its timeout, cancelled, or the backend's own word), or the
+    backend saw it killed for memory."""
+
+    outcome: TaskOutcome | None = None
+    memory_killed: bool = False

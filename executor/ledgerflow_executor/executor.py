@@ -27,18 +27,20 @@ from ledgerflow._code_package import load_package
 from ledgerflow._launcher import output_size, read_output
 from ledgerflow._metadata import GrpcMetadata
 from ledgerflow._run_events import append_with_retries
-from ledgerflow._task import TaskOutcome
+from ledgerflow.engine import TaskOutcome, died_outcome
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
 
 from ledgerflow_executor.attempt import (
+    Ending,
     Lease,
     artifacts_of,
+    last_failure,
     logs_event,
-    outcome_events,
     read_outcome,
-    started_event,
+    recorded_outcome,
+    started,
     task_request,
 )
 from ledgerflow_executor.backends import Backend, BackendError, Launch
@@ -71,7 +73,8 @@ class _Running:
     deadline: float | None
     gpu_ids: tuple[int, ...]
     log_sizes: tuple[int, int] = (0, 0)
-    killed_for: str = ""
+    # Set when the executor ended the attempt (its timeout, its run cancelled).
+    ended: TaskOutcome | None = None
 
     @property
     def result(self) -> Path:
@@ -232,8 +235,8 @@ class Executor:
         """Starts leased attempts: their TaskStarted events in one append, then each
         on the backend."""
         prepared = [p for p in (self._prepare(lease) for lease in leases) if p is not None]
-        started = self._record([[started_event(lease)] for lease, _ in prepared])
-        for (lease, launch), ok in zip(prepared, started, strict=True):
+        recorded = self._record([[started(lease)] for lease, _ in prepared])
+        for (lease, launch), ok in zip(prepared, recorded, strict=True):
             if not ok:  # the lease is gone, or the service: it lapses, or is refused
                 self._free_gpus.extend(launch.gpu_ids)
                 shutil.rmtree(launch.workdir, ignore_errors=True)
@@ -246,7 +249,9 @@ class Executor:
         folder.mkdir(parents=True, exist_ok=True)
         try:
             flow_file = self._code_for(lease)
-            request = task_request(lease, self._artifacts_of)
+            request = task_request(
+                lease, self._artifacts_of, lambda: last_failure(self.metadata, lease)
+            )
         except RpcError as error:
             log.warning("%s: not started: %s", lease.label, error.message)
             shutil.rmtree(folder, ignore_errors=True)
@@ -288,7 +293,7 @@ class Executor:
             handle = self.backend.start(launch)
         except (BackendError, OSError) as error:  # recorded as the attempt's failure
             failed = TaskOutcome(ok=False, error_type="ExecutorError", error_message=str(error))
-            self._record([outcome_events(lease, failed)])
+            self._record([recorded_outcome(lease, failed)])
             self._free_gpus.extend(launch.gpu_ids)
             return
         timeout = lease.step.timeout_seconds
@@ -357,8 +362,8 @@ class Executor:
             except RpcError as error:
                 log.warning("cannot renew %s: %s", running.lease.label, error.message)
                 continue
-            if not answer.keep_running and not running.killed_for:
-                running.killed_for = f"Cancelled: {answer.reason}"
+            if not answer.keep_running and running.ended is None:
+                running.ended = died_outcome(-9, cancelled=answer.reason)
                 self.say(f"executor: stopping {running.lease.label}: {answer.reason}")
                 self.backend.kill(running.handle)
 
@@ -395,12 +400,9 @@ class Executor:
         for running in self.running.values():
             if running.deadline and self.backend.waiting(running.handle):  # not begun yet
                 running.deadline = now + running.lease.step.timeout_seconds
-            if running.deadline and now >= running.deadline and not running.killed_for:
+            if running.deadline and now >= running.deadline and running.ended is None:
                 limit = running.lease.step.timeout_seconds
-                running.killed_for = (
-                    f"TimeoutException: the attempt ran longer than {limit:g}s (@timeout) "
-                    "and was killed"
-                )
+                running.ended = died_outcome(-9, timeout_seconds=limit)
                 self.backend.kill(running.handle)
 
     # ---- outcomes ----------------------------------------------------------------------
@@ -413,18 +415,17 @@ class Executor:
         for handle, exit_code in exited:
             running = self.running.pop(handle)
             self._free_gpus.extend(running.gpu_ids)
-            outcome = read_outcome(
-                running.result,
-                exit_code,
-                running.lease,
-                killed_for=running.killed_for or self.backend.ended_by(handle),
+            ending = Ending(
+                outcome=running.ended or self.backend.ended_by(handle),
                 memory_killed=self.backend.memory_killed(handle, exit_code),
             )
+            outcome = read_outcome(running.result, running.stderr, exit_code, running.lease,
+                                   ended=ending)  # fmt: skip
             if not outcome.ok and not outcome.traceback:
                 outcome.traceback = read_output(running.stderr).decode(errors="replace")[-20000:]
             events = [
                 *self._upload_logs(running, final=True),
-                *outcome_events(running.lease, outcome),
+                *recorded_outcome(running.lease, outcome),
             ]
             finished.append((running, outcome, events))
         recorded = self._record([events for _, _, events in finished])

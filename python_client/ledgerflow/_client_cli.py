@@ -14,7 +14,7 @@ from google.protobuf import json_format
 
 from ledgerflow import client
 from ledgerflow._cli_errors import friendly_errors
-from ledgerflow._run_events import new_event
+from ledgerflow.engine import new_event
 from ledgerflow.exceptions import LedgerflowNotFound
 from ledgerflow.v1 import common_pb2, events_pb2, ledger_service_pb2, records_pb2
 

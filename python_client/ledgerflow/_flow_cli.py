@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import inspect
 import os
 import sys
@@ -456,6 +457,7 @@ def build_cli(flow_class: type[FlowSpec], graph: FlowGraph) -> click.Group:
         """Run one task attempt, described by a TaskRequest as JSON, and write its
         outcome to RESULT: the entry point of launchers, containers and executors."""
         task_process()
+        faulthandler.enable()  # a segfault leaves Python's traceback on stderr
         request = TaskRequest.from_json(Path(spec_path).read_text())
         store = session.store
         store.parallel_hash = True  # this process will not fork

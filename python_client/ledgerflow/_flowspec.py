@@ -4,6 +4,7 @@ inherited from the previous step are loaded only when read."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -116,7 +117,17 @@ class FlowSpec:
         self._transition: tuple[list[str], str | None, int] | None = None
         self._is_join = is_join
         for name, value in parameters.items():
-            setattr(self, name, value)
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        flow_class: type = type(self)
+        if name in _read_only_names(flow_class) and "_inherited" in self.__dict__:
+            what = "a Parameter" if name in self.__dict__ else "a constant of the flow class"
+            raise AttributeError(
+                f"cannot set self.{name} in step {self._step_name!r}: it is {what}, "
+                f"read-only while the flow runs; store the new value under another name"
+            )
+        object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
         state = self.__dict__
@@ -184,14 +195,27 @@ class FlowSpec:
         return stack[-1][1] if stack else None
 
     def foreach_stack(self) -> list[tuple[int, int, Any]]:
-        """(index, num_splits, value) for each enclosing foreach, outermost first."""
-        return [(i, n, None) for _, i, n in self.__dict__.get("_foreach_stack", [])]
+        """(index, num_splits, value) for each enclosing foreach, outermost first: the
+        value is this task's item of that foreach's list."""
+        frames = self.__dict__.get("_foreach_stack", [])
+        return [(i, n, self._foreach_item(split, i)) for split, i, n in frames]
+
+    def _foreach_item(self, split_step: str, index: int) -> Any:
+        try:
+            return getattr(self, self._foreach_params[split_step])[index]
+        except (AttributeError, KeyError, IndexError, TypeError):
+            return None  # the list was renamed or replaced since the split
 
     def merge_artifacts(
         self, inputs: Inputs, exclude: Sequence[str] = (), include: Sequence[str] = ()
     ) -> None:
         """In a join: carries over every artifact on which the inputs agree. An artifact
-        whose value differs between inputs must be set on self first, or excluded."""
+        whose value differs between inputs must be set on self first, or excluded.
+        Everything is checked first: on an error nothing has been merged."""
+        if not self.__dict__.get("_is_join"):
+            raise MergeArtifactsException(
+                f"merge_artifacts() works only in a join step; {self._step_name!r} is not one"
+            )
         if include and exclude:
             raise MergeArtifactsException("pass include= or exclude=, not both")
         candidates: dict[str, list[tuple[InputView, records_pb2.Artifact]]] = {}
@@ -203,6 +227,7 @@ class FlowSpec:
         missing = [name for name in include if name not in candidates]
         if missing:
             raise MergeArtifactsException(f"include= names {missing}, which no input has")
+        merged = {}
         for name, found in candidates.items():
             if name in self.__dict__:
                 continue
@@ -213,7 +238,8 @@ class FlowSpec:
                     f"artifact {name!r} differs between inputs ({sources}): set self.{name} "
                     f"before merge_artifacts(), or pass exclude=['{name}']"
                 )
-            self._inherited[name] = found[0][1]
+            merged[name] = found[0][1]
+        self._inherited.update(merged)
 
     # ---- read by the task runner --------------------------------------------------
 
@@ -236,3 +262,20 @@ class FlowSpec:
 
 
 _NOT_LOADED = object()
+
+
+@functools.cache
+def _read_only_names(flow_class: type) -> frozenset[str]:
+    """The names a step may not assign on self: the flow's Parameters and its class
+    constants (as in Metaflow, where both are read-only properties)."""
+    names = set()
+    for cls in flow_class.__mro__:
+        if cls in (FlowSpec, object):
+            continue
+        for name, value in vars(cls).items():
+            if name.startswith("_") or callable(value) or isinstance(value, property):
+                continue
+            if isinstance(value, (staticmethod, classmethod)):
+                continue
+            names.add(name)
+    return frozenset(names)

@@ -29,21 +29,3 @@ def take(*, succeeded: bool) -> list[events_pb2.Event]:
     taken = [e for e in _noted if succeeded or e.HasField("table_version_read")]
     _noted.clear()
     return taken
-
-
-def lineage_events(
-    noted: list[events_pb2.Event], task: events_pb2.TaskRef, attempt: int, lease_id: str = ""
-) -> list[events_pb2.Event]:
-    """The events that record an attempt's table use, each naming the attempt."""
-    from ledgerflow._run_events import new_event  # the runtime's side: tasks stay light
-
-    events = []
-    for event in noted:
-        kind = event.WhichOneof("payload")
-        payload = type(getattr(event, kind))()
-        payload.CopyFrom(getattr(event, kind))
-        payload.task.CopyFrom(task)
-        payload.attempt = attempt
-        payload.lease_id = lease_id
-        events.append(new_event(**{kind: payload}))
-    return events

@@ -24,9 +24,10 @@ from ledgerflow._graph_message import graph_message
 from ledgerflow._metadata import MetadataClient
 from ledgerflow._progress import RunReporter
 from ledgerflow._resume import ResumeOrigin
-from ledgerflow._run_events import new_event, retry_delays
+from ledgerflow._run_events import retry_delays
 from ledgerflow._runtime import VERSION, _pathspec, new_run_id
 from ledgerflow._task import NUM_SPLITS_ARTIFACT
+from ledgerflow.engine import new_event
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow.v1 import executor_service_pb2 as executor_api

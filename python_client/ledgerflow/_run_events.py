@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable
-from typing import Any
 
 from ledgerflow._metadata import MetadataClient
 from ledgerflow.exceptions import RpcError
@@ -36,10 +34,6 @@ def retry_delays() -> list[float]:
     while sum(delays) < patience:
         delays.append(min(0.5 * 2 ** len(delays), 30.0))
     return delays
-
-
-def new_event(**payload: Any) -> events_pb2.Event:
-    return events_pb2.Event(event_id=str(uuid.uuid4()), **payload)
 
 
 def append_with_retries(

@@ -17,12 +17,13 @@ import signal
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ledgerflow._datastore import ContentStore
-from ledgerflow._decorators import Retry, step_options
+from ledgerflow._decorators import Retry
 from ledgerflow._flowspec import FlowSpec
 from ledgerflow._graph import FlowGraph
 from ledgerflow._graph_message import graph_message
@@ -34,24 +35,26 @@ from ledgerflow._launcher import (
     output_size,
     read_output,
 )
-from ledgerflow._lineage import lineage_events
 from ledgerflow._metadata import MetadataClient
 from ledgerflow._orphans import remove_orphaned_workdirs
 from ledgerflow._progress import RunReporter
 from ledgerflow._resume import ResumeOrigin
-from ledgerflow._run_events import (
-    append_with_retries,
-    heartbeat_seconds,
-    log_seconds,
-    new_event,
-)
-from ledgerflow._task import (
-    NUM_SPLITS_ARTIFACT,
-    TaskInput,
+from ledgerflow._run_events import append_with_retries, heartbeat_seconds, log_seconds
+from ledgerflow._task import NUM_SPLITS_ARTIFACT, TaskInput, TaskRequest, TaskSpec, child_main
+from ledgerflow.engine import (
+    JoinBook,
+    Next,
+    NextTask,
+    RunGraph,
     TaskOutcome,
-    TaskRequest,
-    TaskSpec,
-    child_main,
+    after_failure,
+    catches_in_process,
+    died_outcome,
+    new_event,
+    note_death,
+    outcome_events,
+    started_event,
+    task_facts,
 )
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import events_pb2, records_pb2
@@ -61,7 +64,7 @@ from ledgerflow.v1 import events_pb2, records_pb2
 _WORKDIR_PREFIX = "ledgerflow-run-"
 
 
-# Tasks that end within this long are recorded with their start in one append.
+# Output of an attempt younger than this is recorded at its end, not while it runs.
 QUICK_TASK_SECONDS = 0.05
 
 
@@ -95,7 +98,6 @@ class FinishedTask:
     task_id: str
     pathspec: str
     artifacts: dict[str, records_pb2.Artifact]
-    next_steps: list[str]
     num_splits: int
     foreach_stack: list[tuple[str, int, int]]
 
@@ -118,13 +120,6 @@ class RunResult:
     succeeded: bool
     failed_step: str = ""
     traceback: str = ""
-
-
-@dataclass
-class _JoinGroup:
-    expected: int
-    stack: list[tuple[str, int, int]]
-    arrived: list[tuple[int, FinishedTask]] = field(default_factory=list)
 
 
 class LocalRuntime:
@@ -152,6 +147,9 @@ class LocalRuntime:
         if max_workers < 1:
             raise ValueError("--max-workers must be at least 1")
         self.flow_class, self.graph = flow_class, graph
+        # The graph as the ledger records it: the rules of ledgerflow.engine read it.
+        self.declared_graph = graph_message(flow_class, graph, default_retry)
+        self.rules = RunGraph(self.declared_graph)
         self.metadata, self.store = metadata, store
         self.username, self.parameters = username, parameters
         self.parameters_json, self.tags = parameters_json, tags
@@ -162,9 +160,10 @@ class LocalRuntime:
         self.run_id = new_run_id()
         self._next_task_id = (origin.max_task_id if origin else 0) + 1
         self._ready: deque[TaskSpec] = deque()
-        self._delayed: list[tuple[float, TaskSpec]] = []
         self._running: dict[int, _Running] = {}
-        self._joins: dict[tuple[Any, ...], _JoinGroup] = {}
+        # Recorded as started, not launched yet (an interrupt can fall in between).
+        self._starting: list[TaskSpec] = []
+        self._joins: JoinBook[FinishedTask] = JoinBook()
         self._events: list[events_pb2.Event] = []
         self.launcher = launcher or ForkLauncher(
             lambda request, files: child_main(
@@ -200,11 +199,6 @@ class LocalRuntime:
         append_with_retries(self.metadata, self._events, self.reporter.warn)
         self._events = []
 
-    def _task_failed(self, spec: TaskSpec, outcome: TaskOutcome) -> None:
-        self._events.append(new_event(task_failed=events_pb2.TaskFailed(
-            task=self._ref(spec), attempt=spec.attempt, error_type=outcome.error_type,
-            error_message=outcome.error_message, traceback=outcome.traceback)))  # fmt: skip
-
     def _system_tags(self) -> list[str]:
         return [
             f"user:{self.username}",
@@ -229,9 +223,7 @@ class LocalRuntime:
                         parameters=self.parameters_json,
                         origin_run_id=self.origin.run_id if self.origin else "",
                         code_package_key=self.code_package_key,
-                        declared_graph=graph_message(
-                            self.flow_class, self.graph, self.default_retry
-                        ),
+                        declared_graph=self.declared_graph,
                     )
                 )
             ]
@@ -242,14 +234,11 @@ class LocalRuntime:
         service_lost = False
         try:
             self._schedule(TaskSpec("start", "", [], []))
-            while self._ready or self._running or self._delayed:
-                self._release_delayed()
-                while self._ready and len(self._running) < self.max_workers:
-                    self._launch(self._ready.popleft())
+            while self._ready or self._running:
+                self._launch_what_fits()
                 self._wait()
                 self._heartbeat_if_due()
                 self._record_logs_if_due()
-                self._flush()
         except KeyboardInterrupt:
             self._kill_all()
             self._failure = self._failure or RunResult(
@@ -336,31 +325,13 @@ class LocalRuntime:
             )
         )
 
-    def _release_delayed(self) -> None:
-        now = time.monotonic()
-        due = [item for item in self._delayed if item[0] <= now]
-        for item in due:
-            self._delayed.remove(item)
-            self._ready.append(item[1])
-
     def _wait(self) -> None:
         if not self._running:
-            if self._delayed:  # a retry waits its delay; heartbeats go on meanwhile
-                wake_at = min(
-                    min(t for t, _ in self._delayed), self._last_heartbeat + self._heartbeat_every
-                )
-                time.sleep(max(0.0, wake_at - time.monotonic()))
             return
         now = time.monotonic()
         wake = [self._last_heartbeat + self._heartbeat_every, self._logs_due]
         wake += [r.deadline for r in self._running.values() if r.deadline and not r.timed_out]
-        wake += [t for t, _ in self._delayed]
-        exited = self.launcher.wait(min(min(wake) - now, QUICK_TASK_SECONDS))
-        if not exited and self._events:
-            # A longer wait: record what started (it shows as running meanwhile), while
-            # short tasks' events still go in one append with their outcomes.
-            self._flush()
-            exited = self.launcher.wait(min(wake) - time.monotonic())
+        exited = self.launcher.wait(min(wake) - now)
         for handle, exit_code in exited:
             self._reap(self._running[handle], exit_code)
         now = time.monotonic()
@@ -372,14 +343,20 @@ class LocalRuntime:
     def _kill_all(self, *, record: bool = True) -> None:
         """Stops every running attempt and (unless `record` is off) records it as failed
         (interrupted)."""
-        for running in list(self._running.values()):
+        for running in self._running.values():
             self.launcher.stop(running.handle)
-            if not record:
-                continue
-            self._task_failed(running.spec, TaskOutcome(
-                ok=False, error_type="Interrupted",
-                error_message="the run was interrupted; the attempt was killed"))  # fmt: skip
+        stopped = [r.spec for r in self._running.values()] + self._starting
         self._running.clear()
+        self._starting = []
+        if not record:
+            return
+        interrupted = TaskOutcome(
+            ok=False,
+            error_type="Interrupted",
+            error_message="the run was interrupted; the attempt was killed",
+        )
+        for spec in stopped:
+            self._events.extend(outcome_events(self._ref(spec), spec.attempt, interrupted))
 
     # ---- scheduling -------------------------------------------------------------------
 
@@ -395,128 +372,101 @@ class LocalRuntime:
         self._next_task_id += 1
         self._ready.append(spec)
 
-    def _options(self, step_name: str) -> Any:
-        return step_options(getattr(self.flow_class, step_name))
+    def _launch_what_fits(self) -> None:
+        """Starts ready attempts while workers are free. Their TaskStarted events are
+        appended with everything else the last wake-up found before any of them runs,
+        so a step can open its own task (``Task(current.pathspec)``) from its first
+        line."""
+        starting: list[TaskSpec] = []
+        while self._ready and len(self._running) + len(starting) < self.max_workers:
+            spec = self._ready.popleft()
+            self._prepare(spec)
+            starting.append(spec)
+        self._starting = starting
+        self._flush()  # with what the last wake-up found: one append per wake-up
+        while self._starting:
+            self._start(self._starting.pop(0))
+
+    def _prepare(self, spec: TaskSpec) -> None:
+        """Settles the attempt's @catch settings and records its start."""
+        step = self.rules.step(spec.step_name)
+        spec.catch_on_failure = catches_in_process(step, spec.failures)
+        spec.catch_var = step.catch_var or None
+        spec.catch_print = step.catch_print
+        self._events.append(
+            started_event(self._ref(spec), spec.attempt, [i.pathspec for i in spec.inputs],
+                          _frames(spec.foreach_stack), step.resources)
+        )  # fmt: skip
 
     @_interrupts_deferred()
-    def _launch(self, spec: TaskSpec) -> None:
-        options = self._options(spec.step_name)
-        retry = options.retry or self.default_retry
-        max_attempts = 1 + (retry.times if retry else 0)
-        spec.catch_on_failure = options.catch is not None and spec.attempt >= max_attempts - 1
-        spec.catch_var = options.catch.var if options.catch else None
-        spec.catch_print = options.catch.print_exception if options.catch else True
-        res = options.resources
-        self._events.append(
-            new_event(
-                task_started=events_pb2.TaskStarted(
-                    task=self._ref(spec),
-                    attempt=spec.attempt,
-                    input_pathspecs=[i.pathspec for i in spec.inputs],
-                    foreach_stack=_frames(spec.foreach_stack),
-                    resources=records_pb2.Resources(cpu=res.cpu, gpu=res.gpu, memory_mb=res.memory),
-                )
-            )
-        )
+    def _start(self, spec: TaskSpec) -> None:
+        step = self.rules.step(spec.step_name)
         self.reporter.task_started(spec.step_name, spec.task_id, spec.attempt)
         files = AttemptFiles.under(
             str(self._workdir / f"{spec.step_name}.{spec.task_id}.{spec.attempt}")
         )
-        facts = dict(
+        facts = task_facts(
             flow_name=self.graph.name,
             run_id=self.run_id,
             step_name=spec.step_name,
             task_id=spec.task_id,
-            retry_count=spec.attempt,
-            namespace=f"user:{self.username}",
-            username=self.username,
+            attempt=spec.attempt,
+            user=self.username,
             tags=[*self.tags, *self._system_tags()],
-            origin_run_id=self.origin.run_id if self.origin else None,
-            parameter_names=list(self.parameters),
+            origin_run_id=self.origin.run_id if self.origin else "",
+            parameter_names=self.parameters,
         )
         handle = self.launcher.launch(TaskRequest(spec, facts, self.parameters_json), files)
-        deadline = time.monotonic() + options.timeout.seconds if options.timeout else None
-        self._running[handle] = _Running(spec, handle, time.monotonic(), deadline, files)
+        now = time.monotonic()
+        deadline = now + step.timeout_seconds if step.timeout_seconds else None
+        self._running[handle] = _Running(spec, handle, now, deadline, files)
 
     @_interrupts_deferred()
     def _reap(self, running: _Running, exit_code: int) -> None:
         del self._running[running.handle]
         spec = running.spec
-        result_path, out_path, err_path = (
-            running.files.result,
-            running.files.stdout,
-            running.files.stderr,
-        )
+        step = self.rules.step(spec.step_name)
         seconds = time.monotonic() - running.started
-        if os.path.exists(result_path):
-            outcome = TaskOutcome.from_bytes(Path(result_path).read_bytes())
-        elif running.timed_out:
-            limit = self._options(spec.step_name).timeout.seconds
-            outcome = TaskOutcome(
-                ok=False,
-                error_type="TimeoutException",
-                error_message=f"the attempt ran longer than {limit:g}s (@timeout) and was killed",
-            )
+        if os.path.exists(running.files.result):
+            outcome = TaskOutcome.from_bytes(Path(running.files.result).read_bytes())
         else:
-            outcome = TaskOutcome(
-                ok=False,
-                error_type="TaskProcessDied",
-                error_message=f"the task process exited with code {exit_code} "
-                "before reporting (killed, or os._exit)",
-            )
-        stdout = read_output(out_path)
-        stderr = read_output(err_path)
+            timeout = step.timeout_seconds if running.timed_out else 0.0
+            outcome = died_outcome(exit_code, timeout_seconds=timeout)
+            note_death(running.files.stderr, outcome)
+        stdout = read_output(running.files.stdout)
+        stderr = read_output(running.files.stderr)
         if not outcome.traceback and not outcome.ok and stderr:
             outcome.traceback = stderr.decode(errors="replace")
         ref = self._ref(spec)
-        if outcome.artifacts:
-            self._events.append(
-                new_event(
-                    artifacts_recorded=events_pb2.ArtifactsRecorded(
-                        task=ref, attempt=spec.attempt, artifacts=outcome.artifacts
-                    )
-                )
-            )
-        self._events.extend(lineage_events(outcome.lineage, ref, spec.attempt))
         self._record_logs(running, stdout, stderr)
+        self._events.extend(outcome_events(ref, spec.attempt, outcome))
         if stdout:
             self.reporter.task_output(spec.step_name, spec.task_id, stdout.decode(errors="replace"))
         if outcome.ok:
-            self._events.append(
-                new_event(task_succeeded=events_pb2.TaskSucceeded(task=ref, attempt=spec.attempt))
-            )
             note = f" (caught {outcome.error_type})" if outcome.caught else ""
             self.reporter.task_finished(spec.step_name, spec.task_id, True, seconds, note)
-            self._on_success(
-                FinishedTask(
-                    spec.step_name,
-                    spec.task_id,
-                    _pathspec(ref),
-                    {a.name: a for a in outcome.artifacts},
-                    outcome.next_steps,
-                    outcome.num_splits,
-                    spec.foreach_stack,
-                )
-            )
+            artifacts = {a.name: a for a in outcome.artifacts}
+            finished = FinishedTask(spec.step_name, spec.task_id, _pathspec(ref), artifacts,
+                                    outcome.num_splits, spec.foreach_stack)  # fmt: skip
+            self._on_success(finished)
             return
-        self._task_failed(spec, outcome)
-        self.reporter.task_finished(
-            spec.step_name,
-            spec.task_id,
-            False,
-            seconds,
-            f"{outcome.error_type}: {outcome.error_message}",
-        )
-        retry = self._options(spec.step_name).retry or self.default_retry
-        if retry and spec.attempt < retry.times and self._failure is None:
+        self.reporter.task_finished(spec.step_name, spec.task_id, False, seconds,
+                                    f"{outcome.error_type}: {outcome.error_message}")  # fmt: skip
+        decision = after_failure(step, spec.failures + 1, outcome.error_type, remote=False)
+        if decision.next is not Next.FAIL and self._failure is None:
             again = TaskSpec(
                 spec.step_name,
                 spec.task_id,
                 spec.inputs,
                 spec.foreach_stack,
                 attempt=spec.attempt + 1,
+                failures=spec.failures + 1,
             )
-            self._delayed.append((time.monotonic() + 60 * retry.minutes_between_retries, again))
+            if decision.next is Next.CATCH:
+                again.fallback_error = dict(type=outcome.error_type,
+                                            message=outcome.error_message,
+                                            traceback=outcome.traceback)  # fmt: skip
+            self._ready.append(again)
             return
         if self._failure is None:
             self._failure = RunResult(
@@ -526,7 +476,6 @@ class LocalRuntime:
                 outcome.traceback or outcome.error_message,
             )
             self._ready.clear()
-            self._delayed.clear()
 
     def _clone(
         self, spec: TaskSpec, origin_task_id: str, artifacts: dict[str, records_pb2.Artifact]
@@ -546,65 +495,42 @@ class LocalRuntime:
             )
         )
         self.reporter.task_cloned(spec.step_name, spec.task_id, origin_path)
-        node = self.graph[spec.step_name]
         num_splits = 0
-        if node.foreach_param:
+        if NUM_SPLITS_ARTIFACT in artifacts:
             record = artifacts[NUM_SPLITS_ARTIFACT]
             num_splits = int(self.store.load(record.content_key, record.serializer))
-        self._on_success(
-            FinishedTask(
-                spec.step_name,
-                spec.task_id,
-                _pathspec(ref),
-                artifacts,
-                list(node.out_funcs),
-                num_splits,
-                spec.foreach_stack,
-            )
-        )
+        self._on_success(FinishedTask(spec.step_name, spec.task_id, _pathspec(ref), artifacts,
+                                      num_splits, spec.foreach_stack))  # fmt: skip
 
     def _on_success(self, task: FinishedTask) -> None:
         if task.step_name == "end":
             self._end_ok = True
             return
-        node = self.graph[task.step_name]
         as_input = TaskInput(task.step_name, task.pathspec, task.artifacts)
-        if node.foreach_param:
-            target = task.next_steps[0]
-            self.reporter.expect(target, task.num_splits)
-            for index in range(task.num_splits):
-                frame = (task.step_name, index, task.num_splits)
-                self._schedule(TaskSpec(target, "", [as_input], [*task.foreach_stack, frame]))
-            return
-        for target in task.next_steps:
-            target_node = self.graph[target]
-            if not target_node.is_join:
-                self.reporter.expect(target, 1)
-                self._schedule(TaskSpec(target, "", [as_input], list(task.foreach_stack)))
+        label = f"{task.step_name}/{task.task_id}"
+        following = self.rules.successors(
+            task.step_name, _frames(task.foreach_stack), task.num_splits, label
+        )
+        for successor in following:
+            if isinstance(successor, NextTask):
+                self.reporter.expect(successor.step, 1)
+                self._schedule(TaskSpec(successor.step, "", [as_input],
+                                        _tuples(successor.foreach_stack)))  # fmt: skip
                 continue
-            closing = self.graph[node.split_parents[-1]]
-            if closing.kind == "foreach":
-                stack = task.foreach_stack[:-1]
-                position, expected = task.foreach_stack[-1][1], task.foreach_stack[-1][2]
-            else:
-                stack = list(task.foreach_stack)
-                position = target_node.in_funcs.index(task.step_name)
-                expected = len(target_node.in_funcs)
-            key = (target, tuple(stack))
-            group = self._joins.setdefault(key, _JoinGroup(expected, stack))
-            group.arrived.append((position, task))
-            if len(group.arrived) == group.expected:
-                del self._joins[key]
-                inputs = [
-                    TaskInput(t.step_name, t.pathspec, t.artifacts)
-                    for _, t in sorted(group.arrived, key=lambda item: item[0])
-                ]
-                self.reporter.expect(target, 1)
-                self._schedule(TaskSpec(target, "", inputs, group.stack))
+            inputs = self._joins.arrive(successor, task)
+            if inputs is not None:
+                self.reporter.expect(successor.join, 1)
+                joined = [TaskInput(t.step_name, t.pathspec, t.artifacts) for t in inputs]
+                self._schedule(TaskSpec(successor.join, "", joined,
+                                        _tuples(successor.foreach_stack)))  # fmt: skip
 
 
 def _frames(stack: list[tuple[str, int, int]]) -> list[records_pb2.ForeachFrame]:
     return [records_pb2.ForeachFrame(step_name=s, index=i, num_splits=n) for s, i, n in stack]
+
+
+def _tuples(stack: Sequence[records_pb2.ForeachFrame]) -> list[tuple[str, int, int]]:
+    return [(f.step_name, f.index, f.num_splits) for f in stack]
 
 
 def _pathspec(ref: events_pb2.TaskRef) -> str:

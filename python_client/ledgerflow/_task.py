@@ -12,14 +12,14 @@ leave half an event behind.
 from __future__ import annotations
 
 import base64
+import faulthandler
 import io
 import json
 import os
-import pickle
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ledgerflow import _lineage
@@ -33,8 +33,9 @@ from ledgerflow._datastore import (
 from ledgerflow._decorators import step_options
 from ledgerflow._flowspec import FlowSpec, Inputs, InputView, _ArtifactReader
 from ledgerflow._graph import FlowGraph
+from ledgerflow.engine import TaskOutcome
 from ledgerflow.exceptions import CaughtException
-from ledgerflow.v1 import events_pb2, records_pb2
+from ledgerflow.v1 import records_pb2
 
 NUM_SPLITS_ARTIFACT = "_foreach_num_splits"
 
@@ -55,10 +56,16 @@ class TaskSpec:
     inputs: list[TaskInput]
     foreach_stack: list[tuple[str, int, int]]
     attempt: int = 0
+    # The task's own failed attempts before this one (see ledgerflow.engine.attempts).
+    failures: int = 0
     catch_var: str | None = None
     catch_on_failure: bool = False
     # @catch(print_exception=...): whether a caught error's traceback goes to stderr.
     catch_print: bool = True
+    # Set for @catch's fallback attempt (see ledgerflow.engine.attempts): the failure
+    # of the attempt before it (type, message, traceback), which it records instead of
+    # running the step.
+    fallback_error: dict[str, str] | None = None
 
 
 @dataclass
@@ -104,42 +111,6 @@ class TaskRequest:
         ]
         spec["foreach_stack"] = [tuple(frame) for frame in spec["foreach_stack"]]
         return cls(TaskSpec(**spec), data["facts"], data["parameters"])
-
-
-@dataclass
-class TaskOutcome:
-    """What the attempt reports back."""
-
-    ok: bool
-    artifacts: list[records_pb2.Artifact] = field(default_factory=list)
-    next_steps: list[str] = field(default_factory=list)
-    num_splits: int = 0
-    caught: bool = False
-    error_type: str = ""
-    error_message: str = ""
-    traceback: str = ""
-    # The tables it wrote and read (payload-only events: see _lineage.py).
-    lineage: list[events_pb2.Event] = field(default_factory=list)
-
-    def write(self, result_path: str) -> None:
-        """Writes the outcome where the launcher looks for it (atomically: a reader
-        sees all of it or nothing)."""
-        with open(result_path + ".tmp", "wb") as out:
-            out.write(self.to_bytes())
-        os.replace(result_path + ".tmp", result_path)
-
-    def to_bytes(self) -> bytes:
-        state = dict(vars(self))
-        state["artifacts"] = [a.SerializeToString() for a in self.artifacts]
-        state["lineage"] = [e.SerializeToString() for e in self.lineage]
-        return pickle.dumps(state)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> TaskOutcome:
-        state = pickle.loads(data)
-        state["artifacts"] = [records_pb2.Artifact.FromString(a) for a in state["artifacts"]]
-        state["lineage"] = [events_pb2.Event.FromString(e) for e in state.get("lineage", [])]
-        return cls(**state)
 
 
 def _user_traceback(error: BaseException) -> str:
@@ -227,6 +198,8 @@ def _run_step(
         is_join=node.is_join,
     )
     try:
+        if spec.fallback_error is not None:
+            raise _FailedBefore(spec.fallback_error)
         step_function = getattr(flow, spec.step_name)
         if node.is_join:
             views = [
@@ -243,40 +216,62 @@ def _run_step(
             )
         next_steps, foreach, num_splits = flow._transition or ([], None, 0)
         extra: dict[str, Any] = {NUM_SPLITS_ARTIFACT: num_splits} if foreach else {}
+        if spec.catch_var:  # as in Metaflow: no exception, so the variable holds None
+            extra[spec.catch_var] = None
         artifacts = _store_artifacts(flow, store, spec.step_name, extra)
         return TaskOutcome(
             ok=True, artifacts=artifacts, next_steps=next_steps, num_splits=num_splits
         )
     except Exception as error:
-        text = _user_traceback(error)
-        caught = spec.catch_on_failure and not node.foreach_param
+        return _failed(flow, store, spec, node.out_funcs, error)
+
+
+class _FailedBefore(Exception):
+    """@catch's fallback attempt: the attempt before it failed without reporting."""
+
+    def __init__(self, error: dict[str, str]) -> None:
+        super().__init__(error["message"])
+        self.error = error
+
+
+def _failed(
+    flow: FlowSpec, store: ContentStore, spec: TaskSpec, out_funcs: list[str], error: Exception
+) -> TaskOutcome:
+    """The outcome of a step that raised: a failure, or under @catch (its last attempt,
+    or the fallback) a success that stores the error in catch_var."""
+    if isinstance(error, _FailedBefore):
+        caught = True
+        kind, message, text = error.error["type"], error.error["message"], error.error["traceback"]
+    else:
+        caught = spec.catch_on_failure
+        kind, message, text = type(error).__name__, str(error), _user_traceback(error)
         if not caught or spec.catch_print:
             print(text, file=sys.stderr, end="")
-        failed = TaskOutcome(
-            ok=False, error_type=type(error).__name__, error_message=str(error), traceback=text
-        )
-        if not caught:
-            return failed
-        # @catch: the step failed for good; record the error and go on.
-        extra = (
-            {spec.catch_var: CaughtException(type(error).__name__, str(error), text)}
-            if spec.catch_var
-            else {}
-        )
-        flow._transition = None
-        try:
-            artifacts = _store_artifacts(flow, store, spec.step_name, extra)
-        except ArtifactSerializationError:  # the step's own values cannot be kept
-            artifacts = [_record(name, store.save(value)) for name, value in extra.items()]
-        return TaskOutcome(
-            ok=True,
-            artifacts=artifacts,
-            next_steps=list(node.out_funcs),
-            caught=True,
-            error_type=failed.error_type,
-            error_message=failed.error_message,
-            traceback=text,
-        )
+    failed = TaskOutcome(ok=False, error_type=kind, error_message=message, traceback=text)
+    if not caught:
+        return failed
+    # @catch: the step failed for good; record the error and go on.
+    qualified = kind if isinstance(error, _FailedBefore) else _qualified_name(type(error))
+    extra = {spec.catch_var: CaughtException(qualified, message, text)} if spec.catch_var else {}
+    flow._transition = None
+    try:
+        artifacts = _store_artifacts(flow, store, spec.step_name, extra)
+    except ArtifactSerializationError:  # the step's own values cannot be kept
+        artifacts = [_record(name, store.save(value)) for name, value in extra.items()]
+    return TaskOutcome(
+        ok=True,
+        artifacts=artifacts,
+        next_steps=list(out_funcs),
+        caught=True,
+        error_type=failed.error_type,
+        error_message=failed.error_message,
+        traceback=text,
+    )
+
+
+def _qualified_name(kind: type) -> str:
+    """An exception class as Metaflow names a caught one: ``module.Name``."""
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def child_main(
@@ -312,6 +307,8 @@ def capture_output(stdout_path: str, stderr_path: str) -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True)
+    # A crash in native code (a segfault) leaves Python's traceback in the task's stderr.
+    faulthandler.enable(file=sys.stderr)
 
 
 def run_then_exit(work: Callable[[], None]) -> NoReturn:

@@ -26,6 +26,7 @@ from ledgerflow.exceptions import (
     LedgerflowException,
     LedgerflowNamespaceMismatch,
     LedgerflowNotFound,
+    LedgerflowTaggingError,
 )
 from ledgerflow.v1 import (
     audit_service_pb2,
@@ -439,8 +440,13 @@ class Run(_Outcome):
     def replace_tags(self, tags_to_remove: Any, tags_to_add: Any) -> None:
         """Removes and adds user tags at once: one append of both events, so no reader
         sees the run with neither or both."""
+        tags_to_remove, tags_to_add = list(tags_to_remove), list(tags_to_add)
+        if not tags_to_remove and not tags_to_add:
+            raise LedgerflowTaggingError(
+                "replace_tags() needs at least one tag to remove or to add; both lists are empty"
+            )
         metadata, _ = _clients()
-        metadata.replace_run_tags(self.flow_name, self.id, list(tags_to_remove), list(tags_to_add))
+        metadata.replace_run_tags(self.flow_name, self.id, tags_to_remove, tags_to_add)
         self._refresh()
 
     def history(self) -> list[events_pb2.Event]:

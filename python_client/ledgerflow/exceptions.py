@@ -29,6 +29,10 @@ class LedgerflowNotFound(LedgerflowException, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class LedgerflowTaggingError(LedgerflowException):
+    """A tag call that cannot do anything (as Metaflow's MetaflowTaggingError)."""
+
+
 class LedgerflowNamespaceMismatch(LedgerflowException):
     """The object exists but is outside the current namespace."""
 

@@ -168,8 +168,11 @@ def test_a_job_past_its_time_limit_ends_as_a_timeout(
     exits: list[tuple[int, int]] = []
     wait_for(lambda: bool(exits.extend(backend.poll()) or exits), 180, "Slurm's time limit")
     assert [handle for handle, _ in exits] == [job]
-    assert backend.ended_by(job) == (
-        f"TimeoutException: Slurm ended job {job} at its time limit (--time)"
+    ended = backend.ended_by(job)
+    assert ended is not None and not ended.ok
+    assert (ended.error_type, ended.error_message) == (
+        "TimeoutException",
+        f"Slurm ended job {job} at its time limit (--time)",
     )
     assert _jobs(slurm)["ledgerflow:Slow/1/start/1.0"] == "TIMEOUT"
 

@@ -36,7 +36,7 @@ def test_features_flow(flow_env, tmp_path: Path, launcher: str) -> None:
         launcher,
         extra_env={"MARKER_DIR": str(markers)},
     )
-    assert "caught CaughtException KeyError" in result.stdout
+    assert "caught CaughtException builtins.KeyError" in result.stdout
     run = Flow("FeaturesFlow").latest_run
     assert run.successful
     end = run["end"].task
@@ -44,7 +44,7 @@ def test_features_flow(flow_env, tmp_path: Path, launcher: str) -> None:
     assert end.data.totals == [30, 120]  # rows [1, 2] and [3, 4, 5], times 10
     assert end.data.shared == "same everywhere"
     assert end.data.before_failure is True
-    assert end.data.problem.type == "KeyError"
+    assert end.data.problem.type == "builtins.KeyError"  # module.Name, as Metaflow
     who = run["start"].task.data.who
     assert who == ["FeaturesFlow", run.id, "start", "tester"]
 
@@ -120,7 +120,7 @@ def test_catch_can_keep_the_traceback_off_stderr(flow_env) -> None:
     run = Flow("QuietCatchFlow").latest_run
     assert "ValueError" not in (run["quiet"].task.stderr or "")
     assert "ValueError" in (run["loud"].task.stderr or "")
-    assert run["end"].task.data.caught == ["ValueError", "ValueError"]
+    assert run["end"].task.data.caught == ["builtins.ValueError", "builtins.ValueError"]
 
 
 def test_an_unusable_home_folder_is_a_one_line_error(flow_env) -> None:

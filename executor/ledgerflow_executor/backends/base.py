@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledgerflow.engine import TaskOutcome
+
 # Where an executor keeps its attempts' folders (one folder per executor in it). The
 # slurm backend's nodes must see it at the same path.
 WORKROOT = Path("/tmp/ledgerflow-executor")
@@ -92,10 +94,10 @@ class Backend(abc.ABC):
         """Whether an attempt that exited with `exit_code` was killed for memory."""
         return exit_code in (137, -9)
 
-    def ended_by(self, handle: int) -> str:
-        """For an attempt that just exited: "ErrorType: message" when its engine ended it
-        (a time limit, a failed node), else empty."""
-        return ""
+    def ended_by(self, handle: int) -> TaskOutcome | None:
+        """For an attempt that just exited: its failed outcome when its engine ended it
+        (a time limit, a failed node), else None."""
+        return None
 
     def waiting(self, handle: int) -> str:
         """Why a started attempt does not run yet (say, pending in a scheduler's queue);

@@ -29,6 +29,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ledgerflow.engine import TaskOutcome
+from ledgerflow.engine.outcomes import TIMEOUT_ERROR
+
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch
 
 log = logging.getLogger(__name__)
@@ -211,16 +214,18 @@ class KubernetesBackend(Backend):
             attempt = self._attempts.get(handle)
         return attempt is not None and attempt.reason == "OOMKilled"
 
-    def ended_by(self, handle: int) -> str:
+    def ended_by(self, handle: int) -> TaskOutcome | None:
         with self._lock:
             attempt = self._attempts.get(handle)
         if attempt is None:
-            return ""
+            return None
         if attempt.reason == "DeadlineExceeded":
-            return f"TimeoutException: Kubernetes ended Job {attempt.job} at its deadline"
+            message = f"Kubernetes ended Job {attempt.job} at its deadline"
+            return TaskOutcome(ok=False, error_type=TIMEOUT_ERROR, error_message=message)
         if attempt.reason == "Evicted":
-            return f"NodeFailure: the pod of Job {attempt.job} was evicted: {attempt.message}"
-        return ""
+            message = f"the pod of Job {attempt.job} was evicted: {attempt.message}"
+            return TaskOutcome(ok=False, error_type="NodeFailure", error_message=message)
+        return None
 
     def close(self) -> None:
         self._closing.set()

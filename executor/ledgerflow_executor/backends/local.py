@@ -114,6 +114,11 @@ class LocalBackend(Backend):
             exited, self._exited = self._exited, []
         return exited
 
+    def memory_killed(self, handle: int, exit_code: int) -> bool:
+        """Never: memory is bounded by an rlimit, so an allocation past it fails inside
+        the task (MemoryError); a SIGKILL came from someone else."""
+        return False
+
     def kill(self, handle: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(handle, signal.SIGKILL)

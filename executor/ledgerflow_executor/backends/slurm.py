@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ledgerflow.engine import TaskOutcome
+
 from ledgerflow_executor.backends.base import (
     WORKROOT,
     Backend,
@@ -201,20 +203,24 @@ class SlurmBackend(Backend):
         oom = job is not None and job.state == "OUT_OF_MEMORY"
         return oom or super().memory_killed(handle, exit_code)
 
-    def ended_by(self, handle: int) -> str:
+    def ended_by(self, handle: int) -> TaskOutcome | None:
         job = self._ended.get(handle)
         if job is None:
-            return ""
+            return None
         if job.state == "LOST":
-            return f"NodeFailure: Slurm no longer lists job {handle}"
+            return _failed("NodeFailure", f"Slurm no longer lists job {handle}")
         imposed = _IMPOSED_ENDS.get(job.state)
         if imposed is None:
-            return ""
+            return None
         kind, message = imposed
-        return f"{kind}: {message.format(what=job.what, node=job.node or '?')}"
+        return _failed(kind, message.format(what=job.what, node=job.node or "?"))
 
     def kill(self, handle: int) -> None:
         _slurm(["scancel", str(handle)], check=False)
+
+
+def _failed(kind: str, message: str) -> TaskOutcome:
+    return TaskOutcome(ok=False, error_type=kind, error_message=message)
 
 
 def _attempt_args(launch: Launch) -> list[str]:

@@ -1,14 +1,14 @@
 """A run's graph (the ``FlowGraph`` message of its RunStarted): checked once when the
-run starts; for a submitted run, then read by the fold and the process manager to know
-what follows a task and which tasks a join waits for."""
+run starts; for a submitted run, then read by the fold and the process manager through
+the run rules of ``ledgerflow.engine`` (what follows a task, which tasks a join waits
+for)."""
 
 from __future__ import annotations
 
 import functools
-import json
 import math
-from collections.abc import Sequence
 
+from ledgerflow.engine import RunGraph, UnknownStep
 from ledgerflow.v1 import records_pb2
 from ledgerflow_service.errors import InvalidArgument
 from ledgerflow_service.names import check_identifier
@@ -26,11 +26,17 @@ def parse(blob: bytes) -> records_pb2.FlowGraph:
     return records_pb2.FlowGraph.FromString(blob)
 
 
-def step(graph: records_pb2.FlowGraph, name: str) -> records_pb2.StepSpec:
-    for spec in graph.steps:
-        if spec.name == name:
-            return spec
-    raise InvalidArgument(f"step {name!r} is not in the run's graph")
+@functools.lru_cache(maxsize=256)
+def rules(blob: bytes) -> RunGraph:
+    """The run rules over an orchestrated run's stored graph (cached, like parse)."""
+    return RunGraph(parse(blob))
+
+
+def step(graph: RunGraph, name: str) -> records_pb2.StepSpec:
+    try:
+        return graph.step(name)
+    except UnknownStep as error:
+        raise InvalidArgument(str(error)) from None
 
 
 def check(graph: records_pb2.FlowGraph, field: str = "graph") -> None:
@@ -90,34 +96,3 @@ def check_resume(graph: records_pb2.FlowGraph, plan: records_pb2.ResumePlan) -> 
                                   "which is not a step")  # fmt: skip
         if not clone.origin_task_id:
             raise InvalidArgument("run_started.resume: a clone names no origin_task_id")
-
-
-def join_key(
-    graph: records_pb2.FlowGraph,
-    spec: records_pb2.StepSpec,
-    stack: Sequence[records_pb2.ForeachFrame],
-) -> str:
-    """Which join instance a task of `spec` with foreach frames `stack` feeds ("" when
-    its next step is not a join): the join's name and the frames that stay open after
-    it. Tasks with the same key are the inputs of one join task."""
-    for target_name in spec.next_steps:
-        target = step(graph, target_name)
-        if target.kind != K.STEP_KIND_JOIN:
-            continue
-        closing = step(graph, target.closes)
-        frames = [[f.step_name, f.index, f.num_splits] for f in stack]
-        if closing.kind == K.STEP_KIND_FOREACH:
-            frames = frames[:-1]
-        return f"{target.name}|{json.dumps(frames)}"
-    return ""
-
-
-def join_inputs_expected(
-    graph: records_pb2.FlowGraph,
-    join: records_pb2.StepSpec,
-    stack: Sequence[records_pb2.ForeachFrame],
-) -> int:
-    """How many tasks a join instance waits for, given one input's foreach frames."""
-    if step(graph, join.closes).kind == K.STEP_KIND_FOREACH:
-        return stack[-1].num_splits
-    return len(join.in_steps)

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ledgerflow.engine import RunGraph
 from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
 from ledgerflow_service.orchestration import graph as flow_graph
@@ -143,7 +144,7 @@ class LeaseDesk:
         self, picked: list[tuple[QueueRow, str]]
     ) -> list[executor_service_pb2.LeaseTaskResponse]:
         """What each leased task needs to run: its queue row, its run and its step."""
-        runs: dict[str, tuple[records_pb2.Run, records_pb2.FlowGraph]] = {}
+        runs: dict[str, tuple[records_pb2.Run, RunGraph]] = {}
         with self.database.read() as tx:
             for row, _ in picked:
                 if row.run_pathspec not in runs:

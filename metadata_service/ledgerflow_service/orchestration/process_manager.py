@@ -4,9 +4,14 @@ folded, appended as events in the same transaction.
 - A run submitted with its graph: queue ``start``.
 - A task succeeded: queue its successors (one per foreach item, with the count its
   TaskSucceeded carries; a join once all of its inputs are done).
-- An attempt failed: queue the next attempt while ``@retry`` allows; otherwise the run
-  fails (the read model marked it), and its queued tasks are cancelled.
-- A lease expired: queue the task again.
+- An attempt failed: queue the next attempt while ``@retry`` allows, or ``@catch``'s
+  fallback; otherwise the run fails (the read model marked it), and its queued tasks
+  are cancelled.
+- A lease expired: queue the task again, on the budget of lost attempts.
+
+What follows what, and after which failure, are the run rules of ``ledgerflow.engine``,
+the same the local runtime and the executor follow; this module only turns them into
+events.
 - A run is cancelled or failing: cancel its queued tasks; running ones are stopped by
   their executors (``RenewLease`` tells them).
 - A run with no open task left: finish it, succeeded when its end step succeeded.
@@ -19,8 +24,19 @@ event, a rebuild folds them again without deciding anything.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ledgerflow.engine import (
+    Decision,
+    JoinArrival,
+    Next,
+    NextTask,
+    RunGraph,
+    after_failure,
+    after_lost,
+    in_join_order,
+)
 from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow_service.orchestration import graph as flow_graph
 from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow, task_ref
@@ -90,49 +106,34 @@ def _decide(
     graph = run.flow_graph()
     cause = item.event.event_id
     if kind == "run_started":
-        _queue_new(fold, run, decided, cause, flow_graph.step(graph, "start"), [], [], "run start")
+        _queue_new(fold, run, decided, cause, "start", [], (), "run start")
         return
     row = fold.queue.get(item.address.task_pathspec or "")
     if row is None or run.state != "running":
         return
-    spec = flow_graph.step(graph, row.step_name)
     if kind == "task_succeeded" and row.state == "done":
         splits = item.event.task_succeeded.num_splits
-        _queue_successors(fold, tx, run, graph, spec, row, splits, cause, decided)
+        _queue_successors(fold, tx, run, graph, row, splits, cause, decided)
     elif kind == "task_cloned" and row.state == "done":
         stack = tuple(f.index for f in row.foreach_stack)
         clone = run.clones().get((row.step_name, stack))
         splits = clone.num_splits if clone is not None else 0
-        _queue_successors(fold, tx, run, graph, spec, row, splits, cause, decided)
+        _queue_successors(fold, tx, run, graph, row, splits, cause, decided)
     elif kind == "task_failed" and row.state == "failed":
+        spec = flow_graph.step(graph, row.step_name)
         failed = item.event.task_failed
-        _queue_again(
-            decided,
-            cause,
-            row,
-            spec,
-            row.attempt + 1,
-            60 * spec.minutes_between_retries,
-            f"retry {row.failures} of {spec.retries} after {failed.error_type}",
-        )
+        decision = after_failure(spec, row.failures, failed.error_type, remote=True)
+        _queue_again(decided, cause, row, spec, row.attempt + 1, decision)
     elif kind == "lease_expired" and row.state == "lost":
-        _queue_again(
-            decided,
-            cause,
-            row,
-            spec,
-            row.attempt,
-            0.0,
-            f"lease lost {row.lost} time(s): its executor stopped renewing it",
-        )
+        spec = flow_graph.step(graph, row.step_name)
+        _queue_again(decided, cause, row, spec, row.attempt, after_lost(row.lost))
 
 
 def _queue_successors(
     fold: ReadModelFold,
     tx: Tx,
     run: OrchestratedRunRow,
-    graph: records_pb2.FlowGraph,
-    spec: records_pb2.StepSpec,
+    graph: RunGraph,
     row: QueueRow,
     splits: int,
     cause: str,
@@ -140,54 +141,37 @@ def _queue_successors(
 ) -> None:
     """Queues what follows a task that is done (succeeded, or cloned); a foreach step
     split into `splits` items."""
-    stack = row.foreach_stack
-    reason = f"after {row.step_name}/{row.task_id}"
-    if spec.kind == K.STEP_KIND_FOREACH:
-        target = flow_graph.step(graph, spec.next_steps[0])
-        for index in range(splits):
-            frame = records_pb2.ForeachFrame(step_name=spec.name, index=index, num_splits=splits)
-            _queue_new(
-                fold, run, decided, cause, target, [row.task_pathspec], [*stack, frame],
-                f"item {index} of {splits} {reason}",
-            )  # fmt: skip
-        return
-    for target_name in spec.next_steps:
-        target = flow_graph.step(graph, target_name)
-        if target.kind != K.STEP_KIND_JOIN:
-            _queue_new(fold, run, decided, cause, target, [row.task_pathspec], stack, reason)
-            continue
-        _join_if_complete(fold, tx, run, graph, target, row, decided, cause)
+    label = f"{row.step_name}/{row.task_id}"
+    for successor in graph.successors(row.step_name, row.foreach_stack, splits, label):
+        if isinstance(successor, NextTask):
+            _queue_new(fold, run, decided, cause, successor.step, [row.task_pathspec],
+                       successor.foreach_stack, successor.reason)  # fmt: skip
+        else:
+            _join_if_complete(fold, tx, run, graph, successor, decided, cause)
 
 
 def _join_if_complete(
     fold: ReadModelFold,
     tx: Tx,
     run: OrchestratedRunRow,
-    graph: records_pb2.FlowGraph,
-    join: records_pb2.StepSpec,
-    arrived: QueueRow,
+    graph: RunGraph,
+    arrival: JoinArrival,
     decided: Decisions,
     cause: str,
 ) -> None:
     """Queues the join once every task feeding it is done (each arrival asks; only the
     last one finds them all, and a key is joined once per fold)."""
-    key = arrived.join_key
-    if key in fold.joined:
+    if arrival.key in fold.joined:
         return
-    rows = _rows(fold, tx, run.run_pathspec, "join_key", key)
+    rows = _rows(fold, tx, run.run_pathspec, "join_key", arrival.key)
     done = [r for r in rows if r.state == "done"]
-    if len(done) < flow_graph.join_inputs_expected(graph, join, arrived.foreach_stack):
+    if len(done) < arrival.expected:
         return
-    fold.joined.add(key)
-    if flow_graph.step(graph, join.closes).kind == K.STEP_KIND_FOREACH:
-        done.sort(key=lambda r: r.foreach_stack[-1].index)
-        stack = arrived.foreach_stack[:-1]
-    else:
-        order = list(join.in_steps)
-        done.sort(key=lambda r: order.index(r.step_name) if r.step_name in order else len(order))
-        stack = arrived.foreach_stack
-    inputs = [r.task_pathspec for r in done]
-    _queue_new(fold, run, decided, cause, join, inputs, stack, f"join of {len(inputs)} inputs")
+    fold.joined.add(arrival.key)
+    places = [graph.arrival(arrival.join, r.step_name, r.foreach_stack).position for r in done]
+    inputs = [r.task_pathspec for r in in_join_order(list(zip(places, done, strict=True)))]
+    _queue_new(fold, run, decided, cause, arrival.join, inputs, arrival.foreach_stack,
+               f"join of {len(inputs)} inputs")  # fmt: skip
 
 
 def _queue_new(
@@ -195,11 +179,12 @@ def _queue_new(
     run: OrchestratedRunRow,
     decided: Decisions,
     cause: str,
-    spec: records_pb2.StepSpec,
+    step_name: str,
     inputs: list[str],
-    stack: list[records_pb2.ForeachFrame],
+    stack: Sequence[records_pb2.ForeachFrame],
     reason: str,
 ) -> None:
+    spec = flow_graph.step(run.flow_graph(), step_name)
     clone = run.clones().get((spec.name, tuple(f.index for f in stack)))
     if clone is not None:  # resume --remote: the origin's task is reused, not run
         run_row = fold.runs[run.run_pathspec]
@@ -232,9 +217,12 @@ def _queue_again(
     row: QueueRow,
     spec: records_pb2.StepSpec,
     attempt: int,
-    delay_seconds: float,
-    reason: str,
+    decision: Decision,
 ) -> None:
+    """Queues the task's next attempt, unless the attempt policy said it fails (then
+    the queue read model has failed the run already)."""
+    if decision.next is Next.FAIL:
+        return
     decided.add(
         cause,
         task_queued=events_pb2.TaskQueued(
@@ -244,8 +232,8 @@ def _queue_again(
             foreach_stack=row.foreach_stack,
             resources=spec.resources,
             queue=spec.queue,
-            delay_seconds=delay_seconds,
-            reason=reason,
+            delay_seconds=decision.delay_seconds,
+            reason=decision.reason,
         ),
     )
 

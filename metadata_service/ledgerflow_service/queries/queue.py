@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ledgerflow.engine import RunGraph
 from ledgerflow.v1 import common_pb2, executor_service_pb2, records_pb2
 
 from ledgerflow_service.orchestration import graph as flow_graph
@@ -38,6 +39,7 @@ def queued_record(row: QueueRow) -> records_pb2.QueuedTask:
         resources=records_pb2.Resources(cpu=row.cpu, gpu=row.gpu, memory_mb=row.memory_mb),
         queue=row.queue_name,
         executor_id=row.executor_id,
+        failures=row.failures,
     )
     set_time(record.queued_at, row.queued_at_us)
     set_time(record.lease_expires_at, row.lease_expires_at_us or None)
@@ -112,8 +114,8 @@ def run_state(tx: Tx, run_pathspec: str) -> tuple[str, str] | None:
     return (str(row[0]), str(row[1])) if row else None
 
 
-def run_graph(tx: Tx, run_pathspec: str) -> records_pb2.FlowGraph:
-    """The graph of an orchestrated run."""
+def run_graph(tx: Tx, run_pathspec: str) -> RunGraph:
+    """The graph of an orchestrated run, with its run rules."""
     row = tx.query_one("SELECT graph FROM orchestrated_runs WHERE run_pathspec = ?", [run_pathspec])
     assert row is not None
-    return flow_graph.parse(bytes(row[0]))
+    return flow_graph.rules(bytes(row[0]))

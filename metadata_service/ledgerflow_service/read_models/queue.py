@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ledgerflow.engine import Next, RunGraph, after_failure, after_lost
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from ledgerflow_service.read_models.fold import ReadModelFold
     from ledgerflow_service.store.projector import PendingEvent
 
-# A task whose executors die this many times fails the run rather than loop forever.
-MAX_LOST_LEASES = 3
 # Task states that hold a place in the queue or on an executor.
 OPEN_STATES = frozenset({"queued", "leased", "running"})
 # The events only the service writes (the process manager, or its lease commands).
@@ -57,8 +56,9 @@ class OrchestratedRunRow:
     state: str
     reason: str
 
-    def flow_graph(self) -> records_pb2.FlowGraph:
-        return flow_graph.parse(self.graph)
+    def flow_graph(self) -> RunGraph:
+        """The run's graph, with the run rules over it."""
+        return flow_graph.rules(self.graph)
 
     def clones(self) -> dict[tuple[str, tuple[int, ...]], records_pb2.ClonedTask]:
         """The origin tasks a remote resume reuses, by (step, foreach indices)."""
@@ -127,7 +127,7 @@ def _new_row(
         queue_name=queue_name, cpu=resources.cpu, gpu=resources.gpu,
         memory_mb=resources.memory_mb, input_pathspecs_json=tasks.texts_json(inputs),
         foreach_stack_json=tasks.foreach_json(stack),
-        join_key=flow_graph.join_key(run.flow_graph(), step, stack),
+        join_key=run.flow_graph().join_key(step.name, stack),
         queued_position=item.position, queued_at_us=item.recorded_at_us, not_before_us=0,
         lease_id="", executor_id="", lease_seconds=0, lease_expires_at_us=0, failures=0,
         lost=0,
@@ -279,8 +279,9 @@ def lease_expired(fold: ReadModelFold, p: events_pb2.LeaseExpired, item: Pending
     if started:  # the attempt failed with its executor
         tasks.close_lost_attempt(fold, row.task_pathspec, p, item)
     row.lost += 1
-    if row.lost > MAX_LOST_LEASES or run.state != "running":
-        _fail_for_good(fold, run, row, f"its executor was lost {row.lost} times")
+    decision = after_lost(row.lost)
+    if decision.next is Next.FAIL or run.state != "running":
+        _fail_for_good(fold, run, row, decision.reason)
         return
     if started:
         row.attempt += 1  # the one the process manager queues next
@@ -341,8 +342,9 @@ def after_task_event(fold: ReadModelFold, kind: str, payload: Any, item: Pending
         fold.orchestrate(item)
     elif kind == "task_failed":
         row.failures += 1
-        retries = flow_graph.step(run.flow_graph(), row.step_name).retries
-        if row.failures > retries or run.state != "running":
+        step = flow_graph.step(run.flow_graph(), row.step_name)
+        decision = after_failure(step, row.failures, payload.error_type, remote=True)
+        if decision.next is Next.FAIL or run.state != "running":
             _fail_for_good(fold, run, row, f"{payload.error_type}: {payload.error_message}")
             return
         set_state(fold, row, "failed")

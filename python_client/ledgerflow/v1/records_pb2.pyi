@@ -189,7 +189,7 @@ class ClonedTask(_message.Message):
     def __init__(self, step_name: _Optional[str] = ..., foreach_indices: _Optional[_Iterable[int]] = ..., origin_task_id: _Optional[str] = ..., num_splits: _Optional[int] = ...) -> None: ...
 
 class QueuedTask(_message.Message):
-    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "pathspec", "attempt", "state", "input_pathspecs", "foreach_stack", "resources", "queue", "queued_at", "executor_id", "lease_expires_at", "waiting_reason")
+    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "pathspec", "attempt", "state", "input_pathspecs", "foreach_stack", "resources", "queue", "queued_at", "executor_id", "lease_expires_at", "waiting_reason", "failures")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +205,7 @@ class QueuedTask(_message.Message):
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     WAITING_REASON_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     step_name: str
@@ -220,7 +221,8 @@ class QueuedTask(_message.Message):
     executor_id: str
     lease_expires_at: _timestamp_pb2.Timestamp
     waiting_reason: str
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[QueueState, str]] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., queue: _Optional[str] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., executor_id: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_reason: _Optional[str] = ...) -> None: ...
+    failures: int
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[QueueState, str]] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., queue: _Optional[str] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., executor_id: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_reason: _Optional[str] = ..., failures: _Optional[int] = ...) -> None: ...
 
 class Attempt(_message.Message):
     __slots__ = ("attempt", "status", "started_at", "finished_at", "error_type", "error_message", "traceback", "stdout_key", "stderr_key")

@@ -1,0 +1,71 @@
+"""The rules of a run, in one place: what follows a finished task, what happens after an
+attempt fails, which events an attempt's outcome becomes, and the facts ``current``
+shows a task.
+
+The local runtime (``ledgerflow._runtime``), the service's process manager and queue
+read model (``ledgerflow_service.orchestration``, ``read_models.queue``) and the
+executor (``ledgerflow_executor``) all decide with these functions, so a flow follows
+the same rules on a laptop and on executors, and their ledgers agree. The package
+depends on nothing but the contract messages (``ledgerflow.v1``) and the standard
+library: the service imports it without importing the SDK.
+
+- :mod:`.graph`: successors, foreach fan-out, join instances and their inputs' order.
+- :mod:`.attempts`: ``@retry``, ``@catch`` and lost attempts.
+- :mod:`.outcomes`: an attempt's outcome, why an attempt with no report failed, and the
+  events both become.
+- :mod:`.facts`: what ``current`` says inside a task.
+"""
+
+from ledgerflow.engine.attempts import (
+    MAX_LOST_ATTEMPTS,
+    Decision,
+    Next,
+    after_failure,
+    after_lost,
+    catches_in_process,
+    runs_fallback,
+)
+from ledgerflow.engine.facts import task_facts
+from ledgerflow.engine.graph import (
+    JoinArrival,
+    JoinBook,
+    NextTask,
+    RunGraph,
+    UnknownStep,
+    in_join_order,
+)
+from ledgerflow.engine.outcomes import (
+    TaskOutcome,
+    death_note,
+    died_outcome,
+    lineage_events,
+    new_event,
+    note_death,
+    outcome_events,
+    started_event,
+)
+
+__all__ = [
+    "MAX_LOST_ATTEMPTS",
+    "Decision",
+    "JoinArrival",
+    "JoinBook",
+    "Next",
+    "NextTask",
+    "RunGraph",
+    "TaskOutcome",
+    "UnknownStep",
+    "after_failure",
+    "after_lost",
+    "catches_in_process",
+    "death_note",
+    "died_outcome",
+    "in_join_order",
+    "lineage_events",
+    "new_event",
+    "note_death",
+    "outcome_events",
+    "runs_fallback",
+    "started_event",
+    "task_facts",
+]

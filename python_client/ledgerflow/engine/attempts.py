@@ -1,0 +1,82 @@
+"""The attempt policy: what happens after an attempt fails, as Metaflow defines it.
+
+Two budgets, counted apart:
+
+- The task's own failures (an exception, a timeout, a kill, running out of memory) use
+  up ``@retry(times=N)``: after failure number ``f`` the task runs again while
+  ``f <= N``.
+- Attempts lost with their executor (its lease lapsed while the attempt ran) are the
+  infrastructure's failures: they are retried on their own budget of
+  :data:`MAX_LOST_ATTEMPTS` and leave ``@retry``'s alone.
+
+``@catch`` acts once ``@retry`` is used up. The last attempt catches an exception its
+step raises itself (:func:`catches_in_process`): it stores the error in ``catch_var``
+and the flow goes on. An attempt that dies without reporting (timed out, killed,
+segfaulted) cannot catch anything, so one more attempt follows, the *fallback*
+(:func:`runs_fallback`): it runs no user code and records that failure in ``catch_var``
+instead. A foreach step is never caught: how many items would follow is unknown.
+
+Attempt numbers count every attempt that started, lost ones included, so an attempt's
+``retry_count`` is its number, as in Metaflow. A local run retries at once, as
+Metaflow's local runtime does; on executors ``minutes_between_retries`` passes first.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ledgerflow.v1 import records_pb2
+
+# Attempts of one task that may be lost with their executors before the run fails.
+MAX_LOST_ATTEMPTS = 3
+
+
+class Next(enum.Enum):
+    RETRY = "retry"  # run the step again
+    CATCH = "catch"  # run @catch's fallback attempt
+    FAIL = "fail"  # the task fails, and with it the run
+
+
+@dataclass(frozen=True)
+class Decision:
+    next: Next
+    delay_seconds: float  # before the next attempt may start
+    reason: str  # for people: the queue's reason, the progress line
+
+
+def _catchable(step: records_pb2.StepSpec) -> bool:
+    return step.catch and step.kind != records_pb2.STEP_KIND_FOREACH
+
+
+def catches_in_process(step: records_pb2.StepSpec, failures: int) -> bool:
+    """Whether an attempt that starts after `failures` failures of the task's own
+    catches its step's exception itself: under @catch, its last try under @retry."""
+    return _catchable(step) and failures >= step.retries
+
+
+def runs_fallback(step: records_pb2.StepSpec, failures: int) -> bool:
+    """Whether the attempt after `failures` failures is @catch's fallback."""
+    return _catchable(step) and failures > step.retries
+
+
+def after_failure(
+    step: records_pb2.StepSpec, failures: int, error_type: str, *, remote: bool
+) -> Decision:
+    """What follows the task's own failure number `failures` (this one included)."""
+    if failures <= step.retries:
+        delay = 60 * step.minutes_between_retries if remote else 0.0
+        return Decision(Next.RETRY, delay, f"retry {failures} of {step.retries} after {error_type}")
+    if runs_fallback(step, failures) and failures == step.retries + 1:
+        return Decision(Next.CATCH, 0.0, f"@catch records {error_type}; the flow goes on")
+    tries = f"{failures} attempt(s)" if failures > 1 else "its only attempt"
+    return Decision(Next.FAIL, 0.0, f"{error_type} on {tries}")
+
+
+def after_lost(lost: int) -> Decision:
+    """What follows the loss of an attempt with its executor (loss number `lost`)."""
+    if lost <= MAX_LOST_ATTEMPTS:
+        return Decision(
+            Next.RETRY, 0.0, f"lease lost {lost} time(s): its executor stopped renewing it"
+        )
+    return Decision(Next.FAIL, 0.0, f"its executor was lost {lost} times")

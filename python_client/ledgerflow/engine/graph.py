@@ -1,0 +1,136 @@
+"""What follows a finished task, read from the run's ``FlowGraph`` message.
+
+A linear or split step starts each of its next steps; a foreach step starts its next
+step once per item, each under one more foreach frame; a step whose next step is a join
+is one input of a *join instance* (the join of one split, or of one foreach inside the
+frames that stay open). The join starts once all its inputs are done, with its inputs
+in the order of the join's ``in_steps`` (a split) or of the foreach items.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from ledgerflow.v1 import records_pb2
+
+K = records_pb2.StepKind
+Frame = records_pb2.ForeachFrame
+T = TypeVar("T")
+
+
+class UnknownStep(KeyError):
+    """The graph has no step of that name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class NextTask:
+    """A task to start now, with the finished task as its one input."""
+
+    step: str
+    foreach_stack: tuple[Frame, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class JoinArrival:
+    """The finished task is one input of the join instance `key`, which starts once
+    `expected` inputs have arrived, under `foreach_stack`."""
+
+    join: str
+    key: str
+    position: int  # where this input goes among the join's inputs
+    expected: int
+    foreach_stack: tuple[Frame, ...]
+
+
+class RunGraph:
+    """A run's graph with its steps by name, and the successor rules over it."""
+
+    def __init__(self, message: records_pb2.FlowGraph) -> None:
+        self.message = message
+        self._steps = {spec.name: spec for spec in message.steps}
+
+    def step(self, name: str) -> records_pb2.StepSpec:
+        try:
+            return self._steps[name]
+        except KeyError:
+            raise UnknownStep(f"step {name!r} is not in the run's graph") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._steps
+
+    def successors(
+        self, step_name: str, stack: Sequence[Frame], num_splits: int, label: str
+    ) -> list[NextTask | JoinArrival]:
+        """What follows a task of `step_name` that succeeded (or was cloned) under
+        foreach frames `stack`; a foreach step split into `num_splits` items. `label`
+        names the finished task in the reasons (e.g. ``start/1``)."""
+        spec = self.step(step_name)
+        reason = f"after {label}"
+        if spec.kind == K.STEP_KIND_FOREACH:
+            target = spec.next_steps[0]
+            return [
+                NextTask(
+                    target,
+                    (*stack, Frame(step_name=step_name, index=index, num_splits=num_splits)),
+                    f"item {index} of {num_splits} {reason}",
+                )
+                for index in range(num_splits)
+            ]
+        found: list[NextTask | JoinArrival] = []
+        for target in spec.next_steps:
+            if self.step(target).kind == K.STEP_KIND_JOIN:
+                found.append(self.arrival(target, step_name, stack))
+            else:
+                found.append(NextTask(target, tuple(stack), reason))
+        return found
+
+    def arrival(self, join_name: str, step_name: str, stack: Sequence[Frame]) -> JoinArrival:
+        """The join instance a task of `step_name` under `stack` feeds, and its place."""
+        join = self.step(join_name)
+        if self.step(join.closes).kind == K.STEP_KIND_FOREACH:
+            last = stack[-1]
+            after, position, expected = tuple(stack[:-1]), last.index, last.num_splits
+        else:
+            order = list(join.in_steps)
+            after, expected = tuple(stack), len(order)
+            position = order.index(step_name) if step_name in order else len(order)
+        frames = [[f.step_name, f.index, f.num_splits] for f in after]
+        return JoinArrival(join_name, f"{join_name}|{json.dumps(frames)}", position, expected,
+                           after)  # fmt: skip
+
+    def join_key(self, step_name: str, stack: Sequence[Frame]) -> str:
+        """Which join instance a task of `step_name` feeds ("" when its next step is
+        not a join): tasks with the same key are the inputs of one join task."""
+        for target in self.step(step_name).next_steps:
+            if self.step(target).kind == K.STEP_KIND_JOIN:
+                return self.arrival(target, step_name, stack).key
+        return ""
+
+
+@dataclass
+class JoinBook(Generic[T]):
+    """The inputs that arrived at join instances not complete yet (a local run keeps
+    them in memory; the service reads them from its queue rows by join key)."""
+
+    _waiting: dict[str, list[tuple[int, T]]] = field(default_factory=dict)
+
+    def arrive(self, arrival: JoinArrival, item: T) -> list[T] | None:
+        """Notes `item` as one input; returns all of them in order once complete."""
+        arrived = self._waiting.setdefault(arrival.key, [])
+        arrived.append((arrival.position, item))
+        if len(arrived) < arrival.expected:
+            return None
+        del self._waiting[arrival.key]
+        return in_join_order(arrived)
+
+
+def in_join_order(arrived: Sequence[tuple[int, T]]) -> list[T]:
+    """A join's inputs by their positions (see :meth:`RunGraph.arrival`)."""
+    return [item for _, item in sorted(arrived, key=lambda pair: pair[0])]
