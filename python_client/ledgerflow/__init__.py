@@ -29,6 +29,7 @@ from ledgerflow.exceptions import (
     LedgerflowException,
     LedgerflowNamespaceMismatch,
     LedgerflowNotFound,
+    LedgerflowTaggingError,
     MergeArtifactsException,
 )
 
@@ -87,6 +88,7 @@ __all__ = [
     "LedgerflowException",
     "LedgerflowNamespaceMismatch",
     "LedgerflowNotFound",
+    "LedgerflowTaggingError",
     "MergeArtifactsException",
     "Parameter",
     "Run",

@@ -23,6 +23,7 @@ from ledgerflow import (
     Ledgerflow,
     LedgerflowException,
     LedgerflowNotFound,
+    LedgerflowTaggingError,
     Run,
     Step,
     Task,
@@ -372,3 +373,47 @@ def test_the_first_command_makes_a_venv_for_an_externally_managed_python(tmp_pat
     assert pip_works.returncode == 0  # pip may install there
     again = _python_env(scripts, system_python, venv)
     assert again.stdout.strip() == f"{venv}/bin/python" and not again.stderr  # made once
+
+
+def test_steps_follow_metaflows_rules(flow_env) -> None:
+    flow_env.run("habits_flow", "run", "--alpha", "3")
+    run = Flow("HabitsFlow").latest_run
+    start = run["start"].task
+    assert start.data.opened == start.pathspec  # TaskStarted is recorded before it runs
+    refusals = start.data.refusals
+    assert len(refusals) == 2
+    assert "self.alpha" in refusals[0] and "a Parameter" in refusals[0]
+    assert "self.LIMIT" in refusals[1] and "a constant of the flow class" in refusals[1]
+    assert "only in a join step" in start.data.outside_join
+    assert "alpha 3 LIMIT 10" in run["end"].task.stdout  # neither was changed
+    join = run["join"].task.data
+    assert "differs between inputs" in join.merge_error
+    assert join.merged_anything is False  # 'same' and 'items' agree, but nothing was merged
+    assert join.stacks == [[(0, 2, "p")], [(1, 2, "q")]]
+    assert join.errs == [None, None]  # @catch's variable when nothing failed
+
+
+def test_replace_tags_needs_a_tag(flow_env) -> None:
+    flow_env.run("branch_flow", "run")
+    run = Flow("MyFlow").latest_run
+    before = len(run.history())
+    with pytest.raises(LedgerflowTaggingError, match="at least one tag"):
+        run.replace_tags([], [])
+    assert len(Run(run.pathspec).history()) == before  # nothing was written
+
+
+def test_a_segfault_is_in_the_tasks_stderr(flow_env) -> None:
+    result = flow_env.run("segfault_flow", "run", check=False)
+    assert result.returncode == 1
+    task = Flow("SegfaultFlow").latest_run["start"].task
+    assert "Segmentation fault" in task.stderr  # Python's own report (faulthandler)
+    assert "killed by signal 11 (SIGSEGV)" in task.stderr
+    assert task.exception is not None and task.exception.type == "TaskProcessDied"
+
+
+def test_local_retries_do_not_wait(flow_env) -> None:
+    """minutes_between_retries is for executors: a local run retries at once, as
+    Metaflow's local runtime does (tests/engine pins the remote delay)."""
+    flow_env.run("retry_wait_flow", "run")
+    task = Flow("RetryWaitFlow").latest_run["start"].task
+    assert task.retry_count == 1 and task.successful

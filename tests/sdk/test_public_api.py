@@ -12,6 +12,7 @@ EXPECTED = {
     "LedgerflowException",
     "LedgerflowNamespaceMismatch",
     "LedgerflowNotFound",
+    "LedgerflowTaggingError",
     "MergeArtifactsException",
     "Parameter",
     "Run",

@@ -284,6 +284,44 @@ def test_a_failed_attempt_is_retried_then_fails_the_run(app: LedgerApplication) 
     assert run_status(app) == (True, False)
 
 
+def test_a_lost_attempt_leaves_retry_alone_and_catch_waits_for_the_last_try(
+    app: LedgerApplication,
+) -> None:
+    """@retry(times=1) @catch: an attempt lost with its executor is not one of @retry's
+    failures, so the next attempt still runs the step without catching; the try after
+    its failure catches; when that one dies (a timeout), @catch's fallback follows."""
+    guarded = records_pb2.FlowGraph(
+        steps=[
+            step("start", K.STEP_KIND_LINEAR, "end", retries=1, catch=True, catch_var="err"),
+            step("end", K.STEP_KIND_END),
+        ]
+    )
+    submit(app, graph=guarded)
+    lost = lease(app)
+    start(app, lost)
+    with app.database.write() as tx:
+        tx.execute("UPDATE queue SET lease_expires_at_us = 1")
+    assert app.leases.expire() == 1
+    after_loss = lease(app)
+    assert (after_loss.task.attempt, after_loss.task.failures) == (1, 0)
+    fail(app, after_loss)
+    last_try = lease(app)
+    assert (last_try.task.attempt, last_try.task.failures) == (2, 1)  # it catches
+    start(app, last_try)
+    timed_out = events_pb2.TaskFailed(
+        task=task_ref(last_try), attempt=2, lease_id=last_try.lease_id,
+        error_type="TimeoutException", error_message="ran longer than 1s",
+    )  # fmt: skip
+    report(app, events_pb2.Event(event_id=ev.new_id(), task_failed=timed_out))
+    fallback = lease(app)
+    assert (fallback.task.attempt, fallback.task.failures) == (3, 2)
+    queued = [e.task_queued for e in run_events(app) if e.HasField("task_queued")]
+    assert "@catch records TimeoutException" in queued[-1].reason
+    succeed(app, fallback)
+    succeed(app, lease(app))  # end
+    assert run_status(app) == (True, True)
+
+
 def test_cancel_stops_queued_tasks_and_tells_running_ones(app: LedgerApplication) -> None:
     submit(app)
     succeed(app, lease(app))
