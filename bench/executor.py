@@ -90,7 +90,7 @@ def timed_run(args: list[str], env: dict[str, str], cwd: str) -> float:
 
 def first_task_delay(port: int, run_id: str) -> float:
     """Seconds from the RunStarted to the first TaskStarted, as the ledger recorded them."""
-    from ledgerflow._metadata import GrpcMetadata
+    from ledgerflow.metadata_client import GrpcMetadata
     from ledgerflow.v1 import audit_service_pb2
 
     client = GrpcMetadata(f"127.0.0.1:{port}", "bench")
@@ -172,7 +172,7 @@ def remote_foreach(
 def _lease_until_empty(
     port: int, executor_id: str, per_call: int, counts: multiprocessing.Queue
 ) -> None:
-    from ledgerflow._metadata import GrpcMetadata
+    from ledgerflow.metadata_client import GrpcMetadata
     from ledgerflow.v1 import executor_service_pb2
 
     client = GrpcMetadata(f"127.0.0.1:{port}", "bench")
@@ -227,7 +227,7 @@ def queue_foreach(client: object, items: int) -> None:
 
 
 def lease_figures(items: int, executors: int, per_call: int) -> None:
-    from ledgerflow._metadata import GrpcMetadata
+    from ledgerflow.metadata_client import GrpcMetadata
     from postgres_server import create_database, postgres_server
 
     with postgres_server() as server_url, tempfile.TemporaryDirectory() as scratch:

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledgerflow._metadata import MetadataClient
-from ledgerflow._task import TaskInput, TaskRequest, TaskSpec
 from ledgerflow.engine import (
     TaskOutcome,
     catches_in_process,
@@ -22,6 +20,8 @@ from ledgerflow.engine import (
     started_event,
     task_facts,
 )
+from ledgerflow.metadata_client import MetadataClient
+from ledgerflow.runtime.task import TaskInput, TaskRequest, TaskSpec
 from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import query_service_pb2 as query_api

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import click
-from ledgerflow._cli_errors import friendly_errors
-from ledgerflow._config import ConfigError, load_config, open_datastore
-from ledgerflow._metadata import GrpcMetadata
+from ledgerflow.cli.errors import friendly_errors
+from ledgerflow.config import ConfigError, load_config, open_datastore
+from ledgerflow.metadata_client import GrpcMetadata
 
 from ledgerflow_executor.backends import (
     NAMES,

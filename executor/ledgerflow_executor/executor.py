@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledgerflow._code_package import load_package
-from ledgerflow._launcher import output_size, read_output
-from ledgerflow._metadata import GrpcMetadata
-from ledgerflow._run_events import append_with_retries
 from ledgerflow.engine import TaskOutcome, died_outcome
 from ledgerflow.exceptions import RpcError
+from ledgerflow.metadata_client import GrpcMetadata
+from ledgerflow.runtime.code_package import load_package
+from ledgerflow.runtime.launcher import output_size, read_output
+from ledgerflow.runtime.run_events import append_with_retries
 from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
 

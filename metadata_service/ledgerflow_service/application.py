@@ -43,6 +43,7 @@ from ledgerflow_service.names import (
     check_tag,
     parse_pathspec,
 )
+from ledgerflow_service.orchestration import process_manager
 from ledgerflow_service.orchestration.leases import LeaseDesk
 from ledgerflow_service.principal import Principal
 from ledgerflow_service.queries import artifacts as artifact_queries
@@ -179,7 +180,7 @@ class LedgerApplication:
         self.lost_after_us = int(lost_after_seconds * 1e6)
         self.read_clock_us = read_clock_us
         self.signal = AppendSignal()
-        self.read_models = ReadModels()
+        self.read_models = ReadModels(decide=process_manager.follow_ups)
         self.appender = GroupCommit(database, self.read_models)
         self.watch_poll_seconds = watch_poll_seconds or (
             WATCH_POLL_SECONDS_NOTIFIED

@@ -21,20 +21,12 @@ it back.
 
 from typing import TYPE_CHECKING, Any
 
-from ledgerflow._current import current
-from ledgerflow._decorators import catch, environment, resources, retry, step, timeout
-from ledgerflow._flowspec import FlowSpec
-from ledgerflow._parameters import IncludeFile, JSONType, Parameter
-from ledgerflow.exceptions import (
-    LedgerflowException,
-    LedgerflowNamespaceMismatch,
-    LedgerflowNotFound,
-    LedgerflowTaggingError,
-    MergeArtifactsException,
-)
-
 if TYPE_CHECKING:
+    from ledgerflow._current import current
+    from ledgerflow._decorators import catch, environment, resources, retry, step, timeout
+    from ledgerflow._flow_entry import FlowSpec
     from ledgerflow._hosting import WebServiceSpec, endpoint
+    from ledgerflow._parameters import IncludeFile, JSONType, Parameter
     from ledgerflow._s3 import S3, S3GetObject, S3Object
     from ledgerflow._table import Table, TableVersion
     from ledgerflow.client import (
@@ -51,10 +43,27 @@ if TYPE_CHECKING:
         metadata,
         namespace,
     )
+    from ledgerflow.exceptions import (
+        LedgerflowException,
+        LedgerflowNamespaceMismatch,
+        LedgerflowNotFound,
+        LedgerflowTaggingError,
+        MergeArtifactsException,
+    )
 
-# Imported when first used: every task process imports this package, and most tasks
-# need neither the client API, hosting nor S3 (together ~60 ms of each task's start).
+# Every public name is imported when first used, so that importing a submodule alone
+# (the contract's stubs, ``ledgerflow.v1``, or the run rules, ``ledgerflow.engine``, as
+# the metadata service does) loads none of the SDK; and a task process loads only what
+# its flow uses (the client API, hosting and S3 together cost ~60 ms of a task's start).
 _LAZY = {
+    "ledgerflow._current": ("current",),
+    "ledgerflow._decorators": ("catch", "environment", "resources", "retry", "step", "timeout"),
+    "ledgerflow._flow_entry": ("FlowSpec",),
+    "ledgerflow._parameters": ("IncludeFile", "JSONType", "Parameter"),
+    "ledgerflow.exceptions": (
+        "LedgerflowException", "LedgerflowNamespaceMismatch", "LedgerflowNotFound",
+        "LedgerflowTaggingError", "MergeArtifactsException",
+    ),
     "ledgerflow._hosting": ("WebServiceSpec", "endpoint"),
     "ledgerflow._s3": ("S3", "S3GetObject", "S3Object"),
     "ledgerflow._table": ("Table", "TableVersion"),

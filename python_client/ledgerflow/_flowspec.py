@@ -1,6 +1,7 @@
-"""FlowSpec: the base class of a flow. A step runs on an instance whose attributes are
-the artifacts: values set with ``self.x = ...`` are stored when the step ends; values
-inherited from the previous step are loaded only when read."""
+"""FlowSpecBase: a flow as its steps see it (``ledgerflow.FlowSpec`` adds the command
+line). A step runs on an instance whose attributes are the artifacts: values set with
+``self.x = ...`` are stored when the step ends; values inherited from the previous step
+are loaded only when read."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ledgerflow._datastore import ContentStore
+from ledgerflow.datastore.content import ContentStore
 from ledgerflow.exceptions import InvalidArtifact, InvalidNextCall, MergeArtifactsException
 from ledgerflow.v1 import records_pb2
 
@@ -81,15 +82,10 @@ class Inputs(Sequence[InputView]):
         )
 
 
-class FlowSpec:
-    """Subclass it, write @step methods from ``start`` to ``end``, and call the class at
-    the bottom of the file (``MyFlow()``) to get its command line."""
-
-    def __init__(self, use_cli: bool = True) -> None:
-        if use_cli:
-            from ledgerflow._flow_cli import run_flow_cli
-
-            run_flow_cli(type(self))
+class FlowSpecBase:
+    """A flow as a task sees it: the artifacts and the API a step uses. Flows subclass
+    :class:`ledgerflow.FlowSpec` (``_flow_entry.py``), which adds the command line; the
+    runtime and the task runner know only this base, so nothing here imports them."""
 
     # ---- set up by the task runner ------------------------------------------------
 
@@ -270,7 +266,7 @@ def _read_only_names(flow_class: type) -> frozenset[str]:
     constants (as in Metaflow, where both are read-only properties)."""
     names = set()
     for cls in flow_class.__mro__:
-        if cls in (FlowSpec, object):
+        if cls.__module__.startswith("ledgerflow.") or cls is object:
             continue
         for name, value in vars(cls).items():
             if name.startswith("_") or callable(value) or isinstance(value, property):

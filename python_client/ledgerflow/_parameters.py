@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ledgerflow._datastore import ContentStore
+    from ledgerflow.datastore.content import ContentStore
 
 
 class JSONType:

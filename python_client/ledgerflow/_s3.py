@@ -143,9 +143,9 @@ class S3:
             raise LedgerflowS3Exception("give S3 either run= or s3root=, not both")
         if run is not None:
             from ledgerflow._current import current
-            from ledgerflow._flowspec import FlowSpec
+            from ledgerflow._flowspec import FlowSpecBase
 
-            if isinstance(run, FlowSpec):  # S3(run=self) in a step: the run it is part of
+            if isinstance(run, FlowSpecBase):  # S3(run=self) in a step: the run it is part of
                 flow, run_id = current.flow_name, current.run_id
             else:  # a client Run
                 flow, run_id = run.flow_name, run.id

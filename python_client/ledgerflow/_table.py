@@ -93,7 +93,7 @@ def default_root() -> str:
     root = os.environ.get("LEDGERFLOW_TABLE_ROOT")
     if root:
         return root.rstrip("/")
-    from ledgerflow._config import load_config
+    from ledgerflow.config import load_config
 
     return load_config().datastore_root.rstrip("/") + "/tables"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ledgerflow._metadata import GrpcMetadata
+from ledgerflow.metadata_client import GrpcMetadata
 from ledgerflow.v1 import audit_service_pb2, events_pb2
 from postgres_server import create_database
 from waiting import wait_for

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from ledgerflow import Flow
-from ledgerflow._code_package import (
+from ledgerflow.runtime.code_package import (
     CodePackage,
     CodePackageError,
     pack,

@@ -9,7 +9,7 @@ import boto3
 import numpy as np
 import pandas as pd
 import pytest
-from ledgerflow._datastore import (
+from ledgerflow.datastore.content import (
     ArtifactSerializationError,
     ContentStore,
     LocalStorage,

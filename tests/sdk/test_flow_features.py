@@ -109,10 +109,10 @@ def test_with_retry_on_the_command_line(flow_env, tmp_path: Path) -> None:
 
 def test_with_retry_takes_the_defaults_of_the_decorator() -> None:
     from ledgerflow._decorators import Retry
-    from ledgerflow._flow_cli import _parse_with
+    from ledgerflow.cli.flow_options import parse_with
 
-    assert _parse_with(("retry",)) == Retry() == Retry(times=3, minutes_between_retries=2)
-    assert _parse_with(("retry:times=1",)) == Retry(times=1, minutes_between_retries=2)
+    assert parse_with(("retry",)) == Retry() == Retry(times=3, minutes_between_retries=2)
+    assert parse_with(("retry:times=1",)) == Retry(times=1, minutes_between_retries=2)
 
 
 def test_catch_can_keep_the_traceback_off_stderr(flow_env) -> None:
@@ -194,7 +194,7 @@ def _shape(events: Any) -> dict[str, list[str]]:
 
 def test_service_and_embedded_record_the_same_events(flow_env, tmp_path: Path) -> None:
     """The same flow, run in this mode and in embedded mode, records the same events."""
-    from ledgerflow._metadata import EmbeddedMetadata
+    from ledgerflow.metadata_client import EmbeddedMetadata
     from ledgerflow.v1 import audit_service_pb2
 
     flow_env.run("branch_flow", "run")

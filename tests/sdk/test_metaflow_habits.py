@@ -31,7 +31,7 @@ from ledgerflow import (
     get_metadata,
     metadata,
 )
-from ledgerflow.cli import main as ledgerflow_cli
+from ledgerflow.cli.main import main as ledgerflow_cli
 from ledgerflow.v1 import ledger_service_pb2
 from ledgerflow.v1.common_pb2 import Status
 

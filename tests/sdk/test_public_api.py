@@ -61,8 +61,8 @@ def test_importing_the_sdk_loads_no_service_code() -> None:
 
 
 def test_service_errors_reach_users_as_sdk_exceptions(tmp_path) -> None:
-    from ledgerflow._metadata import EmbeddedMetadata
     from ledgerflow.exceptions import LedgerflowException, LedgerflowNotFound, RpcError
+    from ledgerflow.metadata_client import EmbeddedMetadata
 
     client = EmbeddedMetadata(f"sqlite://{tmp_path / 'ledger.db'}", "alice")
     try:

@@ -90,9 +90,9 @@ def test_a_runtime_that_loses_the_service_stops_its_tasks(tmp_path: Path) -> Non
 def test_an_append_that_timed_out_is_retried_with_the_same_events(tmp_path: Path) -> None:
     """DEADLINE_EXCEEDED is retried like UNAVAILABLE: the event ids make it safe."""
     import events as ev
-    from ledgerflow._metadata import EmbeddedMetadata
-    from ledgerflow._run_events import append_with_retries
     from ledgerflow.exceptions import RpcError
+    from ledgerflow.metadata_client import EmbeddedMetadata
+    from ledgerflow.runtime.run_events import append_with_retries
 
     class SlowOnce(EmbeddedMetadata):
         timeouts = 1

@@ -315,7 +315,7 @@ def test_small_pages_walk_steps_tasks_and_artifacts(app: LedgerApplication) -> N
 
 
 def test_the_python_client_follows_pages(app: LedgerApplication) -> None:
-    from ledgerflow._metadata import EmbeddedMetadata
+    from ledgerflow.metadata_client import EmbeddedMetadata
 
     _big_failures(app, 6)
     client = EmbeddedMetadata("", "alice", app=app)
@@ -433,7 +433,7 @@ def test_a_retried_tag_call_records_once(app: LedgerApplication) -> None:
 
 def test_the_sdk_sends_an_event_id_with_each_tag_call(app: LedgerApplication) -> None:
     """Replaying the SDK's own request (as a retry would) records the change once."""
-    from ledgerflow._metadata import EmbeddedMetadata
+    from ledgerflow.metadata_client import EmbeddedMetadata
 
     sent: list[Any] = []
 

@@ -6,7 +6,7 @@ more address space than it uses) and CPU affinity (as many cores as the step ask
 round-robin). Each attempt sees only its GPUs (CUDA_VISIBLE_DEVICES, from the executor).
 
 Attempts run warm: one task server per flow file (``python FLOW_FILE task-server``,
-see ledgerflow/_task_server.py) imports the flow once and forks a child per attempt,
+see ledgerflow/runtime/task_server.py) imports the flow once and forks a child per attempt,
 which applies its own limits. An attempt then costs a fork, not an interpreter start
 and an import of the flow.
 """
@@ -23,7 +23,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from ledgerflow._launcher import PARENT_PID_VARIABLE
+from ledgerflow.runtime.launcher import PARENT_PID_VARIABLE
 
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch, cpu_count_for
 

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 
 from ledgerflow.engine import RunGraph
 from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
+
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
-from ledgerflow_service.orchestration import graph as flow_graph
 from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import queue as queue_queries
 from ledgerflow_service.queries import runs as run_queries
 from ledgerflow_service.queries.status import Clock
+from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.queue import QueueRow, task_ref
 from ledgerflow_service.store.backend import Database, Tx
 from ledgerflow_service.store.events import now_us

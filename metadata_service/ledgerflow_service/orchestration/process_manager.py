@@ -38,7 +38,8 @@ from ledgerflow.engine import (
     in_join_order,
 )
 from ledgerflow.v1 import events_pb2, records_pb2
-from ledgerflow_service.orchestration import graph as flow_graph
+
+from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow, task_ref
 from ledgerflow_service.read_models.table import columns
 from ledgerflow_service.store.backend import Tx

@@ -9,9 +9,9 @@ from typing import Any
 from ledgerflow.engine import RunGraph
 from ledgerflow.v1 import common_pb2, executor_service_pb2, records_pb2
 
-from ledgerflow_service.orchestration import graph as flow_graph
 from ledgerflow_service.queries.fields import require_run, set_time
 from ledgerflow_service.queries.paging import page_size, position_token, take_page
+from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.queue import QueueRow
 from ledgerflow_service.read_models.table import columns
 from ledgerflow_service.store.backend import Tx

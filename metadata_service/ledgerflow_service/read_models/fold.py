@@ -21,7 +21,6 @@ from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, LedgerError, PermissionDenied
 from ledgerflow_service.names import check_id, parse_pathspec, run_pathspec
-from ledgerflow_service.orchestration import process_manager
 from ledgerflow_service.principal import Principal
 from ledgerflow_service.read_models import artifacts, lineage, queue, runs, tags, tasks
 from ledgerflow_service.read_models.artifacts import ARTIFACT_COLUMNS
@@ -59,6 +58,10 @@ _UPSERT = {
 _TASK_WIDTH = len(columns(TaskRow))
 _RUN_WIDTH = len(columns(RunRow))
 _QUEUE_SELECT = f"SELECT {', '.join(columns(QueueRow))} FROM queue WHERE "
+
+
+# What the process manager is to a fold: the events that follow what it applied.
+Decider = Callable[["ReadModelFold", Tx], Sequence[events_pb2.Event]]
 
 
 @dataclass
@@ -171,9 +174,10 @@ class ReadModelFold:
     # Orchestrated runs and their queued tasks (read_models/queue.py).
     orchestrated: dict[str, OrchestratedRunRow | None] = field(default_factory=dict)
     queue: dict[str, QueueRow | None] = field(default_factory=dict)
-    # Live appends decide what follows (orchestration/process_manager.py); a replay
-    # folds the decisions already recorded instead.
+    # Live appends decide what follows (orchestration/process_manager.py, handed in by
+    # the application); a replay folds the decisions already recorded instead.
     decides: bool = False
+    decide: Decider | None = None
     to_decide: list[PendingEvent] = field(default_factory=list)
     to_stop: set[str] = field(default_factory=set)
     to_finish: set[str] = field(default_factory=set)
@@ -320,7 +324,8 @@ class ReadModelFold:
         last call, for the store to append and apply in the same transaction."""
         if not (self.to_decide or self.to_stop or self.to_finish):
             return ()
-        events = process_manager.follow_ups(self, tx)
+        assert self.decide is not None, "a fold that decides is given its decider"
+        events = self.decide(self, tx)
         if events:
             self._load_missing(tx, events)
         return events
@@ -412,9 +417,15 @@ class ReadModelFold:
 
 
 class ReadModels:
-    """The read models as the event store's projector (see store/projector.py)."""
+    """The read models as the event store's projector (see store/projector.py).
+    `decide` is the process manager (orchestration/process_manager.py): in live appends
+    it says what follows the folded events. The read models do not import it: the
+    orchestration reads them, not the other way round."""
 
     tables = READ_MODEL_TABLES
+
+    def __init__(self, decide: Decider) -> None:
+        self.decide = decide
 
     def plan(
         self, items: Iterable[tuple[str, events_pb2.Event, EventAddress]], dialect: Dialect
@@ -450,6 +461,7 @@ class ReadModels:
         # Live appends: the store wrote the artifact rows with the events, and the
         # process manager decides what follows them.
         fold = ReadModelFold.from_rows(plan, rows, collect_artifacts=False, decides=True)
+        fold.decide = self.decide
         fold.load_queue(tx, plan.task_keys)
         return fold
 

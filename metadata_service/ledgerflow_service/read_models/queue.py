@@ -21,7 +21,7 @@ from ledgerflow.engine import Next, RunGraph, after_failure, after_lost
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
-from ledgerflow_service.orchestration import graph as flow_graph
+from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models import tasks
 from ledgerflow_service.validation import check_text
 

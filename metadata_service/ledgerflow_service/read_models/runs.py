@@ -13,7 +13,7 @@ from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ledgerflow_service.names import check_id, check_identifier, check_tag, run_pathspec
-from ledgerflow_service.orchestration import graph as flow_graph
+from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.tags import set_initial_tags
 from ledgerflow_service.validation import check_text
 

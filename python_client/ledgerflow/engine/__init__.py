@@ -2,7 +2,7 @@
 attempt fails, which events an attempt's outcome becomes, and the facts ``current``
 shows a task.
 
-The local runtime (``ledgerflow._runtime``), the service's process manager and queue
+The local runtime (``ledgerflow.runtime.scheduler``), the service's process manager and queue
 read model (``ledgerflow_service.orchestration``, ``read_models.queue``) and the
 executor (``ledgerflow_executor``) all decide with these functions, so a flow follows
 the same rules on a laptop and on executors, and their ledgers agree. The package

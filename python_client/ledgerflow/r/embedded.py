@@ -1,7 +1,7 @@
 """R inside the runtime: the flow's script loaded once (forked tasks inherit the
 embedded R), and each R step run on a ``self`` whose artifacts load when first used.
 
-An R step's artifacts are stored as :class:`~ledgerflow._datastore.RValue`: R's own
+An R step's artifacts are stored as :class:`~ledgerflow.datastore.content.RValue`: R's own
 serialization, which R readers restore exactly, and the Python equivalent where one
 exists (ledgerflow.r.convert), which Python readers get. A Python artifact read in R is
 converted the other way. The runtime holds R and little else: every megabyte it holds
@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledgerflow._datastore import R_SERIALIZER, RValue
-from ledgerflow._flowspec import FlowSpec, Inputs
+from ledgerflow._flowspec import FlowSpecBase, Inputs
+from ledgerflow.datastore.content import R_SERIALIZER, RValue
 from ledgerflow.v1 import records_pb2
 
 
@@ -63,7 +63,7 @@ class RFlow:
             function = fields.get("r_function")
             self.functions[name] = None if function is None or function is ri.NULL else function
         # The step R runs now; R calls back into it through two functions made once.
-        self._flow: FlowSpec | None = None
+        self._flow: FlowSpecBase | None = None
         self._inputs: Inputs | None = None
         self._loader = ri.rternalize(self._load_for_r)
         self._merger = ri.rternalize(self._merge_for_r)
@@ -73,7 +73,7 @@ class RFlow:
 
     # ---- one step ----------------------------------------------------------------------
 
-    def run_step(self, flow: FlowSpec, step_name: str, inputs: Inputs | None = None) -> None:
+    def run_step(self, flow: FlowSpecBase, step_name: str, inputs: Inputs | None = None) -> None:
         """Runs the R step on `flow` (the task's FlowSpec) and sets what it stored."""
         ri = self._ri
         self._flow, self._inputs = flow, inputs
@@ -142,7 +142,7 @@ class RFlow:
 
     # ---- values ------------------------------------------------------------------------
 
-    def load(self, flow: FlowSpec, name: str) -> Any:
+    def load(self, flow: FlowSpecBase, name: str) -> Any:
         """An artifact or parameter of `flow`, as an R value."""
         from ledgerflow.r.convert import to_r
 
@@ -190,14 +190,14 @@ def _namespace(package: str) -> Any:
         ) from None
 
 
-def _visible_names(flow: FlowSpec) -> list[str]:
+def _visible_names(flow: FlowSpecBase) -> list[str]:
     """What `self` holds when the step starts: inherited artifacts and parameters."""
     state = flow.__dict__
     names = set(state["_inherited"]) | {n for n in state if not n.startswith("_")}
     return sorted(n for n in names if not n.startswith("_"))
 
 
-def _foreach_item(flow: FlowSpec) -> tuple[str, int] | None:
+def _foreach_item(flow: FlowSpecBase) -> tuple[str, int] | None:
     """(the foreach's artifact, this task's index) in a foreach step."""
     stack = flow.__dict__.get("_foreach_stack")
     if not stack:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ledgerflow import client
-from ledgerflow._datastore import R_SERIALIZER
+from ledgerflow.datastore.content import R_SERIALIZER
 from ledgerflow.exceptions import LedgerflowException
 
 

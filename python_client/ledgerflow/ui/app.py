@@ -23,8 +23,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ledgerflow._metadata import MetadataClient
 from ledgerflow.exceptions import LedgerflowNotFound, RpcError
+from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.ui import model
 from ledgerflow.ui.dag import svg
 from ledgerflow.ui.live import ANY_RUN, LiveFeed

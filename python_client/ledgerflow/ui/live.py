@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ledgerflow._metadata import MetadataClient
+from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import ledger_service_pb2
 
 log = logging.getLogger("ledgerflow.ui")

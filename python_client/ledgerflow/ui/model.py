@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledgerflow import client
-from ledgerflow._metadata import MetadataClient
+from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import audit_service_pb2, common_pb2, query_service_pb2, records_pb2
 
 STATUS = {

@@ -10,6 +10,7 @@ import math
 
 from ledgerflow.engine import RunGraph, UnknownStep
 from ledgerflow.v1 import records_pb2
+
 from ledgerflow_service.errors import InvalidArgument
 from ledgerflow_service.names import check_identifier
 from ledgerflow_service.validation import check_int64, check_text

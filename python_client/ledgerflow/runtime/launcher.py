@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledgerflow._orphans import die_with_parent
-from ledgerflow._task import TaskRequest
+from ledgerflow.runtime.orphans import die_with_parent
+from ledgerflow.runtime.task import TaskRequest
 
 # Signals the runtime handles itself (and holds back while it launches or reaps a
 # task); a task process gets the default handling.

@@ -1,6 +1,6 @@
 """One task attempt: run the step, store its artifacts, report a :class:`TaskOutcome`.
 
-An attempt runs in a process of its own, started by a launcher (see _launcher.py): a
+An attempt runs in a process of its own, started by a launcher (see runtime/launcher.py): a
 fork of the runtime (:func:`child_main`; it inherits the imported flow, so there is no
 interpreter start and no re-import), or the entry point ``python FLOW_FILE task --spec
 SPEC --result RESULT`` given a :class:`TaskRequest` as JSON. Either way the attempt
@@ -24,15 +24,15 @@ from typing import Any, NoReturn
 
 from ledgerflow import _lineage
 from ledgerflow._current import current
-from ledgerflow._datastore import (
+from ledgerflow._decorators import step_options
+from ledgerflow._flowspec import FlowSpecBase, Inputs, InputView, _ArtifactReader
+from ledgerflow._graph import FlowGraph
+from ledgerflow.datastore.content import (
     R_SERIALIZER,
     ArtifactSerializationError,
     ContentStore,
     StoredValue,
 )
-from ledgerflow._decorators import step_options
-from ledgerflow._flowspec import FlowSpec, Inputs, InputView, _ArtifactReader
-from ledgerflow._graph import FlowGraph
 from ledgerflow.engine import TaskOutcome
 from ledgerflow.exceptions import CaughtException
 from ledgerflow.v1 import records_pb2
@@ -120,14 +120,14 @@ def _user_traceback(error: BaseException) -> str:
     if r_traceback is not None:
         return r_traceback() + f"Error: {error}\n"
     frames = traceback.extract_tb(error.__traceback__)
-    user = [f for f in frames if not f.filename.endswith(("ledgerflow/_task.py",))]
+    user = [f for f in frames if not f.filename.endswith(("ledgerflow/runtime/task.py",))]
     lines = traceback.format_list(user or frames)
     lines += traceback.format_exception_only(type(error), error)
     return "Traceback (most recent call last):\n" + "".join(lines)
 
 
 def _store_artifacts(
-    flow: FlowSpec, store: ContentStore, step_name: str, extra: dict[str, Any]
+    flow: FlowSpecBase, store: ContentStore, step_name: str, extra: dict[str, Any]
 ) -> list[records_pb2.Artifact]:
     values, passthrough = flow._artifacts_to_store()
     values.update(extra)
@@ -156,7 +156,7 @@ def _record(name: str, stored: StoredValue) -> records_pb2.Artifact:
 
 
 def run_attempt(
-    flow_class: type[FlowSpec],
+    flow_class: type[FlowSpecBase],
     graph: FlowGraph,
     spec: TaskSpec,
     store: ContentStore,
@@ -172,7 +172,7 @@ def run_attempt(
 
 
 def _run_step(
-    flow_class: type[FlowSpec],
+    flow_class: type[FlowSpecBase],
     graph: FlowGraph,
     spec: TaskSpec,
     store: ContentStore,
@@ -235,7 +235,7 @@ class _FailedBefore(Exception):
 
 
 def _failed(
-    flow: FlowSpec, store: ContentStore, spec: TaskSpec, out_funcs: list[str], error: Exception
+    flow: FlowSpecBase, store: ContentStore, spec: TaskSpec, out_funcs: list[str], error: Exception
 ) -> TaskOutcome:
     """The outcome of a step that raised: a failure, or under @catch (its last attempt,
     or the fallback) a success that stores the error in catch_var."""
@@ -275,7 +275,7 @@ def _qualified_name(kind: type) -> str:
 
 
 def child_main(
-    flow_class: type[FlowSpec],
+    flow_class: type[FlowSpecBase],
     graph: FlowGraph,
     spec: TaskSpec,
     store: ContentStore,

@@ -17,18 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledgerflow._code_package import save_package
 from ledgerflow._decorators import Retry
 from ledgerflow._graph import FlowGraph
 from ledgerflow._graph_message import graph_message
-from ledgerflow._metadata import MetadataClient
-from ledgerflow._progress import RunReporter
-from ledgerflow._resume import ResumeOrigin
-from ledgerflow._run_events import retry_delays
-from ledgerflow._runtime import VERSION, _pathspec, new_run_id
-from ledgerflow._task import NUM_SPLITS_ARTIFACT
 from ledgerflow.engine import new_event
 from ledgerflow.exceptions import RpcError
+from ledgerflow.metadata_client import MetadataClient
+from ledgerflow.runtime.code_package import save_package
+from ledgerflow.runtime.identity import VERSION, new_run_id, task_pathspec
+from ledgerflow.runtime.progress import RunReporter
+from ledgerflow.runtime.resume import ResumeOrigin
+from ledgerflow.runtime.run_events import retry_delays
+from ledgerflow.runtime.task import NUM_SPLITS_ARTIFACT
 from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
@@ -111,12 +111,12 @@ class _Follower:
         if kind == "task_queued" and payload.attempt == 0:
             self.reporter.expect(payload.task.step_name, 1)
         elif kind == "task_started":
-            self.started_at[_pathspec(payload.task)] = when
+            self.started_at[task_pathspec(payload.task)] = when
             self.reporter.task_started(
                 payload.task.step_name, payload.task.task_id, payload.attempt
             )
         elif kind in ("task_succeeded", "task_failed"):
-            seconds = when - self.started_at.get(_pathspec(payload.task), when)
+            seconds = when - self.started_at.get(task_pathspec(payload.task), when)
             note = (
                 "" if kind == "task_succeeded" else f"{payload.error_type}: {payload.error_message}"
             )

@@ -13,7 +13,7 @@ import click
 from google.protobuf import json_format
 
 from ledgerflow import client
-from ledgerflow._cli_errors import friendly_errors
+from ledgerflow.cli.errors import friendly_errors
 from ledgerflow.engine import new_event
 from ledgerflow.exceptions import LedgerflowNotFound
 from ledgerflow.v1 import common_pb2, events_pb2, ledger_service_pb2, records_pb2

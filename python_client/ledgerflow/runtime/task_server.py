@@ -27,9 +27,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, NoReturn, TextIO
 
-from ledgerflow._launcher import task_process
-from ledgerflow._orphans import die_with_parent
-from ledgerflow._task import TaskRequest, capture_output, run_then_exit
+from ledgerflow.runtime.launcher import task_process
+from ledgerflow.runtime.orphans import die_with_parent
+from ledgerflow.runtime.task import TaskRequest, capture_output, run_then_exit
 
 
 def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.stdout) -> None:

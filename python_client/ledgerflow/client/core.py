@@ -1,9 +1,5 @@
-"""The client API: find and inspect flows, runs, steps, tasks and artifacts.
-
-    from ledgerflow import Flow, namespace
-    namespace('user:savin')
-    run = Flow('MyFlow').latest_run
-    run['join'].task.data.out
+"""The client objects, from the top down: Ledgerflow -> Flow -> Run -> Step -> Task.
+Each finds its parent and its children, so they live together.
 
 Requests are few by design: a Step fetches all its tasks in one call and the artifacts
 of all those tasks in one more, shared by every Task it hands out; values are read
@@ -12,22 +8,19 @@ from the datastore only when asked for.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from ledgerflow._code_package import CodePackage, load_package
-from ledgerflow._config import Config, load_config, open_datastore
-from ledgerflow._metadata import EmbeddedMetadata, MetadataClient, connect
+from ledgerflow.client.artifacts import Artifacts, DataArtifact, _Data
+from ledgerflow.client.settings import _clients, get_namespace
 from ledgerflow.exceptions import (
     CaughtException,
-    LedgerflowException,
     LedgerflowNamespaceMismatch,
     LedgerflowNotFound,
     LedgerflowTaggingError,
 )
+from ledgerflow.runtime.code_package import CodePackage, load_package
 from ledgerflow.v1 import (
     audit_service_pb2,
     common_pb2,
@@ -36,128 +29,6 @@ from ledgerflow.v1 import (
     records_pb2,
 )
 from ledgerflow.v1 import executor_service_pb2 as executor_api
-
-_UNSET = object()
-_current_namespace: Any = _UNSET
-_connection: dict[str, Any] = {}
-
-
-_SETTINGS = (
-    "LEDGERFLOW_HOME",
-    "LEDGERFLOW_SERVICE",
-    "LEDGERFLOW_TOKEN",
-    "LEDGERFLOW_DATASTORE",
-    "LEDGERFLOW_DATASTORE_ROOT",
-    "LEDGERFLOW_S3_ENDPOINT_URL",
-    "LEDGERFLOW_USER",
-    "USERNAME",
-    "USER",
-)
-
-
-# What metadata() chose: ("local", home folder or None for the default) or
-# ("service", address or None for LEDGERFLOW_SERVICE); None: the settings decide.
-_metadata_choice: tuple[str, str | None] | None = None
-
-
-def _config() -> Config:
-    """The settings, with the choice of metadata() applied."""
-    if _metadata_choice is None:
-        return load_config()
-    kind, where = _metadata_choice
-    if kind == "local":
-        return load_config(metadata="local", home=Path(where) if where else None)
-    return load_config(metadata="service", service=where)
-
-
-def _clients() -> tuple[MetadataClient, Any]:
-    """The metadata client and datastore for the current settings, reused while the
-    settings (the environment variables of _config, metadata()'s choice and the working
-    folder) stay the same. Checking them is cheap, as it must be: every artifact read
-    asks. Reading never creates a ledger: where none exists yet, an empty one in
-    memory answers (and the file is opened once a run has made it)."""
-    key = (os.getcwd(), _metadata_choice, *(os.environ.get(name) for name in _SETTINGS))
-    if _connection.get("key") == key and not (
-        _connection.get("awaiting") and _connection["awaiting"].exists()
-    ):
-        return _connection["metadata"], _connection["store"]
-    config = _config()
-    if "metadata" in _connection:
-        _connection["metadata"].close()
-    ledger_file = config.home / "ledger.db"
-    awaiting = config.metadata == "local" and not ledger_file.exists()
-    _connection.update(
-        key=key,
-        metadata=(
-            EmbeddedMetadata("sqlite://:memory:", config.username) if awaiting else connect(config)
-        ),
-        store=open_datastore(config),
-        username=config.username,
-        awaiting=ledger_file if awaiting else None,
-    )
-    return _connection["metadata"], _connection["store"]
-
-
-def get_metadata() -> str:
-    """Where the client API reads metadata: ``local@FOLDER`` (the embedded ledger) or
-    ``service@HOST:PORT``."""
-    config = _config()
-    if config.metadata == "service":
-        return f"service@{config.service_address}"
-    return f"local@{config.home}"
-
-
-def metadata(ms: str) -> str:
-    """Switches where the client API reads metadata, as Metaflow's ``metadata()``:
-    ``'local'``, ``'local@FOLDER'``, ``'service'`` (LEDGERFLOW_SERVICE),
-    ``'service@HOST:PORT'``, or the path of a folder that is (or holds) a
-    ``.ledgerflow`` folder. Returns the new :func:`get_metadata`."""
-    global _metadata_choice
-    kind, _, where = ms.partition("@")
-    if kind in ("local", "service"):
-        choice: tuple[str, str | None] = (kind, where or None)
-    elif Path(ms).is_dir():
-        folder = Path(ms).absolute()
-        home = folder if folder.name == ".ledgerflow" else folder / ".ledgerflow"
-        if not home.is_dir():
-            raise LedgerflowException(f"{folder} holds no .ledgerflow folder: no runs there")
-        choice = ("local", str(home))
-    else:
-        raise LedgerflowException(
-            f"metadata {ms!r} is not one of 'local', 'local@FOLDER', 'service', "
-            "'service@HOST:PORT' or an existing folder"
-        )
-    if choice == ("service", None) and not os.environ.get("LEDGERFLOW_SERVICE"):
-        raise LedgerflowException("metadata('service') needs LEDGERFLOW_SERVICE=host:port")
-    _metadata_choice = choice
-    return get_metadata()
-
-
-def default_metadata() -> str:
-    """Switches back to the metadata the settings name; returns it."""
-    global _metadata_choice
-    _metadata_choice = None
-    return get_metadata()
-
-
-def namespace(ns: str | None) -> str | None:
-    """Switches the namespace: 'user:NAME', 'production:...', any tag, or None for all."""
-    global _current_namespace
-    _current_namespace = ns
-    return ns
-
-
-def default_namespace() -> str:
-    """Switches back to the default namespace, user:<you>, and returns it."""
-    global _current_namespace
-    _current_namespace = f"user:{_config().username}"
-    return _current_namespace
-
-
-def get_namespace() -> str | None:
-    if _current_namespace is _UNSET:
-        return f"user:{_config().username}"
-    return _current_namespace
 
 
 def _time(stamp: Any) -> datetime | None:
@@ -556,27 +427,6 @@ class Step:
         return self.tasks()[0]
 
 
-class _Data:
-    """``task.data.x``: artifact values as attributes, loaded on first access."""
-
-    def __init__(self, task: Task) -> None:
-        self._task = task
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self._task[name].data
-        except KeyError:
-            raise AttributeError(f"task {self._task.pathspec} has no artifact {name!r}") from None
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._task
-
-    def __repr__(self) -> str:
-        return f"<data of {self._task.pathspec}: {', '.join(self._task._records())}>"
-
-
 class Task(_Outcome):
     """One task of a step: its artifacts, output and outcome."""
 
@@ -677,26 +527,6 @@ class Task(_Outcome):
         return None
 
 
-class Artifacts(list["DataArtifact"]):
-    """The artifacts of a task, as a list and by name: ``task.artifacts.x.data``."""
-
-    def __init__(self, task: Task) -> None:
-        super().__init__(task)
-        self._by_name = {artifact.id: artifact for artifact in self}
-        self._pathspec = task.pathspec
-
-    def __getattr__(self, name: str) -> DataArtifact:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise AttributeError(f"task {self._pathspec} has no artifact {name!r}") from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._by_name if isinstance(name, str) else super().__contains__(name)
-
-
 def _events_of(run_pathspec: str, **filters: Any) -> Iterator[events_pb2.Event]:
     """The events of a run (or of the whole ledger, for an empty pathspec) matching
     the ListEvents `filters`, oldest first, page after page."""
@@ -708,38 +538,3 @@ def _events_of(run_pathspec: str, **filters: Any) -> Iterator[events_pb2.Event]:
         if not response.page.next_page_token:
             return
         request.page.page_token = response.page.next_page_token
-
-
-class DataArtifact:
-    """One artifact: its metadata now, its value when `.data` is read."""
-
-    _UNLOADED = object()
-
-    def __init__(self, record: records_pb2.Artifact, *, _store: Any = None) -> None:
-        self._record = record
-        self._store = _store
-        self.id = record.name
-        self.pathspec = f"{record.task_pathspec}/{record.name}"
-        self._value: Any = self._UNLOADED
-
-    def __repr__(self) -> str:
-        return f"DataArtifact('{self.pathspec}')"
-
-    @property
-    def data(self) -> Any:
-        if self._value is self._UNLOADED:
-            store = self._store or _clients()[1]
-            self._value = store.load(self._record.content_key, self._record.serializer)
-        return self._value
-
-    @property
-    def sha(self) -> str:
-        return self._record.content_key
-
-    @property
-    def size(self) -> int:
-        return self._record.size
-
-    @property
-    def type(self) -> str:
-        return self._record.type_name

@@ -6,7 +6,7 @@ import socket
 
 import click
 
-from ledgerflow._cli_errors import friendly_errors
+from ledgerflow.cli.errors import friendly_errors
 
 
 @click.command("ui")
@@ -24,8 +24,8 @@ def ui(service: str | None, address: str, port: int) -> None:
     updated live from the ledger's watch stream."""
     import uvicorn
 
-    from ledgerflow._config import load_config, open_datastore
-    from ledgerflow._metadata import connect
+    from ledgerflow.config import load_config, open_datastore
+    from ledgerflow.metadata_client import connect
     from ledgerflow.ui.app import build_app
 
     config = load_config(metadata="service" if service else None, service=service)

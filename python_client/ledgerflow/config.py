@@ -107,7 +107,7 @@ def load_config(
 
 
 def open_datastore(config: Config):
-    from ledgerflow._datastore import ContentStore, LocalStorage, S3Storage
+    from ledgerflow.datastore.content import ContentStore, LocalStorage, S3Storage
 
     if config.datastore == "s3":
         return ContentStore(S3Storage(config.datastore_root, endpoint_url=config.s3_endpoint_url))

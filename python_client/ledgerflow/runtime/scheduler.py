@@ -1,5 +1,5 @@
 """The local runtime: schedules a run's tasks, has a launcher run each attempt in a
-process of its own (by default a fork of this already warm process; see _launcher.py),
+process of its own (by default a fork of this already warm process; see runtime/launcher.py),
 and is the one writer of the run's events.
 
 The launcher reports exits through pidfds, so the loop wakes the moment any task exits,
@@ -22,25 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledgerflow._datastore import ContentStore
 from ledgerflow._decorators import Retry
-from ledgerflow._flowspec import FlowSpec
+from ledgerflow._flowspec import FlowSpecBase
 from ledgerflow._graph import FlowGraph
 from ledgerflow._graph_message import graph_message
-from ledgerflow._launcher import (
-    INTERRUPTS,
-    AttemptFiles,
-    ForkLauncher,
-    Launcher,
-    output_size,
-    read_output,
-)
-from ledgerflow._metadata import MetadataClient
-from ledgerflow._orphans import remove_orphaned_workdirs
-from ledgerflow._progress import RunReporter
-from ledgerflow._resume import ResumeOrigin
-from ledgerflow._run_events import append_with_retries, heartbeat_seconds, log_seconds
-from ledgerflow._task import NUM_SPLITS_ARTIFACT, TaskInput, TaskRequest, TaskSpec, child_main
+from ledgerflow.datastore.content import ContentStore
 from ledgerflow.engine import (
     JoinBook,
     Next,
@@ -57,15 +43,32 @@ from ledgerflow.engine import (
     task_facts,
 )
 from ledgerflow.exceptions import RpcError
+from ledgerflow.metadata_client import MetadataClient
+from ledgerflow.runtime.identity import VERSION, new_run_id, task_pathspec
+from ledgerflow.runtime.launcher import (
+    INTERRUPTS,
+    AttemptFiles,
+    ForkLauncher,
+    Launcher,
+    read_output,
+)
+from ledgerflow.runtime.live import LiveRecorder, RunningAttempt
+from ledgerflow.runtime.orphans import remove_orphaned_workdirs
+from ledgerflow.runtime.progress import RunReporter
+from ledgerflow.runtime.resume import ResumeOrigin
+from ledgerflow.runtime.run_events import append_with_retries, heartbeat_seconds, log_seconds
+from ledgerflow.runtime.task import (
+    NUM_SPLITS_ARTIFACT,
+    TaskInput,
+    TaskRequest,
+    TaskSpec,
+    child_main,
+)
 from ledgerflow.v1 import events_pb2, records_pb2
 
 # A run's scratch folder is named for its runtime's pid, so that the folder of a
 # runtime that died without cleaning up (kill -9) is found and removed later.
 _WORKDIR_PREFIX = "ledgerflow-run-"
-
-
-# Output of an attempt younger than this is recorded at its end, not while it runs.
-QUICK_TASK_SECONDS = 0.05
 
 
 class _interrupts_deferred(contextlib.ContextDecorator):
@@ -84,14 +87,6 @@ class _interrupts_deferred(contextlib.ContextDecorator):
         signal.pthread_sigmask(signal.SIG_SETMASK, self._previous.pop())
 
 
-VERSION = "0.1.0"
-
-
-def new_run_id() -> str:
-    """Sortable and unique enough for one writer: microseconds since the epoch."""
-    return str(time.time_ns() // 1000)
-
-
 @dataclass
 class FinishedTask:
     step_name: str
@@ -100,18 +95,6 @@ class FinishedTask:
     artifacts: dict[str, records_pb2.Artifact]
     num_splits: int
     foreach_stack: list[tuple[str, int, int]]
-
-
-@dataclass
-class _Running:
-    spec: TaskSpec
-    handle: int  # the launcher's
-    started: float
-    deadline: float | None
-    files: AttemptFiles
-    timed_out: bool = False
-    # The sizes of stdout and stderr when they were last recorded.
-    log_sizes: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -125,7 +108,7 @@ class RunResult:
 class LocalRuntime:
     def __init__(
         self,
-        flow_class: type[FlowSpec],
+        flow_class: type[FlowSpecBase],
         graph: FlowGraph,
         metadata: MetadataClient,
         store: ContentStore,
@@ -160,7 +143,7 @@ class LocalRuntime:
         self.run_id = new_run_id()
         self._next_task_id = (origin.max_task_id if origin else 0) + 1
         self._ready: deque[TaskSpec] = deque()
-        self._running: dict[int, _Running] = {}
+        self._running: dict[int, RunningAttempt] = {}
         # Recorded as started, not launched yet (an interrupt can fall in between).
         self._starting: list[TaskSpec] = []
         self._joins: JoinBook[FinishedTask] = JoinBook()
@@ -175,12 +158,15 @@ class LocalRuntime:
         self._end_ok = False
         remove_orphaned_workdirs(Path(tempfile.gettempdir()), _WORKDIR_PREFIX)
         self._workdir = Path(tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-"))
-        self._heartbeat_every = heartbeat_seconds()
-        self._last_heartbeat = time.monotonic()
-        self._log_every = log_seconds()
-        self._logs_due = time.monotonic() + self._log_every
+        self.live = LiveRecorder(
+            store, self._ref, heartbeat_every=heartbeat_seconds(), log_every=log_seconds()
+        )
 
     # ---- events -------------------------------------------------------------------
+
+    @property
+    def _run_key(self) -> tuple[str, str]:
+        return self.graph.name, self.run_id
 
     def _ref(self, spec: TaskSpec) -> events_pb2.TaskRef:
         return events_pb2.TaskRef(
@@ -237,8 +223,8 @@ class LocalRuntime:
             while self._ready or self._running:
                 self._launch_what_fits()
                 self._wait()
-                self._heartbeat_if_due()
-                self._record_logs_if_due()
+                self._events += self.live.heartbeats(self._running.values(), *self._run_key)
+                self._events += self.live.output(self._running.values())
         except KeyboardInterrupt:
             self._kill_all()
             self._failure = self._failure or RunResult(
@@ -272,64 +258,11 @@ class LocalRuntime:
         )
         return result
 
-    def _heartbeat_if_due(self) -> None:
-        """Every heartbeat interval: one TaskHeartbeat per running attempt (a long task
-        must not look lost) and a RunHeartbeat (the run's other events may be rare)."""
-        now = time.monotonic()
-        if now - self._last_heartbeat < self._heartbeat_every:
-            return
-        self._last_heartbeat = now
-        for running in self._running.values():
-            self._events.append(
-                new_event(
-                    task_heartbeat=events_pb2.TaskHeartbeat(
-                        task=self._ref(running.spec), attempt=running.spec.attempt
-                    )
-                )
-            )
-        self._events.append(
-            new_event(
-                run_heartbeat=events_pb2.RunHeartbeat(flow_name=self.graph.name, run_id=self.run_id)
-            )
-        )
-
-    def _record_logs_if_due(self) -> None:
-        """Records the output of running attempts that printed since the last time, so
-        that it can be followed while they run. Each time stores the whole output so
-        far; the next time is put off so that this costs at most a tenth of the time."""
-        now = time.monotonic()
-        if now < self._logs_due:
-            return
-        for running in self._running.values():
-            files = running.files
-            grew = (output_size(files.stdout), output_size(files.stderr)) != running.log_sizes
-            if grew and now - running.started >= QUICK_TASK_SECONDS:
-                self._record_logs(running, read_output(files.stdout), read_output(files.stderr))
-        spent = time.monotonic() - now
-        self._logs_due = time.monotonic() + max(self._log_every, 10 * spent)
-
-    def _record_logs(self, running: _Running, stdout: bytes, stderr: bytes) -> None:
-        """Appends a LogsRecorded event for the attempt's output, unless none came since
-        the last one (while it ran, or at its end)."""
-        if (len(stdout), len(stderr)) == running.log_sizes:
-            return
-        running.log_sizes = (len(stdout), len(stderr))
-        self._events.append(
-            new_event(
-                logs_recorded=events_pb2.LogsRecorded(
-                    task=self._ref(running.spec),
-                    attempt=running.spec.attempt,
-                    stdout_key=self.store.save_bytes(stdout) if stdout else "",
-                    stderr_key=self.store.save_bytes(stderr) if stderr else "",
-                )
-            )
-        )
-
     def _wait(self) -> None:
         if not self._running:
             return
         now = time.monotonic()
-        wake = [self._last_heartbeat + self._heartbeat_every, self._logs_due]
+        wake = [self.live.next_due()]
         wake += [r.deadline for r in self._running.values() if r.deadline and not r.timed_out]
         exited = self.launcher.wait(min(wake) - now)
         for handle, exit_code in exited:
@@ -419,10 +352,10 @@ class LocalRuntime:
         handle = self.launcher.launch(TaskRequest(spec, facts, self.parameters_json), files)
         now = time.monotonic()
         deadline = now + step.timeout_seconds if step.timeout_seconds else None
-        self._running[handle] = _Running(spec, handle, now, deadline, files)
+        self._running[handle] = RunningAttempt(spec, handle, now, deadline, files)
 
     @_interrupts_deferred()
-    def _reap(self, running: _Running, exit_code: int) -> None:
+    def _reap(self, running: RunningAttempt, exit_code: int) -> None:
         del self._running[running.handle]
         spec = running.spec
         step = self.rules.step(spec.step_name)
@@ -438,7 +371,7 @@ class LocalRuntime:
         if not outcome.traceback and not outcome.ok and stderr:
             outcome.traceback = stderr.decode(errors="replace")
         ref = self._ref(spec)
-        self._record_logs(running, stdout, stderr)
+        self._events += self.live.logs(running, stdout, stderr)
         self._events.extend(outcome_events(ref, spec.attempt, outcome))
         if stdout:
             self.reporter.task_output(spec.step_name, spec.task_id, stdout.decode(errors="replace"))
@@ -446,7 +379,7 @@ class LocalRuntime:
             note = f" (caught {outcome.error_type})" if outcome.caught else ""
             self.reporter.task_finished(spec.step_name, spec.task_id, True, seconds, note)
             artifacts = {a.name: a for a in outcome.artifacts}
-            finished = FinishedTask(spec.step_name, spec.task_id, _pathspec(ref), artifacts,
+            finished = FinishedTask(spec.step_name, spec.task_id, task_pathspec(ref), artifacts,
                                     outcome.num_splits, spec.foreach_stack)  # fmt: skip
             self._on_success(finished)
             return
@@ -499,7 +432,7 @@ class LocalRuntime:
         if NUM_SPLITS_ARTIFACT in artifacts:
             record = artifacts[NUM_SPLITS_ARTIFACT]
             num_splits = int(self.store.load(record.content_key, record.serializer))
-        self._on_success(FinishedTask(spec.step_name, spec.task_id, _pathspec(ref), artifacts,
+        self._on_success(FinishedTask(spec.step_name, spec.task_id, task_pathspec(ref), artifacts,
                                       num_splits, spec.foreach_stack))  # fmt: skip
 
     def _on_success(self, task: FinishedTask) -> None:
@@ -531,10 +464,6 @@ def _frames(stack: list[tuple[str, int, int]]) -> list[records_pb2.ForeachFrame]
 
 def _tuples(stack: Sequence[records_pb2.ForeachFrame]) -> list[tuple[str, int, int]]:
     return [(f.step_name, f.index, f.num_splits) for f in stack]
-
-
-def _pathspec(ref: events_pb2.TaskRef) -> str:
-    return f"{ref.flow_name}/{ref.run_id}/{ref.step_name}/{ref.task_id}"
 
 
 def _raise_interrupt(*_: Any) -> None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledgerflow._graph import FlowGraph
-from ledgerflow._metadata import MetadataClient
 from ledgerflow.exceptions import LedgerflowException
+from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import common_pb2, query_service_pb2, records_pb2
 
 

@@ -8,8 +8,8 @@ import os
 import time
 from collections.abc import Callable
 
-from ledgerflow._metadata import MetadataClient
 from ledgerflow.exceptions import RpcError
+from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import events_pb2
 
 

@@ -6,8 +6,8 @@ import click
 from ledgerflow_executor.cli import executor
 from ledgerflow_service.cli import service
 
-from ledgerflow._client_cli import audit, cancel, events, flows, host, runs
-from ledgerflow._ui_cli import ui
+from ledgerflow.cli.ledger import audit, cancel, events, flows, host, runs
+from ledgerflow.cli.ui import ui
 
 
 @click.group()
@@ -18,7 +18,3 @@ def main() -> None:
 
 for command in (service, flows, runs, audit, events, host, executor, cancel, ui):
     main.add_command(command)
-
-
-if __name__ == "__main__":
-    main()

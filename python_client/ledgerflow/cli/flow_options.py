@@ -1,0 +1,162 @@
+"""A flow's Parameters and ``--with`` as command-line options of ``run`` and ``resume``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ledgerflow._decorators import Retry
+from ledgerflow._graph import InvalidGraph
+from ledgerflow._parameters import (
+    IncludeFile,
+    JSONType,
+    Parameter,
+)
+
+if TYPE_CHECKING:
+    pass
+
+# What only `run`, `resume` and the other commands need is imported in them: every task
+
+
+def flow_parameters(flow_class: type) -> dict[str, Parameter]:
+    found: dict[str, Parameter] = {}
+    for cls in reversed(flow_class.__mro__):
+        for attr, value in vars(cls).items():
+            if isinstance(value, Parameter):
+                if attr != value.name:
+                    raise InvalidGraph(
+                        f"parameter {value.name!r} is assigned to class attribute "
+                        f"{attr!r}: use the same name for both"
+                    )
+                found[attr] = value
+    return found
+
+
+def parse_with(specs: tuple[str, ...]) -> Retry | None:
+    retry = None
+    for spec in specs:
+        name, _, args = spec.partition(":")
+        if name != "retry":
+            raise click.BadParameter(
+                f"--with {spec}: only 'retry' can be added to every step from the command line",
+                param_hint="--with",
+            )
+        options: dict[str, float] = {}
+        for pair in filter(None, args.split(",")):
+            key, _, value = pair.partition("=")
+            if key not in ("times", "minutes_between_retries"):
+                raise click.BadParameter(
+                    f"--with retry takes times= and minutes_between_retries=, not {key!r}"
+                )
+            options[key] = float(value)
+        default = Retry()  # the same defaults as @retry
+        retry = Retry(
+            times=int(options.get("times", default.times)),
+            minutes_between_retries=options.get(
+                "minutes_between_retries", default.minutes_between_retries
+            ),
+        )
+    return retry
+
+
+def with_options(options: list[Any]) -> Callable[[Any], Any]:
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+_CLICK_TYPES = {int: click.INT, float: click.FLOAT, bool: click.BOOL}
+
+
+def option_names(name: str) -> list[str]:
+    """``--name`` as written, and ``--dashed-name`` when it differs."""
+    dashed = name.replace("_", "-")
+    return [f"--{name}"] + ([f"--{dashed}"] if dashed != name else [])
+
+
+def option_settings(param: Parameter) -> dict[str, Any]:
+    """The click settings of a parameter's option: its type (so that --help says
+    INTEGER for an int default), and its help with the default or [required]."""
+    settings: dict[str, Any] = {"default": None}
+    if param.type in _CLICK_TYPES:
+        settings["type"] = _CLICK_TYPES[param.type]
+    elif param.type is JSONType:
+        settings["metavar"] = "JSON"
+    elif isinstance(param, IncludeFile):
+        settings["metavar"] = "PATH"
+    suffix = (
+        f" [default: {param.default!r}]"
+        if param.default is not None
+        else " [required]"
+        if param.required
+        else ""
+    )
+    settings["help"] = (param.help or "") + suffix
+    return settings
+
+
+def parameter_lines(params: dict[str, Parameter]) -> list[str]:
+    """What `show` prints for the parameters: spelling, type (as --help names it),
+    default and help."""
+    lines = []
+    for name, param in params.items():
+        settings = option_settings(param)
+        kind = settings.get("metavar") or settings.get("type", click.STRING).name.upper()
+        if param.default is not None:
+            default = f" = {param.default!r}"
+        else:
+            default = " (required)" if param.required else ""
+        about = f": {param.help}" if param.help else ""
+        lines.append(f"  --{name} {kind}{default}{about}")
+    return lines
+
+
+REMOTE_OPTIONS = [
+    click.option(
+        "--remote",
+        is_flag=True,
+        help="Submit the run to the metadata service (LEDGERFLOW_SERVICE): executors run "
+        "its tasks with the resources each step asks for; this command follows it.",
+    ),
+    click.option(
+        "--detach", is_flag=True, help="With --remote: print the run id and return at once."
+    ),
+]
+
+RUN_OPTIONS = [
+    click.option(
+        "--max-workers",
+        default=4,
+        show_default=True,
+        type=click.IntRange(1, 512),
+        help="How many tasks run at once.",
+    ),
+    click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
+    click.option(
+        "--code-package",
+        is_flag=True,
+        help="Store the flow file and the files beside it (see --package-suffixes) as the "
+        "run's code package: run.code reads it back.",
+    ),
+    click.option(
+        "--launcher",
+        type=click.Choice(["fork", "command"]),
+        default="fork",
+        show_default=True,
+        help="How each task gets its process: a fork of the runtime (fast), or the task "
+        "entry point 'python FLOW_FILE task' in a new interpreter, as containers run it.",
+    ),
+    click.option(
+        "--with",
+        "with_",
+        multiple=True,
+        metavar="retry[:times=N,...]",
+        help="Add a decorator to every step (repeatable).",
+    ),
+]

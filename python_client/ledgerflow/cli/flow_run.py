@@ -1,0 +1,148 @@
+"""How ``run`` and ``resume`` start a run: on this machine (the local runtime), or
+submitted to the service and followed (``--remote``); and the settings, ledger and
+datastore every command of a flow file shares (:class:`Session`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ledgerflow._flowspec import FlowSpecBase
+from ledgerflow._graph import FlowGraph
+from ledgerflow._parameters import (
+    Parameter,
+    parameters_as_json,
+)
+from ledgerflow.cli.flow_options import parse_with
+from ledgerflow.config import Config, ConfigError, load_config, open_datastore
+from ledgerflow.runtime.code_package import DEFAULT_SUFFIXES, save_package
+
+if TYPE_CHECKING:
+    from ledgerflow.metadata_client import MetadataClient
+    from ledgerflow.runtime.resume import ResumeOrigin
+
+# What only `run`, `resume` and the other commands need is imported in them: every task
+
+
+class Session:
+    """What every command needs: settings, the ledger, the datastore."""
+
+    def __init__(
+        self,
+        flow_class: type[FlowSpecBase],
+        graph: FlowGraph,
+        metadata: str | None,
+        datastore: str | None,
+    ) -> None:
+        self.flow_class, self.graph = flow_class, graph
+        try:
+            self.config: Config = load_config(metadata=metadata, datastore=datastore)
+        except ConfigError as error:
+            raise click.UsageError(str(error)) from None
+        self._metadata: MetadataClient | None = None
+        self._store: Any = None
+        self.package_suffixes: tuple[str, ...] = DEFAULT_SUFFIXES
+
+    @property
+    def metadata(self) -> MetadataClient:
+        if self._metadata is None:
+            from ledgerflow.metadata_client import connect
+
+            self._metadata = connect(self.config)
+        return self._metadata
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            self._store = open_datastore(self.config)
+        return self._store
+
+
+def execute_here(
+    session: Session,
+    parameters: dict[str, Any],
+    params: dict[str, Parameter],
+    max_workers: int,
+    tags: tuple[str, ...],
+    with_: tuple[str, ...],
+    launcher: str,
+    code_package: bool,
+    origin: ResumeOrigin | None = None,
+) -> None:
+    from ledgerflow.runtime.launcher import CommandLauncher
+    from ledgerflow.runtime.scheduler import LocalRuntime
+
+    flow_file = sys.modules[session.flow_class.__module__].__file__
+    package_key = (
+        save_package(session.store, Path(str(flow_file)), session.package_suffixes)
+        if code_package
+        else ""
+    )
+    runtime = LocalRuntime(
+        session.flow_class,
+        session.graph,
+        session.metadata,
+        session.store,
+        username=session.config.username,
+        parameters=parameters,
+        parameters_json=parameters_as_json(parameters, params, session.store),
+        max_workers=max_workers,
+        tags=tags,
+        default_retry=parse_with(with_),
+        origin=origin,
+        metadata_kind=session.config.metadata,
+        launcher=CommandLauncher(str(flow_file)) if launcher == "command" else None,
+        code_package_key=package_key,
+    )
+    result = runtime.run()
+    session.metadata.close()
+    sys.exit(0 if result.succeeded else 1)
+
+
+def submit_and_follow(
+    session: Session,
+    parameters: dict[str, Any],
+    params: dict[str, Parameter],
+    tags: tuple[str, ...],
+    with_: tuple[str, ...],
+    detach: bool,
+    origin: ResumeOrigin | None = None,
+) -> None:
+    """run --remote (and resume --remote, given the origin): submits the run, then
+    follows it (or returns at once)."""
+    from ledgerflow.runtime.progress import RunReporter
+    from ledgerflow.runtime.remote import follow, submit
+
+    if session.config.metadata != "service":
+        raise click.UsageError(
+            "run --remote needs a metadata service that executors reach: set "
+            "LEDGERFLOW_SERVICE=HOST:PORT (and start executors with `ledgerflow executor`)"
+        )
+    flow_file = Path(str(sys.modules[session.flow_class.__module__].__file__))
+    run_id = submit(
+        session.metadata, session.store, session.flow_class, session.graph, flow_file,
+        username=session.config.username,
+        parameters_json=parameters_as_json(parameters, params, session.store),
+        tags=tags, package_suffixes=session.package_suffixes, default_retry=parse_with(with_),
+        origin=origin,
+    )  # fmt: skip
+    flow = session.graph.name
+    if detach:
+        click.echo(run_id)
+        sys.exit(0)
+    reporter = RunReporter()
+    reporter.run_started(flow, run_id, session.config.username, "remote on executors via service")
+    try:
+        ok = follow(session.metadata, flow, run_id, reporter)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nStopped following; {flow}/{run_id} goes on on the executors. Stop it with "
+            f"`ledgerflow cancel {flow}/{run_id}`.",
+            err=True,
+        )
+        sys.exit(130)
+    session.metadata.close()
+    sys.exit(0 if ok else 1)
