@@ -144,10 +144,16 @@ def recorded_outcome(lease: Lease, outcome: TaskOutcome) -> list[events_pb2.Even
 
 
 def read_outcome(
-    result_path: Path, stderr_path: Path, exit_code: int, lease: Lease, *, ended: Ending
+    result_path: Path,
+    stderr_path: Path,
+    exit_code: int,
+    lease: Lease,
+    *,
+    ended: TaskOutcome | None,
 ) -> TaskOutcome:
     """The attempt's outcome: what it reported, or why it has none (then also said at
-    the end of its stderr)."""
+    the end of its stderr): `ended` when the executor ended it (its timeout, its run
+    cancelled) or its backend knows why (Backend.why_ended), else its exit code."""
     memory = lease.task.resources.memory_mb
     if result_path.exists():
         outcome = TaskOutcome.from_bytes(result_path.read_bytes())
@@ -156,19 +162,6 @@ def read_outcome(
                 f"exceeded memory={memory} MB (@resources): {outcome.error_message}".rstrip(": ")
             )
         return outcome
-    if ended.outcome is not None:
-        outcome = ended.outcome
-    else:
-        outcome = died_outcome(exit_code, memory_mb=memory if ended.memory_killed else 0)
+    outcome = ended or died_outcome(exit_code)
     note_death(stderr_path, outcome)
     return outcome
-
-
-@dataclass(frozen=True)
-class Ending:
-    """Why an attempt ended without reporting, as the executor knows it: the outcome
-    it decided (killed at its timeout, cancelled, or the backend's own word), or the
-    backend saw it killed for memory."""
-
-    outcome: TaskOutcome | None = None
-    memory_killed: bool = False

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledgerflow.engine import TaskOutcome, died_outcome
+from ledgerflow.engine import TaskOutcome, died_outcome, failed
 from ledgerflow.exceptions import RpcError
 from ledgerflow.metadata_client import GrpcMetadata
 from ledgerflow.runtime.code_package import load_package
@@ -31,9 +31,9 @@ from ledgerflow.runtime.launcher import output_size, read_output
 from ledgerflow.runtime.run_events import append_with_retries
 from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
+from ledgerflow.v1 import records_pb2
 
 from ledgerflow_executor.attempt import (
-    Ending,
     Lease,
     artifacts_of,
     last_failure,
@@ -292,8 +292,8 @@ class Executor:
         try:
             handle = self.backend.start(launch)
         except (BackendError, OSError) as error:  # recorded as the attempt's failure
-            failed = TaskOutcome(ok=False, error_type="ExecutorError", error_message=str(error))
-            self._record([recorded_outcome(lease, failed)])
+            refused = failed("ExecutorError", str(error), records_pb2.FAILURE_KIND_INFRASTRUCTURE)
+            self._record([recorded_outcome(lease, refused)])
             self._free_gpus.extend(launch.gpu_ids)
             return
         timeout = lease.step.timeout_seconds
@@ -415,12 +415,10 @@ class Executor:
         for handle, exit_code in exited:
             running = self.running.pop(handle)
             self._free_gpus.extend(running.gpu_ids)
-            ending = Ending(
-                outcome=running.ended or self.backend.ended_by(handle),
-                memory_killed=self.backend.memory_killed(handle, exit_code),
-            )
+            memory = running.lease.task.resources.memory_mb
+            ended = running.ended or self.backend.why_ended(handle, exit_code, memory)
             outcome = read_outcome(running.result, running.stderr, exit_code, running.lease,
-                                   ended=ending)  # fmt: skip
+                                   ended=ended)  # fmt: skip
             if not outcome.ok and not outcome.traceback:
                 outcome.traceback = read_output(running.stderr).decode(errors="replace")[-20000:]
             events = [

@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pytest
 from ledgerflow.engine import (
+    MAX_LOST_ATTEMPTS,
     JoinArrival,
     JoinBook,
     Next,
     NextTask,
     RunGraph,
+    Tally,
     TaskOutcome,
     UnknownStep,
     after_failure,
     after_lost,
     catches_in_process,
+    decide,
     died_outcome,
     note_death,
     outcome_events,
@@ -162,3 +165,17 @@ def test_a_death_is_explained_at_the_end_of_stderr(tmp_path: Path) -> None:
     assert text.rstrip().endswith("killed by signal 11 (SIGSEGV) before reporting")
     assert died_outcome(0, timeout_seconds=1.5).error_type == "TimeoutException"
     assert died_outcome(3).error_message == "the task process exited with code 3 before reporting"
+
+
+def test_infrastructure_failures_leave_retry_alone() -> None:
+    infra, own = records_pb2.FAILURE_KIND_INFRASTRUCTURE, records_pb2.FAILURE_KIND_EXCEPTION
+    step = spec("s", K.STEP_KIND_LINEAR, "end")  # no @retry
+    lost = Tally().after(infra)
+    assert lost == Tally(failures=0, lost=1)
+    assert decide(step, lost, infra, "ContainerEngineError", remote=True).next is Next.RETRY
+    assert not catches_in_process(spec("c", K.STEP_KIND_LINEAR, "end", catch=True, retries=1),
+                                  lost.failures)  # fmt: skip
+    failed_once = Tally().after(own)
+    assert decide(step, failed_once, own, "ValueError", remote=True).next is Next.FAIL
+    worn_out = Tally(lost=MAX_LOST_ATTEMPTS).after(infra)
+    assert decide(step, worn_out, infra, "NodeFailure", remote=True).next is Next.FAIL

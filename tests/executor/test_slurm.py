@@ -168,8 +168,9 @@ def test_a_job_past_its_time_limit_ends_as_a_timeout(
     exits: list[tuple[int, int]] = []
     wait_for(lambda: bool(exits.extend(backend.poll()) or exits), 180, "Slurm's time limit")
     assert [handle for handle, _ in exits] == [job]
-    ended = backend.ended_by(job)
+    ended = backend.why_ended(job, -9, 64)
     assert ended is not None and not ended.ok
+    assert ended.kind == records_pb2.FAILURE_KIND_TIMEOUT
     assert (ended.error_type, ended.error_message) == (
         "TimeoutException",
         f"Slurm ended job {job} at its time limit (--time)",

@@ -322,6 +322,25 @@ def test_a_lost_attempt_leaves_retry_alone_and_catch_waits_for_the_last_try(
     assert run_status(app) == (True, True)
 
 
+def test_an_infrastructure_failure_is_retried_without_using_up_retry(
+    app: LedgerApplication,
+) -> None:
+    submit(app)
+    succeed(app, lease(app))
+    branches = {b.task.step_name: b for b in (lease(app), lease(app))}
+    no_retry = branches["a"]
+    start(app, no_retry)
+    engine_error = events_pb2.TaskFailed(
+        task=task_ref(no_retry), attempt=0, lease_id=no_retry.lease_id,
+        error_type="ContainerEngineError", error_message="podman could not start it",
+        kind=records_pb2.FAILURE_KIND_INFRASTRUCTURE,
+    )  # fmt: skip
+    report(app, events_pb2.Event(event_id=ev.new_id(), task_failed=engine_error))
+    again = lease(app)
+    assert (again.task.step_name, again.task.attempt, again.task.failures) == ("a", 1, 0)
+    assert run_status(app) == (False, False)  # still running
+
+
 def test_cancel_stops_queued_tasks_and_tells_running_ones(app: LedgerApplication) -> None:
     submit(app)
     succeed(app, lease(app))

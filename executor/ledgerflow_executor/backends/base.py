@@ -90,13 +90,11 @@ class Backend(abc.ABC):
                 exited.append((handle, code))
         return exited
 
-    def memory_killed(self, handle: int, exit_code: int) -> bool:
-        """Whether an attempt that exited with `exit_code` was killed for memory."""
-        return exit_code in (137, -9)
-
-    def ended_by(self, handle: int) -> TaskOutcome | None:
-        """For an attempt that just exited: its failed outcome when its engine ended it
-        (a time limit, a failed node), else None."""
+    def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
+        """For an attempt that just exited without reporting an outcome: the engine's
+        own account, as a failed outcome of the right kind (its time limit, out of its
+        `memory_mb`, a failed node, an engine that could not start it), or None when
+        the engine knows no more than the exit code."""
         return None
 
     def waiting(self, handle: int) -> str:

@@ -15,6 +15,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ledgerflow.engine import TaskOutcome, died_outcome, failed
+from ledgerflow.v1 import records_pb2
+
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch
 
 PIDS_LIMIT = 4096
@@ -104,8 +107,27 @@ class ContainerBackend(Backend):
                 [str(self.binary), "kill", name], capture_output=True, check=False, timeout=30
             )
 
+    def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
+        return container_ending(self.name, exit_code, memory_mb)
+
     def poll(self) -> list[tuple[int, int]]:
         exited = super().poll()
         for handle, _ in exited:
             self._names.pop(handle, None)
         return exited
+
+
+def container_ending(engine: str, exit_code: int, memory_mb: int) -> TaskOutcome | None:
+    """What a container engine's exit code says: 125, the engine could not run the
+    container (an image it cannot find or pull, a bad option); 137, the kernel killed
+    it, here for memory."""
+    if exit_code == 125:
+        return failed(
+            "ContainerEngineError",
+            f"{engine} could not start the attempt's container (exit 125); its own "
+            "message is at the end of the attempt's stderr",
+            records_pb2.FAILURE_KIND_INFRASTRUCTURE,
+        )
+    if exit_code in (137, -9):
+        return died_outcome(exit_code, memory_mb=memory_mb)
+    return None

@@ -29,8 +29,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ledgerflow.engine import TaskOutcome
+from ledgerflow.engine import TaskOutcome, died_outcome, failed
 from ledgerflow.engine.outcomes import TIMEOUT_ERROR
+from ledgerflow.v1 import records_pb2
 
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch
 
@@ -209,22 +210,19 @@ class KubernetesBackend(Backend):
             attempt = self._attempts.get(handle)
             return attempt.waiting if attempt and not attempt.done else ""
 
-    def memory_killed(self, handle: int, exit_code: int) -> bool:
-        with self._lock:
-            attempt = self._attempts.get(handle)
-        return attempt is not None and attempt.reason == "OOMKilled"
-
-    def ended_by(self, handle: int) -> TaskOutcome | None:
+    def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
         with self._lock:
             attempt = self._attempts.get(handle)
         if attempt is None:
             return None
+        if attempt.reason == "OOMKilled":
+            return died_outcome(exit_code, memory_mb=memory_mb)
         if attempt.reason == "DeadlineExceeded":
             message = f"Kubernetes ended Job {attempt.job} at its deadline"
-            return TaskOutcome(ok=False, error_type=TIMEOUT_ERROR, error_message=message)
+            return failed(TIMEOUT_ERROR, message, records_pb2.FAILURE_KIND_TIMEOUT)
         if attempt.reason == "Evicted":
             message = f"the pod of Job {attempt.job} was evicted: {attempt.message}"
-            return TaskOutcome(ok=False, error_type="NodeFailure", error_message=message)
+            return failed("NodeFailure", message, records_pb2.FAILURE_KIND_INFRASTRUCTURE)
         return None
 
     def close(self) -> None:

@@ -4,6 +4,8 @@ warm process had mapped when it forked: an allocation beyond it fails inside the
 as MemoryError; for an attempt with GPUs, a data-segment rlimit, since CUDA reserves far
 more address space than it uses) and CPU affinity (as many cores as the step asks for,
 round-robin). Each attempt sees only its GPUs (CUDA_VISIBLE_DEVICES, from the executor).
+So it has nothing to add to an exit code (Backend.why_ended): a SIGKILL here came from
+someone else, not from a memory limit.
 
 Attempts run warm: one task server per flow file (``python FLOW_FILE task-server``,
 see ledgerflow/runtime/task_server.py) imports the flow once and forks a child per attempt,
@@ -113,11 +115,6 @@ class LocalBackend(Backend):
         with self._lock:
             exited, self._exited = self._exited, []
         return exited
-
-    def memory_killed(self, handle: int, exit_code: int) -> bool:
-        """Never: memory is bounded by an rlimit, so an allocation past it fails inside
-        the task (MemoryError); a SIGKILL came from someone else."""
-        return False
 
     def kill(self, handle: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

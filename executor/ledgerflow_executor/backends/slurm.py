@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledgerflow.engine import TaskOutcome
+from ledgerflow.engine import TaskOutcome, died_outcome, failed
+from ledgerflow.engine.outcomes import TIMEOUT_ERROR
+from ledgerflow.v1 import records_pb2
 
 from ledgerflow_executor.backends.base import (
     WORKROOT,
@@ -38,7 +40,7 @@ from ledgerflow_executor.backends.base import (
     Launch,
     cpu_count_for,
 )
-from ledgerflow_executor.backends.container import ContainerBackend
+from ledgerflow_executor.backends.container import ContainerBackend, container_ending
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +48,18 @@ log = logging.getLogger(__name__)
 _WAITING = {"PENDING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED"}
 _RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
 # Ends that Slurm imposed, as (error type, what happened) for the attempt's failure.
+_INFRA = records_pb2.FAILURE_KIND_INFRASTRUCTURE
 _IMPOSED_ENDS = {
-    "TIMEOUT": ("TimeoutException", "Slurm ended {what} at its time limit (--time)"),
-    "DEADLINE": ("TimeoutException", "Slurm ended {what} at its deadline"),
-    "CANCELLED": ("Cancelled", "{what} was cancelled in Slurm (scancel)"),
-    "NODE_FAIL": ("NodeFailure", "node {node} failed while running {what}"),
-    "BOOT_FAIL": ("NodeFailure", "node {node} failed to boot for {what}"),
-    "PREEMPTED": ("Preempted", "Slurm preempted {what}"),
-}
+    "TIMEOUT": (TIMEOUT_ERROR, "Slurm ended {what} at its time limit (--time)",
+                records_pb2.FAILURE_KIND_TIMEOUT),
+    "DEADLINE": (TIMEOUT_ERROR, "Slurm ended {what} at its deadline",
+                 records_pb2.FAILURE_KIND_TIMEOUT),
+    "CANCELLED": ("Cancelled", "{what} was cancelled in Slurm (scancel)",
+                  records_pb2.FAILURE_KIND_CANCELLED),
+    "NODE_FAIL": ("NodeFailure", "node {node} failed while running {what}", _INFRA),
+    "BOOT_FAIL": ("NodeFailure", "node {node} failed to boot for {what}", _INFRA),
+    "PREEMPTED": ("Preempted", "Slurm preempted {what}", _INFRA),
+}  # fmt: skip
 # The job's cgroup (cgroup v1, as slurmd makes it), expanded by the batch script's shell.
 _CGROUP_PARENT = '"--cgroup-parent=/slurm_${SLURMD_NODENAME}/uid_$(id -u)/job_${SLURM_JOB_ID}"'
 _CGROUP_PARENT_MARK = "--cgroup-parent=SLURM-JOB"
@@ -197,30 +203,20 @@ class SlurmBackend(Backend):
         job = self._jobs.get(handle)
         return job.waiting if job else ""
 
-    def memory_killed(self, handle: int, exit_code: int) -> bool:
-        # Slurm's cgroup, or podman's within it (exit 137: the job just FAILED)
+    def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
         job = self._ended.get(handle)
-        oom = job is not None and job.state == "OUT_OF_MEMORY"
-        return oom or super().memory_killed(handle, exit_code)
-
-    def ended_by(self, handle: int) -> TaskOutcome | None:
-        job = self._ended.get(handle)
-        if job is None:
-            return None
-        if job.state == "LOST":
-            return _failed("NodeFailure", f"Slurm no longer lists job {handle}")
-        imposed = _IMPOSED_ENDS.get(job.state)
-        if imposed is None:
-            return None
-        kind, message = imposed
-        return _failed(kind, message.format(what=job.what, node=job.node or "?"))
+        if job is not None and job.state == "OUT_OF_MEMORY":  # Slurm's cgroup
+            return died_outcome(exit_code, memory_mb=memory_mb)
+        if job is not None and job.state == "LOST":
+            return failed("NodeFailure", f"Slurm no longer lists job {handle}", _INFRA)
+        imposed = _IMPOSED_ENDS.get(job.state) if job is not None else None
+        if job is None or imposed is None:  # podman's cgroup within the job: exit 137
+            return container_ending("podman", exit_code, memory_mb)
+        error_type, message, kind = imposed
+        return failed(error_type, message.format(what=job.what, node=job.node or "?"), kind)
 
     def kill(self, handle: int) -> None:
         _slurm(["scancel", str(handle)], check=False)
-
-
-def _failed(kind: str, message: str) -> TaskOutcome:
-    return TaskOutcome(ok=False, error_type=kind, error_message=message)
 
 
 def _attempt_args(launch: Launch) -> list[str]:

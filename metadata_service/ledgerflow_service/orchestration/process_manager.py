@@ -33,8 +33,9 @@ from ledgerflow.engine import (
     Next,
     NextTask,
     RunGraph,
-    after_failure,
+    Tally,
     after_lost,
+    decide,
     in_join_order,
 )
 from ledgerflow.v1 import events_pb2, records_pb2
@@ -123,7 +124,8 @@ def _decide(
     elif kind == "task_failed" and row.state == "failed":
         spec = flow_graph.step(graph, row.step_name)
         failed = item.event.task_failed
-        decision = after_failure(spec, row.failures, failed.error_type, remote=True)
+        tally = Tally(row.failures, row.lost)  # counted by the queue read model
+        decision = decide(spec, tally, failed.kind, failed.error_type, remote=True)
         _queue_again(decided, cause, row, spec, row.attempt + 1, decision)
     elif kind == "lease_expired" and row.state == "lost":
         spec = flow_graph.step(graph, row.step_name)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ledgerflow.engine import Next, RunGraph, after_failure, after_lost
+from ledgerflow.engine import Next, RunGraph, Tally, after_lost, decide
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
@@ -341,9 +341,10 @@ def after_task_event(fold: ReadModelFold, kind: str, payload: Any, item: Pending
         set_state(fold, row, "done")
         fold.orchestrate(item)
     elif kind == "task_failed":
-        row.failures += 1
+        tally = Tally(row.failures, row.lost).after(payload.kind)
+        row.failures, row.lost = tally.failures, tally.lost
         step = flow_graph.step(run.flow_graph(), row.step_name)
-        decision = after_failure(step, row.failures, payload.error_type, remote=True)
+        decision = decide(step, tally, payload.kind, payload.error_type, remote=True)
         if decision.next is Next.FAIL or run.state != "running":
             _fail_for_good(fold, run, row, f"{payload.error_type}: {payload.error_message}")
             return

@@ -5,9 +5,9 @@ Two budgets, counted apart:
 - The task's own failures (an exception, a timeout, a kill, running out of memory) use
   up ``@retry(times=N)``: after failure number ``f`` the task runs again while
   ``f <= N``.
-- Attempts lost with their executor (its lease lapsed while the attempt ran) are the
-  infrastructure's failures: they are retried on their own budget of
-  :data:`MAX_LOST_ATTEMPTS` and leave ``@retry``'s alone.
+- The infrastructure's failures (an attempt lost with its executor, whose lease lapsed;
+  an engine that could not start it; a node that failed under it) are retried on a
+  budget of their own, :data:`MAX_LOST_ATTEMPTS`, and leave ``@retry``'s alone.
 
 ``@catch`` acts once ``@retry`` is used up. The last attempt catches an exception its
 step raises itself (:func:`catches_in_process`): it stores the error in ``catch_var``
@@ -36,6 +36,24 @@ class Next(enum.Enum):
     RETRY = "retry"  # run the step again
     CATCH = "catch"  # run @catch's fallback attempt
     FAIL = "fail"  # the task fails, and with it the run
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A task's failed attempts so far, counted apart (see the module doc)."""
+
+    failures: int = 0  # the task's own
+    lost: int = 0  # the infrastructure's
+
+    def after(self, kind: int) -> Tally:
+        """The tally once one more attempt of `kind` (a records_pb2.FailureKind) failed."""
+        if is_infrastructure(kind):
+            return Tally(self.failures, self.lost + 1)
+        return Tally(self.failures + 1, self.lost)
+
+
+def is_infrastructure(kind: int) -> bool:
+    return kind == records_pb2.FAILURE_KIND_INFRASTRUCTURE
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,15 @@ def after_failure(
         return Decision(Next.CATCH, 0.0, f"@catch records {error_type}; the flow goes on")
     tries = f"{failures} attempt(s)" if failures > 1 else "its only attempt"
     return Decision(Next.FAIL, 0.0, f"{error_type} on {tries}")
+
+
+def decide(
+    step: records_pb2.StepSpec, tally: Tally, kind: int, error_type: str, *, remote: bool
+) -> Decision:
+    """What follows a failed attempt of `kind`, given the tally that counts it."""
+    if is_infrastructure(kind):
+        return after_lost(tally.lost)
+    return after_failure(step, tally.failures, error_type, remote=remote)
 
 
 def after_lost(lost: int) -> Decision:

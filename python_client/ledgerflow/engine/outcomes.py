@@ -19,6 +19,7 @@ from typing import Any
 from ledgerflow.v1 import events_pb2, records_pb2
 
 TIMEOUT_ERROR = "TimeoutException"
+Kind = records_pb2.FailureKind
 
 
 def new_event(**payload: Any) -> events_pb2.Event:
@@ -40,6 +41,8 @@ class TaskOutcome:
     traceback: str = ""
     # The tables it wrote and read (payload-only events: see _lineage.py).
     lineage: list[events_pb2.Event] = field(default_factory=list)
+    # For a failure: which kind (records_pb2.FailureKind), as the attempt policy counts it.
+    kind: int = Kind.FAILURE_KIND_UNSPECIFIED
 
     def write(self, result_path: str) -> None:
         """Writes the outcome where the launcher looks for it (atomically: a reader
@@ -75,17 +78,21 @@ def died_outcome(
     before the report)."""
     if timeout_seconds:
         message = f"the attempt ran longer than {timeout_seconds:g}s (@timeout) and was killed"
-        return TaskOutcome(ok=False, error_type=TIMEOUT_ERROR, error_message=message)
+        return failed(TIMEOUT_ERROR, message, Kind.FAILURE_KIND_TIMEOUT)
     if cancelled:
-        return TaskOutcome(ok=False, error_type="Cancelled", error_message=cancelled)
+        return failed("Cancelled", cancelled, Kind.FAILURE_KIND_CANCELLED)
     if memory_mb:
-        return TaskOutcome(
-            ok=False,
-            error_type="OutOfMemory",
-            error_message=f"exceeded memory={memory_mb} MB: the task was killed for using more "
-            f"memory than its @resources(memory=...) allows (exit {exit_code})",
+        message = (
+            f"exceeded memory={memory_mb} MB: the task was killed for using more memory than "
+            f"its @resources(memory=...) allows (exit {exit_code})"
         )
-    return TaskOutcome(ok=False, error_type="TaskProcessDied", error_message=death_note(exit_code))
+        return failed("OutOfMemory", message, Kind.FAILURE_KIND_OUT_OF_MEMORY)
+    return failed("TaskProcessDied", death_note(exit_code), Kind.FAILURE_KIND_KILLED)
+
+
+def failed(error_type: str, message: str, kind: int) -> TaskOutcome:
+    """A failed outcome that has no traceback (the attempt did not report it)."""
+    return TaskOutcome(ok=False, error_type=error_type, error_message=message, kind=kind)
 
 
 def death_note(exit_code: int) -> str:
@@ -147,15 +154,16 @@ def outcome_events(
         )
         found.append(new_event(task_succeeded=succeeded))
     else:
-        failed = events_pb2.TaskFailed(
+        failure = events_pb2.TaskFailed(
             task=task,
             attempt=attempt,
             lease_id=lease_id,
             error_type=outcome.error_type,
             error_message=outcome.error_message,
             traceback=outcome.traceback,
+            kind=outcome.kind,  # type: ignore[arg-type]
         )
-        found.append(new_event(task_failed=failed))
+        found.append(new_event(task_failed=failure))
     return found
 
 

@@ -32,10 +32,12 @@ from ledgerflow.engine import (
     Next,
     NextTask,
     RunGraph,
+    Tally,
     TaskOutcome,
-    after_failure,
     catches_in_process,
+    decide,
     died_outcome,
+    failed,
     new_event,
     note_death,
     outcome_events,
@@ -283,10 +285,10 @@ class LocalRuntime:
         self._starting = []
         if not record:
             return
-        interrupted = TaskOutcome(
-            ok=False,
-            error_type="Interrupted",
-            error_message="the run was interrupted; the attempt was killed",
+        interrupted = failed(
+            "Interrupted",
+            "the run was interrupted; the attempt was killed",
+            records_pb2.FAILURE_KIND_CANCELLED,
         )
         for spec in stopped:
             self._events.extend(outcome_events(self._ref(spec), spec.attempt, interrupted))
@@ -385,7 +387,8 @@ class LocalRuntime:
             return
         self.reporter.task_finished(spec.step_name, spec.task_id, False, seconds,
                                     f"{outcome.error_type}: {outcome.error_message}")  # fmt: skip
-        decision = after_failure(step, spec.failures + 1, outcome.error_type, remote=False)
+        tally = Tally(spec.failures, spec.lost).after(outcome.kind)
+        decision = decide(step, tally, outcome.kind, outcome.error_type, remote=False)
         if decision.next is not Next.FAIL and self._failure is None:
             again = TaskSpec(
                 spec.step_name,
@@ -393,7 +396,8 @@ class LocalRuntime:
                 spec.inputs,
                 spec.foreach_stack,
                 attempt=spec.attempt + 1,
-                failures=spec.failures + 1,
+                failures=tally.failures,
+                lost=tally.lost,
             )
             if decision.next is Next.CATCH:
                 again.fallback_error = dict(type=outcome.error_type,

@@ -56,8 +56,10 @@ class TaskSpec:
     inputs: list[TaskInput]
     foreach_stack: list[tuple[str, int, int]]
     attempt: int = 0
-    # The task's own failed attempts before this one (see ledgerflow.engine.attempts).
+    # The task's failed attempts before this one: its own, and the infrastructure's
+    # (see ledgerflow.engine.attempts).
     failures: int = 0
+    lost: int = 0
     catch_var: str | None = None
     catch_on_failure: bool = False
     # @catch(print_exception=...): whether a caught error's traceback goes to stderr.
@@ -247,7 +249,14 @@ def _failed(
         kind, message, text = type(error).__name__, str(error), _user_traceback(error)
         if not caught or spec.catch_print:
             print(text, file=sys.stderr, end="")
-    failed = TaskOutcome(ok=False, error_type=kind, error_message=message, traceback=text)
+    failure_kind = (
+        records_pb2.FAILURE_KIND_OUT_OF_MEMORY
+        if isinstance(error, MemoryError)
+        else records_pb2.FAILURE_KIND_EXCEPTION
+    )
+    failed = TaskOutcome(
+        ok=False, error_type=kind, error_message=message, traceback=text, kind=failure_kind
+    )
     if not caught:
         return failed
     # @catch: the step failed for good; record the error and go on.

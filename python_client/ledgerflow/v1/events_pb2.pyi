@@ -184,20 +184,22 @@ class TaskSucceeded(_message.Message):
     def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., lease_id: _Optional[str] = ..., num_splits: _Optional[int] = ...) -> None: ...
 
 class TaskFailed(_message.Message):
-    __slots__ = ("task", "attempt", "error_type", "error_message", "traceback", "lease_id")
+    __slots__ = ("task", "attempt", "error_type", "error_message", "traceback", "lease_id", "kind")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     task: TaskRef
     attempt: int
     error_type: str
     error_message: str
     traceback: str
     lease_id: str
-    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ..., lease_id: _Optional[str] = ...) -> None: ...
+    kind: _records_pb2.FailureKind
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ..., lease_id: _Optional[str] = ..., kind: _Optional[_Union[_records_pb2.FailureKind, str]] = ...) -> None: ...
 
 class TaskCloned(_message.Message):
     __slots__ = ("task", "origin_pathspec", "input_pathspecs", "foreach_stack")

@@ -20,6 +20,16 @@ class StepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STEP_KIND_JOIN: _ClassVar[StepKind]
     STEP_KIND_END: _ClassVar[StepKind]
 
+class FailureKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FAILURE_KIND_UNSPECIFIED: _ClassVar[FailureKind]
+    FAILURE_KIND_EXCEPTION: _ClassVar[FailureKind]
+    FAILURE_KIND_TIMEOUT: _ClassVar[FailureKind]
+    FAILURE_KIND_OUT_OF_MEMORY: _ClassVar[FailureKind]
+    FAILURE_KIND_KILLED: _ClassVar[FailureKind]
+    FAILURE_KIND_CANCELLED: _ClassVar[FailureKind]
+    FAILURE_KIND_INFRASTRUCTURE: _ClassVar[FailureKind]
+
 class QueueState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     QUEUE_STATE_UNSPECIFIED: _ClassVar[QueueState]
@@ -32,6 +42,13 @@ STEP_KIND_SPLIT: StepKind
 STEP_KIND_FOREACH: StepKind
 STEP_KIND_JOIN: StepKind
 STEP_KIND_END: StepKind
+FAILURE_KIND_UNSPECIFIED: FailureKind
+FAILURE_KIND_EXCEPTION: FailureKind
+FAILURE_KIND_TIMEOUT: FailureKind
+FAILURE_KIND_OUT_OF_MEMORY: FailureKind
+FAILURE_KIND_KILLED: FailureKind
+FAILURE_KIND_CANCELLED: FailureKind
+FAILURE_KIND_INFRASTRUCTURE: FailureKind
 QUEUE_STATE_UNSPECIFIED: QueueState
 QUEUE_STATE_QUEUED: QueueState
 QUEUE_STATE_LEASED: QueueState

@@ -1,0 +1,211 @@
+"""One contract for every backend: start an attempt of the task entry point with its
+resources, report its exit, kill it, and say why it ended when the engine knows more
+than the exit code (Backend.why_ended). Leases, retries and events are the executor's;
+these tests drive a backend alone, the way the executor does, over local processes,
+podman, docker, a Slurm cluster and the Kubernetes emulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import FLOWS
+from ledgerflow.engine import TaskOutcome, died_outcome
+from ledgerflow.runtime.task import TaskRequest, TaskSpec
+from ledgerflow.v1 import records_pb2
+from ledgerflow_executor.backends import Backend, Launch
+from waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+FLOW_FILE = FLOWS / "contract_task.py"
+
+
+class BackendContract:
+    """The assertions; each subclass gives its backend (the `backend` fixture) and may
+    set an image. An attempt here is what the executor starts: `python FLOW task
+    --spec SPEC --result RESULT` with the step's resources."""
+
+    image = ""
+
+    def launch(self, folder: Path, mode: str, *, memory_mb: int = 512) -> Launch:
+        folder.mkdir(parents=True, exist_ok=True)
+        request = TaskRequest(
+            TaskSpec("start", "1", [], []),
+            facts=dict(flow_name="ContractTask", run_id="1", step_name="start", task_id="1",
+                       retry_count=0),
+            parameters_json={"mode": f'"{mode}"'},
+        )  # fmt: skip
+        spec = folder / "spec.json"
+        spec.write_text(request.to_json())
+        data = folder.parent / "data"
+        data.mkdir(exist_ok=True)
+        result = folder / "result"
+        return Launch(
+            name=f"ledgerflow-contract-{folder.name}-{os.getpid()}",
+            command=[sys.executable, str(FLOW_FILE), "task", "--spec", str(spec),
+                     "--result", str(result)],
+            workdir=str(folder), stdout_path=str(folder / "stdout"),
+            stderr_path=str(folder / "stderr"), cpu=1, memory_mb=memory_mb, gpu=0,
+            env={"LEDGERFLOW_DATASTORE": "local", "LEDGERFLOW_DATASTORE_ROOT": str(data),
+                 "LEDGERFLOW_PYLINT": "0"},
+            mounts=(str(FLOW_FILE.parent), str(data)), image=self.image, task=f"C/1/start/{mode}",
+            flow_file=str(FLOW_FILE), spec_path=str(spec), result_path=str(result),
+        )  # fmt: skip
+
+    def exit_of(self, backend: Backend, handle: int, seconds: float = 120) -> int:
+        codes: dict[int, int] = {}
+
+        def exited() -> bool:
+            codes.update(backend.poll())
+            return handle in codes
+
+        wait_for(exited, seconds, f"attempt {handle} to exit on {backend.name}")
+        return codes[handle]
+
+    def outcome(self, backend: Backend, launch: Launch, handle: int, code: int) -> TaskOutcome:
+        """The outcome as the executor reads it (its report, else the backend's word,
+        else the exit code)."""
+        result = Path(launch.result_path)
+        if result.exists():
+            return TaskOutcome.from_bytes(result.read_bytes())
+        return backend.why_ended(handle, code, launch.memory_mb) or died_outcome(code)
+
+    def test_an_attempt_that_succeeds_reports_it_and_its_output(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        launch = self.launch(tmp_path / "ok", "ok")
+        handle = backend.start(launch)
+        code = self.exit_of(backend, handle)
+        outcome = self.outcome(backend, launch, handle, code)
+        assert (code, outcome.ok, outcome.next_steps) == (0, True, ["end"])
+        assert "hello from the task" in Path(launch.stdout_path).read_text()
+
+    def test_an_exception_is_the_tasks_own_failure(self, backend: Backend, tmp_path: Path) -> None:
+        launch = self.launch(tmp_path / "raise", "raise")
+        handle = backend.start(launch)
+        outcome = self.outcome(backend, launch, handle, self.exit_of(backend, handle))
+        assert (outcome.ok, outcome.error_type) == (False, "ValueError")
+        assert outcome.kind == records_pb2.FAILURE_KIND_EXCEPTION
+
+    def test_an_exit_before_reporting_is_a_killed_attempt(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        launch = self.launch(tmp_path / "exit", "exit")
+        handle = backend.start(launch)
+        code = self.exit_of(backend, handle)
+        outcome = self.outcome(backend, launch, handle, code)
+        assert code == 3 and not Path(launch.result_path).exists()
+        assert (outcome.error_type, outcome.kind) == (
+            "TaskProcessDied", records_pb2.FAILURE_KIND_KILLED
+        )  # fmt: skip
+
+    def test_kill_ends_a_running_attempt(self, backend: Backend, tmp_path: Path) -> None:
+        launch = self.launch(tmp_path / "sleep", "sleep")
+        handle = backend.start(launch)
+        stdout = Path(launch.stdout_path)
+        wait_for(lambda: stdout.exists() and "hello" in stdout.read_text(), 120,
+                 f"the attempt to run on {backend.name}")  # fmt: skip
+        killed_at = time.monotonic()
+        backend.kill(handle)
+        code = self.exit_of(backend, handle, seconds=60)
+        assert code != 0 and time.monotonic() - killed_at < 60
+        assert not Path(launch.result_path).exists()
+
+
+class TestLocal(BackendContract):
+    @pytest.fixture
+    def backend(self) -> Iterator[Backend]:
+        from ledgerflow_executor.backends import LocalBackend
+
+        backend = LocalBackend()
+        yield backend
+        backend.close()
+
+
+class TestPodman(BackendContract):
+    @pytest.fixture
+    def backend(self) -> Iterator[Backend]:
+        from ledgerflow_executor.backends import ContainerBackend
+
+        backend = ContainerBackend("podman")
+        yield backend
+        backend.close()
+
+    def test_an_image_the_engine_cannot_find_is_an_infrastructure_failure(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        launch = self.launch(tmp_path / "no-image", "ok")
+        launch = Launch(**{**vars(launch), "image": "localhost/no-such-image:never"})
+        handle = backend.start(launch)
+        code = self.exit_of(backend, handle)
+        outcome = self.outcome(backend, launch, handle, code)
+        assert code == 125
+        assert outcome.kind == records_pb2.FAILURE_KIND_INFRASTRUCTURE
+        assert outcome.error_type == "ContainerEngineError"
+
+
+class TestDocker(BackendContract):
+    @pytest.fixture
+    def backend(
+        self, task_image: str, dockerd: str, monkeypatch: pytest.MonkeyPatch
+    ) -> Iterator[Backend]:
+        from ledgerflow_executor.backends import ContainerBackend
+
+        loaded = subprocess.run(["docker", "-H", dockerd, "image", "inspect", task_image],
+                                capture_output=True, check=False)  # fmt: skip
+        if loaded.returncode != 0:
+            with subprocess.Popen(["podman", "save", "--format", "docker-archive", task_image],
+                                  stdout=subprocess.PIPE) as saved:  # fmt: skip
+                subprocess.run(["docker", "-H", dockerd, "load"], stdin=saved.stdout,
+                               capture_output=True, check=True)  # fmt: skip
+        monkeypatch.setenv("DOCKER_HOST", dockerd)
+        self.image = task_image
+        backend = ContainerBackend("docker", image=task_image)
+        yield backend
+        backend.close()
+
+
+class TestSlurm(BackendContract):
+    @pytest.fixture(scope="class")
+    def slurm(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+        from slurm_cluster import slurm_cluster
+
+        with slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster:
+            yield cluster
+
+    @pytest.fixture
+    def backend(self, slurm: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+        from ledgerflow_executor.backends import SlurmBackend
+
+        monkeypatch.setenv("SLURM_CONF", str(slurm.conf))  # type: ignore[attr-defined]
+        backend = SlurmBackend()
+        yield backend
+        backend.close()
+
+
+class TestKubernetes(BackendContract):
+    image = "localhost/ledgerflow-contract:any"  # the emulator's kubelet runs it locally
+
+    @pytest.fixture
+    def backend(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+        from kube_emulator import kubernetes_for_tests
+        from ledgerflow_executor.backends.kubernetes import KubernetesBackend
+
+        (tmp_path / "kube").mkdir()
+        with kubernetes_for_tests(tmp_path / "kube") as emulator:
+            if emulator.live:
+                pytest.skip("the contract runs tasks by hand: the emulator's kubelet only")
+            monkeypatch.setenv("KUBECONFIG", str(emulator.kubeconfig))
+            kubelet = emulator.kubelet()
+            backend = KubernetesBackend(image=self.image)
+            try:
+                yield backend
+            finally:
+                backend.close()
+                kubelet.close()
