@@ -80,7 +80,9 @@ def resources(
 
 
 def retry(func: F | None = None, *, times: int = 3, minutes_between_retries: float = 2) -> Any:
-    """Runs the step again (up to `times` more attempts) when it fails."""
+    """Runs the step again (up to `times` more attempts) when it fails of its own
+    doing (an exception, a timeout, a kill): at once in a local run, after
+    `minutes_between_retries` on executors. The rules: ledgerflow.engine.attempts."""
     if times < 0 or minutes_between_retries < 0:
         raise ValueError("@retry: times and minutes_between_retries must be at least 0")
     value = Retry(times=times, minutes_between_retries=minutes_between_retries)
@@ -89,7 +91,8 @@ def retry(func: F | None = None, *, times: int = 3, minutes_between_retries: flo
 
 def catch(func: F | None = None, *, var: str | None = None, print_exception: bool = True) -> Any:
     """When the step still fails after its retries, stores the exception in artifact
-    `var` (if given) and lets the flow go on."""
+    `var` (if given; None when nothing failed) and lets the flow go on; an attempt that
+    timed out or was killed is caught too. The rules: ledgerflow.engine.attempts."""
     if var is not None and not var.isidentifier():
         raise ValueError(f"@catch: var {var!r} must be a Python identifier")
     value = Catch(var=var, print_exception=print_exception)

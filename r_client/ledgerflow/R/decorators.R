@@ -32,7 +32,8 @@ resources <- function(cpu = 1, memory = 4096, gpu = 0, image = "") {
 #' Run a failing step again
 #'
 #' @param times How many more attempts.
-#' @param minutes_between_retries Minutes to wait before each.
+#' @param minutes_between_retries Minutes to wait before each, on executors (`run --remote`);
+#'   a local run retries at once, as Metaflow's local runtime does.
 #' @return A decorator for [step()].
 #' @export
 retry <- function(times = 3, minutes_between_retries = 2) {
