@@ -35,8 +35,11 @@ class RunReporter:
     def _wide(self, step: str) -> bool:
         return self._expected[step] > _PER_TASK_LIMIT
 
-    def task_started(self, step: str, task_id: str, attempt: int) -> None:
-        if attempt:
+    def task_started(self, step: str, task_id: str, attempt: int, catching: str = "") -> None:
+        """`catching`: for @catch's fallback attempt, the failure it records."""
+        if catching:
+            self._say(f"  [yellow]↻[/] {step}/{task_id} @catch records {catching}")
+        elif attempt:
             self._say(f"  [yellow]↻[/] {step}/{task_id} retry {attempt}")
         elif not self._wide(step):
             self._say(f"  [dim]▶ {step}/{task_id}[/]")

@@ -336,7 +336,8 @@ class LocalRuntime:
     @_interrupts_deferred()
     def _start(self, spec: TaskSpec) -> None:
         step = self.rules.step(spec.step_name)
-        self.reporter.task_started(spec.step_name, spec.task_id, spec.attempt)
+        caught = spec.fallback_error["type"] if spec.fallback_error else ""
+        self.reporter.task_started(spec.step_name, spec.task_id, spec.attempt, caught)
         files = AttemptFiles.under(
             str(self._workdir / f"{spec.step_name}.{spec.task_id}.{spec.attempt}")
         )
