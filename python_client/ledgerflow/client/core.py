@@ -8,10 +8,12 @@ from the datastore only when asked for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from ledgerflow._current import current
 from ledgerflow.client.artifacts import Artifacts, DataArtifact, _Data
 from ledgerflow.client.settings import _clients, get_namespace
 from ledgerflow.exceptions import (
@@ -40,6 +42,33 @@ def _time(stamp: Any) -> datetime | None:
 def _not_found(error: LedgerflowNotFound) -> LedgerflowNotFound:
     """The same not-found error, raised here so the traceback ends in the client API."""
     return LedgerflowNotFound(str(error))
+
+
+# How long a task waits for its runtime to record its own step or task (see below).
+_OWN_RECORD_SECONDS = 10.0
+T = TypeVar("T")
+
+
+def _soon_recorded(pathspec: str, lookup: Callable[[], T]) -> T:
+    """`lookup()`, waiting when it fails because the running task asks for its own step or
+    task before its runtime has recorded it: the runtime appends a task's start with its
+    next batch (a quick task's start goes with its end), so a step's first line can be
+    ahead of the ledger by some milliseconds. Anything else that is not found fails at
+    once."""
+    try:
+        return lookup()
+    except LedgerflowNotFound:
+        here = current.pathspec
+        if not here or not (here == pathspec or here.startswith(pathspec + "/")):
+            raise
+    deadline = time.monotonic() + _OWN_RECORD_SECONDS
+    while True:
+        time.sleep(0.005)
+        try:
+            return lookup()
+        except LedgerflowNotFound:
+            if time.monotonic() > deadline:
+                raise
 
 
 def _split(pathspec: str, parts: int, what: str) -> list[str]:
@@ -348,7 +377,7 @@ class Step:
         self.pathspec = pathspec.strip("/")
         if _record is None:
             run = _run or Run(f"{self.flow_name}/{self.run_id}")  # existence and namespace
-            _record = run[self.id]._record
+            _record = _soon_recorded(self.pathspec, lambda: run[self.id]._record)
         self._record: Any = _record
         self._tasks: list[Task] | None = None
         self._artifacts: dict[str, dict[str, records_pb2.Artifact]] | None = None
@@ -432,6 +461,10 @@ class Task(_Outcome):
 
     def __init__(self, pathspec: str, *, _record: Any = None, _step: Step | None = None) -> None:
         flow, run_id, step, task_id = _split(pathspec, 4, "task")
+        if _step is None and _record is None:  # looked up afresh until found
+            _step, _record = _soon_recorded(
+                pathspec.strip("/"), lambda: _step_and_task(f"{flow}/{run_id}/{step}", task_id)
+            )
         if _step is None:
             _step = Step(f"{flow}/{run_id}/{step}")
         if _record is None:
@@ -525,6 +558,11 @@ class Task(_Outcome):
             if attempt.status == common_pb2.STATUS_FAILED:
                 return CaughtException(attempt.error_type, attempt.error_message, attempt.traceback)
         return None
+
+
+def _step_and_task(step_pathspec: str, task_id: str) -> tuple[Step, Any]:
+    step = Step(step_pathspec)
+    return step, step[task_id]._record
 
 
 def _events_of(run_pathspec: str, **filters: Any) -> Iterator[events_pb2.Event]:

@@ -55,6 +55,7 @@ class RunGraph:
     def __init__(self, message: records_pb2.FlowGraph) -> None:
         self.message = message
         self._steps = {spec.name: spec for spec in message.steps}
+        self._keys: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
 
     def step(self, name: str) -> records_pb2.StepSpec:
         try:
@@ -101,9 +102,16 @@ class RunGraph:
             order = list(join.in_steps)
             after, expected = tuple(stack), len(order)
             position = order.index(step_name) if step_name in order else len(order)
-        frames = [[f.step_name, f.index, f.num_splits] for f in after]
-        return JoinArrival(join_name, f"{join_name}|{json.dumps(frames)}", position, expected,
-                           after)  # fmt: skip
+        return JoinArrival(join_name, self._join_key(join_name, after), position, expected, after)
+
+    def _join_key(self, join_name: str, after: tuple[Frame, ...]) -> str:
+        """The key of a join instance (the same for all its inputs: made once)."""
+        frames = tuple((f.step_name, f.index, f.num_splits) for f in after)
+        key = self._keys.get((join_name, frames))
+        if key is None:
+            key = f"{join_name}|{json.dumps([list(f) for f in frames])}"
+            self._keys[(join_name, frames)] = key
+        return key
 
     def join_key(self, step_name: str, stack: Sequence[Frame]) -> str:
         """Which join instance a task of `step_name` feeds ("" when its next step is

@@ -54,7 +54,7 @@ from ledgerflow.runtime.launcher import (
     Launcher,
     read_output,
 )
-from ledgerflow.runtime.live import LiveRecorder, RunningAttempt
+from ledgerflow.runtime.live import QUICK_TASK_SECONDS, LiveRecorder, RunningAttempt
 from ledgerflow.runtime.orphans import remove_orphaned_workdirs
 from ledgerflow.runtime.progress import RunReporter
 from ledgerflow.runtime.resume import ResumeOrigin
@@ -146,8 +146,6 @@ class LocalRuntime:
         self._next_task_id = (origin.max_task_id if origin else 0) + 1
         self._ready: deque[TaskSpec] = deque()
         self._running: dict[int, RunningAttempt] = {}
-        # Recorded as started, not launched yet (an interrupt can fall in between).
-        self._starting: list[TaskSpec] = []
         self._joins: JoinBook[FinishedTask] = JoinBook()
         self._events: list[events_pb2.Event] = []
         self.launcher = launcher or ForkLauncher(
@@ -223,10 +221,12 @@ class LocalRuntime:
         try:
             self._schedule(TaskSpec("start", "", [], []))
             while self._ready or self._running:
-                self._launch_what_fits()
+                while self._ready and len(self._running) < self.max_workers:
+                    self._launch(self._ready.popleft())
                 self._wait()
                 self._events += self.live.heartbeats(self._running.values(), *self._run_key)
                 self._events += self.live.output(self._running.values())
+                self._flush()
         except KeyboardInterrupt:
             self._kill_all()
             self._failure = self._failure or RunResult(
@@ -266,7 +266,13 @@ class LocalRuntime:
         now = time.monotonic()
         wake = [self.live.next_due()]
         wake += [r.deadline for r in self._running.values() if r.deadline and not r.timed_out]
-        exited = self.launcher.wait(min(wake) - now)
+        exited = self.launcher.wait(min(min(wake) - now, QUICK_TASK_SECONDS))
+        if not exited and self._events:
+            # A longer wait: record what started (it shows as running meanwhile), while
+            # short tasks' events still go in one append with their outcomes. (A step
+            # that opens its own task meanwhile waits for it: client/core.py.)
+            self._flush()
+            exited = self.launcher.wait(min(wake) - time.monotonic())
         for handle, exit_code in exited:
             self._reap(self._running[handle], exit_code)
         now = time.monotonic()
@@ -280,9 +286,8 @@ class LocalRuntime:
         (interrupted)."""
         for running in self._running.values():
             self.launcher.stop(running.handle)
-        stopped = [r.spec for r in self._running.values()] + self._starting
+        stopped = [r.spec for r in self._running.values()]
         self._running.clear()
-        self._starting = []
         if not record:
             return
         interrupted = failed(
@@ -307,23 +312,9 @@ class LocalRuntime:
         self._next_task_id += 1
         self._ready.append(spec)
 
-    def _launch_what_fits(self) -> None:
-        """Starts ready attempts while workers are free. Their TaskStarted events are
-        appended with everything else the last wake-up found before any of them runs,
-        so a step can open its own task (``Task(current.pathspec)``) from its first
-        line."""
-        starting: list[TaskSpec] = []
-        while self._ready and len(self._running) + len(starting) < self.max_workers:
-            spec = self._ready.popleft()
-            self._prepare(spec)
-            starting.append(spec)
-        self._starting = starting
-        self._flush()  # with what the last wake-up found: one append per wake-up
-        while self._starting:
-            self._start(self._starting.pop(0))
-
-    def _prepare(self, spec: TaskSpec) -> None:
-        """Settles the attempt's @catch settings and records its start."""
+    @_interrupts_deferred()
+    def _launch(self, spec: TaskSpec) -> None:
+        """Records the attempt's start (appended with the next batch) and starts it."""
         step = self.rules.step(spec.step_name)
         spec.catch_on_failure = catches_in_process(step, spec.failures)
         spec.catch_var = step.catch_var or None
@@ -332,10 +323,6 @@ class LocalRuntime:
             started_event(self._ref(spec), spec.attempt, [i.pathspec for i in spec.inputs],
                           _frames(spec.foreach_stack), step.resources)
         )  # fmt: skip
-
-    @_interrupts_deferred()
-    def _start(self, spec: TaskSpec) -> None:
-        step = self.rules.step(spec.step_name)
         caught = spec.fallback_error["type"] if spec.fallback_error else ""
         self.reporter.task_started(spec.step_name, spec.task_id, spec.attempt, caught)
         files = AttemptFiles.under(
