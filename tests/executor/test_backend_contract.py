@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 from conftest import FLOWS
+from kube_emulator import kubernetes_for_tests
 from ledgerflow.engine import TaskOutcome, died_outcome
 from ledgerflow.runtime.task import TaskRequest, TaskSpec
 from ledgerflow.v1 import records_pb2
 from ledgerflow_executor.backends import Backend, Launch
+from slurm_cluster import slurm_cluster
 from waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -174,8 +176,6 @@ class TestDocker(BackendContract):
 class TestSlurm(BackendContract):
     @pytest.fixture(scope="class")
     def slurm(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-        from slurm_cluster import slurm_cluster
-
         with slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster:
             yield cluster
 
@@ -194,7 +194,6 @@ class TestKubernetes(BackendContract):
 
     @pytest.fixture
     def backend(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
-        from kube_emulator import kubernetes_for_tests
         from ledgerflow_executor.backends.kubernetes import KubernetesBackend
 
         (tmp_path / "kube").mkdir()

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cluster
+from conftest import Cluster, make_cluster
 from ledgerflow.v1 import events_pb2
 
 pytestmark = pytest.mark.slow
@@ -154,8 +154,6 @@ def _compare(cluster: Cluster, flow: str, local_id: str, remote_id: str) -> None
 
 @pytest.fixture(scope="module")
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    from conftest import make_cluster
-
     tmp = tmp_path_factory.mktemp("same-ledger")
     yield from make_cluster(tmp, f"sqlite://{tmp / 'ledger.db'}")
 
