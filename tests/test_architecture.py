@@ -1,4 +1,4 @@
-"""Arrows one way (DESIGN.md), for the rules import-linter's contracts cannot say (they
+"""Arrows one way (docs/architecture.md), for the rules import-linter's contracts cannot say (they
 name private modules by pattern): the run rules and the service see only the contract
 messages and the rules, the executor only the SDK's public modules; and importing the
 contract's stubs runs none of the SDK. scripts/test runs import-linter for the rest."""

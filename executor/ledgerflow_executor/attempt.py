@@ -13,6 +13,7 @@ from ledgerflow.engine import (
     TaskOutcome,
     catches_in_process,
     died_outcome,
+    is_infrastructure,
     new_event,
     note_death,
     outcome_events,
@@ -22,9 +23,9 @@ from ledgerflow.engine import (
 )
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.runtime.task import TaskInput, TaskRequest, TaskSpec
+from ledgerflow.v1 import audit_service_pb2 as audit_api
 from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow.v1 import executor_service_pb2 as executor_api
-from ledgerflow.v1 import query_service_pb2 as query_api
 
 
 @dataclass(frozen=True)
@@ -67,23 +68,26 @@ def artifacts_of(metadata: MetadataClient, task_pathspec: str) -> dict[str, reco
     return {a.name: a for a in metadata.artifacts(flow, run_id, step_name, task_id)}
 
 
-def last_failure(metadata: MetadataClient, lease: Lease) -> records_pb2.Attempt:
-    """The task's last failed attempt, as the ledger has it (what @catch's fallback
-    records)."""
-    task = lease.task
-    request = query_api.GetTaskRequest(
-        flow_name=task.flow_name, run_id=task.run_id, step_name=task.step_name,
-        task_id=task.task_id,
-    )  # fmt: skip
-    attempts = metadata.get_task(request).task.attempts
-    failed = [a for a in attempts if a.error_type]
-    return failed[-1] if failed else records_pb2.Attempt(error_type="TaskProcessDied")
+def last_failure(metadata: MetadataClient, lease: Lease) -> events_pb2.TaskFailed:
+    """The task's last failure of its own, as the ledger has it: what @catch's fallback
+    records (an attempt lost with its executor, or one the infrastructure failed, may
+    have come after it)."""
+    request = audit_api.ListEventsRequest(task_pathspec=lease.task.pathspec)
+    own = events_pb2.TaskFailed(error_type="TaskProcessDied")
+    while True:
+        response = metadata.list_events(request)
+        for event in response.events:
+            if event.HasField("task_failed") and not is_infrastructure(event.task_failed.kind):
+                own = event.task_failed
+        if not response.page.next_page_token:
+            return own
+        request.page.page_token = response.page.next_page_token
 
 
 def task_request(
     lease: Lease,
     artifacts: Callable[[str], dict[str, records_pb2.Artifact]],
-    last_failure: Callable[[], records_pb2.Attempt],
+    last_failure: Callable[[], events_pb2.TaskFailed],
 ) -> TaskRequest:
     """What the task entry point needs: the inputs' artifacts (`artifacts(pathspec)`),
     the foreach frames, this attempt's @catch settings (for @catch's fallback, the
@@ -157,7 +161,7 @@ def read_outcome(
     memory = lease.task.resources.memory_mb
     if result_path.exists():
         outcome = TaskOutcome.from_bytes(result_path.read_bytes())
-        if not outcome.ok and outcome.error_type == "MemoryError":
+        if not outcome.ok and outcome.kind == records_pb2.FAILURE_KIND_OUT_OF_MEMORY:
             outcome.error_message = (
                 f"exceeded memory={memory} MB (@resources): {outcome.error_message}".rstrip(": ")
             )

@@ -264,14 +264,15 @@ _NOT_LOADED = object()
 def _read_only_names(flow_class: type) -> frozenset[str]:
     """The names a step may not assign on self: the flow's Parameters and its class
     constants (as in Metaflow, where both are read-only properties)."""
-    names = set()
-    for cls in flow_class.__mro__:
+    names, seen = set(), set()
+    for cls in flow_class.__mro__:  # the nearest definition of a name decides
         if cls.__module__.startswith("ledgerflow.") or cls is object:
             continue
         for name, value in vars(cls).items():
-            if name.startswith("_") or callable(value) or isinstance(value, property):
+            if name in seen or name.startswith("_"):
                 continue
-            if isinstance(value, (staticmethod, classmethod)):
+            seen.add(name)
+            if callable(value) or isinstance(value, (property, staticmethod, classmethod)):
                 continue
             names.add(name)
     return frozenset(names)

@@ -179,3 +179,24 @@ def test_infrastructure_failures_leave_retry_alone() -> None:
     assert decide(step, failed_once, own, "ValueError", remote=True).next is Next.FAIL
     worn_out = Tally(lost=MAX_LOST_ATTEMPTS).after(infra)
     assert decide(step, worn_out, infra, "NodeFailure", remote=True).next is Next.FAIL
+
+
+@pytest.mark.parametrize("kind", list(records_pb2.FailureKind.values()))
+def test_only_infrastructure_failures_count_as_lost(kind: int) -> None:
+    """Every kind a TaskFailed can carry; UNSPECIFIED (events recorded before kinds
+    existed) is the task's own failure."""
+    after = Tally(failures=1, lost=1).after(kind)
+    if kind == records_pb2.FAILURE_KIND_INFRASTRUCTURE:
+        assert after == Tally(failures=1, lost=2)
+    else:
+        assert after == Tally(failures=2, lost=1)
+
+
+def test_a_lost_attempt_before_the_last_try_leaves_catch_for_later() -> None:
+    step = spec("s", K.STEP_KIND_LINEAR, "end", retries=1, catch=True)
+    tally = Tally().after(records_pb2.FAILURE_KIND_INFRASTRUCTURE)
+    assert not catches_in_process(step, tally.failures)  # the retry is still owed
+    tally = tally.after(records_pb2.FAILURE_KIND_EXCEPTION)
+    assert decide(step, tally, records_pb2.FAILURE_KIND_EXCEPTION, "ValueError",
+                  remote=True).next is Next.RETRY  # fmt: skip
+    assert catches_in_process(step, tally.failures)

@@ -95,6 +95,16 @@ class BackendContract:
         assert (outcome.ok, outcome.error_type) == (False, "ValueError")
         assert outcome.kind == records_pb2.FAILURE_KIND_EXCEPTION
 
+    def test_sys_exit_in_a_step_is_the_steps_own_failure(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        """Even with the exit code a container engine uses for its own failures."""
+        launch = self.launch(tmp_path / "sys-exit", "sys.exit")
+        handle = backend.start(launch)
+        outcome = self.outcome(backend, launch, handle, self.exit_of(backend, handle))
+        assert (outcome.ok, outcome.error_type) == (False, "SystemExit")
+        assert outcome.kind == records_pb2.FAILURE_KIND_EXCEPTION
+
     def test_an_exit_before_reporting_is_a_killed_attempt(
         self, backend: Backend, tmp_path: Path
     ) -> None:

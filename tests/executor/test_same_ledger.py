@@ -133,7 +133,7 @@ def ledger_shape(events: list[events_pb2.Event]) -> Counter[tuple[object, ...]]:
             stack = tuple((f.step_name, f.index, f.num_splits) for f in payload.foreach_stack)
             detail = (inputs, stack, payload.resources.SerializeToString())
         elif kind == "task_failed":
-            detail = payload.error_type
+            detail = (payload.error_type, payload.kind)
         elif kind == "task_succeeded":
             detail = payload.num_splits
         elif kind == "artifacts_recorded":

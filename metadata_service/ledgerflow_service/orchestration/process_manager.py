@@ -8,13 +8,13 @@ folded, appended as events in the same transaction.
   fallback; otherwise the run fails (the read model marked it), and its queued tasks
   are cancelled.
 - A lease expired: queue the task again, on the budget of lost attempts.
+- A run is cancelled or failing: cancel its queued tasks; running ones are stopped by
+  their executors (``RenewLease`` tells them).
+- A run with no open task left: finish it, succeeded when its end step succeeded.
 
 What follows what, and after which failure, are the run rules of ``ledgerflow.engine``,
 the same the local runtime and the executor follow; this module only turns them into
 events.
-- A run is cancelled or failing: cancel its queued tasks; running ones are stopped by
-  their executors (``RenewLease`` tells them).
-- A run with no open task left: finish it, succeeded when its end step succeeded.
 
 Because the decisions and the events they answer commit together, a crash between two
 appends can neither lose a task nor queue it twice; and because every decision is an
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from ledgerflow_service.read_models.fold import ReadModelFold
     from ledgerflow_service.store.projector import PendingEvent
 
-K = records_pb2.StepKind
 # Derived event ids are made from their cause's id: deterministic, so the ledger shows
 # what caused what, and the same cause can never yield two different events.
 _NAMESPACE = uuid.UUID("5c0f6a53-61a4-4bd1-9a51-4f3c2d1e0b7a")

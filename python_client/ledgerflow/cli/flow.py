@@ -8,24 +8,14 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from ledgerflow._flowspec import FlowSpecBase
 from ledgerflow._graph import FlowGraph, InvalidGraph
-from ledgerflow._parameters import (
-    parameters_from_json,
-)
+from ledgerflow._parameters import parameters_from_json
 from ledgerflow.cli.errors import friendly_errors
-from ledgerflow.runtime.code_package import DEFAULT_SUFFIXES
-from ledgerflow.runtime.launcher import task_process
-from ledgerflow.runtime.task import TaskRequest, run_attempt
-
-if TYPE_CHECKING:
-    pass
-
-# What only `run`, `resume` and the other commands need is imported in them: every task
 from ledgerflow.cli.flow_options import (
     REMOTE_OPTIONS,
     RUN_OPTIONS,
@@ -36,6 +26,9 @@ from ledgerflow.cli.flow_options import (
     with_options,
 )
 from ledgerflow.cli.flow_run import Session, execute_here, submit_and_follow
+from ledgerflow.runtime.code_package import DEFAULT_SUFFIXES
+from ledgerflow.runtime.launcher import task_process
+from ledgerflow.runtime.task import TaskRequest, run_attempt
 
 # What only `run`, `resume` and the other commands need is imported in them: every task
 # process starts through this module (`python FLOW task`), and pays for each import.

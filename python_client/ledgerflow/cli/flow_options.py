@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -14,11 +14,6 @@ from ledgerflow._parameters import (
     JSONType,
     Parameter,
 )
-
-if TYPE_CHECKING:
-    pass
-
-# What only `run`, `resume` and the other commands need is imported in them: every task
 
 
 def flow_parameters(flow_class: type) -> dict[str, Parameter]:

@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from ledgerflow.metadata_client import MetadataClient
     from ledgerflow.runtime.resume import ResumeOrigin
 
-# What only `run`, `resume` and the other commands need is imported in them: every task
-
 
 class Session:
     """What every command needs: settings, the ledger, the datastore."""

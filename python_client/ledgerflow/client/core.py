@@ -561,7 +561,9 @@ class Task(_Outcome):
 
 
 def _step_and_task(step_pathspec: str, task_id: str) -> tuple[Step, Any]:
-    step = Step(step_pathspec)
+    """One try at a step and its task (the caller waits; the Step here must not)."""
+    flow, run_id, step_name = step_pathspec.split("/")
+    step = Run(f"{flow}/{run_id}")[step_name]
     return step, step[task_id]._record
 
 

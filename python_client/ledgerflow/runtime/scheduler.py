@@ -2,9 +2,10 @@
 process of its own (by default a fork of this already warm process; see runtime/launcher.py),
 and is the one writer of the run's events.
 
-The launcher reports exits through pidfds, so the loop wakes the moment any task exits,
-a timeout falls due, or a retry's delay is over. Events are buffered and appended once
-per wake-up: a run costs few transactions, and a crash loses at most what is in flight.
+The launcher reports exits through pidfds, so the loop wakes the moment any task exits
+or a timeout falls due (a local retry starts at once). Events are buffered and appended
+once per wake-up: a run costs few transactions, and a crash loses at most what is in
+flight. What follows a task, and what follows a failure, is ``ledgerflow.engine``'s.
 """
 
 from __future__ import annotations

@@ -224,7 +224,7 @@ def _run_step(
         return TaskOutcome(
             ok=True, artifacts=artifacts, next_steps=next_steps, num_splits=num_splits
         )
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # sys.exit() in a step fails the step
         return _failed(flow, store, spec, node.out_funcs, error)
 
 
@@ -237,7 +237,11 @@ class _FailedBefore(Exception):
 
 
 def _failed(
-    flow: FlowSpecBase, store: ContentStore, spec: TaskSpec, out_funcs: list[str], error: Exception
+    flow: FlowSpecBase,
+    store: ContentStore,
+    spec: TaskSpec,
+    out_funcs: list[str],
+    error: BaseException,
 ) -> TaskOutcome:
     """The outcome of a step that raised: a failure, or under @catch (its last attempt,
     or the fallback) a success that stores the error in catch_var."""

@@ -1,7 +1,8 @@
 """One step that does what its --mode says, for the backend contract tests: print and
-succeed, raise, exit before reporting, or sleep until killed."""
+succeed, raise, call sys.exit(125), exit before reporting, or sleep until killed."""
 
 import os
+import sys
 import time
 
 from ledgerflow import FlowSpec, Parameter, step
@@ -17,6 +18,8 @@ class ContractTask(FlowSpec):
             raise ValueError("the step raised")
         if self.mode == "exit":
             os._exit(3)
+        if self.mode == "sys.exit":
+            sys.exit(125)
         if self.mode == "sleep":
             time.sleep(120)
         self.next(self.end)
