@@ -92,6 +92,12 @@ def test_every_flow_is_compared_or_says_why_not() -> None:
 
 def _run(cluster: Cluster, flow_file: str, *args: str) -> str:
     """Runs the flow file against the cluster's service; returns the run id."""
+    return _run_printing(cluster, flow_file, *args)[0]
+
+
+def _run_printing(cluster: Cluster, flow_file: str, *args: str) -> tuple[str, str]:
+    """Runs the flow file against the cluster's service; returns the run id and what
+    the run printed."""
     result = subprocess.run(
         [sys.executable, str(ROOT / flow_file), *args],
         env={**cluster.env, "LEDGERFLOW_SERVICE": cluster.address},
@@ -99,7 +105,7 @@ def _run(cluster: Cluster, flow_file: str, *args: str) -> str:
     )  # fmt: skip
     found = re.search(r" run (\d+) by ", result.stdout)
     assert found, f"{flow_file} {args}: {result.stdout}{result.stderr}{cluster.log_text()}"
-    return found.group(1)
+    return found.group(1), result.stdout
 
 
 def ledger_shape(events: list[events_pb2.Event]) -> Counter[tuple[object, ...]]:
@@ -199,8 +205,11 @@ def test_caught_failures_are_the_same_both_ways(running: Cluster) -> None:
     flow_file = "tests/executor/flows/catch_everything.py"
     caught = []
     for remote in ((), ("--remote",)):
-        run_id = _run(running, flow_file, "run", *remote)
+        run_id, printed = _run_printing(running, flow_file, "run", *remote)
         caught.append(running.artifact(f"CatchEverything/{run_id}/join", "caught"))
+        # The progress says what the fallback attempts record, following a remote run too.
+        assert "times_out/" in printed and "@catch records TimeoutException" in printed
+        assert "@catch records TaskProcessDied" in printed and "retried/" in printed
     assert (
         caught[0]
         == caught[1]

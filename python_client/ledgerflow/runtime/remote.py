@@ -20,7 +20,7 @@ from typing import Any
 from ledgerflow._decorators import Retry
 from ledgerflow._graph import FlowGraph
 from ledgerflow._graph_message import graph_message
-from ledgerflow.engine import new_event
+from ledgerflow.engine import RunGraph, Tally, is_infrastructure, new_event, runs_fallback
 from ledgerflow.exceptions import RpcError
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.runtime.code_package import save_package
@@ -102,25 +102,45 @@ class _Follower:
     started_at: dict[str, float] = field(default_factory=dict)
     failure: tuple[str, str] = ("", "")
     said: set[str] = field(default_factory=set)
+    # The run's graph (from its RunStarted) and each task's failures so far, to tell
+    # @catch's fallback attempt from a retry, by the engine's rule.
+    rules: RunGraph | None = None
+    tallies: dict[str, Tally] = field(default_factory=dict)
+    own_errors: dict[str, str] = field(default_factory=dict)
+
+    def _catching(self, task: events_pb2.TaskRef) -> str:
+        """The failure a starting attempt records as @catch's fallback ("" if none)."""
+        if self.rules is None or task.step_name not in self.rules:
+            return ""
+        path = task_pathspec(task)
+        failures = self.tallies.get(path, Tally()).failures
+        if not runs_fallback(self.rules.step(task.step_name), failures):
+            return ""
+        return self.own_errors.get(path, "")
 
     def show(self, event: events_pb2.Event) -> bool | None:
         """Reports one event; the run's outcome when it is RunFinished."""
         kind = event.WhichOneof("payload")
         payload: Any = getattr(event, kind) if kind else None
         when = event.recorded_at.ToMicroseconds() / 1e6
-        if kind == "task_queued" and payload.attempt == 0:
+        if kind == "run_started" and payload.HasField("graph"):
+            self.rules = RunGraph(payload.graph)
+        elif kind == "task_queued" and payload.attempt == 0:
             self.reporter.expect(payload.task.step_name, 1)
         elif kind == "task_started":
             self.started_at[task_pathspec(payload.task)] = when
-            self.reporter.task_started(
-                payload.task.step_name, payload.task.task_id, payload.attempt
-            )
+            self.reporter.task_started(payload.task.step_name, payload.task.task_id,
+                                       payload.attempt, self._catching(payload.task))  # fmt: skip
         elif kind in ("task_succeeded", "task_failed"):
             seconds = when - self.started_at.get(task_pathspec(payload.task), when)
             note = (
                 "" if kind == "task_succeeded" else f"{payload.error_type}: {payload.error_message}"
             )
             if kind == "task_failed":
+                path = task_pathspec(payload.task)
+                self.tallies[path] = self.tallies.get(path, Tally()).after(payload.kind)
+                if not is_infrastructure(payload.kind):
+                    self.own_errors[path] = payload.error_type
                 self.failure = (
                     f"{payload.task.step_name}/{payload.task.task_id}",
                     payload.traceback or note,
