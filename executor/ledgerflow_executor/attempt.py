@@ -120,6 +120,7 @@ def task_request(
         tags=[*run.tags, *run.system_tags],
         origin_run_id=run.origin_run_id,
         parameter_names=run.parameters,
+        trigger=run.trigger if run.HasField("trigger") else None,
     )
     return TaskRequest(spec, facts, dict(run.parameters))
 

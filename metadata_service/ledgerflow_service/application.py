@@ -19,6 +19,9 @@ from ledgerflow.v1 import (
     audit_service_pb2 as audit,
 )
 from ledgerflow.v1 import (
+    deployment_service_pb2 as deployment_api,
+)
+from ledgerflow.v1 import (
     events_pb2,
 )
 from ledgerflow.v1 import (
@@ -37,6 +40,7 @@ from ledgerflow.v1 import (
 from ledgerflow_service.call_scope import CallScope
 from ledgerflow_service.errors import InvalidArgument, NotFound
 from ledgerflow_service.names import (
+    DEPLOYMENT_STREAM_PREFIX,
     check_event_id,
     check_id,
     check_identifier,
@@ -45,9 +49,11 @@ from ledgerflow_service.names import (
 )
 from ledgerflow_service.orchestration import process_manager
 from ledgerflow_service.orchestration.leases import LeaseDesk
+from ledgerflow_service.orchestration.schedules import DeploymentDesk, Scheduler
 from ledgerflow_service.principal import Principal
 from ledgerflow_service.queries import artifacts as artifact_queries
 from ledgerflow_service.queries import audit as audit_queries
+from ledgerflow_service.queries import deployments as deployment_queries
 from ledgerflow_service.queries import queue as queue_queries
 from ledgerflow_service.queries import runs as run_queries
 from ledgerflow_service.queries import tables as table_queries
@@ -57,6 +63,7 @@ from ledgerflow_service.queries.status import Clock
 from ledgerflow_service.read_models import ReadModels
 from ledgerflow_service.read_models.queue import SERVICE_EVENTS
 from ledgerflow_service.store import events as stored_events
+from ledgerflow_service.store.addressing import DEPLOYMENT_EVENTS
 from ledgerflow_service.store.append import append_chosen
 from ledgerflow_service.store.backend import Database, Tx
 from ledgerflow_service.store.group_commit import GroupCommit
@@ -173,9 +180,11 @@ class LedgerApplication:
         lost_after_seconds: float = 60.0,
         watch_poll_seconds: float | None = None,
         read_clock_us: Callable[[], int] = stored_events.now_us,
+        schedule_clock_us: Callable[[], int] = stored_events.now_us,
     ) -> None:
-        """`read_clock_us` is the "now" against which queries judge heartbeats (a
-        test moves it on instead of waiting)."""
+        """`read_clock_us` is the "now" against which queries judge heartbeats, and
+        `schedule_clock_us` the one the scheduler fires due deployments by (a test
+        moves them on instead of waiting)."""
         self.database = database
         self.lost_after_us = int(lost_after_seconds * 1e6)
         self.read_clock_us = read_clock_us
@@ -191,6 +200,10 @@ class LedgerApplication:
         self._listener: threading.Thread | None = None
         self._sweeper: threading.Thread | None = None
         self.leases = LeaseDesk(database, self._append_as, self._append_chosen, self.clock)
+        self.deployments = DeploymentDesk(
+            database, self._append_as, self._append_chosen, schedule_clock_us
+        )
+        self.scheduler = Scheduler(self.deployments, schedule_clock_us)
 
     def start_listening(self) -> None:
         """Starts relaying other processes' appends to watchers (Postgres NOTIFY)."""
@@ -217,7 +230,19 @@ class LedgerApplication:
             self._sweeper = threading.Thread(target=sweep, name="ledgerflow-leases", daemon=True)
             self._sweeper.start()
 
+    def start_scheduling(self) -> None:
+        """Starts firing the deployments' due times (see orchestration/schedules.py),
+        and looking again whenever any process changes a deployment."""
+
+        def on_append(_: CommittedEvents | None, runs: frozenset[str] | None) -> None:
+            if runs is None or any(run.startswith(DEPLOYMENT_STREAM_PREFIX) for run in runs):
+                self.scheduler.wake()
+
+        self.signal.subscribe(on_append)
+        self.scheduler.start()
+
     def close(self) -> None:
+        self.scheduler.stop()
         self._stop.set()
         for thread in (self._listener, self._sweeper):
             if thread is not None:
@@ -238,10 +263,18 @@ class LedgerApplication:
         """`still_wanted()` is asked just before commit; when it says no (the caller's
         deadline passed), the append rolls back with DEADLINE_EXCEEDED."""
         for index, event in enumerate(request.events):
-            if event.WhichOneof("payload") in SERVICE_EVENTS:
+            kind = event.WhichOneof("payload")
+            if kind in SERVICE_EVENTS:
                 raise InvalidArgument(
-                    f"event {index}: {event.WhichOneof('payload')} events are written by the "
-                    "service itself (executors lease tasks with LeaseTask)"
+                    f"event {index}: {kind} events are written by the service itself "
+                    "(executors lease tasks with LeaseTask)"
+                )
+            if kind in DEPLOYMENT_EVENTS or (
+                kind == "run_started" and event.run_started.HasField("trigger")
+            ):
+                raise InvalidArgument(
+                    f"event {index}: deployments and the runs they fire are written by the "
+                    "service itself: use DeploymentService (`ledgerflow deployments --help`)"
                 )
         return ledger_api.AppendResponse(
             events=self._append_as(request.events, principal, still_wanted)
@@ -335,6 +368,52 @@ class LedgerApplication:
 
     def rebuild_projections(self, on_progress: Callable[[int, int], None] | None = None) -> int:
         return rebuild_projections(self.database, self.read_models, on_progress=on_progress)
+
+    # ---- deployments (orchestration/schedules.py) --------------------------------------
+
+    def deploy(
+        self, request: deployment_api.DeployRequest, principal: Principal
+    ) -> deployment_api.DeployResponse:
+        return self.deployments.deploy(request, principal)
+
+    def pause_deployment(
+        self, request: deployment_api.PauseDeploymentRequest, principal: Principal
+    ) -> deployment_api.PauseDeploymentResponse:
+        return self.deployments.pause(request, principal)
+
+    def resume_deployment(
+        self, request: deployment_api.ResumeDeploymentRequest, principal: Principal
+    ) -> deployment_api.ResumeDeploymentResponse:
+        return self.deployments.resume(request, principal)
+
+    def delete_deployment(
+        self, request: deployment_api.DeleteDeploymentRequest, principal: Principal
+    ) -> deployment_api.DeleteDeploymentResponse:
+        return self.deployments.delete(request, principal)
+
+    def trigger_deployment(
+        self, request: deployment_api.TriggerDeploymentRequest, principal: Principal
+    ) -> deployment_api.TriggerDeploymentResponse:
+        return self.deployments.trigger(request, principal)
+
+    def backfill_deployment(
+        self, request: deployment_api.BackfillDeploymentRequest, principal: Principal
+    ) -> deployment_api.BackfillDeploymentResponse:
+        return self.deployments.backfill(request, principal)
+
+    def get_deployment(
+        self, request: deployment_api.GetDeploymentRequest, scope: CallScope | None = None
+    ) -> deployment_api.GetDeploymentResponse:
+        with self.database.read(scope) as tx:
+            found = deployment_queries.get(tx, request.name)
+        return deployment_api.GetDeploymentResponse(deployment=found)
+
+    def list_deployments(
+        self, request: deployment_api.ListDeploymentsRequest, scope: CallScope | None = None
+    ) -> deployment_api.ListDeploymentsResponse:
+        with self.database.read(scope) as tx:
+            found, token = deployment_queries.list_deployments(tx, request)
+        return _with_token(deployment_api.ListDeploymentsResponse(deployments=found), token)
 
     # ---- queries ----------------------------------------------------------------
     # Each takes the request and, from the transport, the call's scope (deadline and

@@ -27,6 +27,21 @@ def check_identifier(kind: str, value: str) -> str:
     return value
 
 
+_DEPLOYMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}\Z")
+# The stream of a deployment's events: not a run pathspec (no flow name has a ':').
+DEPLOYMENT_STREAM_PREFIX = "deployment:"
+
+
+def check_deployment_name(name: str) -> str:
+    """A deployment: "FlowName" or "project.branch.FlowName"."""
+    if not _DEPLOYMENT_RE.match(name):
+        raise InvalidArgument(
+            f"deployment name {name[:200]!r} is not valid: use 1-200 letters, digits, '_', "
+            "'.' or '-', not starting with '.' or '-'"
+        )
+    return name
+
+
 def check_id(kind: str, value: str) -> str:
     """A run or task id: letters, digits, '_', '.', '-' (at most 128), no '/'."""
     if not value:

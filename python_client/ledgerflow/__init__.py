@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ledgerflow._current import current
     from ledgerflow._decorators import catch, environment, resources, retry, step, timeout
+    from ledgerflow._flow_decorators import project, schedule
     from ledgerflow._flow_entry import FlowSpec
     from ledgerflow._hosting import WebServiceSpec, endpoint
     from ledgerflow._parameters import IncludeFile, JSONType, Parameter
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         LedgerflowTaggingError,
         MergeArtifactsException,
     )
+    from ledgerflow.runner import Runner
 
 # Every public name is imported when first used, so that importing a submodule alone
 # (the contract's stubs, ``ledgerflow.v1``, or the run rules, ``ledgerflow.engine``, as
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "ledgerflow._current": ("current",),
     "ledgerflow._decorators": ("catch", "environment", "resources", "retry", "step", "timeout"),
+    "ledgerflow._flow_decorators": ("project", "schedule"),
     "ledgerflow._flow_entry": ("FlowSpec",),
     "ledgerflow._parameters": ("IncludeFile", "JSONType", "Parameter"),
     "ledgerflow.exceptions": (
@@ -67,6 +70,7 @@ _LAZY = {
     "ledgerflow._hosting": ("WebServiceSpec", "endpoint"),
     "ledgerflow._s3": ("S3", "S3GetObject", "S3Object"),
     "ledgerflow._table": ("Table", "TableVersion"),
+    "ledgerflow.runner": ("Runner",),
     "ledgerflow.client": (
         "DataArtifact", "Flow", "Ledgerflow", "Run", "Step", "Task", "default_metadata",
         "default_namespace", "get_metadata", "get_namespace", "metadata", "namespace",
@@ -101,6 +105,7 @@ __all__ = [
     "MergeArtifactsException",
     "Parameter",
     "Run",
+    "Runner",
     "S3GetObject",
     "S3Object",
     "Step",
@@ -118,8 +123,10 @@ __all__ = [
     "get_namespace",
     "metadata",
     "namespace",
+    "project",
     "resources",
     "retry",
+    "schedule",
     "step",
     "timeout",
 ]

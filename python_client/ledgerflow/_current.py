@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What started this run of a deployment (``current.trigger``): its schedule
+    (``kind == 'schedule'``), a backfill or someone's trigger, and the due time it
+    stands for (a flow reads its partition date from ``scheduled_at``)."""
+
+    deployment: str
+    deployment_version: int
+    kind: str
+    scheduled_at: datetime
 
 
 class Current:
@@ -16,6 +30,10 @@ class Current:
 
     def __getattr__(self, name: str) -> Any:
         facts = self.__dict__.get("_facts", {})
+        if name == "trigger" and facts.get("trigger"):
+            found = dict(facts["trigger"])
+            found["scheduled_at"] = datetime.fromisoformat(found["scheduled_at"])
+            return Trigger(**found)
         if name in facts:
             return facts[name]
         if name in _KNOWN:
@@ -46,6 +64,11 @@ _KNOWN = {
     "tags",
     "origin_run_id",
     "parameter_names",
+    "trigger",
+    "project_name",
+    "branch_name",
+    "is_production",
+    "project_flow_name",
 }
 
 current = Current()

@@ -7,8 +7,15 @@ class: importing the command line here, not in the base, keeps the imports one w
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from ledgerflow._flowspec import FlowSpecBase
 from ledgerflow.cli.flow import run_flow_cli
+
+# Set while ``ledgerflow.Runner`` loads a flow file in its own process to learn the
+# flow's parameters: the call at the bottom of the file (``MyFlow()``) then notes its
+# class here instead of starting the command line, which would read the caller's argv.
+called_flows: ContextVar[list[type[FlowSpecBase]] | None] = ContextVar("called_flows", default=None)
 
 
 class FlowSpec(FlowSpecBase):
@@ -16,5 +23,10 @@ class FlowSpec(FlowSpecBase):
     the bottom of the file (``MyFlow()``) to get its command line."""
 
     def __init__(self, use_cli: bool = True) -> None:
-        if use_cli:
+        if not use_cli:
+            return
+        collecting = called_flows.get()
+        if collecting is not None:
+            collecting.append(type(self))
+        else:
             run_flow_cli(type(self))

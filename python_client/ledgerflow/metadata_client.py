@@ -15,6 +15,7 @@ follow pages, and unwrap the response.
 from __future__ import annotations
 
 import abc
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 
 from ledgerflow.exceptions import RpcError, rpc_error
 from ledgerflow.v1 import audit_service_pb2 as audit
+from ledgerflow.v1 import deployment_service_pb2 as deploy_api
 from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow.v1 import executor_service_pb2 as executor
 from ledgerflow.v1 import ledger_service_pb2 as ledger
@@ -100,6 +102,11 @@ class MetadataClient(abc.ABC):
         self, request: executor.ListQueuedTasksRequest
     ) -> executor.ListQueuedTasksResponse: ...
 
+    @abc.abstractmethod
+    def call_deployments(self, rpc: str, request: Any) -> Any:
+        """One RPC of DeploymentService, by name ("Deploy"); the typed helpers below
+        are how the SDK calls it."""
+
     def close(self) -> None:  # noqa: B027 - optional
         """Releases connections."""
 
@@ -157,6 +164,52 @@ class MetadataClient(abc.ABC):
         added.tags_added.tags.extend(new)
         self.append_events([removed, added])
 
+    # ---- deployments ------------------------------------------------------------------
+
+    def deploy(self, spec: events_pb2.DeploymentCreated) -> records_pb2.Deployment:
+        request = deploy_api.DeployRequest(deployment=spec, event_id=str(uuid.uuid4()))
+        return self.call_deployments("Deploy", request).deployment
+
+    def deployment(self, name: str) -> records_pb2.Deployment:
+        request = deploy_api.GetDeploymentRequest(name=name)
+        return self.call_deployments("GetDeployment", request).deployment
+
+    def deployments(
+        self, flow_name: str = "", project: str = "", include_deleted: bool = False
+    ) -> list[records_pb2.Deployment]:
+        request = deploy_api.ListDeploymentsRequest(
+            flow_name=flow_name, project=project, include_deleted=include_deleted
+        )
+        request.page.page_size = _PAGE_SIZE
+        return list(_pages(lambda r: self.call_deployments("ListDeployments", r), request,
+                           lambda r: r.deployments))  # fmt: skip
+
+    def pause_deployment(self, name: str, reason: str = "") -> records_pb2.Deployment:
+        request = deploy_api.PauseDeploymentRequest(name=name, reason=reason)
+        return self.call_deployments("PauseDeployment", request).deployment
+
+    def resume_deployment(self, name: str) -> records_pb2.Deployment:
+        request = deploy_api.ResumeDeploymentRequest(name=name)
+        return self.call_deployments("ResumeDeployment", request).deployment
+
+    def delete_deployment(self, name: str) -> records_pb2.Deployment:
+        request = deploy_api.DeleteDeploymentRequest(name=name)
+        return self.call_deployments("DeleteDeployment", request).deployment
+
+    def trigger_deployment(
+        self, name: str, parameters: dict[str, str] | None = None
+    ) -> deploy_api.TriggerDeploymentResponse:
+        """Starts a run of the deployment now; a retried call starts one run."""
+        request = deploy_api.TriggerDeploymentRequest(
+            name=name, parameters=parameters or {}, event_id=str(uuid.uuid4())
+        )
+        return self.call_deployments("TriggerDeployment", request)
+
+    def backfill_deployment(
+        self, request: deploy_api.BackfillDeploymentRequest
+    ) -> deploy_api.BackfillDeploymentResponse:
+        return self.call_deployments("BackfillDeployment", request)
+
 
 def _pages(rpc: Callable[[Any], Any], request: Any, items: Callable[[Any], Any]) -> Iterator[Any]:
     """Every item of a paged list, page after page."""
@@ -193,6 +246,14 @@ class EmbeddedMetadata(MetadataClient):
 
     def append(self, request: ledger.AppendRequest) -> ledger.AppendResponse:
         return self._invoke(self.app.append, request, self._principal)
+
+    def call_deployments(self, rpc: str, request: Any) -> Any:
+        # The application method of an RPC is its name in snake case; queries (Get...,
+        # List...) take no caller.
+        method = getattr(self.app, re.sub(r"(?<!^)(?=[A-Z])", "_", rpc).lower())
+        if rpc.startswith(("Get", "List")):
+            return self._invoke(method, request)
+        return self._invoke(method, request, self._principal)
 
     def get_flow(self, request: query.GetFlowRequest) -> query.GetFlowResponse:
         return self._invoke(self.app.get_flow, request)
@@ -273,6 +334,7 @@ class GrpcMetadata(MetadataClient):
 
         from ledgerflow.v1 import (
             audit_service_pb2_grpc,
+            deployment_service_pb2_grpc,
             executor_service_pb2_grpc,
             ledger_service_pb2_grpc,
             query_service_pb2_grpc,
@@ -294,6 +356,7 @@ class GrpcMetadata(MetadataClient):
         self._tags = tag_service_pb2_grpc.TagServiceStub(self._channel)
         self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
         self._executor = executor_service_pb2_grpc.ExecutorServiceStub(self._channel)
+        self._deployments = deployment_service_pb2_grpc.DeploymentServiceStub(self._channel)
         self._metadata = [("ledgerflow-user", username)]
         if token:
             self._metadata.append(("authorization", f"Bearer {token}"))
@@ -320,6 +383,9 @@ class GrpcMetadata(MetadataClient):
 
     def append(self, request: ledger.AppendRequest) -> ledger.AppendResponse:
         return self._invoke(self._ledger.Append, request)
+
+    def call_deployments(self, rpc: str, request: Any) -> Any:
+        return self._invoke(getattr(self._deployments, rpc), request)
 
     def get_flow(self, request: query.GetFlowRequest) -> query.GetFlowResponse:
         return self._invoke(self._query.GetFlow, request)

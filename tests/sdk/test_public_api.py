@@ -16,6 +16,7 @@ EXPECTED = {
     "MergeArtifactsException",
     "Parameter",
     "Run",
+    "Runner",
     "S3",
     "S3GetObject",
     "S3Object",
@@ -34,8 +35,10 @@ EXPECTED = {
     "get_namespace",
     "metadata",
     "namespace",
+    "project",
     "resources",
     "retry",
+    "schedule",
     "step",
     "timeout",
 }

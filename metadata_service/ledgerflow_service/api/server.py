@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import threading
 from concurrent import futures
@@ -23,6 +24,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from ledgerflow.v1 import (
     audit_service_pb2_grpc,
+    deployment_service_pb2,
+    deployment_service_pb2_grpc,
     executor_service_pb2_grpc,
     ledger_service_pb2_grpc,
     query_service_pb2_grpc,
@@ -44,6 +47,15 @@ from ledgerflow_service.application import LedgerApplication
 from ledgerflow_service.call_scope import DEFAULT_STATEMENT_TIMEOUT_SECONDS
 
 log = logging.getLogger("ledgerflow.service")
+# DeploymentService's RPCs, each served by the application method of its name in
+# snake case; those that change a deployment or start runs are commands.
+DEPLOYMENT_RPCS = {
+    method.name: re.sub(r"(?<!^)(?=[A-Z])", "_", method.name).lower()
+    for method in deployment_service_pb2.DESCRIPTOR.services_by_name["DeploymentService"].methods
+}
+DEPLOYMENT_COMMANDS = frozenset(
+    rpc for rpc in DEPLOYMENT_RPCS if not rpc.startswith(("Get", "List"))
+)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Threads running unary calls (queries and appends).
 DEFAULT_CALL_THREADS = 32
@@ -111,9 +123,11 @@ def build_server(
     reuse_port: bool = False,
     max_watchers: int = DEFAULT_MAX_WATCHERS,
     statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+    schedules: bool = True,
 ) -> tuple[RunningServer, int]:
     """Builds and starts the server; returns it with the bound port (port 0 picks one).
-    `reuse_port` lets several processes listen on the same port (see workers.py)."""
+    `reuse_port` lets several processes listen on the same port (see workers.py);
+    `schedules` fires the deployments' due times from this process."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ledgerflow-rpc"),
         interceptors=[MalformedRequestInterceptor()],
@@ -146,6 +160,11 @@ def build_server(
                   {"ListEvents": "list_events", "GetRunAsOf": "get_run_as_of"}),
         server,
     )  # fmt: skip
+    deployment_service_pb2_grpc.add_DeploymentServiceServicer_to_server(
+        delegating_servicer(deployment_service_pb2_grpc.DeploymentServiceServicer, transport,
+                            DEPLOYMENT_RPCS, DEPLOYMENT_COMMANDS),
+        server,
+    )  # fmt: skip
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
@@ -163,6 +182,8 @@ def build_server(
         raise OSError(f"could not listen on {address}: is the port in use?")
     app.start_listening()
     app.start_sweeping_leases()
+    if schedules:
+        app.start_scheduling()
     server.start()
     return RunningServer(server, transport, hub_loop), bound
 

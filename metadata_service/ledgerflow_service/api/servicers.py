@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import grpc
 from ledgerflow.v1 import (
     audit_service_pb2,
+    deployment_service_pb2,
     executor_service_pb2,
     executor_service_pb2_grpc,
     ledger_service_pb2,
@@ -130,8 +131,30 @@ def _delegate(transport: Transport, method: str) -> Callable[..., Any]:
     return handler
 
 
-def delegating_servicer(base: type, transport: Transport, methods: dict[str, str]) -> Any:
-    handlers = {rpc: _delegate(transport, snake) for rpc, snake in methods.items()}
+def _delegate_command(transport: Transport, method: str) -> Callable[..., Any]:
+    """An RPC method that runs `app.<method>(request, principal)`: a command the caller
+    is recorded as doing."""
+
+    def handler(_self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        work = getattr(transport.app, method)
+        return transport.call(context, lambda who, _scope: work(request, who))
+
+    return handler
+
+
+def delegating_servicer(
+    base: type,
+    transport: Transport,
+    methods: dict[str, str],
+    commands: frozenset[str] = frozenset(),
+) -> Any:
+    """A servicer of `base` whose RPCs (`methods`: RPC name -> application method) hand
+    their request to the application: with the call's scope, or, for `commands`, with
+    the caller."""
+    handlers = {
+        rpc: (_delegate_command if rpc in commands else _delegate)(transport, snake)
+        for rpc, snake in methods.items()
+    }
     return type(base.__name__.removesuffix("Servicer") + "Handlers", (base,), handlers)()
 
 
@@ -193,5 +216,6 @@ SERVICE_NAMES = tuple(
         (tag_service_pb2, "TagService"),
         (audit_service_pb2, "AuditService"),
         (executor_service_pb2, "ExecutorService"),
+        (deployment_service_pb2, "DeploymentService"),
     ]
 )

@@ -52,6 +52,8 @@ def _runs_to_records(tx: Tx, rows: Sequence[RunRow], clock: Clock) -> list[recor
             parameters=json.loads(row.parameters_json),
             status=run_status(row, clock),
         )
+        if row.trigger_message:
+            run.trigger.ParseFromString(bytes(row.trigger_message))
         set_time(run.created_at, row.created_at_us)
         set_time(run.finished_at, row.finished_at_us)
         set_time(run.last_heartbeat_at, row.last_heartbeat_at_us)

@@ -22,14 +22,24 @@ from ledgerflow.v1 import events_pb2
 from ledgerflow_service.errors import FailedPrecondition, LedgerError, PermissionDenied
 from ledgerflow_service.names import check_id, parse_pathspec, run_pathspec
 from ledgerflow_service.principal import Principal
-from ledgerflow_service.read_models import artifacts, lineage, queue, runs, tags, tasks
+from ledgerflow_service.read_models import (
+    artifacts,
+    deployments,
+    lineage,
+    queue,
+    runs,
+    tags,
+    tasks,
+)
 from ledgerflow_service.read_models.artifacts import ARTIFACT_COLUMNS
+from ledgerflow_service.read_models.deployments import DeploymentRow
 from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow
 from ledgerflow_service.read_models.runs import FLOW_COLUMNS, GRAPH_COLUMNS, RunRow
 from ledgerflow_service.read_models.table import columns, upsert_clause
 from ledgerflow_service.read_models.tags import TAG_COLUMNS
 from ledgerflow_service.read_models.tasks import AttemptRow, StepRow, TaskRow
 from ledgerflow_service.store.addressing import (
+    DEPLOYMENT_EVENTS,
     EventAddress,
     address_of,
     checked_task_pathspecs,
@@ -40,7 +50,7 @@ from ledgerflow_service.store.projector import PendingEvent
 # Every read-model table (a rebuild empties them all).
 READ_MODEL_TABLES = (
     "flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts",
-    "orchestrated_runs", "queue", "table_versions", "table_reads", "run_graphs",
+    "orchestrated_runs", "queue", "table_versions", "table_reads", "run_graphs", "deployments",
 )  # fmt: skip
 
 # Table, columns and ON CONFLICT clause of each read model row type.
@@ -53,6 +63,7 @@ _UPSERT = {
         (AttemptRow, "attempts", ("task_pathspec", "attempt")),
         (OrchestratedRunRow, "orchestrated_runs", ("run_pathspec",)),
         (QueueRow, "queue", ("task_pathspec",)),
+        (DeploymentRow, "deployments", ("name",)),
     ]
 }
 _TASK_WIDTH = len(columns(TaskRow))
@@ -75,6 +86,7 @@ class ReadModelPlan:
     flow_names: set[str] = field(default_factory=set)
     tag_runs: set[str] = field(default_factory=set)
     tables: set[tuple[str, str]] = field(default_factory=set)
+    deployments: set[str] = field(default_factory=set)
     artifacts: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     queries: list[Query | None] = field(default_factory=list)
 
@@ -96,6 +108,7 @@ class ReadModelPlan:
             select("flows", ["flow_name"], "flow_name", self.flow_names),
             select("run_tags", list(TAG_COLUMNS), "run_pathspec", self.tag_runs),
             lineage.latest_versions_query(self.tables),
+            select("deployments", columns(DeploymentRow), "name", self.deployments),
         ]  # fmt: skip
 
 
@@ -118,6 +131,10 @@ def plan_batch(
             plan.artifacts[event_id] = artifacts.artifact_rows(payload, address)
         if address.kind == "run_started":  # the first run of a flow makes the flow's row
             plan.flow_names.add(payload.flow_name)
+            if payload.HasField("trigger"):
+                plan.deployments.add(payload.trigger.deployment)
+        elif address.kind in DEPLOYMENT_EVENTS:
+            plan.deployments.add(payload.name)
         if address.kind == "run_started" and payload.origin_run_id:
             check_id("origin_run_id", payload.origin_run_id)
             plan.run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
@@ -138,6 +155,7 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     **tags.HANDLERS,
     **queue.HANDLERS,
     **lineage.HANDLERS,
+    **deployments.HANDLERS,
 }
 _unhandled = {
     f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
@@ -170,6 +188,8 @@ class ReadModelFold:
     table_latest: dict[tuple[str, str], int] = field(default_factory=dict)
     new_table_versions: list[tuple[Any, ...]] = field(default_factory=list)
     new_table_reads: list[tuple[Any, ...]] = field(default_factory=list)
+    # Deployments (read_models/deployments.py) by name.
+    deployments: dict[str, DeploymentRow | None] = field(default_factory=dict)
 
     # Orchestrated runs and their queued tasks (read_models/queue.py).
     orchestrated: dict[str, OrchestratedRunRow | None] = field(default_factory=dict)
@@ -193,7 +213,7 @@ class ReadModelFold:
         decides: bool = False,
     ) -> ReadModelFold:
         """Builds the fold from the rows of the plan's queries."""
-        run_rows, tasks_and_attempts, step_rows, flows, tag_rows, table_rows = rows
+        run_rows, tasks_and_attempts, step_rows, flows, tag_rows, table_rows, deployed = rows
         fold = cls(collect_artifacts=collect_artifacts, decides=decides)
         fold.runs = dict.fromkeys(plan.run_keys)
         fold.orchestrated = dict.fromkeys(plan.run_keys)
@@ -216,6 +236,8 @@ class ReadModelFold:
             fold.run_tags[path][tag] = is_system
         fold.table_latest = {(namespace, table): int(latest)
                              for namespace, table, latest in table_rows}  # fmt: skip
+        fold.deployments = dict.fromkeys(plan.deployments)
+        fold.deployments.update((row[0], DeploymentRow(*row)) for row in deployed)
         return fold
 
     def load_queue(self, tx: Tx, task_keys: Iterable[str]) -> None:
@@ -299,6 +321,8 @@ class ReadModelFold:
             key = row.task_pathspec
         elif isinstance(row, OrchestratedRunRow):
             key = row.run_pathspec
+        elif isinstance(row, DeploymentRow):
+            key = row.name
         else:
             key = row.pathspec
         self.dirty[(type(row), key)] = row
@@ -339,8 +363,10 @@ class ReadModelFold:
             task_keys=wanted.task_keys - self.tasks.keys(),
             step_keys=wanted.step_keys - self.steps.keys(),
             tag_runs=wanted.tag_runs - self.run_tags.keys(),
+            deployments=wanted.deployments - self.deployments.keys(),
         )
-        if not (missing.run_keys or missing.task_keys or missing.step_keys or missing.tag_runs):
+        if not (missing.run_keys or missing.task_keys or missing.step_keys or missing.tag_runs
+                or missing.deployments):  # fmt: skip
             self.load_queue(tx, wanted.task_keys)
             return
         missing.build_queries(tx.dialect)
@@ -350,6 +376,7 @@ class ReadModelFold:
             (self.runs, loaded.runs), (self.tasks, loaded.tasks), (self.steps, loaded.steps),
             (self.attempts, loaded.attempts), (self.orchestrated, loaded.orchestrated),
             (self.queue, loaded.queue), (self.run_tags, loaded.run_tags),
+            (self.deployments, loaded.deployments),
         ]  # fmt: skip
         for mine, theirs in pairs:
             for key, value in theirs.items():
@@ -441,6 +468,7 @@ class ReadModels:
             union.flow_names |= part.flow_names
             union.tag_runs |= part.tag_runs
             union.tables |= part.tables
+            union.deployments |= part.deployments
             union.artifacts.update(part.artifacts)
         union.build_queries(dialect)
         return union

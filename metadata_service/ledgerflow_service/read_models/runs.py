@@ -13,6 +13,7 @@ from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ledgerflow_service.names import check_id, check_identifier, check_tag, run_pathspec
+from ledgerflow_service.read_models import deployments
 from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.tags import set_initial_tags
 from ledgerflow_service.validation import check_text
@@ -39,6 +40,8 @@ class RunRow:
     end_succeeded: int
     last_heartbeat_at_us: int
     code_package_key: str
+    # What started a run of a deployment: its Trigger message, serialized (b"": none).
+    trigger_message: bytes
 
 
 def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEvent) -> None:
@@ -77,10 +80,15 @@ def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEven
         end_succeeded=0,
         last_heartbeat_at_us=item.recorded_at_us,
         code_package_key=p.code_package_key,
+        trigger_message=p.trigger.SerializeToString(deterministic=True)
+        if p.HasField("trigger")
+        else b"",
     )
     fold.runs[path] = run
     set_initial_tags(fold, path, p.system_tags, p.tags)
     _record_graph(fold, p, path)
+    if p.HasField("trigger"):
+        deployments.run_fired(fold, p, item)
 
 
 def _record_graph(fold: ReadModelFold, p: events_pb2.RunStarted, path: str) -> None:

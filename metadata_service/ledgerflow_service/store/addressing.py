@@ -10,12 +10,23 @@ from typing import NamedTuple
 from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.errors import InvalidArgument
-from ledgerflow_service.names import check_id, check_identifier, run_pathspec, task_pathspec
+from ledgerflow_service.names import (
+    DEPLOYMENT_STREAM_PREFIX,
+    check_deployment_name,
+    check_id,
+    check_identifier,
+    run_pathspec,
+    task_pathspec,
+)
 
 # Payload kinds whose stream is their run (the others' stream is their task).
 RUN_EVENTS = (
     "run_started", "run_heartbeat", "run_finished", "tags_added", "tags_removed",
     "run_cancel_requested",
+)  # fmt: skip
+# Payload kinds whose stream is their deployment's ("deployment:NAME").
+DEPLOYMENT_EVENTS = (
+    "deployment_created", "deployment_paused", "deployment_resumed", "deployment_deleted",
 )  # fmt: skip
 
 
@@ -37,6 +48,9 @@ def address_of(event: events_pb2.Event) -> EventAddress:
     if kind in RUN_EVENTS:
         path = checked_run_pathspec(payload.flow_name, payload.run_id)
         return EventAddress(kind, path, path, None)
+    if kind in DEPLOYMENT_EVENTS:
+        stream = DEPLOYMENT_STREAM_PREFIX + check_deployment_name(payload.name)
+        return EventAddress(kind, stream, stream, None)
     if not payload.HasField("task"):
         raise InvalidArgument(f"{kind} event has no task reference")
     ref = payload.task

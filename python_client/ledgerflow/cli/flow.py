@@ -17,12 +17,14 @@ from ledgerflow._graph import FlowGraph, InvalidGraph
 from ledgerflow._parameters import parameters_from_json
 from ledgerflow.cli.errors import friendly_errors
 from ledgerflow.cli.flow_options import (
+    PROJECT_OPTIONS,
     REMOTE_OPTIONS,
     RUN_OPTIONS,
     flow_parameters,
     option_names,
     option_settings,
     parameter_lines,
+    parameter_values,
     with_options,
 )
 from ledgerflow.cli.flow_run import Session, execute_here, submit_and_follow
@@ -80,6 +82,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         show_default=True,
         help="Which files beside the flow file its code package holds, by suffix.",
     )
+    @with_options(PROJECT_OPTIONS)
     @click.option(
         "--pylint/--no-pylint",
         default=None,
@@ -92,9 +95,12 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         metadata: str | None,
         datastore: str | None,
         package_suffixes: str,
+        branch: str | None,
+        production: bool,
         pylint: bool | None,
     ) -> None:
         ctx.obj = Session(flow_class, graph, metadata, datastore)
+        ctx.obj.choose_branch(branch, production)
         ctx.obj.package_suffixes = tuple(
             suffix.strip() for suffix in package_suffixes.split(",") if suffix.strip()
         )
@@ -127,25 +133,19 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         with_: tuple[str, ...],
         remote: bool,
         detach: bool,
+        run_id_file: str | None,
         **raw: Any,
     ) -> None:
         """Run the flow from start to end."""
         if detach and not remote:
             raise click.UsageError("--detach goes with --remote")
-        values = {}
-        for name, param in params.items():
-            given = raw.get(name)
-            if given is None and param.default is None and param.required:
-                raise click.UsageError(
-                    f"missing parameter --{name}: {param.help or 'it has no default'}"
-                )
-            try:
-                values[name] = param.convert(given if given is not None else param.default)
-            except (ValueError, TypeError) as error:
-                raise click.BadParameter(str(error), param_hint=f"--{name}") from None
+        values = parameter_values(params, raw)
         if remote:
-            submit_and_follow(session, values, params, tags, with_, detach)
-        execute_here(session, values, params, max_workers, tags, with_, launcher, code_package)
+            submit_and_follow(session, values, params, tags, with_, detach, run_id_file=run_id_file)
+        execute_here(
+            session, values, params, max_workers, tags, with_, launcher, code_package,
+            run_id_file=run_id_file,
+        )  # fmt: skip
 
     @cli.command()
     @click.argument("step", required=False)
@@ -165,6 +165,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         with_: tuple[str, ...],
         remote: bool,
         detach: bool,
+        run_id_file: str | None,
     ) -> None:
         """Run again from STEP (default: the failed step), reusing the tasks before it."""
         if detach and not remote:
@@ -180,10 +181,35 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         )
         values = parameters_from_json(origin_run.parameters, params, session.store)
         if remote:
-            submit_and_follow(session, values, params, tags, with_, detach, origin)
+            submit_and_follow(session, values, params, tags, with_, detach, origin, run_id_file)
         execute_here(
-            session, values, params, max_workers, tags, with_, launcher, code_package, origin
-        )
+            session, values, params, max_workers, tags, with_, launcher, code_package, origin,
+            run_id_file,
+        )  # fmt: skip
+
+    @cli.command()
+    @with_options(PROJECT_OPTIONS)
+    @click.option("--tag", "tags", multiple=True, help="Tag every run of the deployment.")
+    @click.option("--with", "with_", multiple=True, metavar="retry[:times=N,...]",
+                  help="Add a decorator to every step (repeatable).")  # fmt: skip
+    @parameter_options
+    @click.pass_obj
+    @friendly_errors
+    def deploy(
+        session: Session,
+        branch: str | None,
+        production: bool,
+        tags: tuple[str, ...],
+        with_: tuple[str, ...],
+        **raw: Any,
+    ) -> None:
+        """Deploy the flow to the metadata service, which runs it on its @schedule and
+        whenever triggered (`ledgerflow deployments --help`), on the executors."""
+        from ledgerflow.cli.flow_deploy import deploy as deploy_flow
+
+        if branch is not None or production:
+            session.choose_branch(branch, production)
+        deploy_flow(session, parameter_values(params, raw), params, tags, with_)
 
     @cli.command(hidden=True)
     @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False))

@@ -96,6 +96,23 @@ def option_settings(param: Parameter) -> dict[str, Any]:
     return settings
 
 
+def parameter_values(params: dict[str, Parameter], given: dict[str, Any]) -> dict[str, Any]:
+    """Each parameter's value: the option given, else its default (a CLI error for a
+    required one missing or a value that does not convert)."""
+    values = {}
+    for name, param in params.items():
+        value = given.get(name)
+        if value is None and param.default is None and param.required:
+            raise click.UsageError(
+                f"missing parameter --{name}: {param.help or 'it has no default'}"
+            )
+        try:
+            values[name] = param.convert(value if value is not None else param.default)
+        except (ValueError, TypeError) as error:
+            raise click.BadParameter(str(error), param_hint=f"--{name}") from None
+    return values
+
+
 def parameter_lines(params: dict[str, Parameter]) -> list[str]:
     """What `show` prints for the parameters: spelling, type (as --help names it),
     default and help."""
@@ -111,6 +128,20 @@ def parameter_lines(params: dict[str, Parameter]) -> list[str]:
         lines.append(f"  --{name} {kind}{default}{about}")
     return lines
 
+
+# @project's branches, as Metaflow spells them (before the command, or after `deploy`).
+PROJECT_OPTIONS = [
+    click.option(
+        "--branch",
+        default=None,
+        help="With @project: run or deploy on branch test.BRANCH (default: user.<you>).",
+    ),
+    click.option(
+        "--production",
+        is_flag=True,
+        help="With @project: run or deploy on the production branch (prod).",
+    ),
+]
 
 REMOTE_OPTIONS = [
     click.option(
@@ -153,5 +184,12 @@ RUN_OPTIONS = [
         multiple=True,
         metavar="retry[:times=N,...]",
         help="Add a decorator to every step (repeatable).",
+    ),
+    click.option(
+        "--run-id-file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Write the run's id to this file as soon as the run has one, so that a "
+        "script (or ledgerflow.Runner) that started this command can find the run.",
     ),
 ]

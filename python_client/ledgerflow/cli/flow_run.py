@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ledgerflow._flow_decorators import flow_project
 from ledgerflow._flowspec import FlowSpecBase
 from ledgerflow._graph import FlowGraph
 from ledgerflow._parameters import (
@@ -18,6 +19,12 @@ from ledgerflow._parameters import (
 )
 from ledgerflow.cli.flow_options import parse_with
 from ledgerflow.config import Config, ConfigError, load_config, open_datastore
+from ledgerflow.engine.projects import (
+    ProjectError,
+    branch_of,
+    is_production_branch,
+    project_tags,
+)
 from ledgerflow.runtime.code_package import DEFAULT_SUFFIXES, save_package
 
 if TYPE_CHECKING:
@@ -43,6 +50,35 @@ class Session:
         self._metadata: MetadataClient | None = None
         self._store: Any = None
         self.package_suffixes: tuple[str, ...] = DEFAULT_SUFFIXES
+        # @project's branch (`--branch`, `--production`); None without @project.
+        self.project = flow_project(flow_class)
+        self.branch: str | None = None
+
+    def choose_branch(self, branch: str | None, production: bool) -> None:
+        """Sets the @project branch runs and deployments of this command belong to."""
+        if self.project is None:
+            if branch is not None or production:
+                option = "--production" if production else "--branch"
+                raise click.UsageError(
+                    f"{option} needs @project on the flow class (e.g. "
+                    f"@project(name='pricing')): without it there are no branches"
+                )
+            return
+        try:
+            self.branch = branch_of(self.config.username, branch, production)
+        except ProjectError as error:
+            raise click.UsageError(str(error)) from None
+
+    @property
+    def project_is_production(self) -> bool:
+        return self.branch is not None and is_production_branch(self.branch)
+
+    @property
+    def project_tags(self) -> list[str]:
+        """The system tags of this command's runs: the project and its branch."""
+        if self.project is None or self.branch is None:
+            return []
+        return project_tags(self.project, self.branch)
 
     @property
     def metadata(self) -> MetadataClient:
@@ -59,6 +95,15 @@ class Session:
         return self._store
 
 
+def check_run_id_file(run_id_file: str | None) -> None:
+    """Stops before the run starts when --run-id-file cannot be written where it says:
+    found only once the run has an id, the mistake would cost a started run."""
+    if run_id_file and not Path(run_id_file).absolute().parent.is_dir():
+        raise click.BadParameter(
+            f"{run_id_file}: its folder does not exist", param_hint="--run-id-file"
+        )
+
+
 def execute_here(
     session: Session,
     parameters: dict[str, Any],
@@ -69,9 +114,12 @@ def execute_here(
     launcher: str,
     code_package: bool,
     origin: ResumeOrigin | None = None,
+    run_id_file: str | None = None,
 ) -> None:
     from ledgerflow.runtime.launcher import CommandLauncher
     from ledgerflow.runtime.scheduler import LocalRuntime
+
+    check_run_id_file(run_id_file)
 
     flow_file = sys.modules[session.flow_class.__module__].__file__
     package_key = (
@@ -94,6 +142,8 @@ def execute_here(
         metadata_kind=session.config.metadata,
         launcher=CommandLauncher(str(flow_file)) if launcher == "command" else None,
         code_package_key=package_key,
+        project_tags=session.project_tags,
+        run_id_file=run_id_file,
     )
     result = runtime.run()
     session.metadata.close()
@@ -108,11 +158,15 @@ def submit_and_follow(
     with_: tuple[str, ...],
     detach: bool,
     origin: ResumeOrigin | None = None,
+    run_id_file: str | None = None,
 ) -> None:
     """run --remote (and resume --remote, given the origin): submits the run, then
-    follows it (or returns at once)."""
+    follows it (or returns at once). `run_id_file` gets the run id once it is submitted."""
+    from ledgerflow.runtime.identity import write_run_id
     from ledgerflow.runtime.progress import RunReporter
     from ledgerflow.runtime.remote import follow, submit
+
+    check_run_id_file(run_id_file)
 
     if session.config.metadata != "service":
         raise click.UsageError(
@@ -125,8 +179,10 @@ def submit_and_follow(
         username=session.config.username,
         parameters_json=parameters_as_json(parameters, params, session.store),
         tags=tags, package_suffixes=session.package_suffixes, default_retry=parse_with(with_),
-        origin=origin,
+        origin=origin, project_tags=session.project_tags,
     )  # fmt: skip
+    if run_id_file:
+        write_run_id(run_id_file, run_id)
     flow = session.graph.name
     if detach:
         click.echo(run_id)

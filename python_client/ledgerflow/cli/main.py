@@ -6,6 +6,7 @@ import click
 from ledgerflow_executor.cli import executor
 from ledgerflow_service.cli import service
 
+from ledgerflow.cli.deployments import deployments
 from ledgerflow.cli.ledger import audit, cancel, events, flows, host, runs
 from ledgerflow.cli.ui import ui
 
@@ -16,5 +17,5 @@ def main() -> None:
     """Ledgerflow: workflows whose every run is an append-only ledger of events."""
 
 
-for command in (service, flows, runs, audit, events, host, executor, cancel, ui):
+for command in (service, flows, runs, audit, events, host, executor, cancel, deployments, ui):
     main.add_command(command)

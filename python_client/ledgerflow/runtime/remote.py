@@ -10,9 +10,9 @@ watches, so it can be killed, or detach at once, and the run goes on.
 from __future__ import annotations
 
 import contextlib
-import platform
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from ledgerflow.engine import RunGraph, Tally, is_infrastructure, new_event, run
 from ledgerflow.exceptions import RpcError
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.runtime.code_package import save_package
-from ledgerflow.runtime.identity import VERSION, new_run_id, task_pathspec
+from ledgerflow.runtime.identity import new_run_id, run_system_tags, task_pathspec
 from ledgerflow.runtime.progress import RunReporter
 from ledgerflow.runtime.resume import ResumeOrigin
 from ledgerflow.runtime.run_events import retry_delays
@@ -66,6 +66,7 @@ def submit(
     package_suffixes: tuple[str, ...],
     default_retry: Retry | None = None,
     origin: ResumeOrigin | None = None,
+    project_tags: Sequence[str] = (),
 ) -> str:
     """Stores the code package and appends the run's RunStarted (with what it clones
     from `origin`, when it resumes one); returns the run id."""
@@ -75,12 +76,7 @@ def submit(
         run_id=run_id,
         user=username,
         tags=list(tags),
-        system_tags=[
-            f"user:{username}",
-            "runtime:remote",
-            f"python_version:{platform.python_version()}",
-            f"ledgerflow_version:{VERSION}",
-        ],
+        system_tags=run_system_tags(username, "remote", project_tags),
         parameters=parameters_json,
         code_package_key=save_package(store, flow_file, package_suffixes),
         graph=graph_message(flow_class, graph, default_retry),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import shutil
 import signal
 import tempfile
@@ -47,7 +46,7 @@ from ledgerflow.engine import (
 )
 from ledgerflow.exceptions import RpcError
 from ledgerflow.metadata_client import MetadataClient
-from ledgerflow.runtime.identity import VERSION, new_run_id, task_pathspec
+from ledgerflow.runtime.identity import new_run_id, run_system_tags, task_pathspec, write_run_id
 from ledgerflow.runtime.launcher import (
     INTERRUPTS,
     AttemptFiles,
@@ -127,9 +126,14 @@ class LocalRuntime:
         metadata_kind: str = "local",
         launcher: Launcher | None = None,
         code_package_key: str = "",
+        project_tags: Sequence[str] = (),
+        run_id_file: str | None = None,
     ) -> None:
         """`launcher` starts each attempt's process (default: a fork of this one);
-        `code_package_key` names the run's code package, when one was stored."""
+        `code_package_key` names the run's code package, when one was stored;
+        `run_id_file` (``run --run-id-file``) gets the run id once the ledger knows the
+        run, so whoever started this process can open the run while it goes on;
+        `project_tags` are the system tags of a @project flow's branch."""
         if max_workers < 1:
             raise ValueError("--max-workers must be at least 1")
         self.flow_class, self.graph = flow_class, graph
@@ -141,7 +145,8 @@ class LocalRuntime:
         self.parameters_json, self.tags = parameters_json, tags
         self.max_workers, self.default_retry = max_workers, default_retry
         self.origin, self.metadata_kind = origin, metadata_kind
-        self.code_package_key = code_package_key
+        self.code_package_key, self.run_id_file = code_package_key, run_id_file
+        self.project_tags = tuple(project_tags)
         self.reporter = reporter or RunReporter()
         self.run_id = new_run_id()
         self._next_task_id = (origin.max_task_id if origin else 0) + 1
@@ -187,12 +192,7 @@ class LocalRuntime:
         self._events = []
 
     def _system_tags(self) -> list[str]:
-        return [
-            f"user:{self.username}",
-            "runtime:local",
-            f"python_version:{platform.python_version()}",
-            f"ledgerflow_version:{VERSION}",
-        ]
+        return run_system_tags(self.username, "local", self.project_tags)
 
     # ---- the loop -------------------------------------------------------------------
 
@@ -220,6 +220,11 @@ class LocalRuntime:
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         service_lost = False
         try:
+            # Written after RunStarted, not when the id is made: a reader of the file
+            # (ledgerflow.Runner) opens the run at once, so the ledger must know it. In
+            # the try: should the write fail, the run is still recorded as finished.
+            if self.run_id_file:
+                write_run_id(self.run_id_file, self.run_id)
             self._schedule(TaskSpec("start", "", [], []))
             while self._ready or self._running:
                 while self._ready and len(self._running) < self.max_workers:

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded", "task_queued", "task_leased", "lease_expired", "task_cancelled", "run_cancel_requested", "table_version_written", "table_version_read")
+    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded", "task_queued", "task_leased", "lease_expired", "task_cancelled", "run_cancel_requested", "table_version_written", "table_version_read", "deployment_created", "deployment_paused", "deployment_resumed", "deployment_deleted")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,10 @@ class Event(_message.Message):
     RUN_CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     TABLE_VERSION_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     TABLE_VERSION_READ_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_CREATED_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_PAUSED_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_RESUMED_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_DELETED_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     stream: str
     expected_version: int
@@ -68,7 +72,11 @@ class Event(_message.Message):
     run_cancel_requested: RunCancelRequested
     table_version_written: TableVersionWritten
     table_version_read: TableVersionRead
-    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ..., task_queued: _Optional[_Union[TaskQueued, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., task_cancelled: _Optional[_Union[TaskCancelled, _Mapping]] = ..., run_cancel_requested: _Optional[_Union[RunCancelRequested, _Mapping]] = ..., table_version_written: _Optional[_Union[TableVersionWritten, _Mapping]] = ..., table_version_read: _Optional[_Union[TableVersionRead, _Mapping]] = ...) -> None: ...
+    deployment_created: DeploymentCreated
+    deployment_paused: DeploymentPaused
+    deployment_resumed: DeploymentResumed
+    deployment_deleted: DeploymentDeleted
+    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ..., task_queued: _Optional[_Union[TaskQueued, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., task_cancelled: _Optional[_Union[TaskCancelled, _Mapping]] = ..., run_cancel_requested: _Optional[_Union[RunCancelRequested, _Mapping]] = ..., table_version_written: _Optional[_Union[TableVersionWritten, _Mapping]] = ..., table_version_read: _Optional[_Union[TableVersionRead, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., deployment_paused: _Optional[_Union[DeploymentPaused, _Mapping]] = ..., deployment_resumed: _Optional[_Union[DeploymentResumed, _Mapping]] = ..., deployment_deleted: _Optional[_Union[DeploymentDeleted, _Mapping]] = ...) -> None: ...
 
 class TaskRef(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "task_id")
@@ -83,7 +91,7 @@ class TaskRef(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class RunStarted(_message.Message):
-    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id", "code_package_key", "graph", "resume", "declared_graph")
+    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id", "code_package_key", "graph", "resume", "declared_graph", "trigger")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +110,7 @@ class RunStarted(_message.Message):
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
     DECLARED_GRAPH_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     user: str
@@ -113,7 +122,8 @@ class RunStarted(_message.Message):
     graph: _records_pb2.FlowGraph
     resume: _records_pb2.ResumePlan
     declared_graph: _records_pb2.FlowGraph
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., resume: _Optional[_Union[_records_pb2.ResumePlan, _Mapping]] = ..., declared_graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ...) -> None: ...
+    trigger: _records_pb2.Trigger
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., resume: _Optional[_Union[_records_pb2.ResumePlan, _Mapping]] = ..., declared_graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., trigger: _Optional[_Union[_records_pb2.Trigger, _Mapping]] = ...) -> None: ...
 
 class RunHeartbeat(_message.Message):
     __slots__ = ("flow_name", "run_id")
@@ -352,3 +362,58 @@ class TableVersionRead(_message.Message):
     version: int
     lease_id: str
     def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., namespace: _Optional[str] = ..., table: _Optional[str] = ..., version: _Optional[int] = ..., lease_id: _Optional[str] = ...) -> None: ...
+
+class DeploymentCreated(_message.Message):
+    __slots__ = ("name", "flow_name", "project", "branch", "production", "code_package_key", "graph", "parameters", "schedule", "tags", "system_tags", "user")
+    class ParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    PRODUCTION_FIELD_NUMBER: _ClassVar[int]
+    CODE_PACKAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_TAGS_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    flow_name: str
+    project: str
+    branch: str
+    production: bool
+    code_package_key: str
+    graph: _records_pb2.FlowGraph
+    parameters: _containers.ScalarMap[str, str]
+    schedule: _records_pb2.Schedule
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    system_tags: _containers.RepeatedScalarFieldContainer[str]
+    user: str
+    def __init__(self, name: _Optional[str] = ..., flow_name: _Optional[str] = ..., project: _Optional[str] = ..., branch: _Optional[str] = ..., production: _Optional[bool] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., schedule: _Optional[_Union[_records_pb2.Schedule, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ...) -> None: ...
+
+class DeploymentPaused(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DeploymentResumed(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeploymentDeleted(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...

@@ -36,6 +36,13 @@ class QueueState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     QUEUE_STATE_QUEUED: _ClassVar[QueueState]
     QUEUE_STATE_LEASED: _ClassVar[QueueState]
     QUEUE_STATE_RUNNING: _ClassVar[QueueState]
+
+class TriggerKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRIGGER_KIND_UNSPECIFIED: _ClassVar[TriggerKind]
+    TRIGGER_KIND_SCHEDULE: _ClassVar[TriggerKind]
+    TRIGGER_KIND_MANUAL: _ClassVar[TriggerKind]
+    TRIGGER_KIND_BACKFILL: _ClassVar[TriggerKind]
 STEP_KIND_UNSPECIFIED: StepKind
 STEP_KIND_LINEAR: StepKind
 STEP_KIND_SPLIT: StepKind
@@ -53,6 +60,10 @@ QUEUE_STATE_UNSPECIFIED: QueueState
 QUEUE_STATE_QUEUED: QueueState
 QUEUE_STATE_LEASED: QueueState
 QUEUE_STATE_RUNNING: QueueState
+TRIGGER_KIND_UNSPECIFIED: TriggerKind
+TRIGGER_KIND_SCHEDULE: TriggerKind
+TRIGGER_KIND_MANUAL: TriggerKind
+TRIGGER_KIND_BACKFILL: TriggerKind
 
 class Flow(_message.Message):
     __slots__ = ("flow_name", "created_at", "created_by")
@@ -65,7 +76,7 @@ class Flow(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("flow_name", "run_id", "pathspec", "user", "tags", "system_tags", "parameters", "origin_run_id", "status", "created_at", "finished_at", "last_heartbeat_at", "code_package_key")
+    __slots__ = ("flow_name", "run_id", "pathspec", "user", "tags", "system_tags", "parameters", "origin_run_id", "status", "created_at", "finished_at", "last_heartbeat_at", "code_package_key", "trigger")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +97,7 @@ class Run(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARTBEAT_AT_FIELD_NUMBER: _ClassVar[int]
     CODE_PACKAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     pathspec: str
@@ -99,7 +111,8 @@ class Run(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     last_heartbeat_at: _timestamp_pb2.Timestamp
     code_package_key: str
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.Status, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., code_package_key: _Optional[str] = ...) -> None: ...
+    trigger: Trigger
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.Status, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., code_package_key: _Optional[str] = ..., trigger: _Optional[_Union[Trigger, _Mapping]] = ...) -> None: ...
 
 class Step(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "pathspec", "created_at", "task_count", "running_count", "succeeded_count", "failed_count", "lost_count", "in_steps")
@@ -368,3 +381,66 @@ class TableSummary(_message.Message):
     latest_version: int
     written_at: _timestamp_pb2.Timestamp
     def __init__(self, namespace: _Optional[str] = ..., table: _Optional[str] = ..., latest_version: _Optional[int] = ..., written_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("cron", "timezone", "catchup")
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    CATCHUP_FIELD_NUMBER: _ClassVar[int]
+    cron: str
+    timezone: str
+    catchup: bool
+    def __init__(self, cron: _Optional[str] = ..., timezone: _Optional[str] = ..., catchup: _Optional[bool] = ...) -> None: ...
+
+class Trigger(_message.Message):
+    __slots__ = ("deployment", "deployment_version", "kind", "scheduled_at")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    deployment_version: int
+    kind: TriggerKind
+    scheduled_at: _timestamp_pb2.Timestamp
+    def __init__(self, deployment: _Optional[str] = ..., deployment_version: _Optional[int] = ..., kind: _Optional[_Union[TriggerKind, str]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Deployment(_message.Message):
+    __slots__ = ("name", "version", "flow_name", "project", "branch", "production", "schedule", "paused", "deployed_by", "deployed_at", "next_run_at", "parameters", "tags", "code_package_key", "deleted")
+    class ParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    PRODUCTION_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYED_BY_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYED_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    CODE_PACKAGE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    flow_name: str
+    project: str
+    branch: str
+    production: bool
+    schedule: Schedule
+    paused: bool
+    deployed_by: str
+    deployed_at: _timestamp_pb2.Timestamp
+    next_run_at: _timestamp_pb2.Timestamp
+    parameters: _containers.ScalarMap[str, str]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    code_package_key: str
+    deleted: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., flow_name: _Optional[str] = ..., project: _Optional[str] = ..., branch: _Optional[str] = ..., production: _Optional[bool] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., paused: _Optional[bool] = ..., deployed_by: _Optional[str] = ..., deployed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Iterable[str]] = ..., code_package_key: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,337 @@
+"""Deployments: the commands that change them, and the scheduler that fires them.
+
+Every run of a deployment starts the way ``run --remote`` starts one: a RunStarted that
+carries the flow's graph and code package, which the process manager then orchestrates
+on the executors. What is new is who appends it: the service itself, when a due time
+comes (:meth:`DeploymentDesk.fire_due`), or when someone triggers or backfills.
+
+A due time's run has an event id and a run id derived from the deployment and the
+instant (``ledgerflow.engine.schedules.firing_ids``), and the read model keeps each
+deployment's next due time, moved past each due time a run stands for in the same
+transaction that starts it. Firing reads the due rows under the append lock, so two
+replicas on one Postgres fire a due time once, and a service that was down fires what
+it missed when it returns: the latest due time only, or each of them with
+``catchup``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ledgerflow.engine.schedules import (
+    due_times,
+    firing_ids,
+    latest_due,
+    triggered_run_id,
+)
+from ledgerflow.v1 import deployment_service_pb2 as deployment_api
+from ledgerflow.v1 import events_pb2, records_pb2
+
+from ledgerflow_service.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from ledgerflow_service.names import check_event_id, run_pathspec
+from ledgerflow_service.principal import SERVICE, Principal
+from ledgerflow_service.queries import deployments as deployment_queries
+from ledgerflow_service.read_models.deployments import DeploymentRow
+from ledgerflow_service.store.backend import Database, Tx
+from ledgerflow_service.validation import check_text
+
+log = logging.getLogger(__name__)
+
+# A backfill of more due times than this must be confirmed (`--yes`).
+MAX_BACKFILL_UNCONFIRMED = 10_000
+# At most this many due times of one deployment are fired in one go (catchup after a
+# long outage goes on at the next wake-up).
+MAX_CATCHUP_PER_WAKE = 100
+# Deployments fired per transaction.
+_DUE_PER_WAKE = 500
+# Runs a backfill starts per transaction.
+_BACKFILL_CHUNK = 500
+# The scheduler looks at the ledger at least this often, whatever it was told.
+_LONGEST_SLEEP_SECONDS = 30.0
+
+TRIGGER_NAMES = {
+    records_pb2.TRIGGER_KIND_SCHEDULE: "schedule",
+    records_pb2.TRIGGER_KIND_MANUAL: "manual",
+    records_pb2.TRIGGER_KIND_BACKFILL: "backfill",
+}
+
+Append = Callable[[Sequence[events_pb2.Event], Principal], list[events_pb2.Event]]
+AppendChosen = Callable[
+    [Callable[[Tx], Sequence[events_pb2.Event]], Principal], list[events_pb2.Event]
+]
+
+
+def fired_run(
+    row: DeploymentRow,
+    kind: records_pb2.TriggerKind,
+    due_us: int,
+    event_id: str,
+    run_id: str,
+    parameters: dict[str, str] | None = None,
+) -> events_pb2.Event:
+    """The RunStarted of one run of a deployment: its latest version's graph, code and
+    parameters (some replaced, for a trigger), its tags, and what fired it."""
+    spec = row.created()
+    started = events_pb2.RunStarted(
+        flow_name=spec.flow_name,
+        run_id=run_id,
+        user=spec.user,
+        tags=list(spec.tags),
+        system_tags=[
+            *spec.system_tags,
+            f"deployment:{spec.name}",
+            f"trigger:{TRIGGER_NAMES[kind]}",
+        ],
+        parameters={**spec.parameters, **(parameters or {})},
+        code_package_key=spec.code_package_key,
+        graph=spec.graph,
+        trigger=records_pb2.Trigger(
+            deployment=spec.name, deployment_version=row.version, kind=kind
+        ),
+    )
+    started.trigger.scheduled_at.FromMicroseconds(due_us)
+    return events_pb2.Event(event_id=event_id, run_started=started)
+
+
+def _due_event(row: DeploymentRow, kind: Any, due_us: int) -> events_pb2.Event:
+    event_id, run_id = firing_ids(row.name, due_us)
+    return fired_run(row, kind, due_us, event_id, run_id)
+
+
+def _when(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class DeploymentDesk:
+    """The deployment commands of the application layer, and firing what is due."""
+
+    def __init__(
+        self,
+        database: Database,
+        append: Append,
+        append_chosen: AppendChosen,
+        now_us: Callable[[], int],
+    ) -> None:
+        self.database = database
+        self._append = append
+        self._append_chosen = append_chosen
+        self._now_us = now_us
+        # Set when a deployment changed here: the scheduler looks again at once.
+        self.changed = threading.Event()
+
+    def _row(self, name: str) -> DeploymentRow:
+        with self.database.read() as tx:
+            return deployment_queries.find(tx, name)
+
+    def _answer(self, name: str) -> records_pb2.Deployment:
+        with self.database.read() as tx:
+            return deployment_queries.get(tx, name)
+
+    def _record(self, principal: Principal, event_id: str = "", **payload: Any) -> None:
+        event_id = check_event_id(event_id) if event_id else str(uuid.uuid4())
+        self._append([events_pb2.Event(event_id=event_id, **payload)], principal)
+        self.changed.set()
+
+    # ---- commands -----------------------------------------------------------------
+
+    def deploy(
+        self, request: deployment_api.DeployRequest, principal: Principal
+    ) -> deployment_api.DeployResponse:
+        spec = request.deployment
+        acts_for_other = principal.authenticated and spec.user != principal.name
+        if acts_for_other and not principal.may_act_for_others("run_started"):
+            raise PermissionDenied(
+                f"{principal.name!r} may not deploy as user {spec.user!r}: a deployment's "
+                "user is the caller, or the caller needs the admin role"
+            )
+        self._record(principal, request.event_id, deployment_created=spec)
+        return deployment_api.DeployResponse(deployment=self._answer(spec.name))
+
+    def pause(
+        self, request: deployment_api.PauseDeploymentRequest, principal: Principal
+    ) -> deployment_api.PauseDeploymentResponse:
+        check_text("reason", request.reason)
+        paused = events_pb2.DeploymentPaused(name=request.name, reason=request.reason)
+        self._record(principal, deployment_paused=paused)
+        return deployment_api.PauseDeploymentResponse(deployment=self._answer(request.name))
+
+    def resume(
+        self, request: deployment_api.ResumeDeploymentRequest, principal: Principal
+    ) -> deployment_api.ResumeDeploymentResponse:
+        resumed = events_pb2.DeploymentResumed(name=request.name)
+        self._record(principal, deployment_resumed=resumed)
+        return deployment_api.ResumeDeploymentResponse(deployment=self._answer(request.name))
+
+    def delete(
+        self, request: deployment_api.DeleteDeploymentRequest, principal: Principal
+    ) -> deployment_api.DeleteDeploymentResponse:
+        deleted = events_pb2.DeploymentDeleted(name=request.name)
+        self._record(principal, deployment_deleted=deleted)
+        return deployment_api.DeleteDeploymentResponse(deployment=self._answer(request.name))
+
+    def trigger(
+        self, request: deployment_api.TriggerDeploymentRequest, principal: Principal
+    ) -> deployment_api.TriggerDeploymentResponse:
+        """Starts one run now, as the service (the run's user is the deployer), with
+        the caller recorded in the ledger as who asked."""
+        row = self._row(request.name)
+        declared = row.created().parameters
+        unknown = sorted(set(request.parameters) - set(declared))
+        if unknown:
+            known = ", ".join(sorted(declared)) or "none"
+            raise InvalidArgument(
+                f"{row.flow_name} has no parameter {unknown[0]!r} (its parameters: {known})"
+            )
+        event_id = check_event_id(request.event_id) if request.event_id else str(uuid.uuid4())
+        run_id = triggered_run_id(row.name, event_id)
+        event = fired_run(row, records_pb2.TRIGGER_KIND_MANUAL, self._now_us(), event_id, run_id,
+                          dict(request.parameters))  # fmt: skip
+        event.run_started.system_tags.append(f"triggered_by:{principal.name}")
+        self._append([event], principal)
+        return deployment_api.TriggerDeploymentResponse(flow_name=row.flow_name, run_id=run_id)
+
+    def backfill(
+        self, request: deployment_api.BackfillDeploymentRequest, principal: Principal
+    ) -> deployment_api.BackfillDeploymentResponse:
+        """One run per due time in [since, until] not run yet (by the schedule or an
+        earlier backfill: their run ids are the same), earliest first."""
+        row = self._row(request.name)
+        spec = row.created()
+        if not spec.HasField("schedule"):
+            raise FailedPrecondition(
+                f"deployment {row.name!r} has no schedule: there are no due times to backfill "
+                "(use `ledgerflow deployments trigger`)"
+            )
+        if row.paused:
+            raise FailedPrecondition(
+                f"deployment {row.name!r} is paused: resume it before backfilling"
+            )
+        if not request.HasField("since") or not request.HasField("until"):
+            raise InvalidArgument("a backfill needs both ends of its range (since and until)")
+        since, until = request.since.ToMicroseconds(), request.until.ToMicroseconds()
+        now = self._now_us()
+        if since > until:
+            raise InvalidArgument(f"the range is empty: {_when(since)} is after {_when(until)}")
+        if until > now:
+            raise InvalidArgument(
+                f"the range ends in the future ({_when(until)}; now is {_when(now)}): the "
+                "schedule itself runs what comes due from now on"
+            )
+        dues = list(itertools.islice(due_times(spec.schedule, since, until),
+                                     MAX_BACKFILL_UNCONFIRMED + 1))  # fmt: skip
+        if len(dues) > MAX_BACKFILL_UNCONFIRMED and not request.allow_large:
+            raise InvalidArgument(
+                f"the range holds more than {MAX_BACKFILL_UNCONFIRMED:,} due times of "
+                f"{spec.schedule.cron!r}: confirm with --yes (allow_large), or narrow it"
+            )
+        if request.allow_large:
+            dues = list(due_times(spec.schedule, since, until))
+        answer = deployment_api.BackfillDeploymentResponse(
+            flow_name=row.flow_name, due_times=len(dues)
+        )
+        limit = request.limit or len(dues)
+        for start in range(0, len(dues), _BACKFILL_CHUNK):
+            chunk = dues[start : start + _BACKFILL_CHUNK]
+            picked: list[events_pb2.Event] = []
+
+            def choose(tx: Tx, chunk: list[int] = chunk, picked: list[Any] = picked) -> list[Any]:
+                runs = {due: firing_ids(row.name, due)[1] for due in chunk}
+                done = deployment_queries.existing_runs(
+                    tx, [run_pathspec(row.flow_name, run_id) for run_id in runs.values()]
+                )
+                for due, run_id in runs.items():
+                    if run_pathspec(row.flow_name, run_id) in done:
+                        answer.already_run += 1
+                    elif len(answer.run_ids) + len(picked) >= limit:
+                        answer.remaining += 1
+                    else:
+                        picked.append(_due_event(row, records_pb2.TRIGGER_KIND_BACKFILL, due))
+                return [] if request.dry_run else picked
+
+            self._append_chosen(choose, principal)
+            answer.run_ids.extend(e.run_started.run_id for e in picked)
+        return answer
+
+    # ---- the schedule ---------------------------------------------------------------
+
+    def fire_due(self, now_us: int) -> list[str]:
+        """Starts a run for each due time that has come (for a deployment without
+        catchup, only the latest one missed); returns their run pathspecs."""
+        fired: list[str] = []
+        while True:
+
+            def choose(tx: Tx) -> list[events_pb2.Event]:
+                events: list[events_pb2.Event] = []
+                for row in deployment_queries.due(tx, now_us, _DUE_PER_WAKE):
+                    assert row.next_due_us is not None
+                    schedule = row.created().schedule
+                    if schedule.catchup:
+                        dues = list(
+                            itertools.islice(
+                                due_times(schedule, row.next_due_us, now_us), MAX_CATCHUP_PER_WAKE
+                            )
+                        )
+                    else:
+                        latest = latest_due(schedule, row.next_due_us, now_us)
+                        dues = [latest] if latest is not None else []
+                    kind = records_pb2.TRIGGER_KIND_SCHEDULE
+                    events.extend(_due_event(row, kind, due) for due in dues)  # fmt: skip
+                return events
+
+            appended = self._append_chosen(choose, SERVICE)
+            fired.extend(e.stream for e in appended if e.event_type == "RunStarted")
+            if not appended:
+                return fired
+
+    def next_due_us(self) -> int | None:
+        with self.database.read() as tx:
+            return deployment_queries.earliest_due(tx)
+
+
+class Scheduler:
+    """Fires due deployments from a thread of the service: it sleeps until the earliest
+    next due time (or until a deployment changes), fires, and sleeps again, so a
+    thousand idle deployments cost nothing between firings. `now_us` is the clock (a
+    test moves it on instead of waiting)."""
+
+    def __init__(self, desk: DeploymentDesk, now_us: Callable[[], int]) -> None:
+        self.desk = desk
+        self.now_us = now_us
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="ledgerflow-schedules",
+                                            daemon=True)  # fmt: skip
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.desk.changed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def wake(self) -> None:
+        """Look at the deployments again now (another replica changed one)."""
+        self.desk.changed.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.desk.changed.clear()
+            sleep = _LONGEST_SLEEP_SECONDS
+            try:
+                self.desk.fire_due(self.now_us())
+                upcoming = self.desk.next_due_us()
+                if upcoming is not None:
+                    sleep = min(sleep, max(0.0, (upcoming - self.now_us()) / 1e6))
+            except Exception:  # a database hiccup: try again soon
+                log.exception("firing due deployments failed")
+                sleep = 1.0
+            self.desk.changed.wait(sleep)

@@ -1,0 +1,256 @@
+"""``ledgerflow deployments``: see, pause, resume, delete, trigger and backfill the
+flows deployed to the metadata service (``python flow.py deploy``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import click
+
+from ledgerflow import client
+from ledgerflow.cli.errors import friendly_errors
+from ledgerflow.cli.flow_deploy import describe_schedule
+from ledgerflow.cli.ledger import TIME, _print_table, _stamp
+from ledgerflow.metadata_client import MetadataClient
+from ledgerflow.v1 import common_pb2, records_pb2
+from ledgerflow.v1 import deployment_service_pb2 as deploy_api
+from ledgerflow.v1 import query_service_pb2 as query_api
+
+_TRIGGER_NAMES = {
+    records_pb2.TRIGGER_KIND_SCHEDULE: "schedule",
+    records_pb2.TRIGGER_KIND_MANUAL: "manual",
+    records_pb2.TRIGGER_KIND_BACKFILL: "backfill",
+}
+# How often `backfill --max-parallel` looks at its runs.
+_BACKFILL_POLL_SECONDS = 2.0
+
+
+def _metadata() -> MetadataClient:
+    return client._clients()[0]
+
+
+def _recent_runs(
+    metadata: MetadataClient, deployment: records_pb2.Deployment, limit: int
+) -> list[records_pb2.Run]:
+    request = query_api.ListRunsRequest(
+        flow_name=deployment.flow_name, tags=[f"deployment:{deployment.name}"]
+    )
+    request.page.page_size = limit
+    return list(metadata.list_runs(request).runs)
+
+
+def _status(run: records_pb2.Run) -> str:
+    return common_pb2.Status.Name(run.status).removeprefix("STATUS_").lower()
+
+
+@click.group("deployments")
+def deployments() -> None:
+    """Flows deployed with `python flow.py deploy`: the service runs each on its
+    @schedule, and when triggered, on the executors."""
+
+
+@deployments.command("list")
+@click.option("--flow", "flow_name", default="", help="Only this flow's deployments.")
+@click.option("--project", default="", help="Only this @project's deployments.")
+@click.option("--all", "include_deleted", is_flag=True, help="Deleted deployments too.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per deployment.")
+@friendly_errors
+def list_deployments(flow_name: str, project: str, include_deleted: bool, as_json: bool) -> None:
+    """List deployments by name."""
+    found = _metadata().deployments(flow_name, project, include_deleted)
+    if as_json:
+        for deployment in found:
+            click.echo(json.dumps({
+                "name": deployment.name, "flow": deployment.flow_name,
+                "version": deployment.version, "paused": deployment.paused,
+                "deleted": deployment.deleted,
+                "cron": deployment.schedule.cron if deployment.HasField("schedule") else None,
+                "timezone": deployment.schedule.timezone or "UTC",
+                "next_run_at": _stamp(deployment.next_run_at)
+                if deployment.HasField("next_run_at") else None,
+            }))  # fmt: skip
+        return
+    if not found:
+        click.echo("no deployments (deploy one with `python flow.py deploy`)")
+        return
+    _print_table(
+        (
+            [
+                d.name,
+                str(d.version),
+                "deleted" if d.deleted else "paused" if d.paused else "active",
+                d.schedule.cron if d.HasField("schedule") else "-",
+                d.schedule.timezone or ("UTC" if d.HasField("schedule") else "-"),
+                _stamp(d.next_run_at) if d.HasField("next_run_at") else "-",
+            ]
+            for d in found
+        ),
+        ["NAME", "VERSION", "STATE", "CRON", "TIME ZONE", "NEXT RUN (UTC)"],
+    )
+
+
+@deployments.command("show")
+@click.argument("name")
+@click.option("--runs", "run_count", default=10, show_default=True, help="Recent runs shown.")
+@friendly_errors
+def show(name: str, run_count: int) -> None:
+    """A deployment: its schedule, next run, parameters and recent runs."""
+    metadata = _metadata()
+    deployment = metadata.deployment(name)
+    state = "deleted" if deployment.deleted else "paused" if deployment.paused else "active"
+    click.echo(f"{deployment.name}: {deployment.flow_name}, version {deployment.version}, {state}")
+    if deployment.project:
+        production = " (production)" if deployment.production else ""
+        click.echo(f"  project:    {deployment.project}, branch {deployment.branch}{production}")
+    click.echo(f"  deployed:   {_stamp(deployment.deployed_at)} by {deployment.deployed_by}")
+    click.echo(f"  schedule:   {describe_schedule(deployment)}")
+    if deployment.parameters:
+        values = ", ".join(f"{k}={v}" for k, v in sorted(deployment.parameters.items()))
+        click.echo(f"  parameters: {values}")
+    click.echo(f"  namespace:  production:{deployment.name}")
+    runs = _recent_runs(metadata, deployment, run_count)
+    if not runs:
+        click.echo("  no runs yet")
+        return
+    click.echo("")
+    _print_table(
+        (
+            [
+                r.run_id,
+                _status(r),
+                _TRIGGER_NAMES.get(r.trigger.kind, "-"),
+                _stamp(r.trigger.scheduled_at),
+                f"v{r.trigger.deployment_version}",
+            ]
+            for r in runs
+        ),
+        ["RUN", "STATUS", "TRIGGER", "FOR (UTC)", "VERSION"],
+    )
+
+
+@deployments.command("pause")
+@click.argument("name")
+@click.option("--reason", default="", help="Why, for the ledger.")
+@friendly_errors
+def pause(name: str, reason: str) -> None:
+    """Stop the schedule firing (triggers are refused) until resumed."""
+    _metadata().pause_deployment(name, reason)
+    click.echo(f"{name} paused: its schedule fires no runs until `ledgerflow deployments resume`")
+
+
+@deployments.command("resume")
+@click.argument("name")
+@friendly_errors
+def resume(name: str) -> None:
+    """Fire the schedule again, from its next due time (due times passed meanwhile are
+    skipped)."""
+    deployment = _metadata().resume_deployment(name)
+    click.echo(f"{name} resumed: {describe_schedule(deployment)}")
+
+
+@deployments.command("delete")
+@click.argument("name")
+@friendly_errors
+def delete(name: str) -> None:
+    """Stop the deployment for good; its runs stay. Deploying the name again revives it."""
+    _metadata().delete_deployment(name)
+    click.echo(f"{name} deleted: it fires no more runs (its runs stay in the ledger)")
+
+
+def _json_value(text: str, current: str | None) -> str:
+    """A --PARAM value as JSON text: kept as a string when the deployment's value is
+    one (an id such as 007 stays "007"), else read as JSON (numbers, true, lists)."""
+    if current is not None and isinstance(json.loads(current), str):
+        return json.dumps(text)
+    try:
+        json.loads(text)
+    except ValueError:
+        return json.dumps(text)
+    return text
+
+
+@deployments.command(
+    "trigger", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+@click.argument("name")
+@click.pass_context
+@friendly_errors
+def trigger(ctx: click.Context, name: str) -> None:
+    """Start a run of the deployment now: `ledgerflow deployments trigger NAME
+    [--PARAM value]...` replaces the deployment's parameter values for this run."""
+    metadata = _metadata()
+    deployment = metadata.deployment(name)
+    given: dict[str, str] = {}
+    args = list(ctx.args)
+    while args:
+        option = args.pop(0)
+        if not option.startswith("--") or not args:
+            raise click.UsageError(f"give parameters as --NAME VALUE pairs, not {option!r}")
+        key = option[2:].replace("-", "_")
+        given[key] = _json_value(args.pop(0), deployment.parameters.get(key))
+    started = metadata.trigger_deployment(name, given)
+    click.echo(f"triggered {started.flow_name}/{started.run_id}")
+
+
+@deployments.command("backfill")
+@click.argument("name")
+@click.option("--from", "since", type=TIME, required=True, help="First due time (UTC unless "
+              "given): 2026-11-01 or 2026-11-01T03:00:00+02:00.")  # fmt: skip
+@click.option("--to", "until", type=TIME, required=True, help="Last due time, included.")
+@click.option("--max-parallel", type=click.IntRange(1, 10_000), default=None,
+              help="Run at most this many at once: this command waits and starts the next "
+              "as runs finish (Ctrl-C stops starting more).")  # fmt: skip
+@click.option("--yes", is_flag=True, help="Allow a range of more than 10,000 due times.")
+@click.option("--dry-run", is_flag=True, help="Only count what would start.")
+@friendly_errors
+def backfill(
+    name: str,
+    since: datetime,
+    until: datetime,
+    max_parallel: int | None,
+    yes: bool,
+    dry_run: bool,
+) -> None:
+    """Run the deployment once for each due time of its schedule in a range of the
+    past; due times already run (by the schedule or an earlier backfill) are skipped."""
+    metadata = _metadata()
+    request = deploy_api.BackfillDeploymentRequest(
+        name=name, allow_large=yes, dry_run=dry_run, limit=max_parallel or 0
+    )
+    request.since.FromDatetime(since.astimezone(UTC))
+    request.until.FromDatetime(until.astimezone(UTC))
+    answer = metadata.backfill_deployment(request)
+    total = answer.due_times
+    if dry_run:
+        click.echo(f"{total} due times in the range: {total - answer.already_run} would start, "
+                   f"{answer.already_run} already run")  # fmt: skip
+        return
+    started = list(answer.run_ids)
+    waiting = f", {answer.remaining} waiting (--max-parallel)" if answer.remaining else ""
+    click.echo(
+        f"{total} due times: {len(started)} started now, {answer.already_run} already run{waiting}"
+    )
+    remaining = answer.remaining
+    running = set(started)
+    try:
+        while remaining and max_parallel:
+            time.sleep(_BACKFILL_POLL_SECONDS)
+            for run_id in list(running):
+                record = metadata.run(answer.flow_name, run_id)
+                if record.status not in (common_pb2.STATUS_RUNNING, common_pb2.STATUS_UNSPECIFIED):
+                    running.discard(run_id)
+                    click.echo(f"  {answer.flow_name}/{run_id} {_status(record)}")
+            request.limit = max_parallel - len(running)
+            if request.limit <= 0:
+                continue
+            answer = metadata.backfill_deployment(request)
+            remaining = answer.remaining
+            running.update(answer.run_ids)
+            started.extend(answer.run_ids)
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped starting runs; {remaining} due times not started "
+                   "(run the same backfill again to go on)", err=True)  # fmt: skip
+    for run_id in started if not max_parallel else []:
+        click.echo(f"  {answer.flow_name}/{run_id}")
