@@ -10,9 +10,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ledgerflow.engine.schedules import schedule_message
+from ledgerflow.metadata_client import EmbeddedMetadata
+from ledgerflow.ui.model import STATUS, deployment_views, trigger_kind
+from ledgerflow.v1 import deployment_service_pb2 as deploy_api
+from ledgerflow.v1 import events_pb2, query_service_pb2, records_pb2
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 pytestmark = pytest.mark.slow
@@ -213,3 +220,139 @@ def test_bad_input_shows_a_clear_page(ledger: Ledger, page: Page) -> None:
         expect(page.locator("h1")).to_have_text("The metadata service cannot be reached")
         assert "Traceback" not in page.content()
         shot(page, "service-down")
+
+
+# ---- deployments ------------------------------------------------------------------------
+
+HOSTILE = '<img src=x onerror="alert(1)">&amp;'
+
+
+def _deployment(name: str, **fields: Any) -> events_pb2.DeploymentCreated:
+    """A deployment of sleepy_flow (SleepyFlow: start -> nap -> end), as `deploy` records
+    one; the runs it fires are only queued (no executor here), which is all a page needs."""
+    kinds = records_pb2.StepKind
+    graph = records_pb2.FlowGraph(steps=[
+        records_pb2.StepSpec(name="start", kind=kinds.STEP_KIND_LINEAR, next_steps=["nap"]),
+        records_pb2.StepSpec(name="nap", kind=kinds.STEP_KIND_LINEAR, next_steps=["end"]),
+        records_pb2.StepSpec(name="end", kind=kinds.STEP_KIND_END),
+    ])  # fmt: skip
+    return events_pb2.DeploymentCreated(
+        name=name, flow_name="SleepyFlow", code_package_key="package-key", graph=graph,
+        parameters={"seconds": "0"}, user="tester", system_tags=[f"production:{name}"],
+        **fields,
+    )  # fmt: skip
+
+
+def _minute(stamp: Any) -> str:
+    return f"{stamp.ToDatetime(tzinfo=UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def test_deployments_page_shows_schedules_and_what_fired_each_run(
+    ledger: Ledger, page: Page
+) -> None:
+    plain = ledger.run("sleepy_flow", "--seconds", "0")  # the ledger exists; no deployment
+    with serve_ui(ledger.env) as address:
+        page.goto(address)
+        page.get_by_role("navigation").get_by_role("link", name="Deployments").click()
+        expect(page.locator("h1")).to_have_text("Deployments")
+        expect(page.locator(".empty")).to_contain_text("python flow.py deploy")
+        shot(page, "deployments-empty")
+
+        metadata = EmbeddedMetadata(f"sqlite://{ledger.home / '.ledgerflow' / 'ledger.db'}",
+                                    "tester")  # fmt: skip
+        try:
+            nightly = metadata.deploy(
+                _deployment("Nightly", schedule=schedule_message(cron="0 3 * * *"))
+            )
+            helsinki = "proj.test.tester.SleepyFlow"
+            metadata.deploy(_deployment(
+                helsinki, project="proj", branch="test.tester", tags=[HOSTILE],
+                schedule=schedule_message(cron="30 6 * * 1", timezone="Europe/Helsinki"),
+            ))  # fmt: skip
+            metadata.deploy(_deployment("OnDemand"))
+            metadata.pause_deployment("OnDemand", "not now")
+            # The schedule comes due (the service's scheduler would call this), then a
+            # backfill of a past day, then someone triggers it.
+            due = nightly.next_run_at
+            metadata.app.deployments.fire_due(due.ToMicroseconds())
+            backfill = deploy_api.BackfillDeploymentRequest(name="Nightly")
+            backfill.since.FromDatetime(datetime(2026, 1, 1, 3, tzinfo=UTC))
+            backfill.until.FromDatetime(datetime(2026, 1, 1, 3, tzinfo=UTC))
+            assert len(metadata.backfill_deployment(backfill).run_ids) == 1
+            manual = metadata.trigger_deployment("Nightly")
+            runs = {trigger_kind(r.trigger): r for r in _runs_of(metadata, "Nightly")}
+            assert set(runs) == {"schedule", "backfill", "manual"}
+
+            page.reload()
+            sections = page.locator("section.deployment")
+            names = sections.evaluate_all("nodes => nodes.map(n => n.dataset.deployment)")
+            assert names == ["Nightly", "OnDemand", helsinki]
+            section = page.locator('[data-deployment="Nightly"]')
+            expect(section.locator("h2")).to_have_text("Nightly active")
+            expect(section).to_contain_text("SleepyFlow, version 1")
+            expect(section.locator(".schedule")).to_have_text("0 3 * * * (UTC)")
+            after = metadata.deployment("Nightly").next_run_at
+            assert after.ToMicroseconds() > due.ToMicroseconds()  # moved on once fired
+            expect(section.locator(".next-run")).to_have_text(_minute(after))
+            rows = section.locator("tbody tr[data-run]")
+            expect(rows).to_have_count(3)  # newest first: manual, backfill, schedule
+            expect(rows.locator(".trigger")).to_have_text([
+                re.compile(r"^Triggered manually at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"),
+                "Backfill for 2026-01-01 03:00 UTC",
+                f"Fired by the schedule for {_minute(due)}",
+            ])  # fmt: skip
+            status = STATUS[runs["schedule"].status]
+            expect(rows.nth(2).locator(".badge")).to_have_text(status)
+            expect(rows.first.locator("a")).to_have_text(f"SleepyFlow/{manual.run_id}")
+            expect(page.locator(f'tr[data-run="{plain}"]')).to_have_count(0)  # not deployed
+
+            other = page.locator(f'[data-deployment="{helsinki}"]')
+            expect(other).to_contain_text("proj, branch test.tester")
+            expect(other.locator(".schedule")).to_have_text("30 6 * * 1 (Europe/Helsinki)")
+            expect(other.locator(".next-run")).to_contain_text(re.compile(r"06:30 EES?T\)$"))
+            expect(other.locator(".tags")).to_have_text(HOSTILE)  # text, not markup
+            expect(page.locator("section.deployment img")).to_have_count(0)
+            expect(other.locator("tbody")).to_have_text("No runs yet.")
+            paused = page.locator('[data-deployment="OnDemand"]')
+            expect(paused.locator("h2")).to_have_text("OnDemand paused")
+            expect(paused.locator(".schedule")).to_contain_text("only when triggered")
+            expect(paused.locator(".next-run")).to_have_text("none while paused")
+            shot(page, "deployments")
+
+            # A run's page says what fired it, linked to its deployment's section.
+            rows.nth(2).get_by_role("link").click()
+            fired = page.locator(".trigger")
+            expect(fired).to_have_text(
+                f"Fired by the schedule of deployment Nightly (version 1) for {_minute(due)}"
+            )
+            shot(page, "run-fired-by-schedule")
+            fired.get_by_role("link", name="Nightly").click()
+            expect(page).to_have_url(f"{address}/deployments#deployment-Nightly")
+            page.goto(f"{address}/runs/{runs['backfill'].pathspec}")
+            expect(page.locator(".trigger")).to_have_text(
+                "Backfill of deployment Nightly (version 1) for 2026-01-01 03:00 UTC"
+            )
+            page.goto(f"{address}/runs/SleepyFlow/{manual.run_id}")
+            expect(page.locator(".trigger")).to_contain_text(
+                "Triggered manually from deployment Nightly (version 1) at "
+            )
+            page.goto(f"{address}/runs/{plain}")  # a run started with `run`: no trigger
+            expect(page.locator("h1")).to_have_text(plain)
+            expect(page.locator(".trigger")).to_have_count(0)
+
+            # At most five runs a deployment, read with one ListRuns each.
+            for _ in range(4):
+                metadata.trigger_deployment("Nightly")
+            page.goto(f"{address}/deployments")
+            expect(page.locator('[data-deployment="Nightly"] tbody tr')).to_have_count(5)
+            before = metadata.calls
+            views = deployment_views(metadata)
+            assert metadata.calls - before == 1 + len(views) == 4
+        finally:
+            metadata.close()
+
+
+def _runs_of(metadata: EmbeddedMetadata, deployment: str) -> list[records_pb2.Run]:
+    request = query_service_pb2.ListRunsRequest(tags=[f"deployment:{deployment}"])
+    request.page.page_size = 100
+    return list(metadata.list_runs(request).runs)

@@ -187,7 +187,7 @@ def test_a_trigger_runs_now_with_parameters_replaced(scheduled_app: LedgerApplic
     assert run.run_id == started.run_id and run.parameters["alpha"] == "7"
     assert run.trigger.kind == records_pb2.TRIGGER_KIND_MANUAL
     assert "triggered_by:alice" in run.system_tags
-    with pytest.raises(InvalidArgument, match="has no parameter 'beta'.*alpha, label"):
+    with pytest.raises(InvalidArgument, match=r"has no parameter 'beta'.*alpha, label"):
         scheduled_app.trigger_deployment(
             deploy_api.TriggerDeploymentRequest(name="Remote", parameters={"beta": "1"}), ALICE
         )
@@ -238,7 +238,7 @@ def test_bad_schedules_and_backfills_are_refused_and_change_nothing(
     now = int(time.time() * 1e6)
     with pytest.raises(InvalidArgument, match="ends in the future"):
         backfill(scheduled_app, now - DAY, now + DAY)
-    with pytest.raises(InvalidArgument, match="more than 10,000 due times.*--yes"):
+    with pytest.raises(InvalidArgument, match=r"more than 10,000 due times.*--yes"):
         backfill(scheduled_app, now - 8 * DAY, now - DAY)
     with pytest.raises(InvalidArgument, match="range is empty"):
         backfill(scheduled_app, now - DAY, now - 2 * DAY)

@@ -4,8 +4,9 @@ and Jinja2; a few lines of script for live updates), with no database of its own
 Pages: the runs (filter by flow, user, tag, status; newest first; paged), a run (its
 graph, steps, parameters, tags, timeline), a task (attempts, error, resources, logs,
 artifacts with previews and downloads), a run's audit (its events in order, and the run
-as it was at a chosen time). The runs and run pages follow the ledger's watch stream
-(server-sent events from /live) and redraw what changed without a reload.
+as it was at a chosen time), the deployments (their schedules and last runs). The runs
+and run pages follow the ledger's watch stream (server-sent events from /live) and
+redraw what changed without a reload.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         status=model.STATUS,
         when=model.when,
         duration=model.duration,
+        utc=model.utc,
+        in_zone=model.in_zone,
+        trigger_kind=model.trigger_kind,
+        deployment_anchor=model.deployment_anchor,
         where=where,
         now=lambda: datetime.now(UTC),
     )
@@ -152,6 +157,16 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
 
         return await call(request, work)
 
+    async def deployments(request: Request) -> Response:
+        """The deployments, each with its schedule and its last runs (what fired them)."""
+
+        def work() -> Response:
+            views = model.deployment_views(metadata)
+            return page(request, "deployments.html", deployments=views,
+                        recent=model.RECENT_RUNS)  # fmt: skip
+
+        return await call(request, work)
+
     async def live(request: Request) -> Response:
         """Server-sent events: one `changed` message a time something happens in the run
         (or in any run, for `*`), at most every 0.1 s."""
@@ -184,6 +199,7 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         Route("/runs/{flow}/{run_id}/{step}", step),
         Route("/runs/{flow}/{run_id}/{step}/{task_id}", task),
         Route("/runs/{flow}/{run_id}/{step}/{task_id}/artifacts/{name}", artifact),
+        Route("/deployments", deployments),
         Route("/live", live),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

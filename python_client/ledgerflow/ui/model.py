@@ -1,6 +1,7 @@
 """What the UI's pages show, read through the metadata client (gRPC or the embedded
 ledger, the same messages either way): runs, a run with its steps and graph, a task
-with its attempts, logs and artifacts, a run's events."""
+with its attempts, logs and artifacts, a run's events, the deployments with their last
+runs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledgerflow import client
 from ledgerflow.metadata_client import MetadataClient
@@ -22,6 +24,11 @@ STATUS = {
     common_pb2.STATUS_UNSPECIFIED: "unknown",
 }
 STATUS_VALUES = {name: value for value, name in STATUS.items() if name != "unknown"}
+TRIGGER_KINDS = {
+    records_pb2.TRIGGER_KIND_SCHEDULE: "schedule",
+    records_pb2.TRIGGER_KIND_MANUAL: "manual",
+    records_pb2.TRIGGER_KIND_BACKFILL: "backfill",
+}
 PREVIEW_BYTES = 4096
 
 
@@ -206,3 +213,82 @@ def events_of(
         if not answer.page.next_page_token or len(found) >= 10_000:
             return found
         request.page.page_token = answer.page.next_page_token
+
+
+# ---- deployments ----------------------------------------------------------------------
+
+# The runs the deployments page shows of each deployment: enough to see whether its
+# schedule is healthy, few enough that the page stays one cheap query a deployment.
+RECENT_RUNS = 5
+
+
+def trigger_kind(trigger: records_pb2.Trigger) -> str:
+    """What fired a deployment's run: "schedule", "manual" or "backfill" (the words the
+    pages build their sentences from)."""
+    return TRIGGER_KINDS.get(trigger.kind, "unknown")
+
+
+def utc(stamp: Any, seconds: bool = False) -> str:
+    """A Timestamp as "2026-12-06 03:00 UTC" ("-" when unset). Due times fall on whole
+    minutes, so seconds only for the times someone pressed a button (a manual trigger)."""
+    at = when(stamp)
+    if at is None:
+        return "-"
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+
+
+def in_zone(stamp: Any, zone: str) -> str:
+    """A Timestamp in the schedule's own time zone ("" for UTC or an unknown zone), since
+    "03:00 every day" is read there and UTC alone would hide that."""
+    at = when(stamp)
+    if at is None or not zone or zone == "UTC":
+        return ""
+    try:
+        return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ""
+
+
+def deployment_anchor(name: str) -> str:
+    """The id of a deployment's section on /deployments, so that a run's page can link
+    to the very deployment that fired it (names are letters, digits, '_', '.', '-')."""
+    return f"deployment-{name}"
+
+
+@dataclass
+class DeploymentView:
+    deployment: records_pb2.Deployment
+    # Its latest runs, newest first (at most RECENT_RUNS).
+    runs: list[records_pb2.Run]
+
+    @property
+    def state(self) -> str:
+        return "paused" if self.deployment.paused else "active"
+
+    @property
+    def anchor(self) -> str:
+        return deployment_anchor(self.deployment.name)
+
+    @property
+    def schedule(self) -> str:
+        """The cron with the zone it is read in ("0 3 * * * (Europe/Helsinki)"); "" for
+        a deployment that runs only when triggered."""
+        if not self.deployment.HasField("schedule"):
+            return ""
+        schedule = self.deployment.schedule
+        text = f"{schedule.cron} ({schedule.timezone or 'UTC'})"
+        return text + (", catching up missed times" if schedule.catchup else "")
+
+
+def deployment_views(metadata: MetadataClient) -> list[DeploymentView]:
+    """The deployments (not deleted), each with its last runs: one ListDeployments, then
+    one small ListRuns a deployment, filtered by the `deployment:NAME` system tag every
+    run it fires carries, so the page costs the same however many runs they have."""
+    views = []
+    for deployment in sorted(metadata.deployments(), key=lambda d: d.name):
+        request = query_service_pb2.ListRunsRequest(
+            flow_name=deployment.flow_name, tags=[f"deployment:{deployment.name}"]
+        )
+        request.page.page_size = RECENT_RUNS
+        views.append(DeploymentView(deployment, list(metadata.list_runs(request).runs)))
+    return views
