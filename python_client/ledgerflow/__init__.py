@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         metadata,
         namespace,
     )
+    from ledgerflow.deployer import Deployer
     from ledgerflow.exceptions import (
         LedgerflowException,
         LedgerflowNamespaceMismatch,
@@ -71,6 +72,7 @@ _LAZY = {
     "ledgerflow._s3": ("S3", "S3GetObject", "S3Object"),
     "ledgerflow._table": ("Table", "TableVersion"),
     "ledgerflow.runner": ("Runner",),
+    "ledgerflow.deployer": ("Deployer",),
     "ledgerflow.client": (
         "DataArtifact", "Flow", "Ledgerflow", "Run", "Step", "Task", "default_metadata",
         "default_namespace", "get_metadata", "get_namespace", "metadata", "namespace",
@@ -93,6 +95,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "S3",
     "DataArtifact",
+    "Deployer",
     "Flow",
     "FlowSpec",
     "IncludeFile",

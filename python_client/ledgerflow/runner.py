@@ -46,6 +46,7 @@ from ledgerflow.exceptions import LedgerflowException
 
 if TYPE_CHECKING:
     from ledgerflow.client import Run
+    from ledgerflow.metadata_client import MetadataClient
 
 # How often a waiting caller looks at the subprocess and its output: often enough that
 # a quick run is not made slower by the wait, rarely enough to cost nothing.
@@ -53,8 +54,11 @@ _POLL_SECONDS = 0.05
 # How long a run that is stopped (a timeout, Ctrl-C, the end of a `with` block) has to
 # record its attempts as failed before it is killed.
 _STOP_GRACE_SECONDS = 10.0
-# The option the Runner gives each run itself: the caller cannot choose it.
+# The options the Runner (and the Deployer) give each command themselves, to learn what
+# it made: the caller cannot choose them.
 _RUN_ID_FILE = "run_id_file"
+_DEPLOYMENT_FILE = "deployment_file"
+_OWN_OPTIONS = frozenset({_RUN_ID_FILE, _DEPLOYMENT_FILE})
 
 # Loading a flow file changes sys.path and sets called_flows: one load at a time.
 _loading = threading.Lock()
@@ -66,13 +70,16 @@ class RunNotStarted(LedgerflowException, RuntimeError):
     handing back an ExecutingRun without one; the command's output says why."""
 
     def __init__(self, command: list[str], returncode: int, stdout: str, stderr: str) -> None:
-        said = (stderr.strip() or stdout.strip() or "(no output)").splitlines()
-        super().__init__(
-            f"`{' '.join(command[1:])}` exited {returncode} before it started a run:\n"
-            + "\n".join(said[-20:])
-        )
+        super().__init__(_exited(command, returncode, stdout, stderr, "before it started a run"))
         self.command, self.returncode = command, returncode
         self.stdout, self.stderr = stdout, stderr
+
+
+def _exited(command: list[str], returncode: int, stdout: str, stderr: str, when: str) -> str:
+    """What a command that failed said, for an error raised in the caller's process: the
+    command (without the interpreter) and the end of its output, where the reason is."""
+    said = (stderr.strip() or stdout.strip() or "(no output)").splitlines()
+    return f"`{' '.join(command[1:])}` exited {returncode} {when}:\n" + "\n".join(said[-20:])
 
 
 def _load_flow_class(path: Path) -> type[FlowSpecBase]:
@@ -143,7 +150,7 @@ def _arguments(
     positional: list[str] = []
     for name, value in given.items():
         param = params.get(name)
-        if param is None or name == _RUN_ID_FILE:
+        if param is None or name in _OWN_OPTIONS:
             raise ValueError(unknown(name))
         if value is None:
             continue
@@ -184,6 +191,20 @@ def _same_ledger(one: str, other: str) -> bool:
     return Path(where).resolve() == Path(other_where).resolve()
 
 
+def _client_of(env: Mapping[str, str], cwd: Path, metadata_option: str | None) -> MetadataClient:
+    """The client API's metadata client, reading the ledger a flow command run with `env`
+    in `cwd` wrote to: when that is another ledger than the one the client API reads,
+    the client API is switched to it with ``metadata()``, as Metaflow's Runner does, so
+    that what the command made (a run, its artifacts) can be read."""
+    from ledgerflow.client import _clients, get_metadata, metadata
+
+    where = _ledger_of(env, cwd, metadata_option)
+    if not _same_ledger(where, get_metadata()):
+        metadata(where)
+    client, _ = _clients()
+    return client
+
+
 class _Output:
     """One output stream of the run's subprocess: a file it writes (so that it goes on
     writing even if the caller goes away), read whole or as it grows."""
@@ -215,7 +236,96 @@ class _Output:
         return self._decoder.decode(data)
 
 
-class ExecutingRun:
+class _FlowCommand:
+    """One command of a flow file running as a subprocess, its output going to files (so
+    that it goes on writing even if the caller goes away): what ExecutingRun and the
+    Deployer's deploy share. `own_options` makes the options the command is given to
+    tell what it made (``--run-id-file``), with paths in the command's own folder."""
+
+    def __init__(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        own_options: Callable[[Path], list[str]],
+    ) -> None:
+        self._env, self._cwd = env, cwd
+        self._folder = tempfile.TemporaryDirectory(
+            prefix="ledgerflow-runner-", ignore_cleanup_errors=True
+        )
+        folder = Path(self._folder.name)
+        self.command = [*command, *own_options(folder)]  # as it ran
+        self._stdout, self._stderr = _Output(folder / "stdout"), _Output(folder / "stderr")
+        with self._stdout.path.open("wb") as out, self._stderr.path.open("wb") as err:
+            self._process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=env,
+                cwd=cwd,
+            )
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.poll()
+
+    @property
+    def stdout(self) -> str:
+        return self._stdout.text()
+
+    @property
+    def stderr(self) -> str:
+        return self._stderr.text()
+
+    def stop(self) -> None:
+        """Stops the command if it still goes: SIGTERM first, which the runtime answers
+        by recording its attempts and the run as failed (so ``resume`` can pick it up),
+        then SIGKILL if it has not exited after a grace period."""
+        if self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(_STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def _follow(self, show_output: bool) -> None:
+        """Blocks until the subprocess exits, echoing its output as it comes when
+        `show_output`. Interrupted (Ctrl-C, a notebook's interrupt, which reaches only
+        this process), it stops the command rather than leave it going unwatched."""
+        try:
+            while True:
+                try:
+                    self._process.wait(_POLL_SECONDS)
+                    finished = True
+                except subprocess.TimeoutExpired:
+                    finished = False
+                if show_output:
+                    self._echo()
+                if finished:
+                    return
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def _echo(self) -> None:
+        for output, sink in ((self._stdout, sys.stdout), (self._stderr, sys.stderr)):
+            text = output.new_text()
+            if text:
+                sink.write(text)
+                sink.flush()
+
+    def cleanup(self) -> None:
+        """Stops the command if it still goes and removes its files; ``stdout`` and
+        ``stderr`` stay readable."""
+        self.stop()
+        self._stdout.kept, self._stderr.kept = self._stdout.text(), self._stderr.text()
+        self._folder.cleanup()
+
+
+class ExecutingRun(_FlowCommand):
     """A run started by :class:`Runner`: the subprocess that runs it and, through
     ``.run``, the client API's :class:`~ledgerflow.Run` of the run it made.
 
@@ -231,25 +341,14 @@ class ExecutingRun:
         env: dict[str, str],
         cwd: Path,
     ) -> None:
-        self._runner, self._env, self._cwd = runner, env, cwd
-        self._folder = tempfile.TemporaryDirectory(
-            prefix="ledgerflow-runner-", ignore_cleanup_errors=True
-        )
-        folder = Path(self._folder.name)
-        self._run_id_file = folder / "run-id"
-        self.command = [*command, "--run-id-file", str(self._run_id_file)]  # as it ran
-        self._stdout, self._stderr = _Output(folder / "stdout"), _Output(folder / "stderr")
+        self._runner = runner
         self._run_id: str | None = None
         self._run: Run | None = None
-        with self._stdout.path.open("wb") as out, self._stderr.path.open("wb") as err:
-            self._process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=env,
-                cwd=cwd,
-            )
+        super().__init__(command, env, cwd, self._run_id_option)
+
+    def _run_id_option(self, folder: Path) -> list[str]:
+        self._run_id_file = folder / "run-id"
+        return ["--run-id-file", str(self._run_id_file)]
 
     def __repr__(self) -> str:
         return f"ExecutingRun({self._runner.flow_name}/{self.run_id or '?'}, {self.status})"
@@ -280,18 +379,11 @@ class ExecutingRun:
         if run_id is None:
             return None
         if self._run is None or not self._run.finished:
-            from ledgerflow.client import Run, _clients, get_metadata, metadata
+            from ledgerflow.client import Run
 
-            where = _ledger_of(self._env, self._cwd, self._runner.top_level.get("metadata"))
-            if not _same_ledger(where, get_metadata()):
-                metadata(where)
-            ledger, _ = _clients()
+            ledger = _client_of(self._env, self._cwd, self._runner.top_level.get("metadata"))
             self._run = Run._from_record(ledger.run(self._runner.flow_name, run_id))
         return self._run
-
-    @property
-    def returncode(self) -> int | None:
-        return self._process.poll()
 
     @property
     def status(self) -> str:
@@ -299,14 +391,6 @@ class ExecutingRun:
         ``--remote --detach`` run, the submission's; ``.run.status`` is the run's)."""
         code = self._process.poll()
         return "running" if code is None else "successful" if code == 0 else "failed"
-
-    @property
-    def stdout(self) -> str:
-        return self._stdout.text()
-
-    @property
-    def stderr(self) -> str:
-        return self._stderr.text()
 
     # ---- waiting and stopping ----------------------------------------------------------
 
@@ -325,45 +409,6 @@ class ExecutingRun:
                 )
             await asyncio.sleep(_POLL_SECONDS)
         return self
-
-    def stop(self) -> None:
-        """Stops the run if it still goes: SIGTERM first, which the runtime answers by
-        recording its attempts and the run as failed (so ``resume`` can pick it up),
-        then SIGKILL if it has not exited after a grace period."""
-        if self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(_STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-
-    def _follow(self, show_output: bool) -> None:
-        """Blocks until the subprocess exits, echoing its output as it comes when
-        `show_output`. Interrupted (Ctrl-C, a notebook's interrupt, which reaches only
-        this process), it stops the run rather than leave it going unwatched."""
-        try:
-            while True:
-                try:
-                    self._process.wait(_POLL_SECONDS)
-                    finished = True
-                except subprocess.TimeoutExpired:
-                    finished = False
-                if show_output:
-                    self._echo()
-                if finished:
-                    return
-        except KeyboardInterrupt:
-            self.stop()
-            raise
-
-    def _echo(self) -> None:
-        for output, sink in ((self._stdout, sys.stdout), (self._stderr, sys.stderr)):
-            text = output.new_text()
-            if text:
-                sink.write(text)
-                sink.flush()
 
     async def _until_started(self) -> None:
         """Waits until the run has an id, or the subprocess has exited without one."""
@@ -384,8 +429,7 @@ class ExecutingRun:
         and ``run`` stay readable."""
         self.stop()
         self._read_run_id()  # once more, before its file goes
-        self._stdout.kept, self._stderr.kept = self._stdout.text(), self._stderr.text()
-        self._folder.cleanup()
+        super().cleanup()
 
     def __enter__(self) -> ExecutingRun:
         return self
@@ -399,23 +443,14 @@ class ExecutingRun:
         self.cleanup()
 
 
-class Runner:
-    """Runs a flow file from Python, as Metaflow's ``metaflow.Runner``.
+class _FlowFile:
+    """A flow file loaded to write its command lines from Python values: what Runner and
+    Deployer share. The flow file is loaded here once, to learn the flow's parameters
+    and options (its ``MyFlow()`` starts nothing); `top_level_options` are checked now,
+    so that a misspelt one fails before anything starts."""
 
-    `flow_file` is the path of a Python flow file (relative to this process's working
-    folder). `show_output` echoes what ``run()`` and ``resume()`` print while they wait
-    (``async_run()`` and ``async_resume()`` keep it in ``.stdout`` and ``.stderr`` only,
-    as their runs may overlap). `env` adds environment variables to the runs' (this
-    process's environment is the base); `cwd` is their working folder (default: this
-    process's), which also decides where the embedded ledger is. `top_level_options` are
-    the options before the command, named as their click parameters:
-    ``metadata='local'``, ``datastore='s3'``, ``package_suffixes='.py,.csv'``,
-    ``pylint=False``.
-
-    The flow file is loaded here once, to learn the flow's parameters and options: its
-    top-level code runs in this process (its ``MyFlow()`` does not start anything). As
-    a context manager, leaving it stops the runs still going and removes the files the
-    runs used."""
+    # Where the flow's parameters go, for the error about a top-level option it lacks.
+    _PARAMETERS_GO_TO = "run()"
 
     def __init__(
         self,
@@ -444,26 +479,74 @@ class Runner:
         self._cli = build_cli(self.flow_class, graph)
         self.top_level = dict(top_level_options)
         self._top_level_args = _arguments(self._cli, self.top_level, self._not_top_level)
-        self._started: list[ExecutingRun] = []
 
     def __repr__(self) -> str:
-        return f"Runner({str(self.flow_file)!r})"
-
-    # ---- the command lines --------------------------------------------------------------
+        return f"{type(self).__name__}({str(self.flow_file)!r})"
 
     def _command(self, name: str) -> click.Command:
         return self._cli.commands[name]
 
     def _option_names(self, command: str) -> str:
         names = [p.name for p in self._command(command).params if p.name]
-        return ", ".join(n for n in names if n not in self.parameters and n != _RUN_ID_FILE)
+        return ", ".join(n for n in names if n not in self.parameters and n not in _OWN_OPTIONS)
 
     def _not_top_level(self, name: str) -> str:
         top = ", ".join(p.name for p in self._cli.params if p.name)
         return (
-            f"Runner takes no option {name!r}: the top-level options of {self.flow_file.name} "
-            f"are {top} (the flow's parameters go to run())"
+            f"{type(self).__name__} takes no option {name!r}: the top-level options of "
+            f"{self.flow_file.name} are {top} (the flow's parameters go to "
+            f"{self._PARAMETERS_GO_TO})"
         )
+
+    def _check_required(self, params: Mapping[str, Any]) -> None:
+        """Refuses, before anything starts, values that leave a required parameter out."""
+        missing = [
+            name
+            for name, parameter in self.parameters.items()
+            if parameter.required and parameter.default is None and params.get(name) is None
+        ]
+        if missing:
+            raise ValueError(f"{self.flow_name} needs the parameters {', '.join(missing)}")
+
+    def _environment(self) -> dict[str, str]:
+        """The subprocess's environment: this process's, with `env` over it."""
+        env = {**os.environ, **self.env}
+        # The subprocess writes to files: unbuffered, what it prints is there at once,
+        # for show_output and for .stdout read while it runs.
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+
+class Runner(_FlowFile):
+    """Runs a flow file from Python, as Metaflow's ``metaflow.Runner``.
+
+    `flow_file` is the path of a Python flow file (relative to this process's working
+    folder). `show_output` echoes what ``run()`` and ``resume()`` print while they wait
+    (``async_run()`` and ``async_resume()`` keep it in ``.stdout`` and ``.stderr`` only,
+    as their runs may overlap). `env` adds environment variables to the runs' (this
+    process's environment is the base); `cwd` is their working folder (default: this
+    process's), which also decides where the embedded ledger is. `top_level_options` are
+    the options before the command, named as their click parameters:
+    ``metadata='local'``, ``datastore='s3'``, ``package_suffixes='.py,.csv'``,
+    ``pylint=False``.
+
+    The flow file is loaded here once, to learn the flow's parameters and options: its
+    top-level code runs in this process (its ``MyFlow()`` does not start anything). As
+    a context manager, leaving it stops the runs still going and removes the files the
+    runs used."""
+
+    def __init__(
+        self,
+        flow_file: str | os.PathLike[str],
+        show_output: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        **top_level_options: Any,
+    ) -> None:
+        super().__init__(flow_file, show_output, env, cwd, **top_level_options)
+        self._started: list[ExecutingRun] = []
+
+    # ---- the command lines --------------------------------------------------------------
 
     def _not_for_run(self, name: str) -> str:
         if name == _RUN_ID_FILE:
@@ -483,27 +566,17 @@ class Runner:
         )
 
     def _run_command(self, params: Mapping[str, Any]) -> list[str]:
-        missing = [
-            name
-            for name, parameter in self.parameters.items()
-            if parameter.required and parameter.default is None and params.get(name) is None
-        ]
-        if missing:
-            raise ValueError(f"{self.flow_name} needs the parameters {', '.join(missing)}")
+        self._check_required(params)
         return ["run", *_arguments(self._command("run"), params, self._not_for_run)]
 
     def _resume_command(self, options: Mapping[str, Any]) -> list[str]:
         return ["resume", *_arguments(self._command("resume"), options, self._not_for_resume)]
 
     def _start(self, command: list[str]) -> ExecutingRun:
-        env = {**os.environ, **self.env}
-        # The subprocess writes to files: unbuffered, what it prints is there at once,
-        # for show_output and for .stdout read while it runs.
-        env.setdefault("PYTHONUNBUFFERED", "1")
         executing = ExecutingRun(
             self,
             [sys.executable, str(self.flow_file), *self._top_level_args, *command],
-            env,
+            self._environment(),
             self.cwd or Path.cwd(),
         )
         self._started.append(executing)

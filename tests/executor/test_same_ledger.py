@@ -49,6 +49,8 @@ COMPARED = {
 }
 # Flow files not compared here, and why.
 NOT_COMPARED = {
+    "tests/executor/flows/pricing_flow.py": "a deployment's flow: its runs are fired by the "
+    "service (test_deployments.py); its steps are linear, as in the flows above",
     "tests/sdk/flows/features_flow.py": "reads files given by path and a marker folder "
     "shared with the test; its rules (retry, catch, foreach) are in the flows above",
     "tests/sdk/flows/bad_artifact_flow.py": "its failure is an unpicklable artifact, the "
@@ -74,6 +76,8 @@ NOT_COMPARED = {
     "tests/executor/flows/gpu_visibility.py": "asks for GPUs",
     "tests/executor/flows/needs_gpus.py": "asks for GPUs",
     "tests/executor/flows/resource_limits.py": "memory limits are the backend's",
+    "tests/executor/flows/deployer_flow.py": "ledgerflow.Deployer's flow: its runs are "
+    "fired by the service (test_deployer.py); one linear step, as in the flows above",
     "tests/executor/flows/slow_items.py": "sleeps for lease tests",
     "tests/executor/flows/spread_items.py": "records which executor ran it",
     "tests/executor/flows/table_publish.py": "needs the tables' S3",

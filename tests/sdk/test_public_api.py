@@ -4,6 +4,7 @@ import ledgerflow
 
 EXPECTED = {
     "DataArtifact",
+    "Deployer",
     "Flow",
     "FlowSpec",
     "IncludeFile",

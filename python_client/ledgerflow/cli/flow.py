@@ -192,6 +192,9 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
     @click.option("--tag", "tags", multiple=True, help="Tag every run of the deployment.")
     @click.option("--with", "with_", multiple=True, metavar="retry[:times=N,...]",
                   help="Add a decorator to every step (repeatable).")  # fmt: skip
+    @click.option("--deployment-file", type=click.Path(dir_okay=False), default=None,
+                  help="Write the deployment's name to this file once deployed (for "
+                  "ledgerflow.Deployer and scripts).")  # fmt: skip
     @parameter_options
     @click.pass_obj
     @friendly_errors
@@ -201,6 +204,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         production: bool,
         tags: tuple[str, ...],
         with_: tuple[str, ...],
+        deployment_file: str | None,
         **raw: Any,
     ) -> None:
         """Deploy the flow to the metadata service, which runs it on its @schedule and
@@ -209,7 +213,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
 
         if branch is not None or production:
             session.choose_branch(branch, production)
-        deploy_flow(session, parameter_values(params, raw), params, tags, with_)
+        deploy_flow(session, parameter_values(params, raw), params, tags, with_, deployment_file)
 
     @cli.command(hidden=True)
     @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False))

@@ -24,7 +24,7 @@ from ledgerflow.cli.flow_run import Session
 from ledgerflow.engine.projects import project_flow_name
 from ledgerflow.engine.schedules import zone
 from ledgerflow.runtime.code_package import save_package
-from ledgerflow.runtime.identity import run_system_tags
+from ledgerflow.runtime.identity import run_system_tags, write_run_id
 from ledgerflow.v1 import events_pb2, records_pb2
 
 
@@ -93,7 +93,12 @@ def deploy(
     params: dict[str, Parameter],
     tags: tuple[str, ...],
     with_: tuple[str, ...],
+    deployment_file: str | None = None,
 ) -> None:
+    """Records the deployment and says how to see and run it. With `deployment_file`
+    (``deploy --deployment-file``), the deployment's name is written there too: the
+    name the service settled on (``project.branch.FlowName`` with @project) is how a
+    caller such as ledgerflow.Deployer finds the deployment without parsing output."""
     if session.config.metadata != "service":
         raise click.UsageError(
             "deploy needs the metadata service that fires the runs and executors that run "
@@ -101,6 +106,9 @@ def deploy(
         )
     spec = deployment_spec(session, parameters, params, tags, with_)
     deployment = session.metadata.deploy(spec)
+    if deployment_file is not None:
+        # Whole or not at all, as a run id is: a reader polling it never sees half a name.
+        write_run_id(deployment_file, deployment.name)
     click.echo(
         f"Deployed {deployment.name} (version {deployment.version}) of {deployment.flow_name} "
         f"by {deployment.deployed_by}"

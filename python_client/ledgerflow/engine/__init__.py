@@ -6,14 +6,16 @@ The local runtime (``ledgerflow.runtime.scheduler``), the service's process mana
 read model (``ledgerflow_service.orchestration``, ``read_models.queue``) and the
 executor (``ledgerflow_executor``) all decide with these functions, so a flow follows
 the same rules on a laptop and on executors, and their ledgers agree. The package
-depends on nothing but the contract messages (``ledgerflow.v1``) and the standard
-library: the service imports it without importing the SDK.
+depends on nothing but the contract messages (``ledgerflow.v1``), the standard library
+and croniter: the service imports it without importing the SDK.
 
 - :mod:`.graph`: successors, foreach fan-out, join instances and their inputs' order.
 - :mod:`.attempts`: ``@retry``, ``@catch`` and lost attempts.
 - :mod:`.outcomes`: an attempt's outcome, why an attempt with no report failed, and the
   events both become.
 - :mod:`.facts`: what ``current`` says inside a task.
+- :mod:`.schedules`: a deployment's due times and the ids of a due time's run (croniter).
+- :mod:`.projects`: ``@project``'s branches, their names and tags.
 """
 
 from ledgerflow.engine.attempts import (
