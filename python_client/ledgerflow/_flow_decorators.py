@@ -19,7 +19,7 @@ def schedule(
     cls: Any = None,
     *,
     hourly: bool = False,
-    daily: bool = True,
+    daily: bool | None = None,
     weekly: bool = False,
     cron: str | None = None,
     timezone: str | None = None,
@@ -30,8 +30,8 @@ def schedule(
     read in `timezone` (an IANA name; default UTC). A due time missed while the service
     was down runs once when it returns; ``catchup=True`` runs each one missed. It takes
     effect when the flow is deployed (``python flow.py deploy``), not on ``run``."""
-    if hourly or weekly or cron is not None:
-        daily = False
+    if daily is None:  # the default, unless another choice is made
+        daily = not (hourly or weekly or cron is not None)
     message = schedule_message(
         hourly=hourly, daily=daily, weekly=weekly, cron=cron, timezone=timezone, catchup=catchup
     )

@@ -178,8 +178,9 @@ class DeploymentDesk:
     def trigger(
         self, request: deployment_api.TriggerDeploymentRequest, principal: Principal
     ) -> deployment_api.TriggerDeploymentResponse:
-        """Starts one run now, as the service (the run's user is the deployer), with
-        the caller recorded in the ledger as who asked."""
+        """Starts one run now: its user is the deployer, and the caller, recorded as
+        the event's actor and in a `triggered_by:` tag, must be allowed to start runs
+        for that user (under authentication: the deployer or an admin)."""
         row = self._row(request.name)
         declared = row.created().parameters
         unknown = sorted(set(request.parameters) - set(declared))
@@ -262,32 +263,33 @@ class DeploymentDesk:
 
     def fire_due(self, now_us: int) -> list[str]:
         """Starts a run for each due time that has come (for a deployment without
-        catchup, only the latest one missed); returns their run pathspecs."""
-        fired: list[str] = []
-        while True:
+        catchup, only the latest one missed; with catchup, at most
+        MAX_CATCHUP_PER_WAKE of them: what is left is due at once, so the scheduler's
+        next wake-up goes on); returns their run pathspecs."""
 
-            def choose(tx: Tx) -> list[events_pb2.Event]:
-                events: list[events_pb2.Event] = []
-                for row in deployment_queries.due(tx, now_us, _DUE_PER_WAKE):
-                    assert row.next_due_us is not None
-                    schedule = row.created().schedule
-                    if schedule.catchup:
-                        dues = list(
-                            itertools.islice(
-                                due_times(schedule, row.next_due_us, now_us), MAX_CATCHUP_PER_WAKE
-                            )
+        def choose(tx: Tx) -> list[events_pb2.Event]:
+            events: list[events_pb2.Event] = []
+            for row in deployment_queries.due(tx, now_us, _DUE_PER_WAKE):
+                assert row.next_due_us is not None
+                schedule = row.created().schedule
+                if schedule.catchup:
+                    dues = list(
+                        itertools.islice(
+                            due_times(schedule, row.next_due_us, now_us), MAX_CATCHUP_PER_WAKE
                         )
-                    else:
-                        latest = latest_due(schedule, row.next_due_us, now_us)
-                        dues = [latest] if latest is not None else []
-                    kind = records_pb2.TRIGGER_KIND_SCHEDULE
-                    events.extend(_due_event(row, kind, due) for due in dues)  # fmt: skip
-                return events
+                    )
+                else:
+                    latest = latest_due(schedule, row.next_due_us, now_us)
+                    dues = [latest] if latest is not None else []
+                # The row's next due time is itself due: where croniter finds none
+                # around a clock change, that one fires, so a due row never stays due.
+                kind = records_pb2.TRIGGER_KIND_SCHEDULE
+                for due in dues or [row.next_due_us]:
+                    events.append(_due_event(row, kind, due))
+            return events
 
-            appended = self._append_chosen(choose, SERVICE)
-            fired.extend(e.stream for e in appended if e.event_type == "RunStarted")
-            if not appended:
-                return fired
+        appended = self._append_chosen(choose, SERVICE)
+        return [e.stream for e in appended if e.event_type == "RunStarted"]
 
     def next_due_us(self) -> int | None:
         with self.database.read() as tx:

@@ -92,7 +92,7 @@ def deployment_created(
         except ValueError:
             raise InvalidArgument(f"parameter {name!r} is not JSON text: {value[:60]!r}") from None
     old = fold.deployments.get(p.name)
-    if old is not None and old.flow_name != p.flow_name:
+    if old is not None and not old.deleted and old.flow_name != p.flow_name:
         raise FailedPrecondition(
             f"deployment {p.name!r} runs flow {old.flow_name}, not {p.flow_name}: delete it "
             "first or use another name"

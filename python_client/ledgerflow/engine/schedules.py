@@ -130,14 +130,16 @@ def due_times(schedule: records_pb2.Schedule, since_us: int, until_us: int) -> I
 
 def latest_due(schedule: records_pb2.Schedule, since_us: int, until_us: int) -> int | None:
     """The newest due time in [since_us, until_us], found without walking the range
-    (a minute schedule after a month's outage is 43,200 due times)."""
+    (a minute schedule after a month's outage is 43,200 due times). None when there is
+    none, or when croniter's backward search misses it, as it can in the hour a time
+    zone's clocks go back (the caller falls back on a due time it knows)."""
     # croniter's get_prev is strictly before its start: start just after `until_us`.
     start = _instant(until_us, schedule) + timedelta(microseconds=1)
     try:
-        due = _us(croniter(schedule.cron, start).get_prev(datetime))
+        due: int | None = _us(croniter(schedule.cron, start).get_prev(datetime))
     except CroniterBadDateError:
-        return None
-    return due if since_us <= due <= until_us else None
+        due = None
+    return due if due is not None and since_us <= due <= until_us else None
 
 
 def firing_ids(deployment: str, due_us: int) -> tuple[str, str]:
