@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from ledgerflow.engine.projects import check_project
-from ledgerflow.engine.schedules import schedule_message
+from ledgerflow.engine.schedules import ScheduleError, schedule_message
 from ledgerflow.v1 import records_pb2
 
 C = TypeVar("C", bound=type)
@@ -32,9 +32,14 @@ def schedule(
     effect when the flow is deployed (``python flow.py deploy``), not on ``run``."""
     if daily is None:  # the default, unless another choice is made
         daily = not (hourly or weekly or cron is not None)
-    message = schedule_message(
-        hourly=hourly, daily=daily, weekly=weekly, cron=cron, timezone=timezone, catchup=catchup
-    )
+    try:
+        message: records_pb2.Schedule | ScheduleError = schedule_message(
+            hourly=hourly, daily=daily, weekly=weekly, cron=cron, timezone=timezone,
+            catchup=catchup,
+        )  # fmt: skip
+    except ScheduleError as error:
+        # Kept for the flow's command line to report (`Error: ...`, no traceback).
+        message = error
 
     def attach(flow_class: C) -> C:
         setattr(flow_class, _SCHEDULE, message)
@@ -58,7 +63,10 @@ def project(cls: Any = None, *, name: str) -> Any:
 
 
 def flow_schedule(flow_class: type) -> records_pb2.Schedule | None:
+    """The flow's @schedule (None: it has none); ScheduleError for a bad one."""
     found = getattr(flow_class, _SCHEDULE, None)
+    if isinstance(found, ScheduleError):
+        raise found
     return found if isinstance(found, records_pb2.Schedule) else None
 
 

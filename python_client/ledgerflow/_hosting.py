@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ledgerflow import client
+from ledgerflow.engine.deployments import production_namespace_of
 from ledgerflow.exceptions import LedgerflowException
 from ledgerflow.v1 import ledger_service_pb2
 
@@ -90,9 +91,9 @@ def serving_namespace(flow_name: str, requested: str | None) -> str:
     client.namespace(None)
     try:
         for run in client.Flow(flow_name).runs():
-            production = sorted(t for t in run.tags if t.startswith("production:"))
+            production = production_namespace_of(run.tags)
             if production:
-                return production[0]
+                return production
     except LedgerflowException:
         pass
     return f"user:{client._config().username}"

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledgerflow.engine.deployments import deployment_tag
 from ledgerflow.exceptions import LedgerflowException, LedgerflowNotFound, RpcError
 from ledgerflow.runner import (
     _DEPLOYMENT_FILE,
@@ -197,7 +198,7 @@ class DeployedFlow:
 
         client = self._client()
         request = query_service_pb2.ListRunsRequest(
-            flow_name=self.flow_name, tags=[f"deployment:{self.name}"]
+            flow_name=self.flow_name, tags=[deployment_tag(self.name)]
         )
         request.page.page_size = 100
         while True:

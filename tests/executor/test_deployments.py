@@ -64,8 +64,12 @@ def test_deploy_trigger_backfill_and_resume_production_on_a_laptop(cluster: Clus
     assert artifact(cluster, f"PricingFlow/{run_id}/price", "result") == "us-priced"
 
     # A backfill of three days: one run per day, each knowing its day; again: nothing new.
+    dry = cluster.cli("deployments", "backfill", NAME, "--from", "2026-11-01", "--to",
+                      "2026-11-03", "--dry-run").stdout  # fmt: skip
+    assert "3 due times in the range: 3 would start, 0 already run" in dry
+    # A date alone ends the range at the end of that day: the 3rd's 03:00 run is in it.
     backfilled = cluster.cli("deployments", "backfill", NAME, "--from", "2026-11-01",
-                             "--to", "2026-11-03T12:00:00").stdout  # fmt: skip
+                             "--to", "2026-11-03").stdout  # fmt: skip
     assert "3 due times: 3 started now, 0 already run" in backfilled
     again = cluster.cli("deployments", "backfill", NAME, "--from", "2026-11-01",
                         "--to", "2026-11-03T12:00:00").stdout  # fmt: skip
@@ -98,6 +102,8 @@ def test_deploy_trigger_backfill_and_resume_production_on_a_laptop(cluster: Clus
     assert "project_branch:user.tester" in new_run.system_tags
     assert not [t for t in new_run.system_tags if t.startswith(("production:", "deployment:"))]
     assert artifact(cluster, f"PricingFlow/{new_id}/price", "result") == "us-priced"
+    # Resumed on the laptop, the run prices production's partition, not today's.
+    assert artifact(cluster, f"PricingFlow/{new_id}/price", "day") == "2026-11-01"
     # Production is untouched: its run has no new event, its deployment is as deployed.
     assert len(cluster.events("PricingFlow", failed.run_id)) == production_events
     assert metadata.deployment(NAME).version == 1 and not metadata.deployment(NAME).paused
@@ -105,6 +111,22 @@ def test_deploy_trigger_backfill_and_resume_production_on_a_laptop(cluster: Clus
 
 
 def test_bad_deploys_and_commands_get_clear_errors(cluster: Cluster) -> None:
+    bad_schedule = cluster.home / "bad_schedule.py"
+    bad_schedule.write_text(
+        "from ledgerflow import FlowSpec, schedule, step\n\n"
+        "@schedule(cron='0 25 * * *')\n"
+        "class BadFlow(FlowSpec):\n"
+        "    @step\n    def start(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        pass\n\n"
+        "BadFlow()\n"
+    )
+    refused = subprocess.run(
+        [sys.executable, str(bad_schedule), "deploy"],
+        env={**cluster.env, "LEDGERFLOW_SERVICE": cluster.address}, cwd=cluster.home,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "BadFlow's @schedule: cron '0 25 * * *'" in refused.stderr
+    assert "Traceback" not in refused.stderr
     embedded = subprocess.run(
         [sys.executable, str(FLOWS / "pricing_flow.py"), "deploy"],
         env=cluster.env, cwd=cluster.home, capture_output=True, text=True, timeout=60,

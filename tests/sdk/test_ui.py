@@ -225,6 +225,9 @@ def test_bad_input_shows_a_clear_page(ledger: Ledger, page: Page) -> None:
 # ---- deployments ------------------------------------------------------------------------
 
 HOSTILE = '<img src=x onerror="alert(1)">&amp;'
+# A flow without @project deploys under its own name; a project's under project.branch.Flow.
+NIGHTLY = "SleepyFlow"
+ONDEMAND = "ondemand.user.tester.SleepyFlow"
 
 
 def _deployment(name: str, **fields: Any) -> events_pb2.DeploymentCreated:
@@ -262,36 +265,36 @@ def test_deployments_page_shows_schedules_and_what_fired_each_run(
                                     "tester")  # fmt: skip
         try:
             nightly = metadata.deploy(
-                _deployment("Nightly", schedule=schedule_message(cron="0 3 * * *"))
+                _deployment(NIGHTLY, schedule=schedule_message(cron="0 3 * * *"))
             )
             helsinki = "proj.test.tester.SleepyFlow"
             metadata.deploy(_deployment(
                 helsinki, project="proj", branch="test.tester", tags=[HOSTILE],
                 schedule=schedule_message(cron="30 6 * * 1", timezone="Europe/Helsinki"),
             ))  # fmt: skip
-            metadata.deploy(_deployment("OnDemand"))
-            metadata.pause_deployment("OnDemand", "not now")
+            metadata.deploy(_deployment(ONDEMAND, project="ondemand", branch="user.tester"))
+            metadata.pause_deployment(ONDEMAND, "not now")
             # The schedule comes due (the service's scheduler would call this), then a
             # backfill of a past day, then someone triggers it.
             due = nightly.next_run_at
             metadata.app.deployments.fire_due(due.ToMicroseconds())
-            backfill = deploy_api.BackfillDeploymentRequest(name="Nightly")
+            backfill = deploy_api.BackfillDeploymentRequest(name=NIGHTLY)
             backfill.since.FromDatetime(datetime(2026, 1, 1, 3, tzinfo=UTC))
             backfill.until.FromDatetime(datetime(2026, 1, 1, 3, tzinfo=UTC))
             assert len(metadata.backfill_deployment(backfill).run_ids) == 1
-            manual = metadata.trigger_deployment("Nightly")
-            runs = {trigger_kind(r.trigger): r for r in _runs_of(metadata, "Nightly")}
+            manual = metadata.trigger_deployment(NIGHTLY)
+            runs = {trigger_kind(r.trigger): r for r in _runs_of(metadata, NIGHTLY)}
             assert set(runs) == {"schedule", "backfill", "manual"}
 
             page.reload()
             sections = page.locator("section.deployment")
             names = sections.evaluate_all("nodes => nodes.map(n => n.dataset.deployment)")
-            assert names == ["Nightly", "OnDemand", helsinki]
-            section = page.locator('[data-deployment="Nightly"]')
-            expect(section.locator("h2")).to_have_text("Nightly active")
+            assert names == [NIGHTLY, ONDEMAND, helsinki]
+            section = page.locator(f'[data-deployment="{NIGHTLY}"]')
+            expect(section.locator("h2")).to_have_text(f"{NIGHTLY} active")
             expect(section).to_contain_text("SleepyFlow, version 1")
             expect(section.locator(".schedule")).to_have_text("0 3 * * * (UTC)")
-            after = metadata.deployment("Nightly").next_run_at
+            after = metadata.deployment(NIGHTLY).next_run_at
             assert after.ToMicroseconds() > due.ToMicroseconds()  # moved on once fired
             expect(section.locator(".next-run")).to_have_text(_minute(after))
             rows = section.locator("tbody tr[data-run]")
@@ -313,8 +316,8 @@ def test_deployments_page_shows_schedules_and_what_fired_each_run(
             expect(other.locator(".tags")).to_have_text(HOSTILE)  # text, not markup
             expect(page.locator("section.deployment img")).to_have_count(0)
             expect(other.locator("tbody")).to_have_text("No runs yet.")
-            paused = page.locator('[data-deployment="OnDemand"]')
-            expect(paused.locator("h2")).to_have_text("OnDemand paused")
+            paused = page.locator(f'[data-deployment="{ONDEMAND}"]')
+            expect(paused.locator("h2")).to_have_text(f"{ONDEMAND} paused")
             expect(paused.locator(".schedule")).to_contain_text("only when triggered")
             expect(paused.locator(".next-run")).to_have_text("none while paused")
             shot(page, "deployments")
@@ -323,18 +326,18 @@ def test_deployments_page_shows_schedules_and_what_fired_each_run(
             rows.nth(2).get_by_role("link").click()
             fired = page.locator(".trigger")
             expect(fired).to_have_text(
-                f"Fired by the schedule of deployment Nightly (version 1) for {_minute(due)}"
+                f"Fired by the schedule of deployment {NIGHTLY} (version 1) for {_minute(due)}"
             )
             shot(page, "run-fired-by-schedule")
-            fired.get_by_role("link", name="Nightly").click()
-            expect(page).to_have_url(f"{address}/deployments#deployment-Nightly")
+            fired.get_by_role("link", name=NIGHTLY, exact=True).click()
+            expect(page).to_have_url(f"{address}/deployments#deployment-{NIGHTLY}")
             page.goto(f"{address}/runs/{runs['backfill'].pathspec}")
             expect(page.locator(".trigger")).to_have_text(
-                "Backfill of deployment Nightly (version 1) for 2026-01-01 03:00 UTC"
+                f"Backfill of deployment {NIGHTLY} (version 1) for 2026-01-01 03:00 UTC"
             )
             page.goto(f"{address}/runs/SleepyFlow/{manual.run_id}")
             expect(page.locator(".trigger")).to_contain_text(
-                "Triggered manually from deployment Nightly (version 1) at "
+                f"Triggered manually from deployment {NIGHTLY} (version 1) at "
             )
             page.goto(f"{address}/runs/{plain}")  # a run started with `run`: no trigger
             expect(page.locator("h1")).to_have_text(plain)
@@ -342,9 +345,9 @@ def test_deployments_page_shows_schedules_and_what_fired_each_run(
 
             # At most five runs a deployment, read with one ListRuns each.
             for _ in range(4):
-                metadata.trigger_deployment("Nightly")
+                metadata.trigger_deployment(NIGHTLY)
             page.goto(f"{address}/deployments")
-            expect(page.locator('[data-deployment="Nightly"] tbody tr')).to_have_count(5)
+            expect(page.locator(f'[data-deployment="{NIGHTLY}"] tbody tr')).to_have_count(5)
             before = metadata.calls
             views = deployment_views(metadata)
             assert metadata.calls - before == 1 + len(views) == 4

@@ -11,11 +11,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from ledgerflow.engine.schedules import schedule_message
+from ledgerflow.engine.schedules import firing_ids, schedule_message
 from ledgerflow.v1 import deployment_service_pb2 as deploy_api
 from ledgerflow.v1 import events_pb2, ledger_service_pb2, query_service_pb2, records_pb2
 from ledgerflow_service import LedgerApplication, Principal, open_database
-from ledgerflow_service.errors import FailedPrecondition, InvalidArgument, NotFound
+from ledgerflow_service.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 
 from tests import events as ev
 from tests.service.test_orchestration import GRAPH
@@ -52,8 +57,9 @@ def scheduled_app(database_url: str, clock: FakeClock) -> Iterator[LedgerApplica
 
 
 def spec(name: str = "Remote", **schedule: object) -> events_pb2.DeploymentCreated:
+    """A deployment of the flow `name` (no @project: the deployment is named after it)."""
     created = events_pb2.DeploymentCreated(
-        name=name, flow_name="Remote", code_package_key="package-key", graph=GRAPH,
+        name=name, flow_name=name, code_package_key="package-key", graph=GRAPH,
         parameters={"alpha": "1", "label": '"x"'}, user="alice", tags=["team:pricing"],
         system_tags=[f"production:{name}"],
     )  # fmt: skip
@@ -66,8 +72,8 @@ def deploy(app: LedgerApplication, created: events_pb2.DeploymentCreated) -> rec
     return app.deploy(deploy_api.DeployRequest(deployment=created), ALICE).deployment
 
 
-def runs(app: LedgerApplication) -> list[records_pb2.Run]:
-    request = query_service_pb2.ListRunsRequest(flow_name="Remote")
+def runs(app: LedgerApplication, flow: str = "Remote") -> list[records_pb2.Run]:
+    request = query_service_pb2.ListRunsRequest(flow_name=flow)
     request.page.page_size = 1000
     return list(app.list_runs(request).runs)
 
@@ -129,7 +135,7 @@ def test_a_missed_due_time_fires_once_on_return_unless_catchup(
     first = caught.deployment.next_run_at.ToMicroseconds()
     fired = scheduled_app.deployments.fire_due(first + 2 * MINUTE)
     assert len(fired) == 3  # catchup=True: each due time missed
-    mine = [r for r in runs(scheduled_app) if r.trigger.deployment == "Caught"]
+    mine = runs(scheduled_app, "Caught")
     assert sorted(r.trigger.scheduled_at.ToMicroseconds() for r in mine) == [
         first, first + MINUTE, first + 2 * MINUTE
     ]  # fmt: skip
@@ -283,3 +289,67 @@ def test_the_scheduler_thread_fires_when_its_clock_comes_due(
     while not runs(scheduled_app) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [r.trigger.scheduled_at.ToMicroseconds() for r in runs(scheduled_app)] == [due]
+
+
+def test_a_deployments_name_must_match_its_project_and_branch(
+    scheduled_app: LedgerApplication,
+) -> None:
+    forged = spec("pricing.prod.Remote")
+    forged.flow_name, forged.project, forged.branch = "Remote", "pricing", "user.bob"
+    with pytest.raises(InvalidArgument, match=r"is named 'pricing\.user\.bob\.Remote'"):
+        deploy(scheduled_app, forged)
+    forged.branch, forged.production = "prod", False
+    with pytest.raises(InvalidArgument, match="production is set exactly for"):
+        deploy(scheduled_app, forged)
+
+
+def test_a_users_own_branch_is_changed_by_that_user_or_an_admin(
+    scheduled_app: LedgerApplication,
+) -> None:
+    alice = Principal("alice", authenticated=True)
+    bob = Principal("bob", authenticated=True)
+    admin = Principal("carol", authenticated=True, roles=frozenset({"admin"}))
+    own = spec("pricing.user.alice.Remote", daily=True)
+    own.flow_name, own.project, own.branch = "Remote", "pricing", "user.alice"
+    scheduled_app.deploy(deploy_api.DeployRequest(deployment=own), alice)
+    name = own.name
+    before = event_count(scheduled_app)
+    with pytest.raises(PermissionDenied, match="which is alice's own"):
+        scheduled_app.pause_deployment(deploy_api.PauseDeploymentRequest(name=name), bob)
+    with pytest.raises(PermissionDenied, match="which is alice's own"):
+        scheduled_app.trigger_deployment(deploy_api.TriggerDeploymentRequest(name=name), bob)
+    assert event_count(scheduled_app) == before
+    scheduled_app.pause_deployment(deploy_api.PauseDeploymentRequest(name=name), admin)
+    # Production's deployment is triggered by any authenticated teammate, as the service.
+    prod = spec("pricing.prod.Remote")
+    prod.flow_name, prod.project, prod.branch, prod.production = "Remote", "pricing", "prod", True
+    scheduled_app.deploy(deploy_api.DeployRequest(deployment=prod), alice)
+    started = scheduled_app.trigger_deployment(
+        deploy_api.TriggerDeploymentRequest(name=prod.name), bob
+    )
+    (run,) = runs(scheduled_app)
+    assert run.run_id == started.run_id and run.user == "alice"
+    assert "triggered_by:bob" in run.system_tags
+
+
+def test_a_retried_trigger_starts_one_run(scheduled_app: LedgerApplication) -> None:
+    deploy(scheduled_app, spec())
+    request = deploy_api.TriggerDeploymentRequest(name="Remote", event_id=ev.new_id())
+    first = scheduled_app.trigger_deployment(request, ALICE)
+    again = scheduled_app.trigger_deployment(request, ALICE)
+    assert first == again and len(runs(scheduled_app)) == 1
+
+
+def test_a_deployment_that_cannot_fire_holds_up_no_other(
+    scheduled_app: LedgerApplication,
+) -> None:
+    due = deploy(scheduled_app, spec(cron="* * * * *")).next_run_at.ToMicroseconds()
+    deploy(scheduled_app, spec("Other", cron="* * * * *"))
+    # Someone started a run under the id the due time's run would get: it cannot start.
+    _, taken = firing_ids("Remote", due)
+    squatter = ev.run_started("Remote", taken, graph=GRAPH)
+    scheduled_app.append(ledger_service_pb2.AppendRequest(events=[squatter]), ALICE)
+    fired = scheduled_app.deployments.fire_due(due)
+    assert fired == [f"Other/{firing_ids('Other', due)[1]}"]
+    # Left out for a while, so the scheduler does not spin on it.
+    assert scheduled_app.deployments.fire_due(due) == []

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ledgerflow.engine.deployments import deployment_tag, trigger_tag
 from ledgerflow.engine.schedules import (
     due_times,
     firing_ids,
@@ -33,11 +34,16 @@ from ledgerflow.engine.schedules import (
 from ledgerflow.v1 import deployment_service_pb2 as deployment_api
 from ledgerflow.v1 import events_pb2, records_pb2
 
-from ledgerflow_service.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from ledgerflow_service.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    LedgerError,
+    PermissionDenied,
+)
 from ledgerflow_service.names import check_event_id, run_pathspec
 from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import deployments as deployment_queries
-from ledgerflow_service.read_models.deployments import DeploymentRow
+from ledgerflow_service.read_models.deployments import DeploymentRow, check_schedule_message
 from ledgerflow_service.store.backend import Database, Tx
 from ledgerflow_service.validation import check_text
 
@@ -55,11 +61,11 @@ _BACKFILL_CHUNK = 500
 # The scheduler looks at the ledger at least this often, whatever it was told.
 _LONGEST_SLEEP_SECONDS = 30.0
 
-TRIGGER_NAMES = {
-    records_pb2.TRIGGER_KIND_SCHEDULE: "schedule",
-    records_pb2.TRIGGER_KIND_MANUAL: "manual",
-    records_pb2.TRIGGER_KIND_BACKFILL: "backfill",
-}
+# Even confirmed (--yes), a backfill holds at most this many due times.
+MAX_BACKFILL = 1_000_000
+# A deployment whose firing failed (say, its time zone is unknown to this replica) is
+# left out of firing for this long, so that it neither stalls the others nor spins.
+_FAILED_FIRING_PAUSE_SECONDS = 60.0
 
 Append = Callable[[Sequence[events_pb2.Event], Principal], list[events_pb2.Event]]
 AppendChosen = Callable[
@@ -83,16 +89,15 @@ def fired_run(
         run_id=run_id,
         user=spec.user,
         tags=list(spec.tags),
-        system_tags=[
-            *spec.system_tags,
-            f"deployment:{spec.name}",
-            f"trigger:{TRIGGER_NAMES[kind]}",
-        ],
+        system_tags=[*spec.system_tags, deployment_tag(spec.name), trigger_tag(kind)],
         parameters={**spec.parameters, **(parameters or {})},
         code_package_key=spec.code_package_key,
         graph=spec.graph,
         trigger=records_pb2.Trigger(
-            deployment=spec.name, deployment_version=row.version, kind=kind
+            deployment=spec.name,
+            deployment_version=row.version,
+            kind=kind,
+            timezone=spec.schedule.timezone,
         ),
     )
     started.trigger.scheduled_at.FromMicroseconds(due_us)
@@ -102,6 +107,23 @@ def fired_run(
 def _due_event(row: DeploymentRow, kind: Any, due_us: int) -> events_pb2.Event:
     event_id, run_id = firing_ids(row.name, due_us)
     return fired_run(row, kind, due_us, event_id, run_id)
+
+
+def _check_branch_owner(branch: str, principal: Principal) -> None:
+    """A deployment on someone's own branch (``user.NAME``) is changed, triggered and
+    backfilled by that someone (or an admin) only; production's and the test
+    branches' by any authenticated caller, who is recorded as the actor."""
+    owner = branch.removeprefix("user.") if branch.startswith("user.") else None
+    if (
+        owner is not None
+        and principal.authenticated
+        and principal.name != owner
+        and not principal.may_act_for_others("run_started")
+    ):
+        raise PermissionDenied(
+            f"{principal.name!r} may not change deployments on branch {branch!r}, which is "
+            f"{owner}'s own (an admin may)"
+        )
 
 
 def _when(us: int) -> str:
@@ -124,10 +146,16 @@ class DeploymentDesk:
         self._now_us = now_us
         # Set when a deployment changed here: the scheduler looks again at once.
         self.changed = threading.Event()
+        # Deployments whose firing failed, by name: when to try them again (µs).
+        self._failing: dict[str, int] = {}
 
-    def _row(self, name: str) -> DeploymentRow:
+    def _row(self, name: str, principal: Principal | None = None) -> DeploymentRow:
+        """The deployment `name`; with `principal`, one it may change."""
         with self.database.read() as tx:
-            return deployment_queries.find(tx, name)
+            row = deployment_queries.find(tx, name)
+        if principal is not None:
+            _check_branch_owner(row.branch, principal)
+        return row
 
     def _answer(self, name: str) -> records_pb2.Deployment:
         with self.database.read() as tx:
@@ -150,6 +178,9 @@ class DeploymentDesk:
                 f"{principal.name!r} may not deploy as user {spec.user!r}: a deployment's "
                 "user is the caller, or the caller needs the admin role"
             )
+        _check_branch_owner(spec.branch, principal)
+        if spec.HasField("schedule"):  # here, not in the fold: it reads the clock
+            check_schedule_message(spec.schedule)
         self._record(principal, request.event_id, deployment_created=spec)
         return deployment_api.DeployResponse(deployment=self._answer(spec.name))
 
@@ -157,6 +188,7 @@ class DeploymentDesk:
         self, request: deployment_api.PauseDeploymentRequest, principal: Principal
     ) -> deployment_api.PauseDeploymentResponse:
         check_text("reason", request.reason)
+        self._row(request.name, principal)
         paused = events_pb2.DeploymentPaused(name=request.name, reason=request.reason)
         self._record(principal, deployment_paused=paused)
         return deployment_api.PauseDeploymentResponse(deployment=self._answer(request.name))
@@ -164,6 +196,7 @@ class DeploymentDesk:
     def resume(
         self, request: deployment_api.ResumeDeploymentRequest, principal: Principal
     ) -> deployment_api.ResumeDeploymentResponse:
+        self._row(request.name, principal)
         resumed = events_pb2.DeploymentResumed(name=request.name)
         self._record(principal, deployment_resumed=resumed)
         return deployment_api.ResumeDeploymentResponse(deployment=self._answer(request.name))
@@ -171,6 +204,7 @@ class DeploymentDesk:
     def delete(
         self, request: deployment_api.DeleteDeploymentRequest, principal: Principal
     ) -> deployment_api.DeleteDeploymentResponse:
+        self._row(request.name, principal)
         deleted = events_pb2.DeploymentDeleted(name=request.name)
         self._record(principal, deployment_deleted=deleted)
         return deployment_api.DeleteDeploymentResponse(deployment=self._answer(request.name))
@@ -178,10 +212,10 @@ class DeploymentDesk:
     def trigger(
         self, request: deployment_api.TriggerDeploymentRequest, principal: Principal
     ) -> deployment_api.TriggerDeploymentResponse:
-        """Starts one run now: its user is the deployer, and the caller, recorded as
-        the event's actor and in a `triggered_by:` tag, must be allowed to start runs
-        for that user (under authentication: the deployer or an admin)."""
-        row = self._row(request.name)
+        """Starts one run now, appended by the service as its scheduled runs are (its
+        user is the deployer; the caller is in its `triggered_by:` tag). A retried call
+        (the same event id) answers with the run the first one started."""
+        row = self._row(request.name, principal)
         declared = row.created().parameters
         unknown = sorted(set(request.parameters) - set(declared))
         if unknown:
@@ -191,18 +225,23 @@ class DeploymentDesk:
             )
         event_id = check_event_id(request.event_id) if request.event_id else str(uuid.uuid4())
         run_id = triggered_run_id(row.name, event_id)
+        answer = deployment_api.TriggerDeploymentResponse(flow_name=row.flow_name, run_id=run_id)
+        with self.database.read() as tx:
+            if deployment_queries.existing_runs(tx, [run_pathspec(row.flow_name, run_id)]):
+                return answer
         event = fired_run(row, records_pb2.TRIGGER_KIND_MANUAL, self._now_us(), event_id, run_id,
                           dict(request.parameters))  # fmt: skip
         event.run_started.system_tags.append(f"triggered_by:{principal.name}")
-        self._append([event], principal)
-        return deployment_api.TriggerDeploymentResponse(flow_name=row.flow_name, run_id=run_id)
+        self._append([event], SERVICE)
+        return answer
 
     def backfill(
         self, request: deployment_api.BackfillDeploymentRequest, principal: Principal
     ) -> deployment_api.BackfillDeploymentResponse:
         """One run per due time in [since, until] not run yet (by the schedule or an
-        earlier backfill: their run ids are the same), earliest first."""
-        row = self._row(request.name)
+        earlier backfill: their run ids are the same), earliest first, appended by the
+        service as its scheduled runs are."""
+        row = self._row(request.name, principal)
         spec = row.created()
         if not spec.HasField("schedule"):
             raise FailedPrecondition(
@@ -232,7 +271,13 @@ class DeploymentDesk:
                 f"{spec.schedule.cron!r}: confirm with --yes (allow_large), or narrow it"
             )
         if request.allow_large:
-            dues = list(due_times(spec.schedule, since, until))
+            dues = list(itertools.islice(due_times(spec.schedule, since, until),
+                                         MAX_BACKFILL + 1))  # fmt: skip
+            if len(dues) > MAX_BACKFILL:
+                raise InvalidArgument(
+                    f"the range holds more than {MAX_BACKFILL:,} due times of "
+                    f"{spec.schedule.cron!r}: backfill it in parts"
+                )
         answer = deployment_api.BackfillDeploymentResponse(
             flow_name=row.flow_name, due_times=len(dues)
         )
@@ -255,8 +300,11 @@ class DeploymentDesk:
                         picked.append(_due_event(row, records_pb2.TRIGGER_KIND_BACKFILL, due))
                 return [] if request.dry_run else picked
 
-            self._append_chosen(choose, principal)
-            answer.run_ids.extend(e.run_started.run_id for e in picked)
+            self._append_chosen(choose, SERVICE)
+            if request.dry_run:  # what would start
+                answer.remaining += len(picked)
+            else:
+                answer.run_ids.extend(e.run_started.run_id for e in picked)
         return answer
 
     # ---- the schedule ---------------------------------------------------------------
@@ -265,11 +313,35 @@ class DeploymentDesk:
         """Starts a run for each due time that has come (for a deployment without
         catchup, only the latest one missed; with catchup, at most
         MAX_CATCHUP_PER_WAKE of them: what is left is due at once, so the scheduler's
-        next wake-up goes on); returns their run pathspecs."""
+        next wake-up goes on); returns their run pathspecs. The due deployments fire
+        together; when that fails, each on its own, and one that fails alone is left
+        out for a while (logged), so it stalls none of the others."""
+        self._failing = {name: until for name, until in self._failing.items() if until > now_us}
+        try:
+            return self._fire(now_us, None)
+        except LedgerError:
+            log.warning("firing due deployments together failed: firing each on its own")
+        with self.database.read() as tx:
+            names = [row.name for row in deployment_queries.due(tx, now_us, _DUE_PER_WAKE)]
+        fired = []
+        for name in names:
+            if name in self._failing:
+                continue
+            try:
+                fired.extend(self._fire(now_us, name))
+            except LedgerError:
+                log.exception("firing deployment %s failed; trying again in a minute", name)
+                self._failing[name] = now_us + int(_FAILED_FIRING_PAUSE_SECONDS * 1e6)
+        return fired
+
+    def _fire(self, now_us: int, only: str | None) -> list[str]:
+        """Fires the due deployments (`only` that one), in one transaction."""
 
         def choose(tx: Tx) -> list[events_pb2.Event]:
             events: list[events_pb2.Event] = []
             for row in deployment_queries.due(tx, now_us, _DUE_PER_WAKE):
+                if row.name in self._failing or (only is not None and row.name != only):
+                    continue
                 assert row.next_due_us is not None
                 schedule = row.created().schedule
                 if schedule.catchup:

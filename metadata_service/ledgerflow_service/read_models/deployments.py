@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ledgerflow.engine.schedules import ScheduleError, check_schedule, next_due
+from ledgerflow.engine.deployments import identity_problem
+from ledgerflow.engine.schedules import ScheduleError, check_cron_fields, check_schedule, next_due
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -56,6 +57,13 @@ def check_schedule_message(schedule: records_pb2.Schedule) -> None:
         raise InvalidArgument(str(error)) from None
 
 
+def check_cron_fields_message(schedule: records_pb2.Schedule) -> None:
+    try:
+        check_cron_fields(schedule)
+    except ScheduleError as error:
+        raise InvalidArgument(str(error)) from None
+
+
 def _existing(fold: ReadModelFold, name: str) -> DeploymentRow:
     row = fold.deployments.get(name)
     if row is None or row.deleted:
@@ -81,8 +89,11 @@ def deployment_created(
     if not p.HasField("graph"):
         raise InvalidArgument("a deployment needs its flow's graph")
     flow_graph.check(p.graph, "deployment_created.graph")
-    if p.HasField("schedule"):
-        check_schedule_message(p.schedule)
+    if p.HasField("schedule"):  # fully checked before the append (it reads the clock)
+        check_cron_fields_message(p.schedule)
+    problem = identity_problem(p)
+    if problem is not None:
+        raise InvalidArgument(f"deployment {p.name!r}: {problem}")
     for tag in [*p.tags, *p.system_tags]:
         check_tag(tag)
     for name, value in p.parameters.items():
@@ -154,7 +165,7 @@ def run_fired(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEvent)
         raise InvalidArgument(
             f"deployment {trigger.deployment!r} runs flow {row.flow_name}, not {p.flow_name}"
         )
-    if row.paused and trigger.kind == records_pb2.TRIGGER_KIND_MANUAL:
+    if row.paused and trigger.kind != records_pb2.TRIGGER_KIND_SCHEDULE:
         raise FailedPrecondition(
             f"deployment {trigger.deployment!r} is paused: resume it first "
             f"(`ledgerflow deployments resume {trigger.deployment}`)"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 
@@ -13,16 +14,33 @@ from ledgerflow import client
 from ledgerflow.cli.errors import friendly_errors
 from ledgerflow.cli.flow_deploy import describe_schedule
 from ledgerflow.cli.ledger import TIME, _print_table, _stamp
+from ledgerflow.engine.deployments import (
+    deployment_tag,
+    production_namespace,
+    trigger_name,
+    trigger_tag,
+)
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import common_pb2, records_pb2
 from ledgerflow.v1 import deployment_service_pb2 as deploy_api
 from ledgerflow.v1 import query_service_pb2 as query_api
 
-_TRIGGER_NAMES = {
-    records_pb2.TRIGGER_KIND_SCHEDULE: "schedule",
-    records_pb2.TRIGGER_KIND_MANUAL: "manual",
-    records_pb2.TRIGGER_KIND_BACKFILL: "backfill",
-}
+
+class _RangeEnd(click.ParamType):
+    """The end of a backfill's range: a time as TIME reads it, or a date alone
+    (2026-11-30), which means the end of that day, so that "--to 2026-11-30" includes
+    the 30th's due times."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
+        moment = TIME.convert(value, param, ctx)
+        if isinstance(value, str) and len(value.strip()) == len("2026-11-30"):
+            moment += timedelta(days=1, microseconds=-1)
+        return moment
+
+
+RANGE_END = _RangeEnd()
 # How often `backfill --max-parallel` looks at its runs.
 _BACKFILL_POLL_SECONDS = 2.0
 
@@ -35,7 +53,7 @@ def _recent_runs(
     metadata: MetadataClient, deployment: records_pb2.Deployment, limit: int
 ) -> list[records_pb2.Run]:
     request = query_api.ListRunsRequest(
-        flow_name=deployment.flow_name, tags=[f"deployment:{deployment.name}"]
+        flow_name=deployment.flow_name, tags=[deployment_tag(deployment.name)]
     )
     request.page.page_size = limit
     return list(metadata.list_runs(request).runs)
@@ -109,7 +127,7 @@ def show(name: str, run_count: int) -> None:
     if deployment.parameters:
         values = ", ".join(f"{k}={v}" for k, v in sorted(deployment.parameters.items()))
         click.echo(f"  parameters: {values}")
-    click.echo(f"  namespace:  production:{deployment.name}")
+    click.echo(f"  namespace:  {production_namespace(deployment.name)}")
     runs = _recent_runs(metadata, deployment, run_count)
     if not runs:
         click.echo("  no runs yet")
@@ -120,7 +138,7 @@ def show(name: str, run_count: int) -> None:
             [
                 r.run_id,
                 _status(r),
-                _TRIGGER_NAMES.get(r.trigger.kind, "-"),
+                trigger_name(r.trigger.kind),
                 _stamp(r.trigger.scheduled_at),
                 f"v{r.trigger.deployment_version}",
             ]
@@ -198,7 +216,8 @@ def trigger(ctx: click.Context, name: str) -> None:
 @click.argument("name")
 @click.option("--from", "since", type=TIME, required=True, help="First due time (UTC unless "
               "given): 2026-11-01 or 2026-11-01T03:00:00+02:00.")  # fmt: skip
-@click.option("--to", "until", type=TIME, required=True, help="Last due time, included.")
+@click.option("--to", "until", type=RANGE_END, required=True,
+              help="Last due time, included; a date alone means its whole day.")  # fmt: skip
 @click.option("--max-parallel", type=click.IntRange(1, 10_000), default=None,
               help="Run at most this many at once: this command waits and starts the next "
               "as runs finish (Ctrl-C stops starting more).")  # fmt: skip
@@ -216,41 +235,55 @@ def backfill(
     """Run the deployment once for each due time of its schedule in a range of the
     past; due times already run (by the schedule or an earlier backfill) are skipped."""
     metadata = _metadata()
-    request = deploy_api.BackfillDeploymentRequest(
-        name=name, allow_large=yes, dry_run=dry_run, limit=max_parallel or 0
-    )
+    flow = metadata.deployment(name).flow_name
+    request = deploy_api.BackfillDeploymentRequest(name=name, allow_large=yes, dry_run=dry_run)
     request.since.FromDatetime(since.astimezone(UTC))
     request.until.FromDatetime(until.astimezone(UTC))
-    answer = metadata.backfill_deployment(request)
-    total = answer.due_times
     if dry_run:
-        click.echo(f"{total} due times in the range: {total - answer.already_run} would start, "
-                   f"{answer.already_run} already run")  # fmt: skip
+        answer = metadata.backfill_deployment(request)
+        click.echo(f"{answer.due_times} due times in the range: {answer.remaining} would "
+                   f"start, {answer.already_run} already run")  # fmt: skip
         return
-    started = list(answer.run_ids)
-    waiting = f", {answer.remaining} waiting (--max-parallel)" if answer.remaining else ""
-    click.echo(
-        f"{total} due times: {len(started)} started now, {answer.already_run} already run{waiting}"
-    )
-    remaining = answer.remaining
-    running = set(started)
+    # With --max-parallel, the backfill runs still going (from an earlier command) count.
+    running = _running_backfills(metadata, name, flow) if max_parallel else set()
+    if max_parallel and len(running) >= max_parallel:
+        click.echo(f"{len(running)} backfill runs are still going: waiting for a slot")
+    started: list[str] = []
+    said = False
     try:
-        while remaining and max_parallel:
+        while True:
+            free = max_parallel - len(running) if max_parallel else 0
+            if not max_parallel or free > 0:
+                request.limit = free
+                answer = metadata.backfill_deployment(request)
+                started.extend(answer.run_ids)
+                running.update(answer.run_ids)
+                if not said:
+                    said = True
+                    waiting = f", {answer.remaining} waiting (--max-parallel)"
+                    click.echo(f"{answer.due_times} due times: {len(answer.run_ids)} started now, "
+                               f"{answer.already_run} already run"
+                               + (waiting if answer.remaining else ""))  # fmt: skip
+                if not answer.remaining or not max_parallel:
+                    break
             time.sleep(_BACKFILL_POLL_SECONDS)
-            for run_id in list(running):
-                record = metadata.run(answer.flow_name, run_id)
-                if record.status not in (common_pb2.STATUS_RUNNING, common_pb2.STATUS_UNSPECIFIED):
+            for run_id in sorted(running):
+                record = metadata.run(flow, run_id)
+                if record.status != common_pb2.STATUS_RUNNING:
                     running.discard(run_id)
-                    click.echo(f"  {answer.flow_name}/{run_id} {_status(record)}")
-            request.limit = max_parallel - len(running)
-            if request.limit <= 0:
-                continue
-            answer = metadata.backfill_deployment(request)
-            remaining = answer.remaining
-            running.update(answer.run_ids)
-            started.extend(answer.run_ids)
+                    click.echo(f"  {flow}/{run_id} {_status(record)}")
     except KeyboardInterrupt:
-        click.echo(f"\nstopped starting runs; {remaining} due times not started "
-                   "(run the same backfill again to go on)", err=True)  # fmt: skip
-    for run_id in started if not max_parallel else []:
-        click.echo(f"  {answer.flow_name}/{run_id}")
+        click.echo("\nstopped starting runs (run the same backfill again to go on: what "
+                   "already ran is skipped)", err=True)  # fmt: skip
+    if not max_parallel:
+        for run_id in started:
+            click.echo(f"  {flow}/{run_id}")
+
+
+def _running_backfills(metadata: MetadataClient, name: str, flow: str) -> set[str]:
+    request = query_api.ListRunsRequest(
+        flow_name=flow, tags=[deployment_tag(name), trigger_tag(records_pb2.TRIGGER_KIND_BACKFILL)],
+        statuses=[common_pb2.STATUS_RUNNING],
+    )  # fmt: skip
+    request.page.page_size = 1000
+    return {run.run_id for run in metadata.list_runs(request).runs}

@@ -21,18 +21,11 @@ from ledgerflow._graph_message import graph_message
 from ledgerflow._parameters import Parameter, parameters_as_json
 from ledgerflow.cli.flow_options import parse_with
 from ledgerflow.cli.flow_run import Session
-from ledgerflow.engine.projects import project_flow_name
+from ledgerflow.engine.deployments import deployment_name, production_namespace
 from ledgerflow.engine.schedules import zone
 from ledgerflow.runtime.code_package import save_package
 from ledgerflow.runtime.identity import run_system_tags, write_run_id
 from ledgerflow.v1 import events_pb2, records_pb2
-
-
-def deployment_name(session: Session) -> str:
-    """``FlowName``, or ``project.branch.FlowName`` for a flow with @project."""
-    if session.project is None or session.branch is None:
-        return session.graph.name
-    return project_flow_name(session.project, session.branch, session.graph.name)
 
 
 def deployment_spec(
@@ -44,7 +37,7 @@ def deployment_spec(
 ) -> events_pb2.DeploymentCreated:
     """What the service needs to run the flow by itself: stores the code package."""
     flow_file = Path(str(sys.modules[session.flow_class.__module__].__file__))
-    name = deployment_name(session)
+    name = deployment_name(session.graph.name, session.project or "", session.branch or "")
     spec = events_pb2.DeploymentCreated(
         name=name,
         flow_name=session.graph.name,
@@ -57,7 +50,7 @@ def deployment_spec(
         tags=list(tags),
         # Its runs are production's, not the deployer's: a namespace of their own.
         system_tags=run_system_tags(
-            None, "deployment", [f"production:{name}", *session.project_tags]
+            None, "deployment", [production_namespace(name), *session.project_tags]
         ),
         user=session.config.username,
     )
@@ -117,7 +110,7 @@ def deploy(
     if spec.parameters:
         values = ", ".join(f"{k}={v}" for k, v in sorted(spec.parameters.items()))
         click.echo(f"  parameters: {values}")
-    click.echo(f"  namespace:  production:{deployment.name}")
+    click.echo(f"  namespace:  {production_namespace(deployment.name)}")
     click.echo(
         f"  see it:     ledgerflow deployments show {deployment.name}; run it now: "
         f"ledgerflow deployments trigger {deployment.name}"

@@ -5,15 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from ledgerflow.engine.deployments import production_namespace_of, trigger_name
 from ledgerflow.engine.projects import project_facts
 from ledgerflow.v1 import records_pb2
-
-_TRIGGER_KINDS = {
-    records_pb2.TRIGGER_KIND_SCHEDULE: "schedule",
-    records_pb2.TRIGGER_KIND_MANUAL: "manual",
-    records_pb2.TRIGGER_KIND_BACKFILL: "backfill",
-}
 
 
 def trigger_facts(trigger: records_pb2.Trigger | None) -> dict[str, Any] | None:
@@ -22,10 +18,12 @@ def trigger_facts(trigger: records_pb2.Trigger | None) -> dict[str, Any] | None:
     if trigger is None or not trigger.deployment:
         return None
     scheduled_at = datetime.fromtimestamp(trigger.scheduled_at.ToMicroseconds() / 1e6, UTC)
+    if trigger.timezone:  # in the schedule's zone: a local midnight keeps its own date
+        scheduled_at = scheduled_at.astimezone(ZoneInfo(trigger.timezone))
     return dict(
         deployment=trigger.deployment,
         deployment_version=trigger.deployment_version,
-        kind=_TRIGGER_KINDS.get(trigger.kind, "unknown"),
+        kind=trigger_name(trigger.kind),
         scheduled_at=scheduled_at.isoformat(),
     )
 
@@ -47,14 +45,13 @@ def task_facts(
     (a deployment's run is in its ``production:NAME`` namespace; a @project flow's
     branch is in them too), `trigger` what started a deployment's run."""
     tags = list(tags)
-    production = [tag for tag in tags if tag.startswith("production:")]
     return dict(
         flow_name=flow_name,
         run_id=run_id,
         step_name=step_name,
         task_id=task_id,
         retry_count=attempt,
-        namespace=production[0] if production else f"user:{user}",
+        namespace=production_namespace_of(tags) or f"user:{user}",
         username=user,
         tags=tags,
         origin_run_id=origin_run_id or None,

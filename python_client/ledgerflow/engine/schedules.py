@@ -72,14 +72,19 @@ def zone(schedule: records_pb2.Schedule) -> tzinfo:
         ) from None
 
 
-def check_schedule(schedule: records_pb2.Schedule) -> None:
-    """Raises ScheduleError unless the schedule parses and comes due within a few years."""
+def check_cron_fields(schedule: records_pb2.Schedule) -> None:
+    """Raises ScheduleError unless the cron has cron's five fields."""
     fields = schedule.cron.split()
     if len(fields) != 5:
         raise ScheduleError(
             f"cron {schedule.cron[:100]!r} has {len(fields)} fields: give five, "
             "'MINUTE HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK' (e.g. '0 3 * * *' for 03:00 daily)"
         )
+
+
+def check_schedule(schedule: records_pb2.Schedule) -> None:
+    """Raises ScheduleError unless the schedule parses and comes due within a few years."""
+    check_cron_fields(schedule)
     tz = zone(schedule)
     now = datetime.now(tz)
     try:
@@ -103,25 +108,42 @@ def _us(moment: datetime) -> int:
     return int(moment.timestamp()) * 1_000_000
 
 
+def _repeats_wall_time(schedule: records_pb2.Schedule) -> bool:
+    """Whether a local time that happens twice (when the clocks go back) is due once:
+    yes for a schedule at set hours ("30 1 * * *" runs once that night, as cron runs
+    it), no for one every hour ("0 * * * *" runs each real hour)."""
+    return schedule.cron.split()[1] != "*"
+
+
+def _walk(schedule: records_pb2.Schedule, start: datetime) -> Iterator[datetime]:
+    """The due times strictly after `start`, earliest first, a repeated local time
+    only once for a schedule at set hours."""
+    found = croniter(schedule.cron, start)
+    once = _repeats_wall_time(schedule)
+    previous = start.replace(tzinfo=None)
+    while True:
+        try:
+            due = found.get_next(datetime)
+        except CroniterBadDateError:
+            return
+        wall = due.replace(tzinfo=None)
+        if once and wall == previous:
+            continue
+        previous = wall
+        yield due
+
+
 def next_due(schedule: records_pb2.Schedule, after_us: int) -> int | None:
     """The first due time strictly after `after_us` (µs since the epoch), or None if
     there is none."""
-    try:
-        return _us(croniter(schedule.cron, _instant(after_us, schedule)).get_next(datetime))
-    except CroniterBadDateError:
-        return None
+    return next((_us(due) for due in _walk(schedule, _instant(after_us, schedule))), None)
 
 
 def due_times(schedule: records_pb2.Schedule, since_us: int, until_us: int) -> Iterator[int]:
     """The due times in [since_us, until_us], earliest first."""
     # croniter starts strictly after its start: begin just before `since_us`.
-    start = _instant(since_us, schedule) - timedelta(seconds=1)
-    found = croniter(schedule.cron, start)
-    while True:
-        try:
-            due = _us(found.get_next(datetime))
-        except CroniterBadDateError:
-            return
+    for moment in _walk(schedule, _instant(since_us, schedule) - timedelta(seconds=1)):
+        due = _us(moment)
         if due > until_us:
             return
         if due >= since_us:

@@ -27,6 +27,10 @@ class ResumeOrigin:
     max_task_id: int
     # The step the new run starts running again from.
     from_step: str = ""
+    # What fired the origin, when a deployment did: the resumed run's tasks see it as
+    # current.trigger, so that yesterday's production run is debugged on its own
+    # partition.
+    trigger: records_pb2.Trigger | None = None
 
 
 def find_origin(
@@ -76,4 +80,5 @@ def plan_resume(
             key = (task.step_name, tuple(f.index for f in task.foreach_stack))
             reusable[key] = (task.task_id, artifacts.get(task.pathspec, {}))
     max_id = max((int(t.task_id) for t in tasks if t.task_id.isdigit()), default=0)
-    return ResumeOrigin(run_id, clone_steps, reusable, max_id, step)
+    trigger = origin_run.trigger if origin_run.HasField("trigger") else None
+    return ResumeOrigin(run_id, clone_steps, reusable, max_id, step, trigger)

@@ -344,6 +344,7 @@ class LocalRuntime:
             tags=[*self.tags, *self._system_tags()],
             origin_run_id=self.origin.run_id if self.origin else "",
             parameter_names=self.parameters,
+            trigger=self.origin.trigger if self.origin else None,
         )
         handle = self.launcher.launch(TaskRequest(spec, facts, self.parameters_json), files)
         now = time.monotonic()

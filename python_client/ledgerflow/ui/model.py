@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledgerflow import client
+from ledgerflow.engine.deployments import deployment_tag, trigger_name
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import audit_service_pb2, common_pb2, query_service_pb2, records_pb2
 
@@ -24,11 +25,6 @@ STATUS = {
     common_pb2.STATUS_UNSPECIFIED: "unknown",
 }
 STATUS_VALUES = {name: value for value, name in STATUS.items() if name != "unknown"}
-TRIGGER_KINDS = {
-    records_pb2.TRIGGER_KIND_SCHEDULE: "schedule",
-    records_pb2.TRIGGER_KIND_MANUAL: "manual",
-    records_pb2.TRIGGER_KIND_BACKFILL: "backfill",
-}
 PREVIEW_BYTES = 4096
 
 
@@ -225,7 +221,7 @@ RECENT_RUNS = 5
 def trigger_kind(trigger: records_pb2.Trigger) -> str:
     """What fired a deployment's run: "schedule", "manual" or "backfill" (the words the
     pages build their sentences from)."""
-    return TRIGGER_KINDS.get(trigger.kind, "unknown")
+    return trigger_name(trigger.kind)
 
 
 def utc(stamp: Any, seconds: bool = False) -> str:
@@ -287,7 +283,7 @@ def deployment_views(metadata: MetadataClient) -> list[DeploymentView]:
     views = []
     for deployment in sorted(metadata.deployments(), key=lambda d: d.name):
         request = query_service_pb2.ListRunsRequest(
-            flow_name=deployment.flow_name, tags=[f"deployment:{deployment.name}"]
+            flow_name=deployment.flow_name, tags=[deployment_tag(deployment.name)]
         )
         request.page.page_size = RECENT_RUNS
         views.append(DeploymentView(deployment, list(metadata.list_runs(request).runs)))

@@ -393,16 +393,18 @@ class Schedule(_message.Message):
     def __init__(self, cron: _Optional[str] = ..., timezone: _Optional[str] = ..., catchup: _Optional[bool] = ...) -> None: ...
 
 class Trigger(_message.Message):
-    __slots__ = ("deployment", "deployment_version", "kind", "scheduled_at")
+    __slots__ = ("deployment", "deployment_version", "kind", "scheduled_at", "timezone")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     deployment_version: int
     kind: TriggerKind
     scheduled_at: _timestamp_pb2.Timestamp
-    def __init__(self, deployment: _Optional[str] = ..., deployment_version: _Optional[int] = ..., kind: _Optional[_Union[TriggerKind, str]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    timezone: str
+    def __init__(self, deployment: _Optional[str] = ..., deployment_version: _Optional[int] = ..., kind: _Optional[_Union[TriggerKind, str]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("name", "version", "flow_name", "project", "branch", "production", "schedule", "paused", "deployed_by", "deployed_at", "next_run_at", "parameters", "tags", "code_package_key", "deleted")

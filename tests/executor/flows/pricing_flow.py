@@ -34,6 +34,8 @@ class PricingFlow(FlowSpec):
         if self.fail_at == "price" and not os.environ.get("FIXED"):
             raise ValueError("yesterday's prices are broken")
         self.result = f"{self.region}-priced"
+        # The partition this run prices: the due time it stands for, in its local day.
+        self.day = current.trigger and current.trigger.scheduled_at.date().isoformat()
         self.next(self.end)
 
     @step
