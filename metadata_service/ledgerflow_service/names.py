@@ -13,6 +13,9 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _CANONICAL_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 MAX_TAG_LENGTH = 512
 MAX_NAME_LENGTH = 128
+# An executor queue's name: kept per executor (to say why a task waits) and in each
+# queued task, so bounded, as the number of queues an executor names is.
+MAX_QUEUE_NAME_LENGTH = 128
 
 
 def check_identifier(kind: str, value: str) -> str:
@@ -25,6 +28,24 @@ def check_identifier(kind: str, value: str) -> str:
             "(letters, digits and _, not starting with a digit, not a keyword)"
         )
     return value
+
+
+# A datastore key: a content address (the hash's hex digits) or a name like one, never
+# a path: no '/', no '.', so that no key reads outside the datastore (see DATASTORE_KEY
+# in ledgerflow.datastore.content, which readers check too).
+_CONTENT_KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{1,128}\Z")
+
+
+def check_content_key(field: str, key: str, *, optional: bool = False) -> str:
+    """A datastore key in an event (an artifact's value, a log, a code package)."""
+    if optional and not key:
+        return key
+    if not _CONTENT_KEY_RE.match(key):
+        raise InvalidArgument(
+            f"{field} {key[:80]!r} is not a datastore key: keys are 1-128 letters, digits, "
+            "'_' or '-' (a content hash), never a path"
+        )
+    return key
 
 
 _DEPLOYMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}\Z")

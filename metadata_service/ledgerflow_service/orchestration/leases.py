@@ -26,6 +26,7 @@ from ledgerflow.engine import RunGraph
 from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
+from ledgerflow_service.names import MAX_QUEUE_NAME_LENGTH
 from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import queue as queue_queries
 from ledgerflow_service.queries import runs as run_queries
@@ -99,6 +100,11 @@ class LeaseDesk:
         queues = check_filter("queues", request.queues) or [""]
         for queue in queues:
             check_text("queues", queue)
+            if len(queue) > MAX_QUEUE_NAME_LENGTH:
+                raise InvalidArgument(
+                    f"queue name {queue[:40]!r}... is {len(queue)} characters; at most "
+                    f"{MAX_QUEUE_NAME_LENGTH}"
+                )
         seconds = request.lease_seconds or DEFAULT_LEASE_SECONDS
         if seconds > MAX_LEASE_SECONDS:
             raise InvalidArgument(f"lease_seconds is at most {MAX_LEASE_SECONDS}, got {seconds}")

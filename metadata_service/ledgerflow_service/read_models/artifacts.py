@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.errors import AlreadyExists, InvalidArgument
-from ledgerflow_service.names import check_identifier
+from ledgerflow_service.names import check_content_key, check_identifier
 from ledgerflow_service.read_models.tasks import MAX_ATTEMPT
 from ledgerflow_service.store.addressing import EventAddress
 from ledgerflow_service.store.backend import Database, Tx
@@ -55,6 +55,7 @@ def artifact_rows(p: events_pb2.ArtifactsRecorded, address: EventAddress) -> lis
         seen.add(name)
         if not artifact.content_key:
             raise InvalidArgument(f"artifact {name!r} has no content_key")
+        check_content_key(f"artifact {name!r} content_key", artifact.content_key)
         if artifact.size > MAX_INT64:
             raise InvalidArgument(f"artifact {name!r} has size {artifact.size}, over 2^63 - 1")
         for field_name in ("content_key", "type_name", "serializer", "language"):

@@ -20,7 +20,12 @@ from ledgerflow.engine.schedules import ScheduleError, check_cron_fields, check_
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument, NotFound
-from ledgerflow_service.names import check_deployment_name, check_identifier, check_tag
+from ledgerflow_service.names import (
+    check_content_key,
+    check_deployment_name,
+    check_identifier,
+    check_tag,
+)
 from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.validation import check_text
 
@@ -83,9 +88,9 @@ def deployment_created(
     if not p.user:
         raise InvalidArgument("deployment_created.user is missing")
     check_text("deployment_created.user", p.user)
-    check_text("deployment_created.code_package_key", p.code_package_key)
     if not p.code_package_key:
         raise InvalidArgument("a deployment needs its code package (code_package_key)")
+    check_content_key("deployment_created.code_package_key", p.code_package_key)
     if not p.HasField("graph"):
         raise InvalidArgument("a deployment needs its flow's graph")
     flow_graph.check(p.graph, "deployment_created.graph")

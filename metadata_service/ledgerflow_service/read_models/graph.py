@@ -9,10 +9,11 @@ import functools
 import math
 
 from ledgerflow.engine import RunGraph, UnknownStep
+from ledgerflow.engine.graph import structure_problem
 from ledgerflow.v1 import records_pb2
 
 from ledgerflow_service.errors import InvalidArgument
-from ledgerflow_service.names import check_identifier
+from ledgerflow_service.names import MAX_QUEUE_NAME_LENGTH, check_identifier
 from ledgerflow_service.validation import check_int64, check_text
 
 K = records_pb2.StepKind
@@ -40,10 +41,12 @@ def step(graph: RunGraph, name: str) -> records_pb2.StepSpec:
         raise InvalidArgument(str(error)) from None
 
 
-def check(graph: records_pb2.FlowGraph, field: str = "graph") -> None:
+def check(graph: records_pb2.FlowGraph, field: str = "graph", *, orchestrated: bool = True) -> None:
     """Refuses a graph the process manager could not run to its end (`field` names
-    it in the messages: graph or declared_graph)."""
-    name = f"run_started.{field}"
+    it in the messages: graph or declared_graph). A graph the service `orchestrated`
+    must also be one a run follows to its end once (no cycle, every split closed: the
+    engine's structure_problem); a local run's declared graph is only drawn."""
+    name = field if "." in field else f"run_started.{field}"
     if not graph.steps or len(graph.steps) > MAX_STEPS:
         raise InvalidArgument(f"{name} needs 1 to {MAX_STEPS} steps")
     names = [check_identifier("graph step name", s.name) for s in graph.steps]
@@ -77,6 +80,12 @@ def check(graph: records_pb2.FlowGraph, field: str = "graph") -> None:
             raise InvalidArgument(f"{where}: at most 1000 retries")
         for text in (spec.catch_var, spec.queue, spec.image):
             check_text(f"{where} settings", text)
+        if len(spec.queue) > MAX_QUEUE_NAME_LENGTH:
+            raise InvalidArgument(f"{where}: a queue name is at most {MAX_QUEUE_NAME_LENGTH} "
+                                  "characters")  # fmt: skip
+    problem = structure_problem(graph) if orchestrated else None
+    if problem is not None:
+        raise InvalidArgument(f"{name}: {problem}")
 
 
 @functools.lru_cache(maxsize=256)

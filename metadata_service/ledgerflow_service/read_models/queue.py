@@ -42,6 +42,10 @@ FENCED_EVENTS = frozenset(
         "task_succeeded",
         "task_failed",
         "logs_recorded",
+        # What a task's tables say it wrote and read (docs/tables.md): only the
+        # attempt that holds the lease may say so.
+        "table_version_written",
+        "table_version_read",
     }
 )
 
@@ -314,6 +318,11 @@ def check_lease(fold: ReadModelFold, kind: str, payload: Any, item: PendingEvent
             f"task {row.task_pathspec}: lease {payload.lease_id or '(none)'} is not the "
             "task's current lease; it expired or was never granted, so this executor must "
             "stop the attempt"
+        )
+    if payload.attempt != row.attempt:
+        raise FailedPrecondition(
+            f"task {row.task_pathspec}: lease {payload.lease_id} is attempt {row.attempt}'s, "
+            f"not attempt {payload.attempt}'s"
         )
     finished = row.state in ("done", "failed")
     if kind == "logs_recorded" and (finished or row.state in OPEN_STATES):

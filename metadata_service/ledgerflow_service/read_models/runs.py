@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 from ledgerflow.v1 import events_pb2
 
 from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from ledgerflow_service.names import check_id, check_identifier, check_tag, run_pathspec
+from ledgerflow_service.names import (
+    check_content_key,
+    check_id,
+    check_identifier,
+    check_tag,
+    run_pathspec,
+)
 from ledgerflow_service.read_models import deployments
 from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.tags import set_initial_tags
@@ -51,7 +57,7 @@ def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEven
     if not p.user:
         raise InvalidArgument("run_started.user is missing")
     check_text("run_started.user", p.user)
-    check_text("run_started.code_package_key", p.code_package_key)
+    check_content_key("run_started.code_package_key", p.code_package_key, optional=True)
     for tag in [*p.tags, *p.system_tags]:
         check_tag(tag)
     for name, value in p.parameters.items():
@@ -103,7 +109,7 @@ def _record_graph(fold: ReadModelFold, p: events_pb2.RunStarted, path: str) -> N
     if not p.HasField(field):
         return
     graph = getattr(p, field)
-    flow_graph.check(graph, field)
+    flow_graph.check(graph, field, orchestrated=field == "graph")
     fold.new_run_graphs.append((path, graph.SerializeToString()))
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from ledgerflow_service.names import parse_pathspec
+from ledgerflow_service.names import check_content_key, parse_pathspec
 from ledgerflow_service.validation import check_text
 
 if TYPE_CHECKING:
@@ -185,8 +185,8 @@ def task_failed(fold: ReadModelFold, p: events_pb2.TaskFailed, item: PendingEven
 
 def logs_recorded(fold: ReadModelFold, p: events_pb2.LogsRecorded, item: PendingEvent) -> None:
     path = item.address.task_pathspec or ""
-    check_text("logs_recorded.stdout_key", p.stdout_key)
-    check_text("logs_recorded.stderr_key", p.stderr_key)
+    check_content_key("logs_recorded.stdout_key", p.stdout_key, optional=True)
+    check_content_key("logs_recorded.stderr_key", p.stderr_key, optional=True)
     fold.open_attempt(path, p.attempt, finished_ok=True)
     row = fold.attempts[(path, p.attempt)]
     row.stdout_key, row.stderr_key = p.stdout_key, p.stderr_key

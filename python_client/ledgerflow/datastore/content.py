@@ -25,6 +25,7 @@ import abc
 import io
 import os
 import pickle
+import re
 import struct
 import zlib
 from collections.abc import Sequence
@@ -116,9 +117,8 @@ def _decode(data: Buffer, serializer: str) -> Any:
     return python if has_python else RObject(rds, r_class)
 
 
-def _unframe(data: Buffer, serializer: str) -> Any:
-    if serializer == "raw":
-        return bytes(data) if not isinstance(data, bytes) else data
+def frame_parts(data: Buffer) -> tuple[memoryview, list[memoryview]]:
+    """A stored pickle5 value's pickle bytes and its out-of-band buffers, unread."""
     view = memoryview(data)
     magic, count, meta_len = _HEADER.unpack_from(view, 0)
     if magic != _MAGIC:
@@ -132,6 +132,13 @@ def _unframe(data: Buffer, serializer: str) -> Any:
     for length in lengths:
         buffers.append(view[offset : offset + length])
         offset += length
+    return meta, buffers
+
+
+def _unframe(data: Buffer, serializer: str) -> Any:
+    if serializer == "raw":
+        return bytes(data) if not isinstance(data, bytes) else data
+    meta, buffers = frame_parts(data)
     if serializer == "pickle5+zlib":
         meta = memoryview(zlib.decompress(meta))
     return pickle.loads(meta, buffers=buffers)
@@ -160,11 +167,24 @@ class Storage(abc.ABC):
         """Called in a forked task process: drop connections shared with the parent."""
 
 
+# What a datastore key may be: a content hash's hex digits, or a name like one (the
+# service refuses any other key in an event). Never a path, so that a key read from the
+# ledger cannot name a file outside the datastore ('/etc/passwd', '../x').
+DATASTORE_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,128}\Z")
+
+
+def checked_key(key: str) -> str:
+    if not DATASTORE_KEY.match(key):
+        raise ValueError(f"{key[:80]!r} is not a datastore key (a content hash), so it is not read")
+    return key
+
+
 class LocalStorage(Storage):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
     def _path(self, key: str) -> Path:
+        key = checked_key(key)
         return self.root / key[:2] / key
 
     def has(self, key: str) -> bool:
@@ -266,6 +286,7 @@ class S3Storage(Storage):
         self._pool = ThreadPoolExecutor(max_workers=self._max_workers)
 
     def _key(self, key: str) -> str:
+        key = checked_key(key)
         return f"{self.prefix}/{key[:2]}/{key}" if self.prefix else f"{key[:2]}/{key}"
 
     def has(self, key: str) -> bool:

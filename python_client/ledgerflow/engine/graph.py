@@ -142,3 +142,56 @@ class JoinBook(Generic[T]):
 def in_join_order(arrived: Sequence[tuple[int, T]]) -> list[T]:
     """A join's inputs by their positions (see :meth:`RunGraph.arrival`)."""
     return [item for _, item in sorted(arrived, key=lambda pair: pair[0])]
+
+
+def structure_problem(message: records_pb2.FlowGraph) -> str | None:
+    """Why no run could follow the graph to its end once (None when it can): a cycle
+    (it would run for ever), or a split or foreach whose branches reach ``end``
+    without the join that closes it (``end`` would run once per branch). The SDK
+    builds no such graph from a flow's source; the service refuses one a client sends
+    (``run --remote``, ``deploy``). Expects the step names to be checked already."""
+    steps = {spec.name: spec for spec in message.steps}
+    if "start" not in steps:
+        return "the graph has no 'start' step"
+    # A cycle: a step reached again while it is still on the walk's path.
+    on_path: set[str] = set()
+    done: set[str] = set()
+
+    def cycle_through(name: str) -> str | None:
+        if name in on_path:
+            return name
+        if name in done or name not in steps:
+            return None
+        on_path.add(name)
+        for target in steps[name].next_steps:
+            found = cycle_through(target)
+            if found is not None:
+                return found
+        on_path.discard(name)
+        done.add(name)
+        return None
+
+    looped = cycle_through("start")
+    if looped is not None:
+        return f"the graph has a cycle through step {looped!r}: a run would never end"
+    for spec in message.steps:
+        if spec.kind not in (K.STEP_KIND_SPLIT, K.STEP_KIND_FOREACH):
+            continue
+        # Walk the split's branches up to the join that closes it: none may reach end.
+        seen: set[str] = set()
+        waiting = list(spec.next_steps)
+        while waiting:
+            name = waiting.pop()
+            target = steps.get(name)
+            if name in seen or target is None:
+                continue
+            seen.add(name)
+            if target.kind == K.STEP_KIND_JOIN and target.closes == spec.name:
+                continue
+            if target.kind == K.STEP_KIND_END:
+                return (
+                    f"the branches of step {spec.name!r} reach 'end' without the join that "
+                    "closes them: end would run once per branch"
+                )
+            waiting.extend(target.next_steps)
+    return None

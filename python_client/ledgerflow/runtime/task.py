@@ -15,6 +15,7 @@ import base64
 import faulthandler
 import io
 import json
+import keyword
 import os
 import sys
 import traceback
@@ -128,6 +129,10 @@ def _user_traceback(error: BaseException) -> str:
     return "Traceback (most recent call last):\n" + "".join(lines)
 
 
+# The longest artifact name the ledger keeps (ledgerflow_service.names.check_identifier).
+_MAX_ARTIFACT_NAME = 128
+
+
 def _store_artifacts(
     flow: FlowSpecBase, store: ContentStore, step_name: str, extra: dict[str, Any]
 ) -> list[records_pb2.Artifact]:
@@ -135,6 +140,14 @@ def _store_artifacts(
     values.update(extra)
     records = [record for name, record in passthrough.items() if name not in values]
     for name, value in values.items():
+        if not name.isidentifier() or keyword.iskeyword(name) or len(name) > _MAX_ARTIFACT_NAME:
+            # The ledger takes only these names: refused there, the task would have
+            # succeeded here and its run be left without an end.
+            raise ArtifactSerializationError(
+                f"artifact {name[:128]!r} of step {step_name!r} has a name the ledger cannot "
+                "keep: use a Python identifier (letters, digits and _, not starting with a "
+                "digit, not a keyword, at most 128 characters)"
+            )
         try:
             stored = store.save(value)
         except ArtifactSerializationError as error:

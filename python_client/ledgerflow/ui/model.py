@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledgerflow import client
+from ledgerflow.datastore.safe_load import NotSafeToLoad, load_data_only
 from ledgerflow.engine.deployments import deployment_tag, trigger_name
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import audit_service_pb2, common_pb2, query_service_pb2, records_pb2
@@ -188,7 +189,13 @@ def preview(store: Any, artifact: records_pb2.Artifact) -> str | None:
     if artifact.size > PREVIEW_BYTES * 16:
         return None
     try:
-        text = repr(store.load(artifact.content_key, artifact.serializer))
+        # Never unpickle what names code: a crafted artifact would run it here.
+        text = repr(load_data_only(store, artifact.content_key, artifact.serializer))
+    except NotSafeToLoad as error:
+        return (
+            f"<preview not available: loading it would run {error} (read it with the "
+            "client API, or download it)>"
+        )
     except Exception as error:  # a value this process cannot load (a missing class)
         return f"<cannot preview: {type(error).__name__}: {error}>"
     return text if len(text) <= PREVIEW_BYTES else text[:PREVIEW_BYTES] + " ..."

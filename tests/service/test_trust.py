@@ -1,0 +1,129 @@
+"""What the service refuses so that nothing is read that should not be and no client
+starves the rest (docs/security.md): datastore keys that are paths, table events
+outside the lease, huge queue names, graphs no run could finish."""
+
+from __future__ import annotations
+
+import pytest
+from ledgerflow.engine.graph import structure_problem
+from ledgerflow.v1 import events_pb2, executor_service_pb2, ledger_service_pb2, records_pb2
+from ledgerflow_service import LedgerApplication
+from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
+
+from tests import events as ev
+from tests.service.test_orchestration import (
+    ALICE,
+    BIG,
+    GRAPH,
+    lease,
+    report,
+    start,
+    step,
+    submit,
+    task_ref,
+)
+
+K = records_pb2.StepKind
+PATHS = ["/etc/passwd", "../../secrets", "a/b", ".hidden", "x" * 129, "key with space"]
+
+
+def event_count(app: LedgerApplication) -> int:
+    with app.database.read() as tx:
+        row = tx.query_one("SELECT COUNT(*) FROM events", ())
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_datastore_key_that_is_a_path_is_refused_everywhere(app: LedgerApplication) -> None:
+    report(app, ev.run_started("MyFlow", "1"), ev.task_started("MyFlow", "1", "start", "1"))
+    before = event_count(app)
+    for key in PATHS:
+        with pytest.raises(InvalidArgument, match="is not a datastore key"):
+            report(app, ev.artifacts("MyFlow", "1", "start", "1", x=key))
+        logs = events_pb2.Event(event_id=ev.new_id(), logs_recorded=events_pb2.LogsRecorded(
+            task=ev.ref("MyFlow", "1", "start", "1"), stdout_key=key))  # fmt: skip
+        with pytest.raises(InvalidArgument, match="is not a datastore key"):
+            report(app, logs)
+        with pytest.raises(InvalidArgument, match="is not a datastore key"):
+            report(app, ev.run_started("MyFlow", "2", code_package_key=key))
+    assert event_count(app) == before
+    # A content hash, and the short names tests use, are keys.
+    report(app, ev.artifacts("MyFlow", "1", "start", "1", x="af1349b9f5f9a1a6a0404dea36dcc949"))
+
+
+def test_table_events_of_an_orchestrated_run_need_the_current_lease(
+    app: LedgerApplication,
+) -> None:
+    submit(app)
+    leased = lease(app)
+    start(app, leased)
+    ref = task_ref(leased)
+    written = ev.table_written("Remote", "1", ref.step_name, ref.task_id, "alice", "prices")
+    with pytest.raises(FailedPrecondition, match=r"lease \(none\) is not the task's current"):
+        report(app, written)
+    written.table_version_written.lease_id = leased.lease_id
+    written.table_version_written.attempt = 1
+    with pytest.raises(FailedPrecondition, match="not attempt 1's"):
+        report(app, written)
+    written.table_version_written.attempt = 0
+    report(app, written)  # under the lease, for its attempt
+    read = ev.table_read("Remote", "1", ref.step_name, ref.task_id, "alice", "prices", 1)
+    with pytest.raises(FailedPrecondition, match="current lease"):
+        report(app, read)
+
+
+def test_a_queue_name_is_bounded(app: LedgerApplication) -> None:
+    request = executor_service_pb2.LeaseTaskRequest(
+        executor_id="exec-1", free=BIG, total=BIG, queues=["q" * 100_000]
+    )
+    with pytest.raises(InvalidArgument, match="at most 128"):
+        app.lease_task(request, ALICE)
+    graph = records_pb2.FlowGraph()
+    graph.CopyFrom(GRAPH)
+    graph.steps[1].queue = "q" * 129
+    with pytest.raises(InvalidArgument, match="queue name is at most 128"):
+        submit(app, graph=graph)
+
+
+CYCLE = records_pb2.FlowGraph(steps=[
+    step("start", K.STEP_KIND_LINEAR, "a"),
+    step("a", K.STEP_KIND_LINEAR, "b"),
+    step("b", K.STEP_KIND_SPLIT, "a", "end"),
+    step("end", K.STEP_KIND_END),
+])  # fmt: skip
+UNJOINED = records_pb2.FlowGraph(steps=[
+    step("start", K.STEP_KIND_SPLIT, "a", "b"),
+    step("a", K.STEP_KIND_LINEAR, "end"),
+    step("b", K.STEP_KIND_LINEAR, "end"),
+    step("end", K.STEP_KIND_END),
+])  # fmt: skip
+UNJOINED_FOREACH = records_pb2.FlowGraph(steps=[
+    step("start", K.STEP_KIND_FOREACH, "work"),
+    step("work", K.STEP_KIND_LINEAR, "end"),
+    step("end", K.STEP_KIND_END),
+])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("graph", "problem"),
+    [
+        (CYCLE, "cycle through step 'a'"),
+        (UNJOINED, "branches of step 'start' reach 'end'"),
+        (UNJOINED_FOREACH, "branches of step 'start' reach 'end'"),
+    ],
+)
+def test_a_graph_no_run_could_finish_is_refused(
+    app: LedgerApplication, graph: records_pb2.FlowGraph, problem: str
+) -> None:
+    assert problem in (structure_problem(graph) or "")
+    with pytest.raises(InvalidArgument, match=problem):
+        submit(app, graph=graph)
+    assert event_count(app) == 0
+    # A local run only declares its graph (the SDK checked it): it is kept to draw.
+    local = ev.run_started("Local", "1", declared_graph=graph)
+    app.append(ledger_service_pb2.AppendRequest(events=[local]), ALICE)
+
+
+def test_the_graphs_the_service_runs_pass_the_structure_check() -> None:
+    assert structure_problem(GRAPH) is None
+    assert structure_problem(ev.LINEAR_GRAPH) is None
