@@ -16,7 +16,8 @@ ROLES = {
     # Executors run other users' tasks: the events of existing runs, not new runs or tags.
     "executor": "write the task and run events of any user's runs",
 }
-_EXECUTOR_MAY_NOT = frozenset({"run_started", "tags_added", "tags_removed"})
+# Executors run others' tasks; they do not start, tag or cancel others' runs.
+_EXECUTOR_MAY_NOT = frozenset({"run_started", "tags_added", "tags_removed", "run_cancel_requested"})
 
 
 @dataclass(frozen=True)

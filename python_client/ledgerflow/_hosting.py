@@ -153,6 +153,24 @@ class Binding:
         self._stop.set()
 
 
+# The largest request body an endpoint reads: a client cannot make the server hold more.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+async def _body_within(request: Any, limit: int) -> bytes | None:
+    """The request's body, or None once it is over `limit` bytes (read no further)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def build_app(binding: Binding) -> Any:
     """The Starlette application: one route per endpoint, /health, /ready and
     /openapi.json."""
@@ -179,11 +197,15 @@ def build_app(binding: Binding) -> Any:
                     503,
                 )
             if request.method == "POST":
-                raw = await request.body()
+                raw = await _body_within(request, MAX_BODY_BYTES)
+                if raw is None:
+                    return answer({"error": f"the body is over {MAX_BODY_BYTES:,} bytes"}, 413)
                 try:
                     request_dict = json.loads(raw) if raw else {}
                 except ValueError as error:
                     return answer({"error": f"the body is not JSON: {error}"}, 400)
+                except RecursionError:
+                    return answer({"error": "the body's JSON is nested too deeply"}, 400)
                 if not isinstance(request_dict, dict):
                     return answer({"error": "the body must be a JSON object"}, 400)
             else:

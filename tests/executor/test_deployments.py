@@ -74,10 +74,15 @@ def test_deploy_trigger_backfill_and_resume_production_on_a_laptop(cluster: Clus
     again = cluster.cli("deployments", "backfill", NAME, "--from", "2026-11-01",
                         "--to", "2026-11-03T12:00:00").stdout  # fmt: skip
     assert "3 due times: 0 started now, 3 already run" in again
+    # --max-parallel 1: one at a time, the command starting the next as each finishes.
+    paced = cluster.cli("deployments", "backfill", NAME, "--from", "2026-11-04", "--to",
+                        "2026-11-06", "--max-parallel", "1", timeout=180).stdout  # fmt: skip
+    assert "3 due times: 1 started now, 0 already run, 2 waiting (--max-parallel)" in paced
+    assert paced.count("PricingFlow/") == 3  # each reported as it finished
     backfilled_runs = runs_of(cluster, "trigger:backfill")
     days = sorted(r.trigger.scheduled_at.ToDatetime().isoformat() for r in backfilled_runs)
     # 03:00 in Helsinki (EET, UTC+2) is 01:00 UTC.
-    assert days == [f"2026-11-0{d}T01:00:00" for d in (1, 2, 3)]
+    assert days == [f"2026-11-0{d}T01:00:00" for d in range(1, 7)]
     failed = next(r for r in backfilled_runs if r.trigger.scheduled_at.ToDatetime().day == 1)
     assert not cluster.wait_finished("PricingFlow", failed.run_id)  # the deployed fail_at
     day = artifact(cluster, f"PricingFlow/{failed.run_id}/start", "trigger")["day"]
@@ -132,6 +137,12 @@ def test_bad_deploys_and_commands_get_clear_errors(cluster: Cluster) -> None:
         env=cluster.env, cwd=cluster.home, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert embedded.returncode == 2 and "deploy needs the metadata service" in embedded.stderr
+    invalid = subprocess.run(
+        [sys.executable, str(FLOWS.parents[1] / "sdk" / "flows" / "invalid_flow.py"), "deploy"],
+        env={**cluster.env, "LEDGERFLOW_SERVICE": cluster.address}, cwd=cluster.home,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert invalid.returncode == 1 and "is not a valid flow" in invalid.stderr
     no_project = cluster.flow("retry_rules", "--production", "deploy", check=False)
     assert no_project.returncode == 2
     assert "--production needs @project on the flow class" in no_project.stderr

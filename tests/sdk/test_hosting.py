@@ -6,6 +6,7 @@ service mode (see conftest.flow_env)."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -98,6 +99,20 @@ def test_bad_requests_and_failing_endpoints(flow_env) -> None:
         assert status == 400 and "not JSON" in body["error"]
         status, body, _ = call(f"{url}/echo", b"[1, 2]")
         assert status == 400 and "JSON object" in body["error"]
+        status, body, _ = call(f"{url}/echo", b"[" * 100_000 + b"]" * 100_000)
+        assert status == 400 and "nested too deeply" in body["error"]
+        # A body over the limit is refused before it is read.
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            raw.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 17000000\r\n\r\n")  # fmt: skip
+            reply = ""
+            while not reply.endswith("}"):
+                chunk = raw.recv(65536).decode()
+                if not chunk:
+                    break
+                reply += chunk
+        assert reply.startswith("HTTP/1.1 413") and "over 16,777,216 bytes" in reply
         status, body, headers = call(f"{url}/broken")
         assert status == 500 and body == {"error": "ValueError: this endpoint always fails"}
         assert headers["x-ledgerflow-run"].startswith("HostedFlow/")

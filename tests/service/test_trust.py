@@ -4,11 +4,20 @@ outside the lease, huge queue names, graphs no run could finish."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from ledgerflow.engine.graph import structure_problem
-from ledgerflow.v1 import events_pb2, executor_service_pb2, ledger_service_pb2, records_pb2
-from ledgerflow_service import LedgerApplication
-from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
+from ledgerflow.v1 import (
+    common_pb2,
+    events_pb2,
+    executor_service_pb2,
+    ledger_service_pb2,
+    query_service_pb2,
+    records_pb2,
+)
+from ledgerflow_service import LedgerApplication, Principal, open_database
+from ledgerflow_service.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 
 from tests import events as ev
 from tests.service.test_orchestration import (
@@ -127,3 +136,46 @@ def test_a_graph_no_run_could_finish_is_refused(
 def test_the_graphs_the_service_runs_pass_the_structure_check() -> None:
     assert structure_problem(GRAPH) is None
     assert structure_problem(ev.LINEAR_GRAPH) is None
+
+
+def test_an_orchestrated_run_waiting_in_the_queue_is_not_lost(database_url: str) -> None:
+    now = [0]
+    app = LedgerApplication(open_database(database_url), lost_after_seconds=60,
+                            read_clock_us=lambda: now[0])  # fmt: skip
+    try:
+        submit(app)  # queued, and no executor takes it
+        report(app, ev.run_started("Local", "1"))  # a local run whose runtime went away
+        now[0] = int(time.time() * 1e6) + 3600 * 1_000_000  # an hour without heartbeats
+        status = {
+            run.flow_name: run.status
+            for run in app.list_runs(query_service_pb2.ListRunsRequest()).runs
+        }
+        assert status == {"Remote": common_pb2.STATUS_RUNNING, "Local": common_pb2.STATUS_LOST}
+        lost = app.list_runs(query_service_pb2.ListRunsRequest(statuses=[common_pb2.STATUS_LOST]))
+        assert [run.flow_name for run in lost.runs] == ["Local"]
+    finally:
+        app.close()
+
+
+def test_an_executor_cannot_cancel_runs_nor_renew_anothers_lease(app: LedgerApplication) -> None:
+    runner = Principal("runner", authenticated=True, roles=frozenset({"executor"}))
+    alice = Principal("alice", authenticated=True)
+    submit(app)
+    leased = lease(app, executor="exec-1")
+    start(app, leased)
+    asked = events_pb2.RunCancelRequested(flow_name="Remote", run_id="1", reason="not mine")
+    cancel = events_pb2.Event(event_id=ev.new_id(), run_cancel_requested=asked)
+    with pytest.raises(PermissionDenied, match="may not write to run Remote/1 of user 'alice'"):
+        app.append(ledger_service_pb2.AppendRequest(events=[cancel]), runner)
+    ref = task_ref(leased)
+    before = event_count(app)
+    renewal = executor_service_pb2.RenewLeaseRequest(
+        executor_id="exec-2", flow_name=ref.flow_name, run_id=ref.run_id,
+        step_name=ref.step_name, task_id=ref.task_id, attempt=0, lease_id=leased.lease_id,
+    )  # fmt: skip
+    answer = app.renew_lease(renewal, runner)
+    assert not answer.keep_running and "granted to executor exec-1, not exec-2" in answer.reason
+    assert event_count(app) == before
+    renewal.executor_id = "exec-1"
+    assert app.renew_lease(renewal, runner).keep_running
+    app.append(ledger_service_pb2.AppendRequest(events=[cancel]), alice)  # her own run

@@ -188,6 +188,21 @@ class LeaseDesk:
         heartbeat = events_pb2.TaskHeartbeat(
             task=ref, attempt=request.attempt, lease_id=request.lease_id
         )
+        task_path = f"{request.flow_name}/{request.run_id}/{request.step_name}/{request.task_id}"
+        with self.database.read() as tx:
+            held = queue_queries.task_row(tx, task_path)
+        if (
+            held is not None
+            and held.lease_id == request.lease_id
+            and (held.executor_id != request.executor_id)
+        ):
+            # A lease is its executor's: another one that learned its id (the audit
+            # shows it) cannot keep it alive, nor be told to go on.
+            return executor_service_pb2.RenewLeaseResponse(
+                keep_running=False,
+                reason=f"lease {request.lease_id} was granted to executor {held.executor_id}, "
+                f"not {request.executor_id}",
+            )
         try:
             self._append(
                 [events_pb2.Event(event_id=str(uuid.uuid4()), task_heartbeat=heartbeat)], principal

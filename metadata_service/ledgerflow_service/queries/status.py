@@ -29,7 +29,9 @@ def run_status(row: RunRow, clock: Clock) -> common_pb2.Status:
         return S.STATUS_SUCCEEDED
     if row.finished_at_us is not None:
         return S.STATUS_FAILED
-    if row.last_heartbeat_at_us < clock.cutoff_us:
+    # An orchestrated run's queued tasks send no heartbeats: it is the service's to run
+    # (its leases expire and its tasks are queued again), so it is never lost.
+    if row.last_heartbeat_at_us < clock.cutoff_us and not row.orchestrated:
         return S.STATUS_LOST
     return S.STATUS_RUNNING
 
@@ -57,6 +59,6 @@ _UNFINISHED = "end_succeeded = 0 AND finished_at_us IS NULL"
 RUN_STATUS_SQL = {
     S.STATUS_SUCCEEDED: "end_succeeded = 1",
     S.STATUS_FAILED: "(end_succeeded = 0 AND finished_at_us IS NOT NULL)",
-    S.STATUS_LOST: f"({_UNFINISHED} AND last_heartbeat_at_us < ?)",
-    S.STATUS_RUNNING: f"({_UNFINISHED} AND last_heartbeat_at_us >= ?)",
+    S.STATUS_LOST: f"({_UNFINISHED} AND orchestrated = 0 AND last_heartbeat_at_us < ?)",
+    S.STATUS_RUNNING: f"({_UNFINISHED} AND (orchestrated = 1 OR last_heartbeat_at_us >= ?))",
 }

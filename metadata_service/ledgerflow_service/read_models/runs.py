@@ -48,6 +48,8 @@ class RunRow:
     code_package_key: str
     # What started a run of a deployment: its Trigger message, serialized (b"": none).
     trigger_message: bytes
+    # 1 when the service orchestrates the run: never "lost" (queries/status.py).
+    orchestrated: int
 
 
 def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEvent) -> None:
@@ -89,6 +91,7 @@ def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEven
         trigger_message=p.trigger.SerializeToString(deterministic=True)
         if p.HasField("trigger")
         else b"",
+        orchestrated=int(p.HasField("graph")),
     )
     fold.runs[path] = run
     set_initial_tags(fold, path, p.system_tags, p.tags)

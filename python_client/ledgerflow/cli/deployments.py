@@ -233,7 +233,8 @@ def backfill(
     dry_run: bool,
 ) -> None:
     """Run the deployment once for each due time of its schedule in a range of the
-    past; due times already run (by the schedule or an earlier backfill) are skipped."""
+    past; due times already run (by the schedule or an earlier backfill) are skipped.
+    With --max-parallel, the command stays until the last run it started finished."""
     metadata = _metadata()
     flow = metadata.deployment(name).flow_name
     request = deploy_api.BackfillDeploymentRequest(name=name, allow_large=yes, dry_run=dry_run)
@@ -264,20 +265,30 @@ def backfill(
                     click.echo(f"{answer.due_times} due times: {len(answer.run_ids)} started now, "
                                f"{answer.already_run} already run"
                                + (waiting if answer.remaining else ""))  # fmt: skip
-                if not answer.remaining or not max_parallel:
+                if not max_parallel:
+                    break
+                if not answer.remaining:  # all started: report them as they finish
+                    while running:
+                        time.sleep(_BACKFILL_POLL_SECONDS)
+                        _report_finished(metadata, flow, running)
                     break
             time.sleep(_BACKFILL_POLL_SECONDS)
-            for run_id in sorted(running):
-                record = metadata.run(flow, run_id)
-                if record.status != common_pb2.STATUS_RUNNING:
-                    running.discard(run_id)
-                    click.echo(f"  {flow}/{run_id} {_status(record)}")
+            _report_finished(metadata, flow, running)
     except KeyboardInterrupt:
         click.echo("\nstopped starting runs (run the same backfill again to go on: what "
                    "already ran is skipped)", err=True)  # fmt: skip
     if not max_parallel:
         for run_id in started:
             click.echo(f"  {flow}/{run_id}")
+
+
+def _report_finished(metadata: MetadataClient, flow: str, running: set[str]) -> None:
+    """Says which of `running` finished, and forgets them."""
+    for run_id in sorted(running):
+        record = metadata.run(flow, run_id)
+        if record.status != common_pb2.STATUS_RUNNING:
+            running.discard(run_id)
+            click.echo(f"  {flow}/{run_id} {_status(record)}")
 
 
 def _running_backfills(metadata: MetadataClient, name: str, flow: str) -> set[str]:
