@@ -30,10 +30,8 @@ class Current:
 
     def __getattr__(self, name: str) -> Any:
         facts = self.__dict__.get("_facts", {})
-        if name == "trigger" and facts.get("trigger"):
-            found = dict(facts["trigger"])
-            found["scheduled_at"] = datetime.fromisoformat(found["scheduled_at"])
-            return Trigger(**found)
+        if name == "trigger":
+            return trigger_of(facts.get("trigger"))
         if name in facts:
             return facts[name]
         if name in _KNOWN:
@@ -51,6 +49,15 @@ class Current:
         return "/".join(
             str(self._facts[k]) for k in ("flow_name", "run_id", "step_name", "task_id")
         )
+
+
+def trigger_of(facts: dict[str, Any] | None) -> Trigger | None:
+    """The Trigger of a task's facts (``engine.facts.trigger_facts``)."""
+    if not facts:
+        return None
+    found = dict(facts)
+    found["scheduled_at"] = datetime.fromisoformat(found["scheduled_at"])
+    return Trigger(**found)
 
 
 _KNOWN = {

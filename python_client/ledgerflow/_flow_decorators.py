@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from ledgerflow.engine.projects import check_project
+from ledgerflow.engine.projects import ProjectError, check_project
 from ledgerflow.engine.schedules import ScheduleError, schedule_message
 from ledgerflow.v1 import records_pb2
 
@@ -48,15 +48,22 @@ def schedule(
     return attach(cls) if cls is not None else attach
 
 
-def project(cls: Any = None, *, name: str) -> Any:
+def project(cls: Any = None, *, name: str | None = None) -> Any:
     """Puts the flow in a project: its runs and deployments belong to a branch
     (``user.NAME`` by default, ``test.B`` with ``--branch B``, ``prod`` with
     ``--production``) and its deployment is named ``NAME.BRANCH.FlowName``, so one
-    person's version never touches another's or production's."""
-    check_project(name)
+    person's version never touches another's or production's. NAME: 1-64 lowercase
+    letters, digits and '_'."""
+    found: str | ProjectError
+    try:
+        if name is None:
+            raise ProjectError("@project needs a name: @project(name='pricing')")
+        found = check_project(name)
+    except ProjectError as error:
+        found = error  # kept for the flow's command line to report, without a traceback
 
     def attach(flow_class: C) -> C:
-        setattr(flow_class, _PROJECT, name)
+        setattr(flow_class, _PROJECT, found)
         return flow_class
 
     return attach(cls) if cls is not None else attach
@@ -71,5 +78,8 @@ def flow_schedule(flow_class: type) -> records_pb2.Schedule | None:
 
 
 def flow_project(flow_class: type) -> str | None:
+    """The flow's @project name (None: it has none); ProjectError for a bad one."""
     found = getattr(flow_class, _PROJECT, None)
+    if isinstance(found, ProjectError):
+        raise found
     return found if isinstance(found, str) else None

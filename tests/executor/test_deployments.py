@@ -35,6 +35,20 @@ def artifact(cluster: Cluster, step_pathspec: str, name: str) -> object:
     return json.loads(result.stdout)
 
 
+def client_says(cluster: Cluster, expression: str) -> object:
+    """What a client API expression gives, in any namespace, in a process of its own."""
+    code = (
+        "import json; from ledgerflow import Run, namespace; namespace(None); "
+        f"print(json.dumps({expression}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**cluster.env, "LEDGERFLOW_SERVICE": cluster.address},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def runs_of(cluster: Cluster, tag: str) -> list:
     metadata = cluster.metadata()
     request = query_service_pb2.ListRunsRequest(flow_name="PricingFlow", tags=[tag])
@@ -61,6 +75,8 @@ def test_deploy_trigger_backfill_and_resume_production_on_a_laptop(cluster: Clus
     assert facts == {"project": "pricing", "branch": "prod", "production": True,
                      "flow": NAME, "namespace": f"production:{NAME}"}  # fmt: skip
     assert artifact(cluster, f"PricingFlow/{run_id}/start", "trigger")["kind"] == "manual"
+    assert client_says(cluster, f"Run('PricingFlow/{run_id}').trigger.kind") == "manual"
+
     assert artifact(cluster, f"PricingFlow/{run_id}/price", "result") == "us-priced"
 
     # A backfill of three days: one run per day, each knowing its day; again: nothing new.
@@ -143,6 +159,22 @@ def test_bad_deploys_and_commands_get_clear_errors(cluster: Cluster) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert invalid.returncode == 1 and "is not a valid flow" in invalid.stderr
+    bad_project = cluster.home / "bad_project.py"
+    bad_project.write_text(bad_schedule.read_text().replace(
+        "@schedule(cron='0 25 * * *')", "@project(name='Pricing Team')").replace(
+        "import FlowSpec, schedule", "import FlowSpec, project"))  # fmt: skip
+    refused = subprocess.run(
+        [sys.executable, str(bad_project), "deploy"], env=cluster.env, cwd=cluster.home,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "BadFlow's @project: @project name 'Pricing Team'" in (
+        refused.stderr
+    )
+    listing = subprocess.run(
+        [sys.executable, "-m", "ledgerflow.cli", "deployments", "list"], env=cluster.env,
+        cwd=cluster.home, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listing.returncode == 2 and "set LEDGERFLOW_SERVICE" in listing.stderr
     no_project = cluster.flow("retry_rules", "--production", "deploy", check=False)
     assert no_project.returncode == 2
     assert "--production needs @project on the flow class" in no_project.stderr

@@ -261,7 +261,8 @@ class DeploymentDesk:
         if until > now:
             raise InvalidArgument(
                 f"the range ends in the future ({_when(until)}; now is {_when(now)}): the "
-                "schedule itself runs what comes due from now on"
+                "schedule itself runs what comes due from now on (to backfill up to now, end "
+                "the range at a time, e.g. --to 2026-12-06T16:00Z)"
             )
         dues = list(itertools.islice(due_times(spec.schedule, since, until),
                                      MAX_BACKFILL_UNCONFIRMED + 1))  # fmt: skip

@@ -19,8 +19,10 @@ def find(tx: Tx, name: str, *, include_deleted: bool = False) -> DeploymentRow:
     """The deployment `name`; NotFound when it never was (or was deleted)."""
     row = tx.query_one(_SELECT + "name = ?", (check_deployment_name(name),))
     found = DeploymentRow(*row) if row is not None else None
-    if found is None or (found.deleted and not include_deleted):
+    if found is None:
         raise NotFound(f"deployment {name!r} does not exist (see `ledgerflow deployments list`)")
+    if found.deleted and not include_deleted:
+        raise NotFound(f"deployment {name!r} was deleted (deploy it again to revive it)")
     return found
 
 

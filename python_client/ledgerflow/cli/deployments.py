@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import click
 
@@ -20,32 +19,40 @@ from ledgerflow.engine.deployments import (
     trigger_name,
     trigger_tag,
 )
+from ledgerflow.engine.schedules import zone
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import common_pb2, records_pb2
 from ledgerflow.v1 import deployment_service_pb2 as deploy_api
 from ledgerflow.v1 import query_service_pb2 as query_api
 
 
-class _RangeEnd(click.ParamType):
-    """The end of a backfill's range: a time as TIME reads it, or a date alone
-    (2026-11-30), which means the end of that day, so that "--to 2026-11-30" includes
-    the 30th's due times."""
+def _range_end(text: str, option: str, zone: tzinfo, end: bool) -> datetime:
+    """One end of a backfill's range: a time (naive: UTC), or a date alone, which means
+    that whole day in the schedule's time zone (the day a flow's partition date names):
+    its first instant for --from, its last for --to."""
+    if len(text.strip()) == len("2026-11-30"):
+        try:
+            day = date.fromisoformat(text.strip())
+        except ValueError:
+            raise click.BadParameter(f"{text!r} is not a date such as 2026-11-30",
+                                     param_hint=option) from None  # fmt: skip
+        start = datetime.combine(day, datetime.min.time(), zone)
+        return start + timedelta(days=1, microseconds=-1) if end else start
+    return TIME.convert(text, None, None)
 
-    name = "TIME"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
-        moment = TIME.convert(value, param, ctx)
-        if isinstance(value, str) and len(value.strip()) == len("2026-11-30"):
-            moment += timedelta(days=1, microseconds=-1)
-        return moment
-
-
-RANGE_END = _RangeEnd()
 # How often `backfill --max-parallel` looks at its runs.
 _BACKFILL_POLL_SECONDS = 2.0
 
 
 def _metadata() -> MetadataClient:
+    """The service's client: deployments live only there (nothing fires them in the
+    embedded ledger)."""
+    if client._config().metadata != "service":
+        raise click.UsageError(
+            "deployments live in the metadata service that fires them: set "
+            "LEDGERFLOW_SERVICE=HOST:PORT (see `ledgerflow service --help`)"
+        )
     return client._clients()[0]
 
 
@@ -66,7 +73,8 @@ def _status(run: records_pb2.Run) -> str:
 @click.group("deployments")
 def deployments() -> None:
     """Flows deployed with `python flow.py deploy`: the service runs each on its
-    @schedule, and when triggered, on the executors."""
+    @schedule, and when triggered, on the executors. Needs the service:
+    LEDGERFLOW_SERVICE=HOST:PORT (docs/production.md)."""
 
 
 @deployments.command("list")
@@ -177,15 +185,32 @@ def delete(name: str) -> None:
     click.echo(f"{name} deleted: it fires no more runs (its runs stay in the ledger)")
 
 
-def _json_value(text: str, current: str | None) -> str:
+def _json_value(name: str, text: str, current: str | None) -> str:
     """A --PARAM value as JSON text: kept as a string when the deployment's value is
-    one (an id such as 007 stays "007"), else read as JSON (numbers, true, lists)."""
-    if current is not None and isinstance(json.loads(current), str):
+    one (an id such as 007 stays "007"); else read as JSON, and of the deployed value's
+    kind (a number for a number: the run would fail on "abc" where `run` refuses it)."""
+    deployed = json.loads(current) if current is not None else None
+    if isinstance(deployed, str):
         return json.dumps(text)
     try:
-        json.loads(text)
+        given = json.loads(text)
     except ValueError:
-        return json.dumps(text)
+        if deployed is None:
+            return json.dumps(text)
+        given = text
+    numeric = (int, float)
+    same_kind = (
+        deployed is None
+        or (isinstance(deployed, bool) == isinstance(given, bool)
+            and isinstance(given, numeric) == isinstance(deployed, numeric)
+            and isinstance(given, list) == isinstance(deployed, list)
+            and isinstance(given, dict) == isinstance(deployed, dict))
+    )  # fmt: skip
+    if not same_kind:
+        raise click.BadParameter(
+            f"{text!r} is not of the kind of the deployed value {current}",
+            param_hint=f"--{name}",
+        )
     return text
 
 
@@ -196,8 +221,9 @@ def _json_value(text: str, current: str | None) -> str:
 @click.pass_context
 @friendly_errors
 def trigger(ctx: click.Context, name: str) -> None:
-    """Start a run of the deployment now: `ledgerflow deployments trigger NAME
-    [--PARAM value]...` replaces the deployment's parameter values for this run."""
+    """Start a run of the deployment now. `--PARAM value` (repeatable) replaces the
+    deployed value of a parameter for this run: text for a text parameter, else JSON of
+    the deployed value's kind (--alpha 0.5, --flags '["a"]'). Refused while paused."""
     metadata = _metadata()
     deployment = metadata.deployment(name)
     given: dict[str, str] = {}
@@ -207,27 +233,29 @@ def trigger(ctx: click.Context, name: str) -> None:
         if not option.startswith("--") or not args:
             raise click.UsageError(f"give parameters as --NAME VALUE pairs, not {option!r}")
         key = option[2:].replace("-", "_")
-        given[key] = _json_value(args.pop(0), deployment.parameters.get(key))
+        given[key] = _json_value(key, args.pop(0), deployment.parameters.get(key))
     started = metadata.trigger_deployment(name, given)
     click.echo(f"triggered {started.flow_name}/{started.run_id}")
 
 
 @deployments.command("backfill")
 @click.argument("name")
-@click.option("--from", "since", type=TIME, required=True, help="First due time (UTC unless "
-              "given): 2026-11-01 or 2026-11-01T03:00:00+02:00.")  # fmt: skip
-@click.option("--to", "until", type=RANGE_END, required=True,
-              help="Last due time, included; a date alone means its whole day.")  # fmt: skip
+@click.option("--from", "since_text", required=True, metavar="DATE|TIME",
+              help="First due time: a date (that day, in the schedule's time zone) or a time "
+              "(2026-11-01T03:00:00+02:00; UTC when it has no offset).")  # fmt: skip
+@click.option("--to", "until_text", required=True, metavar="DATE|TIME",
+              help="Last due time, included: a date means that whole day.")  # fmt: skip
 @click.option("--max-parallel", type=click.IntRange(1, 10_000), default=None,
-              help="Run at most this many at once: this command waits and starts the next "
-              "as runs finish (Ctrl-C stops starting more).")  # fmt: skip
+              help="Run at most this many at once: this command waits, starts the next as "
+              "runs finish and returns after the last (Ctrl-C stops starting more). Without "
+              "it, every run starts now and the command returns.")  # fmt: skip
 @click.option("--yes", is_flag=True, help="Allow a range of more than 10,000 due times.")
 @click.option("--dry-run", is_flag=True, help="Only count what would start.")
 @friendly_errors
 def backfill(
     name: str,
-    since: datetime,
-    until: datetime,
+    since_text: str,
+    until_text: str,
     max_parallel: int | None,
     yes: bool,
     dry_run: bool,
@@ -236,13 +264,17 @@ def backfill(
     past; due times already run (by the schedule or an earlier backfill) are skipped.
     With --max-parallel, the command stays until the last run it started finished."""
     metadata = _metadata()
-    flow = metadata.deployment(name).flow_name
+    deployment = metadata.deployment(name)
+    flow = deployment.flow_name
+    local = zone(deployment.schedule) if deployment.HasField("schedule") else UTC
+    since = _range_end(since_text, "--from", local, end=False)
+    until = _range_end(until_text, "--to", local, end=True)
     request = deploy_api.BackfillDeploymentRequest(name=name, allow_large=yes, dry_run=dry_run)
     request.since.FromDatetime(since.astimezone(UTC))
     request.until.FromDatetime(until.astimezone(UTC))
     if dry_run:
         answer = metadata.backfill_deployment(request)
-        click.echo(f"{answer.due_times} due times in the range: {answer.remaining} would "
+        click.echo(f"{_due_times(answer.due_times)} in the range: {answer.remaining} would "
                    f"start, {answer.already_run} already run")  # fmt: skip
         return
     # With --max-parallel, the backfill runs still going (from an earlier command) count.
@@ -262,7 +294,8 @@ def backfill(
                 if not said:
                     said = True
                     waiting = f", {answer.remaining} waiting (--max-parallel)"
-                    click.echo(f"{answer.due_times} due times: {len(answer.run_ids)} started now, "
+                    started_now = f"{len(answer.run_ids)} started now"
+                    click.echo(f"{_due_times(answer.due_times)}: {started_now}, "
                                f"{answer.already_run} already run"
                                + (waiting if answer.remaining else ""))  # fmt: skip
                 if not max_parallel:
@@ -280,6 +313,10 @@ def backfill(
     if not max_parallel:
         for run_id in started:
             click.echo(f"  {flow}/{run_id}")
+
+
+def _due_times(count: int) -> str:
+    return "1 due time" if count == 1 else f"{count:,} due times"
 
 
 def _report_finished(metadata: MetadataClient, flow: str, running: set[str]) -> None:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from ledgerflow.exceptions import LedgerflowException
+
+
+def _quiet_exit() -> None:
+    """Leaves without writing to the closed pipe (Python would warn at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -19,6 +28,8 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except BrokenPipeError:  # `... | head`: the reader has what it wanted
+            _quiet_exit()
         except LedgerflowException as error:  # RpcError, ResumeError, ...
             raise click.ClickException(str(error)) from None
         except (ValueError, KeyError) as error:

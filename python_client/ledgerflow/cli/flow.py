@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ledgerflow._flow_decorators import flow_schedule
+from ledgerflow._flow_decorators import flow_project, flow_schedule
 from ledgerflow._flowspec import FlowSpecBase
 from ledgerflow._graph import FlowGraph, InvalidGraph
 from ledgerflow._parameters import parameters_from_json
@@ -29,6 +29,7 @@ from ledgerflow.cli.flow_options import (
     with_options,
 )
 from ledgerflow.cli.flow_run import Session, execute_here, submit_and_follow
+from ledgerflow.engine.projects import ProjectError
 from ledgerflow.engine.schedules import ScheduleError
 from ledgerflow.runtime.code_package import DEFAULT_SUFFIXES
 from ledgerflow.runtime.launcher import task_process
@@ -369,11 +370,13 @@ def run_flow_cli(flow_class: type[FlowSpecBase]) -> None:
         graph = FlowGraph(flow_class)
         build = build_cli(flow_class, graph)
         flow_schedule(flow_class)
+        flow_project(flow_class)
     except InvalidGraph as error:
         click.echo(f"Error: {flow_class.__name__} is not a valid flow: {error}", err=True)
         sys.exit(1)
-    except ScheduleError as error:
-        click.echo(f"Error: {flow_class.__name__}'s @schedule: {error}", err=True)
+    except (ScheduleError, ProjectError) as error:
+        decorator = "@schedule" if isinstance(error, ScheduleError) else "@project"
+        click.echo(f"Error: {flow_class.__name__}'s {decorator}: {error}", err=True)
         sys.exit(1)
     # An R flow's file is run for its script (ledgerflow.r), which names itself here.
     prog_name = os.environ.pop("LEDGERFLOW_PROG_NAME", "") or f"python {Path(sys.argv[0]).name}"

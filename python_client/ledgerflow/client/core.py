@@ -285,6 +285,18 @@ class Run(_Outcome):
         return self._record.origin_run_id or None
 
     @property
+    def trigger(self) -> Any:
+        """What fired this run of a deployment (``.deployment``, ``.kind``:
+        schedule, manual or backfill, ``.scheduled_at`` in the schedule's time zone),
+        as ``current.trigger`` gives it inside the run; None for a run started with
+        ``run``."""
+        from ledgerflow._current import trigger_of
+        from ledgerflow.engine.facts import trigger_facts
+
+        found = self._record.trigger if self._record.HasField("trigger") else None
+        return trigger_of(trigger_facts(found))
+
+    @property
     def user(self) -> str:
         return self._record.user
 
