@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from ledgerflow.v1 import (
     audit_service_pb2,
+    deployment_service_pb2,
     events_pb2,
     executor_service_pb2,
     ledger_service_pb2,
@@ -57,6 +58,12 @@ RPCS: list[tuple[str, type[Message], bool, bool]] = [
      False),
     ("/ledgerflow.v1.ExecutorService/ListQueuedTasks",
      executor_service_pb2.ListQueuedTasksRequest, False, False),
+    # Deployments: every RPC of the service, as its descriptor lists them.
+    *((f"/ledgerflow.v1.DeploymentService/{method.name}",
+       getattr(deployment_service_pb2, method.input_type.name),
+       not method.name.startswith(("Get", "List")), False)
+      for method in deployment_service_pb2.DESCRIPTOR.services_by_name[
+          "DeploymentService"].methods),
     ("/grpc.health.v1.Health/Check", health_pb2.HealthCheckRequest, False, False),
     ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
      reflection_pb2.ServerReflectionRequest, False, True),

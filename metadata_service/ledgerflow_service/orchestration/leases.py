@@ -33,6 +33,7 @@ from ledgerflow_service.queries import runs as run_queries
 from ledgerflow_service.queries.status import Clock
 from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.queue import QueueRow, task_ref
+from ledgerflow_service.store.addressing import checked_task_pathspecs
 from ledgerflow_service.store.backend import Database, Tx
 from ledgerflow_service.store.events import now_us
 from ledgerflow_service.validation import check_filter, check_int64, check_text
@@ -188,7 +189,9 @@ class LeaseDesk:
         heartbeat = events_pb2.TaskHeartbeat(
             task=ref, attempt=request.attempt, lease_id=request.lease_id
         )
-        task_path = f"{request.flow_name}/{request.run_id}/{request.step_name}/{request.task_id}"
+        _, task_path = checked_task_pathspecs(
+            request.flow_name, request.run_id, request.step_name, request.task_id
+        )
         with self.database.read() as tx:
             held = queue_queries.task_row(tx, task_path)
         if (
