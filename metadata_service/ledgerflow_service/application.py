@@ -543,10 +543,11 @@ class LedgerApplication:
         wants: WatchFilter | None,
         limit: int,
         scope: CallScope | None = None,
-    ) -> tuple[list[tuple[events_pb2.Event, str]], int]:
-        """Up to `limit` events after position `after` that `wants` (None: all), each
-        with its run's pathspec, and a head: no event at or below it that `wants` is
-        missing from the answer (unless `limit` events came back)."""
+    ) -> tuple[list[tuple[events_pb2.Event, str]], int, bool]:
+        """Up to `limit` events after position `after` that `wants` (None: all), of at
+        most a few MiB together, each with its run's pathspec; a head: no event at or
+        below it that `wants` is missing from the answer; and whether more may follow
+        at once (see store.events.read_after)."""
         with self.database.read(scope) as tx:
             if wants is None:
                 return stored_events.read_after(tx, after, limit)
@@ -555,9 +556,10 @@ class LedgerApplication:
 
     def read_runs_chunk(
         self, after: int, runs: Collection[str] | None, limit: int
-    ) -> tuple[list[tuple[events_pb2.Event, str]], int]:
+    ) -> tuple[list[tuple[events_pb2.Event, str]], int, bool]:
         """Up to `limit` events after position `after` of `runs` (None: of every run),
-        with a head as read_watch_chunk's (what a watch hub follows)."""
+        with a head and whether more follow, as read_watch_chunk's (what a watch hub
+        follows)."""
         with self.database.read() as tx:
             return stored_events.read_after(tx, after, limit, runs or ())
 

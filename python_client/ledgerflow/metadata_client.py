@@ -313,7 +313,7 @@ class EmbeddedMetadata(MetadataClient):
 
     def _poll(self, after: int, wants: Any) -> Iterator[events_pb2.Event]:
         while True:
-            found, head = self._invoke(self.app.read_watch_chunk, after, wants, 1000)
+            found, head, _ = self._invoke(self.app.read_watch_chunk, after, wants, 1000)
             for event, _run in found:
                 yield event
             after = found[-1][0].global_position if found else head

@@ -64,10 +64,10 @@ def spy_on_follower(app: LedgerApplication) -> list[list[str]]:
     reads: list[list[str]] = []
     read_chunk = app.read_runs_chunk
 
-    def recorded(*args: object) -> tuple[list[tuple[object, str]], int]:
-        chunk, head = read_chunk(*args)  # type: ignore[arg-type]
+    def recorded(*args: object) -> tuple[list[tuple[object, str]], int, bool]:
+        chunk, head, more = read_chunk(*args)  # type: ignore[arg-type]
         reads.append([run for _, run in chunk])
-        return chunk, head
+        return chunk, head, more
 
     app.read_runs_chunk = recorded  # type: ignore[method-assign]
     return reads
@@ -236,7 +236,7 @@ def test_a_catch_up_read_never_claims_past_what_it_saw(app: LedgerApplication) -
     position, seen = 0, []
     while True:
         finished = done.is_set()
-        chunk, head = app.read_watch_chunk(position, wants, 500)
+        chunk, head, _ = app.read_watch_chunk(position, wants, 500)
         seen.extend(event.global_position for event, _ in chunk)
         position = max(head, seen[-1] if seen else 0)
         if finished and not chunk:

@@ -4,8 +4,10 @@ outside the lease, huge queue names, graphs no run could finish."""
 
 from __future__ import annotations
 
+import json
 import time
 
+import grpc
 import pytest
 from ledgerflow.engine.graph import structure_problem
 from ledgerflow.v1 import (
@@ -13,10 +15,12 @@ from ledgerflow.v1 import (
     events_pb2,
     executor_service_pb2,
     ledger_service_pb2,
+    ledger_service_pb2_grpc,
     query_service_pb2,
     records_pb2,
 )
 from ledgerflow_service import LedgerApplication, Principal, open_database
+from ledgerflow_service.application import WatchFilter
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 
 from tests import events as ev
@@ -179,3 +183,28 @@ def test_an_executor_cannot_cancel_runs_nor_renew_anothers_lease(app: LedgerAppl
     renewal.executor_id = "exec-1"
     assert app.renew_lease(renewal, runner).keep_running
     app.append(ledger_service_pb2.AppendRequest(events=[cancel]), alice)  # her own run
+
+
+def test_a_watcher_from_the_start_reads_big_events_a_few_mib_at_a_time(
+    app: LedgerApplication, grpc_channel: grpc.Channel
+) -> None:
+    big = json.dumps("x" * 900_000)  # each RunStarted is ~0.9 MB
+    for run in range(12):
+        report(app, ev.run_started("Big", str(run), parameters={"p": big}))
+    for wants in (None, WatchFilter(event_types=frozenset({"RunStarted"}))):
+        position, seen = 0, []
+        while True:
+            chunk, head, more = app.read_watch_chunk(position, wants, 500)
+            # At most 1 MiB of payload a read (and one event more than that at most).
+            assert sum(e.ByteSize() for e, _ in chunk) <= 1024 * 1024 + 1_000_000
+            seen.extend(e.global_position for e, _ in chunk)
+            position = max(head, seen[-1] if seen else 0)
+            if not more:
+                break
+        assert seen == list(range(1, 13))
+    stream = ledger_service_pb2_grpc.LedgerServiceStub(grpc_channel).WatchEvents(
+        ledger_service_pb2.WatchEventsRequest(), timeout=30
+    )
+    watched = [answer.event.global_position for _, answer in zip(range(12), stream, strict=False)]
+    stream.cancel()
+    assert watched == list(range(1, 13))

@@ -240,7 +240,7 @@ class WatchHub:
                     else:
                         await subscription.wake.wait()
                     continue
-                chunk, head = await self.loop.run_in_executor(
+                chunk, head, _ = await self.loop.run_in_executor(
                     None,
                     self.app.read_watch_chunk,
                     position,
@@ -250,10 +250,9 @@ class WatchHub:
                 )
                 for event, _ in chunk:
                     yield event
-                if len(chunk) == WATCH_CHUNK:
-                    position = chunk[-1][0].global_position
-                else:  # nothing else matched up to the head of that read
-                    position = max(head, chunk[-1][0].global_position if chunk else position)
+                # Nothing else matched up to the head (which is the last event read when
+                # the read stopped at its count or its bytes: more follow at once).
+                position = max(head, chunk[-1][0].global_position if chunk else position)
         finally:
             self._subscriptions.discard(subscription)
             watching_run = self._by_run[wants.run_pathspec]
@@ -302,13 +301,13 @@ class WatchHub:
             while self._subscriptions and not self._closed:
                 self._appended.clear()
                 runs = self._followed_runs()
-                chunk, head = await self.loop.run_in_executor(
+                chunk, head, more = await self.loop.run_in_executor(
                     None, self.app.read_runs_chunk, self._position, runs, WATCH_CHUNK
                 )
-                full = len(chunk) == WATCH_CHUNK
-                # A full chunk vouches for nothing past its last event.
-                self._take(chunk, chunk[-1][0].global_position if full else head, runs)
-                if full:
+                # A read cut short (by count or bytes) vouches for nothing past its
+                # last event, which is then its head.
+                self._take(chunk, head, runs)
+                if more:
                     continue
                 # Woken by an append; the timeout also catches appends of writers that
                 # cannot notify (another process on the same SQLite file).

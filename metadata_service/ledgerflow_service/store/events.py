@@ -26,6 +26,9 @@ EVENT_COLUMN_NAMES = (
     "recorded_at_us",
 )
 EVENT_COLUMNS = ", ".join(EVENT_COLUMN_NAMES)
+# The payload bytes one watch read takes at most (a slow watcher of big events holds
+# this, not a chunk of 500 events of up to 1 MiB each).
+WATCH_READ_BYTES = 1024 * 1024
 
 
 def now_us() -> int:
@@ -96,22 +99,45 @@ def head_position(tx: Tx) -> int:
     return int(row[0]) if row else 0
 
 
+def read_events_within(
+    tx: Tx, where: str, params: Sequence[Any], limit: int, max_bytes: int
+) -> tuple[list[tuple[events_pb2.Event, str]], bool]:
+    """Up to `limit` events matching `where`, oldest first, with their runs, of at most
+    `max_bytes` of payload together (but at least one): and whether more remain. The
+    database sizes the rows, so a reader of huge events never holds more than that."""
+    rows = tx.query(
+        f"SELECT {EVENT_COLUMNS}, matched FROM ("
+        f" SELECT {EVENT_COLUMNS}, SUM(size) OVER (ORDER BY global_position) - size AS before,"
+        "  COUNT(*) OVER () AS matched"
+        f" FROM (SELECT {EVENT_COLUMNS}, LENGTH(payload) AS size FROM events WHERE {where}"
+        "  ORDER BY global_position LIMIT ?) AS chunk"
+        ") AS sized WHERE before < ? ORDER BY global_position",
+        [*params, limit, max_bytes],
+    )
+    found = [(event_from_row(r[:-1]), r[4]) for r in rows]
+    matched = int(rows[0][-1]) if rows else 0
+    return found, len(found) < matched or matched == limit
+
+
 def read_after(
     tx: Tx,
     after: int,
     limit: int,
     run_pathspecs: Collection[str] = (),
     event_types: Iterable[str] = (),
-) -> tuple[list[tuple[events_pb2.Event, str]], int]:
+    max_bytes: int = WATCH_READ_BYTES,
+) -> tuple[list[tuple[events_pb2.Event, str]], int, bool]:
     """Up to `limit` events after position `after` (of some runs, of some types, or
-    all), each with its run's pathspec, and a head: no matching event at or below it is
-    missing from the answer unless `limit` came back (what a watcher may move to)."""
+    all), of at most `max_bytes` of payload together, each with its run's pathspec; a
+    head: no matching event at or below it is missing from the answer; and whether more
+    may follow right away (the read stopped at `limit` events or `max_bytes`: the
+    reader goes on from the last event, not the head)."""
     where: list[str] = ["global_position > ?"]
     params: list[Any] = [after]
     types = sorted(event_types)
     if not run_pathspecs and not types:  # every event: the last one read is the head
-        found = read_events_with_runs(tx, where[0], params, limit)
-        return found, found[-1][0].global_position if found else after
+        found, more = read_events_within(tx, where[0], params, limit, max_bytes)
+        return found, found[-1][0].global_position if found else after, more
     if run_pathspecs:
         condition, run_params = tx.dialect.one_of("run_pathspec", sorted(run_pathspecs))
         where.append(condition)
@@ -125,4 +151,7 @@ def read_after(
     head = head_position(tx)
     where.append("global_position <= ?")
     params.append(head)
-    return read_events_with_runs(tx, " AND ".join(where), params, limit), head
+    found, more = read_events_within(tx, " AND ".join(where), params, limit, max_bytes)
+    if more:  # vouch for nothing past the last event read
+        head = found[-1][0].global_position
+    return found, head, more
