@@ -10,10 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from ledgerflow.datastore.content import (
+    R_SERIALIZER,
     ArtifactSerializationError,
     ContentStore,
     LocalStorage,
+    RValue,
     S3Storage,
+    _frame,
 )
 
 
@@ -86,3 +89,22 @@ def test_unpicklable_values_raise_a_clear_error(store: ContentStore) -> None:
 def test_a_missing_key_is_a_key_error(store: ContentStore) -> None:
     with pytest.raises(KeyError, match="not in"):
         store.load("0" * 64, "raw")
+
+
+def test_a_big_repetitive_r_value_round_trips(store: ContentStore) -> None:
+    """R values over 64 KiB that compress well were stored compressed under a serializer
+    that says nothing of compression, and read back as nothing (issue 30's data loss)."""
+    rds = b"X\n\x00\x00\x00\x03" + b"\x00" * 800_000  # rep(0, 1e5)'s serialization, roughly
+    stored = store.save(RValue(rds=rds, r_class="numeric", length=100_000, python=[0.0] * 10,
+                               has_python=True))  # fmt: skip
+    assert stored.serializer == R_SERIALIZER
+    assert bytes(store.load_rds(stored.key)) == rds
+    assert store.load(stored.key, stored.serializer) == [0.0] * 10
+    # What an earlier version stored (compressed, same serializer) still reads back.
+    packed = (rds, "numeric", True, [1.0])
+    parts, serializer = _frame(packed)
+    assert serializer == "pickle5+zlib"
+    key = "legacy-r-value"
+    store.storage.put(key, parts)
+    assert bytes(store.load_rds(key)) == rds
+    assert store.load(key, R_SERIALIZER) == [1.0]

@@ -208,3 +208,13 @@ def test_the_committed_man_pages_match_the_roxygen_comments(tmp_path: Path) -> N
             f"{generated} drifted from the roxygen comments: run "
             "Rscript -e 'roxygen2::roxygenise(\"r_client/ledgerflow\")' and commit"
         )
+
+
+def test_big_r_values_that_compress_well_round_trip(flow_env: FlowEnv) -> None:
+    pathspec = r_flow(flow_env, "big_values")
+    run = Run(pathspec)
+    assert run.successful
+    assert (run.data.total, run.data.zero_count, run.data.word_count) == (5000050000, 100000, 20000)
+    assert list(run["start"].task.data.ints[:3]) == [1, 2, 3]
+    counted = r_eval(flow_env, f'cat(length(get_artifact("{pathspec}/start", "zeros")))')
+    assert counted == "100000"

@@ -90,7 +90,7 @@ def type_name_of(value: Any) -> str:
     )
 
 
-def _frame(value: Any) -> tuple[list[Buffer], str]:
+def _frame(value: Any, compress: bool = True) -> tuple[list[Buffer], str]:
     if isinstance(value, bytes):
         return [value], "raw"
     buffers: list[pickle.PickleBuffer] = []
@@ -99,7 +99,7 @@ def _frame(value: Any) -> tuple[list[Buffer], str]:
     except Exception as error:  # pickling can raise nearly anything
         raise ArtifactSerializationError(f"{type(error).__name__}: {error}") from None
     serializer = "pickle5"
-    if not buffers and len(meta) >= _COMPRESS_FROM:
+    if compress and not buffers and len(meta) >= _COMPRESS_FROM:
         packed = zlib.compress(meta, 1)
         if len(packed) < 0.8 * len(meta):
             meta, serializer = packed, "pickle5+zlib"
@@ -113,8 +113,20 @@ def _decode(data: Buffer, serializer: str) -> Any:
     """The value Python readers get."""
     if serializer != R_SERIALIZER:
         return _unframe(data, serializer)
-    rds, r_class, has_python, python = _unframe(data, "pickle5")
+    rds, r_class, has_python, python = _unframe_r(data)
     return python if has_python else RObject(rds, r_class)
+
+
+def r_meta(meta: memoryview) -> memoryview:
+    """An R value's pickle bytes. R values are stored uncompressed (their serializer
+    says nothing of compression); those an earlier version compressed anyway are told
+    apart by their first byte (a pickle starts with 0x80, zlib's stream with 0x78)."""
+    return meta if bytes(meta[:1]) == b"\x80" else memoryview(zlib.decompress(meta))
+
+
+def _unframe_r(data: Buffer) -> Any:
+    meta, buffers = frame_parts(data)
+    return pickle.loads(r_meta(meta), buffers=buffers)
 
 
 def frame_parts(data: Buffer) -> tuple[memoryview, list[memoryview]]:
@@ -339,7 +351,8 @@ class ContentStore:
     def save(self, value: Any) -> StoredValue:
         if isinstance(value, RValue):
             packed = (value.rds, value.r_class, value.has_python, value.python)
-            parts, _ = _frame(packed)
+            # Never compressed: R_SERIALIZER has no "+zlib" kind (R's rds is compact).
+            parts, _ = _frame(packed, compress=False)
             return self._put(parts, R_SERIALIZER, f"R {value.r_class}")
         parts, serializer = _frame(value)
         return self._put(parts, serializer, type_name_of(value))
@@ -362,7 +375,7 @@ class ContentStore:
 
     def load_rds(self, key: str) -> bytes:
         """An R value's own serialization (for R readers)."""
-        rds, *_ = _unframe(self.storage.get(key), "pickle5")
+        rds, *_ = _unframe_r(self.storage.get(key))
         return bytes(rds)
 
     def load_many(self, items: Sequence[tuple[str, str]]) -> list[Any]:

@@ -16,7 +16,13 @@ import pickle
 import zlib
 from typing import Any
 
-from ledgerflow.datastore.content import R_SERIALIZER, ContentStore, RObject, frame_parts
+from ledgerflow.datastore.content import (
+    R_SERIALIZER,
+    ContentStore,
+    RObject,
+    frame_parts,
+    r_meta,
+)
 
 # (module, name) of everything a previewed value may be built from.
 _ALLOWED = frozenset({
@@ -73,6 +79,8 @@ def load_data_only(store: ContentStore, key: str, serializer: str) -> Any:
     meta, buffers = frame_parts(data)
     if serializer == "pickle5+zlib":
         meta = memoryview(zlib.decompress(meta))
+    elif serializer == R_SERIALIZER:
+        meta = r_meta(meta)
     value = _unpickle(meta, buffers)
     if serializer != R_SERIALIZER:
         return value
