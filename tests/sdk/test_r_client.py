@@ -218,3 +218,21 @@ def test_big_r_values_that_compress_well_round_trip(flow_env: FlowEnv) -> None:
     assert list(run["start"].task.data.ints[:3]) == [1, 2, 3]
     counted = r_eval(flow_env, f'cat(length(get_artifact("{pathspec}/start", "zeros")))')
     assert counted == "100000"
+
+
+def test_a_crashing_helper_is_reported_not_waited_on_for_ever(
+    flow_env: FlowEnv, tmp_path: Path
+) -> None:
+    """A helper that writes more than a pipe holds to stderr and dies: R drains its
+    stderr as it waits, so the helper can exit and R reports it (it used to spin)."""
+    crashing = tmp_path / "crashing-python"
+    crashing.write_text("#!/bin/sh\nyes 'a line of a long traceback' | head -c 300000 >&2\n"
+                        "echo 'Traceback: the helper broke' >&2\nexit 1\n")  # fmt: skip
+    crashing.chmod(0o755)
+    result = rscript(
+        flow_env, "-e", "suppressPackageStartupMessages(library(ledgerflow)); list_flows()",
+        check=False, env={"LEDGERFLOW_PYTHON": str(crashing)},
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "Ledgerflow's Python helper exited" in result.stderr
+    assert "the helper broke" in result.stderr

@@ -17,21 +17,33 @@ ask <- function(op, ...) {
   request <- jsonlite::toJSON(c(list(op = op), list(...)), auto_unbox = TRUE, null = "null")
   process$write_input(paste0(request, "\n"))
   line <- character()
+  errors <- character()
   while (length(line) == 0) {
     if (!process$is_alive() && length(line) == 0) {
       line <- process$read_output_lines()
       if (length(line) == 0) {
-        stop("Ledgerflow's Python helper exited: ", paste(process$read_all_error_lines(),
-                                                          collapse = "\n"), call. = FALSE)
+        errors <- c(errors, process$read_all_error_lines())
+        said <- paste(last_lines(errors, 40), collapse = "\n")
+        # The end of what it said (R cuts an error message at 1000 characters).
+        if (nchar(said) > 800) said <- paste0("...", substring(said, nchar(said) - 800))
+        stop("Ledgerflow's Python helper exited: ", said, call. = FALSE)
       }
       break
     }
     process$poll_io(5000)
+    # Drain the helper's stderr as it comes: a helper whose stderr pipe is full blocks
+    # writing to it for ever (and poll_io would return at once, spinning here).
+    drained <- tryCatch(process$read_error_lines(), error = function(e) "(unreadable output)")
+    errors <- last_lines(c(errors, drained), 200)
     line <- process$read_output_lines(n = 1)
   }
   answer <- jsonlite::fromJSON(line[1], simplifyVector = TRUE)
   if (!isTRUE(answer$ok)) stop(answer$error, call. = FALSE)
   answer$value
+}
+
+last_lines <- function(lines, n) {
+  if (length(lines) > n) lines[(length(lines) - n + 1):length(lines)] else lines
 }
 
 from_rds <- function(encoded) unserialize(jsonlite::base64_dec(encoded$rds))
