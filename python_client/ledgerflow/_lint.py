@@ -17,8 +17,14 @@ def pylint_available() -> bool:
     return importlib.util.find_spec("pylint") is not None
 
 
+class PylintFailed(Exception):
+    """pylint could not check the file (it crashed, or could not start): that is not a
+    clean report."""
+
+
 def pylint_errors(flow_file: str) -> str | None:
-    """pylint's error report of `flow_file`, or None when it found no error."""
+    """pylint's error report of `flow_file`, or None when it found no error;
+    PylintFailed when it could not check it."""
     checked = subprocess.run(
         [sys.executable, "-m", "pylint", "--errors-only", f"--disable={_DISABLED}",
          "--output-format=text", "--score=n", flow_file],
@@ -26,4 +32,8 @@ def pylint_errors(flow_file: str) -> str | None:
         text=True,
     )  # fmt: skip
     report = checked.stdout.strip()
+    # pylint's exit status is a bit field: 1 a fatal message, 32 a usage error.
+    if checked.returncode & (1 | 32) or (checked.returncode and not report):
+        reason = (checked.stderr.strip() or report).splitlines()[-1:] or ["no output"]
+        raise PylintFailed(f"pylint could not check {flow_file}: {reason[0]}")
     return report if checked.returncode != 0 and report else None

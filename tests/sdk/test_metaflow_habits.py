@@ -415,3 +415,12 @@ def test_local_retries_do_not_wait(flow_env) -> None:
     first, second = task._record.attempts
     pause = second.started_at.ToDatetime() - first.finished_at.ToDatetime()
     assert pause.total_seconds() < 10  # not @retry's two minutes
+
+
+def test_a_pylint_that_cannot_run_is_not_a_clean_report(tmp_path) -> None:
+    """A pylint that could not check the file (here: the file is gone) must not pass
+    the check silently, as one that cannot start did in an R flow's process."""
+    from ledgerflow._lint import PylintFailed, pylint_errors
+
+    with pytest.raises(PylintFailed, match="pylint could not check"):
+        pylint_errors(str(tmp_path / "missing_flow.py"))

@@ -236,3 +236,13 @@ def test_a_crashing_helper_is_reported_not_waited_on_for_ever(
     assert result.returncode != 0
     assert "Ledgerflow's Python helper exited" in result.stderr
     assert "the helper broke" in result.stderr
+
+
+def test_an_r_flow_passes_the_pylint_check_a_user_gets(flow_env: FlowEnv) -> None:
+    """pylint is on by default where it is installed (the dev extra installs it); the
+    suite turns it off for speed, so this test turns it back on for an R flow. Every R
+    flow failed it (E0611 on the generated file's import), which went unseen: in the
+    flow's process R's LD_LIBRARY_PATH made pylint's Python fail to start, and a
+    pylint that could not run counted as a clean report."""
+    pathspec = r_flow(flow_env, "talk_flow", env={"LEDGERFLOW_PYLINT": "1"})
+    assert Run(pathspec).data.out == 3

@@ -41,12 +41,15 @@ from ledgerflow.runtime.task import TaskRequest, run_attempt
 
 def _lint(flow_class: type[FlowSpecBase]) -> None:
     """Stops with pylint's report when it finds errors in the flow file."""
-    from ledgerflow._lint import pylint_available, pylint_errors
+    from ledgerflow._lint import PylintFailed, pylint_available, pylint_errors
 
     if not pylint_available():
         click.echo("pylint is not installed: extra checks are off (pip install pylint)", err=True)
         return
-    report = pylint_errors(str(sys.modules[flow_class.__module__].__file__))
+    try:
+        report = pylint_errors(str(sys.modules[flow_class.__module__].__file__))
+    except PylintFailed as failed:
+        raise click.ClickException(f"{failed} (run with --no-pylint to skip this check)") from None
     if report:
         raise click.ClickException(
             f"pylint found errors in the flow file:\n{report}\n"

@@ -40,7 +40,9 @@ def generate(spec: dict[str, Any], script: Path) -> str:
         "",
         "from ledgerflow import FlowSpec, Parameter, catch, environment, resources, retry, "
         "step, timeout",
-        "from ledgerflow.r import RFlow",
+        # The module that defines it (ledgerflow.r only names it lazily, which pylint's
+        # check of this file, on by default, cannot see).
+        "from ledgerflow.r.embedded import RFlow",
         "",
         f"R_FLOW = RFlow(Path(__file__).with_name({script.name!r}))",
         "",

@@ -37,7 +37,9 @@ class RFlow:
     """A flow written in R, loaded from its script (which `run()` then leaves alone)."""
 
     def __init__(self, script: Path) -> None:
-        # R sets LD_LIBRARY_PATH for what it starts; this process must not pass it on.
+        # R sets LD_LIBRARY_PATH for what it starts; this process must not pass it on
+        # (with R's library folders first, a Python it starts, say pylint's, loads the
+        # system's libpython and finds none of its packages).
         os.environ.pop("LD_LIBRARY_PATH", None)
         import rpy2.rinterface as ri
         from rpy2.rinterface_lib import callbacks
@@ -53,6 +55,7 @@ class RFlow:
         # runtime ~40% slower; a package that needs it still loads it.
         os.environ.setdefault("R_DEFAULT_PACKAGES", "datasets,utils,grDevices,graphics,stats")
         ri.initr_simple()
+        os.environ.pop("LD_LIBRARY_PATH", None)  # set again by R's start
         self._ri = ri
         self._package = _namespace("ledgerflow")
         flow = self._call("load_flow", ri.StrSexpVector([str(script)]))
