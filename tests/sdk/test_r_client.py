@@ -79,6 +79,11 @@ def test_a_foreach_over_a_character_vector_binds_the_branches_frames(flow_env: F
     assert stderr[1] == "to stderr: grace\n"
     shown = rscript(flow_env, str(R_FLOWS / "foreach_frames.R"), "show").stdout
     assert "count" in shown and "bind" in shown and "join" in shown.lower()
+    # A foreach's step has three values: asking for "the" one is an error, not a guess.
+    for call in (f'get_artifact("{pathspec}/count", "frame")', f'get_logs("{pathspec}/count")'):
+        refused = rscript(flow_env, "-e", f"library(ledgerflow); {call}", check=False)
+        assert refused.returncode != 0
+        assert f"step {pathspec}/count has 3 tasks: name one" in refused.stderr
 
 
 def test_an_r_frame_reads_intact_in_python_and_r_values_round_trip(flow_env: FlowEnv) -> None:

@@ -45,7 +45,15 @@ def _task_of(pathspec: str) -> client.Task:
             raise LedgerflowException(f"run {pathspec} has no end task (yet): name a step")
         return task
     if len(parts) == 3:
-        return client.Step(pathspec).task
+        tasks = client.Step(pathspec).tasks()
+        if len(tasks) != 1:
+            # A foreach's step: one of its values would be a silent guess.
+            named = ", ".join(t.pathspec for t in tasks[:3]) + (", ..." if len(tasks) > 3 else "")
+            raise LedgerflowException(
+                f"step {pathspec} has {len(tasks)} tasks: name one ({named or 'none yet'}), "
+                "or read them all with get_artifacts()"
+            )
+        return tasks[0]
     return client.Task(pathspec)
 
 
