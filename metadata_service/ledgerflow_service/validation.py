@@ -8,12 +8,14 @@ field, the same way on SQLite and Postgres.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ledgerflow_service.errors import InvalidArgument
+from ledgerflow_service.names import check_identifier, check_tag
 
 # Filter lists (tags, statuses, names, event types) hold at most this many values.
 MAX_FILTER_VALUES = 100
@@ -55,3 +57,18 @@ def check_filter(field: str, values: Sequence[Any]) -> list[Any]:
             f"{field} holds {len(values)} values; a filter holds at most {MAX_FILTER_VALUES}"
         )
     return list(dict.fromkeys(values))
+
+
+def check_run_settings(
+    tags: Iterable[str], system_tags: Iterable[str], parameters: Mapping[str, str]
+) -> None:
+    """A run's tags and its parameters (JSON text by identifier), as a RunStarted carries
+    them, or a deployment that starts runs with them."""
+    for tag in [*tags, *system_tags]:
+        check_tag(tag)
+    for name, value in parameters.items():
+        check_identifier("parameter name", name)
+        try:
+            json.loads(value)
+        except ValueError:
+            raise InvalidArgument(f"parameter {name!r} is not JSON text: {value[:60]!r}") from None

@@ -194,20 +194,9 @@ class DeployedFlow:
         a trigger, a backfill): those tagged ``deployment:NAME``, in any namespace,
         since they are production's, not the caller's."""
         from ledgerflow.client import Run
-        from ledgerflow.v1 import query_service_pb2
 
-        client = self._client()
-        request = query_service_pb2.ListRunsRequest(
-            flow_name=self.flow_name, tags=[deployment_tag(self.name)]
-        )
-        request.page.page_size = 100
-        while True:
-            response = client.list_runs(request)
-            for record in response.runs:
-                yield Run._from_record(record)
-            if not response.page.next_page_token:
-                return
-            request.page.page_token = response.page.next_page_token
+        for record in self._client().runs(self.flow_name, [deployment_tag(self.name)]):
+            yield Run._from_record(record)
 
     def pause(self, reason: str = "") -> records_pb2.Deployment:
         """Stops the schedule firing and refuses triggers until resume(); `reason` goes to
@@ -246,11 +235,7 @@ class Deployer(_FlowFile):
     def _not_for_deploy(self, name: str) -> str:
         if name == _DEPLOYMENT_FILE:
             return "deployment_file is the Deployer's own: it learns the deployment's name by it"
-        parameters = ", ".join(self.parameters) or "none"
-        return (
-            f"{self.flow_name} has no parameter {name!r}: its parameters are {parameters} "
-            f"(deploy also takes {self._option_names('deploy')})"
-        )
+        return self._no_parameter(name, "deploy")
 
     def _deploy_command(self, given: Mapping[str, Any]) -> list[str]:
         """The whole command line: `branch` and `production` go before ``deploy``, as the

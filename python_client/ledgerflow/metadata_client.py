@@ -120,6 +120,11 @@ class MetadataClient(abc.ABC):
     def run(self, flow: str, run_id: str) -> records_pb2.Run:
         return self.get_run(query.GetRunRequest(flow_name=flow, run_id=run_id)).run
 
+    def runs(self, flow: str, tags: Sequence[str] = ()) -> Iterator[records_pb2.Run]:
+        """The flow's runs with all of `tags`, newest first, page after page."""
+        request = query.ListRunsRequest(flow_name=flow, tags=list(tags))
+        return _pages(self.list_runs, request, lambda r: r.runs)
+
     def steps(self, flow: str, run_id: str) -> list[records_pb2.Step]:
         request = query.ListStepsRequest(flow_name=flow, run_id=run_id)
         return list(_pages(self.list_steps, request, lambda r: r.steps))

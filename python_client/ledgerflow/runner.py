@@ -490,6 +490,14 @@ class _FlowFile:
         names = [p.name for p in self._command(command).params if p.name]
         return ", ".join(n for n in names if n not in self.parameters and n not in _OWN_OPTIONS)
 
+    def _no_parameter(self, name: str, command: str) -> str:
+        """Why `name` is not for `command`: the flow has no such parameter."""
+        parameters = ", ".join(self.parameters) or "none"
+        return (
+            f"{self.flow_name} has no parameter {name!r}: its parameters are {parameters} "
+            f"({command} also takes {self._option_names(command)})"
+        )
+
     def _not_top_level(self, name: str) -> str:
         top = ", ".join(p.name for p in self._cli.params if p.name)
         return (
@@ -551,11 +559,7 @@ class Runner(_FlowFile):
     def _not_for_run(self, name: str) -> str:
         if name == _RUN_ID_FILE:
             return "run_id_file is the Runner's own: it finds the run through it"
-        parameters = ", ".join(self.parameters) or "none"
-        return (
-            f"{self.flow_name} has no parameter {name!r}: its parameters are {parameters} "
-            f"(run also takes {self._option_names('run')})"
-        )
+        return self._no_parameter(name, "run")
 
     def _not_for_resume(self, name: str) -> str:
         if name == _RUN_ID_FILE:

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from conftest import FLOWS, Cluster
@@ -19,26 +20,16 @@ pytestmark = pytest.mark.slow
 NAME = "pricing.prod.PricingFlow"
 
 
-def artifact(cluster: Cluster, step_pathspec: str, name: str) -> object:
+def artifact(cluster: Cluster, step_pathspec: str, name: str) -> Any:
     """An artifact of a step's task, read in any namespace (a production run is not in
     its deployer's namespace: the client refuses it by default, as Metaflow's does)."""
-    code = (
-        "import json, sys; from ledgerflow import Step, namespace; namespace(None); "
-        "print(json.dumps(getattr(Step(sys.argv[1]).task.data, sys.argv[2])))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, step_pathspec, name],
-        env={**cluster.env, "LEDGERFLOW_SERVICE": cluster.address},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return client_says(cluster, f"getattr(Step({step_pathspec!r}).task.data, {name!r})")
 
 
-def client_says(cluster: Cluster, expression: str) -> object:
+def client_says(cluster: Cluster, expression: str) -> Any:
     """What a client API expression gives, in any namespace, in a process of its own."""
     code = (
-        "import json; from ledgerflow import Run, namespace; namespace(None); "
+        "import json; from ledgerflow import Run, Step, namespace; namespace(None); "
         f"print(json.dumps({expression}))"
     )
     result = subprocess.run(

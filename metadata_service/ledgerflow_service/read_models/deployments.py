@@ -10,7 +10,6 @@ rows are due.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,10 +23,9 @@ from ledgerflow_service.names import (
     check_content_key,
     check_deployment_name,
     check_identifier,
-    check_tag,
 )
 from ledgerflow_service.read_models import graph as flow_graph
-from ledgerflow_service.validation import check_text
+from ledgerflow_service.validation import check_run_settings, check_text
 
 if TYPE_CHECKING:
     from ledgerflow_service.read_models.fold import ReadModelFold
@@ -99,14 +97,7 @@ def deployment_created(
     problem = identity_problem(p)
     if problem is not None:
         raise InvalidArgument(f"deployment {p.name!r}: {problem}")
-    for tag in [*p.tags, *p.system_tags]:
-        check_tag(tag)
-    for name, value in p.parameters.items():
-        check_identifier("parameter name", name)
-        try:
-            json.loads(value)
-        except ValueError:
-            raise InvalidArgument(f"parameter {name!r} is not JSON text: {value[:60]!r}") from None
+    check_run_settings(p.tags, p.system_tags, p.parameters)
     old = fold.deployments.get(p.name)
     if old is not None and not old.deleted and old.flow_name != p.flow_name:
         raise FailedPrecondition(

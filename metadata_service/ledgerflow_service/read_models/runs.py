@@ -15,14 +15,12 @@ from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, Invalid
 from ledgerflow_service.names import (
     check_content_key,
     check_id,
-    check_identifier,
-    check_tag,
     run_pathspec,
 )
 from ledgerflow_service.read_models import deployments
 from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.tags import set_initial_tags
-from ledgerflow_service.validation import check_text
+from ledgerflow_service.validation import check_run_settings, check_text
 
 if TYPE_CHECKING:
     from ledgerflow_service.read_models.fold import ReadModelFold
@@ -60,14 +58,7 @@ def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEven
         raise InvalidArgument("run_started.user is missing")
     check_text("run_started.user", p.user)
     check_content_key("run_started.code_package_key", p.code_package_key, optional=True)
-    for tag in [*p.tags, *p.system_tags]:
-        check_tag(tag)
-    for name, value in p.parameters.items():
-        check_identifier("parameter name", name)
-        try:
-            json.loads(value)
-        except ValueError:
-            raise InvalidArgument(f"parameter {name!r} is not JSON text: {value[:60]!r}") from None
+    check_run_settings(p.tags, p.system_tags, p.parameters)
     if p.origin_run_id:
         origin = run_pathspec(p.flow_name, check_id("origin_run_id", p.origin_run_id))
         if fold.runs.get(origin) is None:
