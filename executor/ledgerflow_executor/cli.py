@@ -174,6 +174,10 @@ def executor(
             {"LEDGERFLOW_S3_ENDPOINT_URL": config.s3_endpoint_url} if config.s3_endpoint_url else {}
         ),
         **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+        # A step's client API (current.trigger.run, Flow(...)) reads this service's
+        # ledger. Its token is the executor's, not the step's: a step that needs one
+        # (bearer auth) is given its own, e.g. with @environment.
+        "LEDGERFLOW_SERVICE": service,
     }
     mounts = (str(Path(config.datastore_root).resolve()),) if config.datastore == "local" else ()
     settings = ExecutorSettings(

@@ -49,6 +49,11 @@ from ledgerflow_service.names import (
 )
 from ledgerflow_service.orchestration import process_manager
 from ledgerflow_service.orchestration.leases import LeaseDesk
+from ledgerflow_service.orchestration.notifications import (
+    DEFAULT_TIMEOUT_SECONDS,
+    NotificationDesk,
+    Notifier,
+)
 from ledgerflow_service.orchestration.schedules import DeploymentDesk, Scheduler
 from ledgerflow_service.principal import Principal
 from ledgerflow_service.queries import artifacts as artifact_queries
@@ -61,6 +66,7 @@ from ledgerflow_service.queries import tasks as task_queries
 from ledgerflow_service.queries.fields import check_run_key
 from ledgerflow_service.queries.status import Clock
 from ledgerflow_service.read_models import ReadModels
+from ledgerflow_service.read_models.notifications import HANDLERS as NOTIFICATION_EVENTS
 from ledgerflow_service.read_models.queue import SERVICE_EVENTS
 from ledgerflow_service.store import events as stored_events
 from ledgerflow_service.store.addressing import DEPLOYMENT_EVENTS
@@ -79,6 +85,8 @@ log = logging.getLogger(__name__)
 # process writing the same file, so its watchers poll often.
 WATCH_POLL_SECONDS_NOTIFIED = 10.0
 WATCH_POLL_SECONDS_UNNOTIFIED = 0.2
+# Kinds only the service appends, through its own commands (DeploymentService).
+SERVICE_WRITES = frozenset({*DEPLOYMENT_EVENTS, "event_published", *NOTIFICATION_EVENTS})
 
 # Every event type a watch may filter by ("RunStarted", ...).
 EVENT_TYPES = frozenset(
@@ -181,10 +189,14 @@ class LedgerApplication:
         watch_poll_seconds: float | None = None,
         read_clock_us: Callable[[], int] = stored_events.now_us,
         schedule_clock_us: Callable[[], int] = stored_events.now_us,
+        allow_notify_commands: bool = False,
+        notify_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         """`read_clock_us` is the "now" against which queries judge heartbeats, and
-        `schedule_clock_us` the one the scheduler fires due deployments by (a test
-        moves them on instead of waiting)."""
+        `schedule_clock_us` the one the scheduler fires due deployments and sends due
+        notifications by (a test moves them on instead of waiting). With
+        `allow_notify_commands`, @notify(command=...) may be deployed and is run here;
+        `notify_timeout_seconds` bounds each notification attempt."""
         self.database = database
         self.lost_after_us = int(lost_after_seconds * 1e6)
         self.read_clock_us = read_clock_us
@@ -201,9 +213,15 @@ class LedgerApplication:
         self._sweeper: threading.Thread | None = None
         self.leases = LeaseDesk(database, self._append_as, self._append_chosen, self.clock)
         self.deployments = DeploymentDesk(
-            database, self._append_as, self._append_chosen, schedule_clock_us
-        )
+            database, self._append_as, self._append_chosen, schedule_clock_us,
+            allow_notify_commands=allow_notify_commands,
+        )  # fmt: skip
         self.scheduler = Scheduler(self.deployments, schedule_clock_us)
+        self.notifications = NotificationDesk(
+            database, self._append_as, self._append_chosen, schedule_clock_us,
+            allow_commands=allow_notify_commands, timeout_seconds=notify_timeout_seconds,
+        )  # fmt: skip
+        self.notifier = Notifier(self.notifications)
 
     def start_listening(self) -> None:
         """Starts relaying other processes' appends to watchers (Postgres NOTIFY)."""
@@ -232,7 +250,8 @@ class LedgerApplication:
 
     def start_scheduling(self) -> None:
         """Starts firing the deployments' due times (see orchestration/schedules.py),
-        and looking again whenever any process changes a deployment."""
+        looking again whenever any process changes a deployment, and sending the
+        notifications of finished runs (orchestration/notifications.py)."""
 
         def on_append(_: CommittedEvents | None, runs: frozenset[str] | None) -> None:
             if runs is None or any(run.startswith(DEPLOYMENT_STREAM_PREFIX) for run in runs):
@@ -240,9 +259,11 @@ class LedgerApplication:
 
         self.signal.subscribe(on_append)
         self.scheduler.start()
+        self.notifier.start()
 
     def close(self) -> None:
         self.scheduler.stop()
+        self.notifier.stop()
         self._stop.set()
         for thread in (self._listener, self._sweeper):
             if thread is not None:
@@ -269,12 +290,13 @@ class LedgerApplication:
                     f"event {index}: {kind} events are written by the service itself "
                     "(executors lease tasks with LeaseTask)"
                 )
-            if kind in DEPLOYMENT_EVENTS or (
+            if kind in SERVICE_WRITES or (
                 kind == "run_started" and event.run_started.HasField("trigger")
             ):
                 raise InvalidArgument(
-                    f"event {index}: deployments and the runs they fire are written by the "
-                    "service itself: use DeploymentService (`ledgerflow deployments --help`)"
+                    f"event {index}: deployments, the runs they fire, published events and "
+                    "notifications are written by the service itself: use DeploymentService "
+                    "(`ledgerflow deployments --help`, `ledgerflow events publish`)"
                 )
         return ledger_api.AppendResponse(
             events=self._append_as(request.events, principal, still_wanted)
@@ -395,6 +417,11 @@ class LedgerApplication:
         self, request: deployment_api.TriggerDeploymentRequest, principal: Principal
     ) -> deployment_api.TriggerDeploymentResponse:
         return self.deployments.trigger(request, principal)
+
+    def publish_event(
+        self, request: deployment_api.PublishEventRequest, principal: Principal
+    ) -> deployment_api.PublishEventResponse:
+        return self.deployments.publish_event(request, principal)
 
     def backfill_deployment(
         self, request: deployment_api.BackfillDeploymentRequest, principal: Principal

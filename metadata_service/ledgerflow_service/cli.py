@@ -26,6 +26,15 @@ DEFAULT_MAX_WATCHERS = 10_000
 class ServerLimits(NamedTuple):
     max_watchers: int
     statement_timeout: float
+    # @notify: whether commands may run here, and how long one attempt may take.
+    allow_notify_commands: bool = False
+    notify_timeout: float = 10.0
+
+    def app_options(self) -> dict[str, Any]:
+        return dict(
+            allow_notify_commands=self.allow_notify_commands,
+            notify_timeout_seconds=self.notify_timeout,
+        )
 
 
 DEFAULT_DATABASE_URL = f"sqlite://{Path.home() / '.ledgerflow' / 'service.db'}"
@@ -132,6 +141,19 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     help="Seconds any one database statement may run, whatever the caller's deadline "
     "(a shorter deadline stops it sooner).",
 )
+@click.option(
+    "--allow-notify-commands",
+    is_flag=True,
+    help="Let deployments' @notify(command=...) run on this machine, as this service's "
+    "user (off: only webhooks; anyone who may deploy could run commands here).",
+)
+@click.option(
+    "--notify-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1, max=600),
+    help="Seconds one notification attempt (a webhook call, a command) may take.",
+)
 @click.pass_context
 @friendly_errors
 def service(
@@ -144,6 +166,8 @@ def service(
     workers: int,
     max_watchers: int,
     statement_timeout: float,
+    allow_notify_commands: bool,
+    notify_timeout: float,
 ) -> None:
     """Run the gRPC metadata service (or one of the maintenance commands below).
 
@@ -156,7 +180,7 @@ def service(
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     tokens = TokenTable.from_file(auth_tokens) if auth_tokens else None
-    limits = ServerLimits(max_watchers, statement_timeout)
+    limits = ServerLimits(max_watchers, statement_timeout, allow_notify_commands, notify_timeout)
     if workers > 1:
         sys.exit(_serve_with_workers(database_url, host, port, tokens, lost_after, workers, limits))
     from ledgerflow_service.api.server import build_server, serve_until_signalled
@@ -164,6 +188,7 @@ def service(
     app = LedgerApplication(
         open_or_fail(database_url, statement_timeout=statement_timeout),
         lost_after_seconds=lost_after,
+        **limits.app_options(),
     )
     try:
         server, bound = build_server(
@@ -203,7 +228,7 @@ def _serve_with_workers(
         from ledgerflow_service.api.server import build_server, serve_until_signalled
 
         database = open_database(database_url, statement_timeout_seconds=limits.statement_timeout)
-        app = LedgerApplication(database, lost_after_seconds=lost_after)
+        app = LedgerApplication(database, lost_after_seconds=lost_after, **limits.app_options())
         server, _ = build_server(
             app, host=host, port=bound, tokens=tokens, reuse_port=True,
             max_watchers=limits.max_watchers, statement_timeout=limits.statement_timeout,

@@ -7,6 +7,8 @@ import keyword
 import re
 import uuid
 
+from ledgerflow.engine.triggers import TriggerError, check_event_name
+
 from ledgerflow_service.errors import InvalidArgument
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
@@ -51,6 +53,16 @@ def check_content_key(field: str, key: str, *, optional: bool = False) -> str:
 _DEPLOYMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}\Z")
 # The stream of a deployment's events: not a run pathspec (no flow name has a ':').
 DEPLOYMENT_STREAM_PREFIX = "deployment:"
+# The stream of a published event's name (EventPublished).
+EVENT_STREAM_PREFIX = "event:"
+
+
+def checked_event_name(name: str) -> str:
+    """A published event's name, or INVALID_ARGUMENT saying what a valid one is."""
+    try:
+        return check_event_name(name)
+    except TriggerError as error:
+        raise InvalidArgument(str(error)) from None
 
 
 def check_deployment_name(name: str) -> str:

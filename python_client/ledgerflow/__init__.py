@@ -24,12 +24,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ledgerflow._current import current
     from ledgerflow._decorators import catch, environment, resources, retry, step, timeout
-    from ledgerflow._flow_decorators import project, schedule
+    from ledgerflow._flow_decorators import (
+        notify,
+        project,
+        schedule,
+        trigger,
+        trigger_on_finish,
+    )
     from ledgerflow._flow_entry import FlowSpec
     from ledgerflow._hosting import WebServiceSpec, endpoint
     from ledgerflow._parameters import IncludeFile, JSONType, Parameter
     from ledgerflow._s3 import S3, S3GetObject, S3Object
     from ledgerflow._table import Table, TableVersion
+    from ledgerflow.cards import card
     from ledgerflow.client import (
         DataArtifact,
         Flow,
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
         namespace,
     )
     from ledgerflow.deployer import Deployer
+    from ledgerflow.events import publish_event
     from ledgerflow.exceptions import (
         LedgerflowException,
         LedgerflowNamespaceMismatch,
@@ -61,7 +69,10 @@ if TYPE_CHECKING:
 _LAZY = {
     "ledgerflow._current": ("current",),
     "ledgerflow._decorators": ("catch", "environment", "resources", "retry", "step", "timeout"),
-    "ledgerflow._flow_decorators": ("project", "schedule"),
+    "ledgerflow._flow_decorators": (
+        "notify", "project", "schedule", "trigger", "trigger_on_finish",
+    ),
+    "ledgerflow.events": ("publish_event",),
     "ledgerflow._flow_entry": ("FlowSpec",),
     "ledgerflow._parameters": ("IncludeFile", "JSONType", "Parameter"),
     "ledgerflow.exceptions": (
@@ -72,6 +83,7 @@ _LAZY = {
     "ledgerflow._s3": ("S3", "S3GetObject", "S3Object"),
     "ledgerflow._table": ("Table", "TableVersion"),
     "ledgerflow.runner": ("Runner",),
+    "ledgerflow.cards": ("card",),
     "ledgerflow.deployer": ("Deployer",),
     "ledgerflow.client": (
         "DataArtifact", "Flow", "Ledgerflow", "Run", "Step", "Task", "default_metadata",
@@ -116,6 +128,7 @@ __all__ = [
     "TableVersion",
     "Task",
     "WebServiceSpec",
+    "card",
     "catch",
     "current",
     "default_metadata",
@@ -126,10 +139,14 @@ __all__ = [
     "get_namespace",
     "metadata",
     "namespace",
+    "notify",
     "project",
+    "publish_event",
     "resources",
     "retry",
     "schedule",
     "step",
     "timeout",
+    "trigger",
+    "trigger_on_finish",
 ]

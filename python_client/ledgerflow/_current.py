@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Trigger:
-    """What started this run of a deployment (``current.trigger``): its schedule
-    (``kind == 'schedule'``), a backfill or someone's trigger, and the due time it
-    stands for (a flow reads its partition date from ``scheduled_at``)."""
-
-    deployment: str
-    deployment_version: int
-    kind: str
-    scheduled_at: datetime
+from ledgerflow._trigger import trigger_of
 
 
 class Current:
@@ -27,6 +15,10 @@ class Current:
 
     def _set(self, **facts: Any) -> None:
         self._facts = dict(facts)
+
+    def _put(self, name: str, value: Any) -> None:
+        """Adds one fact for the running task (``current.card``, set by @card)."""
+        self._facts[name] = value
 
     def __getattr__(self, name: str) -> Any:
         facts = self.__dict__.get("_facts", {})
@@ -51,15 +43,6 @@ class Current:
         )
 
 
-def trigger_of(facts: dict[str, Any] | None) -> Trigger | None:
-    """The Trigger of a task's facts (``engine.facts.trigger_facts``)."""
-    if not facts:
-        return None
-    found = dict(facts)
-    found["scheduled_at"] = datetime.fromisoformat(found["scheduled_at"])
-    return Trigger(**found)
-
-
 _KNOWN = {
     "flow_name",
     "run_id",
@@ -76,6 +59,8 @@ _KNOWN = {
     "branch_name",
     "is_production",
     "project_flow_name",
+    # With @card on the step: its cards' components (ledgerflow.cards); None without.
+    "card",
 }
 
 current = Current()

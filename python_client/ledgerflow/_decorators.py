@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 F = Callable[..., Any]
 _OPTIONS = "_ledgerflow_options"
@@ -50,10 +50,39 @@ class StepOptions:
     catch: Catch | None = None
     timeout: Timeout | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    # Decorators that act in the task process around the step (@card): see TaskHook.
+    hooks: list[Any] = field(default_factory=list)
+
+
+class TaskHook(Protocol):
+    """A step decorator that works inside the task (as Metaflow's task_pre_step and
+    task_finished hooks): the runtime calls it without knowing what it is, so the
+    feature (ledgerflow.cards) depends on the runtime and not the other way round.
+    `task` is the runtime's TaskContext (runtime/task.py)."""
+
+    def check_step(self, step_name: str) -> None:
+        """Raises ValueError, naming the step, when the decorator's options cannot
+        work together (the flow's graph check reports it before anything runs)."""
+
+    def task_pre_step(self, task: Any) -> None:
+        """Before the step's code runs (the flow object is ready)."""
+
+    def task_finished(self, task: Any, outcome: Any) -> list[Any]:
+        """After the step (whether it failed or not): payload-only events to record
+        with the attempt's outcome. Never raises."""
 
 
 def step_options(func: Any) -> StepOptions:
     return getattr(func, _OPTIONS, None) or StepOptions()
+
+
+def task_hooks(func: F) -> list[Any]:
+    """The step's hooks, as a list a decorator may add to."""
+    options = getattr(func, _OPTIONS, None)
+    if options is None:
+        options = StepOptions()
+        setattr(func, _OPTIONS, options)
+    return options.hooks
 
 
 def _attach(func: F, name: str, value: Any) -> F:

@@ -1,6 +1,7 @@
-"""Flow decorators: ``@schedule`` and ``@project`` go on the FlowSpec class, as in
-Metaflow. They are read by ``deploy`` (when a deployment fires, and under which name)
-and by ``run`` (a project's runs are tagged with its branch)."""
+"""Flow decorators: ``@schedule``, ``@project``, ``@trigger``, ``@trigger_on_finish``
+and ``@notify`` go on the FlowSpec class, as in Metaflow. They are read by ``deploy``
+(when a deployment fires, under which name, and who hears of its runs) and by ``run``
+(a project's runs are tagged with its branch)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from typing import Any, TypeVar
 
 from ledgerflow.engine.projects import ProjectError, check_project
 from ledgerflow.engine.schedules import ScheduleError, schedule_message
+from ledgerflow.engine.triggers import TriggerError, check_event_name, notify_message
 from ledgerflow.v1 import records_pb2
 
 C = TypeVar("C", bound=type)
 _SCHEDULE = "_ledgerflow_schedule"
 _PROJECT = "_ledgerflow_project"
+_TRIGGER_EVENTS = "_ledgerflow_trigger_events"
+_TRIGGER_ON_FINISH = "_ledgerflow_trigger_on_finish"
+_NOTIFY = "_ledgerflow_notify"
 
 
 def schedule(
@@ -67,6 +72,105 @@ def project(cls: Any = None, *, name: str | None = None) -> Any:
         return flow_class
 
     return attach(cls) if cls is not None else attach
+
+
+def _names(
+    decorator: str, one: str | None, many: list[str] | tuple[str, ...] | None, what: str
+) -> list[str]:
+    """The names ``@decorator(what=...)`` or ``(whats=[...])`` was given."""
+    if (one is None) == (many is None):
+        raise TriggerError(f"{decorator} takes {what}='...' or {what}s=[...], exactly one")
+    names = [one] if one is not None else list(many or [])
+    if not names:
+        raise TriggerError(f"{decorator}({what}s=[]) names no {what}")
+    for name in names:
+        if not isinstance(name, str):
+            raise TriggerError(
+                f"{decorator} takes the {what}'s name as text, not {type(name).__name__}"
+            )
+    return names
+
+
+def _attach(cls: Any, attribute: str, found: Any, *, append: bool = False) -> Any:
+    """Puts `found` (or the error that stopped it, for the command line to report
+    without a traceback) on the flow class."""
+
+    def attach(flow_class: C) -> C:
+        if append:
+            setattr(flow_class, attribute, [*flow_class.__dict__.get(attribute, []), found])
+        else:
+            setattr(flow_class, attribute, found)
+        return flow_class
+
+    return attach(cls) if cls is not None else attach
+
+
+def trigger(cls: Any = None, *, event: str | None = None, events: list[str] | None = None) -> Any:
+    """Starts a run of the deployed flow each time someone publishes the event
+    (``ledgerflow events publish NAME`` or ``ledgerflow.publish_event(NAME, payload)``).
+    The payload's fields named as a parameter set it for that run;
+    ``current.trigger.event`` gives the event's name and payload."""
+    found: list[str] | TriggerError
+    try:
+        found = [check_event_name(name) for name in _names("@trigger", event, events, "event")]
+    except TriggerError as error:
+        found = error
+    return _attach(cls, _TRIGGER_EVENTS, found)
+
+
+def trigger_on_finish(
+    cls: Any = None, *, flow: str | None = None, flows: list[str] | None = None
+) -> Any:
+    """Starts a run of the deployed flow each time a run of the upstream flow's
+    deployment succeeds (with @project: the upstream deployed on the same branch, or
+    a deployment named in full, ``project.branch.Flow``). ``current.trigger.run`` is
+    the upstream run."""
+    found: list[str] | TriggerError
+    try:
+        found = _names("@trigger_on_finish", flow, flows, "flow")
+    except TriggerError as error:
+        found = error
+    return _attach(cls, _TRIGGER_ON_FINISH, found)
+
+
+def notify(
+    cls: Any = None,
+    *,
+    on: list[str] | str = ("failure",),  # type: ignore[assignment]
+    command: str | None = None,
+    webhook: str | None = None,
+) -> Any:
+    """Tells someone when a run of the deployed flow ends (``on=['failure']`` by
+    default, ``'success'`` too): the service POSTs the run's facts as JSON to
+    `webhook`, or runs `command` (on a service that allows it), once per run, retried
+    with backoff; ``ledgerflow audit`` shows each attempt. Stack several for several
+    receivers."""
+    found: records_pb2.Notify | TriggerError
+    try:
+        found = notify_message(on, command, webhook)
+    except TriggerError as error:
+        found = error
+    return _attach(cls, _NOTIFY, found, append=True)
+
+
+def flow_triggers(flow_class: type) -> tuple[list[str], list[str]]:
+    """(the upstream flows of @trigger_on_finish, the event names of @trigger);
+    TriggerError for a bad one."""
+    flows = getattr(flow_class, _TRIGGER_ON_FINISH, [])
+    events = getattr(flow_class, _TRIGGER_EVENTS, [])
+    for found in (flows, events):
+        if isinstance(found, TriggerError):
+            raise found
+    return list(flows), list(events)
+
+
+def flow_notify(flow_class: type) -> list[records_pb2.Notify]:
+    """The flow's @notify receivers, in the order written; TriggerError for a bad one."""
+    found = list(reversed(getattr(flow_class, _NOTIFY, [])))  # decorators apply bottom-up
+    for notify_ in found:
+        if isinstance(notify_, TriggerError):
+            raise notify_
+    return found
 
 
 def flow_schedule(flow_class: type) -> records_pb2.Schedule | None:

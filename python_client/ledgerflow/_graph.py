@@ -10,6 +10,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledgerflow._decorators import step_options
+
 
 class InvalidGraph(Exception):
     """The flow's steps do not form a runnable graph."""
@@ -119,12 +121,23 @@ class FlowGraph:
                 if out in self.nodes:
                     self.nodes[out].in_funcs.append(node.name)
         self._validate()
+        self._check_step_decorators(flow_class)
 
     def __getitem__(self, name: str) -> StepNode:
         return self.nodes[name]
 
     def __iter__(self) -> Any:
         return iter(self.nodes.values())
+
+    def _check_step_decorators(self, flow_class: type) -> None:
+        """The options of decorators that work in the task (two @card with one id)
+        are checked with the graph, before anything runs."""
+        for name in self.nodes:
+            for hook in step_options(getattr(flow_class, name, None)).hooks:
+                try:
+                    hook.check_step(name)
+                except ValueError as error:
+                    raise InvalidGraph(str(error)) from None
 
     def _validate(self) -> None:
         for required in ("start", "end"):

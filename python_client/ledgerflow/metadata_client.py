@@ -215,6 +215,16 @@ class MetadataClient(abc.ABC):
     ) -> deploy_api.BackfillDeploymentResponse:
         return self.call_deployments("BackfillDeployment", request)
 
+    def publish_event(
+        self, name: str, payload: str = "", event_id: str = ""
+    ) -> deploy_api.PublishEventResponse:
+        """Publishes an event; the deployments waiting for it start a run each. A
+        retried call (the same `event_id`) publishes it once."""
+        request = deploy_api.PublishEventRequest(
+            name=name, payload=payload, event_id=event_id or str(uuid.uuid4())
+        )
+        return self.call_deployments("PublishEvent", request)
+
 
 def _pages(rpc: Callable[[Any], Any], request: Any, items: Callable[[Any], Any]) -> Iterator[Any]:
     """Every item of a paged list, page after page."""

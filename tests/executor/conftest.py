@@ -177,6 +177,21 @@ class Cluster:
         )  # fmt: skip
         return json.loads(result.stdout)
 
+    def client_says(self, expression: str) -> Any:
+        """What a client API expression gives (JSON-able), in any namespace, in a
+        process of its own (a production run is not in its deployer's namespace: the
+        client refuses it by default, as Metaflow's does)."""
+        code = (
+            "import json; from ledgerflow import Run, Step, namespace; namespace(None); "
+            f"print(json.dumps({expression}))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], env={**self.env, "LEDGERFLOW_SERVICE": self.address},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
     def events(self, flow: str, run_id: str) -> list[events_pb2.Event]:
         client = self.metadata()
         found: list[events_pb2.Event] = []

@@ -23,21 +23,7 @@ NAME = "pricing.prod.PricingFlow"
 def artifact(cluster: Cluster, step_pathspec: str, name: str) -> Any:
     """An artifact of a step's task, read in any namespace (a production run is not in
     its deployer's namespace: the client refuses it by default, as Metaflow's does)."""
-    return client_says(cluster, f"getattr(Step({step_pathspec!r}).task.data, {name!r})")
-
-
-def client_says(cluster: Cluster, expression: str) -> Any:
-    """What a client API expression gives, in any namespace, in a process of its own."""
-    code = (
-        "import json; from ledgerflow import Run, Step, namespace; namespace(None); "
-        f"print(json.dumps({expression}))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], env={**cluster.env, "LEDGERFLOW_SERVICE": cluster.address},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return cluster.client_says(f"getattr(Step({step_pathspec!r}).task.data, {name!r})")
 
 
 def runs_of(cluster: Cluster, tag: str) -> list:
@@ -66,7 +52,7 @@ def test_deploy_trigger_backfill_and_resume_production_on_a_laptop(cluster: Clus
     assert facts == {"project": "pricing", "branch": "prod", "production": True,
                      "flow": NAME, "namespace": f"production:{NAME}"}  # fmt: skip
     assert artifact(cluster, f"PricingFlow/{run_id}/start", "trigger")["kind"] == "manual"
-    assert client_says(cluster, f"Run('PricingFlow/{run_id}').trigger.kind") == "manual"
+    assert cluster.client_says(f"Run('PricingFlow/{run_id}').trigger.kind") == "manual"
 
     assert artifact(cluster, f"PricingFlow/{run_id}/price", "result") == "us-priced"
 

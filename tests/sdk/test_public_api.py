@@ -26,6 +26,7 @@ EXPECTED = {
     "TableVersion",
     "Task",
     "WebServiceSpec",
+    "card",
     "catch",
     "current",
     "default_metadata",
@@ -36,12 +37,16 @@ EXPECTED = {
     "get_namespace",
     "metadata",
     "namespace",
+    "notify",
     "project",
+    "publish_event",
     "resources",
     "retry",
     "schedule",
     "step",
     "timeout",
+    "trigger",
+    "trigger_on_finish",
 }
 
 

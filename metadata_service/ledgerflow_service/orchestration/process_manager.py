@@ -11,6 +11,8 @@ folded, appended as events in the same transaction.
 - A run is cancelled or failing: cancel its queued tasks; running ones are stopped by
   their executors (``RenewLease`` tells them).
 - A run with no open task left: finish it, succeeded when its end step succeeded.
+- A deployment's run finished, or an event was published: start the deployments that
+  wait for it, and request the run's notifications (``triggers.py``).
 
 What follows what, and after which failure, are the run rules of ``ledgerflow.engine``,
 the same the local runtime and the executor follow; this module only turns them into
@@ -40,6 +42,7 @@ from ledgerflow.engine import (
 )
 from ledgerflow.v1 import events_pb2, records_pb2
 
+from ledgerflow_service.orchestration import triggers
 from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow, task_ref
 from ledgerflow_service.read_models.table import columns
@@ -78,6 +81,9 @@ def follow_ups(fold: ReadModelFold, tx: Tx) -> list[events_pb2.Event]:
     for path in sorted(fold.to_stop):
         _cancel_queued(fold, tx, path, decided)
     fold.to_stop.clear()
+    reactions, fold.to_react = fold.to_react, []
+    for item in reactions:
+        triggers.react(fold, tx, item, decided)
     if decided.events:
         return decided.events
     for path in sorted(fold.to_finish):

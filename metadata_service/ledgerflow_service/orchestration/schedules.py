@@ -24,13 +24,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ledgerflow.engine.deployments import deployment_tag, trigger_tag
 from ledgerflow.engine.schedules import (
     due_times,
     firing_ids,
     latest_due,
     triggered_run_id,
 )
+from ledgerflow.engine.triggers import TriggerError, parse_payload
 from ledgerflow.v1 import deployment_service_pb2 as deployment_api
 from ledgerflow.v1 import events_pb2, records_pb2
 
@@ -40,7 +40,9 @@ from ledgerflow_service.errors import (
     LedgerError,
     PermissionDenied,
 )
-from ledgerflow_service.names import check_event_id, run_pathspec
+from ledgerflow_service.names import check_event_id, checked_event_name, run_pathspec
+from ledgerflow_service.orchestration.service_thread import ServiceThread
+from ledgerflow_service.orchestration.triggers import check_triggers, fired_run, runs_started_by
 from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import deployments as deployment_queries
 from ledgerflow_service.read_models.deployments import DeploymentRow, check_schedule_message
@@ -71,37 +73,6 @@ Append = Callable[[Sequence[events_pb2.Event], Principal], list[events_pb2.Event
 AppendChosen = Callable[
     [Callable[[Tx], Sequence[events_pb2.Event]], Principal], list[events_pb2.Event]
 ]
-
-
-def fired_run(
-    row: DeploymentRow,
-    kind: records_pb2.TriggerKind,
-    due_us: int,
-    event_id: str,
-    run_id: str,
-    parameters: dict[str, str] | None = None,
-) -> events_pb2.Event:
-    """The RunStarted of one run of a deployment: its latest version's graph, code and
-    parameters (some replaced, for a trigger), its tags, and what fired it."""
-    spec = row.created()
-    started = events_pb2.RunStarted(
-        flow_name=spec.flow_name,
-        run_id=run_id,
-        user=spec.user,
-        tags=list(spec.tags),
-        system_tags=[*spec.system_tags, deployment_tag(spec.name), trigger_tag(kind)],
-        parameters={**spec.parameters, **(parameters or {})},
-        code_package_key=spec.code_package_key,
-        graph=spec.graph,
-        trigger=records_pb2.Trigger(
-            deployment=spec.name,
-            deployment_version=row.version,
-            kind=kind,
-            timezone=spec.schedule.timezone,
-        ),
-    )
-    started.trigger.scheduled_at.FromMicroseconds(due_us)
-    return events_pb2.Event(event_id=event_id, run_started=started)
 
 
 def _due_event(row: DeploymentRow, kind: Any, due_us: int) -> events_pb2.Event:
@@ -139,8 +110,12 @@ class DeploymentDesk:
         append: Append,
         append_chosen: AppendChosen,
         now_us: Callable[[], int],
+        *,
+        allow_notify_commands: bool = False,
     ) -> None:
         self.database = database
+        # Whether @notify(command=...) may be deployed (the command runs here).
+        self.allow_notify_commands = allow_notify_commands
         self._append = append
         self._append_chosen = append_chosen
         self._now_us = now_us
@@ -181,8 +156,41 @@ class DeploymentDesk:
         _check_branch_owner(spec.branch, principal)
         if spec.HasField("schedule"):  # here, not in the fold: it reads the clock
             check_schedule_message(spec.schedule)
-        self._record(principal, request.event_id, deployment_created=spec)
+        if any(notify.command for notify in spec.notify) and not self.allow_notify_commands:
+            raise FailedPrecondition(
+                "this service does not run notification commands (a deployer's command "
+                "would run on the service's machine): use @notify(webhook=...), or start "
+                "the service with --allow-notify-commands"
+            )
+        event_id = check_event_id(request.event_id) if request.event_id else str(uuid.uuid4())
+
+        def choose(tx: Tx) -> list[events_pb2.Event]:
+            # Under the append lock: two deploys cannot close a cycle between them.
+            check_triggers(tx, spec)
+            return [events_pb2.Event(event_id=event_id, deployment_created=spec)]
+
+        self._append_chosen(choose, principal)
+        self.changed.set()
         return deployment_api.DeployResponse(deployment=self._answer(spec.name))
+
+    def publish_event(
+        self, request: deployment_api.PublishEventRequest, principal: Principal
+    ) -> deployment_api.PublishEventResponse:
+        """Records the event; the deployments waiting for it start in the same
+        transaction (orchestration/triggers.py). A retried call (the same event id)
+        starts nothing more and answers with the runs the first one started."""
+        checked_event_name(request.name)
+        try:
+            parse_payload(request.payload)
+        except TriggerError as error:
+            raise InvalidArgument(f"event {request.name!r}: {error}") from None
+        event_id = check_event_id(request.event_id) if request.event_id else str(uuid.uuid4())
+        published = events_pb2.EventPublished(name=request.name, payload=request.payload)
+        self._append([events_pb2.Event(event_id=event_id, event_published=published)],
+                     principal)  # fmt: skip
+        with self.database.read() as tx:
+            runs = runs_started_by(tx, request.name, event_id)
+        return deployment_api.PublishEventResponse(event_id=event_id, runs=runs)
 
     def pause(
         self, request: deployment_api.PauseDeploymentRequest, principal: Principal
@@ -369,36 +377,23 @@ class DeploymentDesk:
             return deployment_queries.earliest_due(tx)
 
 
-class Scheduler:
+class Scheduler(ServiceThread):
     """Fires due deployments from a thread of the service: it sleeps until the earliest
     next due time (or until a deployment changes), fires, and sleeps again, so a
     thousand idle deployments cost nothing between firings. `now_us` is the clock (a
     test moves it on instead of waiting)."""
 
     def __init__(self, desk: DeploymentDesk, now_us: Callable[[], int]) -> None:
+        super().__init__("ledgerflow-schedules", desk.changed)
         self.desk = desk
         self.now_us = now_us
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="ledgerflow-schedules",
-                                            daemon=True)  # fmt: skip
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.desk.changed.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def wake(self) -> None:
         """Look at the deployments again now (another replica changed one)."""
         self.desk.changed.set()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def loop(self) -> None:
+        while not self.stopping.is_set():
             self.desk.changed.clear()
             sleep = _LONGEST_SLEEP_SECONDS
             try:

@@ -74,3 +74,33 @@ def existing_runs(tx: Tx, run_pathspecs: list[str]) -> set[str]:
         found.update(row[0] for row in tx.query(f"SELECT pathspec FROM runs WHERE {condition}",
                                                  params))  # fmt: skip
     return found
+
+
+def listening(tx: Tx, cause: str) -> list[DeploymentRow]:
+    """The live (not paused, not deleted) deployments that `cause` starts
+    (read_models.deployments.finish_cause / event_cause), by name."""
+    rows = tx.query(
+        _SELECT + "listens_to LIKE ? AND paused = 0 AND deleted = 0 ORDER BY name",
+        (f"% {cause} %",),
+    )
+    # LIKE reads '_' as any one character: keep the exact matches only.
+    found = [DeploymentRow(*row) for row in rows]
+    return [row for row in found if f" {cause} " in row.listens_to]
+
+
+def upstreams(tx: Tx) -> dict[str, list[str]]:
+    """Each deployment that waits for others' runs, with the deployments it waits for
+    (deleted ones left out): the graph a new @trigger_on_finish must not close a cycle
+    in."""
+    rows = tx.query(_SELECT + "listens_to LIKE ? AND deleted = 0", ("% finish:%",))
+    return {row.name: list(row.created().trigger_on_finish)
+            for row in (DeploymentRow(*r) for r in rows)}  # fmt: skip
+
+
+def live_names(tx: Tx, names: list[str]) -> set[str]:
+    """Which of `names` are deployments that exist (not deleted)."""
+    if not names:
+        return set()
+    condition, params = tx.dialect.one_of("name", names)
+    rows = tx.query(f"SELECT name FROM deployments WHERE deleted = 0 AND {condition}", params)
+    return {row[0] for row in rows}

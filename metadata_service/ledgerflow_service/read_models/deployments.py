@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ledgerflow.engine.deployments import identity_problem
 from ledgerflow.engine.schedules import ScheduleError, check_cron_fields, check_schedule, next_due
+from ledgerflow.engine.triggers import TriggerError, check_event_name, check_notify, parse_payload
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -48,9 +49,43 @@ class DeploymentRow:
     deployed_at_us: int
     spec: bytes
     next_due_us: int | None
+    # What else starts it: " finish:UPSTREAM event:NAME " (see listens_to()).
+    listens_to: str = ""
 
     def created(self) -> events_pb2.DeploymentCreated:
         return events_pb2.DeploymentCreated.FromString(bytes(self.spec))
+
+
+def finish_cause(upstream: str) -> str:
+    """The cause a deployment waits for with @trigger_on_finish(upstream)."""
+    return f"finish:{upstream}"
+
+
+def event_cause(name: str) -> str:
+    """The cause a deployment waits for with @trigger(event=name)."""
+    return f"event:{name}"
+
+
+def listens_to(spec: events_pb2.DeploymentCreated) -> str:
+    """The causes that start a deployment, space-separated with a space at each end, so
+    that one is found with ``LIKE '% cause %'`` (see queries.deployments.listening)."""
+    causes = [finish_cause(n) for n in spec.trigger_on_finish]
+    causes += [event_cause(n) for n in spec.trigger_on_events]
+    return f" {' '.join(causes)} " if causes else ""
+
+
+def _check_triggers(p: events_pb2.DeploymentCreated) -> None:
+    try:
+        for upstream in p.trigger_on_finish:
+            check_deployment_name(upstream)
+        for name in p.trigger_on_events:
+            check_event_name(name)
+        for notify in p.notify:
+            check_notify(notify)
+    except TriggerError as error:
+        raise InvalidArgument(f"deployment {p.name!r}: {error}") from None
+    if len(p.trigger_on_finish) + len(p.trigger_on_events) > 64 or len(p.notify) > 16:
+        raise InvalidArgument(f"deployment {p.name!r}: at most 64 triggers and 16 notifications")
 
 
 def check_schedule_message(schedule: records_pb2.Schedule) -> None:
@@ -98,6 +133,7 @@ def deployment_created(
     if problem is not None:
         raise InvalidArgument(f"deployment {p.name!r}: {problem}")
     check_run_settings(p.tags, p.system_tags, p.parameters)
+    _check_triggers(p)
     old = fold.deployments.get(p.name)
     if old is not None and not old.deleted and old.flow_name != p.flow_name:
         raise FailedPrecondition(
@@ -117,6 +153,7 @@ def deployment_created(
         deployed_at_us=item.recorded_at_us,
         spec=p.SerializeToString(deterministic=True),
         next_due_us=None if paused else _first_due(p, item.recorded_at_us),
+        listens_to=listens_to(p),
     )
     fold.deployments[p.name] = row
     fold.mark(row)
@@ -172,6 +209,15 @@ def run_fired(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEvent)
         fold.mark(row)
 
 
+def event_published(fold: ReadModelFold, p: events_pb2.EventPublished, item: PendingEvent) -> None:
+    """A published event is only checked here: the process manager starts what waits
+    for it (orchestration/triggers.py), in the same transaction."""
+    try:
+        parse_payload(p.payload)
+    except TriggerError as error:
+        raise InvalidArgument(f"event {p.name!r}: {error}") from None
+
+
 def to_message(row: DeploymentRow) -> records_pb2.Deployment:
     spec = row.created()
     deployment = records_pb2.Deployment(
@@ -190,6 +236,9 @@ def to_message(row: DeploymentRow) -> records_pb2.Deployment:
     )
     if spec.HasField("schedule"):
         deployment.schedule.CopyFrom(spec.schedule)
+    deployment.trigger_on_finish.extend(spec.trigger_on_finish)
+    deployment.trigger_on_events.extend(spec.trigger_on_events)
+    deployment.notify.extend(spec.notify)
     deployment.deployed_at.FromMicroseconds(row.deployed_at_us)
     if row.next_due_us is not None:
         deployment.next_run_at.FromMicroseconds(row.next_due_us)
@@ -202,4 +251,5 @@ HANDLERS: dict[str, Callable[..., None]] = {
     "deployment_paused": deployment_paused,
     "deployment_resumed": deployment_resumed,
     "deployment_deleted": deployment_deleted,
+    "event_published": event_published,
 }

@@ -24,8 +24,10 @@ from ledgerflow_service.names import check_id, parse_pathspec, run_pathspec
 from ledgerflow_service.principal import Principal
 from ledgerflow_service.read_models import (
     artifacts,
+    cards,
     deployments,
     lineage,
+    notifications,
     queue,
     runs,
     tags,
@@ -33,6 +35,7 @@ from ledgerflow_service.read_models import (
 )
 from ledgerflow_service.read_models.artifacts import ARTIFACT_COLUMNS
 from ledgerflow_service.read_models.deployments import DeploymentRow
+from ledgerflow_service.read_models.notifications import NotificationRow
 from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow
 from ledgerflow_service.read_models.runs import FLOW_COLUMNS, GRAPH_COLUMNS, RunRow
 from ledgerflow_service.read_models.table import columns, upsert_clause
@@ -51,6 +54,7 @@ from ledgerflow_service.store.projector import PendingEvent
 READ_MODEL_TABLES = (
     "flows", "runs", "run_tags", "steps", "tasks", "attempts", "artifacts",
     "orchestrated_runs", "queue", "table_versions", "table_reads", "run_graphs", "deployments",
+    "cards", "notifications",
 )  # fmt: skip
 
 # Table, columns and ON CONFLICT clause of each read model row type.
@@ -64,6 +68,7 @@ _UPSERT = {
         (OrchestratedRunRow, "orchestrated_runs", ("run_pathspec",)),
         (QueueRow, "queue", ("task_pathspec",)),
         (DeploymentRow, "deployments", ("name",)),
+        (NotificationRow, "notifications", ("run_pathspec", "notification")),
     ]
 }
 _TASK_WIDTH = len(columns(TaskRow))
@@ -87,6 +92,7 @@ class ReadModelPlan:
     tag_runs: set[str] = field(default_factory=set)
     tables: set[tuple[str, str]] = field(default_factory=set)
     deployments: set[str] = field(default_factory=set)
+    notification_runs: set[str] = field(default_factory=set)
     artifacts: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     queries: list[Query | None] = field(default_factory=list)
 
@@ -109,6 +115,8 @@ class ReadModelPlan:
             select("run_tags", list(TAG_COLUMNS), "run_pathspec", self.tag_runs),
             lineage.latest_versions_query(self.tables),
             select("deployments", columns(DeploymentRow), "name", self.deployments),
+            select("notifications", columns(NotificationRow), "run_pathspec",
+                   self.notification_runs),
         ]  # fmt: skip
 
 
@@ -135,6 +143,8 @@ def plan_batch(
                 plan.deployments.add(payload.trigger.deployment)
         elif address.kind in DEPLOYMENT_EVENTS:
             plan.deployments.add(payload.name)
+        elif address.kind in notifications.HANDLERS:
+            plan.notification_runs.add(address.run_pathspec)
         if address.kind == "run_started" and payload.origin_run_id:
             check_id("origin_run_id", payload.origin_run_id)
             plan.run_keys.add(run_pathspec(payload.flow_name, payload.origin_run_id))
@@ -152,10 +162,12 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     **runs.HANDLERS,
     **tasks.HANDLERS,
     **artifacts.HANDLERS,
+    **cards.HANDLERS,
     **tags.HANDLERS,
     **queue.HANDLERS,
     **lineage.HANDLERS,
     **deployments.HANDLERS,
+    **notifications.HANDLERS,
 }
 _unhandled = {
     f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
@@ -188,8 +200,12 @@ class ReadModelFold:
     table_latest: dict[tuple[str, str], int] = field(default_factory=dict)
     new_table_versions: list[tuple[Any, ...]] = field(default_factory=list)
     new_table_reads: list[tuple[Any, ...]] = field(default_factory=list)
+    # Cards (read_models/cards.py): the new rows.
+    new_cards: list[tuple[Any, ...]] = field(default_factory=list)
     # Deployments (read_models/deployments.py) by name.
     deployments: dict[str, DeploymentRow | None] = field(default_factory=dict)
+    # Notifications of finished runs (read_models/notifications.py) by (run, number).
+    notifications: dict[tuple[str, int], NotificationRow] = field(default_factory=dict)
 
     # Orchestrated runs and their queued tasks (read_models/queue.py).
     orchestrated: dict[str, OrchestratedRunRow | None] = field(default_factory=dict)
@@ -201,6 +217,8 @@ class ReadModelFold:
     to_decide: list[PendingEvent] = field(default_factory=list)
     to_stop: set[str] = field(default_factory=set)
     to_finish: set[str] = field(default_factory=set)
+    # Finished runs and published events: what they start or whom they tell.
+    to_react: list[PendingEvent] = field(default_factory=list)
     joined: set[str] = field(default_factory=set)
 
     @classmethod
@@ -213,7 +231,8 @@ class ReadModelFold:
         decides: bool = False,
     ) -> ReadModelFold:
         """Builds the fold from the rows of the plan's queries."""
-        run_rows, tasks_and_attempts, step_rows, flows, tag_rows, table_rows, deployed = rows
+        (run_rows, tasks_and_attempts, step_rows, flows, tag_rows, table_rows, deployed,
+         notified) = rows  # fmt: skip
         fold = cls(collect_artifacts=collect_artifacts, decides=decides)
         fold.runs = dict.fromkeys(plan.run_keys)
         fold.orchestrated = dict.fromkeys(plan.run_keys)
@@ -238,6 +257,8 @@ class ReadModelFold:
                              for namespace, table, latest in table_rows}  # fmt: skip
         fold.deployments = dict.fromkeys(plan.deployments)
         fold.deployments.update((row[0], DeploymentRow(*row)) for row in deployed)
+        for found in (NotificationRow(*row) for row in notified):
+            fold.notifications[(found.run_pathspec, found.notification)] = found
         return fold
 
     def load_queue(self, tx: Tx, task_keys: Iterable[str]) -> None:
@@ -277,6 +298,8 @@ class ReadModelFold:
             queue.task_cloned(self, payload, item)
         elif kind == "run_started":
             queue.run_started(self, payload, item)
+        if self.decides and kind in ("run_finished", "event_published"):
+            self.to_react.append(item)
         run = self.runs.get(item.address.run_pathspec)
         if run is not None and kind not in ("tags_added", "tags_removed"):
             # Any activity of a run's writer counts as a heartbeat; tagging does not.
@@ -323,6 +346,8 @@ class ReadModelFold:
             key = row.run_pathspec
         elif isinstance(row, DeploymentRow):
             key = row.name
+        elif isinstance(row, NotificationRow):
+            key = (row.run_pathspec, row.notification)
         else:
             key = row.pathspec
         self.dirty[(type(row), key)] = row
@@ -346,7 +371,7 @@ class ReadModelFold:
     def follow_ups(self, tx: Tx) -> Sequence[events_pb2.Event]:
         """The events the process manager decided from what was applied since the
         last call, for the store to append and apply in the same transaction."""
-        if not (self.to_decide or self.to_stop or self.to_finish):
+        if not (self.to_decide or self.to_stop or self.to_finish or self.to_react):
             return ()
         assert self.decide is not None, "a fold that decides is given its decider"
         events = self.decide(self, tx)
@@ -364,24 +389,32 @@ class ReadModelFold:
             step_keys=wanted.step_keys - self.steps.keys(),
             tag_runs=wanted.tag_runs - self.run_tags.keys(),
             deployments=wanted.deployments - self.deployments.keys(),
+            notification_runs=wanted.notification_runs - self._notification_runs(),
+            # A run the service starts (a deployment's) may be its flow's first.
+            flow_names=wanted.flow_names - self.known_flows,
         )
         if not (missing.run_keys or missing.task_keys or missing.step_keys or missing.tag_runs
-                or missing.deployments):  # fmt: skip
+                or missing.deployments or missing.notification_runs
+                or missing.flow_names):  # fmt: skip
             self.load_queue(tx, wanted.task_keys)
             return
         missing.build_queries(tx.dialect)
         loaded = ReadModelFold.from_rows(missing, tx.query_all(missing.queries))
         loaded.load_queue(tx, missing.task_keys)
+        self.known_flows |= loaded.known_flows
         pairs: list[tuple[dict[Any, Any], dict[Any, Any]]] = [
             (self.runs, loaded.runs), (self.tasks, loaded.tasks), (self.steps, loaded.steps),
             (self.attempts, loaded.attempts), (self.orchestrated, loaded.orchestrated),
             (self.queue, loaded.queue), (self.run_tags, loaded.run_tags),
-            (self.deployments, loaded.deployments),
+            (self.deployments, loaded.deployments), (self.notifications, loaded.notifications),
         ]  # fmt: skip
         for mine, theirs in pairs:
             for key, value in theirs.items():
                 mine.setdefault(key, value)
         self.load_queue(tx, wanted.task_keys)
+
+    def _notification_runs(self) -> set[str]:
+        return {path for path, _ in self.notifications}
 
     def run(self, path: str, *, open_only: bool, missing: type = FailedPrecondition) -> RunRow:
         """The run at `path`; `missing` raises when it was never started, and with
@@ -433,6 +466,7 @@ class ReadModelFold:
             RowInsert("table_reads", lineage.READ_COLUMNS, self.new_table_reads,
                       "ON CONFLICT (namespace, table_name, version, task_pathspec, attempt) "
                       "DO NOTHING"),
+            RowInsert("cards", cards.CARD_COLUMNS, self.new_cards, cards.ON_CONFLICT),
         ])  # fmt: skip
         # After the inserts: a clone may copy artifacts recorded by this same batch
         # (a rebuild replays an origin run and its resume in one chunk).

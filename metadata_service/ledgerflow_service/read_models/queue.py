@@ -46,6 +46,8 @@ FENCED_EVENTS = frozenset(
         # attempt that holds the lease may say so.
         "table_version_written",
         "table_version_read",
+        # The cards it rendered (docs/cards.md).
+        "cards_recorded",
     }
 )
 

@@ -12,9 +12,11 @@ from ledgerflow.v1 import events_pb2
 from ledgerflow_service.errors import InvalidArgument
 from ledgerflow_service.names import (
     DEPLOYMENT_STREAM_PREFIX,
+    EVENT_STREAM_PREFIX,
     check_deployment_name,
     check_id,
     check_identifier,
+    checked_event_name,
     run_pathspec,
     task_pathspec,
 )
@@ -22,7 +24,8 @@ from ledgerflow_service.names import (
 # Payload kinds whose stream is their run (the others' stream is their task).
 RUN_EVENTS = (
     "run_started", "run_heartbeat", "run_finished", "tags_added", "tags_removed",
-    "run_cancel_requested",
+    "run_cancel_requested", "notification_requested", "notification_sending",
+    "notification_result",
 )  # fmt: skip
 # Payload kinds whose stream is their deployment's ("deployment:NAME").
 DEPLOYMENT_EVENTS = (
@@ -50,6 +53,9 @@ def address_of(event: events_pb2.Event) -> EventAddress:
         return EventAddress(kind, path, path, None)
     if kind in DEPLOYMENT_EVENTS:
         stream = DEPLOYMENT_STREAM_PREFIX + check_deployment_name(payload.name)
+        return EventAddress(kind, stream, stream, None)
+    if kind == "event_published":
+        stream = EVENT_STREAM_PREFIX + checked_event_name(payload.name)
         return EventAddress(kind, stream, stream, None)
     if not payload.HasField("task"):
         raise InvalidArgument(f"{kind} event has no task reference")

@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import click
 
-from ledgerflow import client
 from ledgerflow.cli.errors import friendly_errors
-from ledgerflow.cli.flow_deploy import describe_schedule
+from ledgerflow.cli.flow_deploy import describe_notify, describe_schedule, describe_triggers
 from ledgerflow.cli.ledger import TIME, _print_table, _stamp
+from ledgerflow.cli.service_client import service_metadata
 from ledgerflow.engine.deployments import (
     deployment_tag,
     production_namespace,
@@ -20,6 +20,7 @@ from ledgerflow.engine.deployments import (
     trigger_tag,
 )
 from ledgerflow.engine.schedules import zone
+from ledgerflow.health import health_of, run_seconds, seconds_text
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import common_pb2, records_pb2
 from ledgerflow.v1 import deployment_service_pb2 as deploy_api
@@ -43,17 +44,6 @@ def _range_end(text: str, option: str, zone: tzinfo, end: bool) -> datetime:
 
 # How often `backfill --max-parallel` looks at its runs.
 _BACKFILL_POLL_SECONDS = 2.0
-
-
-def _metadata() -> MetadataClient:
-    """The service's client: deployments live only there (nothing fires them in the
-    embedded ledger)."""
-    if client._config().metadata != "service":
-        raise click.UsageError(
-            "deployments live in the metadata service that fires them: set "
-            "LEDGERFLOW_SERVICE=HOST:PORT (see `ledgerflow service --help`)"
-        )
-    return client._clients()[0]
 
 
 def _recent_runs(
@@ -85,7 +75,7 @@ def deployments() -> None:
 @friendly_errors
 def list_deployments(flow_name: str, project: str, include_deleted: bool, as_json: bool) -> None:
     """List deployments by name."""
-    found = _metadata().deployments(flow_name, project, include_deleted)
+    found = service_metadata().deployments(flow_name, project, include_deleted)
     if as_json:
         for deployment in found:
             click.echo(json.dumps({
@@ -122,8 +112,10 @@ def list_deployments(flow_name: str, project: str, include_deleted: bool, as_jso
 @click.option("--runs", "run_count", default=10, show_default=True, help="Recent runs shown.")
 @friendly_errors
 def show(name: str, run_count: int) -> None:
-    """A deployment: its schedule, next run, parameters and recent runs."""
-    metadata = _metadata()
+    """A deployment: its schedule and triggers, next run, parameters, recent runs and
+    how they went (failure rate, duration trend, the last failure and how to resume
+    it)."""
+    metadata = service_metadata()
     deployment = metadata.deployment(name)
     state = "deleted" if deployment.deleted else "paused" if deployment.paused else "active"
     click.echo(f"{deployment.name}: {deployment.flow_name}, version {deployment.version}, {state}")
@@ -135,11 +127,24 @@ def show(name: str, run_count: int) -> None:
     if deployment.parameters:
         values = ", ".join(f"{k}={v}" for k, v in sorted(deployment.parameters.items()))
         click.echo(f"  parameters: {values}")
+    triggers = describe_triggers(deployment)
+    if triggers:
+        click.echo(f"  triggers:   {triggers}")
+    for receiver in deployment.notify:
+        click.echo(f"  notify:     {describe_notify(receiver)}")
     click.echo(f"  namespace:  {production_namespace(deployment.name)}")
     runs = _recent_runs(metadata, deployment, run_count)
     if not runs:
         click.echo("  no runs yet")
         return
+    health = health_of(metadata, runs)
+    if health.finished:
+        click.echo(f"  health:     last {health.summary()}")
+    failure = health.last_failure
+    if failure is not None:
+        click.echo(f"  last failure: {failure.run.pathspec} at {_stamp(failure.run.created_at)}"
+                   + (f": {failure.error}" if failure.error else ""))  # fmt: skip
+        click.echo(f"    resume it: {failure.resume} (add --remote for the executors)")
     click.echo("")
     _print_table(
         (
@@ -148,11 +153,12 @@ def show(name: str, run_count: int) -> None:
                 _status(r),
                 trigger_name(r.trigger.kind),
                 _stamp(r.trigger.scheduled_at),
+                seconds_text(d) if (d := run_seconds(r)) is not None else "-",
                 f"v{r.trigger.deployment_version}",
             ]
             for r in runs
         ),
-        ["RUN", "STATUS", "TRIGGER", "FOR (UTC)", "VERSION"],
+        ["RUN", "STATUS", "TRIGGER", "FOR (UTC)", "TOOK", "VERSION"],
     )
 
 
@@ -162,7 +168,7 @@ def show(name: str, run_count: int) -> None:
 @friendly_errors
 def pause(name: str, reason: str) -> None:
     """Stop the schedule firing (triggers are refused) until resumed."""
-    _metadata().pause_deployment(name, reason)
+    service_metadata().pause_deployment(name, reason)
     click.echo(f"{name} paused: its schedule fires no runs until `ledgerflow deployments resume`")
 
 
@@ -172,7 +178,7 @@ def pause(name: str, reason: str) -> None:
 def resume(name: str) -> None:
     """Fire the schedule again, from its next due time (due times passed meanwhile are
     skipped)."""
-    deployment = _metadata().resume_deployment(name)
+    deployment = service_metadata().resume_deployment(name)
     click.echo(f"{name} resumed: {describe_schedule(deployment)}")
 
 
@@ -181,7 +187,7 @@ def resume(name: str) -> None:
 @friendly_errors
 def delete(name: str) -> None:
     """Stop the deployment for good; its runs stay. Deploying the name again revives it."""
-    _metadata().delete_deployment(name)
+    service_metadata().delete_deployment(name)
     click.echo(f"{name} deleted: it fires no more runs (its runs stay in the ledger)")
 
 
@@ -224,7 +230,7 @@ def trigger(ctx: click.Context, name: str) -> None:
     """Start a run of the deployment now. `--PARAM value` (repeatable) replaces the
     deployed value of a parameter for this run: text for a text parameter, else JSON of
     the deployed value's kind (--alpha 0.5, --flags '["a"]'). Refused while paused."""
-    metadata = _metadata()
+    metadata = service_metadata()
     deployment = metadata.deployment(name)
     given: dict[str, str] = {}
     args = list(ctx.args)
@@ -263,7 +269,7 @@ def backfill(
     """Run the deployment once for each due time of its schedule in a range of the
     past; due times already run (by the schedule or an earlier backfill) are skipped.
     With --max-parallel, the command stays until the last run it started finished."""
-    metadata = _metadata()
+    metadata = service_metadata()
     deployment = metadata.deployment(name)
     flow = deployment.flow_name
     local = zone(deployment.schedule) if deployment.HasField("schedule") else UTC

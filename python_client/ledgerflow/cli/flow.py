@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 
-from ledgerflow._flow_decorators import flow_project, flow_schedule
+from ledgerflow._flow_decorators import flow_notify, flow_project, flow_schedule, flow_triggers
 from ledgerflow._flowspec import FlowSpecBase
 from ledgerflow._graph import FlowGraph, InvalidGraph
 from ledgerflow._parameters import parameters_from_json
 from ledgerflow.cli.errors import friendly_errors
+from ledgerflow.cli.flow_cards import add_card_commands
 from ledgerflow.cli.flow_options import (
     PROJECT_OPTIONS,
     REMOTE_OPTIONS,
@@ -31,6 +32,7 @@ from ledgerflow.cli.flow_options import (
 from ledgerflow.cli.flow_run import Session, execute_here, submit_and_follow
 from ledgerflow.engine.projects import ProjectError
 from ledgerflow.engine.schedules import ScheduleError
+from ledgerflow.engine.triggers import TriggerError
 from ledgerflow.runtime.code_package import DEFAULT_SUFFIXES
 from ledgerflow.runtime.launcher import task_process
 from ledgerflow.runtime.task import TaskRequest, run_attempt
@@ -201,6 +203,28 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
     @click.option("--deployment-file", type=click.Path(dir_okay=False), default=None,
                   help="Write the deployment's name to this file once deployed (for "
                   "ledgerflow.Deployer and scripts).")  # fmt: skip
+    @click.option(
+        "--notify-webhook",
+        "webhooks",
+        multiple=True,
+        metavar="URL",
+        help="POST each finished run's facts to URL (as @notify(webhook=...)).",
+    )
+    @click.option(
+        "--notify-command",
+        "commands",
+        multiple=True,
+        metavar="CMD",
+        help="Run CMD on the service for each finished run (as "
+        "@notify(command=...); the service must allow it).",
+    )
+    @click.option(
+        "--notify-on",
+        default="failure",
+        show_default=True,
+        metavar="failure[,success]",
+        help="Which finished runs --notify-webhook/--notify-command hear of.",
+    )
     @parameter_options
     @click.pass_obj
     @friendly_errors
@@ -211,15 +235,27 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         tags: tuple[str, ...],
         with_: tuple[str, ...],
         deployment_file: str | None,
+        webhooks: tuple[str, ...],
+        commands: tuple[str, ...],
+        notify_on: str,
         **raw: Any,
     ) -> None:
-        """Deploy the flow to the metadata service, which runs it on its @schedule and
-        whenever triggered (`ledgerflow deployments --help`), on the executors."""
+        """Deploy the flow to the metadata service, which runs it on its @schedule, its
+        @trigger events, its @trigger_on_finish upstreams' successes and whenever
+        triggered (`ledgerflow deployments --help`), on the executors."""
         from ledgerflow.cli.flow_deploy import deploy as deploy_flow
+        from ledgerflow.engine.triggers import notify_message
 
+        on = [part.strip() for part in notify_on.split(",") if part.strip()]
+        try:
+            notify = [notify_message(on, None, url) for url in webhooks]
+            notify += [notify_message(on, command, None) for command in commands]
+        except TriggerError as error:
+            raise click.BadParameter(str(error)) from None
         if branch is not None or production:
             session.choose_branch(branch, production)
-        deploy_flow(session, parameter_values(params, raw), params, tags, with_, deployment_file)
+        deploy_flow(session, parameter_values(params, raw), params, tags, with_,
+                    deployment_file, notify)  # fmt: skip
 
     @cli.command(hidden=True)
     @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False))
@@ -361,6 +397,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
                 text = repr(value) if names else _short(repr(value))
                 click.echo(f"{artifact.name} ({artifact.type_name}, {artifact.size} bytes): {text}")
 
+    add_card_commands(cli, graph.name)
     return cli
 
 
@@ -374,12 +411,17 @@ def run_flow_cli(flow_class: type[FlowSpecBase]) -> None:
         build = build_cli(flow_class, graph)
         flow_schedule(flow_class)
         flow_project(flow_class)
+        flow_triggers(flow_class)
+        flow_notify(flow_class)
     except InvalidGraph as error:
         click.echo(f"Error: {flow_class.__name__} is not a valid flow: {error}", err=True)
         sys.exit(1)
     except (ScheduleError, ProjectError) as error:
         decorator = "@schedule" if isinstance(error, ScheduleError) else "@project"
         click.echo(f"Error: {flow_class.__name__}'s {decorator}: {error}", err=True)
+        sys.exit(1)
+    except TriggerError as error:
+        click.echo(f"Error: {flow_class.__name__}: {error}", err=True)
         sys.exit(1)
     # An R flow's file is run for its script (ledgerflow.r), which names itself here.
     prog_name = os.environ.pop("LEDGERFLOW_PROG_NAME", "") or f"python {Path(sys.argv[0]).name}"

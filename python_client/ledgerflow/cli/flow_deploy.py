@@ -16,12 +16,16 @@ from typing import Any
 
 import click
 
-from ledgerflow._flow_decorators import flow_schedule
+from ledgerflow._flow_decorators import flow_notify, flow_schedule, flow_triggers
 from ledgerflow._graph_message import graph_message
 from ledgerflow._parameters import Parameter, parameters_as_json
 from ledgerflow.cli.flow_options import parse_with
 from ledgerflow.cli.flow_run import Session
-from ledgerflow.engine.deployments import deployment_name, production_namespace
+from ledgerflow.engine.deployments import (
+    deployment_name,
+    production_namespace,
+    upstream_deployment,
+)
 from ledgerflow.engine.schedules import zone
 from ledgerflow.runtime.code_package import save_package
 from ledgerflow.runtime.identity import run_system_tags, write_run_id
@@ -34,8 +38,10 @@ def deployment_spec(
     params: dict[str, Parameter],
     tags: tuple[str, ...],
     with_: tuple[str, ...],
+    notify: list[records_pb2.Notify] | None = None,
 ) -> events_pb2.DeploymentCreated:
-    """What the service needs to run the flow by itself: stores the code package."""
+    """What the service needs to run the flow by itself: stores the code package.
+    `notify`: receivers given on the command line, after the flow's own @notify."""
     flow_file = Path(str(sys.modules[session.flow_class.__module__].__file__))
     name = deployment_name(session.graph.name, session.project or "", session.branch or "")
     spec = events_pb2.DeploymentCreated(
@@ -57,7 +63,25 @@ def deployment_spec(
     schedule = flow_schedule(session.flow_class)
     if schedule is not None:
         spec.schedule.CopyFrom(schedule)
+    upstream_flows, events = flow_triggers(session.flow_class)
+    spec.trigger_on_finish.extend(
+        upstream_deployment(flow, spec.project, spec.branch) for flow in upstream_flows
+    )
+    spec.trigger_on_events.extend(events)
+    spec.notify.extend([*flow_notify(session.flow_class), *(notify or [])])
     return spec
+
+
+def describe_triggers(spec: events_pb2.DeploymentCreated | records_pb2.Deployment) -> str | None:
+    """ "when a run of Upstream succeeds; on event data_ready" (None: no triggers)."""
+    parts = [f"when a run of {name} succeeds" for name in spec.trigger_on_finish]
+    parts += [f"on event {name}" for name in spec.trigger_on_events]
+    return "; ".join(parts) or None
+
+
+def describe_notify(notify: records_pb2.Notify) -> str:
+    target = f"POST {notify.webhook}" if notify.webhook else f"run {notify.command!r}"
+    return f"on {' and '.join(notify.on)}: {target}"
 
 
 def describe_schedule(deployment: records_pb2.Deployment) -> str:
@@ -87,6 +111,7 @@ def deploy(
     tags: tuple[str, ...],
     with_: tuple[str, ...],
     deployment_file: str | None = None,
+    notify: list[records_pb2.Notify] | None = None,
 ) -> None:
     """Records the deployment and says how to see and run it. With `deployment_file`
     (``deploy --deployment-file``), the deployment's name is written there too: the
@@ -97,7 +122,7 @@ def deploy(
             "deploy needs the metadata service that fires the runs and executors that run "
             "them: set LEDGERFLOW_SERVICE=HOST:PORT (see `ledgerflow service --help`)"
         )
-    spec = deployment_spec(session, parameters, params, tags, with_)
+    spec = deployment_spec(session, parameters, params, tags, with_, notify)
     deployment = session.metadata.deploy(spec)
     if deployment_file is not None:
         # Whole or not at all, as a run id is: a reader polling it never sees half a name.
@@ -107,6 +132,11 @@ def deploy(
         f"by {deployment.deployed_by}"
     )
     click.echo(f"  schedule:   {describe_schedule(deployment)}")
+    triggers = describe_triggers(spec)
+    if triggers:
+        click.echo(f"  triggers:   {triggers}")
+    for receiver in spec.notify:
+        click.echo(f"  notify:     {describe_notify(receiver)}")
     if spec.parameters:
         values = ", ".join(f"{k}={v}" for k, v in sorted(spec.parameters.items()))
         click.echo(f"  parameters: {values}")

@@ -221,7 +221,42 @@ def _print_run_as_of(
 
 @click.group("events")
 def events() -> None:
-    """The ledger's events."""
+    """The ledger's events, and events published for deployments to start on."""
+
+
+@events.command("publish")
+@click.argument("name")
+@click.option(
+    "--payload",
+    default="",
+    metavar="JSON",
+    help='A JSON object (at most 64 KiB), e.g. \'{"date": "2026-12-06"}\': its '
+    "fields named as a parameter of a waiting flow set that parameter.",
+)
+@click.option(
+    "--event-id",
+    default="",
+    metavar="UUID",
+    help="Name this event, so that publishing it again (a retry) starts nothing more.",
+)
+@friendly_errors
+def publish(name: str, payload: str, event_id: str) -> None:
+    """Publish event NAME: every deployment with @trigger(event=NAME) starts a run (needs
+    the service: LEDGERFLOW_SERVICE=HOST:PORT)."""
+    from ledgerflow.cli.service_client import service_metadata
+    from ledgerflow.engine.triggers import check_event_name, parse_payload
+
+    try:
+        check_event_name(name)
+        parse_payload(payload)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    answer = service_metadata().publish_event(name, payload, event_id)
+    click.echo(f"Published {name} (event {answer.event_id})")
+    for run in answer.runs:
+        click.echo(f"  started {run}")
+    if not answer.runs:
+        click.echo("  no deployment waits for it (see `ledgerflow deployments list`)")
 
 
 @events.command("tail")

@@ -209,7 +209,11 @@ class Flow:
 class Run(_Outcome):
     """One run of a flow."""
 
-    def __init__(self, pathspec: str, *, _record: Any = None) -> None:
+    def __init__(
+        self, pathspec: str, *, _record: Any = None, _namespace_check: bool = True
+    ) -> None:
+        """`_namespace_check=False` (as in Metaflow) reads a run named outright, in
+        whatever namespace it is: `current.trigger.run` is another deployment's run."""
         flow, run_id = _split(pathspec, 2, "run")
         if _record is None:
             metadata, _ = _clients()
@@ -217,7 +221,7 @@ class Run(_Outcome):
                 _record = metadata.run(flow, run_id)
             except LedgerflowNotFound as error:
                 raise _not_found(error) from None
-            ns = get_namespace()
+            ns = get_namespace() if _namespace_check else None
             if ns and ns not in _record.tags and ns not in _record.system_tags:
                 raise LedgerflowNamespaceMismatch(
                     f"run {pathspec} is not in namespace {ns!r}: call namespace(None) to see "
@@ -290,7 +294,7 @@ class Run(_Outcome):
         schedule, manual or backfill, ``.scheduled_at`` in the schedule's time zone),
         as ``current.trigger`` gives it inside the run; None for a run started with
         ``run``."""
-        from ledgerflow._current import trigger_of
+        from ledgerflow._trigger import trigger_of
         from ledgerflow.engine.facts import trigger_facts
 
         found = self._record.trigger if self._record.HasField("trigger") else None

@@ -13,17 +13,27 @@ TRIGGER_NAMES = {
     records_pb2.TRIGGER_KIND_SCHEDULE: "schedule",
     records_pb2.TRIGGER_KIND_MANUAL: "manual",
     records_pb2.TRIGGER_KIND_BACKFILL: "backfill",
+    records_pb2.TRIGGER_KIND_RUN_FINISHED: "run",
+    records_pb2.TRIGGER_KIND_EVENT: "event",
 }
 
 
 def trigger_name(kind: int) -> str:
-    """ "schedule", "manual" or "backfill" ("unknown" for a kind this version lacks)."""
+    """ "schedule", "manual", "backfill", "run" (an upstream run finished) or "event"
+    ("unknown" for a kind this version lacks)."""
     return TRIGGER_NAMES.get(kind, "unknown")  # type: ignore[call-overload]
 
 
 def deployment_name(flow_name: str, project: str = "", branch: str = "") -> str:
     """``FlowName``, or ``project.branch.FlowName`` for a flow with @project."""
     return project_flow_name(project, branch, flow_name) if project else flow_name
+
+
+def upstream_deployment(flow: str, project: str = "", branch: str = "") -> str:
+    """The deployment ``@trigger_on_finish(flow=...)`` waits for: a flow name means that
+    flow deployed on the same project branch as the waiting flow (as in Metaflow); a
+    dotted name (``project.branch.FlowName``) is a deployment named in full."""
+    return flow if "." in flow else deployment_name(flow, project, branch)
 
 
 _PRODUCTION = "production:"

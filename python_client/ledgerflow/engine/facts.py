@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,12 +21,25 @@ def trigger_facts(trigger: records_pb2.Trigger | None) -> dict[str, Any] | None:
     scheduled_at = datetime.fromtimestamp(trigger.scheduled_at.ToMicroseconds() / 1e6, UTC)
     if trigger.timezone:  # in the schedule's zone: a local midnight keeps its own date
         scheduled_at = scheduled_at.astimezone(ZoneInfo(trigger.timezone))
-    return dict(
+    facts: dict[str, Any] = dict(
         deployment=trigger.deployment,
         deployment_version=trigger.deployment_version,
         kind=trigger_name(trigger.kind),
         scheduled_at=scheduled_at.isoformat(),
     )
+    if trigger.upstream_run:
+        facts["upstream_run"] = trigger.upstream_run
+    if trigger.HasField("event"):
+        event = trigger.event
+        published = datetime.fromtimestamp(event.published_at.ToMicroseconds() / 1e6, UTC)
+        facts["event"] = dict(
+            name=event.name,
+            id=event.id,
+            payload=json.loads(event.payload) if event.payload else {},
+            published_at=published.isoformat(),
+            published_by=event.published_by,
+        )
+    return facts
 
 
 def task_facts(

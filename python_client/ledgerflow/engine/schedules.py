@@ -173,8 +173,10 @@ def firing_ids(deployment: str, due_us: int) -> tuple[str, str]:
     return event_id, f"{stamp}-{suffix}"
 
 
-def triggered_run_id(deployment: str, event_id: str) -> str:
-    """The run id of a manual trigger, derived from its event id (a retried trigger
-    names the same run)."""
+def triggered_run_id(deployment: str, event_id: str, prefix: str = "manual") -> str:
+    """The run id of a run a trigger starts, derived from the event id of its cause (a
+    retried trigger, or the same cause folded again, names the same run): "manual-…"
+    for someone's trigger, "event-…" for a published event, "after-…" for an upstream
+    run's success."""
     digest = hashlib.blake2b(f"{deployment}:{event_id}".encode(), digest_size=6).hexdigest()
-    return f"manual-{digest}"
+    return f"{prefix}-{digest}"

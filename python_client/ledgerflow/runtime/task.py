@@ -18,9 +18,10 @@ import json
 import keyword
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ledgerflow import _lineage
@@ -170,6 +171,21 @@ def _record(name: str, stored: StoredValue) -> records_pb2.Artifact:
     )
 
 
+@dataclass
+class TaskContext:
+    """What a step decorator that works in the task (a TaskHook, e.g. @card) is told
+    about the attempt: the flow object once it is ready, and when the attempt began."""
+
+    flow_class: type[FlowSpecBase]
+    graph: FlowGraph
+    spec: TaskSpec
+    store: ContentStore
+    parameters: dict[str, Any]
+    facts: dict[str, Any]
+    started_at: float = field(default_factory=time.time)
+    flow: FlowSpecBase | None = None
+
+
 def run_attempt(
     flow_class: type[FlowSpecBase],
     graph: FlowGraph,
@@ -179,21 +195,35 @@ def run_attempt(
     facts: dict[str, Any],
 ) -> TaskOutcome:
     """Runs the step and stores its artifacts; never raises. The outcome carries the
-    tables the step used (the versions it wrote only if it succeeded)."""
+    tables the step used (the versions it wrote only if it succeeded) and what the
+    step's hooks (@card) record."""
     _lineage.take(succeeded=False)  # nothing noted by an earlier attempt in this process
-    outcome = _run_step(flow_class, graph, spec, store, parameters, facts)
+    context = TaskContext(flow_class, graph, spec, store, parameters, facts)
+    outcome = _run_step(context)
     outcome.lineage = _lineage.take(succeeded=outcome.ok and not outcome.caught)
+    outcome.lineage.extend(_finish_hooks(context, outcome))
     return outcome
 
 
-def _run_step(
-    flow_class: type[FlowSpecBase],
-    graph: FlowGraph,
-    spec: TaskSpec,
-    store: ContentStore,
-    parameters: dict[str, Any],
-    facts: dict[str, Any],
-) -> TaskOutcome:
+def _hooks(context: TaskContext) -> list[Any]:
+    return step_options(getattr(context.flow_class, context.spec.step_name, None)).hooks
+
+
+def _finish_hooks(context: TaskContext, outcome: TaskOutcome) -> list[Any]:
+    """The events of the step's hooks; a hook that raises is reported on stderr and
+    changes nothing else (a report must not fail the task)."""
+    events: list[Any] = []
+    for hook in _hooks(context):
+        try:
+            events.extend(hook.task_finished(context, outcome))
+        except Exception as error:
+            print(f"[ledgerflow] {type(hook).__name__}: {error!r}", file=sys.stderr)
+    return events
+
+
+def _run_step(context: TaskContext) -> TaskOutcome:
+    flow_class, graph, spec, store = context.flow_class, context.graph, context.spec, context.store
+    parameters, facts = context.parameters, context.facts
     node = graph[spec.step_name]
     # The task has a process of its own (a fork or a new interpreter): set here, the
     # step's @environment reaches only its tasks.
@@ -212,7 +242,10 @@ def _run_step(
         parameters=parameters,
         is_join=node.is_join,
     )
+    context.flow = flow
     try:
+        for hook in _hooks(context):
+            hook.task_pre_step(context)
         if spec.fallback_error is not None:
             raise _FailedBefore(spec.fallback_error)
         step_function = getattr(flow, spec.step_name)

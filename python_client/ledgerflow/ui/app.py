@@ -3,10 +3,10 @@ and Jinja2; a few lines of script for live updates), with no database of its own
 
 Pages: the runs (filter by flow, user, tag, status; newest first; paged), a run (its
 graph, steps, parameters, tags, timeline), a task (attempts, error, resources, logs,
-artifacts with previews and downloads), a run's audit (its events in order, and the run
-as it was at a chosen time), the deployments (their schedules and last runs). The runs
-and run pages follow the ledger's watch stream (server-sent events from /live) and
-redraw what changed without a reload.
+artifacts with previews and downloads, its cards each in a sandboxed frame), a run's
+audit (its events in order, and the run as it was at a chosen time), the deployments
+(their schedules and last runs). The runs and run pages follow the ledger's watch
+stream (server-sent events from /live) and redraw what changed without a reload.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ledgerflow.exceptions import LedgerflowNotFound, RpcError
+from ledgerflow.health import seconds_text
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.ui import model
 from ledgerflow.ui.dag import svg
@@ -45,6 +46,7 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         in_zone=model.in_zone,
         trigger_kind=model.trigger_kind,
         deployment_anchor=model.deployment_anchor,
+        seconds_text=seconds_text,
         where=where,
         now=lambda: datetime.now(UTC),
     )
@@ -119,7 +121,8 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
                     logs[stream] = store.load(key, "raw").decode(errors="replace") if key else ""
             previews = {a.name: model.preview(store, a) for a in artifacts}
             return page(request, template, task=found, artifacts=artifacts, logs=logs,
-                        previews=previews, flow=flow, run_id=run_id)  # fmt: skip
+                        previews=previews, flow=flow, run_id=run_id,
+                        cards=model.cards_of(found))  # fmt: skip
 
         return await call(request, work)
 
@@ -136,6 +139,25 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
                     })  # fmt: skip
             raise LedgerflowNotFound(f"task {flow}/{run_id}/{step_name}/{task_id} has no "
                                      f"artifact {name!r}")  # fmt: skip
+
+        return await call(request, work)
+
+    async def card(request: Request) -> Response:
+        """A card's page, isolated: it is user content, so the response itself is a
+        sandbox (scripts run, but in an opaque origin that reaches neither this site nor
+        the network)."""
+        keys = ("flow", "run_id", "step", "task_id")
+        flow, run_id, step_name, task_id = (request.path_params[k] for k in keys)
+        number = request.path_params["number"]
+
+        def work() -> Response:
+            found = model.task_view(metadata, flow, run_id, step_name, task_id)
+            cards = model.cards_of(found)
+            if not 0 <= number < len(cards):
+                raise LedgerflowNotFound(f"task {found.pathspec} has no card {number}")
+            html = store.storage.get_bytes(cards[number].content_key)
+            return Response(html, media_type="text/html; charset=utf-8",
+                            headers=model.CARD_HEADERS)  # fmt: skip
 
         return await call(request, work)
 
@@ -199,6 +221,7 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         Route("/runs/{flow}/{run_id}/{step}", step),
         Route("/runs/{flow}/{run_id}/{step}/{task_id}", task),
         Route("/runs/{flow}/{run_id}/{step}/{task_id}/artifacts/{name}", artifact),
+        Route("/runs/{flow}/{run_id}/{step}/{task_id}/cards/{number:int}", card),
         Route("/deployments", deployments),
         Route("/live", live),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

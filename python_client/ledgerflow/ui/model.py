@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ledgerflow import client
 from ledgerflow.datastore.safe_load import NotSafeToLoad, load_data_only
 from ledgerflow.engine.deployments import deployment_tag, trigger_name
+from ledgerflow.health import Health, health_of
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import audit_service_pb2, common_pb2, query_service_pb2, records_pb2
 
@@ -174,6 +175,29 @@ def task_view(metadata: MetadataClient, flow: str, run_id: str, step: str, task_
     return metadata.get_task(request).task
 
 
+# A card's page is user content: served as a sandbox of its own (an opaque origin, so
+# its scripts reach neither the UI's pages nor its cookies) that loads nothing from the
+# network, and may be framed by the UI only.
+CARD_HEADERS = {
+    "Content-Security-Policy": (
+        "sandbox allow-scripts; default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'; script-src 'unsafe-inline' 'unsafe-eval'; "
+        "connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "private, max-age=3600",
+}
+
+
+def cards_of(task: records_pb2.Task) -> list[records_pb2.Card]:
+    """The cards of the task's latest attempt that recorded any (as get_cards)."""
+    if not task.cards:
+        return []
+    last = max(c.attempt for c in task.cards)
+    return [c for c in task.cards if c.attempt == last]
+
+
 def artifacts_of(
     metadata: MetadataClient, flow: str, run_id: str, step: str, task_id: str
 ) -> list[records_pb2.Artifact]:
@@ -263,6 +287,8 @@ class DeploymentView:
     deployment: records_pb2.Deployment
     # Its latest runs, newest first (at most RECENT_RUNS).
     runs: list[records_pb2.Run]
+    # How those runs went (ledgerflow.health).
+    health: Health
 
     @property
     def state(self) -> str:
@@ -286,12 +312,14 @@ class DeploymentView:
 def deployment_views(metadata: MetadataClient) -> list[DeploymentView]:
     """The deployments (not deleted), each with its last runs: one ListDeployments, then
     one small ListRuns a deployment, filtered by the `deployment:NAME` system tag every
-    run it fires carries, so the page costs the same however many runs they have."""
+    run it fires carries, so the page costs the same however many runs they have (and
+    one ListTasks for a deployment whose last runs failed, for the error)."""
     views = []
     for deployment in sorted(metadata.deployments(), key=lambda d: d.name):
         request = query_service_pb2.ListRunsRequest(
             flow_name=deployment.flow_name, tags=[deployment_tag(deployment.name)]
         )
         request.page.page_size = RECENT_RUNS
-        views.append(DeploymentView(deployment, list(metadata.list_runs(request).runs)))
+        runs = list(metadata.list_runs(request).runs)
+        views.append(DeploymentView(deployment, runs, health_of(metadata, runs)))
     return views

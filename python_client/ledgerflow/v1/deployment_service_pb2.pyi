@@ -150,3 +150,21 @@ class BackfillDeploymentResponse(_message.Message):
     remaining: int
     due_times: int
     def __init__(self, flow_name: _Optional[str] = ..., run_ids: _Optional[_Iterable[str]] = ..., already_run: _Optional[int] = ..., remaining: _Optional[int] = ..., due_times: _Optional[int] = ...) -> None: ...
+
+class PublishEventRequest(_message.Message):
+    __slots__ = ("name", "payload", "event_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    payload: str
+    event_id: str
+    def __init__(self, name: _Optional[str] = ..., payload: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
+
+class PublishEventResponse(_message.Message):
+    __slots__ = ("event_id", "runs")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    runs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_id: _Optional[str] = ..., runs: _Optional[_Iterable[str]] = ...) -> None: ...

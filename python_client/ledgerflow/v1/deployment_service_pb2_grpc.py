@@ -77,6 +77,11 @@ class DeploymentServiceStub:
                 request_serializer=ledgerflow_dot_v1_dot_deployment__service__pb2.BackfillDeploymentRequest.SerializeToString,
                 response_deserializer=ledgerflow_dot_v1_dot_deployment__service__pb2.BackfillDeploymentResponse.FromString,
                 _registered_method=True)
+        self.PublishEvent = channel.unary_unary(
+                '/ledgerflow.v1.DeploymentService/PublishEvent',
+                request_serializer=ledgerflow_dot_v1_dot_deployment__service__pb2.PublishEventRequest.SerializeToString,
+                response_deserializer=ledgerflow_dot_v1_dot_deployment__service__pb2.PublishEventResponse.FromString,
+                _registered_method=True)
 
 
 class DeploymentServiceServicer:
@@ -135,6 +140,13 @@ class DeploymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishEvent(self, request, context):
+        """Publishes an event: each deployment waiting for its name (@trigger) starts a run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeploymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +189,11 @@ def add_DeploymentServiceServicer_to_server(servicer, server):
                     servicer.BackfillDeployment,
                     request_deserializer=ledgerflow_dot_v1_dot_deployment__service__pb2.BackfillDeploymentRequest.FromString,
                     response_serializer=ledgerflow_dot_v1_dot_deployment__service__pb2.BackfillDeploymentResponse.SerializeToString,
+            ),
+            'PublishEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishEvent,
+                    request_deserializer=ledgerflow_dot_v1_dot_deployment__service__pb2.PublishEventRequest.FromString,
+                    response_serializer=ledgerflow_dot_v1_dot_deployment__service__pb2.PublishEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +415,33 @@ class DeploymentService:
             '/ledgerflow.v1.DeploymentService/BackfillDeployment',
             ledgerflow_dot_v1_dot_deployment__service__pb2.BackfillDeploymentRequest.SerializeToString,
             ledgerflow_dot_v1_dot_deployment__service__pb2.BackfillDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerflow.v1.DeploymentService/PublishEvent',
+            ledgerflow_dot_v1_dot_deployment__service__pb2.PublishEventRequest.SerializeToString,
+            ledgerflow_dot_v1_dot_deployment__service__pb2.PublishEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded", "task_queued", "task_leased", "lease_expired", "task_cancelled", "run_cancel_requested", "table_version_written", "table_version_read", "deployment_created", "deployment_paused", "deployment_resumed", "deployment_deleted")
+    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded", "task_queued", "task_leased", "lease_expired", "task_cancelled", "run_cancel_requested", "table_version_written", "table_version_read", "deployment_created", "deployment_paused", "deployment_resumed", "deployment_deleted", "cards_recorded", "event_published", "notification_requested", "notification_sending", "notification_result")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,11 @@ class Event(_message.Message):
     DEPLOYMENT_PAUSED_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_RESUMED_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_DELETED_FIELD_NUMBER: _ClassVar[int]
+    CARDS_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    EVENT_PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_SENDING_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_RESULT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     stream: str
     expected_version: int
@@ -76,7 +81,12 @@ class Event(_message.Message):
     deployment_paused: DeploymentPaused
     deployment_resumed: DeploymentResumed
     deployment_deleted: DeploymentDeleted
-    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ..., task_queued: _Optional[_Union[TaskQueued, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., task_cancelled: _Optional[_Union[TaskCancelled, _Mapping]] = ..., run_cancel_requested: _Optional[_Union[RunCancelRequested, _Mapping]] = ..., table_version_written: _Optional[_Union[TableVersionWritten, _Mapping]] = ..., table_version_read: _Optional[_Union[TableVersionRead, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., deployment_paused: _Optional[_Union[DeploymentPaused, _Mapping]] = ..., deployment_resumed: _Optional[_Union[DeploymentResumed, _Mapping]] = ..., deployment_deleted: _Optional[_Union[DeploymentDeleted, _Mapping]] = ...) -> None: ...
+    cards_recorded: CardsRecorded
+    event_published: EventPublished
+    notification_requested: NotificationRequested
+    notification_sending: NotificationSending
+    notification_result: NotificationResult
+    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ..., task_queued: _Optional[_Union[TaskQueued, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., task_cancelled: _Optional[_Union[TaskCancelled, _Mapping]] = ..., run_cancel_requested: _Optional[_Union[RunCancelRequested, _Mapping]] = ..., table_version_written: _Optional[_Union[TableVersionWritten, _Mapping]] = ..., table_version_read: _Optional[_Union[TableVersionRead, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., deployment_paused: _Optional[_Union[DeploymentPaused, _Mapping]] = ..., deployment_resumed: _Optional[_Union[DeploymentResumed, _Mapping]] = ..., deployment_deleted: _Optional[_Union[DeploymentDeleted, _Mapping]] = ..., cards_recorded: _Optional[_Union[CardsRecorded, _Mapping]] = ..., event_published: _Optional[_Union[EventPublished, _Mapping]] = ..., notification_requested: _Optional[_Union[NotificationRequested, _Mapping]] = ..., notification_sending: _Optional[_Union[NotificationSending, _Mapping]] = ..., notification_result: _Optional[_Union[NotificationResult, _Mapping]] = ...) -> None: ...
 
 class TaskRef(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "task_id")
@@ -180,6 +190,18 @@ class ArtifactsRecorded(_message.Message):
     artifacts: _containers.RepeatedCompositeFieldContainer[_records_pb2.Artifact]
     lease_id: str
     def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., artifacts: _Optional[_Iterable[_Union[_records_pb2.Artifact, _Mapping]]] = ..., lease_id: _Optional[str] = ...) -> None: ...
+
+class CardsRecorded(_message.Message):
+    __slots__ = ("task", "attempt", "cards", "lease_id")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CARDS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    cards: _containers.RepeatedCompositeFieldContainer[_records_pb2.Card]
+    lease_id: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., cards: _Optional[_Iterable[_Union[_records_pb2.Card, _Mapping]]] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class TaskSucceeded(_message.Message):
     __slots__ = ("task", "attempt", "lease_id", "num_splits")
@@ -364,7 +386,7 @@ class TableVersionRead(_message.Message):
     def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., namespace: _Optional[str] = ..., table: _Optional[str] = ..., version: _Optional[int] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class DeploymentCreated(_message.Message):
-    __slots__ = ("name", "flow_name", "project", "branch", "production", "code_package_key", "graph", "parameters", "schedule", "tags", "system_tags", "user")
+    __slots__ = ("name", "flow_name", "project", "branch", "production", "code_package_key", "graph", "parameters", "schedule", "tags", "system_tags", "user", "trigger_on_finish", "trigger_on_events", "notify")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -384,6 +406,9 @@ class DeploymentCreated(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_TAGS_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ON_FINISH_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ON_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_FIELD_NUMBER: _ClassVar[int]
     name: str
     flow_name: str
     project: str
@@ -396,7 +421,10 @@ class DeploymentCreated(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     system_tags: _containers.RepeatedScalarFieldContainer[str]
     user: str
-    def __init__(self, name: _Optional[str] = ..., flow_name: _Optional[str] = ..., project: _Optional[str] = ..., branch: _Optional[str] = ..., production: _Optional[bool] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., schedule: _Optional[_Union[_records_pb2.Schedule, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ...) -> None: ...
+    trigger_on_finish: _containers.RepeatedScalarFieldContainer[str]
+    trigger_on_events: _containers.RepeatedScalarFieldContainer[str]
+    notify: _containers.RepeatedCompositeFieldContainer[_records_pb2.Notify]
+    def __init__(self, name: _Optional[str] = ..., flow_name: _Optional[str] = ..., project: _Optional[str] = ..., branch: _Optional[str] = ..., production: _Optional[bool] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., schedule: _Optional[_Union[_records_pb2.Schedule, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., trigger_on_finish: _Optional[_Iterable[str]] = ..., trigger_on_events: _Optional[_Iterable[str]] = ..., notify: _Optional[_Iterable[_Union[_records_pb2.Notify, _Mapping]]] = ...) -> None: ...
 
 class DeploymentPaused(_message.Message):
     __slots__ = ("name", "reason")
@@ -417,3 +445,55 @@ class DeploymentDeleted(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class EventPublished(_message.Message):
+    __slots__ = ("name", "payload")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    payload: str
+    def __init__(self, name: _Optional[str] = ..., payload: _Optional[str] = ...) -> None: ...
+
+class NotificationRequested(_message.Message):
+    __slots__ = ("flow_name", "run_id", "notification", "notify", "outcome")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    notification: int
+    notify: _records_pb2.Notify
+    outcome: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., notification: _Optional[int] = ..., notify: _Optional[_Union[_records_pb2.Notify, _Mapping]] = ..., outcome: _Optional[str] = ...) -> None: ...
+
+class NotificationSending(_message.Message):
+    __slots__ = ("flow_name", "run_id", "notification", "attempt", "claim_seconds")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    notification: int
+    attempt: int
+    claim_seconds: int
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., notification: _Optional[int] = ..., attempt: _Optional[int] = ..., claim_seconds: _Optional[int] = ...) -> None: ...
+
+class NotificationResult(_message.Message):
+    __slots__ = ("flow_name", "run_id", "notification", "attempt", "delivered", "detail")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    notification: int
+    attempt: int
+    delivered: bool
+    detail: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., notification: _Optional[int] = ..., attempt: _Optional[int] = ..., delivered: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...

@@ -43,6 +43,8 @@ class TriggerKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRIGGER_KIND_SCHEDULE: _ClassVar[TriggerKind]
     TRIGGER_KIND_MANUAL: _ClassVar[TriggerKind]
     TRIGGER_KIND_BACKFILL: _ClassVar[TriggerKind]
+    TRIGGER_KIND_RUN_FINISHED: _ClassVar[TriggerKind]
+    TRIGGER_KIND_EVENT: _ClassVar[TriggerKind]
 STEP_KIND_UNSPECIFIED: StepKind
 STEP_KIND_LINEAR: StepKind
 STEP_KIND_SPLIT: StepKind
@@ -64,6 +66,8 @@ TRIGGER_KIND_UNSPECIFIED: TriggerKind
 TRIGGER_KIND_SCHEDULE: TriggerKind
 TRIGGER_KIND_MANUAL: TriggerKind
 TRIGGER_KIND_BACKFILL: TriggerKind
+TRIGGER_KIND_RUN_FINISHED: TriggerKind
+TRIGGER_KIND_EVENT: TriggerKind
 
 class Flow(_message.Message):
     __slots__ = ("flow_name", "created_at", "created_by")
@@ -277,7 +281,7 @@ class Attempt(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., status: _Optional[_Union[_common_pb2.Status, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ..., stdout_key: _Optional[str] = ..., stderr_key: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "pathspec", "status", "created_at", "finished_at", "last_heartbeat_at", "attempts", "input_pathspecs", "foreach_stack", "resources", "origin_pathspec")
+    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "pathspec", "status", "created_at", "finished_at", "last_heartbeat_at", "attempts", "input_pathspecs", "foreach_stack", "resources", "origin_pathspec", "cards")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +296,7 @@ class Task(_message.Message):
     FOREACH_STACK_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_PATHSPEC_FIELD_NUMBER: _ClassVar[int]
+    CARDS_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     step_name: str
@@ -306,7 +311,26 @@ class Task(_message.Message):
     foreach_stack: _containers.RepeatedCompositeFieldContainer[ForeachFrame]
     resources: Resources
     origin_pathspec: str
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.Status, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., origin_pathspec: _Optional[str] = ...) -> None: ...
+    cards: _containers.RepeatedCompositeFieldContainer[Card]
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.Status, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., origin_pathspec: _Optional[str] = ..., cards: _Optional[_Iterable[_Union[Card, _Mapping]]] = ...) -> None: ...
+
+class Card(_message.Message):
+    __slots__ = ("id", "type", "content_key", "size", "error", "attempt", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    type: str
+    content_key: str
+    size: int
+    error: str
+    attempt: int
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., content_key: _Optional[str] = ..., size: _Optional[int] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Artifact(_message.Message):
     __slots__ = ("name", "content_key", "size", "type_name", "serializer", "language", "task_pathspec", "attempt")
@@ -392,22 +416,50 @@ class Schedule(_message.Message):
     catchup: bool
     def __init__(self, cron: _Optional[str] = ..., timezone: _Optional[str] = ..., catchup: _Optional[bool] = ...) -> None: ...
 
+class PublishedEvent(_message.Message):
+    __slots__ = ("name", "payload", "id", "published_at", "published_by")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_BY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    payload: str
+    id: str
+    published_at: _timestamp_pb2.Timestamp
+    published_by: str
+    def __init__(self, name: _Optional[str] = ..., payload: _Optional[str] = ..., id: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., published_by: _Optional[str] = ...) -> None: ...
+
+class Notify(_message.Message):
+    __slots__ = ("on", "command", "webhook")
+    ON_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    on: _containers.RepeatedScalarFieldContainer[str]
+    command: str
+    webhook: str
+    def __init__(self, on: _Optional[_Iterable[str]] = ..., command: _Optional[str] = ..., webhook: _Optional[str] = ...) -> None: ...
+
 class Trigger(_message.Message):
-    __slots__ = ("deployment", "deployment_version", "kind", "scheduled_at", "timezone")
+    __slots__ = ("deployment", "deployment_version", "kind", "scheduled_at", "timezone", "upstream_run", "event")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_RUN_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     deployment_version: int
     kind: TriggerKind
     scheduled_at: _timestamp_pb2.Timestamp
     timezone: str
-    def __init__(self, deployment: _Optional[str] = ..., deployment_version: _Optional[int] = ..., kind: _Optional[_Union[TriggerKind, str]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ...) -> None: ...
+    upstream_run: str
+    event: PublishedEvent
+    def __init__(self, deployment: _Optional[str] = ..., deployment_version: _Optional[int] = ..., kind: _Optional[_Union[TriggerKind, str]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., upstream_run: _Optional[str] = ..., event: _Optional[_Union[PublishedEvent, _Mapping]] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("name", "version", "flow_name", "project", "branch", "production", "schedule", "paused", "deployed_by", "deployed_at", "next_run_at", "parameters", "tags", "code_package_key", "deleted")
+    __slots__ = ("name", "version", "flow_name", "project", "branch", "production", "schedule", "paused", "deployed_by", "deployed_at", "next_run_at", "parameters", "tags", "code_package_key", "deleted", "trigger_on_finish", "trigger_on_events", "notify")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -430,6 +482,9 @@ class Deployment(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     CODE_PACKAGE_KEY_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ON_FINISH_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ON_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     flow_name: str
@@ -445,4 +500,7 @@ class Deployment(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     code_package_key: str
     deleted: bool
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., flow_name: _Optional[str] = ..., project: _Optional[str] = ..., branch: _Optional[str] = ..., production: _Optional[bool] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., paused: _Optional[bool] = ..., deployed_by: _Optional[str] = ..., deployed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Iterable[str]] = ..., code_package_key: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
+    trigger_on_finish: _containers.RepeatedScalarFieldContainer[str]
+    trigger_on_events: _containers.RepeatedScalarFieldContainer[str]
+    notify: _containers.RepeatedCompositeFieldContainer[Notify]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., flow_name: _Optional[str] = ..., project: _Optional[str] = ..., branch: _Optional[str] = ..., production: _Optional[bool] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., paused: _Optional[bool] = ..., deployed_by: _Optional[str] = ..., deployed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Iterable[str]] = ..., code_package_key: _Optional[str] = ..., deleted: _Optional[bool] = ..., trigger_on_finish: _Optional[_Iterable[str]] = ..., trigger_on_events: _Optional[_Iterable[str]] = ..., notify: _Optional[_Iterable[_Union[Notify, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,168 @@
+"""What a finished run or a published event sets off: the runs of the deployments that
+wait for it (@trigger_on_finish, @trigger) and the notifications of a deployment's
+finished run (@notify).
+
+The process manager calls :func:`react` for each RunFinished and EventPublished it
+folds, so what follows is appended in the same transaction as its cause, with event
+ids and run ids derived from the cause: an upstream success or an event starts each
+waiting deployment exactly once, whichever replica appends it and however often a
+client retries, and a crash can neither lose nor repeat it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ledgerflow.engine.deployments import deployment_tag, trigger_tag
+from ledgerflow.engine.schedules import triggered_run_id
+from ledgerflow.engine.triggers import parse_payload, payload_parameters, trigger_cycle
+from ledgerflow.v1 import events_pb2, records_pb2
+
+from ledgerflow_service.errors import FailedPrecondition, NotFound
+from ledgerflow_service.queries import deployments as deployment_queries
+from ledgerflow_service.read_models.deployments import DeploymentRow, event_cause, finish_cause
+from ledgerflow_service.store.backend import Tx
+
+if TYPE_CHECKING:
+    from ledgerflow_service.orchestration.process_manager import Decisions
+    from ledgerflow_service.read_models.fold import ReadModelFold
+    from ledgerflow_service.store.projector import PendingEvent
+
+
+def fired_run(
+    row: DeploymentRow,
+    kind: records_pb2.TriggerKind,
+    due_us: int,
+    event_id: str,
+    run_id: str,
+    parameters: dict[str, str] | None = None,
+) -> events_pb2.Event:
+    """The RunStarted of one run of a deployment: its latest version's graph, code and
+    parameters (some replaced, for a trigger), its tags, and what fired it."""
+    spec = row.created()
+    started = events_pb2.RunStarted(
+        flow_name=spec.flow_name,
+        run_id=run_id,
+        user=spec.user,
+        tags=list(spec.tags),
+        system_tags=[*spec.system_tags, deployment_tag(spec.name), trigger_tag(kind)],
+        parameters={**spec.parameters, **(parameters or {})},
+        code_package_key=spec.code_package_key,
+        graph=spec.graph,
+        trigger=records_pb2.Trigger(
+            deployment=spec.name,
+            deployment_version=row.version,
+            kind=kind,
+            timezone=spec.schedule.timezone,
+        ),
+    )
+    started.trigger.scheduled_at.FromMicroseconds(due_us)
+    return events_pb2.Event(event_id=event_id, run_started=started)
+
+
+def check_triggers(tx: Tx, spec: events_pb2.DeploymentCreated) -> None:
+    """A deployment's @trigger_on_finish names deployments that exist, and closes no
+    cycle (a cycle would start runs forever)."""
+    upstreams = list(spec.trigger_on_finish)
+    graph = deployment_queries.upstreams(tx)
+    graph[spec.name] = upstreams
+    cycle = trigger_cycle(graph, spec.name)
+    if cycle:
+        raise FailedPrecondition(
+            "@trigger_on_finish would make a cycle, each starting the next forever: "
+            + " -> ".join(cycle)
+        )
+    others = [name for name in upstreams if name != spec.name]
+    missing = sorted(set(others) - deployment_queries.live_names(tx, others))
+    if missing:
+        raise FailedPrecondition(
+            f"{spec.name} waits for runs of {missing[0]!r}, which is not deployed: deploy "
+            f"{missing[0].rsplit('.', 1)[-1]} first (on the same branch), or name a "
+            "deployment that exists (`ledgerflow deployments list`)"
+        )
+
+
+def runs_started_by(tx: Tx, name: str, event_id: str) -> list[str]:
+    """The runs published event `event_id` (named `name`) started, as pathspecs."""
+    found = {
+        f"{row.flow_name}/{triggered_run_id(row.name, event_id, 'event')}"
+        for row in deployment_queries.listening(tx, event_cause(name))
+    }
+    return sorted(deployment_queries.existing_runs(tx, sorted(found)))
+
+
+def react(fold: ReadModelFold, tx: Tx, item: PendingEvent, decided: Decisions) -> None:
+    """The runs and notifications that `item` (a RunFinished or an EventPublished just
+    folded) sets off."""
+    cause = item.event.event_id
+    if item.address.kind == "event_published":
+        published = item.event.event_published
+        event = records_pb2.PublishedEvent(
+            name=published.name,
+            payload=published.payload,
+            id=cause,
+            published_by=item.event.actor or (item.principal.name if item.principal else ""),
+        )
+        event.published_at.FromMicroseconds(item.recorded_at_us)
+        payload = parse_payload(published.payload)
+        for row in deployment_queries.listening(tx, event_cause(published.name)):
+            parameters = payload_parameters(payload, row.created().parameters)
+            started = _start(row, records_pb2.TRIGGER_KIND_EVENT, cause, item, decided,
+                             parameters)  # fmt: skip
+            started.trigger.event.CopyFrom(event)
+        return
+    run = fold.runs.get(item.address.run_pathspec)
+    if run is None or not run.trigger_message:
+        return  # not a deployment's run: nobody waits for it
+    trigger = records_pb2.Trigger.FromString(bytes(run.trigger_message))
+    succeeded = item.event.run_finished.succeeded
+    if succeeded:
+        for row in deployment_queries.listening(tx, finish_cause(trigger.deployment)):
+            started = _start(row, records_pb2.TRIGGER_KIND_RUN_FINISHED, cause, item, decided)
+            started.trigger.upstream_run = run.pathspec
+    _request_notifications(fold, tx, run.pathspec, trigger.deployment, succeeded, decided)
+
+
+def _start(
+    row: DeploymentRow,
+    kind: records_pb2.TriggerKind,
+    cause: str,
+    item: PendingEvent,
+    decided: Decisions,
+    parameters: dict[str, str] | None = None,
+) -> events_pb2.RunStarted:
+    """Decides a run of deployment `row` for `cause`; returns its RunStarted to fill."""
+    prefix = "event" if kind == records_pb2.TRIGGER_KIND_EVENT else "after"
+    run_id = triggered_run_id(row.name, cause, prefix)
+    event = fired_run(row, kind, item.recorded_at_us, "", run_id, parameters)
+    decided.add(f"{cause}/start/{row.name}", run_started=event.run_started)
+    return decided.events[-1].run_started
+
+
+def _request_notifications(
+    fold: ReadModelFold,
+    tx: Tx,
+    run_pathspec: str,
+    deployment: str,
+    succeeded: bool,
+    decided: Decisions,
+) -> None:
+    """One NotificationRequested per @notify of the deployment that hears of this
+    outcome (the deployment's latest version says who)."""
+    row = fold.deployments.get(deployment)
+    if row is None:
+        try:
+            row = deployment_queries.find(tx, deployment, include_deleted=True)
+        except NotFound:
+            return
+    outcome = "success" if succeeded else "failure"
+    flow_name, run_id = run_pathspec.split("/")
+    for number, notify in enumerate(row.created().notify):
+        if outcome in notify.on:
+            decided.add(
+                f"{run_pathspec}/notify/{number}",
+                notification_requested=events_pb2.NotificationRequested(
+                    flow_name=flow_name, run_id=run_id, notification=number, notify=notify,
+                    outcome=outcome,
+                ),
+            )  # fmt: skip
