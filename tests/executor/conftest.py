@@ -85,8 +85,10 @@ class Cluster:
         lease_seconds: int = 5,
         cpus: float | None = 2,
         memory: int | None = 4096,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """An executor; cpus or memory None: its own default (a Slurm cluster's)."""
+        """An executor; cpus or memory None: its own default (a Slurm cluster's); `env`
+        adds to its environment."""
         capacity = [
             *(["--cpus", str(cpus)] if cpus is not None else []),
             *(["--memory", str(memory)] if memory is not None else []),
@@ -111,7 +113,7 @@ class Cluster:
                     "0.2",
                     *args,
                 ],
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.home,

@@ -46,6 +46,7 @@ COMPARED = {
     "tests/executor/flows/nested_items.py": (),
     "tests/executor/flows/remote_branches.py": (),
     "tests/executor/flows/flaky_branch.py": (),
+    "tests/sdk/flows/card_flow.py": (),
 }
 # Flow files not compared here, and why.
 NOT_COMPARED = {
@@ -84,6 +85,13 @@ NOT_COMPARED = {
     "tests/executor/flows/spread_items.py": "records which executor ran it",
     "tests/executor/flows/table_publish.py": "needs the tables' S3",
     "tests/executor/flows/contract_task.py": "runs one step by hand in the backend contract",
+    "tests/sdk/flows/duplicate_card_flow.py": "never runs: two of its cards share an id",
+    "tests/executor/flows/chain_ingest.py": "a deployment's flow, started by a published "
+    "event (test_triggers_e2e.py); one linear step, as in the flows above",
+    "tests/executor/flows/chain_train.py": "a deployment's flow, started by an upstream "
+    "run's success (test_triggers_e2e.py); one linear step",
+    "tests/executor/flows/chain_report.py": "a deployment's flow, started by an upstream "
+    "run's success (test_triggers_e2e.py); one linear step",
 }
 
 
@@ -152,6 +160,8 @@ def ledger_shape(events: list[events_pb2.Event]) -> Counter[tuple[object, ...]]:
             detail = payload.num_splits
         elif kind == "artifacts_recorded":
             detail = tuple(sorted((a.name, a.type_name) for a in payload.artifacts))
+        elif kind == "cards_recorded":  # which cards, and whether each rendered
+            detail = tuple(sorted((c.id, c.type, bool(c.error)) for c in payload.cards))
         elif kind == "task_cloned":
             detail = tuple(sorted(keys.get(p, p) for p in payload.input_pathspecs))
         shape[(kind, key, getattr(payload, "attempt", 0), detail)] += 1

@@ -44,7 +44,7 @@ def only_run(cluster: Cluster, flow: str) -> str:
 def test_an_event_starts_a_chain_of_three_flows_and_a_webhook_hears_the_end(
     cluster: Cluster, receiver: Receiver
 ) -> None:
-    cluster.executor()
+    cluster.executor(env={"LEDGERFLOW_TOKEN": "the-executors-own"})
     cluster.flow("chain_ingest", "deploy")
     train = cluster.flow("chain_train", "deploy").stdout
     assert "triggers:   when a run of ChainIngest succeeds" in train
@@ -66,6 +66,9 @@ def test_an_event_starts_a_chain_of_three_flows_and_a_webhook_hears_the_end(
     assert started_by == {"kind": "event", "event": "data_ready",
                           "payload": {"date": "2026-12-06", "source": "s3"}}  # fmt: skip
     assert cluster.client_says(f"Run('ChainIngest/{ingest}').data.date") == "2026-12-06"
+    ingest_data = f"Step('ChainIngest/{ingest}/start').task.data"
+    assert cluster.client_says(f"{ingest_data}.executor_token") is None
+    assert cluster.client_says(f"{ingest_data}.service") == cluster.address
     train_data = f"Step('ChainTrain/{train_id}/start').task.data"
     assert cluster.client_says(f"{train_data}.upstream") == f"ChainIngest/{ingest}"
     assert cluster.client_says(f"{train_data}.rows") == 30

@@ -221,3 +221,27 @@ def test_the_ui_shows_cards_in_a_sandbox(tmp_path: Path) -> None:
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(f"{address}/runs/{pathspec}/start/1/cards/7")
         assert missing.value.code == 404
+
+
+def test_any_error_a_component_raises_can_be_recorded() -> None:
+    """A card's error goes to the ledger with the task's outcome: one the ledger would
+    refuse (a NUL character) or that cannot be read (its str() raises) must not stop
+    the task's success from being recorded."""
+    from ledgerflow.cards._page import render_page
+    from ledgerflow.cards.components import CardComponent
+
+    class Unreadable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no message")
+
+    class Raises(CardComponent):
+        def __init__(self, error: Exception) -> None:
+            self.error = error
+
+        def render(self) -> str:
+            raise self.error
+
+    page = render_page("t", "s", [Raises(ValueError("bad\x00byte"))])
+    assert page.error == "ValueError: bad\\x00byte" and "\x00" not in page.html
+    page = render_page("t", "s", [Raises(Unreadable())])
+    assert page.error == "Unreadable: <its message could not be read>"

@@ -359,3 +359,49 @@ def _runs_of(metadata: EmbeddedMetadata, deployment: str) -> list[records_pb2.Ru
     request = query_service_pb2.ListRunsRequest(tags=[f"deployment:{deployment}"])
     request.page.page_size = 100
     return list(metadata.list_runs(request).runs)
+
+
+def test_deployments_page_shows_triggers_notifications_and_health(
+    ledger: Ledger, page: Page
+) -> None:
+    from tests.service.test_triggers import work_off
+
+    ledger.run("sleepy_flow", "--seconds", "0")  # the ledger exists
+    metadata = EmbeddedMetadata(f"sqlite://{ledger.home / '.ledgerflow' / 'ledger.db'}",
+                                "tester")  # fmt: skip
+    after = "chain.test.tester.SleepyFlow"
+    hook = "http://127.0.0.1:9/hook"
+    try:
+        metadata.deploy(_deployment(NIGHTLY))
+        metadata.deploy(_deployment(
+            after, project="chain", branch="test.tester", trigger_on_finish=[NIGHTLY],
+            notify=[records_pb2.Notify(on=["failure"], webhook=hook)],
+        ))  # fmt: skip
+        good = metadata.trigger_deployment(NIGHTLY)
+        work_off(metadata.app)  # the upstream succeeds, so the downstream runs too
+        bad = metadata.trigger_deployment(NIGHTLY)
+        work_off(metadata.app, failing="SleepyFlow")  # fails: starts nothing downstream
+        (started,) = _runs_of(metadata, after)
+        assert started.trigger.upstream_run == f"SleepyFlow/{good.run_id}"
+    finally:
+        metadata.close()
+    with serve_ui(ledger.env) as address:
+        page.goto(f"{address}/deployments")
+        nightly = page.locator(f'[data-deployment="{NIGHTLY}"]')
+        expect(nightly.locator(".health")).to_contain_text("2 finished, 1 failed (50%); median ")
+        failure = nightly.locator(".last-failure")
+        expect(failure).to_contain_text(f"SleepyFlow/{bad.run_id} at ")
+        expect(failure).to_contain_text(": start: ValueError: bad")
+        expect(failure).to_contain_text(f"resume --origin-run-id {bad.run_id}")
+        waiting = page.locator(f'[data-deployment="{after}"]')
+        expect(waiting.locator(".triggers")).to_have_text(f"when a run of {NIGHTLY} succeeds")
+        expect(waiting.locator(".notify")).to_have_text("on failure: POST http://127.0.0.1:9/…")
+        expect(waiting.locator(".last-failure")).to_have_count(0)
+        expect(waiting.locator("tbody .trigger")).to_have_text(
+            f"Started when SleepyFlow/{good.run_id} succeeded"
+        )
+        shot(page, "deployments-triggers-health")
+        page.goto(f"{address}/runs/{started.pathspec}")
+        expect(page.locator(".trigger")).to_have_text(
+            f"Started from deployment {after} (version 1) when SleepyFlow/{good.run_id} succeeded"
+        )

@@ -16,6 +16,14 @@ from ledgerflow.engine import TaskOutcome
 # Where an executor keeps its attempts' folders (one folder per executor in it). The
 # slurm backend's nodes must see it at the same path.
 WORKROOT = Path("/tmp/ledgerflow-executor")
+# The executor's own settings that its tasks (user code) must not inherit: its token
+# acts for other users' runs.
+PRIVATE_VARIABLES = frozenset({"LEDGERFLOW_TOKEN"})
+
+
+def inherited_environment(environ: dict[str, str]) -> dict[str, str]:
+    """What a task started as the executor's child process inherits from it."""
+    return {name: value for name, value in environ.items() if name not in PRIVATE_VARIABLES}
 
 
 class BackendError(Exception):

@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 
 from ledgerflow.runtime.launcher import PARENT_PID_VARIABLE
 
-from ledgerflow_executor.backends.base import Backend, BackendError, Launch, cpu_count_for
+from ledgerflow_executor.backends.base import (
+    Backend,
+    BackendError,
+    Launch,
+    cpu_count_for,
+    inherited_environment,
+)
 
 
 @dataclass
@@ -86,7 +92,8 @@ class LocalBackend(Backend):
         process = subprocess.Popen(
             [sys.executable, launch.flow_file, "task-server"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, text=True,
-            env={**os.environ, **launch.env, PARENT_PID_VARIABLE: str(os.getpid())},
+            env={**inherited_environment(dict(os.environ)), **launch.env,
+                 PARENT_PID_VARIABLE: str(os.getpid())},
             cwd=os.path.dirname(launch.flow_file),
         )  # fmt: skip
         server = self._servers[launch.flow_file] = _TaskServer(process)

@@ -34,6 +34,7 @@ from ledgerflow.engine.outcomes import TIMEOUT_ERROR
 from ledgerflow.v1 import records_pb2
 
 from ledgerflow_executor.backends.base import (
+    PRIVATE_VARIABLES,
     WORKROOT,
     Backend,
     BackendError,
@@ -158,7 +159,9 @@ class SlurmBackend(Backend):
                 passed.append("CUDA_VISIBLE_DEVICES")
             inner[2:2] = [arg for name in passed for arg in ("--env", name)]
             command = shlex.join(inner).replace(_CGROUP_PARENT_MARK, _CGROUP_PARENT)
-        return "\n".join(["#!/bin/bash", *exports, f"exec {command}", ""])
+        # sbatch hands the job the executor's environment: not its private settings.
+        private = f"unset {' '.join(sorted(PRIVATE_VARIABLES))}"
+        return "\n".join(["#!/bin/bash", private, *exports, f"exec {command}", ""])
 
     def poll(self) -> list[tuple[int, int]]:
         now = time.monotonic()

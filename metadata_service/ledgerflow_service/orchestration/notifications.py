@@ -31,11 +31,11 @@ from typing import Any
 from ledgerflow.engine.deployments import trigger_name
 from ledgerflow.v1 import events_pb2, records_pb2
 
-from ledgerflow_service.errors import LedgerError
+from ledgerflow_service.errors import FailedPrecondition
 from ledgerflow_service.orchestration.service_thread import ServiceThread
 from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import notifications as notification_queries
-from ledgerflow_service.read_models.notifications import NotificationRow
+from ledgerflow_service.read_models.notifications import MAX_ATTEMPTS, NotificationRow
 from ledgerflow_service.store.backend import Database, Tx
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ _CLAIM_GRACE_SECONDS = 30
 # The sender records results and claims at most this often (a burst of quick webhooks
 # is recorded in a few transactions, not one each).
 _MIN_ROUND_SECONDS = 0.05
+# The result recorded for an attempt whose sender stopped before saying how it went.
+_ABANDONED = "no result: the service sending it stopped mid-attempt (the claim ran out)"
 # The most of a receiver's answer kept in the ledger.
 _DETAIL_CHARS = 300
 
@@ -62,6 +64,14 @@ AppendChosen = Callable[
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises HTTPError with the 3xx
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
 
 
 class NotificationDesk:
@@ -105,25 +115,31 @@ class NotificationDesk:
         with self._lock:
             free = self._senders - self._in_flight
         now = self._now_us()
+        if not results:  # most rounds: nothing ended, nothing due; no write transaction
+            with self.database.read() as tx:
+                if not self._sendable(notification_queries.due(tx, now, free)):
+                    return []
         claimed: list[tuple[NotificationRow, int]] = []
 
         def choose(tx: Tx) -> list[events_pb2.Event]:
             claimed.clear()
             events = list(results)
-            for row in notification_queries.due(tx, now, free):
-                # A claim that ran out is taken over with the attempt it was for.
-                attempt = row.attempts if row.state == "sending" else row.attempts + 1
-                claimed.append((row, attempt))
-                events.append(self._claim(row, attempt))
+            for row in self._sendable(notification_queries.due(tx, now, free)):
+                if row.state == "sending":  # its sender stopped mid-attempt
+                    events.append(self._result(row, row.attempts, False, _ABANDONED))
+                    if row.attempts >= MAX_ATTEMPTS:
+                        continue
+                claimed.append((row, row.attempts + 1))
+                events.append(self._claim(row, row.attempts + 1))
             return events
 
         try:
             self._append_chosen(choose, SERVICE)
-        except LedgerError:
+        except Exception:
             if not results:
                 raise
-            # A result refused (its claim ran out and another replica took over): record
-            # the others, each on its own; the claims wait for the next call.
+            # Record the results each on its own (one may be refused: its claim ran out
+            # and another replica took the notification over); claim at the next call.
             self._record_each(results)
             return []
         attempts = []
@@ -137,6 +153,13 @@ class NotificationDesk:
         """Records the results of the attempts that ended."""
         self._record_each(self._take_results())
 
+    def _sendable(self, rows: list[NotificationRow]) -> list[NotificationRow]:
+        """`rows` less the commands, on a replica that does not run them (they wait for
+        one that does, rather than use up their attempts here)."""
+        if self.allow_commands:
+            return rows
+        return [row for row in rows if not row.notify().command]
+
     def _claim(self, row: NotificationRow, attempt: int) -> events_pb2.Event:
         flow_name, run_id = row.run_pathspec.split("/")
         return events_pb2.Event(
@@ -148,19 +171,38 @@ class NotificationDesk:
             ),
         )  # fmt: skip
 
+    @staticmethod
+    def _result(
+        row: NotificationRow, attempt: int, delivered: bool, detail: str
+    ) -> events_pb2.Event:
+        flow_name, run_id = row.run_pathspec.split("/")
+        result = events_pb2.NotificationResult(
+            flow_name=flow_name, run_id=run_id, notification=row.notification,
+            attempt=attempt, delivered=delivered, detail=_short(detail),
+        )  # fmt: skip
+        return events_pb2.Event(event_id=str(uuid.uuid4()), notification_result=result)
+
     def _take_results(self) -> list[events_pb2.Event]:
         with self._lock:
             results, self._results = self._results, []
         return results
 
     def _record_each(self, results: list[events_pb2.Event]) -> None:
+        """Records each result on its own: one the ledger refuses (its claim was taken
+        over) is dropped; one that could not be recorded (the database is away) waits
+        for the next round."""
         for result in results:
+            found = result.notification_result
             try:
                 self._append([result], SERVICE)
-            except LedgerError as error:
-                found = result.notification_result
-                log.warning("notification %s/%s/%s: result not recorded: %s", found.flow_name,
+            except FailedPrecondition as error:
+                log.warning("notification %s/%s/%s: result dropped: %s", found.flow_name,
                             found.run_id, found.notification, error.message)  # fmt: skip
+            except Exception:
+                log.exception("notification %s/%s/%s: result kept for the next round",
+                              found.flow_name, found.run_id, found.notification)  # fmt: skip
+                with self._lock:
+                    self._results.append(result)
 
     def _attempt(self, row: NotificationRow, attempt: int) -> None:
         try:
@@ -169,14 +211,8 @@ class NotificationDesk:
             log.exception("sending notification %s/%s failed", row.run_pathspec,
                           row.notification)  # fmt: skip
             delivered, detail = False, f"{type(error).__name__}: {error}"
-        flow_name, run_id = row.run_pathspec.split("/")
-        result = events_pb2.NotificationResult(
-            flow_name=flow_name, run_id=run_id, notification=row.notification,
-            attempt=attempt, delivered=delivered, detail=_short(detail),
-        )  # fmt: skip
         with self._lock:
-            self._results.append(events_pb2.Event(event_id=str(uuid.uuid4()),
-                                                  notification_result=result))  # fmt: skip
+            self._results.append(self._result(row, attempt, delivered, detail))
             self._in_flight -= 1
         self.wake.set()
 
@@ -220,9 +256,11 @@ class NotificationDesk:
             headers={"Content-Type": "application/json", "User-Agent": "ledgerflow-notify"},
         )  # fmt: skip
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
+            with _NO_REDIRECTS.open(request, timeout=self.timeout_seconds) as response:
                 return True, f"HTTP {response.status}"
         except urllib.error.HTTPError as error:
+            if 300 <= error.code < 400:  # a POST redirected would arrive as a bodiless GET
+                return False, f"HTTP {error.code}: redirects are not followed (give the final URL)"
             body = error.read(_DETAIL_CHARS).decode(errors="replace")
             return False, f"HTTP {error.code}" + (f": {body}" if body.strip() else "")
         except TimeoutError:

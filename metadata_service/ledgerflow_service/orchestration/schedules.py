@@ -42,10 +42,16 @@ from ledgerflow_service.errors import (
 )
 from ledgerflow_service.names import check_event_id, checked_event_name, run_pathspec
 from ledgerflow_service.orchestration.service_thread import ServiceThread
-from ledgerflow_service.orchestration.triggers import check_triggers, fired_run, runs_started_by
+from ledgerflow_service.orchestration.triggers import (
+    branch_owner_problem,
+    check_triggers,
+    fired_run,
+    runs_started_by,
+)
 from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import deployments as deployment_queries
 from ledgerflow_service.read_models.deployments import DeploymentRow, check_schedule_message
+from ledgerflow_service.store import events as stored_events
 from ledgerflow_service.store.backend import Database, Tx
 from ledgerflow_service.validation import check_text
 
@@ -84,17 +90,9 @@ def _check_branch_owner(branch: str, principal: Principal) -> None:
     """A deployment on someone's own branch (``user.NAME``) is changed, triggered and
     backfilled by that someone (or an admin) only; production's and the test
     branches' by any authenticated caller, who is recorded as the actor."""
-    owner = branch.removeprefix("user.") if branch.startswith("user.") else None
-    if (
-        owner is not None
-        and principal.authenticated
-        and principal.name != owner
-        and not principal.may_act_for_others("run_started")
-    ):
-        raise PermissionDenied(
-            f"{principal.name!r} may not change deployments on branch {branch!r}, which is "
-            f"{owner}'s own (an admin may)"
-        )
+    problem = branch_owner_problem(branch, principal)
+    if problem is not None:
+        raise PermissionDenied(problem)
 
 
 def _when(us: int) -> str:
@@ -154,6 +152,10 @@ class DeploymentDesk:
                 "user is the caller, or the caller needs the admin role"
             )
         _check_branch_owner(spec.branch, principal)
+        event_id = check_event_id(request.event_id) if request.event_id else str(uuid.uuid4())
+        with self.database.read() as tx:
+            if stored_events.exists(tx, event_id):  # a retry: the deploy is recorded
+                return deployment_api.DeployResponse(deployment=self._answer(spec.name))
         if spec.HasField("schedule"):  # here, not in the fold: it reads the clock
             check_schedule_message(spec.schedule)
         if any(notify.command for notify in spec.notify) and not self.allow_notify_commands:
@@ -162,7 +164,6 @@ class DeploymentDesk:
                 "would run on the service's machine): use @notify(webhook=...), or start "
                 "the service with --allow-notify-commands"
             )
-        event_id = check_event_id(request.event_id) if request.event_id else str(uuid.uuid4())
 
         def choose(tx: Tx) -> list[events_pb2.Event]:
             # Under the append lock: two deploys cannot close a cycle between them.
@@ -189,7 +190,7 @@ class DeploymentDesk:
         self._append([events_pb2.Event(event_id=event_id, event_published=published)],
                      principal)  # fmt: skip
         with self.database.read() as tx:
-            runs = runs_started_by(tx, request.name, event_id)
+            runs = runs_started_by(tx, event_id)
         return deployment_api.PublishEventResponse(event_id=event_id, runs=runs)
 
     def pause(

@@ -15,10 +15,16 @@ from typing import TYPE_CHECKING
 
 from ledgerflow.engine.deployments import deployment_tag, trigger_tag
 from ledgerflow.engine.schedules import triggered_run_id
-from ledgerflow.engine.triggers import parse_payload, payload_parameters, trigger_cycle
+from ledgerflow.engine.triggers import (
+    TriggerError,
+    parse_payload,
+    payload_parameters,
+    trigger_cycle,
+)
 from ledgerflow.v1 import events_pb2, records_pb2
 
-from ledgerflow_service.errors import FailedPrecondition, NotFound
+from ledgerflow_service.errors import FailedPrecondition, InvalidArgument, NotFound
+from ledgerflow_service.principal import Principal
 from ledgerflow_service.queries import deployments as deployment_queries
 from ledgerflow_service.read_models.deployments import DeploymentRow, event_cause, finish_cause
 from ledgerflow_service.store.backend import Tx
@@ -60,6 +66,25 @@ def fired_run(
     return events_pb2.Event(event_id=event_id, run_started=started)
 
 
+def branch_owner_problem(branch: str, principal: Principal | None) -> str | None:
+    """Why `principal` may not change or start a deployment on `branch` (None: it may).
+    Someone's own branch (``user.NAME``) is NAME's (and an admin's); production's and
+    the test branches' are any authenticated caller's, recorded as the actor."""
+    owner = branch.removeprefix("user.") if branch.startswith("user.") else None
+    if (
+        principal is None
+        or owner is None
+        or not principal.authenticated
+        or principal.name == owner
+        or principal.may_act_for_others("run_started")
+    ):
+        return None
+    return (
+        f"{principal.name!r} may not change deployments on branch {branch!r}, which is "
+        f"{owner}'s own (an admin may)"
+    )
+
+
 def check_triggers(tx: Tx, spec: events_pb2.DeploymentCreated) -> None:
     """A deployment's @trigger_on_finish names deployments that exist, and closes no
     cycle (a cycle would start runs forever)."""
@@ -82,13 +107,16 @@ def check_triggers(tx: Tx, spec: events_pb2.DeploymentCreated) -> None:
         )
 
 
-def runs_started_by(tx: Tx, name: str, event_id: str) -> list[str]:
-    """The runs published event `event_id` (named `name`) started, as pathspecs."""
-    found = {
-        f"{row.flow_name}/{triggered_run_id(row.name, event_id, 'event')}"
-        for row in deployment_queries.listening(tx, event_cause(name))
-    }
-    return sorted(deployment_queries.existing_runs(tx, sorted(found)))
+def runs_started_by(tx: Tx, event_id: str) -> list[str]:
+    """The runs published event `event_id` started, as pathspecs: the run each
+    deployment would have started for it (its id is derived from the event's), among
+    those that exist, whatever became of the deployments since (a retried publish
+    answers as the first one did)."""
+    candidates = [
+        f"{flow}/{triggered_run_id(name, event_id, 'event')}"
+        for name, flow in deployment_queries.every_name(tx)
+    ]
+    return sorted(deployment_queries.existing_runs(tx, candidates))
 
 
 def react(fold: ReadModelFold, tx: Tx, item: PendingEvent, decided: Decisions) -> None:
@@ -105,8 +133,13 @@ def react(fold: ReadModelFold, tx: Tx, item: PendingEvent, decided: Decisions) -
         )
         event.published_at.FromMicroseconds(item.recorded_at_us)
         payload = parse_payload(published.payload)
-        for row in deployment_queries.listening(tx, event_cause(published.name)):
-            parameters = payload_parameters(payload, row.created().parameters)
+        for row in listeners(fold, tx, event_cause(published.name)):
+            if branch_owner_problem(row.branch, item.principal) is not None:
+                continue  # someone's own deployment starts on its owner's events only
+            try:
+                parameters = payload_parameters(payload, row.created().parameters, row.name)
+            except TriggerError as error:  # the publish is refused: nothing starts
+                raise InvalidArgument(f"event {published.name!r}: {error}") from None
             started = _start(row, records_pb2.TRIGGER_KIND_EVENT, cause, item, decided,
                              parameters)  # fmt: skip
             started.trigger.event.CopyFrom(event)
@@ -117,10 +150,25 @@ def react(fold: ReadModelFold, tx: Tx, item: PendingEvent, decided: Decisions) -
     trigger = records_pb2.Trigger.FromString(bytes(run.trigger_message))
     succeeded = item.event.run_finished.succeeded
     if succeeded:
-        for row in deployment_queries.listening(tx, finish_cause(trigger.deployment)):
+        for row in listeners(fold, tx, finish_cause(trigger.deployment)):
             started = _start(row, records_pb2.TRIGGER_KIND_RUN_FINISHED, cause, item, decided)
             started.trigger.upstream_run = run.pathspec
     _request_notifications(fold, tx, run.pathspec, trigger.deployment, succeeded, decided)
+
+
+def listeners(fold: ReadModelFold, tx: Tx, cause: str) -> list[DeploymentRow]:
+    """The live deployments `cause` starts, as this transaction sees them: the saved
+    rows, with the ones this batch changed (a deploy, pause or resume ordered before
+    the cause) in their new state."""
+    found = {row.name: row for row in deployment_queries.listening(tx, cause)}
+    for name, row in fold.deployments.items():
+        if row is None:
+            continue
+        if f" {cause} " in row.listens_to and not row.paused and not row.deleted:
+            found[name] = row
+        else:
+            found.pop(name, None)
+    return [found[name] for name in sorted(found)]
 
 
 def _start(

@@ -91,10 +91,19 @@ def listening(tx: Tx, cause: str) -> list[DeploymentRow]:
 def upstreams(tx: Tx) -> dict[str, list[str]]:
     """Each deployment that waits for others' runs, with the deployments it waits for
     (deleted ones left out): the graph a new @trigger_on_finish must not close a cycle
-    in."""
-    rows = tx.query(_SELECT + "listens_to LIKE ? AND deleted = 0", ("% finish:%",))
-    return {row.name: list(row.created().trigger_on_finish)
-            for row in (DeploymentRow(*r) for r in rows)}  # fmt: skip
+    in. Read from `listens_to` (no spec is parsed under the append lock)."""
+    rows = tx.query(
+        "SELECT name, listens_to FROM deployments WHERE listens_to LIKE ? AND deleted = 0",
+        ("% finish:%",),
+    )
+    prefix = "finish:"
+    return {name: [cause.removeprefix(prefix) for cause in listens.split()
+                   if cause.startswith(prefix)] for name, listens in rows}  # fmt: skip
+
+
+def every_name(tx: Tx) -> list[tuple[str, str]]:
+    """(name, flow name) of every deployment there ever was, deleted ones included."""
+    return [(row[0], row[1]) for row in tx.query("SELECT name, flow_name FROM deployments", ())]
 
 
 def live_names(tx: Tx, names: list[str]) -> set[str]:

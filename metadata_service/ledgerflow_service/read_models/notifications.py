@@ -102,13 +102,15 @@ def notification_requested(
 def notification_sending(
     fold: ReadModelFold, p: events_pb2.NotificationSending, item: PendingEvent
 ) -> None:
+    """A replica claims the next attempt. A claim that ran out is settled first (a
+    NotificationResult for its attempt), so a late result of the old claimant is
+    refused: each attempt has one sender and one result."""
     row = _row(fold, key(p))
-    claim_open = row.state == "sending" and (row.claimed_until_us or 0) > item.recorded_at_us
-    if row.state in ("sent", "failed") or claim_open:
+    if row.state != "pending":
         raise FailedPrecondition(
             f"notification {p.notification} of run {row.run_pathspec} is {row.state}"
         )
-    if p.attempt != row.attempts + 1 and not (row.state == "sending" and p.attempt == row.attempts):
+    if p.attempt != row.attempts + 1:
         raise FailedPrecondition(
             f"notification {p.notification} of run {row.run_pathspec}: attempt {p.attempt} "
             f"is not the next ({row.attempts + 1})"

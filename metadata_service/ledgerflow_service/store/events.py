@@ -93,6 +93,11 @@ def read_events_with_runs(
     return [(event_from_row(r), r[4]) for r in rows]
 
 
+def exists(tx: Tx, event_id: str) -> bool:
+    """Whether an event with this id is in the ledger (a retried command's was)."""
+    return tx.query_one("SELECT 1 FROM events WHERE event_id = ?", (event_id,)) is not None
+
+
 def head_position(tx: Tx) -> int:
     """The position of the newest event (0 for an empty ledger)."""
     row = tx.query_one("SELECT COALESCE(MAX(global_position), 0) FROM events")

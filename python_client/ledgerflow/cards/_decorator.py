@@ -26,6 +26,9 @@ from ledgerflow.v1 import events_pb2, records_pb2
 CARD_TYPES = ("default", "blank")
 MAX_CARDS_PER_STEP = 20
 
+# The longest card error the ledger keeps (ledgerflow_service.read_models.cards).
+MAX_ERROR_CHARS = 4000
+
 
 @dataclass
 class CardSpec:
@@ -134,7 +137,7 @@ class CardsHook:
         stored = task.store.save(page.html.encode("utf-8"))
         return records_pb2.Card(
             id=spec.id, type=spec.type, content_key=stored.key, size=stored.size,
-            error=page.error[:4000],
+            error=page.error[:MAX_ERROR_CHARS].replace("\x00", "\\x00"),
         )  # fmt: skip
 
 

@@ -221,7 +221,14 @@ class Error(CardComponent):
 
     @property
     def text(self) -> str:
-        return f"{type(self.error).__name__}: {self.error}"
+        """ "ValueError: message", whatever the exception holds: one whose str() raises
+        still shows, and NUL characters (which the ledger refuses) are escaped, so a
+        card's error never stops its task from being recorded."""
+        try:
+            message = str(self.error)
+        except Exception:
+            message = "<its message could not be read>"
+        return f"{type(self.error).__name__}: {message}".replace("\x00", "\\x00")
 
     def render(self) -> str:
         return (

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 import click
 
 from ledgerflow.cli.errors import friendly_errors
-from ledgerflow.cli.flow_deploy import describe_notify, describe_schedule, describe_triggers
+from ledgerflow.cli.flow_deploy import describe_schedule
 from ledgerflow.cli.ledger import TIME, _print_table, _stamp
 from ledgerflow.cli.service_client import service_metadata
 from ledgerflow.engine.deployments import (
@@ -20,6 +20,7 @@ from ledgerflow.engine.deployments import (
     trigger_tag,
 )
 from ledgerflow.engine.schedules import zone
+from ledgerflow.engine.triggers import describe_notify, describe_triggers
 from ledgerflow.health import health_of, run_seconds, seconds_text
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.v1 import common_pb2, records_pb2
@@ -131,7 +132,7 @@ def show(name: str, run_count: int) -> None:
     if triggers:
         click.echo(f"  triggers:   {triggers}")
     for receiver in deployment.notify:
-        click.echo(f"  notify:     {describe_notify(receiver)}")
+        click.echo(f"  notify:     {describe_notify(receiver, redact=True)}")
     click.echo(f"  namespace:  {production_namespace(deployment.name)}")
     runs = _recent_runs(metadata, deployment, run_count)
     if not runs:
@@ -167,9 +168,11 @@ def show(name: str, run_count: int) -> None:
 @click.option("--reason", default="", help="Why, for the ledger.")
 @friendly_errors
 def pause(name: str, reason: str) -> None:
-    """Stop the schedule firing (triggers are refused) until resumed."""
+    """Start no runs until resumed: the schedule does not fire, triggers are refused, and
+    the events and upstream successes it waits for start nothing (they are not kept for
+    later)."""
     service_metadata().pause_deployment(name, reason)
-    click.echo(f"{name} paused: its schedule fires no runs until `ledgerflow deployments resume`")
+    click.echo(f"{name} paused: nothing starts its runs until `ledgerflow deployments resume`")
 
 
 @deployments.command("resume")

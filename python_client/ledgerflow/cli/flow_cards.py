@@ -150,8 +150,8 @@ def add_card_commands(cli: click.Group, flow: str) -> None:
         """Open a card in the browser (on a machine without one, print its file)."""
         task = _task(session, flow, pathspec)
         found = _one_card(task, card_id, card_type)
-        folder = Path(tempfile.gettempdir()) / "ledgerflow-cards"
-        folder.mkdir(exist_ok=True)
+        # A folder of this user's own (not a shared, guessable one under /tmp).
+        folder = Path(tempfile.mkdtemp(prefix="ledgerflow-card-"))
         name = "-".join([*task.pathspec.split("/"), found.id or found.type]) + ".html"
         path = folder / name
         path.write_bytes(_html(session, found))

@@ -27,6 +27,7 @@ from ledgerflow.engine.deployments import (
     upstream_deployment,
 )
 from ledgerflow.engine.schedules import zone
+from ledgerflow.engine.triggers import describe_notify, describe_triggers
 from ledgerflow.runtime.code_package import save_package
 from ledgerflow.runtime.identity import run_system_tags, write_run_id
 from ledgerflow.v1 import events_pb2, records_pb2
@@ -70,18 +71,6 @@ def deployment_spec(
     spec.trigger_on_events.extend(events)
     spec.notify.extend([*flow_notify(session.flow_class), *(notify or [])])
     return spec
-
-
-def describe_triggers(spec: events_pb2.DeploymentCreated | records_pb2.Deployment) -> str | None:
-    """ "when a run of Upstream succeeds; on event data_ready" (None: no triggers)."""
-    parts = [f"when a run of {name} succeeds" for name in spec.trigger_on_finish]
-    parts += [f"on event {name}" for name in spec.trigger_on_events]
-    return "; ".join(parts) or None
-
-
-def describe_notify(notify: records_pb2.Notify) -> str:
-    target = f"POST {notify.webhook}" if notify.webhook else f"run {notify.command!r}"
-    return f"on {' and '.join(notify.on)}: {target}"
 
 
 def describe_schedule(deployment: records_pb2.Deployment) -> str:

@@ -55,11 +55,45 @@ def parse_payload(text: str) -> dict[str, Any]:
     return payload
 
 
-def payload_parameters(payload: Mapping[str, Any], declared: Iterable[str]) -> dict[str, str]:
-    """The parameter values (JSON text) an event's payload gives a run: its fields named
-    as one of the flow's parameters (as Metaflow's @trigger maps them)."""
-    names = set(declared)
-    return {key: json.dumps(value) for key, value in payload.items() if key in names}
+def payload_parameters(
+    payload: Mapping[str, Any], declared: Mapping[str, str], deployment: str
+) -> dict[str, str]:
+    """The parameter values (JSON text) an event's payload gives a run of `deployment`:
+    its fields named as one of the flow's parameters (as Metaflow's @trigger maps
+    them), each of the kind of the deployed value (`declared`, JSON text): a number
+    may come as text ("5"), text as a number; anything else is a TriggerError."""
+    return {
+        name: json.dumps(_of_kind(name, value, json.loads(declared[name]), deployment))
+        for name, value in payload.items()
+        if name in declared
+    }
+
+
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "text",
+          list: "a list", dict: "an object"}  # fmt: skip
+
+
+def _of_kind(name: str, value: Any, deployed: Any, deployment: str) -> Any:
+    number = (int, float)
+    if deployed is None or (type(value) is type(deployed)):
+        return value
+    if isinstance(deployed, float) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(deployed, number) and not isinstance(deployed, bool):
+        if isinstance(value, str):
+            try:
+                parsed = float(value) if isinstance(deployed, float) else int(value)
+            except ValueError:
+                pass
+            else:
+                return parsed
+    elif isinstance(deployed, str) and isinstance(value, number) and not isinstance(value, bool):
+        return str(value)
+    kind = _KINDS.get(type(deployed), type(deployed).__name__)
+    raise TriggerError(
+        f"the payload's {name!r} is {json.dumps(value)[:80]}, but {deployment}'s parameter "
+        f"{name} takes {kind}"
+    )
 
 
 def trigger_cycle(upstreams: Mapping[str, Iterable[str]], name: str) -> list[str] | None:
@@ -125,3 +159,26 @@ def notify_message(
         notify.webhook = webhook
     check_notify(notify)
     return notify
+
+
+def describe_triggers(spec: Any) -> str:
+    """ "when a run of Upstream succeeds; on event data_ready" ("" without triggers);
+    `spec` is a DeploymentCreated or a Deployment."""
+    parts = [f"when a run of {name} succeeds" for name in spec.trigger_on_finish]
+    parts += [f"on event {name}" for name in spec.trigger_on_events]
+    return "; ".join(parts)
+
+
+def describe_notify(notify: records_pb2.Notify, *, redact: bool = False) -> str:
+    """ "on failure: POST https://hooks.example/…". With `redact` a webhook shows its
+    scheme and host only: its path often holds a secret (a chat hook's token), and
+    deployments are shown to every reader of the ledger."""
+    if notify.webhook:
+        url = notify.webhook
+        if redact:
+            parts = urlsplit(url)
+            url = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+        target = f"POST {url}"
+    else:
+        target = f"run {notify.command!r}"
+    return f"on {' and '.join(notify.on)}: {target}"

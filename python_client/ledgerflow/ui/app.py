@@ -24,8 +24,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from ledgerflow.engine.triggers import describe_notify, describe_triggers
 from ledgerflow.exceptions import LedgerflowNotFound, RpcError
-from ledgerflow.health import seconds_text
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.ui import model
 from ledgerflow.ui.dag import svg
@@ -46,7 +46,8 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         in_zone=model.in_zone,
         trigger_kind=model.trigger_kind,
         deployment_anchor=model.deployment_anchor,
-        seconds_text=seconds_text,
+        describe_triggers=describe_triggers,
+        describe_notify=describe_notify,
         where=where,
         now=lambda: datetime.now(UTC),
     )

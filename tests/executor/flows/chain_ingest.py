@@ -1,6 +1,8 @@
 """The first of three chained production flows: it starts when someone publishes
 `data_ready`, and reads the event's payload (its `date` field sets the parameter)."""
 
+import os
+
 from ledgerflow import FlowSpec, Parameter, current, step, trigger
 
 
@@ -17,6 +19,9 @@ class ChainIngest(FlowSpec):
             payload=started_by.event.payload,
         )
         self.rows = 3
+        # The executor's token is its own, never its tasks' (they get its address).
+        self.executor_token = os.environ.get("LEDGERFLOW_TOKEN")
+        self.service = os.environ.get("LEDGERFLOW_SERVICE")
         self.next(self.end)
 
     @step
