@@ -227,7 +227,13 @@ def main() -> None:
         "METAFLOW_DEFAULT_METADATA": "local",
     }
     sides = [
-        Side("ledgerflow", "ledgerflow", str(ensure_ledgerflow()), base_env, []),
+        Side(
+            "ledgerflow",
+            "ledgerflow",
+            str(ensure_ledgerflow()),
+            base_env,
+            ["--max-num-splits", "1000"],
+        ),
         Side(
             "metaflow",
             "metaflow",

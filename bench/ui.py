@@ -68,6 +68,7 @@ def bench_ledger(
     print(f"{args.ledger} ledger: running a foreach of {args.tasks:,} tasks ...", flush=True)
     started = time.perf_counter()
     subprocess.run([sys.executable, str(FLOW), "run", "--count", str(args.tasks),
+                    "--max-num-splits", str(max(args.tasks, 100)),
                     "--max-workers", "4"], env=env, cwd=scratch, check=True,
                    capture_output=True)  # fmt: skip
     print(f"  ran in {time.perf_counter() - started:.0f} s")

@@ -104,6 +104,7 @@ def task_request(
         catch_var=step.catch_var or None,
         catch_on_failure=catches_in_process(step, task.failures),
         catch_print=step.catch_print,
+        max_num_splits=step.max_num_splits,
     )
     if runs_fallback(step, task.failures):
         failed = last_failure()

@@ -5,8 +5,11 @@ the steps not reached yet."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ledgerflow._decorators import Retry, step_options
 from ledgerflow._graph import FlowGraph
+from ledgerflow.engine.graph import DEFAULT_MAX_NUM_SPLITS
 from ledgerflow.v1 import records_pb2
 
 K = records_pb2.StepKind
@@ -20,14 +23,24 @@ _KINDS = {
 }
 
 
+@dataclass(frozen=True)
+class StepDefaults:
+    """What the command line sets for every step: ``--with retry`` (for the steps
+    without a @retry of their own) and ``--max-num-splits`` (for each foreach)."""
+
+    retry: Retry | None = None
+    max_num_splits: int = DEFAULT_MAX_NUM_SPLITS
+
+
 def graph_message(
-    flow_class: type, graph: FlowGraph, default_retry: Retry | None = None
+    flow_class: type, graph: FlowGraph, defaults: StepDefaults | None = None
 ) -> records_pb2.FlowGraph:
     """The flow's graph with each step's decorators."""
+    defaults = defaults or StepDefaults()
     message = records_pb2.FlowGraph()
     for node in graph:
         options = step_options(getattr(flow_class, node.name))
-        retry = options.retry or default_retry
+        retry = options.retry or defaults.retry
         spec = message.steps.add(
             name=node.name,
             kind=_KINDS[node.kind],
@@ -45,6 +58,8 @@ def graph_message(
             timeout_seconds=options.timeout.seconds if options.timeout else 0,
             image=options.resources.image,
         )
+        if node.kind == "foreach":
+            spec.max_num_splits = defaults.max_num_splits
         if node.is_join:
             spec.in_steps.extend(node.in_funcs)
             spec.closes = graph[node.in_funcs[0]].split_parents[-1]

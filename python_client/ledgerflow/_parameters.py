@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +16,26 @@ class JSONType:
     """Parameter type for JSON values: ``Parameter('cfg', type=JSONType)``."""
 
 
+@dataclass(frozen=True)
+class ParameterContext:
+    """What a callable default is given (Metaflow's ``ParameterContext``): it is called
+    when the run starts (or the flow is deployed), so a default can depend on who runs
+    what: ``Parameter('owner', default=lambda ctx: ctx.user_name)``."""
+
+    flow_name: str
+    user_name: str
+    parameter_name: str
+
+
 class Parameter:
     """A typed run parameter: ``alpha = Parameter('alpha', default=0.01, help='...')``.
 
-    The type is taken from ``type=``, else from the default (str when neither is given).
-    A parameter without a default is required unless ``required=False``."""
+    The type is taken from ``type=``, else from the default (str when neither is given,
+    or when the default is a function of a :class:`ParameterContext`). With
+    ``separator=','`` the value is a list: the text split on it, each item of the type.
+    A value comes from ``--name``, else the environment variable
+    ``LEDGERFLOW_RUN_NAME`` (the name in capitals), else the default. A parameter
+    without a default is required unless ``required=False``."""
 
     def __init__(
         self,
@@ -29,19 +45,40 @@ class Parameter:
         type: Any = None,
         help: str = "",
         required: bool | None = None,
+        separator: str | None = None,
     ) -> None:
         if not name.isidentifier():
             raise ValueError(f"parameter name {name!r} must be a Python identifier")
+        if separator is not None and (not isinstance(separator, str) or not separator):
+            raise ValueError(f"parameter {name!r}: separator must be a non-empty string")
         self.name = name
         self.default = default
-        self.type = type or (builtins_type(default) if default is not None else str)
+        inferred = None if default is None or callable(default) else builtins_type(default)
+        self.type = type or inferred or str
         self.help = help
         self.required = required if required is not None else default is None
+        self.separator = separator
+
+    @property
+    def environment_variable(self) -> str:
+        """Where a value may come from when ``--name`` is not given."""
+        return f"LEDGERFLOW_RUN_{self.name.upper()}"
+
+    def default_value(self, context: ParameterContext) -> Any:
+        """The default, called with `context` when it is a function."""
+        if callable(self.default) and not isinstance(self.default, type):
+            return self.default(context)
+        return self.default
 
     def convert(self, raw: Any) -> Any:
         """Turns a command-line string (or a default) into the parameter's value."""
         if raw is None:
             return None
+        if self.separator is not None and isinstance(raw, str):
+            return [self._convert_one(part) for part in raw.split(self.separator)]
+        return self._convert_one(raw)
+
+    def _convert_one(self, raw: Any) -> Any:
         if self.type is JSONType:
             return json.loads(raw) if isinstance(raw, str) else raw
         if self.type is bool and isinstance(raw, str):

@@ -9,6 +9,10 @@ class LedgerflowException(Exception):
     """Base of Ledgerflow's user-facing errors."""
 
 
+class TooManySplits(LedgerflowException):
+    """A foreach split into more items than --max-num-splits allows."""
+
+
 class InvalidNextCall(LedgerflowException):
     """self.next() was called wrongly in a step."""
 

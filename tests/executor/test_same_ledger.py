@@ -68,6 +68,7 @@ NOT_COMPARED = {
     "tests/sdk/flows/retry_wait_flow.py": "remotely it waits @retry's two minutes",
     "tests/sdk/flows/pandas_frame_flow.py": "one linear step of data",
     "tests/sdk/flows/params_flow.py": "parameters only",
+    "tests/sdk/flows/param_sources_flow.py": "parameters only",
     "tests/sdk/flows/pid_flow.py": "records process ids",
     "tests/sdk/flows/runner_flow.py": "ledgerflow.Runner's parameters and a failure set by "
     "the environment; its rules are in the flows above",
@@ -244,3 +245,25 @@ def _flow_of(cluster: Cluster, flow_file: str) -> str:
     found = re.search(r"class (\w+)\(FlowSpec\)", (ROOT / flow_file).read_text())
     assert found
     return found.group(1)
+
+
+def test_a_foreach_over_its_limit_fails_the_same_way_locally_and_remotely(
+    running: Cluster,
+) -> None:
+    flow_file = "tests/sdk/flows/wide_flow.py"
+    local_id = _run(running, flow_file, "run", "--width", "101")
+    remote_id = _run(running, flow_file, "run", "--remote", "--width", "101")
+    _compare(running, "WideFlow", local_id, remote_id)
+    for run_id in (local_id, remote_id):
+        (failed,) = [e.task_failed for e in running.events("WideFlow", run_id)
+                     if e.HasField("task_failed")]  # fmt: skip
+        assert failed.task.step_name == "start"
+        assert failed.error_type == "TooManySplits"
+        assert failed.error_message == (
+            "Foreach in step *start* yielded 101 child steps which is more than the current "
+            "maximum of 100 children. You can raise the maximum with the --max-num-splits "
+            "option."
+        )
+    raised = _run(running, flow_file, "run", "--remote", "--width", "101", "--max-num-splits",
+                  "101")  # fmt: skip
+    assert running.wait_finished("WideFlow", raised)

@@ -424,3 +424,88 @@ def test_a_pylint_that_cannot_run_is_not_a_clean_report(tmp_path) -> None:
 
     with pytest.raises(PylintFailed, match="pylint could not check"):
         pylint_errors(str(tmp_path / "missing_flow.py"))
+
+
+def test_a_parameter_comes_from_the_option_the_environment_or_its_default(flow_env) -> None:
+    def seen() -> dict:
+        return Flow("ParamSourcesFlow").latest_run["start"].task.data.seen
+
+    flow_env.run("param_sources_flow", "run")
+    assert seen() == {"region": "eu", "labels": ["a", "b"], "sizes": [1, 2],
+                      "owner": "tester runs ParamSourcesFlow (owner)"}  # fmt: skip
+    from_env = {"LEDGERFLOW_RUN_REGION": "us", "LEDGERFLOW_RUN_SIZES": "5,6,7"}
+    flow_env.run("param_sources_flow", "run", extra_env=from_env)
+    assert (seen()["region"], seen()["sizes"]) == ("us", [5, 6, 7])
+    flow_env.run("param_sources_flow", "run", "--region", "ap", "--labels", "x",
+                 extra_env=from_env)  # fmt: skip
+    assert (seen()["region"], seen()["labels"]) == ("ap", ["x"])  # the option comes first
+    # A resumed run keeps the values its origin computed (the default is not called again).
+    origin = Flow("ParamSourcesFlow").latest_run.id
+    flow_env.run("param_sources_flow", "resume", "start", "--origin-run-id", origin,
+                 user="someone_else")  # fmt: skip
+    assert seen()["owner"] == "tester runs ParamSourcesFlow (owner)"
+    helped = flow_env.run("param_sources_flow", "run", "--help").stdout
+    assert "--sizes VALUE[,VALUE...]" in helped
+    assert "[default: computed when the run starts]" in " ".join(helped.split())
+    bad = flow_env.run("param_sources_flow", "run", "--sizes", "1,two", check=False)
+    assert bad.returncode == 2 and "invalid literal for int() with base 10: 'two'" in bad.stderr
+    broken = flow_env.run("param_sources_flow", "run", extra_env={"BREAK_THE_DEFAULT": "1"},
+                          check=False)  # fmt: skip
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr
+    assert "the default of --owner failed: RuntimeError: the directory is down" in broken.stderr
+
+
+def test_the_client_walks_a_run_as_metaflows_does(flow_env) -> None:
+    flow_env.run("foreach_flow", "run", "--tag", "nightly")
+    run = Flow("ForeachFlow").latest_run
+    start = run["start"].task
+    items = sorted(run["a"].tasks(), key=lambda t: t.index)
+    join = run["join"].task
+    # Parents and children, across the foreach and its join.
+    assert [t.pathspec for t in join.parent_tasks] == [t.pathspec for t in items]
+    assert sorted(t.pathspec for t in start.child_tasks) == [t.pathspec for t in items]
+    assert [t.pathspec for t in items[1].child_tasks] == [join.pathspec]
+    assert items[0].parent_tasks[0].pathspec == start.pathspec and start.parent_tasks == []
+    # Every object below the run has the run's tags; a flow has none of its own.
+    assert "nightly" in join.user_tags and "user:tester" in join.system_tags
+    assert join.tags == run.tags == run["join"].tags == join["out"].tags
+    assert Flow("ForeachFlow").tags == frozenset()
+    assert [s.id for s in run.steps("nightly")] and list(run.steps("weekly")) == []
+    assert run["a"].tasks("weekly") == [] and len(run["a"].tasks("nightly")) == 3
+    # Metadata: the attempts and how they ended, the foreach position.
+    assert items[2].metadata_dict == {"attempt": "0", "attempt_ok": "True",
+                                      "foreach-indices": "2"}  # fmt: skip
+    entry = items[2].metadata[0]
+    assert (entry.name, entry.type, entry.task) == ("attempt", "attempt", items[2].pathspec)
+    assert list(start.loglines("stdout")) == []
+    with pytest.raises(ValueError, match="'stdout' or 'stderr'"):
+        next(start.loglines("stdlog"))
+    assert run.origin_pathspec is None and run["a"].origin_pathspec is None
+
+
+def test_loglines_and_a_resumed_runs_origin(flow_env) -> None:
+    flow_env.run("branch_flow", "run", extra_env={"FAIL_B": "1"}, check=False)
+    failed = Flow("MyFlow").latest_run
+    flow_env.run("branch_flow", "resume", "--origin-run-id", failed.id)
+    resumed = Flow("MyFlow").latest_run
+    assert resumed.origin_pathspec == failed.pathspec
+    assert resumed["a"].origin_pathspec == f"{failed.pathspec}/a"
+    cloned = resumed["start"].task
+    assert cloned.metadata_dict["origin-pathspec"] == failed["start"].task.pathspec
+    lines = [line for _, line in failed["b"].task.loglines("stderr")]
+    assert any("b is broken today" in line for line in lines)
+
+
+def test_a_foreach_splits_into_at_most_max_num_splits_items(flow_env) -> None:
+    failed = flow_env.run("wide_flow", "run", "--width", "101", check=False)
+    assert failed.returncode == 1
+    assert "yielded 101 child steps which is more than the current maximum of 100" in (
+        failed.stdout + failed.stderr
+    )
+    flow_env.run("wide_flow", "run", "--width", "101", "--max-num-splits", "101")
+    assert Flow("WideFlow").latest_run.data.total == sum(i * i for i in range(101))
+    flow_env.run("wide_flow", "run", "--width", "120",
+                 extra_env={"LEDGERFLOW_RUN_MAX_NUM_SPLITS": "150"})  # fmt: skip
+    assert Flow("WideFlow").latest_run.successful
+    over = flow_env.run("wide_flow", "run", "--max-num-splits", "10001", check=False)
+    assert over.returncode == 2 and "10001 is not in the range 1<=x<=10000" in over.stderr

@@ -208,3 +208,20 @@ def test_a_watcher_from_the_start_reads_big_events_a_few_mib_at_a_time(
     watched = [answer.event.global_position for _, answer in zip(range(12), stream, strict=False)]
     stream.cancel()
     assert watched == list(range(1, 13))
+
+
+def test_a_foreach_splits_into_at_most_ten_thousand_items(app: LedgerApplication) -> None:
+    """One TaskSucceeded of 100,000 items held every writer for 16 s while the process
+    manager queued them: the count is capped before any work, on any run."""
+    report(app, ev.run_started("Local", "1"), ev.task_started("Local", "1", "start", "1"))
+    huge = ev.task_succeeded("Local", "1", "start", "1")
+    huge.task_succeeded.num_splits = 10_001
+    with pytest.raises(InvalidArgument, match="at most 10,000 items"):
+        report(app, huge)
+    graph = records_pb2.FlowGraph()
+    graph.CopyFrom(GRAPH)
+    graph.steps[4].max_num_splits = 10_001  # the foreach step
+    with pytest.raises(InvalidArgument, match="max_num_splits is at most 10,000"):
+        submit(app, graph=graph)
+    huge.task_succeeded.num_splits = 10_000  # the cap itself is allowed
+    report(app, huge)

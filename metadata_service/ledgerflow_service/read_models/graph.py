@@ -9,7 +9,7 @@ import functools
 import math
 
 from ledgerflow.engine import RunGraph, UnknownStep
-from ledgerflow.engine.graph import structure_problem
+from ledgerflow.engine.graph import MAX_FOREACH_SPLITS, structure_problem
 from ledgerflow.v1 import records_pb2
 
 from ledgerflow_service.errors import InvalidArgument
@@ -78,6 +78,8 @@ def check(graph: records_pb2.FlowGraph, field: str = "graph", *, orchestrated: b
         check_int64(f"{where}: resources.memory_mb", resources.memory_mb)
         if spec.retries > 1000:
             raise InvalidArgument(f"{where}: at most 1000 retries")
+        if spec.max_num_splits > MAX_FOREACH_SPLITS:
+            raise InvalidArgument(f"{where}: max_num_splits is at most {MAX_FOREACH_SPLITS:,}")
         for text in (spec.catch_var, spec.queue, spec.image):
             check_text(f"{where} settings", text)
         if len(spec.queue) > MAX_QUEUE_NAME_LENGTH:

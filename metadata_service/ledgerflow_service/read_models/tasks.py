@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ledgerflow.engine.graph import MAX_FOREACH_SPLITS
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument
@@ -173,6 +174,11 @@ def close_lost_attempt(
 
 
 def task_succeeded(fold: ReadModelFold, p: events_pb2.TaskSucceeded, item: PendingEvent) -> None:
+    if p.num_splits > MAX_FOREACH_SPLITS:  # checked before the process manager queues them
+        raise InvalidArgument(
+            f"task_succeeded.num_splits is {p.num_splits:,}; a foreach splits into at most "
+            f"{MAX_FOREACH_SPLITS:,} items (split the work in chunks)"
+        )
     _finish_attempt(fold, item.address.task_pathspec or "", p.attempt, item, ok=True)
 
 

@@ -19,6 +19,7 @@ from ledgerflow._parameters import parameters_from_json
 from ledgerflow.cli.errors import friendly_errors
 from ledgerflow.cli.flow_cards import add_card_commands
 from ledgerflow.cli.flow_options import (
+    MAX_NUM_SPLITS_OPTION,
     PROJECT_OPTIONS,
     REMOTE_OPTIONS,
     RUN_OPTIONS,
@@ -27,6 +28,7 @@ from ledgerflow.cli.flow_options import (
     option_settings,
     parameter_lines,
     parameter_values,
+    step_defaults,
     with_options,
 )
 from ledgerflow.cli.flow_run import Session, execute_here, submit_and_follow
@@ -142,16 +144,19 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         remote: bool,
         detach: bool,
         run_id_file: str | None,
+        max_num_splits: int,
         **raw: Any,
     ) -> None:
         """Run the flow from start to end."""
+        defaults = step_defaults(with_, max_num_splits)
         if detach and not remote:
             raise click.UsageError("--detach goes with --remote")
-        values = parameter_values(params, raw)
+        values = parameter_values(params, raw, session.graph.name, session.config.username)
         if remote:
-            submit_and_follow(session, values, params, tags, with_, detach, run_id_file=run_id_file)
+            submit_and_follow(session, values, params, tags, defaults, detach,
+                              run_id_file=run_id_file)  # fmt: skip
         execute_here(
-            session, values, params, max_workers, tags, with_, launcher, code_package,
+            session, values, params, max_workers, tags, defaults, launcher, code_package,
             run_id_file=run_id_file,
         )  # fmt: skip
 
@@ -174,8 +179,10 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         remote: bool,
         detach: bool,
         run_id_file: str | None,
+        max_num_splits: int,
     ) -> None:
         """Run again from STEP (default: the failed step), reusing the tasks before it."""
+        defaults = step_defaults(with_, max_num_splits)
         if detach and not remote:
             raise click.UsageError("--detach goes with --remote")
         from ledgerflow.runtime.resume import find_origin, plan_resume
@@ -189,9 +196,9 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         )
         values = parameters_from_json(origin_run.parameters, params, session.store)
         if remote:
-            submit_and_follow(session, values, params, tags, with_, detach, origin, run_id_file)
+            submit_and_follow(session, values, params, tags, defaults, detach, origin, run_id_file)
         execute_here(
-            session, values, params, max_workers, tags, with_, launcher, code_package, origin,
+            session, values, params, max_workers, tags, defaults, launcher, code_package, origin,
             run_id_file,
         )  # fmt: skip
 
@@ -225,6 +232,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         metavar="failure[,success]",
         help="Which finished runs --notify-webhook/--notify-command hear of.",
     )
+    @MAX_NUM_SPLITS_OPTION
     @parameter_options
     @click.pass_obj
     @friendly_errors
@@ -238,6 +246,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         webhooks: tuple[str, ...],
         commands: tuple[str, ...],
         notify_on: str,
+        max_num_splits: int,
         **raw: Any,
     ) -> None:
         """Deploy the flow to the metadata service, which runs it on its @schedule, its
@@ -254,7 +263,8 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
             raise click.BadParameter(str(error)) from None
         if branch is not None or production:
             session.choose_branch(branch, production)
-        deploy_flow(session, parameter_values(params, raw), params, tags, with_,
+        values = parameter_values(params, raw, session.graph.name, session.config.username)
+        deploy_flow(session, values, params, tags, step_defaults(with_, max_num_splits),
                     deployment_file, notify)  # fmt: skip
 
     @cli.command(hidden=True)

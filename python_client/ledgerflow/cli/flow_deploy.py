@@ -17,9 +17,8 @@ from typing import Any
 import click
 
 from ledgerflow._flow_decorators import flow_notify, flow_schedule, flow_triggers
-from ledgerflow._graph_message import graph_message
+from ledgerflow._graph_message import StepDefaults, graph_message
 from ledgerflow._parameters import Parameter, parameters_as_json
-from ledgerflow.cli.flow_options import parse_with
 from ledgerflow.cli.flow_run import Session
 from ledgerflow.engine.deployments import (
     deployment_name,
@@ -38,7 +37,7 @@ def deployment_spec(
     parameters: dict[str, Any],
     params: dict[str, Parameter],
     tags: tuple[str, ...],
-    with_: tuple[str, ...],
+    defaults: StepDefaults,
     notify: list[records_pb2.Notify] | None = None,
 ) -> events_pb2.DeploymentCreated:
     """What the service needs to run the flow by itself: stores the code package.
@@ -52,7 +51,7 @@ def deployment_spec(
         branch=session.branch or "",
         production=session.project_is_production,
         code_package_key=save_package(session.store, flow_file, session.package_suffixes),
-        graph=graph_message(session.flow_class, session.graph, parse_with(with_)),
+        graph=graph_message(session.flow_class, session.graph, defaults),
         parameters=parameters_as_json(parameters, params, session.store),
         tags=list(tags),
         # Its runs are production's, not the deployer's: a namespace of their own.
@@ -98,7 +97,7 @@ def deploy(
     parameters: dict[str, Any],
     params: dict[str, Parameter],
     tags: tuple[str, ...],
-    with_: tuple[str, ...],
+    defaults: StepDefaults,
     deployment_file: str | None = None,
     notify: list[records_pb2.Notify] | None = None,
 ) -> None:
@@ -111,7 +110,7 @@ def deploy(
             "deploy needs the metadata service that fires the runs and executors that run "
             "them: set LEDGERFLOW_SERVICE=HOST:PORT (see `ledgerflow service --help`)"
         )
-    spec = deployment_spec(session, parameters, params, tags, with_, notify)
+    spec = deployment_spec(session, parameters, params, tags, defaults, notify)
     deployment = session.metadata.deploy(spec)
     if deployment_file is not None:
         # Whole or not at all, as a run id is: a reader polling it never sees half a name.

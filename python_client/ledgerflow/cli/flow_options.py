@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -9,11 +10,14 @@ import click
 
 from ledgerflow._decorators import Retry
 from ledgerflow._graph import InvalidGraph
+from ledgerflow._graph_message import StepDefaults
 from ledgerflow._parameters import (
     IncludeFile,
     JSONType,
     Parameter,
+    ParameterContext,
 )
+from ledgerflow.engine.graph import DEFAULT_MAX_NUM_SPLITS, MAX_FOREACH_SPLITS
 
 
 def flow_parameters(flow_class: type) -> dict[str, Parameter]:
@@ -28,6 +32,11 @@ def flow_parameters(flow_class: type) -> dict[str, Parameter]:
                     )
                 found[attr] = value
     return found
+
+
+def step_defaults(with_: tuple[str, ...], max_num_splits: int) -> StepDefaults:
+    """The command line's settings for every step (--with, --max-num-splits)."""
+    return StepDefaults(parse_with(with_), max_num_splits)
 
 
 def parse_with(specs: tuple[str, ...]) -> Retry | None:
@@ -79,14 +88,16 @@ def option_settings(param: Parameter) -> dict[str, Any]:
     """The click settings of a parameter's option: its type (so that --help says
     INTEGER for an int default), and its help with the default or [required]."""
     settings: dict[str, Any] = {"default": None}
-    if param.type in _CLICK_TYPES:
+    if param.separator is not None:  # text, split into the type's items by convert()
+        settings["metavar"] = f"VALUE[{param.separator}VALUE...]"
+    elif param.type in _CLICK_TYPES:
         settings["type"] = _CLICK_TYPES[param.type]
     elif param.type is JSONType:
         settings["metavar"] = "JSON"
     elif isinstance(param, IncludeFile):
         settings["metavar"] = "PATH"
     suffix = (
-        f" [default: {param.default!r}]"
+        f" [default: {default_text(param)}]"
         if param.default is not None
         else " [required]"
         if param.required
@@ -96,18 +107,38 @@ def option_settings(param: Parameter) -> dict[str, Any]:
     return settings
 
 
-def parameter_values(params: dict[str, Parameter], given: dict[str, Any]) -> dict[str, Any]:
-    """Each parameter's value: the option given, else its default (a CLI error for a
-    required one missing or a value that does not convert)."""
+def default_text(param: Parameter) -> str:
+    """The default as --help and `show` say it (a function's is computed per run)."""
+    if callable(param.default) and not isinstance(param.default, type):
+        return "computed when the run starts"
+    return repr(param.default)
+
+
+def parameter_values(
+    params: dict[str, Parameter], given: dict[str, Any], flow_name: str, user_name: str
+) -> dict[str, Any]:
+    """Each parameter's value: the option given, else its LEDGERFLOW_RUN_NAME variable,
+    else its default (called now when it is a function); a CLI error for a required one
+    missing or a value that does not convert."""
     values = {}
     for name, param in params.items():
         value = given.get(name)
-        if value is None and param.default is None and param.required:
+        if value is None:
+            value = os.environ.get(param.environment_variable)
+        try:
+            if value is None:
+                value = param.default_value(ParameterContext(flow_name, user_name, name))
+        except Exception as error:  # the user's function: say which default failed
             raise click.UsageError(
-                f"missing parameter --{name}: {param.help or 'it has no default'}"
+                f"the default of --{name} failed: {type(error).__name__}: {error}"
+            ) from None
+        if value is None and param.required:
+            raise click.UsageError(
+                f"missing parameter --{name}: {param.help or 'it has no default'} (or set "
+                f"{param.environment_variable})"
             )
         try:
-            values[name] = param.convert(value if value is not None else param.default)
+            values[name] = param.convert(value)
         except (ValueError, TypeError) as error:
             raise click.BadParameter(str(error), param_hint=f"--{name}") from None
     return values
@@ -121,7 +152,7 @@ def parameter_lines(params: dict[str, Parameter]) -> list[str]:
         settings = option_settings(param)
         kind = settings.get("metavar") or settings.get("type", click.STRING).name.upper()
         if param.default is not None:
-            default = f" = {param.default!r}"
+            default = f" = {default_text(param)}"
         else:
             default = " (required)" if param.required else ""
         about = f": {param.help}" if param.help else ""
@@ -155,7 +186,19 @@ REMOTE_OPTIONS = [
     ),
 ]
 
+MAX_NUM_SPLITS_OPTION = click.option(
+    "--max-num-splits",
+    default=DEFAULT_MAX_NUM_SPLITS,
+    show_default=True,
+    type=click.IntRange(1, MAX_FOREACH_SPLITS),
+    envvar="LEDGERFLOW_RUN_MAX_NUM_SPLITS",
+    help="The most items one foreach may split into (a task that splits into more "
+    f"fails, saying so); the service takes at most {MAX_FOREACH_SPLITS:,}. "
+    "[env LEDGERFLOW_RUN_MAX_NUM_SPLITS]",
+)
+
 RUN_OPTIONS = [
+    MAX_NUM_SPLITS_OPTION,
     click.option(
         "--max-workers",
         default=4,

@@ -13,11 +13,11 @@ import click
 from ledgerflow._flow_decorators import flow_project
 from ledgerflow._flowspec import FlowSpecBase
 from ledgerflow._graph import FlowGraph
+from ledgerflow._graph_message import StepDefaults
 from ledgerflow._parameters import (
     Parameter,
     parameters_as_json,
 )
-from ledgerflow.cli.flow_options import parse_with
 from ledgerflow.config import Config, ConfigError, load_config, open_datastore
 from ledgerflow.engine.projects import (
     ProjectError,
@@ -110,7 +110,7 @@ def execute_here(
     params: dict[str, Parameter],
     max_workers: int,
     tags: tuple[str, ...],
-    with_: tuple[str, ...],
+    defaults: StepDefaults,
     launcher: str,
     code_package: bool,
     origin: ResumeOrigin | None = None,
@@ -137,7 +137,7 @@ def execute_here(
         parameters_json=parameters_as_json(parameters, params, session.store),
         max_workers=max_workers,
         tags=tags,
-        default_retry=parse_with(with_),
+        step_defaults=defaults,
         origin=origin,
         metadata_kind=session.config.metadata,
         launcher=CommandLauncher(str(flow_file)) if launcher == "command" else None,
@@ -155,7 +155,7 @@ def submit_and_follow(
     parameters: dict[str, Any],
     params: dict[str, Parameter],
     tags: tuple[str, ...],
-    with_: tuple[str, ...],
+    defaults: StepDefaults,
     detach: bool,
     origin: ResumeOrigin | None = None,
     run_id_file: str | None = None,
@@ -178,7 +178,8 @@ def submit_and_follow(
         session.metadata, session.store, session.flow_class, session.graph, flow_file,
         username=session.config.username,
         parameters_json=parameters_as_json(parameters, params, session.store),
-        tags=tags, package_suffixes=session.package_suffixes, default_retry=parse_with(with_),
+        tags=tags, package_suffixes=session.package_suffixes,
+        step_defaults=defaults,
         origin=origin, project_tags=session.project_tags,
     )  # fmt: skip
     if run_id_file:

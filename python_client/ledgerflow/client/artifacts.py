@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ledgerflow.client.settings import _clients
+from ledgerflow.client.tagged import RunTagged
 from ledgerflow.v1 import (
     records_pb2,
 )
@@ -55,14 +56,17 @@ class Artifacts(list["DataArtifact"]):
         return name in self._by_name if isinstance(name, str) else super().__contains__(name)
 
 
-class DataArtifact:
+class DataArtifact(RunTagged):
     """One artifact: its metadata now, its value when `.data` is read."""
 
     _UNLOADED = object()
 
-    def __init__(self, record: records_pb2.Artifact, *, _store: Any = None) -> None:
+    def __init__(
+        self, record: records_pb2.Artifact, *, _store: Any = None, _task: Any = None
+    ) -> None:
         self._record = record
         self._store = _store
+        self._task = _task
         self.id = record.name
         self.pathspec = f"{record.task_pathspec}/{record.name}"
         self._value: Any = self._UNLOADED
@@ -76,6 +80,18 @@ class DataArtifact:
             store = self._store or _clients()[1]
             self._value = store.load(self._record.content_key, self._record.serializer)
         return self._value
+
+    @property
+    def task(self) -> Any:
+        """The task that recorded it."""
+        if self._task is None:
+            from ledgerflow import Task  # the public name: core imports this module
+
+            self._task = Task(self._record.task_pathspec)
+        return self._task
+
+    def _tagged_run(self) -> Any:
+        return self.task.parent.parent
 
     @property
     def sha(self) -> str:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ledgerflow._current import current
 from ledgerflow.client.artifacts import Artifacts, DataArtifact, _Data
 from ledgerflow.client.settings import _clients, get_namespace
+from ledgerflow.client.tagged import RunTagged
 from ledgerflow.exceptions import (
     CaughtException,
     LedgerflowNamespaceMismatch,
@@ -31,6 +32,16 @@ from ledgerflow.v1 import (
     records_pb2,
 )
 from ledgerflow.v1 import executor_service_pb2 as executor_api
+
+
+class Metadata(NamedTuple):
+    """One metadata entry of a task (Metaflow's ``Metadata``)."""
+
+    name: str
+    value: str
+    created_at: datetime | None
+    type: str
+    task: str
 
 
 def _time(stamp: Any) -> datetime | None:
@@ -166,6 +177,13 @@ class Flow:
         latest = self.latest_run
         return latest.finished_at if latest is not None else None
 
+    @property
+    def tags(self) -> frozenset[str]:
+        """A flow has no tags of its own (its runs do), as in Metaflow."""
+        return frozenset()
+
+    user_tags = system_tags = tags
+
     def _runs(
         self, tags: list[str], statuses: list[Any], page_size: int, limit: int | None = None
     ) -> Iterator[Run]:
@@ -289,6 +307,12 @@ class Run(_Outcome):
         return self._record.origin_run_id or None
 
     @property
+    def origin_pathspec(self) -> str | None:
+        """The run this one resumed ("Flow/run_id"), or None."""
+        origin = self.origin_run_id
+        return f"{self.flow_name}/{origin}" if origin else None
+
+    @property
     def trigger(self) -> Any:
         """What fired this run of a deployment (``.deployment``, ``.kind``:
         schedule, manual or backfill, ``.scheduled_at`` in the schedule's time zone),
@@ -304,7 +328,11 @@ class Run(_Outcome):
     def user(self) -> str:
         return self._record.user
 
-    def steps(self) -> Iterator[Step]:
+    def steps(self, *tags: str) -> Iterator[Step]:
+        """The run's steps; with `tags`, none unless the run carries them all (a step's
+        tags are its run's, as in Metaflow)."""
+        if not set(tags) <= self.tags:
+            return
         metadata, _ = _clients()
         for record in metadata.steps(self.flow_name, self.id):
             yield Step(f"{self.pathspec}/{record.step_name}", _run=self, _record=record)
@@ -385,15 +413,17 @@ class Run(_Outcome):
             request.page.page_token = response.page.next_page_token
 
 
-class Step:
+class Step(RunTagged):
     """One step of a run and its tasks."""
 
     def __init__(self, pathspec: str, *, _run: Run | None = None, _record: Any = None) -> None:
         self.flow_name, self.run_id, self.id = _split(pathspec, 3, "step")
         self.pathspec = pathspec.strip("/")
         if _record is None:
-            run = _run or Run(f"{self.flow_name}/{self.run_id}")  # existence and namespace
+            _run = _run or Run(f"{self.flow_name}/{self.run_id}")  # existence and namespace
+            run = _run
             _record = _soon_recorded(self.pathspec, lambda: run[self.id]._record)
+        self._run = _run
         self._record: Any = _record
         self._tasks: list[Task] | None = None
         self._artifacts: dict[str, dict[str, records_pb2.Artifact]] | None = None
@@ -410,11 +440,22 @@ class Step:
 
     @property
     def parent(self) -> Run:
-        return Run(f"{self.flow_name}/{self.run_id}")
+        if self._run is None:
+            self._run = Run(f"{self.flow_name}/{self.run_id}")
+        return self._run
 
     @property
     def path_components(self) -> list[str]:
         return [self.flow_name, self.run_id, self.id]
+
+    def _tagged_run(self) -> Run:
+        return self.parent
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """This step in the run its run resumed, or None."""
+        origin = self.parent.origin_pathspec
+        return f"{origin}/{self.id}" if origin else None
 
     @property
     def created_at(self) -> datetime | None:
@@ -445,7 +486,10 @@ class Step:
             self._artifacts = by_task  # whole, never half-filled for another thread
         return self._artifacts.get(task_pathspec, {})
 
-    def tasks(self) -> list[Task]:
+    def tasks(self, *tags: str) -> list[Task]:
+        """The step's tasks; with `tags`, none unless the run carries them all."""
+        if tags and not set(tags) <= self.tags:
+            return []
         if self._tasks is None:
             metadata, _ = _clients()
             try:
@@ -472,7 +516,7 @@ class Step:
         return self.tasks()[0]
 
 
-class Task(_Outcome):
+class Task(_Outcome, RunTagged):
     """One task of a step: its artifacts, output and outcome."""
 
     def __init__(self, pathspec: str, *, _record: Any = None, _step: Step | None = None) -> None:
@@ -519,7 +563,8 @@ class Task(_Outcome):
             records = self._records()
             if name not in records:
                 raise KeyError(f"task {self.pathspec} has no artifact {name!r}")
-            self._values[name] = DataArtifact(records[name], _store=self._step._store())
+            self._values[name] = DataArtifact(records[name], _store=self._step._store(),
+                                              _task=self)  # fmt: skip
         return self._values[name]
 
     def __contains__(self, name: str) -> bool:
@@ -550,6 +595,72 @@ class Task(_Outcome):
     @property
     def origin_pathspec(self) -> str | None:
         return self._record.origin_pathspec or None
+
+    def _tagged_run(self) -> Run:
+        return self._step.parent
+
+    @property
+    def parent_tasks(self) -> list[Task]:
+        """The tasks whose artifacts this one started from (a join's: one per branch or
+        item; start's: none)."""
+        return [Task(path) for path in self._record.input_pathspecs]
+
+    @property
+    def child_tasks(self) -> list[Task]:
+        """The tasks that started from this one (the next step's, or each item's)."""
+        metadata, _ = _clients()
+        request = query_service_pb2.GetRunRequest(
+            flow_name=self._step.flow_name, run_id=self._step.run_id, include_graph=True
+        )
+        graph = metadata.get_run(request).graph
+        following = [n for s in graph.steps if s.name == self._step.id for n in s.next_steps]
+        run = self._step.parent
+        children = []
+        for name in following:
+            if name in run:
+                step = Step(f"{run.pathspec}/{name}", _run=run)
+                children += [t for t in step if self.pathspec in t._record.input_pathspecs]
+        return children
+
+    @property
+    def metadata(self) -> list[Metadata]:
+        """What the ledger knows of the task besides its artifacts, as Metaflow's
+        metadata entries (name, value, created_at, type, task): each attempt
+        (``attempt``) and how it ended (``attempt_ok``), where it was cloned from
+        (``origin-pathspec``), its foreach position (``foreach-indices``)."""
+        entries = []
+        for attempt in self._record.attempts:
+            started = _time(attempt.started_at)
+            entries.append(Metadata("attempt", str(attempt.attempt), started, "attempt",
+                                    self.pathspec))  # fmt: skip
+            if attempt.status in (common_pb2.STATUS_SUCCEEDED, common_pb2.STATUS_FAILED):
+                done = attempt.status == common_pb2.STATUS_SUCCEEDED
+                entries.append(Metadata("attempt_ok", str(done), _time(attempt.finished_at),
+                                        "internal_attempt_status", self.pathspec))  # fmt: skip
+        created = _time(self._record.created_at)
+        if self._record.origin_pathspec:
+            entries.append(Metadata("origin-pathspec", self._record.origin_pathspec, created,
+                                    "origin-pathspec", self.pathspec))  # fmt: skip
+        if self._record.foreach_stack:
+            indices = ",".join(str(frame.index) for frame in self._record.foreach_stack)
+            entries.append(Metadata("foreach-indices", indices, created, "foreach-indices",
+                                    self.pathspec))  # fmt: skip
+        return entries
+
+    @property
+    def metadata_dict(self) -> dict[str, str]:
+        """The metadata as name -> value (the latest entry of each name)."""
+        return {entry.name: entry.value for entry in self.metadata}
+
+    def loglines(
+        self, stream: str = "stdout", as_unicode: bool = True
+    ) -> Iterator[tuple[datetime | None, str | bytes]]:
+        """The latest attempt's `stream` (stdout or stderr) line by line, as Metaflow's
+        (timestamp, line) pairs; the timestamp is None (a log is kept whole, not by line)."""
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"stream is 'stdout' or 'stderr', not {stream!r}")
+        for line in self._log(stream).splitlines():
+            yield None, line if as_unicode else line.encode()
 
     def _log(self, which: str) -> str:
         attempts = self._record.attempts

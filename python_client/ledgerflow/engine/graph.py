@@ -21,6 +21,30 @@ Frame = records_pb2.ForeachFrame
 T = TypeVar("T")
 
 
+# The most items one foreach may split into, whatever a flow asks: the service queues
+# them all in the transaction of the foreach task's success, and refuses more.
+MAX_FOREACH_SPLITS = 10_000
+# `run --max-num-splits`'s default, as Metaflow's.
+DEFAULT_MAX_NUM_SPLITS = 100
+
+
+def splits_problem(step_name: str, num_splits: int, limit: int) -> str | None:
+    """Why a foreach task may not split into `num_splits` items under its step's
+    `limit` (0: the service's cap alone), in Metaflow's words; None when it may."""
+    ceiling = min(limit, MAX_FOREACH_SPLITS) if limit else MAX_FOREACH_SPLITS
+    if num_splits <= ceiling:
+        return None
+    how = (
+        "You can raise the maximum with the --max-num-splits option"
+        if ceiling < MAX_FOREACH_SPLITS
+        else f"The service takes at most {MAX_FOREACH_SPLITS:,}: split the work in chunks"
+    )
+    return (
+        f"Foreach in step *{step_name}* yielded {num_splits} child steps which is more than "
+        f"the current maximum of {ceiling} children. {how}."
+    )
+
+
 class UnknownStep(KeyError):
     """The graph has no step of that name."""
 

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledgerflow._decorators import Retry
 from ledgerflow._graph import FlowGraph
-from ledgerflow._graph_message import graph_message
+from ledgerflow._graph_message import StepDefaults, graph_message
 from ledgerflow.engine import RunGraph, Tally, is_infrastructure, new_event, runs_fallback
 from ledgerflow.exceptions import RpcError
 from ledgerflow.metadata_client import MetadataClient
@@ -64,7 +63,7 @@ def submit(
     parameters_json: dict[str, str],
     tags: tuple[str, ...],
     package_suffixes: tuple[str, ...],
-    default_retry: Retry | None = None,
+    step_defaults: StepDefaults | None = None,
     origin: ResumeOrigin | None = None,
     project_tags: Sequence[str] = (),
 ) -> str:
@@ -79,7 +78,7 @@ def submit(
         system_tags=run_system_tags(username, "remote", project_tags),
         parameters=parameters_json,
         code_package_key=save_package(store, flow_file, package_suffixes),
-        graph=graph_message(flow_class, graph, default_retry),
+        graph=graph_message(flow_class, graph, step_defaults),
     )
     if origin is not None:
         started.origin_run_id = origin.run_id

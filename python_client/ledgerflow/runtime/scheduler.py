@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledgerflow._decorators import Retry
 from ledgerflow._flowspec import FlowSpecBase
 from ledgerflow._graph import FlowGraph
-from ledgerflow._graph_message import graph_message
+from ledgerflow._graph_message import StepDefaults, graph_message
 from ledgerflow.datastore.content import ContentStore
 from ledgerflow.engine import (
     JoinBook,
@@ -120,7 +119,7 @@ class LocalRuntime:
         parameters_json: dict[str, str],
         max_workers: int = 4,
         tags: tuple[str, ...] = (),
-        default_retry: Retry | None = None,
+        step_defaults: StepDefaults | None = None,
         origin: ResumeOrigin | None = None,
         reporter: RunReporter | None = None,
         metadata_kind: str = "local",
@@ -138,12 +137,12 @@ class LocalRuntime:
             raise ValueError("--max-workers must be at least 1")
         self.flow_class, self.graph = flow_class, graph
         # The graph as the ledger records it: the rules of ledgerflow.engine read it.
-        self.declared_graph = graph_message(flow_class, graph, default_retry)
+        self.declared_graph = graph_message(flow_class, graph, step_defaults)
         self.rules = RunGraph(self.declared_graph)
         self.metadata, self.store = metadata, store
         self.username, self.parameters = username, parameters
         self.parameters_json, self.tags = parameters_json, tags
-        self.max_workers, self.default_retry = max_workers, default_retry
+        self.max_workers = max_workers
         self.origin, self.metadata_kind = origin, metadata_kind
         self.code_package_key, self.run_id_file = code_package_key, run_id_file
         self.project_tags = tuple(project_tags)
@@ -325,6 +324,7 @@ class LocalRuntime:
         spec.catch_on_failure = catches_in_process(step, spec.failures)
         spec.catch_var = step.catch_var or None
         spec.catch_print = step.catch_print
+        spec.max_num_splits = step.max_num_splits
         self._events.append(
             started_event(self._ref(spec), spec.attempt, [i.pathspec for i in spec.inputs],
                           _frames(spec.foreach_stack), step.resources)

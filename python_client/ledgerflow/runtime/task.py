@@ -36,7 +36,8 @@ from ledgerflow.datastore.content import (
     StoredValue,
 )
 from ledgerflow.engine import TaskOutcome
-from ledgerflow.exceptions import CaughtException
+from ledgerflow.engine.graph import splits_problem
+from ledgerflow.exceptions import CaughtException, TooManySplits
 from ledgerflow.v1 import records_pb2
 
 NUM_SPLITS_ARTIFACT = "_foreach_num_splits"
@@ -70,6 +71,8 @@ class TaskSpec:
     # of the attempt before it (type, message, traceback), which it records instead of
     # running the step.
     fallback_error: dict[str, str] | None = None
+    # A foreach step's most items (the graph's StepSpec.max_num_splits; 0: the cap).
+    max_num_splits: int = 0
 
 
 @dataclass
@@ -263,6 +266,9 @@ def _run_step(context: TaskContext) -> TaskOutcome:
                 "self.next(): end every path with self.next(...)"
             )
         next_steps, foreach, num_splits = flow._transition or ([], None, 0)
+        too_many = foreach and splits_problem(spec.step_name, num_splits, spec.max_num_splits)
+        if too_many:
+            raise TooManySplits(too_many)
         extra: dict[str, Any] = {NUM_SPLITS_ARTIFACT: num_splits} if foreach else {}
         if spec.catch_var:  # as in Metaflow: no exception, so the variable holds None
             extra[spec.catch_var] = None

@@ -171,7 +171,7 @@ class FlowGraph(_message.Message):
     def __init__(self, steps: _Optional[_Iterable[_Union[StepSpec, _Mapping]]] = ...) -> None: ...
 
 class StepSpec(_message.Message):
-    __slots__ = ("name", "kind", "next_steps", "in_steps", "closes", "resources", "retries", "minutes_between_retries", "catch", "catch_var", "catch_print", "timeout_seconds", "queue", "image")
+    __slots__ = ("name", "kind", "next_steps", "in_steps", "closes", "resources", "retries", "minutes_between_retries", "catch", "catch_var", "catch_print", "timeout_seconds", "queue", "image", "max_num_splits")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     NEXT_STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +186,7 @@ class StepSpec(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_NUM_SPLITS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: StepKind
     next_steps: _containers.RepeatedScalarFieldContainer[str]
@@ -200,7 +201,8 @@ class StepSpec(_message.Message):
     timeout_seconds: float
     queue: str
     image: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[StepKind, str]] = ..., next_steps: _Optional[_Iterable[str]] = ..., in_steps: _Optional[_Iterable[str]] = ..., closes: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., retries: _Optional[int] = ..., minutes_between_retries: _Optional[float] = ..., catch: _Optional[bool] = ..., catch_var: _Optional[str] = ..., catch_print: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., queue: _Optional[str] = ..., image: _Optional[str] = ...) -> None: ...
+    max_num_splits: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[StepKind, str]] = ..., next_steps: _Optional[_Iterable[str]] = ..., in_steps: _Optional[_Iterable[str]] = ..., closes: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., retries: _Optional[int] = ..., minutes_between_retries: _Optional[float] = ..., catch: _Optional[bool] = ..., catch_var: _Optional[str] = ..., catch_print: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., queue: _Optional[str] = ..., image: _Optional[str] = ..., max_num_splits: _Optional[int] = ...) -> None: ...
 
 class ResumePlan(_message.Message):
     __slots__ = ("clones", "first_task_id")
