@@ -416,18 +416,32 @@ class Run(_Outcome):
 class Step(RunTagged):
     """One step of a run and its tasks."""
 
-    def __init__(self, pathspec: str, *, _run: Run | None = None, _record: Any = None) -> None:
+    def __init__(
+        self, pathspec: str, *, _run: Run | None = None, _record: Any = None, _lazy: bool = False
+    ) -> None:
+        """`_lazy`: the step is known to exist (a task of it was found); its record is
+        read when first needed."""
         self.flow_name, self.run_id, self.id = _split(pathspec, 3, "step")
         self.pathspec = pathspec.strip("/")
-        if _record is None:
+        if _record is None and not _lazy:
             _run = _run or Run(f"{self.flow_name}/{self.run_id}")  # existence and namespace
             run = _run
             _record = _soon_recorded(self.pathspec, lambda: run[self.id]._record)
         self._run = _run
-        self._record: Any = _record
+        self._step_record: Any = _record
         self._tasks: list[Task] | None = None
         self._artifacts: dict[str, dict[str, records_pb2.Artifact]] | None = None
+        # Reached from one task opened by its pathspec: read that task's artifacts
+        # alone, not the whole step's (which listing the step's tasks reads at once).
+        self._alone = False
         self._datastore: Any = None
+
+    @property
+    def _record(self) -> Any:
+        if self._step_record is None:
+            run = self.parent
+            self._step_record = _soon_recorded(self.pathspec, lambda: run[self.id]._record)
+        return self._step_record
 
     def _store(self) -> Any:
         """The datastore, looked up once for all the step's artifacts."""
@@ -478,12 +492,18 @@ class Step(RunTagged):
         return max((t.finished_at for t in self.tasks() if t.finished_at), default=None)
 
     def _artifacts_of(self, task_pathspec: str) -> dict[str, records_pb2.Artifact]:
-        if self._artifacts is None:
-            metadata, _ = _clients()
-            by_task: dict[str, dict[str, records_pb2.Artifact]] = {}
-            for artifact in metadata.artifacts(self.flow_name, self.run_id, self.id):
-                by_task.setdefault(artifact.task_pathspec, {})[artifact.name] = artifact
-            self._artifacts = by_task  # whole, never half-filled for another thread
+        """A task's artifacts: read for the whole step at once (one request, however
+        many tasks are read), or for each task on its own on a step reached from one
+        task opened by its pathspec."""
+        known = self._artifacts
+        if known is not None and (task_pathspec in known or not self._alone):
+            return known.get(task_pathspec, {})
+        metadata, _ = _clients()
+        task_id = task_pathspec.rsplit("/", 1)[1] if self._alone else ""
+        found: dict[str, dict[str, records_pb2.Artifact]] = {task_pathspec: {}} if task_id else {}
+        for artifact in metadata.artifacts(self.flow_name, self.run_id, self.id, task_id):
+            found.setdefault(artifact.task_pathspec, {})[artifact.name] = artifact
+        self._artifacts = {**(known or {}), **found}  # whole, never half-filled
         return self._artifacts.get(task_pathspec, {})
 
     def tasks(self, *tags: str) -> list[Task]:
@@ -688,10 +708,21 @@ class Task(_Outcome, RunTagged):
 
 
 def _step_and_task(step_pathspec: str, task_id: str) -> tuple[Step, Any]:
-    """One try at a step and its task (the caller waits; the Step here must not)."""
+    """One try at a task opened by its pathspec (the caller waits; the Step here must
+    not): its run (for the namespace) and its own record, not its whole step's."""
     flow, run_id, step_name = step_pathspec.split("/")
-    step = Run(f"{flow}/{run_id}")[step_name]
-    return step, step[task_id]._record
+    run = Run(f"{flow}/{run_id}")
+    metadata, _ = _clients()
+    request = query_service_pb2.GetTaskRequest(
+        flow_name=flow, run_id=run_id, step_name=step_name, task_id=task_id
+    )
+    try:
+        record = metadata.get_task(request).task
+    except LedgerflowNotFound as error:
+        raise _not_found(error) from None
+    step = Step(step_pathspec, _run=run, _lazy=True)
+    step._alone = True
+    return step, record
 
 
 def _events_of(run_pathspec: str, **filters: Any) -> Iterator[events_pb2.Event]:
