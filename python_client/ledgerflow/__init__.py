@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ledgerflow._hosting import WebServiceSpec, endpoint
     from ledgerflow._parameters import IncludeFile, JSONType, Parameter
     from ledgerflow._s3 import S3, S3GetObject, S3Object
+    from ledgerflow._secrets import secrets
     from ledgerflow._table import Table, TableVersion
     from ledgerflow.cards import card
     from ledgerflow.client import (
@@ -81,6 +82,7 @@ _LAZY = {
     ),
     "ledgerflow._hosting": ("WebServiceSpec", "endpoint"),
     "ledgerflow._s3": ("S3", "S3GetObject", "S3Object"),
+    "ledgerflow._secrets": ("secrets",),
     "ledgerflow._table": ("Table", "TableVersion"),
     "ledgerflow.runner": ("Runner",),
     "ledgerflow.cards": ("card",),
@@ -145,6 +147,7 @@ __all__ = [
     "resources",
     "retry",
     "schedule",
+    "secrets",
     "step",
     "timeout",
     "trigger",

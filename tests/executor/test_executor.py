@@ -4,6 +4,7 @@ from the ledger's watch stream."""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import subprocess
 import sys
@@ -299,3 +300,26 @@ def _lease_id(cluster: Cluster, run_id: str, task_id: str) -> str:
 
 def _uuid() -> str:
     return str(uuid.uuid4())
+
+
+def test_a_remote_task_reads_its_secrets_itself(cluster: Cluster, tmp_path: Path) -> None:
+    """@secrets is resolved in the task's own process on the executor's machine: the
+    value is never sent to the task, and reaches neither the ledger nor the logs."""
+    password = "remote-secret-4c1d9e"
+    secrets_file = tmp_path / "db.env"
+    secrets_file.write_text(f"DB_PASSWORD={password}\n")
+    cluster.executor(env={"SECRETS_FILE": str(secrets_file)})
+    flow = Path(__file__).parents[1] / "sdk" / "flows" / "secrets_flow.py"
+    result = subprocess.run(
+        [sys.executable, str(flow), "run", "--remote"],
+        env={**cluster.env, "LEDGERFLOW_SERVICE": cluster.address}, cwd=cluster.home,
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr + cluster.log_text()
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    digest = cluster.client_says(f"Run('SecretsFlow/{run_id}')['start'].task.data.password_digest")
+    assert digest == hashlib.sha256(password.encode()).hexdigest()
+    assert not any(password.encode() in e.SerializeToString()
+                   for e in cluster.events("SecretsFlow", run_id))  # fmt: skip
+    stdout = cluster.client_says(f"Run('SecretsFlow/{run_id}')['start'].task.stdout")
+    assert "connected with a password of" in stdout and password not in stdout

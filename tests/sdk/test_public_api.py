@@ -43,6 +43,7 @@ EXPECTED = {
     "resources",
     "retry",
     "schedule",
+    "secrets",
     "step",
     "timeout",
     "trigger",
