@@ -72,6 +72,13 @@ def open_or_fail(
         raise click.ClickException(f"cannot open {url}: {error}".strip()) from None
 
 
+def warn_about_guards(database: Database) -> None:
+    """Says so, on the service's start, when its role could undo append-only."""
+    warning = database.guard_warning()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+
+
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -185,11 +192,9 @@ def service(
         sys.exit(_serve_with_workers(database_url, host, port, tokens, lost_after, workers, limits))
     from ledgerflow_service.api.server import build_server, serve_until_signalled
 
-    app = LedgerApplication(
-        open_or_fail(database_url, statement_timeout=statement_timeout),
-        lost_after_seconds=lost_after,
-        **limits.app_options(),
-    )
+    database = open_or_fail(database_url, statement_timeout=statement_timeout)
+    warn_about_guards(database)
+    app = LedgerApplication(database, lost_after_seconds=lost_after, **limits.app_options())
     try:
         server, bound = build_server(
             app, host=host, port=port, tokens=tokens, max_watchers=max_watchers,
@@ -218,6 +223,7 @@ def _serve_with_workers(
     """Migrates once, then forks `count` servers on one port (see api/workers.py)."""
     database = open_or_fail(database_url)
     kind = database.kind
+    warn_about_guards(database)
     database.close()  # no connection may cross the fork
     try:
         reservation, bound = reserve_port(host, port)

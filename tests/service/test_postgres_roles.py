@@ -92,3 +92,29 @@ def test_the_service_role_runs_the_service_but_not_migrations(
         conn.execute("DELETE FROM schema_migrations WHERE version = 2")
     with pytest.raises(PermissionDenied, match="as the role that owns"):
         open_database(service_url)
+
+
+def test_a_service_that_could_undo_append_only_says_so_on_start(
+    owner_and_service_urls: tuple[str, str], postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledgerflow_service.cli import warn_about_guards
+
+    owner_url, service_url = owner_and_service_urls
+    for url, expected in [
+        (owner_url, "the owner of the events table: it could switch off the triggers"),
+        (postgres_url, "a superuser: it could switch off the triggers"),
+    ]:
+        database = open_database(url)
+        try:
+            warn_about_guards(database)
+        finally:
+            database.close()
+        said = capsys.readouterr().err
+        assert said.startswith("warning: the service runs as ") and expected in said
+        assert "ledgerflow service grant ROLE" in said
+    database = open_database(service_url)  # the role `grant` made: nothing to say
+    try:
+        warn_about_guards(database)
+    finally:
+        database.close()
+    assert capsys.readouterr().err == ""

@@ -185,6 +185,20 @@ def test_an_executor_cannot_cancel_runs_nor_renew_anothers_lease(app: LedgerAppl
     app.append(ledger_service_pb2.AppendRequest(events=[cancel]), alice)  # her own run
 
 
+def test_a_lease_id_read_in_the_audit_gives_a_reader_nothing(app: LedgerApplication) -> None:
+    """Lease ids are in the audit, for every reader: one is of use only with the executor
+    role (a task event of someone else's run needs it), and executors lease any task
+    anyway. A reader who is not one cannot write to another user's run with it."""
+    bob = Principal("bob", authenticated=True)
+    submit(app)
+    leased = lease(app)
+    start(app, leased)
+    stolen = events_pb2.Event(event_id=ev.new_id(), task_succeeded=events_pb2.TaskSucceeded(
+        task=task_ref(leased), attempt=0, lease_id=leased.lease_id))  # fmt: skip
+    with pytest.raises(PermissionDenied, match="may not write to run Remote/1 of user 'alice'"):
+        app.append(ledger_service_pb2.AppendRequest(events=[stolen]), bob)
+
+
 def test_a_watcher_from_the_start_reads_big_events_a_few_mib_at_a_time(
     app: LedgerApplication, grpc_channel: grpc.Channel
 ) -> None:

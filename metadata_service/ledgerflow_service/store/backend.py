@@ -131,6 +131,11 @@ class Database(abc.ABC):
     def migrate(self) -> list[str]:
         """Applies pending migrations; returns the names applied."""
 
+    def guard_warning(self) -> str | None:
+        """Why the role this database is opened as could switch the append-only guards
+        off (None: it cannot, or the backend has no roles)."""
+        return None
+
     @abc.abstractmethod
     def notify_appended(self, tx: Tx, position: int, runs: Collection[str]) -> None:
         """Tells watchers in other processes that events up to `position` exist, and

@@ -258,6 +258,26 @@ class PostgresDatabase(Database):
     dialect = PostgresDialect()
     notifies_other_processes = True
 
+    def guard_warning(self) -> str | None:
+        with self.read() as tx:
+            row = tx.query_one(
+                "SELECT current_user, t.tableowner = current_user, r.rolsuper "
+                "FROM pg_tables t JOIN pg_roles r ON r.rolname = current_user "
+                "WHERE t.tablename = 'events' AND t.schemaname = current_schema()",
+                (),
+            )
+        if row is None:
+            return None
+        user, owns, superuser = row
+        if not (owns or superuser):
+            return None
+        what = "a superuser" if superuser else "the owner of the events table"
+        return (
+            f"the service runs as {user}, {what}: it could switch off the triggers that "
+            "keep the ledger append-only. In production run it as a role granted with "
+            "`ledgerflow service grant ROLE` (docs/security.md)"
+        )
+
     def __init__(
         self,
         conninfo: str,
