@@ -4,7 +4,6 @@ the same tests run against SQLite and Postgres, and a real gRPC server on loopba
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +19,6 @@ from ledgerflow_service.api.server import build_server
 from postgres_server import create_database, postgres_server
 
 _database_numbers = itertools.count()
-# Flows run by tests skip the pylint check (one test turns it on): it costs seconds a run.
-os.environ["LEDGERFLOW_PYLINT"] = "0"
 
 
 @pytest.fixture(scope="session")

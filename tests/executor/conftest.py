@@ -241,7 +241,6 @@ def make_cluster(tmp_path: Path, database_url: str, host: str = "127.0.0.1") -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
     env.update(
         LEDGERFLOW_HOME=str(home / ".ledgerflow"),
-        LEDGERFLOW_PYLINT="0",
         USERNAME="tester",
         PYTHONUNBUFFERED="1",
     )

@@ -68,7 +68,6 @@ def flow_env(
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
     env["LEDGERFLOW_HOME"] = str(home / ".ledgerflow")
-    env["LEDGERFLOW_PYLINT"] = "0"  # pylint's check has a test of its own
     server = app = None
     if request.param == "service":
         url = create_database(

@@ -205,7 +205,7 @@ def test_the_ui_shows_cards_in_a_sandbox(tmp_path: Path) -> None:
     from test_ui import Ledger, serve_ui
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
-    env.update(LEDGERFLOW_HOME=str(tmp_path / ".ledgerflow"), LEDGERFLOW_PYLINT="0",
+    env.update(LEDGERFLOW_HOME=str(tmp_path / ".ledgerflow"),
                USERNAME="tester")  # fmt: skip
     pathspec = Ledger(tmp_path, env).run("card_flow")
     with serve_ui(env) as address:

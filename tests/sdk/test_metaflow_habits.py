@@ -509,3 +509,35 @@ def test_a_foreach_splits_into_at_most_max_num_splits_items(flow_env) -> None:
     assert Flow("WideFlow").latest_run.successful
     over = flow_env.run("wide_flow", "run", "--max-num-splits", "10001", check=False)
     assert over.returncode == 2 and "10001 is not in the range 1<=x<=10000" in over.stderr
+
+
+def test_a_clean_pylint_report_is_remembered_until_the_files_change(tmp_path, monkeypatch) -> None:
+    """A flow run again unchanged is not checked again; a change to it, or to a module
+    beside it, is; a report with errors is never remembered."""
+    from ledgerflow import _lint
+
+    monkeypatch.setenv("LEDGERFLOW_PYLINT_CACHE", str(tmp_path / "cache"))
+    flow = tmp_path / "clean_flow.py"
+    flow.write_text("from helper import VALUE\n\nprint(VALUE)\n")
+    (tmp_path / "helper.py").write_text("VALUE = 1\n")
+    checks: list[str] = []
+    real = _lint._run_pylint
+
+    def counted(path: str) -> str | None:
+        checks.append(path)
+        return real(path)
+
+    monkeypatch.setattr(_lint, "_run_pylint", counted)
+    assert _lint.pylint_errors(str(flow)) is None
+    assert _lint.pylint_errors(str(flow)) is None
+    assert len(checks) == 1  # remembered
+    (tmp_path / "helper.py").write_text("OTHER = 1\n")  # the flow's import breaks
+    report = _lint.pylint_errors(str(flow))
+    assert report is not None and "VALUE" in report and len(checks) == 2
+    assert _lint.pylint_errors(str(flow)) is not None and len(checks) == 3  # never remembered
+    # Each file of a folder is remembered on its own: a clean file beside a broken one.
+    (tmp_path / "helper.py").write_text("VALUE = 1\n")
+    beside = tmp_path / "broken_flow.py"
+    beside.write_text("print(undefined_name)\n")
+    assert _lint.pylint_errors(str(flow)) is None
+    assert _lint.pylint_errors(str(beside)) is not None

@@ -75,7 +75,7 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ledger:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
-    env.update(LEDGERFLOW_HOME=str(tmp_path / ".ledgerflow"), LEDGERFLOW_PYLINT="0",
+    env.update(LEDGERFLOW_HOME=str(tmp_path / ".ledgerflow"),
                USERNAME="tester")  # fmt: skip
     return Ledger(tmp_path, env)
 

@@ -194,6 +194,8 @@ def test_bad_triggers_and_events_are_refused_and_change_nothing(app: LedgerAppli
         deploy(app, spec("Self", after=("Self",)))
     with pytest.raises(InvalidArgument, match="event name 'bad name!' is not valid"):
         deploy(app, spec("D", events=("bad name!",)))
+    with pytest.raises(InvalidArgument, match=r"deployment name 'A.{1,2}x00' is not valid"):
+        deploy(app, spec("D", after=("A\x00",)))  # refused before it reaches a query
     with pytest.raises(InvalidArgument, match=r"payload is 69,999 bytes.*at most 65,536"):
         publish(app, "ready", json.dumps({"x": "y" * 69_990}))
     with pytest.raises(InvalidArgument, match="must be a JSON object"):

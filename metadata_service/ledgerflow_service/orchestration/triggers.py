@@ -24,6 +24,7 @@ from ledgerflow.engine.triggers import (
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument, NotFound
+from ledgerflow_service.names import check_deployment_name
 from ledgerflow_service.principal import Principal
 from ledgerflow_service.queries import deployments as deployment_queries
 from ledgerflow_service.read_models.deployments import DeploymentRow, event_cause, finish_cause
@@ -88,7 +89,9 @@ def branch_owner_problem(branch: str, principal: Principal | None) -> str | None
 def check_triggers(tx: Tx, spec: events_pb2.DeploymentCreated) -> None:
     """A deployment's @trigger_on_finish names deployments that exist, and closes no
     cycle (a cycle would start runs forever)."""
-    upstreams = list(spec.trigger_on_finish)
+    # Checked before they reach a query (a NUL, say, would fail there as no bad input).
+    upstreams = [check_deployment_name(name) for name in spec.trigger_on_finish]
+    check_deployment_name(spec.name)
     graph = deployment_queries.upstreams(tx)
     graph[spec.name] = upstreams
     cycle = trigger_cycle(graph, spec.name)
