@@ -4,7 +4,9 @@ the same tests run against SQLite and Postgres, and a real gRPC server on loopba
 from __future__ import annotations
 
 import itertools
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,9 @@ from ledgerflow_service.api.server import build_server
 from postgres_server import create_database, postgres_server
 
 _database_numbers = itertools.count()
+# Caches of the tools the flows run (pylint's clean reports) live in this session's own
+# folder, not the user's: a test of the check never meets a report of an earlier run.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ledgerflow-test-cache-")
 
 
 @pytest.fixture(scope="session")

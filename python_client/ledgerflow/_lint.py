@@ -2,10 +2,10 @@
 before running it, when pylint is installed. Flows set attributes on ``self`` that
 pylint cannot see, so the checks that would flag them are off.
 
-A clean report is remembered (``~/.cache/ledgerflow/pylint``, or
-``LEDGERFLOW_PYLINT_CACHE``) under a digest of the flow file, the Python files beside
-it, pylint's version and these settings: a flow run again unchanged is not checked
-again (the check costs seconds; a run of a small flow, a fraction of one)."""
+A clean report is remembered (``$XDG_CACHE_HOME/ledgerflow/pylint``, by default
+``~/.cache/ledgerflow/pylint``, or ``LEDGERFLOW_PYLINT_CACHE``) under a digest of
+everything the answer depends on (see _clean_marker): a flow run again unchanged is not
+checked again (the check costs seconds; a run of a small flow, a fraction of one)."""
 
 from __future__ import annotations
 
@@ -62,23 +62,52 @@ def _run_pylint(flow_file: str) -> str | None:
     return report if checked.returncode != 0 and report else None
 
 
+# Files a pylint run reads its settings from, beside the flow and where it runs.
+_CONFIGS = ("pylintrc", ".pylintrc", "pyproject.toml", "setup.cfg", "tox.ini")
+# Past this many Python files under the flow's folder, nothing is remembered (hashing
+# them would cost what the check costs).
+_MOST_SOURCES = 2000
+
+
 def _clean_marker(flow_file: str) -> Path | None:
-    """Where a clean report of `flow_file` as it is now would be remembered (None: the
-    files cannot be read, so nothing is remembered)."""
-    folder = Path(os.environ.get("LEDGERFLOW_PYLINT_CACHE") or
-                  Path.home() / ".cache" / "ledgerflow" / "pylint")  # fmt: skip
+    """Where a clean report of `flow_file` as it is now would be remembered (None: it
+    cannot be told whether anything changed, so nothing is remembered). The key holds
+    what pylint's answer depends on: the flow file, every Python file under its folder
+    (what it may import), pylint's settings files, the versions of Python, pylint,
+    astroid and ledgerflow, and PYTHONPATH."""
+    caches = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = Path(os.environ.get("LEDGERFLOW_PYLINT_CACHE") or caches / "ledgerflow" / "pylint")
     path = Path(flow_file).resolve()
     digest = hashlib.sha256()
     try:
-        version = importlib.metadata.version("pylint")
+        versions = [importlib.metadata.version(n) for n in ("pylint", "astroid", "ledgerflow")]
     except importlib.metadata.PackageNotFoundError:
         return None
-    digest.update(f"{version}|{_DISABLED}|{sys.version}|{sys.executable}".encode())
+    digest.update(f"{versions}|{_DISABLED}|{sys.version}|{sys.executable}".encode())
+    digest.update(os.environ.get("PYTHONPATH", "").encode() + b"\0")
+    sources = _sources_under(path.parent)
+    if sources is None:
+        return None
+    configs = [d / name for d in {path.parent, Path.cwd()} for name in _CONFIGS]
+    if os.environ.get("PYLINTRC"):
+        configs.append(Path(os.environ["PYLINTRC"]))
     try:
-        # The flow file, then the modules beside it, which it may import.
         digest.update(b"flow\0" + path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        for source in sorted(path.parent.glob("*.py")):
-            digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+        for source in sorted(sources) + sorted(c for c in configs if c.is_file()):
+            digest.update(str(source).encode() + b"\0" + source.read_bytes() + b"\0")
     except OSError:
         return None
     return folder / digest.hexdigest()
+
+
+def _sources_under(folder: Path) -> list[Path] | None:
+    """The Python files under `folder` (not in hidden folders, caches or virtual
+    environments); None when there are more than _MOST_SOURCES."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in
+                   ("__pycache__", "node_modules", "venv", "site-packages")]  # fmt: skip
+        found += [Path(root) / f for f in files if f.endswith(".py")]
+        if len(found) > _MOST_SOURCES:
+            return None
+    return found

@@ -53,7 +53,12 @@ class Parameter:
             raise ValueError(f"parameter {name!r}: separator must be a non-empty string")
         self.name = name
         self.default = default
-        inferred = None if default is None or callable(default) else builtins_type(default)
+        example = default
+        if separator is not None and isinstance(default, (list, tuple)):
+            example = default[0] if default else None  # a list's items' type
+        inferred = None if example is None or self.default_is_function else builtins_type(example)
+        # A function's result is kept as it is unless type= says what it must be.
+        self.type_given = type is not None
         self.type = type or inferred or str
         self.help = help
         self.required = required if required is not None else default is None
@@ -64,11 +69,24 @@ class Parameter:
         """Where a value may come from when ``--name`` is not given."""
         return f"LEDGERFLOW_RUN_{self.name.upper()}"
 
+    @property
+    def default_is_function(self) -> bool:
+        """Whether the default is a function of a ParameterContext (not a value)."""
+        return callable(self.default) and not isinstance(self.default, type)
+
     def default_value(self, context: ParameterContext) -> Any:
-        """The default, called with `context` when it is a function."""
-        if callable(self.default) and not isinstance(self.default, type):
-            return self.default(context)
-        return self.default
+        """The default's value: a function's result, read as :meth:`convert` reads an
+        option when it is text; else it must be of the declared type (any value when
+        no ``type=`` was given)."""
+        if not self.default_is_function:
+            return self.convert(self.default)
+        value = self.default(context)
+        if value is None or isinstance(value, str):
+            return self.convert(value)
+        wanted = self.type if self.separator is None else list
+        if self.type_given and self.type is not JSONType and not isinstance(value, wanted):
+            raise ValueError(f"the default of --{self.name} gave {value!r}, not {wanted.__name__}")
+        return value
 
     def convert(self, raw: Any) -> Any:
         """Turns a command-line string (or a default) into the parameter's value."""
@@ -76,6 +94,8 @@ class Parameter:
             return None
         if self.separator is not None and isinstance(raw, str):
             return [self._convert_one(part) for part in raw.split(self.separator)]
+        if self.separator is not None and isinstance(raw, (list, tuple)):
+            return [self._convert_one(part) for part in raw]
         return self._convert_one(raw)
 
     def _convert_one(self, raw: Any) -> Any:

@@ -62,9 +62,14 @@ def _source(found: str | Mapping[str, Any]) -> SecretSource:
 
 
 def _checked(values: Mapping[str, Any], source: SecretSource) -> dict[str, str]:
-    for name, value in values.items():
+    """The variables of a secret's JSON object. A key that is not a variable name is
+    not shown: in a malformed secret it is as likely a piece of a value."""
+    for number, (name, value) in enumerate(values.items(), 1):
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise SecretsError(f"secret {source}: {name!r} is not an environment variable name")
+            raise SecretsError(
+                f"secret {source}: key {number} of its JSON object is not an environment "
+                "variable name (letters, digits and '_'; the key is not shown here)"
+            )
         if not isinstance(value, str):
             raise SecretsError(
                 f"secret {source}: the value of {name} is a {type(value).__name__}, not text"
@@ -78,19 +83,25 @@ def _env_file(source: SecretSource) -> dict[str, str]:
         text = path.read_text()
     except OSError as error:
         raise SecretsError(f"secret {source}: cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise SecretsError(f"secret {source}: {path} is not UTF-8 text") from None
     values = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         name, equals, value = line.removeprefix("export ").partition("=")
-        if not equals:
-            raise SecretsError(f"secret {source}: line {number} is not NAME=value")
+        name = name.strip()
+        if not equals or not _NAME.fullmatch(name):
+            raise SecretsError(
+                f"secret {source}: line {number} is not NAME=value (the text before '=' must "
+                "be a variable name; the line is not shown here)"
+            )
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
-        values[name.strip()] = value
-    return _checked(values, source)
+        values[name] = value
+    return values
 
 
 def _aws_secrets_manager(source: SecretSource) -> dict[str, str]:
@@ -164,9 +175,21 @@ class SecretsHook:
                 )
 
     def task_pre_step(self, task: Any) -> None:
+        """Sets every source's variables; as Metaflow, two sources that set the same
+        variable, or a secret that would replace a variable the task already has, are
+        an error (naming the variable, never a value)."""
         values: dict[str, str] = {}
         for source in self.sources():
-            values.update(BACKENDS[source.type](source))
+            found = BACKENDS[source.type](source)
+            for name in found:
+                if name in values:
+                    raise SecretsError(f"secret {source}: {name} is also set by another source")
+                if name in os.environ:
+                    raise SecretsError(
+                        f"secret {source}: {name} is already set in the task's environment "
+                        "(a secret never replaces a variable)"
+                    )
+            values.update(found)
         os.environ.update(values)
 
     def task_finished(self, task: Any, outcome: Any) -> list[Any]:

@@ -11,7 +11,7 @@
 | LEDGERFLOW_USER, USERNAME, USER | who runs flows | the login name |
 | LEDGERFLOW_DATATOOLS_S3ROOT | where S3(run=...) writes (see _s3.py) | S3 datastore root/data |
 | LEDGERFLOW_PYLINT | 0 skips the pylint check of run, resume, check | on |
-| LEDGERFLOW_PYLINT_CACHE | where clean pylint reports are remembered | ~/.cache/ledgerflow/pylint |
+| LEDGERFLOW_PYLINT_CACHE | where clean pylint reports are kept | XDG_CACHE_HOME/ledgerflow/pylint |
 | LEDGERFLOW_HEARTBEAT_SECONDS | heartbeat interval of runs and tasks | 10 |
 | LEDGERFLOW_LOG_SECONDS | how often a running task's new output is recorded | 1 |
 """

@@ -508,10 +508,14 @@ class _FlowFile:
 
     def _check_required(self, params: Mapping[str, Any]) -> None:
         """Refuses, before anything starts, values that leave a required parameter out."""
+        environment = self._environment()
         missing = [
             name
             for name, parameter in self.parameters.items()
-            if parameter.required and parameter.default is None and params.get(name) is None
+            if parameter.required
+            and parameter.default is None
+            and params.get(name) is None
+            and not environment.get(parameter.environment_variable)  # as the CLI reads it
         ]
         if missing:
             raise ValueError(f"{self.flow_name} needs the parameters {', '.join(missing)}")

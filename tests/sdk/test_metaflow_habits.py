@@ -323,8 +323,10 @@ def test_pylint_checks_the_flow_file_before_it_runs(flow_env) -> None:
     )
     assert "pylint" not in skipped.stderr  # not linted: it ran, and failed with a NameError
     assert skipped.returncode == 1 and "undefined_helper" in skipped.stdout
-    clean = flow_env.run("branch_flow", "--pylint", "run")
-    assert clean.returncode == 0
+    cache = flow_env.home / "fresh-pylint-cache"  # checked for real, not remembered
+    clean = flow_env.run("branch_flow", "--pylint", "run",
+                         extra_env={"LEDGERFLOW_PYLINT_CACHE": str(cache)})  # fmt: skip
+    assert clean.returncode == 0 and list(cache.iterdir())
 
 
 _MANAGED_CHECK = (
@@ -481,6 +483,13 @@ def test_the_client_walks_a_run_as_metaflows_does(flow_env) -> None:
     with pytest.raises(ValueError, match="'stdout' or 'stderr'"):
         next(start.loglines("stdlog"))
     assert run.origin_pathspec is None and run["a"].origin_pathspec is None
+    # A task opened by its pathspec reads its own record; its step's other tasks, once
+    # listed, read their artifacts as a listed step's do.
+    alone = Task(items[1].pathspec)
+    assert alone.data.x == ord("y")
+    assert sorted(t.data.x for t in alone.parent.tasks()) == [ord("x"), ord("y"), ord("z")]
+    with pytest.raises(LedgerflowNotFound, match="does not exist"):
+        Task(f"ForeachFlow/{run.id}/no-such-step!/1")
 
 
 def test_loglines_and_a_resumed_runs_origin(flow_env) -> None:
@@ -541,3 +550,31 @@ def test_a_clean_pylint_report_is_remembered_until_the_files_change(tmp_path, mo
     beside.write_text("print(undefined_name)\n")
     assert _lint.pylint_errors(str(flow)) is None
     assert _lint.pylint_errors(str(beside)) is not None
+
+
+def test_a_default_keeps_its_kind() -> None:
+    from ledgerflow._parameters import Parameter, ParameterContext
+
+    context = ParameterContext("F", "tester", "p")
+    labels = Parameter("labels", default=["a", "b"], separator=",")
+    assert labels.convert("x,y") == ["x", "y"] and labels.default_value(context) == ["a", "b"]
+    sizes = Parameter("sizes", default=[1, 2], separator=",")
+    assert sizes.convert("3,4") == [3, 4]  # the items' type, from the default's
+    assert Parameter("n", default=lambda c: 5).default_value(context) == 5
+    assert Parameter("n", default=lambda c: {"a": 1}).default_value(context) == {"a": 1}
+    assert Parameter("n", type=int, default=lambda c: "7").default_value(context) == 7
+    with pytest.raises(ValueError, match=r"the default of --n gave \[1\], not int"):
+        Parameter("n", type=int, default=lambda c: [1]).default_value(context)
+
+
+def test_a_parameter_may_not_take_the_name_of_an_option() -> None:
+    """`Parameter('max_num_splits')` would share --max-num-splits and its variable."""
+    from ledgerflow import FlowSpec, Parameter
+    from ledgerflow._graph import InvalidGraph
+    from ledgerflow.cli.flow_options import flow_parameters
+
+    class Clashing(FlowSpec):
+        max_num_splits = Parameter("max_num_splits", default=1)
+
+    with pytest.raises(InvalidGraph, match="the name of an option of run, resume or deploy"):
+        flow_parameters(Clashing)

@@ -243,11 +243,13 @@ def test_a_crashing_helper_is_reported_not_waited_on_for_ever(
     assert "the helper broke" in result.stderr
 
 
-def test_an_r_flow_passes_the_pylint_check_a_user_gets(flow_env: FlowEnv) -> None:
-    """pylint is on by default where it is installed (the dev extra installs it); the
-    suite turns it off for speed, so this test turns it back on for an R flow. Every R
-    flow failed it (E0611 on the generated file's import), which went unseen: in the
-    flow's process R's LD_LIBRARY_PATH made pylint's Python fail to start, and a
-    pylint that could not run counted as a clean report."""
-    pathspec = r_flow(flow_env, "talk_flow", env={"LEDGERFLOW_PYLINT": "1"})
+def test_an_r_flow_passes_the_pylint_check_a_user_gets(flow_env: FlowEnv, tmp_path: Path) -> None:
+    """pylint is on by default where it is installed (the dev extra installs it), as
+    for every flow the suite runs; here with an empty cache of clean reports, so the
+    check really runs. Every R flow failed it (E0611 on the generated file's import),
+    which went unseen: in the flow's process R's LD_LIBRARY_PATH made pylint's Python
+    fail to start, and a pylint that could not run counted as a clean report."""
+    fresh = {"LEDGERFLOW_PYLINT": "1", "LEDGERFLOW_PYLINT_CACHE": str(tmp_path / "cache")}
+    pathspec = r_flow(flow_env, "talk_flow", env=fresh)
+    assert list((tmp_path / "cache").iterdir())  # checked, and found clean
     assert Run(pathspec).data.out == 3

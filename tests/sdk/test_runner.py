@@ -134,3 +134,21 @@ def test_mistakes_are_clear_errors(flow_env: FlowEnv) -> None:
     with pytest.raises(RunNotStarted, match="has no run of yours to resume") as refused:
         runner.resume()
     assert refused.value.returncode == 1
+
+
+def test_a_required_parameter_may_come_from_its_environment_variable(
+    flow_env: FlowEnv, tmp_path: Path
+) -> None:
+    """Runner checks required parameters before it starts anything, the way the flow's
+    command line reads them: the option, else LEDGERFLOW_RUN_<NAME>."""
+    flow = tmp_path / "needs_who.py"
+    flow.write_text(
+        "from ledgerflow import FlowSpec, Parameter, step\n\n\n"
+        "class NeedsWho(FlowSpec):\n    who = Parameter('who', help='Whose run')\n\n"
+        "    @step\n    def start(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        pass\n\n\n"
+        "if __name__ == '__main__':\n    NeedsWho()\n"
+    )
+    with pytest.raises(ValueError, match="NeedsWho needs the parameters who"):
+        Runner(str(flow))._check_required({})
+    Runner(str(flow), env={"LEDGERFLOW_RUN_WHO": "me"})._check_required({})  # no error

@@ -113,3 +113,37 @@ def test_a_bad_source_is_refused_before_anything_runs(
                             text=True, timeout=60)  # fmt: skip
     assert result.returncode == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_malformed_secret_is_refused_without_showing_any_of_it(tmp_path: Path) -> None:
+    """A line of a key file broken over lines, or a typo, holds secret material: the
+    error names the source and the line, never its text; a clash is refused by name."""
+    from ledgerflow._secrets import SecretsError, SecretsHook, SecretSource, _env_file
+
+    broken = tmp_path / "broken.env"
+    broken.write_text("KEY=-----BEGIN KEY-----\nMIIEv+QIBADANBgkq/hkiG9w0BAQEF==\n")
+    with pytest.raises(SecretsError) as raised:
+        _env_file(SecretSource("env-file", str(broken)))
+    assert "line 2 is not NAME=value" in str(raised.value)
+    assert "MIIEv" not in str(raised.value)
+    typo = tmp_path / "typo.env"
+    typo.write_text("API_TOKEN\tsk-live-abc/123=xyz\n")
+    with pytest.raises(SecretsError) as raised:
+        _env_file(SecretSource("env-file", str(typo)))
+    assert "sk-live" not in str(raised.value) and "line 1" in str(raised.value)
+    binary = tmp_path / "binary.env"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(SecretsError, match="is not UTF-8 text"):
+        _env_file(SecretSource("env-file", str(binary)))
+    one, two = tmp_path / "one.env", tmp_path / "two.env"
+    one.write_text(f"DB_PASSWORD={PASSWORD}\n")
+    two.write_text("DB_PASSWORD=other\n")
+    hook = SecretsHook([{"type": "env-file", "id": str(one)}, {"type": "env-file", "id": str(two)}],
+                       None)  # fmt: skip
+    with pytest.raises(SecretsError, match="DB_PASSWORD is also set by another source") as raised:
+        hook.task_pre_step(None)
+    assert PASSWORD not in str(raised.value)
+    path_clash = tmp_path / "path.env"
+    path_clash.write_text("PATH=/evil\n")
+    with pytest.raises(SecretsError, match="PATH is already set in the task's environment"):
+        SecretsHook([{"type": "env-file", "id": str(path_clash)}], None).task_pre_step(None)

@@ -101,7 +101,7 @@ def test_a_service_that_could_undo_append_only_says_so_on_start(
 
     owner_url, service_url = owner_and_service_urls
     for url, expected in [
-        (owner_url, "the owner of the events table: it could switch off the triggers"),
+        (owner_url, "an owner of the events table (its role's member): it could switch off"),
         (postgres_url, "a superuser: it could switch off the triggers"),
     ]:
         database = open_database(url)
@@ -112,6 +112,17 @@ def test_a_service_that_could_undo_append_only_says_so_on_start(
         said = capsys.readouterr().err
         assert said.startswith("warning: the service runs as ") and expected in said
         assert "ledgerflow service grant ROLE" in said
+    # A login role that is a member of the owner's role has the owner's rights.
+    member = f"lf_member_{uuid.uuid4().hex[:6]}"
+    owner_role = owner_url.split("//", 1)[1].split("@", 1)[0]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{member}" LOGIN IN ROLE "{owner_role}"')
+    database = open_database(_url(postgres_url, member, owner_url.rsplit("/", 1)[1]))
+    try:
+        warn_about_guards(database)
+    finally:
+        database.close()
+    assert "an owner of the events table" in capsys.readouterr().err
     database = open_database(service_url)  # the role `grant` made: nothing to say
     try:
         warn_about_guards(database)

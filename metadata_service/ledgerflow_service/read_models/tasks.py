@@ -174,7 +174,9 @@ def close_lost_attempt(
 
 
 def task_succeeded(fold: ReadModelFold, p: events_pb2.TaskSucceeded, item: PendingEvent) -> None:
-    if p.num_splits > MAX_FOREACH_SPLITS:  # checked before the process manager queues them
+    # Checked on live appends, before the process manager queues the items; a replay
+    # folds what was recorded before the cap existed.
+    if fold.decides and p.num_splits > MAX_FOREACH_SPLITS:
         raise InvalidArgument(
             f"task_succeeded.num_splits is {p.num_splits:,}; a foreach splits into at most "
             f"{MAX_FOREACH_SPLITS:,} items (split the work in chunks)"

@@ -260,10 +260,11 @@ class PostgresDatabase(Database):
 
     def guard_warning(self) -> str | None:
         with self.read() as tx:
+            # A member of the owning role has the owner's rights too.
             row = tx.query_one(
-                "SELECT current_user, t.tableowner = current_user, r.rolsuper "
-                "FROM pg_tables t JOIN pg_roles r ON r.rolname = current_user "
-                "WHERE t.tablename = 'events' AND t.schemaname = current_schema()",
+                "SELECT current_user, EXISTS (SELECT 1 FROM pg_tables t WHERE "
+                "t.tablename = 'events' AND pg_has_role(current_user, t.tableowner, "
+                "'MEMBER')), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
                 (),
             )
         if row is None:
@@ -271,7 +272,7 @@ class PostgresDatabase(Database):
         user, owns, superuser = row
         if not (owns or superuser):
             return None
-        what = "a superuser" if superuser else "the owner of the events table"
+        what = "a superuser" if superuser else "an owner of the events table (its role's member)"
         return (
             f"the service runs as {user}, {what}: it could switch off the triggers that "
             "keep the ledger append-only. In production run it as a role granted with "

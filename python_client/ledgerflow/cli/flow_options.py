@@ -30,8 +30,22 @@ def flow_parameters(flow_class: type) -> dict[str, Parameter]:
                         f"parameter {value.name!r} is assigned to class attribute "
                         f"{attr!r}: use the same name for both"
                     )
+                if value.name in RESERVED_NAMES:
+                    raise InvalidGraph(
+                        f"parameter {value.name!r} has the name of an option of run, resume "
+                        f"or deploy (--{value.name.replace('_', '-')}): rename it"
+                    )
                 found[attr] = value
     return found
+
+
+# The options of `run`, `resume` and `deploy` by their Python names: a parameter of the
+# same name would share its option and its LEDGERFLOW_RUN_ variable.
+RESERVED_NAMES = frozenset({
+    "max_num_splits", "max_workers", "tags", "tag", "code_package", "launcher", "with_",
+    "run_id_file", "remote", "detach", "origin_run_id", "step", "branch", "production",
+    "deployment_file", "webhooks", "commands", "notify_on", "pylint",
+})  # fmt: skip
 
 
 def step_defaults(with_: tuple[str, ...], max_num_splits: int) -> StepDefaults:
@@ -109,7 +123,7 @@ def option_settings(param: Parameter) -> dict[str, Any]:
 
 def default_text(param: Parameter) -> str:
     """The default as --help and `show` say it (a function's is computed per run)."""
-    if callable(param.default) and not isinstance(param.default, type):
+    if param.default_is_function:
         return "computed when the run starts"
     return repr(param.default)
 
@@ -122,25 +136,27 @@ def parameter_values(
     missing or a value that does not convert."""
     values = {}
     for name, param in params.items():
-        value = given.get(name)
-        if value is None:
-            value = os.environ.get(param.environment_variable)
+        given_value = given.get(name)
+        source = f"--{name}"
+        if given_value is None and os.environ.get(param.environment_variable):
+            given_value = os.environ[param.environment_variable]
+            source = param.environment_variable
         try:
-            if value is None:
-                value = param.default_value(ParameterContext(flow_name, user_name, name))
-        except Exception as error:  # the user's function: say which default failed
+            if given_value is not None:
+                values[name] = param.convert(given_value)
+                continue
+            values[name] = param.default_value(ParameterContext(flow_name, user_name, name))
+        except (ValueError, TypeError) as error:
+            raise click.BadParameter(str(error), param_hint=source) from None
+        except Exception as error:  # the user's default function: say which failed
             raise click.UsageError(
                 f"the default of --{name} failed: {type(error).__name__}: {error}"
             ) from None
-        if value is None and param.required:
+        if values[name] is None and param.required:
             raise click.UsageError(
                 f"missing parameter --{name}: {param.help or 'it has no default'} (or set "
                 f"{param.environment_variable})"
             )
-        try:
-            values[name] = param.convert(value)
-        except (ValueError, TypeError) as error:
-            raise click.BadParameter(str(error), param_hint=f"--{name}") from None
     return values
 
 

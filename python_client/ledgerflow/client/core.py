@@ -22,6 +22,7 @@ from ledgerflow.exceptions import (
     LedgerflowNamespaceMismatch,
     LedgerflowNotFound,
     LedgerflowTaggingError,
+    RpcError,
 )
 from ledgerflow.runtime.code_package import CodePackage, load_package
 from ledgerflow.v1 import (
@@ -423,10 +424,6 @@ class Step(RunTagged):
         read when first needed."""
         self.flow_name, self.run_id, self.id = _split(pathspec, 3, "step")
         self.pathspec = pathspec.strip("/")
-        if _record is None and not _lazy:
-            _run = _run or Run(f"{self.flow_name}/{self.run_id}")  # existence and namespace
-            run = _run
-            _record = _soon_recorded(self.pathspec, lambda: run[self.id]._record)
         self._run = _run
         self._step_record: Any = _record
         self._tasks: list[Task] | None = None
@@ -434,6 +431,8 @@ class Step(RunTagged):
         # Reached from one task opened by its pathspec: read that task's artifacts
         # alone, not the whole step's (which listing the step's tasks reads at once).
         self._alone = False
+        if _record is None and not _lazy:
+            self._record  # noqa: B018 - a step opened by its pathspec must exist now
         self._datastore: Any = None
 
     @property
@@ -511,6 +510,8 @@ class Step(RunTagged):
         if tags and not set(tags) <= self.tags:
             return []
         if self._tasks is None:
+            # Its tasks listed: their artifacts are read for the whole step at once.
+            self._alone, self._artifacts = False, None
             metadata, _ = _clients()
             try:
                 records = metadata.tasks(self.flow_name, self.run_id, self.id)
@@ -622,8 +623,8 @@ class Task(_Outcome, RunTagged):
     @property
     def parent_tasks(self) -> list[Task]:
         """The tasks whose artifacts this one started from (a join's: one per branch or
-        item; start's: none)."""
-        return [Task(path) for path in self._record.input_pathspecs]
+        item; start's: none), one listing a step whatever their number."""
+        return _tasks_at(self._step.parent, list(self._record.input_pathspecs))
 
     @property
     def child_tasks(self) -> list[Task]:
@@ -633,12 +634,10 @@ class Task(_Outcome, RunTagged):
             flow_name=self._step.flow_name, run_id=self._step.run_id, include_graph=True
         )
         graph = metadata.get_run(request).graph
-        following = [n for s in graph.steps if s.name == self._step.id for n in s.next_steps]
-        run = self._step.parent
+        following = {n for s in graph.steps if s.name == self._step.id for n in s.next_steps}
         children = []
-        for name in following:
-            if name in run:
-                step = Step(f"{run.pathspec}/{name}", _run=run)
+        for step in self._step.parent.steps():
+            if step.id in following:
                 children += [t for t in step if self.pathspec in t._record.input_pathspecs]
         return children
 
@@ -707,6 +706,17 @@ class Task(_Outcome, RunTagged):
         return None
 
 
+def _tasks_at(run: Run, pathspecs: list[str]) -> list[Task]:
+    """The tasks of `run` at `pathspecs`, in that order: each step's listed once."""
+    by_step: dict[str, dict[str, Task]] = {}
+    for path in pathspecs:
+        step = path.rsplit("/", 1)[0]
+        if step not in by_step:
+            found = Step(step, _run=run, _lazy=True)
+            by_step[step] = {t.pathspec: t for t in found.tasks()}
+    return [by_step[p.rsplit("/", 1)[0]][p] for p in pathspecs]
+
+
 def _step_and_task(step_pathspec: str, task_id: str) -> tuple[Step, Any]:
     """One try at a task opened by its pathspec (the caller waits; the Step here must
     not): its run (for the namespace) and its own record, not its whole step's."""
@@ -720,6 +730,10 @@ def _step_and_task(step_pathspec: str, task_id: str) -> tuple[Step, Any]:
         record = metadata.get_task(request).task
     except LedgerflowNotFound as error:
         raise _not_found(error) from None
+    except RpcError as error:  # a step or task name no task can have: none is there
+        if error.code != "INVALID_ARGUMENT":
+            raise
+        raise LedgerflowNotFound(f"task {step_pathspec}/{task_id} does not exist") from None
     step = Step(step_pathspec, _run=run, _lazy=True)
     step._alone = True
     return step, record
