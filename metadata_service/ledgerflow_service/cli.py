@@ -72,9 +72,9 @@ def open_or_fail(
         raise click.ClickException(f"cannot open {url}: {error}".strip()) from None
 
 
-def warn_about_guards(database: Database) -> None:
-    """Says so, on the service's start, when its role could undo append-only."""
-    warning = database.guard_warning()
+def warn_about_guards(warning: str | None) -> None:
+    """Says so, on the service's start (after the line that says where it listens,
+    which scripts read first), when its role could undo append-only."""
     if warning:
         click.echo(f"warning: {warning}", err=True)
 
@@ -193,7 +193,7 @@ def service(
     from ledgerflow_service.api.server import build_server, serve_until_signalled
 
     database = open_or_fail(database_url, statement_timeout=statement_timeout)
-    warn_about_guards(database)
+    guard_warning = database.guard_warning()
     app = LedgerApplication(database, lost_after_seconds=lost_after, **limits.app_options())
     try:
         server, bound = build_server(
@@ -208,6 +208,7 @@ def service(
         f"({app.database.kind}{', bearer tokens required' if tokens else ''})",
         err=True,
     )
+    warn_about_guards(guard_warning)
     serve_until_signalled(app, server)
 
 
@@ -223,7 +224,7 @@ def _serve_with_workers(
     """Migrates once, then forks `count` servers on one port (see api/workers.py)."""
     database = open_or_fail(database_url)
     kind = database.kind
-    warn_about_guards(database)
+    guard_warning = database.guard_warning()
     database.close()  # no connection may cross the fork
     try:
         reservation, bound = reserve_port(host, port)
@@ -252,6 +253,7 @@ def _serve_with_workers(
         f"({kind}, {count} workers{', bearer tokens required' if tokens else ''})",
         err=True,
     )
+    warn_about_guards(guard_warning)
     try:
         return pool.supervise()
     finally:

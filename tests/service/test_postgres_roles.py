@@ -106,7 +106,7 @@ def test_a_service_that_could_undo_append_only_says_so_on_start(
     ]:
         database = open_database(url)
         try:
-            warn_about_guards(database)
+            warn_about_guards(database.guard_warning())
         finally:
             database.close()
         said = capsys.readouterr().err
@@ -119,13 +119,13 @@ def test_a_service_that_could_undo_append_only_says_so_on_start(
         conn.execute(f'CREATE ROLE "{member}" LOGIN IN ROLE "{owner_role}"')
     database = open_database(_url(postgres_url, member, owner_url.rsplit("/", 1)[1]))
     try:
-        warn_about_guards(database)
+        warn_about_guards(database.guard_warning())
     finally:
         database.close()
     assert "an owner of the events table" in capsys.readouterr().err
     database = open_database(service_url)  # the role `grant` made: nothing to say
     try:
-        warn_about_guards(database)
+        warn_about_guards(database.guard_warning())
     finally:
         database.close()
     assert capsys.readouterr().err == ""
