@@ -253,3 +253,11 @@ def test_an_r_flow_passes_the_pylint_check_a_user_gets(flow_env: FlowEnv, tmp_pa
     pathspec = r_flow(flow_env, "talk_flow", env=fresh)
     assert list((tmp_path / "cache").iterdir())  # checked, and found clean
     assert Run(pathspec).data.out == 3
+
+
+def test_a_misspelled_artifact_is_an_error_not_null(flow_env: FlowEnv) -> None:
+    """`self$totl` for `self$total` read as NULL and the step went on; as in a Python
+    step, it is an error that names the artifacts there are."""
+    result = rscript(flow_env, str(R_FLOWS / "misspelled.R"), "run", check=False)
+    assert result.returncode != 0
+    assert "self$totl does not exist: the artifacts here are total" in result.stdout + result.stderr

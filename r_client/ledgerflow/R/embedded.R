@@ -19,6 +19,8 @@ load_flow <- function(script) {
 # what the step sets. `input_of` (artifact, index): the foreach item.
 make_self <- function(names, loader, source = 0L, input_of = NULL, merge = NULL) {
   self <- new.env(parent = emptyenv())
+  # `self$name` of an artifact that does not exist is an error, as in a Python step.
+  class(self) <- "ledgerflow_self"
   changed <- new.env(parent = emptyenv())
   attr(self, "ledgerflow_changed") <- changed
   load <- function(name) loader(source, name)
@@ -40,6 +42,26 @@ make_self <- function(names, loader, source = 0L, input_of = NULL, merge = NULL)
     }
   }
   self
+}
+
+#' Read an artifact of a step's `self`
+#'
+#' `self$name` gives the artifact `name`; one that does not exist is an error that
+#' names the artifacts there are (a misspelled name would otherwise read as `NULL`).
+#' `exists("name", envir = self)` tells whether one exists.
+#'
+#' @param x A step's `self`.
+#' @param name The artifact's name.
+#' @export
+`$.ledgerflow_self` <- function(x, name) {
+  if (!exists(name, envir = x, inherits = FALSE)) {
+    known <- sort(ls(x))
+    stop(sprintf(
+      "self$%s does not exist: the artifacts here are %s (exists(\"%s\", envir = self) tells whether one does)",
+      name, if (length(known)) paste(known, collapse = ", ") else "none", name
+    ), call. = FALSE)
+  }
+  get(name, envir = x, inherits = FALSE)
 }
 
 bind_lazy <- function(self, name, loader, changed) {
