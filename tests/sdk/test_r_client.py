@@ -261,3 +261,12 @@ def test_a_misspelled_artifact_is_an_error_not_null(flow_env: FlowEnv) -> None:
     result = rscript(flow_env, str(R_FLOWS / "misspelled.R"), "run", check=False)
     assert result.returncode != 0
     assert "self$totl does not exist: the artifacts here are total" in result.stdout + result.stderr
+
+
+def test_current_gives_an_r_step_its_tasks_facts(flow_env: FlowEnv) -> None:
+    pathspec = r_flow(flow_env, "current_facts")
+    start = Run(pathspec)["start"].task
+    assert start.data.seen == "CurrentFacts|start|0|tester"
+    assert start.data.run_id == pathspec.split("/")[1]
+    outside = rscript(flow_env, "-e", "library(ledgerflow); print(is.null(current()))")
+    assert "TRUE" in outside.stdout

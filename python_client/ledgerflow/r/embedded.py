@@ -11,11 +11,13 @@ ms), and the conversions import numpy and pandas only for values that need them.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from ledgerflow._current import current
 from ledgerflow._flowspec import FlowSpecBase, Inputs
 from ledgerflow.datastore.content import R_SERIALIZER, RValue
 from ledgerflow.v1 import records_pb2
@@ -91,6 +93,9 @@ class RFlow:
             ri.IntSexpVector([0]), input_of, self._merger if inputs is not None else ri.NULL,
         )  # fmt: skip
         r_inputs = self._make_inputs(inputs) if inputs is not None else ri.NULL
+        # current() in R: the task's facts, as `current` gives them to a Python step.
+        facts = json.dumps(current._facts, default=str)
+        self._call("set_current", ri.StrSexpVector([facts]))
         function = self.functions.get(step_name)
         result = self._call(
             "run_step", ri.StrSexpVector([step_name]), function or ri.NULL, self_env, r_inputs

@@ -44,6 +44,36 @@ make_self <- function(names, loader, source = 0L, input_of = NULL, merge = NULL)
   self
 }
 
+# The running task's facts (set by the runtime before each step; see current()).
+.task <- new.env(parent = emptyenv())
+
+set_current <- function(facts) {
+  assign("facts", jsonlite::fromJSON(facts, simplifyVector = TRUE), envir = .task)
+  invisible()
+}
+
+#' Facts about the running task
+#'
+#' As `current` in a Python step (and Metaflow R's `current()`): `current()` gives
+#' them all as a list, `current("run_id")` one of them: `flow_name`, `run_id`,
+#' `step_name`, `task_id`, `retry_count`, `username`, `namespace`, `tags`,
+#' `origin_run_id`, `project_name`, `branch_name`, `is_production`. Outside a running
+#' step, `current()` is `NULL`.
+#'
+#' @param value A fact's name; none: all of them.
+#' @return A list, or one fact.
+#' @export
+current <- function(value = NULL) {
+  facts <- if (exists("facts", envir = .task)) get("facts", envir = .task) else NULL
+  if (is.null(value)) return(facts)
+  if (is.null(facts)) stop("current() has facts only inside a running step", call. = FALSE)
+  if (!value %in% names(facts)) {
+    stop(sprintf("current() has no %s: it has %s", value,
+                 paste(sort(names(facts)), collapse = ", ")), call. = FALSE)
+  }
+  facts[[value]]
+}
+
 #' Read an artifact of a step's `self`
 #'
 #' `self$name` gives the artifact `name`; one that does not exist is an error that
