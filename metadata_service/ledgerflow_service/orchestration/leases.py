@@ -19,7 +19,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledgerflow.engine import RunGraph
@@ -34,6 +34,7 @@ from ledgerflow_service.queries.status import Clock
 from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.queue import QueueRow, task_ref
 from ledgerflow_service.store.addressing import checked_task_pathspecs
+from ledgerflow_service.store.append import Append, AppendChosen
 from ledgerflow_service.store.backend import Database, Tx
 from ledgerflow_service.store.events import now_us
 from ledgerflow_service.validation import check_filter, check_int64, check_text
@@ -46,11 +47,6 @@ _MAX_EXECUTORS_KEPT = 10_000
 _MAX_NOTES_KEPT = 100_000
 MAX_NOTE_LENGTH = 1000
 MAX_TASKS_PER_CALL = 1000
-
-Append = Callable[[Sequence[events_pb2.Event], Principal], object]
-AppendChosen = Callable[
-    [Callable[[Tx], Sequence[events_pb2.Event]], Principal], list[events_pb2.Event]
-]
 
 
 @dataclass

@@ -23,7 +23,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -33,9 +33,10 @@ from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition
 from ledgerflow_service.orchestration.service_thread import ServiceThread
-from ledgerflow_service.principal import SERVICE, Principal
+from ledgerflow_service.principal import SERVICE
 from ledgerflow_service.queries import notifications as notification_queries
 from ledgerflow_service.read_models.notifications import MAX_ATTEMPTS, NotificationRow
+from ledgerflow_service.store.append import Append, AppendChosen
 from ledgerflow_service.store.backend import Database, Tx
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,6 @@ _MIN_ROUND_SECONDS = 0.05
 _ABANDONED = "no result: the service sending it stopped mid-attempt (the claim ran out)"
 # The most of a receiver's answer kept in the ledger.
 _DETAIL_CHARS = 300
-
-Append = Callable[[Sequence[events_pb2.Event], Principal], list[events_pb2.Event]]
-AppendChosen = Callable[
-    [Callable[[Tx], Sequence[events_pb2.Event]], Principal], list[events_pb2.Event]
-]
 
 
 def _short(text: str) -> str:

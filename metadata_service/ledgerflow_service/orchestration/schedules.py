@@ -20,7 +20,7 @@ import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import deployments as deployment_queries
 from ledgerflow_service.read_models.deployments import DeploymentRow, check_schedule_message
 from ledgerflow_service.store import events as stored_events
+from ledgerflow_service.store.append import Append, AppendChosen
 from ledgerflow_service.store.backend import Database, Tx
 from ledgerflow_service.validation import check_text
 
@@ -74,11 +75,6 @@ MAX_BACKFILL = 1_000_000
 # A deployment whose firing failed (say, its time zone is unknown to this replica) is
 # left out of firing for this long, so that it neither stalls the others nor spins.
 _FAILED_FIRING_PAUSE_SECONDS = 60.0
-
-Append = Callable[[Sequence[events_pb2.Event], Principal], list[events_pb2.Event]]
-AppendChosen = Callable[
-    [Callable[[Tx], Sequence[events_pb2.Event]], Principal], list[events_pb2.Event]
-]
 
 
 def _due_event(row: DeploymentRow, kind: Any, due_us: int) -> events_pb2.Event:

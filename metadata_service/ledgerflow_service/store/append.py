@@ -31,6 +31,13 @@ from ledgerflow_service.store.events import (
 )
 from ledgerflow_service.store.projector import Fold, PendingEvent, Projector, position_row
 
+# How the application lets its desks write (LedgerApplication._append_as and
+# _append_chosen): the events recorded, as each returns them.
+Append = Callable[[Sequence[events_pb2.Event], Principal], list[events_pb2.Event]]
+AppendChosen = Callable[
+    [Callable[[Tx], Sequence[events_pb2.Event]], Principal], list[events_pb2.Event]
+]
+
 MAX_BATCH_EVENTS = 1000
 MAX_EVENT_BYTES = 1 << 20
 
