@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ledgerflow.datastore.content import ContentStore
@@ -14,6 +15,17 @@ from ledgerflow.exceptions import InvalidArtifact, InvalidNextCall, MergeArtifac
 from ledgerflow.v1 import records_pb2
 
 _IMMUTABLE = (bytes, str, int, float, complex, bool, type(None), tuple, frozenset)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a step's ``self.next()`` said: the steps that follow; for a foreach, the
+    list's name and length; for a switch, the case its condition chose."""
+
+    next_steps: list[str]
+    foreach: str | None = None
+    num_splits: int = 0
+    switch_step: str = ""
 
 
 class _ArtifactReader:
@@ -96,6 +108,7 @@ class FlowSpecBase:
         step_name: str,
         step_names: set[str],
         out_funcs: list[str],
+        switch_cases: dict[str, str],
         inherited: dict[str, records_pb2.Artifact],
         foreach_stack: list[tuple[str, int, int]],
         foreach_params: dict[str, str],
@@ -106,11 +119,12 @@ class FlowSpecBase:
         self._step_name = step_name
         self._step_names = step_names
         self._out_funcs = out_funcs
+        self._switch_cases = switch_cases
         self._inherited = dict(inherited)
         self._reader = _ArtifactReader(store, self._inherited)
         self._foreach_stack = foreach_stack
         self._foreach_params = foreach_params
-        self._transition: tuple[list[str], str | None, int] | None = None
+        self._transition: Transition | None = None
         self._is_join = is_join
         for name, value in parameters.items():
             object.__setattr__(self, name, value)
@@ -141,17 +155,16 @@ class FlowSpecBase:
 
     # ---- the API a step uses ------------------------------------------------------
 
-    def next(self, *steps: Any, foreach: str | None = None) -> None:
+    def next(self, *steps: Any, foreach: str | None = None, condition: str | None = None) -> None:
         """Names the step(s) that run after this one; foreach='x' runs the next step
-        once per item of the artifact self.x."""
+        once per item of the artifact self.x; a dict of cases with condition='x' runs
+        the one case that self.x names (a switch)."""
         if self.__dict__.get("_transition") is not None:
             raise InvalidNextCall(f"step {self._step_name!r} called self.next() twice")
-        names = []
-        for target in steps:
-            name = getattr(target, "__name__", None)
-            if name not in self._step_names:
-                raise InvalidNextCall(f"self.next() takes steps such as self.end, got {target!r}")
-            names.append(name)
+        if condition is not None or any(isinstance(target, dict) for target in steps):
+            self._transition = self._switch(steps, condition)
+            return
+        names = self._step_names_of(steps)
         if names != self._out_funcs:
             raise InvalidNextCall(
                 f"step {self._step_name!r} went to {names} but its code says {self._out_funcs}"
@@ -174,7 +187,43 @@ class FlowSpecBase:
                     f"foreach={foreach!r}: self.{foreach} is empty, so "
                     f"step {names[0]!r} would never run"
                 )
-        self._transition = (names, foreach, num_splits)
+        self._transition = Transition(names, foreach, num_splits)
+
+    def _step_names_of(self, steps: Sequence[Any]) -> list[str]:
+        names = []
+        for target in steps:
+            name = getattr(target, "__name__", None)
+            if name not in self._step_names:
+                raise InvalidNextCall(f"self.next() takes steps such as self.end, got {target!r}")
+            names.append(name)
+        return names
+
+    def _switch(self, steps: Sequence[Any], condition: str | None) -> Transition:
+        """The case of ``self.next({...}, condition='x')`` that self.x names."""
+        if len(steps) != 1 or not isinstance(steps[0], dict) or condition is None:
+            raise InvalidNextCall(
+                "a switch is self.next({'high': self.a, 'low': self.b}, condition='mode'): "
+                "one dict of cases and the artifact that picks one"
+            )
+        cases = dict(zip(steps[0], self._step_names_of(list(steps[0].values())), strict=True))
+        if cases != self._switch_cases:
+            raise InvalidNextCall(
+                f"step {self._step_name!r} switched over {cases} but its code says "
+                f"{self._switch_cases}"
+            )
+        try:
+            value = getattr(self, condition)
+        except AttributeError:
+            raise InvalidNextCall(
+                f"condition={condition!r}: set self.{condition} to one of "
+                f"{', '.join(map(repr, cases))} before calling self.next()"
+            ) from None
+        if not isinstance(value, str) or value not in cases:
+            raise InvalidNextCall(
+                f"condition={condition!r}: self.{condition} is {value!r}, which is none of "
+                f"the cases {', '.join(map(repr, cases))}"
+            )
+        return Transition([cases[value]], switch_step=cases[value])
 
     @property
     def input(self) -> Any:

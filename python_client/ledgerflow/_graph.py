@@ -25,6 +25,9 @@ class StepNode:
     is_join: bool
     out_funcs: list[str] = field(default_factory=list)
     foreach_param: str | None = None
+    # A switch: the artifact that picks the case, and the cases (value -> step).
+    condition: str | None = None
+    switch_cases: dict[str, str] = field(default_factory=dict)
     next_calls: int = 0
     in_funcs: list[str] = field(default_factory=list)
     # Names of the split steps (branch or foreach) this step sits inside, outermost first.
@@ -38,6 +41,8 @@ class StepNode:
             return "join"
         if self.foreach_param:
             return "foreach"
+        if self.condition:
+            return "switch"
         if len(self.out_funcs) > 1:
             return "split"
         return "start" if self.name == "start" else "linear"
@@ -56,43 +61,81 @@ def _is_step_decorated(func: ast.FunctionDef) -> bool:
     return False
 
 
+def _self_attribute(node: ast.expr) -> str | None:
+    """The name in ``self.name``, else None."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.attr if node.value.id == "self" else None
+    return None
+
+
+def _string_option(node: StepNode, keyword: ast.keyword, example: str) -> str:
+    if not (isinstance(keyword.value, ast.Constant) and isinstance(keyword.value.value, str)):
+        raise InvalidGraph(
+            f"step {node.name!r}: {keyword.arg}= takes the artifact's name as a string, "
+            f"e.g. {example}"
+        )
+    return keyword.value.value
+
+
+def _read_switch(node: StepNode, cases: ast.Dict, line: int) -> None:
+    """``self.next({'a': self.x, 'b': self.y}, condition='c')``: the cases, in order."""
+    if not cases.keys:
+        raise InvalidGraph(f"step {node.name!r} (line {line}): a switch needs at least one case")
+    for key, value in zip(cases.keys, cases.values, strict=True):
+        target = _self_attribute(value)
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)) or target is None:
+            raise InvalidGraph(
+                f"step {node.name!r} (line {line}): a switch maps strings to steps, "
+                "e.g. self.next({'high': self.a, 'low': self.b}, condition='mode')"
+            )
+        node.switch_cases[key.value] = target
+        if target not in node.out_funcs:
+            node.out_funcs.append(target)
+
+
 def _read_next(node: StepNode, func: ast.FunctionDef) -> None:
     for call in ast.walk(func):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
             continue
-        target = call.func
-        if not (
-            target.attr == "next"
-            and isinstance(target.value, ast.Name)
-            and target.value.id == "self"
-        ):
+        if _self_attribute(call.func) != "next":
             continue
         node.next_calls += 1
-        for arg in call.args:
-            if not (
-                isinstance(arg, ast.Attribute)
-                and isinstance(arg.value, ast.Name)
-                and arg.value.id == "self"
-            ):
+        options = {keyword.arg: keyword for keyword in call.keywords}
+        if len(call.args) == 1 and isinstance(call.args[0], ast.Dict):
+            if "condition" not in options:
                 raise InvalidGraph(
-                    f"step {node.name!r} (line {call.lineno}): self.next() takes steps as "
-                    "self.step_name, e.g. self.next(self.end)"
+                    f"step {node.name!r} (line {call.lineno}): a switch needs condition=, the "
+                    "artifact that picks the case: self.next({...}, condition='mode')"
                 )
-            node.out_funcs.append(arg.attr)
-        for keyword in call.keywords:
-            if keyword.arg == "foreach":
-                if not (
-                    isinstance(keyword.value, ast.Constant) and isinstance(keyword.value.value, str)
-                ):
+            _read_switch(node, call.args[0], call.lineno)
+        else:
+            for arg in call.args:
+                target = _self_attribute(arg)
+                if target is None:
                     raise InvalidGraph(
-                        f"step {node.name!r}: foreach= takes the artifact's name as a string, "
-                        "e.g. self.next(self.a, foreach='grid')"
+                        f"step {node.name!r} (line {call.lineno}): self.next() takes steps as "
+                        "self.step_name, e.g. self.next(self.end), or a switch's cases as "
+                        "a dict with condition="
                     )
-                node.foreach_param = keyword.value.value
+                node.out_funcs.append(target)
+        for name, keyword in options.items():
+            if name == "foreach":
+                node.foreach_param = _string_option(
+                    node, keyword, "self.next(self.a, foreach='grid')"
+                )
+            elif name == "condition" and node.switch_cases:
+                node.condition = _string_option(
+                    node, keyword, "self.next({'high': self.a, 'low': self.b}, condition='mode')"
+                )
+            elif name == "condition":
+                raise InvalidGraph(
+                    f"step {node.name!r}: condition= goes with a dict of cases, e.g. "
+                    "self.next({'high': self.a, 'low': self.b}, condition='mode')"
+                )
             else:
                 raise InvalidGraph(
                     f"step {node.name!r}: self.next() has no option "
-                    f"{keyword.arg!r}; did you mean foreach=?"
+                    f"{name!r}; did you mean foreach= or condition=?"
                 )
 
 
@@ -180,18 +223,68 @@ class FlowGraph:
                 f"step(s) {', '.join(unreachable)} can never run: no step goes to them "
                 "with self.next()"
             )
-        for node in self.nodes.values():
-            if len(node.in_funcs) > 1 and not node.is_join:
-                raise InvalidGraph(
-                    f"step {node.name!r} is reached from {', '.join(node.in_funcs)}: make it a "
-                    f"join, def {node.name}(self, inputs)"
-                )
+        self._check_meetings()
         self._seen: set[str] = set()
         self._traverse(self.nodes["start"], [], set())
 
+    def _check_meetings(self) -> None:
+        """A step reached from several steps runs once per arrival unless it is a join,
+        or the steps it is reached from are cases of one switch that exclude each other
+        (only one of them runs). A join's inputs may not exclude each other: it would
+        wait for an input that never comes."""
+        choices = self._switch_choices()
+        for node in self.nodes.values():
+            if len(node.in_funcs) < 2 or any(name not in choices for name in node.in_funcs):
+                continue  # fewer than two arrivals, or a cycle (_traverse reports it)
+            arrivals = [
+                (name, self._arrival_choices(name, node.name, choices)) for name in node.in_funcs
+            ]
+            for index, (first, first_choices) in enumerate(arrivals):
+                for second, second_choices in arrivals[index + 1 :]:
+                    exclusive = _excludes(first_choices, second_choices)
+                    if node.is_join and exclusive:
+                        raise InvalidGraph(
+                            f"join {node.name!r} is reached from {first!r} and {second!r}, "
+                            "cases of one switch of which only one runs: let the cases meet "
+                            "at a plain step before the join"
+                        )
+                    if not node.is_join and not exclusive:
+                        raise InvalidGraph(
+                            f"step {node.name!r} is reached from {', '.join(node.in_funcs)}: "
+                            f"make it a join, def {node.name}(self, inputs)"
+                        )
+
+    def _switch_choices(self) -> dict[str, frozenset[tuple[str, str]]]:
+        """For each step, the switch cases (switch, case step) that every way of
+        reaching it takes: a step in a switch's case runs only when the switch chose
+        that case. Steps in topological order; steps on a cycle are left out."""
+        choices: dict[str, frozenset[tuple[str, str]]] = {}
+        waiting = {name: len(node.in_funcs) for name, node in self.nodes.items()}
+        ready = [name for name, count in waiting.items() if count == 0]
+        while ready:
+            name = ready.pop()
+            node = self.nodes[name]
+            arrivals = [self._arrival_choices(source, name, choices) for source in node.in_funcs]
+            choices[name] = frozenset.intersection(*arrivals) if arrivals else frozenset()
+            for out in node.out_funcs:
+                waiting[out] -= 1
+                if waiting[out] == 0:
+                    ready.append(out)
+        return choices
+
+    def _arrival_choices(
+        self, source: str, target: str, choices: dict[str, frozenset[tuple[str, str]]]
+    ) -> frozenset[tuple[str, str]]:
+        """The switch cases taken on the way into `target` from `source`."""
+        taken = choices[source]
+        return taken | {(source, target)} if self.nodes[source].condition else taken
+
     def _traverse(self, node: StepNode, splits: list[str], path: set[str]) -> None:
         if node.name in path:
-            raise InvalidGraph(f"step {node.name!r} is part of a cycle: flows must be acyclic")
+            raise InvalidGraph(
+                f"step {node.name!r} is part of a cycle: flows must be acyclic (a switch "
+                "may not go back to an earlier step or to itself)"
+            )
         if node.is_join:
             if not splits:
                 raise InvalidGraph(
@@ -240,7 +333,10 @@ class FlowGraph:
         lines = []
         for node in self.nodes.values():
             arrow = ""
-            if node.out_funcs:
+            if node.condition:
+                cases = ", ".join(f"{value!r}: {step}" for value, step in node.switch_cases.items())
+                arrow = f" -> one of {{{cases}}} (switch on {node.condition})"
+            elif node.out_funcs:
                 targets = ", ".join(node.out_funcs)
                 arrow = f" -> {targets}" + (
                     f" (foreach {node.foreach_param})" if node.foreach_param else ""
@@ -249,3 +345,9 @@ class FlowGraph:
             # The whole docstring, its paragraphs kept (ast.get_docstring dedents it).
             lines.extend(f"      {line}".rstrip() for line in node.doc.splitlines())
         return "\n".join(lines)
+
+
+def _excludes(first: frozenset[tuple[str, str]], second: frozenset[tuple[str, str]]) -> bool:
+    """Whether two ways of reaching a step took different cases of one switch."""
+    chosen = dict(first)
+    return any(switch in chosen and chosen[switch] != case for switch, case in second)

@@ -19,6 +19,7 @@ _KINDS = {
     "split": K.STEP_KIND_SPLIT,
     "foreach": K.STEP_KIND_FOREACH,
     "join": K.STEP_KIND_JOIN,
+    "switch": K.STEP_KIND_SWITCH,
     "end": K.STEP_KIND_END,
 }
 
@@ -60,6 +61,10 @@ def graph_message(
         )
         if node.kind == "foreach":
             spec.max_num_splits = defaults.max_num_splits
+        if node.condition:
+            spec.condition = node.condition
+            for value, target in node.switch_cases.items():
+                spec.switch_cases.add(value=value, step=target)
         if node.is_join:
             spec.in_steps.extend(node.in_funcs)
             spec.closes = graph[node.in_funcs[0]].split_parents[-1]

@@ -47,6 +47,7 @@ COMPARED = {
     "tests/executor/flows/remote_branches.py": (),
     "tests/executor/flows/flaky_branch.py": (),
     "tests/sdk/flows/card_flow.py": (),
+    "tests/sdk/flows/switch_flow.py": ("--mode", "quick"),
 }
 # Flow files not compared here, and why.
 NOT_COMPARED = {

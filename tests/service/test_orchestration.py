@@ -88,7 +88,10 @@ def start(app: LedgerApplication, leased: executor_service_pb2.LeaseTaskResponse
 
 
 def succeed(
-    app: LedgerApplication, leased: executor_service_pb2.LeaseTaskResponse, num_splits: int = 0
+    app: LedgerApplication,
+    leased: executor_service_pb2.LeaseTaskResponse,
+    num_splits: int = 0,
+    switch_step: str = "",
 ) -> None:
     start(app, leased)
     report(
@@ -100,6 +103,7 @@ def succeed(
                 attempt=leased.task.attempt,
                 lease_id=leased.lease_id,
                 num_splits=num_splits,
+                switch_step=switch_step,
             ),
         ),
     )
@@ -502,3 +506,82 @@ def test_a_renewal_note_says_why_a_started_attempt_waits(app: LedgerApplication)
     assert reasons() == ["pending in Slurm (job 7): Resources"]
     assert renew("").keep_running  # it runs now
     assert reasons() == [""]
+
+
+# start -> switch on "mode": "full" runs prep then meet, "quick" goes straight to meet.
+SWITCH_GRAPH = records_pb2.FlowGraph(
+    steps=[
+        step("start", K.STEP_KIND_SWITCH, "prep", "meet", condition="mode",
+             switch_cases=[records_pb2.SwitchCase(value="full", step="prep"),
+                           records_pb2.SwitchCase(value="quick", step="meet")]),
+        step("prep", K.STEP_KIND_LINEAR, "meet"),
+        step("meet", K.STEP_KIND_LINEAR, "end"),
+        step("end", K.STEP_KIND_END),
+    ]
+)  # fmt: skip
+
+
+def test_a_switch_queues_only_the_case_its_task_chose(app: LedgerApplication) -> None:
+    submit(app, graph=SWITCH_GRAPH)
+    first = lease(app)
+    start(app, first)
+    # A case the switch does not have is refused, and changes nothing.
+    before = run_events(app)
+
+    def chose(case: str) -> events_pb2.Event:
+        succeeded = events_pb2.TaskSucceeded(
+            task=task_ref(first), attempt=0, lease_id=first.lease_id, switch_step=case
+        )
+        return events_pb2.Event(event_id=ev.new_id(), task_succeeded=succeeded)
+
+    with pytest.raises(InvalidArgument, match="chose 'end', which is none of its cases"):
+        report(app, chose("end"))
+    assert run_events(app) == before
+    report(app, chose("meet"))
+    chosen = lease(app)
+    assert (chosen.task.step_name, list(chosen.task.input_pathspecs)) == (
+        "meet",
+        ["Remote/1/start/1"],
+    )
+    succeed(app, chosen)
+    succeed(app, lease(app))
+    assert run_status(app) == (True, True)
+    assert "prep" not in {e.task_queued.task.step_name for e in run_events(app)
+                          if e.HasField("task_queued")}  # fmt: skip
+    live = read_models(app)
+    app.rebuild_projections()
+    assert read_models(app) == live
+
+
+def test_a_bad_switch_is_refused(app: LedgerApplication) -> None:
+    def with_start(**changes: object) -> records_pb2.FlowGraph:
+        graph = records_pb2.FlowGraph()
+        graph.CopyFrom(SWITCH_GRAPH)
+        for name, value in changes.items():
+            field = getattr(graph.steps[0], name)
+            if isinstance(value, list):
+                del field[:]
+                field.extend(value)
+            else:
+                setattr(graph.steps[0], name, value)
+        return graph
+
+    case = records_pb2.SwitchCase
+    for graph, message in [
+        (with_start(condition=""), "condition is missing"),
+        (with_start(condition="not valid"), "is not a valid Python identifier"),
+        (with_start(switch_cases=[]), "a switch needs at least one case"),
+        (with_start(switch_cases=[case(value="a", step="prep"), case(value="a", step="meet")]),
+         "names a case value twice"),
+        (with_start(switch_cases=[case(value="full", step="prep")]),
+         "a switch's cases go to exactly its next_steps"),
+    ]:  # fmt: skip
+        with pytest.raises(InvalidArgument, match=message):
+            submit(app, graph=graph)
+    plain = records_pb2.FlowGraph()
+    plain.CopyFrom(GRAPH)
+    plain.steps[1].condition = "mode"
+    with pytest.raises(InvalidArgument, match="only a switch step has a condition"):
+        submit(app, graph=plain)
+    with app.database.read() as tx:
+        assert tx.query_one("SELECT COUNT(*) FROM events") == (0,)

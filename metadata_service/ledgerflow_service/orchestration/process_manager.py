@@ -36,12 +36,14 @@ from ledgerflow.engine import (
     NextTask,
     RunGraph,
     Tally,
+    UnknownStep,
     after_lost,
     decide,
     in_join_order,
 )
 from ledgerflow.v1 import events_pb2, records_pb2
 
+from ledgerflow_service.errors import InvalidArgument
 from ledgerflow_service.orchestration import triggers
 from ledgerflow_service.read_models import graph as flow_graph
 from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow, task_ref
@@ -119,13 +121,14 @@ def _decide(
     if row is None or run.state != "running":
         return
     if kind == "task_succeeded" and row.state == "done":
-        splits = item.event.task_succeeded.num_splits
-        _queue_successors(fold, tx, run, graph, row, splits, cause, decided)
+        succeeded = item.event.task_succeeded
+        _queue_successors(fold, tx, run, graph, row, succeeded.num_splits, succeeded.switch_step,
+                          cause, decided)  # fmt: skip
     elif kind == "task_cloned" and row.state == "done":
         stack = tuple(f.index for f in row.foreach_stack)
-        clone = run.clones().get((row.step_name, stack))
-        splits = clone.num_splits if clone is not None else 0
-        _queue_successors(fold, tx, run, graph, row, splits, cause, decided)
+        clone = run.clones().get((row.step_name, stack)) or records_pb2.ClonedTask()
+        _queue_successors(fold, tx, run, graph, row, clone.num_splits, clone.switch_step,
+                          cause, decided)  # fmt: skip
     elif kind == "task_failed" and row.state == "failed":
         spec = flow_graph.step(graph, row.step_name)
         failed = item.event.task_failed
@@ -144,13 +147,18 @@ def _queue_successors(
     graph: RunGraph,
     row: QueueRow,
     splits: int,
+    switch_step: str,
     cause: str,
     decided: Decisions,
 ) -> None:
     """Queues what follows a task that is done (succeeded, or cloned); a foreach step
-    split into `splits` items."""
+    split into `splits` items, a switch chose `switch_step`."""
     label = f"{row.step_name}/{row.task_id}"
-    for successor in graph.successors(row.step_name, row.foreach_stack, splits, label):
+    try:
+        following = graph.successors(row.step_name, row.foreach_stack, splits, label, switch_step)
+    except UnknownStep as error:  # a client's TaskSucceeded named no case of the switch
+        raise InvalidArgument(f"task_succeeded.switch_step: {error}") from None
+    for successor in following:
         if isinstance(successor, NextTask):
             _queue_new(fold, run, decided, cause, successor.step, [row.task_pathspec],
                        successor.foreach_stack, successor.reason)  # fmt: skip

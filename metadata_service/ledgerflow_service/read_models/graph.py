@@ -65,6 +65,10 @@ def check(graph: records_pb2.FlowGraph, field: str = "graph", *, orchestrated: b
             raise InvalidArgument(f"{where}: only the end step has no next steps")
         if spec.kind == K.STEP_KIND_FOREACH and len(spec.next_steps) != 1:
             raise InvalidArgument(f"{where}: a foreach goes to exactly one step")
+        if spec.kind == K.STEP_KIND_SWITCH:
+            _check_switch(where, spec)
+        elif spec.condition or spec.switch_cases:
+            raise InvalidArgument(f"{where}: only a switch step has a condition and cases")
         if spec.kind == K.STEP_KIND_JOIN and (not spec.in_steps or not spec.closes):
             raise InvalidArgument(f"{where}: a join names its in_steps and the step it closes")
         resources = spec.resources
@@ -90,6 +94,21 @@ def check(graph: records_pb2.FlowGraph, field: str = "graph", *, orchestrated: b
         raise InvalidArgument(f"{name}: {problem}")
 
 
+def _check_switch(where: str, spec: records_pb2.StepSpec) -> None:
+    """A switch names the artifact that picks its case, and each case one of its
+    next steps (each of which some case names)."""
+    check_identifier(f"{where}: condition", spec.condition)
+    if not spec.switch_cases:
+        raise InvalidArgument(f"{where}: a switch needs at least one case")
+    values = [case.value for case in spec.switch_cases]
+    if len(set(values)) != len(values):
+        raise InvalidArgument(f"{where}: a switch names a case value twice")
+    for value in values:
+        check_text(f"{where}: switch case value", value)
+    if {case.step for case in spec.switch_cases} != set(spec.next_steps):
+        raise InvalidArgument(f"{where}: a switch's cases go to exactly its next_steps")
+
+
 @functools.lru_cache(maxsize=256)
 def parse_resume(blob: bytes) -> dict[tuple[str, tuple[int, ...]], records_pb2.ClonedTask]:
     """A remote resume's clones by (step, foreach indices) (cached; do not change)."""
@@ -98,13 +117,21 @@ def parse_resume(blob: bytes) -> dict[tuple[str, tuple[int, ...]], records_pb2.C
 
 
 def check_resume(graph: records_pb2.FlowGraph, plan: records_pb2.ResumePlan) -> None:
-    names = {s.name for s in graph.steps}
+    steps = {s.name: s for s in graph.steps}
     if len(plan.clones) > MAX_CLONES:
         raise InvalidArgument(f"run_started.resume clones at most {MAX_CLONES} tasks")
     check_int64("run_started.resume.first_task_id", plan.first_task_id)
     for clone in plan.clones:
-        if clone.step_name not in names:
+        if clone.step_name not in steps:
             raise InvalidArgument(f"run_started.resume clones a task of {clone.step_name!r}, "
                                   "which is not a step")  # fmt: skip
         if not clone.origin_task_id:
             raise InvalidArgument("run_started.resume: a clone names no origin_task_id")
+        spec = steps[clone.step_name]
+        if (spec.kind == K.STEP_KIND_SWITCH) != bool(clone.switch_step) or (
+            clone.switch_step and clone.switch_step not in spec.next_steps
+        ):
+            raise InvalidArgument(
+                f"run_started.resume: the clone of {clone.step_name!r} must name one case "
+                "of the switch, and only a switch's clone names one"
+            )

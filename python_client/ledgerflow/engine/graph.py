@@ -91,13 +91,28 @@ class RunGraph:
         return name in self._steps
 
     def successors(
-        self, step_name: str, stack: Sequence[Frame], num_splits: int, label: str
+        self,
+        step_name: str,
+        stack: Sequence[Frame],
+        num_splits: int,
+        label: str,
+        switch_step: str = "",
     ) -> list[NextTask | JoinArrival]:
         """What follows a task of `step_name` that succeeded (or was cloned) under
-        foreach frames `stack`; a foreach step split into `num_splits` items. `label`
-        names the finished task in the reasons (e.g. ``start/1``)."""
+        foreach frames `stack`; a foreach step split into `num_splits` items, a switch
+        chose `switch_step`. `label` names the finished task in the reasons (e.g.
+        ``start/1``)."""
         spec = self.step(step_name)
         reason = f"after {label}"
+        if spec.kind == K.STEP_KIND_SWITCH:
+            if switch_step not in spec.next_steps:
+                raise UnknownStep(
+                    f"switch {step_name!r} chose {switch_step!r}, which is none of its cases"
+                )
+            targets: Sequence[str] = [switch_step]
+            reason = f"case {switch_step} {reason}"
+        else:
+            targets = spec.next_steps
         if spec.kind == K.STEP_KIND_FOREACH:
             target = spec.next_steps[0]
             return [
@@ -109,7 +124,7 @@ class RunGraph:
                 for index in range(num_splits)
             ]
         found: list[NextTask | JoinArrival] = []
-        for target in spec.next_steps:
+        for target in targets:
             if self.step(target).kind == K.STEP_KIND_JOIN:
                 found.append(self.arrival(target, step_name, stack))
             else:

@@ -35,6 +35,8 @@ class TaskOutcome:
     artifacts: list[records_pb2.Artifact] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
     num_splits: int = 0
+    # For a switch: the case its condition chose.
+    switch_step: str = ""
     caught: bool = False
     error_type: str = ""
     error_message: str = ""
@@ -150,7 +152,11 @@ def outcome_events(
     found.extend(lineage_events(outcome.lineage, task, attempt, lease_id))
     if outcome.ok:
         succeeded = events_pb2.TaskSucceeded(
-            task=task, attempt=attempt, lease_id=lease_id, num_splits=outcome.num_splits
+            task=task,
+            attempt=attempt,
+            lease_id=lease_id,
+            num_splits=outcome.num_splits,
+            switch_step=outcome.switch_step,
         )
         found.append(new_event(task_succeeded=succeeded))
     else:

@@ -27,7 +27,7 @@ from ledgerflow.runtime.identity import new_run_id, run_system_tags, task_pathsp
 from ledgerflow.runtime.progress import RunReporter
 from ledgerflow.runtime.resume import ResumeOrigin
 from ledgerflow.runtime.run_events import retry_delays
-from ledgerflow.runtime.task import NUM_SPLITS_ARTIFACT
+from ledgerflow.runtime.task import transition_of
 from ledgerflow.v1 import events_pb2, records_pb2
 from ledgerflow.v1 import executor_service_pb2 as executor_api
 from ledgerflow.v1 import ledger_service_pb2 as ledger_api
@@ -43,12 +43,9 @@ def resume_plan(origin: ResumeOrigin, graph: FlowGraph, store: Any) -> records_p
     for (step_name, indices), (task_id, artifacts) in sorted(origin.tasks.items()):
         if step_name not in origin.clone_steps:
             continue
-        splits = 0
-        if graph[step_name].foreach_param:
-            record = artifacts[NUM_SPLITS_ARTIFACT]
-            splits = int(store.load(record.content_key, record.serializer))
+        splits, switch_step = transition_of(graph[step_name], artifacts, store)
         plan.clones.add(step_name=step_name, foreach_indices=indices, origin_task_id=task_id,
-                        num_splits=splits)  # fmt: skip
+                        num_splits=splits, switch_step=switch_step)  # fmt: skip
     return plan
 
 

@@ -59,11 +59,11 @@ from ledgerflow.runtime.progress import RunReporter
 from ledgerflow.runtime.resume import ResumeOrigin
 from ledgerflow.runtime.run_events import append_with_retries, heartbeat_seconds, log_seconds
 from ledgerflow.runtime.task import (
-    NUM_SPLITS_ARTIFACT,
     TaskInput,
     TaskRequest,
     TaskSpec,
     child_main,
+    transition_of,
 )
 from ledgerflow.v1 import events_pb2, records_pb2
 
@@ -96,6 +96,7 @@ class FinishedTask:
     artifacts: dict[str, records_pb2.Artifact]
     num_splits: int
     foreach_stack: list[tuple[str, int, int]]
+    switch_step: str = ""
 
 
 @dataclass
@@ -377,7 +378,8 @@ class LocalRuntime:
             self.reporter.task_finished(spec.step_name, spec.task_id, True, seconds, note)
             artifacts = {a.name: a for a in outcome.artifacts}
             finished = FinishedTask(spec.step_name, spec.task_id, task_pathspec(ref), artifacts,
-                                    outcome.num_splits, spec.foreach_stack)  # fmt: skip
+                                    outcome.num_splits, spec.foreach_stack,
+                                    outcome.switch_step)  # fmt: skip
             self._on_success(finished)
             return
         self.reporter.task_finished(spec.step_name, spec.task_id, False, seconds,
@@ -427,12 +429,9 @@ class LocalRuntime:
             )
         )
         self.reporter.task_cloned(spec.step_name, spec.task_id, origin_path)
-        num_splits = 0
-        if NUM_SPLITS_ARTIFACT in artifacts:
-            record = artifacts[NUM_SPLITS_ARTIFACT]
-            num_splits = int(self.store.load(record.content_key, record.serializer))
+        num_splits, switch_step = transition_of(self.graph[spec.step_name], artifacts, self.store)
         self._on_success(FinishedTask(spec.step_name, spec.task_id, task_pathspec(ref), artifacts,
-                                      num_splits, spec.foreach_stack))  # fmt: skip
+                                      num_splits, spec.foreach_stack, switch_step))  # fmt: skip
 
     def _on_success(self, task: FinishedTask) -> None:
         if task.step_name == "end":
@@ -441,7 +440,7 @@ class LocalRuntime:
         as_input = TaskInput(task.step_name, task.pathspec, task.artifacts)
         label = f"{task.step_name}/{task.task_id}"
         following = self.rules.successors(
-            task.step_name, _frames(task.foreach_stack), task.num_splits, label
+            task.step_name, _frames(task.foreach_stack), task.num_splits, label, task.switch_step
         )
         for successor in following:
             if isinstance(successor, NextTask):

@@ -27,8 +27,8 @@ from typing import Any, NoReturn
 from ledgerflow import _lineage
 from ledgerflow._current import current
 from ledgerflow._decorators import step_options
-from ledgerflow._flowspec import FlowSpecBase, Inputs, InputView, _ArtifactReader
-from ledgerflow._graph import FlowGraph
+from ledgerflow._flowspec import FlowSpecBase, Inputs, InputView, Transition, _ArtifactReader
+from ledgerflow._graph import FlowGraph, StepNode
 from ledgerflow.datastore.content import (
     R_SERIALIZER,
     ArtifactSerializationError,
@@ -41,6 +41,9 @@ from ledgerflow.exceptions import CaughtException, TooManySplits
 from ledgerflow.v1 import records_pb2
 
 NUM_SPLITS_ARTIFACT = "_foreach_num_splits"
+# A switch task's chosen case, kept with its artifacts so that a resume that clones the
+# task knows where the run went on (as _foreach_num_splits tells a foreach's count).
+SWITCH_STEP_ARTIFACT = "_switch_step"
 
 
 @dataclass
@@ -135,6 +138,32 @@ def _user_traceback(error: BaseException) -> str:
 
 # The longest artifact name the ledger keeps (ledgerflow_service.names.check_identifier).
 _MAX_ARTIFACT_NAME = 128
+
+
+def _transition_artifacts(transition: Transition) -> dict[str, Any]:
+    """The hidden artifacts that let a resume follow a cloned task as the run did."""
+    if transition.foreach:
+        return {NUM_SPLITS_ARTIFACT: transition.num_splits}
+    if transition.switch_step:
+        return {SWITCH_STEP_ARTIFACT: transition.switch_step}
+    return {}
+
+
+def transition_of(
+    node: StepNode, artifacts: dict[str, records_pb2.Artifact], store: Any
+) -> tuple[int, str]:
+    """Where a finished task of `node` let its run go on, read back from its hidden
+    artifacts (a resume clones it): a foreach's item count, a switch's chosen case.
+    (Later steps inherit these artifacts too: only the step's own kind is read.)"""
+
+    def load(name: str) -> Any:
+        return store.load(artifacts[name].content_key, artifacts[name].serializer)
+
+    if node.foreach_param:
+        return int(load(NUM_SPLITS_ARTIFACT)), ""
+    if node.condition:
+        return 0, str(load(SWITCH_STEP_ARTIFACT))
+    return 0, ""
 
 
 def _store_artifacts(
@@ -239,6 +268,7 @@ def _run_step(context: TaskContext) -> TaskOutcome:
         step_name=spec.step_name,
         step_names=set(graph.nodes),
         out_funcs=node.out_funcs,
+        switch_cases=node.switch_cases,
         inherited=inherited,
         foreach_stack=spec.foreach_stack,
         foreach_params={n.name: n.foreach_param for n in graph if n.foreach_param},
@@ -265,19 +295,25 @@ def _run_step(context: TaskContext) -> TaskOutcome:
                 f"step {spec.step_name!r} returned without calling "
                 "self.next(): end every path with self.next(...)"
             )
-        next_steps, foreach, num_splits = flow._transition or ([], None, 0)
-        too_many = foreach and splits_problem(spec.step_name, num_splits, spec.max_num_splits)
+        transition = flow._transition or Transition([])
+        too_many = transition.foreach and splits_problem(
+            spec.step_name, transition.num_splits, spec.max_num_splits
+        )
         if too_many:
             raise TooManySplits(too_many)
-        extra: dict[str, Any] = {NUM_SPLITS_ARTIFACT: num_splits} if foreach else {}
+        extra = _transition_artifacts(transition)
         if spec.catch_var:  # as in Metaflow: no exception, so the variable holds None
             extra[spec.catch_var] = None
         artifacts = _store_artifacts(flow, store, spec.step_name, extra)
         return TaskOutcome(
-            ok=True, artifacts=artifacts, next_steps=next_steps, num_splits=num_splits
+            ok=True,
+            artifacts=artifacts,
+            next_steps=transition.next_steps,
+            num_splits=transition.num_splits,
+            switch_step=transition.switch_step,
         )
     except (Exception, SystemExit) as error:  # sys.exit() in a step fails the step
-        return _failed(flow, store, spec, node.out_funcs, error)
+        return _failed(flow, store, spec, node, error)
 
 
 class _FailedBefore(Exception):
@@ -292,7 +328,7 @@ def _failed(
     flow: FlowSpecBase,
     store: ContentStore,
     spec: TaskSpec,
-    out_funcs: list[str],
+    node: StepNode,
     error: BaseException,
 ) -> TaskOutcome:
     """The outcome of a step that raised: a failure, or under @catch (its last attempt,
@@ -315,9 +351,27 @@ def _failed(
     )
     if not caught:
         return failed
-    # @catch: the step failed for good; record the error and go on.
+    # @catch: the step failed for good; record the error and go on (a switch goes on
+    # to the case its condition names, when the step set it before failing).
+    switch_step = ""
+    if node.condition:
+        try:
+            value = getattr(flow, node.condition)
+        except Exception:  # unset, or an inherited value that cannot load
+            value = None
+        switch_step = node.switch_cases.get(value, "") if isinstance(value, str) else ""
+        if not switch_step:
+            failed.error_message += (
+                f" (@catch cannot go on: self.{node.condition} names none of the switch's "
+                "cases, so no case can run)"
+            )
+            return failed
     qualified = kind if isinstance(error, _FailedBefore) else _qualified_name(type(error))
-    extra = {spec.catch_var: CaughtException(qualified, message, text)} if spec.catch_var else {}
+    extra: dict[str, Any] = {}
+    if spec.catch_var:
+        extra[spec.catch_var] = CaughtException(qualified, message, text)
+    if switch_step:
+        extra[SWITCH_STEP_ARTIFACT] = switch_step
     flow._transition = None
     try:
         artifacts = _store_artifacts(flow, store, spec.step_name, extra)
@@ -326,7 +380,8 @@ def _failed(
     return TaskOutcome(
         ok=True,
         artifacts=artifacts,
-        next_steps=list(out_funcs),
+        next_steps=[switch_step] if switch_step else list(node.out_funcs),
+        switch_step=switch_step,
         caught=True,
         error_type=failed.error_type,
         error_message=failed.error_message,

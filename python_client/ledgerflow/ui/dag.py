@@ -1,8 +1,9 @@
 """A run's graph as SVG, drawn on the server: steps in layers (a step one layer below
 the deepest step that feeds it), each a box colored by its tasks' states with its task
 counts (dashed while none has started), edges from the steps that feed it (dashed out of
-a foreach: its fan-out). The step a foreach fans out to shows as one box with its count
-of tasks ("98/100 tasks"), so a run of 10,000 tasks draws as fast as one of ten."""
+a foreach: its fan-out; dotted out of a switch: one of its cases runs). The step a
+foreach fans out to shows as one box with its count of tasks ("98/100 tasks"), so a run
+of 10,000 tasks draws as fast as one of ten."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from html import escape
 from ledgerflow.ui.model import StepView
 
 BOX_WIDTH, BOX_HEIGHT, GAP_X, GAP_Y = 170, 46, 30, 44
+# Dashed out of a foreach (its fan-out); dotted out of a switch (one case runs).
+_EDGE_CLASSES = {"foreach": "edge fanout", "switch": "edge case"}
 
 
 def layers(steps: dict[str, StepView]) -> list[list[str]]:
@@ -50,7 +53,7 @@ def svg(steps: dict[str, StepView], link: str) -> str:
         for feeder in sorted(view.inputs):
             if feeder in place:
                 x1, y1 = place[feeder]
-                kind = "edge fanout" if steps[feeder].kind == "foreach" else "edge"
+                kind = _EDGE_CLASSES.get(steps[feeder].kind, "edge")
                 parts.append(
                     f'<line class="{kind}" x1="{x1 + BOX_WIDTH // 2}" y1="{y1 + BOX_HEIGHT}" '
                     f'x2="{x2 + BOX_WIDTH // 2}" y2="{y2}"/>'
@@ -61,7 +64,7 @@ def svg(steps: dict[str, StepView], link: str) -> str:
         label = f"{done}/{view.total} task" + ("s" if view.total > 1 else "")
         if not view.total:
             label = "not started"
-        kind = f" ({view.kind})" if view.kind in ("split", "foreach", "join") else ""
+        kind = f" ({view.kind})" if view.kind in ("split", "foreach", "join", "switch") else ""
         # A step with no task yet has no page to link to.
         opening = (f'<a href="{escape(link.format(step=name))}" ' if view.total
                    else "<g ")  # fmt: skip

@@ -204,16 +204,18 @@ class CardsRecorded(_message.Message):
     def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., cards: _Optional[_Iterable[_Union[_records_pb2.Card, _Mapping]]] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class TaskSucceeded(_message.Message):
-    __slots__ = ("task", "attempt", "lease_id", "num_splits")
+    __slots__ = ("task", "attempt", "lease_id", "num_splits", "switch_step")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_SPLITS_FIELD_NUMBER: _ClassVar[int]
+    SWITCH_STEP_FIELD_NUMBER: _ClassVar[int]
     task: TaskRef
     attempt: int
     lease_id: str
     num_splits: int
-    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., lease_id: _Optional[str] = ..., num_splits: _Optional[int] = ...) -> None: ...
+    switch_step: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., lease_id: _Optional[str] = ..., num_splits: _Optional[int] = ..., switch_step: _Optional[str] = ...) -> None: ...
 
 class TaskFailed(_message.Message):
     __slots__ = ("task", "attempt", "error_type", "error_message", "traceback", "lease_id", "kind")

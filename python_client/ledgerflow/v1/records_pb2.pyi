@@ -19,6 +19,7 @@ class StepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STEP_KIND_FOREACH: _ClassVar[StepKind]
     STEP_KIND_JOIN: _ClassVar[StepKind]
     STEP_KIND_END: _ClassVar[StepKind]
+    STEP_KIND_SWITCH: _ClassVar[StepKind]
 
 class FailureKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -51,6 +52,7 @@ STEP_KIND_SPLIT: StepKind
 STEP_KIND_FOREACH: StepKind
 STEP_KIND_JOIN: StepKind
 STEP_KIND_END: StepKind
+STEP_KIND_SWITCH: StepKind
 FAILURE_KIND_UNSPECIFIED: FailureKind
 FAILURE_KIND_EXCEPTION: FailureKind
 FAILURE_KIND_TIMEOUT: FailureKind
@@ -170,8 +172,16 @@ class FlowGraph(_message.Message):
     steps: _containers.RepeatedCompositeFieldContainer[StepSpec]
     def __init__(self, steps: _Optional[_Iterable[_Union[StepSpec, _Mapping]]] = ...) -> None: ...
 
+class SwitchCase(_message.Message):
+    __slots__ = ("value", "step")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    step: str
+    def __init__(self, value: _Optional[str] = ..., step: _Optional[str] = ...) -> None: ...
+
 class StepSpec(_message.Message):
-    __slots__ = ("name", "kind", "next_steps", "in_steps", "closes", "resources", "retries", "minutes_between_retries", "catch", "catch_var", "catch_print", "timeout_seconds", "queue", "image", "max_num_splits")
+    __slots__ = ("name", "kind", "next_steps", "in_steps", "closes", "resources", "retries", "minutes_between_retries", "catch", "catch_var", "catch_print", "timeout_seconds", "queue", "image", "max_num_splits", "condition", "switch_cases")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     NEXT_STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +197,8 @@ class StepSpec(_message.Message):
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MAX_NUM_SPLITS_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    SWITCH_CASES_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: StepKind
     next_steps: _containers.RepeatedScalarFieldContainer[str]
@@ -202,7 +214,9 @@ class StepSpec(_message.Message):
     queue: str
     image: str
     max_num_splits: int
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[StepKind, str]] = ..., next_steps: _Optional[_Iterable[str]] = ..., in_steps: _Optional[_Iterable[str]] = ..., closes: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., retries: _Optional[int] = ..., minutes_between_retries: _Optional[float] = ..., catch: _Optional[bool] = ..., catch_var: _Optional[str] = ..., catch_print: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., queue: _Optional[str] = ..., image: _Optional[str] = ..., max_num_splits: _Optional[int] = ...) -> None: ...
+    condition: str
+    switch_cases: _containers.RepeatedCompositeFieldContainer[SwitchCase]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[StepKind, str]] = ..., next_steps: _Optional[_Iterable[str]] = ..., in_steps: _Optional[_Iterable[str]] = ..., closes: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., retries: _Optional[int] = ..., minutes_between_retries: _Optional[float] = ..., catch: _Optional[bool] = ..., catch_var: _Optional[str] = ..., catch_print: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., queue: _Optional[str] = ..., image: _Optional[str] = ..., max_num_splits: _Optional[int] = ..., condition: _Optional[str] = ..., switch_cases: _Optional[_Iterable[_Union[SwitchCase, _Mapping]]] = ...) -> None: ...
 
 class ResumePlan(_message.Message):
     __slots__ = ("clones", "first_task_id")
@@ -213,16 +227,18 @@ class ResumePlan(_message.Message):
     def __init__(self, clones: _Optional[_Iterable[_Union[ClonedTask, _Mapping]]] = ..., first_task_id: _Optional[int] = ...) -> None: ...
 
 class ClonedTask(_message.Message):
-    __slots__ = ("step_name", "foreach_indices", "origin_task_id", "num_splits")
+    __slots__ = ("step_name", "foreach_indices", "origin_task_id", "num_splits", "switch_step")
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
     FOREACH_INDICES_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_SPLITS_FIELD_NUMBER: _ClassVar[int]
+    SWITCH_STEP_FIELD_NUMBER: _ClassVar[int]
     step_name: str
     foreach_indices: _containers.RepeatedScalarFieldContainer[int]
     origin_task_id: str
     num_splits: int
-    def __init__(self, step_name: _Optional[str] = ..., foreach_indices: _Optional[_Iterable[int]] = ..., origin_task_id: _Optional[str] = ..., num_splits: _Optional[int] = ...) -> None: ...
+    switch_step: str
+    def __init__(self, step_name: _Optional[str] = ..., foreach_indices: _Optional[_Iterable[int]] = ..., origin_task_id: _Optional[str] = ..., num_splits: _Optional[int] = ..., switch_step: _Optional[str] = ...) -> None: ...
 
 class QueuedTask(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "task_id", "pathspec", "attempt", "state", "input_pathspecs", "foreach_stack", "resources", "queue", "queued_at", "executor_id", "lease_expires_at", "waiting_reason", "failures")
