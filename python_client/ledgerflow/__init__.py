@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ledgerflow._current import current
-    from ledgerflow._decorators import catch, environment, resources, retry, step, timeout
+    from ledgerflow._decorators import (
+        catch,
+        environment,
+        parallel,
+        resources,
+        retry,
+        step,
+        timeout,
+    )
+    from ledgerflow._flow_config import Config, config_expr
     from ledgerflow._flow_decorators import (
         notify,
         project,
@@ -69,7 +78,10 @@ if TYPE_CHECKING:
 # its flow uses (the client API, hosting and S3 together cost ~60 ms of a task's start).
 _LAZY = {
     "ledgerflow._current": ("current",),
-    "ledgerflow._decorators": ("catch", "environment", "resources", "retry", "step", "timeout"),
+    "ledgerflow._decorators": (
+        "catch", "environment", "parallel", "resources", "retry", "step", "timeout",
+    ),
+    "ledgerflow._flow_config": ("Config", "config_expr"),
     "ledgerflow._flow_decorators": (
         "notify", "project", "schedule", "trigger", "trigger_on_finish",
     ),
@@ -108,6 +120,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "S3",
+    "Config",
     "DataArtifact",
     "Deployer",
     "Flow",
@@ -132,6 +145,7 @@ __all__ = [
     "WebServiceSpec",
     "card",
     "catch",
+    "config_expr",
     "current",
     "default_metadata",
     "default_namespace",
@@ -142,6 +156,7 @@ __all__ = [
     "metadata",
     "namespace",
     "notify",
+    "parallel",
     "project",
     "publish_event",
     "resources",

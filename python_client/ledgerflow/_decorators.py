@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ledgerflow._flow_config import deferrable
+
 F = Callable[..., Any]
 _OPTIONS = "_ledgerflow_options"
 
@@ -50,6 +52,8 @@ class StepOptions:
     catch: Catch | None = None
     timeout: Timeout | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    # @parallel: the step's tasks are a gang (see `parallel`).
+    parallel: bool = False
     # Decorators that act in the task process around the step (@card): see TaskHook.
     hooks: list[Any] = field(default_factory=list)
 
@@ -94,6 +98,7 @@ def _attach(func: F, name: str, value: Any) -> F:
     return func
 
 
+@deferrable
 def resources(
     func: F | None = None, *, cpu: float = 1, gpu: int = 0, memory: int = 4096, image: str = ""
 ) -> Any:
@@ -108,6 +113,7 @@ def resources(
     return _attach(func, "resources", value) if func else (lambda f: _attach(f, "resources", value))
 
 
+@deferrable
 def retry(func: F | None = None, *, times: int = 3, minutes_between_retries: float = 2) -> Any:
     """Runs the step again (up to `times` more attempts) when it fails of its own
     doing (an exception, a timeout, a kill): at once in a local run, after
@@ -118,6 +124,7 @@ def retry(func: F | None = None, *, times: int = 3, minutes_between_retries: flo
     return _attach(func, "retry", value) if func else (lambda f: _attach(f, "retry", value))
 
 
+@deferrable
 def catch(func: F | None = None, *, var: str | None = None, print_exception: bool = True) -> Any:
     """When the step still fails after its retries, stores the exception in artifact
     `var` (if given; None when nothing failed) and lets the flow go on; an attempt that
@@ -128,6 +135,7 @@ def catch(func: F | None = None, *, var: str | None = None, print_exception: boo
     return _attach(func, "catch", value) if func else (lambda f: _attach(f, "catch", value))
 
 
+@deferrable
 def timeout(
     func: F | None = None, *, seconds: float = 0, minutes: float = 0, hours: float = 0
 ) -> Any:
@@ -139,6 +147,7 @@ def timeout(
     return _attach(func, "timeout", value) if func else (lambda f: _attach(f, "timeout", value))
 
 
+@deferrable
 def environment(func: F | None = None, *, vars: dict[str, str] | None = None) -> Any:
     """Sets environment variables for the step's tasks (``@environment(vars={...})``,
     as in Metaflow): names must be valid variable names and values texts."""
@@ -155,3 +164,12 @@ def environment(func: F | None = None, *, vars: dict[str, str] | None = None) ->
         if func
         else (lambda f: _attach(f, "environment", value))
     )
+
+
+def parallel(func: F | None = None) -> Any:
+    """Makes the step a gang: ``self.next(self.train, num_parallel=4)`` starts four of
+    its tasks together (on one executor, one Slurm job or one Kubernetes indexed Job),
+    each told its place in ``current.parallel`` (node_index, num_nodes, main_ip), as
+    distributed training needs. The step after it joins them (``def join(self,
+    inputs)``), as after a foreach."""
+    return _attach(func, "parallel", True) if func else (lambda f: _attach(f, "parallel", True))

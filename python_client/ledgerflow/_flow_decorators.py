@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from ledgerflow._flow_config import deferrable
 from ledgerflow.engine.projects import ProjectError, check_project
 from ledgerflow.engine.schedules import ScheduleError, schedule_message
 from ledgerflow.engine.triggers import TriggerError, check_event_name, notify_message
@@ -20,6 +21,7 @@ _TRIGGER_ON_FINISH = "_ledgerflow_trigger_on_finish"
 _NOTIFY = "_ledgerflow_notify"
 
 
+@deferrable
 def schedule(
     cls: Any = None,
     *,
@@ -53,6 +55,7 @@ def schedule(
     return attach(cls) if cls is not None else attach
 
 
+@deferrable
 def project(cls: Any = None, *, name: str | None = None) -> Any:
     """Puts the flow in a project: its runs and deployments belong to a branch
     (``user.NAME`` by default, ``test.B`` with ``--branch B``, ``prod`` with
@@ -105,6 +108,7 @@ def _attach(cls: Any, attribute: str, found: Any, *, append: bool = False) -> An
     return attach(cls) if cls is not None else attach
 
 
+@deferrable
 def trigger(cls: Any = None, *, event: str | None = None, events: list[str] | None = None) -> Any:
     """Starts a run of the deployed flow each time someone publishes the event
     (``ledgerflow events publish NAME`` or ``ledgerflow.publish_event(NAME, payload)``).
@@ -118,6 +122,7 @@ def trigger(cls: Any = None, *, event: str | None = None, events: list[str] | No
     return _attach(cls, _TRIGGER_EVENTS, found)
 
 
+@deferrable
 def trigger_on_finish(
     cls: Any = None, *, flow: str | None = None, flows: list[str] | None = None
 ) -> Any:
@@ -133,6 +138,7 @@ def trigger_on_finish(
     return _attach(cls, _TRIGGER_ON_FINISH, found)
 
 
+@deferrable
 def notify(
     cls: Any = None,
     *,

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ledgerflow._flow_config import Config
 from ledgerflow.datastore.content import ContentStore
 from ledgerflow.exceptions import InvalidArtifact, InvalidNextCall, MergeArtifactsException
 from ledgerflow.v1 import records_pb2
@@ -20,7 +21,8 @@ _IMMUTABLE = (bytes, str, int, float, complex, bool, type(None), tuple, frozense
 @dataclass(frozen=True)
 class Transition:
     """What a step's ``self.next()`` said: the steps that follow; for a foreach, the
-    list's name and length; for a switch, the case its condition chose."""
+    list's name and length (num_parallel: no list, the gang's size); for a switch,
+    the case its condition chose."""
 
     next_steps: list[str]
     foreach: str | None = None
@@ -132,7 +134,12 @@ class FlowSpecBase:
     def __setattr__(self, name: str, value: Any) -> None:
         flow_class: type = type(self)
         if name in _read_only_names(flow_class) and "_inherited" in self.__dict__:
-            what = "a Parameter" if name in self.__dict__ else "a constant of the flow class"
+            declared = getattr(flow_class, name, None)
+            what = (
+                "a Config" if isinstance(declared, Config)
+                else "a Parameter" if name in self.__dict__
+                else "a constant of the flow class"
+            )  # fmt: skip
             raise AttributeError(
                 f"cannot set self.{name} in step {self._step_name!r}: it is {what}, "
                 f"read-only while the flow runs; store the new value under another name"
@@ -155,10 +162,17 @@ class FlowSpecBase:
 
     # ---- the API a step uses ------------------------------------------------------
 
-    def next(self, *steps: Any, foreach: str | None = None, condition: str | None = None) -> None:
+    def next(
+        self,
+        *steps: Any,
+        foreach: str | None = None,
+        condition: str | None = None,
+        num_parallel: int | None = None,
+    ) -> None:
         """Names the step(s) that run after this one; foreach='x' runs the next step
         once per item of the artifact self.x; a dict of cases with condition='x' runs
-        the one case that self.x names (a switch)."""
+        the one case that self.x names (a switch); num_parallel=N starts N tasks of a
+        @parallel step together (a gang)."""
         if self.__dict__.get("_transition") is not None:
             raise InvalidNextCall(f"step {self._step_name!r} called self.next() twice")
         if condition is not None or any(isinstance(target, dict) for target in steps):
@@ -169,6 +183,13 @@ class FlowSpecBase:
             raise InvalidNextCall(
                 f"step {self._step_name!r} went to {names} but its code says {self._out_funcs}"
             )
+        if num_parallel is not None:
+            if isinstance(num_parallel, bool) or not isinstance(num_parallel, int):
+                raise InvalidNextCall(f"num_parallel= takes a whole number, got {num_parallel!r}")
+            if num_parallel < 1:
+                raise InvalidNextCall(f"num_parallel={num_parallel}: a gang needs at least 1 node")
+            self._transition = Transition(names, num_splits=num_parallel)
+            return
         num_splits = 0
         if foreach is not None:
             try:
@@ -231,6 +252,11 @@ class FlowSpecBase:
         if not self.__dict__.get("_foreach_stack"):
             raise AttributeError("self.input exists only in steps inside a foreach")
         split_step, index, _ = self._foreach_stack[-1]
+        if split_step not in self._foreach_params:
+            raise AttributeError(
+                "a @parallel step has no self.input: current.parallel.node_index says "
+                "which node of the gang this task is"
+            )
         return getattr(self, self._foreach_params[split_step])[index]
 
     @property

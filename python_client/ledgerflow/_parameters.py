@@ -4,12 +4,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ledgerflow._flow_config import has_deferred
 
 if TYPE_CHECKING:
     from ledgerflow.datastore.content import ContentStore
+
+
+class Recorded(Protocol):
+    """What the run records a value with: a Parameter, or a config's ConfigRecord."""
+
+    def record(self, value: Any, store: ContentStore) -> str: ...
+
+    def restore(self, recorded: str, store: ContentStore) -> Any: ...
 
 
 class JSONType:
@@ -56,13 +67,27 @@ class Parameter:
         example = default
         if separator is not None and isinstance(default, (list, tuple)):
             example = default[0] if default else None  # a list's items' type
-        inferred = None if example is None or self.default_is_function else builtins_type(example)
+        waits = example is None or self.default_is_function or has_deferred(default)
+        inferred = None if waits else builtins_type(example)
         # A function's result is kept as it is unless type= says what it must be.
         self.type_given = type is not None
         self.type = type or inferred or str
         self.help = help
+        self.required_given = required
         self.required = required if required is not None else default is None
         self.separator = separator
+
+    def settle_default(self, value: Any) -> None:
+        """Sets the default a config gave (``default=config.alpha``), once the configs
+        are loaded, and the type it implies when ``type=`` gave none."""
+        self.default = value
+        example = value
+        if self.separator is not None and isinstance(value, (list, tuple)):
+            example = value[0] if value else None
+        if not self.type_given:
+            self.type = (builtins_type(example) if example is not None else None) or str
+        if self.required_given is None:
+            self.required = value is None
 
     @property
     def environment_variable(self) -> str:
@@ -184,7 +209,7 @@ def builtins_type(value: Any) -> Any:
 
 
 def parameters_as_json(
-    values: dict[str, Any], params: dict[str, Any], store: ContentStore
+    values: dict[str, Any], params: Mapping[str, Recorded], store: ContentStore
 ) -> dict[str, str]:
     """The parameters as RunStarted records them (files go to `store`, see IncludeFile)."""
     return {
@@ -194,7 +219,7 @@ def parameters_as_json(
 
 
 def parameters_from_json(
-    recorded: Any, params: dict[str, Any], store: ContentStore
+    recorded: Any, params: Mapping[str, Recorded], store: ContentStore
 ) -> dict[str, Any]:
     """The values of a recorded run's parameters again (for resume)."""
     return {

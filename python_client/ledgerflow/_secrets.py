@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerflow._decorators import task_hooks
+from ledgerflow._flow_config import deferrable
 from ledgerflow.exceptions import LedgerflowException
 
 F = Callable[..., Any]
@@ -196,6 +197,7 @@ class SecretsHook:
         return []
 
 
+@deferrable
 def secrets(
     func: F | None = None,
     *,

@@ -159,6 +159,11 @@ def _arguments(
         elif isinstance(param, click.Option) and param.is_bool_flag:
             flag = param.opts[0] if value else next(iter(param.secondary_opts), None)
             options += [flag] if flag else []
+        elif isinstance(param, click.Option) and param.nargs > 1:
+            # (NAME, VALUE) pairs, e.g. config_value=[("config", {...})] or a dict of them
+            pairs = value.items() if isinstance(value, Mapping) else value
+            for pair in pairs if param.multiple else [value]:
+                options += [param.opts[0], *(_text(part) for part in pair)]
         elif isinstance(param, click.Option):
             many = param.multiple and isinstance(value, list | tuple | set | frozenset)
             for item in value if many else [value]:

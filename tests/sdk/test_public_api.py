@@ -3,6 +3,7 @@
 import ledgerflow
 
 EXPECTED = {
+    "Config",
     "DataArtifact",
     "Deployer",
     "Flow",
@@ -28,11 +29,13 @@ EXPECTED = {
     "WebServiceSpec",
     "card",
     "catch",
+    "config_expr",
     "current",
     "default_metadata",
     "default_namespace",
     "endpoint",
     "environment",
+    "parallel",
     "get_metadata",
     "get_namespace",
     "metadata",

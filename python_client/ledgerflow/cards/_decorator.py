@@ -18,6 +18,7 @@ from typing import Any
 
 from ledgerflow._current import current
 from ledgerflow._decorators import task_hooks
+from ledgerflow._flow_config import deferrable
 from ledgerflow.cards._default import default_components
 from ledgerflow.cards._page import render_page
 from ledgerflow.cards.components import CardComponent
@@ -42,6 +43,7 @@ class CardSpec:
         return f"id {self.id!r}" if self.id else f"type {self.type!r} (no id)"
 
 
+@deferrable
 def card(
     func: Callable[..., Any] | None = None,
     *,

@@ -18,6 +18,16 @@ from ledgerflow._graph import FlowGraph, InvalidGraph
 from ledgerflow._parameters import parameters_from_json
 from ledgerflow.cli.errors import friendly_errors
 from ledgerflow.cli.flow_cards import add_card_commands
+from ledgerflow.cli.flow_configs import (
+    CONFIG_OPTIONS,
+    ConfigValues,
+    apply_configs,
+    config_lines,
+    flow_configs,
+    load_configs,
+    origin_configs,
+    recorded_with,
+)
 from ledgerflow.cli.flow_options import (
     MAX_NUM_SPLITS_OPTION,
     PROJECT_OPTIONS,
@@ -70,8 +80,25 @@ def _group_help(name: str, doc: str | None) -> str:
     return f"{name}\n\n" + "\n\n".join(f"\b\n{p}" for p in paragraphs)
 
 
+# The commands that read the flow's definition load its configs from the command line
+# (each as it starts, so that `run --help` needs none); resume reads its origin's, a
+# task its run's, and the others need none.
+_LOADS_CONFIGS = ("run", "deploy", "show", "check")
+
+
+def _use_configs(session: Session, values: ConfigValues) -> None:
+    """Applies the configs to the flow class (decorators, defaults) for this command,
+    then chooses the @project branch (@project's name may read a config)."""
+    apply_configs(session.flow_class, session.graph, values)
+    session.config_values = dict(values)
+    session.project = flow_project(session.flow_class)
+    session.choose_branch(*session.branch_choice)
+
+
 def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
     params = flow_parameters(flow_class)
+    configs = flow_configs(flow_class, params)
+    recorded = recorded_with(params, configs)
 
     @click.group(help=_group_help(graph.name, flow_class.__doc__))
     @click.option(
@@ -93,6 +120,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         help="Which files beside the flow file its code package holds, by suffix.",
     )
     @with_options(PROJECT_OPTIONS)
+    @with_options(CONFIG_OPTIONS)
     @click.option(
         "--pylint/--no-pylint",
         default=None,
@@ -107,10 +135,22 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         package_suffixes: str,
         branch: str | None,
         production: bool,
+        config: tuple[tuple[str, str], ...],
+        config_value: tuple[tuple[str, str], ...],
         pylint: bool | None,
     ) -> None:
         ctx.obj = Session(flow_class, graph, metadata, datastore)
-        ctx.obj.choose_branch(branch, production)
+        command = ctx.invoked_subcommand
+        if (config or config_value) and command not in _LOADS_CONFIGS:
+            raise click.ClickException(
+                "resume reuses its origin run's configs: leave out --config and --config-value"
+                if command == "resume"
+                else f"--config and --config-value go with {', '.join(_LOADS_CONFIGS)}"
+            )
+        ctx.obj.config_options = (config, config_value)
+        ctx.obj.branch_choice = (branch, production)
+        if command not in (*_LOADS_CONFIGS, "resume"):  # those choose it with their configs
+            ctx.obj.choose_branch(branch, production)
         ctx.obj.package_suffixes = tuple(
             suffix.strip() for suffix in package_suffixes.split(",") if suffix.strip()
         )
@@ -118,6 +158,12 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
             pylint = os.environ.get("LEDGERFLOW_PYLINT", "1").lower() not in ("0", "false", "no")
         if pylint and ctx.invoked_subcommand in ("run", "resume", "check"):
             _lint(flow_class)
+
+    def load_given_configs(session: Session) -> None:
+        """The configs given before the command (or their defaults), for run, deploy,
+        show and check."""
+        files, texts = session.config_options
+        _use_configs(session, load_configs(graph.name, configs, files, texts))
 
     def parameter_options(command: Any) -> Any:
         """One option per parameter, named as Metaflow names it (``--movie_data`` for
@@ -148,15 +194,17 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         **raw: Any,
     ) -> None:
         """Run the flow from start to end."""
+        load_given_configs(session)
         defaults = step_defaults(with_, max_num_splits)
         if detach and not remote:
             raise click.UsageError("--detach goes with --remote")
         values = parameter_values(params, raw, session.graph.name, session.config.username)
+        values = {**values, **session.config_values}
         if remote:
-            submit_and_follow(session, values, params, tags, defaults, detach,
+            submit_and_follow(session, values, recorded, tags, defaults, detach,
                               run_id_file=run_id_file)  # fmt: skip
         execute_here(
-            session, values, params, max_workers, tags, defaults, launcher, code_package,
+            session, values, recorded, max_workers, tags, defaults, launcher, code_package,
             run_id_file=run_id_file,
         )  # fmt: skip
 
@@ -189,17 +237,20 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
 
         flow = session.graph.name
         origin_run = find_origin(session.metadata, flow, session.config.username, origin_run_id)
+        values = parameters_from_json(origin_run.parameters, recorded, session.store)
+        values.update(origin_configs(flow, configs, values))
+        _use_configs(session, {name: values[name] for name in configs})
         origin = plan_resume(session.metadata, session.graph, origin_run, step)
         click.echo(
             f"Resuming {flow}/{origin.run_id} from step {origin.from_step!r}: "
             f"cloning {', '.join(sorted(origin.clone_steps)) or 'nothing'}"
         )
-        values = parameters_from_json(origin_run.parameters, params, session.store)
         if remote:
-            submit_and_follow(session, values, params, tags, defaults, detach, origin, run_id_file)
+            submit_and_follow(session, values, recorded, tags, defaults, detach, origin,
+                              run_id_file)  # fmt: skip
         execute_here(
-            session, values, params, max_workers, tags, defaults, launcher, code_package, origin,
-            run_id_file,
+            session, values, recorded, max_workers, tags, defaults, launcher, code_package,
+            origin, run_id_file,
         )  # fmt: skip
 
     @cli.command()
@@ -255,6 +306,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         from ledgerflow.cli.flow_deploy import deploy as deploy_flow
         from ledgerflow.engine.triggers import notify_message
 
+        load_given_configs(session)
         on = [part.strip() for part in notify_on.split(",") if part.strip()]
         try:
             notify = [notify_message(on, None, url) for url in webhooks]
@@ -264,7 +316,8 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         if branch is not None or production:
             session.choose_branch(branch, production)
         values = parameter_values(params, raw, session.graph.name, session.config.username)
-        deploy_flow(session, values, params, tags, step_defaults(with_, max_num_splits),
+        values = {**values, **session.config_values}
+        deploy_flow(session, values, recorded, tags, step_defaults(with_, max_num_splits),
                     deployment_file, notify)  # fmt: skip
 
     @cli.command(hidden=True)
@@ -280,7 +333,8 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         request = TaskRequest.from_json(Path(spec_path).read_text())
         store = session.store
         store.parallel_hash = True  # this process will not fork
-        values = parameters_from_json(request.parameters_json, params, store)
+        values = parameters_from_json(request.parameters_json, recorded, store)
+        _task_configs(session, values)
         run_attempt(session.flow_class, session.graph, request.spec, store, values,
                     request.facts).write(result_path)  # fmt: skip
 
@@ -296,15 +350,25 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
 
         def run_request(request: TaskRequest, result_path: str) -> None:
             store.after_fork()
-            values = parameters_from_json(request.parameters_json, params, store)
+            values = parameters_from_json(request.parameters_json, recorded, store)
+            _task_configs(session, values)  # in the fork: each request's run its own
             run_attempt(session.flow_class, session.graph, request.spec, store, values,
                         request.facts).write(result_path)  # fmt: skip
 
         serve(run_request)
 
+    def _task_configs(session: Session, values: dict[str, Any]) -> None:
+        """A task's configs are its run's, as recorded: what a step's decorators that
+        work in the task (@card, @secrets) may read."""
+        if configs:
+            _use_configs(session, {name: values.get(name) for name in configs})
+
     @cli.command()
-    def show() -> None:
-        """Show the steps and how they connect."""
+    @click.pass_obj
+    @friendly_errors
+    def show(session: Session) -> None:
+        """Show the steps and how they connect, the parameters and the configs."""
+        load_given_configs(session)
         doc = (flow_class.__doc__ or "").strip()
         click.echo(graph.name)
         if doc:
@@ -312,10 +376,15 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         click.echo(f"\nsteps:\n{graph.describe()}")
         if params:
             click.echo("\nparameters:\n" + "\n".join(parameter_lines(params)))
+        if configs:
+            click.echo("\nconfigs:\n" + "\n".join(config_lines(configs, session.config_values)))
 
     @cli.command()
-    def check() -> None:
-        """Check the flow's graph without running it."""
+    @click.pass_obj
+    @friendly_errors
+    def check(session: Session) -> None:
+        """Check the flow's graph (and its decorators, with its configs) without running it."""
+        load_given_configs(session)
         click.echo(f"{graph.name}: the graph is valid ({len(graph.nodes)} steps)")
 
     @cli.command()

@@ -10,6 +10,7 @@ its next version.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import click
 
 from ledgerflow._flow_decorators import flow_notify, flow_schedule, flow_triggers
 from ledgerflow._graph_message import StepDefaults, graph_message
-from ledgerflow._parameters import Parameter, parameters_as_json
+from ledgerflow._parameters import Recorded, parameters_as_json
 from ledgerflow.cli.flow_run import Session
 from ledgerflow.engine.deployments import (
     deployment_name,
@@ -35,7 +36,7 @@ from ledgerflow.v1 import events_pb2, records_pb2
 def deployment_spec(
     session: Session,
     parameters: dict[str, Any],
-    params: dict[str, Parameter],
+    params: Mapping[str, Recorded],
     tags: tuple[str, ...],
     defaults: StepDefaults,
     notify: list[records_pb2.Notify] | None = None,
@@ -95,7 +96,7 @@ def describe_schedule(deployment: records_pb2.Deployment) -> str:
 def deploy(
     session: Session,
     parameters: dict[str, Any],
-    params: dict[str, Parameter],
+    params: Mapping[str, Recorded],
     tags: tuple[str, ...],
     defaults: StepDefaults,
     deployment_file: str | None = None,

@@ -5,6 +5,7 @@ datastore every command of a flow file shares (:class:`Session`)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from ledgerflow._flowspec import FlowSpecBase
 from ledgerflow._graph import FlowGraph
 from ledgerflow._graph_message import StepDefaults
 from ledgerflow._parameters import (
-    Parameter,
+    Recorded,
     parameters_as_json,
 )
 from ledgerflow.config import Config, ConfigError, load_config, open_datastore
@@ -53,9 +54,15 @@ class Session:
         # @project's branch (`--branch`, `--production`); None without @project.
         self.project = flow_project(flow_class)
         self.branch: str | None = None
+        self.branch_choice: tuple[str | None, bool] = (None, False)
+        # The flow's configs: as given before the command (--config, --config-value),
+        # and their values by name once loaded (cli/flow_configs.py).
+        self.config_options: tuple[tuple[tuple[str, str], ...], ...] = ((), ())
+        self.config_values: dict[str, Any] = {}
 
     def choose_branch(self, branch: str | None, production: bool) -> None:
         """Sets the @project branch runs and deployments of this command belong to."""
+        self.branch_choice = (branch, production)
         if self.project is None:
             if branch is not None or production:
                 option = "--production" if production else "--branch"
@@ -107,7 +114,7 @@ def check_run_id_file(run_id_file: str | None) -> None:
 def execute_here(
     session: Session,
     parameters: dict[str, Any],
-    params: dict[str, Parameter],
+    params: Mapping[str, Recorded],
     max_workers: int,
     tags: tuple[str, ...],
     defaults: StepDefaults,
@@ -153,7 +160,7 @@ def execute_here(
 def submit_and_follow(
     session: Session,
     parameters: dict[str, Any],
-    params: dict[str, Parameter],
+    params: Mapping[str, Recorded],
     tags: tuple[str, ...],
     defaults: StepDefaults,
     detach: bool,

@@ -50,6 +50,8 @@ _ALLOWED = frozenset({
     ("pandas.arrays", "ArrowStringArray"), ("pandas.arrays", "StringArray"),
     ("pyarrow.lib", "_restore_array"), ("pyarrow.lib", "py_buffer"),
     ("pyarrow.lib", "type_for_alias"),
+    # A config's value: built from the plain data above, read-only (_flow_config.py).
+    ("ledgerflow._flow_config", "ConfigValue"),
 })  # fmt: skip
 
 
