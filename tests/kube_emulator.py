@@ -13,6 +13,10 @@ deletes its pod. Steps named in `oom_steps` end as a kubelet ends a container ov
 memory limit (OOMKilled, exit 137); pods asking for more GPUs than `gpus` stay pending
 as unschedulable, and the others get GPUs as the NVIDIA device plugin gives them (named
 in NVIDIA_VISIBLE_DEVICES; the process does not inherit this host's CUDA_VISIBLE_DEVICES).
+An indexed Job (a @parallel gang) gets a pod per index, each told its index as the Job
+controller tells it (JOB_COMPLETION_INDEX, and the pod's annotation); and since all
+pods run on this host, the kubelet plays the cluster's DNS too: a pod's name under its
+headless Service (JOB-0.JOB) in a container's environment becomes 127.0.0.1.
 
 When the environment names a real cluster (``KUBECONFIG`` set before the tests start),
 `kubernetes_for_tests` gives that cluster instead: the cluster runs the pods, and a
@@ -42,6 +46,7 @@ from typing import Any
 
 KUBERNETES_VERSION = "1.33"
 LAUNCHER_LABEL = "ledgerflow.dev/launcher"
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 # A real cluster to test against, read before any test points KUBECONFIG elsewhere.
 LIVE_KUBECONFIG = os.environ.get("KUBECONFIG", "")
 
@@ -128,7 +133,7 @@ class FakeKubelet(JobObserver):
 
     oom_steps: set[str] = field(default_factory=set)
     gpus: int = 0
-    _pods: dict[str, _Pod] = field(default_factory=dict)
+    _pods: dict[str, list[_Pod]] = field(default_factory=dict)  # by Job
 
     def __post_init__(self) -> None:
         from kubernetes import client
@@ -139,35 +144,50 @@ class FakeKubelet(JobObserver):
 
     def close(self) -> None:
         super().close()
-        for pod in self._pods.values():
-            if pod.process and pod.process.poll() is None:
-                pod.process.kill()
+        for pods in self._pods.values():
+            for pod in pods:
+                if pod.process and pod.process.poll() is None:
+                    pod.process.kill()
 
     def _step(self) -> None:
         present = {job["metadata"]["name"]: job for job in self.jobs()}
         for name, job in present.items():
             if name not in self._pods:
                 self._admit(job)
-        for name, pod in list(self._pods.items()):
-            if name not in present:  # the Job was deleted: its pod goes too
-                if pod.process and pod.process.poll() is None:
-                    pod.process.kill()
-                self._delete_pod(pod.name)
+        for name, pods in list(self._pods.items()):
+            for pod in pods:
+                if name not in present:  # the Job was deleted: its pods go too
+                    if pod.process and pod.process.poll() is None:
+                        pod.process.kill()
+                    self._delete_pod(pod.name)
+                    self._free_gpus.extend(pod.gpus)
+                elif pod.process and pod.process.poll() is not None:
+                    code = pod.process.returncode
+                    self._terminate(pod.name, code, "Completed" if code == 0 else "Error")
+                    pod.process = None
+                    self._free_gpus.extend(pod.gpus)
+                    pod.gpus = ()
+            if name not in present:
                 del self._pods[name]
-                self._free_gpus.extend(pod.gpus)
-            elif pod.process and pod.process.poll() is not None:
-                code = pod.process.returncode
-                self._terminate(pod.name, code, "Completed" if code == 0 else "Error")
-                pod.process = None
-                self._free_gpus.extend(pod.gpus)
-                pod.gpus = ()
 
     def _admit(self, job: dict[str, Any]) -> None:
+        """The Job's pods: one, or for an indexed Job one per completion index, each
+        given its index as the Job controller does."""
         self._record(job)
         name = job["metadata"]["name"]
-        pod = _Pod(f"{name}-pod")
-        self._pods[name] = pod
+        self._pods[name] = []
+        if job["spec"].get("completionMode") == "Indexed":
+            for index in range(int(job["spec"]["completions"])):
+                self._start_pod(job, f"{name}-{index}", index)
+        else:
+            self._start_pod(job, f"{name}-pod", None)
+
+    def _start_pod(self, job: dict[str, Any], pod_name: str, index: int | None) -> None:
+        name = job["metadata"]["name"]
+        pod = _Pod(pod_name)
+        self._pods[name].append(pod)
         template = job["spec"]["template"]
+        annotations = {} if index is None else {INDEX_ANNOTATION: str(index)}
         self.core.create_namespaced_pod(
             self.namespace,
             {
@@ -177,6 +197,7 @@ class FakeKubelet(JobObserver):
                     "name": pod.name,
                     "namespace": self.namespace,
                     "labels": {**template["metadata"]["labels"], "job-name": name},
+                    "annotations": annotations,
                 },
                 "spec": template["spec"],
                 "status": {"phase": "Pending"},
@@ -199,6 +220,11 @@ class FakeKubelet(JobObserver):
         del self._free_gpus[:wants_gpus]
         host = {k: v for k, v in os.environ.items() if not k.endswith("_VISIBLE_DEVICES")}
         env = {**host, **{e["name"]: e["value"] for e in container.get("env", [])}}
+        if index is not None:
+            env["JOB_COMPLETION_INDEX"] = str(index)
+        subdomain = template["spec"].get("subdomain")
+        if subdomain:  # the cluster's DNS: the Service's pods are all on this host
+            env = {k: _resolve_pod_name(v, subdomain) for k, v in env.items()}
         if pod.gpus:
             env["NVIDIA_VISIBLE_DEVICES"] = ",".join(f"GPU-fake-{i}" for i in pod.gpus)
         pod.process = subprocess.Popen(
@@ -228,6 +254,14 @@ class FakeKubelet(JobObserver):
             self.core.delete_namespaced_pod(pod, self.namespace)
 
 
+def _resolve_pod_name(value: str, subdomain: str) -> str:
+    """What the cluster's DNS gives a pod of the headless Service `subdomain`
+    (``JOB-INDEX.JOB``): here, where the fake kubelet runs every pod, this host."""
+    host, _, domain = value.partition(".")
+    is_pod = domain == subdomain and host.rpartition("-")[2].isdigit()
+    return "127.0.0.1" if is_pod and host.startswith(f"{subdomain}-") else value
+
+
 def _launched_jobs(batch: Any, namespace: str) -> list[dict[str, Any]]:
     """The Jobs an executor launched (others in a live namespace are not ours)."""
     found = batch.list_namespaced_job(
@@ -251,7 +285,7 @@ def _command(container: dict[str, Any]) -> list[str]:
     """The container's command; `python` inside `sh -c` becomes this interpreter."""
     command = [*container["command"], *container.get("args", [])]
     if command[:2] == ["/bin/sh", "-c"]:
-        script = command[2].replace("exec python ", f"exec {sys.executable} ", 1)
+        script = command[2].replace("exec python ", f"exec {sys.executable} ")
         return ["/bin/sh", "-c", script]
     return command
 

@@ -171,3 +171,11 @@ def read_outcome(
     outcome = ended or died_outcome(exit_code)
     note_death(stderr_path, outcome)
     return outcome
+
+
+def gang_of(lease: Lease) -> tuple[str, ...]:
+    """Which @parallel gang a leased node belongs to: its run, step and the foreach
+    frames around the gang (the last frame is the node's place in it)."""
+    task = lease.task
+    frames = [f"{f.step_name}:{f.index}" for f in task.foreach_stack[:-1]]
+    return (task.flow_name, task.run_id, task.step_name, *frames)

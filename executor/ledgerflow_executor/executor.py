@@ -36,6 +36,7 @@ from ledgerflow.v1 import records_pb2
 from ledgerflow_executor.attempt import (
     Lease,
     artifacts_of,
+    gang_of,
     last_failure,
     logs_event,
     read_outcome,
@@ -236,12 +237,17 @@ class Executor:
         on the backend."""
         prepared = [p for p in (self._prepare(lease) for lease in leases) if p is not None]
         recorded = self._record([[started(lease)] for lease, _ in prepared])
+        gangs: dict[tuple[str, ...], list[tuple[Lease, Launch]]] = {}
         for (lease, launch), ok in zip(prepared, recorded, strict=True):
             if not ok:  # the lease is gone, or the service: it lapses, or is refused
                 self._free_gpus.extend(launch.gpu_ids)
                 shutil.rmtree(launch.workdir, ignore_errors=True)
-                continue
-            self._start(lease, launch)
+            elif lease.step.parallel:  # the service leases a gang's nodes together
+                gangs.setdefault(gang_of(lease), []).append((lease, launch))
+            else:
+                self._start([(lease, launch)])
+        for gang in gangs.values():
+            self._start(sorted(gang, key=lambda pair: pair[0].task.foreach_stack[-1].index))
 
     def _prepare(self, lease: Lease) -> tuple[Lease, Launch] | None:
         task = lease.task
@@ -288,21 +294,28 @@ class Executor:
             return {}
         return {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids))}
 
-    def _start(self, lease: Lease, launch: Launch) -> None:
+    def _start(self, attempts: list[tuple[Lease, Launch]]) -> None:
+        """Starts one attempt, or a @parallel gang's attempts together."""
+        launches = [launch for _, launch in attempts]
         try:
-            handle = self.backend.start(launch)
-        except (BackendError, OSError) as error:  # recorded as the attempt's failure
+            if len(attempts) == 1 and not attempts[0][0].step.parallel:
+                handles = [self.backend.start(launches[0])]
+            else:
+                handles = self.backend.start_gang(launches)
+        except (BackendError, OSError) as error:  # recorded as the attempts' failures
             refused = failed("ExecutorError", str(error), records_pb2.FAILURE_KIND_INFRASTRUCTURE)
-            self._record([recorded_outcome(lease, refused)])
-            self._free_gpus.extend(launch.gpu_ids)
+            self._record([recorded_outcome(lease, refused) for lease, _ in attempts])
+            for launch in launches:
+                self._free_gpus.extend(launch.gpu_ids)
             return
-        timeout = lease.step.timeout_seconds
-        now = time.monotonic()
-        self.running[handle] = _Running(
-            lease, handle, Path(launch.workdir), now, now + timeout if timeout else None,
-            launch.gpu_ids,
-        )  # fmt: skip
-        self.say(f"executor: started {lease.label} on {self.backend.name}")
+        for (lease, launch), handle in zip(attempts, handles, strict=True):
+            timeout = lease.step.timeout_seconds
+            now = time.monotonic()
+            self.running[handle] = _Running(
+                lease, handle, Path(launch.workdir), now, now + timeout if timeout else None,
+                launch.gpu_ids,
+            )  # fmt: skip
+            self.say(f"executor: started {lease.label} on {self.backend.name}")
 
     def _artifacts_of(self, task_pathspec: str) -> dict[str, Any]:
         """A finished task's artifacts (they never change: remembered)."""

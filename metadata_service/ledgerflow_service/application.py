@@ -384,8 +384,9 @@ class LedgerApplication:
     ) -> executor_api.ListQueuedTasksResponse:
         with self.database.read(scope) as tx:
             tasks, token = queue_queries.list_open(tx, request)
-        for task in tasks:
-            task.waiting_reason = self.leases.waiting_reason(task)
+            nodes = queue_queries.gang_sizes(tx, tasks)
+        for task, gang in zip(tasks, nodes, strict=True):
+            task.waiting_reason = self.leases.waiting_reason(task, gang)
         return _with_token(executor_api.ListQueuedTasksResponse(tasks=tasks), token)
 
     def rebuild_projections(self, on_progress: Callable[[int, int], None] | None = None) -> int:

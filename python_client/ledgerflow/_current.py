@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledgerflow._trigger import trigger_of
+
+
+class Parallel(NamedTuple):
+    """A @parallel task's place in its gang (``current.parallel``), as Metaflow's."""
+
+    main_ip: str
+    num_nodes: int
+    node_index: int
 
 
 class Current:
@@ -24,6 +32,8 @@ class Current:
         facts = self.__dict__.get("_facts", {})
         if name == "trigger":
             return trigger_of(facts.get("trigger"))
+        if name == "parallel" and facts.get("parallel"):
+            return Parallel(**facts["parallel"])
         if name in facts:
             return facts[name]
         if name in _KNOWN:
@@ -33,6 +43,11 @@ class Current:
     @property
     def is_running_flow(self) -> bool:
         return bool(self._facts)
+
+    @property
+    def is_parallel(self) -> bool:
+        """Whether the running task is a node of a @parallel gang."""
+        return bool(self._facts.get("parallel"))
 
     @property
     def pathspec(self) -> str | None:
@@ -61,6 +76,8 @@ _KNOWN = {
     "project_flow_name",
     # With @card on the step: its cards' components (ledgerflow.cards); None without.
     "card",
+    # In a @parallel step: the task's place in its gang (Parallel); None elsewhere.
+    "parallel",
 }
 
 current = Current()

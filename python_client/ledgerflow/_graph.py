@@ -25,6 +25,10 @@ class StepNode:
     is_join: bool
     out_funcs: list[str] = field(default_factory=list)
     foreach_param: str | None = None
+    # self.next(self.x, num_parallel=N): a foreach over N gang nodes of @parallel step x.
+    num_parallel: bool = False
+    # Decorated @parallel: its tasks are one gang.
+    parallel: bool = False
     # A switch: the artifact that picks the case, and the cases (value -> step).
     condition: str | None = None
     switch_cases: dict[str, str] = field(default_factory=dict)
@@ -39,7 +43,7 @@ class StepNode:
             return "end"
         if self.is_join:
             return "join"
-        if self.foreach_param:
+        if self.foreach_param or self.num_parallel:
             return "foreach"
         if self.condition:
             return "switch"
@@ -123,6 +127,8 @@ def _read_next(node: StepNode, func: ast.FunctionDef) -> None:
                 node.foreach_param = _string_option(
                     node, keyword, "self.next(self.a, foreach='grid')"
                 )
+            elif name == "num_parallel":
+                node.num_parallel = True  # evaluated when the step runs
             elif name == "condition" and node.switch_cases:
                 node.condition = _string_option(
                     node, keyword, "self.next({'high': self.a, 'low': self.b}, condition='mode')"
@@ -135,7 +141,7 @@ def _read_next(node: StepNode, func: ast.FunctionDef) -> None:
             else:
                 raise InvalidGraph(
                     f"step {node.name!r}: self.next() has no option "
-                    f"{name!r}; did you mean foreach= or condition=?"
+                    f"{name!r}; did you mean foreach=, condition= or num_parallel=?"
                 )
 
 
@@ -174,13 +180,39 @@ class FlowGraph:
 
     def _check_step_decorators(self, flow_class: type) -> None:
         """The options of decorators that work in the task (two @card with one id)
-        are checked with the graph, before anything runs."""
+        are checked with the graph, before anything runs; and a @parallel step is
+        entered through num_parallel and joined right after."""
+        for node in self.nodes.values():
+            node.parallel = step_options(getattr(flow_class, node.name, None)).parallel
+        for node in self.nodes.values():
+            self._check_parallel(node)
         for name in self.nodes:
             for hook in step_options(getattr(flow_class, name, None)).hooks:
                 try:
                     hook.check_step(name)
                 except ValueError as error:
                     raise InvalidGraph(str(error)) from None
+
+    def _check_parallel(self, node: StepNode) -> None:
+        if node.num_parallel and node.foreach_param:
+            raise InvalidGraph(f"step {node.name!r}: foreach= and num_parallel= do not go together")
+        if node.num_parallel and not all(self.nodes[out].parallel for out in node.out_funcs):
+            raise InvalidGraph(
+                f"step {node.name!r} starts {node.out_funcs[0]!r} with num_parallel=, so "
+                f"{node.out_funcs[0]!r} must be a @parallel step"
+            )
+        if not node.parallel:
+            return
+        if not node.in_funcs or not all(self.nodes[i].num_parallel for i in node.in_funcs):
+            raise InvalidGraph(
+                f"@parallel step {node.name!r} runs as a gang: start it with "
+                f"self.next(self.{node.name}, num_parallel=N)"
+            )
+        if len(node.out_funcs) != 1 or not self.nodes[node.out_funcs[0]].is_join:
+            raise InvalidGraph(
+                f"@parallel step {node.name!r} must go to a join of its gang, "
+                "def join(self, inputs), as after a foreach"
+            )
 
     def _validate(self) -> None:
         for required in ("start", "end"):
@@ -338,10 +370,13 @@ class FlowGraph:
                 arrow = f" -> one of {{{cases}}} (switch on {node.condition})"
             elif node.out_funcs:
                 targets = ", ".join(node.out_funcs)
-                arrow = f" -> {targets}" + (
-                    f" (foreach {node.foreach_param})" if node.foreach_param else ""
+                arrow = (
+                    f" -> {targets}"
+                    + (f" (foreach {node.foreach_param})" if node.foreach_param else "")
+                    + (" (num_parallel gang)" if node.num_parallel else "")
                 )
-            lines.append(f"  {node.name} [{node.kind}]{arrow}")
+            kind = f"{node.kind}, @parallel" if node.parallel else node.kind
+            lines.append(f"  {node.name} [{kind}]{arrow}")
             # The whole docstring, its paragraphs kept (ast.get_docstring dedents it).
             lines.extend(f"      {line}".rstrip() for line in node.doc.splitlines())
         return "\n".join(lines)

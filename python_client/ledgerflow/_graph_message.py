@@ -59,8 +59,9 @@ def graph_message(
             timeout_seconds=options.timeout.seconds if options.timeout else 0,
             image=options.resources.image,
         )
-        if node.kind == "foreach":
+        if node.foreach_param:  # a gang of num_parallel nodes is unbounded, as in Metaflow
             spec.max_num_splits = defaults.max_num_splits
+        spec.parallel = node.parallel
         if node.condition:
             spec.condition = node.condition
             for value, target in node.switch_cases.items():

@@ -10,6 +10,8 @@ need LEDGERFLOW_TEST_IMAGE and LEDGERFLOW_TEST_SERVICE_HOST (docs/executor.md)."
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import kubernetes_validate
 import pytest
 from conftest import Cluster, make_cluster, run_over_memory
 from kube_emulator import KUBERNETES_VERSION, KubeEmulator, kubernetes_for_tests
-from kubernetes.client import BatchV1Api
+from kubernetes.client import BatchV1Api, CoreV1Api
 from ledgerflow.v1 import executor_service_pb2, records_pb2
 from ledgerflow_executor.backends import BackendError, Launch
 from ledgerflow_executor.backends.kubernetes import KubernetesBackend
@@ -196,3 +198,62 @@ def test_no_kubeconfig_gives_a_clear_error(on_kubernetes: Cluster, tmp_path: Pat
                                "kubernetes", "--image", IMAGE, check=False)  # fmt: skip
     assert answer.returncode == 2 and "Traceback" not in answer.stderr, answer.stderr
     assert "no Kubernetes configuration found" in answer.stderr
+
+
+def test_a_gangs_indexed_job_and_service_validate(emulator: KubeEmulator, tmp_path: Path) -> None:
+    backend = KubernetesBackend(IMAGE)
+    nodes = []
+    for index in range(3):
+        folder = tmp_path / f"node{index}"
+        folder.mkdir()
+        nodes.append(
+            _launch(folder, name=f"ledgerflow-gang{index}", task=f"Train/17/fit/{index + 3}.0")
+        )
+    try:
+        job, service = backend.gang_manifests(nodes)
+    finally:
+        backend.close()
+    for manifest in (job, service):
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    name = job["metadata"]["name"]
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 3)
+    pod = spec["template"]["spec"]
+    assert pod["subdomain"] == name == service["metadata"]["name"]
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {"ledgerflow.dev/job": name}
+    assert spec["template"]["metadata"]["labels"]["ledgerflow.dev/job"] == name
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["LEDGERFLOW_PARALLEL_MAIN_IP"] == f"{name}-0.{name}"
+    script = container["command"][2]
+    for index, launch in enumerate(nodes):  # pod i runs node i's attempt, into its files
+        assert f"{index}) cd {launch.workdir} && exec python " in script
+        assert f">{launch.stdout_path} 2>{launch.stderr_path}" in script
+    assert {m["mountPath"] for m in container["volumeMounts"]} >= {n.workdir for n in nodes}
+    assert "ledgerflow.dev/task-id" not in spec["template"]["metadata"]["labels"]
+
+
+def test_a_gang_runs_as_one_indexed_job(on_kubernetes: Cluster, emulator: KubeEmulator) -> None:
+    if emulator.live:
+        pytest.skip("the gang's nodes meet on node 0: a live cluster needs its own DNS check")
+    kubelet = emulator.kubelet()
+    try:
+        on_kubernetes.executor("--image", IMAGE, backend="kubernetes")
+        flow = Path(__file__).parents[1] / "sdk" / "flows" / "parallel_flow.py"
+        result = subprocess.run(
+            [sys.executable, str(flow), "run", "--remote"],
+            env={**on_kubernetes.env, "LEDGERFLOW_SERVICE": on_kubernetes.address},
+            cwd=on_kubernetes.home, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr + on_kubernetes.log_text()
+        run_id = result.stdout.split(" run ", 1)[1].split()[0]
+        assert on_kubernetes.artifact(f"ParallelFlow/{run_id}/join", "heard") == [1, 2]
+        indexed = [j for j in kubelet.jobs_seen if j["spec"].get("completionMode") == "Indexed"]
+        assert len(indexed) == 1 and indexed[0]["spec"]["completions"] == 3
+        assert len(kubelet.jobs_seen) == 4 and not kubelet.invalid, kubelet.invalid
+        wait_for(lambda: not kubelet.jobs(), 30, "the executor to delete every finished Job")
+        services = CoreV1Api(emulator.api).list_namespaced_service(emulator.namespace)
+        assert not services.items  # the gang's headless Service went with its Job
+    finally:
+        kubelet.close()

@@ -47,7 +47,9 @@ COMPARED = {
     "tests/executor/flows/remote_branches.py": (),
     "tests/executor/flows/flaky_branch.py": (),
     "tests/sdk/flows/card_flow.py": (),
+    "tests/sdk/flows/config_flow.py": (),
     "tests/sdk/flows/switch_flow.py": ("--mode", "quick"),
+    "tests/sdk/flows/parallel_flow.py": (),
 }
 # Flow files not compared here, and why.
 NOT_COMPARED = {
@@ -96,6 +98,8 @@ NOT_COMPARED = {
     "run's success (test_triggers_e2e.py); one linear step",
     "tests/executor/flows/chain_report.py": "a deployment's flow, started by an upstream "
     "run's success (test_triggers_e2e.py); one linear step",
+    "tests/sdk/flows/config_file_flow.py": "reads its config files from the folder it runs "
+    "in; config_flow.py, compared above, carries configs to the executor",
 }
 
 

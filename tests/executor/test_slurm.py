@@ -4,6 +4,8 @@ batch job with its step's resources, and Slurm enforces them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +236,37 @@ def test_cancel_ends_a_step(on_slurm: Cluster, slurm: SlurmCluster) -> None:
     on_slurm.cli("cancel", f"SpreadItems/{run_id}")
     assert not on_slurm.wait_finished("SpreadItems", run_id, seconds=60)
     wait_for(lambda: not any(n.startswith(mine) for n in _steps(slurm)), 30, "the steps to end")
+
+
+PARALLEL_FLOW = Path(__file__).parents[1] / "sdk" / "flows" / "parallel_flow.py"
+
+
+def _parallel_run(cluster: Cluster, *args: str) -> str:
+    """Runs the @parallel flow remotely; returns its run id."""
+    result = subprocess.run(
+        [sys.executable, str(PARALLEL_FLOW), "run", "--remote", *args],
+        env={**cluster.env, "LEDGERFLOW_SERVICE": cluster.address},
+        cwd=cluster.home, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr + cluster.log_text()
+    return _run_id(result.stdout)
+
+
+def test_a_gang_is_one_job_of_n_tasks_that_meet_on_the_main_node(
+    on_slurm: Cluster, slurm: SlurmCluster
+) -> None:
+    on_slurm.executor(backend="slurm", cpus=None, memory=None)
+    run_id = _parallel_run(on_slurm)  # three nodes meet on node 0's NodeAddr
+    assert on_slurm.artifact(f"ParallelFlow/{run_id}/join", "heard") == [1, 2]
+    gangs = [n for n in _jobs(slurm) if n.startswith("ledgerflow:gang:")]
+    assert len(gangs) == 1 and f"/{run_id}/train/" in gangs[0]
+    listed = slurm.run("squeue", "--noheader", "--states=all", "--format=%j|%C|%D").stdout
+    job = next(line for line in listed.splitlines() if line.startswith("ledgerflow:gang:"))
+    assert job.split("|")[1:] == ["3", "2"]  # three cores, one a task, on both nodes
+
+
+def test_a_gang_is_one_srun_step_in_a_held_node(on_slurm: Cluster) -> None:
+    on_slurm.executor("--slurm-steps", backend="slurm", cpus=None, memory=None)
+    run_id = _parallel_run(on_slurm, "--nodes", "2")  # a node has 2 cores
+    assert on_slurm.artifact(f"ParallelFlow/{run_id}/join", "heard") == [1]
+    assert on_slurm.artifact(f"ParallelFlow/{run_id}/join", "nodes_seen") == [0, 1]

@@ -585,3 +585,44 @@ def test_a_bad_switch_is_refused(app: LedgerApplication) -> None:
         submit(app, graph=plain)
     with app.database.read() as tx:
         assert tx.query_one("SELECT COUNT(*) FROM events") == (0,)
+
+
+# start -> train (@parallel, a gang of num_parallel nodes) -> join -> end
+GANG_GRAPH = records_pb2.FlowGraph(
+    steps=[
+        step("start", K.STEP_KIND_FOREACH, "train"),
+        step("train", K.STEP_KIND_LINEAR, "join", parallel=True),
+        step("join", K.STEP_KIND_JOIN, "end", in_steps=["train"], closes="start"),
+        step("end", K.STEP_KIND_END),
+    ]
+)
+
+
+def lease_many(
+    app: LedgerApplication, free: executor_service_pb2.Capacity, max_tasks: int = 64
+) -> list[executor_service_pb2.LeaseTaskResponse]:
+    request = executor_service_pb2.LeaseTaskRequest(executor_id="exec-1", free=free, total=free)
+    asked = executor_service_pb2.LeaseTasksRequest(request=request, max_tasks=max_tasks)
+    return list(app.lease_tasks(asked, ALICE).leases)
+
+
+def test_a_gangs_nodes_are_leased_together_or_not_at_all(app: LedgerApplication) -> None:
+    submit(app, graph=GANG_GRAPH)
+    two = executor_service_pb2.Capacity(cpu=2, memory_mb=4096)  # room for two nodes
+    succeed(app, lease(app, "small", two), num_splits=3)  # start: a gang of three
+    assert lease_many(app, two) == []
+    queued = app.list_queued_tasks(executor_service_pb2.ListQueuedTasksRequest()).tasks
+    assert {t.waiting_reason for t in queued} == {
+        "waiting: its @parallel gang of 3 nodes starts together on one executor, and none "
+        "offers cpu=3, memory=1536 MB and gpu=0 at once"
+    }
+    # A call that takes at most two tasks gets none of them either.
+    assert lease_many(app, BIG, max_tasks=2) == []
+    assert not lease(app).HasField("task")  # LeaseTask hands out one task only
+    gang = lease_many(app, executor_service_pb2.Capacity(cpu=3, memory_mb=4096))
+    assert sorted(g.task.foreach_stack[-1].index for g in gang) == [0, 1, 2]
+    assert len({g.lease_id for g in gang}) == 3 and all(g.step.parallel for g in gang)
+    for node in gang:
+        succeed(app, node)
+    join = lease(app)
+    assert join.task.step_name == "join" and len(join.task.input_pathspecs) == 3

@@ -87,6 +87,22 @@ class Backend(abc.ABC):
         self._processes[process.pid] = process
         return process.pid
 
+    def start_gang(self, launches: list[Launch]) -> list[int]:
+        """Starts the attempts of a @parallel gang together (node 0 first); returns
+        their handles, in order. Here: each on this machine, where they reach node 0
+        on loopback (current.parallel.main_ip's default). Backends whose engine starts
+        a gang as one unit override it (a Slurm job of N tasks, a Kubernetes indexed
+        Job). Raises BackendError, having started none, when it cannot start them all."""
+        handles: list[int] = []
+        try:
+            for launch in launches:
+                handles.append(self.start(launch))
+        except BackendError:
+            for handle in handles:
+                self.kill(handle)
+            raise
+        return handles
+
     def poll(self) -> list[tuple[int, int]]:
         """(handle, exit code) of each attempt that exited since the last call (a
         negative code: killed by that signal)."""

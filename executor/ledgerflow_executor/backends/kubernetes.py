@@ -12,6 +12,11 @@ the attempt's result and output there: run executors on the nodes, or keep the w
 on storage every node mounts at that path. With S3 as the datastore, tasks reach it from
 the environment the executor passes on, as they reach the metadata service.
 
+A @parallel gang is one indexed Job (``completionMode: Indexed``, a pod per node, all
+started at once) whose pods each run their node's attempt by ``JOB_COMPLETION_INDEX``,
+with a headless Service of the Job's name, so that node 0 is ``JOB-0.JOB`` in the
+cluster's DNS (current.parallel.main_ip).
+
 Verified against the Kubernetes schemas (kubernetes-validate) and an in-memory API
 emulator (kmock), not a live cluster: see docs/executor.md.
 """
@@ -26,10 +31,12 @@ import re
 import shlex
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ledgerflow.engine import TaskOutcome, died_outcome, failed
+from ledgerflow.engine.facts import MAIN_IP_VARIABLE
 from ledgerflow.engine.outcomes import TIMEOUT_ERROR
 from ledgerflow.v1 import records_pb2
 
@@ -43,6 +50,8 @@ TTL_SECONDS_AFTER_FINISHED = 3600
 # A watch is opened again after this long, as API servers end long watches anyway.
 WATCH_SECONDS = 300
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
+# Set by the Job controller on each pod of an indexed Job: which index it runs.
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 
 
 @dataclass
@@ -139,16 +148,10 @@ class KubernetesBackend(Backend):
                     "workingDir": launch.workdir,
                     "env": [{"name": k, "value": v} for k, v in env.items()],
                     "resources": {"requests": dict(quantities), "limits": dict(quantities)},
-                    "volumeMounts": [
-                        {"name": f"folder-{i}", "mountPath": path} for i, path in enumerate(folders)
-                    ],
                 }
             ],
-            "volumes": [
-                {"name": f"folder-{i}", "hostPath": {"path": path, "type": "Directory"}}
-                for i, path in enumerate(folders)
-            ],
         }
+        _mount_folders(pod_spec, folders)
         if self.service_account:
             pod_spec["serviceAccountName"] = self.service_account
         spec: dict[str, Any] = {
@@ -170,6 +173,44 @@ class KubernetesBackend(Backend):
             "spec": spec,
         }
 
+    def gang_manifests(self, launches: list[Launch]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The indexed Job of a @parallel gang (a pod per node: pod i runs launches[i])
+        and the headless Service that names its pods in the cluster's DNS."""
+        manifest = self.job_manifest(launches[0])
+        name, count = manifest["metadata"]["name"], len(launches)
+        # The gang's labels name its step, not one task: every pod has them.
+        for key in ("task-id", "attempt"):
+            manifest["metadata"]["labels"].pop(f"{GROUP}/{key}", None)
+            manifest["spec"]["template"]["metadata"]["labels"].pop(f"{GROUP}/{key}", None)
+        manifest["metadata"]["annotations"] = {
+            f"{GROUP}/tasks": json.dumps([launch.task for launch in launches])
+        }
+        cases = " ".join(
+            f"{index}) cd {shlex.quote(launch.workdir)} && exec "
+            f"{shlex.join(['python', *launch.command[1:]])} "
+            f">{shlex.quote(launch.stdout_path)} 2>{shlex.quote(launch.stderr_path)} ;;"
+            for index, launch in enumerate(launches)
+        )
+        pod_spec = manifest["spec"]["template"]["spec"]
+        container = pod_spec["containers"][0]
+        dispatch = f'case "$JOB_COMPLETION_INDEX" in {cases} *) exit 1 ;; esac'
+        container["command"] = ["/bin/sh", "-c", dispatch]
+        container["env"].append({"name": MAIN_IP_VARIABLE, "value": f"{name}-0.{name}"})
+        _mount_folders(
+            pod_spec, dict.fromkeys(path for one in launches for path in (one.workdir, *one.mounts))
+        )
+        pod_spec["subdomain"] = name
+        manifest["spec"].update(completionMode="Indexed", completions=count, parallelism=count)
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": self.namespace,
+                         "labels": dict(manifest["metadata"]["labels"])},
+            "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                     "selector": {f"{GROUP}/job": name}},
+        }  # fmt: skip
+        return manifest, service
+
     # ---- one attempt ----------------------------------------------------------------------
 
     def start(self, launch: Launch) -> int:
@@ -178,20 +219,45 @@ class KubernetesBackend(Backend):
             self.batch.create_namespaced_job(self.namespace, manifest)
         except self.ApiException as error:
             raise BackendError(f"Kubernetes refused Job {launch.name}: {_reason(error)}") from None
+        return self._track(launch.name, [launch.name])[0]
+
+    def start_gang(self, launches: list[Launch]) -> list[int]:
+        """One indexed Job for the gang, and its headless Service."""
+        manifest, service = self.gang_manifests(launches)
+        name = manifest["metadata"]["name"]
+        try:
+            self.core.create_namespaced_service(self.namespace, service)
+            self.batch.create_namespaced_job(self.namespace, manifest)
+        except self.ApiException as error:
+            self._delete(name)
+            raise BackendError(f"Kubernetes refused Job {name}: {_reason(error)}") from None
+        return self._track(name, [f"{name}#{index}" for index in range(len(launches))])
+
+    def _track(self, job: str, pods: list[str]) -> list[int]:
+        """Handles for the attempts of a Job, one per pod key (the Job's name, or for
+        an indexed Job NAME#INDEX)."""
+        handles = []
         with self._lock:
-            handle = self._next_handle
-            self._next_handle += 1
-            self._attempts[handle] = _Attempt(launch.name)
-            self._by_job[launch.name] = handle
-        return handle
+            for key in pods:
+                handle = self._next_handle
+                self._next_handle += 1
+                self._attempts[handle] = _Attempt(job)
+                self._by_job[key] = handle
+                handles.append(handle)
+        return handles
 
     def poll(self) -> list[tuple[int, int]]:
         with self._lock:
             for handle in self._reported:  # the executor has asked all it needs of them
-                self._by_job.pop(self._attempts.pop(handle).job, None)
+                self._attempts.pop(handle)
+                for key in [k for k, h in self._by_job.items() if h == handle]:
+                    del self._by_job[key]
             exited, self._exited = self._exited, []
             self._reported = [handle for handle, _ in exited]
-            jobs = [self._attempts[handle].job for handle in self._reported]
+            ended = {self._attempts[handle].job for handle in self._reported}
+            # A gang's Job goes once every one of its pods has ended.
+            jobs = [job for job in ended
+                    if all(a.done for a in self._attempts.values() if a.job == job)]  # fmt: skip
         for job in jobs:
             self._delete(job)
         return exited
@@ -201,9 +267,12 @@ class KubernetesBackend(Backend):
             attempt = self._attempts.get(handle)
         if attempt is None or attempt.done:
             return
-        self._delete(attempt.job)
-        # Its pod's deletion ends the attempt; with no pod yet, it ends here.
-        self._finish(attempt.job, -9, "Killed", "the Job was deleted", only_if_podless=True)
+        self._delete(attempt.job)  # a gang's Job ends whole, as a gang cannot go on short
+        # Its pods' deletion ends the attempts; those with no pod yet end here.
+        with self._lock:
+            keys = [k for k, h in self._by_job.items() if self._attempts[h].job == attempt.job]
+        for key in keys:
+            self._finish(key, -9, "Killed", "the Job was deleted", only_if_podless=True)
 
     def waiting(self, handle: int) -> str:
         with self._lock:
@@ -266,10 +335,14 @@ class KubernetesBackend(Backend):
             response.release_conn()
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
-        labels = pod.get("metadata", {}).get("labels") or {}
+        metadata = pod.get("metadata", {})
+        labels = metadata.get("labels") or {}
         if labels.get(f"{GROUP}/launcher") != self.launcher:
             return  # a selector the API server did not apply
         job = labels.get(f"{GROUP}/job", "")
+        index = (metadata.get("annotations") or {}).get(COMPLETION_INDEX)
+        if index is not None:  # a pod of a gang's indexed Job: one attempt of several
+            job = f"{job}#{index}"
         status = pod.get("status") or {}
         terminated = _terminated(status)
         if terminated is not None:
@@ -290,6 +363,7 @@ class KubernetesBackend(Backend):
 
     def _job_failure(self, job: str) -> str:
         """The reason a Job failed (DeadlineExceeded, say), when it did."""
+        job = job.split("#")[0]  # a gang's pod: its Job's
         try:
             found = self.batch.read_namespaced_job_status(job, self.namespace)
         except self.ApiException:
@@ -322,8 +396,23 @@ class KubernetesBackend(Backend):
             self.on_exit.set()
 
     def _delete(self, job: str) -> None:
+        """Deletes a Job, and the Service of a gang's Job (none for others)."""
         with contextlib.suppress(self.ApiException):
             self.batch.delete_namespaced_job(job, self.namespace, propagation_policy="Background")
+        with contextlib.suppress(self.ApiException):
+            self.core.delete_namespaced_service(job, self.namespace)
+
+
+def _mount_folders(pod_spec: dict[str, Any], folders: Iterable[str]) -> None:
+    """Mounts the folders from the node at the same paths in the pod's container."""
+    paths = list(folders)
+    pod_spec["containers"][0]["volumeMounts"] = [
+        {"name": f"folder-{i}", "mountPath": path} for i, path in enumerate(paths)
+    ]
+    pod_spec["volumes"] = [
+        {"name": f"folder-{i}", "hostPath": {"path": path, "type": "Directory"}}
+        for i, path in enumerate(paths)
+    ]
 
 
 def _terminated(status: dict[str, Any]) -> dict[str, Any] | None:

@@ -12,6 +12,12 @@ NODE_FAIL, ...) to failures that say so, says why a pending job waits, and cance
 filesystem (the datastore and the work folder at the same paths), or, when it has an
 image, in a podman container under the job's own cgroup. Debian's Slurm 22.05 is driven
 through its commands: pyslurm does not match it.
+
+A @parallel gang is one job of N tasks (``sbatch --ntasks=N``, each task's cores, memory
+and GPUs), whose batch script runs them all with one ``srun``; with ``--slurm-steps``,
+one ``srun --ntasks=N`` step in a held node. Either way each task picks its node's
+attempt by ``SLURM_PROCID`` (gang.sh) and learns node 0's address from Slurm
+(``NodeAddr`` of the job's first node: current.parallel.main_ip).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import shlex
 import shutil
 import subprocess
@@ -30,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerflow.engine import TaskOutcome, died_outcome, failed
+from ledgerflow.engine.facts import MAIN_IP_VARIABLE
 from ledgerflow.engine.outcomes import TIMEOUT_ERROR
 from ledgerflow.v1 import records_pb2
 
@@ -89,6 +97,15 @@ class _Job:
     node: str = ""
 
 
+@dataclass
+class _Gang:
+    """The attempts of a @parallel gang that one Slurm handle (a job, or an srun
+    step's process) runs: their own handles, and where each task's exit code lands."""
+
+    handles: list[int]
+    exit_files: list[Path]
+
+
 class SlurmBackend(Backend):
     name = "slurm"
     assigns_gpus = True
@@ -103,6 +120,9 @@ class SlurmBackend(Backend):
         self._jobs: dict[int, _Job] = {}
         self._ended: dict[int, _Job] = {}  # jobs the last poll found finished
         self._last_squeue = 0.0
+        self._gangs: dict[int, _Gang] = {}  # by the Slurm handle that runs the gang
+        self._gang_of: dict[int, int] = {}  # a gang attempt's handle -> the Slurm handle
+        self._next_gang_handle = -1  # gang attempts get handles of their own (negative)
 
     # ---- what the cluster offers --------------------------------------------------------
 
@@ -143,6 +163,72 @@ class SlurmBackend(Backend):
         job = int(answer.stdout.strip().split(";")[0])
         self._jobs[job] = _Job(f"job {job}")
         return job
+
+    def start_gang(self, launches: list[Launch]) -> list[int]:
+        """One job of len(launches) tasks, started together by one srun."""
+        first = launches[0]
+        dispatch = self._gang_script(launches)
+        script = Path(first.workdir) / "gang-job.sh"
+        srun = f"exec srun --kill-on-bad-exit=0 /bin/bash {shlex.quote(str(dispatch))}"
+        script.write_text("\n".join(["#!/bin/bash", _MAIN_IP_FROM_SLURM, srun, ""]))
+        args = ["sbatch", "--parsable", *_gang_args(first, len(launches))]
+        if self.partition:
+            args.append(f"--partition={self.partition}")
+        answer = _slurm([*args, str(script)], retry_seconds=20)
+        job = int(answer.stdout.strip().split(";")[0])
+        self._jobs[job] = _Job(f"job {job}")
+        return self._gang(job, launches)
+
+    def _gang_script(self, launches: list[Launch]) -> Path:
+        """gang.sh, which each of the gang's Slurm tasks runs: its node's attempt (by
+        SLURM_PROCID), with that attempt's output files, then its exit code noted."""
+        cases = []
+        for index, launch in enumerate(launches):
+            node_script = Path(launch.workdir) / "job.sh"
+            node_script.write_text(self.job_script(launch))
+            run = (
+                f"/bin/bash {shlex.quote(str(node_script))} "
+                f">{shlex.quote(launch.stdout_path)} 2>{shlex.quote(launch.stderr_path)}"
+            )
+            exit_file = shlex.quote(str(Path(launch.workdir) / "exit-code"))
+            cases.append(f"  {index}) cd {shlex.quote(launch.workdir)}; {run}; "
+                         f"echo $? >{exit_file} ;;")  # fmt: skip
+        dispatch = Path(launches[0].workdir) / "gang.sh"
+        unknown = '  *) echo "no attempt for task $SLURM_PROCID" >&2; exit 1 ;;'
+        lines = ["#!/bin/bash", 'case "$SLURM_PROCID" in', *cases, unknown, "esac", ""]
+        dispatch.write_text("\n".join(lines))
+        return dispatch
+
+    def _gang(self, slurm_handle: int, launches: list[Launch]) -> list[int]:
+        """Handles for a gang's attempts, which `slurm_handle` runs together."""
+        handles = []
+        for _ in launches:
+            handles.append(self._next_gang_handle)
+            self._gang_of[self._next_gang_handle] = slurm_handle
+            self._next_gang_handle -= 1
+        exit_files = [Path(launch.workdir) / "exit-code" for launch in launches]
+        self._gangs[slurm_handle] = _Gang(handles, exit_files)
+        return handles
+
+    def _fan_out(self, exited: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The exits of attempts: a gang's Slurm handle ending ends each of its
+        attempts, with the exit code its task noted (else the handle's)."""
+        found = []
+        for handle, code in exited:
+            gang = self._gangs.pop(handle, None)
+            if gang is None:
+                found.append((handle, code))
+                continue
+            for attempt, exit_file in zip(gang.handles, gang.exit_files, strict=True):
+                noted = exit_file.read_text().strip() if exit_file.exists() else ""
+                found.append((attempt, int(noted) if noted.isdigit() else code))
+                if handle in self._ended:
+                    self._ended[attempt] = self._ended[handle]
+        return found
+
+    def _slurm_handle(self, handle: int) -> int:
+        """The Slurm handle (job id, srun pid) that runs an attempt."""
+        return self._gang_of.get(handle, handle)
 
     def job_script(self, launch: Launch) -> str:
         """The batch script: the attempt's environment, then its command (in the image
@@ -200,10 +286,10 @@ class SlurmBackend(Backend):
                     exited.append((job_id, -1))
         for job_id, _ in exited:
             self._ended[job_id] = self._jobs.pop(job_id)
-        return exited
+        return self._fan_out(exited)
 
     def waiting(self, handle: int) -> str:
-        job = self._jobs.get(handle)
+        job = self._jobs.get(self._slurm_handle(handle))
         return job.waiting if job else ""
 
     def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
@@ -219,7 +305,8 @@ class SlurmBackend(Backend):
         return failed(error_type, message.format(what=job.what, node=job.node or "?"), kind)
 
     def kill(self, handle: int) -> None:
-        _slurm(["scancel", str(handle)], check=False)
+        # A gang's job ends whole: one node of it cannot go on without the others.
+        _slurm(["scancel", str(self._slurm_handle(handle))], check=False)
 
 
 def _attempt_args(launch: Launch) -> list[str]:
@@ -237,6 +324,44 @@ def _attempt_args(launch: Launch) -> list[str]:
     if launch.timeout_seconds:  # Slurm's time limits are whole minutes
         args.append(f"--time={math.ceil(launch.timeout_seconds / 60)}")
     return args
+
+
+def _gang_args(launch: Launch, nodes: int) -> list[str]:
+    """sbatch's and srun's options for a gang of `nodes` tasks, each with the step's
+    cores, memory and GPUs (per task, where the attempt's options are per job)."""
+    cpus = cpu_count_for(launch.cpu)
+    args = [
+        f"--job-name=ledgerflow:gang:{launch.task or launch.name}",
+        f"--ntasks={nodes}",
+        f"--cpus-per-task={cpus}",
+        f"--mem-per-cpu={math.ceil(launch.memory_mb / cpus)}M",
+        f"--output={Path(launch.workdir) / 'gang.log'}",
+        f"--chdir={launch.workdir}",
+    ]
+    if launch.gpu:
+        args.append(f"--gpus-per-task={launch.gpu}")
+    if launch.timeout_seconds:
+        args.append(f"--time={math.ceil(launch.timeout_seconds / 60)}")
+    return args
+
+
+# Node 0's address, as Slurm knows it (the NodeAddr of the job's first node), for every
+# task of a gang: current.parallel.main_ip.
+_MAIN_IP_FROM_SLURM = (
+    'first=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+    'address=$(scontrol show node "$first" -o | sed -n "s/.*NodeAddr=\\([^ ]*\\).*/\\1/p")\n'
+    f'export {MAIN_IP_VARIABLE}=$(getent ahostsv4 "${{address:-$first}}" | '
+    "awk 'NR == 1 {print $1}')"
+)
+
+
+def _node_address(node: str) -> str:
+    """A node's address as Slurm knows it (NodeAddr), for a gang's main_ip."""
+    said = _slurm(["scontrol", "show", "node", node, "-o"]).stdout
+    for field in said.split():
+        if field.startswith("NodeAddr="):
+            return field.removeprefix("NodeAddr=")
+    return node
 
 
 def _slurm(
@@ -350,6 +475,36 @@ class SlurmStepsBackend(SlurmBackend):
         )
         return process.pid
 
+    def start_gang(self, launches: list[Launch]) -> list[int]:
+        """One srun step of len(launches) tasks in a held node with room for all."""
+        if not self._holders:
+            self._hold_nodes()
+        first, count = launches[0], len(launches)
+        need = (cpu_count_for(first.cpu) * count, first.memory_mb * count, first.gpu * count)
+        if not any(_fits(h.total(), need) for h in self._holders):
+            raise BackendError(
+                f"a gang of {count} needs cpu={need[0]}, memory={need[1]} MB, gpu={need[2]} "
+                "on one node: with --slurm-steps a gang runs in one held node, and none is "
+                "that big (without --slurm-steps it is a job that spans nodes)"
+            )
+        holder = self._place(need)
+        dispatch = self._gang_script(launches)
+        args = ["srun", f"--jobid={holder.job}", *_gang_args(first, count)]
+        srun_log = Path(first.workdir) / "srun.log"
+        environment = {**os.environ, MAIN_IP_VARIABLE: _node_address(holder.node.name)}
+        with open(srun_log, "wb") as log_file:
+            process = subprocess.Popen(
+                [*args, "/bin/bash", str(dispatch)],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True, env=environment,
+            )  # fmt: skip
+        self._processes[process.pid] = process
+        holder.used.append(need)
+        self._steps[process.pid] = _Step(
+            holder, need, srun_log, Path(first.workdir) / "gang.log", time.monotonic()
+        )
+        return self._gang(process.pid, launches)
+
     def poll(self) -> list[tuple[int, int]]:
         self._heartbeat.touch()
         self._ended.clear()
@@ -362,10 +517,10 @@ class SlurmStepsBackend(SlurmBackend):
                 state=_step_end(step.srun_log),
                 node=step.holder.node.name,
             )
-        return exited
+        return self._fan_out(exited)
 
     def waiting(self, handle: int) -> str:
-        step = self._steps.get(handle)
+        step = self._steps.get(self._slurm_handle(handle))
         if step is None or step.began:
             return ""
         # slurmstepd opens the step's output file as it starts the step (srun itself says
@@ -380,7 +535,7 @@ class SlurmStepsBackend(SlurmBackend):
         )
 
     def kill(self, handle: int) -> None:
-        process = self._processes.get(handle)
+        process = self._processes.get(self._slurm_handle(handle))
         if process is not None and process.poll() is None:
             process.terminate()  # srun cancels its step
 

@@ -112,15 +112,26 @@ class LeaseDesk:
             # Under the append lock: the tasks picked are still queued when their
             # leases commit, so concurrent executors never pick the same one.
             free = [request.free.cpu, request.free.memory_mb, request.free.gpu]
-            candidates = queue_queries.lease_candidates(
-                tx, request.free, queues, now_us(), max_tasks * 4
-            )
+            now = now_us()
+            candidates = queue_queries.lease_candidates(tx, request.free, queues, now,
+                                                        max_tasks * 4)  # fmt: skip
+            seen: set[str] = set()
+            gangs = _GangFinder(tx, now)
             for row in candidates:
-                wants = [row.cpu, row.memory_mb, row.gpu]
-                if len(picked) == max_tasks or any(w > f for w, f in zip(wants, free, strict=True)):
+                if row.task_pathspec in seen:
+                    continue
+                # A node of a @parallel gang comes with every queued node of its gang:
+                # all of them fit together, or none is leased.
+                group = gangs.of(row)
+                seen.update(r.task_pathspec for r in group)
+                wants = [sum(r.cpu for r in group), sum(r.memory_mb for r in group),
+                         sum(r.gpu for r in group)]  # fmt: skip
+                if len(picked) + len(group) > max_tasks or any(
+                    w > f for w, f in zip(wants, free, strict=True)
+                ):
                     continue
                 free = [f - w for f, w in zip(free, wants, strict=True)]
-                picked.append((row, str(uuid.uuid4())))
+                picked.extend((r, str(uuid.uuid4())) for r in group)
             return [
                 events_pb2.Event(
                     event_id=str(uuid.uuid4()),
@@ -247,9 +258,10 @@ class LeaseDesk:
             expired += 1
         return expired
 
-    def waiting_reason(self, task: records_pb2.QueuedTask) -> str:
-        """Why a queued task waits, when no executor seen recently could ever take it;
-        for a leased one, what its executor last said of it (pending in Slurm, say)."""
+    def waiting_reason(self, task: records_pb2.QueuedTask, gang: int = 1) -> str:
+        """Why a queued task waits, when no executor seen recently could ever take it
+        (for a node of a @parallel gang of `gang` nodes: all of them together); for a
+        leased one, what its executor last said of it (pending in Slurm, say)."""
         if task.state in (records_pb2.QUEUE_STATE_LEASED, records_pb2.QUEUE_STATE_RUNNING):
             with self._lock:
                 return self._notes.get((task.pathspec, task.attempt), "")
@@ -282,6 +294,17 @@ class LeaseDesk:
                 f"waiting: no executor offers cpu={wants.cpu:g}, memory={wants.memory_mb} MB "
                 f"and gpu={wants.gpu} together"
             )
+        if gang > 1 and not any(
+            e.total.cpu >= gang * wants.cpu
+            and e.total.memory_mb >= gang * wants.memory_mb
+            and e.total.gpu >= gang * wants.gpu
+            for e in serving
+        ):
+            return (
+                f"waiting: its @parallel gang of {gang} nodes starts together on one executor, "
+                f"and none offers cpu={gang * wants.cpu:g}, memory={gang * wants.memory_mb} MB "
+                f"and gpu={gang * wants.gpu} at once"
+            )
         return ""
 
     def _note(self, pathspec: str, attempt: int, note: str) -> None:
@@ -301,6 +324,25 @@ class LeaseDesk:
             self._executors[executor_id] = _Executor(total, frozenset(queues), time.monotonic())
             while len(self._executors) > _MAX_EXECUTORS_KEPT:  # the least recently seen go
                 del self._executors[next(iter(self._executors))]
+
+
+class _GangFinder:
+    """The gang a queued task leases with: its @parallel step's queued nodes that
+    feed the same join, or the task alone (runs' graphs read once per call)."""
+
+    def __init__(self, tx: Tx, now: int) -> None:
+        self._tx, self._now = tx, now
+        self._graphs: dict[str, RunGraph] = {}
+
+    def of(self, row: QueueRow) -> list[QueueRow]:
+        graph = self._graphs.get(row.run_pathspec)
+        if graph is None:
+            graph = self._graphs[row.run_pathspec] = queue_queries.run_graph(
+                self._tx, row.run_pathspec
+            )
+        if not flow_graph.step(graph, row.step_name).parallel:
+            return [row]
+        return queue_queries.gang_rows(self._tx, row, self._now) or [row]
 
 
 def _check_executor_id(executor_id: str) -> str:

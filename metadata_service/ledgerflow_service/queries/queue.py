@@ -89,6 +89,33 @@ def lease_candidates(
     ]
 
 
+def gang_rows(tx: Tx, row: QueueRow, now_us: int) -> list[QueueRow]:
+    """The queued nodes of the @parallel gang `row` belongs to that may start now (its
+    own included): the tasks of its step that feed the same join instance."""
+    return [
+        QueueRow(*r)
+        for r in tx.query(
+            f"SELECT {_COLUMNS} FROM queue WHERE run_pathspec = ? AND join_key = ? "
+            "AND step_name = ? AND state = 'queued' AND not_before_us <= ? "
+            "ORDER BY queued_position",
+            [row.run_pathspec, row.join_key, row.step_name, now_us],
+        )
+    ]
+
+
+def gang_sizes(tx: Tx, tasks: Sequence[records_pb2.QueuedTask]) -> list[int]:
+    """How many nodes each task's gang has (1: not a node of a @parallel step)."""
+    graphs: dict[str, RunGraph] = {}
+    sizes = []
+    for task in tasks:
+        run_pathspec = f"{task.flow_name}/{task.run_id}"
+        if run_pathspec not in graphs:
+            graphs[run_pathspec] = run_graph(tx, run_pathspec)
+        spec = flow_graph.step(graphs[run_pathspec], task.step_name)
+        sizes.append(task.foreach_stack[-1].num_splits if spec.parallel else 1)
+    return sizes
+
+
 def expired_leases(tx: Tx, now_us: int, limit: int) -> list[QueueRow]:
     """Leased or running tasks whose lease ran out before `now_us`."""
     return [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,6 +11,26 @@ from zoneinfo import ZoneInfo
 from ledgerflow.engine.deployments import production_namespace_of, trigger_name
 from ledgerflow.engine.projects import project_facts
 from ledgerflow.v1 import records_pb2
+
+# Where a gang's main node can be reached (current.parallel.main_ip): set by whoever
+# starts the gang (the executor for the host it runs on, a Slurm job for its first
+# node); a local run's gang is on this machine.
+MAIN_IP_VARIABLE = "LEDGERFLOW_PARALLEL_MAIN_IP"
+LOCAL_MAIN_IP = "127.0.0.1"
+
+
+def parallel_facts(
+    stack: Sequence[tuple[str, int, int]], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """``current.parallel`` for a task of a @parallel step: its node's place in the
+    gang (the innermost foreach frame, which num_parallel made) and the main node's
+    address."""
+    _, index, count = stack[-1]
+    return dict(
+        main_ip=environ.get(MAIN_IP_VARIABLE) or LOCAL_MAIN_IP,
+        num_nodes=count,
+        node_index=index,
+    )
 
 
 def trigger_facts(trigger: records_pb2.Trigger | None) -> dict[str, Any] | None:

@@ -228,7 +228,8 @@ class LocalRuntime:
             self._schedule(TaskSpec("start", "", [], []))
             while self._ready or self._running:
                 while self._ready and len(self._running) < self.max_workers:
-                    self._launch(self._ready.popleft())
+                    for spec in self._take_ready():
+                        self._launch(spec)
                 self._wait()
                 self._events += self.live.heartbeats(self._running.values(), *self._run_key)
                 self._events += self.live.output(self._running.values())
@@ -317,6 +318,19 @@ class LocalRuntime:
         spec.task_id = str(self._next_task_id)
         self._next_task_id += 1
         self._ready.append(spec)
+
+    def _take_ready(self) -> list[TaskSpec]:
+        """The next ready task; for a node of a @parallel gang, every node of its gang
+        that is ready, past --max-workers if need be: a gang's nodes run together."""
+        spec = self._ready.popleft()
+        if not self.rules.step(spec.step_name).parallel:
+            return [spec]
+        gang = spec.step_name, [tuple(frame) for frame in spec.foreach_stack[:-1]]
+        mates = [s for s in self._ready
+                 if (s.step_name, [tuple(f) for f in s.foreach_stack[:-1]]) == gang]  # fmt: skip
+        for mate in mates:
+            self._ready.remove(mate)
+        return [spec, *mates]
 
     @_interrupts_deferred()
     def _launch(self, spec: TaskSpec) -> None:

@@ -36,6 +36,7 @@ from ledgerflow.datastore.content import (
     StoredValue,
 )
 from ledgerflow.engine import TaskOutcome
+from ledgerflow.engine.facts import parallel_facts
 from ledgerflow.engine.graph import splits_problem
 from ledgerflow.exceptions import CaughtException, TooManySplits
 from ledgerflow.v1 import records_pb2
@@ -142,7 +143,7 @@ _MAX_ARTIFACT_NAME = 128
 
 def _transition_artifacts(transition: Transition) -> dict[str, Any]:
     """The hidden artifacts that let a resume follow a cloned task as the run did."""
-    if transition.foreach:
+    if transition.num_splits:
         return {NUM_SPLITS_ARTIFACT: transition.num_splits}
     if transition.switch_step:
         return {SWITCH_STEP_ARTIFACT: transition.switch_step}
@@ -159,7 +160,7 @@ def transition_of(
     def load(name: str) -> Any:
         return store.load(artifacts[name].content_key, artifacts[name].serializer)
 
-    if node.foreach_param:
+    if node.kind == "foreach":
         return int(load(NUM_SPLITS_ARTIFACT)), ""
     if node.condition:
         return 0, str(load(SWITCH_STEP_ARTIFACT))
@@ -261,6 +262,8 @@ def _run_step(context: TaskContext) -> TaskOutcome:
     # step's @environment reaches only its tasks.
     os.environ.update(step_options(getattr(flow_class, spec.step_name)).environment)
     current._set(**facts)
+    if node.parallel:
+        current._put("parallel", parallel_facts(spec.foreach_stack, os.environ))
     flow = flow_class.__new__(flow_class)
     inherited = spec.inputs[0].artifacts if not node.is_join and spec.inputs else {}
     flow._prepare(
@@ -296,8 +299,11 @@ def _run_step(context: TaskContext) -> TaskOutcome:
                 "self.next(): end every path with self.next(...)"
             )
         transition = flow._transition or Transition([])
-        too_many = transition.foreach and splits_problem(
-            spec.step_name, transition.num_splits, spec.max_num_splits
+        # A gang (num_parallel) is an unbounded foreach, as in Metaflow: the service's
+        # cap alone applies.
+        limit = spec.max_num_splits if transition.foreach else 0
+        too_many = transition.num_splits and splits_problem(
+            spec.step_name, transition.num_splits, limit
         )
         if too_many:
             raise TooManySplits(too_many)

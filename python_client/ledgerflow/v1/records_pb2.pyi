@@ -181,7 +181,7 @@ class SwitchCase(_message.Message):
     def __init__(self, value: _Optional[str] = ..., step: _Optional[str] = ...) -> None: ...
 
 class StepSpec(_message.Message):
-    __slots__ = ("name", "kind", "next_steps", "in_steps", "closes", "resources", "retries", "minutes_between_retries", "catch", "catch_var", "catch_print", "timeout_seconds", "queue", "image", "max_num_splits", "condition", "switch_cases")
+    __slots__ = ("name", "kind", "next_steps", "in_steps", "closes", "resources", "retries", "minutes_between_retries", "catch", "catch_var", "catch_print", "timeout_seconds", "queue", "image", "max_num_splits", "condition", "switch_cases", "parallel")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     NEXT_STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +199,7 @@ class StepSpec(_message.Message):
     MAX_NUM_SPLITS_FIELD_NUMBER: _ClassVar[int]
     CONDITION_FIELD_NUMBER: _ClassVar[int]
     SWITCH_CASES_FIELD_NUMBER: _ClassVar[int]
+    PARALLEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: StepKind
     next_steps: _containers.RepeatedScalarFieldContainer[str]
@@ -216,7 +217,8 @@ class StepSpec(_message.Message):
     max_num_splits: int
     condition: str
     switch_cases: _containers.RepeatedCompositeFieldContainer[SwitchCase]
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[StepKind, str]] = ..., next_steps: _Optional[_Iterable[str]] = ..., in_steps: _Optional[_Iterable[str]] = ..., closes: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., retries: _Optional[int] = ..., minutes_between_retries: _Optional[float] = ..., catch: _Optional[bool] = ..., catch_var: _Optional[str] = ..., catch_print: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., queue: _Optional[str] = ..., image: _Optional[str] = ..., max_num_splits: _Optional[int] = ..., condition: _Optional[str] = ..., switch_cases: _Optional[_Iterable[_Union[SwitchCase, _Mapping]]] = ...) -> None: ...
+    parallel: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[StepKind, str]] = ..., next_steps: _Optional[_Iterable[str]] = ..., in_steps: _Optional[_Iterable[str]] = ..., closes: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., retries: _Optional[int] = ..., minutes_between_retries: _Optional[float] = ..., catch: _Optional[bool] = ..., catch_var: _Optional[str] = ..., catch_print: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., queue: _Optional[str] = ..., image: _Optional[str] = ..., max_num_splits: _Optional[int] = ..., condition: _Optional[str] = ..., switch_cases: _Optional[_Iterable[_Union[SwitchCase, _Mapping]]] = ..., parallel: _Optional[bool] = ...) -> None: ...
 
 class ResumePlan(_message.Message):
     __slots__ = ("clones", "first_task_id")
