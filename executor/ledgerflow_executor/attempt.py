@@ -13,6 +13,7 @@ from ledgerflow.engine import (
     TaskOutcome,
     catches_in_process,
     died_outcome,
+    gang_key,
     is_infrastructure,
     new_event,
     note_death,
@@ -174,8 +175,6 @@ def read_outcome(
 
 
 def gang_of(lease: Lease) -> tuple[str, ...]:
-    """Which @parallel gang a leased node belongs to: its run, step and the foreach
-    frames around the gang (the last frame is the node's place in it)."""
+    """Which @parallel gang a leased node belongs to: its run and the engine's key."""
     task = lease.task
-    frames = [f"{f.step_name}:{f.index}" for f in task.foreach_stack[:-1]]
-    return (task.flow_name, task.run_id, task.step_name, *frames)
+    return (task.flow_name, task.run_id, *gang_key(task.step_name, task.foreach_stack))

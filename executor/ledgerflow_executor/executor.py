@@ -235,19 +235,39 @@ class Executor:
     def _launch(self, leases: list[Lease]) -> None:
         """Starts leased attempts: their TaskStarted events in one append, then each
         on the backend."""
-        prepared = [p for p in (self._prepare(lease) for lease in leases) if p is not None]
+        prepared = []
+        short: set[tuple[str, ...]] = set()  # gangs a node of which cannot start
+        for lease in leases:
+            ready = self._prepare(lease)
+            if ready is not None:
+                prepared.append(ready)
+            elif lease.step.parallel:
+                short.add(gang_of(lease))
         recorded = self._record([[started(lease)] for lease, _ in prepared])
         gangs: dict[tuple[str, ...], list[tuple[Lease, Launch]]] = {}
         for (lease, launch), ok in zip(prepared, recorded, strict=True):
             if not ok:  # the lease is gone, or the service: it lapses, or is refused
-                self._free_gpus.extend(launch.gpu_ids)
-                shutil.rmtree(launch.workdir, ignore_errors=True)
+                self._discard(launch)
+                if lease.step.parallel:
+                    short.add(gang_of(lease))
             elif lease.step.parallel:  # the service leases a gang's nodes together
                 gangs.setdefault(gang_of(lease), []).append((lease, launch))
             else:
                 self._start([(lease, launch)])
-        for gang in gangs.values():
+        for key, gang in gangs.items():
+            if key in short:  # never part of a gang: its other nodes fail with it
+                refused = failed("ExecutorError", "a node of its @parallel gang could not start",
+                                 records_pb2.FAILURE_KIND_INFRASTRUCTURE)  # fmt: skip
+                self._record([recorded_outcome(lease, refused) for lease, _ in gang])
+                for _, launch in gang:
+                    self._discard(launch)
+                continue
             self._start(sorted(gang, key=lambda pair: pair[0].task.foreach_stack[-1].index))
+
+    def _discard(self, launch: Launch) -> None:
+        """Gives back what an attempt that will not start held: its GPUs, its folder."""
+        self._free_gpus.extend(launch.gpu_ids)
+        shutil.rmtree(launch.workdir, ignore_errors=True)
 
     def _prepare(self, lease: Lease) -> tuple[Lease, Launch] | None:
         task = lease.task
@@ -426,7 +446,9 @@ class Executor:
         exited = self.backend.poll()
         finished = []
         for handle, exit_code in exited:
-            running = self.running.pop(handle)
+            running = self.running.pop(handle, None)
+            if running is None:  # a node killed as its gang failed to start
+                continue
             self._free_gpus.extend(running.gpu_ids)
             memory = running.lease.task.resources.memory_mb
             ended = running.ended or self.backend.why_ended(handle, exit_code, memory)

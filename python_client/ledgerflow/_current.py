@@ -15,6 +15,9 @@ class Parallel(NamedTuple):
     node_index: int
 
 
+OUTSIDE_A_GANG = {"main_ip": "127.0.0.1", "num_nodes": 1, "node_index": 0}
+
+
 class Current:
     """Set by the runtime in each task process before the step runs."""
 
@@ -32,8 +35,8 @@ class Current:
         facts = self.__dict__.get("_facts", {})
         if name == "trigger":
             return trigger_of(facts.get("trigger"))
-        if name == "parallel" and facts.get("parallel"):
-            return Parallel(**facts["parallel"])
+        if name == "parallel":  # outside a gang, as Metaflow: a gang of one, here
+            return Parallel(**facts.get("parallel", OUTSIDE_A_GANG))
         if name in facts:
             return facts[name]
         if name in _KNOWN:
@@ -76,8 +79,6 @@ _KNOWN = {
     "project_flow_name",
     # With @card on the step: its cards' components (ledgerflow.cards); None without.
     "card",
-    # In a @parallel step: the task's place in its gang (Parallel); None elsewhere.
-    "parallel",
 }
 
 current = Current()

@@ -89,6 +89,16 @@ def task_hooks(func: F) -> list[Any]:
     return options.hooks
 
 
+def _number(decorator: str, name: str, value: Any, *, whole: bool = False) -> Any:
+    """`value` when it is a number (a whole one if `whole`); else a ValueError that
+    names the decorator and the argument (a config may have given a text)."""
+    kinds: tuple[type, ...] = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        what = "a whole number" if whole else "a number"
+        raise ValueError(f"{decorator}: {name} must be {what}, got {value!r}")
+    return value
+
+
 def _attach(func: F, name: str, value: Any) -> F:
     options = getattr(func, _OPTIONS, None)
     if options is None:
@@ -105,6 +115,9 @@ def resources(
     """The CPU cores, GPUs and memory (MB) the step needs, and optionally the container
     image to run it in. Recorded with each task; enforced by the executor when the run
     is remote (``run --remote``)."""
+    _number("@resources", "cpu", cpu)
+    _number("@resources", "gpu", gpu, whole=True)
+    _number("@resources", "memory", memory, whole=True)
     if cpu <= 0 or gpu < 0 or memory <= 0:
         raise ValueError("@resources: cpu and memory must be positive, gpu at least 0")
     if not isinstance(image, str) or any(c.isspace() for c in image):
@@ -118,6 +131,8 @@ def retry(func: F | None = None, *, times: int = 3, minutes_between_retries: flo
     """Runs the step again (up to `times` more attempts) when it fails of its own
     doing (an exception, a timeout, a kill): at once in a local run, after
     `minutes_between_retries` on executors. The rules: ledgerflow.engine.attempts."""
+    _number("@retry", "times", times, whole=True)
+    _number("@retry", "minutes_between_retries", minutes_between_retries)
     if times < 0 or minutes_between_retries < 0:
         raise ValueError("@retry: times and minutes_between_retries must be at least 0")
     value = Retry(times=times, minutes_between_retries=minutes_between_retries)
@@ -140,6 +155,8 @@ def timeout(
     func: F | None = None, *, seconds: float = 0, minutes: float = 0, hours: float = 0
 ) -> Any:
     """Fails an attempt that runs longer than the given time (it is killed)."""
+    for name, amount in (("seconds", seconds), ("minutes", minutes), ("hours", hours)):
+        _number("@timeout", name, amount)
     total = seconds + 60 * minutes + 3600 * hours
     if total <= 0:
         raise ValueError("@timeout needs a positive seconds=, minutes= or hours=")

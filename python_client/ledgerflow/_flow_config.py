@@ -165,6 +165,17 @@ class DeferredValue:
     def __bool__(self) -> bool:
         raise TypeError(f"{self!r} {_NOT_YET}")
 
+    def _no_value(self, *_: Any) -> Any:
+        raise TypeError(f"{self!r} {_NOT_YET} (config_expr('...') computes with it)")
+
+    # Arithmetic, comparisons and conversions in the class body: a value not loaded yet.
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _no_value
+    __truediv__ = __rtruediv__ = __floordiv__ = __mod__ = __pow__ = __neg__ = _no_value
+    __lt__ = __le__ = __gt__ = __ge__ = _no_value
+    __int__ = __float__ = __index__ = __len__ = __format__ = __str__ = _no_value
+    __eq__ = __ne__ = _no_value  # type: ignore[assignment]
+    __hash__ = object.__hash__
+
     def __repr__(self) -> str:
         text = f"config_expr({self._expression!r})" if self._expression else self._config
         for kind, key in self._path:
@@ -195,7 +206,12 @@ class DeferredValue:
                 else:
                     current = current[key]
             except (KeyError, IndexError, TypeError, AttributeError):
-                raise ConfigError(f"{self!r}: the config has no {key!r} there") from None
+                keys = (
+                    f" (its keys: {', '.join(map(str, current))})"
+                    if isinstance(current, Mapping)
+                    else ""
+                )
+                raise ConfigError(f"{self!r}: the config has no key {key!r}{keys}") from None
         return plain(current)
 
 

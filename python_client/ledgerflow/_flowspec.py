@@ -111,6 +111,7 @@ class FlowSpecBase:
         step_names: set[str],
         out_funcs: list[str],
         switch_cases: dict[str, str],
+        starts_gang: bool,
         inherited: dict[str, records_pb2.Artifact],
         foreach_stack: list[tuple[str, int, int]],
         foreach_params: dict[str, str],
@@ -122,6 +123,7 @@ class FlowSpecBase:
         self._step_names = step_names
         self._out_funcs = out_funcs
         self._switch_cases = switch_cases
+        self._starts_gang = starts_gang
         self._inherited = dict(inherited)
         self._reader = _ArtifactReader(store, self._inherited)
         self._foreach_stack = foreach_stack
@@ -183,7 +185,7 @@ class FlowSpecBase:
             raise InvalidNextCall(
                 f"step {self._step_name!r} went to {names} but its code says {self._out_funcs}"
             )
-        if num_parallel is not None:
+        if num_parallel is not None or self._starts_gang:
             if isinstance(num_parallel, bool) or not isinstance(num_parallel, int):
                 raise InvalidNextCall(f"num_parallel= takes a whole number, got {num_parallel!r}")
             if num_parallel < 1:

@@ -26,7 +26,7 @@ class StepNode:
     out_funcs: list[str] = field(default_factory=list)
     foreach_param: str | None = None
     # self.next(self.x, num_parallel=N): a foreach over N gang nodes of @parallel step x.
-    num_parallel: bool = False
+    starts_gang: bool = False
     # Decorated @parallel: its tasks are one gang.
     parallel: bool = False
     # A switch: the artifact that picks the case, and the cases (value -> step).
@@ -43,7 +43,7 @@ class StepNode:
             return "end"
         if self.is_join:
             return "join"
-        if self.foreach_param or self.num_parallel:
+        if self.foreach_param or self.starts_gang:
             return "foreach"
         if self.condition:
             return "switch"
@@ -128,7 +128,7 @@ def _read_next(node: StepNode, func: ast.FunctionDef) -> None:
                     node, keyword, "self.next(self.a, foreach='grid')"
                 )
             elif name == "num_parallel":
-                node.num_parallel = True  # evaluated when the step runs
+                node.starts_gang = True  # num_parallel's value is read when the step runs
             elif name == "condition" and node.switch_cases:
                 node.condition = _string_option(
                     node, keyword, "self.next({'high': self.a, 'low': self.b}, condition='mode')"
@@ -143,6 +143,11 @@ def _read_next(node: StepNode, func: ast.FunctionDef) -> None:
                     f"step {node.name!r}: self.next() has no option "
                     f"{name!r}; did you mean foreach=, condition= or num_parallel=?"
                 )
+        if node.condition and (node.foreach_param or node.starts_gang):
+            raise InvalidGraph(
+                f"step {node.name!r}: a switch (condition=) goes to one step; it cannot also "
+                "split with foreach= or num_parallel="
+            )
 
 
 class FlowGraph:
@@ -169,6 +174,17 @@ class FlowGraph:
             for out in node.out_funcs:
                 if out in self.nodes:
                     self.nodes[out].in_funcs.append(node.name)
+        # Gangs first: a gang's mistakes otherwise surface as a join's or a split's.
+        options = {name: step_options(getattr(flow_class, name, None)) for name in self.nodes}
+        for node in self.nodes.values():
+            node.parallel = options[node.name].parallel
+        for node in self.nodes.values():
+            self._check_parallel(node)
+            if node.parallel and (options[node.name].retry or options[node.name].catch):
+                raise InvalidGraph(
+                    f"@parallel step {node.name!r} has @retry or @catch: a node of a gang is "
+                    "not tried again (alone, it could not rejoin its gang); remove them"
+                )
         self._validate()
         self._check_step_decorators(flow_class)
 
@@ -180,12 +196,7 @@ class FlowGraph:
 
     def _check_step_decorators(self, flow_class: type) -> None:
         """The options of decorators that work in the task (two @card with one id)
-        are checked with the graph, before anything runs; and a @parallel step is
-        entered through num_parallel and joined right after."""
-        for node in self.nodes.values():
-            node.parallel = step_options(getattr(flow_class, node.name, None)).parallel
-        for node in self.nodes.values():
-            self._check_parallel(node)
+        are checked with the graph, before anything runs."""
         for name in self.nodes:
             for hook in step_options(getattr(flow_class, name, None)).hooks:
                 try:
@@ -194,21 +205,23 @@ class FlowGraph:
                     raise InvalidGraph(str(error)) from None
 
     def _check_parallel(self, node: StepNode) -> None:
-        if node.num_parallel and node.foreach_param:
+        """A @parallel step is entered through num_parallel and joined right after."""
+        known = [out for out in node.out_funcs if out in self.nodes]  # others: _validate
+        if node.starts_gang and node.foreach_param:
             raise InvalidGraph(f"step {node.name!r}: foreach= and num_parallel= do not go together")
-        if node.num_parallel and not all(self.nodes[out].parallel for out in node.out_funcs):
+        if node.starts_gang and not all(self.nodes[out].parallel for out in known):
             raise InvalidGraph(
                 f"step {node.name!r} starts {node.out_funcs[0]!r} with num_parallel=, so "
                 f"{node.out_funcs[0]!r} must be a @parallel step"
             )
         if not node.parallel:
             return
-        if not node.in_funcs or not all(self.nodes[i].num_parallel for i in node.in_funcs):
+        if not node.in_funcs or not all(self.nodes[i].starts_gang for i in node.in_funcs):
             raise InvalidGraph(
                 f"@parallel step {node.name!r} runs as a gang: start it with "
                 f"self.next(self.{node.name}, num_parallel=N)"
             )
-        if len(node.out_funcs) != 1 or not self.nodes[node.out_funcs[0]].is_join:
+        if len(known) != 1 or not self.nodes[known[0]].is_join:
             raise InvalidGraph(
                 f"@parallel step {node.name!r} must go to a join of its gang, "
                 "def join(self, inputs), as after a foreach"
@@ -278,7 +291,7 @@ class FlowGraph:
                         raise InvalidGraph(
                             f"join {node.name!r} is reached from {first!r} and {second!r}, "
                             "cases of one switch of which only one runs: let the cases meet "
-                            "at a plain step before the join"
+                            "at a plain step (one without inputs) before the join"
                         )
                     if not node.is_join and not exclusive:
                         raise InvalidGraph(
@@ -373,7 +386,7 @@ class FlowGraph:
                 arrow = (
                     f" -> {targets}"
                     + (f" (foreach {node.foreach_param})" if node.foreach_param else "")
-                    + (" (num_parallel gang)" if node.num_parallel else "")
+                    + (" (num_parallel gang)" if node.starts_gang else "")
                 )
             kind = f"{node.kind}, @parallel" if node.parallel else node.kind
             lines.append(f"  {node.name} [{kind}]{arrow}")

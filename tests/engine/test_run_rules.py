@@ -137,8 +137,24 @@ def test_a_foreach_step_is_never_caught() -> None:
     assert after_failure(step, 1, "ValueError", remote=False).next is Next.FAIL
 
 
+def test_a_switch_step_is_never_caught() -> None:
+    step = spec("s", K.STEP_KIND_SWITCH, "x", catch=True)
+    assert not catches_in_process(step, 0)
+    assert after_failure(step, 1, "ValueError", remote=False).next is Next.FAIL
+
+
+def test_a_gang_node_is_never_tried_again() -> None:
+    """Alone, a retried node could not rejoin its gang (its mates run or are done)."""
+    step = spec("train", K.STEP_KIND_LINEAR, "join", retries=3, catch=True, parallel=True)
+    assert not catches_in_process(step, 3)
+    failed = after_failure(step, 1, "ValueError", remote=True)
+    assert failed.next is Next.FAIL and "could not rejoin its gang" in failed.reason
+    assert after_lost(step, 1).next is Next.FAIL
+
+
 def test_lost_attempts_have_a_budget_of_their_own() -> None:
-    assert [after_lost(n).next for n in (1, 2, 3, 4)] == [Next.RETRY] * 3 + [Next.FAIL]
+    step = spec("s", K.STEP_KIND_LINEAR, "x")
+    assert [after_lost(step, n).next for n in (1, 2, 3, 4)] == [Next.RETRY] * 3 + [Next.FAIL]
 
 
 def test_outcome_events_are_the_same_for_every_recorder() -> None:

@@ -218,6 +218,8 @@ def test_a_gangs_indexed_job_and_service_validate(emulator: KubeEmulator, tmp_pa
     name = job["metadata"]["name"]
     spec = job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 3)
+    # A failed node ends its own pod, not the Job's others (as on every backend).
+    assert spec["backoffLimitPerIndex"] == 0 and "backoffLimit" not in spec
     pod = spec["template"]["spec"]
     assert pod["subdomain"] == name == service["metadata"]["name"]
     assert service["spec"]["clusterIP"] == "None"

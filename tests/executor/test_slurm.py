@@ -265,6 +265,18 @@ def test_a_gang_is_one_job_of_n_tasks_that_meet_on_the_main_node(
     assert job.split("|")[1:] == ["3", "2"]  # three cores, one a task, on both nodes
 
 
+def test_a_gang_in_the_task_image_meets_on_the_main_node(
+    on_slurm: Cluster, task_image: str
+) -> None:
+    # Each node's podman container is told node 0's address by the job (here it is
+    # 127.0.0.1, the nodes' NodeAddr, as current.parallel's default would be: so the
+    # flow notes whether it was told).
+    on_slurm.executor("--image", task_image, backend="slurm", cpus=None, memory=None)
+    run_id = _parallel_run(on_slurm, "--nodes", "2")
+    assert on_slurm.artifact(f"ParallelFlow/{run_id}/join", "heard") == [1]
+    assert on_slurm.artifact(f"ParallelFlow/{run_id}/join", "told_main_ip") == [True, True]
+
+
 def test_a_gang_is_one_srun_step_in_a_held_node(on_slurm: Cluster) -> None:
     on_slurm.executor("--slurm-steps", backend="slurm", cpus=None, memory=None)
     run_id = _parallel_run(on_slurm, "--nodes", "2")  # a node has 2 cores

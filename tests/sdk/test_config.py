@@ -183,11 +183,12 @@ BAD_INPUTS = [
     ("config_flow", ["--config-value", "config", "{}", "--config", "config", "x.json", "run"],
      "config 'config' is given twice: give it once"),
     ("config_flow", ["--config-value", "config", '{"alpha": 1}', "run"],
-     "the default of --layers: config.model.layers: the config has no 'model' there"),
+     "the default of --layers: config.model.layers: the config has no key 'model' "
+     "(its keys: alpha)"),
     ("config_flow", ["--config-value", "config", BAD_CONFIG, "run"],
      "step start: @resources: cpu and memory must be positive"),
     ("config_flow", ["--config-value", "config", json.dumps({**GIVEN, "retries": "x"}), "run"],
-     "@retry on step start: '<' not supported"),
+     "step start: @retry: times must be a whole number, got 'x'"),
     ("config_flow", ["--config-value", "config", "{}", "resume"],
      "resume reuses its origin run's configs: leave out --config and --config-value"),
     ("config_file_flow", ["run"],
@@ -301,3 +302,24 @@ def test_a_config_may_not_take_a_parameters_or_an_options_name() -> None:
 
     with pytest.raises(InvalidGraph, match="config 'alpha' has the name of a parameter"):
         flow_configs(Child, flow_parameters(Child))
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda c: f"m-{c.x}",
+        lambda c: c.x == 3,
+        lambda c: c.x + 1,
+        lambda c: int(c.x),
+        lambda c: c.x < 2,
+        lambda c: str(c.x),
+    ],
+)
+def test_a_config_used_in_the_class_body_says_it_has_no_value_yet(use: Any) -> None:
+    """Only decorator arguments, Parameter defaults and constants wait for the value:
+    anything else in the class body would compute with a placeholder."""
+    with pytest.raises(TypeError, match=r"c\.x has no value while the class is defined"):
+
+        class Uses(FlowSpec):
+            c = Config("c", default_value={"x": 1})
+            value = use(c)

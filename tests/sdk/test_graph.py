@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ledgerflow import FlowSpec, step
+from ledgerflow import FlowSpec, resources, retry, step, timeout
 from ledgerflow._graph import FlowGraph, InvalidGraph
 
 
@@ -171,3 +171,24 @@ def test_a_valid_nested_graph() -> None:
     assert graph["both"].split_parents == ["start"]
     assert graph["rejoin"].split_parents == []
     assert graph.downstream_of("left") == {"left", "both", "rejoin", "end"}
+
+
+@pytest.mark.parametrize(
+    "decorate, message",
+    [
+        (lambda: retry(times="two"), "@retry: times must be a whole number, got 'two'"),
+        (lambda: retry(times=1.5), "@retry: times must be a whole number, got 1.5"),
+        (lambda: retry(minutes_between_retries="1"), "minutes_between_retries must be a number"),
+        (lambda: resources(cpu="4"), "@resources: cpu must be a number, got '4'"),
+        (lambda: resources(memory=1.5), "@resources: memory must be a whole number"),
+        (lambda: resources(gpu=True), "@resources: gpu must be a whole number, got True"),
+        (lambda: timeout(minutes="5"), "@timeout: minutes must be a number, got '5'"),
+        (lambda: resources(cpu=0), "@resources: cpu and memory must be positive"),
+    ],
+)
+def test_decorator_arguments_of_the_wrong_kind_are_named(decorate, message: str) -> None:
+    """A decorator's argument (often from a config) of the wrong kind is refused with
+    the decorator and the argument named, not a comparison's TypeError."""
+    with pytest.raises(ValueError) as refused:
+        decorate()
+    assert message in str(refused.value)

@@ -101,8 +101,9 @@ def test_gang_mistakes_name_the_step_and_the_fix(flow: type, message: str) -> No
     assert message in str(caught.value)
 
 
-def test_current_parallel_is_none_outside_a_gang() -> None:
-    assert current.parallel is None and current.is_parallel is False
+def test_outside_a_gang_current_parallel_is_a_gang_of_one() -> None:
+    # As in Metaflow, so that code shared with a @parallel step runs anywhere.
+    assert current.parallel == ("127.0.0.1", 1, 0) and current.is_parallel is False
 
 
 @pytest.mark.slow

@@ -183,6 +183,8 @@ def test_a_condition_that_names_no_case_fails_the_step_clearly(flow_env) -> None
     assert result.returncode == 1
     said = result.stdout + result.stderr
     assert "self.mode is 'slow', which is none of the cases 'deep', 'quick'" in said
+    # The traceback ends at the step's own line, not inside self.next().
+    assert "switch_flow.py" in said and "_flowspec.py" not in said
     assert not Flow("SwitchFlow").latest_run.successful
 
 
@@ -191,6 +193,7 @@ def test_a_resume_goes_on_down_the_cases_the_origin_chose(flow_env) -> None:
     flow_env.run("switch_flow", "run", "--mode", "quick")
     origin = Flow("SwitchFlow").latest_run.id
     resumed = flow_env.run("switch_flow", "resume", "graded", "--origin-run-id", origin)
+    assert "cloning big, fanout, grade, small, start" in resumed.stdout  # no prepare: not taken
     assert "3 is small; 12 is big; 5 is small | skipped" in resumed.stdout
     run = Flow("SwitchFlow").latest_run
     assert run.id != origin and run.successful
@@ -198,3 +201,9 @@ def test_a_resume_goes_on_down_the_cases_the_origin_chose(flow_env) -> None:
     assert "prepare" not in ran and (ran["big"], ran["small"]) == (1, 2)
     assert run["big"].task.origin_pathspec  # cloned, not run again
     assert not run["graded"].task.origin_pathspec
+    # The quick case skipped prepare: resuming from it would never run it.
+    refused = flow_env.run("switch_flow", "resume", "prepare", "--origin-run-id", origin,
+                           check=False)  # fmt: skip
+    assert refused.returncode == 1
+    assert "'prepare' did not run in run" in refused.stderr
+    assert "switch 'start' chose another case" in refused.stderr

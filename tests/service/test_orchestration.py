@@ -616,13 +616,48 @@ def test_a_gangs_nodes_are_leased_together_or_not_at_all(app: LedgerApplication)
         "waiting: its @parallel gang of 3 nodes starts together on one executor, and none "
         "offers cpu=3, memory=1536 MB and gpu=0 at once"
     }
-    # A call that takes at most two tasks gets none of them either.
-    assert lease_many(app, BIG, max_tasks=2) == []
-    assert not lease(app).HasField("task")  # LeaseTask hands out one task only
-    gang = lease_many(app, executor_service_pb2.Capacity(cpu=3, memory_mb=4096))
+    assert not lease(app).HasField("task")  # LeaseTask hands out one task, never a gang
+    # A gang comes whole, even past max_tasks when it is the call's first pick.
+    gang = lease_many(app, BIG, max_tasks=2)
     assert sorted(g.task.foreach_stack[-1].index for g in gang) == [0, 1, 2]
     assert len({g.lease_id for g in gang}) == 3 and all(g.step.parallel for g in gang)
     for node in gang:
         succeed(app, node)
     join = lease(app)
     assert join.task.step_name == "join" and len(join.task.input_pathspecs) == 3
+
+
+def test_a_gang_waiting_for_room_keeps_it_from_later_tasks(app: LedgerApplication) -> None:
+    submit(app, "1", graph=GANG_GRAPH)
+    succeed(app, lease(app), num_splits=3)
+    submit(app, "2")  # queued after the gang: its start would take the room
+    busy = executor_service_pb2.LeaseTaskRequest(
+        executor_id="exec-1", free=executor_service_pb2.Capacity(cpu=2, memory_mb=4096),
+        total=executor_service_pb2.Capacity(cpu=3, memory_mb=4096),
+    )  # fmt: skip
+    asked = executor_service_pb2.LeaseTasksRequest(request=busy, max_tasks=64)
+    assert list(app.lease_tasks(asked, ALICE).leases) == []
+    gang = lease_many(app, executor_service_pb2.Capacity(cpu=4, memory_mb=4096))
+    assert [g.task.step_name for g in gang] == ["train"] * 3 + ["start"]
+
+
+def test_a_gang_node_that_fails_fails_the_run(app: LedgerApplication) -> None:
+    submit(app, graph=GANG_GRAPH)
+    succeed(app, lease(app), num_splits=2)
+    first, second = lease_many(app, BIG)
+    fail(app, first)  # never queued again: alone, it could not rejoin its gang
+    succeed(app, second)
+    assert run_status(app) == (True, False)
+    assert "TaskQueued" not in types(app)[-3:]
+
+
+def test_a_parallel_step_outside_a_foreach_is_refused(app: LedgerApplication) -> None:
+    lonely = records_pb2.FlowGraph(
+        steps=[
+            step("start", K.STEP_KIND_LINEAR, "train"),
+            step("train", K.STEP_KIND_LINEAR, "end", parallel=True),
+            step("end", K.STEP_KIND_END),
+        ]
+    )
+    with pytest.raises(InvalidArgument, match="entered only from foreach steps"):
+        submit(app, graph=lonely)

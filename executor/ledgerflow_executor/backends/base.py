@@ -92,12 +92,12 @@ class Backend(abc.ABC):
         their handles, in order. Here: each on this machine, where they reach node 0
         on loopback (current.parallel.main_ip's default). Backends whose engine starts
         a gang as one unit override it (a Slurm job of N tasks, a Kubernetes indexed
-        Job). Raises BackendError, having started none, when it cannot start them all."""
+        Job). Raises, having killed those it started, when it cannot start them all."""
         handles: list[int] = []
         try:
             for launch in launches:
                 handles.append(self.start(launch))
-        except BackendError:
+        except Exception:
             for handle in handles:
                 self.kill(handle)
             raise

@@ -13,9 +13,9 @@ on storage every node mounts at that path. With S3 as the datastore, tasks reach
 the environment the executor passes on, as they reach the metadata service.
 
 A @parallel gang is one indexed Job (``completionMode: Indexed``, a pod per node, all
-started at once) whose pods each run their node's attempt by ``JOB_COMPLETION_INDEX``,
-with a headless Service of the Job's name, so that node 0 is ``JOB-0.JOB`` in the
-cluster's DNS (current.parallel.main_ip).
+started at once, ``backoffLimitPerIndex: 0``) whose pods each run their node's attempt by
+``JOB_COMPLETION_INDEX``, with a headless Service of the Job's name, owned by the Job, so
+that node 0 is ``JOB-0.JOB`` in the cluster's DNS (current.parallel.main_ip).
 
 Verified against the Kubernetes schemas (kubernetes-validate) and an in-memory API
 emulator (kmock), not a live cluster: see docs/executor.md.
@@ -110,6 +110,7 @@ class KubernetesBackend(Backend):
         self._exited: list[tuple[int, int]] = []
         self._reported: list[int] = []  # exits the last poll returned (forgotten next)
         self._next_handle = 1
+        self._gang_jobs: set[str] = set()  # Jobs with a Service of their own
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._watcher = threading.Thread(target=self._follow_pods, name="lf-k8s", daemon=True)
@@ -200,7 +201,13 @@ class KubernetesBackend(Backend):
             pod_spec, dict.fromkeys(path for one in launches for path in (one.workdir, *one.mounts))
         )
         pod_spec["subdomain"] = name
-        manifest["spec"].update(completionMode="Indexed", completions=count, parallelism=count)
+        # A node's failure ends its own pod only (the executor records it; the run fails
+        # with it), as on the other backends: not the whole Job at once.
+        del manifest["spec"]["backoffLimit"]
+        manifest["spec"].update(
+            completionMode="Indexed", completions=count, parallelism=count,
+            backoffLimitPerIndex=0,
+        )  # fmt: skip
         service = {
             "apiVersion": "v1",
             "kind": "Service",
@@ -222,15 +229,27 @@ class KubernetesBackend(Backend):
         return self._track(launch.name, [launch.name])[0]
 
     def start_gang(self, launches: list[Launch]) -> list[int]:
-        """One indexed Job for the gang, and its headless Service."""
+        """One indexed Job for the gang, then its headless Service, owned by the Job
+        (the cluster deletes it with the Job, should this executor not)."""
         manifest, service = self.gang_manifests(launches)
         name = manifest["metadata"]["name"]
         try:
+            created = self.batch.create_namespaced_job(self.namespace, manifest)
+        except self.ApiException as error:
+            raise BackendError(f"Kubernetes refused Job {name}: {_reason(error)}") from None
+        uid = getattr(created.metadata, "uid", None)
+        if uid:
+            service["metadata"]["ownerReferences"] = [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid}
+            ]
+        self._gang_jobs.add(name)
+        try:
             self.core.create_namespaced_service(self.namespace, service)
-            self.batch.create_namespaced_job(self.namespace, manifest)
         except self.ApiException as error:
             self._delete(name)
-            raise BackendError(f"Kubernetes refused Job {name}: {_reason(error)}") from None
+            raise BackendError(
+                f"Kubernetes refused the Service of gang Job {name}: {_reason(error)}"
+            ) from None
         return self._track(name, [f"{name}#{index}" for index in range(len(launches))])
 
     def _track(self, job: str, pods: list[str]) -> list[int]:
@@ -396,11 +415,13 @@ class KubernetesBackend(Backend):
             self.on_exit.set()
 
     def _delete(self, job: str) -> None:
-        """Deletes a Job, and the Service of a gang's Job (none for others)."""
+        """Deletes a Job, and a gang Job's Service."""
         with contextlib.suppress(self.ApiException):
             self.batch.delete_namespaced_job(job, self.namespace, propagation_policy="Background")
-        with contextlib.suppress(self.ApiException):
-            self.core.delete_namespaced_service(job, self.namespace)
+        if job in self._gang_jobs:
+            self._gang_jobs.discard(job)
+            with contextlib.suppress(self.ApiException):
+                self.core.delete_namespaced_service(job, self.namespace)
 
 
 def _mount_folders(pod_spec: dict[str, Any], folders: Iterable[str]) -> None:

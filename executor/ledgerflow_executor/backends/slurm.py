@@ -185,14 +185,16 @@ class SlurmBackend(Backend):
         cases = []
         for index, launch in enumerate(launches):
             node_script = Path(launch.workdir) / "job.sh"
-            node_script.write_text(self.job_script(launch))
+            node_script.write_text(self.job_script(launch, gang=True))
             run = (
                 f"/bin/bash {shlex.quote(str(node_script))} "
                 f">{shlex.quote(launch.stdout_path)} 2>{shlex.quote(launch.stderr_path)}"
             )
             exit_file = shlex.quote(str(Path(launch.workdir) / "exit-code"))
-            cases.append(f"  {index}) cd {shlex.quote(launch.workdir)}; {run}; "
-                         f"echo $? >{exit_file} ;;")  # fmt: skip
+            # Noted as squeue's codes read: a signal N as -N (bash says 128 + N).
+            cases.append(f"  {index}) cd {shlex.quote(launch.workdir)}; {run}; code=$?; "
+                         f"[ $code -gt 128 ] && code=$((128 - code)); "
+                         f"echo $code >{exit_file} ;;")  # fmt: skip
         dispatch = Path(launches[0].workdir) / "gang.sh"
         unknown = '  *) echo "no attempt for task $SLURM_PROCID" >&2; exit 1 ;;'
         lines = ["#!/bin/bash", 'case "$SLURM_PROCID" in', *cases, unknown, "esac", ""]
@@ -220,8 +222,7 @@ class SlurmBackend(Backend):
                 found.append((handle, code))
                 continue
             for attempt, exit_file in zip(gang.handles, gang.exit_files, strict=True):
-                noted = exit_file.read_text().strip() if exit_file.exists() else ""
-                found.append((attempt, int(noted) if noted.isdigit() else code))
+                found.append((attempt, _noted_code(exit_file, code)))
                 if handle in self._ended:
                     self._ended[attempt] = self._ended[handle]
         return found
@@ -230,9 +231,10 @@ class SlurmBackend(Backend):
         """The Slurm handle (job id, srun pid) that runs an attempt."""
         return self._gang_of.get(handle, handle)
 
-    def job_script(self, launch: Launch) -> str:
+    def job_script(self, launch: Launch, *, gang: bool = False) -> str:
         """The batch script: the attempt's environment, then its command (in the image
-        under the job's cgroup when it has one)."""
+        under the job's cgroup when it has one); for a node of a `gang`, what its
+        task runs."""
         exports = [f"export {name}={shlex.quote(value)}" for name, value in launch.env.items()]
         command = shlex.join(launch.command)
         image = launch.image or self.image
@@ -241,6 +243,8 @@ class SlurmBackend(Backend):
             # Slurm, not this executor, picked the job's GPUs (CDI would give devices).
             inner = podman.command(dataclasses.replace(launch, gpu_ids=()))
             passed = ["SLURM_JOB_ID", "SLURMD_NODENAME"]
+            if gang:  # node 0's address, which the gang's batch script found
+                passed.append(MAIN_IP_VARIABLE)
             if launch.gpu:
                 passed.append("CUDA_VISIBLE_DEVICES")
             inner[2:2] = [arg for name in passed for arg in ("--env", name)]
@@ -350,9 +354,17 @@ def _gang_args(launch: Launch, nodes: int) -> list[str]:
 _MAIN_IP_FROM_SLURM = (
     'first=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
     'address=$(scontrol show node "$first" -o | sed -n "s/.*NodeAddr=\\([^ ]*\\).*/\\1/p")\n'
-    f'export {MAIN_IP_VARIABLE}=$(getent ahostsv4 "${{address:-$first}}" | '
-    "awk 'NR == 1 {print $1}')"
+    f"main=$(getent ahostsv4 \"${{address:-$first}}\" | awk 'NR == 1 {{print $1}}')\n"
+    f'export {MAIN_IP_VARIABLE}="${{main:-${{address:-$first}}}}"'
 )
+
+
+def _noted_code(exit_file: Path, otherwise: int) -> int:
+    """The exit code a gang's task noted, else `otherwise` (the job's)."""
+    try:
+        return int(exit_file.read_text().strip())
+    except (OSError, ValueError):
+        return otherwise
 
 
 def _node_address(node: str) -> str:

@@ -78,7 +78,9 @@ class LeaseDesk:
     def lease(
         self, request: executor_service_pb2.LeaseTaskRequest, principal: Principal
     ) -> executor_service_pb2.LeaseTaskResponse:
-        leases = self.lease_many(request, 1, principal)
+        """One queued task (never a node of a @parallel gang of more: LeaseTasks
+        hands a gang out whole)."""
+        leases = self.lease_many(request, 1, principal, whole_gangs=False)
         return leases[0] if leases else executor_service_pb2.LeaseTaskResponse()
 
     def lease_many(
@@ -86,9 +88,14 @@ class LeaseDesk:
         request: executor_service_pb2.LeaseTaskRequest,
         max_tasks: int,
         principal: Principal,
+        *,
+        whole_gangs: bool = True,
     ) -> list[executor_service_pb2.LeaseTaskResponse]:
         """Up to `max_tasks` queued tasks that fit the free capacity together, oldest
-        first, each under a lease of its own, leased in one transaction."""
+        first, each under a lease of its own, leased in one transaction. A @parallel
+        gang's queued nodes come together or not at all: as the first pick even past
+        `max_tasks`; and a gang that waits for room the executor has in all stops the
+        call, so that later tasks do not take that room for ever."""
         executor_id = _check_executor_id(request.executor_id)
         for name in ("free", "total"):
             _check_capacity(name, getattr(request, name))
@@ -112,6 +119,7 @@ class LeaseDesk:
             # Under the append lock: the tasks picked are still queued when their
             # leases commit, so concurrent executors never pick the same one.
             free = [request.free.cpu, request.free.memory_mb, request.free.gpu]
+            total = [request.total.cpu, request.total.memory_mb, request.total.gpu]
             now = now_us()
             candidates = queue_queries.lease_candidates(tx, request.free, queues, now,
                                                         max_tasks * 4)  # fmt: skip
@@ -124,14 +132,16 @@ class LeaseDesk:
                 # all of them fit together, or none is leased.
                 group = gangs.of(row)
                 seen.update(r.task_pathspec for r in group)
+                if len(group) > 1 and not whole_gangs:
+                    continue
                 wants = [sum(r.cpu for r in group), sum(r.memory_mb for r in group),
                          sum(r.gpu for r in group)]  # fmt: skip
-                if len(picked) + len(group) > max_tasks or any(
-                    w > f for w, f in zip(wants, free, strict=True)
-                ):
-                    continue
-                free = [f - w for f, w in zip(free, wants, strict=True)]
-                picked.extend((r, str(uuid.uuid4())) for r in group)
+                room = len(picked) + len(group) <= max_tasks or (not picked and len(group) > 1)
+                if room and all(w <= f for w, f in zip(wants, free, strict=True)):
+                    free = [f - w for f, w in zip(free, wants, strict=True)]
+                    picked.extend((r, str(uuid.uuid4())) for r in group)
+                elif len(group) > 1 and all(w <= t for w, t in zip(wants, total, strict=True)):
+                    break  # the gang fits once running tasks end: keep that room for it
             return [
                 events_pb2.Event(
                     event_id=str(uuid.uuid4()),

@@ -137,7 +137,7 @@ def _decide(
         _queue_again(decided, cause, row, spec, row.attempt + 1, decision)
     elif kind == "lease_expired" and row.state == "lost":
         spec = flow_graph.step(graph, row.step_name)
-        _queue_again(decided, cause, row, spec, row.attempt, after_lost(row.lost))
+        _queue_again(decided, cause, row, spec, row.attempt, after_lost(spec, row.lost))
 
 
 def _queue_successors(

@@ -112,7 +112,8 @@ def gang_sizes(tx: Tx, tasks: Sequence[records_pb2.QueuedTask]) -> list[int]:
         if run_pathspec not in graphs:
             graphs[run_pathspec] = run_graph(tx, run_pathspec)
         spec = flow_graph.step(graphs[run_pathspec], task.step_name)
-        sizes.append(task.foreach_stack[-1].num_splits if spec.parallel else 1)
+        gang = spec.parallel and task.foreach_stack
+        sizes.append(task.foreach_stack[-1].num_splits if gang else 1)
     return sizes
 
 

@@ -89,9 +89,25 @@ def check(graph: records_pb2.FlowGraph, field: str = "graph", *, orchestrated: b
         if len(spec.queue) > MAX_QUEUE_NAME_LENGTH:
             raise InvalidArgument(f"{where}: a queue name is at most {MAX_QUEUE_NAME_LENGTH} "
                                   "characters")  # fmt: skip
+    _check_gangs(name, graph)
     problem = structure_problem(graph) if orchestrated else None
     if problem is not None:
         raise InvalidArgument(f"{name}: {problem}")
+
+
+def _check_gangs(name: str, graph: records_pb2.FlowGraph) -> None:
+    """A @parallel step is entered only from foreach steps (num_parallel) and goes to
+    a join: its tasks are the nodes of one foreach frame."""
+    steps = {spec.name: spec for spec in graph.steps}
+    for spec in graph.steps:
+        if not spec.parallel:
+            continue
+        feeders = [s for s in graph.steps if spec.name in s.next_steps]
+        if not feeders or any(s.kind != K.STEP_KIND_FOREACH for s in feeders):
+            raise InvalidArgument(f"{name} step {spec.name!r}: a parallel step is entered "
+                                  "only from foreach steps (num_parallel)")  # fmt: skip
+        if len(spec.next_steps) != 1 or steps[spec.next_steps[0]].kind != K.STEP_KIND_JOIN:
+            raise InvalidArgument(f"{name} step {spec.name!r}: a parallel step goes to a join")
 
 
 def _check_switch(where: str, spec: records_pb2.StepSpec) -> None:

@@ -285,7 +285,7 @@ def lease_expired(fold: ReadModelFold, p: events_pb2.LeaseExpired, item: Pending
     if started:  # the attempt failed with its executor
         tasks.close_lost_attempt(fold, row.task_pathspec, p, item)
     row.lost += 1
-    decision = after_lost(row.lost)
+    decision = after_lost(flow_graph.step(run.flow_graph(), row.step_name), row.lost)
     if decision.next is Next.FAIL or run.state != "running":
         _fail_for_good(fold, run, row, decision.reason)
         return

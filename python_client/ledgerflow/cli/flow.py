@@ -243,7 +243,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         origin = plan_resume(session.metadata, session.graph, origin_run, step)
         click.echo(
             f"Resuming {flow}/{origin.run_id} from step {origin.from_step!r}: "
-            f"cloning {', '.join(sorted(origin.clone_steps)) or 'nothing'}"
+            f"cloning {', '.join(origin.cloned_steps()) or 'nothing'}"
         )
         if remote:
             submit_and_follow(session, values, recorded, tags, defaults, detach, origin,

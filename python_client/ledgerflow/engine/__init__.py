@@ -37,6 +37,7 @@ from ledgerflow.engine.graph import (
     NextTask,
     RunGraph,
     UnknownStep,
+    gang_key,
     in_join_order,
 )
 from ledgerflow.engine.outcomes import (
@@ -69,6 +70,7 @@ __all__ = [
     "decide",
     "died_outcome",
     "failed",
+    "gang_key",
     "in_join_order",
     "is_infrastructure",
     "lineage_events",

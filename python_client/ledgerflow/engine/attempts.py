@@ -14,7 +14,13 @@ step raises itself (:func:`catches_in_process`): it stores the error in ``catch_
 and the flow goes on. An attempt that dies without reporting (timed out, killed,
 segfaulted) cannot catch anything, so one more attempt follows, the *fallback*
 (:func:`runs_fallback`): it runs no user code and records that failure in ``catch_var``
-instead. A foreach step is never caught: how many items would follow is unknown.
+instead. A foreach step is never caught: how many items would follow is unknown; nor is a
+switch: which case would follow is unknown.
+
+A node of a @parallel gang is not tried again, neither after a failure of its own nor
+after a loss: it would start alone, where its gang could no longer meet it (the gang's
+other nodes are running or done). So its first failure fails the task, and the run.
+Metaflow retries the whole gang; that is not done here yet.
 
 Attempt numbers count every attempt that started, lost ones included, so an attempt's
 ``retry_count`` is its number, as in Metaflow. A local run retries at once, as
@@ -64,7 +70,13 @@ class Decision:
 
 
 def _catchable(step: records_pb2.StepSpec) -> bool:
-    return step.catch and step.kind != records_pb2.STEP_KIND_FOREACH
+    unknown_next = step.kind in (records_pb2.STEP_KIND_FOREACH, records_pb2.STEP_KIND_SWITCH)
+    return step.catch and not unknown_next and not step.parallel
+
+
+_GANG_NODE_FAILED = (
+    "a node of a @parallel gang is not tried again: alone, it could not rejoin its gang"
+)
 
 
 def catches_in_process(step: records_pb2.StepSpec, failures: int) -> bool:
@@ -82,6 +94,8 @@ def after_failure(
     step: records_pb2.StepSpec, failures: int, error_type: str, *, remote: bool
 ) -> Decision:
     """What follows the task's own failure number `failures` (this one included)."""
+    if step.parallel:
+        return Decision(Next.FAIL, 0.0, f"{error_type}: {_GANG_NODE_FAILED}")
     if failures <= step.retries:
         delay = 60 * step.minutes_between_retries if remote else 0.0
         return Decision(Next.RETRY, delay, f"retry {failures} of {step.retries} after {error_type}")
@@ -96,12 +110,14 @@ def decide(
 ) -> Decision:
     """What follows a failed attempt of `kind`, given the tally that counts it."""
     if is_infrastructure(kind):
-        return after_lost(tally.lost)
+        return after_lost(step, tally.lost)
     return after_failure(step, tally.failures, error_type, remote=remote)
 
 
-def after_lost(lost: int) -> Decision:
+def after_lost(step: records_pb2.StepSpec, lost: int) -> Decision:
     """What follows the loss of an attempt with its executor (loss number `lost`)."""
+    if step.parallel:
+        return Decision(Next.FAIL, 0.0, f"its executor lost it: {_GANG_NODE_FAILED}")
     if lost <= MAX_LOST_ATTEMPTS:
         return Decision(
             Next.RETRY, 0.0, f"lease lost {lost} time(s): its executor stopped renewing it"

@@ -45,6 +45,14 @@ def splits_problem(step_name: str, num_splits: int, limit: int) -> str | None:
     )
 
 
+def gang_key(step_name: str, stack: Sequence[Frame]) -> tuple[str, ...]:
+    """Which @parallel gang a task of `step_name` under foreach frames `stack` is a node
+    of: the nodes of one gang share the frames around it (the last frame, which
+    num_parallel made, is the node's place in it). The service finds a gang by the join
+    its nodes feed, which is the same thing (RunGraph.join_key)."""
+    return (step_name, *(f"{f.step_name}:{f.index}" for f in stack[:-1]))
+
+
 class UnknownStep(KeyError):
     """The graph has no step of that name."""
 

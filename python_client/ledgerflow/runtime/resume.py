@@ -32,6 +32,11 @@ class ResumeOrigin:
     # partition.
     trigger: records_pb2.Trigger | None = None
 
+    def cloned_steps(self) -> list[str]:
+        """The steps whose tasks the resume clones: those before the step resumed from
+        that ran in the origin (a switch's case not taken has nothing to clone)."""
+        return sorted({step for step, _ in self.tasks if step in self.clone_steps})
+
 
 def find_origin(
     metadata: MetadataClient, flow: str, username: str, origin_run_id: str | None
@@ -70,6 +75,7 @@ def plan_resume(
         step = min((t.step_name for t in failed), key=order.index)
     if step not in graph.nodes:
         raise ResumeError(f"{step!r} is not a step of {flow}")
+    _check_step_ran(graph, tasks, step, run_id)
     artifacts: dict[str, dict[str, Any]] = {}
     for artifact in metadata.artifacts(flow, run_id):
         artifacts.setdefault(artifact.task_pathspec, {})[artifact.name] = artifact
@@ -82,3 +88,17 @@ def plan_resume(
     max_id = max((int(t.task_id) for t in tasks if t.task_id.isdigit()), default=0)
     trigger = origin_run.trigger if origin_run.HasField("trigger") else None
     return ResumeOrigin(run_id, clone_steps, reusable, max_id, step, trigger)
+
+
+def _check_step_ran(graph: FlowGraph, tasks: list[Any], step: str, run_id: str) -> None:
+    """Refuses to resume from a case a switch of the origin did not take: the resumed
+    run would clone the switch, go down the case it chose, and never run `step`."""
+    ran = {task.step_name for task in tasks if task.status == common_pb2.STATUS_SUCCEEDED}
+    switches = [name for name in graph[step].in_funcs if graph[name].condition]
+    if step in {task.step_name for task in tasks} or not switches:
+        return
+    if all(name in ran for name in graph[step].in_funcs):
+        raise ResumeError(
+            f"{step!r} did not run in run {run_id}: switch {switches[0]!r} chose another "
+            "case; resume from a step that ran there"
+        )

@@ -37,6 +37,7 @@ from ledgerflow.engine import (
     decide,
     died_outcome,
     failed,
+    gang_key,
     new_event,
     note_death,
     outcome_events,
@@ -325,9 +326,8 @@ class LocalRuntime:
         spec = self._ready.popleft()
         if not self.rules.step(spec.step_name).parallel:
             return [spec]
-        gang = spec.step_name, [tuple(frame) for frame in spec.foreach_stack[:-1]]
-        mates = [s for s in self._ready
-                 if (s.step_name, [tuple(f) for f in s.foreach_stack[:-1]]) == gang]  # fmt: skip
+        gang = gang_key(spec.step_name, _frames(spec.foreach_stack))
+        mates = [s for s in self._ready if gang_key(s.step_name, _frames(s.foreach_stack)) == gang]
         for mate in mates:
             self._ready.remove(mate)
         return [spec, *mates]

@@ -125,13 +125,17 @@ class TaskRequest:
 
 
 def _user_traceback(error: BaseException) -> str:
-    """The traceback from the step function down, without the runner's frames (for an
-    error in an R step, R's call stack)."""
+    """The traceback from the step function down, without the runner's frames, nor
+    those of the flow API the step called last (self.next, merge_artifacts: its error
+    says what is wrong, the step's line where); for an error in an R step, R's call
+    stack."""
     r_traceback = getattr(error, "r_traceback", None)
     if r_traceback is not None:
         return r_traceback() + f"Error: {error}\n"
     frames = traceback.extract_tb(error.__traceback__)
     user = [f for f in frames if not f.filename.endswith(("ledgerflow/runtime/task.py",))]
+    while len(user) > 1 and user[-1].filename.endswith("ledgerflow/_flowspec.py"):
+        user.pop()
     lines = traceback.format_list(user or frames)
     lines += traceback.format_exception_only(type(error), error)
     return "Traceback (most recent call last):\n" + "".join(lines)
@@ -272,6 +276,7 @@ def _run_step(context: TaskContext) -> TaskOutcome:
         step_names=set(graph.nodes),
         out_funcs=node.out_funcs,
         switch_cases=node.switch_cases,
+        starts_gang=node.starts_gang,
         inherited=inherited,
         foreach_stack=spec.foreach_stack,
         foreach_params={n.name: n.foreach_param for n in graph if n.foreach_param},
@@ -357,27 +362,12 @@ def _failed(
     )
     if not caught:
         return failed
-    # @catch: the step failed for good; record the error and go on (a switch goes on
-    # to the case its condition names, when the step set it before failing).
-    switch_step = ""
-    if node.condition:
-        try:
-            value = getattr(flow, node.condition)
-        except Exception:  # unset, or an inherited value that cannot load
-            value = None
-        switch_step = node.switch_cases.get(value, "") if isinstance(value, str) else ""
-        if not switch_step:
-            failed.error_message += (
-                f" (@catch cannot go on: self.{node.condition} names none of the switch's "
-                "cases, so no case can run)"
-            )
-            return failed
+    # @catch: the step failed for good; record the error and go on (never a foreach
+    # or a switch: engine/attempts.py).
     qualified = kind if isinstance(error, _FailedBefore) else _qualified_name(type(error))
     extra: dict[str, Any] = {}
     if spec.catch_var:
         extra[spec.catch_var] = CaughtException(qualified, message, text)
-    if switch_step:
-        extra[SWITCH_STEP_ARTIFACT] = switch_step
     flow._transition = None
     try:
         artifacts = _store_artifacts(flow, store, spec.step_name, extra)
@@ -386,8 +376,7 @@ def _failed(
     return TaskOutcome(
         ok=True,
         artifacts=artifacts,
-        next_steps=[switch_step] if switch_step else list(node.out_funcs),
-        switch_step=switch_step,
+        next_steps=list(node.out_funcs),
         caught=True,
         error_type=failed.error_type,
         error_message=failed.error_message,

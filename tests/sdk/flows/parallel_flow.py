@@ -2,6 +2,7 @@
 nodes together; node 0 listens on current.parallel.main_ip and the others connect to
 it, so the run can only succeed when all three run at once and reach the main node."""
 
+import os
 import socket
 import time
 
@@ -13,7 +14,7 @@ WAIT_SECONDS = 60
 def gather(host: str, port: int, expected: int) -> list[int]:
     """Node 0: accepts one hello (a node index) from each other node."""
     heard = []
-    with socket.create_server((host, port), reuse_port=True) as server:
+    with socket.create_server((host, port)) as server:
         server.settimeout(WAIT_SECONDS)
         while len(heard) < expected:
             connection, _ = server.accept()
@@ -58,12 +59,15 @@ class ParallelFlow(FlowSpec):
             self.heard = []
         self.node, self.num_nodes = node.node_index, node.num_nodes
         self.main_ip, self.is_parallel = node.main_ip, current.is_parallel
+        # Whether whoever started the gang said where node 0 is (else: the default).
+        self.told_main_ip = "LEDGERFLOW_PARALLEL_MAIN_IP" in os.environ
         self.next(self.join)
 
     @step
     def join(self, inputs):
         self.nodes_seen = [i.node for i in inputs]
         self.heard = inputs[0].heard
+        self.told_main_ip = [i.told_main_ip for i in inputs]
         self.next(self.end)
 
     @step
