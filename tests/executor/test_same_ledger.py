@@ -50,6 +50,7 @@ COMPARED = {
     "tests/sdk/flows/config_flow.py": (),
     "tests/sdk/flows/switch_flow.py": ("--mode", "quick"),
     "tests/sdk/flows/parallel_flow.py": (),
+    "tests/sdk/flows/gangs_in_foreach_flow.py": (),
 }
 # Flow files not compared here, and why.
 NOT_COMPARED = {

@@ -118,3 +118,11 @@ def test_a_gangs_nodes_run_together_and_reach_the_main_node(flow_env) -> None:
     assert [(t["node"].data, t["num_nodes"].data) for t in nodes] == [(0, 3), (1, 3), (2, 3)]
     assert {t["main_ip"].data for t in nodes} == {"127.0.0.1"}
     assert all(t["is_parallel"].data for t in nodes)
+
+
+@pytest.mark.slow
+def test_a_gang_inside_a_foreach_is_one_gang_per_item(flow_env) -> None:
+    result = flow_env.run("gangs_in_foreach_flow", "run", "--max-workers", "1")
+    nodes = "[('small', 0, 2), ('small', 1, 2), ('large', 0, 2), ('large', 1, 2)]"
+    assert nodes in result.stdout
+
