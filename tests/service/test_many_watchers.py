@@ -189,6 +189,40 @@ def test_live_events_equal_the_recorded_ones(served: tuple[RunningServer, str]) 
     assert [e.actor for e in live] == ["alice", "bob", "bob"]
 
 
+def test_watchers_of_all_runs_get_just_their_event_types(
+    served: tuple[RunningServer, str],
+) -> None:
+    """The hub finds the watchers of all runs by the event types they want: each
+    still gets exactly its types, live, beside one that wants everything and one that
+    wants one run."""
+    server, address = served
+    with grpc.insecure_channel(address) as channel:
+        started = watch(channel, event_types=["TaskStarted"], from_head=True)
+        failed_or_started = watch(channel, event_types=["TaskFailed", "RunStarted"],
+                                  from_head=True)  # fmt: skip
+        everything = watch(channel, from_head=True)
+        one_run = watch(channel, run_pathspec="F/2", from_head=True)
+        wait_for(lambda: server.watcher_count == 4, 10, "the watchers registered")
+        ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+        appended = [
+            ev.run_started("F", "1"), ev.task_started("F", "1", "start", "1"),
+            ev.run_started("F", "2"), ev.task_started("F", "2", "start", "2"),
+            ev.task_failed("F", "2", "start", "2"),
+        ]  # fmt: skip
+        for event in appended:
+            ledger.Append(ledger_service_pb2.AppendRequest(events=[event]))
+
+        def kinds(stream: grpc.Future, count: int) -> list[str]:
+            got = [next(stream).event.WhichOneof("payload") for _ in range(count)]  # type: ignore[call-overload]
+            stream.cancel()
+            return got
+
+        assert kinds(started, 2) == ["task_started", "task_started"]
+        assert kinds(failed_or_started, 3) == ["run_started", "run_started", "task_failed"]
+        assert kinds(everything, 5) == [e.WhichOneof("payload") for e in appended]
+        assert kinds(one_run, 3) == ["run_started", "task_started", "task_failed"]
+
+
 def test_appends_no_watcher_wants_leave_no_hole(served: tuple[RunningServer, str]) -> None:
     """Appends that concern no watcher are not handed to the hub; the gap they leave
     is filled from the database as soon as a wanted event arrives."""

@@ -27,19 +27,20 @@ from ledgerflow.v1 import (
     deployment_service_pb2,
     deployment_service_pb2_grpc,
     executor_service_pb2_grpc,
-    ledger_service_pb2_grpc,
     query_service_pb2_grpc,
     tag_service_pb2_grpc,
 )
 
 from ledgerflow_service.api.auth import TokenTable
 from ledgerflow_service.api.interceptors import MalformedRequestInterceptor
+from ledgerflow_service.api.native_memory import bound_native_heap
 from ledgerflow_service.api.servicers import (
     SERVICE_NAMES,
     ExecutorServicer,
     LedgerServicer,
     TagServicer,
     Transport,
+    add_ledger_service,
     delegating_servicer,
 )
 from ledgerflow_service.api.watch_hub import DEFAULT_MAX_WATCHERS, WatchHub
@@ -128,6 +129,7 @@ def build_server(
     """Builds and starts the server; returns it with the bound port (port 0 picks one).
     `reuse_port` lets several processes listen on the same port (see workers.py);
     `schedules` fires the deployments' due times from this process."""
+    bound_native_heap()  # before the server's threads allocate (see native_memory.py)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ledgerflow-rpc"),
         interceptors=[MalformedRequestInterceptor()],
@@ -141,7 +143,7 @@ def build_server(
     hub_loop = HubLoop()
     transport.hub = WatchHub(app, hub_loop.loop, max_watchers=max_watchers,
                              statement_timeout=statement_timeout)  # fmt: skip
-    ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(transport), server)
+    add_ledger_service(LedgerServicer(transport), server)
     query_service_pb2_grpc.add_QueryServiceServicer_to_server(
         delegating_servicer(query_service_pb2_grpc.QueryServiceServicer, transport, {
             "GetFlow": "get_flow", "ListFlows": "list_flows", "GetRun": "get_run",

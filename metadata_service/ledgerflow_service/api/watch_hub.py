@@ -59,6 +59,26 @@ SENDER_THREADS = 64
 MAX_FOLLOWED_RUNS = 1000
 
 
+@dataclass(slots=True)
+class _Buffered:
+    """An event in the buffer, with its run, its size, and the WatchEventsResponse that
+    carries it, serialized once for every stream that sends it (made when first sent)."""
+
+    event: events_pb2.Event
+    run: str
+    size: int
+    response: bytes | None = None
+
+    def serialized(self) -> bytes:
+        if self.response is None:
+            self.response = serialized_response(self.event)
+        return self.response
+
+
+def serialized_response(event: events_pb2.Event) -> bytes:
+    return ledger_service_pb2.WatchEventsResponse(event=event).SerializeToString()
+
+
 @dataclass(eq=False)
 class _Subscription:
     """One live watcher, as the hub sees it: what it wants, how to wake it, and the
@@ -93,11 +113,14 @@ class WatchHub:
         self._open_lock = threading.Lock()
         self._subscriptions: set[_Subscription] = set()
         # The same subscriptions by the run they watch ("" for those watching all runs),
-        # so that an event wakes only the watchers it concerns.
+        # and those of all runs again by the event types they want ("": every type), so
+        # that an event wakes only the watchers it concerns: thousands of executors'
+        # streams of TaskQueued cost an append of anything else nothing.
         self._by_run: dict[str, set[_Subscription]] = collections.defaultdict(set)
-        # Recent events, oldest first, as (event, run pathspec, size): every event of
-        # the followed runs after self._start, up to self._position.
-        self._buffer: collections.deque[tuple[events_pb2.Event, str, int]] = collections.deque()
+        self._all_runs_by_type: dict[str, set[_Subscription]] = collections.defaultdict(set)
+        # Recent events, oldest first: every event of the followed runs after
+        # self._start, up to self._position.
+        self._buffer: collections.deque[_Buffered] = collections.deque()
         self._buffered_bytes = 0
         self._start = 0
         self._position: int | None = None  # None: not following (no watchers)
@@ -203,8 +226,7 @@ class WatchHub:
         """Sends one stream's events, each in a sender thread (a send blocks while the
         client's flow-control window is full: that is the stream's backpressure)."""
         try:
-            async for event in self.watch(after_position, wants):
-                response = ledger_service_pb2.WatchEventsResponse(event=event)
+            async for response in self.watch(after_position, wants):
                 await self.loop.run_in_executor(self._senders, send, response)
         except LedgerError as error:
             context.set_code(error.code)
@@ -218,14 +240,16 @@ class WatchHub:
 
     # ---- watchers ---------------------------------------------------------------
 
-    async def watch(
-        self, after_position: int, wants: WatchFilter
-    ) -> AsyncIterator[events_pb2.Event]:
-        """The events after `after_position` that `wants`, oldest first: the backlog
-        from the database, then live, until the hub closes."""
+    async def watch(self, after_position: int, wants: WatchFilter) -> AsyncIterator[bytes]:
+        """The events after `after_position` that `wants`, oldest first, each as its
+        serialized WatchEventsResponse (the servicer sends the bytes as they are): the
+        backlog from the database, then live, until the hub closes."""
         subscription = _Subscription(wants, covered_after=self._position or 0)
         self._subscriptions.add(subscription)
         self._by_run[wants.run_pathspec].add(subscription)
+        types = _type_keys(wants)
+        for event_type in types:
+            self._all_runs_by_type[event_type].add(subscription)
         self._ensure_following()
         position = after_position
         try:
@@ -234,9 +258,9 @@ class WatchHub:
                     subscription.wake.clear()
                     fresh, position = self._buffered_after(position)
                     if fresh:
-                        for event, run, _ in fresh:
-                            if wants.matches(run, event.event_type):
-                                yield event
+                        for item in fresh:
+                            if wants.matches(item.run, item.event.event_type):
+                                yield item.serialized()
                     else:
                         await subscription.wake.wait()
                     continue
@@ -249,16 +273,15 @@ class WatchHub:
                     CallScope(None, cap_seconds=self.statement_timeout),
                 )
                 for event, _ in chunk:
-                    yield event
+                    yield serialized_response(event)
                 # Nothing else matched up to the head (which is the last event read when
                 # the read stopped at its count or its bytes: more follow at once).
                 position = max(head, chunk[-1][0].global_position if chunk else position)
         finally:
             self._subscriptions.discard(subscription)
-            watching_run = self._by_run[wants.run_pathspec]
-            watching_run.discard(subscription)
-            if not watching_run:
-                del self._by_run[wants.run_pathspec]
+            _forget(self._by_run, wants.run_pathspec, subscription)
+            for event_type in types:
+                _forget(self._all_runs_by_type, event_type, subscription)
 
     def _covers(self, subscription: _Subscription, position: int) -> bool:
         """Whether the buffer holds every event after `position` that `subscription`
@@ -270,12 +293,12 @@ class WatchHub:
             and position >= subscription.covered_after
         )
 
-    def _buffered_after(self, position: int) -> tuple[list[tuple[events_pb2.Event, str, int]], int]:
+    def _buffered_after(self, position: int) -> tuple[list[_Buffered], int]:
         """The buffered events after `position`, and the position they reach (the
         follower's: past it, nothing of the followed runs exists yet)."""
         assert self._position is not None
         newer = itertools.takewhile(
-            lambda item: item[0].global_position > position, reversed(self._buffer)
+            lambda item: item.event.global_position > position, reversed(self._buffer)
         )
         return list(newer)[::-1], max(position, self._position)
 
@@ -342,21 +365,26 @@ class WatchHub:
             for subscription in self._subscriptions:
                 if subscription.wants.run_pathspec not in runs:
                     subscription.covered_after = max(subscription.covered_after, reached)
-        everyone = self._by_run.get("", set())
+        of_any_type = self._all_runs_by_type.get("", ())
         for event, run in chunk:
             size = event.ByteSize()
-            self._buffer.append((event, run, size))
+            self._buffer.append(_Buffered(event, run, size))
             self._buffered_bytes += size
-            for subscription in itertools.chain(self._by_run.get(run, ()), everyone):
+            concerned = itertools.chain(
+                self._by_run.get(run, ()),
+                of_any_type,
+                self._all_runs_by_type.get(event.event_type, ()),
+            )
+            for subscription in concerned:
                 if not subscription.wake.is_set() and subscription.wants.matches(
                     run, event.event_type
                 ):
                     subscription.wake.set()
         self._position = reached
         while self._buffered_bytes > self.buffer_bytes and len(self._buffer) > 1:
-            event, _, size = self._buffer.popleft()
-            self._buffered_bytes -= size
-            self._start = event.global_position
+            oldest = self._buffer.popleft()
+            self._buffered_bytes -= oldest.size
+            self._start = oldest.event.global_position
 
     async def close(self) -> None:
         """Ends every watch stream (before a shutdown): each is sent its end."""
@@ -373,3 +401,19 @@ class WatchHub:
                 break
             await asyncio.sleep(0.01)
         self._senders.shutdown(wait=False, cancel_futures=True)
+
+
+def _type_keys(wants: WatchFilter) -> tuple[str, ...]:
+    """Where a watcher of all runs is indexed by event type ("": every type); none for
+    a watcher of one run (found by its run)."""
+    if wants.run_pathspec:
+        return ()
+    return tuple(wants.event_types) or ("",)
+
+
+def _forget(index: dict[str, set[_Subscription]], key: str, subscription: _Subscription) -> None:
+    watching = index.get(key)
+    if watching is not None:
+        watching.discard(subscription)
+        if not watching:
+            del index[key]

@@ -1,0 +1,130 @@
+"""What watch streams that are not idle cost a writer: single-append latency with no
+stream open, with 10,000 streams of every run filtered by event type (what executors
+and `host serve` open: here TaskQueued, which the appends are not), and with 200
+streams of everything (each append goes out to all of them), the streams held by
+another process. The conditions run in turn, a few rounds, latencies pooled per
+condition (a shared VM drifts within minutes). The service is `ledgerflow service`
+(one process) on a throwaway Postgres tuned for tests, over loopback.
+
+    python bench/busy_watchers.py [--singles 1500] [--filtered 10000] [--everything 200]
+                                  [--rounds 3] [--no-read]
+
+Goals (issue 31): append p99 < 10 ms with 10,000 filtered watchers, and < 10 ms with 200
+watchers of everything held by another process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from ingest import checkpoint, print_singles, time_singles
+from ledgerflow.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from postgres_server import create_database, postgres_server
+from services import start_service
+
+CONNECTIONS = 20
+
+
+def hold_watchers(
+    address: str, count: int, types: list[str], read: bool, opened: Any, stop: Any
+) -> None:
+    """In a process of its own: `count` streams of every run (of `types`; all: empty),
+    each read as fast as events come (unless not `read`), until `stop` is set."""
+    import threading
+
+    own = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.insecure_channel(address, options=own) for _ in range(CONNECTIONS)]
+    request = ledger_service_pb2.WatchEventsRequest(event_types=types, from_head=True)
+    streams = [
+        ledger_service_pb2_grpc.LedgerServiceStub(channels[i % CONNECTIONS]).WatchEvents(request)
+        for i in range(count)
+    ]
+
+    def drain(stream: Any) -> None:
+        try:
+            for _ in stream:
+                pass
+        except grpc.RpcError:
+            pass  # cancelled at the end
+
+    readers = [threading.Thread(target=drain, args=(s,), daemon=True) for s in streams]
+    if types or not read:  # unread, the events still fit the streams' flow-control windows
+        readers = []
+    for reader in readers:
+        reader.start()
+    opened.set()
+    stop.wait()
+    for stream in streams:
+        stream.cancel()
+    for channel in channels:
+        channel.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--singles", type=int, default=1500)
+    parser.add_argument("--filtered", type=int, default=10_000)
+    parser.add_argument("--everything", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--no-read", action="store_true",
+        help="the streams of everything are not read: the service's cost alone (their "
+        "events fit the streams' flow-control windows), not the readers' on these cores",
+    )  # fmt: skip
+    args = parser.parse_args()
+    conditions: list[tuple[str, int, list[str]]] = [
+        ("no watch streams open", 0, []),
+        (f"{args.filtered:,} streams of TaskQueued, another process", args.filtered,
+         ["TaskQueued"]),
+        (f"{args.everything} streams of everything, another process", args.everything, []),
+    ]  # fmt: skip
+    per_round = max(1, args.singles // args.rounds)
+    pooled: dict[str, list[float]] = {name: [] for name, _, _ in conditions}
+    elapsed = {name: 0.0 for name, _, _ in conditions}
+    spawn = multiprocessing.get_context("spawn")
+    with postgres_server() as server:
+        url = create_database(server, "busy_watchers")
+        process, port = start_service(url, workers=1)
+        address = f"127.0.0.1:{port}"
+        try:
+            with grpc.insecure_channel(address) as channel:
+                stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+                print(f"busy watch streams: service (1 process) on Postgres (fsync off), "
+                      f"loopback, {os.cpu_count()} cores")  # fmt: skip
+                time_singles(stub, 200)  # warm up
+                for _ in range(args.rounds):
+                    for name, count, types in conditions:
+                        holder = None
+                        stop = spawn.Event()
+                        if count:
+                            opened = spawn.Event()
+                            holding = (address, count, types, not args.no_read, opened, stop)
+                            holder = spawn.Process(target=hold_watchers, args=holding)
+                            holder.start()
+                            opened.wait(120)
+                            time.sleep(5.0)  # every stream registered
+                        checkpoint(url)
+                        latencies, seconds = time_singles(stub, per_round)
+                        pooled[name] += latencies
+                        elapsed[name] += seconds
+                        if holder is not None:
+                            stop.set()
+                            holder.join(60)
+                for name, latencies in pooled.items():
+                    print_singles(latencies, elapsed[name], f"  ({name})")
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
