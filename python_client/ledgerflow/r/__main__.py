@@ -1,4 +1,6 @@
-"""``python -m ledgerflow.r SPEC_JSON -- ARGS...``: what the R package's run() starts."""
+"""``python -m ledgerflow.r SPEC_JSON -- ARGS...``: what the R package's run() starts,
+from a script (the spec's ``script``) or from an R session (``session``: ``script`` is
+then the RDS file run() saved the session's flow to)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,11 @@ def main(argv: list[str]) -> int:
         partial.write_text(source)
         os.replace(partial, flow_file)  # runs of the same script may start together
     os.environ.pop("LD_LIBRARY_PATH", None)
-    os.environ["LEDGERFLOW_PROG_NAME"] = f"Rscript {script.name}"
+    # How the user runs it: a script's command line, or run() from an R session (whose
+    # flow run() saved as SCRIPT, an RDS file the flow file loads instead of a script).
+    os.environ["LEDGERFLOW_PROG_NAME"] = (
+        "run(flow, ...)" if spec.get("session") else f"Rscript {script.name}"
+    )
     os.execv(sys.executable, [sys.executable, str(flow_file), *argv[2:]])
     return 0  # not reached
 

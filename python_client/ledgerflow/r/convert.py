@@ -17,9 +17,13 @@ from typing import Any
 
 import rpy2.rinterface as ri
 
+from ledgerflow.exceptions import CaughtException
+
 # numpy and pandas are imported where a value needs them: a task that moves numbers and
 # strings does not pay for their import (~0.1 s).
 
+# The R class of @catch's error (a CaughtException) in R.
+CAUGHT_CLASS = "ledgerflow_caught_exception"
 # R's NA for integers and logicals.
 _NA_INT = -(2**31)
 _EPOCH = datetime.date(1970, 1, 1)
@@ -29,8 +33,21 @@ class NoEquivalent(Exception):
     """An R value without a Python equivalent (or a Python value without an R one)."""
 
 
+def _attr_names(value: Any) -> list[str]:
+    """The names of a value's attributes. rpy2's list_attrs() fails on NULL and on
+    pairlists (it asks its C API for R_NamesSymbol, which API mode lacks): R answers."""
+    if value.typeof == ri.RTYPES.NILSXP:
+        return []
+    if value.typeof == ri.RTYPES.LISTSXP:
+        return list(ri.baseenv["names"](ri.baseenv["attributes"](value)) or [])
+    return list(value.list_attrs())
+
+
 def _attr(value: Any, name: str) -> list[str]:
-    found = value.do_slot(name) if name in value.list_attrs() else None
+    if value.typeof == ri.RTYPES.LISTSXP:
+        found = ri.baseenv["attr"](value, ri.StrSexpVector([name]), ri.BoolSexpVector([True]))
+        return [] if found is ri.NULL else list(found)
+    found = value.do_slot(name) if name in _attr_names(value) else None
     return list(found) if found is not None else []
 
 
@@ -52,11 +69,17 @@ def r_class_name(value: Any) -> str:
     classes = _r_class(value)
     if classes:
         return classes[0]
+    # Never R's class() through rpy2: a call (quote(x + 1)) passed to it is evaluated.
+    kind = value.typeof
     return {
         ri.RTYPES.REALSXP: "numeric", ri.RTYPES.INTSXP: "integer", ri.RTYPES.LGLSXP: "logical",
         ri.RTYPES.STRSXP: "character", ri.RTYPES.VECSXP: "list", ri.RTYPES.NILSXP: "NULL",
         ri.RTYPES.CLOSXP: "function", ri.RTYPES.ENVSXP: "environment",
-    }.get(value.typeof, str(value.typeof).rsplit(".", 1)[-1])  # fmt: skip
+        ri.RTYPES.LISTSXP: "pairlist", ri.RTYPES.LANGSXP: "call", ri.RTYPES.SYMSXP: "name",
+        ri.RTYPES.RAWSXP: "raw", ri.RTYPES.CPLXSXP: "complex",
+        ri.RTYPES.EXTPTRSXP: "externalptr", ri.RTYPES.EXPRSXP: "expression",
+        ri.RTYPES.BUILTINSXP: "function", ri.RTYPES.SPECIALSXP: "function",
+    }.get(kind) or getattr(kind, "name", str(kind))  # fmt: skip
 
 
 # ---- R to Python -------------------------------------------------------------------------
@@ -66,11 +89,15 @@ def to_python(value: Any) -> Any:
     """The Python equivalent of an R value; NoEquivalent when there is none."""
     if value is ri.NULL or value.typeof == ri.RTYPES.NILSXP:
         return None
-    if "dim" in value.list_attrs():
+    if "dim" in _attr_names(value):
         raise NoEquivalent("a matrix or array")
     classes = _r_class(value)
     if "data.frame" in classes:
         return _frame_to_pandas(value)
+    if CAUGHT_CLASS in classes:  # @catch's error, stored again by an R step
+        fields = dict(zip(_attr(value, "names"), value, strict=True))
+        text = {key: str(fields[key][0]) for key in ("type", "message", "traceback")}
+        return CaughtException(text["type"], text["message"], text["traceback"])
     if value.typeof == ri.RTYPES.VECSXP and not (set(classes) - {"list"}):
         items = [to_python(item) for item in value]
         names = _attr(value, "names")
@@ -174,6 +201,8 @@ def to_r(value: Any) -> Any:
         return items
     if isinstance(value, list | tuple):
         return _list_to_r(list(value))
+    if isinstance(value, CaughtException):
+        return _caught_to_r(value)
     if type(value).__module__.split(".")[0] in ("pandas", "numpy"):
         import pandas as pd
 
@@ -184,6 +213,18 @@ def to_r(value: Any) -> Any:
         if isinstance(value, pd.Timestamp):
             return _column_to_r(pd.Series([value]))
     raise NoEquivalent(f"Python {type(value).__name__}")
+
+
+def _caught_to_r(caught: CaughtException) -> Any:
+    """@catch's error as an R error condition (conditionMessage(), stop() work) that
+    also holds its type and traceback: ``err$type``, ``err$message``, ``err$traceback``."""
+    fields = {"message": caught.message, "call": None, "type": caught.type,
+              "traceback": caught.traceback}  # fmt: skip
+    condition = ri.ListSexpVector(
+        [ri.NULL if v is None else ri.StrSexpVector([v]) for v in fields.values()]
+    )
+    condition.do_slot_assign("names", ri.StrSexpVector(list(fields)))
+    return _with_class(condition, [CAUGHT_CLASS, "error", "condition"])
 
 
 def _list_to_r(items: list[Any]) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ class RFlow:
         os.environ.pop("LD_LIBRARY_PATH", None)
         import rpy2.rinterface as ri
         from rpy2.rinterface_lib import callbacks
+        from rpy2.rinterface_lib.embedded import RRuntimeError
 
         # R's print() and message() write to the task's stdout and stderr as they are.
         callbacks.consolewrite_print = lambda text: sys.stdout.write(text)
@@ -60,7 +62,12 @@ class RFlow:
         os.environ.pop("LD_LIBRARY_PATH", None)  # set again by R's start
         self._ri = ri
         self._package = _namespace("ledgerflow")
-        flow = self._call("load_flow", ri.StrSexpVector([str(script)]))
+        try:
+            flow = self._call("load_flow", ri.StrSexpVector([str(script)]))
+        except RRuntimeError:
+            # R has printed its error (the script's, or a package the session had that
+            # this R lacks); a Python traceback under it would only hide it.
+            raise SystemExit(1) from None
         steps = flow[list(flow.names).index("steps")]
         self.functions: dict[str, Any] = {}
         for name, spec in zip(steps.names, steps, strict=True):
@@ -126,9 +133,29 @@ class RFlow:
         return listed
 
     def _load_for_r(self, source: Any, name: Any) -> Any:
-        """R's loader: an artifact of the step's task (source 0) or of an input (i)."""
+        """R's loader: an artifact of the step's task (source 0) or of an input (i).
+        A Python function R calls cannot raise into R (rpy2 logs the error and R gets
+        NULL): a failure comes back as a value that R raises (checked() in R)."""
+        from ledgerflow.r.convert import NoEquivalent
+
+        key = str(name[0])
+        try:
+            return self._load_source(int(source[0]), key)
+        except NoEquivalent as error:
+            return self._failure(f"artifact '{key}' has no R equivalent ({error})")
+        except Exception as error:  # every failure reaches R as an error
+            kind = type(error).__name__
+            return self._failure(f"reading artifact '{key}' failed: {kind}: {error}")
+
+    def _failure(self, message: str) -> Any:
+        ri = self._ri
+        failure = ri.ListSexpVector([ri.StrSexpVector([message])])
+        failure.do_slot_assign("names", ri.StrSexpVector(["message"]))
+        failure.do_slot_assign("class", ri.StrSexpVector(["ledgerflow_failure"]))
+        return failure
+
+    def _load_source(self, index: int, key: str) -> Any:
         assert self._flow is not None
-        index, key = int(source[0]), str(name[0])
         if index == 0:
             return self.load(self._flow, key)
         assert self._inputs is not None
@@ -136,7 +163,14 @@ class RFlow:
         return self.load_record(reader._store, reader._records[key])
 
     def _merge_for_r(self, exclude: Any, include: Any, already: Any) -> Any:
-        """merge_artifacts(self, inputs) in a join: the names it added to self."""
+        """merge_artifacts(self, inputs) in a join: the names it added to self (or a
+        failure, which R raises: see _load_for_r)."""
+        try:
+            return self._merge(exclude, include, already)
+        except Exception as error:  # every failure reaches R as an error
+            return self._failure(f"merge_artifacts: {_in_r_terms(str(error))}")
+
+    def _merge(self, exclude: Any, include: Any, already: Any) -> Any:
         flow, inputs = self._flow, self._inputs
         assert flow is not None and inputs is not None
         before = set(flow.__dict__["_inherited"])
@@ -184,6 +218,13 @@ class RFlow:
     def _unserialize(self, rds: bytes) -> Any:
         ri = self._ri
         return ri.baseenv["unserialize"](ri.ByteSexpVector(rds))
+
+
+def _in_r_terms(message: str) -> str:
+    """merge_artifacts()'s advice as an R step takes it."""
+    message = re.sub(r"set self\.(\w+) before merge_artifacts\(\)",
+                     r"set self$\1 before merge_artifacts(self, inputs)", message)  # fmt: skip
+    return re.sub(r"pass exclude=\['(\w+)'\]", r'pass exclude = "\1"', message)
 
 
 def _namespace(package: str) -> Any:

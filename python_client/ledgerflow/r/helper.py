@@ -35,9 +35,10 @@ def _run_fields(run: client.Run) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _task_of(pathspec: str) -> client.Task:
+def _task_of(pathspec: str, reading: str, name: str = "") -> client.Task:
     """The task a pathspec names: Flow/run (its end task), Flow/run/step (the step's
-    only task) or Flow/run/step/task."""
+    only task) or Flow/run/step/task. What R reads of it (`reading`: artifact `name`,
+    logs, artifacts) shapes the advice when a step has several tasks."""
     parts = pathspec.strip("/").split("/")
     if len(parts) == 2:
         task = client.Run(pathspec).end_task
@@ -48,13 +49,41 @@ def _task_of(pathspec: str) -> client.Task:
         tasks = client.Step(pathspec).tasks()
         if len(tasks) != 1:
             # A foreach's step: one of its values would be a silent guess.
-            named = ", ".join(t.pathspec for t in tasks[:3]) + (", ..." if len(tasks) > 3 else "")
-            raise LedgerflowException(
-                f"step {pathspec} has {len(tasks)} tasks: name one ({named or 'none yet'}), "
-                "or read them all with get_artifacts()"
-            )
+            raise LedgerflowException(_several_tasks(pathspec, tasks, reading, name))
         return tasks[0]
     return client.Task(pathspec)
+
+
+def _several_tasks(pathspec: str, tasks: list[client.Task], reading: str, name: str) -> str:
+    shown = 10
+    named = ", ".join(t.pathspec for t in tasks[:shown])
+    if len(tasks) > shown:
+        named += f", ... ({len(tasks) - shown} more)"
+    every = f'list_tasks("{pathspec}")$pathspec'
+    advice = {
+        "artifact": f'get_artifact({every}, "{name}") reads it from each',
+        "logs": f"lapply({every}, get_logs) reads each one's",
+        "artifacts": "list_artifacts() takes one of them",
+    }[reading]
+    return f"step {pathspec} has {len(tasks)} tasks: name one ({named or 'none yet'}); {advice}"
+
+
+def _step_fields(step: client.Step) -> dict[str, Any]:
+    record = step._record
+    return {
+        "pathspec": step.pathspec, "step": step.id, "tasks": record.task_count,
+        "succeeded": record.succeeded_count, "failed": record.failed_count,
+        "running": record.running_count, "created_at": _time(step.created_at),
+    }  # fmt: skip
+
+
+def _task_fields(task: client.Task) -> dict[str, Any]:
+    return {
+        "pathspec": task.pathspec, "id": task.id, "step": task.pathspec.split("/")[2],
+        "index": task.index, "status": task.status, "successful": task.successful,
+        "retry_count": task.retry_count, "created_at": _time(task.created_at),
+        "finished_at": _time(task.finished_at),
+    }  # fmt: skip
 
 
 class Helper:
@@ -64,7 +93,11 @@ class Helper:
             "list_flows": lambda: sorted(flow.id for flow in client.Ledgerflow()),
             "list_runs": self.list_runs,
             "get_run": lambda pathspec: _run_fields(client.Run(pathspec)),
-            "list_artifacts": lambda pathspec: sorted(a.id for a in _task_of(pathspec)),
+            "list_steps": lambda pathspec: [_step_fields(s) for s in client.Run(pathspec)],
+            "list_tasks": lambda pathspec: [_task_fields(t) for t in client.Step(pathspec)],
+            "list_artifacts": lambda pathspec: sorted(
+                a.id for a in _task_of(pathspec, "artifacts")
+            ),
             "get_artifact": self.get_artifact,
             "get_artifacts": self.get_artifacts,
             "add_tags": lambda pathspec, tags: client.Run(pathspec).add_tags(tags),
@@ -73,7 +106,7 @@ class Helper:
             "get_namespace": client.get_namespace,
             "set_metadata": lambda where: client.metadata(where),
             "get_metadata": client.get_metadata,
-            "logs": lambda pathspec, stream: getattr(_task_of(pathspec), stream),
+            "logs": lambda pathspec, stream: getattr(_task_of(pathspec, "logs"), stream),
         }
 
     def list_runs(self, flow: str, tags: list[str], limit: int) -> list[dict[str, Any]]:
@@ -85,7 +118,7 @@ class Helper:
         return runs
 
     def get_artifact(self, pathspec: str, name: str) -> dict[str, str]:
-        return self._encoded(_task_of(pathspec), name)
+        return self._encoded(_task_of(pathspec, "artifact", name), name)
 
     def get_artifacts(self, pathspecs: list[str], name: str) -> list[dict[str, str]]:
         """One artifact of many tasks; the tasks of one step are listed once (with all

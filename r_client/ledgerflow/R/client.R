@@ -77,10 +77,53 @@ list_runs <- function(flow, tags = character(), limit = 100) {
 #' @export
 get_run <- function(pathspec) ask("get_run", pathspec = pathspec)
 
+#' A run's steps
+#'
+#' @param pathspec `"Flow/run_id"`.
+#' @return A data.frame: one row a step, in the order the steps started
+#'   (`pathspec`, `step`, `tasks`, `succeeded`, `failed`, `running`, `created_at`).
+#'   A foreach's step has one task for each item.
+#' @examples
+#' \dontrun{
+#' steps <- list_steps("MyFlow/12")
+#' steps$step[steps$tasks > 1]
+#' }
+#' @export
+list_steps <- function(pathspec) {
+  as_frame(ask("list_steps", pathspec = pathspec))
+}
+
+#' A step's tasks
+#'
+#' A foreach's step has one task for each item; their pathspecs read each one's
+#' artifacts and logs: `get_artifact(list_tasks("MyFlow/12/count")$pathspec, "n")`.
+#'
+#' @param pathspec `"Flow/run_id/step"`.
+#' @return A data.frame: one row a task (`pathspec`, `id`, `step`, `index`: its item's
+#'   place in a foreach, `NA` outside one; `status`, `successful`, `retry_count`,
+#'   `created_at`, `finished_at`).
+#' @examples
+#' \dontrun{
+#' tasks <- list_tasks("MyFlow/12/count")
+#' counts <- get_artifact(tasks$pathspec, "n")
+#' }
+#' @export
+list_tasks <- function(pathspec) {
+  as_frame(ask("list_tasks", pathspec = pathspec))
+}
+
+as_frame <- function(rows) {
+  if (length(rows) == 0) return(data.frame())
+  rows <- as.data.frame(rows, stringsAsFactors = FALSE)
+  rownames(rows) <- NULL
+  rows
+}
+
 #' The names of a task's artifacts
 #'
 #' @param pathspec `"Flow/run_id"` (its end task), `"Flow/run_id/step"` (the step's
-#'   task) or `"Flow/run_id/step/task_id"`.
+#'   task; an error naming the tasks where it has several, as a foreach's step has:
+#'   name one, see [list_tasks()]) or `"Flow/run_id/step/task_id"`.
 #' @return Artifact names.
 #' @export
 list_artifacts <- function(pathspec) as.character(unlist(ask("list_artifacts", pathspec = pathspec)))
@@ -89,6 +132,10 @@ list_artifacts <- function(pathspec) as.character(unlist(ask("list_artifacts", p
 #'
 #' R artifacts come back exactly as stored; Python artifacts are converted (numbers,
 #' strings, lists, dicts as named lists, pandas frames as data.frames).
+#'
+#' A step with several tasks (a foreach's) has a value in each: name the task, or read
+#' them all with `get_artifact(list_tasks("MyFlow/12/count")$pathspec, name)`; the
+#' step's pathspec alone is an error that names its tasks.
 #'
 #' @param pathspec As for [list_artifacts()], or a vector of them.
 #' @param name The artifact's name.
@@ -146,6 +193,9 @@ set_metadata <- function(where) ask("set_metadata", where = where)
 get_metadata <- function() ask("get_metadata")
 
 #' A task's output
+#'
+#' One task's: for a step with several tasks (a foreach's), name one, or read each
+#' with `lapply(list_tasks("MyFlow/12/count")$pathspec, get_logs)`.
 #'
 #' @param pathspec As for [list_artifacts()].
 #' @param stream `"stdout"` or `"stderr"`.

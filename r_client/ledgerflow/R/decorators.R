@@ -42,9 +42,25 @@ retry <- function(times = 3, minutes_between_retries = 2) {
 
 #' Let the flow go on when a step fails for good
 #'
+#' With `var = "err"`, the next steps read the error as `self$err` (in a join,
+#' `inputs$a$err`): an R error condition that also holds its type and traceback
+#' (`conditionMessage(self$err)` or `self$err$message`, `self$err$type`,
+#' `self$err$traceback`; `stop(self$err)` raises it again), as a Python step reads a
+#' `CaughtException`. When the step did not fail, `self$err` is `NULL`.
+#'
 #' @param var An artifact to store the error in.
 #' @param print_exception Whether to print the error.
 #' @return A decorator for [step()].
+#' @examples
+#' \dontrun{
+#' ledgerflow("Careful") %>%
+#'   step(step = "start", r_function = function(self) stop("no data"),
+#'        next_step = "end", catch(var = "err")) %>%
+#'   step(step = "end", r_function = function(self) {
+#'     if (!is.null(self$err)) message("start failed: ", conditionMessage(self$err))
+#'   }) %>%
+#'   run()
+#' }
 #' @export
 catch <- function(var = NULL, print_exception = TRUE) {
   decorator("catch", var = var, print_exception = print_exception)

@@ -2,6 +2,7 @@
 # flow's script without running it, make a step's `self` and `inputs`, call the step.
 
 load_flow <- function(script) {
+  if (grepl("\\.RDS$", script)) return(load_session_flow(script))
   old <- options(ledgerflow.load_only = TRUE)
   on.exit(options(old), add = TRUE)
   state$flow <- NULL
@@ -14,6 +15,33 @@ load_flow <- function(script) {
   state$flow
 }
 
+# A flow run() saved from a session (see save_session_flow()): attach the packages the
+# session had attached, put the session's objects the steps use in the global
+# environment (where the step functions look them up, as in the session), then the flow.
+load_session_flow <- function(file) {
+  saved <- readRDS(file)
+  for (package in saved$packages) {
+    tryCatch(
+      suppressPackageStartupMessages(library(package, character.only = TRUE)),
+      error = function(e) {
+        stop(sprintf(paste0("the R session that ran %s had package '%s' attached, which ",
+                            "this R cannot load (%s): install it where the flow runs"),
+                     saved$flow$name, package, conditionMessage(e)), call. = FALSE)
+      }
+    )
+  }
+  list2env(saved$globals, envir = globalenv())
+  state$flow <- saved$flow
+  state$flow
+}
+
+# What the runtime's loader answers when reading an artifact failed (a Python function
+# R calls cannot raise into R): raised here as an R error, never read as NULL.
+checked <- function(value) {
+  if (inherits(value, "ledgerflow_failure")) stop(value$message, call. = FALSE)
+  value
+}
+
 # A step's `self`: an environment whose artifacts load on first use
 # (`loader(source, name)`: source 0 is the task, i its i-th input) and which remembers
 # what the step sets. `input_of` (artifact, index): the foreach item.
@@ -23,7 +51,7 @@ make_self <- function(names, loader, source = 0L, input_of = NULL, merge = NULL)
   class(self) <- "ledgerflow_self"
   changed <- new.env(parent = emptyenv())
   attr(self, "ledgerflow_changed") <- changed
-  load <- function(name) loader(source, name)
+  load <- function(name) checked(loader(source, name))
   for (name in names) bind_lazy(self, name, load, changed)
   if (!is.null(input_of)) {
     artifact <- input_of[[1]]
@@ -38,7 +66,8 @@ make_self <- function(names, loader, source = 0L, input_of = NULL, merge = NULL)
   }
   if (!is.null(merge)) {
     attr(self, "ledgerflow_merge") <- function(exclude, include, already) {
-      for (name in merge(exclude, include, already)) bind_lazy(self, name, load, changed)
+      merged <- checked(merge(exclude, include, already))
+      for (name in merged) bind_lazy(self, name, load, changed)
     }
   }
   self

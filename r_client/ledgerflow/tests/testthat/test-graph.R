@@ -88,8 +88,30 @@ test_that("gather_inputs simplifies scalars and keeps anything else as a list", 
   expect_equal(do.call(rbind, gather_inputs(inputs, "df"))$a, c(1, 2))
 })
 
-test_that("run() outside a script says how to run a flow", {
-  expect_error(ledgerflow:::script_path(), "Rscript myflow.R run")
+test_that("run() outside Rscript runs the session's flow, and inside source() too", {
+  expect_null(ledgerflow:::script_path())
+  file <- tempfile(fileext = ".R")
+  writeLines("inside <- ledgerflow:::inside_source()", file)
+  read <- new.env()
+  source(file, local = read)
+  expect_true(read$inside)
+})
+
+test_that("a session's flow is saved with the global objects its steps use", {
+  assign("lf_test_bonus", 40, envir = globalenv())
+  assign("lf_test_add", eval(quote(function(x) x + lf_test_bonus), globalenv()),
+         envir = globalenv())
+  assign("lf_test_unused", 1, envir = globalenv())
+  start <- eval(quote(function(self) self$total <- lf_test_add(2)), globalenv())
+  flow <- ledgerflow("Saved") %>%
+    step(step = "start", r_function = start, next_step = "end") %>%
+    step(step = "end")
+  saved <- readRDS(ledgerflow:::save_session_flow(flow))
+  rm(lf_test_bonus, lf_test_add, lf_test_unused, envir = globalenv())
+  expect_setequal(names(saved$globals), c("lf_test_add", "lf_test_bonus"))
+  expect_equal(saved$globals$lf_test_bonus, 40)
+  expect_false("methods" %in% saved$packages)
+  expect_equal(names(saved$flow$steps), c("start", "end"))
 })
 
 test_that("the flow spec the runtime reads names steps, decorators and parameters", {
