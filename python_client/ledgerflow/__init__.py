@@ -41,7 +41,6 @@ if TYPE_CHECKING:
         trigger_on_finish,
     )
     from ledgerflow._flow_entry import FlowSpec
-    from ledgerflow._hosting import WebServiceSpec, endpoint
     from ledgerflow._parameters import IncludeFile, JSONType, Parameter
     from ledgerflow._s3 import S3, S3GetObject, S3Object
     from ledgerflow._secrets import secrets
@@ -70,6 +69,7 @@ if TYPE_CHECKING:
         LedgerflowTaggingError,
         MergeArtifactsException,
     )
+    from ledgerflow.hosting import HTTPError, WebServiceSpec, endpoint
     from ledgerflow.runner import Runner
 
 # Every public name is imported when first used, so that importing a submodule alone
@@ -92,7 +92,7 @@ _LAZY = {
         "LedgerflowException", "LedgerflowNamespaceMismatch", "LedgerflowNotFound",
         "LedgerflowTaggingError", "MergeArtifactsException",
     ),
-    "ledgerflow._hosting": ("WebServiceSpec", "endpoint"),
+    "ledgerflow.hosting": ("HTTPError", "WebServiceSpec", "endpoint"),
     "ledgerflow._s3": ("S3", "S3GetObject", "S3Object"),
     "ledgerflow._secrets": ("secrets",),
     "ledgerflow._table": ("Table", "TableVersion"),
@@ -125,6 +125,7 @@ __all__ = [
     "Deployer",
     "Flow",
     "FlowSpec",
+    "HTTPError",
     "IncludeFile",
     "JSONType",
     "Ledgerflow",

@@ -5,56 +5,18 @@ service mode (see conftest.flow_env)."""
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hosting_server import call, hosting
 from waiting import wait_for
 
 pytestmark = pytest.mark.slow
-SERVICE = Path(__file__).parent / "services" / "talk_service.py"
-
-
-@contextmanager
-def hosting(flow_env: Any, flow: str) -> Iterator[str]:
-    """`ledgerflow host serve` on a free port; yields its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ledgerflow", "host", "serve", str(SERVICE), "--flow", flow,
-         "--port", "0"],
-        env={**flow_env.env, "USERNAME": "tester"}, cwd=flow_env.home,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stderr is not None
-        for line in process.stderr:
-            if line.startswith("serving MyWebService on "):
-                url = line.split(" on ", 1)[1].split()[0]
-                break
-        else:
-            raise AssertionError(f"the server did not start (exit {process.wait()})")
-        threading.Thread(target=process.stderr.read, daemon=True).start()  # keep draining
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-def call(url: str, body: bytes | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:
-    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read()), dict(response.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read()), dict(error.headers)
 
 
 def test_the_talks_example_answers_and_follows_new_runs(flow_env) -> None:
@@ -134,21 +96,45 @@ def test_bad_requests_and_failing_endpoints(flow_env) -> None:
 
 
 def test_no_successful_run_yet_is_503_until_one_succeeds(flow_env) -> None:
-    flow_env.run("branch_flow", "run")  # some other flow exists; HostedFlow does not
+    # Started before any run: on the embedded ledger, before its file exists.
     with hosting(flow_env, "HostedFlow") as url:
         status, body, _ = call(f"{url}/show_data")
         assert status == 503 and "no successful run of HostedFlow" in body["error"]
         assert call(f"{url}/ready")[0] == 503
+        flow_env.run("branch_flow", "run")  # some other flow: still nothing to serve
+        assert call(f"{url}/show_data")[0] == 503
         flow_env.run("hosted_flow", "run", "--x", "7")
         wait_for(lambda: call(f"{url}/show_data")[:2] == (200, {"result": 7}), 10, "the first run")
+        flow_env.run("hosted_flow", "run", "--x", "9")
+        wait_for(lambda: call(f"{url}/show_data")[:2] == (200, {"result": 9}), 10, "a later run")
 
 
-def test_serve_refuses_a_file_without_a_service(flow_env, tmp_path: Path) -> None:
-    empty = tmp_path / "nothing.py"
-    empty.write_text("x = 1\n")
-    refused = subprocess.run(
-        [sys.executable, "-m", "ledgerflow", "host", "serve", str(empty), "--flow", "F"],
-        env=flow_env.env, capture_output=True, text=True,
-    )  # fmt: skip
-    assert refused.returncode == 1 and "exactly one WebServiceSpec" in refused.stderr
-    assert "Traceback" not in refused.stderr
+def _service(method: str) -> str:
+    """A service file whose one class S has `method` (its source, indented once)."""
+    return f"from ledgerflow import WebServiceSpec, endpoint\n\nclass S(WebServiceSpec):\n{method}"
+
+
+# (the file, what the refusal says)
+REFUSED_SERVICES = [
+    ("x = 1\n", "exactly one WebServiceSpec subclass, found 0"),
+    (_service("    pass\n"), "S has no @endpoint method"),
+    (_service("    @endpoint\n    def health(self): pass\n"), "S.health: /health is the server's"),
+    (_service("    @endpoint\n    def two(self, a, b): pass\n"), "S.two: an endpoint takes (self) "
+     "or (self, request)"),
+    (_service("    @endpoint\n    def typo(self, request: 'Featurs'): pass\n"), "S.typo: cannot "
+     "resolve the type 'Featurs' of request: NameError"),
+    (_service("    @endpoint\n    def a(self): pass\n    async def accept(self, run): pass\n"),
+     "S.accept: a plain def, not async def"),
+]  # fmt: skip
+
+
+def test_serve_refuses_a_service_it_cannot_serve(flow_env, tmp_path: Path) -> None:
+    for number, (source, message) in enumerate(REFUSED_SERVICES):
+        service = tmp_path / f"service_{number}.py"
+        service.write_text(source)
+        refused = subprocess.run(
+            [sys.executable, "-m", "ledgerflow", "host", "serve", str(service), "--flow", "F"],
+            env=flow_env.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert refused.returncode == 1 and message in refused.stderr, (source, refused.stderr)
+        assert "Traceback" not in refused.stderr

@@ -8,6 +8,7 @@ EXPECTED = {
     "Deployer",
     "Flow",
     "FlowSpec",
+    "HTTPError",
     "IncludeFile",
     "JSONType",
     "Ledgerflow",

@@ -7,7 +7,8 @@ from ledgerflow_executor.cli import executor
 from ledgerflow_service.cli import service
 
 from ledgerflow.cli.deployments import deployments
-from ledgerflow.cli.ledger import audit, cancel, events, flows, host, runs
+from ledgerflow.cli.host import host
+from ledgerflow.cli.ledger import audit, cancel, events, flows, runs
 from ledgerflow.cli.ui import ui
 
 
