@@ -125,4 +125,3 @@ def test_a_gang_inside_a_foreach_is_one_gang_per_item(flow_env) -> None:
     result = flow_env.run("gangs_in_foreach_flow", "run", "--max-workers", "1")
     nodes = "[('small', 0, 2), ('small', 1, 2), ('large', 0, 2), ('large', 1, 2)]"
     assert nodes in result.stdout
-
