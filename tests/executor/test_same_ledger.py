@@ -64,6 +64,8 @@ NOT_COMPARED = {
     "same code path as any exception (retry_rules)",
     "tests/sdk/flows/environment_flow.py": "@environment only",
     "tests/sdk/flows/hosted_flow.py": "a hosting test's flow",
+    "tests/sdk/flows/python_values_flow.py": "the Python side of the R conversion tests: "
+    "one linear step of values for R to read",
     "tests/sdk/flows/model_flow.py": "a hosting test's flow: one linear step keeping an "
     "object of a class from the module beside it",
     "tests/sdk/flows/include_flow.py": "IncludeFile reads the submitter's file",

@@ -1,12 +1,15 @@
 """R values to Python and back, column by column, so nothing is lost on the way.
 
-Numbers, strings, logicals, vectors, named lists and data.frames have Python
-equivalents: a length-one vector is a scalar, a longer one a list, a named vector or
-list a dict, a data.frame a pandas frame (NA kept in every column, factors as
-categoricals, Date as dates, POSIXct as time-zoned timestamps). Other R values
-(functions, environments, models) have none: :func:`to_python` raises NoEquivalent and
-they live on as R's own serialization. rpy2's pandas2ri is not used: it loses NA in
-character columns and turns Dates into numbers.
+Numbers, strings, logicals, vectors, named lists, matrices, arrays, raw vectors and
+data.frames have Python equivalents: a length-one vector is a scalar, a longer one a
+list (NA as None, NaN as NaN), a named vector or list a dict (a list of (name, value)
+pairs where names repeat), a matrix or array a numpy array (a masked one where it holds
+NA; a matrix with dimnames a pandas frame), raw bytes, a data.frame a pandas frame (row
+names as its index, NA kept in every column, factors as categoricals, Date as dates,
+POSIXct as time-zoned timestamps). Other R values (functions, environments, models)
+have none: :func:`to_python` raises NoEquivalent and they live on as R's own
+serialization. rpy2's pandas2ri is not used: it loses NA in character columns and turns
+Dates into numbers. r_client/README.md has the table of both directions.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def r_class_name(value: Any) -> str:
         ri.RTYPES.RAWSXP: "raw", ri.RTYPES.CPLXSXP: "complex",
         ri.RTYPES.EXTPTRSXP: "externalptr", ri.RTYPES.EXPRSXP: "expression",
         ri.RTYPES.BUILTINSXP: "function", ri.RTYPES.SPECIALSXP: "function",
-    }.get(kind) or getattr(kind, "name", str(kind))  # fmt: skip
+    }.get(kind) or str(getattr(kind, "name", kind))  # fmt: skip
 
 
 # ---- R to Python -------------------------------------------------------------------------
@@ -89,9 +92,13 @@ def to_python(value: Any) -> Any:
     """The Python equivalent of an R value; NoEquivalent when there is none."""
     if value is ri.NULL or value.typeof == ri.RTYPES.NILSXP:
         return None
-    if "dim" in _attr_names(value):
-        raise NoEquivalent("a matrix or array")
     classes = _r_class(value)
+    if "dim" in _attr_names(value):
+        if classes:
+            raise NoEquivalent(f"an array of class {classes[0]}")
+        return _array_to_python(value)
+    if value.typeof == ri.RTYPES.RAWSXP and not classes:
+        return raw_bytes(value)
     if "data.frame" in classes:
         return _frame_to_pandas(value)
     if CAUGHT_CLASS in classes:  # @catch's error, stored again by an R step
@@ -101,12 +108,100 @@ def to_python(value: Any) -> Any:
     if value.typeof == ri.RTYPES.VECSXP and not (set(classes) - {"list"}):
         items = [to_python(item) for item in value]
         names = _attr(value, "names")
-        return dict(zip(names, items, strict=True)) if names else items
+        return _named(names, items) if names else items
     items = _vector_items(value, classes)
     names = _attr(value, "names")
     if names:
-        return dict(zip(names, items, strict=True))
+        return _named(names, items)
     return items[0] if len(items) == 1 else items
+
+
+def _named(names: list[str], items: list[Any]) -> Any:
+    """A dict, or where a name repeats (`list(a = 1, a = 2)`, two unnamed items) the
+    (name, value) pairs in order, which a dict would collapse."""
+    if len(set(names)) == len(names):
+        return dict(zip(names, items, strict=True))
+    return list(zip(names, items, strict=True))
+
+
+def _true_nan(value: Any) -> list[bool]:
+    """Which elements of a double vector are NaN rather than NA (R tells them apart)."""
+    return [bool(x) for x in ri.baseenv["is.nan"](value)]
+
+
+def _array_to_python(value: Any) -> Any:
+    """A matrix or array: a numpy array of its shape (a masked array where it holds
+    NA); a matrix with dimnames a pandas frame (rownames its index, colnames its
+    columns)."""
+    import numpy as np
+    import pandas as pd
+
+    dims = tuple(int(d) for d in _attr(value, "dim"))
+    data, missing = _flat_numpy(value)
+    if len(dims) == 2 and "dimnames" in _attr_names(value):
+        dimnames = [
+            None if d is ri.NULL else [str(x) for x in d] for d in value.do_slot("dimnames")
+        ]
+        rows, cols = dims
+        columns = [
+            _frame_column(data[j * rows : (j + 1) * rows], missing[j * rows : (j + 1) * rows])
+            for j in range(cols)
+        ]
+        frame = pd.DataFrame(dict(enumerate(columns)), index=dimnames[0])
+        frame.columns = pd.Index(dimnames[1]) if dimnames[1] is not None else pd.RangeIndex(cols)
+        return frame
+    shaped = data.reshape(dims, order="F")
+    if missing.any():
+        return np.ma.MaskedArray(shaped, mask=missing.reshape(dims, order="F"))
+    return shaped
+
+
+def _flat_numpy(value: Any) -> tuple[Any, Any]:
+    """An atomic vector's elements as a numpy array, and where it holds NA."""
+    import numpy as np
+
+    kind = value.typeof
+    if kind == ri.RTYPES.REALSXP:
+        # numpy sees a matrix as its shape: ravel(order="F") is R's order.
+        data = np.array(value, dtype=float).ravel(order="F")
+        missing = np.isnan(data)
+        if missing.any():
+            missing &= ~np.array(_true_nan(value), dtype=bool)
+        return data, missing
+    if kind in (ri.RTYPES.INTSXP, ri.RTYPES.LGLSXP):
+        codes = np.array(value, dtype=np.int64).ravel(order="F")
+        missing = codes == _NA_INT
+        codes[missing] = 0
+        return (codes.astype(bool) if kind == ri.RTYPES.LGLSXP else codes), missing
+    if kind == ri.RTYPES.STRSXP:
+        data = np.array([None if x is ri.NA_Character else str(x) for x in value], dtype=object)
+        return data, np.zeros(len(data), dtype=bool)
+    raise NoEquivalent(f"an R {str(kind).rsplit('.', 1)[-1]} array")
+
+
+def _frame_column(data: Any, missing: Any) -> Any:
+    """A column of a matrix's frame, NA kept as a data.frame's columns keep it."""
+    import numpy as np
+    import pandas as pd
+
+    if data.dtype.kind == "f":
+        return _float_column(data, missing)
+    if data.dtype.kind == "i":
+        return pd.arrays.IntegerArray(data, missing)
+    if data.dtype.kind == "b":
+        return pd.arrays.BooleanArray(data, missing)
+    return np.asarray(data, dtype=object)
+
+
+def _float_column(data: Any, missing: Any) -> Any:
+    """float64 (NA as NaN, pandas' missing value) unless the column holds a true NaN:
+    then Float64, with NA as <NA> and NaN as NaN."""
+    import numpy as np
+    import pandas as pd
+
+    if (np.isnan(data) & ~missing).any():
+        return pd.arrays.FloatingArray(data, missing)
+    return data
 
 
 def _vector_items(value: Any, classes: list[str]) -> list[Any]:
@@ -129,7 +224,12 @@ def _vector_items(value: Any, classes: list[str]) -> list[Any]:
             return [None if pd.isna(s) else s for s in stamps]
         if classes:
             raise NoEquivalent(f"a numeric vector of class {classes[0]}")
-        return [None if math.isnan(x) else float(x) for x in numbers]
+        if not any(math.isnan(x) for x in numbers):
+            return [float(x) for x in numbers]
+        nan = _true_nan(value)
+        return [
+            None if math.isnan(x) and not n else float(x) for x, n in zip(numbers, nan, strict=True)
+        ]
     if classes:
         raise NoEquivalent(f"a vector of class {classes[0]}")
     if kind == ri.RTYPES.INTSXP:
@@ -146,7 +246,11 @@ def _frame_to_pandas(frame: Any) -> Any:
 
     names = _attr(frame, "names")
     columns = {name: _column_to_pandas(column) for name, column in zip(names, frame, strict=True)}
-    return pd.DataFrame(columns) if columns else pd.DataFrame()
+    # Row names R made itself (1..n, "automatic") are a RangeIndex; any others the index.
+    automatic = ri.baseenv[".row_names_info"](frame, ri.IntSexpVector([1]))[0] < 0
+    rows = ri.baseenv["attr"](frame, ri.StrSexpVector(["row.names"]))
+    index = None if automatic else pd.Index(list(rows))
+    return pd.DataFrame(columns, index=index) if columns else pd.DataFrame(index=index)
 
 
 def _column_to_pandas(column: Any) -> Any:
@@ -168,7 +272,8 @@ def _column_to_pandas(column: Any) -> Any:
             stamps = pd.to_datetime(numbers, unit="s", utc=True)
             zone = (_attr(column, "tzone") or [""])[0]
             return stamps.tz_convert(zone) if zone else stamps
-        return numbers.copy()
+        data, missing = _flat_numpy(column)
+        return _float_column(data, missing)
     if kind == ri.RTYPES.INTSXP:
         numbers = np.asarray(column)
         return pd.array([None if x == _NA_INT else int(x) for x in numbers], dtype="Int64")
@@ -203,16 +308,86 @@ def to_r(value: Any) -> Any:
         return _list_to_r(list(value))
     if isinstance(value, CaughtException):
         return _caught_to_r(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return ri.ByteSexpVector(bytes(value))
+    if isinstance(value, set | frozenset):
+        return _list_to_r(_sorted(value))
     if type(value).__module__.split(".")[0] in ("pandas", "numpy"):
+        import numpy as np
         import pandas as pd
 
         if isinstance(value, pd.DataFrame):
             return _pandas_to_frame(value)
-        if isinstance(value, pd.Series) or getattr(value, "ndim", None) == 1:
+        if isinstance(value, pd.Series):
+            return _series_to_r(value)
+        if isinstance(value, np.ndarray):
+            array = _ndarray_to_r(value)
+            if array is not None:
+                return array
+            if value.ndim == 1:
+                return _column_to_r(pd.Series(value))
+        elif getattr(value, "ndim", None) == 1:
             return _column_to_r(pd.Series(value))
         if isinstance(value, pd.Timestamp):
             return _column_to_r(pd.Series([value]))
     raise NoEquivalent(f"Python {type(value).__name__}")
+
+
+def _sorted(items: Any) -> list[Any]:
+    """A set's members in a stable order: sorted, or by type and repr where they do not
+    compare."""
+    try:
+        return sorted(items)
+    except TypeError:
+        return sorted(items, key=lambda item: (type(item).__name__, repr(item)))
+
+
+def _is_default_index(index: Any) -> bool:
+    import pandas as pd
+
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+
+
+def _series_to_r(series: Any) -> Any:
+    """A Series as a vector: its index (unless 0..n-1) as names, its name as the
+    attribute "name"."""
+    vector = _column_to_r(series)
+    if not _is_default_index(series.index):
+        names = ri.StrSexpVector([str(label) for label in series.index])
+        vector = ri.baseenv["names<-"](vector, names)
+    if series.name is not None:
+        vector = ri.baseenv["attr<-"](
+            vector, ri.StrSexpVector(["name"]), ri.StrSexpVector([str(series.name)])
+        )
+    return vector
+
+
+def _ndarray_to_r(array: Any) -> Any:
+    """A numpy array of booleans, numbers or strings as an R vector (1-D), matrix (2-D)
+    or array: NaN stays NaN, a masked array's masked elements are NA. None for other
+    element types."""
+    import numpy as np
+
+    if array.ndim == 0:
+        return to_r(array.item())
+    data = np.ma.getdata(array)
+    flat = data.ravel(order="F")
+    missing = np.ma.getmaskarray(array).ravel(order="F").tolist()
+    kind = data.dtype.kind
+    values = [None if m else v for v, m in zip(flat.tolist(), missing, strict=True)]
+    if kind == "b":
+        vector = ri.BoolSexpVector([ri.NA_Logical if v is None else v for v in values])
+    elif kind in "iu":
+        vector = _ints(values)
+    elif kind == "f":
+        vector = ri.FloatSexpVector([ri.NA_Real if v is None else v for v in values])
+    elif kind in "UO" and all(v is None or isinstance(v, str) for v in values):
+        vector = ri.StrSexpVector([ri.NA_Character if v is None else v for v in values])
+    else:
+        return None
+    if array.ndim == 1:
+        return vector
+    return ri.baseenv["dim<-"](vector, ri.IntSexpVector(list(array.shape)))
 
 
 def _caught_to_r(caught: CaughtException) -> Any:
@@ -286,11 +461,23 @@ def _with_class(value: Any, classes: list[str]) -> Any:
 def _pandas_to_frame(frame: Any) -> Any:
     columns = ri.ListSexpVector([_column_to_r(frame[name]) for name in frame.columns])
     columns.do_slot_assign("names", ri.StrSexpVector([str(name) for name in frame.columns]))
-    # R's attr<- stores compact row names (1..n) as R itself does; a plain slot does not.
-    columns = ri.baseenv["attr<-"](
-        columns, ri.StrSexpVector(["row.names"]), ri.IntSexpVector([ri.NA_Integer, -len(frame)])
-    )
+    columns = ri.baseenv["attr<-"](columns, ri.StrSexpVector(["row.names"]), _row_names(frame))
     return _with_class(columns, ["data.frame"])
+
+
+def _row_names(frame: Any) -> Any:
+    """A frame's index as row names: integers or strings where its labels are unique
+    (R's row names are); else (0..n-1, a MultiIndex, repeated labels) R's own 1..n,
+    stored compact as R itself does (R's attr<- does; a plain slot does not)."""
+    import pandas as pd
+
+    index = frame.index
+    if _is_default_index(index) or isinstance(index, pd.MultiIndex) or not index.is_unique:
+        return ri.IntSexpVector([ri.NA_Integer, -len(frame)])
+    labels = index.tolist()
+    if pd.api.types.is_integer_dtype(index.dtype) and all(-(2**31) < i < 2**31 for i in labels):
+        return ri.IntSexpVector([int(i) for i in labels])
+    return ri.StrSexpVector([str(label) for label in labels])
 
 
 def _column_to_r(series: Any) -> Any:

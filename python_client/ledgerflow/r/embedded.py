@@ -70,10 +70,14 @@ class RFlow:
             raise SystemExit(1) from None
         steps = flow[list(flow.names).index("steps")]
         self.functions: dict[str, Any] = {}
+        self.foreach: dict[str, str] = {}  # a foreach step's artifact
         for name, spec in zip(steps.names, steps, strict=True):
             fields = dict(zip(spec.names, spec, strict=True))
             function = fields.get("r_function")
             self.functions[name] = None if function is None or function is ri.NULL else function
+            over = fields.get("foreach")
+            if over is not None and over is not ri.NULL:
+                self.foreach[name] = str(over[0])
         # The step R runs now; R calls back into it through two functions made once.
         self._flow: FlowSpecBase | None = None
         self._inputs: Inputs | None = None
@@ -118,6 +122,8 @@ class RFlow:
             fields["names"], fields["values"], fields["rds"], fields["lengths"], strict=True
         ):
             setattr(flow, name, self.to_rvalue(value, rds, length))
+        if step_name in self.foreach:
+            _say_how_a_frame_splits(flow, step_name, self.foreach[step_name])
 
     def _make_inputs(self, inputs: Inputs) -> Any:
         ri = self._ri
@@ -218,6 +224,28 @@ class RFlow:
     def _unserialize(self, rds: bytes) -> Any:
         ri = self._ri
         return ri.baseenv["unserialize"](ri.ByteSexpVector(rds))
+
+
+def _say_how_a_frame_splits(flow: FlowSpecBase, step_name: str, over: str) -> None:
+    """A foreach over a data.frame runs a task per column, as R counts a data.frame
+    (length() and [[ ]] are by column, as lapply() goes): said, with the way to rows."""
+    state = flow.__dict__
+    value = state.get(over)
+    if isinstance(value, RValue):
+        r_class, length = value.r_class, value.length
+    elif over in state.get("_inherited", {}):
+        record = state["_inherited"][over]
+        r_class, length = record.type_name.removeprefix("R "), -1
+    else:
+        return
+    if r_class not in ("data.frame", "tbl_df", "data.table"):
+        return
+    count = f" ({length} columns)" if length >= 0 else ""
+    sys.stderr.write(
+        f'Warning in {step_name}: foreach = "{over}" is a data.frame: one task per column{count}, '
+        f"self$input being the column, as R's length() and [[ ]] count a data.frame; for one "
+        f"task per row, foreach over split({over}, seq_len(nrow({over})))\n"
+    )
 
 
 def _in_r_terms(message: str) -> str:

@@ -157,9 +157,32 @@ run_step <- function(step_name, fn, self, inputs = NULL) {
   if (!is.null(failed)) return(list(failed = failed))
   names <- changed_names(self)
   values <- mget(names, envir = self)
+  for (name in names) warn_if_unrestorable(step_name, name, values[[name]])
   list(failed = NULL, names = names, values = values,
        rds = lapply(values, serialize, connection = NULL),
        lengths = vapply(values, length, integer(1)))
+}
+
+# A connection or an external pointer (in an artifact, or in a list it is) is stored,
+# but means nothing in another process, where the next step runs: said at once.
+warn_if_unrestorable <- function(step_name, name, value) {
+  what <- unrestorable(value)
+  if (is.null(what)) return(invisible())
+  message("Warning in ", step_name, ": self$", name, " ", what, ", which cannot be ",
+          "restored in another process (the next step gets a dead handle): store what ",
+          "it reads or points to instead (a path, the data)")
+}
+
+unrestorable <- function(value, depth = 0L) {
+  if (inherits(value, "connection")) return("is a connection")
+  if (typeof(value) == "externalptr") return("is an external pointer")
+  if (is.list(value) && !is.object(value) && depth < 3L) {
+    for (item in value) {
+      inner <- unrestorable(item, depth + 1L)
+      if (!is.null(inner)) return(sub("^is ", "holds ", inner))
+    }
+  }
+  NULL
 }
 
 # Calls a step; NULL when it returns, else its error: message, call and R's call stack.

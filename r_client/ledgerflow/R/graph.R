@@ -9,6 +9,18 @@ check_graph <- function(flow) {
     }
   }
   for (s in flow$steps) {
+    # A step that several steps go to joins them: join = TRUE, taking (self, inputs).
+    from <- names[vapply(flow$steps, function(o) s$name %in% o$next_step, logical(1))]
+    if (length(from) > 1 && !isTRUE(s$join)) {
+      advice <- if (s$name == "end") {
+        "join them first: add a step with join = TRUE that goes to \"end\""
+      } else {
+        sprintf(paste0("make it a join, as in step(step = \"%s\", r_function = ",
+                       "function(self, inputs) { ... }, join = TRUE)"), s$name)
+      }
+      stop(sprintf("step '%s' is reached from %s: %s", s$name, paste(from, collapse = ", "),
+                   advice), call. = FALSE)
+    }
     if (s$name == "end") {
       if (length(s$next_step) > 0) {
         stop("step 'end' ends the flow: remove its next_step", call. = FALSE)

@@ -124,3 +124,20 @@ test_that("the flow spec the runtime reads names steps, decorators and parameter
   expect_equal(spec$parameters[[1]]$default, 0.5)
   expect_equal(spec$parameters[[1]]$type, "numeric")
 })
+
+test_that("a step that several steps reach must be a join, and says so in R", {
+  flow <- talk_flow()
+  flow$steps$join$join <- FALSE
+  flow$steps$join$r_function <- noop
+  expect_error(ledgerflow:::check_graph(flow), paste0(
+    "step 'join' is reached from a, b: make it a join, as in step(step = \"join\", ",
+    "r_function = function(self, inputs) { ... }, join = TRUE)"), fixed = TRUE)
+  unjoined <- ledgerflow("F") %>%
+    step(step = "start", r_function = noop, next_step = c("a", "b")) %>%
+    step(step = "a", r_function = noop, next_step = "end") %>%
+    step(step = "b", r_function = noop, next_step = "end") %>%
+    step(step = "end")
+  expect_error(ledgerflow:::check_graph(unjoined), paste0(
+    "step 'end' is reached from a, b: join them first: add a step with join = TRUE that ",
+    "goes to \"end\""), fixed = TRUE)
+})

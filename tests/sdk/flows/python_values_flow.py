@@ -1,0 +1,33 @@
+"""Python values R reads (issue 30: a pandas index and a Series' name were dropped; a
+2-D ndarray, bytes and a set had "no R equivalent")."""
+
+import numpy as np
+import pandas as pd
+from ledgerflow import FlowSpec, step
+
+
+class PythonValuesFlow(FlowSpec):
+    @step
+    def start(self):
+        self.indexed = pd.DataFrame({"n": [1.5, 2.5]}, index=["ada", "bob"])
+        self.plain = pd.DataFrame({"n": [1, 2]})
+        self.series = pd.Series([1.0, 2.0], index=["x", "y"], name="weights")
+        self.grid = np.arange(6).reshape(2, 3)
+        self.cube = np.arange(24.0).reshape(2, 3, 4)
+        self.holes = np.ma.MaskedArray([1.0, np.nan, 3.0], mask=[False, False, True])
+        self.floats = [1.0, float("nan"), None]
+        self.column = pd.Series(
+            pd.arrays.FloatingArray(np.array([1.0, np.nan, 0.0]), np.array([False, False, True]))
+        )
+        self.blob = b"\x00\x01\xff"
+        self.members = {3, 1, 2}
+        self.mixed = {1, "a"}
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    PythonValuesFlow()
