@@ -1,5 +1,6 @@
-"""The web UI's links carry what they filter by, whatever characters it holds (the
-real `ledgerflow ui` over an embedded ledger, read over HTTP: a link needs no browser)."""
+"""What the web UI's pages say, read without a browser: a link keeps what it filters by,
+whatever characters it holds (the real `ledgerflow ui` over an embedded ledger, over
+HTTP), and the run's graph fits a long step name in its box."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import events as ev
 from ledgerflow.metadata_client import EmbeddedMetadata
+from ledgerflow.ui.dag import svg
+from ledgerflow.ui.model import StepView
 from ledgerflow.v1 import ledger_service_pb2
 from test_ui import serve_ui
 
@@ -38,3 +41,13 @@ def test_older_runs_keeps_a_tag_with_query_characters(tmp_path: Path) -> None:
         second = get(html.unescape(older.group(1)))
     assert "No runs match" not in second
     assert second.count('href="/runs/Flow/') == 10  # the ten oldest
+
+
+def test_a_long_step_name_is_cut_to_its_box_and_kept_whole_in_its_title() -> None:
+    name = "prepare_the_training_data_for_every_region"
+    steps = {"start": StepView("start", kind="linear"), name: StepView(name, kind="foreach")}
+    steps[name].inputs.add("start")
+    drawn = svg(steps, "/{step}")
+    assert f"<title>{name} (foreach): " in drawn
+    shown = re.findall(r'class="name">([^<]*)</text>', drawn)
+    assert shown == ["start", "prepare_the_trainin…"]

@@ -73,12 +73,21 @@ def svg(steps: dict[str, StepView], link: str) -> str:
             f'data-state="{view.state}">'
             f"<title>{escape(name)}{kind}: {view.state}, {escape(_counts(view))}</title>"
             f'<rect x="{x}" y="{y}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="6"/>'
-            f'<text x="{x + 10}" y="{y + 19}" class="name">{escape(name)}{escape(kind)}</text>'
+            f'<text x="{x + 10}" y="{y + 19}" class="name">{escape(_fitted(name + kind))}</text>'
             f'<text x="{x + 10}" y="{y + 37}" class="counts">{escape(label)} · {view.state}</text>'
             + ("</a>" if view.total else "</g>")
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+# What a box's first line holds (13 px bold, 170 px less its margins).
+NAME_CHARACTERS = 20
+
+
+def _fitted(label: str) -> str:
+    """The label cut to its box, with an ellipsis (the box's title has it whole)."""
+    return label if len(label) <= NAME_CHARACTERS else label[: NAME_CHARACTERS - 1] + "…"
 
 
 def _counts(view: StepView) -> str:
