@@ -4,6 +4,7 @@ and through the metadata service)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from conftest import FLOWS, S3_CREDENTIALS, FlowEnv
 from ledgerflow import Flow, LedgerflowNotFound, Table
 from ledgerflow._table import TableException
+from ledgerflow.cli.main import main as ledgerflow_cli
 
 sys.path.insert(0, str(FLOWS))
 from table_data import sample_frame
@@ -50,6 +53,33 @@ def _round_trip_with_lineage(flow_env: FlowEnv, env: dict[str, str]) -> None:
     assert [r.run_pathspec for r in one.reads] == [f"TableReader/{reader}", f"TableReader/{older}"]
     assert [r.read_by for r in two.reads] == [f"TableReader/{newest}/b/2"]
     assert table.version().version == 2
+
+    # The same lineage from the command line.
+    listed = _cli("tables", "list")
+    assert listed.splitlines()[1].split()[:3] == ["vtuulos", "input_table", "2"]
+    shown = _cli("tables", "show", "vtuulos/input_table").splitlines()
+    assert shown[0].startswith("version 1: 50 rows, ") and first.written_by in shown[0]
+    assert [line.split()[2] for line in shown if line.startswith("  read by")] == [
+        f"TableReader/{reader}/b/2", f"TableReader/{older}/b/2", f"TableReader/{newest}/b/2",
+    ]  # fmt: skip
+    versions = [json.loads(line) for line in _cli("tables", "show", "vtuulos/input_table",
+                                                  "--json").splitlines()]  # fmt: skip
+    assert [(v["version"], v["num_rows"]) for v in versions] == [(1, 50), (2, 50)]
+
+
+def _cli(*args: str) -> str:
+    """`ledgerflow ARGS` in this process (the fixture's ledger); its output."""
+    result = CliRunner().invoke(ledgerflow_cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_tables_show_refuses_a_bad_name_and_names_the_tables(flow_env: FlowEnv) -> None:
+    result = CliRunner().invoke(ledgerflow_cli, ["tables", "show", "no_slash"])
+    assert result.exit_code != 0 and "name a table as NAMESPACE/TABLE" in result.output
+    missing = CliRunner().invoke(ledgerflow_cli, ["tables", "show", "vtuulos/nothing"])
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
+    assert "nothing" in missing.output
 
 
 def test_a_table_in_a_folder_round_trips_with_its_lineage(

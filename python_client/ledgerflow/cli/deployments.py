@@ -11,7 +11,7 @@ import click
 
 from ledgerflow.cli.errors import friendly_errors
 from ledgerflow.cli.flow_deploy import describe_schedule
-from ledgerflow.cli.ledger import TIME, _print_table, _stamp
+from ledgerflow.cli.ledger import TIME, print_table, stamp
 from ledgerflow.cli.service_client import service_metadata
 from ledgerflow.engine.deployments import (
     deployment_tag,
@@ -85,14 +85,14 @@ def list_deployments(flow_name: str, project: str, include_deleted: bool, as_jso
                 "deleted": deployment.deleted,
                 "cron": deployment.schedule.cron if deployment.HasField("schedule") else None,
                 "timezone": deployment.schedule.timezone or "UTC",
-                "next_run_at": _stamp(deployment.next_run_at)
+                "next_run_at": stamp(deployment.next_run_at)
                 if deployment.HasField("next_run_at") else None,
             }))  # fmt: skip
         return
     if not found:
         click.echo("no deployments (deploy one with `python flow.py deploy`)")
         return
-    _print_table(
+    print_table(
         (
             [
                 d.name,
@@ -100,7 +100,7 @@ def list_deployments(flow_name: str, project: str, include_deleted: bool, as_jso
                 "deleted" if d.deleted else "paused" if d.paused else "active",
                 d.schedule.cron if d.HasField("schedule") else "-",
                 d.schedule.timezone or ("UTC" if d.HasField("schedule") else "-"),
-                _stamp(d.next_run_at) if d.HasField("next_run_at") else "-",
+                stamp(d.next_run_at) if d.HasField("next_run_at") else "-",
             ]
             for d in found
         ),
@@ -123,7 +123,7 @@ def show(name: str, run_count: int) -> None:
     if deployment.project:
         production = " (production)" if deployment.production else ""
         click.echo(f"  project:    {deployment.project}, branch {deployment.branch}{production}")
-    click.echo(f"  deployed:   {_stamp(deployment.deployed_at)} by {deployment.deployed_by}")
+    click.echo(f"  deployed:   {stamp(deployment.deployed_at)} by {deployment.deployed_by}")
     click.echo(f"  schedule:   {describe_schedule(deployment)}")
     if deployment.parameters:
         values = ", ".join(f"{k}={v}" for k, v in sorted(deployment.parameters.items()))
@@ -143,17 +143,17 @@ def show(name: str, run_count: int) -> None:
         click.echo(f"  health:     last {health.summary()}")
     failure = health.last_failure
     if failure is not None:
-        click.echo(f"  last failure: {failure.run.pathspec} at {_stamp(failure.run.created_at)}"
+        click.echo(f"  last failure: {failure.run.pathspec} at {stamp(failure.run.created_at)}"
                    + (f": {failure.error}" if failure.error else ""))  # fmt: skip
         click.echo(f"    resume it: {failure.resume} (add --remote for the executors)")
     click.echo("")
-    _print_table(
+    print_table(
         (
             [
                 r.run_id,
                 _status(r),
                 trigger_name(r.trigger.kind),
-                _stamp(r.trigger.scheduled_at),
+                stamp(r.trigger.scheduled_at),
                 seconds_text(d) if (d := run_seconds(r)) is not None else "-",
                 f"v{r.trigger.deployment_version}",
             ]

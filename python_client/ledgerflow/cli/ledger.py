@@ -23,7 +23,7 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
-def _stamp(stamp: Any) -> str:
+def stamp(stamp: Any) -> str:
     """A Timestamp as UTC text ("-" when unset)."""
     when = client._time(stamp)
     return when.isoformat(timespec="milliseconds") if when else "-"
@@ -48,7 +48,7 @@ class _Time(click.ParamType):
 TIME = _Time()
 
 
-def _print_table(rows: Iterable[list[str]], header: list[str]) -> None:
+def print_table(rows: Iterable[list[str]], header: list[str]) -> None:
     rows = list(rows)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     for row in [header, *rows]:
@@ -68,7 +68,7 @@ def flows(as_json: bool) -> None:
     if not found:
         click.echo(f"no flows in {client.get_metadata()}")
         return
-    _print_table(([f.id, _when(f.created_at)] for f in found), ["FLOW", "CREATED (UTC)"])
+    print_table(([f.id, _when(f.created_at)] for f in found), ["FLOW", "CREATED (UTC)"])
 
 
 @click.command("runs")
@@ -110,7 +110,7 @@ def runs(
     if not found:
         click.echo(f"no runs of {flow} in namespace {client.get_namespace() or '(all)'}")
         return
-    _print_table(
+    print_table(
         (
             [
                 r.id,
@@ -136,7 +136,7 @@ def _event_json(event: events_pb2.Event) -> str:
 
 def _event_line(event: events_pb2.Event) -> str:
     return (
-        f"{event.global_position:>8}  {_stamp(event.recorded_at)}  {_actor(event):<24}  "
+        f"{event.global_position:>8}  {stamp(event.recorded_at)}  {_actor(event):<24}  "
         f"{event.event_type:<17}  {event.stream}"
     )
 

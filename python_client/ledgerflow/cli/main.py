@@ -9,6 +9,7 @@ from ledgerflow_service.cli import service
 from ledgerflow.cli.deployments import deployments
 from ledgerflow.cli.host import host
 from ledgerflow.cli.ledger import audit, cancel, events, flows, runs
+from ledgerflow.cli.tables import tables
 from ledgerflow.cli.ui import ui
 
 
@@ -18,5 +19,17 @@ def main() -> None:
     """Ledgerflow: workflows whose every run is an append-only ledger of events."""
 
 
-for command in (service, flows, runs, audit, events, host, executor, cancel, deployments, ui):
+for command in (
+    service,
+    flows,
+    runs,
+    audit,
+    events,
+    tables,
+    host,
+    executor,
+    cancel,
+    deployments,
+    ui,
+):
     main.add_command(command)
