@@ -50,8 +50,17 @@ class RunReporter:
             self._say(f"  [blue]⧉[/] {step}/{task_id} cloned from {origin}")
 
     def task_output(self, step: str, task_id: str, text: str) -> None:
-        for line in text.rstrip("\n").splitlines():
-            self._say(f"    [dim]{step}/{task_id}>[/] {escape(line)}")
+        """A task's output, each line after the task's name. Written to the console's
+        file as it is, not rendered by rich (no markup, no wrapping): a step may print
+        100,000 lines, which rich takes seconds to lay out."""
+        lines = text.rstrip("\n").splitlines()
+        if not lines:
+            return
+        prefix = f"{step}/{task_id}>"
+        if self.console.is_terminal and not self.console.no_color:
+            prefix = f"\x1b[2m{prefix}\x1b[22m"  # dim, as the other progress lines
+        self.console.file.write("".join(f"    {prefix} {line}\n" for line in lines))
+        self.console.file.flush()
 
     def task_finished(
         self, step: str, task_id: str, ok: bool, seconds: float, note: str = ""
