@@ -51,6 +51,10 @@ from_rds <- function(encoded) unserialize(jsonlite::base64_dec(encoded$rds))
 #' The flows in the ledger
 #'
 #' @return Their names.
+#' @examples
+#' if (interactive()) {
+#'   list_flows()
+#' }
 #' @export
 list_flows <- function() as.character(unlist(ask("list_flows")))
 
@@ -61,6 +65,11 @@ list_flows <- function() as.character(unlist(ask("list_flows")))
 #' @param limit At most this many, newest first.
 #' @return A data.frame: one row a run (`pathspec`, `id`, `status`, `user`,
 #'   `created_at`, `finished_at`, ...).
+#' @examples
+#' if (interactive()) {
+#'   runs <- list_runs("MyFlow", limit = 5)
+#'   runs[, c("id", "status", "created_at")]
+#' }
 #' @export
 list_runs <- function(flow, tags = character(), limit = 100) {
   runs <- ask("list_runs", flow = flow, tags = I(as.character(tags)), limit = limit)
@@ -74,6 +83,11 @@ list_runs <- function(flow, tags = character(), limit = 100) {
 #'
 #' @param pathspec `"Flow/run_id"`.
 #' @return A list.
+#' @examples
+#' if (interactive()) {
+#'   latest <- list_runs("MyFlow", limit = 1)$pathspec
+#'   str(get_run(latest))
+#' }
 #' @export
 get_run <- function(pathspec) ask("get_run", pathspec = pathspec)
 
@@ -84,9 +98,11 @@ get_run <- function(pathspec) ask("get_run", pathspec = pathspec)
 #'   (`pathspec`, `step`, `tasks`, `succeeded`, `failed`, `running`, `created_at`).
 #'   A foreach's step has one task for each item.
 #' @examples
-#' \dontrun{
-#' steps <- list_steps("MyFlow/12")
-#' steps$step[steps$tasks > 1]
+#' if (interactive()) {
+#'   # The flow of ?gather_inputs: its foreach's step, count, has three tasks.
+#'   latest <- list_runs("Lengths", limit = 1)$pathspec
+#'   steps <- list_steps(latest)
+#'   steps$step[steps$tasks > 1]
 #' }
 #' @export
 list_steps <- function(pathspec) {
@@ -103,9 +119,11 @@ list_steps <- function(pathspec) {
 #'   place in a foreach, `NA` outside one; `status`, `successful`, `retry_count`,
 #'   `created_at`, `finished_at`).
 #' @examples
-#' \dontrun{
-#' tasks <- list_tasks("MyFlow/12/count")
-#' counts <- get_artifact(tasks$pathspec, "n")
+#' if (interactive()) {
+#'   latest <- list_runs("Lengths", limit = 1)$pathspec
+#'   tasks <- list_tasks(paste0(latest, "/count"))
+#'   frames <- get_artifact(tasks$pathspec, "frame")  # one for each task
+#'   do.call(rbind, frames[order(tasks$index)])
 #' }
 #' @export
 list_tasks <- function(pathspec) {
@@ -125,6 +143,12 @@ as_frame <- function(rows) {
 #'   task; an error naming the tasks where it has several, as a foreach's step has:
 #'   name one, see [list_tasks()]) or `"Flow/run_id/step/task_id"`.
 #' @return Artifact names.
+#' @examples
+#' if (interactive()) {
+#'   latest <- list_runs("MyFlow", limit = 1)$pathspec
+#'   list_artifacts(latest)                    # the end task's
+#'   list_artifacts(paste0(latest, "/join"))
+#' }
 #' @export
 list_artifacts <- function(pathspec) as.character(unlist(ask("list_artifacts", pathspec = pathspec)))
 
@@ -140,6 +164,11 @@ list_artifacts <- function(pathspec) as.character(unlist(ask("list_artifacts", p
 #' @param pathspec As for [list_artifacts()], or a vector of them.
 #' @param name The artifact's name.
 #' @return The value (a list of values for several pathspecs).
+#' @examples
+#' if (interactive()) {
+#'   latest <- list_runs("MyFlow", limit = 1)$pathspec
+#'   get_artifact(paste0(latest, "/join"), "out")  # 3, from the talk's flow (?step)
+#' }
 #' @export
 get_artifact <- function(pathspec, name) {
   if (length(pathspec) == 1) return(from_rds(ask("get_artifact", pathspec = pathspec, name = name)))
@@ -152,6 +181,13 @@ get_artifact <- function(pathspec, name) {
 #' @param pathspec `"Flow/run_id"`.
 #' @param tags Tags.
 #' @return The run's tags now, invisibly.
+#' @examples
+#' if (interactive()) {
+#'   latest <- list_runs("MyFlow", limit = 1)$pathspec
+#'   add_tags(latest, c("checked", "draft"))
+#'   remove_tags(latest, "draft")
+#'   list_runs("MyFlow", tags = "checked")$pathspec
+#' }
 #' @export
 add_tags <- function(pathspec, tags) {
   ask("add_tags", pathspec = pathspec, tags = I(as.character(tags)))
@@ -172,6 +208,13 @@ remove_tags <- function(pathspec, tags) {
 #'
 #' @param namespace A tag such as `"user:savin"`, or `NULL` for every run.
 #' @return The namespace, invisibly.
+#' @examples
+#' if (interactive()) {
+#'   mine <- get_namespace()   # "user:NAME" at first
+#'   set_namespace(NULL)
+#'   nrow(list_runs("MyFlow"))  # everyone's runs
+#'   set_namespace(mine)
+#' }
 #' @export
 set_namespace <- function(namespace) {
   invisible(ask("set_namespace", namespace = namespace))
@@ -185,6 +228,11 @@ get_namespace <- function() ask("get_namespace")
 #'
 #' @param where `"local"`, `"local@/path/.ledgerflow"` or `"service@host:port"`.
 #' @return The metadata now in use.
+#' @examples
+#' if (interactive()) {
+#'   get_metadata()
+#'   set_metadata("local")  # or "service@host:port" for a metadata service
+#' }
 #' @export
 set_metadata <- function(where) ask("set_metadata", where = where)
 
@@ -200,6 +248,12 @@ get_metadata <- function() ask("get_metadata")
 #' @param pathspec As for [list_artifacts()].
 #' @param stream `"stdout"` or `"stderr"`.
 #' @return The text.
+#' @examples
+#' if (interactive()) {
+#'   latest <- list_runs("MyFlow", limit = 1)$pathspec
+#'   cat(get_logs(paste0(latest, "/start")))
+#'   cat(get_logs(paste0(latest, "/start"), "stderr"))
+#' }
 #' @export
 get_logs <- function(pathspec, stream = c("stdout", "stderr")) {
   ask("logs", pathspec = pathspec, stream = match.arg(stream))
@@ -215,6 +269,12 @@ get_logs <- function(pathspec, stream = c("stdout", "stderr")) {
 #' @param origin_run_id The run to resume.
 #' @param ... More arguments for the command line.
 #' @return The exit status, invisibly.
+#' @examples
+#' if (interactive()) {
+#'   # myflow.R holds the talk's flow (?step) and ends with %>% run(); after a run
+#'   # whose step b failed, and a fix to b:
+#'   resume("myflow.R", step = "b")
+#' }
 #' @export
 resume <- function(script, step = NULL, origin_run_id = NULL, ...) {
   args <- c(script, "resume", step,

@@ -7,6 +7,16 @@
 #'   `"environment"`.
 #' @param ... Its options, as the Python decorator of the same name takes them.
 #' @return A decorator.
+#' @examples
+#' # An environment variable for the step's code, as Python's @environment sets it.
+#' flow <- ledgerflow("Greeting") %>%
+#'   step(step = "start", r_function = function(self) self$who <- Sys.getenv("WHO"),
+#'        next_step = "end", decorator("environment", vars = list(WHO = "world"))) %>%
+#'   step(step = "end")
+#' flow$steps$start$decorators[[1]]$options
+#' if (interactive()) {
+#'   run(flow)
+#' }
 #' @export
 decorator <- function(name, ...) {
   known <- c("resources", "retry", "catch", "timeout", "environment")
@@ -24,6 +34,14 @@ decorator <- function(name, ...) {
 #' @param gpu GPUs.
 #' @param image A container image to run the step in (remote runs).
 #' @return A decorator for [step()].
+#' @examples
+#' flow <- ledgerflow("Big") %>%
+#'   step(step = "start", r_function = function(self) self$n <- length(numeric(1e6)),
+#'        next_step = "end", resources(cpu = 2, memory = 8192)) %>%
+#'   step(step = "end")
+#' if (interactive()) {
+#'   run(flow)
+#' }
 #' @export
 resources <- function(cpu = 1, memory = 4096, gpu = 0, image = "") {
   decorator("resources", cpu = cpu, memory = memory, gpu = gpu, image = image)
@@ -35,6 +53,17 @@ resources <- function(cpu = 1, memory = 4096, gpu = 0, image = "") {
 #' @param minutes_between_retries Minutes to wait before each, on executors (`run --remote`);
 #'   a local run retries at once, as Metaflow's local runtime does.
 #' @return A decorator for [step()].
+#' @examples
+#' # Fails one time in two; three more attempts make a failed run unlikely.
+#' flow <- ledgerflow("Flaky") %>%
+#'   step(step = "start", r_function = function(self) {
+#'     if (runif(1) < 0.5) stop("unlucky")
+#'     self$ok <- TRUE
+#'   }, next_step = "end", retry(times = 3, minutes_between_retries = 0)) %>%
+#'   step(step = "end")
+#' if (interactive()) {
+#'   run(flow)
+#' }
 #' @export
 retry <- function(times = 3, minutes_between_retries = 2) {
   decorator("retry", times = times, minutes_between_retries = minutes_between_retries)
@@ -52,14 +81,14 @@ retry <- function(times = 3, minutes_between_retries = 2) {
 #' @param print_exception Whether to print the error.
 #' @return A decorator for [step()].
 #' @examples
-#' \dontrun{
-#' ledgerflow("Careful") %>%
+#' flow <- ledgerflow("Careful") %>%
 #'   step(step = "start", r_function = function(self) stop("no data"),
 #'        next_step = "end", catch(var = "err")) %>%
 #'   step(step = "end", r_function = function(self) {
 #'     if (!is.null(self$err)) message("start failed: ", conditionMessage(self$err))
-#'   }) %>%
-#'   run()
+#'   })
+#' if (interactive()) {
+#'   run(flow)  # succeeds; end's stderr: "start failed: no data (in start(self))"
 #' }
 #' @export
 catch <- function(var = NULL, print_exception = TRUE) {
@@ -70,6 +99,14 @@ catch <- function(var = NULL, print_exception = TRUE) {
 #'
 #' @param seconds,minutes,hours The time allowed (added up).
 #' @return A decorator for [step()].
+#' @examples
+#' flow <- ledgerflow("Patient") %>%
+#'   step(step = "start", r_function = function(self) Sys.sleep(1),
+#'        next_step = "end", timeout(minutes = 1, seconds = 30)) %>%
+#'   step(step = "end")
+#' if (interactive()) {
+#'   run(flow)
+#' }
 #' @export
 timeout <- function(seconds = 0, minutes = 0, hours = 0) {
   decorator("timeout", seconds = seconds, minutes = minutes, hours = hours)

@@ -91,6 +91,18 @@ set_current <- function(facts) {
 #'
 #' @param value A fact's name; none: all of them.
 #' @return A list, or one fact.
+#' @examples
+#' current()  # NULL: no step is running here
+#'
+#' flow <- ledgerflow("WhereAmI") %>%
+#'   step(step = "start", r_function = function(self) {
+#'     self$origin <- paste(current("flow_name"), current("run_id"), current("task_id"))
+#'     if (current("retry_count") > 0) message("attempt ", current("retry_count") + 1)
+#'   }, next_step = "end") %>%
+#'   step(step = "end")
+#' if (interactive()) {
+#'   run(flow)
+#' }
 #' @export
 current <- function(value = NULL) {
   facts <- if (exists("facts", envir = .task)) get("facts", envir = .task) else NULL
@@ -111,6 +123,20 @@ current <- function(value = NULL) {
 #'
 #' @param x A step's `self`.
 #' @param name The artifact's name.
+#' @return The artifact's value.
+#' @examples
+#' flow <- ledgerflow("Totals") %>%
+#'   step(step = "start", r_function = function(self) self$total <- 3,
+#'        next_step = "end") %>%
+#'   step(step = "end", r_function = function(self) {
+#'     print(self$total)                     # 3
+#'     if (!exists("totl", envir = self)) {  # self$totl would be an error
+#'       message("no artifact totl")
+#'     }
+#'   })
+#' if (interactive()) {
+#'   run(flow)
+#' }
 #' @export
 `$.ledgerflow_self` <- function(x, name) {
   if (!exists(name, envir = x, inherits = FALSE)) {

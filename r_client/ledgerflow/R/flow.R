@@ -9,6 +9,9 @@
 #' flow <- ledgerflow("MyFlow") %>%
 #'   step(step = "start", r_function = function(self) self$x <- 1, next_step = "end") %>%
 #'   step(step = "end")
+#' if (interactive()) {
+#'   run(flow)
+#' }
 #' @export
 ledgerflow <- function(name) {
   check_identifier(name, "the flow name")
@@ -30,6 +33,34 @@ ledgerflow <- function(name) {
 #' @param ... Decorators: [resources()], [retry()], [catch()], [timeout()] or
 #'   [decorator()].
 #' @return The flow, with the step added.
+#' @examples
+#' # The talk's flow: a branch to a and b, and the join that reads both.
+#' start <- function(self) self$x <- 0
+#' a <- function(self) self$x <- self$x + 2
+#' b <- function(self) self$x <- self$x + 3
+#' join <- function(self, inputs) self$out <- max(gather_inputs(inputs, "x"))
+#' flow <- ledgerflow("MyFlow") %>%
+#'   step(step = "start", r_function = start, next_step = c("a", "b")) %>%
+#'   step(step = "a", r_function = a, next_step = "join") %>%
+#'   step(step = "b", r_function = b, next_step = "join") %>%
+#'   step(step = "join", r_function = join, join = TRUE, next_step = "end") %>%
+#'   step(step = "end")
+#' names(flow$steps)
+#'
+#' # A foreach: one `square` task for each item of `self$numbers`, retried on failure.
+#' squares <- ledgerflow("Squares") %>%
+#'   step(step = "start", r_function = function(self) self$numbers <- 1:4,
+#'        next_step = "square", foreach = "numbers") %>%
+#'   step(step = "square", r_function = function(self) self$sq <- self$input^2,
+#'        next_step = "total", retry(times = 2)) %>%
+#'   step(step = "total", r_function = function(self, inputs) {
+#'     self$total <- sum(gather_inputs(inputs, "sq"))
+#'   }, join = TRUE, next_step = "end") %>%
+#'   step(step = "end")
+#' if (interactive()) {
+#'   run(flow)     # needs Ledgerflow's Python package: see ?run
+#'   run(squares)
+#' }
 #' @export
 step <- function(flow, step, r_function = NULL, next_step = NULL, foreach = NULL,
                  join = FALSE, ...) {
@@ -86,6 +117,16 @@ step <- function(flow, step, r_function = NULL, next_step = NULL, foreach = NULL
 #' @param help What it means, shown by `Rscript myflow.R run --help`.
 #' @param required `TRUE` when the command line must set it.
 #' @return The flow, with the parameter added.
+#' @examples
+#' flow <- ledgerflow("Scaled") %>%
+#'   parameter("alpha", default = 0.5, help = "how much to scale by") %>%
+#'   step(step = "start", r_function = function(self) self$y <- 10 * self$alpha,
+#'        next_step = "end") %>%
+#'   step(step = "end")
+#' str(flow$parameters$alpha)
+#' if (interactive()) {
+#'   run(flow, "run", "--alpha", "0.2")  # from a script: Rscript scaled.R run --alpha 0.2
+#' }
 #' @export
 parameter <- function(flow, name, default = NULL, help = "", required = FALSE) {
   check_flow(flow)

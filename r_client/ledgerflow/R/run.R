@@ -19,6 +19,19 @@
 #' @param ... The command and its arguments: from a script, used when it was given none
 #'   (e.g. `"run"`, `"--max-workers"`, `"4"`); from a session, always.
 #' @return The command's exit status, invisibly (`Rscript` exits with it).
+#' @examples
+#' flow <- ledgerflow("MyFlow") %>%
+#'   step(step = "start", r_function = function(self) self$x <- 1, next_step = "end") %>%
+#'   step(step = "end")
+#' # From a session: needs Ledgerflow's Python package (`python3` on the PATH, or the
+#' # Python that the environment variable LEDGERFLOW_PYTHON names).
+#' if (interactive()) {
+#'   run(flow)                               # a run
+#'   run(flow, "show")                       # the graph
+#'   run(flow, "run", "--max-workers", "4")  # a run, 4 tasks at a time
+#' }
+#' # From a script, myflow.R, ending with `%>% run()`, the command line says what to do:
+#' #   Rscript myflow.R run --max-workers 4
 #' @export
 run <- function(flow, ...) {
   check_flow(flow)
