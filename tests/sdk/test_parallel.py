@@ -125,3 +125,18 @@ def test_a_gang_inside_a_foreach_is_one_gang_per_item(flow_env) -> None:
     result = flow_env.run("gangs_in_foreach_flow", "run", "--max-workers", "1")
     nodes = "[('small', 0, 2), ('small', 1, 2), ('large', 0, 2), ('large', 1, 2)]"
     assert nodes in result.stdout
+
+
+@pytest.mark.slow
+def test_a_failed_node_stops_its_gang_and_fails_the_run(flow_env) -> None:
+    """Node 0 would wait a minute for node 1's hello, then fail on its own: the runtime
+    stops it as soon as node 1 fails, saying why."""
+    result = flow_env.run("parallel_flow", "run", "--nodes", "2", "--fail-node", "1",
+                          check=False)  # fmt: skip
+    assert result.returncode == 1 and "node 1 fails, as asked" in result.stdout
+    run = Flow("ParallelFlow").latest_run
+    assert not run.successful
+    errors = sorted((task.exception.type, task.exception.message) for task in run["train"])
+    assert errors[0] == ("Cancelled", "node train/3 of its @parallel gang failed, so the "
+                         "gang cannot go on")  # fmt: skip
+    assert errors[1] == ("RuntimeError", "node 1 fails, as asked")

@@ -645,9 +645,15 @@ def test_a_gang_node_that_fails_fails_the_run(app: LedgerApplication) -> None:
     submit(app, graph=GANG_GRAPH)
     succeed(app, lease(app), num_splits=2)
     first, second = lease_many(app, BIG)
+    start(app, second)
     fail(app, first)  # never queued again: alone, it could not rejoin its gang
-    succeed(app, second)
-    assert run_status(app) == (True, False)
+    # Its mate would wait for it for ever: its executor is told to stop it, and why.
+    renewed = app.renew_lease(executor_service_pb2.RenewLeaseRequest(
+        executor_id="exec-1", flow_name="Remote", run_id="1", step_name="train",
+        task_id=second.task.task_id, attempt=0, lease_id=second.lease_id), ALICE)  # fmt: skip
+    assert not renewed.keep_running
+    assert renewed.reason == (f"node train/{first.task.task_id} of its @parallel gang failed, "
+                              "so the gang cannot go on")  # fmt: skip
     assert "TaskQueued" not in types(app)[-3:]
 
 

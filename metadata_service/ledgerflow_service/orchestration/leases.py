@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ledgerflow.engine import RunGraph
+from ledgerflow.engine import RunGraph, gang_failed_reason
 from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
@@ -237,11 +237,15 @@ class LeaseDesk:
         with self.database.read() as tx:
             state = queue_queries.run_state(tx, run_path)
             row = queue_queries.task_row(tx, f"{run_path}/{request.step_name}/{request.task_id}")
+            failed_mate = queue_queries.failed_gang_mate(tx, row) if row is not None else ""
         response = executor_service_pb2.RenewLeaseResponse(keep_running=True)
         if row is not None:
             response.lease_expires_at.FromMicroseconds(row.lease_expires_at_us)
         if state is not None and state[0] == "cancelling":
             response.keep_running, response.reason = False, state[1] or "the run was cancelled"
+        elif failed_mate:  # it would wait for that node for ever
+            node = failed_mate.split("/", 2)[2]  # step/task, as the local runtime says it
+            response.keep_running, response.reason = False, gang_failed_reason(node)
         return response
 
     # ---- the service's own ----------------------------------------------------------

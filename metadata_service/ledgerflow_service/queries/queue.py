@@ -103,6 +103,21 @@ def gang_rows(tx: Tx, row: QueueRow, now_us: int) -> list[QueueRow]:
     ]
 
 
+def failed_gang_mate(tx: Tx, row: QueueRow) -> str:
+    """For a node of a @parallel gang: a node of its gang that failed for good (its
+    pathspec), which the gang cannot go on without; "" when none did (or `row` is no
+    gang's node)."""
+    if not row.join_key or not flow_graph.step(run_graph(tx, row.run_pathspec),
+                                               row.step_name).parallel:  # fmt: skip
+        return ""
+    found = tx.query_one(
+        "SELECT task_pathspec FROM queue WHERE run_pathspec = ? AND join_key = ? "
+        "AND step_name = ? AND state = 'failed' LIMIT 1",
+        [row.run_pathspec, row.join_key, row.step_name],
+    )
+    return str(found[0]) if found else ""
+
+
 def gang_sizes(tx: Tx, tasks: Sequence[records_pb2.QueuedTask]) -> list[int]:
     """How many nodes each task's gang has (1: not a node of a @parallel step)."""
     graphs: dict[str, RunGraph] = {}

@@ -37,6 +37,7 @@ from ledgerflow.engine.graph import (
     NextTask,
     RunGraph,
     UnknownStep,
+    gang_failed_reason,
     gang_key,
     in_join_order,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "decide",
     "died_outcome",
     "failed",
+    "gang_failed_reason",
     "gang_key",
     "in_join_order",
     "is_infrastructure",

@@ -53,6 +53,12 @@ def gang_key(step_name: str, stack: Sequence[Frame]) -> tuple[str, ...]:
     return (step_name, *(f"{f.step_name}:{f.index}" for f in stack[:-1]))
 
 
+def gang_failed_reason(failed_node: str) -> str:
+    """Why a gang's running nodes are stopped when one of them failed for good (they
+    would wait for it for ever): the local runtime and the service say it alike."""
+    return f"node {failed_node} of its @parallel gang failed, so the gang cannot go on"
+
+
 class UnknownStep(KeyError):
     """The graph has no step of that name."""
 

@@ -26,6 +26,8 @@ class RunningAttempt:
     deadline: float | None
     files: AttemptFiles
     timed_out: bool = False
+    # Set when the runtime stopped it (a node of its gang failed): why.
+    stopped_because: str = ""
     # The sizes of stdout and stderr when they were last recorded.
     log_sizes: tuple[int, int] = (0, 0)
 

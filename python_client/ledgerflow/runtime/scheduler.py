@@ -37,6 +37,7 @@ from ledgerflow.engine import (
     decide,
     died_outcome,
     failed,
+    gang_failed_reason,
     gang_key,
     new_event,
     note_death,
@@ -376,7 +377,8 @@ class LocalRuntime:
             outcome = TaskOutcome.from_bytes(Path(running.files.result).read_bytes())
         else:
             timeout = step.timeout_seconds if running.timed_out else 0.0
-            outcome = died_outcome(exit_code, timeout_seconds=timeout)
+            outcome = died_outcome(exit_code, timeout_seconds=timeout,
+                                   cancelled=running.stopped_because)  # fmt: skip
             note_death(running.files.stderr, outcome)
         stdout = read_output(running.files.stdout)
         stderr = read_output(running.files.stderr)
@@ -416,6 +418,8 @@ class LocalRuntime:
                                             traceback=outcome.traceback)  # fmt: skip
             self._ready.append(again)
             return
+        if step.parallel:
+            self._stop_gang(spec)
         if self._failure is None:
             self._failure = RunResult(
                 self.run_id,
@@ -424,6 +428,18 @@ class LocalRuntime:
                 outcome.traceback or outcome.error_message,
             )
             self._ready.clear()
+
+    def _stop_gang(self, failed_node: TaskSpec) -> None:
+        """Stops the running nodes of a failed node's gang: they would wait for it for
+        ever (each is recorded as failed, saying why)."""
+        gang = gang_key(failed_node.step_name, _frames(failed_node.foreach_stack))
+        for running in self._running.values():
+            mate = running.spec
+            if gang_key(mate.step_name, _frames(mate.foreach_stack)) == gang:
+                running.stopped_because = gang_failed_reason(
+                    f"{failed_node.step_name}/{failed_node.task_id}"
+                )
+                self.launcher.kill(running.handle)  # its exit is reaped as any other
 
     def _clone(
         self, spec: TaskSpec, origin_task_id: str, artifacts: dict[str, records_pb2.Artifact]

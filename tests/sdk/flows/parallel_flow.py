@@ -40,6 +40,8 @@ def hello(host: str, port: int, index: int) -> None:
 class ParallelFlow(FlowSpec):
     port = Parameter("port", default=0, type=int, help="where node 0 listens (0: from the run id)")
     nodes = Parameter("nodes", default=3, type=int, help="how many nodes the gang has")
+    fail_node = Parameter("fail_node", default=-1, type=int,
+                          help="this node fails before it says hello (-1: none)")  # fmt: skip
 
     @step
     def start(self):
@@ -52,6 +54,8 @@ class ParallelFlow(FlowSpec):
     def train(self):
         node = current.parallel
         port = self.port or 30000 + int(current.run_id) % 20000
+        if node.node_index == self.fail_node:
+            raise RuntimeError(f"node {node.node_index} fails, as asked")
         if node.node_index == 0:
             self.heard = gather(node.main_ip, port, node.num_nodes - 1)
         else:
