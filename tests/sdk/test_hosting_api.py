@@ -278,3 +278,25 @@ def test_a_model_beside_the_service_file_imports_without_a_code_package(flow_env
         status, body, headers = call(f"{url}/predict?x=5")
         assert (status, body) == (200, {"y": 10, "version": 1})
         assert headers["x-ledgerflow-run"] == _latest("ModelFlow")
+
+
+def test_switching_code_forgets_the_packages_modules_but_not_the_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A code package's own modules are forgotten at a switch (the next run brings its
+    own); one named like a module the server runs on (json.py) shadows nothing."""
+    import json
+
+    from ledgerflow.hosting.code import _forget
+
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "served_model_here.py").write_text("VALUE = 1\n")
+    (package / "json.py").write_text("raise ImportError('the package json.py was imported')\n")
+    monkeypatch.syspath_prepend(str(package))
+    import served_model_here  # type: ignore[import-not-found]
+
+    assert served_model_here.VALUE == 1
+    forgotten = _forget(package)
+    assert "served_model_here" in forgotten and "served_model_here" not in sys.modules
+    assert sys.modules["json"] is json and "json" not in forgotten

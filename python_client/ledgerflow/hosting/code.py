@@ -89,11 +89,20 @@ def _forget(*folders: Path | None) -> dict[str, ModuleType]:
         for entry in folder.iterdir()
         if entry.suffix == ".py" or (entry.is_dir() and not entry.name.startswith("."))
     }
+    names -= _NEVER_FORGOTTEN  # a package's json.py shadows nothing the server runs on
     forgotten = {}
     for name, module in list(sys.modules.items()):
-        if name.partition(".")[0] in names or any(_is_within(module, f) for f in present):
+        top = name.partition(".")[0]
+        if top in _NEVER_FORGOTTEN:
+            continue
+        if top in names or any(_is_within(module, f) for f in present):
             forgotten[name] = sys.modules.pop(name)
     return forgotten
+
+
+# What the server itself runs on: taken out of sys.modules, its next import would make a
+# second copy beside the first (the standard library, and this platform's packages).
+_NEVER_FORGOTTEN = frozenset(sys.stdlib_module_names) | {"ledgerflow", "ledgerflow_service"}
 
 
 def _is_within(module: ModuleType, folder: Path) -> bool:
