@@ -155,7 +155,8 @@ def ledger_shape(events: list[events_pb2.Event]) -> Counter[tuple[object, ...]]:
             continue
         payload = getattr(event, kind)
         if kind == "run_started":
-            shape[(kind, dict(payload.parameters).__repr__())] += 1
+            # A map: its order is not part of what was recorded.
+            shape[(kind, tuple(sorted(payload.parameters.items())))] += 1
             continue
         if kind == "run_finished":
             shape[(kind, payload.succeeded)] += 1
