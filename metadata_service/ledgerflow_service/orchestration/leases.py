@@ -346,15 +346,10 @@ class _GangFinder:
 
     def __init__(self, tx: Tx, now: int) -> None:
         self._tx, self._now = tx, now
-        self._graphs: dict[str, RunGraph] = {}
+        self._graphs = queue_queries.RunGraphs(tx)
 
     def of(self, row: QueueRow) -> list[QueueRow]:
-        graph = self._graphs.get(row.run_pathspec)
-        if graph is None:
-            graph = self._graphs[row.run_pathspec] = queue_queries.run_graph(
-                self._tx, row.run_pathspec
-            )
-        if not flow_graph.step(graph, row.step_name).parallel:
+        if not self._graphs.step(row.run_pathspec, row.step_name).parallel:
             return [row]
         return queue_queries.gang_rows(self._tx, row, self._now) or [row]
 

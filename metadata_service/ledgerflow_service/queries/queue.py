@@ -106,30 +106,44 @@ def gang_rows(tx: Tx, row: QueueRow, now_us: int) -> list[QueueRow]:
 def failed_gang_mate(tx: Tx, row: QueueRow) -> str:
     """For a node of a @parallel gang: a node of its gang that failed for good (its
     pathspec), which the gang cannot go on without; "" when none did (or `row` is no
-    gang's node)."""
-    if not row.join_key or not flow_graph.step(run_graph(tx, row.run_pathspec),
-                                               row.step_name).parallel:  # fmt: skip
+    gang's node). Asked at every lease renewal: the graph is read only when a task
+    of the same step and join failed, which is rare."""
+    if not row.join_key:
         return ""
     found = tx.query_one(
         "SELECT task_pathspec FROM queue WHERE run_pathspec = ? AND join_key = ? "
         "AND step_name = ? AND state = 'failed' LIMIT 1",
         [row.run_pathspec, row.join_key, row.step_name],
     )
-    return str(found[0]) if found else ""
+    if not found or not RunGraphs(tx).step(row.run_pathspec, row.step_name).parallel:
+        return ""
+    return str(found[0])
 
 
 def gang_sizes(tx: Tx, tasks: Sequence[records_pb2.QueuedTask]) -> list[int]:
     """How many nodes each task's gang has (1: not a node of a @parallel step)."""
-    graphs: dict[str, RunGraph] = {}
+    graphs = RunGraphs(tx)
     sizes = []
     for task in tasks:
-        run_pathspec = f"{task.flow_name}/{task.run_id}"
-        if run_pathspec not in graphs:
-            graphs[run_pathspec] = run_graph(tx, run_pathspec)
-        spec = flow_graph.step(graphs[run_pathspec], task.step_name)
+        spec = graphs.step(f"{task.flow_name}/{task.run_id}", task.step_name)
         gang = spec.parallel and task.foreach_stack
         sizes.append(task.foreach_stack[-1].num_splits if gang else 1)
     return sizes
+
+
+class RunGraphs:
+    """The graphs of orchestrated runs, each read once by a call that looks at the
+    rows of many runs."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+        self._graphs: dict[str, RunGraph] = {}
+
+    def step(self, run_pathspec: str, step_name: str) -> records_pb2.StepSpec:
+        graph = self._graphs.get(run_pathspec)
+        if graph is None:
+            graph = self._graphs[run_pathspec] = run_graph(self._tx, run_pathspec)
+        return flow_graph.step(graph, step_name)
 
 
 def expired_leases(tx: Tx, now_us: int, limit: int) -> list[QueueRow]:
