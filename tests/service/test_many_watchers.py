@@ -4,6 +4,7 @@ neither loses events nor grows the server's buffer past its bound."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -161,6 +162,122 @@ def test_a_slow_watcher_gets_every_event_and_the_buffer_stays_bounded(
         stream.cancel()
     assert positions == list(range(1, 82))  # each once, in order
     assert largest_buffer[0] <= 50_000 + 11_000  # the bound, plus at most one event
+
+
+def test_clients_that_stop_reading_hold_up_nobody_else(
+    served: tuple[RunningServer, str],
+) -> None:
+    """More clients than the hub has sender threads open streams and never read them:
+    once their flow-control windows are full, each send to them blocks its thread. A
+    client that reads still gets every event, in order, while they hang: the hub starts
+    threads beside the blocked ones."""
+    from ledgerflow_service.api import watch_senders
+
+    server, address = served
+    hub = server.transport.hub
+    assert hub is not None
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]
+    stalled_count = watch_senders.BASE_THREADS + 2
+    stalled_channels = [
+        grpc.insecure_channel(address, options=own_connection) for _ in range(stalled_count)
+    ]
+    stalled = [watch(channel, from_head=True) for channel in stalled_channels]
+    received: queue.Queue[int] = queue.Queue()
+
+    def read(stream: grpc.Future) -> None:
+        with contextlib.suppress(grpc.RpcError):
+            for message in stream:  # type: ignore[attr-defined]
+                received.put(message.event.global_position)
+
+    try:
+        with grpc.insecure_channel(address, options=own_connection) as channel:
+            reading = watch(channel, from_head=True)
+            threading.Thread(target=read, args=(reading,), daemon=True).start()
+            wait_for(lambda: server.watcher_count == stalled_count + 1, 10, "the watchers")
+            ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+            ledger.Append(ledger_service_pb2.AppendRequest(events=[ev.run_started("F", "1")]))
+            for task in range(75):  # 200 KB each: 15 MB, past any window and outbox
+                failed = ev.task_failed("F", "1", "start", str(task))
+                failed.task_failed.traceback = "x" * 200_000
+                ledger.Append(ledger_service_pb2.AppendRequest(
+                    events=[ev.task_started("F", "1", "start", str(task)), failed]))  # fmt: skip
+            positions = [received.get(timeout=30) for _ in range(151)]
+            assert positions == list(range(1, 152))
+            assert hub._senders.thread_count > watch_senders.BASE_THREADS
+            reading.cancel()
+    finally:
+        for stream in stalled:
+            stream.cancel()
+        for channel in stalled_channels:
+            channel.close()
+
+
+def test_watchers_whose_outboxes_fill_miss_nothing_and_get_nothing_twice(
+    served: tuple[RunningServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outboxes of two responses: watchers fill theirs at once, are unparked, and go on
+    from the buffer where they stopped, while appends keep coming from two writers.
+    Every watcher (of everything, of one run, slow or not) gets exactly its events,
+    in order."""
+    from ledgerflow_service.api import watch_senders
+
+    monkeypatch.setattr(watch_senders, "OUTBOX_RESPONSES", 2)
+    server, address = served
+    streams: dict[str, list[int]] = {}
+
+    def read(name: str, stream: grpc.Future, count: int, pause: float) -> None:
+        got = streams.setdefault(name, [])
+        with contextlib.suppress(grpc.RpcError):
+            for message in stream:  # type: ignore[attr-defined]
+                got.append(message.event.global_position)
+                time.sleep(pause)
+                if len(got) == count:
+                    return
+
+    def write(run: str) -> None:
+        with grpc.insecure_channel(address) as channel:
+            ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+            ledger.Append(ledger_service_pb2.AppendRequest(events=[ev.run_started("F", run)]))
+            for task in range(60):
+                ledger.Append(ledger_service_pb2.AppendRequest(
+                    events=[ev.task_started("F", run, "start", str(task))]))  # fmt: skip
+
+    with grpc.insecure_channel(address) as channel:
+        watchers = [
+            (f"{kind}-{pause}", watch(channel, **request), count, pause)
+            for pause in (0.0, 0.002)
+            for kind, request, count in [
+                ("all", {"from_head": True}, 122),
+                ("run1", {"run_pathspec": "F/1", "from_head": True}, 61),
+            ]
+        ]
+        readers = [threading.Thread(target=read, args=w, daemon=True) for w in watchers]
+        for reader in readers:
+            reader.start()
+        wait_for(lambda: server.watcher_count == len(watchers), 10, "the watchers")
+        writers = [threading.Thread(target=write, args=(run,)) for run in ("1", "2")]
+        for writer in writers:
+            writer.start()
+        for thread in writers + readers:
+            thread.join(60)
+        recorded = audit_positions(channel)
+        for _, stream, _, _ in watchers:
+            stream.cancel()
+    run1 = [position for position, run in recorded if run == "F/1"]
+    for name in ("all-0.0", "all-0.002"):
+        assert streams[name] == [position for position, _ in recorded], name
+    for name in ("run1-0.0", "run1-0.002"):
+        assert streams[name] == run1, name
+
+
+def audit_positions(channel: grpc.Channel) -> list[tuple[int, str]]:
+    """Every recorded event's position and run, in order."""
+    from ledgerflow.v1 import audit_service_pb2, audit_service_pb2_grpc, common_pb2
+
+    events = audit_service_pb2_grpc.AuditServiceStub(channel).ListEvents(
+        audit_service_pb2.ListEventsRequest(page=common_pb2.PageRequest(page_size=1000))
+    ).events
+    return [(e.global_position, "/".join(e.stream.split("/")[:2])) for e in events]
 
 
 def test_live_events_equal_the_recorded_ones(served: tuple[RunningServer, str]) -> None:

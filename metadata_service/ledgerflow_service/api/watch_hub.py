@@ -19,8 +19,8 @@ there.
 
 Everything here runs on one asyncio event loop (a thread of its own); database reads
 run in the loop's default thread pool, and the blocking sends of grpc's non-blocking
-stream API in a pool of their own, so a client that does not read blocks only its own
-stream's send. Positions are gapless and commit in order (appends are serialized), so
+stream API on a few sender threads (watch_senders.py), so a client that does not read
+blocks only its own stream. Positions are gapless and commit in order (appends are serialized), so
 "everything after the last position seen" never skips an event that commits late.
 """
 
@@ -32,14 +32,14 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
-from concurrent import futures
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from ledgerflow.v1 import events_pb2, ledger_service_pb2
 
+from ledgerflow_service.api.watch_senders import Outbox, SenderPool
 from ledgerflow_service.application import CommittedEvents, LedgerApplication, WatchFilter
 from ledgerflow_service.call_scope import DEFAULT_STATEMENT_TIMEOUT_SECONDS, CallScope
 from ledgerflow_service.errors import LedgerError, ResourceExhausted, Unavailable
@@ -51,8 +51,6 @@ WATCH_CHUNK = 500
 # The follower's buffer of recent events: at most this many bytes of payload.
 BUFFER_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_WATCHERS = 10_000  # ledgerflow service --max-watchers (cli.py repeats it)
-# Threads that may be blocked at once sending to watchers whose clients read slowly.
-SENDER_THREADS = 64
 # Beyond this many watched runs, the follower reads every run's events: a query naming
 # them all would grow like the reads it saves (and SQLite bounds a statement's
 # parameters).
@@ -81,12 +79,27 @@ def serialized_response(event: events_pb2.Event) -> bytes:
 
 @dataclass(eq=False)
 class _Subscription:
-    """One live watcher, as the hub sees it: what it wants, how to wake it, and the
-    position after which the buffer holds every event it may want."""
+    """One live watcher, as the hub sees it: what it wants, where its events go, how to
+    wake it, and the position after which the buffer holds every event it may want.
+
+    A watcher that has sent everything up to the follower's position waits *parked*:
+    the follower then puts the events it wants straight into its outbox as they
+    arrive (its position follows the follower's), instead of waking its coroutine to
+    look, so an event sent to hundreds of streams costs the loop a few µs a stream. A
+    full outbox, or anything that leaves the buffer short of what it wants, unparks
+    it at the position it got to, and its coroutine goes on from there."""
 
     wants: WatchFilter
     covered_after: int
+    position: int
+    outbox: Outbox
+    parked: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def unpark(self, position: int) -> None:
+        self.parked = False
+        self.position = position
+        self.wake.set()
 
 
 class WatchHub:
@@ -106,9 +119,7 @@ class WatchHub:
         self.max_watchers = max_watchers
         self.buffer_bytes = buffer_bytes
         self.statement_timeout = statement_timeout
-        self._senders = futures.ThreadPoolExecutor(
-            SENDER_THREADS, thread_name_prefix="ledgerflow-watch-send"
-        )
+        self._senders = SenderPool(loop)
         self._open_streams = 0
         self._open_lock = threading.Lock()
         self._subscriptions: set[_Subscription] = set()
@@ -223,11 +234,12 @@ class WatchHub:
         send: Callable[[Any], None],
         context: grpc.ServicerContext,
     ) -> None:
-        """Sends one stream's events, each in a sender thread (a send blocks while the
-        client's flow-control window is full: that is the stream's backpressure)."""
+        """Puts one stream's events in its outbox, for the sender threads to send (a send
+        blocks while the client's flow-control window is full, and a full outbox makes
+        this wait: that is the stream's backpressure)."""
+        outbox = self._senders.outbox(send)
         try:
-            async for response in self.watch(after_position, wants):
-                await self.loop.run_in_executor(self._senders, send, response)
+            await self.watch(after_position, wants, outbox)
         except LedgerError as error:
             context.set_code(error.code)
             context.set_details(error.message)
@@ -236,48 +248,56 @@ class WatchHub:
             context.set_code(grpc.StatusCode.INTERNAL)
             context.set_details("the watch stream failed on the server; see its log")
         # (A cancelled stream, whose call has ended, sends nothing more.)
-        await self.loop.run_in_executor(self._senders, send, None)
+        await outbox.end()
 
     # ---- watchers ---------------------------------------------------------------
 
-    async def watch(self, after_position: int, wants: WatchFilter) -> AsyncIterator[bytes]:
-        """The events after `after_position` that `wants`, oldest first, each as its
-        serialized WatchEventsResponse (the servicer sends the bytes as they are): the
-        backlog from the database, then live, until the hub closes."""
-        subscription = _Subscription(wants, covered_after=self._position or 0)
+    async def watch(self, after_position: int, wants: WatchFilter, outbox: Outbox) -> None:
+        """Puts into `outbox` the events after `after_position` that `wants`, oldest
+        first, each as its serialized WatchEventsResponse (the servicer sends the bytes
+        as they are): the backlog from the database, then live, until the hub closes."""
+        subscription = _Subscription(
+            wants, covered_after=self._position or 0, position=after_position, outbox=outbox
+        )
         self._subscriptions.add(subscription)
         self._by_run[wants.run_pathspec].add(subscription)
         types = _type_keys(wants)
         for event_type in types:
             self._all_runs_by_type[event_type].add(subscription)
         self._ensure_following()
-        position = after_position
         try:
             while not self._closed:
-                if self._covers(subscription, position):
+                if self._covers(subscription, subscription.position):
                     subscription.wake.clear()
-                    fresh, position = self._buffered_after(position)
+                    fresh, reached = self._buffered_after(subscription.position)
+                    for item in fresh:
+                        if wants.matches(item.run, item.event.event_type):
+                            await outbox.put(item.serialized())
+                    subscription.position = reached
                     if fresh:
-                        for item in fresh:
-                            if wants.matches(item.run, item.event.event_type):
-                                yield item.serialized()
-                    else:
-                        await subscription.wake.wait()
+                        continue
+                    # Sent everything up to the follower: from now on the follower puts
+                    # what it wants in its outbox, until something unparks it.
+                    subscription.parked = reached == self._position
+                    await subscription.wake.wait()
                     continue
                 chunk, head, _ = await self.loop.run_in_executor(
                     None,
                     self.app.read_watch_chunk,
-                    position,
+                    subscription.position,
                     wants,
                     WATCH_CHUNK,
                     CallScope(None, cap_seconds=self.statement_timeout),
                 )
                 for event, _ in chunk:
-                    yield serialized_response(event)
+                    await outbox.put(serialized_response(event))
                 # Nothing else matched up to the head (which is the last event read when
                 # the read stopped at its count or its bytes: more follow at once).
-                position = max(head, chunk[-1][0].global_position if chunk else position)
+                subscription.position = max(
+                    head, chunk[-1][0].global_position if chunk else subscription.position
+                )
         finally:
+            subscription.parked = False
             self._subscriptions.discard(subscription)
             _forget(self._by_run, wants.run_pathspec, subscription)
             for event_type in types:
@@ -337,11 +357,13 @@ class WatchHub:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._appended.wait(), self.app.watch_poll_seconds)
         finally:
+            for subscription in self._subscriptions:  # they fall back to the database
+                if subscription.parked:
+                    subscription.unpark(self._position)
+                subscription.wake.set()
             self._position = None
             self._buffer.clear()
             self._buffered_bytes = 0
-            for subscription in self._subscriptions:
-                subscription.wake.set()  # they fall back to reading the database
 
     def _take(
         self,
@@ -365,21 +387,27 @@ class WatchHub:
             for subscription in self._subscriptions:
                 if subscription.wants.run_pathspec not in runs:
                     subscription.covered_after = max(subscription.covered_after, reached)
+                    if subscription.parked:  # the read did not look for its events
+                        subscription.unpark(position)
         of_any_type = self._all_runs_by_type.get("", ())
         for event, run in chunk:
-            size = event.ByteSize()
-            self._buffer.append(_Buffered(event, run, size))
-            self._buffered_bytes += size
+            buffered = _Buffered(event, run, event.ByteSize())
+            self._buffer.append(buffered)
+            self._buffered_bytes += buffered.size
             concerned = itertools.chain(
                 self._by_run.get(run, ()),
                 of_any_type,
                 self._all_runs_by_type.get(event.event_type, ()),
             )
             for subscription in concerned:
-                if not subscription.wake.is_set() and subscription.wants.matches(
+                if subscription.wake.is_set() or not subscription.wants.matches(
                     run, event.event_type
                 ):
+                    continue
+                if not subscription.parked:
                     subscription.wake.set()
+                elif not subscription.outbox.offer(buffered.serialized()):
+                    subscription.unpark(event.global_position - 1)
         self._position = reached
         while self._buffered_bytes > self.buffer_bytes and len(self._buffer) > 1:
             oldest = self._buffer.popleft()
@@ -392,7 +420,7 @@ class WatchHub:
             self._closed = True
         self.app.signal.unsubscribe(self._on_append_anywhere)
         for subscription in self._subscriptions:
-            subscription.wake.set()
+            subscription.unpark(subscription.position)
         self._appended.set()
         if self._follower is not None:
             await asyncio.gather(self._follower, return_exceptions=True)
@@ -400,7 +428,7 @@ class WatchHub:
             if not self._open_streams:
                 break
             await asyncio.sleep(0.01)
-        self._senders.shutdown(wait=False, cancel_futures=True)
+        self._senders.close()
 
 
 def _type_keys(wants: WatchFilter) -> tuple[str, ...]:
