@@ -76,6 +76,18 @@ def test_append_assigns_gapless_positions_and_stream_versions(app: LedgerApplica
     assert recorded[0].event_type == "RunStarted"
 
 
+def test_one_batch_may_touch_a_thousand_streams(app: LedgerApplication) -> None:
+    """(SQLite refused a batch of more than 500 streams: the streams' versions were
+    looked up with one SELECT per stream in a compound SELECT.)"""
+    append(app, ev.run_started("F", "1"))
+    tasks = [ev.task_started("F", "1", "start", str(task)) for task in range(1000)]
+    recorded = append(app, *tasks)
+    assert [e.global_position for e in recorded] == list(range(2, 1002))
+    assert {e.stream_version for e in recorded} == {1}
+    again = append(app, *(ev.task_succeeded("F", "1", "start", str(t)) for t in range(1000)))
+    assert {(e.stream, e.stream_version) for e in again} == {(e.stream, 2) for e in recorded}
+
+
 def test_retried_batch_is_recorded_once(app: LedgerApplication) -> None:
     batch = ev.successful_run("MyFlow", "1")
     first = append(app, *batch)

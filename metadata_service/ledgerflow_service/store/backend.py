@@ -56,11 +56,16 @@ class Dialect:
         index probe per stream (a backward scan of UNIQUE(stream, stream_version)),
         whatever the planner thinks of the table's size. The head (the same on every
         row) comes along because every append needs both: one statement fewer. None
-        for no streams."""
+        for no streams. (The streams are rows of one VALUES list, not SELECTs joined by
+        UNION ALL: SQLite refuses more than 500 terms in a compound SELECT.)"""
         if not streams:
             return None
-        probe = f"SELECT ?, (SELECT MAX(stream_version) FROM events WHERE stream = ?), {HEAD_SQL}"
-        return " UNION ALL ".join(probe for _ in streams), [v for s in streams for v in (s, s)]
+        rows = ", ".join("(?)" for _ in streams)
+        probe = "(SELECT MAX(stream_version) FROM events WHERE events.stream = s.stream)"
+        return (
+            f"WITH s (stream) AS (VALUES {rows}) SELECT s.stream, {probe}, {HEAD_SQL} FROM s",
+            list(streams),
+        )
 
 
 class Tx(abc.ABC):
