@@ -36,14 +36,19 @@ def run_status(row: RunRow, clock: Clock) -> common_pb2.Status:
     return S.STATUS_RUNNING
 
 
+# (Read once: each read of an enum's value through its wrapper is a Python call.)
+_SUCCEEDED, _FAILED = S.STATUS_SUCCEEDED, S.STATUS_FAILED
+_LOST, _RUNNING = S.STATUS_LOST, S.STATUS_RUNNING
+
+
 def outcome_status(succeeded: int | None, heartbeat_us: int, clock: Clock) -> common_pb2.Status:
     if succeeded == 1:
-        return S.STATUS_SUCCEEDED
+        return _SUCCEEDED
     if succeeded == 0:
-        return S.STATUS_FAILED
-    if heartbeat_us < clock.cutoff_us:
-        return S.STATUS_LOST
-    return S.STATUS_RUNNING
+        return _FAILED
+    if heartbeat_us < clock.now_us - clock.lost_after_us:
+        return _LOST
+    return _RUNNING
 
 
 # outcome_status as a condition on the tasks table (LOST and RUNNING take the cutoff).
