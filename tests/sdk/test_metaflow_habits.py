@@ -225,6 +225,24 @@ def test_events_tail_follows_new_events(flow_env) -> None:
     assert "Traceback" not in printed
 
 
+def test_events_tail_of_a_run_ends_with_the_run(flow_env) -> None:
+    flow_env.run("branch_flow", "run")
+    run = Flow("MyFlow").latest_run
+    code, printed = cli("events", "tail", "--run", run.pathspec)
+    assert code == 0 and printed.startswith(f"{run.pathspec} has finished")
+    code, printed = cli("events", "tail", "--run", run.pathspec, "--from-start")
+    lines = printed.splitlines()
+    assert code == 0 and "RunStarted" in lines[0] and "RunFinished" in lines[-1]
+    code, printed = cli("events", "tail", "--run", run.pathspec, "--from-start",
+                        "--type", "TaskStarted")  # fmt: skip
+    assert code == 0 and len(printed.splitlines()) == 5  # start, a, b, join, end
+    assert all("TaskStarted" in line for line in printed.splitlines())
+    code, printed = cli("events", "tail", "--run", "MyFlow/no-such-run")
+    assert code == 1 and "does not exist" in printed and "Traceback" not in printed
+    code, printed = cli("events", "tail", "--run", "MyFlow")
+    assert code == 2 and "FLOW/RUN_ID" in printed
+
+
 def test_reading_from_a_subfolder_finds_the_ledger_and_creates_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

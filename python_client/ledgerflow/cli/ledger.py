@@ -16,7 +16,14 @@ from ledgerflow import client
 from ledgerflow.cli.errors import friendly_errors
 from ledgerflow.engine import new_event
 from ledgerflow.exceptions import LedgerflowNotFound
-from ledgerflow.v1 import common_pb2, events_pb2, ledger_service_pb2, records_pb2
+from ledgerflow.metadata_client import MetadataClient
+from ledgerflow.v1 import (
+    common_pb2,
+    events_pb2,
+    ledger_service_pb2,
+    query_service_pb2,
+    records_pb2,
+)
 
 
 def _when(value: datetime | None) -> str:
@@ -275,20 +282,43 @@ def tail(
     from_start: bool,
     as_json: bool,
 ) -> None:
-    """Follow the ledger live, as events are appended (Ctrl-C stops)."""
+    """Follow the ledger live, as events are appended (Ctrl-C stops). With --run, the
+    tail ends when the run finishes (at once if it has, unless --from-start)."""
     metadata, _ = client._clients()
+    run = (run_pathspec or "").strip("/")
+    wanted = set(event_types)
+    if run:
+        if _run_finished_already(metadata, run) and not from_start:
+            click.echo(f"{run} has finished: no more events will come "
+                       "(--from-start shows those it has)")  # fmt: skip
+            return
+        if wanted:  # its end is watched for, though not shown unless asked
+            event_types = (*event_types, RUN_FINISHED)
     request = ledger_service_pb2.WatchEventsRequest(
-        run_pathspec=(run_pathspec or "").strip("/"),
-        event_types=list(event_types),
-        from_head=not from_start,
+        run_pathspec=run, event_types=list(event_types), from_head=not from_start
     )
     prefix = f"{flow}/" if flow else ""
     try:
         for event in metadata.watch_events(request):
-            if event.stream.startswith(prefix):
+            if event.stream.startswith(prefix) and (not wanted or event.event_type in wanted):
                 click.echo(_event_json(event) if as_json else _event_line(event))
+            if run and event.event_type == RUN_FINISHED:
+                return
     except KeyboardInterrupt:
         pass
+
+
+RUN_FINISHED = "RunFinished"
+
+
+def _run_finished_already(metadata: MetadataClient, run: str) -> bool:
+    """Whether `run` (FLOW/RUN_ID) has finished; a usage error when it is no run."""
+    parts = run.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise click.UsageError(f"name the run as FLOW/RUN_ID, not {run!r}")
+    request = query_service_pb2.GetRunRequest(flow_name=parts[0], run_id=parts[1])
+    found = metadata.get_run(request).run
+    return found.HasField("finished_at")
 
 
 @click.command()
