@@ -274,9 +274,9 @@ def audit_positions(channel: grpc.Channel) -> list[tuple[int, str]]:
     """Every recorded event's position and run, in order."""
     from ledgerflow.v1 import audit_service_pb2, audit_service_pb2_grpc, common_pb2
 
-    events = audit_service_pb2_grpc.AuditServiceStub(channel).ListEvents(
-        audit_service_pb2.ListEventsRequest(page=common_pb2.PageRequest(page_size=1000))
-    ).events
+    audit = audit_service_pb2_grpc.AuditServiceStub(channel)
+    page = common_pb2.PageRequest(page_size=1000)
+    events = audit.ListEvents(audit_service_pb2.ListEventsRequest(page=page)).events
     return [(e.global_position, "/".join(e.stream.split("/")[:2])) for e in events]
 
 
