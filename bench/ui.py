@@ -1,7 +1,8 @@
 """Web UI benchmark, in Debian's chromium driven by Playwright: the time for the run page
 of a foreach of 10,000 tasks to show its graph and counts (from navigation to the graph
-drawn), and the delay from an event's append (a tag added) to the runs page showing it
-without a reload (to the moment the page swapped in the new rows). Prints figures.
+drawn) and to draw every task's bar on its timeline, and the delay from an event's
+append (a tag added) to the runs page showing it without a reload (to the moment the
+page swapped in the new rows). Prints figures.
 
     python bench/ui.py [--tasks 10000] [--events 50] [--ledger embedded|service]
 
@@ -96,16 +97,32 @@ def measure(address: str, args: argparse.Namespace) -> None:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                              args=["--no-sandbox"])  # fmt: skip
         page = browser.new_page()
-        page.goto(f"{address}/runs/{run.pathspec}")  # warm: the server's first page
-        loads = []
+        page.goto(address)  # warm: the server's first page
+        # Every task's bar painted on the timeline's canvas (timeline.js counts them).
+        drawn = (
+            "() => { const c = document.querySelector('[data-timeline] canvas'); return !!c"
+            " && !!c.timeline && Number(c.dataset.bars) === c.timeline.data.tasks.length; }"
+        )
+        began = time.perf_counter()
+        page.goto(f"{address}/runs/{run.pathspec}")  # the run's tasks read from the ledger
+        page.wait_for_function(drawn)
+        first = time.perf_counter() - began
+        loads, full = [], []
         for _ in range(5):
             began = time.perf_counter()
             page.goto(f"{address}/runs/{run.pathspec}")
             page.wait_for_selector('svg.dag a.step[data-step="work"]')
             loads.append(time.perf_counter() - began)
+            page.wait_for_function(drawn)
+            full.append(time.perf_counter() - began)
         counts = page.locator('svg.dag a.step[data-step="work"] .counts').text_content()
+        bars = page.locator("[data-timeline] canvas").get_attribute("data-bars")
         print(f"run page of {args.tasks:,} tasks, graph and counts shown ({counts}): "
               f"best {min(loads):.2f} s, median {sorted(loads)[2]:.2f} s (goal < 1 s)")  # fmt: skip
+        print(f"run page of {args.tasks:,} tasks with all {bars} timeline bars drawn: first "
+              f"view {first:.2f} s (its tasks read from the ledger), then (the finished run's "
+              f"timeline kept) best {min(full):.2f} s, median {sorted(full)[2]:.2f} s "
+              "(goal < 0.5 s)")  # fmt: skip
 
         page.goto(address)
         live = page.locator("[data-live]")

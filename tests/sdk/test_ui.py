@@ -124,6 +124,7 @@ def test_runs_a_run_its_graph_a_task_and_the_audit(ledger: Ledger, page: Page) -
         expect(page.locator('svg.dag a.step[data-state="succeeded"]')).to_have_count(5)
         for name, marked in (("start", "start (split)"), ("join", "join (join)")):
             expect(page.locator(f'svg.dag a.step[data-step="{name}"] .name')).to_have_text(marked)
+        page.get_by_text("Each change of the run's tags").click()
         expect(page.locator(".tag-history")).to_contain_text("added good")
         shot(page, "run")
 

@@ -1,19 +1,22 @@
 """``ledgerflow ui``: a web application over the ledger, rendered on the server (Starlette
 and Jinja2; a few lines of script for live updates), with no database of its own.
 
-Pages: the runs (filter by flow, user, tag, status; newest first; paged), a run (its
-graph, steps, parameters, tags, timeline), a task (attempts, error, resources, logs,
+Pages: the runs (filters, search and sort in the URL: runs_filter.py; paged), a run (its
+graph, steps, parameters, tags, timeline), a step (its tasks' foreach inputs, by status:
+step_page.py), a task (attempts, error, resources, logs,
 artifacts with previews and downloads, its cards each in a sandboxed frame), a run's
-audit (its events in order, and the run as it was at a chosen time), the deployments
-(their schedules and last runs). The runs and run pages follow the ledger's watch
-stream (server-sent events from /live) and redraw what changed without a reload.
+audit (its events in order with their payloads: audit_view.py, and the run as it was
+at a chosen time), the deployments (their schedules and last runs), the tables (their
+versions and who wrote and read each: tables_page.py). The runs and run pages follow
+the ledger's watch stream (server-sent events from /live) and redraw what changed
+without a reload.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +30,12 @@ from starlette.templating import Jinja2Templates
 from ledgerflow.engine.triggers import describe_notify, describe_triggers
 from ledgerflow.exceptions import LedgerflowNotFound, RpcError
 from ledgerflow.metadata_client import MetadataClient
-from ledgerflow.ui import model
+from ledgerflow.ui import artifacts as shown
+from ledgerflow.ui import audit_view, model, runs_filter, step_page, tables_page
+from ledgerflow.ui import logs as task_logs
 from ledgerflow.ui.dag import svg
 from ledgerflow.ui.live import ANY_RUN, LiveFeed
+from ledgerflow.ui.timeline import Timelines
 from ledgerflow.v1 import audit_service_pb2
 
 HERE = Path(__file__).parent
@@ -49,10 +55,11 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         describe_triggers=describe_triggers,
         describe_notify=describe_notify,
         where=where,
-        now=lambda: datetime.now(UTC),
     )
     metadata = connect()
     feed = LiveFeed(connect)
+    timelines = Timelines()
+    previews = shown.Previews(store)
 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
         return templates.TemplateResponse(request, name, context, status_code=status_code)
@@ -69,15 +76,14 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
             return page(request, "error.html", status_code, title=title, message=error.message)
 
     async def runs(request: Request) -> Response:
-        filters = {k: request.query_params.get(k, "").strip()
-                   for k in ("flow", "user", "tag", "status")}  # fmt: skip
-        token = request.query_params.get("page", "")
+        query = runs_filter.RunsQuery.from_query(request.query_params)
 
         def work() -> Response:
-            found = model.list_runs(metadata, token=token, **filters)
+            found = runs_filter.list_runs(metadata, query)
             template = "runs_rows.html" if request.query_params.get("rows") else "runs.html"
-            return page(request, template, runs=found.runs, next_token=found.next_token,
-                        filters=filters, statuses=list(model.STATUS_VALUES))  # fmt: skip
+            return page(request, template, 400 if query.problems else 200, runs=found.runs,
+                        next_page=found.next_page, notes=found.notes, query=query,
+                        statuses=list(model.STATUS_VALUES))  # fmt: skip
 
         return await call(request, work)
 
@@ -90,20 +96,44 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
             graph = svg(view.steps, f"/runs/{flow}/{run_id}/{{step}}")
             if fragment:
                 return page(request, "run_live.html", view=view, graph=graph)
+            tasks = timelines.json(metadata, flow, run_id)  # drawn at once: no second request
+            return page(request, "run.html", view=view, graph=graph, timeline=tasks)
+
+        return await call(request, work)
+
+    async def tag_history(request: Request) -> Response:
+        """The changes of a run's tags, as a list for its page (read when opened)."""
+        flow, run_id = request.path_params["flow"], request.path_params["run_id"]
+
+        def work() -> Response:
             history = model.tag_history(metadata, flow, run_id)
-            return page(request, "run.html", view=view, graph=graph, tag_history=history)
+            return page(request, "_tag_history.html", tag_history=history)
+
+        return await call(request, work)
+
+    async def timeline(request: Request) -> Response:
+        """The run's tasks for its timeline, as compact JSON (ui/timeline.py)."""
+        flow, run_id = request.path_params["flow"], request.path_params["run_id"]
+
+        def work() -> Response:
+            return Response(timelines.json(metadata, flow, run_id), media_type="application/json",
+                            headers={"Cache-Control": "no-store"})  # fmt: skip
 
         return await call(request, work)
 
     async def step(request: Request) -> Response:
         flow, run_id, step_name = (request.path_params[k] for k in ("flow", "run_id", "step"))
 
+        wanted = request.query_params.get("status", "")
+        wanted = wanted if wanted in step_page.STATUS_FILTERS else ""
+
         def work() -> Response:
-            tasks = model.step_tasks(metadata, flow, run_id, step_name)
-            if not tasks:
+            rows, counts = step_page.step_rows(metadata, store, flow, run_id, step_name, wanted)
+            if not counts:
                 raise LedgerflowNotFound(f"run {flow}/{run_id} has no step {step_name!r}")
             return page(request, "step.html", flow=flow, run_id=run_id, step=step_name,
-                        tasks=tasks)  # fmt: skip
+                        rows=rows, counts=counts, wanted=wanted,
+                        filters=step_page.STATUS_FILTERS)  # fmt: skip
 
         return await call(request, work)
 
@@ -115,15 +145,27 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         def work() -> Response:
             found = model.task_view(metadata, flow, run_id, step_name, task_id)
             artifacts = model.artifacts_of(metadata, flow, run_id, step_name, task_id)
-            logs = {}
-            if found.attempts:
-                last = found.attempts[-1]
-                for stream, key in (("stdout", last.stdout_key), ("stderr", last.stderr_key)):
-                    logs[stream] = store.load(key, "raw").decode(errors="replace") if key else ""
-            previews = {a.name: model.preview(store, a) for a in artifacts}
+            logs = task_logs.attempt_logs(store, found)
+            shown_previews = {a.name: previews.of(a) for a in artifacts}
             return page(request, template, task=found, artifacts=artifacts, logs=logs,
-                        previews=previews, flow=flow, run_id=run_id,
+                        previews=shown_previews, formats=shown.FORMATS, flow=flow, run_id=run_id,
                         cards=model.cards_of(found))  # fmt: skip
+
+        return await call(request, work)
+
+    async def log(request: Request) -> Response:
+        """One attempt's stdout or stderr, as a plain text file."""
+        keys = ("flow", "run_id", "step", "task_id")
+        flow, run_id, step_name, task_id = (request.path_params[k] for k in keys)
+        attempt, stream = request.path_params["attempt"], request.path_params["stream"]
+
+        def work() -> Response:
+            found = model.task_view(metadata, flow, run_id, step_name, task_id)
+            text, name = task_logs.log_of(store, found, attempt, stream)
+            return Response(text, media_type="text/plain; charset=utf-8", headers={
+                "Content-Disposition": shown.attachment(name),
+                "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+            })  # fmt: skip
 
         return await call(request, work)
 
@@ -134,10 +176,9 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         def work() -> Response:
             for found in model.artifacts_of(metadata, flow, run_id, step_name, task_id):
                 if found.name == name:
-                    blob = store.storage.get_bytes(found.content_key)
-                    return Response(blob, media_type="application/octet-stream", headers={
-                        "Content-Disposition": f'attachment; filename="{name}.{found.serializer}"'
-                    })  # fmt: skip
+                    form = request.query_params.get("format", "")
+                    data, media, headers = shown.response(store, previews, found, form)
+                    return Response(data, media_type=media, headers=headers)
             raise LedgerflowNotFound(f"task {flow}/{run_id}/{step_name}/{task_id} has no "
                                      f"artifact {name!r}")  # fmt: skip
 
@@ -176,7 +217,29 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
                 asked.page.page_size = 1000
                 past = metadata.get_run_as_of(asked)
             return page(request, "audit.html", flow=flow, run_id=run_id, events=events,
-                        past=past, as_of=as_of_text)  # fmt: skip
+                        past=past, as_of=as_of_text, payload=audit_view)  # fmt: skip
+
+        return await call(request, work)
+
+    async def tables(request: Request) -> Response:
+        """The tables steps wrote, by name (in one namespace, or all)."""
+        namespace = request.query_params.get("namespace", "").strip()
+
+        def work() -> Response:
+            found = tables_page.list_tables(metadata, namespace)
+            return page(request, "tables.html", tables=found.tables, cut=found.cut,
+                        namespace=namespace)  # fmt: skip
+
+        return await call(request, work)
+
+    async def table(request: Request) -> Response:
+        """A table's versions, each with the task that wrote it and those that read it."""
+        namespace, name = request.path_params["namespace"], request.path_params["table"]
+
+        def work() -> Response:
+            versions = tables_page.table_versions(metadata, namespace, name)
+            return page(request, "table.html", namespace=namespace, table=name,
+                        versions=versions)  # fmt: skip
 
         return await call(request, work)
 
@@ -219,11 +282,16 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         Route("/", runs),
         Route("/runs/{flow}/{run_id}", run),
         Route("/runs/{flow}/{run_id}/audit", audit),
+        Route("/runs/{flow}/{run_id}/timeline.json", timeline),
+        Route("/runs/{flow}/{run_id}/tag-history", tag_history),
         Route("/runs/{flow}/{run_id}/{step}", step),
         Route("/runs/{flow}/{run_id}/{step}/{task_id}", task),
         Route("/runs/{flow}/{run_id}/{step}/{task_id}/artifacts/{name}", artifact),
+        Route("/runs/{flow}/{run_id}/{step}/{task_id}/logs/{attempt:int}/{stream}", log),
         Route("/runs/{flow}/{run_id}/{step}/{task_id}/cards/{number:int}", card),
         Route("/deployments", deployments),
+        Route("/tables", tables),
+        Route("/tables/{namespace}/{table}", table),
         Route("/live", live),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -232,9 +300,8 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
 
 def _parse_time(text: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(text)
+        return runs_filter.parse_time(text)  # the runs page's rule: no zone is UTC
     except ValueError:
         raise RpcError(
             "INVALID_ARGUMENT", f"{text!r} is not a time such as 2026-11-27T09:30:00"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

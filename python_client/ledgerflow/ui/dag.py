@@ -61,7 +61,9 @@ def svg(steps: dict[str, StepView], link: str) -> str:
     for name, view in steps.items():
         x, y = place[name]
         done = view.counts.get("succeeded", 0)
-        label = f"{done}/{view.total} task" + ("s" if view.total > 1 else "")
+        # Against the tasks a foreach planned, not only those begun so far.
+        of = max(view.planned or 0, view.total)
+        label = f"{done}/{of} task" + ("s" if of > 1 else "")
         if not view.total:
             label = "not started"
         kind = f" ({view.kind})" if view.kind in ("split", "foreach", "join", "switch") else ""

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledgerflow import client
-from ledgerflow.datastore.safe_load import NotSafeToLoad, load_data_only
+from ledgerflow.datastore.safe_load import load_data_only
 from ledgerflow.engine.deployments import deployment_tag, trigger_name
 from ledgerflow.health import Health, health_of
 from ledgerflow.metadata_client import MetadataClient
+from ledgerflow.ui.artifacts import unreadable
 from ledgerflow.v1 import audit_service_pb2, common_pb2, query_service_pb2, records_pb2
 
 STATUS = {
@@ -46,33 +48,14 @@ def duration(start: Any, end: Any) -> str:
 
 
 @dataclass
-class RunsPage:
-    runs: list[records_pb2.Run]
-    next_token: str
-
-
-def list_runs(
-    metadata: MetadataClient, *, flow: str, user: str, tag: str, status: str, token: str
-) -> RunsPage:
-    """A page of runs, newest first, across flows unless `flow` names one."""
-    tags = [t for t in (f"user:{user}" if user else "", tag) if t]
-    request = query_service_pb2.ListRunsRequest(
-        flow_name=flow, tags=tags,
-        statuses=[STATUS_VALUES[status]] if status in STATUS_VALUES else [],
-    )  # fmt: skip
-    request.page.page_size = 50
-    request.page.page_token = token
-    answer = metadata.list_runs(request)
-    return RunsPage(list(answer.runs), answer.page.next_page_token)
-
-
-@dataclass
 class StepView:
     name: str
     counts: Counter[str] = field(default_factory=Counter)
     inputs: set[str] = field(default_factory=set)
     # From the run's graph: linear, split, foreach, join or end ("" when it has none).
     kind: str = ""
+    # The tasks a foreach fans out to: known once its foreach tasks succeeded (ui.foreach).
+    planned: int | None = None
 
     @property
     def state(self) -> str:
@@ -92,28 +75,21 @@ class StepView:
 class RunView:
     run: records_pb2.Run
     steps: dict[str, StepView]
-    # The run's first tasks, for its timeline.
-    tasks: list[records_pb2.Task]
 
     @property
     def status(self) -> str:
         return STATUS[self.run.status]
 
-    @property
-    def task_count(self) -> int:
-        return sum(step.total for step in self.steps.values())
-
     def parameters(self) -> dict[str, Any]:
         return {name: json.loads(text) for name, text in sorted(self.run.parameters.items())}
 
 
-TIMELINE_TASKS = 200
-
-
 def tag_history(metadata: MetadataClient, flow: str, run_id: str) -> list[tuple[Any, str, str]]:
-    """(when, "added" or "removed", tags) for each change of the run's tags."""
+    """(when, "added" or "removed", tags) for each change of the run's tags: all of them,
+    however many events the run has (a run of 10,000 tasks has 30,000; the run's page
+    asks for this only when its reader opens the history)."""
     changes = []
-    for event in events_of(metadata, flow, run_id):
+    for event in events_of(metadata, flow, run_id, most=None):
         kind = event.WhichOneof("payload")
         if kind in ("tags_added", "tags_removed"):
             tags = ", ".join(getattr(event, kind).tags)
@@ -121,20 +97,43 @@ def tag_history(metadata: MetadataClient, flow: str, run_id: str) -> list[tuple[
     return changes
 
 
-def step_tasks(
-    metadata: MetadataClient, flow: str, run_id: str, step: str, limit: int = 1000
+# The most tasks one read of a run's (or a step's) tasks returns: a foreach splits into
+# at most 10,000 items, and a run may hold several such steps.
+MAX_TASKS = 100_000
+
+
+def tasks_of(
+    metadata: MetadataClient, flow: str, run_id: str, step: str = "", most: int = MAX_TASKS
 ) -> list[records_pb2.Task]:
-    """A step's first `limit` tasks."""
+    """The run's tasks (only `step`'s when it names one), page after page, at most
+    `most` of them: the one way the pages read tasks (timeline, step page, foreach)."""
     request = query_service_pb2.ListTasksRequest(flow_name=flow, run_id=run_id, step_name=step)
-    request.page.page_size = limit
-    return list(metadata.list_tasks(request).tasks)
+    request.page.page_size = min(1000, most)
+    found, _ = read_pages(metadata.list_tasks, request, "tasks", most)
+    return found[:most]
+
+
+def read_pages(
+    call: Callable[[Any], Any], request: Any, field: str, most: int | None = None
+) -> tuple[list[Any], str]:
+    """A list RPC's items, page after page until the last (or `most` items read), and
+    the token of what is left ("" when none): the one paging loop of the pages."""
+    found: list[Any] = []
+    while True:
+        answer = call(request)
+        found.extend(getattr(answer, field))
+        token = str(answer.page.next_page_token)
+        if not token or (most is not None and len(found) >= most):
+            return found, token
+        request.page.page_token = token
 
 
 def run_view(metadata: MetadataClient, flow: str, run_id: str) -> RunView:
     """A run, its steps (each with its tasks counted by status and the steps that feed
-    it) and its first tasks. The steps are those of the graph the run recorded as it
-    started, the ones not reached yet included; a run that recorded none shows the
-    steps begun so far, linked by the inputs their tasks took. The steps come counted
+    it; a foreach's fan-out with the count of tasks it plans). The steps are those of
+    the graph the run recorded as it started, the ones not reached yet included; a run
+    that recorded none shows the steps begun so far, linked by the inputs their tasks
+    took. The steps come counted
     by the service, so a run of 10,000 tasks reads as fast as one of ten."""
     asked = query_service_pb2.GetRunRequest(flow_name=flow, run_id=run_id, include_graph=True)
     answer = metadata.get_run(asked)
@@ -149,10 +148,10 @@ def run_view(metadata: MetadataClient, flow: str, run_id: str) -> RunView:
         view = steps.setdefault(step.step_name, StepView(step.step_name))
         view.counts = +counts
         view.inputs.update(step.in_steps)
-    run = answer.run
-    first = query_service_pb2.ListTasksRequest(flow_name=flow, run_id=run_id)
-    first.page.page_size = TIMELINE_TASKS
-    return RunView(run, steps, list(metadata.list_tasks(first).tasks))
+    from ledgerflow.ui.foreach import plan_counts  # (it reads StepView from here)
+
+    plan_counts(metadata, flow, run_id, steps)
+    return RunView(answer.run, steps)
 
 
 def declared_steps(graph: records_pb2.FlowGraph) -> dict[str, StepView]:
@@ -215,31 +214,18 @@ def preview(store: Any, artifact: records_pb2.Artifact) -> str | None:
     try:
         # Never unpickle what names code: a crafted artifact would run it here.
         text = repr(load_data_only(store, artifact.content_key, artifact.serializer))
-    except NotSafeToLoad as error:
-        return (
-            f"<preview not available: loading it would run {error} (read it with the "
-            "client API, or download it)>"
-        )
-    except Exception as error:  # a value this process cannot load (a missing class)
-        return f"<cannot preview: {type(error).__name__}: {error}>"
+    except Exception as error:  # not plain data, or a value this process cannot load
+        return unreadable(error)
     return text if len(text) <= PREVIEW_BYTES else text[:PREVIEW_BYTES] + " ..."
 
 
 def events_of(
-    metadata: MetadataClient, flow: str, run_id: str, before: datetime | None = None
+    metadata: MetadataClient, flow: str, run_id: str, most: int | None = 10_000
 ) -> list[Any]:
-    """The run's events, oldest first (only those recorded before `before`)."""
+    """The run's events, oldest first: the first `most` of them (None: all)."""
     request = audit_service_pb2.ListEventsRequest(run_pathspec=f"{flow}/{run_id}")
-    if before is not None:
-        request.recorded_before.FromDatetime(before)
     request.page.page_size = 1000
-    found: list[Any] = []
-    while True:
-        answer = metadata.list_events(request)
-        found.extend(answer.events)
-        if not answer.page.next_page_token or len(found) >= 10_000:
-            return found
-        request.page.page_token = answer.page.next_page_token
+    return read_pages(metadata.list_events, request, "events", most)[0]
 
 
 # ---- deployments ----------------------------------------------------------------------

@@ -16,8 +16,15 @@ document.querySelectorAll("[data-live]").forEach((element) => {
     try {
       const answer = await fetch(element.dataset.refresh, { headers: { Accept: "text/html" } });
       if (answer.ok) {
-        element.innerHTML = await answer.text();
+        const html = await answer.text();
+        if (html !== element.lastHTML) { // unchanged: nothing to redraw, nothing to lose
+          const kept = keepState(element);
+          element.innerHTML = html;
+          restoreState(element, kept);
+          element.lastHTML = html;
+        }
         element.dataset.updated = String(Date.now());
+        document.dispatchEvent(new CustomEvent("ledgerflow:updated", { detail: element }));
       }
     } finally {
       pending = false;
@@ -33,3 +40,37 @@ document.querySelectorAll("[data-live]").forEach((element) => {
   };
   source.onmessage = refresh;
 });
+
+// What a redraw must not undo: which <details> are open, where boxes are scrolled to, what
+// was typed and where the focus was, for each element marked data-keep="KEY" (KEY unique
+// in the live part).
+function keepState(element) {
+  const kept = new Map();
+  element.querySelectorAll("[data-keep]").forEach((node) => {
+    kept.set(node.dataset.keep, {
+      open: node.open, top: node.scrollTop, left: node.scrollLeft, value: node.value,
+      atEnd: node.scrollTop > 0 && node.scrollTop + node.clientHeight >= node.scrollHeight - 2,
+      focused: document.activeElement === node,
+      selection: document.activeElement === node ? [node.selectionStart, node.selectionEnd] : null,
+    });
+  });
+  return kept;
+}
+
+function restoreState(element, kept) {
+  element.querySelectorAll("[data-keep]").forEach((node) => {
+    const was = kept.get(node.dataset.keep);
+    if (!was) return;
+    if (node.tagName === "DETAILS") node.open = was.open;
+    if (node.tagName === "INPUT" && was.value !== undefined) node.value = was.value;
+    if (was.top || was.left) { // a box scrolled to its end follows what is added to it
+      node.scrollTop = was.atEnd ? node.scrollHeight : was.top;
+      node.scrollLeft = was.left;
+      node.dataset.scrolled = was.atEnd ? "end" : "kept";
+    }
+    if (was.focused) {
+      node.focus();
+      if (was.selection) node.setSelectionRange(...was.selection);
+    }
+  });
+}
