@@ -51,6 +51,12 @@ def test_r_values_read_in_python_and_again_in_r(flow_env: FlowEnv) -> None:
     assert data.named_cube.shape == (2, 2, 2) and data.named_cube[1, 1, 1] == 8  # no dimnames
     assert isinstance(data.counts, RObject)  # a table: a classed array, R's own
     assert data.bytes == b"\x00\x01\xff"
+    # complex: NA (either part R's NA) None, a NaN part stays NaN; a matrix masked where NA
+    z = data.complex
+    assert z[0] == 1 + 2j and z[1] is None and math.isnan(z[2].real) and z[2].imag == 1
+    zm = data.complex_matrix
+    assert isinstance(zm, np.ma.MaskedArray) and zm.mask.tolist() == [[False, False], [True, False]]
+    assert zm[0, 0] == 1 + 1j and zm[0, 1] == 3 and zm[1, 1] == 4j
     frame = data.frame
     assert list(frame.index) == ["ada", "bob", "cy"]
     assert str(frame["n"].dtype) == "Float64"  # NaN and NA both kept, apart

@@ -13,7 +13,9 @@ on one core here), and hashing is most of the cost of saving a large array. Valu
   compresses well (plain Python objects; never numeric buffers);
 - ``rds+pickle5``: a value an R step made (:class:`RValue`): R's own serialization,
   which R readers restore exactly, and beside it the Python value it converts to, which
-  Python readers get (an :class:`RObject` where there is none).
+  Python readers get (an :class:`RObject` where there is none). A long numeric vector or
+  a data.frame of numbers is stored instead as its columns' memory, from which R
+  rebuilds it and Python reads it (ledgerflow/r/columns.py).
 
 Storage is a local folder (default) or S3 through boto3's transfer manager (parallel
 multipart transfers).
@@ -51,13 +53,15 @@ R_SERIALIZER = "rds+pickle5"
 @dataclass(frozen=True)
 class RValue:
     """A value an R step made: ``serialize(x, NULL)``'s bytes, its R class, its length
-    (for foreach), and its Python equivalent where one exists."""
+    (for foreach), and its Python equivalent where one exists (has_python: True); or,
+    has_python "columns", no serialization (rds empty) and `python` its columns (see
+    ledgerflow/r/columns.py)."""
 
     rds: bytes
     r_class: str
     length: int
     python: Any = None
-    has_python: bool = False
+    has_python: bool | str = False
 
     def __len__(self) -> int:
         return self.length
@@ -113,8 +117,16 @@ def _decode(data: Buffer, serializer: str) -> Any:
     """The value Python readers get."""
     if serializer != R_SERIALIZER:
         return _unframe(data, serializer)
-    rds, r_class, has_python, python = _unframe_r(data)
-    return python if has_python else RObject(rds, r_class)
+    return r_python(*_unframe_r(data))
+
+
+def r_python(rds: Any, r_class: str, has_python: bool | str, python: Any) -> Any:
+    """What Python readers get for a stored R value."""
+    if has_python == "columns":
+        from ledgerflow.r.columns import python_value
+
+        return python_value(python)
+    return python if has_python else RObject(bytes(rds), r_class)
 
 
 def r_meta(meta: memoryview) -> memoryview:
@@ -145,6 +157,21 @@ def frame_parts(data: Buffer) -> tuple[memoryview, list[memoryview]]:
         buffers.append(view[offset : offset + length])
         offset += length
     return meta, buffers
+
+
+def frame_offsets(data: Buffer) -> list[tuple[int, int]]:
+    """Where a stored pickle5 value's out-of-band buffers lie in its bytes: (offset,
+    length) each, in the order they were pickled (for readers that read them in place)."""
+    magic, count, meta_len = _HEADER.unpack_from(data, 0)
+    if magic != _MAGIC:
+        raise ValueError("stored value is not in ledgerflow's pickle5 format")
+    lengths = struct.unpack_from(f"<{count}Q", data, _HEADER.size)
+    offset = _HEADER.size + 8 * count + meta_len
+    places = []
+    for length in lengths:
+        places.append((offset, length))
+        offset += length
+    return places
 
 
 def _unframe(data: Buffer, serializer: str) -> Any:
@@ -350,7 +377,9 @@ class ContentStore:
 
     def save(self, value: Any) -> StoredValue:
         if isinstance(value, RValue):
-            packed = (value.rds, value.r_class, value.has_python, value.python)
+            # R's serialization out of band: written as it is, not copied into the pickle.
+            rds = pickle.PickleBuffer(value.rds)
+            packed = (rds, value.r_class, value.has_python, value.python)
             # Never compressed: R_SERIALIZER has no "+zlib" kind (R's rds is compact).
             parts, _ = _frame(packed, compress=False)
             return self._put(parts, R_SERIALIZER, f"R {value.r_class}")
@@ -375,8 +404,16 @@ class ContentStore:
 
     def load_rds(self, key: str) -> bytes:
         """An R value's own serialization (for R readers)."""
-        rds, *_ = _unframe_r(self.storage.get(key))
+        rds, _, has_python, _ = _unframe_r(self.storage.get(key))
+        if has_python == "columns":
+            raise ValueError(f"R value {key} is stored as columns: read it with load_r()")
         return bytes(rds)
+
+    def load_r(self, key: str) -> tuple[Any, str, bool | str, Any]:
+        """An R value as stored: (its serialization, R class, has_python, its Python
+        form), buffers over the stored bytes, unconverted (for R readers)."""
+        rds, r_class, has_python, python = _unframe_r(self.storage.get(key))
+        return rds, r_class, has_python, python
 
     def load_many(self, items: Sequence[tuple[str, str]]) -> list[Any]:
         blobs = self.storage.get_many([key for key, _ in items])

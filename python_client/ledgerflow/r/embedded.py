@@ -21,6 +21,7 @@ from typing import Any
 from ledgerflow._current import current
 from ledgerflow._flowspec import FlowSpecBase, Inputs
 from ledgerflow.datastore.content import R_SERIALIZER, RValue
+from ledgerflow.r.columns import COLUMNS
 from ledgerflow.v1 import records_pb2
 
 
@@ -64,6 +65,8 @@ class RFlow:
         self._package = _namespace("ledgerflow")
         try:
             flow = self._call("load_flow", ri.StrSexpVector([str(script)]))
+            # What every task would do again (embedded.R's warm_up()), done once here.
+            flow = self._call("warm_up", flow)
         except RRuntimeError:
             # R has printed its error (the script's, or a package the session had that
             # this R lacks); a Python traceback under it would only hide it.
@@ -81,8 +84,14 @@ class RFlow:
         # The step R runs now; R calls back into it through two functions made once.
         self._flow: FlowSpecBase | None = None
         self._inputs: Inputs | None = None
+        # The R values this task stores as columns: their buffers are R's memory, which
+        # R keeps only while rpy2 holds the value (rpy2's memoryview does not), so they
+        # are held here until the task (a process of its own) ends.
+        self._stored_as_columns: list[Any] = []
         self._loader = ri.rternalize(self._load_for_r)
         self._merger = ri.rternalize(self._merge_for_r)
+        # Imported here, once, rather than in each task (a fork of this process).
+        import ledgerflow.r.convert  # noqa: F401
 
     def _call(self, name: str, *args: Any) -> Any:
         return self._package[name](*args)
@@ -99,18 +108,21 @@ class RFlow:
             if item
             else ri.NULL
         )
-        self_env = self._call(
-            "make_self", ri.StrSexpVector(_visible_names(flow)), self._loader,
-            ri.IntSexpVector([0]), input_of, self._merger if inputs is not None else ri.NULL,
-        )  # fmt: skip
-        r_inputs = self._make_inputs(inputs) if inputs is not None else ri.NULL
-        # current() in R: the task's facts, as `current` gives them to a Python step.
+        # One call into R (embedded.R's run_task()): the task's facts for current() (as
+        # `current` gives them to a Python step), its self and inputs, the step.
         facts = json.dumps(current._facts, default=str)
-        self._call("set_current", ri.StrSexpVector([facts]))
-        function = self.functions.get(step_name)
+        merger = input_names = input_steps = ri.NULL
+        if inputs is not None:
+            merger = self._merger
+            input_names = ri.ListSexpVector(
+                [ri.StrSexpVector(list(view._reader._records)) for view in inputs]
+            )
+            input_steps = ri.StrSexpVector([view._step_name for view in inputs])
         result = self._call(
-            "run_step", ri.StrSexpVector([step_name]), function or ri.NULL, self_env, r_inputs
-        )
+            "run_task", ri.StrSexpVector([step_name]), self.functions.get(step_name) or ri.NULL,
+            ri.StrSexpVector(_visible_names(flow)), self._loader, input_of, merger, input_names,
+            input_steps, ri.StrSexpVector([facts]),
+        )  # fmt: skip
         fields = dict(zip(result.names, result, strict=True))
         failed = fields["failed"]
         if failed is not ri.NULL:
@@ -124,19 +136,6 @@ class RFlow:
             setattr(flow, name, self.to_rvalue(value, rds, length))
         if step_name in self.foreach:
             _say_how_a_frame_splits(flow, step_name, self.foreach[step_name])
-
-    def _make_inputs(self, inputs: Inputs) -> Any:
-        ri = self._ri
-        envs = [
-            self._call("make_self", ri.StrSexpVector(list(view._reader._records)), self._loader,
-                       ri.IntSexpVector([index + 1]), ri.NULL, ri.NULL)
-            for index, view in enumerate(inputs)
-        ]  # fmt: skip
-        listed = ri.ListSexpVector(envs)
-        step_names = [view._step_name for view in inputs]
-        if len(set(step_names)) == len(step_names):  # a branch join: inputs$a
-            listed.do_slot_assign("names", ri.StrSexpVector(step_names))
-        return listed
 
     def _load_for_r(self, source: Any, name: Any) -> Any:
         """R's loader: an artifact of the step's task (source 0) or of an input (i).
@@ -201,29 +200,35 @@ class RFlow:
         return self.load_record(state["_store"], state["_inherited"][name])
 
     def load_record(self, store: Any, record: records_pb2.Artifact) -> Any:
-        from ledgerflow.r.convert import to_r
+        from ledgerflow.r.convert import columns_to_r, to_r
 
         if record.serializer == R_SERIALIZER:
-            return self._unserialize(store.load_rds(record.content_key))
+            rds, _, has_python, python = store.load_r(record.content_key)
+            if has_python == COLUMNS:
+                return columns_to_r(python)
+            return self._unserialize(rds)
         return to_r(store.load(record.content_key, record.serializer))
 
     def to_rvalue(self, value: Any, rds: Any, length: int) -> RValue:
-        """An R value, with its serialization (a raw vector) and length from R."""
-        from ledgerflow.r.convert import NoEquivalent, r_class_name, raw_bytes, to_python
+        """An R value, with its serialization (a raw vector; NULL where R leaves it to
+        be stored as columns) and length from R."""
+        from ledgerflow.r.convert import python_form, r_class_name
 
-        rds = raw_bytes(rds)
-        try:
-            python, has_python = to_python(value), True
-        except NoEquivalent:
-            python, has_python = None, False
-        return RValue(rds, r_class_name(value), length, python, has_python)
+        serialized, has_python, python = python_form(value, rds)
+        if has_python == COLUMNS:
+            self._stored_as_columns.append(value)
+        return RValue(serialized, r_class_name(value), length, python, has_python)
 
     def from_rvalue(self, value: RValue) -> Any:
+        from ledgerflow.r.convert import columns_to_r
+
+        if value.has_python == COLUMNS:
+            return columns_to_r(value.python)
         return self._unserialize(value.rds)
 
-    def _unserialize(self, rds: bytes) -> Any:
+    def _unserialize(self, rds: Any) -> Any:
         ri = self._ri
-        return ri.baseenv["unserialize"](ri.ByteSexpVector(rds))
+        return ri.baseenv["unserialize"](ri.ByteSexpVector.from_memoryview(memoryview(rds)))
 
 
 def _say_how_a_frame_splits(flow: FlowSpecBase, step_name: str, over: str) -> None:

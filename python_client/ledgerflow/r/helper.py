@@ -3,22 +3,41 @@ request per line on stdin with one JSON answer per line on stdout, through Ledge
 client API, so R reads many artifacts without starting Python for each.
 
 Requests are ``{"op": NAME, ...arguments}``; answers ``{"ok": true, "value": ...}`` or
-``{"ok": false, "error": MESSAGE}``. Artifacts come back as R's own serialization
-(``{"rds": BASE64}``): an R artifact's stored bytes, or a Python value converted to R
-here (embedded R, started on the first artifact read).
+``{"ok": false, "error": MESSAGE}``. An artifact comes back as R's own serialization
+inline (``{"rds": BASE64}``; a Python value is converted to R here, in embedded R
+started on the first such read), or, when large, as where R reads it itself:
+``{"file": {"path", "temporary", "kind", "names", "parts": [{"type", "offset",
+"size"}]}}``, the parts being its serialization (kind "rds", type "raw") or its columns
+(kind "vector" or "frame": ledgerflow/r/columns.py) in the datastore's own file, or in
+a temporary file (which R deletes) where the datastore is not a local folder and for a
+Python value converted here. R's client reads them with
+readBin(): no base64, no JSON, no copy through this process.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from ledgerflow import client
-from ledgerflow.datastore.content import R_SERIALIZER
+from ledgerflow.datastore.content import (
+    R_SERIALIZER,
+    ContentStore,
+    LocalStorage,
+    _unframe_r,
+    frame_offsets,
+)
 from ledgerflow.exceptions import LedgerflowException
+from ledgerflow.r.columns import COLUMNS
+
+# An R value's serialization up to this size comes inline (base64 in the JSON answer);
+# a larger one, or one stored as columns, as where R reads it.
+INLINE_UP_TO = 256 * 1024
 
 
 def _time(stamp: Any) -> str | None:
@@ -117,10 +136,10 @@ class Helper:
                 break
         return runs
 
-    def get_artifact(self, pathspec: str, name: str) -> dict[str, str]:
+    def get_artifact(self, pathspec: str, name: str) -> dict[str, Any]:
         return self._encoded(_task_of(pathspec, "artifact", name), name)
 
-    def get_artifacts(self, pathspecs: list[str], name: str) -> list[dict[str, str]]:
+    def get_artifacts(self, pathspecs: list[str], name: str) -> list[dict[str, Any]]:
         """One artifact of many tasks; the tasks of one step are listed once (with all
         their artifacts' records), not once a task."""
         steps: dict[str, client.Step] = {}
@@ -136,7 +155,7 @@ class Helper:
             encoded.append(self._encoded(steps[step_path][parts[3]], name))
         return encoded
 
-    def _encoded(self, task: client.Task, name: str) -> dict[str, str]:
+    def _encoded(self, task: client.Task, name: str) -> dict[str, Any]:
         try:
             artifact = task[name]
         except KeyError:
@@ -144,16 +163,48 @@ class Helper:
             raise LedgerflowException(
                 f"task {task.pathspec} has no artifact {name!r} (it has: {names})"
             ) from None
-        return {"rds": base64.b64encode(self._rds(artifact)).decode()}
-
-    def _rds(self, artifact: client.DataArtifact) -> bytes:
         record = artifact._record
         if record.serializer == R_SERIALIZER:
             store = artifact._store or client._clients()[1]
-            return bytes(store.load_rds(record.content_key))
+            return self._r_value(store, record.content_key)
         if self._r is None:
             self._r = _EmbeddedR()
-        return self._r.serialize(artifact.data)
+        rds = self._r.serialize(artifact.data)
+        if len(rds) <= INLINE_UP_TO:
+            return _inline(rds)
+        handle, path = tempfile.mkstemp(prefix="ledgerflow-r-", suffix=".rds")
+        with os.fdopen(handle, "wb") as out:
+            out.write(rds)
+        part = {"type": "raw", "offset": 0, "size": len(rds)}
+        located = {"path": path, "temporary": True, "kind": "rds", "names": None}
+        return {"rds": None, "file": {**located, "parts": [part]}}
+
+    def _r_value(self, store: ContentStore, key: str) -> dict[str, Any]:
+        """An R artifact: its serialization inline, or where R reads it (the module's
+        docstring)."""
+        data = store.storage.get(key)
+        rds, _, has_python, python = _unframe_r(data)
+        places = frame_offsets(data)
+        if has_python == COLUMNS:
+            kind, names, columns = python
+            parts = [
+                {"type": r_type, "offset": offset, "size": size}
+                for (r_type, _), (offset, size) in zip(columns, places[1:], strict=True)
+            ]
+        elif isinstance(rds, memoryview) and rds.nbytes > INLINE_UP_TO:  # out of band
+            kind, names = "rds", None
+            parts = [{"type": "raw", "offset": places[0][0], "size": places[0][1]}]
+        else:
+            return _inline(bytes(rds))
+        if isinstance(store.storage, LocalStorage):
+            path, temporary = str(store.storage._path(key)), False
+        else:
+            handle, path = tempfile.mkstemp(prefix="ledgerflow-r-", suffix=".bin")
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            temporary = True
+        located = {"path": path, "temporary": temporary, "kind": kind, "names": names}
+        return {"rds": None, "file": {**located, "parts": parts}}
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = self.ops.get(request.pop("op", None))
@@ -181,7 +232,12 @@ class _EmbeddedR:
             converted = to_r(value)
         except NoEquivalent as error:
             raise LedgerflowException(f"this artifact has no R equivalent: {error}") from None
-        return raw_bytes(self._ri.baseenv["serialize"](converted, self._ri.NULL))
+        xdr = self._ri.BoolSexpVector([False])  # native byte order: copied, not swapped
+        return raw_bytes(self._ri.baseenv["serialize"](converted, self._ri.NULL, xdr=xdr))
+
+
+def _inline(rds: bytes) -> dict[str, Any]:
+    return {"rds": base64.b64encode(rds).decode(), "file": None}
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
 
 helper <- new.env(parent = emptyenv())
 
-ask <- function(op, ...) {
+ask <- function(op, ..., simplify = TRUE) {
   process <- helper$process
   if (is.null(process) || !process$is_alive()) {
     process <- processx::process$new(
@@ -37,7 +37,7 @@ ask <- function(op, ...) {
     errors <- last_lines(c(errors, drained), 200)
     line <- process$read_output_lines(n = 1)
   }
-  answer <- jsonlite::fromJSON(line[1], simplifyVector = TRUE)
+  answer <- jsonlite::fromJSON(line[1], simplifyVector = simplify)
   if (!isTRUE(answer$ok)) stop(answer$error, call. = FALSE)
   answer$value
 }
@@ -46,7 +46,34 @@ last_lines <- function(lines, n) {
   if (length(lines) > n) lines[(length(lines) - n + 1):length(lines)] else lines
 }
 
-from_rds <- function(encoded) unserialize(jsonlite::base64_dec(encoded$rds))
+# An artifact as the helper gives it: R's serialization inline, or where to read it
+# (its serialization, or its columns: python_client/ledgerflow/r/helper.py).
+from_helper <- function(encoded) {
+  if (!is.null(encoded$rds)) return(unserialize(jsonlite::base64_dec(encoded$rds)))
+  at <- encoded$file
+  con <- file(at$path, "rb")
+  on.exit({
+    close(con)
+    if (isTRUE(at$temporary)) unlink(at$path)
+  })
+  parts <- lapply(at$parts, function(part) {
+    seek(con, part$offset)
+    switch(part$type,
+           raw = readBin(con, "raw", part$size),
+           double = readBin(con, "double", part$size / 8),
+           integer = readBin(con, "integer", part$size / 4),
+           logical = readBin(con, "logical", part$size / 4))
+  })
+  names <- as.character(unlist(at$names))
+  if (at$kind == "rds") return(unserialize(parts[[1]]))
+  if (at$kind == "vector") {
+    value <- parts[[1]]
+    if (length(names)) names(value) <- names
+    return(value)
+  }
+  structure(parts, names = names, row.names = c(NA_integer_, -length(parts[[1]])),
+            class = "data.frame")
+}
 
 #' The flows in the ledger
 #'
@@ -171,9 +198,11 @@ list_artifacts <- function(pathspec) as.character(unlist(ask("list_artifacts", p
 #' }
 #' @export
 get_artifact <- function(pathspec, name) {
-  if (length(pathspec) == 1) return(from_rds(ask("get_artifact", pathspec = pathspec, name = name)))
-  encoded <- ask("get_artifacts", pathspecs = I(pathspec), name = name)
-  lapply(seq_len(nrow(encoded)), function(i) from_rds(list(rds = encoded$rds[i])))
+  if (length(pathspec) == 1) {
+    return(from_helper(ask("get_artifact", pathspec = pathspec, name = name, simplify = FALSE)))
+  }
+  encoded <- ask("get_artifacts", pathspecs = I(pathspec), name = name, simplify = FALSE)
+  lapply(encoded, from_helper)
 }
 
 #' Add or remove a run's tags

@@ -35,6 +35,23 @@ load_session_flow <- function(file) {
   state$flow
 }
 
+# Run once by the runtime after load_flow(), before it forks a process per task: what
+# each task would otherwise do again for itself (load jsonlite, load the package's
+# functions from its lazy-load database, byte-compile a step's function on its first
+# call) done here once, and inherited.
+warm_up <- function(flow) {
+  run_task("warm_up", function(self) self$x <- 1, character(), function(source, name) NULL)
+  task_facts()
+  rm("facts", "json", envir = .task)  # no task runs here: current() is NULL
+  for (name in names(flow$steps)) {
+    fn <- flow$steps[[name]]$r_function
+    if (typeof(fn) == "closure") {
+      flow$steps[[name]]$r_function <- tryCatch(compiler::cmpfun(fn), error = function(e) fn)
+    }
+  }
+  flow
+}
+
 # What the runtime's loader answers when reading an artifact failed (a Python function
 # R calls cannot raise into R): raised here as an R error, never read as NULL.
 checked <- function(value) {
@@ -77,8 +94,18 @@ make_self <- function(names, loader, source = 0L, input_of = NULL, merge = NULL)
 .task <- new.env(parent = emptyenv())
 
 set_current <- function(facts) {
-  assign("facts", jsonlite::fromJSON(facts, simplifyVector = TRUE), envir = .task)
+  # Kept as JSON, parsed when current() first asks: most steps never do.
+  assign("json", facts, envir = .task)
+  if (exists("facts", envir = .task, inherits = FALSE)) rm("facts", envir = .task)
   invisible()
+}
+
+task_facts <- function() {
+  if (exists("facts", envir = .task, inherits = FALSE)) return(get("facts", envir = .task))
+  if (!exists("json", envir = .task, inherits = FALSE)) return(NULL)
+  facts <- jsonlite::fromJSON(get("json", envir = .task), simplifyVector = TRUE)
+  assign("facts", facts, envir = .task)
+  facts
 }
 
 #' Facts about the running task
@@ -105,7 +132,7 @@ set_current <- function(facts) {
 #' }
 #' @export
 current <- function(value = NULL) {
-  facts <- if (exists("facts", envir = .task)) get("facts", envir = .task) else NULL
+  facts <- task_facts()
   if (is.null(value)) return(facts)
   if (is.null(facts)) stop("current() has facts only inside a running step", call. = FALSE)
   if (!value %in% names(facts)) {
@@ -176,6 +203,22 @@ changed_names <- function(self) {
   unique(c(plain, if (is.null(changed)) character() else ls(changed)))
 }
 
+# A task's step, in one call from the runtime: the task's facts (JSON, for current()),
+# its `self` (`names`: the artifacts it inherits; `input_of`, `merge`: see make_self())
+# and, in a join, its `inputs` (`input_names`: each input's artifacts; named by their
+# steps where those differ, as a branch's join's are), then run_step().
+run_task <- function(step_name, fn, names, loader, input_of = NULL, merge = NULL,
+                     input_names = NULL, input_steps = NULL, facts = "{}") {
+  set_current(facts)
+  self <- make_self(names, loader, 0L, input_of, merge)
+  inputs <- NULL
+  if (!is.null(input_names)) {
+    inputs <- lapply(seq_along(input_names), function(i) make_self(input_names[[i]], loader, i))
+    if (!anyDuplicated(input_steps)) names(inputs) <- input_steps
+  }
+  run_step(step_name, fn, self, inputs)
+}
+
 # Runs a step and returns what the runtime stores: its error, or the names, values and
 # R serializations of what it set (one call from Python for all of it).
 run_step <- function(step_name, fn, self, inputs = NULL) {
@@ -185,8 +228,31 @@ run_step <- function(step_name, fn, self, inputs = NULL) {
   values <- mget(names, envir = self)
   for (name in names) warn_if_unrestorable(step_name, name, values[[name]])
   list(failed = NULL, names = names, values = values,
-       rds = lapply(values, serialize, connection = NULL),
+       # NULL: stored as its columns (see columnar()). Else native byte order (xdr =
+       # FALSE): numbers copied, not swapped one by one; unserialize() reads either.
+       rds = lapply(values, function(value) {
+         if (columnar(value)) NULL else serialize(value, NULL, xdr = FALSE)
+       }),
        lengths = vapply(values, length, integer(1)))
+}
+
+# Whether a value is stored as its columns' memory, which the runtime (and the R
+# client) rebuild it from exactly (python_client/ledgerflow/r/columns.py): a plain
+# double, integer or logical vector of 10000 elements or more (names its only
+# attribute), or a data.frame of such columns (no attributes; unique names; R's own
+# row names 1..n) with 10000 values or more.
+columnar <- function(value, from = 10000L) {
+  plain <- function(x) typeof(x) %in% c("double", "integer", "logical") && is.null(attributes(x))
+  if (is.atomic(value)) {
+    attrs <- names(attributes(value))
+    return(typeof(value) %in% c("double", "integer", "logical") && length(value) >= from &&
+             all(attrs == "names") && !anyNA(names(value)))
+  }
+  if (!identical(class(value), "data.frame") || length(value) == 0L) return(FALSE)
+  names <- names(value)
+  setequal(names(attributes(value)), c("names", "class", "row.names")) &&
+    .row_names_info(value) < 0L && !anyNA(names) && !anyDuplicated(names) &&
+    all(vapply(value, plain, logical(1))) && nrow(value) * length(value) >= from
 }
 
 # A connection or an external pointer (in an artifact, or in a list it is) is stored,

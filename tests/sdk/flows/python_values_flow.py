@@ -1,5 +1,6 @@
 """Python values R reads (issue 30: a pandas index and a Series' name were dropped; a
-2-D ndarray, bytes and a set had "no R equivalent")."""
+2-D ndarray, bytes and a set had "no R equivalent"; an index's name, a MultiIndex and
+complex numbers had no R form; long arrays went over element by element)."""
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,23 @@ class PythonValuesFlow(FlowSpec):
         self.blob = b"\x00\x01\xff"
         self.members = {3, 1, 2}
         self.mixed = {1, "a"}
+        self.named_index = pd.DataFrame({"n": [1.5, 2.5]}, index=pd.Index(["a", "b"], name="who"))
+        self.multi = pd.DataFrame(
+            {"n": [1.5, 2.5]},
+            index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)], names=["k", None]),
+        )
+        self.complex_one = 1 + 2j
+        self.complex_list = [1 + 2j, None, complex(float("nan"), 1)]
+        self.complex_array = np.ma.MaskedArray([1 + 2j, 3j, 4], mask=[False, True, False])
+        long = np.arange(40000, dtype=float)  # over 256 KiB: R reads it from a file
+        long[5] = np.nan
+        self.long_floats = np.ma.MaskedArray(long, mask=np.arange(40000) == 7)
+        self.long_ints = pd.DataFrame(
+            {
+                "k": pd.array([1, None] * 10000, dtype="Int64"),
+                "b": pd.array([True, None] * 10000, dtype="boolean"),
+            }
+        )
         self.next(self.end)
 
     @step

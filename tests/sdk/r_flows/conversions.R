@@ -23,6 +23,8 @@ values <- function() {
     named_cube = array(1:8, dim = c(2, 2, 2), dimnames = list(c("a", "b"), NULL, NULL)),
     counts = table(c("a", "a", "b")),
     bytes = as.raw(c(0, 1, 255)),
+    complex = c(1+2i, NA, complex(real = NaN, imaginary = 1)),
+    complex_matrix = matrix(c(1+1i, NA, 3, 4i), nrow = 2),
     frame = data.frame(n = c(1, NaN, NA), k = c(1L, 2L, NA), row.names = c("ada", "bob", "cy")),
     plain_frame = data.frame(n = 1:2),
     nothing = NULL,
