@@ -115,3 +115,57 @@ def test_an_append_that_timed_out_is_retried_with_the_same_events(tmp_path: Path
         assert "took too long" in warnings[0]
     finally:
         client.close()
+
+
+SERVER_KILLER = '''
+import os, signal, time
+from ledgerflow import FlowSpec, current, retry, step
+
+
+class ServerKillerFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.kill)
+
+    @retry(times=1)
+    @step
+    def kill(self):
+        if current.retry_count == 0:  # the fork server that forked this attempt dies
+            os.kill(os.getppid(), signal.SIGKILL)
+            time.sleep(30)
+        self.survived = True
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    ServerKillerFlow()
+'''
+
+
+def test_an_attempt_whose_fork_server_dies_is_killed_and_retried_on_a_new_one(
+    tmp_path: Path,
+) -> None:
+    """The attempts die with the fork server that forked them (which dies with the
+    runtime): the runtime records each as killed, and the next launch starts a new
+    server."""
+    flow = tmp_path / "server_killer_flow.py"
+    flow.write_text(SERVER_KILLER)
+    env = {**os.environ, "USERNAME": "tester", "LEDGERFLOW_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, str(flow), "run"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    from ledgerflow import Flow, namespace
+
+    os.environ["LEDGERFLOW_HOME"] = env["LEDGERFLOW_HOME"]
+    try:
+        namespace(None)
+        task = Flow("ServerKillerFlow").latest_run["kill"].task
+        assert task.data.survived
+        endings = [m.value for m in task.metadata if m.name == "attempt_ok"]
+        assert endings == ["False", "True"]
+    finally:
+        del os.environ["LEDGERFLOW_HOME"]

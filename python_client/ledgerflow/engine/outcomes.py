@@ -47,8 +47,15 @@ class TaskOutcome:
     kind: int = Kind.FAILURE_KIND_UNSPECIFIED
 
     def write(self, result_path: str) -> None:
-        """Writes the outcome where the launcher looks for it (atomically: a reader
-        sees all of it or nothing)."""
+        """Writes the outcome where the launcher looks for it: atomically (a reader sees
+        all of it or nothing), unless the launcher made the file already, which says
+        it reads a cut-off outcome as none (the local runtime, which saves a new file a
+        task that way)."""
+        if os.path.exists(result_path):
+            with open(result_path, "r+b") as out:
+                out.write(self.to_bytes())
+                out.truncate()
+            return
         with open(result_path + ".tmp", "wb") as out:
             out.write(self.to_bytes())
         os.replace(result_path + ".tmp", result_path)

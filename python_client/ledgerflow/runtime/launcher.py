@@ -5,7 +5,8 @@ runtime does everything else (what to run next, retries, timeouts, events), and 
 attempt reports its outcome through a result file whatever launched it. So a new
 way to run tasks (a container, a batch job) is one small class.
 
-- :class:`ForkLauncher` forks the runtime: no interpreter start and no re-import, a
+- :class:`ForkServerLauncher` (runtime/fork_server.py) forks each attempt from a fork
+  of the runtime made before its first task: no interpreter start and no re-import, a
   task costs milliseconds. The default for local runs.
 - :class:`CommandLauncher` runs the task entry point, ``python FLOW_FILE task --spec
   SPEC --result RESULT``, as a new process: exactly what a container or an executor
@@ -24,7 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ledgerflow.runtime.orphans import die_with_parent
 from ledgerflow.runtime.task import TaskRequest
@@ -65,7 +66,33 @@ def output_size(path: str | os.PathLike[str]) -> int:
 
 
 class Launcher(abc.ABC):
-    """Starts attempts as processes and reports their exits (see the module doc)."""
+    """Starts attempts as processes and reports their exits (see the module doc).
+    Handles are the launcher's numbers for its attempts."""
+
+    @abc.abstractmethod
+    def launch(self, request: TaskRequest, files: AttemptFiles) -> int:
+        """Starts one attempt; returns a handle that :meth:`wait` reports when it exits."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> list[tuple[int, int]]:
+        """Waits up to `timeout` seconds; returns (handle, exit code) of every attempt
+        that exited (a negative code: killed by that signal)."""
+
+    @abc.abstractmethod
+    def kill(self, handle: int) -> None:
+        """Kills an attempt; :meth:`wait` reports its exit."""
+
+    @abc.abstractmethod
+    def stop(self, handle: int) -> None:
+        """Kills an attempt and waits for it here; :meth:`wait` will not report it."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Releases what the launcher holds (no attempt runs any more)."""
+
+
+class ChildLauncher(Launcher):
+    """Attempts that are this process's own children (the handle is the pid), watched
+    through pidfds."""
 
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
@@ -75,7 +102,6 @@ class Launcher(abc.ABC):
         """Starts the attempt's process; returns its pid."""
 
     def launch(self, request: TaskRequest, files: AttemptFiles) -> int:
-        """Starts one attempt; returns a handle that :meth:`wait` reports when it exits."""
         pid = self._start(request, files)
         pidfd = os.pidfd_open(pid)
         self._selector.register(pidfd, selectors.EVENT_READ, pid)
@@ -88,8 +114,6 @@ class Launcher(abc.ABC):
         return os.waitstatus_to_exitcode(status)
 
     def wait(self, timeout: float) -> list[tuple[int, int]]:
-        """Waits up to `timeout` seconds; returns (handle, exit code) of every attempt
-        that exited (a negative code: killed by that signal)."""
         exited = []
         for key, _ in self._selector.select(timeout=max(0.0, timeout)):
             self._forget(key.fd)
@@ -97,12 +121,10 @@ class Launcher(abc.ABC):
         return exited
 
     def kill(self, handle: int) -> None:
-        """Kills an attempt; :meth:`wait` reports its exit."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(handle, signal.SIGKILL)
 
     def stop(self, handle: int) -> None:
-        """Kills an attempt and waits for it here; :meth:`wait` will not report it."""
         self.kill(handle)
         self._reap(handle)
         for key in list(self._selector.get_map().values()):
@@ -117,29 +139,7 @@ class Launcher(abc.ABC):
         self._selector.close()
 
 
-class ForkLauncher(Launcher):
-    """Each attempt in a fork of this process, which runs `run_child(request, files)`
-    (it must never return: it ends the process)."""
-
-    def __init__(self, run_child: Callable[[TaskRequest, AttemptFiles], Any]) -> None:
-        super().__init__()
-        self._run_child = run_child
-
-    def _start(self, request: TaskRequest, files: AttemptFiles) -> int:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child never returns from run_child
-            for signum in INTERRUPTS:
-                signal.signal(signum, signal.SIG_DFL)
-            _become_task_of(parent)
-            self._run_child(request, files)
-            os._exit(1)  # unreachable unless run_child returned
-        return pid
-
-
-class CommandLauncher(Launcher):
+class CommandLauncher(ChildLauncher):
     """Each attempt as ``python FLOW_FILE task --spec SPEC --result RESULT``, a new
     interpreter that imports the flow file: the task entry point containers run."""
 
@@ -181,6 +181,21 @@ def task_process() -> None:
     parent = os.environ.get(PARENT_PID_VARIABLE, "")
     if parent.isdigit():
         _become_task_of(int(parent))
+
+
+def run_forked_attempt(
+    parent: int,
+    run_child: Callable[[TaskRequest, AttemptFiles], Any],
+    request: TaskRequest,
+    files: AttemptFiles,
+) -> NoReturn:
+    """In a process just forked by `parent` for an attempt: the default handling of the
+    interrupts, death with `parent`, then `run_child` (which ends the process)."""
+    for signum in INTERRUPTS:
+        signal.signal(signum, signal.SIG_DFL)
+    _become_task_of(parent)
+    run_child(request, files)
+    os._exit(1)  # unreachable unless run_child returned
 
 
 def _become_task_of(parent: int) -> None:

@@ -1,5 +1,6 @@
 """The local runtime: schedules a run's tasks, has a launcher run each attempt in a
-process of its own (by default a fork of this already warm process; see runtime/launcher.py),
+process of its own (by default a fork of this already warm process, made by a fork server;
+see runtime/fork_server.py),
 and is the one writer of the run's events.
 
 The launcher reports exits through pidfds, so the loop wakes the moment any task exits
@@ -47,11 +48,11 @@ from ledgerflow.engine import (
 )
 from ledgerflow.exceptions import RpcError
 from ledgerflow.metadata_client import MetadataClient
+from ledgerflow.runtime.fork_server import ForkServerLauncher
 from ledgerflow.runtime.identity import new_run_id, run_system_tags, task_pathspec, write_run_id
 from ledgerflow.runtime.launcher import (
     INTERRUPTS,
     AttemptFiles,
-    ForkLauncher,
     Launcher,
     read_output,
 )
@@ -72,6 +73,17 @@ from ledgerflow.v1 import events_pb2, records_pb2
 # A run's scratch folder is named for its runtime's pid, so that the folder of a
 # runtime that died without cleaning up (kill -9) is found and removed later.
 _WORKDIR_PREFIX = "ledgerflow-run-"
+
+
+def _reported_outcome(result_path: str) -> TaskOutcome | None:
+    """The outcome an attempt wrote; None when it wrote none or was killed writing it."""
+    data = read_output(result_path)
+    if not data:
+        return None
+    try:
+        return TaskOutcome.from_bytes(data)
+    except Exception:
+        return None
 
 
 class _interrupts_deferred(contextlib.ContextDecorator):
@@ -131,7 +143,8 @@ class LocalRuntime:
         project_tags: Sequence[str] = (),
         run_id_file: str | None = None,
     ) -> None:
-        """`launcher` starts each attempt's process (default: a fork of this one);
+        """`launcher` starts each attempt's process (default: a fork of this one, made
+        by a fork server);
         `code_package_key` names the run's code package, when one was stored;
         `run_id_file` (``run --run-id-file``) gets the run id once the ledger knows the
         run, so whoever started this process can open the run while it goes on;
@@ -154,9 +167,12 @@ class LocalRuntime:
         self._next_task_id = (origin.max_task_id if origin else 0) + 1
         self._ready: deque[TaskSpec] = deque()
         self._running: dict[int, RunningAttempt] = {}
+        # The files of each running attempt (by handle), and those free for the next.
+        self._slots: dict[int, AttemptFiles] = {}
+        self._free_files: list[AttemptFiles] = []
         self._joins: JoinBook[FinishedTask] = JoinBook()
         self._events: list[events_pb2.Event] = []
-        self.launcher = launcher or ForkLauncher(
+        self.launcher = launcher or ForkServerLauncher(
             lambda request, files: child_main(
                 flow_class, graph, request.spec, store, parameters, request.facts,
                 files.result, files.stdout, files.stderr,
@@ -257,6 +273,7 @@ class LocalRuntime:
                         succeeded=self._end_ok and self._failure is None)))  # fmt: skip
                     self._flush()
             finally:
+                self.launcher.close()
                 shutil.rmtree(self._workdir, ignore_errors=True)
         result = self._failure or RunResult(self.run_id, self._end_ok)
         self.reporter.run_finished(
@@ -333,6 +350,23 @@ class LocalRuntime:
             self._ready.remove(mate)
         return [spec, *mates]
 
+    def _attempt_files(self) -> AttemptFiles:
+        """Where an attempt reports: the files of an attempt that has ended, else new
+        ones. (A foreach of thousands of tasks otherwise made three files a task, and
+        on ext4 making a file where thousands were just deleted cost more than the
+        task.) They are emptied here, so that nothing of the last attempt's is taken
+        for this one's: its output (read while it runs), and its result file, which the
+        attempt writes its outcome into in place (TaskOutcome.write; an empty or
+        cut-off one means none)."""
+        if self._free_files:
+            files = self._free_files.pop()
+        else:
+            files = AttemptFiles.under(str(self._workdir / f"attempt-{len(self._slots)}"))
+        for path in (files.result, files.stdout, files.stderr):
+            with open(path, "wb"):
+                pass
+        return files
+
     @_interrupts_deferred()
     def _launch(self, spec: TaskSpec) -> None:
         """Records the attempt's start (appended with the next batch) and starts it."""
@@ -347,9 +381,7 @@ class LocalRuntime:
         )  # fmt: skip
         caught = spec.fallback_error["type"] if spec.fallback_error else ""
         self.reporter.task_started(spec.step_name, spec.task_id, spec.attempt, caught)
-        files = AttemptFiles.under(
-            str(self._workdir / f"{spec.step_name}.{spec.task_id}.{spec.attempt}")
-        )
+        files = self._attempt_files()
         facts = task_facts(
             flow_name=self.graph.name,
             run_id=self.run_id,
@@ -363,6 +395,7 @@ class LocalRuntime:
             trigger=self.origin.trigger if self.origin else None,
         )
         handle = self.launcher.launch(TaskRequest(spec, facts, self.parameters_json), files)
+        self._slots[handle] = files
         now = time.monotonic()
         deadline = now + step.timeout_seconds if step.timeout_seconds else None
         self._running[handle] = RunningAttempt(spec, handle, now, deadline, files)
@@ -370,12 +403,12 @@ class LocalRuntime:
     @_interrupts_deferred()
     def _reap(self, running: RunningAttempt, exit_code: int) -> None:
         del self._running[running.handle]
+        self._free_files.append(self._slots.pop(running.handle))
         spec = running.spec
         step = self.rules.step(spec.step_name)
         seconds = time.monotonic() - running.started
-        if os.path.exists(running.files.result):
-            outcome = TaskOutcome.from_bytes(Path(running.files.result).read_bytes())
-        else:
+        outcome = _reported_outcome(running.files.result)
+        if outcome is None:
             timeout = step.timeout_seconds if running.timed_out else 0.0
             outcome = died_outcome(exit_code, timeout_seconds=timeout,
                                    cancelled=running.stopped_because)  # fmt: skip
