@@ -117,7 +117,7 @@ def test_an_append_that_timed_out_is_retried_with_the_same_events(tmp_path: Path
         client.close()
 
 
-SERVER_KILLER = '''
+SERVER_KILLER = """
 import os, signal, time
 from ledgerflow import FlowSpec, current, retry, step
 
@@ -143,7 +143,7 @@ class ServerKillerFlow(FlowSpec):
 
 if __name__ == "__main__":
     ServerKillerFlow()
-'''
+"""
 
 
 def test_an_attempt_whose_fork_server_dies_is_killed_and_retried_on_a_new_one(

@@ -15,7 +15,7 @@ on one core here), and hashing is most of the cost of saving a large array. Valu
   which R readers restore exactly, and beside it the Python value it converts to, which
   Python readers get (an :class:`RObject` where there is none). A long numeric vector or
   a data.frame of numbers is stored instead as its columns' memory, from which R
-  rebuilds it and Python reads it (ledgerflow/r/columns.py).
+  rebuilds it and Python reads it (ledgerflow/datastore/r_columns.py).
 
 Storage is a local folder (default) or S3 through boto3's transfer manager (parallel
 multipart transfers).
@@ -55,7 +55,7 @@ class RValue:
     """A value an R step made: ``serialize(x, NULL)``'s bytes, its R class, its length
     (for foreach), and its Python equivalent where one exists (has_python: True); or,
     has_python "columns", no serialization (rds empty) and `python` its columns (see
-    ledgerflow/r/columns.py)."""
+    ledgerflow/datastore/r_columns.py)."""
 
     rds: bytes
     r_class: str
@@ -123,7 +123,7 @@ def _decode(data: Buffer, serializer: str) -> Any:
 def r_python(rds: Any, r_class: str, has_python: bool | str, python: Any) -> Any:
     """What Python readers get for a stored R value."""
     if has_python == "columns":
-        from ledgerflow.r.columns import python_value
+        from ledgerflow.datastore.r_columns import python_value
 
         return python_value(python)
     return python if has_python else RObject(bytes(rds), r_class)

@@ -20,8 +20,8 @@ from typing import Any
 
 import rpy2.rinterface as ri
 
+from ledgerflow.datastore.r_columns import float_column, is_na_real, pandas_column
 from ledgerflow.exceptions import CaughtException
-from ledgerflow.r.columns import float_column, is_na_real, pandas_column
 
 # numpy and pandas are imported where a value needs them: a task that moves numbers and
 # strings does not pay for their import (~0.1 s).
@@ -96,7 +96,7 @@ def python_form(value: Any, rds: Any) -> tuple[bytes, bool | str, Any]:
     from R's memory without a copy (the caller keeps the R value alive until they are
     stored: rpy2's memoryview does not)."""
     if rds is ri.NULL:
-        from ledgerflow.r import columns
+        from ledgerflow.datastore import r_columns as columns
 
         names: list[str] | None
         if "data.frame" in _r_class(value):
@@ -133,7 +133,7 @@ def _r_buffer(vector: Any) -> Any:
 
 def columns_to_r(form: Any) -> Any:
     """The R value stored as columns (columns.py), rebuilt from them: one copy each."""
-    from ledgerflow.r import columns
+    from ledgerflow.datastore import r_columns as columns
 
     kind, names, parts = form
     made = {"double": ri.FloatSexpVector, "integer": ri.IntSexpVector,

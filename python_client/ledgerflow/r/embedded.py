@@ -21,7 +21,7 @@ from typing import Any
 from ledgerflow._current import current
 from ledgerflow._flowspec import FlowSpecBase, Inputs
 from ledgerflow.datastore.content import R_SERIALIZER, RValue
-from ledgerflow.r.columns import COLUMNS
+from ledgerflow.datastore.r_columns import COLUMNS
 from ledgerflow.v1 import records_pb2
 
 

@@ -8,7 +8,7 @@ inline (``{"rds": BASE64}``; a Python value is converted to R here, in embedded 
 started on the first such read), or, when large, as where R reads it itself:
 ``{"file": {"path", "temporary", "kind", "names", "parts": [{"type", "offset",
 "size"}]}}``, the parts being its serialization (kind "rds", type "raw") or its columns
-(kind "vector" or "frame": ledgerflow/r/columns.py) in the datastore's own file, or in
+(kind "vector" or "frame": ledgerflow/datastore/r_columns.py) in the datastore's own file, or in
 a temporary file (which R deletes) where the datastore is not a local folder and for a
 Python value converted here. R's client reads them with
 readBin(): no base64, no JSON, no copy through this process.
@@ -32,8 +32,8 @@ from ledgerflow.datastore.content import (
     _unframe_r,
     frame_offsets,
 )
+from ledgerflow.datastore.r_columns import COLUMNS
 from ledgerflow.exceptions import LedgerflowException
-from ledgerflow.r.columns import COLUMNS
 
 # An R value's serialization up to this size comes inline (base64 in the JSON answer);
 # a larger one, or one stored as columns, as where R reads it.

@@ -34,6 +34,7 @@ from ledgerflow.ui import artifacts as shown
 from ledgerflow.ui import audit_view, model, runs_filter, step_page, tables_page
 from ledgerflow.ui import logs as task_logs
 from ledgerflow.ui.dag import svg
+from ledgerflow.ui.foreach import plan_counts
 from ledgerflow.ui.live import ANY_RUN, LiveFeed
 from ledgerflow.ui.timeline import Timelines
 from ledgerflow.v1 import audit_service_pb2
@@ -93,6 +94,7 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
 
         def work() -> Response:
             view = model.run_view(metadata, flow, run_id)
+            plan_counts(metadata, flow, run_id, view.steps)
             graph = svg(view.steps, f"/runs/{flow}/{run_id}/{{step}}")
             if fragment:
                 return page(request, "run_live.html", view=view, graph=graph)

@@ -130,8 +130,8 @@ def read_pages(
 
 def run_view(metadata: MetadataClient, flow: str, run_id: str) -> RunView:
     """A run, its steps (each with its tasks counted by status and the steps that feed
-    it; a foreach's fan-out with the count of tasks it plans). The steps are those of
-    the graph the run recorded as it started, the ones not reached yet included; a run
+    it; ui.foreach.plan_counts adds how many tasks a foreach plans). The steps are
+    those of the graph the run recorded as it started, the ones not reached yet included; a run
     that recorded none shows the steps begun so far, linked by the inputs their tasks
     took. The steps come counted
     by the service, so a run of 10,000 tasks reads as fast as one of ten."""
@@ -148,9 +148,6 @@ def run_view(metadata: MetadataClient, flow: str, run_id: str) -> RunView:
         view = steps.setdefault(step.step_name, StepView(step.step_name))
         view.counts = +counts
         view.inputs.update(step.in_steps)
-    from ledgerflow.ui.foreach import plan_counts  # (it reads StepView from here)
-
-    plan_counts(metadata, flow, run_id, steps)
     return RunView(answer.run, steps)
 
 

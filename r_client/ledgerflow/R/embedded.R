@@ -237,7 +237,7 @@ run_step <- function(step_name, fn, self, inputs = NULL) {
 }
 
 # Whether a value is stored as its columns' memory, which the runtime (and the R
-# client) rebuild it from exactly (python_client/ledgerflow/r/columns.py): a plain
+# client) rebuild it from exactly (python_client/ledgerflow/datastore/r_columns.py): a plain
 # double, integer or logical vector of 10000 elements or more (names its only
 # attribute), or a data.frame of such columns (no attributes; unique names; R's own
 # row names 1..n) with 10000 values or more.
