@@ -16,7 +16,10 @@ in NVIDIA_VISIBLE_DEVICES; the process does not inherit this host's CUDA_VISIBLE
 An indexed Job (a @parallel gang) gets a pod per index, each told its index as the Job
 controller tells it (JOB_COMPLETION_INDEX, and the pod's annotation); and since all
 pods run on this host, the kubelet plays the cluster's DNS too: a pod's name under its
-headless Service (JOB-0.JOB) in a container's environment becomes 127.0.0.1.
+headless Service (JOB-0.JOB) in a container's environment becomes 127.0.0.1. A
+container's environment from Secrets (``envFrom: secretRef``, ``valueFrom:
+secretKeyRef``) is read from the emulator as a kubelet reads it; a Job whose Secrets
+are not there yet waits for them (a kubelet would retry its pod's container).
 
 When the environment names a real cluster (``KUBECONFIG`` set before the tests start),
 `kubernetes_for_tests` gives that cluster instead: the cluster runs the pods, and a
@@ -33,6 +36,7 @@ its port.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -174,6 +178,8 @@ class FakeKubelet(JobObserver):
         """The Job's pods: one, or for an indexed Job one per completion index, each
         given its index as the Job controller does."""
         self._record(job)
+        if not self._secrets_there(job["spec"]["template"]["spec"]["containers"][0]):
+            return  # admitted on a later round
         name = job["metadata"]["name"]
         self._pods[name] = []
         if job["spec"].get("completionMode") == "Indexed":
@@ -219,7 +225,7 @@ class FakeKubelet(JobObserver):
         pod.gpus = tuple(self._free_gpus[:wants_gpus])
         del self._free_gpus[:wants_gpus]
         host = {k: v for k, v in os.environ.items() if not k.endswith("_VISIBLE_DEVICES")}
-        env = {**host, **{e["name"]: e["value"] for e in container.get("env", [])}}
+        env = {**host, **self._container_env(container)}
         if index is not None:
             env["JOB_COMPLETION_INDEX"] = str(index)
         subdomain = template["spec"].get("subdomain")
@@ -232,6 +238,37 @@ class FakeKubelet(JobObserver):
             cwd=container.get("workingDir"),
             env=env,
         )
+
+    def _secret(self, name: str) -> dict[str, str] | None:
+        """A Secret's values, decoded, or None when there is none of that name."""
+        from kubernetes.client import ApiException
+
+        try:
+            found = self.core.read_namespaced_secret(name, self.namespace)
+        except ApiException:
+            return None
+        return {k: base64.b64decode(v).decode() for k, v in (found.data or {}).items()}
+
+    def _secrets_there(self, container: dict[str, Any]) -> bool:
+        names = [s["secretRef"]["name"] for s in container.get("envFrom", []) if "secretRef" in s]
+        names += [e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])
+                  if "secretKeyRef" in e.get("valueFrom", {})]  # fmt: skip
+        return all(self._secret(name) is not None for name in names)
+
+    def _container_env(self, container: dict[str, Any]) -> dict[str, str]:
+        """The container's environment as a kubelet makes it: envFrom first, then env
+        (plain values and secretKeyRef), a later one winning."""
+        env: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                env.update(self._secret(source["secretRef"]["name"]) or {})
+        for entry in container.get("env", []):
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if ref is not None:
+                env[entry["name"]] = (self._secret(ref["name"]) or {})[ref["key"]]
+            else:
+                env[entry["name"]] = entry.get("value", "")
+        return env
 
     def _terminate(self, pod: str, code: int, reason: str) -> None:
         terminated = {"exitCode": code, "reason": reason}

@@ -4,6 +4,11 @@ A Debian root filesystem from ``debootstrap`` (minbase, with python3), Ledgerflo
 dependencies installed into a virtual environment at /opt/ledgerflow from wheels this
 machine builds (with its own pip settings, so a local package index works), imported
 into podman (or docker) under a tag. Executors then run tasks in it with ``--image``.
+
+podman installs into the root filesystem in place (``podman run --rootfs``). docker has
+no ``--rootfs``: it imports the root filesystem (wheels included) as a throwaway base
+image, installs in a container of it (no network), then exports that container's
+filesystem, without the wheels, and imports it as the image: one layer, as podman's.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,17 +82,52 @@ def build_image(
         _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels),
               str(root)])  # fmt: skip
         say(f"image: installing into {VENV}")
-        inside = [binary, "run", "--rm", "--network", "none", "--rootfs", str(rootfs)]
-        _run([*inside, "python3", "-m", "venv", VENV])
-        _run([*inside, f"{VENV}/bin/pip", "install", "--quiet", "--no-index",
-              "--find-links", "/wheels", "--disable-pip-version-check", "ledgerflow"])  # fmt: skip
-        shutil.rmtree(wheels)
-        say(f"image: importing into {engine} as {tag}")
         tarball = Path(scratch) / "rootfs.tar"
-        _run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."])
-        _run([binary, "import", "--change", f"ENV PATH={VENV}/bin:/usr/bin:/bin",
-              str(tarball), tag])  # fmt: skip
+        if engine == "docker":
+            _run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."])
+            _install_in_docker(binary, tarball, tag, say)
+        else:
+            inside = [binary, "run", "--rm", "--network", "none", "--rootfs", str(rootfs)]
+            _run([*inside, "python3", "-m", "venv", VENV])
+            _run([*inside, f"{VENV}/bin/pip", "install", *PIP_INSTALL])
+            shutil.rmtree(wheels)
+            say(f"image: importing into {engine} as {tag}")
+            _run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."])
+            _run([binary, "import", "--change", PATH_CHANGE, str(tarball), tag])
     say(f"image: {tag} is ready: ledgerflow executor --backend {engine} --image {tag}")
+
+
+# Run inside the new root filesystem: the virtual environment, from the wheels at /wheels.
+PIP_INSTALL = ("--quiet", "--no-index", "--find-links", "/wheels",
+               "--disable-pip-version-check", "ledgerflow")  # fmt: skip
+INSTALL = (
+    f"python3 -m venv {VENV} && {VENV}/bin/pip install {' '.join(PIP_INSTALL)} && rm -rf /wheels"
+)
+PATH_CHANGE = f"ENV PATH={VENV}/bin:/usr/bin:/bin"
+
+
+def _install_in_docker(docker: str, tarball: Path, tag: str, say: Callable[[str], None]) -> None:
+    """docker's way (it cannot run a root filesystem in place): the tarball as a base
+    image, the install in a container of it, that container's filesystem as `tag`."""
+    scratch = f"ledgerflow-image-build-{uuid.uuid4().hex[:12]}"
+    base = f"localhost/{scratch}:base"
+    _run([docker, "import", str(tarball), base])
+    try:
+        _run([docker, "run", "--name", scratch, "--network", "none", base, "sh", "-c", INSTALL])
+        say(f"image: importing into docker as {tag}")
+        with subprocess.Popen([docker, "export", scratch], stdout=subprocess.PIPE) as exported:
+            imported = subprocess.run(
+                [docker, "import", "--change", PATH_CHANGE, "-", tag],
+                stdin=exported.stdout, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+        if exported.returncode != 0 or imported.returncode != 0:
+            raise BackendError(
+                f"docker export {scratch} | docker import failed "
+                f"({exported.returncode}, {imported.returncode}):\n{imported.stderr[-2000:]}"
+            )
+    finally:
+        subprocess.run([docker, "rm", "--force", scratch], capture_output=True, check=False)
+        subprocess.run([docker, "rmi", base], capture_output=True, check=False)
 
 
 def _run(command: list[str]) -> None:

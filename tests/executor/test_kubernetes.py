@@ -9,11 +9,16 @@ need LEDGERFLOW_TEST_IMAGE and LEDGERFLOW_TEST_SERVICE_HOST (docs/executor.md)."
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -90,8 +95,9 @@ def test_job_manifests_validate_and_carry_the_steps_resources(
     container = pod["containers"][0]
     assert container["image"] == IMAGE
     assert container["resources"]["limits"] == {"cpu": "0.5", "memory": "256Mi"}
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env == {"LEDGERFLOW_DATASTORE": "s3", "LEDGERFLOW_SERVICE": "10.0.0.5:50051"}
+    # The task's environment is in the Job's Secret, not in the Job.
+    assert "env" not in container
+    assert container["envFrom"] == [{"secretRef": {"name": plain["metadata"]["name"]}}]
     labels = spec["template"]["metadata"]["labels"]
     assert (labels["ledgerflow.dev/flow"], labels["ledgerflow.dev/step"]) == ("Train", "fit")
     assert (labels["ledgerflow.dev/task-id"], labels["ledgerflow.dev/attempt"]) == ("3", "1")
@@ -102,6 +108,73 @@ def test_job_manifests_validate_and_carry_the_steps_resources(
         "cpu": "4", "memory": "32768Mi", "nvidia.com/gpu": "2"
     }  # fmt: skip
     assert big["spec"]["activeDeadlineSeconds"] == 90
+
+
+SECRET = "AKIA-ledgerflow-test-9b2d4e61"
+
+
+def test_the_task_environment_is_a_secret_owned_by_the_job(
+    emulator: KubeEmulator, tmp_path: Path
+) -> None:
+    """The Secret first (the pod never waits for it), then the Job, then the Job made
+    the Secret's owner (the emulator gives no uid, so the API here is a recorder)."""
+    backend = KubernetesBackend(IMAGE, service="10.0.0.5:50051")
+    calls: list[tuple[str, Any]] = []
+
+    class Recorder:
+        def create_namespaced_secret(self, namespace: str, body: dict[str, Any]) -> None:
+            calls.append(("secret", body))
+
+        def create_namespaced_job(self, namespace: str, body: dict[str, Any]) -> Any:
+            calls.append(("job", body))
+            return SimpleNamespace(metadata=SimpleNamespace(uid="job-uid-1"))
+
+        def patch_namespaced_secret(self, name: str, namespace: str, body: Any) -> None:
+            calls.append(("owner", (name, body)))
+
+    backend.batch = backend.core = Recorder()  # type: ignore[assignment]
+    launch = _launch(tmp_path, env={"LEDGERFLOW_DATASTORE": "s3", "AWS_ACCESS_KEY_ID": SECRET})
+    try:
+        backend.start(launch)
+    finally:
+        backend.close()
+    assert [kind for kind, _ in calls] == ["secret", "job", "owner"]
+    secret, job, (owned, patch) = (body for _, body in calls)
+    kubernetes_validate.validate(secret, KUBERNETES_VERSION, strict=True)
+    assert secret["metadata"]["name"] == owned == job["metadata"]["name"] == launch.name
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert decoded == {"LEDGERFLOW_DATASTORE": "s3", "AWS_ACCESS_KEY_ID": SECRET,
+                       "LEDGERFLOW_SERVICE": "10.0.0.5:50051"}  # fmt: skip
+    assert SECRET not in json.dumps(job)
+    assert patch == {"metadata": {"ownerReferences": [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": launch.name, "uid": "job-uid-1"}
+    ]}}  # fmt: skip
+
+
+def test_a_task_reads_its_credentials_from_its_jobs_secret(
+    on_kubernetes: Cluster, emulator: KubeEmulator
+) -> None:
+    kubelet = emulator.kubelet()
+    try:
+        on_kubernetes.executor("--image", IMAGE, backend="kubernetes",
+                               env={"AWS_ACCESS_KEY_ID": SECRET})  # fmt: skip
+        result = on_kubernetes.flow("secret_env", "run", "--remote")
+        assert "succeeded" in result.stdout, result.stdout
+        run_id = result.stdout.split(" run ", 1)[1].split()[0]
+        digest = on_kubernetes.artifact(f"SecretEnv/{run_id}/start", "key_digest")
+        assert digest == hashlib.sha256(SECRET.encode()).hexdigest()
+        assert len(kubelet.jobs_seen) == 2 and not kubelet.invalid, kubelet.invalid
+        for job in kubelet.jobs_seen:  # no manifest holds it; each names its Secret
+            assert SECRET not in json.dumps(job)
+            container = job["spec"]["template"]["spec"]["containers"][0]
+            assert container["envFrom"] == [{"secretRef": {"name": job["metadata"]["name"]}}]
+        wait_for(lambda: not kubelet.jobs(), 30, "the executor to delete every finished Job")
+        secrets = CoreV1Api(emulator.api).list_namespaced_secret(
+            emulator.namespace, label_selector="ledgerflow.dev/launcher"
+        )
+        assert not secrets.items  # each went with its Job
+    finally:
+        kubelet.close()
 
 
 def test_a_job_needs_an_image(emulator: KubeEmulator, tmp_path: Path) -> None:

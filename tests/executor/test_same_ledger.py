@@ -63,6 +63,8 @@ NOT_COMPARED = {
     "tests/sdk/flows/bad_artifact_flow.py": "its failure is an unpicklable artifact, the "
     "same code path as any exception (retry_rules)",
     "tests/sdk/flows/environment_flow.py": "@environment only",
+    "tests/executor/flows/secret_env.py": "a secrets-passing test's flow: one linear step "
+    "reading its environment",
     "tests/sdk/flows/hosted_flow.py": "a hosting test's flow",
     "tests/sdk/flows/python_values_flow.py": "the Python side of the R conversion tests: "
     "one linear step of values for R to read",

@@ -4,6 +4,7 @@ batch job with its step's resources, and Slurm enforces them."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,6 +40,11 @@ def _run_id(stdout: str) -> str:
     return stdout.split(" run ", 1)[1].split()[0]
 
 
+def _named(name: str, step: str, run_id: str) -> bool:
+    """Whether a job's name (STEP.TASK.ATTEMPT@FLOW/RUN) is one of the step's in the run."""
+    return name.startswith(f"{step}.") and name.endswith(f"/{run_id}")
+
+
 def _jobs(slurm: SlurmCluster) -> dict[str, str]:
     """Job name: state, of every job Slurm still lists."""
     listed = slurm.run("squeue", "--noheader", "--states=all", "--format=%j|%T").stdout
@@ -50,7 +56,7 @@ def test_slurm_enforces_memory_and_cores(on_slurm: Cluster, slurm: SlurmCluster)
     run_id = run_over_memory(on_slurm)
     # Each attempt was a job named after its task; Slurm saw the hog run out of memory.
     states = _jobs(slurm)
-    hog = [state for name, state in states.items() if f"/{run_id}/hog/" in name]
+    hog = [state for name, state in states.items() if _named(name, "hog", run_id)]
     assert hog == ["OUT_OF_MEMORY"], states
 
     spread = on_slurm.flow("spread_items", "run", "--remote", "--count", "2")
@@ -108,7 +114,7 @@ def test_cancel_reaches_scancel(on_slurm: Cluster, slurm: SlurmCluster) -> None:
     run_id = on_slurm.submit("spread_items", "--count", "2", "--seconds", "120")
 
     def running() -> bool:
-        work = [s for n, s in _jobs(slurm).items() if f"/{run_id}/work/" in n]
+        work = [s for n, s in _jobs(slurm).items() if _named(n, "work", run_id)]
         return work == ["RUNNING", "RUNNING"]
 
     wait_for(running, 60, "two running jobs")
@@ -116,7 +122,7 @@ def test_cancel_reaches_scancel(on_slurm: Cluster, slurm: SlurmCluster) -> None:
     assert not on_slurm.wait_finished("SpreadItems", run_id, seconds=60)
 
     def cancelled() -> bool:
-        work = [s for n, s in _jobs(slurm).items() if f"/{run_id}/work/" in n]
+        work = [s for n, s in _jobs(slurm).items() if _named(n, "work", run_id)]
         return work == ["CANCELLED", "CANCELLED"]
 
     wait_for(cancelled, 30, "Slurm to cancel both jobs")
@@ -125,7 +131,7 @@ def test_cancel_reaches_scancel(on_slurm: Cluster, slurm: SlurmCluster) -> None:
 def test_a_slurmctld_restart_mid_run_loses_nothing(on_slurm: Cluster, slurm: SlurmCluster) -> None:
     on_slurm.executor(backend="slurm", cpus=None, memory=None)
     run_id = on_slurm.submit("spread_items", "--count", "6", "--seconds", "3")
-    wait_for(lambda: any(f"/{run_id}/work/" in n for n in _jobs(slurm)), 60, "a job")
+    wait_for(lambda: any(_named(n, "work", run_id) for n in _jobs(slurm)), 60, "a job")
     slurm.stop_controller()
     slurm.start_controller()
     assert on_slurm.wait_finished("SpreadItems", run_id, seconds=240)
@@ -177,7 +183,7 @@ def test_a_job_past_its_time_limit_ends_as_a_timeout(
         "TimeoutException",
         f"Slurm ended job {job} at its time limit (--time)",
     )
-    assert _jobs(slurm)["ledgerflow:Slow/1/start/1.0"] == "TIMEOUT"
+    assert _jobs(slurm)["start.1.0@Slow/1"] == "TIMEOUT"
 
 
 @pytest.mark.parametrize(
@@ -231,11 +237,11 @@ def test_steps_in_held_allocations_keep_each_steps_limits(on_slurm: Cluster) -> 
 def test_cancel_ends_a_step(on_slurm: Cluster, slurm: SlurmCluster) -> None:
     on_slurm.executor("--slurm-steps", backend="slurm", cpus=None, memory=None)
     run_id = on_slurm.submit("spread_items", "--count", "2", "--seconds", "120")
-    mine = f"ledgerflow:SpreadItems/{run_id}/work/"
-    wait_for(lambda: sum(n.startswith(mine) for n in _steps(slurm)) == 2, 60, "two steps")
+    wait_for(lambda: sum(_named(n, "work", run_id) for n in _steps(slurm)) == 2, 60, "two steps")
     on_slurm.cli("cancel", f"SpreadItems/{run_id}")
     assert not on_slurm.wait_finished("SpreadItems", run_id, seconds=60)
-    wait_for(lambda: not any(n.startswith(mine) for n in _steps(slurm)), 30, "the steps to end")
+    wait_for(lambda: not any(_named(n, "work", run_id) for n in _steps(slurm)), 30,
+             "the steps to end")  # fmt: skip
 
 
 PARALLEL_FLOW = Path(__file__).parents[1] / "sdk" / "flows" / "parallel_flow.py"
@@ -258,10 +264,10 @@ def test_a_gang_is_one_job_of_n_tasks_that_meet_on_the_main_node(
     on_slurm.executor(backend="slurm", cpus=None, memory=None)
     run_id = _parallel_run(on_slurm)  # three nodes meet on node 0's NodeAddr
     assert on_slurm.artifact(f"ParallelFlow/{run_id}/join", "heard") == [1, 2]
-    gangs = [n for n in _jobs(slurm) if n.startswith("ledgerflow:gang:")]
-    assert len(gangs) == 1 and f"/{run_id}/train/" in gangs[0]
+    gangs = [n for n in _jobs(slurm) if ".gang3@" in n]
+    assert len(gangs) == 1 and _named(gangs[0], "train", run_id), gangs
     listed = slurm.run("squeue", "--noheader", "--states=all", "--format=%j|%C|%D").stdout
-    job = next(line for line in listed.splitlines() if line.startswith("ledgerflow:gang:"))
+    job = next(line for line in listed.splitlines() if ".gang3@" in line)
     assert job.split("|")[1:] == ["3", "2"]  # three cores, one a task, on both nodes
 
 
@@ -282,3 +288,55 @@ def test_a_gang_is_one_srun_step_in_a_held_node(on_slurm: Cluster) -> None:
     run_id = _parallel_run(on_slurm, "--nodes", "2")  # a node has 2 cores
     assert on_slurm.artifact(f"ParallelFlow/{run_id}/join", "heard") == [1]
     assert on_slurm.artifact(f"ParallelFlow/{run_id}/join", "nodes_seen") == [0, 1]
+
+
+def test_a_job_script_holds_no_credentials(on_slurm: Cluster, slurm: SlurmCluster) -> None:
+    """Anyone who may see a job reads its script back (`scontrol write batch_script`):
+    the attempt's environment is in a 0600 file the job sources and deletes."""
+    secret = "AKIA-ledgerflow-test-3c8e0a52"
+    on_slurm.executor(backend="slurm", cpus=None, memory=None,
+                      env={"AWS_ACCESS_KEY_ID": secret})  # fmt: skip
+    run_id = on_slurm.submit("secret_env", "--seconds", "3")
+    scripts: list[str] = []
+
+    def script_read() -> bool:
+        listed = slurm.run("squeue", "--noheader", "--format=%i|%j").stdout
+        for line in listed.splitlines():
+            job_id, name = line.split("|", 1)
+            if _named(name, "start", run_id):
+                said = slurm.run("scontrol", "write", "batch_script", job_id, "-", check=False)
+                if said.returncode == 0 and said.stdout:
+                    scripts.append(said.stdout)
+        return bool(scripts)
+
+    try:
+        wait_for(script_read, 60, "the start step's job script")
+    except AssertionError:
+        raise AssertionError(on_slurm.log_text()) from None
+    # Plain squeue (8 characters of a name) tells the jobs apart: step, task, attempt.
+    plain = slurm.run("squeue", "--noheader", "--states=all").stdout
+    assert " start.1. " in plain, plain
+    assert on_slurm.wait_finished("SecretEnv", run_id, seconds=120), on_slurm.log_text()
+    digest = on_slurm.artifact(f"SecretEnv/{run_id}/start", "key_digest")
+    assert digest == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in scripts[0] and "AWS_ACCESS_KEY_ID" not in scripts[0], scripts[0]
+    assert "/env.sh; rm -f " in scripts[0], scripts[0]
+
+
+def test_an_attempts_environment_file_is_private(tmp_path: Path) -> None:
+    launch = Launch(name="ledgerflow-x", command=["python", "flow.py"], workdir=str(tmp_path),
+                    stdout_path="o", stderr_path="e", cpu=1, memory_mb=64, gpu=0,
+                    env={"AWS_SECRET_ACCESS_KEY": "it's $secret"})  # fmt: skip
+    path = slurm_backend.write_env_script(launch)
+    assert path.stat().st_mode & 0o777 == 0o600
+    said = subprocess.run(["bash", "-c", f". {path}; printf %s \"$AWS_SECRET_ACCESS_KEY\""],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert said.stdout == "it's $secret"
+
+
+def test_a_jobs_name_says_what_it_runs() -> None:
+    launch = Launch(name="ledgerflow-x", command=["python"], workdir="/w", stdout_path="o",
+                    stderr_path="e", cpu=1, memory_mb=64, gpu=0,
+                    task="Train/17/fit/3.1")  # fmt: skip
+    assert slurm_backend.job_name(launch) == "fit.3.1@Train/17"
+    assert slurm_backend.job_name(launch, gang=4) == "fit.3.1.gang4@Train/17"

@@ -7,12 +7,22 @@ The image is --image, or the step's own; podman without one runs the host's root
 filesystem under an overlay (``--rootfs /:O``), which holds this very installation:
 no registry and no image build needed. ``podman inspect`` does not report OOM kills
 reliably here, so an exit of 137 under a memory limit is taken as one.
+
+The attempt's environment (the datastore's settings, the AWS_* credentials the executor
+passes on) never appears on the engine's command line, where any local user sees it in
+``ps`` and ``podman inspect`` shows it in the container's create command: it goes in an
+env file (``--env-file``), made 0600 in a private (0700) temporary folder and removed
+when the attempt ends (or the executor closes the backend). A value an env file cannot
+hold (a newline in it) is passed by name alone (``--env NAME``), its value in the engine
+client's own environment.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ledgerflow.engine import TaskOutcome, died_outcome, failed
@@ -23,6 +33,27 @@ from ledgerflow_executor.backends.base import Backend, BackendError, Launch
 PIDS_LIMIT = 4096
 # What a CUDA program opens besides its GPU's own device (those present here).
 NVIDIA_CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+
+
+def env_file_holds(value: str) -> bool:
+    """Whether an env file (podman's and docker's: NAME=VALUE a line, taken literally)
+    can hold a value: not one with a line break in it."""
+    return "\n" not in value and "\r" not in value
+
+
+def write_env_file(env: dict[str, str]) -> Path:
+    """The variables an env file can hold, in a new file only this user can read, in a
+    new private folder (remove_env_file removes both)."""
+    folder = Path(tempfile.mkdtemp(prefix="ledgerflow-env-"))  # 0700
+    path = folder / "env"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"{k}={v}\n" for k, v in env.items() if env_file_holds(v))
+    return path
+
+
+def remove_env_file(path: Path) -> None:
+    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def gpu_device_args(gpu_ids: tuple[int, ...]) -> list[str]:
@@ -50,9 +81,13 @@ class ContainerBackend(Backend):
         self.image = image
         self.extra_args = extra_args
         self._names: dict[int, str] = {}
+        self._env_files: dict[int, Path] = {}  # by handle, until the attempt ends
 
-    def command(self, launch: Launch) -> list[str]:
-        """The engine's `run` command for one attempt."""
+    def command(self, launch: Launch, env_file: Path | None = None) -> list[str]:
+        """The engine's `run` command for one attempt. Its environment is named, never
+        valued, on it: the variables are in `env_file` (those it can hold; the others
+        passed by name, from the engine's environment), or, with none, all passed by
+        name from the environment the command runs in."""
         args = [
             str(self.binary),
             "run",
@@ -75,8 +110,11 @@ class ContainerBackend(Backend):
         ]
         for folder in dict.fromkeys((launch.workdir, *launch.mounts)):
             args += ["--volume", f"{folder}:{folder}"]
+        if env_file is not None:
+            args += ["--env-file", str(env_file)]
         for name, value in launch.env.items():
-            args += ["--env", f"{name}={value}"]
+            if env_file is None or not env_file_holds(value):
+                args += ["--env", name]
         args += gpu_device_args(launch.gpu_ids)
         image = launch.image or self.image
         if image:  # its own interpreter, the first `python` on its PATH
@@ -85,19 +123,27 @@ class ContainerBackend(Backend):
         return [*args, "--rootfs", "/:O", *launch.command]
 
     def _popen(self, launch: Launch) -> subprocess.Popen[bytes]:
-        with open(launch.stdout_path, "wb") as out, open(launch.stderr_path, "wb") as err:
-            process = subprocess.Popen(
-                self.command(launch),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-                # podman's conmon writes a file named "oom" into its working folder when
-                # the container is killed for memory: the attempt's folder, not the
-                # folder the executor was started from.
-                cwd=launch.workdir,
-            )
+        env_file = write_env_file(launch.env)
+        by_name = {k: v for k, v in launch.env.items() if not env_file_holds(v)}
+        try:
+            with open(launch.stdout_path, "wb") as out, open(launch.stderr_path, "wb") as err:
+                process = subprocess.Popen(
+                    self.command(launch, env_file),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                    # podman's conmon writes a file named "oom" into its working folder
+                    # when the container is killed for memory: the attempt's folder, not
+                    # the folder the executor was started from.
+                    cwd=launch.workdir,
+                    env={**os.environ, **by_name} if by_name else None,
+                )
+        except BaseException:
+            remove_env_file(env_file)
+            raise
         self._names[process.pid] = launch.name
+        self._env_files[process.pid] = env_file
         return process
 
     def kill(self, handle: int) -> None:
@@ -114,7 +160,15 @@ class ContainerBackend(Backend):
         exited = super().poll()
         for handle, _ in exited:
             self._names.pop(handle, None)
+            env_file = self._env_files.pop(handle, None)
+            if env_file is not None:
+                remove_env_file(env_file)
         return exited
+
+    def close(self) -> None:
+        for env_file in self._env_files.values():
+            remove_env_file(env_file)
+        self._env_files.clear()
 
 
 def container_ending(engine: str, exit_code: int, memory_mb: int) -> TaskOutcome | None:

@@ -12,6 +12,14 @@ the attempt's result and output there: run executors on the nodes, or keep the w
 on storage every node mounts at that path. With S3 as the datastore, tasks reach it from
 the environment the executor passes on, as they reach the metadata service.
 
+The attempt's environment (the datastore's settings, the AWS_* credentials and the
+service address the executor passes on: every variable it gives the task) is never in
+the Job's manifest, which anyone who may list Jobs reads: it goes in a ``Secret`` of the
+Job's name, made before the Job and then owned by it (``ownerReferences``: the cluster
+deletes it with the Job, should the executor not), and reaches the container through
+``envFrom: secretRef``. The manifest holds plain values only for what the Job itself
+decides (a gang's main node address).
+
 A @parallel gang is one indexed Job (``completionMode: Indexed``, a pod per node, all
 started at once, ``backoffLimitPerIndex: 0``) whose pods each run their node's attempt by
 ``JOB_COMPLETION_INDEX``, with a headless Service of the Job's name, owned by the Job, so
@@ -23,6 +31,7 @@ emulator (kmock), not a live cluster: see docs/executor.md.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -127,9 +136,6 @@ class KubernetesBackend(Backend):
             )
         labels = {f"{GROUP}/launcher": self.launcher, f"{GROUP}/job": launch.name}
         labels.update(_task_labels(launch.task))
-        env = dict(launch.env)
-        if self.service:
-            env["LEDGERFLOW_SERVICE"] = self.service
         quantities: dict[str, str] = {"cpu": f"{launch.cpu:g}", "memory": f"{launch.memory_mb}Mi"}
         if launch.gpu:
             quantities["nvidia.com/gpu"] = str(launch.gpu)
@@ -147,7 +153,8 @@ class KubernetesBackend(Backend):
                     "image": image,
                     "command": ["/bin/sh", "-c", run],
                     "workingDir": launch.workdir,
-                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    # The task's environment, from the Secret (secret_manifest).
+                    "envFrom": [{"secretRef": {"name": launch.name}}],
                     "resources": {"requests": dict(quantities), "limits": dict(quantities)},
                 }
             ],
@@ -174,6 +181,25 @@ class KubernetesBackend(Backend):
             "spec": spec,
         }
 
+    def task_env(self, launch: Launch) -> dict[str, str]:
+        """Every variable the executor gives the task (all in its Secret)."""
+        env = dict(launch.env)
+        if self.service:
+            env["LEDGERFLOW_SERVICE"] = self.service
+        return env
+
+    def secret_manifest(self, launch: Launch, job_uid: str = "") -> dict[str, Any]:
+        """The Secret that holds the attempt's environment (a Job's: named after it,
+        read by its pods through envFrom), owned by the Job once it has its uid."""
+        labels = {f"{GROUP}/launcher": self.launcher, f"{GROUP}/job": launch.name}
+        metadata: dict[str, Any] = {"name": launch.name, "namespace": self.namespace,
+                                    "labels": labels}  # fmt: skip
+        if job_uid:
+            metadata["ownerReferences"] = [_owned_by_job(launch.name, job_uid)]
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in self.task_env(launch).items()}
+        return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata,
+                "data": data}  # fmt: skip
+
     def gang_manifests(self, launches: list[Launch]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The indexed Job of a @parallel gang (a pod per node: pod i runs launches[i])
         and the headless Service that names its pods in the cluster's DNS."""
@@ -196,7 +222,7 @@ class KubernetesBackend(Backend):
         container = pod_spec["containers"][0]
         dispatch = f'case "$JOB_COMPLETION_INDEX" in {cases} *) exit 1 ;; esac'
         container["command"] = ["/bin/sh", "-c", dispatch]
-        container["env"].append({"name": MAIN_IP_VARIABLE, "value": f"{name}-0.{name}"})
+        container["env"] = [{"name": MAIN_IP_VARIABLE, "value": f"{name}-0.{name}"}]
         _mount_folders(
             pod_spec, dict.fromkeys(path for one in launches for path in (one.workdir, *one.mounts))
         )
@@ -222,26 +248,44 @@ class KubernetesBackend(Backend):
 
     def start(self, launch: Launch) -> int:
         manifest = self.job_manifest(launch)
-        try:
-            self.batch.create_namespaced_job(self.namespace, manifest)
-        except self.ApiException as error:
-            raise BackendError(f"Kubernetes refused Job {launch.name}: {_reason(error)}") from None
+        self._create_job(launch, manifest)
         return self._track(launch.name, [launch.name])[0]
+
+    def _create_job(self, launch: Launch, manifest: dict[str, Any]) -> Any:
+        """Creates the Secret with the attempt's environment, then the Job, then makes
+        the Job the Secret's owner (the Job's pods never start before their Secret is
+        there). Returns the created Job."""
+        name = manifest["metadata"]["name"]
+        try:
+            self.core.create_namespaced_secret(self.namespace, self.secret_manifest(launch))
+        except self.ApiException as error:
+            raise BackendError(
+                f"Kubernetes refused the Secret of Job {name}: {_reason(error)}"
+            ) from None
+        try:
+            created = self.batch.create_namespaced_job(self.namespace, manifest)
+        except self.ApiException as error:
+            self._delete_secret(name)
+            raise BackendError(f"Kubernetes refused Job {name}: {_reason(error)}") from None
+        uid = getattr(created.metadata, "uid", None)
+        if uid:
+            owned = {"metadata": {"ownerReferences": [_owned_by_job(name, uid)]}}
+            try:
+                self.core.patch_namespaced_secret(name, self.namespace, owned)
+            except self.ApiException as error:  # the executor still deletes it
+                log.warning("Secret %s: could not make Job %s its owner: %s",
+                            name, name, _reason(error))  # fmt: skip
+        return created
 
     def start_gang(self, launches: list[Launch]) -> list[int]:
         """One indexed Job for the gang, then its headless Service, owned by the Job
         (the cluster deletes it with the Job, should this executor not)."""
         manifest, service = self.gang_manifests(launches)
         name = manifest["metadata"]["name"]
-        try:
-            created = self.batch.create_namespaced_job(self.namespace, manifest)
-        except self.ApiException as error:
-            raise BackendError(f"Kubernetes refused Job {name}: {_reason(error)}") from None
+        created = self._create_job(launches[0], manifest)
         uid = getattr(created.metadata, "uid", None)
         if uid:
-            service["metadata"]["ownerReferences"] = [
-                {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid}
-            ]
+            service["metadata"]["ownerReferences"] = [_owned_by_job(name, uid)]
         self._gang_jobs.add(name)
         try:
             self.core.create_namespaced_service(self.namespace, service)
@@ -415,13 +459,23 @@ class KubernetesBackend(Backend):
             self.on_exit.set()
 
     def _delete(self, job: str) -> None:
-        """Deletes a Job, and a gang Job's Service."""
+        """Deletes a Job, its Secret, and a gang Job's Service."""
         with contextlib.suppress(self.ApiException):
             self.batch.delete_namespaced_job(job, self.namespace, propagation_policy="Background")
+        self._delete_secret(job)
         if job in self._gang_jobs:
             self._gang_jobs.discard(job)
             with contextlib.suppress(self.ApiException):
                 self.core.delete_namespaced_service(job, self.namespace)
+
+    def _delete_secret(self, name: str) -> None:
+        with contextlib.suppress(self.ApiException):
+            self.core.delete_namespaced_secret(name, self.namespace)
+
+
+def _owned_by_job(name: str, uid: str) -> dict[str, Any]:
+    """An ownerReference to a Job: the cluster deletes what has it with the Job."""
+    return {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid}
 
 
 def _mount_folders(pod_spec: dict[str, Any], folders: Iterable[str]) -> None:

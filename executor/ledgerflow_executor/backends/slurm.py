@@ -234,8 +234,12 @@ class SlurmBackend(Backend):
     def job_script(self, launch: Launch, *, gang: bool = False) -> str:
         """The batch script: the attempt's environment, then its command (in the image
         under the job's cgroup when it has one); for a node of a `gang`, what its
-        task runs."""
-        exports = [f"export {name}={shlex.quote(value)}" for name, value in launch.env.items()]
+        task runs. The environment's values are not in the script (anyone who may see
+        the job reads it back with `scontrol write batch_script`): they are written
+        here to a file only this user can read, in the attempt's folder, which the
+        job sources and deletes before it runs the attempt."""
+        env_file = write_env_script(launch)
+        source = f". {shlex.quote(str(env_file))}; rm -f {shlex.quote(str(env_file))}"
         command = shlex.join(launch.command)
         image = launch.image or self.image
         if image:  # podman in the job's cgroup, so the job's limits hold the container
@@ -251,7 +255,7 @@ class SlurmBackend(Backend):
             command = shlex.join(inner).replace(_CGROUP_PARENT_MARK, _CGROUP_PARENT)
         # sbatch hands the job the executor's environment: not its private settings.
         private = f"unset {' '.join(sorted(PRIVATE_VARIABLES))}"
-        return "\n".join(["#!/bin/bash", private, *exports, f"exec {command}", ""])
+        return "\n".join(["#!/bin/bash", private, source, f"exec {command}", ""])
 
     def poll(self) -> list[tuple[int, int]]:
         now = time.monotonic()
@@ -313,10 +317,33 @@ class SlurmBackend(Backend):
         _slurm(["scancel", str(self._slurm_handle(handle))], check=False)
 
 
+def write_env_script(launch: Launch) -> Path:
+    """The attempt's environment as `export` lines for its job to source, in a new file
+    (0600) in its folder, which the nodes see at the same path."""
+    path = Path(launch.workdir) / "env.sh"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"export {k}={shlex.quote(v)}\n" for k, v in launch.env.items())
+    return path
+
+
+def job_name(launch: Launch, gang: int = 0) -> str:
+    """What squeue names an attempt's job (or step): STEP.TASK.ATTEMPT@FLOW/RUN, the
+    most telling first, as plain squeue shows 8 characters (`fit.3.0@`, where a fixed
+    prefix would name every job alike); a @parallel gang of N: STEP.TASK.ATTEMPT.gangN@..."""
+    parts = launch.task.split("/")
+    if len(parts) != 4:
+        return launch.name
+    flow, run_id, step, task_attempt = parts
+    gang_part = f".gang{gang}" if gang else ""
+    return f"{step}.{task_attempt}{gang_part}@{flow}/{run_id}"
+
+
 def _attempt_args(launch: Launch) -> list[str]:
     """What sbatch and srun both take: the attempt's name, resources, time and files."""
     args = [
-        f"--job-name=ledgerflow:{launch.task or launch.name}",
+        f"--job-name={job_name(launch)}",
         f"--cpus-per-task={cpu_count_for(launch.cpu)}",
         f"--mem={launch.memory_mb}M",
         f"--output={launch.stdout_path}",
@@ -335,7 +362,7 @@ def _gang_args(launch: Launch, nodes: int) -> list[str]:
     cores, memory and GPUs (per task, where the attempt's options are per job)."""
     cpus = cpu_count_for(launch.cpu)
     args = [
-        f"--job-name=ledgerflow:gang:{launch.task or launch.name}",
+        f"--job-name={job_name(launch, gang=nodes)}",
         f"--ntasks={nodes}",
         f"--cpus-per-task={cpus}",
         f"--mem-per-cpu={math.ceil(launch.memory_mb / cpus)}M",
