@@ -7,7 +7,7 @@ condition (a shared VM drifts within minutes). The service is `ledgerflow servic
 (one process) on a throwaway Postgres tuned for tests, over loopback.
 
     python bench/busy_watchers.py [--singles 1500] [--filtered 10000] [--everything 200]
-                                  [--rounds 3] [--no-read]
+                                  [--rounds 3] [--no-read] [--threaded-readers]
 
 Goals (issue 31): append p99 < 10 ms with 10,000 filtered watchers, and < 10 ms with 200
 watchers of everything held by another process.
@@ -35,10 +35,19 @@ CONNECTIONS = 20
 
 
 def hold_watchers(
-    address: str, count: int, types: list[str], read: bool, opened: Any, stop: Any
+    address: str,
+    count: int,
+    types: list[str],
+    read: bool,
+    opened: Any,
+    stop: Any,
+    threaded: bool = False,
 ) -> None:
     """In a process of its own: `count` streams of every run (of `types`; all: empty),
-    each read as fast as events come (unless not `read`), until `stop` is set."""
+    each read as fast as events come (unless not `read`), until `stop` is set. Streams
+    that are read are read on one asyncio loop (grpc.aio), as a process holding many
+    streams would, unless `threaded` (a thread a stream, grpc's blocking API: ~60 µs
+    of the holder's CPU a message, which on 2 cores the service's appends wait for)."""
     import threading
 
     own = [("grpc.use_local_subchannel_pool", 1)]
@@ -56,6 +65,13 @@ def hold_watchers(
         except grpc.RpcError:
             pass  # cancelled at the end
 
+    if read and not types and not threaded:
+        for stream in streams:
+            stream.cancel()
+        for channel in channels:
+            channel.close()
+        _read_on_one_loop(address, count, request, opened, stop)
+        return
     readers = [threading.Thread(target=drain, args=(s,), daemon=True) for s in streams]
     if types or not read:  # unread, the events still fit the streams' flow-control windows
         readers = []
@@ -69,6 +85,35 @@ def hold_watchers(
         channel.close()
 
 
+def _read_on_one_loop(address: str, count: int, request: Any, opened: Any, stop: Any) -> None:
+    """`count` streams read as fast as events come, on one asyncio loop."""
+    import asyncio
+
+    async def hold() -> None:
+        own = [("grpc.use_local_subchannel_pool", 1)]
+        channels = [grpc.aio.insecure_channel(address, options=own) for _ in range(CONNECTIONS)]
+        stubs = [ledger_service_pb2_grpc.LedgerServiceStub(c) for c in channels]
+        calls = [stubs[i % CONNECTIONS].WatchEvents(request) for i in range(count)]
+
+        async def drain(call: Any) -> None:
+            try:
+                async for _ in call:
+                    pass
+            except (grpc.RpcError, asyncio.CancelledError):
+                pass  # cancelled at the end
+
+        readers = [asyncio.create_task(drain(call)) for call in calls]
+        opened.set()
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        for channel in channels:
+            await channel.close()
+
+    asyncio.run(hold())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--singles", type=int, default=1500)
@@ -79,6 +124,11 @@ def main() -> None:
         "--no-read", action="store_true",
         help="the streams of everything are not read: the service's cost alone (their "
         "events fit the streams' flow-control windows), not the readers' on these cores",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threaded-readers", action="store_true",
+        help="read the streams of everything on a thread each (grpc's blocking API) "
+        "instead of on one asyncio loop: the holder's own CPU then competes more",
     )  # fmt: skip
     args = parser.parse_args()
     conditions: list[tuple[str, int, list[str]]] = [
@@ -107,7 +157,8 @@ def main() -> None:
                         stop = spawn.Event()
                         if count:
                             opened = spawn.Event()
-                            holding = (address, count, types, not args.no_read, opened, stop)
+                            holding = (address, count, types, not args.no_read, opened, stop,
+                                       args.threaded_readers)  # fmt: skip
                             holder = spawn.Process(target=hold_watchers, args=holding)
                             holder.start()
                             opened.wait(120)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 # Threads that always run, and the most that may run while some are blocked.
-BASE_THREADS = 2
+BASE_THREADS = 1
 MAX_THREADS = 64
 # A send blocked this long is a client that does not read (a reading one takes µs).
 STALL_SECONDS = 0.05
