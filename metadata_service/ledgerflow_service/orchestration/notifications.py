@@ -14,14 +14,13 @@ notifications go on.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import signal
 import subprocess
 import threading
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -62,12 +61,17 @@ def _short(text: str) -> str:
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # urllib then raises HTTPError with the 3xx
+@functools.cache
+def _opener_without_redirects() -> Any:
+    """urllib's opener, refusing redirects (made when first needed: urllib.request and
+    http.client cost every run on the embedded ledger ~15 ms to import)."""
+    import urllib.request
 
+    class RefuseRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # urllib then raises HTTPError with the 3xx
 
-_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+    return urllib.request.build_opener(RefuseRedirects)
 
 
 class NotificationDesk:
@@ -247,12 +251,16 @@ class NotificationDesk:
         return facts
 
     def _post(self, url: str, facts: dict[str, Any]) -> tuple[bool, str]:
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(
             url, data=json.dumps(facts).encode(), method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "ledgerflow-notify"},
         )  # fmt: skip
         try:
-            with _NO_REDIRECTS.open(request, timeout=self.timeout_seconds) as response:
+            opener = _opener_without_redirects()
+            with opener.open(request, timeout=self.timeout_seconds) as response:
                 return True, f"HTTP {response.status}"
         except urllib.error.HTTPError as error:
             if 300 <= error.code < 400:  # a POST redirected would arrive as a bodiless GET
