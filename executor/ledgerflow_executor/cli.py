@@ -22,8 +22,12 @@ from ledgerflow_executor.executor import Capacity, Executor, ExecutorSettings
 from ledgerflow_executor.image import build_image
 
 
+def _physical_memory_mb() -> int:
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 20))
+
+
 def _default_memory_mb() -> int:
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 20) * 0.8)
+    return int(_physical_memory_mb() * 0.8)
 
 
 @click.group(invoke_without_command=True)
@@ -217,6 +221,7 @@ def _capacity(
     except BackendError as error:
         raise click.ClickException(str(error)) from None
     if offered is None:
+        _warn_past_this_machine(cpus, memory_mb)
         return cpus, memory_mb, gpus
     given = [
         ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
@@ -225,6 +230,21 @@ def _capacity(
     chosen = [mine if flag else theirs for mine, theirs, flag in
               zip((cpus, memory_mb, gpus), offered, given, strict=True)]  # fmt: skip
     return float(chosen[0]), int(chosen[1]), int(chosen[2])
+
+
+def _warn_past_this_machine(cpus: float, memory_mb: int) -> None:
+    """Says so when the capacity handed out is more than this machine has (allowed: a
+    team may overcommit on purpose), since tasks then get less than they asked for."""
+    cores = os.cpu_count() or 1
+    if cpus > cores:
+        click.echo(f"ledgerflow executor: warning: --cpus {cpus:g} is more than this machine's "
+                   f"{cores} cores: tasks will share them and run slower than they asked",
+                   err=True)  # fmt: skip
+    physical_mb = _physical_memory_mb()
+    if memory_mb > physical_mb:
+        click.echo(f"ledgerflow executor: warning: --memory {memory_mb} (MB) is more than this "
+                   f"machine's {physical_mb} MB: tasks that use what they asked for may be "
+                   "killed by the kernel", err=True)  # fmt: skip
 
 
 @executor.group()

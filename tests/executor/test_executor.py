@@ -5,6 +5,7 @@ from the ledger's watch stream."""
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -274,6 +275,12 @@ def test_bad_input_gives_clear_errors(cluster: Cluster) -> None:
     unreachable = cluster.cli("executor", "--service", "127.0.0.1:1", check=False)
     assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
     assert "127.0.0.1:1 is unavailable" in unreachable.stderr
+    assert "warning" not in unreachable.stderr  # this machine's capacity, the default
+    cores = os.cpu_count() or 1
+    past = cluster.cli("executor", "--service", "127.0.0.1:1", "--cpus", str(cores * 32),
+                       "--memory", "99999999", check=False)  # fmt: skip
+    assert f"--cpus {cores * 32} is more than this machine's {cores} cores" in past.stderr
+    assert "--memory 99999999 (MB) is more than this machine's" in past.stderr
     no_service = cluster.flow("slow_items", "run", "--detach", check=False)
     assert no_service.returncode == 2 and "--detach goes with --remote" in no_service.stderr
     bad_run = cluster.cli("cancel", "SlowItems", check=False)

@@ -243,6 +243,18 @@ def test_events_tail_of_a_run_ends_with_the_run(flow_env) -> None:
     assert code == 2 and "FLOW/RUN_ID" in printed
 
 
+def test_options_of_a_local_run_given_with_remote_say_they_are_local(flow_env) -> None:
+    """(Embedded, the run is then refused for want of a service; with one, it is
+    submitted and left queued: no executor runs here.)"""
+    given = flow_env.run("branch_flow", "run", "--remote", "--detach", "--max-workers", "2",
+                         "--launcher", "command", check=False)  # fmt: skip
+    assert "--max-workers applies to local runs" in given.stderr
+    assert "--launcher applies to local runs" in given.stderr
+    assert "Traceback" not in given.stderr
+    plain = flow_env.run("branch_flow", "run", "--remote", "--detach", check=False)
+    assert plain.returncode == given.returncode and "warning" not in plain.stderr
+
+
 def test_reading_from_a_subfolder_finds_the_ledger_and_creates_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -157,6 +157,22 @@ def execute_here(
     sys.exit(0 if result.succeeded else 1)
 
 
+# Options that shape how this process runs a flow's tasks, which a remote run's
+# executors do not read.
+LOCAL_ONLY_OPTIONS = {"max_workers": "--max-workers", "launcher": "--launcher"}
+
+
+def _warn_of_local_options(ctx: click.Context) -> None:
+    """Says so when an option of a local run is given with --remote (it used to be
+    ignored silently): executors run a remote run's tasks as their capacity allows,
+    and a per-run cap on them is not there yet (Metaflow's --max-workers bounds them)."""
+    for name, flag in LOCAL_ONLY_OPTIONS.items():
+        source = ctx.get_parameter_source(name)
+        if source is not None and source is not click.core.ParameterSource.DEFAULT:
+            click.echo(f"ledgerflow: warning: {flag} applies to local runs; a remote run's "
+                       "tasks run as the executors' capacity allows", err=True)  # fmt: skip
+
+
 def submit_and_follow(
     session: Session,
     parameters: dict[str, Any],
@@ -174,6 +190,7 @@ def submit_and_follow(
     from ledgerflow.runtime.remote import follow, submit
 
     check_run_id_file(run_id_file)
+    _warn_of_local_options(click.get_current_context())
 
     if session.config.metadata != "service":
         raise click.UsageError(
