@@ -17,6 +17,7 @@ from pathlib import Path
 import ledgerflow.client
 import pytest
 from click.testing import CliRunner
+from conftest import FLOWS
 from ledgerflow import (
     DataArtifact,
     Flow,
@@ -33,6 +34,7 @@ from ledgerflow import (
 )
 from ledgerflow.cli.main import main as ledgerflow_cli
 from ledgerflow.v1 import ledger_service_pb2
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -241,6 +243,40 @@ def test_events_tail_of_a_run_ends_with_the_run(flow_env) -> None:
     assert code == 1 and "does not exist" in printed and "Traceback" not in printed
     code, printed = cli("events", "tail", "--run", "MyFlow")
     assert code == 2 and "FLOW/RUN_ID" in printed
+
+
+def test_runs_follow_reattaches_the_progress_of_a_run(flow_env, tmp_path: Path) -> None:
+    """A run going on elsewhere is followed to its end, its exit status the run's; a
+    finished one is shown as it went; `runs FLOW` still lists."""
+    id_file = tmp_path / "run-id"
+    env = {**flow_env.env, "USERNAME": "tester"}
+    sleepy = subprocess.Popen(
+        [sys.executable, str(FLOWS / "sleepy_flow.py"), "run", "--seconds", "3",
+         "--run-id-file", str(id_file)],
+        env=env, cwd=flow_env.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: id_file.exists() and id_file.read_text(), 60, "the run's id")
+        run = f"SleepyFlow/{id_file.read_text().strip()}"
+        followed = subprocess.run(
+            [sys.executable, "-m", "ledgerflow.cli", "runs", "follow", run],
+            env=env, cwd=flow_env.home, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert sleepy.wait(timeout=60) == 0
+    finally:
+        sleepy.kill()
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    assert "nap" in followed.stdout + followed.stderr
+    code, printed = cli("runs", "follow", run)  # finished: shown as it went, at once
+    assert code == 0 and "nap" in printed and "succeeded" in printed
+    code, printed = cli("runs", "SleepyFlow")
+    assert code == 0 and run.split("/")[1] in printed
+    code, printed = cli("runs", "--limit", "1", "SleepyFlow")
+    assert code == 0 and run.split("/")[1] in printed
+    code, printed = cli("runs", "follow", "SleepyFlow")
+    assert code == 2 and "FLOW/RUN_ID" in printed
+    code, printed = cli("runs", "follow", "SleepyFlow/no-such-run")
+    assert code == 1 and "does not exist" in printed and "Traceback" not in printed
 
 
 def test_options_of_a_local_run_given_with_remote_say_they_are_local(flow_env) -> None:

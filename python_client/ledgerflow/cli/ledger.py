@@ -5,6 +5,7 @@ they work on the embedded ledger and against a service alike (LEDGERFLOW_SERVICE
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -78,7 +79,23 @@ def flows(as_json: bool) -> None:
     print_table(([f.id, _when(f.created_at)] for f in found), ["FLOW", "CREATED (UTC)"])
 
 
-@click.command("runs")
+class _RunsGroup(click.Group):
+    """`runs FLOW` lists a flow's runs (as it always did); `runs follow FLOW/RUN_ID`
+    follows one: a first argument that names no subcommand goes to `runs list`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("runs", cls=_RunsGroup)
+def runs() -> None:
+    """A flow's runs: `ledgerflow runs FLOW` lists them, `ledgerflow runs follow
+    FLOW/RUN_ID` follows one live."""
+
+
+@runs.command("list")
 @click.argument("flow")
 @click.option("--tag", "tags", multiple=True, help="Only runs with this tag (repeatable).")
 @click.option(
@@ -91,7 +108,7 @@ def flows(as_json: bool) -> None:
 @click.option("--limit", default=20, show_default=True, help="At most this many runs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
 @friendly_errors
-def runs(
+def list_runs(
     flow: str,
     tags: tuple[str, ...],
     ns: str | None,
@@ -131,6 +148,38 @@ def runs(
         ),
         ["RUN", "STATUS", "USER", "CREATED (UTC)", "FINISHED (UTC)", "TAGS"],
     )
+
+
+@runs.command("follow")
+@click.argument("pathspec", metavar="FLOW/RUN_ID")
+@friendly_errors
+def follow_run(pathspec: str) -> None:
+    """Follow a run live, as `run` shows it: its tasks so far, then each as it starts and
+    ends, until the run finishes (a run started with --detach, or anyone's). The exit
+    status is the run's; Ctrl-C stops following, not the run."""
+    from ledgerflow.runtime.progress import RunReporter
+    from ledgerflow.runtime.remote import follow
+
+    flow, run_id = _run_key(pathspec)
+    metadata, _ = client._clients()
+    request = query_service_pb2.GetRunRequest(flow_name=flow, run_id=run_id)
+    run = metadata.get_run(request).run
+    reporter = RunReporter()
+    reporter.run_started(flow, run_id, run.user, "following, as the ledger records it:")
+    try:
+        ok = follow(metadata, flow, run_id, reporter)
+    except KeyboardInterrupt:
+        click.echo(f"\nStopped following {flow}/{run_id}; the run goes on.", err=True)
+        sys.exit(130)
+    sys.exit(0 if ok else 1)
+
+
+def _run_key(pathspec: str) -> tuple[str, str]:
+    """FLOW and RUN_ID from FLOW/RUN_ID; a usage error otherwise."""
+    parts = pathspec.strip("/").split("/")
+    if len(parts) != 2 or not all(parts):
+        raise click.UsageError(f"name the run as FLOW/RUN_ID, not {pathspec!r}")
+    return parts[0], parts[1]
 
 
 def _actor(event: events_pb2.Event) -> str:
@@ -313,10 +362,8 @@ RUN_FINISHED = "RunFinished"
 
 def _run_finished_already(metadata: MetadataClient, run: str) -> bool:
     """Whether `run` (FLOW/RUN_ID) has finished; a usage error when it is no run."""
-    parts = run.split("/")
-    if len(parts) != 2 or not all(parts):
-        raise click.UsageError(f"name the run as FLOW/RUN_ID, not {run!r}")
-    request = query_service_pb2.GetRunRequest(flow_name=parts[0], run_id=parts[1])
+    flow, run_id = _run_key(run)
+    request = query_service_pb2.GetRunRequest(flow_name=flow, run_id=run_id)
     found = metadata.get_run(request).run
     return found.HasField("finished_at")
 
@@ -328,12 +375,8 @@ def _run_finished_already(metadata: MetadataClient, run: str) -> bool:
 def cancel(pathspec: str, reason: str) -> None:
     """Cancel a remote run: its queued tasks are dropped, executors kill its running
     ones, and it finishes as failed."""
-    parts = pathspec.strip("/").split("/")
-    if len(parts) != 2 or not all(parts):
-        raise click.UsageError(f"name the run as FLOW/RUN_ID, not {pathspec!r}")
+    flow, run_id = _run_key(pathspec)
     metadata, _ = client._clients()
-    request = events_pb2.RunCancelRequested(flow_name=parts[0], run_id=parts[1], reason=reason)
+    request = events_pb2.RunCancelRequested(flow_name=flow, run_id=run_id, reason=reason)
     metadata.append_events([new_event(run_cancel_requested=request)])
-    click.echo(
-        f"cancel of {parts[0]}/{parts[1]} requested: running tasks stop at their next heartbeat"
-    )
+    click.echo(f"cancel of {flow}/{run_id} requested: running tasks stop at their next heartbeat")
