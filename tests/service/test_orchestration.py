@@ -222,6 +222,37 @@ def test_a_task_goes_only_to_an_executor_it_fits(app: LedgerApplication) -> None
     assert lease(app, "big").HasField("task")
 
 
+def test_a_task_waiting_for_room_says_so_also_after_a_restart(
+    app: LedgerApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full executor asks for no work; it renews its leases. A queued task it could
+    run says it waits for room (once it has waited a moment), and a service restarted
+    meanwhile, which has seen only renewals, says the executors are busy, not that none
+    asked for work."""
+    from ledgerflow_service.orchestration import leases
+
+    monkeypatch.setattr(leases, "WAITING_FOR_ROOM_SECONDS", 0.0)
+    submit(app, "1")
+    submit(app, "2")
+    held = lease(app, "exec-1")
+    start(app, held)
+
+    def reasons(service: LedgerApplication) -> list[str]:
+        asked = executor_service_pb2.ListQueuedTasksRequest()
+        return [t.waiting_reason for t in service.list_queued_tasks(asked).tasks
+                if t.state == records_pb2.QUEUE_STATE_QUEUED]  # fmt: skip
+
+    assert reasons(app) == ["waiting: the executors that can run it are busy"]
+    restarted = LedgerApplication(app.database)
+    assert reasons(restarted) == ["waiting: no executor asked for work in the last 60 s"]
+    renewal = executor_service_pb2.RenewLeaseRequest(
+        executor_id="exec-1", flow_name="Remote", run_id=held.task.run_id,
+        step_name="start", task_id=held.task.task_id, attempt=0, lease_id=held.lease_id,
+    )  # fmt: skip
+    assert restarted.renew_lease(renewal, ALICE).keep_running
+    assert reasons(restarted) == ["waiting: the executors are busy"]
+
+
 def test_clients_cannot_write_the_services_events(app: LedgerApplication) -> None:
     submit(app)
     queued = events_pb2.TaskQueued(task=ev.ref("Remote", "1", "end", "9"))
@@ -616,6 +647,17 @@ def test_a_gangs_nodes_are_leased_together_or_not_at_all(app: LedgerApplication)
         "waiting: its @parallel gang of 3 nodes starts together on one executor, and none "
         "offers cpu=3, memory=1536 MB and gpu=0 at once"
     }
+    # `run --remote` says a reason once for all the tasks it holds back, not per task.
+    from ledgerflow.runtime.progress import RunReporter
+    from ledgerflow.runtime.remote import _Follower
+
+    said: list[str] = []
+    reporter = RunReporter()
+    reporter.warn = said.append  # type: ignore[method-assign]
+    follower = _Follower("Remote", "1", reporter)
+    follower.waiting(app)  # type: ignore[arg-type]
+    follower.waiting(app)  # type: ignore[arg-type]
+    assert len(said) == 1 and " and 2 more waiting: its @parallel gang of 3" in said[0]
     assert not lease(app).HasField("task")  # LeaseTask hands out one task, never a gang
     # A gang comes whole, even past max_tasks when it is the call's first pick.
     gang = lease_many(app, BIG, max_tasks=2)

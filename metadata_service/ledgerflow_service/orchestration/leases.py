@@ -43,6 +43,9 @@ DEFAULT_LEASE_SECONDS = 30
 MAX_LEASE_SECONDS = 3600
 # An executor that has not asked for work for this long no longer counts as present.
 EXECUTOR_SEEN_SECONDS = 60.0
+# A queued task that could run on an executor present, and has waited this long, waits
+# for room: said so (before, it is about to be leased).
+WAITING_FOR_ROOM_SECONDS = 5.0
 _MAX_EXECUTORS_KEPT = 10_000
 _MAX_NOTES_KEPT = 100_000
 MAX_NOTE_LENGTH = 1000
@@ -69,6 +72,7 @@ class LeaseDesk:
         self._append_chosen = append_chosen
         self._clock = clock
         self._executors: dict[str, _Executor] = {}
+        self._only_renewing: dict[str, float] = {}  # executor id -> when it last renewed
         # (task pathspec, attempt): why that leased attempt has not begun
         self._notes: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
@@ -227,6 +231,7 @@ class LeaseDesk:
             self._append(
                 [events_pb2.Event(event_id=str(uuid.uuid4()), task_heartbeat=heartbeat)], principal
             )
+            self._renewing(request.executor_id)
         except FailedPrecondition as refused:
             return executor_service_pb2.RenewLeaseResponse(
                 keep_running=False, reason=refused.message
@@ -284,6 +289,11 @@ class LeaseDesk:
         cutoff = time.monotonic() - EXECUTOR_SEEN_SECONDS
         with self._lock:
             present = [e for e in self._executors.values() if e.seen >= cutoff]
+            # Executors that only renewed leases since this service started: busy, and
+            # what they offer is not known until they ask for work again.
+            unknown = [i for i, seen in self._only_renewing.items() if seen >= cutoff]
+        if unknown:
+            return "waiting: the executors are busy"
         if not present:
             return f"waiting: no executor asked for work in the last {EXECUTOR_SEEN_SECONDS:.0f} s"
         serving = [e for e in present if task.queue in e.queues]
@@ -319,6 +329,9 @@ class LeaseDesk:
                 f"and none offers cpu={gang * wants.cpu:g}, memory={gang * wants.memory_mb} MB "
                 f"and gpu={gang * wants.gpu} at once"
             )
+        waited_us = now_us() - task.queued_at.ToMicroseconds()
+        if task.HasField("queued_at") and waited_us >= WAITING_FOR_ROOM_SECONDS * 1e6:
+            return "waiting: the executors that can run it are busy"
         return ""
 
     def _note(self, pathspec: str, attempt: int, note: str) -> None:
@@ -330,10 +343,23 @@ class LeaseDesk:
             while len(self._notes) > _MAX_NOTES_KEPT:  # the oldest go
                 del self._notes[next(iter(self._notes))]
 
+    def _renewing(self, executor_id: str) -> None:
+        """An executor renewed a lease: present, though it asks for no work while full."""
+        now = time.monotonic()
+        with self._lock:
+            known = self._executors.get(executor_id)
+            if known is not None:
+                known.seen = now
+                return
+            self._only_renewing[executor_id] = now
+            while len(self._only_renewing) > _MAX_EXECUTORS_KEPT:
+                del self._only_renewing[next(iter(self._only_renewing))]
+
     def _seen(
         self, executor_id: str, total: executor_service_pb2.Capacity, queues: list[str]
     ) -> None:
         with self._lock:
+            self._only_renewing.pop(executor_id, None)
             self._executors.pop(executor_id, None)
             self._executors[executor_id] = _Executor(total, frozenset(queues), time.monotonic())
             while len(self._executors) > _MAX_EXECUTORS_KEPT:  # the least recently seen go

@@ -156,13 +156,25 @@ class _Follower:
         return None
 
     def waiting(self, metadata: MetadataClient) -> None:
-        """Says, once each, why queued tasks wait (no executor could take them)."""
+        """Says, once each, why tasks wait: a reason for queued tasks (no executor could
+        take them, or the executors are busy) once for all the tasks it holds back, a
+        leased task's (its executor's word: pending in Slurm, say) for each task."""
         request = executor_api.ListQueuedTasksRequest(flow_name=self.flow, run_id=self.run_id)
+        queued: dict[str, list[str]] = {}
         for task in metadata.list_queued_tasks(request).tasks:
-            line = f"{task.step_name}/{task.task_id} {task.waiting_reason}"
-            if task.waiting_reason and line not in self.said:
+            if not task.waiting_reason:
+                continue
+            name = f"{task.step_name}/{task.task_id}"
+            if task.state == records_pb2.QUEUE_STATE_QUEUED:
+                queued.setdefault(task.waiting_reason, []).append(name)
+            elif (line := f"{name} {task.waiting_reason}") not in self.said:
                 self.said.add(line)
                 self.reporter.warn(line)
+        for reason, names in queued.items():
+            if reason not in self.said:
+                self.said.add(reason)
+                more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+                self.reporter.warn(f"{names[0]}{more} {reason}")
 
 
 def follow(metadata: MetadataClient, flow: str, run_id: str, reporter: RunReporter) -> bool:
