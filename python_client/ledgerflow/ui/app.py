@@ -3,7 +3,7 @@ and Jinja2; a few lines of script for live updates), with no database of its own
 
 Pages: the runs (filters, search and sort in the URL: runs_filter.py; paged), a run (its
 graph, steps, parameters, tags, timeline), a step (its tasks' foreach inputs, by status:
-step_page.py), a task (attempts, error, resources, logs,
+step_page.py; paged), a task (attempts, error, resources, logs,
 artifacts with previews and downloads, its cards each in a sandboxed frame), a run's
 audit (its events in order with their payloads: audit_view.py, and the run as it was
 at a chosen time), the deployments (their schedules and last runs), the tables (their
@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -34,7 +34,7 @@ from ledgerflow.ui import artifacts as shown
 from ledgerflow.ui import audit_view, model, runs_filter, step_page, tables_page
 from ledgerflow.ui import logs as task_logs
 from ledgerflow.ui.dag import svg
-from ledgerflow.ui.foreach import plan_counts
+from ledgerflow.ui.foreach import SplitCounts, plan_counts
 from ledgerflow.ui.live import ANY_RUN, LiveFeed
 from ledgerflow.ui.timeline import Timelines
 from ledgerflow.v1 import audit_service_pb2
@@ -60,20 +60,27 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
     metadata = connect()
     feed = LiveFeed(connect)
     timelines = Timelines()
+    splits = SplitCounts()
     previews = shown.Previews(store)
 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
-    async def call(request: Request, work: Callable[[], Response]) -> Response:
-        """Runs a page's ledger reads off the event loop; ledger errors become pages."""
+    async def call(request: Request, work: Callable[[], Response], data: bool = False) -> Response:
+        """Runs a page's ledger reads off the event loop; ledger errors become pages (for
+        `data`, a JSON answer: `{"error": "..."}`)."""
         try:
             return await asyncio.to_thread(work)
         except LedgerflowNotFound as error:
+            if data:
+                return JSONResponse({"error": str(error)}, 404, {"Cache-Control": "no-store"})
             return page(request, "error.html", 404, title="Not found", message=str(error))
         except RpcError as error:
             title = "The metadata service cannot be reached" if error.retryable else "Refused"
             status_code = 503 if error.retryable else 400
+            if data:
+                return JSONResponse({"error": f"{title}: {error.message}"}, status_code,
+                                    {"Cache-Control": "no-store"})  # fmt: skip
             return page(request, "error.html", status_code, title=title, message=error.message)
 
     async def runs(request: Request) -> Response:
@@ -94,7 +101,7 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
 
         def work() -> Response:
             view = model.run_view(metadata, flow, run_id)
-            plan_counts(metadata, flow, run_id, view.steps)
+            plan_counts(metadata, flow, run_id, view.steps, splits)
             graph = svg(view.steps, f"/runs/{flow}/{run_id}/{{step}}")
             if fragment:
                 return page(request, "run_live.html", view=view, graph=graph)
@@ -121,21 +128,24 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
             return Response(timelines.json(metadata, flow, run_id), media_type="application/json",
                             headers={"Cache-Control": "no-store"})  # fmt: skip
 
-        return await call(request, work)
+        return await call(request, work, data=True)
 
     async def step(request: Request) -> Response:
         flow, run_id, step_name = (request.path_params[k] for k in ("flow", "run_id", "step"))
 
         wanted = request.query_params.get("status", "")
         wanted = wanted if wanted in step_page.STATUS_FILTERS else ""
+        number = request.query_params.get("page", "1")
+        asked = int(number) if number.isdigit() else 1
 
         def work() -> Response:
-            rows, counts = step_page.step_rows(metadata, store, flow, run_id, step_name, wanted)
-            if not counts:
+            found = step_page.step_rows(metadata, store, flow, run_id, step_name, wanted, asked)
+            if not found.counts:
                 raise LedgerflowNotFound(f"run {flow}/{run_id} has no step {step_name!r}")
             return page(request, "step.html", flow=flow, run_id=run_id, step=step_name,
-                        rows=rows, counts=counts, wanted=wanted,
-                        filters=step_page.STATUS_FILTERS)  # fmt: skip
+                        rows=found.rows, counts=found.counts, wanted=wanted,
+                        filters=step_page.STATUS_FILTERS, page_number=found.page,
+                        pages=found.pages)  # fmt: skip
 
         return await call(request, work)
 

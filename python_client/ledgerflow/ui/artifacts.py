@@ -24,6 +24,7 @@ from typing import Any
 from ledgerflow.datastore.content import R_SERIALIZER, frame_parts
 from ledgerflow.datastore.safe_load import NotSafeToLoad, load_data_only
 from ledgerflow.exceptions import RpcError
+from ledgerflow.ui.text import cut
 from ledgerflow.v1 import records_pb2
 
 # Values up to this many stored bytes are loaded for a preview (and JSON/CSV downloads).
@@ -167,7 +168,7 @@ def _text(value: Any) -> str:
         text = pprint.pformat(value, width=100, compact=True)
     else:
         text = repr(value)
-    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + " ..."
+    return cut(text, PREVIEW_CHARS)
 
 
 def _value_size(store: Any, artifact: records_pb2.Artifact) -> int | None:

@@ -9,6 +9,8 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from ledgerflow.ui.text import cut
+
 SUMMARY_CHARS = 160
 _TASK_FIELDS = ("flow_name", "run_id", "step_name", "task_id")
 
@@ -27,7 +29,7 @@ def summary(event: Message) -> str:
     payload = getattr(event, kind)
     parts = [f"{field.name}={_short(field, value)}" for field, value in payload.ListFields()]
     text = ", ".join(parts)
-    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+    return cut(text, SUMMARY_CHARS)
 
 
 def _short(field: Any, value: Any) -> str:

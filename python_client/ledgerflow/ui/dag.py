@@ -10,6 +10,7 @@ from __future__ import annotations
 from html import escape
 
 from ledgerflow.ui.model import StepView
+from ledgerflow.ui.text import cut
 
 BOX_WIDTH, BOX_HEIGHT, GAP_X, GAP_Y = 170, 46, 30, 44
 # Dashed out of a foreach (its fan-out); dotted out of a switch (one case runs).
@@ -89,7 +90,7 @@ NAME_CHARACTERS = 20
 
 def _fitted(label: str) -> str:
     """The label cut to its box, with an ellipsis (the box's title has it whole)."""
-    return label if len(label) <= NAME_CHARACTERS else label[: NAME_CHARACTERS - 1] + "…"
+    return cut(label, NAME_CHARACTERS)
 
 
 def _counts(view: StepView) -> str:

@@ -19,6 +19,7 @@ from ledgerflow.engine.deployments import deployment_tag, trigger_name
 from ledgerflow.health import Health, health_of
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.ui.artifacts import unreadable
+from ledgerflow.ui.text import cut
 from ledgerflow.v1 import audit_service_pb2, common_pb2, query_service_pb2, records_pb2
 
 STATUS = {
@@ -36,11 +37,17 @@ PREVIEW_BYTES = 4096
 when = client._time
 
 
-def duration(start: Any, end: Any) -> str:
+def seconds_between(start: Any, end: Any) -> float | None:
+    """Seconds from `start` to `end` (now while `end` is unset), never below 0; None
+    when `start` is unset: the one arithmetic of a run's or a task's duration."""
     began, ended = when(start), when(end) or datetime.now(UTC)
-    if began is None:
+    return None if began is None else max(0.0, (ended - began).total_seconds())
+
+
+def duration(start: Any, end: Any) -> str:
+    seconds = seconds_between(start, end)
+    if seconds is None:
         return "-"
-    seconds = max(0.0, (ended - began).total_seconds())
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(int(seconds), 60)
@@ -213,7 +220,7 @@ def preview(store: Any, artifact: records_pb2.Artifact) -> str | None:
         text = repr(load_data_only(store, artifact.content_key, artifact.serializer))
     except Exception as error:  # not plain data, or a value this process cannot load
         return unreadable(error)
-    return text if len(text) <= PREVIEW_BYTES else text[:PREVIEW_BYTES] + " ..."
+    return cut(text, PREVIEW_BYTES)
 
 
 def events_of(

@@ -42,8 +42,7 @@ def _run_id_key(run: records_pb2.Run) -> tuple[int, int, str]:
 
 
 def _seconds(run: records_pb2.Run) -> float:
-    began, ended = model.when(run.created_at), model.when(run.finished_at) or datetime.now(UTC)
-    return (ended - began).total_seconds() if began else 0.0
+    return model.seconds_between(run.created_at, run.finished_at) or 0.0
 
 
 # The sortable columns: each one's key and the order a first click on its header asks for.

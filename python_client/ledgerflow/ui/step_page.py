@@ -1,5 +1,5 @@
 """The step page's rows: each task with the foreach item it took (its index, and a short
-preview of the item's value), filtered by status.
+preview of the item's value), filtered by status, PAGE_ROWS a page.
 
 The ledger records a task's position in each foreach (ForeachFrame: the splitting step,
 the index, the count) but not which artifact the split went over (`foreach='grid'`
@@ -18,6 +18,7 @@ from typing import Any
 from ledgerflow.datastore.safe_load import load_data_only
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.ui import model
+from ledgerflow.ui.text import cut
 from ledgerflow.v1 import query_service_pb2, records_pb2
 
 # What the status filter offers ("" : every task).
@@ -27,6 +28,8 @@ SEQUENCES = frozenset({"list", "tuple", "range", "numpy.ndarray", "pandas.core.s
 # A larger list is not read to preview one item of it.
 MAX_SPLIT_BYTES = 2 << 20
 PREVIEW_CHARS = 60
+# The tasks one page lists (a foreach may have 10,000): next/previous links page on.
+PAGE_ROWS = 500
 
 
 @dataclass
@@ -40,27 +43,47 @@ class TaskRow:
     item_full: str
 
 
+@dataclass
+class StepRows:
+    # This page's tasks (of those with the status asked for).
+    rows: list[TaskRow]
+    # Every task of the step counted by status (for the filter's labels).
+    counts: dict[str, int]
+    # This page's number (from 1) and how many pages the tasks asked for fill (at least 1).
+    page: int
+    pages: int
+
+
 def step_rows(
-    metadata: MetadataClient, store: Any, flow: str, run_id: str, step: str, status: str
-) -> tuple[list[TaskRow], dict[str, int]]:
-    """The step's tasks with `status` ("" for all) as rows, and every task counted by
-    status (for the filter's labels)."""
+    metadata: MetadataClient,
+    store: Any,
+    flow: str,
+    run_id: str,
+    step: str,
+    status: str,
+    page: int = 1,
+) -> StepRows:
+    """Page `page` (from 1; past the last: the last) of the step's tasks with `status`
+    ("" for all) as rows, and every task counted by status. Only the page's tasks have
+    their foreach items looked up."""
     tasks = model.tasks_of(metadata, flow, run_id, step)
     counts: dict[str, int] = defaultdict(int)
     for task in tasks:
         counts[model.STATUS[task.status]] += 1
-    shown = [t for t in tasks if not status or model.STATUS[t.status] == status]
+    matching = [t for t in tasks if not status or model.STATUS[t.status] == status]
+    pages = max(1, -(-len(matching) // PAGE_ROWS))
+    page = min(max(1, page), pages)
+    shown = matching[(page - 1) * PAGE_ROWS : page * PAGE_ROWS]
     items = _Items(metadata, store, flow, run_id)
     rows = []
     for task in shown:
         frames = list(task.foreach_stack)
         text = items.of(task) if frames else None
         full = "" if text is None else text
-        cut = full if len(full) <= PREVIEW_CHARS else full[: PREVIEW_CHARS - 1] + "…"
         positions = [f"{f.index} (of {f.num_splits})" if f.num_splits else str(f.index)
                      for f in frames]  # fmt: skip
-        rows.append(TaskRow(task, positions, cut, full))
-    return rows, dict(counts)
+        rows.append(TaskRow(task, positions, cut(full, PREVIEW_CHARS), full))
+    return StepRows(rows, dict(counts), page, pages)
 
 
 class _Items:
@@ -83,7 +106,7 @@ class _Items:
             text = repr(fitting[0][frame.index])
         except Exception:  # a value whose repr fails
             return None
-        return text if len(text) <= model.PREVIEW_BYTES else text[: model.PREVIEW_BYTES] + " ..."
+        return cut(text, model.PREVIEW_BYTES)
 
     def _lists(self, split_step: str) -> dict[tuple[int, ...], list[Any]]:
         if split_step not in self.lists:

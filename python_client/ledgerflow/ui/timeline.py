@@ -4,7 +4,10 @@ colored by its status. One row of numbers a task, so a run of 10,000 tasks is a 
 hundred kilobytes and one canvas, not 10,000 elements.
 
 A finished run's tasks no longer change, so its timeline is kept (the last few runs
-asked for) and served again without reading the ledger."""
+asked for) and served again without reading the ledger. Finished means its RunFinished
+is recorded (it has a finished_at): from then on the ledger refuses the run's task
+events. A status alone is not enough: a run counts as succeeded once its end task
+succeeded, before its RunFinished (and its timeline's end) is recorded."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from ledgerflow.v1 import common_pb2, query_service_pb2
 # Status codes in the JSON, by position (timeline.js has the same list).
 STATUS_CODES = ["unknown", "running", "succeeded", "failed", "lost"]
 _CODE = {value: STATUS_CODES.index(name) for value, name in STATUS.items()}
+FINAL = frozenset({common_pb2.STATUS_SUCCEEDED, common_pb2.STATUS_FAILED})
 
 
 def _ms(stamp: Any) -> int | None:
@@ -47,7 +51,7 @@ class Timelines:
         `cloned` 1 for a task resume reused from another run."""
         asked = query_service_pb2.GetRunRequest(flow_name=flow, run_id=run_id)
         run = metadata.get_run(asked).run
-        final = run.status in (common_pb2.STATUS_SUCCEEDED, common_pb2.STATUS_FAILED)
+        final = run.status in FINAL and _ms(run.finished_at) is not None
         key = f"{flow}/{run_id}"
         with self._lock:
             if final and key in self._finished:
