@@ -9,6 +9,7 @@ import struct
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FLOWS, FlowEnv
@@ -158,11 +159,9 @@ def test_a_slow_card_stops_at_its_timeout() -> None:
     assert "one" in page.html and "three" not in page.html
 
 
-def test_a_vega_chart_draws_offline_in_a_browser(tmp_path: Path) -> None:
-    """Debian's chromium, with every request that leaves the page refused."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("chromium is not installed")
+def test_a_vega_chart_draws_offline_in_a_browser(tmp_path: Path, browser: Any) -> None:
+    """Debian's chromium (tests/sdk/conftest.py), with every request that leaves the
+    page refused."""
     chart = VegaChart({
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json", "mark": "bar",
         "data": {"values": [{"a": "x", "b": 2}, {"a": "y", "b": 5}]},
@@ -172,17 +171,16 @@ def test_a_vega_chart_draws_offline_in_a_browser(tmp_path: Path) -> None:
     path = tmp_path / "card.html"
     path.write_text(render_page("chart", "s", [chart]).html)
     requests: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                             args=["--no-sandbox"])  # fmt: skip
-        page = browser.new_page()
+    page = browser.new_page()
+    try:
         page.route("http*://**", lambda route: (requests.append(route.request.url), route.abort()))
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(path.as_uri())
         page.wait_for_selector(".vega-target svg .mark-rect path", timeout=15_000)
         assert page.locator(".vega-target svg .mark-rect path").count() == 2
-        browser.close()
+    finally:
+        page.close()
     assert requests == [] and errors == []
 
 

@@ -19,8 +19,8 @@ import events as ev
 import pytest
 from ledgerflow.metadata_client import EmbeddedMetadata
 from ledgerflow.v1 import events_pb2, ledger_service_pb2, records_pb2
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from test_ui import CHROMIUM, _pathspec, serve_ui, shot
+from playwright.sync_api import Browser, Page, expect
+from test_ui import _pathspec, serve_ui, shot
 
 pytestmark = pytest.mark.slow
 
@@ -61,14 +61,6 @@ class Home:
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
