@@ -103,10 +103,12 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, driven by Playwright: one for the session's UI tests
-    (tests/sdk/test_ui*.py), each of which opens its own pages."""
+    """Debian's chromium, headless, driven by Playwright, for one test module's UI tests
+    (each opens its own pages). Not kept for the session: Playwright's sync API holds an
+    asyncio loop running on this thread while it is open, and later tests that call
+    asyncio.run() (tests/sdk/test_runner.py) would find it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
