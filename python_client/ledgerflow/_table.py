@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ledgerflow import _lineage
 from ledgerflow._current import current
 from ledgerflow.exceptions import LedgerflowException
-from ledgerflow.v1 import events_pb2, query_service_pb2, records_pb2
+from ledgerflow.v1 import events_pb2, records_pb2
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,19 +127,8 @@ class Table:
         from ledgerflow.client import _clients
 
         metadata, _ = _clients()
-        found: list[TableVersion] = []
-        token = ""
-        while True:
-            answer = metadata.list_table_versions(
-                query_service_pb2.ListTableVersionsRequest(
-                    namespace=self.namespace, table=self.name, version=version, latest=latest,
-                    page={"page_token": token, "page_size": 1000},
-                )
-            )  # fmt: skip
-            found.extend(TableVersion.from_record(v) for v in answer.versions)
-            token = answer.page.next_page_token
-            if not token:
-                return found
+        found = metadata.table_versions(self.namespace, self.name, version, latest=latest)
+        return [TableVersion.from_record(v) for v in found]
 
     # ---- reading -----------------------------------------------------------------------
 

@@ -141,6 +141,21 @@ class MetadataClient(abc.ABC):
         )
         return list(_pages(self.list_artifacts, request, lambda r: r.artifacts))
 
+    def tables(self, namespace: str = "") -> Iterator[records_pb2.TableSummary]:
+        """The tables of `namespace` ("": every namespace) by name, page after page."""
+        return _pages(self.list_tables, query.ListTablesRequest(namespace=namespace),
+                      lambda r: r.tables)  # fmt: skip
+
+    def table_versions(
+        self, namespace: str, table: str, version: int = 0, *, latest: bool = False
+    ) -> list[records_pb2.TableVersion]:
+        """A table's versions, oldest first (`version` or the `latest` alone when
+        asked), each with its writer and readers."""
+        request = query.ListTableVersionsRequest(
+            namespace=namespace, table=table, version=version, latest=latest
+        )
+        return list(_pages(self.list_table_versions, request, lambda r: r.versions))
+
     def add_run_tags(self, flow: str, run_id: str, new: Sequence[str]) -> list[str]:
         """Adds user tags; returns the run's user tags. The request carries its own
         event id, so that a retry records the change once."""

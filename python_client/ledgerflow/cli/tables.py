@@ -12,7 +12,7 @@ from ledgerflow._table import Table, TableVersion
 from ledgerflow.cli.errors import friendly_errors
 from ledgerflow.cli.ledger import print_table, stamp
 from ledgerflow.client import _clients
-from ledgerflow.v1 import query_service_pb2, records_pb2
+from ledgerflow.v1 import records_pb2
 
 
 @click.group("tables")
@@ -66,16 +66,7 @@ def show(name: str, as_json: bool) -> None:
 
 def _summaries(namespace: str) -> list[records_pb2.TableSummary]:
     metadata, _ = _clients()
-    found: list[records_pb2.TableSummary] = []
-    token = ""
-    while True:
-        request = query_service_pb2.ListTablesRequest(namespace=namespace)
-        request.page.page_token = token
-        answer = metadata.list_tables(request)
-        found.extend(answer.tables)
-        token = answer.page.next_page_token
-        if not token:
-            return found
+    return list(metadata.tables(namespace))
 
 
 def _version_json(version: TableVersion) -> dict[str, object]:

@@ -19,7 +19,7 @@ from ledgerflow.datastore.safe_load import load_data_only
 from ledgerflow.metadata_client import MetadataClient
 from ledgerflow.ui import model
 from ledgerflow.ui.text import cut
-from ledgerflow.v1 import query_service_pb2, records_pb2
+from ledgerflow.v1 import records_pb2
 
 # What the status filter offers ("" : every task).
 STATUS_FILTERS = ("running", "succeeded", "failed", "lost")
@@ -117,13 +117,8 @@ class _Items:
         """Two calls whatever the number of splitting tasks: their tasks (for their own
         foreach indices) and their artifacts, then the sequences among those read."""
         splitters = model.tasks_of(self.metadata, self.flow, self.run_id, split_step)
-        request = query_service_pb2.ListArtifactsRequest(
-            flow_name=self.flow, run_id=self.run_id, step_name=split_step
-        )
-        request.page.page_size = 1000
         by_task: dict[str, list[records_pb2.Artifact]] = defaultdict(list)
-        found, _ = model.read_pages(self.metadata.list_artifacts, request, "artifacts")
-        for artifact in found:
+        for artifact in self.metadata.artifacts(self.flow, self.run_id, split_step):
             if (artifact.type_name in SEQUENCES and not artifact.name.startswith("_")
                     and artifact.size <= MAX_SPLIT_BYTES):  # fmt: skip
                 by_task[artifact.task_pathspec].append(artifact)

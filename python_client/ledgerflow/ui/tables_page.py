@@ -4,11 +4,11 @@ with the same QueryService calls as `ledgerflow tables list/show`."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from ledgerflow.metadata_client import MetadataClient
-from ledgerflow.ui.model import read_pages
-from ledgerflow.v1 import query_service_pb2, records_pb2
+from ledgerflow.v1 import records_pb2
 
 # The most tables the list shows (newest names first would need a sort the service
 # lacks; past this, the page says to filter by namespace).
@@ -25,10 +25,8 @@ class TablesPage:
 def list_tables(metadata: MetadataClient, namespace: str) -> TablesPage:
     """The tables of `namespace` ("" for every namespace) by name, with their newest
     version."""
-    request = query_service_pb2.ListTablesRequest(namespace=namespace)
-    request.page.page_size = 1000
-    found, left = read_pages(metadata.list_tables, request, "tables", MAX_TABLES)
-    return TablesPage(found[:MAX_TABLES], bool(left) or len(found) > MAX_TABLES)
+    found = list(itertools.islice(metadata.tables(namespace), MAX_TABLES + 1))
+    return TablesPage(found[:MAX_TABLES], len(found) > MAX_TABLES)
 
 
 def table_versions(
@@ -36,6 +34,4 @@ def table_versions(
 ) -> list[records_pb2.TableVersion]:
     """The table's versions, newest first, each with its writer and readers (raises
     LedgerflowNotFound for a table that has none)."""
-    request = query_service_pb2.ListTableVersionsRequest(namespace=namespace, table=table)
-    request.page.page_size = 1000
-    return read_pages(metadata.list_table_versions, request, "versions")[0][::-1]
+    return metadata.table_versions(namespace, table)[::-1]
