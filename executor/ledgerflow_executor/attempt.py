@@ -127,10 +127,11 @@ def task_request(
     return TaskRequest(spec, facts, dict(run.parameters))
 
 
-def started(lease: Lease) -> events_pb2.Event:
+def started(lease: Lease, backend: str, backend_handle: str) -> events_pb2.Event:
+    """TaskStarted for a leased attempt, with where its backend runs it."""
     task = lease.task
     return started_event(lease.ref, task.attempt, task.input_pathspecs, task.foreach_stack,
-                         task.resources, lease.lease_id)  # fmt: skip
+                         task.resources, lease.lease_id, backend, backend_handle)  # fmt: skip
 
 
 def logs_event(lease: Lease, stdout_key: str, stderr_key: str) -> events_pb2.Event:

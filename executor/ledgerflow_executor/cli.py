@@ -20,6 +20,7 @@ from ledgerflow_executor.backends import (
 )
 from ledgerflow_executor.executor import Capacity, Executor, ExecutorSettings
 from ledgerflow_executor.image import build_image
+from ledgerflow_executor.metrics import Metrics, MetricsUnavailable, PrometheusMetrics
 
 
 def _physical_memory_mb() -> int:
@@ -101,6 +102,34 @@ def _default_memory_mb() -> int:
     "--kube-context", default="", help="kubernetes: the kubeconfig context (default: current)."
 )
 @click.option(
+    "--pod-service",
+    default="",
+    metavar="HOST:PORT",
+    help="kubernetes: the metadata service's address as the pods reach it (default: "
+    "--service, which on loopback a pod cannot reach).",
+)
+@click.option(
+    "--image-pull-policy",
+    type=click.Choice(["Always", "IfNotPresent", "Never"]),
+    default="IfNotPresent",
+    show_default=True,
+    help="kubernetes: the pods' imagePullPolicy.",
+)
+@click.option(
+    "--image-pull-secret",
+    "image_pull_secrets",
+    multiple=True,
+    metavar="NAME",
+    help="kubernetes: a Secret in the namespace that pulls the images (repeatable).",
+)
+@click.option(
+    "--run-as-user",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="kubernetes: the pods' user id (never root: Pod Security 'restricted').",
+)
+@click.option(
     "--lease-seconds",
     type=click.IntRange(5, 3600),
     default=30,
@@ -113,6 +142,19 @@ def _default_memory_mb() -> int:
     default=1.0,
     show_default=True,
     help="How often to ask for work when the watch stream is quiet.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics at http://ADDRESS:PORT/metrics (0: a free port, said "
+    "on start); off by default. Needs prometheus_client (the executor extra).",
+)
+@click.option(
+    "--metrics-address",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address --metrics-port listens on.",
 )
 @click.pass_context
 @friendly_errors
@@ -130,8 +172,14 @@ def executor(
     namespace: str,
     service_account: str,
     kube_context: str,
+    pod_service: str,
+    image_pull_policy: str,
+    image_pull_secrets: tuple[str, ...],
+    run_as_user: int,
     lease_seconds: int,
     poll_seconds: float,
+    metrics_port: int | None,
+    metrics_address: str,
 ) -> None:
     """Run the tasks of remote runs (`run --remote`) submitted to SERVICE.
 
@@ -154,18 +202,23 @@ def executor(
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
     try:
-        engine = open_backend(
-            backend,
-            BackendOptions(
-                image=image,
-                partition=partition,
-                slurm_steps=slurm_steps,
-                namespace=namespace,
-                service_account=service_account,
-                context=kube_context,
-                service=service,
-            ),
-        )
+        if backend == "kubernetes":
+            engine = _kubernetes(config.datastore, service, image, namespace, service_account,
+                                 kube_context, pod_service, image_pull_policy,
+                                 image_pull_secrets, run_as_user)  # fmt: skip
+        else:
+            engine = open_backend(
+                backend,
+                BackendOptions(
+                    image=image,
+                    partition=partition,
+                    slurm_steps=slurm_steps,
+                    namespace=namespace,
+                    service_account=service_account,
+                    context=kube_context,
+                    service=service,
+                ),
+            )
     except BackendError as error:
         raise click.UsageError(str(error)) from None
     cpus, memory_mb, gpus = _capacity(ctx, engine, cpus, memory_mb, gpus)
@@ -184,6 +237,7 @@ def executor(
         "LEDGERFLOW_SERVICE": service,
     }
     mounts = (str(Path(config.datastore_root).resolve()),) if config.datastore == "local" else ()
+    metrics = _metrics(metrics_port)
     settings = ExecutorSettings(
         capacity=Capacity(cpu=cpus, memory_mb=memory_mb, gpu=gpus),
         queues=queues or ("",),
@@ -199,8 +253,10 @@ def executor(
         datastore_env=datastore_env,
         datastore_mounts=mounts,
         say=lambda text: click.echo(text, err=True),
+        metrics=metrics,
     )
     worker.check_service()
+    _serve_metrics(metrics, worker, metrics_address, metrics_port)
     click.echo(
         f"executor {settings.executor_id}: {backend}, cpu={cpus:g} memory={memory_mb} MB "
         f"gpu={gpus}, queues {', '.join(q or 'default' for q in settings.queues)}; "
@@ -208,7 +264,65 @@ def executor(
         err=True,
     )
     worker.serve()
+    metrics.close()
     metadata.close()
+
+
+def _metrics(port: int | None) -> Metrics:
+    """The executor's metrics: Prometheus's when they are served, else none."""
+    if port is None:
+        return Metrics()
+    try:
+        return PrometheusMetrics()
+    except MetricsUnavailable as error:
+        raise click.UsageError(f"--metrics-port: {error}") from None
+
+
+def _serve_metrics(metrics: Metrics, worker: Executor, address: str, port: int | None) -> None:
+    if port is None or not isinstance(metrics, PrometheusMetrics):
+        return
+    metrics.watch(lambda: len(worker.running), worker.free, worker.settings.capacity)
+    try:
+        port = metrics.serve(address, port)
+    except OSError as error:
+        raise click.ClickException(f"cannot serve metrics on {address}:{port}: {error}") from None
+    shown = f"[{address}]" if ":" in address else address
+    click.echo(f"executor metrics on http://{shown}:{port}/metrics", err=True)
+
+
+def _kubernetes(
+    datastore: str,
+    service: str,
+    image: str,
+    namespace: str,
+    service_account: str,
+    context: str,
+    pod_service: str,
+    pull_policy: str,
+    pull_secrets: tuple[str, ...],
+    run_as_user: int,
+) -> Backend:
+    """The kubernetes backend with its options (it refuses a datastore but S3's). Pods
+    are told --pod-service, else --service: said when that is loopback, which inside a
+    pod is the pod itself (it works only where pods share this machine's network)."""
+    from ledgerflow_executor.backends.kubernetes import KubernetesBackend, is_loopback
+
+    if not pod_service and is_loopback(service):
+        click.echo(f"ledgerflow executor: warning: the pods are told the service is at {service}, "
+                   "a loopback address, which inside a pod is the pod itself: give "
+                   "--pod-service HOST:PORT, an address of the service the pods reach",
+                   err=True)  # fmt: skip
+    return KubernetesBackend(
+        image,
+        namespace=namespace,
+        service_account=service_account,
+        context=context,
+        service=pod_service or service,
+        datastore=datastore,
+        pull_policy=pull_policy,
+        pull_secrets=pull_secrets,
+        run_as_user=run_as_user,
+    )
 
 
 def _capacity(

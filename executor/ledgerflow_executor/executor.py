@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -46,6 +47,7 @@ from ledgerflow_executor.attempt import (
 )
 from ledgerflow_executor.backends import Backend, BackendError, Launch
 from ledgerflow_executor.backends.base import WORKROOT
+from ledgerflow_executor.metrics import Metrics
 
 log = logging.getLogger("ledgerflow.executor")
 # Leases asked for at once (the free capacity bounds how many come).
@@ -116,17 +118,21 @@ class Executor:
         datastore_env: dict[str, str],
         datastore_mounts: tuple[str, ...] = (),
         say: Any = print,
+        metrics: Metrics | None = None,
     ) -> None:
         self.metadata, self.store, self.backend = metadata, store, backend
         self.settings = settings
         self.datastore_env, self.datastore_mounts = datastore_env, datastore_mounts
         self.say = say
+        self.metrics = metrics or Metrics()  # metrics.py: counts nothing unless served
         self.running: dict[int, _Running] = {}
         self.draining = False
         self.stopped = False
         self._wake = threading.Event()
         backend.on_exit = self._wake
         self._last_renew = 0.0
+        self._unreachable_since: float | None = None
+        self._last_sweep = 0.0  # the first turn of the loop looks for leftovers
         self._last_logs = 0.0
         self._free_gpus = list(range(settings.capacity.gpu))
         self._code: dict[str, Path] = {}
@@ -163,6 +169,7 @@ class Executor:
                 leased = self._lease_what_fits() if not self.draining else 0
                 reaped = self._reap()
                 self._renew_if_due()
+                self._sweep_if_due()
                 self._upload_logs_if_due()
                 self._enforce_timeouts()
                 if not leased and not reaped:
@@ -220,15 +227,18 @@ class Executor:
                 max_tasks=_LEASES_PER_CALL,
             )
             try:
-                response = self.metadata.lease_tasks(request)
+                with self.metrics.timed("LeaseTasks"):
+                    response = self.metadata.lease_tasks(request)
             except RpcError as error:
                 if not error.retryable:
                     raise
-                log.warning("cannot lease: %s", error.message)
+                self._out_of_reach("lease", error)
                 return count
+            self._in_reach()
             if not response.leases:
                 return count
             self._launch([Lease(leased) for leased in response.leases])
+            self.metrics.leased(len(response.leases))
             count += len(response.leases)
         return count
 
@@ -243,7 +253,12 @@ class Executor:
                 prepared.append(ready)
             elif lease.step.parallel:
                 short.add(gang_of(lease))
-        recorded = self._record([[started(lease)] for lease, _ in prepared])
+        if any(lease.task.attempt > 0 for lease, _ in prepared):
+            self._sweep_leftovers()  # an earlier attempt may still run, its executor lost
+        recorded = self._record(
+            [[started(lease, self.backend.name, self.backend.handle_of(launch))]
+             for lease, launch in prepared]
+        )  # fmt: skip
         gangs: dict[tuple[str, ...], list[tuple[Lease, Launch]]] = {}
         for (lease, launch), ok in zip(prepared, recorded, strict=True):
             if not ok:  # the lease is gone, or the service: it lapses, or is refused
@@ -259,10 +274,54 @@ class Executor:
                 refused = failed("ExecutorError", "a node of its @parallel gang could not start",
                                  records_pb2.FAILURE_KIND_INFRASTRUCTURE)  # fmt: skip
                 self._record([recorded_outcome(lease, refused) for lease, _ in gang])
+                self.metrics.finished(refused, len(gang))
                 for _, launch in gang:
                     self._discard(launch)
                 continue
             self._start(sorted(gang, key=lambda pair: pair[0].task.foreach_stack[-1].index))
+
+    def _sweep_leftovers(self) -> None:
+        """Kills what the backend's engine still runs for attempts no longer current:
+        those a dead executor left (a container, a Slurm job outlives its executor),
+        whose leases lapsed and whose tasks moved on to another attempt, or ended.
+        Attempts other live executors run are current, and left alone."""
+        self._last_sweep = time.monotonic()
+        try:
+            leftovers = self.backend.leftovers()
+        except (OSError, subprocess.SubprocessError, BackendError) as error:
+            log.warning("cannot list the %s backend's attempts: %s", self.backend.name, error)
+            return
+        mine = {running.lease.lease_id for running in self.running.values()}
+        strangers = [leftover for leftover in leftovers if leftover.lease_id not in mine]
+        if not strangers:
+            return
+        try:
+            current = self._current_attempts({s.task.rsplit("/", 2)[0] for s in strangers})
+        except RpcError as error:
+            log.warning("cannot tell lost attempts from live ones: %s", error.message)
+            return
+        for leftover in strangers:
+            if (leftover.task, leftover.attempt) not in current:
+                self.backend.kill_leftover(leftover)
+                self.say(
+                    f"executor: killed {leftover.handle}, left running by {leftover.task} "
+                    f"attempt {leftover.attempt}, whose executor was lost"
+                )
+
+    def _current_attempts(self, runs: set[str]) -> set[tuple[str, int]]:
+        """(task pathspec, attempt) of the leased and running attempts of these runs."""
+        live = (records_pb2.QUEUE_STATE_LEASED, records_pb2.QUEUE_STATE_RUNNING)
+        current: set[tuple[str, int]] = set()
+        for run in runs:
+            flow_name, run_id = run.split("/")
+            request = executor_api.ListQueuedTasksRequest(flow_name=flow_name, run_id=run_id)
+            while True:
+                response = self.metadata.list_queued_tasks(request)
+                current.update((t.pathspec, t.attempt) for t in response.tasks if t.state in live)
+                if not response.page.next_page_token:
+                    break
+                request.page.page_token = response.page.next_page_token
+        return current
 
     def _discard(self, launch: Launch) -> None:
         """Gives back what an attempt that will not start held: its GPUs, its folder."""
@@ -325,6 +384,7 @@ class Executor:
         except (BackendError, OSError) as error:  # recorded as the attempts' failures
             refused = failed("ExecutorError", str(error), records_pb2.FAILURE_KIND_INFRASTRUCTURE)
             self._record([recorded_outcome(lease, refused) for lease, _ in attempts])
+            self.metrics.finished(refused, len(attempts))
             for launch in launches:
                 self._free_gpus.extend(launch.gpu_ids)
             return
@@ -373,6 +433,10 @@ class Executor:
 
     # ---- while they run ------------------------------------------------------------------
 
+    def _sweep_if_due(self) -> None:
+        if time.monotonic() - self._last_sweep >= self.settings.lease_seconds:
+            self._sweep_leftovers()
+
     def _renew_if_due(self) -> None:
         now = time.monotonic()
         if now - self._last_renew < self.settings.lease_seconds / 3:
@@ -391,14 +455,35 @@ class Executor:
                 note=self.backend.waiting(running.handle),
             )
             try:
-                answer = self.metadata.renew_lease(request)
+                with self.metrics.timed("RenewLease"):
+                    answer = self.metadata.renew_lease(request)
             except RpcError as error:
-                log.warning("cannot renew %s: %s", running.lease.label, error.message)
+                if error.retryable:
+                    self._out_of_reach("renew leases", error)
+                else:
+                    log.warning("cannot renew %s: %s", running.lease.label, error.message)
                 continue
+            self._in_reach()
+            if not answer.keep_running:
+                self.metrics.renewal_refused()
             if not answer.keep_running and running.ended is None:
                 running.ended = died_outcome(-9, cancelled=answer.reason)
                 self.say(f"executor: stopping {running.lease.label}: {answer.reason}")
                 self.backend.kill(running.handle)
+
+    def _out_of_reach(self, what: str, error: RpcError) -> None:
+        """Says once that the service (or its database) is out of reach, not on every
+        call while it is: running attempts go on, and their leases are renewed once it
+        answers (the time it could not hear them does not count against them)."""
+        if self._unreachable_since is None:
+            self._unreachable_since = time.monotonic()
+            self.say(f"executor: cannot {what}: {error.message}; running tasks go on, retrying")
+
+    def _in_reach(self) -> None:
+        if self._unreachable_since is not None:
+            seconds = time.monotonic() - self._unreachable_since
+            self._unreachable_since = None
+            self.say(f"executor: the service answers again, after {seconds:.0f} s")
 
     def _upload_logs_if_due(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -463,6 +548,7 @@ class Executor:
             finished.append((running, outcome, events))
         recorded = self._record([events for _, _, events in finished])
         for (running, outcome, _), ok in zip(finished, recorded, strict=True):
+            self.metrics.finished(outcome)
             seconds = time.monotonic() - running.started
             if not ok:
                 self.say(f"executor: the outcome of {running.lease.label} was refused")

@@ -48,6 +48,7 @@ from ledgerflow_service.names import (
     parse_pathspec,
 )
 from ledgerflow_service.orchestration import process_manager
+from ledgerflow_service.orchestration.executors import list_executors
 from ledgerflow_service.orchestration.leases import LeaseDesk
 from ledgerflow_service.orchestration.notifications import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -388,6 +389,12 @@ class LedgerApplication:
         for task, gang in zip(tasks, nodes, strict=True):
             task.waiting_reason = self.leases.waiting_reason(task, gang)
         return _with_token(executor_api.ListQueuedTasksResponse(tasks=tasks), token)
+
+    def list_executors(
+        self, request: executor_api.ListExecutorsRequest, scope: CallScope | None = None
+    ) -> executor_api.ListExecutorsResponse:
+        """The executors that asked this process for work recently (orchestration/executors.py)."""
+        return list_executors(self.leases, request, scope)
 
     def rebuild_projections(self, on_progress: Callable[[int, int], None] | None = None) -> int:
         return rebuild_projections(self.database, self.read_models, on_progress=on_progress)

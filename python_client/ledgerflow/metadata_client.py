@@ -103,6 +103,11 @@ class MetadataClient(abc.ABC):
     ) -> executor.ListQueuedTasksResponse: ...
 
     @abc.abstractmethod
+    def list_executors(
+        self, request: executor.ListExecutorsRequest
+    ) -> executor.ListExecutorsResponse: ...
+
+    @abc.abstractmethod
     def call_deployments(self, rpc: str, request: Any) -> Any:
         """One RPC of DeploymentService, by name ("Deploy"); the typed helpers below
         are how the SDK calls it."""
@@ -145,6 +150,16 @@ class MetadataClient(abc.ABC):
         """The tables of `namespace` ("": every namespace) by name, page after page."""
         return _pages(self.list_tables, query.ListTablesRequest(namespace=namespace),
                       lambda r: r.tables)  # fmt: skip
+
+    def executors(self, seen_within_seconds: int = 0) -> executor.ListExecutorsResponse:
+        """The executors that asked the service for work in the last
+        `seen_within_seconds` (0: the service's default), every page in one answer."""
+        request = executor.ListExecutorsRequest(seen_within_seconds=seen_within_seconds)
+        whole = executor.ListExecutorsResponse()
+        for response in _responses(self.list_executors, request):
+            whole.executors.extend(response.executors)
+            whole.seen_within_seconds = response.seen_within_seconds
+        return whole
 
     def table_versions(
         self, namespace: str, table: str, version: int = 0, *, latest: bool = False
@@ -243,10 +258,16 @@ class MetadataClient(abc.ABC):
 
 def _pages(rpc: Callable[[Any], Any], request: Any, items: Callable[[Any], Any]) -> Iterator[Any]:
     """Every item of a paged list, page after page."""
+    for response in _responses(rpc, request):
+        yield from items(response)
+
+
+def _responses(rpc: Callable[[Any], Any], request: Any) -> Iterator[Any]:
+    """Each page's response of a paged list."""
     request.page.page_size = _PAGE_SIZE
     while True:
         response = rpc(request)
-        yield from items(response)
+        yield response
         if not response.page.next_page_token:
             return
         request.page.page_token = response.page.next_page_token
@@ -334,6 +355,11 @@ class EmbeddedMetadata(MetadataClient):
     ) -> executor.ListQueuedTasksResponse:
         return self._invoke(self.app.list_queued_tasks, request)
 
+    def list_executors(
+        self, request: executor.ListExecutorsRequest
+    ) -> executor.ListExecutorsResponse:
+        return self._invoke(self.app.list_executors, request)
+
     def watch_events(self, request: ledger.WatchEventsRequest) -> Iterator[events_pb2.Event]:
         """Polls the ledger (SQLite tells no other process of its appends). The start
         is fixed now, not when the first event is asked for."""
@@ -379,6 +405,9 @@ class GrpcMetadata(MetadataClient):
             options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                # Back within 2 s of a restarted service (gRPC's own backoff grows to
+                # 2 minutes): an executor must renew its leases within their grace.
+                ("grpc.max_reconnect_backoff_ms", 2000),
             ],
         )
         self._ledger = ledger_service_pb2_grpc.LedgerServiceStub(self._channel)
@@ -465,6 +494,11 @@ class GrpcMetadata(MetadataClient):
         self, request: executor.ListQueuedTasksRequest
     ) -> executor.ListQueuedTasksResponse:
         return self._invoke(self._executor.ListQueuedTasks, request)
+
+    def list_executors(
+        self, request: executor.ListExecutorsRequest
+    ) -> executor.ListExecutorsResponse:
+        return self._invoke(self._executor.ListExecutors, request)
 
     def lease_task(self, request: executor.LeaseTaskRequest) -> executor.LeaseTaskResponse:
         return self._invoke(self._executor.LeaseTask, request)

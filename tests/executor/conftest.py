@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from ledgerflow.metadata_client import GrpcMetadata
-from ledgerflow.v1 import audit_service_pb2, events_pb2
+from ledgerflow.v1 import audit_service_pb2, events_pb2, executor_service_pb2, records_pb2
 from postgres_server import create_database
 from waiting import wait_for
 
@@ -207,6 +207,21 @@ class Cluster:
                 return found
             request.page.page_token = response.page.next_page_token
 
+    def queued(self, flow: str, run_id: str) -> list[records_pb2.QueuedTask]:
+        """The run's queued, leased and running tasks, as the service lists them."""
+        client = self.metadata()
+        try:
+            request = executor_service_pb2.ListQueuedTasksRequest(flow_name=flow, run_id=run_id)
+            return list(client.list_queued_tasks(request).tasks)
+        finally:
+            client.close()
+
+    def running(self, flow: str, run_id: str, step_name: str) -> bool:
+        """Whether a task of the step runs (its attempt began)."""
+        running = records_pb2.QUEUE_STATE_RUNNING
+        return any(t.step_name == step_name and t.state == running
+                   for t in self.queued(flow, run_id))  # fmt: skip
+
     def wait_finished(self, flow: str, run_id: str, seconds: float = 180) -> bool:
         """Waits for the run's RunFinished; returns whether it succeeded."""
         outcome: list[bool] = []
@@ -341,3 +356,14 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # dockerd leaves its network namespace mounted; unmounted, pytest can remove it.
         for netns in (root / "exec" / "netns").glob("*"):
             subprocess.run(["umount", str(netns)], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def docker_task_image(task_image: str, dockerd: str) -> str:
+    """The task image, loaded into the tests' Docker daemon (once a session)."""
+    with subprocess.Popen(["podman", "save", "--format", "docker-archive", task_image],
+                          stdout=subprocess.PIPE) as saved:  # fmt: skip
+        loaded = subprocess.run(["docker", "-H", dockerd, "load"], stdin=saved.stdout,
+                                capture_output=True, text=True, check=False)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    return task_image

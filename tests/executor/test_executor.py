@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import FLOWS, Cluster, attempts_of, run_over_memory
 from ledgerflow.exceptions import RpcError
-from ledgerflow.v1 import events_pb2, executor_service_pb2, query_service_pb2, records_pb2
+from ledgerflow.v1 import events_pb2, query_service_pb2, records_pb2
 from waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -53,11 +53,6 @@ def test_podman_enforces_memory_and_cpu(cluster: Cluster) -> None:
     assert "50000 100000" in dump.stdout  # cpu=0.5: half of each 100 ms period
     # The container killed for memory left no file where the executor was started.
     assert not (cluster.home / "oom").exists()
-
-
-def test_the_local_backend_bounds_memory(cluster: Cluster) -> None:
-    cluster.executor(memory=8192)
-    run_over_memory(cluster, error_type="MemoryError")
 
 
 def test_each_task_sees_exactly_its_gpus(cluster: Cluster) -> None:
@@ -105,15 +100,10 @@ def test_a_task_image_built_here_runs_remote_tasks(cluster: Cluster, task_image:
 
 
 def test_docker_runs_tasks_with_their_limits(
-    cluster: Cluster, task_image: str, dockerd: str
+    cluster: Cluster, docker_task_image: str, dockerd: str
 ) -> None:
-    with subprocess.Popen(["podman", "save", "--format", "docker-archive", task_image],
-                          stdout=subprocess.PIPE) as saved:  # fmt: skip
-        loaded = subprocess.run(["docker", "-H", dockerd, "load"], stdin=saved.stdout,
-                                capture_output=True, text=True, check=False)  # fmt: skip
-    assert loaded.returncode == 0, loaded.stderr
     cluster.env["DOCKER_HOST"] = dockerd
-    cluster.executor("--image", task_image, backend="docker", memory=8192)
+    cluster.executor("--image", docker_task_image, backend="docker", memory=8192)
     run_id = run_over_memory(cluster)
     dump = cluster.flow("resource_limits", "dump", f"{run_id}/modest", "--name", "quota")
     assert "50000 100000" in dump.stdout
@@ -136,11 +126,9 @@ def test_a_killed_executor_loses_its_lease_and_another_runs_the_task(cluster: Cl
     doomed = cluster.executor(lease_seconds=5)
     metadata = cluster.metadata()
 
-    def working_on_item() -> bool:
-        return any(t.step_name == "work" and t.state == 3 for t in _queued(cluster, run_id))
-
-    wait_for(working_on_item, 60, "the first executor to start the item")
-    lease = next(t for t in _queued(cluster, run_id) if t.step_name == "work")
+    wait_for(lambda: cluster.running("SlowItems", run_id, "work"), 60,
+             "the first executor to start the item")  # fmt: skip
+    lease = next(t for t in cluster.queued("SlowItems", run_id) if t.step_name == "work")
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     cluster.executor(lease_seconds=5)
@@ -180,8 +168,7 @@ def test_a_service_restart_mid_run_loses_nothing(cluster: Cluster) -> None:
     assert follower.stdout is not None
     first = follower.stdout.readline()
     run_id = first.split(" run ", 1)[1].split()[0]
-    wait_for(lambda: any(t.state == 3 and t.step_name == "work"
-                         for t in _queued(cluster, run_id)), 60, "an item to run")  # fmt: skip
+    wait_for(lambda: cluster.running("SlowItems", run_id, "work"), 60, "an item to run")
     cluster.stop_service()
     time.sleep(2)
     cluster.start_service()
@@ -217,8 +204,7 @@ def test_a_failed_remote_run_is_resumed_remotely(cluster: Cluster) -> None:
 def test_sigterm_drains_an_executor(cluster: Cluster) -> None:
     run_id = cluster.submit("slow_items", "--count", "4", "--seconds", "3")
     executor = cluster.executor(cpus=1)  # two items at a time
-    wait_for(lambda: any(t.state == 3 and t.step_name == "work"
-                         for t in _queued(cluster, run_id)), 60, "an item to run")  # fmt: skip
+    wait_for(lambda: cluster.running("SlowItems", run_id, "work"), 60, "an item to run")
     executor.send_signal(signal.SIGTERM)
     assert executor.wait(timeout=60) == 0
     events = cluster.events("SlowItems", run_id)
@@ -226,7 +212,7 @@ def test_sigterm_drains_an_executor(cluster: Cluster) -> None:
     work_done = [e for e in events if e.HasField("task_succeeded") and "/work/" in e.stream]
     # What it had started finished and was recorded; it took nothing more.
     assert 1 <= len(work_started) == len(work_done) <= 2
-    waiting = [t for t in _queued(cluster, run_id) if t.step_name == "work"]
+    waiting = [t for t in cluster.queued("SlowItems", run_id) if t.step_name == "work"]
     assert [t.state for t in waiting] == [records_pb2.QUEUE_STATE_QUEUED] * (4 - len(work_done))
     assert "draining" in cluster.log_text()
 
@@ -235,7 +221,7 @@ def test_cancel_stops_a_remote_run(cluster: Cluster) -> None:
     run_id = cluster.submit("slow_items", "--count", "6", "--seconds", "60")
     cluster.executor(cpus=1)
     wait_for(
-        lambda: any(t.state == 3 and t.step_name == "work" for t in _queued(cluster, run_id)),
+        lambda: cluster.running("SlowItems", run_id, "work"),
         60,
         "an item to run",
     )
@@ -257,7 +243,7 @@ def test_a_task_no_executor_can_take_says_why_it_waits(cluster: Cluster) -> None
     expected = [("train", "waiting: no executor offers gpu=4")]
 
     def says_why() -> bool:
-        found = _queued(cluster, run_id, "NeedsGpus")
+        found = cluster.queued("NeedsGpus", run_id)
         return [(t.step_name, t.waiting_reason) for t in found] == expected
 
     wait_for(says_why, 60, f"the reason {expected}")
@@ -285,15 +271,6 @@ def test_bad_input_gives_clear_errors(cluster: Cluster) -> None:
     assert no_service.returncode == 2 and "--detach goes with --remote" in no_service.stderr
     bad_run = cluster.cli("cancel", "SlowItems", check=False)
     assert bad_run.returncode == 2 and "FLOW/RUN_ID" in bad_run.stderr
-
-
-def _queued(cluster: Cluster, run_id: str, flow: str = "SlowItems") -> list[records_pb2.QueuedTask]:
-    client = cluster.metadata()
-    try:
-        request = executor_service_pb2.ListQueuedTasksRequest(flow_name=flow, run_id=run_id)
-        return list(client.list_queued_tasks(request).tasks)
-    finally:
-        client.close()
 
 
 def _lease_id(cluster: Cluster, run_id: str, task_id: str) -> str:

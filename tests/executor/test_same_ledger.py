@@ -92,6 +92,8 @@ NOT_COMPARED = {
     "tests/executor/flows/gpu_visibility.py": "asks for GPUs",
     "tests/executor/flows/needs_gpus.py": "asks for GPUs",
     "tests/executor/flows/resource_limits.py": "memory limits are the backend's",
+    "tests/executor/flows/memory_threads.py": "memory limits are the backend's; records "
+    "the cgroup it ran in",
     "tests/executor/flows/deployer_flow.py": "ledgerflow.Deployer's flow: its runs are "
     "fired by the service (test_deployer.py); one linear step, as in the flows above",
     "tests/executor/flows/slow_items.py": "sleeps for lease tests",

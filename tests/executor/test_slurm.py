@@ -340,3 +340,39 @@ def test_a_jobs_name_says_what_it_runs() -> None:
                     task="Train/17/fit/3.1")  # fmt: skip
     assert slurm_backend.job_name(launch) == "fit.3.1@Train/17"
     assert slurm_backend.job_name(launch, gang=4) == "fit.3.1.gang4@Train/17"
+    # ... and, with its comment (the launch's name), which attempt of which lease it is.
+    found = slurm_backend.attempt_of_job("fit.3.1.gang4@Train/17", "ledgerflow-x")
+    assert found is not None and (found.task, found.attempt, found.lease_id) == (
+        "Train/17/fit/3",
+        1,
+        "x",
+    )
+    assert slurm_backend.attempt_of_job("fit.3.1@Train/17", "someone else's") is None
+    assert slurm_backend.attempt_of_job("ledgerflow-hold", "") is None
+
+
+def test_a_job_a_dead_executor_left_is_cancelled_by_its_replacement(
+    on_slurm: Cluster, slurm: SlurmCluster
+) -> None:
+    """A batch job outlives its executor (kill -9). Its TaskStarted says how to find it
+    (its comment); once its lease lapses, the executor started in the dead one's place
+    lists it, finds its attempt no longer current, and cancels it."""
+    run_id = on_slurm.submit("slow_items", "--count", "1", "--seconds", "300")
+    doomed = on_slurm.executor(backend="slurm", cpus=None, memory=None)
+
+    def work_jobs() -> dict[str, str]:
+        return {n: s for n, s in _jobs(slurm).items() if _named(n, "work", run_id)}
+
+    wait_for(lambda: list(work_jobs().values()) == ["RUNNING"], 60, "the item's job to run")
+    (first_job,) = work_jobs()
+    started = [e.task_started for e in on_slurm.events("SlowItems", run_id)
+               if e.HasField("task_started") and "/work/" in e.stream]  # fmt: skip
+    assert started[0].backend == "slurm"
+    comments = slurm.run("squeue", "--noheader", "--format=%k").stdout.split()
+    assert started[0].backend_handle in comments
+    doomed.kill()
+    doomed.wait()
+    on_slurm.executor(backend="slurm", cpus=None, memory=None)
+    wait_for(lambda: work_jobs().get(first_job) == "CANCELLED", 90,
+             f"the replacement executor to cancel {first_job}")  # fmt: skip
+    assert "left running by SlowItems/" in on_slurm.log_text()

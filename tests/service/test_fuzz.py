@@ -52,18 +52,12 @@ RPCS: list[tuple[str, type[Message], bool, bool]] = [
     ("/ledgerflow.v1.TagService/RemoveTags", tag_service_pb2.RemoveTagsRequest, True, False),
     ("/ledgerflow.v1.AuditService/ListEvents", audit_service_pb2.ListEventsRequest, False, False),
     ("/ledgerflow.v1.AuditService/GetRunAsOf", audit_service_pb2.GetRunAsOfRequest, False, False),
-    ("/ledgerflow.v1.ExecutorService/LeaseTask", executor_service_pb2.LeaseTaskRequest, True,
-     False),
-    ("/ledgerflow.v1.ExecutorService/RenewLease", executor_service_pb2.RenewLeaseRequest, True,
-     False),
-    ("/ledgerflow.v1.ExecutorService/ListQueuedTasks",
-     executor_service_pb2.ListQueuedTasksRequest, False, False),
-    # Deployments: every RPC of the service, as its descriptor lists them.
-    *((f"/ledgerflow.v1.DeploymentService/{method.name}",
-       getattr(deployment_service_pb2, method.input_type.name),
+    # Executors and deployments: every RPC of each service, as its descriptor lists them.
+    *((f"/ledgerflow.v1.{service}/{method.name}", getattr(module, method.input_type.name),
        not method.name.startswith(("Get", "List")), False)
-      for method in deployment_service_pb2.DESCRIPTOR.services_by_name[
-          "DeploymentService"].methods),
+      for module, service in ((executor_service_pb2, "ExecutorService"),
+                              (deployment_service_pb2, "DeploymentService"))
+      for method in module.DESCRIPTOR.services_by_name[service].methods),
     ("/grpc.health.v1.Health/Check", health_pb2.HealthCheckRequest, False, False),
     ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
      reflection_pb2.ServerReflectionRequest, False, True),

@@ -5,6 +5,8 @@ on Postgres, through the application layer the gRPC servicers call."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from ledgerflow.v1 import (
     events_pb2,
@@ -15,6 +17,7 @@ from ledgerflow.v1 import (
 )
 from ledgerflow_service import LedgerApplication, Principal
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
+from waiting import wait_for
 
 from tests import events as ev
 
@@ -53,11 +56,34 @@ def submit(app: LedgerApplication, run_id: str = "1", graph: records_pb2.FlowGra
 
 
 def lease(
-    app: LedgerApplication, executor: str = "exec-1", free: executor_service_pb2.Capacity = BIG
+    app: LedgerApplication,
+    executor: str = "exec-1",
+    free: executor_service_pb2.Capacity = BIG,
+    lease_seconds: int = 0,
 ) -> executor_service_pb2.LeaseTaskResponse:
-    return app.lease_task(
-        executor_service_pb2.LeaseTaskRequest(executor_id=executor, free=free, total=free), ALICE
+    request = executor_service_pb2.LeaseTaskRequest(
+        executor_id=executor, free=free, total=free, lease_seconds=lease_seconds
     )
+    return app.lease_task(request, ALICE)
+
+
+def lapse(app: LedgerApplication) -> None:
+    """Waits for a one-second lease to run out, and the sweeper to expire it."""
+    wait_for(lambda: app.leases.expire() == 1, 10, "the lease to expire")
+
+
+def renew(
+    app: LedgerApplication, leased: executor_service_pb2.LeaseTaskResponse
+) -> executor_service_pb2.RenewLeaseResponse:
+    t = leased.task
+    return app.renew_lease(
+        executor_service_pb2.RenewLeaseRequest(
+            executor_id="exec-1", flow_name=t.flow_name, run_id=t.run_id,
+            step_name=t.step_name, task_id=t.task_id, attempt=t.attempt,
+            lease_id=leased.lease_id,
+        ),
+        ALICE,
+    )  # fmt: skip
 
 
 def report(app: LedgerApplication, *events: events_pb2.Event) -> None:
@@ -267,18 +293,35 @@ def test_clients_cannot_write_the_services_events(app: LedgerApplication) -> Non
     assert types(app) == ["RunStarted", "TaskQueued"]
 
 
+def test_time_the_database_did_not_answer_does_not_count_against_leases(
+    app: LedgerApplication,
+) -> None:
+    """While the database is out of reach no renewal is heard: once it answers again,
+    a lease that lapsed meanwhile gets a whole term before it can expire, and its
+    executor's renewal within that term keeps it."""
+    submit(app)
+    leased = lease(app, lease_seconds=1)
+    start(app, leased)
+    app.leases.database_unreachable()  # as the sweeper finds it, or a failed renewal
+    time.sleep(1.2)  # the lease's time runs out during the outage
+    assert app.leases.expire() == 0  # the database answers: a term of grace begins
+    renewed = renew(app, leased)
+    assert renewed.keep_running, renewed.reason
+    assert "LeaseExpired" not in types(app)
+    lapse(app)  # no more renewals: it lapses as any lease does
+    assert types(app)[-2:] == ["LeaseExpired", "TaskQueued"]
+
+
 def test_fencing_refuses_events_without_the_current_lease(app: LedgerApplication) -> None:
     submit(app)
-    leased = lease(app)
+    leased = lease(app, lease_seconds=1)
     wrong = events_pb2.TaskStarted(task=task_ref(leased), attempt=0, lease_id="not-mine")
     with pytest.raises(FailedPrecondition, match="not the task's current lease"):
         report(app, events_pb2.Event(event_id=ev.new_id(), task_started=wrong))
     start(app, leased)
     before = types(app)
     # The lease runs out: the sweeper expires it and the task is queued again.
-    with app.database.write() as tx:
-        tx.execute("UPDATE queue SET lease_expires_at_us = 1")
-    assert app.leases.expire() == 1
+    lapse(app)
     assert types(app)[len(before) :] == ["LeaseExpired", "TaskQueued"]
     zombie = events_pb2.TaskSucceeded(task=task_ref(leased), attempt=0, lease_id=leased.lease_id)
     with pytest.raises(FailedPrecondition, match="not the task's current lease"):
@@ -332,11 +375,9 @@ def test_a_lost_attempt_leaves_retry_alone_and_catch_waits_for_the_last_try(
         ]
     )
     submit(app, graph=guarded)
-    lost = lease(app)
+    lost = lease(app, lease_seconds=1)
     start(app, lost)
-    with app.database.write() as tx:
-        tx.execute("UPDATE queue SET lease_expires_at_us = 1")
-    assert app.leases.expire() == 1
+    lapse(app)
     after_loss = lease(app)
     assert (after_loss.task.attempt, after_loss.task.failures) == (1, 0)
     fail(app, after_loss)

@@ -61,6 +61,17 @@ class Launch:
     result_path: str = ""
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """An attempt the backend's engine runs, as its labels name it: this executor's, or
+    one a dead executor left (Executor._sweep_leftovers tells them apart)."""
+
+    handle: str  # the engine's name for it, for kill_leftover
+    task: str  # Flow/run/step/task
+    attempt: int
+    lease_id: str
+
+
 class Backend(abc.ABC):
     name = ""
     # Whether the engine picks an attempt's GPUs and names them to it (Slurm's gres, a
@@ -125,6 +136,20 @@ class Backend(abc.ABC):
         """Why a started attempt does not run yet (say, pending in a scheduler's queue);
         empty once it runs."""
         return ""
+
+    def handle_of(self, launch: Launch) -> str:
+        """The engine's name for an attempt, recorded in its TaskStarted: where to find
+        it once its executor is gone. Empty: it dies with its executor (a local
+        process)."""
+        return ""
+
+    def leftovers(self) -> list[Leftover]:
+        """The attempts the engine runs that any executor started (this one's too), for
+        engines whose work outlives its executor (a container, a Slurm job)."""
+        return []
+
+    def kill_leftover(self, leftover: Leftover) -> None:  # noqa: B027 - optional
+        """Kills an attempt another executor started (see leftovers)."""
 
     def capacity(self) -> tuple[float, int, int] | None:
         """(cpus, memory MB, GPUs) the backend's engine offers, when it knows better than

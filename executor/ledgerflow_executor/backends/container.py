@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -28,9 +29,12 @@ from pathlib import Path
 from ledgerflow.engine import TaskOutcome, died_outcome, failed
 from ledgerflow.v1 import records_pb2
 
-from ledgerflow_executor.backends.base import Backend, BackendError, Launch
+from ledgerflow_executor.backends.base import Backend, BackendError, Launch, Leftover
 
 PIDS_LIMIT = 4096
+# Each attempt's container says whose it is ("Flow/run/step/task.attempt"), so that a
+# replacement executor finds what a dead one left running (Backend.leftovers).
+ATTEMPT_LABEL = "ledgerflow.attempt"
 # What a CUDA program opens besides its GPU's own device (those present here).
 NVIDIA_CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 
@@ -106,6 +110,8 @@ class ContainerBackend(Backend):
             str(PIDS_LIMIT),
             "--workdir",
             launch.workdir,
+            "--label",
+            f"{ATTEMPT_LABEL}={launch.task}",
             *self.extra_args,
         ]
         for folder in dict.fromkeys((launch.workdir, *launch.mounts)):
@@ -149,12 +155,41 @@ class ContainerBackend(Backend):
     def kill(self, handle: int) -> None:
         name = self._names.get(handle)
         if name is not None:
-            subprocess.run(
-                [str(self.binary), "kill", name], capture_output=True, check=False, timeout=30
-            )
+            self._kill_container(name)
+
+    def _kill_container(self, name: str) -> None:
+        subprocess.run([str(self.binary), "kill", name], capture_output=True, check=False,
+                       timeout=30)  # fmt: skip
 
     def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
         return container_ending(self.name, exit_code, memory_mb)
+
+    def handle_of(self, launch: Launch) -> str:
+        return f"{socket.gethostname()}/{launch.name}"
+
+    def leftovers(self) -> list[Leftover]:
+        """The containers of attempts on this host's engine: named ledgerflow-LEASE,
+        labelled with their task and attempt."""
+        label = (
+            f'{{{{index .Labels "{ATTEMPT_LABEL}"}}}}'
+            if self.name == "podman"
+            else f'{{{{.Label "{ATTEMPT_LABEL}"}}}}'
+        )
+        listed = subprocess.run(
+            [str(self.binary), "ps", "--filter", f"label={ATTEMPT_LABEL}", "--format",
+             f"{{{{.Names}}}}\t{label}"],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        found = []
+        for line in listed.stdout.splitlines():
+            name, _, attempt_of = line.partition("\t")
+            task, _, attempt = attempt_of.rpartition(".")
+            if name.startswith("ledgerflow-") and task and attempt.isdigit():
+                found.append(Leftover(name, task, int(attempt), name.removeprefix("ledgerflow-")))
+        return found
+
+    def kill_leftover(self, leftover: Leftover) -> None:
+        self._kill_container(leftover.handle)
 
     def poll(self) -> list[tuple[int, int]]:
         exited = super().poll()

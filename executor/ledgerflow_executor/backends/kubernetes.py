@@ -6,42 +6,62 @@ client), so the cluster enforces its resources: requests and limits for cpu, mem
 Pods are followed by one watch on the namespace (by a label of this executor's): a
 terminated container gives the exit code, OOMKilled the memory message, a Job past its
 deadline a timeout, a pod that cannot be scheduled a waiting reason. Cancelling deletes
-the Job. The task runs with its image's ``python``; its work folder and a local
-datastore are mounted at the same paths from the node (hostPath), so the executor reads
-the attempt's result and output there: run executors on the nodes, or keep the work root
-on storage every node mounts at that path. With S3 as the datastore, tasks reach it from
-the environment the executor passes on, as they reach the metadata service.
+the Job.
+
+A pod needs nothing of the executor's machine: no folder of it is mounted (no
+``hostPath``), only the S3 datastore and the metadata service are reached. Before the
+Job, the executor stores the attempt's task under the datastore's root
+(``ROOT/attempts/NAME/task``: the run's code package key and the task request); the
+pod's container runs this module (``python -m ledgerflow_executor.backends.kubernetes``,
+from the image's ledgerflow), which fetches them, runs the task entry point as any
+backend does (``python FLOW_FILE task --spec SPEC --result RESULT``) in a scratch
+``emptyDir``, and stores its stdout and stderr as they grow and its result at the end
+beside the task. The executor copies them into the attempt's folder (output while it
+runs, everything when its pod ends) and deletes them. So the backend refuses a local
+datastore. The pod's memory is the step's plus POD_OVERHEAD_MB for that supervisor.
+
+Every pod passes the Pod Security Standard "restricted": it runs as a non-root user
+(``--run-as-user``), without privilege escalation or any capability, under the
+runtime's default seccomp profile, with no host namespace, port or path, and only an
+``emptyDir`` volume. Its service account token is not mounted unless
+``--service-account`` names one.
 
 The attempt's environment (the datastore's settings, the AWS_* credentials and the
-service address the executor passes on: every variable it gives the task) is never in
+service address the pods reach: every variable the executor gives the task) is never in
 the Job's manifest, which anyone who may list Jobs reads: it goes in a ``Secret`` of the
 Job's name, made before the Job and then owned by it (``ownerReferences``: the cluster
 deletes it with the Job, should the executor not), and reaches the container through
 ``envFrom: secretRef``. The manifest holds plain values only for what the Job itself
-decides (a gang's main node address).
+decides (which attempts its pods run, a gang's main node address).
 
 A @parallel gang is one indexed Job (``completionMode: Indexed``, a pod per node, all
 started at once, ``backoffLimitPerIndex: 0``) whose pods each run their node's attempt by
 ``JOB_COMPLETION_INDEX``, with a headless Service of the Job's name, owned by the Job, so
 that node 0 is ``JOB-0.JOB`` in the cluster's DNS (current.parallel.main_ip).
 
-Verified against the Kubernetes schemas (kubernetes-validate) and an in-memory API
-emulator (kmock), not a live cluster: see docs/executor.md.
+Verified against the Kubernetes schemas (kubernetes-validate), the restricted profile's
+rules and an in-memory API emulator (kmock), not a live cluster: see docs/executor.md.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import json
 import logging
 import os
 import re
-import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ledgerflow.engine import TaskOutcome, died_outcome, failed
@@ -62,15 +82,50 @@ _LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
 # Set by the Job controller on each pod of an indexed Job: which index it runs.
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 
+# What the pod's container runs: this module, from the image's ledgerflow.
+POD_COMMAND = ["python", "-m", "ledgerflow_executor.backends.kubernetes"]
+# The plain variable that tells a pod which attempts its Job runs (a gang's: one per
+# completion index) and how often to store their output.
+PLAN_VARIABLE = "LEDGERFLOW_KUBERNETES_PLAN"
+# Under the S3 datastore's root: each attempt's task and what its pod leaves.
+ATTEMPTS_FOLDER = "attempts"
+# How often a pod stores its task's output when it grew, and the executor fetches it.
+OUTPUT_SECONDS = 5.0
+# The pod's scratch space (an emptyDir): the task's work folder, code and output.
+SCRATCH = "/tmp"
+# Memory for the supervisor in the pod (Python and boto3, ~60 MB) on top of the step's.
+POD_OVERHEAD_MB = 128
+# The pods' user: any but root (the images `ledgerflow executor image build` makes have
+# no user of their own, so the pod names one).
+DEFAULT_RUN_AS_USER = 1000
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+# How a pod says that it, not its task, failed (its stderr's first line, and the pod's
+# log, which the cluster keeps as the termination message); and its exit code then.
+POD_FAILURE = "ledgerflow pod: "
+POD_FAILURE_EXIT = 70
+# A container's termination reasons when it failed as a process (not killed for memory,
+# deleted or evicted).
+CONTAINER_FAILED = ("Error", "ContainerCannotRun", "StartError")
+NEEDS_S3 = (
+    "the kubernetes backend needs the S3 datastore (LEDGERFLOW_DATASTORE=s3 and "
+    "LEDGERFLOW_DATASTORE_ROOT=s3://bucket/prefix, with LEDGERFLOW_S3_ENDPOINT_URL for "
+    "S3 elsewhere than AWS): its pods fetch the code package and the task and store "
+    "artifacts, output and results there, and mount no folder of this machine"
+)
+
 
 @dataclass
 class _Attempt:
     job: str
+    name: str = ""  # the launch's: its files' folder in the datastore
+    files: AttemptFiles | None = None
+    outputs: tuple[str, str, str] = ("", "", "")  # where stdout, stderr, result go here
     done: bool = False
     pod_seen: bool = False
     waiting: str = "pending in Kubernetes: no pod yet"
     reason: str = ""  # the container's or pod's termination reason
     message: str = ""
+    pod_failure: str = ""  # the pod failed, not its task (POD_FAILURE's line)
 
 
 class KubernetesBackend(Backend):
@@ -84,8 +139,23 @@ class KubernetesBackend(Backend):
         service_account: str = "",
         context: str = "",
         service: str = "",
+        *,
+        datastore: str = "",
+        pull_policy: str = "IfNotPresent",
+        pull_secrets: tuple[str, ...] = (),
+        run_as_user: int = DEFAULT_RUN_AS_USER,
     ) -> None:
+        """`service`: the metadata service's address as the pods reach it; `datastore`:
+        the executor's (refused unless "s3"; when not given, each attempt's is checked)."""
         super().__init__()
+        if datastore and datastore != "s3":
+            raise BackendError(f"{NEEDS_S3}; this executor's datastore is {datastore!r}")
+        if pull_policy not in PULL_POLICIES:
+            raise BackendError(
+                f"imagePullPolicy {pull_policy!r}: use one of {', '.join(PULL_POLICIES)}"
+            )
+        if run_as_user <= 0:
+            raise BackendError(f"--run-as-user {run_as_user}: pods never run as root")
         try:
             from kubernetes import client, config
         except ImportError:
@@ -113,6 +183,9 @@ class KubernetesBackend(Backend):
         self.namespace = namespace or "default"
         self.service_account = service_account
         self.service = service
+        self.pull_policy = pull_policy
+        self.pull_secrets = tuple(dict.fromkeys(pull_secrets))
+        self.run_as_user = run_as_user
         self.launcher = uuid.uuid4().hex[:12]  # labels this executor's Jobs and pods
         self._attempts: dict[int, _Attempt] = {}
         self._by_job: dict[str, int] = {}
@@ -120,10 +193,15 @@ class KubernetesBackend(Backend):
         self._reported: list[int] = []  # exits the last poll returned (forgotten next)
         self._next_handle = 1
         self._gang_jobs: set[str] = set()  # Jobs with a Service of their own
+        self._stores: dict[tuple[str, str], tuple[AttemptFiles, Any]] = {}
+        self._packages: dict[tuple[str, str], str] = {}  # code package keys, by flow file
         self._lock = threading.Lock()
+        self._fetch_lock = threading.Lock()  # one copy of an attempt's files at a time
         self._closing = threading.Event()
         self._watcher = threading.Thread(target=self._follow_pods, name="lf-k8s", daemon=True)
         self._watcher.start()
+        self._copier = threading.Thread(target=self._copy_output, name="lf-k8s-out", daemon=True)
+        self._copier.start()
 
     # ---- manifests ------------------------------------------------------------------------
 
@@ -136,30 +214,49 @@ class KubernetesBackend(Backend):
             )
         labels = {f"{GROUP}/launcher": self.launcher, f"{GROUP}/job": launch.name}
         labels.update(_task_labels(launch.task))
-        quantities: dict[str, str] = {"cpu": f"{launch.cpu:g}", "memory": f"{launch.memory_mb}Mi"}
+        quantities: dict[str, str] = {
+            "cpu": f"{launch.cpu:g}",
+            "memory": f"{launch.memory_mb + POD_OVERHEAD_MB}Mi",
+        }
         if launch.gpu:
             quantities["nvidia.com/gpu"] = str(launch.gpu)
-        folders = list(dict.fromkeys((launch.workdir, *launch.mounts)))
-        # The task's output goes to files the executor reads (and stores as it runs).
-        run = (
-            f"exec {shlex.join(['python', *launch.command[1:]])} "
-            f">{shlex.quote(launch.stdout_path)} 2>{shlex.quote(launch.stderr_path)}"
-        )
         pod_spec: dict[str, Any] = {
             "restartPolicy": "Never",
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": self.run_as_user,
+                "runAsGroup": self.run_as_user,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            # A service account's token only where one was named for the tasks.
+            "automountServiceAccountToken": bool(self.service_account),
             "containers": [
                 {
                     "name": "task",
                     "image": image,
-                    "command": ["/bin/sh", "-c", run],
-                    "workingDir": launch.workdir,
+                    "imagePullPolicy": self.pull_policy,
+                    "command": list(POD_COMMAND),
+                    "env": [{"name": PLAN_VARIABLE, "value": _plan([launch])}],
                     # The task's environment, from the Secret (secret_manifest).
                     "envFrom": [{"secretRef": {"name": launch.name}}],
                     "resources": {"requests": dict(quantities), "limits": dict(quantities)},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "privileged": False,
+                        "capabilities": {"drop": ["ALL"]},
+                        "runAsNonRoot": True,
+                        "runAsUser": self.run_as_user,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}],
+                    # A pod that fails before its task runs says why in its log.
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
                 }
             ],
+            "volumes": [{"name": "scratch", "emptyDir": {}}],
         }
-        _mount_folders(pod_spec, folders)
+        if self.pull_secrets:
+            pod_spec["imagePullSecrets"] = [{"name": name} for name in self.pull_secrets]
         if self.service_account:
             pod_spec["serviceAccountName"] = self.service_account
         spec: dict[str, Any] = {
@@ -212,20 +309,12 @@ class KubernetesBackend(Backend):
         manifest["metadata"]["annotations"] = {
             f"{GROUP}/tasks": json.dumps([launch.task for launch in launches])
         }
-        cases = " ".join(
-            f"{index}) cd {shlex.quote(launch.workdir)} && exec "
-            f"{shlex.join(['python', *launch.command[1:]])} "
-            f">{shlex.quote(launch.stdout_path)} 2>{shlex.quote(launch.stderr_path)} ;;"
-            for index, launch in enumerate(launches)
-        )
         pod_spec = manifest["spec"]["template"]["spec"]
-        container = pod_spec["containers"][0]
-        dispatch = f'case "$JOB_COMPLETION_INDEX" in {cases} *) exit 1 ;; esac'
-        container["command"] = ["/bin/sh", "-c", dispatch]
-        container["env"] = [{"name": MAIN_IP_VARIABLE, "value": f"{name}-0.{name}"}]
-        _mount_folders(
-            pod_spec, dict.fromkeys(path for one in launches for path in (one.workdir, *one.mounts))
-        )
+        # Pod i (JOB_COMPLETION_INDEX) runs the plan's attempt i.
+        pod_spec["containers"][0]["env"] = [
+            {"name": PLAN_VARIABLE, "value": _plan(launches)},
+            {"name": MAIN_IP_VARIABLE, "value": f"{name}-0.{name}"},
+        ]
         pod_spec["subdomain"] = name
         # A node's failure ends its own pod only (the executor records it; the run fails
         # with it), as on the other backends: not the whole Job at once.
@@ -248,8 +337,67 @@ class KubernetesBackend(Backend):
 
     def start(self, launch: Launch) -> int:
         manifest = self.job_manifest(launch)
-        self._create_job(launch, manifest)
-        return self._track(launch.name, [launch.name])[0]
+        files = self._stage([launch])
+        try:
+            self._create_job(launch, manifest)
+        except BackendError:
+            files.forget(launch.name)
+            raise
+        return self._track(launch.name, [(launch.name, launch)], files)[0]
+
+    def _stage(self, launches: list[Launch]) -> AttemptFiles:
+        """Stores each attempt's task (its code package's key and its task request)
+        where its pod fetches it: the S3 datastore."""
+        files, store = self._datastore(launches[0].env)
+        staged = []
+        try:
+            for launch in launches:
+                task = {"code_package": self._code_package(store, launch),
+                        "spec": Path(launch.spec_path).read_text()}  # fmt: skip
+                files.put(launch.name, "task", json.dumps(task).encode())
+                staged.append(launch.name)
+        except Exception as error:  # a file unread, or S3 refused it or is out of reach
+            for name in staged:
+                files.forget(name)
+            raise BackendError(f"cannot store the attempt's task in S3: {error}") from None
+        return files
+
+    def _datastore(self, env: Mapping[str, str]) -> tuple[AttemptFiles, Any]:
+        """The attempts' files and the content store, in the attempt's S3 datastore."""
+        if env.get("LEDGERFLOW_DATASTORE") != "s3":
+            raise BackendError(
+                f"{NEEDS_S3}; this attempt's is {env.get('LEDGERFLOW_DATASTORE', 'local')!r}"
+            )
+        root, endpoint = (
+            env.get("LEDGERFLOW_DATASTORE_ROOT", ""),
+            env.get("LEDGERFLOW_S3_ENDPOINT_URL", ""),
+        )
+        if (root, endpoint) not in self._stores:
+            from ledgerflow.datastore.content import ContentStore, S3Storage
+
+            try:
+                files = AttemptFiles(root, endpoint or None)
+                store = ContentStore(S3Storage(root, endpoint_url=endpoint or None))
+            except ValueError as error:
+                raise BackendError(f"{NEEDS_S3}: {error}") from None
+            self._stores[(root, endpoint)] = (files, store)
+        return self._stores[(root, endpoint)]
+
+    def _code_package(self, store: Any, launch: Launch) -> str:
+        """The key of the code package of the attempt's flow file, stored in the
+        datastore (packed as `run --remote` packs it: the same files give the same key,
+        so the run's own package is found there, not stored again)."""
+        from ledgerflow.runtime.code_package import DEFAULT_SUFFIXES, INFO_NAME, save_package
+
+        flow_file = Path(launch.flow_file or launch.command[1])
+        cache = (str(flow_file), getattr(store.storage, "prefix", ""))
+        if cache not in self._packages:
+            suffixes = DEFAULT_SUFFIXES
+            info = flow_file.parent / INFO_NAME  # an unpacked package says its suffixes
+            if info.is_file():
+                suffixes = tuple(json.loads(info.read_text()).get("suffixes", suffixes))
+            self._packages[cache] = save_package(store, flow_file, suffixes)
+        return self._packages[cache]
 
     def _create_job(self, launch: Launch, manifest: dict[str, Any]) -> Any:
         """Creates the Secret with the attempt's environment, then the Job, then makes
@@ -282,7 +430,13 @@ class KubernetesBackend(Backend):
         (the cluster deletes it with the Job, should this executor not)."""
         manifest, service = self.gang_manifests(launches)
         name = manifest["metadata"]["name"]
-        created = self._create_job(launches[0], manifest)
+        files = self._stage(launches)
+        try:
+            created = self._create_job(launches[0], manifest)
+        except BackendError:
+            for launch in launches:
+                files.forget(launch.name)
+            raise
         uid = getattr(created.metadata, "uid", None)
         if uid:
             service["metadata"]["ownerReferences"] = [_owned_by_job(name, uid)]
@@ -291,20 +445,26 @@ class KubernetesBackend(Backend):
             self.core.create_namespaced_service(self.namespace, service)
         except self.ApiException as error:
             self._delete(name)
+            for launch in launches:
+                files.forget(launch.name)
             raise BackendError(
                 f"Kubernetes refused the Service of gang Job {name}: {_reason(error)}"
             ) from None
-        return self._track(name, [f"{name}#{index}" for index in range(len(launches))])
+        keys = [(f"{name}#{index}", launch) for index, launch in enumerate(launches)]
+        return self._track(name, keys, files)
 
-    def _track(self, job: str, pods: list[str]) -> list[int]:
+    def _track(
+        self, job: str, pods: list[tuple[str, Launch]], files: AttemptFiles | None
+    ) -> list[int]:
         """Handles for the attempts of a Job, one per pod key (the Job's name, or for
-        an indexed Job NAME#INDEX)."""
+        an indexed Job NAME#INDEX) and the attempt it runs."""
         handles = []
         with self._lock:
-            for key in pods:
+            for key, launch in pods:
                 handle = self._next_handle
                 self._next_handle += 1
-                self._attempts[handle] = _Attempt(job)
+                outputs = (launch.stdout_path, launch.stderr_path, launch.result_path)
+                self._attempts[handle] = _Attempt(job, launch.name, files, outputs)
                 self._by_job[key] = handle
                 handles.append(handle)
         return handles
@@ -355,10 +515,75 @@ class KubernetesBackend(Backend):
         if attempt.reason == "Evicted":
             message = f"the pod of Job {attempt.job} was evicted: {attempt.message}"
             return failed("NodeFailure", message, records_pb2.FAILURE_KIND_INFRASTRUCTURE)
+        if attempt.pod_failure:
+            return failed("ExecutorError", attempt.pod_failure,
+                          records_pb2.FAILURE_KIND_INFRASTRUCTURE)  # fmt: skip
         return None
 
     def close(self) -> None:
         self._closing.set()
+
+    # ---- the attempts' files ----------------------------------------------------------------
+
+    def _copy_output(self) -> None:
+        """Copies the output of running attempts, as their pods store it, into the
+        attempts' folders (where the executor reads it and records it as it grows)."""
+        while not self._closing.wait(OUTPUT_SECONDS):
+            with self._lock:
+                running = [a for a in self._attempts.values() if a.pod_seen and not a.done]
+            for attempt in running:
+                with self._fetch_lock:
+                    if attempt.done or attempt.files is None:
+                        continue  # its last copy is _collect's
+                    try:
+                        for part, path in zip(("stdout", "stderr"), attempt.outputs[:2],
+                                              strict=True):  # fmt: skip
+                            attempt.files.fetch(attempt.name, part, Path(path))
+                    except Exception as error:  # S3 out of reach: the next round
+                        log.warning("output of %s not copied: %s", attempt.name, error)
+
+    def _collect(self, attempt: _Attempt, code: int, *, pod: bool) -> None:
+        """An ended attempt's output and result, from where its pod stored them, into
+        its folder; then its files in the datastore go."""
+        files = attempt.files
+        if files is None:
+            return
+        with self._fetch_lock:
+            stored: dict[str, bool] = {}
+            try:
+                if pod:
+                    for part, path in zip(("stdout", "stderr", "result"), attempt.outputs,
+                                          strict=True):  # fmt: skip
+                        stored[part] = files.fetch(attempt.name, part, Path(path))
+                files.forget(attempt.name)
+            except Exception as error:  # S3 out of reach: the attempt has no result
+                attempt.pod_failure = (
+                    f"{POD_FAILURE}cannot fetch the attempt's output and result from S3: {error}"
+                )
+                log.warning("%s: %s", attempt.name, attempt.pod_failure)
+                return
+            if pod:
+                self._account_for_pod(attempt, code, stored)
+
+    def _account_for_pod(self, attempt: _Attempt, code: int, stored: dict[str, bool]) -> None:
+        """Whether the pod failed, not its task: it said so (its stderr's first line, or
+        its log), or its container failed before its supervisor stored any output (an
+        image without this ledgerflow, say). Its log, as the cluster kept it (the
+        termination message), goes into the attempt's stderr when the pod stored none."""
+        stderr = Path(attempt.outputs[1])
+        pod_log = attempt.message.strip()
+        if pod_log and not stored["stderr"]:
+            with open(stderr, "a") as out:
+                out.write(f"{pod_log}\n")
+        said = _pod_failure(_head(stderr)) or _pod_failure(pod_log)
+        if said:
+            attempt.pod_failure = said
+        elif not (stored["stdout"] or stored["stderr"]) and attempt.reason in CONTAINER_FAILED:
+            last = pod_log.splitlines()[-1] if pod_log else "its log is empty"
+            attempt.pod_failure = (
+                f"{POD_FAILURE}the container of Job {attempt.job} exited with code {code} "
+                f"before it stored its task's output: {last}"
+            )
 
     # ---- following pods -------------------------------------------------------------------
 
@@ -454,6 +679,9 @@ class KubernetesBackend(Backend):
             if attempt.done or (only_if_podless and attempt.pod_seen):
                 return
             attempt.done, attempt.reason, attempt.message = True, reason, message
+        # Its files are in its folder before the executor hears that it ended.
+        self._collect(attempt, code, pod=not only_if_podless)
+        with self._lock:
             self._exited.append((handle, code))
         if self.on_exit is not None:
             self.on_exit.set()
@@ -473,21 +701,219 @@ class KubernetesBackend(Backend):
             self.core.delete_namespaced_secret(name, self.namespace)
 
 
+class AttemptFiles:
+    """Attempts' files in the S3 datastore, beside its content-addressed values, at
+    ROOT/attempts/NAME/PART: the task a pod runs ("task": its code package's key and
+    task request, stored by the executor) and what the pod leaves ("stdout", "stderr",
+    "result"). The executor deletes them once it has copied them."""
+
+    PARTS = ("task", "stdout", "stderr", "result")
+
+    def __init__(self, root: str, endpoint_url: str | None = None) -> None:
+        if not root.startswith("s3://") or not root[5:].partition("/")[0]:
+            raise ValueError(f"S3 root {root!r} must look like s3://bucket/prefix")
+        import boto3
+
+        bucket, _, prefix = root[5:].partition("/")
+        self.bucket = bucket
+        self.prefix = "/".join(part for part in (prefix.strip("/"), ATTEMPTS_FOLDER) if part)
+        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+
+    @classmethod
+    def of(cls, env: Mapping[str, str]) -> AttemptFiles:
+        """Where an environment's datastore keeps them (the S3 datastore only)."""
+        if env.get("LEDGERFLOW_DATASTORE") != "s3":
+            raise BackendError(NEEDS_S3)
+        root = env.get("LEDGERFLOW_DATASTORE_ROOT", "")
+        return cls(root, env.get("LEDGERFLOW_S3_ENDPOINT_URL") or None)
+
+    def key(self, attempt: str, part: str) -> str:
+        return f"{self.prefix}/{attempt}/{part}"
+
+    def put(self, attempt: str, part: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key(attempt, part), Body=data)
+
+    def get(self, attempt: str, part: str) -> bytes | None:
+        """The part's bytes, or None when there is none."""
+        try:
+            found = self.client.get_object(Bucket=self.bucket, Key=self.key(attempt, part))
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return bytes(found["Body"].read())
+
+    def fetch(self, attempt: str, part: str, path: Path) -> bool:
+        """Copies the part into `path` (replaced whole: a reader never sees half of
+        it); False when there is none."""
+        data = self.get(attempt, part)
+        if data is None:
+            return False
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return True
+
+    def forget(self, attempt: str) -> None:
+        """Deletes the attempt's files (the executor's copies stay)."""
+        objects = [{"Key": self.key(attempt, part)} for part in self.PARTS]
+        with contextlib.suppress(Exception):  # left behind: a lifecycle rule collects them
+            self.client.delete_objects(Bucket=self.bucket,
+                                       Delete={"Objects": objects, "Quiet": True})  # fmt: skip
+
+
+# ---- in the pod ------------------------------------------------------------------------------
+
+
+def run_in_pod(environ: Mapping[str, str] | None = None) -> int:
+    """The pod's side (its container's command): fetch the attempt's task from the
+    datastore, run the task entry point in a scratch folder, store its output as it
+    grows and its result at the end; returns the exit code for the container (the
+    task's, or POD_FAILURE_EXIT when the pod, not the task, failed)."""
+    env = dict(os.environ if environ is None else environ)
+    plan = json.loads(env.pop(PLAN_VARIABLE))
+    name = plan["attempts"][int(env.get("JOB_COMPLETION_INDEX") or 0)]
+    work = Path(tempfile.mkdtemp(prefix="ledgerflow-attempt-"))
+    files: AttemptFiles | None = None
+    try:
+        try:
+            files = AttemptFiles.of(env)
+            flow_file, spec = _unpack(files, name, work, env)
+        except Exception as error:
+            return _pod_failed(files, name, f"cannot set up the attempt: {error}")
+        # The task may write its home folder; the image's may not be the pod user's.
+        home = env.get("HOME", "")
+        if not home or not os.access(home, os.W_OK):
+            env["HOME"] = str(work)
+        return _supervise(files, name, work, flow_file, spec, env,
+                          float(plan.get("output_seconds", OUTPUT_SECONDS)))  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _unpack(
+    files: AttemptFiles, name: str, work: Path, env: Mapping[str, str]
+) -> tuple[Path, Path]:
+    """The attempt's flow file (its code package, unpacked) and task request."""
+    from ledgerflow.datastore.content import ContentStore, S3Storage
+    from ledgerflow.runtime.code_package import load_package
+
+    stored = files.get(name, "task")
+    if stored is None:
+        raise LookupError(f"no task at s3://{files.bucket}/{files.key(name, 'task')}")
+    task = json.loads(stored)
+    endpoint = env.get("LEDGERFLOW_S3_ENDPOINT_URL") or None
+    store = ContentStore(S3Storage(env["LEDGERFLOW_DATASTORE_ROOT"], endpoint_url=endpoint))
+    flow_file = load_package(store, task["code_package"]).extract(work / "code")
+    spec = work / "spec.json"
+    spec.write_text(task["spec"])
+    return flow_file, spec
+
+
+def _supervise(
+    files: AttemptFiles,
+    name: str,
+    work: Path,
+    flow_file: Path,
+    spec: Path,
+    env: dict[str, str],
+    every: float,
+) -> int:
+    outputs = (work / "stdout", work / "stderr")
+    result = work / "result"
+    command = [sys.executable, str(flow_file), "task", "--spec", str(spec), "--result",
+               str(result)]  # fmt: skip
+    with open(outputs[0], "wb") as out, open(outputs[1], "wb") as err:
+        task = subprocess.Popen(command, stdout=out, stderr=err, cwd=work, env=env)
+
+    def forward(signum: int, _frame: object) -> None:  # the Job deleted: the task ends
+        with contextlib.suppress(ProcessLookupError):
+            task.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    sizes = [0, 0]
+    while True:
+        try:
+            code = task.wait(timeout=every)
+            break
+        except subprocess.TimeoutExpired:
+            try:
+                _store_output(files, name, outputs, sizes)
+            except Exception as error:  # the next round, or at the end
+                print(f"ledgerflow pod: output not stored yet: {error}", file=sys.stderr)
+    try:
+        _store_output(files, name, outputs, [-1, -1])
+        if result.exists():
+            files.put(name, "result", result.read_bytes())
+    except Exception as error:
+        return _pod_failed(None, name, f"cannot store the attempt's output in S3: {error}")
+    return code if code >= 0 else 128 - code
+
+
+def _store_output(
+    files: AttemptFiles, name: str, outputs: tuple[Path, Path], sizes: list[int]
+) -> None:
+    """Stores the task's stdout and stderr where they grew (sizes: as last stored)."""
+    for index, path in enumerate(outputs):
+        size = path.stat().st_size
+        if size != sizes[index]:
+            with open(path, "rb") as source:
+                files.put(name, path.name, source.read(size))
+            sizes[index] = size
+
+
+def _pod_failed(files: AttemptFiles | None, name: str, why: str) -> int:
+    """Says that the pod failed, not its task: in its log (the cluster's termination
+    message) and, where it can, as the attempt's stderr."""
+    line = f"{POD_FAILURE}{why}"
+    print(line, file=sys.stderr, flush=True)
+    if files is not None:
+        with contextlib.suppress(Exception):
+            files.put(name, "stderr", f"{line}\n".encode())
+    return POD_FAILURE_EXIT
+
+
+def _pod_failure(text: str) -> str:
+    """The line of a pod's own failure in `text`, or empty."""
+    return next((line for line in text.splitlines() if line.startswith(POD_FAILURE)), "")
+
+
+def _head(path: Path, size: int = 4096) -> str:
+    try:
+        with open(path, "rb") as source:
+            return source.read(size).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def is_loopback(address: str) -> bool:
+    """Whether HOST:PORT names this machine's loopback (inside a pod: the pod itself)."""
+    host = address.rpartition(":")[0] if ":" in address else address
+    host = host.strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _plan(launches: list[Launch]) -> str:
+    """What the pods of a Job run: attempt i in the pod of completion index i."""
+    return json.dumps({"attempts": [launch.name for launch in launches],
+                       "output_seconds": OUTPUT_SECONDS})  # fmt: skip
+
+
 def _owned_by_job(name: str, uid: str) -> dict[str, Any]:
     """An ownerReference to a Job: the cluster deletes what has it with the Job."""
     return {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid}
-
-
-def _mount_folders(pod_spec: dict[str, Any], folders: Iterable[str]) -> None:
-    """Mounts the folders from the node at the same paths in the pod's container."""
-    paths = list(folders)
-    pod_spec["containers"][0]["volumeMounts"] = [
-        {"name": f"folder-{i}", "mountPath": path} for i, path in enumerate(paths)
-    ]
-    pod_spec["volumes"] = [
-        {"name": f"folder-{i}", "hostPath": {"path": path, "type": "Directory"}}
-        for i, path in enumerate(paths)
-    ]
 
 
 def _terminated(status: dict[str, Any]) -> dict[str, Any] | None:
@@ -538,3 +964,7 @@ def _reason(error: Any) -> str:
         return str(json.loads(error.body)["message"])
     except (TypeError, ValueError, KeyError):
         return f"{error.status} {error.reason}"
+
+
+if __name__ == "__main__":  # a pod's container (POD_COMMAND)
+    sys.exit(run_in_pod())

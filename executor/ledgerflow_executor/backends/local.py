@@ -1,22 +1,27 @@
 """The local backend: each attempt a plain process, for machines without a container
-engine. Its limits are an address-space rlimit (the step's memory on top of what the
-warm process had mapped when it forked: an allocation beyond it fails inside the task,
-as MemoryError; for an attempt with GPUs, a data-segment rlimit, since CUDA reserves far
-more address space than it uses) and CPU affinity (as many cores as the step asks for,
-round-robin). Each attempt sees only its GPUs (CUDA_VISIBLE_DEVICES, from the executor).
-So it has nothing to add to an exit code (Backend.why_ended): a SIGKILL here came from
-someone else, not from a memory limit.
+engine. Its memory bound is a cgroup per attempt where the machine allows one (cgroup
+v2 or v1, under the executor's own cgroup: see cgroups.py): the kernel bounds what the
+attempt keeps resident to the step's memory, kills it when it goes over (reported as
+out of memory, Backend.why_ended) and, when it ends, whatever it left running.
+Elsewhere (no writable memory cgroup, or LEDGERFLOW_LOCAL_MEMORY=rlimit) it falls back
+to an address-space rlimit, said once as the backend starts: the step's memory on top
+of what the warm process had mapped when it forked, so an allocation beyond it fails
+inside the task, as MemoryError, but so does a thread's stack reservation (for an
+attempt with GPUs, a data-segment rlimit, since CUDA reserves far more address space
+than it uses). CPUs: affinity (as many cores as the step asks for, round-robin). Each
+attempt sees only its GPUs (CUDA_VISIBLE_DEVICES, from the executor).
 
 Attempts run warm: one task server per flow file (``python FLOW_FILE task-server``,
 see ledgerflow/runtime/task_server.py) imports the flow once and forks a child per attempt,
-which applies its own limits. An attempt then costs a fork, not an interpreter start
-and an import of the flow.
+which joins its cgroup (or applies its rlimit) itself. An attempt then costs a fork, not
+an interpreter start and an import of the flow.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import signal
@@ -24,7 +29,9 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ledgerflow.engine import TaskOutcome, died_outcome
 from ledgerflow.runtime.launcher import PARENT_PID_VARIABLE
 
 from ledgerflow_executor.backends.base import (
@@ -34,6 +41,13 @@ from ledgerflow_executor.backends.base import (
     cpu_count_for,
     inherited_environment,
 )
+from ledgerflow_executor.backends.cgroups import MemoryCgroups, NoMemoryCgroup, open_memory_cgroups
+
+log = logging.getLogger(__name__)
+
+# "rlimit": bound attempts by address space even where a memory cgroup could be made
+# (for a machine whose cgroups another tool manages).
+MEMORY_VARIABLE = "LEDGERFLOW_LOCAL_MEMORY"
 
 
 @dataclass
@@ -55,6 +69,12 @@ class LocalBackend(Backend):
         self._servers: dict[str, _TaskServer] = {}
         self._exited: list[tuple[int, int]] = []
         self._lock = threading.Lock()
+        # An attempt's cgroup (by handle) until it ends; those that would not go yet; the
+        # handles the kernel killed for memory, until why_ended is asked.
+        self._cgroups = _memory_cgroups()
+        self._attempt_cgroups: dict[int, Path] = {}
+        self._leftovers: list[Path] = []
+        self._oom_killed: set[int] = set()
 
     def _pick_cores(self, cpu: float) -> list[int]:
         count = min(cpu_count_for(cpu), len(self._cores))
@@ -66,23 +86,43 @@ class LocalBackend(Backend):
     def start(self, launch: Launch) -> int:
         if launch.flow_file is None:
             raise BackendError("the local backend runs task entry points: a flow file is needed")
-        server = self._server_for(launch)
-        ask = {
-            "spec": launch.spec_path, "result": launch.result_path,
-            "stdout": launch.stdout_path, "stderr": launch.stderr_path,
-            "memory_bytes": launch.memory_mb * 1024 * 1024,
-            "cores": self._pick_cores(launch.cpu), "env": launch.env,
-            "gpus": len(launch.gpu_ids),
-        }  # fmt: skip
-        assert server.process.stdin is not None
+        cgroup = self._create_cgroup(launch)
         try:
-            server.process.stdin.write(json.dumps(ask) + "\n")
-            server.process.stdin.flush()
-            pid = server.started.get(timeout=60)
-        except (OSError, queue.Empty) as error:
-            raise BackendError(f"the task server of {launch.flow_file} is gone: {error}") from None
+            server = self._server_for(launch)
+            ask = {
+                "spec": launch.spec_path, "result": launch.result_path,
+                "stdout": launch.stdout_path, "stderr": launch.stderr_path,
+                "memory_bytes": launch.memory_mb * 1024 * 1024,
+                "cgroup": str(cgroup or ""),
+                "cores": self._pick_cores(launch.cpu), "env": launch.env,
+                "gpus": len(launch.gpu_ids),
+            }  # fmt: skip
+            assert server.process.stdin is not None
+            try:
+                server.process.stdin.write(json.dumps(ask) + "\n")
+                server.process.stdin.flush()
+                pid = server.started.get(timeout=60)
+            except (OSError, queue.Empty) as error:
+                raise BackendError(
+                    f"the task server of {launch.flow_file} is gone: {error}"
+                ) from None
+        except BaseException:
+            if cgroup is not None and self._cgroups is not None:
+                self._cgroups.remove(cgroup)
+            raise
         server.running.add(pid)
+        if cgroup is not None:
+            self._attempt_cgroups[pid] = cgroup
         return pid
+
+    def _create_cgroup(self, launch: Launch) -> Path | None:
+        """The attempt's memory cgroup (None: bounded by rlimit instead)."""
+        if self._cgroups is None:
+            return None
+        try:
+            return self._cgroups.create(launch.name, launch.memory_mb)
+        except OSError as error:
+            raise BackendError(f"cannot make the memory cgroup of {launch.name}: {error}") from None
 
     def _server_for(self, launch: Launch) -> _TaskServer:
         assert launch.flow_file is not None
@@ -121,11 +161,37 @@ class LocalBackend(Backend):
     def poll(self) -> list[tuple[int, int]]:
         with self._lock:
             exited, self._exited = self._exited, []
+        if self._cgroups is not None:
+            # Those that would not go before are tried again without waiting: the loop
+            # that polls must not stall on a process that will not die.
+            self._leftovers = [
+                c for c in self._leftovers if not self._cgroups.remove(c, patience=0)
+            ]
+            for handle, _ in exited:  # read before the cgroup goes, for why_ended
+                cgroup = self._attempt_cgroups.pop(handle, None)
+                if cgroup is None:
+                    continue
+                if self._cgroups.oom_killed(cgroup):
+                    self._oom_killed.add(handle)
+                if not self._cgroups.remove(cgroup):
+                    self._leftovers.append(cgroup)
         return exited
+
+    def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
+        """Out of memory when the kernel killed a process of the attempt's cgroup for
+        its limit; otherwise a SIGKILL came from someone else (under the rlimit, an
+        allocation beyond it fails inside the task, which reports it)."""
+        if handle in self._oom_killed:
+            self._oom_killed.discard(handle)
+            return died_outcome(exit_code, memory_mb=memory_mb)
+        return None
 
     def kill(self, handle: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(handle, signal.SIGKILL)
+        cgroup = self._attempt_cgroups.get(handle)
+        if cgroup is not None and self._cgroups is not None:
+            self._cgroups.kill(cgroup)  # its children that left its process group too
 
     def close(self) -> None:
         for server in self._servers.values():
@@ -134,3 +200,27 @@ class LocalBackend(Backend):
                     server.process.stdin.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.process.wait(timeout=10)
+        if self._cgroups is not None:
+            for cgroup in [*self._attempt_cgroups.values(), *self._leftovers]:
+                self._cgroups.remove(cgroup)
+            self._attempt_cgroups.clear()
+            self._leftovers.clear()
+            if not self._cgroups.close():
+                log.warning("could not remove the cgroups in %s", self._cgroups.root)
+
+
+def _memory_cgroups() -> MemoryCgroups | None:
+    """The attempts' memory cgroups, or None (then the rlimit, said here, once)."""
+    if os.environ.get(MEMORY_VARIABLE, "") == "rlimit":
+        why = f"{MEMORY_VARIABLE}=rlimit"
+    else:
+        try:
+            return open_memory_cgroups()
+        except NoMemoryCgroup as error:
+            why = f"no memory cgroup can be made here: {error}"
+    log.warning(
+        "the local backend bounds each attempt's address space, not its memory (%s): "
+        "thread stacks and mappings count against @resources(memory=...) as if resident",
+        why,
+    )
+    return None

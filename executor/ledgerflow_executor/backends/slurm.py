@@ -47,6 +47,7 @@ from ledgerflow_executor.backends.base import (
     Backend,
     BackendError,
     Launch,
+    Leftover,
     cpu_count_for,
 )
 from ledgerflow_executor.backends.container import ContainerBackend, container_ending
@@ -316,6 +317,26 @@ class SlurmBackend(Backend):
         # A gang's job ends whole: one node of it cannot go on without the others.
         _slurm(["scancel", str(self._slurm_handle(handle))], check=False)
 
+    def handle_of(self, launch: Launch) -> str:
+        """The job's comment (its id is Slurm's to give, once submitted):
+        ``squeue --format=%i,%k`` finds it."""
+        return launch.name
+
+    def leftovers(self) -> list[Leftover]:
+        """The attempts' jobs Slurm has not finished (pending, running, suspended)."""
+        listed = _slurm(["squeue", "--noheader", "--format=%i|%j|%k"]).stdout
+        found = []
+        for line in listed.splitlines():
+            job, _, rest = line.partition("|")
+            name, _, comment = rest.partition("|")
+            attempt = attempt_of_job(name.strip(), comment.strip())
+            if attempt is not None and job.strip().isdigit():
+                found.append(dataclasses.replace(attempt, handle=f"job {job.strip()}"))
+        return found
+
+    def kill_leftover(self, leftover: Leftover) -> None:
+        _slurm(["scancel", leftover.handle.removeprefix("job ")], check=False)
+
 
 def write_env_script(launch: Launch) -> Path:
     """The attempt's environment as `export` lines for its job to source, in a new file
@@ -340,10 +361,25 @@ def job_name(launch: Launch, gang: int = 0) -> str:
     return f"{step}.{task_attempt}{gang_part}@{flow}/{run_id}"
 
 
+def attempt_of_job(name: str, comment: str) -> Leftover | None:
+    """The attempt a job runs, from its name (job_name) and comment (its launch's name,
+    ledgerflow-LEASE); None for jobs that are not attempts."""
+    step_task_attempt, _, flow_run = name.partition("@")
+    parts = step_task_attempt.split(".")
+    if not comment.startswith("ledgerflow-") or len(parts) < 3 or flow_run.count("/") != 1:
+        return None
+    step, task_id, attempt = parts[:3]
+    if not attempt.isdigit():
+        return None
+    return Leftover("", f"{flow_run}/{step}/{task_id}", int(attempt),
+                    comment.removeprefix("ledgerflow-"))  # fmt: skip
+
+
 def _attempt_args(launch: Launch) -> list[str]:
     """What sbatch and srun both take: the attempt's name, resources, time and files."""
     args = [
         f"--job-name={job_name(launch)}",
+        f"--comment={launch.name}",
         f"--cpus-per-task={cpu_count_for(launch.cpu)}",
         f"--mem={launch.memory_mb}M",
         f"--output={launch.stdout_path}",
@@ -363,6 +399,7 @@ def _gang_args(launch: Launch, nodes: int) -> list[str]:
     cpus = cpu_count_for(launch.cpu)
     args = [
         f"--job-name={job_name(launch, gang=nodes)}",
+        f"--comment={launch.name}",
         f"--ntasks={nodes}",
         f"--cpus-per-task={cpus}",
         f"--mem-per-cpu={math.ceil(launch.memory_mb / cpus)}M",

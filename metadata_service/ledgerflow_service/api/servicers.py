@@ -83,6 +83,14 @@ class Transport:
                 working[0] = False
         except LedgerError as error:
             context.abort(error.code, error.message)
+        except Exception as error:
+            if not self.app.database.is_unreachable(error):
+                raise
+            context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"the ledger's database did not answer ({str(error).strip()[:300]}); "
+                "try again (an append's events are recorded once, by their ids)",
+            )
         raise AssertionError("unreachable")  # context.abort raises
 
 
@@ -240,6 +248,12 @@ class ExecutorServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
     ) -> executor_service_pb2.ListQueuedTasksResponse:
         app = self.transport.app
         return self.transport.call(context, lambda _, scope: app.list_queued_tasks(request, scope))
+
+    def ListExecutors(
+        self, request: executor_service_pb2.ListExecutorsRequest, context: grpc.ServicerContext
+    ) -> executor_service_pb2.ListExecutorsResponse:
+        app = self.transport.app
+        return self.transport.call(context, lambda _, scope: app.list_executors(request, scope))
 
 
 SERVICE_NAMES = tuple(

@@ -10,7 +10,15 @@ process manager queues the task again.
 The executors that asked for work recently are remembered in memory (per service
 process), so a task that none of them could ever take says why it waits; so are the
 notes their renewals carry about leased attempts that have not begun (a job pending in
-Slurm's queue), shown the same way.
+Slurm's queue), shown the same way; ListExecutors lists them (:meth:`LeaseDesk.executors`).
+
+The time this service could not hear renewals does not count against a lease: not while
+it was down (it starts *hearing* when it starts), nor while its database was out of
+reach (it hears again once the database answers). A lease is expired only when it ran
+out and, since the service last began hearing, its executor has had a whole lease term
+to renew it. Without that, a 20 s database outage expired every 30 s lease as soon as
+the database was back, before the executors' renewals got through, and healthy work was
+killed and run again.
 """
 
 from __future__ import annotations
@@ -20,12 +28,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ledgerflow.engine import RunGraph, gang_failed_reason
 from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
 
-from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
+from ledgerflow_service.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    LedgerError,
+    Unavailable,
+)
 from ledgerflow_service.names import MAX_QUEUE_NAME_LENGTH
 from ledgerflow_service.principal import SERVICE, Principal
 from ledgerflow_service.queries import queue as queue_queries
@@ -57,6 +71,21 @@ class _Executor:
     total: executor_service_pb2.Capacity
     queues: frozenset[str]
     seen: float
+    # As its last LeaseTaskRequest said, less what that call leased to it.
+    free: executor_service_pb2.Capacity = field(default_factory=executor_service_pb2.Capacity)
+
+
+@dataclass(frozen=True)
+class SeenExecutor:
+    """An executor the service heard from recently, as :meth:`LeaseDesk.executors`
+    tells it: its capacity and queues are None when it only renewed leases since this
+    service process started."""
+
+    executor_id: str
+    total: executor_service_pb2.Capacity | None
+    free: executor_service_pb2.Capacity | None
+    queues: tuple[str, ...]
+    seen_at_us: int
 
 
 class LeaseDesk:
@@ -76,6 +105,10 @@ class LeaseDesk:
         # (task pathspec, attempt): why that leased attempt has not begun
         self._notes: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
+        # Since when (µs) this service has heard renewals without a gap (see the module
+        # doc); `_deaf` is set while its database is out of reach.
+        self._heard_since_us = now_us()
+        self._deaf = False
 
     # ---- executors' calls ---------------------------------------------------------
 
@@ -116,7 +149,7 @@ class LeaseDesk:
         seconds = request.lease_seconds or DEFAULT_LEASE_SECONDS
         if seconds > MAX_LEASE_SECONDS:
             raise InvalidArgument(f"lease_seconds is at most {MAX_LEASE_SECONDS}, got {seconds}")
-        self._seen(executor_id, request.total, queues)
+        self._seen(executor_id, request.total, queues, request.free)
         picked: list[tuple[QueueRow, str]] = []
 
         def choose(tx: Tx) -> list[events_pb2.Event]:
@@ -161,6 +194,7 @@ class LeaseDesk:
             ]
 
         recorded = self._append_chosen(choose, principal)
+        self._took(executor_id, [row for row, _ in picked])
         if not picked:
             return []
         leased_at = recorded[0].recorded_at.ToMicroseconds()
@@ -236,6 +270,10 @@ class LeaseDesk:
             return executor_service_pb2.RenewLeaseResponse(
                 keep_running=False, reason=refused.message
             )
+        except Exception as error:
+            if _unheard(error):
+                self.database_unreachable()
+            raise
         run_path = f"{request.flow_name}/{request.run_id}"
         self._note(f"{run_path}/{request.step_name}/{request.task_id}", request.attempt,
                    request.note)  # fmt: skip
@@ -255,12 +293,35 @@ class LeaseDesk:
 
     # ---- the service's own ----------------------------------------------------------
 
+    def database_unreachable(self) -> None:
+        """Says that the database did not answer: renewals are not heard until it does
+        (then each lease gets a whole term again before it can expire)."""
+        with self._lock:
+            self._deaf = True
+
+    def _hearing_since(self, now: int) -> int:
+        """Since when renewals have been heard: the database answered at `now`."""
+        with self._lock:
+            if self._deaf:
+                self._deaf, self._heard_since_us = False, now
+            return self._heard_since_us
+
     def expire(self, limit: int = 1000) -> int:
-        """Appends LeaseExpired for every lease that ran out; returns how many."""
-        with self.database.read() as tx:
-            rows = queue_queries.expired_leases(tx, now_us(), limit)
+        """Appends LeaseExpired for every lease that ran out, and whose executor could
+        have renewed it for a whole term since the service began hearing renewals (see
+        the module doc); returns how many."""
+        now = now_us()
+        try:
+            with self.database.read() as tx:
+                rows = queue_queries.expired_leases(tx, now, limit)
+        except Exception:
+            self.database_unreachable()
+            raise
+        heard_since = self._hearing_since(now)
         expired = 0
         for row in rows:
+            if heard_since + row.lease_seconds * 1_000_000 > now:
+                continue  # its executor has not had a whole term to be heard yet
             event = events_pb2.Event(
                 event_id=str(uuid.uuid4()),
                 lease_expired=events_pb2.LeaseExpired(
@@ -356,14 +417,53 @@ class LeaseDesk:
                 del self._only_renewing[next(iter(self._only_renewing))]
 
     def _seen(
-        self, executor_id: str, total: executor_service_pb2.Capacity, queues: list[str]
+        self,
+        executor_id: str,
+        total: executor_service_pb2.Capacity,
+        queues: list[str],
+        free: executor_service_pb2.Capacity,
     ) -> None:
         with self._lock:
             self._only_renewing.pop(executor_id, None)
             self._executors.pop(executor_id, None)
-            self._executors[executor_id] = _Executor(total, frozenset(queues), time.monotonic())
+            self._executors[executor_id] = _Executor(
+                _copied(total), frozenset(queues), time.monotonic(), _copied(free)
+            )
             while len(self._executors) > _MAX_EXECUTORS_KEPT:  # the least recently seen go
                 del self._executors[next(iter(self._executors))]
+
+    def _took(self, executor_id: str, rows: list[QueueRow]) -> None:
+        """What a lease call handed the executor is no longer free (until it asks again)."""
+        with self._lock:
+            known = self._executors.get(executor_id)
+            if known is None:
+                return
+            for row in rows:
+                known.free.cpu = max(0.0, known.free.cpu - row.cpu)
+                known.free.memory_mb = max(0, known.free.memory_mb - row.memory_mb)
+                known.free.gpu = max(0, known.free.gpu - row.gpu)
+
+    def executors(self, within_seconds: float = EXECUTOR_SEEN_SECONDS) -> list[SeenExecutor]:
+        """The executors that asked for work or renewed a lease in the last
+        `within_seconds`, by id."""
+        now, wall_us = time.monotonic(), now_us()
+        cutoff = now - within_seconds
+
+        def at(seen: float) -> int:  # a monotonic time as wall-clock microseconds
+            return wall_us - int((now - seen) * 1_000_000)
+
+        with self._lock:
+            found = [
+                SeenExecutor(i, _copied(e.total), _copied(e.free), tuple(sorted(e.queues)),
+                             at(e.seen))
+                for i, e in self._executors.items() if e.seen >= cutoff
+            ]  # fmt: skip
+            found += [
+                SeenExecutor(i, None, None, (), at(seen))
+                for i, seen in self._only_renewing.items()
+                if seen >= cutoff and i not in self._executors
+            ]
+        return sorted(found, key=lambda e: e.executor_id)
 
 
 class _GangFinder:
@@ -380,12 +480,24 @@ class _GangFinder:
         return queue_queries.gang_rows(self._tx, row, self._now) or [row]
 
 
+def _unheard(error: Exception) -> bool:
+    """Whether a renewal failed because the database did not answer (a driver's error
+    or a timeout), not because the service refused it."""
+    return isinstance(error, Unavailable | DeadlineExceeded) or not isinstance(error, LedgerError)
+
+
 def _check_executor_id(executor_id: str) -> str:
     if not executor_id:
         raise InvalidArgument("executor_id is missing: name the executor (e.g. host-pid)")
     if len(executor_id) > 200:
         raise InvalidArgument("executor_id is at most 200 characters")
     return check_text("executor_id", executor_id)
+
+
+def _copied(capacity: executor_service_pb2.Capacity) -> executor_service_pb2.Capacity:
+    copy = executor_service_pb2.Capacity()
+    copy.CopyFrom(capacity)
+    return copy
 
 
 def _check_capacity(name: str, capacity: executor_service_pb2.Capacity) -> None:

@@ -69,6 +69,22 @@ def list_open(
     return take_page([queued_record(r) for r in rows], [r.queued_position for r in rows], size)
 
 
+def held_by(tx: Tx, executor_ids: Sequence[str]) -> dict[str, list[records_pb2.QueuedTask]]:
+    """The leased and running tasks of each of `executor_ids`, oldest queued first."""
+    if not executor_ids:
+        return {}
+    condition, params = tx.dialect.one_of("executor_id", list(executor_ids))
+    held: dict[str, list[records_pb2.QueuedTask]] = {i: [] for i in executor_ids}
+    for r in tx.query(
+        f"SELECT {_COLUMNS} FROM queue WHERE state IN ('leased', 'running') AND {condition} "
+        "ORDER BY queued_position",
+        params,
+    ):
+        row = QueueRow(*r)
+        held[row.executor_id].append(queued_record(row))
+    return held
+
+
 def lease_candidates(
     tx: Tx,
     free: executor_service_pb2.Capacity,

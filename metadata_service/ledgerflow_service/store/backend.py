@@ -164,6 +164,11 @@ class Database(abc.ABC):
     def is_unique_violation(self, error: Exception) -> bool:
         """Whether `error` is this backend's unique-constraint violation."""
 
+    def is_unreachable(self, error: Exception) -> bool:
+        """Whether `error` says the database did not answer (down, restarting, out of
+        connections): the request may be retried, unlike a bug's error."""
+        return False
+
     @abc.abstractmethod
     def close(self) -> None: ...
 

@@ -377,6 +377,16 @@ class PostgresDatabase(Database):
         except (psycopg.errors.QueryCanceled, psycopg_pool.PoolTimeout):
             raise stopped(scope) from None
 
+    def is_unreachable(self, error: Exception) -> bool:
+        """A lost or refused connection, or none to be had from the pool (not a
+        statement the server stopped: QueryCanceled is an OperationalError too)."""
+        import psycopg
+        import psycopg_pool
+
+        if isinstance(error, psycopg.errors.QueryCanceled):
+            return False
+        return isinstance(error, psycopg.OperationalError | psycopg_pool.PoolTimeout)
+
     def pending_migrations(self) -> list[str]:
         """The migrations not yet applied, found with reads alone (a service role that
         may not create tables can still check that the schema is current)."""

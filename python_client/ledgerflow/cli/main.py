@@ -7,6 +7,7 @@ from ledgerflow_executor.cli import executor
 from ledgerflow_service.cli import service
 
 from ledgerflow.cli.deployments import deployments
+from ledgerflow.cli.executors import executors
 from ledgerflow.cli.host import host
 from ledgerflow.cli.ledger import audit, cancel, events, flows, runs
 from ledgerflow.cli.tables import tables
@@ -28,6 +29,7 @@ for command in (
     tables,
     host,
     executor,
+    executors,
     cancel,
     deployments,
     ui,

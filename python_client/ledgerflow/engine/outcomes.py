@@ -129,6 +129,8 @@ def started_event(
     stack: Sequence[records_pb2.ForeachFrame],
     resources: records_pb2.Resources,
     lease_id: str = "",
+    backend: str = "",
+    backend_handle: str = "",
 ) -> events_pb2.Event:
     return new_event(
         task_started=events_pb2.TaskStarted(
@@ -138,6 +140,8 @@ def started_event(
             foreach_stack=stack,
             resources=resources,
             lease_id=lease_id,
+            backend=backend,
+            backend_handle=backend_handle,
         )
     )
 

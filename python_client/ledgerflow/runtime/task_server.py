@@ -5,14 +5,15 @@ An executor keeps one per code package (see ledgerflow_executor/backends/local.p
 
 The protocol is JSON lines. On stdin, one request per attempt::
 
-    {"spec": PATH, "result": PATH, "stdout": PATH, "stderr": PATH,
+    {"spec": PATH, "result": PATH, "stdout": PATH, "stderr": PATH, "cgroup": PATH,
      "memory_bytes": N, "cores": [0, 1], "env": {"NAME": "VALUE"}, "gpus": N}
 
 On stdout, ``{"started": PID}`` for each request, in order, and ``{"exited": PID,
 "code": CODE}`` as attempts end (a negative code: killed by that signal). Before the
-step runs, the child bounds its address space to memory_bytes more than the server had
-mapped (its data segment, when "gpus" is above 0), and pins itself to `cores`; it
-reports through the result file exactly like ``python FLOW_FILE task``.
+step runs, the child joins `cgroup` (the attempt's memory cgroup, which the executor
+made and bounded) or, when it is empty, bounds its address space to memory_bytes more
+than the server had mapped (its data segment, when "gpus" is above 0); it pins itself
+to `cores`, and reports through the result file exactly like ``python FLOW_FILE task``.
 Nothing here imports gRPC, so forking is safe; the server and its children die with
 the process that started them.
 """
@@ -80,10 +81,14 @@ def _child(
     def attempt() -> None:
         die_with_parent(server)
         os.setsid()
-        # The step's memory on top of what the warm process had mapped already. CUDA
-        # reserves terabytes of address space it never touches, so an attempt with GPUs
-        # bounds its data segment (heap and private writable mappings) instead.
-        if ask.get("gpus"):
+        # In its cgroup before anything of the step's runs, so that all it allocates,
+        # each thread and process it starts, counts against the cgroup's bound.
+        # Otherwise, the step's memory on top of what the warm process had mapped
+        # already. CUDA reserves terabytes of address space it never touches, so an
+        # attempt with GPUs bounds its data segment (heap and private writable mappings).
+        if ask.get("cgroup"):
+            _join_cgroup(ask["cgroup"])
+        elif ask.get("gpus"):
             limit = _data_bytes() + int(ask["memory_bytes"])
             resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
         else:
@@ -98,6 +103,16 @@ def _child(
         run_request(request, ask["result"])
 
     run_then_exit(attempt)
+
+
+def _join_cgroup(cgroup: str) -> None:
+    """Moves this process into the cgroup; fails the attempt when it cannot, rather
+    than run it unbounded."""
+    try:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
+            procs.write(str(os.getpid()))
+    except OSError as error:
+        raise RuntimeError(f"the attempt cannot join its memory cgroup {cgroup}: {error}") from None
 
 
 def _mapped_bytes() -> int:

@@ -7,7 +7,8 @@ step_page.py; paged), a task (attempts, error, resources, logs,
 artifacts with previews and downloads, its cards each in a sandboxed frame), a run's
 audit (its events in order with their payloads: audit_view.py, and the run as it was
 at a chosen time), the deployments (their schedules and last runs), the tables (their
-versions and who wrote and read each: tables_page.py). The runs and run pages follow
+versions and who wrote and read each: tables_page.py), the executors (their capacity and
+what they run: executors_page.py). The runs and run pages follow
 the ledger's watch stream (server-sent events from /live) and redraw what changed
 without a reload.
 """
@@ -29,9 +30,9 @@ from starlette.templating import Jinja2Templates
 
 from ledgerflow.engine.triggers import describe_notify, describe_triggers
 from ledgerflow.exceptions import LedgerflowNotFound, RpcError
-from ledgerflow.metadata_client import MetadataClient
+from ledgerflow.metadata_client import EmbeddedMetadata, MetadataClient
 from ledgerflow.ui import artifacts as shown
-from ledgerflow.ui import audit_view, model, runs_filter, step_page, tables_page
+from ledgerflow.ui import audit_view, executors_page, model, runs_filter, step_page, tables_page
 from ledgerflow.ui import logs as task_logs
 from ledgerflow.ui.dag import svg
 from ledgerflow.ui.foreach import SplitCounts, plan_counts
@@ -265,6 +266,21 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
 
         return await call(request, work)
 
+    async def executors(request: Request) -> Response:
+        """The executors that asked the service for work recently, their capacity and
+        the task attempts they run (ui/executors_page.py)."""
+
+        def work() -> Response:
+            if isinstance(metadata, EmbeddedMetadata):  # no executor asks an embedded ledger
+                return page(request, "executors.html", embedded=True)
+            found = metadata.executors()
+            shown = executors_page
+            return page(request, "executors.html", embedded=False, executors=found.executors,
+                        within=found.seen_within_seconds, free_of_total=shown.free_of_total,
+                        queue_names=shown.queue_names, task_state=shown.task_state)  # fmt: skip
+
+        return await call(request, work)
+
     async def live(request: Request) -> Response:
         """Server-sent events: one `changed` message a time something happens in the run
         (or in any run, for `*`), at most every 0.1 s."""
@@ -303,6 +319,7 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
         Route("/runs/{flow}/{run_id}/{step}/{task_id}/cards/{number:int}", card),
         Route("/deployments", deployments),
         Route("/tables", tables),
+        Route("/executors", executors),
         Route("/tables/{namespace}/{table}", table),
         Route("/live", live),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

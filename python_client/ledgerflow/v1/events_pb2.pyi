@@ -154,20 +154,24 @@ class RunFinished(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., succeeded: _Optional[bool] = ...) -> None: ...
 
 class TaskStarted(_message.Message):
-    __slots__ = ("task", "attempt", "input_pathspecs", "foreach_stack", "resources", "lease_id")
+    __slots__ = ("task", "attempt", "input_pathspecs", "foreach_stack", "resources", "lease_id", "backend", "backend_handle")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     INPUT_PATHSPECS_FIELD_NUMBER: _ClassVar[int]
     FOREACH_STACK_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_HANDLE_FIELD_NUMBER: _ClassVar[int]
     task: TaskRef
     attempt: int
     input_pathspecs: _containers.RepeatedScalarFieldContainer[str]
     foreach_stack: _containers.RepeatedCompositeFieldContainer[_records_pb2.ForeachFrame]
     resources: _records_pb2.Resources
     lease_id: str
-    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[_records_pb2.ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[_records_pb2.Resources, _Mapping]] = ..., lease_id: _Optional[str] = ...) -> None: ...
+    backend: str
+    backend_handle: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[_records_pb2.ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[_records_pb2.Resources, _Mapping]] = ..., lease_id: _Optional[str] = ..., backend: _Optional[str] = ..., backend_handle: _Optional[str] = ...) -> None: ...
 
 class TaskHeartbeat(_message.Message):
     __slots__ = ("task", "attempt", "lease_id")

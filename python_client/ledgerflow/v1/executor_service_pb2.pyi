@@ -110,3 +110,37 @@ class ListQueuedTasksResponse(_message.Message):
     tasks: _containers.RepeatedCompositeFieldContainer[_records_pb2.QueuedTask]
     page: _common_pb2.PageResponse
     def __init__(self, tasks: _Optional[_Iterable[_Union[_records_pb2.QueuedTask, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class ListExecutorsRequest(_message.Message):
+    __slots__ = ("seen_within_seconds", "page")
+    SEEN_WITHIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    seen_within_seconds: int
+    page: _common_pb2.PageRequest
+    def __init__(self, seen_within_seconds: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListExecutorsResponse(_message.Message):
+    __slots__ = ("executors", "page", "seen_within_seconds")
+    EXECUTORS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    SEEN_WITHIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    executors: _containers.RepeatedCompositeFieldContainer[ExecutorStatus]
+    page: _common_pb2.PageResponse
+    seen_within_seconds: int
+    def __init__(self, executors: _Optional[_Iterable[_Union[ExecutorStatus, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., seen_within_seconds: _Optional[int] = ...) -> None: ...
+
+class ExecutorStatus(_message.Message):
+    __slots__ = ("executor_id", "total", "free", "queues", "last_seen_at", "tasks")
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    FREE_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    executor_id: str
+    total: Capacity
+    free: Capacity
+    queues: _containers.RepeatedScalarFieldContainer[str]
+    last_seen_at: _timestamp_pb2.Timestamp
+    tasks: _containers.RepeatedCompositeFieldContainer[_records_pb2.QueuedTask]
+    def __init__(self, executor_id: _Optional[str] = ..., total: _Optional[_Union[Capacity, _Mapping]] = ..., free: _Optional[_Union[Capacity, _Mapping]] = ..., queues: _Optional[_Iterable[str]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[_records_pb2.QueuedTask, _Mapping]]] = ...) -> None: ...

@@ -57,6 +57,11 @@ class ExecutorServiceStub:
                 request_serializer=ledgerflow_dot_v1_dot_executor__service__pb2.ListQueuedTasksRequest.SerializeToString,
                 response_deserializer=ledgerflow_dot_v1_dot_executor__service__pb2.ListQueuedTasksResponse.FromString,
                 _registered_method=True)
+        self.ListExecutors = channel.unary_unary(
+                '/ledgerflow.v1.ExecutorService/ListExecutors',
+                request_serializer=ledgerflow_dot_v1_dot_executor__service__pb2.ListExecutorsRequest.SerializeToString,
+                response_deserializer=ledgerflow_dot_v1_dot_executor__service__pb2.ListExecutorsResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -98,6 +103,16 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListExecutors(self, request, context):
+        """The executors that asked this service process for work (or renewed a lease)
+        recently, by id: each with its capacity and the tasks it holds leases on. The
+        service remembers its callers in memory: a restarted service, or each replica
+        behind a balancer, knows those that called it since.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +135,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.ListQueuedTasks,
                     request_deserializer=ledgerflow_dot_v1_dot_executor__service__pb2.ListQueuedTasksRequest.FromString,
                     response_serializer=ledgerflow_dot_v1_dot_executor__service__pb2.ListQueuedTasksResponse.SerializeToString,
+            ),
+            'ListExecutors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExecutors,
+                    request_deserializer=ledgerflow_dot_v1_dot_executor__service__pb2.ListExecutorsRequest.FromString,
+                    response_serializer=ledgerflow_dot_v1_dot_executor__service__pb2.ListExecutorsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -233,6 +253,33 @@ class ExecutorService:
             '/ledgerflow.v1.ExecutorService/ListQueuedTasks',
             ledgerflow_dot_v1_dot_executor__service__pb2.ListQueuedTasksRequest.SerializeToString,
             ledgerflow_dot_v1_dot_executor__service__pb2.ListQueuedTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExecutors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerflow.v1.ExecutorService/ListExecutors',
+            ledgerflow_dot_v1_dot_executor__service__pb2.ListExecutorsRequest.SerializeToString,
+            ledgerflow_dot_v1_dot_executor__service__pb2.ListExecutorsResponse.FromString,
             options,
             channel_credentials,
             insecure,
