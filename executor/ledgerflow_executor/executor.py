@@ -133,6 +133,8 @@ class Executor:
         self._last_renew = 0.0
         self._unreachable_since: float | None = None
         self._last_sweep = 0.0  # the first turn of the loop looks for leftovers
+        # TaskStarted of attempts the backend holds back, by lease, until they begin.
+        self._unrecorded_starts: dict[str, Any] = {}
         self._last_logs = 0.0
         self._free_gpus = list(range(settings.capacity.gpu))
         self._code: dict[str, Path] = {}
@@ -169,6 +171,7 @@ class Executor:
                 leased = self._lease_what_fits() if not self.draining else 0
                 reaped = self._reap()
                 self._renew_if_due()
+                self._record_begun()
                 self._sweep_if_due()
                 self._upload_logs_if_due()
                 self._enforce_timeouts()
@@ -255,10 +258,15 @@ class Executor:
                 short.add(gang_of(lease))
         if any(lease.task.attempt > 0 for lease, _ in prepared):
             self._sweep_leftovers()  # an earlier attempt may still run, its executor lost
-        recorded = self._record(
-            [[started(lease, self.backend.name, self.backend.handle_of(launch))]
-             for lease, launch in prepared]
-        )  # fmt: skip
+        starts = [started(lease, self.backend.name, self.backend.handle_of(launch))
+                  for lease, launch in prepared]  # fmt: skip
+        if self.backend.holds_attempts_back:  # recorded once each has begun
+            self._unrecorded_starts.update(
+                (lease.lease_id, event) for (lease, _), event in zip(prepared, starts, strict=True)
+            )
+            recorded = [True] * len(prepared)
+        else:
+            recorded = self._record([[event] for event in starts])
         gangs: dict[tuple[str, ...], list[tuple[Lease, Launch]]] = {}
         for (lease, launch), ok in zip(prepared, recorded, strict=True):
             if not ok:  # the lease is gone, or the service: it lapses, or is refused
@@ -273,7 +281,8 @@ class Executor:
             if key in short:  # never part of a gang: its other nodes fail with it
                 refused = failed("ExecutorError", "a node of its @parallel gang could not start",
                                  records_pb2.FAILURE_KIND_INFRASTRUCTURE)  # fmt: skip
-                self._record([recorded_outcome(lease, refused) for lease, _ in gang])
+                self._record([[*self._start_of(lease), *recorded_outcome(lease, refused)]
+                              for lease, _ in gang])  # fmt: skip
                 self.metrics.finished(refused, len(gang))
                 for _, launch in gang:
                     self._discard(launch)
@@ -281,10 +290,10 @@ class Executor:
             self._start(sorted(gang, key=lambda pair: pair[0].task.foreach_stack[-1].index))
 
     def _sweep_leftovers(self) -> None:
-        """Kills what the backend's engine still runs for attempts no longer current:
-        those a dead executor left (a container, a Slurm job outlives its executor),
-        whose leases lapsed and whose tasks moved on to another attempt, or ended.
-        Attempts other live executors run are current, and left alone."""
+        """Kills what the backend's engine still runs under leases no longer current:
+        what a dead executor left (a container, a Slurm job outlives its executor) once
+        its lease lapsed, and whether its task then ended or went on under another
+        lease. What other live executors run is current, and left alone."""
         self._last_sweep = time.monotonic()
         try:
             leftovers = self.backend.leftovers()
@@ -292,32 +301,34 @@ class Executor:
             log.warning("cannot list the %s backend's attempts: %s", self.backend.name, error)
             return
         mine = {running.lease.lease_id for running in self.running.values()}
-        strangers = [leftover for leftover in leftovers if leftover.lease_id not in mine]
+        strangers = [leftover for leftover in leftovers
+                     if leftover.lease_id not in mine
+                     and leftover.service == self.metadata.address]  # fmt: skip
         if not strangers:
             return
         try:
-            current = self._current_attempts({s.task.rsplit("/", 2)[0] for s in strangers})
+            current = self._current_leases({s.task.rsplit("/", 2)[0] for s in strangers})
         except RpcError as error:
             log.warning("cannot tell lost attempts from live ones: %s", error.message)
             return
         for leftover in strangers:
-            if (leftover.task, leftover.attempt) not in current:
+            if leftover.lease_id not in current:
                 self.backend.kill_leftover(leftover)
                 self.say(
                     f"executor: killed {leftover.handle}, left running by {leftover.task} "
                     f"attempt {leftover.attempt}, whose executor was lost"
                 )
 
-    def _current_attempts(self, runs: set[str]) -> set[tuple[str, int]]:
-        """(task pathspec, attempt) of the leased and running attempts of these runs."""
+    def _current_leases(self, runs: set[str]) -> set[str]:
+        """The leases of these runs' leased and running tasks."""
         live = (records_pb2.QUEUE_STATE_LEASED, records_pb2.QUEUE_STATE_RUNNING)
-        current: set[tuple[str, int]] = set()
+        current: set[str] = set()
         for run in runs:
             flow_name, run_id = run.split("/")
             request = executor_api.ListQueuedTasksRequest(flow_name=flow_name, run_id=run_id)
             while True:
                 response = self.metadata.list_queued_tasks(request)
-                current.update((t.pathspec, t.attempt) for t in response.tasks if t.state in live)
+                current.update(t.lease_id for t in response.tasks if t.state in live)
                 if not response.page.next_page_token:
                     break
                 request.page.page_token = response.page.next_page_token
@@ -364,6 +375,7 @@ class Executor:
             flow_file=str(flow_file),
             spec_path=str(spec_path),
             result_path=str(folder / "result"),
+            service=self.metadata.address,
         )
 
     def _gpus_seen(self, gpu_ids: tuple[int, ...]) -> dict[str, str]:
@@ -383,7 +395,8 @@ class Executor:
                 handles = self.backend.start_gang(launches)
         except (BackendError, OSError) as error:  # recorded as the attempts' failures
             refused = failed("ExecutorError", str(error), records_pb2.FAILURE_KIND_INFRASTRUCTURE)
-            self._record([recorded_outcome(lease, refused) for lease, _ in attempts])
+            self._record([[*self._start_of(lease), *recorded_outcome(lease, refused)]
+                          for lease, _ in attempts])  # fmt: skip
             self.metrics.finished(refused, len(attempts))
             for launch in launches:
                 self._free_gpus.extend(launch.gpu_ids)
@@ -432,6 +445,26 @@ class Executor:
         return self._code[key]
 
     # ---- while they run ------------------------------------------------------------------
+
+    def _start_of(self, lease: Lease) -> list[Any]:
+        """The attempt's TaskStarted while not yet recorded (see _record_begun)."""
+        event = self._unrecorded_starts.pop(lease.lease_id, None)
+        return [event] if event is not None else []
+
+    def _record_begun(self) -> None:
+        """Records TaskStarted for the attempts the backend held back that have begun
+        (a Slurm job that left the queue). One whose lease was lost meanwhile is
+        stopped: it is no longer this executor's to run."""
+        begun = [running for running in self.running.values()
+                 if running.lease.lease_id in self._unrecorded_starts
+                 and self.backend.begun(running.handle)]  # fmt: skip
+        recorded = self._record([self._start_of(running.lease) for running in begun])
+        for running, ok in zip(begun, recorded, strict=True):
+            if not ok and running.ended is None:
+                reason = "its lease was lost before it began"
+                running.ended = died_outcome(-9, cancelled=reason)
+                self.say(f"executor: stopping {running.lease.label}: {reason}")
+                self.backend.kill(running.handle)
 
     def _sweep_if_due(self) -> None:
         if time.monotonic() - self._last_sweep >= self.settings.lease_seconds:
@@ -496,6 +529,8 @@ class Executor:
     def _upload_logs(self, running: _Running, *, final: bool = False) -> list[Any]:
         """Stores the attempt's output when it grew; returns the LogsRecorded event to
         append (appended here while the attempt runs, with the outcome at its end)."""
+        if not final and running.lease.lease_id in self._unrecorded_starts:
+            return []  # its TaskStarted first
         sizes = (output_size(running.stdout), output_size(running.stderr))
         if sizes == running.log_sizes or sizes == (0, 0):
             return []
@@ -542,6 +577,7 @@ class Executor:
             if not outcome.ok and not outcome.traceback:
                 outcome.traceback = read_output(running.stderr).decode(errors="replace")[-20000:]
             events = [
+                *self._start_of(running.lease),  # it ended before it was seen to begin
                 *self._upload_logs(running, final=True),
                 *recorded_outcome(running.lease, outcome),
             ]

@@ -79,8 +79,9 @@ def build_image(
         _run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv",
               suite, str(rootfs), mirror or debian_mirror()])  # fmt: skip
         say("image: wheels of ledgerflow and its dependencies")
+        # With the S3 extra: a Kubernetes pod reaches its task and the datastore by S3.
         _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels),
-              str(root)])  # fmt: skip
+              f"{root}[s3]"])  # fmt: skip
         say(f"image: installing into {VENV}")
         tarball = Path(scratch) / "rootfs.tar"
         if engine == "docker":
@@ -99,7 +100,7 @@ def build_image(
 
 # Run inside the new root filesystem: the virtual environment, from the wheels at /wheels.
 PIP_INSTALL = ("--quiet", "--no-index", "--find-links", "/wheels",
-               "--disable-pip-version-check", "ledgerflow")  # fmt: skip
+               "--disable-pip-version-check", "ledgerflow[s3]")  # fmt: skip
 INSTALL = (
     f"python3 -m venv {VENV} && {VENV}/bin/pip install {' '.join(PIP_INSTALL)} && rm -rf /wheels"
 )

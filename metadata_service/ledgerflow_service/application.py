@@ -236,12 +236,14 @@ class LedgerApplication:
             self._listener.start()
 
     def start_sweeping_leases(self, every_seconds: float = 1.0) -> None:
-        """Starts expiring the leases that ran out (their tasks are queued again)."""
+        """Starts expiring the leases that ran out (their tasks are queued again), and
+        failing the queued tasks that waited past their run's --queue-timeout."""
 
         def sweep() -> None:
             while not self._stop.wait(every_seconds):
                 try:
                     self.leases.expire()
+                    self.leases.time_out_queued()
                 except Exception:  # a database hiccup: the next sweep tries again
                     log.exception("expiring leases failed")
 
@@ -386,8 +388,10 @@ class LedgerApplication:
         with self.database.read(scope) as tx:
             tasks, token = queue_queries.list_open(tx, request)
             nodes = queue_queries.gang_sizes(tx, tasks)
+            caps = queue_queries.run_caps(tx, [f"{t.flow_name}/{t.run_id}" for t in tasks])
         for task, gang in zip(tasks, nodes, strict=True):
-            task.waiting_reason = self.leases.waiting_reason(task, gang)
+            cap = caps.get(f"{task.flow_name}/{task.run_id}")
+            task.waiting_reason = self.leases.waiting_reason(task, gang, cap)
         return _with_token(executor_api.ListQueuedTasksResponse(tasks=tasks), token)
 
     def list_executors(

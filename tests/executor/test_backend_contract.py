@@ -6,6 +6,7 @@ podman, docker, a Slurm cluster and the Kubernetes emulator."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -200,21 +201,47 @@ class TestSlurm(BackendContract):
 
 
 class TestKubernetes(BackendContract):
+    """Its pods mount nothing of this machine: the datastore is S3 (moto's server)."""
+
     image = "localhost/ledgerflow-contract:any"  # the emulator's kubelet runs it locally
 
     @pytest.fixture
     def backend(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+        import boto3
+        from conftest import free_port
         from ledgerflow_executor.backends.kubernetes import KubernetesBackend
+        from moto.server import ThreadedMotoServer
 
         (tmp_path / "kube").mkdir()
         with kubernetes_for_tests(tmp_path / "kube") as emulator:
             if emulator.live:
                 pytest.skip("the contract runs tasks by hand: the emulator's kubelet only")
             monkeypatch.setenv("KUBECONFIG", str(emulator.kubeconfig))
+            port = free_port()
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            server.start()
+            self.s3_env = {
+                "LEDGERFLOW_DATASTORE": "s3",
+                "LEDGERFLOW_DATASTORE_ROOT": "s3://contract/kubernetes",
+                "LEDGERFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+            for name, value in self.s3_env.items():
+                monkeypatch.setenv(name, value)
+            boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(
+                Bucket="contract"
+            )
             kubelet = emulator.kubelet()
-            backend = KubernetesBackend(image=self.image)
+            backend = KubernetesBackend(image=self.image, datastore="s3")
             try:
                 yield backend
             finally:
                 backend.close()
                 kubelet.close()
+                server.stop()
+
+    def launch(self, folder: Path, mode: str, *, memory_mb: int = 512) -> Launch:
+        launch = super().launch(folder, mode, memory_mb=memory_mb)
+        return dataclasses.replace(launch, env={**launch.env, **self.s3_env}, mounts=())

@@ -55,6 +55,31 @@ def test_podman_enforces_memory_and_cpu(cluster: Cluster) -> None:
     assert not (cluster.home / "oom").exists()
 
 
+def test_a_container_killed_by_someone_is_not_said_to_be_out_of_memory(
+    cluster: Cluster,
+) -> None:
+    """Exit 137 under a memory limit is an OOM kill only where the engine recorded one:
+    a `podman kill` is a kill."""
+    run_id = cluster.submit("slow_items", "--count", "1", "--seconds", "300")
+    cluster.executor(backend="podman")
+    wait_for(lambda: cluster.running("SlowItems", run_id, "work"), 120, "the item to run")
+    (started,) = [e.task_started for e in cluster.events("SlowItems", run_id)
+                  if e.HasField("task_started") and "/work/" in e.stream]  # fmt: skip
+    container = started.backend_handle.split("/")[1]
+
+    def killed() -> bool:
+        return subprocess.run(["podman", "kill", "--signal", "KILL", container],
+                              capture_output=True, check=False).returncode == 0  # fmt: skip
+
+    wait_for(killed, 60, f"podman to kill {container}")
+    assert not cluster.wait_finished("SlowItems", run_id)
+    (failure,) = [e.task_failed for e in cluster.events("SlowItems", run_id)
+                  if e.HasField("task_failed")]  # fmt: skip
+    assert failure.kind == records_pb2.FAILURE_KIND_KILLED, failure
+    assert failure.error_type == "TaskProcessDied"
+    assert "memory" not in failure.error_message
+
+
 def test_each_task_sees_exactly_its_gpus(cluster: Cluster) -> None:
     # No GPU here: what a task is told (scripts/gpu-check also computes on a real one).
     cluster.executor("--gpus", "1")

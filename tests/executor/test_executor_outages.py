@@ -116,9 +116,11 @@ def test_a_container_a_dead_executor_left_is_killed_by_its_replacement(
     finds it by its label and kills it, rather than let it run beside the attempt that
     replaces it."""
     args: tuple[str, ...] = ()
+    root: tuple[str, ...] = ("--rootfs", "/:O")
     if engine == "docker":
         cluster.env["DOCKER_HOST"] = request.getfixturevalue("dockerd")
         args = ("--image", request.getfixturevalue("docker_task_image"))
+        root = (args[1],)
     run_id = cluster.submit("slow_items", "--count", "1", "--seconds", "300")
     doomed = cluster.executor(*args, backend=engine, lease_seconds=LEASE_SECONDS)
     wait_for(lambda: cluster.running("SlowItems", run_id, "work"), 120, "the item to run")
@@ -136,11 +138,22 @@ def test_a_container_a_dead_executor_left_is_killed_by_its_replacement(
 
     # TaskStarted is recorded just before the engine is asked to run the container.
     wait_for(lambda: container in listed(), 60, f"{engine} to run {container}")
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait()
-    cluster.executor(*args, backend=engine, lease_seconds=LEASE_SECONDS)
-    wait_for(lambda: container not in listed(), 90,
-             f"the replacement executor to kill {container}")  # fmt: skip
-    assert f"executor: killed {container}, left running by" in cluster.log_text()
+    # An attempt of another service's, on the same engine: not this service's to judge.
+    decoy = f"ledgerflow-decoy-{engine}"
+    subprocess.run([engine, "run", "--detach", "--rm", "--name", decoy, "--label",
+                    "ledgerflow.attempt=Other/1/start/1.0", "--label",
+                    "ledgerflow.service=127.0.0.1:9", *root, "sleep", "300"],
+                   check=True, capture_output=True, env=with_env)  # fmt: skip
+    try:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        cluster.executor(*args, backend=engine, lease_seconds=LEASE_SECONDS)
+        wait_for(lambda: container not in listed(), 90,
+                 f"the replacement executor to kill {container}")  # fmt: skip
+        assert f"executor: killed {container}, left running by" in cluster.log_text()
+        time.sleep(LEASE_SECONDS + 1)  # another sweep
+        assert decoy in listed()
+    finally:
+        subprocess.run([engine, "rm", "--force", decoy], capture_output=True, env=with_env)
     cluster.cli("cancel", f"SlowItems/{run_id}")
     assert not cluster.wait_finished("SlowItems", run_id, seconds=120)

@@ -606,6 +606,25 @@ def test_a_pod_whose_image_cannot_run_the_attempt_says_why(
         backend.close()
 
 
+def test_output_is_copied_again_only_when_it_changed(
+    datastore: dict[str, str], tmp_path: Path
+) -> None:
+    files = AttemptFiles.of(datastore)
+    seen: dict[str, str] = {}
+    copy = tmp_path / "stdout"
+    assert not files.fetch("ledgerflow-a", "stdout", copy, seen) and not copy.exists()
+    files.put("ledgerflow-a", "stdout", b"one\n")
+    assert files.fetch("ledgerflow-a", "stdout", copy, seen) and copy.read_bytes() == b"one\n"
+    copied = copy.stat().st_mtime_ns
+    assert files.fetch("ledgerflow-a", "stdout", copy, seen)  # unchanged: not fetched again
+    assert copy.stat().st_mtime_ns == copied
+    files.put("ledgerflow-a", "stdout", b"one\ntwo\n")
+    assert files.fetch("ledgerflow-a", "stdout", copy, seen)
+    assert copy.read_bytes() == b"one\ntwo\n"
+    files.forget("ledgerflow-a")
+    assert _attempt_files(datastore, "ledgerflow-a") == []
+
+
 def test_loopback_addresses() -> None:
     for address in ("127.0.0.1:50051", "localhost:50051", "[::1]:50051", "127.8.0.1:1"):
         assert is_loopback(address), address

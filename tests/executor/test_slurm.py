@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +108,46 @@ def test_gpu_tasks_get_their_own_gpus_and_a_third_waits(on_slurm: Cluster) -> No
     first, second, third = sorted(placed, key=lambda p: p["began"])
     assert first["gpus"] != second["gpus"]  # the two that ran together had one each
     assert third["began"] >= min(first["ended"], second["ended"]) - 0.5  # it waited
+
+
+def test_a_job_pending_in_slurm_begins_its_attempt_only_when_it_runs(
+    on_slurm: Cluster, slurm: SlurmCluster
+) -> None:
+    """Time in Slurm's queue is not running time: TaskStarted is recorded once squeue
+    says the job runs; meanwhile the task is leased, and says why it waits."""
+    blockers = [
+        slurm.run("sbatch", "--parsable", "--exclusive", f"--nodelist={node}",
+                  "--output=/dev/null", "--wrap=sleep 300").stdout.strip()
+        for node in ("n1", "n2")
+    ]  # fmt: skip
+
+    def holding() -> bool:
+        states = slurm.run("squeue", "--noheader", f"--jobs={','.join(blockers)}",
+                           "--format=%T").stdout.split()  # fmt: skip
+        return states == ["RUNNING", "RUNNING"]
+
+    wait_for(holding, 60, "the other jobs to hold both nodes")
+    on_slurm.executor(backend="slurm", cpus=None, memory=None)
+    run_id = on_slurm.submit("slow_items", "--count", "1")
+
+    def first_step() -> list[records_pb2.QueuedTask]:
+        return [t for t in on_slurm.queued("SlowItems", run_id) if t.step_name == "start"]
+
+    def pending() -> bool:
+        start = first_step()
+        return bool(start) and start[0].waiting_reason.startswith("pending in Slurm (job ")
+
+    wait_for(pending, 60, "the start step's job to pend in Slurm")
+    time.sleep(1)  # several squeue answers later, still pending
+    assert [t.state for t in first_step()] == [records_pb2.QUEUE_STATE_LEASED]
+    events = on_slurm.events("SlowItems", run_id)
+    assert not [e for e in events if e.HasField("task_started")]
+    released = time.time()
+    slurm.run("scancel", *blockers)
+    assert on_slurm.wait_finished("SlowItems", run_id)
+    began = [e for e in on_slurm.events("SlowItems", run_id)
+             if e.HasField("task_started") and "/start/" in e.stream]  # fmt: skip
+    assert began[0].recorded_at.ToMicroseconds() / 1e6 >= released
 
 
 def test_cancel_reaches_scancel(on_slurm: Cluster, slurm: SlurmCluster) -> None:
@@ -341,12 +382,11 @@ def test_a_jobs_name_says_what_it_runs() -> None:
     assert slurm_backend.job_name(launch) == "fit.3.1@Train/17"
     assert slurm_backend.job_name(launch, gang=4) == "fit.3.1.gang4@Train/17"
     # ... and, with its comment (the launch's name), which attempt of which lease it is.
-    found = slurm_backend.attempt_of_job("fit.3.1.gang4@Train/17", "ledgerflow-x")
-    assert found is not None and (found.task, found.attempt, found.lease_id) == (
-        "Train/17/fit/3",
-        1,
-        "x",
-    )
+    found = slurm_backend.attempt_of_job("fit.3.1.gang4@Train/17", "ledgerflow-x@10.0.0.5:50051")
+    assert found is not None
+    assert (found.task, found.attempt, found.lease_id, found.service) == (
+        "Train/17/fit/3", 1, "x", "10.0.0.5:50051"
+    )  # fmt: skip
     assert slurm_backend.attempt_of_job("fit.3.1@Train/17", "someone else's") is None
     assert slurm_backend.attempt_of_job("ledgerflow-hold", "") is None
 
@@ -365,6 +405,8 @@ def test_a_job_a_dead_executor_left_is_cancelled_by_its_replacement(
 
     wait_for(lambda: list(work_jobs().values()) == ["RUNNING"], 60, "the item's job to run")
     (first_job,) = work_jobs()
+    # Its TaskStarted is recorded once the executor's squeue sees it run.
+    wait_for(lambda: on_slurm.running("SlowItems", run_id, "work"), 30, "the attempt to begin")
     started = [e.task_started for e in on_slurm.events("SlowItems", run_id)
                if e.HasField("task_started") and "/work/" in e.stream]  # fmt: skip
     assert started[0].backend == "slurm"

@@ -59,6 +59,9 @@ class Launch:
     flow_file: str | None = None
     spec_path: str = ""
     result_path: str = ""
+    # The metadata service the attempt's lease is from, as its executor reaches it: an
+    # engine shared by executors of several services tells their attempts apart by it.
+    service: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Leftover:
     task: str  # Flow/run/step/task
     attempt: int
     lease_id: str
+    service: str  # the metadata service its lease is from (Launch.service)
 
 
 class Backend(abc.ABC):
@@ -77,6 +81,10 @@ class Backend(abc.ABC):
     # Whether the engine picks an attempt's GPUs and names them to it (Slurm's gres, a
     # Kubernetes device plugin): then the executor does not set CUDA_VISIBLE_DEVICES.
     assigns_gpus = False
+    # Whether the engine may hold a started attempt back (a scheduler's queue): then its
+    # TaskStarted is recorded once it has begun (`begun`), not when it is handed over,
+    # so that time pending in the queue does not count as running.
+    holds_attempts_back = False
 
     def __init__(self) -> None:
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -131,6 +139,11 @@ class Backend(abc.ABC):
         `memory_mb`, a failed node, an engine that could not start it), or None when
         the engine knows no more than the exit code."""
         return None
+
+    def begun(self, handle: int) -> bool:
+        """Whether a started attempt runs yet (its TaskStarted is recorded once it does:
+        a job pending in a scheduler's queue is not running)."""
+        return True
 
     def waiting(self, handle: int) -> str:
         """Why a started attempt does not run yet (say, pending in a scheduler's queue);

@@ -5,8 +5,10 @@ the same paths, and the host network reaches the service on loopback.
 
 The image is --image, or the step's own; podman without one runs the host's root
 filesystem under an overlay (``--rootfs /:O``), which holds this very installation:
-no registry and no image build needed. ``podman inspect`` does not report OOM kills
-reliably here, so an exit of 137 under a memory limit is taken as one.
+no registry and no image build needed. An exit of 137 is an OOM kill only where the
+engine recorded one (podman's conmon leaves a file named ``oom`` in the attempt's
+folder, its working folder; docker's State.OOMKilled, read before the container is
+removed); otherwise someone killed it.
 
 The attempt's environment (the datastore's settings, the AWS_* credentials the executor
 passes on) never appears on the engine's command line, where any local user sees it in
@@ -24,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ledgerflow.engine import TaskOutcome, died_outcome, failed
@@ -35,6 +38,7 @@ PIDS_LIMIT = 4096
 # Each attempt's container says whose it is ("Flow/run/step/task.attempt"), so that a
 # replacement executor finds what a dead one left running (Backend.leftovers).
 ATTEMPT_LABEL = "ledgerflow.attempt"
+SERVICE_LABEL = "ledgerflow.service"  # whose lease it runs under (Launch.service)
 # What a CUDA program opens besides its GPU's own device (those present here).
 NVIDIA_CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 
@@ -84,8 +88,8 @@ class ContainerBackend(Backend):
             raise BackendError("--backend docker needs --image (an image with ledgerflow in it)")
         self.image = image
         self.extra_args = extra_args
-        self._names: dict[int, str] = {}
-        self._env_files: dict[int, Path] = {}  # by handle, until the attempt ends
+        self._containers: dict[int, _Container] = {}  # by handle, until the attempt ends
+        self._oom_killed: dict[int, bool] = {}  # by handle, from its exit to why_ended
 
     def command(self, launch: Launch, env_file: Path | None = None) -> list[str]:
         """The engine's `run` command for one attempt. Its environment is named, never
@@ -95,7 +99,8 @@ class ContainerBackend(Backend):
         args = [
             str(self.binary),
             "run",
-            "--rm",
+            # docker's record of an OOM kill goes with the container: kept until read.
+            *(["--rm"] if self.name == "podman" else []),
             "--name",
             launch.name,
             "--network",
@@ -112,6 +117,8 @@ class ContainerBackend(Backend):
             launch.workdir,
             "--label",
             f"{ATTEMPT_LABEL}={launch.task}",
+            "--label",
+            f"{SERVICE_LABEL}={launch.service}",
             *self.extra_args,
         ]
         for folder in dict.fromkeys((launch.workdir, *launch.mounts)):
@@ -148,44 +155,63 @@ class ContainerBackend(Backend):
         except BaseException:
             remove_env_file(env_file)
             raise
-        self._names[process.pid] = launch.name
-        self._env_files[process.pid] = env_file
+        self._containers[process.pid] = _Container(launch.name, Path(launch.workdir), env_file)
         return process
 
     def kill(self, handle: int) -> None:
-        name = self._names.get(handle)
-        if name is not None:
-            self._kill_container(name)
+        container = self._containers.get(handle)
+        if container is not None:
+            self._kill_container(container.name)
 
     def _kill_container(self, name: str) -> None:
-        subprocess.run([str(self.binary), "kill", name], capture_output=True, check=False,
+        """Kills it (docker: and removes it, as it runs without --rm)."""
+        args = ["kill", name] if self.name == "podman" else ["rm", "--force", name]
+        subprocess.run([str(self.binary), *args], capture_output=True, check=False,
                        timeout=30)  # fmt: skip
 
+    def _was_oom_killed(self, container: _Container) -> bool:
+        """The engine's own record of an OOM kill: podman's conmon leaves a file named
+        "oom" in its working folder (the attempt's); docker keeps State.OOMKilled with
+        the container, removed once read."""
+        if self.name == "podman":
+            return (container.workdir / "oom").exists()
+        inspected = subprocess.run(
+            [str(self.binary), "inspect", "--format", "{{.State.OOMKilled}}", container.name],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        self._kill_container(container.name)
+        return inspected.stdout.strip() == "true"
+
     def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
-        return container_ending(self.name, exit_code, memory_mb)
+        oom_killed = self._oom_killed.pop(handle, None)
+        return container_ending(self.name, exit_code, memory_mb, oom_killed=oom_killed)
 
     def handle_of(self, launch: Launch) -> str:
         return f"{socket.gethostname()}/{launch.name}"
 
     def leftovers(self) -> list[Leftover]:
         """The containers of attempts on this host's engine: named ledgerflow-LEASE,
-        labelled with their task and attempt."""
-        label = (
-            f'{{{{index .Labels "{ATTEMPT_LABEL}"}}}}'
-            if self.name == "podman"
-            else f'{{{{.Label "{ATTEMPT_LABEL}"}}}}'
-        )
+        labelled with their task and attempt and with their lease's service."""
+
+        def label(name: str) -> str:
+            if self.name == "podman":
+                return f'{{{{index .Labels "{name}"}}}}'
+            return f'{{{{.Label "{name}"}}}}'
+
+        every = ["--all"] if self.name == "docker" else []  # ended, not yet removed
+        template = "\t".join(["{{.Names}}", label(ATTEMPT_LABEL), label(SERVICE_LABEL)])
         listed = subprocess.run(
-            [str(self.binary), "ps", "--filter", f"label={ATTEMPT_LABEL}", "--format",
-             f"{{{{.Names}}}}\t{label}"],
+            [str(self.binary), "ps", *every, "--filter", f"label={ATTEMPT_LABEL}", "--format",
+             template],
             capture_output=True, text=True, check=True, timeout=60,
         )  # fmt: skip
         found = []
         for line in listed.stdout.splitlines():
-            name, _, attempt_of = line.partition("\t")
+            name, attempt_of, service = [*line.split("\t"), "", ""][:3]
             task, _, attempt = attempt_of.rpartition(".")
             if name.startswith("ledgerflow-") and task and attempt.isdigit():
-                found.append(Leftover(name, task, int(attempt), name.removeprefix("ledgerflow-")))
+                lease_id = name.removeprefix("ledgerflow-")
+                found.append(Leftover(name, task, int(attempt), lease_id, service))
         return found
 
     def kill_leftover(self, leftover: Leftover) -> None:
@@ -194,22 +220,35 @@ class ContainerBackend(Backend):
     def poll(self) -> list[tuple[int, int]]:
         exited = super().poll()
         for handle, _ in exited:
-            self._names.pop(handle, None)
-            env_file = self._env_files.pop(handle, None)
-            if env_file is not None:
-                remove_env_file(env_file)
+            container = self._containers.pop(handle, None)
+            if container is not None:
+                remove_env_file(container.env_file)
+                self._oom_killed[handle] = self._was_oom_killed(container)
         return exited
 
     def close(self) -> None:
-        for env_file in self._env_files.values():
-            remove_env_file(env_file)
-        self._env_files.clear()
+        for container in self._containers.values():
+            remove_env_file(container.env_file)
+        self._containers.clear()
 
 
-def container_ending(engine: str, exit_code: int, memory_mb: int) -> TaskOutcome | None:
+@dataclass(frozen=True)
+class _Container:
+    """A running attempt's container: its name, its folder, its env file."""
+
+    name: str
+    workdir: Path
+    env_file: Path
+
+
+def container_ending(
+    engine: str, exit_code: int, memory_mb: int, *, oom_killed: bool | None = None
+) -> TaskOutcome | None:
     """What a container engine's exit code says: 125, the engine could not run the
-    container (an image it cannot find or pull, a bad option); 137, the kernel killed
-    it, here for memory."""
+    container (an image it cannot find or pull, a bad option); 137, it was killed: for
+    memory where the engine's own record (`oom_killed`) says so, else by someone's
+    SIGKILL; with no record (None), a kill under a memory limit is taken as one for
+    memory."""
     if exit_code == 125:
         return failed(
             "ContainerEngineError",
@@ -218,5 +257,5 @@ def container_ending(engine: str, exit_code: int, memory_mb: int) -> TaskOutcome
             records_pb2.FAILURE_KIND_INFRASTRUCTURE,
         )
     if exit_code in (137, -9):
-        return died_outcome(exit_code, memory_mb=memory_mb)
+        return died_outcome(exit_code, memory_mb=0 if oom_killed is False else memory_mb)
     return None

@@ -60,7 +60,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,7 @@ class _Attempt:
     reason: str = ""  # the container's or pod's termination reason
     message: str = ""
     pod_failure: str = ""  # the pod failed, not its task (POD_FAILURE's line)
+    etags: dict[str, str] = field(default_factory=dict)  # of the parts as copied here
 
 
 class KubernetesBackend(Backend):
@@ -538,7 +539,7 @@ class KubernetesBackend(Backend):
                     try:
                         for part, path in zip(("stdout", "stderr"), attempt.outputs[:2],
                                               strict=True):  # fmt: skip
-                            attempt.files.fetch(attempt.name, part, Path(path))
+                            attempt.files.fetch(attempt.name, part, Path(path), attempt.etags)
                     except Exception as error:  # S3 out of reach: the next round
                         log.warning("output of %s not copied: %s", attempt.name, error)
 
@@ -554,7 +555,8 @@ class KubernetesBackend(Backend):
                 if pod:
                     for part, path in zip(("stdout", "stderr", "result"), attempt.outputs,
                                           strict=True):  # fmt: skip
-                        stored[part] = files.fetch(attempt.name, part, Path(path))
+                        stored[part] = files.fetch(attempt.name, part, Path(path),
+                                                   attempt.etags)  # fmt: skip
                 files.forget(attempt.name)
             except Exception as error:  # S3 out of reach: the attempt has no result
                 attempt.pod_failure = (
@@ -741,20 +743,34 @@ class AttemptFiles:
             return None
         return bytes(found["Body"].read())
 
-    def fetch(self, attempt: str, part: str, path: Path) -> bool:
+    def fetch(
+        self, attempt: str, part: str, path: Path, seen: dict[str, str] | None = None
+    ) -> bool:
         """Copies the part into `path` (replaced whole: a reader never sees half of
-        it); False when there is none."""
-        data = self.get(attempt, part)
-        if data is None:
+        it); False when there is none. `seen`: the ETag of each part as last copied,
+        so that a part that has not changed since is not fetched again."""
+        known = {} if seen is None else seen
+        asked: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key(attempt, part)}
+        if part in known:
+            asked["IfNoneMatch"] = known[part]
+        try:
+            found = self.client.get_object(**asked)
+        except self.client.exceptions.NoSuchKey:
             return False
+        except Exception as error:  # 304: `path` has it already
+            answer = getattr(error, "response", {}).get("Error", {})
+            if answer.get("Code") in ("304", "NotModified"):
+                return True
+            raise
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
         try:
             with os.fdopen(handle, "wb") as out:
-                out.write(data)
+                shutil.copyfileobj(found["Body"], out)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        known[part] = found.get("ETag", "")
         return True
 
     def forget(self, attempt: str) -> None:

@@ -110,6 +110,7 @@ class _Gang:
 class SlurmBackend(Backend):
     name = "slurm"
     assigns_gpus = True
+    holds_attempts_back = True
 
     def __init__(self, image: str = "", partition: str = "") -> None:
         super().__init__()
@@ -301,6 +302,11 @@ class SlurmBackend(Backend):
         job = self._jobs.get(self._slurm_handle(handle))
         return job.waiting if job else ""
 
+    def begun(self, handle: int) -> bool:
+        """Once squeue says the job runs (or it ended): a pending job has not begun."""
+        job = self._jobs.get(self._slurm_handle(handle))
+        return job is None or job.state in _RUNNING
+
     def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
         job = self._ended.get(handle)
         if job is not None and job.state == "OUT_OF_MEMORY":  # Slurm's cgroup
@@ -320,7 +326,7 @@ class SlurmBackend(Backend):
     def handle_of(self, launch: Launch) -> str:
         """The job's comment (its id is Slurm's to give, once submitted):
         ``squeue --format=%i,%k`` finds it."""
-        return launch.name
+        return job_comment(launch)
 
     def leftovers(self) -> list[Leftover]:
         """The attempts' jobs Slurm has not finished (pending, running, suspended)."""
@@ -361,25 +367,31 @@ def job_name(launch: Launch, gang: int = 0) -> str:
     return f"{step}.{task_attempt}{gang_part}@{flow}/{run_id}"
 
 
+def job_comment(launch: Launch) -> str:
+    """What an attempt's job says of its lease: ledgerflow-LEASE@SERVICE."""
+    return f"{launch.name}@{launch.service}"
+
+
 def attempt_of_job(name: str, comment: str) -> Leftover | None:
-    """The attempt a job runs, from its name (job_name) and comment (its launch's name,
-    ledgerflow-LEASE); None for jobs that are not attempts."""
+    """The attempt a job runs, from its name (job_name) and comment (job_comment); None
+    for jobs that are not attempts."""
     step_task_attempt, _, flow_run = name.partition("@")
     parts = step_task_attempt.split(".")
-    if not comment.startswith("ledgerflow-") or len(parts) < 3 or flow_run.count("/") != 1:
+    lease, _, service = comment.partition("@")
+    if not lease.startswith("ledgerflow-") or len(parts) < 3 or flow_run.count("/") != 1:
         return None
     step, task_id, attempt = parts[:3]
     if not attempt.isdigit():
         return None
     return Leftover("", f"{flow_run}/{step}/{task_id}", int(attempt),
-                    comment.removeprefix("ledgerflow-"))  # fmt: skip
+                    lease.removeprefix("ledgerflow-"), service)  # fmt: skip
 
 
 def _attempt_args(launch: Launch) -> list[str]:
     """What sbatch and srun both take: the attempt's name, resources, time and files."""
     args = [
         f"--job-name={job_name(launch)}",
-        f"--comment={launch.name}",
+        f"--comment={job_comment(launch)}",
         f"--cpus-per-task={cpu_count_for(launch.cpu)}",
         f"--mem={launch.memory_mb}M",
         f"--output={launch.stdout_path}",
@@ -399,7 +411,7 @@ def _gang_args(launch: Launch, nodes: int) -> list[str]:
     cpus = cpu_count_for(launch.cpu)
     args = [
         f"--job-name={job_name(launch, gang=nodes)}",
-        f"--comment={launch.name}",
+        f"--comment={job_comment(launch)}",
         f"--ntasks={nodes}",
         f"--cpus-per-task={cpus}",
         f"--mem-per-cpu={math.ceil(launch.memory_mb / cpus)}M",
@@ -594,6 +606,11 @@ class SlurmStepsBackend(SlurmBackend):
                 node=step.holder.node.name,
             )
         return self._fan_out(exited)
+
+    def begun(self, handle: int) -> bool:
+        """Once slurmstepd opened the step's output (or it ended)."""
+        step = self._steps.get(self._slurm_handle(handle))
+        return step is None or step.began or step.stdout.exists()
 
     def waiting(self, handle: int) -> str:
         step = self._steps.get(self._slurm_handle(handle))

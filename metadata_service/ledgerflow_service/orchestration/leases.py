@@ -7,6 +7,13 @@ simply takes the next candidate. Heartbeats (TaskHeartbeat with the lease) exten
 it; :meth:`LeaseDesk.expire` appends LeaseExpired for those that ran out, and the
 process manager queues the task again.
 
+Which queued tasks a call hands out follows each run's queue policy
+(RunStarted.queue_policy, docs/executor.md "Queues"): the higher priority first; among
+equal priorities the user with the fewest tasks leased or running; never more of a
+run's tasks leased or running than its --max-workers. :meth:`LeaseDesk.time_out_queued`
+fails the queued tasks that waited past their run's --queue-timeout (TaskQueueTimedOut),
+saying why they waited.
+
 The executors that asked for work recently are remembered in memory (per service
 process), so a task that none of them could ever take says why it waits; so are the
 notes their renewals carry about leased attempts that have not begun (a job pending in
@@ -23,6 +30,7 @@ killed and run again.
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 import time
@@ -64,6 +72,12 @@ _MAX_EXECUTORS_KEPT = 10_000
 _MAX_NOTES_KEPT = 100_000
 MAX_NOTE_LENGTH = 1000
 MAX_TASKS_PER_CALL = 1000
+# How many queued tasks a lease call looks at beyond four for each it may take (those
+# that do not fit what is left, gang mates): a call stays fast whatever the queue holds.
+_SCAN_SLACK = 64
+# Up to this many runs with queued tasks, a lease call reads each one's it gets to; past
+# it, it first asks which of them have a task that fits (see _Candidates).
+_RUNS_READ_ONE_BY_ONE = 16
 
 
 @dataclass
@@ -158,18 +172,31 @@ class LeaseDesk:
             free = [request.free.cpu, request.free.memory_mb, request.free.gpu]
             total = [request.total.cpu, request.total.memory_mb, request.total.gpu]
             now = now_us()
-            candidates = queue_queries.lease_candidates(tx, request.free, queues, now,
-                                                        max_tasks * 4)  # fmt: skip
+            candidates = _Candidates(tx, request.free, queues, now, max_tasks)
             seen: set[str] = set()
             gangs = _GangFinder(tx, now)
-            for row in candidates:
+            looked = 0
+            while len(picked) < max_tasks and looked < max_tasks * 4 + _SCAN_SLACK:
+                found = candidates.next()
+                if found is None:
+                    break
+                run, row = found
+                looked += 1
                 if row.task_pathspec in seen:
+                    candidates.skip(run)
                     continue
                 # A node of a @parallel gang comes with every queued node of its gang:
                 # all of them fit together, or none is leased.
                 group = gangs.of(row)
                 seen.update(r.task_pathspec for r in group)
                 if len(group) > 1 and not whole_gangs:
+                    candidates.skip(run)
+                    continue
+                cap = run.room()
+                if cap is not None and len(group) > cap and run.active:
+                    # A gang bigger than what its run's --max-workers leaves waits for the
+                    # run's other tasks to end (alone, it may pass the cap, as locally).
+                    candidates.drop(run)
                     continue
                 wants = [sum(r.cpu for r in group), sum(r.memory_mb for r in group),
                          sum(r.gpu for r in group)]  # fmt: skip
@@ -177,8 +204,11 @@ class LeaseDesk:
                 if room and all(w <= f for w, f in zip(wants, free, strict=True)):
                     free = [f - w for f, w in zip(free, wants, strict=True)]
                     picked.extend((r, str(uuid.uuid4())) for r in group)
+                    candidates.take(run, len(group))
                 elif len(group) > 1 and all(w <= t for w, t in zip(wants, total, strict=True)):
                     break  # the gang fits once running tasks end: keep that room for it
+                else:
+                    candidates.skip(run)
             return [
                 events_pb2.Event(
                     event_id=str(uuid.uuid4()),
@@ -338,10 +368,50 @@ class LeaseDesk:
             expired += 1
         return expired
 
-    def waiting_reason(self, task: records_pb2.QueuedTask, gang: int = 1) -> str:
+    def time_out_queued(self, limit: int = 100) -> int:
+        """Appends TaskQueueTimedOut for the queued tasks that waited past their run's
+        queue deadline (``--queue-timeout``) with no executor taking them, each with
+        why it waits; returns how many. Their runs fail (docs/executor.md, "Queues")."""
+        now = now_us()
+        late: list[tuple[QueueRow, int]] = []
+        with self.database.read() as tx:
+            for run in queue_queries.runs_with_deadlines(tx):
+                # The oldest queued are the first past a deadline (a @retry pause aside).
+                for row in queue_queries.oldest_queued(tx, run.run_pathspec, 20):
+                    deadline = run.queue_deadline_us(row)
+                    if deadline is not None and deadline <= now:
+                        late.append((row, run.queue_timeout_seconds))
+                if len(late) >= limit:
+                    break
+            late = late[:limit]
+            tasks = [queue_queries.queued_record(row) for row, _ in late]
+            gangs = queue_queries.gang_sizes(tx, tasks)
+        timed_out = 0
+        for (row, seconds), task, gang in zip(late, tasks, gangs, strict=True):
+            why = self.waiting_reason(task, gang) or "waiting: no executor took it"
+            event = events_pb2.Event(
+                event_id=str(uuid.uuid4()),
+                task_queue_timed_out=events_pb2.TaskQueueTimedOut(
+                    task=task_ref(row.task_pathspec),
+                    attempt=row.attempt,
+                    queue_timeout_seconds=seconds,
+                    reason=f"no executor took it within {seconds} s: {why}",
+                ),
+            )
+            try:
+                self._append([event], SERVICE)
+            except FailedPrecondition:  # leased, or its run stopped, meanwhile
+                continue
+            timed_out += 1
+        return timed_out
+
+    def waiting_reason(
+        self, task: records_pb2.QueuedTask, gang: int = 1, run_cap: tuple[int, int] | None = None
+    ) -> str:
         """Why a queued task waits, when no executor seen recently could ever take it
-        (for a node of a @parallel gang of `gang` nodes: all of them together); for a
-        leased one, what its executor last said of it (pending in Slurm, say)."""
+        (for a node of a @parallel gang of `gang` nodes: all of them together), or its
+        run is at its --max-workers (`run_cap`: the cap and its tasks leased or running);
+        for a leased one, what its executor last said of it (pending in Slurm, say)."""
         if task.state in (records_pb2.QUEUE_STATE_LEASED, records_pb2.QUEUE_STATE_RUNNING):
             with self._lock:
                 return self._notes.get((task.pathspec, task.attempt), "")
@@ -389,6 +459,11 @@ class LeaseDesk:
                 f"waiting: its @parallel gang of {gang} nodes starts together on one executor, "
                 f"and none offers cpu={gang * wants.cpu:g}, memory={gang * wants.memory_mb} MB "
                 f"and gpu={gang * wants.gpu} at once"
+            )
+        if run_cap is not None and 0 < run_cap[0] <= run_cap[1]:
+            return (
+                f"waiting: its run has {run_cap[1]} tasks leased or running, its "
+                f"--max-workers {run_cap[0]}"
             )
         waited_us = now_us() - task.queued_at.ToMicroseconds()
         if task.HasField("queued_at") and waited_us >= WAITING_FOR_ROOM_SECONDS * 1e6:
@@ -464,6 +539,95 @@ class LeaseDesk:
                 if seen >= cutoff and i not in self._executors
             ]
         return sorted(found, key=lambda e: e.executor_id)
+
+
+class _Candidates:
+    """The queued tasks a lease call may take, best first: the higher priority first;
+    among equal priorities, the user with the fewest tasks leased or running (counting
+    what this call took already), so that one user's large foreach does not starve
+    another's run; within a user, the older run, and within a run the older task. Runs
+    at their --max-workers are left out.
+
+    The runs alive are read once (one indexed read); each run's queued tasks only when
+    the call gets to that run, a page at a time, along an index: the cost of a call
+    follows the runs alive and the tasks it takes, not the queue's length. With many
+    runs waiting, those with nothing that fits are left out first (one walk of the
+    waiting tasks), so that a call never reads run after run to find nothing."""
+
+    def __init__(
+        self,
+        tx: Tx,
+        free: executor_service_pb2.Capacity,
+        queues: list[str],
+        now: int,
+        max_tasks: int,
+    ) -> None:
+        self._tx, self._free, self._queues, self._now = tx, free, queues, now
+        self._page = min(max_tasks * 2 + 8, 500)
+        runs = queue_queries.live_runs(tx)
+        self._users: dict[str, int] = {}
+        for run in runs:
+            self._users[run.user_name] = self._users.get(run.user_name, 0) + run.active
+        self._rows: dict[str, list[QueueRow]] = {}
+        self._after: dict[str, int] = {}
+        self._read_all: set[str] = set()
+        self._heap: list[tuple[tuple[int, int, int], queue_queries.LiveRun]] = []
+        waiting = [run for run in runs if run.queued > 0 and run.room() != 0]
+        if len(waiting) > _RUNS_READ_ONE_BY_ONE:
+            fitting = queue_queries.runs_with_fitting(tx, free, queues, now)
+            waiting = [run for run in waiting if run.run_pathspec in fitting]
+        for run in waiting:
+            self._push(run)
+
+    def _key(self, run: queue_queries.LiveRun) -> tuple[int, int, int]:
+        # started_position is unique: keys never tie, and runs are never compared.
+        return (-run.priority, self._users[run.user_name], run.started_position)
+
+    def _push(self, run: queue_queries.LiveRun) -> None:
+        if run.queued > 0 and run.room() != 0:
+            heapq.heappush(self._heap, (self._key(run), run))
+
+    def next(self) -> tuple[queue_queries.LiveRun, QueueRow] | None:
+        """The best run and its oldest queued task not looked at yet (still its, until
+        :meth:`take`, :meth:`skip` or :meth:`drop`); None when none is left."""
+        while self._heap:
+            key, run = heapq.heappop(self._heap)
+            if key != self._key(run):  # its user took tasks since: a later place
+                heapq.heappush(self._heap, (self._key(run), run))
+                continue
+            rows = self._rows.get(run.run_pathspec)
+            if not rows:
+                if run.run_pathspec in self._read_all:
+                    continue
+                rows = self._rows[run.run_pathspec] = queue_queries.run_candidates(
+                    self._tx, run.run_pathspec, self._free, self._queues, self._now,
+                    self._after.get(run.run_pathspec, -1), self._page,
+                )  # fmt: skip
+                if len(rows) < self._page:
+                    self._read_all.add(run.run_pathspec)
+                if not rows:
+                    continue  # nothing of it fits, or may start now
+                self._after[run.run_pathspec] = rows[-1].queued_position
+                rows.reverse()  # popped from the end, oldest first
+            # Back in the heap at once: the caller takes, skips or drops it.
+            return run, rows[-1]
+        return None
+
+    def take(self, run: queue_queries.LiveRun, tasks: int) -> None:
+        """The call leased `tasks` of the run's (its next one, and gang mates)."""
+        self._rows[run.run_pathspec].pop()
+        run.active += tasks
+        run.queued -= tasks
+        self._users[run.user_name] += tasks
+        self._push(run)
+
+    def skip(self, run: queue_queries.LiveRun) -> None:
+        """The call passes over the run's next task (it does not fit what is left)."""
+        self._rows[run.run_pathspec].pop()
+        self._push(run)
+
+    def drop(self, run: queue_queries.LiveRun) -> None:
+        """The call takes nothing more of the run."""
 
 
 class _GangFinder:

@@ -64,6 +64,8 @@ def fired_run(
         ),
     )
     started.trigger.scheduled_at.FromMicroseconds(due_us)
+    if spec.HasField("queue_policy"):
+        started.queue_policy.CopyFrom(spec.queue_policy)
     return events_pb2.Event(event_id=event_id, run_started=started)
 
 

@@ -4,6 +4,7 @@ candidates an executor's capacity fits."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ledgerflow.engine import RunGraph
@@ -12,11 +13,12 @@ from ledgerflow.v1 import common_pb2, executor_service_pb2, records_pb2
 from ledgerflow_service.queries.fields import require_run, set_time
 from ledgerflow_service.queries.paging import page_size, position_token, take_page
 from ledgerflow_service.read_models import graph as flow_graph
-from ledgerflow_service.read_models.queue import QueueRow
+from ledgerflow_service.read_models.queue import OrchestratedRunRow, QueueRow
 from ledgerflow_service.read_models.table import columns
 from ledgerflow_service.store.backend import Tx
 
 _COLUMNS = ", ".join(columns(QueueRow))
+_RUN_COLUMNS = ", ".join(columns(OrchestratedRunRow))
 _STATES: dict[str, Any] = {
     "queued": records_pb2.QUEUE_STATE_QUEUED,
     "leased": records_pb2.QUEUE_STATE_LEASED,
@@ -40,6 +42,7 @@ def queued_record(row: QueueRow) -> records_pb2.QueuedTask:
         queue=row.queue_name,
         executor_id=row.executor_id,
         failures=row.failures,
+        lease_id=row.lease_id,
     )
     set_time(record.queued_at, row.queued_at_us)
     set_time(record.lease_expires_at, row.lease_expires_at_us or None)
@@ -85,24 +88,118 @@ def held_by(tx: Tx, executor_ids: Sequence[str]) -> dict[str, list[records_pb2.Q
     return held
 
 
-def lease_candidates(
+@dataclass
+class LiveRun:
+    """An orchestrated run with open tasks, as a lease call weighs it."""
+
+    run_pathspec: str
+    user_name: str
+    started_position: int
+    priority: int
+    max_workers: int
+    queued: int
+    # Leased or running.
+    active: int
+
+    def room(self) -> int | None:
+        """How many more of its tasks may be leased now (None: no cap)."""
+        return max(0, self.max_workers - self.active) if self.max_workers else None
+
+
+def live_runs(tx: Tx) -> list[LiveRun]:
+    """The orchestrated runs with open tasks (queued, leased or running), with their
+    users and queue policies: one indexed read of the runs alive, whatever the queue's
+    length."""
+    return [
+        LiveRun(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]) - int(r[6]),
+                int(r[6]))
+        for r in tx.query(
+            "SELECT o.run_pathspec, r.user_name, r.started_position, o.priority, "
+            "o.max_workers, o.open_tasks, o.active_tasks FROM orchestrated_runs o "
+            "JOIN runs r ON r.pathspec = o.run_pathspec WHERE o.open_tasks > 0",
+            [],
+        )
+    ]  # fmt: skip
+
+
+def run_candidates(
     tx: Tx,
+    run_pathspec: str,
     free: executor_service_pb2.Capacity,
     queues: Sequence[str],
     now_us: int,
+    after_position: int,
     limit: int,
 ) -> list[QueueRow]:
-    """The oldest queued tasks that fit `free` in one of `queues` and may start now."""
+    """One run's oldest queued tasks after `after_position` that fit `free` in one of
+    `queues` and may start now (an index walk of that run's queued tasks)."""
     condition, params = tx.dialect.one_of("queue_name", list(queues))
     return [
         QueueRow(*r)
         for r in tx.query(
-            f"SELECT {_COLUMNS} FROM queue WHERE state = 'queued' AND {condition} "
-            "AND cpu <= ? AND gpu <= ? AND memory_mb <= ? AND not_before_us <= ? "
+            f"SELECT {_COLUMNS} FROM queue WHERE run_pathspec = ? AND state = 'queued' "
+            f"AND queued_position > ? AND {condition} AND cpu <= ? AND gpu <= ? "
+            "AND memory_mb <= ? AND not_before_us <= ? ORDER BY queued_position LIMIT ?",
+            [run_pathspec, after_position, *params, free.cpu, free.gpu, free.memory_mb,
+             now_us, limit],
+        )
+    ]  # fmt: skip
+
+
+def runs_with_fitting(
+    tx: Tx, free: executor_service_pb2.Capacity, queues: Sequence[str], now_us: int
+) -> set[str]:
+    """The runs with a queued task that fits `free` in one of `queues` and may start now
+    (one walk of the waiting tasks of those queues)."""
+    condition, params = tx.dialect.one_of("queue_name", list(queues))
+    return {
+        str(r[0])
+        for r in tx.query(
+            f"SELECT DISTINCT run_pathspec FROM queue WHERE state = 'queued' AND {condition} "
+            "AND cpu <= ? AND gpu <= ? AND memory_mb <= ? AND not_before_us <= ?",
+            [*params, free.cpu, free.gpu, free.memory_mb, now_us],
+        )
+    }
+
+
+def oldest_queued(tx: Tx, run_pathspec: str, limit: int) -> list[QueueRow]:
+    """A run's oldest queued tasks, whatever they need."""
+    return [
+        QueueRow(*r)
+        for r in tx.query(
+            f"SELECT {_COLUMNS} FROM queue WHERE run_pathspec = ? AND state = 'queued' "
             "ORDER BY queued_position LIMIT ?",
-            [*params, free.cpu, free.gpu, free.memory_mb, now_us, limit],
+            [run_pathspec, limit],
         )
     ]
+
+
+def runs_with_deadlines(tx: Tx) -> list[OrchestratedRunRow]:
+    """The running orchestrated runs with queued tasks and a queue deadline."""
+    return [
+        OrchestratedRunRow(*r)
+        for r in tx.query(
+            f"SELECT {_RUN_COLUMNS} FROM orchestrated_runs WHERE open_tasks > 0 "
+            "AND open_tasks > active_tasks AND queue_timeout_seconds > 0 AND state = 'running'",
+            [],
+        )
+    ]
+
+
+def run_caps(tx: Tx, run_pathspecs: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """(max_workers, tasks leased or running) of each of the capped runs among
+    `run_pathspecs`."""
+    if not run_pathspecs:
+        return {}
+    condition, params = tx.dialect.one_of("run_pathspec", sorted(set(run_pathspecs)))
+    return {
+        str(r[0]): (int(r[1]), int(r[2]))
+        for r in tx.query(
+            "SELECT run_pathspec, max_workers, active_tasks FROM orchestrated_runs "
+            f"WHERE {condition} AND max_workers > 0",
+            params,
+        )
+    }
 
 
 def gang_rows(tx: Tx, row: QueueRow, now_us: int) -> list[QueueRow]:

@@ -26,6 +26,7 @@ from ledgerflow_service.names import (
     check_identifier,
 )
 from ledgerflow_service.read_models import graph as flow_graph
+from ledgerflow_service.read_models.queue import check_queue_policy
 from ledgerflow_service.validation import check_run_settings, check_text
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ def deployment_created(
     if problem is not None:
         raise InvalidArgument(f"deployment {p.name!r}: {problem}")
     check_run_settings(p.tags, p.system_tags, p.parameters)
+    check_queue_policy("deployment_created.queue_policy", p.queue_policy)
     _check_triggers(p)
     old = fold.deployments.get(p.name)
     if old is not None and not old.deleted and old.flow_name != p.flow_name:
@@ -239,6 +241,8 @@ def to_message(row: DeploymentRow) -> records_pb2.Deployment:
     deployment.trigger_on_finish.extend(spec.trigger_on_finish)
     deployment.trigger_on_events.extend(spec.trigger_on_events)
     deployment.notify.extend(spec.notify)
+    if spec.HasField("queue_policy"):
+        deployment.queue_policy.CopyFrom(spec.queue_policy)
     deployment.deployed_at.FromMicroseconds(row.deployed_at_us)
     if row.next_due_us is not None:
         deployment.next_run_at.FromMicroseconds(row.next_due_us)

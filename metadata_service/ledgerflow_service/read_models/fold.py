@@ -291,7 +291,8 @@ class ReadModelFold:
         cloned = kind == "task_cloned" and self.orchestrated.get(item.address.run_pathspec)
         if cloned:
             queue.check_task_cloned(self, item)
-        _HANDLERS[kind](self, payload, item)
+        if not (fenced and queue.renews_lease_only(self, kind, item)):
+            _HANDLERS[kind](self, payload, item)
         if fenced:
             queue.after_task_event(self, kind, payload, item)
         elif cloned:

@@ -32,7 +32,15 @@ if TYPE_CHECKING:
 # Task states that hold a place in the queue or on an executor.
 OPEN_STATES = frozenset({"queued", "leased", "running"})
 # The events only the service writes (the process manager, or its lease commands).
-SERVICE_EVENTS = frozenset({"task_queued", "task_leased", "lease_expired", "task_cancelled"})
+SERVICE_EVENTS = frozenset(
+    {"task_queued", "task_leased", "lease_expired", "task_cancelled", "task_queue_timed_out"}
+)
+# Task states that hold a place on an executor (what --max-workers and fair share count).
+ACTIVE_STATES = frozenset({"leased", "running"})
+# The bounds of a run's queue policy (records_pb2.QueuePolicy).
+MAX_PRIORITY = 1000
+MAX_WORKERS = 100_000
+MAX_QUEUE_TIMEOUT_SECONDS = 30 * 24 * 3600
 # Task events that must carry the task's current lease in an orchestrated run.
 FENCED_EVENTS = frozenset(
     {
@@ -61,6 +69,27 @@ class OrchestratedRunRow:
     open_tasks: int
     state: str
     reason: str
+    # Its queue policy (docs/executor.md, "Queues"): 0 is the default of each.
+    priority: int
+    max_workers: int
+    queue_timeout_seconds: int
+    # Tasks leased or running (of the open ones).
+    active_tasks: int
+    # When it last went below max_workers, having been at it: its queued tasks' deadline
+    # does not count the time they waited for the run's own tasks.
+    room_since_us: int
+
+    def at_cap(self) -> bool:
+        """Whether as many of its tasks are leased or running as --max-workers allows."""
+        return 0 < self.max_workers <= self.active_tasks
+
+    def queue_deadline_us(self, row: QueueRow) -> int | None:
+        """When queued `row` fails for want of an executor; None: no deadline (none set,
+        or the run is at its cap)."""
+        if not self.queue_timeout_seconds or self.at_cap():
+            return None
+        waiting_since = max(row.not_before_us, self.room_since_us)
+        return waiting_since + self.queue_timeout_seconds * 1_000_000
 
     def flow_graph(self) -> RunGraph:
         """The run's graph, with the run rules over it."""
@@ -140,11 +169,16 @@ def _new_row(
     )  # fmt: skip
 
 
-def set_state(fold: ReadModelFold, row: QueueRow, state: str) -> None:
-    """Moves a task to `state`, keeping its run's count of open tasks."""
+def set_state(fold: ReadModelFold, row: QueueRow, state: str, at_us: int) -> None:
+    """Moves a task to `state` (at `at_us`, the event's time), keeping its run's counts
+    of open and active tasks."""
     run = fold.orchestrated[row.run_pathspec]
     assert run is not None
     run.open_tasks += (state in OPEN_STATES) - (row.state in OPEN_STATES)
+    was_at_cap = run.at_cap()
+    run.active_tasks += (state in ACTIVE_STATES) - (row.state in ACTIVE_STATES)
+    if was_at_cap and not run.at_cap():
+        run.room_since_us = at_us
     row.state = state
     fold.mark(row)
     fold.mark(run)
@@ -157,12 +191,35 @@ def orchestrated_run(fold: ReadModelFold, item: PendingEvent) -> OrchestratedRun
 # ---- events of runs --------------------------------------------------------------
 
 
+def check_queue_policy(name: str, policy: records_pb2.QueuePolicy) -> records_pb2.QueuePolicy:
+    """A run's (or a deployment's) queue policy, within its bounds."""
+    if not -MAX_PRIORITY <= policy.priority <= MAX_PRIORITY:
+        raise InvalidArgument(
+            f"{name}.priority must be -{MAX_PRIORITY} to {MAX_PRIORITY}, got {policy.priority}"
+        )
+    if policy.max_workers > MAX_WORKERS:
+        raise InvalidArgument(
+            f"{name}.max_workers must be 0 (no cap) to {MAX_WORKERS:,}, got {policy.max_workers}"
+        )
+    if policy.queue_timeout_seconds > MAX_QUEUE_TIMEOUT_SECONDS:
+        raise InvalidArgument(
+            f"{name}.queue_timeout_seconds must be 0 (none) to {MAX_QUEUE_TIMEOUT_SECONDS} "
+            f"(30 days), got {policy.queue_timeout_seconds}"
+        )
+    return policy
+
+
 def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEvent) -> None:
     """A run submitted with its graph (checked by read_models/runs.py, which runs
-    first) is orchestrated from now on."""
+    first) is orchestrated from now on, under its queue policy."""
     if not p.HasField("graph"):
         if p.HasField("resume"):
             raise InvalidArgument("run_started.resume goes with a graph (resume --remote)")
+        if p.HasField("queue_policy"):
+            raise InvalidArgument(
+                "run_started.queue_policy goes with a graph: only the runs the service "
+                "orchestrates (run --remote) wait in its queue"
+            )
         return
     first_task_id = 1
     if p.HasField("resume"):
@@ -170,6 +227,7 @@ def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEven
             raise InvalidArgument("run_started.resume needs the origin_run_id it resumes")
         flow_graph.check_resume(p.graph, p.resume)
         first_task_id = max(1, p.resume.first_task_id)
+    policy = check_queue_policy("run_started.queue_policy", p.queue_policy)
     row = OrchestratedRunRow(
         item.address.run_pathspec,
         p.graph.SerializeToString(),
@@ -178,6 +236,11 @@ def run_started(fold: ReadModelFold, p: events_pb2.RunStarted, item: PendingEven
         0,
         "running",
         "",
+        policy.priority,
+        policy.max_workers,
+        policy.queue_timeout_seconds,
+        0,
+        0,
     )
     fold.orchestrated[row.run_pathspec] = row
     fold.mark(row)
@@ -232,7 +295,7 @@ def task_cloned(fold: ReadModelFold, p: events_pb2.TaskCloned, item: PendingEven
     row = _new_row(run, item, step, p.task, p.input_pathspecs, p.foreach_stack, step.queue,
                    step.resources)  # fmt: skip
     fold.queue[row.task_pathspec] = row
-    set_state(fold, row, "done")
+    set_state(fold, row, "done", item.recorded_at_us)
     fold.orchestrate(item)
 
 
@@ -255,7 +318,7 @@ def task_queued(fold: ReadModelFold, p: events_pb2.TaskQueued, item: PendingEven
     row.not_before_us = item.recorded_at_us + int(p.delay_seconds * 1e6)
     row.lease_id = row.executor_id = ""
     row.lease_expires_at_us = 0
-    set_state(fold, row, "queued")
+    set_state(fold, row, "queued", item.recorded_at_us)
 
 
 def task_leased(fold: ReadModelFold, p: events_pb2.TaskLeased, item: PendingEvent) -> None:
@@ -271,7 +334,7 @@ def task_leased(fold: ReadModelFold, p: events_pb2.TaskLeased, item: PendingEven
     row.lease_id, row.executor_id = p.lease_id, p.executor_id
     row.lease_seconds = p.lease_seconds
     row.lease_expires_at_us = item.recorded_at_us + p.lease_seconds * 1_000_000
-    set_state(fold, row, "leased")
+    set_state(fold, row, "leased", item.recorded_at_us)
 
 
 def lease_expired(fold: ReadModelFold, p: events_pb2.LeaseExpired, item: PendingEvent) -> None:
@@ -287,11 +350,11 @@ def lease_expired(fold: ReadModelFold, p: events_pb2.LeaseExpired, item: Pending
     row.lost += 1
     decision = after_lost(flow_graph.step(run.flow_graph(), row.step_name), row.lost)
     if decision.next is Next.FAIL or run.state != "running":
-        _fail_for_good(fold, run, row, decision.reason)
+        _fail_for_good(fold, run, row, decision.reason, item.recorded_at_us)
         return
     if started:
         row.attempt += 1  # the one the process manager queues next
-    set_state(fold, row, "lost")
+    set_state(fold, row, "lost", item.recorded_at_us)
     fold.orchestrate(item)
 
 
@@ -300,7 +363,31 @@ def task_cancelled(fold: ReadModelFold, p: events_pb2.TaskCancelled, item: Pendi
     row = _queued(fold, item)
     if row.state != "queued":
         raise FailedPrecondition(f"task {row.task_pathspec} is {row.state}, not queued")
-    set_state(fold, row, "cancelled")
+    set_state(fold, row, "cancelled", item.recorded_at_us)
+
+
+def task_queue_timed_out(
+    fold: ReadModelFold, p: events_pb2.TaskQueueTimedOut, item: PendingEvent
+) -> None:
+    """A queued attempt no executor took within its run's queue deadline fails for good
+    (no @retry: no code of it ran), and so does its run."""
+    run = _orchestrated(fold, item)
+    row = _queued(fold, item)
+    check_text("task_queue_timed_out.reason", p.reason)
+    if row.state != "queued" or row.attempt != p.attempt:
+        raise FailedPrecondition(
+            f"attempt {p.attempt} of task {row.task_pathspec} is not waiting in the queue "
+            f"(it is {row.state}, attempt {row.attempt}): an executor took it"
+        )
+    if p.queue_timeout_seconds != run.queue_timeout_seconds:
+        raise InvalidArgument(
+            f"task_queue_timed_out.queue_timeout_seconds is {p.queue_timeout_seconds}; the "
+            f"run's is {run.queue_timeout_seconds}"
+        )
+    deadline = run.queue_deadline_us(row)
+    if item.principal is not None and (deadline is None or deadline > item.recorded_at_us):
+        raise FailedPrecondition(f"task {row.task_pathspec} has not waited past its deadline")
+    _fail_for_good(fold, run, row, p.reason, item.recorded_at_us)
 
 
 # ---- the executors' task events, fenced ------------------------------------------
@@ -338,6 +425,14 @@ def check_lease(fold: ReadModelFold, kind: str, payload: Any, item: PendingEvent
     # the executor's late renewal or outcome is taken.
 
 
+def renews_lease_only(fold: ReadModelFold, kind: str, item: PendingEvent) -> bool:
+    """Whether a fenced event only renews its lease: the heartbeat of an attempt leased
+    but not begun (a job its executor handed to Slurm, pending in Slurm's queue), which
+    the tasks model has no attempt for yet."""
+    row = fold.queue.get(item.address.task_pathspec or "")
+    return kind == "task_heartbeat" and row is not None and row.state == "leased"
+
+
 def after_task_event(fold: ReadModelFold, kind: str, payload: Any, item: PendingEvent) -> None:
     """After a fenced task event was folded into the tasks model: the queue side."""
     row = fold.queue[item.address.task_pathspec or ""]
@@ -347,10 +442,10 @@ def after_task_event(fold: ReadModelFold, kind: str, payload: Any, item: Pending
     if kind in ("task_started", "task_heartbeat"):
         row.lease_expires_at_us = item.recorded_at_us + row.lease_seconds * 1_000_000
         if kind == "task_started":
-            set_state(fold, row, "running")
+            set_state(fold, row, "running", item.recorded_at_us)
         fold.mark(row)
     elif kind == "task_succeeded":
-        set_state(fold, row, "done")
+        set_state(fold, row, "done", item.recorded_at_us)
         fold.orchestrate(item)
     elif kind == "task_failed":
         tally = Tally(row.failures, row.lost).after(payload.kind)
@@ -358,17 +453,18 @@ def after_task_event(fold: ReadModelFold, kind: str, payload: Any, item: Pending
         step = flow_graph.step(run.flow_graph(), row.step_name)
         decision = decide(step, tally, payload.kind, payload.error_type, remote=True)
         if decision.next is Next.FAIL or run.state != "running":
-            _fail_for_good(fold, run, row, f"{payload.error_type}: {payload.error_message}")
+            _fail_for_good(fold, run, row, f"{payload.error_type}: {payload.error_message}",
+                           item.recorded_at_us)  # fmt: skip
             return
-        set_state(fold, row, "failed")
+        set_state(fold, row, "failed", item.recorded_at_us)
         fold.orchestrate(item)
 
 
 def _fail_for_good(
-    fold: ReadModelFold, run: OrchestratedRunRow, row: QueueRow, reason: str
+    fold: ReadModelFold, run: OrchestratedRunRow, row: QueueRow, reason: str, at_us: int
 ) -> None:
     """The task will not run again: its run fails (unless it is already stopping)."""
-    set_state(fold, row, "failed")
+    set_state(fold, row, "failed", at_us)
     if run.state == "running":
         run.state = "failing"
         run.reason = f"task {row.task_pathspec} failed: {reason}"[:2000]
@@ -397,5 +493,6 @@ HANDLERS: dict[str, Callable[..., None]] = {
     "task_leased": task_leased,
     "lease_expired": lease_expired,
     "task_cancelled": task_cancelled,
+    "task_queue_timed_out": task_queue_timed_out,
     "run_cancel_requested": run_cancel_requested,
 }

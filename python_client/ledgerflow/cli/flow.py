@@ -29,8 +29,10 @@ from ledgerflow.cli.flow_configs import (
     recorded_with,
 )
 from ledgerflow.cli.flow_options import (
+    DEPLOY_QUEUE_OPTIONS,
     MAX_NUM_SPLITS_OPTION,
     PROJECT_OPTIONS,
+    QUEUE_OPTIONS,
     REMOTE_OPTIONS,
     RUN_OPTIONS,
     flow_parameters,
@@ -41,7 +43,12 @@ from ledgerflow.cli.flow_options import (
     step_defaults,
     with_options,
 )
-from ledgerflow.cli.flow_run import Session, execute_here, submit_and_follow
+from ledgerflow.cli.flow_run import (
+    Session,
+    execute_here,
+    remote_queue_policy,
+    submit_and_follow,
+)
 from ledgerflow.engine.projects import ProjectError
 from ledgerflow.engine.schedules import ScheduleError
 from ledgerflow.engine.triggers import TriggerError
@@ -177,6 +184,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
     @cli.command()
     @with_options(RUN_OPTIONS)
     @with_options(REMOTE_OPTIONS)
+    @with_options(QUEUE_OPTIONS)
     @parameter_options
     @click.pass_obj
     @friendly_errors
@@ -189,6 +197,8 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         with_: tuple[str, ...],
         remote: bool,
         detach: bool,
+        priority: int | None,
+        queue_timeout: int | None,
         run_id_file: str | None,
         max_num_splits: int,
         **raw: Any,
@@ -198,11 +208,12 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         defaults = step_defaults(with_, max_num_splits)
         if detach and not remote:
             raise click.UsageError("--detach goes with --remote")
+        policy = remote_queue_policy(remote, max_workers, priority, queue_timeout)
         values = parameter_values(params, raw, session.graph.name, session.config.username)
         values = {**values, **session.config_values}
         if remote:
             submit_and_follow(session, values, recorded, tags, defaults, detach,
-                              run_id_file=run_id_file)  # fmt: skip
+                              run_id_file=run_id_file, policy=policy)  # fmt: skip
         execute_here(
             session, values, recorded, max_workers, tags, defaults, launcher, code_package,
             run_id_file=run_id_file,
@@ -213,6 +224,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
     @click.option("--origin-run-id", help="The run to resume (default: your latest run).")
     @with_options(RUN_OPTIONS)
     @with_options(REMOTE_OPTIONS)
+    @with_options(QUEUE_OPTIONS)
     @click.pass_obj
     @friendly_errors
     def resume(
@@ -226,6 +238,8 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         with_: tuple[str, ...],
         remote: bool,
         detach: bool,
+        priority: int | None,
+        queue_timeout: int | None,
         run_id_file: str | None,
         max_num_splits: int,
     ) -> None:
@@ -233,6 +247,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         defaults = step_defaults(with_, max_num_splits)
         if detach and not remote:
             raise click.UsageError("--detach goes with --remote")
+        policy = remote_queue_policy(remote, max_workers, priority, queue_timeout)
         from ledgerflow.runtime.resume import find_origin, plan_resume
 
         flow = session.graph.name
@@ -247,7 +262,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         )
         if remote:
             submit_and_follow(session, values, recorded, tags, defaults, detach, origin,
-                              run_id_file)  # fmt: skip
+                              run_id_file, policy)  # fmt: skip
         execute_here(
             session, values, recorded, max_workers, tags, defaults, launcher, code_package,
             origin, run_id_file,
@@ -284,6 +299,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         help="Which finished runs --notify-webhook/--notify-command hear of.",
     )
     @MAX_NUM_SPLITS_OPTION
+    @with_options(DEPLOY_QUEUE_OPTIONS)
     @parameter_options
     @click.pass_obj
     @friendly_errors
@@ -298,6 +314,9 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         commands: tuple[str, ...],
         notify_on: str,
         max_num_splits: int,
+        priority: int,
+        max_workers: int | None,
+        queue_timeout: int | None,
         **raw: Any,
     ) -> None:
         """Deploy the flow to the metadata service, which runs it on its @schedule, its
@@ -305,6 +324,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         triggered (`ledgerflow deployments --help`), on the executors."""
         from ledgerflow.cli.flow_deploy import deploy as deploy_flow
         from ledgerflow.engine.triggers import notify_message
+        from ledgerflow.v1 import records_pb2
 
         load_given_configs(session)
         on = [part.strip() for part in notify_on.split(",") if part.strip()]
@@ -317,8 +337,10 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
             session.choose_branch(branch, production)
         values = parameter_values(params, raw, session.graph.name, session.config.username)
         values = {**values, **session.config_values}
+        policy = records_pb2.QueuePolicy(priority=priority, max_workers=max_workers or 0,
+                                         queue_timeout_seconds=queue_timeout or 0)  # fmt: skip
         deploy_flow(session, values, recorded, tags, step_defaults(with_, max_num_splits),
-                    deployment_file, notify)  # fmt: skip
+                    deployment_file, notify, policy)  # fmt: skip
 
     @cli.command(hidden=True)
     @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False))

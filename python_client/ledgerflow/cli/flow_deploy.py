@@ -40,9 +40,11 @@ def deployment_spec(
     tags: tuple[str, ...],
     defaults: StepDefaults,
     notify: list[records_pb2.Notify] | None = None,
+    policy: records_pb2.QueuePolicy | None = None,
 ) -> events_pb2.DeploymentCreated:
     """What the service needs to run the flow by itself: stores the code package.
-    `notify`: receivers given on the command line, after the flow's own @notify."""
+    `notify`: receivers given on the command line, after the flow's own @notify;
+    `policy`: how the service's queue treats each run's tasks (deploy --priority, ...)."""
     flow_file = Path(str(sys.modules[session.flow_class.__module__].__file__))
     name = deployment_name(session.graph.name, session.project or "", session.branch or "")
     spec = events_pb2.DeploymentCreated(
@@ -70,6 +72,8 @@ def deployment_spec(
     )
     spec.trigger_on_events.extend(events)
     spec.notify.extend([*flow_notify(session.flow_class), *(notify or [])])
+    if policy is not None and policy.ByteSize():
+        spec.queue_policy.CopyFrom(policy)
     return spec
 
 
@@ -101,6 +105,7 @@ def deploy(
     defaults: StepDefaults,
     deployment_file: str | None = None,
     notify: list[records_pb2.Notify] | None = None,
+    policy: records_pb2.QueuePolicy | None = None,
 ) -> None:
     """Records the deployment and says how to see and run it. With `deployment_file`
     (``deploy --deployment-file``), the deployment's name is written there too: the
@@ -111,7 +116,7 @@ def deploy(
             "deploy needs the metadata service that fires the runs and executors that run "
             "them: set LEDGERFLOW_SERVICE=HOST:PORT (see `ledgerflow service --help`)"
         )
-    spec = deployment_spec(session, parameters, params, tags, defaults, notify)
+    spec = deployment_spec(session, parameters, params, tags, defaults, notify, policy)
     deployment = session.metadata.deploy(spec)
     if deployment_file is not None:
         # Whole or not at all, as a run id is: a reader polling it never sees half a name.

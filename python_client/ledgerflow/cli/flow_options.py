@@ -44,7 +44,8 @@ def flow_parameters(flow_class: type) -> dict[str, Parameter]:
 RESERVED_NAMES = frozenset({
     "max_num_splits", "max_workers", "tags", "tag", "code_package", "launcher", "with_",
     "run_id_file", "remote", "detach", "origin_run_id", "step", "branch", "production",
-    "deployment_file", "webhooks", "commands", "notify_on", "pylint",
+    "deployment_file", "webhooks", "commands", "notify_on", "pylint", "priority",
+    "queue_timeout",
 })  # fmt: skip
 
 
@@ -202,6 +203,55 @@ REMOTE_OPTIONS = [
     ),
 ]
 
+# How the service's queue treats a remote run's tasks (docs/executor.md, "Queues"):
+# for `run --remote`, `resume --remote` and each run of a deployment.
+MAX_PRIORITY = 1000
+MAX_QUEUE_TIMEOUT_SECONDS = 30 * 24 * 3600
+MAX_REMOTE_WORKERS = 100_000
+QUEUE_OPTIONS = [
+    click.option(
+        "--priority",
+        type=click.IntRange(-MAX_PRIORITY, MAX_PRIORITY),
+        default=None,
+        help="With --remote: executors take the tasks of higher-priority runs first "
+        f"(-{MAX_PRIORITY} to {MAX_PRIORITY}; default 0).",
+    ),
+    click.option(
+        "--queue-timeout",
+        type=click.IntRange(1, MAX_QUEUE_TIMEOUT_SECONDS),
+        default=None,
+        metavar="SECONDS",
+        help="With --remote: a task that waits this long in the queue without any executor "
+        "taking it fails, and the run with it, saying why it waited (default: no limit).",
+    ),
+]
+# The same for each run of a deployment (`deploy`), with its cap.
+DEPLOY_QUEUE_OPTIONS = [
+    click.option(
+        "--priority",
+        type=click.IntRange(-MAX_PRIORITY, MAX_PRIORITY),
+        default=0,
+        show_default=True,
+        help="Executors take the tasks of higher-priority runs first "
+        f"(-{MAX_PRIORITY} to {MAX_PRIORITY}).",
+    ),
+    click.option(
+        "--max-workers",
+        type=click.IntRange(1, MAX_REMOTE_WORKERS),
+        default=None,
+        help="At most this many tasks of each run leased or running at once, across all "
+        "executors (default: as the executors' capacity allows).",
+    ),
+    click.option(
+        "--queue-timeout",
+        type=click.IntRange(1, MAX_QUEUE_TIMEOUT_SECONDS),
+        default=None,
+        metavar="SECONDS",
+        help="A task that waits this long in the queue without any executor taking it "
+        "fails, and its run with it (default: no limit).",
+    ),
+]
+
 MAX_NUM_SPLITS_OPTION = click.option(
     "--max-num-splits",
     default=DEFAULT_MAX_NUM_SPLITS,
@@ -220,7 +270,8 @@ RUN_OPTIONS = [
         default=4,
         show_default=True,
         type=click.IntRange(1, 512),
-        help="How many tasks run at once.",
+        help="How many tasks run at once. With --remote: at most this many of the run's "
+        "tasks leased or running at once across all executors (not given: no cap).",
     ),
     click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
     click.option(

@@ -27,6 +27,7 @@ from ledgerflow.engine.projects import (
     project_tags,
 )
 from ledgerflow.runtime.code_package import DEFAULT_SUFFIXES, save_package
+from ledgerflow.v1 import records_pb2
 
 if TYPE_CHECKING:
     from ledgerflow.metadata_client import MetadataClient
@@ -159,18 +160,42 @@ def execute_here(
 
 # Options that shape how this process runs a flow's tasks, which a remote run's
 # executors do not read.
-LOCAL_ONLY_OPTIONS = {"max_workers": "--max-workers", "launcher": "--launcher"}
+LOCAL_ONLY_OPTIONS = {"launcher": "--launcher"}
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether option `name` was given (on the command line or by its variable)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source is not click.core.ParameterSource.DEFAULT
 
 
 def _warn_of_local_options(ctx: click.Context) -> None:
     """Says so when an option of a local run is given with --remote (it used to be
-    ignored silently): executors run a remote run's tasks as their capacity allows,
-    and a per-run cap on them is not there yet (Metaflow's --max-workers bounds them)."""
+    ignored silently): the executors launch a remote run's tasks their own way."""
     for name, flag in LOCAL_ONLY_OPTIONS.items():
-        source = ctx.get_parameter_source(name)
-        if source is not None and source is not click.core.ParameterSource.DEFAULT:
-            click.echo(f"ledgerflow: warning: {flag} applies to local runs; a remote run's "
-                       "tasks run as the executors' capacity allows", err=True)  # fmt: skip
+        if _given(ctx, name):
+            click.echo(f"ledgerflow: warning: {flag} applies to local runs; the executors "
+                       "launch a remote run's tasks their own way", err=True)  # fmt: skip
+
+
+def remote_queue_policy(
+    remote: bool, max_workers: int, priority: int | None, queue_timeout: int | None
+) -> records_pb2.QueuePolicy:
+    """How the service's queue treats a remote run's tasks: --priority, --queue-timeout,
+    and --max-workers when given (at most that many of the run's tasks leased or running
+    at once, across all executors; without it a remote run is bounded by the executors'
+    capacity alone). Both of the first go with --remote only."""
+    ctx = click.get_current_context()
+    if not remote:
+        for name, value in (("--priority", priority), ("--queue-timeout", queue_timeout)):
+            if value is not None:
+                raise click.UsageError(f"{name} goes with --remote (the service's queue)")
+        return records_pb2.QueuePolicy()
+    return records_pb2.QueuePolicy(
+        priority=priority or 0,
+        max_workers=max_workers if _given(ctx, "max_workers") else 0,
+        queue_timeout_seconds=queue_timeout or 0,
+    )
 
 
 def submit_and_follow(
@@ -182,9 +207,11 @@ def submit_and_follow(
     detach: bool,
     origin: ResumeOrigin | None = None,
     run_id_file: str | None = None,
+    policy: records_pb2.QueuePolicy | None = None,
 ) -> None:
-    """run --remote (and resume --remote, given the origin): submits the run, then
-    follows it (or returns at once). `run_id_file` gets the run id once it is submitted."""
+    """run --remote (and resume --remote, given the origin): submits the run under its
+    queue `policy`, then follows it (or returns at once). `run_id_file` gets the run id
+    once it is submitted."""
     from ledgerflow.runtime.identity import write_run_id
     from ledgerflow.runtime.progress import RunReporter
     from ledgerflow.runtime.remote import follow, submit
@@ -204,7 +231,7 @@ def submit_and_follow(
         parameters_json=parameters_as_json(parameters, params, session.store),
         tags=tags, package_suffixes=session.package_suffixes,
         step_defaults=defaults,
-        origin=origin, project_tags=session.project_tags,
+        origin=origin, project_tags=session.project_tags, queue_policy=policy,
     )  # fmt: skip
     if run_id_file:
         write_run_id(run_id_file, run_id)

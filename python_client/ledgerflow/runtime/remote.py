@@ -63,9 +63,11 @@ def submit(
     step_defaults: StepDefaults | None = None,
     origin: ResumeOrigin | None = None,
     project_tags: Sequence[str] = (),
+    queue_policy: records_pb2.QueuePolicy | None = None,
 ) -> str:
     """Stores the code package and appends the run's RunStarted (with what it clones
-    from `origin`, when it resumes one); returns the run id."""
+    from `origin`, when it resumes one, and how the service's queue treats its tasks);
+    returns the run id."""
     run_id = new_run_id()
     started = events_pb2.RunStarted(
         flow_name=graph.name,
@@ -77,6 +79,8 @@ def submit(
         code_package_key=save_package(store, flow_file, package_suffixes),
         graph=graph_message(flow_class, graph, step_defaults),
     )
+    if queue_policy is not None and queue_policy.ByteSize():
+        started.queue_policy.CopyFrom(queue_policy)
     if origin is not None:
         started.origin_run_id = origin.run_id
         started.resume.CopyFrom(resume_plan(origin, graph, store))
@@ -144,6 +148,10 @@ class _Follower:
                 seconds,
                 note,
             )
+        elif kind == "task_queue_timed_out":
+            name = f"{payload.task.step_name}/{payload.task.task_id}"
+            self.failure = (name, payload.reason)
+            self.reporter.warn(f"{name}: {payload.reason}")
         elif kind == "lease_expired":
             self.reporter.warn(
                 f"{payload.task.step_name}/{payload.task.task_id}: executor "

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded", "task_queued", "task_leased", "lease_expired", "task_cancelled", "run_cancel_requested", "table_version_written", "table_version_read", "deployment_created", "deployment_paused", "deployment_resumed", "deployment_deleted", "cards_recorded", "event_published", "notification_requested", "notification_sending", "notification_result")
+    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded", "task_queued", "task_leased", "lease_expired", "task_cancelled", "run_cancel_requested", "table_version_written", "table_version_read", "deployment_created", "deployment_paused", "deployment_resumed", "deployment_deleted", "cards_recorded", "event_published", "notification_requested", "notification_sending", "notification_result", "task_queue_timed_out")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class Event(_message.Message):
     NOTIFICATION_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_SENDING_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_RESULT_FIELD_NUMBER: _ClassVar[int]
+    TASK_QUEUE_TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     stream: str
     expected_version: int
@@ -86,7 +87,8 @@ class Event(_message.Message):
     notification_requested: NotificationRequested
     notification_sending: NotificationSending
     notification_result: NotificationResult
-    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ..., task_queued: _Optional[_Union[TaskQueued, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., task_cancelled: _Optional[_Union[TaskCancelled, _Mapping]] = ..., run_cancel_requested: _Optional[_Union[RunCancelRequested, _Mapping]] = ..., table_version_written: _Optional[_Union[TableVersionWritten, _Mapping]] = ..., table_version_read: _Optional[_Union[TableVersionRead, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., deployment_paused: _Optional[_Union[DeploymentPaused, _Mapping]] = ..., deployment_resumed: _Optional[_Union[DeploymentResumed, _Mapping]] = ..., deployment_deleted: _Optional[_Union[DeploymentDeleted, _Mapping]] = ..., cards_recorded: _Optional[_Union[CardsRecorded, _Mapping]] = ..., event_published: _Optional[_Union[EventPublished, _Mapping]] = ..., notification_requested: _Optional[_Union[NotificationRequested, _Mapping]] = ..., notification_sending: _Optional[_Union[NotificationSending, _Mapping]] = ..., notification_result: _Optional[_Union[NotificationResult, _Mapping]] = ...) -> None: ...
+    task_queue_timed_out: TaskQueueTimedOut
+    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ..., task_queued: _Optional[_Union[TaskQueued, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., task_cancelled: _Optional[_Union[TaskCancelled, _Mapping]] = ..., run_cancel_requested: _Optional[_Union[RunCancelRequested, _Mapping]] = ..., table_version_written: _Optional[_Union[TableVersionWritten, _Mapping]] = ..., table_version_read: _Optional[_Union[TableVersionRead, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., deployment_paused: _Optional[_Union[DeploymentPaused, _Mapping]] = ..., deployment_resumed: _Optional[_Union[DeploymentResumed, _Mapping]] = ..., deployment_deleted: _Optional[_Union[DeploymentDeleted, _Mapping]] = ..., cards_recorded: _Optional[_Union[CardsRecorded, _Mapping]] = ..., event_published: _Optional[_Union[EventPublished, _Mapping]] = ..., notification_requested: _Optional[_Union[NotificationRequested, _Mapping]] = ..., notification_sending: _Optional[_Union[NotificationSending, _Mapping]] = ..., notification_result: _Optional[_Union[NotificationResult, _Mapping]] = ..., task_queue_timed_out: _Optional[_Union[TaskQueueTimedOut, _Mapping]] = ...) -> None: ...
 
 class TaskRef(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "task_id")
@@ -101,7 +103,7 @@ class TaskRef(_message.Message):
     def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class RunStarted(_message.Message):
-    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id", "code_package_key", "graph", "resume", "declared_graph", "trigger")
+    __slots__ = ("flow_name", "run_id", "user", "tags", "system_tags", "parameters", "origin_run_id", "code_package_key", "graph", "resume", "declared_graph", "trigger", "queue_policy")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +123,7 @@ class RunStarted(_message.Message):
     RESUME_FIELD_NUMBER: _ClassVar[int]
     DECLARED_GRAPH_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POLICY_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     user: str
@@ -133,7 +136,8 @@ class RunStarted(_message.Message):
     resume: _records_pb2.ResumePlan
     declared_graph: _records_pb2.FlowGraph
     trigger: _records_pb2.Trigger
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., resume: _Optional[_Union[_records_pb2.ResumePlan, _Mapping]] = ..., declared_graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., trigger: _Optional[_Union[_records_pb2.Trigger, _Mapping]] = ...) -> None: ...
+    queue_policy: _records_pb2.QueuePolicy
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., user: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., origin_run_id: _Optional[str] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., resume: _Optional[_Union[_records_pb2.ResumePlan, _Mapping]] = ..., declared_graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., trigger: _Optional[_Union[_records_pb2.Trigger, _Mapping]] = ..., queue_policy: _Optional[_Union[_records_pb2.QueuePolicy, _Mapping]] = ...) -> None: ...
 
 class RunHeartbeat(_message.Message):
     __slots__ = ("flow_name", "run_id")
@@ -341,6 +345,18 @@ class TaskCancelled(_message.Message):
     reason: str
     def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class TaskQueueTimedOut(_message.Message):
+    __slots__ = ("task", "attempt", "queue_timeout_seconds", "reason")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    queue_timeout_seconds: int
+    reason: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., queue_timeout_seconds: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class RunCancelRequested(_message.Message):
     __slots__ = ("flow_name", "run_id", "reason")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -392,7 +408,7 @@ class TableVersionRead(_message.Message):
     def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., namespace: _Optional[str] = ..., table: _Optional[str] = ..., version: _Optional[int] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class DeploymentCreated(_message.Message):
-    __slots__ = ("name", "flow_name", "project", "branch", "production", "code_package_key", "graph", "parameters", "schedule", "tags", "system_tags", "user", "trigger_on_finish", "trigger_on_events", "notify")
+    __slots__ = ("name", "flow_name", "project", "branch", "production", "code_package_key", "graph", "parameters", "schedule", "tags", "system_tags", "user", "trigger_on_finish", "trigger_on_events", "notify", "queue_policy")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -415,6 +431,7 @@ class DeploymentCreated(_message.Message):
     TRIGGER_ON_FINISH_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_ON_EVENTS_FIELD_NUMBER: _ClassVar[int]
     NOTIFY_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POLICY_FIELD_NUMBER: _ClassVar[int]
     name: str
     flow_name: str
     project: str
@@ -430,7 +447,8 @@ class DeploymentCreated(_message.Message):
     trigger_on_finish: _containers.RepeatedScalarFieldContainer[str]
     trigger_on_events: _containers.RepeatedScalarFieldContainer[str]
     notify: _containers.RepeatedCompositeFieldContainer[_records_pb2.Notify]
-    def __init__(self, name: _Optional[str] = ..., flow_name: _Optional[str] = ..., project: _Optional[str] = ..., branch: _Optional[str] = ..., production: _Optional[bool] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., schedule: _Optional[_Union[_records_pb2.Schedule, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., trigger_on_finish: _Optional[_Iterable[str]] = ..., trigger_on_events: _Optional[_Iterable[str]] = ..., notify: _Optional[_Iterable[_Union[_records_pb2.Notify, _Mapping]]] = ...) -> None: ...
+    queue_policy: _records_pb2.QueuePolicy
+    def __init__(self, name: _Optional[str] = ..., flow_name: _Optional[str] = ..., project: _Optional[str] = ..., branch: _Optional[str] = ..., production: _Optional[bool] = ..., code_package_key: _Optional[str] = ..., graph: _Optional[_Union[_records_pb2.FlowGraph, _Mapping]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., schedule: _Optional[_Union[_records_pb2.Schedule, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., system_tags: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., trigger_on_finish: _Optional[_Iterable[str]] = ..., trigger_on_events: _Optional[_Iterable[str]] = ..., notify: _Optional[_Iterable[_Union[_records_pb2.Notify, _Mapping]]] = ..., queue_policy: _Optional[_Union[_records_pb2.QueuePolicy, _Mapping]] = ...) -> None: ...
 
 class DeploymentPaused(_message.Message):
     __slots__ = ("name", "reason")

@@ -166,6 +166,16 @@ class Resources(_message.Message):
     memory_mb: int
     def __init__(self, cpu: _Optional[float] = ..., gpu: _Optional[int] = ..., memory_mb: _Optional[int] = ...) -> None: ...
 
+class QueuePolicy(_message.Message):
+    __slots__ = ("priority", "max_workers", "queue_timeout_seconds")
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    priority: int
+    max_workers: int
+    queue_timeout_seconds: int
+    def __init__(self, priority: _Optional[int] = ..., max_workers: _Optional[int] = ..., queue_timeout_seconds: _Optional[int] = ...) -> None: ...
+
 class FlowGraph(_message.Message):
     __slots__ = ("steps",)
     STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -243,7 +253,7 @@ class ClonedTask(_message.Message):
     def __init__(self, step_name: _Optional[str] = ..., foreach_indices: _Optional[_Iterable[int]] = ..., origin_task_id: _Optional[str] = ..., num_splits: _Optional[int] = ..., switch_step: _Optional[str] = ...) -> None: ...
 
 class QueuedTask(_message.Message):
-    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "pathspec", "attempt", "state", "input_pathspecs", "foreach_stack", "resources", "queue", "queued_at", "executor_id", "lease_expires_at", "waiting_reason", "failures")
+    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "pathspec", "attempt", "state", "input_pathspecs", "foreach_stack", "resources", "queue", "queued_at", "executor_id", "lease_expires_at", "waiting_reason", "failures", "lease_id")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +270,7 @@ class QueuedTask(_message.Message):
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     WAITING_REASON_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     step_name: str
@@ -276,7 +287,8 @@ class QueuedTask(_message.Message):
     lease_expires_at: _timestamp_pb2.Timestamp
     waiting_reason: str
     failures: int
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[QueueState, str]] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., queue: _Optional[str] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., executor_id: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_reason: _Optional[str] = ..., failures: _Optional[int] = ...) -> None: ...
+    lease_id: str
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., pathspec: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[QueueState, str]] = ..., input_pathspecs: _Optional[_Iterable[str]] = ..., foreach_stack: _Optional[_Iterable[_Union[ForeachFrame, _Mapping]]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., queue: _Optional[str] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., executor_id: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_reason: _Optional[str] = ..., failures: _Optional[int] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class Attempt(_message.Message):
     __slots__ = ("attempt", "status", "started_at", "finished_at", "error_type", "error_message", "traceback", "stdout_key", "stderr_key")
@@ -479,7 +491,7 @@ class Trigger(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., deployment_version: _Optional[int] = ..., kind: _Optional[_Union[TriggerKind, str]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., upstream_run: _Optional[str] = ..., event: _Optional[_Union[PublishedEvent, _Mapping]] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("name", "version", "flow_name", "project", "branch", "production", "schedule", "paused", "deployed_by", "deployed_at", "next_run_at", "parameters", "tags", "code_package_key", "deleted", "trigger_on_finish", "trigger_on_events", "notify")
+    __slots__ = ("name", "version", "flow_name", "project", "branch", "production", "schedule", "paused", "deployed_by", "deployed_at", "next_run_at", "parameters", "tags", "code_package_key", "deleted", "trigger_on_finish", "trigger_on_events", "notify", "queue_policy")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -505,6 +517,7 @@ class Deployment(_message.Message):
     TRIGGER_ON_FINISH_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_ON_EVENTS_FIELD_NUMBER: _ClassVar[int]
     NOTIFY_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POLICY_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     flow_name: str
@@ -523,4 +536,5 @@ class Deployment(_message.Message):
     trigger_on_finish: _containers.RepeatedScalarFieldContainer[str]
     trigger_on_events: _containers.RepeatedScalarFieldContainer[str]
     notify: _containers.RepeatedCompositeFieldContainer[Notify]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., flow_name: _Optional[str] = ..., project: _Optional[str] = ..., branch: _Optional[str] = ..., production: _Optional[bool] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., paused: _Optional[bool] = ..., deployed_by: _Optional[str] = ..., deployed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Iterable[str]] = ..., code_package_key: _Optional[str] = ..., deleted: _Optional[bool] = ..., trigger_on_finish: _Optional[_Iterable[str]] = ..., trigger_on_events: _Optional[_Iterable[str]] = ..., notify: _Optional[_Iterable[_Union[Notify, _Mapping]]] = ...) -> None: ...
+    queue_policy: QueuePolicy
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., flow_name: _Optional[str] = ..., project: _Optional[str] = ..., branch: _Optional[str] = ..., production: _Optional[bool] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., paused: _Optional[bool] = ..., deployed_by: _Optional[str] = ..., deployed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Iterable[str]] = ..., code_package_key: _Optional[str] = ..., deleted: _Optional[bool] = ..., trigger_on_finish: _Optional[_Iterable[str]] = ..., trigger_on_events: _Optional[_Iterable[str]] = ..., notify: _Optional[_Iterable[_Union[Notify, _Mapping]]] = ..., queue_policy: _Optional[_Union[QueuePolicy, _Mapping]] = ...) -> None: ...
