@@ -260,6 +260,7 @@ class Executor:
             self._sweep_leftovers()  # an earlier attempt may still run, its executor lost
         starts = [started(lease, self.backend.name, self.backend.handle_of(launch))
                   for lease, launch in prepared]  # fmt: skip
+        recorded: list[bool | None]
         if self.backend.holds_attempts_back:  # recorded once each has begun
             self._unrecorded_starts.update(
                 (lease.lease_id, event) for (lease, _), event in zip(prepared, starts, strict=True)
@@ -313,7 +314,11 @@ class Executor:
             return
         for leftover in strangers:
             if leftover.lease_id not in current:
-                self.backend.kill_leftover(leftover)
+                try:
+                    self.backend.kill_leftover(leftover)
+                except (OSError, subprocess.SubprocessError, BackendError) as error:
+                    log.warning("cannot kill %s: %s", leftover.handle, error)
+                    continue
                 self.say(
                     f"executor: killed {leftover.handle}, left running by {leftover.task} "
                     f"attempt {leftover.attempt}, whose executor was lost"
@@ -325,13 +330,8 @@ class Executor:
         current: set[str] = set()
         for run in runs:
             flow_name, run_id = run.split("/")
-            request = executor_api.ListQueuedTasksRequest(flow_name=flow_name, run_id=run_id)
-            while True:
-                response = self.metadata.list_queued_tasks(request)
-                current.update(t.lease_id for t in response.tasks if t.state in live)
-                if not response.page.next_page_token:
-                    break
-                request.page.page_token = response.page.next_page_token
+            tasks = self.metadata.queued_tasks(flow_name, run_id)
+            current.update(t.lease_id for t in tasks if t.state in live)
         return current
 
     def _discard(self, launch: Launch) -> None:
@@ -418,11 +418,11 @@ class Executor:
             self._artifacts[task_pathspec] = artifacts_of(self.metadata, task_pathspec)
         return self._artifacts[task_pathspec]
 
-    def _record(self, batches: list[list[Any]]) -> list[bool]:
+    def _record(self, batches: list[list[Any]]) -> list[bool | None]:
         """Appends the events of several attempts in one batch (retried while the
         service is out of reach); when the service refuses it, each attempt's events
         alone, so that one lost lease refuses only its own. Returns which were
-        recorded."""
+        recorded: True, False (refused), or None (the service could not be reached)."""
         if not batches:
             return []
         try:
@@ -431,7 +431,7 @@ class Executor:
         except RpcError as error:
             if len(batches) == 1 or error.retryable:
                 log.warning("not recorded: %s", error.message)
-                return [False] * len(batches)
+                return [None if error.retryable else False] * len(batches)
         return [self._record([batch])[0] for batch in batches]
 
     def _code_for(self, lease: Lease) -> Path:
@@ -458,9 +458,12 @@ class Executor:
         begun = [running for running in self.running.values()
                  if running.lease.lease_id in self._unrecorded_starts
                  and self.backend.begun(running.handle)]  # fmt: skip
-        recorded = self._record([self._start_of(running.lease) for running in begun])
-        for running, ok in zip(begun, recorded, strict=True):
-            if not ok and running.ended is None:
+        starts = [self._start_of(running.lease) for running in begun]
+        recorded = self._record(starts)
+        for running, start, ok in zip(begun, starts, recorded, strict=True):
+            if ok is None:  # the service is out of reach: the next turn tries again
+                self._unrecorded_starts[running.lease.lease_id] = start[0]
+            elif not ok and running.ended is None:
                 reason = "its lease was lost before it began"
                 running.ended = died_outcome(-9, cancelled=reason)
                 self.say(f"executor: stopping {running.lease.label}: {reason}")

@@ -151,6 +151,14 @@ class MetadataClient(abc.ABC):
         return _pages(self.list_tables, query.ListTablesRequest(namespace=namespace),
                       lambda r: r.tables)  # fmt: skip
 
+    def queued_tasks(
+        self, flow_name: str = "", run_id: str = ""
+    ) -> Iterator[records_pb2.QueuedTask]:
+        """A run's queued, leased and running tasks (both empty: every run's), oldest
+        first, page after page."""
+        request = executor.ListQueuedTasksRequest(flow_name=flow_name, run_id=run_id)
+        return _pages(self.list_queued_tasks, request, lambda r: r.tasks)
+
     def executors(self, seen_within_seconds: int = 0) -> executor.ListExecutorsResponse:
         """The executors that asked the service for work in the last
         `seen_within_seconds` (0: the service's default), every page in one answer."""

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FLOWS
+from conftest import FLOWS, free_port
 from kube_emulator import kubernetes_for_tests
 from ledgerflow.engine import TaskOutcome, died_outcome
 from ledgerflow.runtime.task import TaskRequest, TaskSpec
@@ -161,6 +161,8 @@ class TestPodman(BackendContract):
         assert code == 125
         assert outcome.kind == records_pb2.FAILURE_KIND_INFRASTRUCTURE
         assert outcome.error_type == "ContainerEngineError"
+        # podman's own words, in the failure itself (not only at the end of stderr)
+        assert "no-such-image" in outcome.error_message, outcome.error_message
 
 
 class TestDocker(BackendContract):
@@ -208,7 +210,6 @@ class TestKubernetes(BackendContract):
     @pytest.fixture
     def backend(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
         import boto3
-        from conftest import free_port
         from ledgerflow_executor.backends.kubernetes import KubernetesBackend
         from moto.server import ThreadedMotoServer
 

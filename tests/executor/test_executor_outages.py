@@ -150,7 +150,8 @@ def test_a_container_a_dead_executor_left_is_killed_by_its_replacement(
         cluster.executor(*args, backend=engine, lease_seconds=LEASE_SECONDS)
         wait_for(lambda: container not in listed(), 90,
                  f"the replacement executor to kill {container}")  # fmt: skip
-        assert f"executor: killed {container}, left running by" in cluster.log_text()
+        wait_for(lambda: f"executor: killed {container}, left running by" in cluster.log_text(),
+                 30, "the replacement to say so")  # fmt: skip
         time.sleep(LEASE_SECONDS + 1)  # another sweep
         assert decoy in listed()
     finally:

@@ -796,6 +796,40 @@ def test_an_unschedulable_pod_says_why_and_cancel_deletes_jobs(
         kubelet.close()
 
 
+def test_a_job_a_dead_executor_left_is_deleted_by_its_replacement(
+    on_kubernetes: Cluster, emulator: KubeEmulator
+) -> None:
+    """A Job outlives its executor (kill -9). Its TaskStarted names it; once its lease
+    lapses, the executor started in the dead one's place finds it (its annotations) and
+    deletes it, with its Secret."""
+    kubelet = emulator.kubelet()
+    try:
+        run_id = on_kubernetes.submit("slow_items", "--count", "1", "--seconds", "300")
+        doomed = on_kubernetes.executor("--image", IMAGE, backend="kubernetes")
+        wait_for(lambda: on_kubernetes.running("SlowItems", run_id, "work"), 120,
+                 "the item to run")  # fmt: skip
+        (started,) = [e.task_started for e in on_kubernetes.events("SlowItems", run_id)
+                      if e.HasField("task_started") and "/work/" in e.stream]  # fmt: skip
+        assert started.backend == "kubernetes"
+        namespace, job = started.backend_handle.split("/")
+        assert namespace == kubelet.namespace
+
+        def job_names() -> list[str]:
+            return [j["metadata"]["name"] for j in kubelet.jobs()]
+
+        assert job in job_names()
+        doomed.kill()
+        doomed.wait()
+        on_kubernetes.executor("--image", IMAGE, backend="kubernetes")
+        wait_for(lambda: job not in job_names(), 90, f"the replacement to delete Job {job}")
+        wait_for(lambda: f"executor: killed {job}, left running by" in on_kubernetes.log_text(),
+                 30, "the replacement to say so")  # fmt: skip
+        on_kubernetes.cli("cancel", f"SlowItems/{run_id}")
+        assert not on_kubernetes.wait_finished("SlowItems", run_id, seconds=60)
+    finally:
+        kubelet.close()
+
+
 def test_no_kubeconfig_gives_a_clear_error(on_kubernetes: Cluster, tmp_path: Path) -> None:
     on_kubernetes.env["KUBECONFIG"] = str(tmp_path / "missing-kubeconfig")
     answer = on_kubernetes.cli("executor", "--service", on_kubernetes.address, "--backend",

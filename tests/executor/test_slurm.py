@@ -417,4 +417,5 @@ def test_a_job_a_dead_executor_left_is_cancelled_by_its_replacement(
     on_slurm.executor(backend="slurm", cpus=None, memory=None)
     wait_for(lambda: work_jobs().get(first_job) == "CANCELLED", 90,
              f"the replacement executor to cancel {first_job}")  # fmt: skip
-    assert "left running by SlowItems/" in on_slurm.log_text()
+    wait_for(lambda: "left running by SlowItems/" in on_slurm.log_text(), 30,
+             "the replacement to say so")  # fmt: skip

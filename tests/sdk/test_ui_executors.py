@@ -94,6 +94,33 @@ def test_the_executors_page_shows_each_executor_and_what_it_runs(
         assert "in the last 60 s" in text
 
 
+def test_the_queue_shows_each_open_task_and_why_it_waits(
+    service: tuple[LedgerApplication, str], tmp_path: Path, page: Page
+) -> None:
+    app, address = service
+    wide = records_pb2.FlowGraph(steps=[
+        records_pb2.StepSpec(name="start", kind=K.STEP_KIND_LINEAR, next_steps=["end"],
+                             resources=records_pb2.Resources(cpu=1, memory_mb=512, gpu=4)),
+        records_pb2.StepSpec(name="end", kind=K.STEP_KIND_END),
+    ])  # fmt: skip
+    app.append(ledger_service_pb2.AppendRequest(
+        events=[ev.run_started("Remote", "1", graph=GRAPH),
+                ev.run_started("Wide", "2", graph=wide)]), ALICE)  # fmt: skip
+    _lease(app, "cpu-box", 4)  # takes Remote's start; none offers Wide's 4 GPUs
+
+    with serve_ui(_env(tmp_path, LEDGERFLOW_SERVICE=address)) as ui:
+        page.goto(f"{ui}/executors")
+        leased = page.locator('tr[data-queued="Remote/1/start/1"]')
+        expect(leased.locator("td.state")).to_have_text("leased")
+        expect(leased).to_contain_text("cpu-box")
+        waiting = page.locator('tr[data-queued="Wide/2/start/1"]')
+        expect(waiting.locator("td.state")).to_have_text("queued")
+        expect(waiting).to_contain_text("gpu=4")
+        expect(waiting.locator("td.reason")).to_have_text("waiting: no executor offers gpu=4")
+        waiting.get_by_role("link", name="Wide/2/start/1").click()
+        expect(page).to_have_url(f"{ui}/runs/Wide/2/start/1")
+
+
 def test_the_executors_page_of_an_embedded_ledger_says_where_executors_are(
     tmp_path: Path,
 ) -> None:

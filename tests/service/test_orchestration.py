@@ -302,9 +302,9 @@ def test_time_the_database_did_not_answer_does_not_count_against_leases(
     submit(app)
     leased = lease(app, lease_seconds=1)
     start(app, leased)
-    app.leases.database_unreachable()  # as the sweeper finds it, or a failed renewal
-    time.sleep(1.2)  # the lease's time runs out during the outage
-    assert app.leases.expire() == 0  # the database answers: a term of grace begins
+    time.sleep(1.2)  # the lease's time runs out during an outage, whose last failed
+    app.leases.database_unreachable()  # call (the sweeper's, a renewal's) is now
+    assert app.leases.expire() == 0  # the database answers: a term of grace
     renewed = renew(app, leased)
     assert renewed.keep_running, renewed.reason
     assert "LeaseExpired" not in types(app)

@@ -77,3 +77,23 @@ def test_generic_plans_are_used_in_appends_only(postgres_app: LedgerApplication)
     for _ in range(3):
         with database.read() as tx:
             assert tx.query(setting) == [("auto",)]
+
+
+def test_only_a_database_out_of_reach_is_unreachable(fresh_postgres_url: str) -> None:
+    """What the service answers UNAVAILABLE, and what keeps leases from expiring: a
+    connection refused or lost, not a statement the server stopped or refused."""
+    database = PostgresDatabase(fresh_postgres_url)
+    try:
+        with pytest.raises(psycopg.OperationalError) as refused:
+            psycopg.connect("postgresql://postgres@127.0.0.1:1/postgres", connect_timeout=2)
+        assert database.is_unreachable(refused.value)
+        with psycopg.connect(fresh_postgres_url, autocommit=True) as connection:
+            connection.execute("SET statement_timeout = '10ms'")
+            with pytest.raises(psycopg.errors.QueryCanceled) as cancelled:
+                connection.execute("SELECT pg_sleep(1)")
+            with pytest.raises(psycopg.errors.UndefinedTable) as bad:
+                connection.execute("SELECT * FROM no_such_table")
+        assert not database.is_unreachable(cancelled.value)
+        assert not database.is_unreachable(bad.value)
+    finally:
+        database.close()

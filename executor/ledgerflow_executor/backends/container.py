@@ -21,6 +21,7 @@ client's own environment.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -33,6 +34,8 @@ from ledgerflow.engine import TaskOutcome, died_outcome, failed
 from ledgerflow.v1 import records_pb2
 
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch, Leftover
+
+log = logging.getLogger(__name__)
 
 PIDS_LIMIT = 4096
 # Each attempt's container says whose it is ("Flow/run/step/task.attempt"), so that a
@@ -58,6 +61,19 @@ def write_env_file(env: dict[str, str]) -> Path:
     with os.fdopen(fd, "w") as out:
         out.writelines(f"{k}={v}\n" for k, v in env.items() if env_file_holds(v))
     return path
+
+
+def last_line(path: Path, size: int = 4096) -> str:
+    """The last non-empty line of a file's tail (an engine's error, at most 300
+    characters), or ''."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - size))
+            tail = file.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def remove_env_file(path: Path) -> None:
@@ -89,7 +105,8 @@ class ContainerBackend(Backend):
         self.image = image
         self.extra_args = extra_args
         self._containers: dict[int, _Container] = {}  # by handle, until the attempt ends
-        self._oom_killed: dict[int, bool] = {}  # by handle, from its exit to why_ended
+        self._oom_killed: dict[int, bool | None] = {}  # by handle, from its exit to why_ended
+        self._last_words: dict[int, str] = {}  # by handle: its stderr's last line, likewise
 
     def command(self, launch: Launch, env_file: Path | None = None) -> list[str]:
         """The engine's `run` command for one attempt. Its environment is named, never
@@ -155,7 +172,9 @@ class ContainerBackend(Backend):
         except BaseException:
             remove_env_file(env_file)
             raise
-        self._containers[process.pid] = _Container(launch.name, Path(launch.workdir), env_file)
+        self._containers[process.pid] = _Container(
+            launch.name, Path(launch.workdir), env_file, Path(launch.stderr_path)
+        )
         return process
 
     def kill(self, handle: int) -> None:
@@ -166,25 +185,34 @@ class ContainerBackend(Backend):
     def _kill_container(self, name: str) -> None:
         """Kills it (docker: and removes it, as it runs without --rm)."""
         args = ["kill", name] if self.name == "podman" else ["rm", "--force", name]
-        subprocess.run([str(self.binary), *args], capture_output=True, check=False,
-                       timeout=30)  # fmt: skip
+        try:
+            subprocess.run([str(self.binary), *args], capture_output=True, check=False,
+                           timeout=30)  # fmt: skip
+        except subprocess.SubprocessError as error:  # a stuck engine: tried again later
+            log.warning("%s %s: %s", self.name, " ".join(args), error)
 
-    def _was_oom_killed(self, container: _Container) -> bool:
+    def _was_oom_killed(self, container: _Container) -> bool | None:
         """The engine's own record of an OOM kill: podman's conmon leaves a file named
         "oom" in its working folder (the attempt's); docker keeps State.OOMKilled with
         the container, removed once read."""
         if self.name == "podman":
             return (container.workdir / "oom").exists()
-        inspected = subprocess.run(
-            [str(self.binary), "inspect", "--format", "{{.State.OOMKilled}}", container.name],
-            capture_output=True, text=True, check=False, timeout=60,
-        )  # fmt: skip
-        self._kill_container(container.name)
+        try:
+            inspected = subprocess.run(
+                [str(self.binary), "inspect", "--format", "{{.State.OOMKilled}}",
+                 container.name],
+                capture_output=True, text=True, check=False, timeout=60,
+            )  # fmt: skip
+            self._kill_container(container.name)
+        except subprocess.SubprocessError:  # a stuck engine: a sweep removes it later
+            return None
         return inspected.stdout.strip() == "true"
 
     def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
         oom_killed = self._oom_killed.pop(handle, None)
-        return container_ending(self.name, exit_code, memory_mb, oom_killed=oom_killed)
+        said = self._last_words.pop(handle, "")
+        return container_ending(self.name, exit_code, memory_mb, oom_killed=oom_killed,
+                                engine_said=said)  # fmt: skip
 
     def handle_of(self, launch: Launch) -> str:
         return f"{socket.gethostname()}/{launch.name}"
@@ -224,6 +252,7 @@ class ContainerBackend(Backend):
             if container is not None:
                 remove_env_file(container.env_file)
                 self._oom_killed[handle] = self._was_oom_killed(container)
+                self._last_words[handle] = last_line(container.stderr)
         return exited
 
     def close(self) -> None:
@@ -234,26 +263,32 @@ class ContainerBackend(Backend):
 
 @dataclass(frozen=True)
 class _Container:
-    """A running attempt's container: its name, its folder, its env file."""
+    """A running attempt's container: its name, its folder, its env file, its stderr."""
 
     name: str
     workdir: Path
     env_file: Path
+    stderr: Path
 
 
 def container_ending(
-    engine: str, exit_code: int, memory_mb: int, *, oom_killed: bool | None = None
+    engine: str,
+    exit_code: int,
+    memory_mb: int,
+    *,
+    oom_killed: bool | None = None,
+    engine_said: str = "",
 ) -> TaskOutcome | None:
     """What a container engine's exit code says: 125, the engine could not run the
-    container (an image it cannot find or pull, a bad option); 137, it was killed: for
-    memory where the engine's own record (`oom_killed`) says so, else by someone's
-    SIGKILL; with no record (None), a kill under a memory limit is taken as one for
-    memory."""
+    container (an image it cannot find or pull, a bad option: `engine_said`, the last
+    line of its stderr, says which); 137, it was killed: for memory where the engine's
+    own record (`oom_killed`) says so, else by someone's SIGKILL; with no record (None),
+    a kill under a memory limit is taken as one for memory."""
     if exit_code == 125:
+        why = f": {engine_said}" if engine_said else "; its own message is in the stderr"
         return failed(
             "ContainerEngineError",
-            f"{engine} could not start the attempt's container (exit 125); its own "
-            "message is at the end of the attempt's stderr",
+            f"{engine} could not start the attempt's container (exit 125){why}",
             records_pb2.FAILURE_KIND_INFRASTRUCTURE,
         )
     if exit_code in (137, -9):

@@ -69,7 +69,7 @@ from ledgerflow.engine.facts import MAIN_IP_VARIABLE
 from ledgerflow.engine.outcomes import TIMEOUT_ERROR
 from ledgerflow.v1 import records_pb2
 
-from ledgerflow_executor.backends.base import Backend, BackendError, Launch
+from ledgerflow_executor.backends.base import Backend, BackendError, Launch, Leftover
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ class _Attempt:
 
 class KubernetesBackend(Backend):
     name = "kubernetes"
+    holds_attempts_back = True  # a pod may wait for a node: begun once it runs
     assigns_gpus = True
 
     def __init__(
@@ -274,7 +275,7 @@ class KubernetesBackend(Backend):
                 "name": launch.name,
                 "namespace": self.namespace,
                 "labels": labels,
-                "annotations": {f"{GROUP}/task": launch.task},
+                "annotations": {f"{GROUP}/task": launch.task, f"{GROUP}/service": launch.service},
             },
             "spec": spec,
         }
@@ -308,7 +309,8 @@ class KubernetesBackend(Backend):
             manifest["metadata"]["labels"].pop(f"{GROUP}/{key}", None)
             manifest["spec"]["template"]["metadata"]["labels"].pop(f"{GROUP}/{key}", None)
         manifest["metadata"]["annotations"] = {
-            f"{GROUP}/tasks": json.dumps([launch.task for launch in launches])
+            f"{GROUP}/tasks": json.dumps([launch.task for launch in launches]),
+            f"{GROUP}/service": launches[0].service,
         }
         pod_spec = manifest["spec"]["template"]["spec"]
         # Pod i (JOB_COMPLETION_INDEX) runs the plan's attempt i.
@@ -502,6 +504,35 @@ class KubernetesBackend(Backend):
         with self._lock:
             attempt = self._attempts.get(handle)
             return attempt.waiting if attempt and not attempt.done else ""
+
+    def begun(self, handle: int) -> bool:
+        """Once its pod runs (or it ended): a pod pending for a node has not begun."""
+        with self._lock:
+            attempt = self._attempts.get(handle)
+            return attempt is None or attempt.done or (attempt.pod_seen and not attempt.waiting)
+
+    def handle_of(self, launch: Launch) -> str:
+        return f"{self.namespace}/{launch.name}"
+
+    def leftovers(self) -> list[Leftover]:
+        """The attempts' Jobs in the namespace, any executor's: named ledgerflow-LEASE,
+        annotated with their task (a gang's: its first node's) and service."""
+        jobs = self.batch.list_namespaced_job(self.namespace, label_selector=f"{GROUP}/job")
+        found = []
+        for job in jobs.items:
+            name, notes = job.metadata.name, job.metadata.annotations or {}
+            tasks = json.loads(notes.get(f"{GROUP}/tasks", "[]")) or [notes.get(f"{GROUP}/task")]
+            task, _, attempt = str(tasks[0] or "").rpartition(".")
+            if name.startswith("ledgerflow-") and task and attempt.isdigit():
+                found.append(Leftover(name, task, int(attempt), name.removeprefix("ledgerflow-"),
+                                      notes.get(f"{GROUP}/service", "")))  # fmt: skip
+        return found
+
+    def kill_leftover(self, leftover: Leftover) -> None:
+        """Deletes its Job, its Secret and (a gang's) its Service."""
+        self._delete(leftover.handle)
+        with contextlib.suppress(self.ApiException):
+            self.core.delete_namespaced_service(leftover.handle, self.namespace)
 
     def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
         with self._lock:

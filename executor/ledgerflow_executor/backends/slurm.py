@@ -329,8 +329,9 @@ class SlurmBackend(Backend):
         return job_comment(launch)
 
     def leftovers(self) -> list[Leftover]:
-        """The attempts' jobs Slurm has not finished (pending, running, suspended)."""
-        listed = _slurm(["squeue", "--noheader", "--format=%i|%j|%k"]).stdout
+        """This user's attempts' jobs Slurm has not finished (pending, running,
+        suspended): executors of one service run as one user."""
+        listed = _slurm(["squeue", "--me", "--noheader", "--format=%i|%j|%k"]).stdout
         found = []
         for line in listed.splitlines():
             job, _, rest = line.partition("|")

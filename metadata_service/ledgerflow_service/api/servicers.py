@@ -4,6 +4,7 @@ a :class:`LedgerError` onto the call's status code."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -29,6 +30,7 @@ from ledgerflow_service.call_scope import CallScope
 from ledgerflow_service.errors import LedgerError
 from ledgerflow_service.principal import Principal, unauthenticated
 
+log = logging.getLogger(__name__)
 USER_METADATA_KEY = "ledgerflow-user"
 Response = TypeVar("Response")
 
@@ -86,10 +88,11 @@ class Transport:
         except Exception as error:
             if not self.app.database.is_unreachable(error):
                 raise
-            context.abort(
+            log.warning("the database did not answer: %s", str(error).strip()[:500])
+            context.abort(  # its address and user are the service's to know, not callers'
                 grpc.StatusCode.UNAVAILABLE,
-                f"the ledger's database did not answer ({str(error).strip()[:300]}); "
-                "try again (an append's events are recorded once, by their ids)",
+                "the ledger's database did not answer: try again (an append's events are "
+                "recorded once, by their ids)",
             )
         raise AssertionError("unreachable")  # context.abort raises
 

@@ -20,10 +20,10 @@ notes their renewals carry about leased attempts that have not begun (a job pend
 Slurm's queue), shown the same way; ListExecutors lists them (:meth:`LeaseDesk.executors`).
 
 The time this service could not hear renewals does not count against a lease: not while
-it was down (it starts *hearing* when it starts), nor while its database was out of
-reach (it hears again once the database answers). A lease is expired only when it ran
-out and, since the service last began hearing, its executor has had a whole lease term
-to renew it. Without that, a 20 s database outage expired every 30 s lease as soon as
+it was down, nor while its database was out of reach. A lease is expired only when it
+ran out and its executor has had a whole lease term to renew it since the service last
+could not hear (its start, or the last call whose database did not answer); a queue
+deadline likewise. Without that, a 20 s database outage expired every 30 s lease as soon as
 the database was back, before the executors' renewals got through, and healthy work was
 killed and run again.
 """
@@ -42,10 +42,8 @@ from ledgerflow.engine import RunGraph, gang_failed_reason
 from ledgerflow.v1 import events_pb2, executor_service_pb2, records_pb2
 
 from ledgerflow_service.errors import (
-    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
-    LedgerError,
     Unavailable,
 )
 from ledgerflow_service.names import MAX_QUEUE_NAME_LENGTH
@@ -119,10 +117,9 @@ class LeaseDesk:
         # (task pathspec, attempt): why that leased attempt has not begun
         self._notes: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
-        # Since when (µs) this service has heard renewals without a gap (see the module
-        # doc); `_deaf` is set while its database is out of reach.
-        self._heard_since_us = now_us()
-        self._deaf = False
+        # When (µs) this service last could not hear renewals: its start, or the last
+        # time its database did not answer (see the module doc).
+        self._last_unheard_us = now_us()
 
     # ---- executors' calls ---------------------------------------------------------
 
@@ -262,6 +259,16 @@ class LeaseDesk:
     def renew(
         self, request: executor_service_pb2.RenewLeaseRequest, principal: Principal
     ) -> executor_service_pb2.RenewLeaseResponse:
+        try:
+            return self._renew(request, principal)
+        except Exception as error:
+            if self._unheard(error):
+                self.database_unreachable()  # this renewal, and maybe others, not heard
+            raise
+
+    def _renew(
+        self, request: executor_service_pb2.RenewLeaseRequest, principal: Principal
+    ) -> executor_service_pb2.RenewLeaseResponse:
         _check_executor_id(request.executor_id)
         if len(check_text("note", request.note)) > MAX_NOTE_LENGTH:
             raise InvalidArgument(f"note is longer than {MAX_NOTE_LENGTH} characters")
@@ -300,10 +307,6 @@ class LeaseDesk:
             return executor_service_pb2.RenewLeaseResponse(
                 keep_running=False, reason=refused.message
             )
-        except Exception as error:
-            if _unheard(error):
-                self.database_unreachable()
-            raise
         run_path = f"{request.flow_name}/{request.run_id}"
         self._note(f"{run_path}/{request.step_name}/{request.task_id}", request.attempt,
                    request.note)  # fmt: skip
@@ -324,17 +327,20 @@ class LeaseDesk:
     # ---- the service's own ----------------------------------------------------------
 
     def database_unreachable(self) -> None:
-        """Says that the database did not answer: renewals are not heard until it does
-        (then each lease gets a whole term again before it can expire)."""
+        """Says that the database did not answer just now: renewals were not heard, so
+        each lease gets a whole term from now before it can expire."""
         with self._lock:
-            self._deaf = True
+            self._last_unheard_us = max(self._last_unheard_us, now_us())
 
-    def _hearing_since(self, now: int) -> int:
-        """Since when renewals have been heard: the database answered at `now`."""
+    def _unheard(self, error: Exception) -> bool:
+        """Whether an error says the database did not answer (not a refusal, not a
+        bug: those must not keep leases alive)."""
+        return isinstance(error, Unavailable) or self.database.is_unreachable(error)
+
+    def _heard_for(self, seconds: float, now: int) -> bool:
+        """Whether renewals have been heard for `seconds` without a gap, up to `now`."""
         with self._lock:
-            if self._deaf:
-                self._deaf, self._heard_since_us = False, now
-            return self._heard_since_us
+            return self._last_unheard_us + seconds * 1_000_000 <= now
 
     def expire(self, limit: int = 1000) -> int:
         """Appends LeaseExpired for every lease that ran out, and whose executor could
@@ -344,13 +350,13 @@ class LeaseDesk:
         try:
             with self.database.read() as tx:
                 rows = queue_queries.expired_leases(tx, now, limit)
-        except Exception:
-            self.database_unreachable()
+        except Exception as error:
+            if self._unheard(error):
+                self.database_unreachable()
             raise
-        heard_since = self._hearing_since(now)
         expired = 0
         for row in rows:
-            if heard_since + row.lease_seconds * 1_000_000 > now:
+            if not self._heard_for(row.lease_seconds, now):
                 continue  # its executor has not had a whole term to be heard yet
             event = events_pb2.Event(
                 event_id=str(uuid.uuid4()),
@@ -379,7 +385,9 @@ class LeaseDesk:
                 # The oldest queued are the first past a deadline (a @retry pause aside).
                 for row in queue_queries.oldest_queued(tx, run.run_pathspec, 20):
                     deadline = run.queue_deadline_us(row)
-                    if deadline is not None and deadline <= now:
+                    # Nor does a deadline count the time no executor could be heard.
+                    heard = self._heard_for(run.queue_timeout_seconds, now)
+                    if deadline is not None and deadline <= now and heard:
                         late.append((row, run.queue_timeout_seconds))
                 if len(late) >= limit:
                     break
@@ -642,12 +650,6 @@ class _GangFinder:
         if not self._graphs.step(row.run_pathspec, row.step_name).parallel:
             return [row]
         return queue_queries.gang_rows(self._tx, row, self._now) or [row]
-
-
-def _unheard(error: Exception) -> bool:
-    """Whether a renewal failed because the database did not answer (a driver's error
-    or a timeout), not because the service refused it."""
-    return isinstance(error, Unavailable | DeadlineExceeded) or not isinstance(error, LedgerError)
 
 
 def _check_executor_id(executor_id: str) -> str:

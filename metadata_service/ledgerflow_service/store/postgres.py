@@ -251,6 +251,10 @@ class _PostgresTx(Tx):
         return self._conn.execute(_to_psycopg(sql), params).fetchall()
 
 
+# admin_shutdown, crash_shutdown, cannot_connect_now: the server stops or starts.
+_SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+
+
 class PostgresDatabase(Database):
     """The production ledger: psycopg 3 with a connection pool."""
 
@@ -378,14 +382,18 @@ class PostgresDatabase(Database):
             raise stopped(scope) from None
 
     def is_unreachable(self, error: Exception) -> bool:
-        """A lost or refused connection, or none to be had from the pool (not a
-        statement the server stopped: QueryCanceled is an OperationalError too)."""
+        """A lost or refused connection (the client's own error, with no SQLSTATE; class
+        08; a server shutting down or starting), or none to be had from the pool. Not
+        the other OperationalErrors: a cancelled statement, a deadlock, a full disk."""
         import psycopg
         import psycopg_pool
 
-        if isinstance(error, psycopg.errors.QueryCanceled):
+        if isinstance(error, psycopg_pool.PoolTimeout):
+            return True
+        if not isinstance(error, psycopg.OperationalError):
             return False
-        return isinstance(error, psycopg.OperationalError | psycopg_pool.PoolTimeout)
+        state = error.sqlstate
+        return state is None or state.startswith("08") or state in _SERVER_GOING_AWAY
 
     def pending_migrations(self) -> list[str]:
         """The migrations not yet applied, found with reads alone (a service role that

@@ -32,7 +32,6 @@ from ledgerflow.v1 import (
     query_service_pb2,
     records_pb2,
 )
-from ledgerflow.v1 import executor_service_pb2 as executor_api
 
 
 class Metadata(NamedTuple):
@@ -288,8 +287,7 @@ class Run(_Outcome):
         recently can take it ("waiting: no executor offers gpu=4"). Empty for local
         runs."""
         metadata, _ = _clients()
-        request = executor_api.ListQueuedTasksRequest(flow_name=self.flow_name, run_id=self.id)
-        return list(metadata.list_queued_tasks(request).tasks)
+        return list(metadata.queued_tasks(self.flow_name, self.id))
 
     @property
     def tags(self) -> frozenset[str]:

@@ -16,6 +16,7 @@ without a reload.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -268,16 +269,21 @@ def build_app(connect: Callable[[], MetadataClient], store: Any, where: str) -> 
 
     async def executors(request: Request) -> Response:
         """The executors that asked the service for work recently, their capacity and
-        the task attempts they run (ui/executors_page.py)."""
+        the task attempts they run, and the queue: the open tasks of every remote run,
+        oldest first, each with why it waits (ui/executors_page.py)."""
 
         def work() -> Response:
             if isinstance(metadata, EmbeddedMetadata):  # no executor asks an embedded ledger
                 return page(request, "executors.html", embedded=True)
             found = metadata.executors()
             shown = executors_page
+            limit = shown.QUEUE_SHOWN
+            queue = list(itertools.islice(metadata.queued_tasks(), limit + 1))
             return page(request, "executors.html", embedded=False, executors=found.executors,
                         within=found.seen_within_seconds, free_of_total=shown.free_of_total,
-                        queue_names=shown.queue_names, task_state=shown.task_state)  # fmt: skip
+                        queue_names=shown.queue_names, task_state=shown.task_state,
+                        queue=queue[:limit], more_queued=len(queue) > limit,
+                        queue_shown=limit)  # fmt: skip
 
         return await call(request, work)
 

@@ -1,12 +1,17 @@
 """The executors page, and `ledgerflow executors` with it: the executors that asked the
 metadata service for work recently (ListExecutors), each with its capacity as free of
-total and the task attempts it holds leases on, said the same way in both."""
+total and the task attempts it holds leases on, said the same way in both; and, on the
+page, the queue (ListQueuedTasks): the open tasks of every remote run and why each
+waits."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ledgerflow.v1 import executor_service_pb2, records_pb2
+
+# The page lists this many of the oldest open tasks, and says when there are more.
+QUEUE_SHOWN = 200
 
 
 def queue_names(queues: Any) -> str:
@@ -15,7 +20,7 @@ def queue_names(queues: Any) -> str:
 
 
 def task_state(task: records_pb2.QueuedTask) -> str:
-    """leased or running."""
+    """queued, leased or running."""
     return records_pb2.QueueState.Name(task.state).removeprefix("QUEUE_STATE_").lower()
 
 
@@ -24,7 +29,10 @@ def free_of_total(executor: executor_service_pb2.ExecutorStatus, resource: str) 
     not said: it only renewed leases since the service started, busy."""
     if not executor.HasField("total"):
         return "?"
-    return f"{getattr(executor.free, resource):g}/{getattr(executor.total, resource):g}"
+    free, total = getattr(executor.free, resource), getattr(executor.total, resource)
+    if resource == "cpu":  # fractional; memory and GPUs whole, however many (never 2.6e+06)
+        return f"{free:g}/{total:g}"
+    return f"{free:d}/{total:d}"
 
 
 def _capacity_json(executor: executor_service_pb2.ExecutorStatus, which: str) -> Any:
