@@ -12,6 +12,7 @@ from ledgerflow.config import ConfigError, load_config, open_datastore
 from ledgerflow.metadata_client import GrpcMetadata
 
 from ledgerflow_executor.backends import (
+    DEFAULT_RUN_AS_USER,
     NAMES,
     Backend,
     BackendError,
@@ -125,7 +126,7 @@ def _default_memory_mb() -> int:
 @click.option(
     "--run-as-user",
     type=click.IntRange(min=1),
-    default=1000,
+    default=DEFAULT_RUN_AS_USER,
     show_default=True,
     help="kubernetes: the pods' user id (never root: Pod Security 'restricted').",
 )
@@ -203,22 +204,23 @@ def executor(
         raise click.UsageError(str(error)) from None
     try:
         if backend == "kubernetes":
-            engine = _kubernetes(config.datastore, service, image, namespace, service_account,
-                                 kube_context, pod_service, image_pull_policy,
-                                 image_pull_secrets, run_as_user)  # fmt: skip
-        else:
-            engine = open_backend(
-                backend,
-                BackendOptions(
-                    image=image,
-                    partition=partition,
-                    slurm_steps=slurm_steps,
-                    namespace=namespace,
-                    service_account=service_account,
-                    context=kube_context,
-                    service=service,
-                ),
-            )
+            _warn_of_a_loopback_pod_service(service, pod_service)
+        engine = open_backend(
+            backend,
+            BackendOptions(
+                image=image,
+                partition=partition,
+                slurm_steps=slurm_steps,
+                namespace=namespace,
+                service_account=service_account,
+                context=kube_context,
+                service=pod_service or service,
+                datastore=config.datastore,
+                pull_policy=image_pull_policy,
+                pull_secrets=image_pull_secrets,
+                run_as_user=run_as_user,
+            ),
+        )
     except BackendError as error:
         raise click.UsageError(str(error)) from None
     cpus, memory_mb, gpus = _capacity(ctx, engine, cpus, memory_mb, gpus)
@@ -290,39 +292,17 @@ def _serve_metrics(metrics: Metrics, worker: Executor, address: str, port: int |
     click.echo(f"executor metrics on http://{shown}:{port}/metrics", err=True)
 
 
-def _kubernetes(
-    datastore: str,
-    service: str,
-    image: str,
-    namespace: str,
-    service_account: str,
-    context: str,
-    pod_service: str,
-    pull_policy: str,
-    pull_secrets: tuple[str, ...],
-    run_as_user: int,
-) -> Backend:
-    """The kubernetes backend with its options (it refuses a datastore but S3's). Pods
-    are told --pod-service, else --service: said when that is loopback, which inside a
-    pod is the pod itself (it works only where pods share this machine's network)."""
-    from ledgerflow_executor.backends.kubernetes import KubernetesBackend, is_loopback
+def _warn_of_a_loopback_pod_service(service: str, pod_service: str) -> None:
+    """Pods are told --pod-service, else --service: said when that is loopback, which
+    inside a pod is the pod itself (it works only where pods share this machine's
+    network)."""
+    from ledgerflow_executor.backends.kubernetes import is_loopback
 
     if not pod_service and is_loopback(service):
         click.echo(f"ledgerflow executor: warning: the pods are told the service is at {service}, "
                    "a loopback address, which inside a pod is the pod itself: give "
                    "--pod-service HOST:PORT, an address of the service the pods reach",
                    err=True)  # fmt: skip
-    return KubernetesBackend(
-        image,
-        namespace=namespace,
-        service_account=service_account,
-        context=context,
-        service=pod_service or service,
-        datastore=datastore,
-        pull_policy=pull_policy,
-        pull_secrets=pull_secrets,
-        run_as_user=run_as_user,
-    )
 
 
 def _capacity(

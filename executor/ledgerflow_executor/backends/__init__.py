@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ledgerflow_executor.backends.base import Backend, BackendError, Launch
 from ledgerflow_executor.backends.container import ContainerBackend
+from ledgerflow_executor.backends.kubernetes import DEFAULT_RUN_AS_USER
 from ledgerflow_executor.backends.local import LocalBackend
 from ledgerflow_executor.backends.slurm import SlurmBackend, SlurmStepsBackend
 
@@ -19,10 +20,14 @@ class BackendOptions:
     image: str = ""
     partition: str = ""  # slurm, and the one below
     slurm_steps: bool = False
-    namespace: str = ""  # kubernetes, and the three below
+    namespace: str = ""  # kubernetes, and those below
     service_account: str = ""
     context: str = ""
     service: str = ""  # the metadata service, as tasks reach it
+    datastore: str = ""  # the executor's: kubernetes refuses all but "s3"
+    pull_policy: str = "IfNotPresent"
+    pull_secrets: tuple[str, ...] = ()
+    run_as_user: int = DEFAULT_RUN_AS_USER
 
 
 def open_backend(name: str, options: BackendOptions | None = None) -> Backend:
@@ -44,8 +49,20 @@ def open_backend(name: str, options: BackendOptions | None = None) -> Backend:
             service_account=options.service_account,
             context=options.context,
             service=options.service,
+            datastore=options.datastore,
+            pull_policy=options.pull_policy,
+            pull_secrets=options.pull_secrets,
+            run_as_user=options.run_as_user,
         )
     raise BackendError(f"unknown backend {name!r}: use one of {', '.join(NAMES)}")
 
 
-__all__ = ["NAMES", "Backend", "BackendError", "BackendOptions", "Launch", "open_backend"]
+__all__ = [
+    "DEFAULT_RUN_AS_USER",
+    "NAMES",
+    "Backend",
+    "BackendError",
+    "BackendOptions",
+    "Launch",
+    "open_backend",
+]
