@@ -18,6 +18,18 @@ LINEAR_GRAPH = records_pb2.FlowGraph(
 )
 
 
+def one_step_graph(cpu: float = 1, memory_mb: int = 512, gpu: int = 0) -> records_pb2.FlowGraph:
+    """start -> end, start asking for these resources: a remote run's one task."""
+    wants = records_pb2.Resources(cpu=cpu, memory_mb=memory_mb, gpu=gpu)
+    return records_pb2.FlowGraph(
+        steps=[
+            records_pb2.StepSpec(name="start", kind=K.STEP_KIND_LINEAR, next_steps=["end"],
+                                 resources=wants),
+            records_pb2.StepSpec(name="end", kind=K.STEP_KIND_END),
+        ]
+    )  # fmt: skip
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 

@@ -455,6 +455,8 @@ class Executor:
         """Records TaskStarted for the attempts the backend held back that have begun
         (a Slurm job that left the queue). One whose lease was lost meanwhile is
         stopped: it is no longer this executor's to run."""
+        if not self._unrecorded_starts:  # the loop's every turn, most often with none
+            return
         begun = [running for running in self.running.values()
                  if running.lease.lease_id in self._unrecorded_starts
                  and self.backend.begun(running.handle)]  # fmt: skip

@@ -10,7 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,3 +369,51 @@ def docker_task_image(task_image: str, dockerd: str) -> str:
                                 capture_output=True, text=True, check=False)  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr
     return task_image
+
+
+def exit_of(backend: Any, handle: int, seconds: float = 120) -> int:
+    """Waits for a backend's attempt to exit; its exit code."""
+    codes: dict[int, int] = {}
+
+    def exited() -> bool:
+        codes.update(backend.poll())
+        return handle in codes
+
+    wait_for(exited, seconds, f"attempt {handle} to exit on {backend.name}")
+    return codes[handle]
+
+
+S3_BUCKET = "ledgerflow-tests"
+
+
+@contextmanager
+def moto_s3() -> Iterator[str]:
+    """moto's S3 server on loopback, with S3_BUCKET: its endpoint."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
+                     aws_secret_access_key="test", region_name="us-east-1").create_bucket(
+            Bucket=S3_BUCKET
+        )  # fmt: skip
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def s3_datastore_env(endpoint: str) -> dict[str, str]:
+    """An S3 datastore on moto's server at `endpoint`, under a fresh prefix, with the
+    credentials moto takes (boto3 reads them from the environment)."""
+    return {
+        "LEDGERFLOW_DATASTORE": "s3",
+        "LEDGERFLOW_DATASTORE_ROOT": f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:8]}",
+        "LEDGERFLOW_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }

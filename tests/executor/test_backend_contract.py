@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FLOWS, free_port
+from conftest import FLOWS, exit_of, moto_s3, s3_datastore_env
 from kube_emulator import kubernetes_for_tests
 from ledgerflow.engine import TaskOutcome, died_outcome
 from ledgerflow.runtime.task import TaskRequest, TaskSpec
@@ -61,16 +61,6 @@ class BackendContract:
             flow_file=str(FLOW_FILE), spec_path=str(spec), result_path=str(result),
         )  # fmt: skip
 
-    def exit_of(self, backend: Backend, handle: int, seconds: float = 120) -> int:
-        codes: dict[int, int] = {}
-
-        def exited() -> bool:
-            codes.update(backend.poll())
-            return handle in codes
-
-        wait_for(exited, seconds, f"attempt {handle} to exit on {backend.name}")
-        return codes[handle]
-
     def outcome(self, backend: Backend, launch: Launch, handle: int, code: int) -> TaskOutcome:
         """The outcome as the executor reads it (its report, else the backend's word,
         else the exit code)."""
@@ -84,7 +74,7 @@ class BackendContract:
     ) -> None:
         launch = self.launch(tmp_path / "ok", "ok")
         handle = backend.start(launch)
-        code = self.exit_of(backend, handle)
+        code = exit_of(backend, handle)
         outcome = self.outcome(backend, launch, handle, code)
         assert (code, outcome.ok, outcome.next_steps) == (0, True, ["end"])
         assert "hello from the task" in Path(launch.stdout_path).read_text()
@@ -92,7 +82,7 @@ class BackendContract:
     def test_an_exception_is_the_tasks_own_failure(self, backend: Backend, tmp_path: Path) -> None:
         launch = self.launch(tmp_path / "raise", "raise")
         handle = backend.start(launch)
-        outcome = self.outcome(backend, launch, handle, self.exit_of(backend, handle))
+        outcome = self.outcome(backend, launch, handle, exit_of(backend, handle))
         assert (outcome.ok, outcome.error_type) == (False, "ValueError")
         assert outcome.kind == records_pb2.FAILURE_KIND_EXCEPTION
 
@@ -102,7 +92,7 @@ class BackendContract:
         """Even with the exit code a container engine uses for its own failures."""
         launch = self.launch(tmp_path / "sys-exit", "sys.exit")
         handle = backend.start(launch)
-        outcome = self.outcome(backend, launch, handle, self.exit_of(backend, handle))
+        outcome = self.outcome(backend, launch, handle, exit_of(backend, handle))
         assert (outcome.ok, outcome.error_type) == (False, "SystemExit")
         assert outcome.kind == records_pb2.FAILURE_KIND_EXCEPTION
 
@@ -111,7 +101,7 @@ class BackendContract:
     ) -> None:
         launch = self.launch(tmp_path / "exit", "exit")
         handle = backend.start(launch)
-        code = self.exit_of(backend, handle)
+        code = exit_of(backend, handle)
         outcome = self.outcome(backend, launch, handle, code)
         assert code == 3 and not Path(launch.result_path).exists()
         assert (outcome.error_type, outcome.kind) == (
@@ -126,7 +116,7 @@ class BackendContract:
                  f"the attempt to run on {backend.name}")  # fmt: skip
         killed_at = time.monotonic()
         backend.kill(handle)
-        code = self.exit_of(backend, handle, seconds=60)
+        code = exit_of(backend, handle, seconds=60)
         assert code != 0 and time.monotonic() - killed_at < 60
         assert not Path(launch.result_path).exists()
 
@@ -156,7 +146,7 @@ class TestPodman(BackendContract):
         launch = self.launch(tmp_path / "no-image", "ok")
         launch = Launch(**{**vars(launch), "image": "localhost/no-such-image:never"})
         handle = backend.start(launch)
-        code = self.exit_of(backend, handle)
+        code = exit_of(backend, handle)
         outcome = self.outcome(backend, launch, handle, code)
         assert code == 125
         assert outcome.kind == records_pb2.FAILURE_KIND_INFRASTRUCTURE
@@ -209,31 +199,16 @@ class TestKubernetes(BackendContract):
 
     @pytest.fixture
     def backend(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
-        import boto3
         from ledgerflow_executor.backends.kubernetes import KubernetesBackend
-        from moto.server import ThreadedMotoServer
 
         (tmp_path / "kube").mkdir()
-        with kubernetes_for_tests(tmp_path / "kube") as emulator:
+        with kubernetes_for_tests(tmp_path / "kube") as emulator, moto_s3() as endpoint:
             if emulator.live:
                 pytest.skip("the contract runs tasks by hand: the emulator's kubelet only")
             monkeypatch.setenv("KUBECONFIG", str(emulator.kubeconfig))
-            port = free_port()
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-            server.start()
-            self.s3_env = {
-                "LEDGERFLOW_DATASTORE": "s3",
-                "LEDGERFLOW_DATASTORE_ROOT": "s3://contract/kubernetes",
-                "LEDGERFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-                "AWS_ACCESS_KEY_ID": "test",
-                "AWS_SECRET_ACCESS_KEY": "test",
-                "AWS_DEFAULT_REGION": "us-east-1",
-            }
+            self.s3_env = s3_datastore_env(endpoint)
             for name, value in self.s3_env.items():
                 monkeypatch.setenv(name, value)
-            boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(
-                Bucket="contract"
-            )
             kubelet = emulator.kubelet()
             backend = KubernetesBackend(image=self.image, datastore="s3")
             try:
@@ -241,7 +216,6 @@ class TestKubernetes(BackendContract):
             finally:
                 backend.close()
                 kubelet.close()
-                server.stop()
 
     def launch(self, folder: Path, mode: str, *, memory_mb: int = 512) -> Launch:
         launch = super().launch(folder, mode, memory_mb=memory_mb)

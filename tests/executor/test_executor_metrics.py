@@ -36,14 +36,7 @@ from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
-K = records_pb2.StepKind
-GRAPH = records_pb2.FlowGraph(
-    steps=[
-        records_pb2.StepSpec(name="start", kind=K.STEP_KIND_LINEAR, next_steps=["end"],
-                             resources=records_pb2.Resources(cpu=1, memory_mb=512)),
-        records_pb2.StepSpec(name="end", kind=K.STEP_KIND_END),
-    ]
-)  # fmt: skip
+GRAPH = ev.one_step_graph()
 ALICE = [("authorization", "Bearer s3cret-alice")]
 RUNNER = [("authorization", "Bearer s3cret-runner")]
 

@@ -25,10 +25,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import kubernetes_validate
 import pytest
-from conftest import FLOWS, Cluster, free_port, make_cluster, run_over_memory
+from conftest import (
+    FLOWS,
+    Cluster,
+    exit_of,
+    make_cluster,
+    moto_s3,
+    run_over_memory,
+    s3_datastore_env,
+)
 from kube_emulator import KUBERNETES_VERSION, LIVE_KUBECONFIG, KubeEmulator, kubernetes_for_tests
 from kubernetes.client import BatchV1Api, CoreV1Api
 from ledgerflow.engine import TaskOutcome
@@ -41,14 +48,12 @@ from ledgerflow_executor.backends.kubernetes import (
     KubernetesBackend,
     is_loopback,
 )
-from moto.server import ThreadedMotoServer
 from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 # The emulator never pulls it; a live cluster runs LEDGERFLOW_TEST_IMAGE instead.
 IMAGE = os.environ.get("LEDGERFLOW_TEST_IMAGE", "registry.example/team/flows:1.2")
-BUCKET = "ledgerflow-kubernetes"
 SECRET = "AKIA-ledgerflow-test-9b2d4e61"
 
 
@@ -175,15 +180,8 @@ def s3_endpoint() -> Iterator[str]:
     if LIVE_KUBECONFIG:
         yield os.environ.get("LEDGERFLOW_TEST_S3_ENDPOINT_URL", "")
         return
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    endpoint = f"http://{server._ip_address}:{server._port}"
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
-                 aws_secret_access_key="test", region_name="us-east-1").create_bucket(
-        Bucket=BUCKET
-    )  # fmt: skip
-    yield endpoint
-    server.stop()
+    with moto_s3() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -199,14 +197,7 @@ def datastore(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
         if s3_endpoint:
             env["LEDGERFLOW_S3_ENDPOINT_URL"] = s3_endpoint
         return env
-    env = {
-        "LEDGERFLOW_DATASTORE": "s3",
-        "LEDGERFLOW_DATASTORE_ROOT": f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}",
-        "LEDGERFLOW_S3_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+    env = s3_datastore_env(s3_endpoint)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
@@ -267,17 +258,6 @@ def _contract_launch(folder: Path, mode: str, env: dict[str, str], **overrides: 
         env={**env, "LEDGERFLOW_PYLINT": "0"}, mounts=(), task=f"ContractTask/1/start/1.{mode}",
         flow_file=str(flow), spec_path=str(spec), result_path=str(result), **overrides,
     )  # fmt: skip
-
-
-def _exit_of(backend: KubernetesBackend, handle: int, seconds: float = 120) -> int:
-    codes: dict[int, int] = {}
-
-    def exited() -> bool:
-        codes.update(backend.poll())
-        return handle in codes
-
-    wait_for(exited, seconds, f"attempt {handle} to exit")
-    return codes[handle]
 
 
 def _attempt_files(env: dict[str, str], name: str) -> list[str]:
@@ -501,7 +481,7 @@ def test_a_pod_runs_its_task_from_s3_and_its_output_comes_back(
     try:
         ok = _contract_launch(tmp_path / "ok", "ok", datastore)
         handle = backend.start(ok)
-        assert _exit_of(backend, handle) == 0
+        assert exit_of(backend, handle) == 0
         outcome = TaskOutcome.from_bytes(Path(ok.result_path).read_bytes())
         assert (outcome.ok, outcome.next_steps) == (True, ["end"])
         assert "hello from the task" in Path(ok.stdout_path).read_text()
@@ -509,7 +489,7 @@ def test_a_pod_runs_its_task_from_s3_and_its_output_comes_back(
 
         raised = _contract_launch(tmp_path / "raise", "raise", datastore)
         handle = backend.start(raised)
-        _exit_of(backend, handle)
+        exit_of(backend, handle)
         outcome = TaskOutcome.from_bytes(Path(raised.result_path).read_bytes())
         own = ("ValueError", records_pb2.FAILURE_KIND_EXCEPTION)
         assert (outcome.error_type, outcome.kind) == own
@@ -517,7 +497,7 @@ def test_a_pod_runs_its_task_from_s3_and_its_output_comes_back(
 
         exits = _contract_launch(tmp_path / "exit", "exit", datastore)
         handle = backend.start(exits)  # the task's exit code is the container's
-        assert _exit_of(backend, handle) == 3 and not Path(exits.result_path).exists()
+        assert exit_of(backend, handle) == 3 and not Path(exits.result_path).exists()
         assert backend.why_ended(handle, 3, exits.memory_mb) is None  # the task's own
 
         sleeping = _contract_launch(tmp_path / "sleep", "sleep", datastore)
@@ -526,7 +506,7 @@ def test_a_pod_runs_its_task_from_s3_and_its_output_comes_back(
         wait_for(lambda: stdout.exists() and "hello" in stdout.read_text(), 60,
                  "the running task's output to come back")  # fmt: skip
         backend.kill(handle)
-        assert _exit_of(backend, handle, 60) != 0
+        assert exit_of(backend, handle, 60) != 0
         assert not Path(sleeping.result_path).exists()
     finally:
         backend.close()
@@ -545,7 +525,7 @@ def test_a_pod_that_cannot_set_up_is_an_infrastructure_failure(
         AttemptFiles.of(datastore).forget(launch.name)
         kubelet = emulator.kubelet()  # the pod starts only now
         try:
-            code = _exit_of(backend, handle)
+            code = exit_of(backend, handle)
         finally:
             kubelet.close()
         assert code != 0 and not Path(launch.result_path).exists()
@@ -590,7 +570,7 @@ def test_a_pod_whose_image_cannot_run_the_attempt_says_why(
                                    "image": IMAGE, "imageID": "",
                                    "state": {"terminated": terminated}}],
         }})  # fmt: skip
-        code = _exit_of(backend, handle, 60)
+        code = exit_of(backend, handle, 60)
         outcome = backend.why_ended(handle, code, launch.memory_mb)
         assert outcome is not None and code == 1
         assert (outcome.error_type, outcome.kind) == (

@@ -12,7 +12,7 @@ from typing import Any
 
 import events as ev
 import pytest
-from ledgerflow.v1 import events_pb2, executor_service_pb2, ledger_service_pb2, records_pb2
+from ledgerflow.v1 import events_pb2, executor_service_pb2, ledger_service_pb2
 from ledgerflow_service import LedgerApplication, Principal, open_database
 from ledgerflow_service.api.server import build_server
 from playwright.sync_api import Page, expect
@@ -23,14 +23,7 @@ pytestmark = pytest.mark.slow
 
 ALICE = Principal("alice", authenticated=False)
 HOSTILE = '<img src=x onerror="alert(1)">'
-K = records_pb2.StepKind
-GRAPH = records_pb2.FlowGraph(
-    steps=[
-        records_pb2.StepSpec(name="start", kind=K.STEP_KIND_LINEAR, next_steps=["end"],
-                             resources=records_pb2.Resources(cpu=1, memory_mb=512)),
-        records_pb2.StepSpec(name="end", kind=K.STEP_KIND_END),
-    ]
-)  # fmt: skip
+GRAPH = ev.one_step_graph()
 
 
 def _lease(app: LedgerApplication, executor_id: str, cpu: float) -> Any:
@@ -98,11 +91,7 @@ def test_the_queue_shows_each_open_task_and_why_it_waits(
     service: tuple[LedgerApplication, str], tmp_path: Path, page: Page
 ) -> None:
     app, address = service
-    wide = records_pb2.FlowGraph(steps=[
-        records_pb2.StepSpec(name="start", kind=K.STEP_KIND_LINEAR, next_steps=["end"],
-                             resources=records_pb2.Resources(cpu=1, memory_mb=512, gpu=4)),
-        records_pb2.StepSpec(name="end", kind=K.STEP_KIND_END),
-    ])  # fmt: skip
+    wide = ev.one_step_graph(gpu=4)
     app.append(ledger_service_pb2.AppendRequest(
         events=[ev.run_started("Remote", "1", graph=GRAPH),
                 ev.run_started("Wide", "2", graph=wide)]), ALICE)  # fmt: skip
