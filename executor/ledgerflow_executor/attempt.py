@@ -146,6 +146,21 @@ def logs_event(lease: Lease, stdout_key: str, stderr_key: str) -> events_pb2.Eve
     )
 
 
+def not_started(lease: Lease, why: TaskOutcome) -> events_pb2.Event:
+    """TaskNotStarted: the lease given back for an attempt its engine never began, with
+    the engine's reason (`why`, an infrastructure failure)."""
+    return new_event(
+        task_not_started=events_pb2.TaskNotStarted(
+            task=lease.ref,
+            attempt=lease.task.attempt,
+            lease_id=lease.lease_id,
+            kind=records_pb2.FAILURE_KIND_INFRASTRUCTURE,
+            error_type=why.error_type,
+            error_message=why.error_message,
+        )
+    )
+
+
 def recorded_outcome(lease: Lease, outcome: TaskOutcome) -> list[events_pb2.Event]:
     """The events that record an attempt's outcome under its lease (after its logs)."""
     return outcome_events(lease.ref, lease.task.attempt, outcome, lease.lease_id)

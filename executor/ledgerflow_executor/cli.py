@@ -138,6 +138,16 @@ def _default_memory_mb() -> int:
     help="How long a lease lasts without a heartbeat.",
 )
 @click.option(
+    "--start-timeout",
+    "start_timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds an attempt may be unable to begin (an image the engine cannot pull, a "
+    "pod no node can take) before the executor gives its lease back; the service queues "
+    "it again on the infrastructure's retry budget, then fails the run with the reason.",
+)
+@click.option(
     "--poll-seconds",
     type=click.FloatRange(min=0.05),
     default=1.0,
@@ -178,6 +188,7 @@ def executor(
     image_pull_secrets: tuple[str, ...],
     run_as_user: int,
     lease_seconds: int,
+    start_timeout: float,
     poll_seconds: float,
     metrics_port: int | None,
     metrics_address: str,
@@ -246,6 +257,7 @@ def executor(
         lease_seconds=lease_seconds,
         poll_seconds=poll_seconds,
         image=image,
+        start_timeout_seconds=start_timeout,
     )
     worker = Executor(
         metadata,

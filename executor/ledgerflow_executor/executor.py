@@ -40,6 +40,7 @@ from ledgerflow_executor.attempt import (
     gang_of,
     last_failure,
     logs_event,
+    not_started,
     read_outcome,
     recorded_outcome,
     started,
@@ -78,6 +79,10 @@ class _Running:
     log_sizes: tuple[int, int] = (0, 0)
     # Set when the executor ended the attempt (its timeout, its run cancelled).
     ended: TaskOutcome | None = None
+    # Held back: since when its engine says it cannot begin (Backend.start_trouble),
+    # and, once that lasted --start-timeout, why it never began.
+    trouble_since: float | None = None
+    never: TaskOutcome | None = None
 
     @property
     def result(self) -> Path:
@@ -105,6 +110,9 @@ class ExecutorSettings:
     )
     # Where attempts keep their spec, outcome and output, and code packages unpack.
     workroot: Path = WORKROOT
+    # How long an attempt may be unable to begin (Backend.start_trouble) before it is
+    # given back (TaskNotStarted).
+    start_timeout_seconds: float = 300.0
 
 
 class Executor:
@@ -373,6 +381,7 @@ class Executor:
             task=f"{task.pathspec}.{task.attempt}",
             gpu_ids=gpu_ids,
             flow_file=str(flow_file),
+            code_package=lease.run.code_package_key,
             spec_path=str(spec_path),
             result_path=str(folder / "result"),
             service=self.metadata.address,
@@ -454,12 +463,20 @@ class Executor:
     def _record_begun(self) -> None:
         """Records TaskStarted for the attempts the backend held back that have begun
         (a Slurm job that left the queue). One whose lease was lost meanwhile is
-        stopped: it is no longer this executor's to run."""
+        stopped: it is no longer this executor's to run. One that could not begin for
+        --start-timeout is stopped, and given back when it ends (_reap)."""
         if not self._unrecorded_starts:  # the loop's every turn, most often with none
             return
-        begun = [running for running in self.running.values()
-                 if running.lease.lease_id in self._unrecorded_starts
-                 and self.backend.begun(running.handle)]  # fmt: skip
+        held = [running for running in self.running.values()
+                if running.lease.lease_id in self._unrecorded_starts]  # fmt: skip
+        begun = []
+        for running in held:
+            if running.never is not None:  # given up: given back once it ended (_reap)
+                continue
+            if self.backend.begun(running.handle):
+                begun.append(running)
+            elif running.ended is None:
+                self._give_up_if_stuck(running)
         starts = [self._start_of(running.lease) for running in begun]
         recorded = self._record(starts)
         for running, start, ok in zip(begun, starts, recorded, strict=True):
@@ -470,6 +487,25 @@ class Executor:
                 running.ended = died_outcome(-9, cancelled=reason)
                 self.say(f"executor: stopping {running.lease.label}: {reason}")
                 self.backend.kill(running.handle)
+
+    def _give_up_if_stuck(self, running: _Running) -> None:
+        """Stops an attempt its engine could not begin for --start-timeout (say, a pod
+        no node can take): it is given back as never begun once it ended."""
+        trouble = self.backend.start_trouble(running.handle)
+        if trouble is None:
+            running.trouble_since = None
+            return
+        now = time.monotonic()
+        if running.trouble_since is None:
+            running.trouble_since = now
+        if now - running.trouble_since < self.settings.start_timeout_seconds:
+            return
+        limit = self.settings.start_timeout_seconds
+        trouble.error_message += f" (for {limit:g} s, the executor's --start-timeout)"
+        running.never = running.ended = trouble
+        self.say(f"executor: giving back {running.lease.label}: it never began: "
+                 f"{trouble.error_type}: {trouble.error_message}")  # fmt: skip
+        self.backend.kill(running.handle)
 
     def _sweep_if_due(self) -> None:
         if time.monotonic() - self._last_sweep >= self.settings.lease_seconds:
@@ -569,12 +605,16 @@ class Executor:
         """Records the outcomes of the attempts that exited (in one append); returns
         how many exited."""
         exited = self.backend.poll()
-        finished = []
+        finished: list[tuple[_Running, TaskOutcome, list[Any], bool]] = []
         for handle, exit_code in exited:
             running = self.running.pop(handle, None)
             if running is None:  # a node killed as its gang failed to start
                 continue
             self._free_gpus.extend(running.gpu_ids)
+            never = self._never_began(running, exit_code)
+            if never is not None:  # no TaskStarted, no logs: the lease goes back
+                finished.append((running, never, [not_started(running.lease, never)], True))
+                continue
             memory = running.lease.task.resources.memory_mb
             ended = running.ended or self.backend.why_ended(handle, exit_code, memory)
             outcome = read_outcome(running.result, running.stderr, exit_code, running.lease,
@@ -586,15 +626,28 @@ class Executor:
                 *self._upload_logs(running, final=True),
                 *recorded_outcome(running.lease, outcome),
             ]
-            finished.append((running, outcome, events))
-        recorded = self._record([events for _, _, events in finished])
-        for (running, outcome, _), ok in zip(finished, recorded, strict=True):
+            finished.append((running, outcome, events, False))
+        recorded = self._record([events for _, _, events, _ in finished])
+        for (running, outcome, _, never_began), ok in zip(finished, recorded, strict=True):
             self.metrics.finished(outcome)
             seconds = time.monotonic() - running.started
             if not ok:
                 self.say(f"executor: the outcome of {running.lease.label} was refused")
+            elif never_began:
+                self.say(f"executor: {running.lease.label} never began ({outcome.error_type}): "
+                         f"{outcome.error_message}; its lease is given back")  # fmt: skip
             else:
                 state = "succeeded" if outcome.ok else f"failed ({outcome.error_type})"
                 self.say(f"executor: {running.lease.label} {state} in {seconds:.2f}s")
             shutil.rmtree(running.folder, ignore_errors=True)
         return len(exited)
+
+    def _never_began(self, running: _Running, exit_code: int) -> TaskOutcome | None:
+        """Why an attempt that ended before its TaskStarted was recorded never began at
+        all (given up after --start-timeout, or its engine says so), or None."""
+        if running.lease.lease_id not in self._unrecorded_starts:
+            return None
+        never = running.never or self.backend.never_began(running.handle, exit_code)
+        if never is not None:
+            self._unrecorded_starts.pop(running.lease.lease_id)
+        return never

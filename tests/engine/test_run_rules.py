@@ -22,6 +22,7 @@ from ledgerflow.engine import (
     UnknownStep,
     after_failure,
     after_lost,
+    after_not_started,
     catches_in_process,
     decide,
     died_outcome,
@@ -155,6 +156,18 @@ def test_a_gang_node_is_never_tried_again() -> None:
 def test_lost_attempts_have_a_budget_of_their_own() -> None:
     step = spec("s", K.STEP_KIND_LINEAR, "x")
     assert [after_lost(step, n).next for n in (1, 2, 3, 4)] == [Next.RETRY] * 3 + [Next.FAIL]
+
+
+def test_an_attempt_that_never_began_is_the_infrastructures_and_says_why() -> None:
+    step = spec("s", K.STEP_KIND_LINEAR, "x", retries=5)
+    decisions = [after_not_started(step, n, "ImagePullError", "no such image") for n in (1, 4)]
+    assert [d.next for d in decisions] == [Next.RETRY, Next.FAIL]
+    assert decisions[0].reason == (
+        "it never began: ImagePullError: no such image; tried again (1 of 3 such retries)"
+    )
+    assert decisions[1].reason == "it never began: ImagePullError: no such image, 4 times"
+    gang_node = spec("train", K.STEP_KIND_LINEAR, "join", parallel=True)
+    assert after_not_started(gang_node, 1, "Unschedulable", "0/1 nodes").next is Next.FAIL
 
 
 def test_outcome_events_are_the_same_for_every_recorder() -> None:

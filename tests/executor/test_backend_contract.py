@@ -131,7 +131,40 @@ class TestLocal(BackendContract):
         backend.close()
 
 
-class TestPodman(BackendContract):
+class ContainerContract(BackendContract):
+    """What container engines add: an attempt begins once its container exists, and
+    one whose image the engine cannot get never began."""
+
+    def test_an_image_the_engine_cannot_get_never_began(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        launch = self.launch(tmp_path / "no-image", "ok")
+        launch = Launch(**{**vars(launch), "image": "localhost/no-such-image:never"})
+        handle = backend.start(launch)
+        assert not backend.begun(handle)
+        assert "getting the image" in backend.waiting(handle)
+        code = exit_of(backend, handle)
+        never = backend.never_began(handle, code)
+        assert code == 125 and never is not None
+        assert never.kind == records_pb2.FAILURE_KIND_INFRASTRUCTURE
+        assert never.error_type == "ImagePullError", never.error_message
+        # the engine's own words, in the failure itself (not only at the end of stderr)
+        assert "no-such-image" in never.error_message, never.error_message
+
+    def test_an_attempt_whose_container_ran_has_begun(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        """Even one that exits with the engine's own exit code: its container existed."""
+        launch = self.launch(tmp_path / "exit-125", "exit-125")
+        handle = backend.start(launch)
+        wait_for(lambda: backend.begun(handle), 120, f"the attempt to begin on {backend.name}")
+        code = exit_of(backend, handle)
+        assert code == 125 and backend.never_began(handle, code) is None
+        outcome = self.outcome(backend, launch, handle, code)
+        assert outcome.kind == records_pb2.FAILURE_KIND_INFRASTRUCTURE
+
+
+class TestPodman(ContainerContract):
     @pytest.fixture
     def backend(self) -> Iterator[Backend]:
         from ledgerflow_executor.backends import ContainerBackend
@@ -140,22 +173,8 @@ class TestPodman(BackendContract):
         yield backend
         backend.close()
 
-    def test_an_image_the_engine_cannot_find_is_an_infrastructure_failure(
-        self, backend: Backend, tmp_path: Path
-    ) -> None:
-        launch = self.launch(tmp_path / "no-image", "ok")
-        launch = Launch(**{**vars(launch), "image": "localhost/no-such-image:never"})
-        handle = backend.start(launch)
-        code = exit_of(backend, handle)
-        outcome = self.outcome(backend, launch, handle, code)
-        assert code == 125
-        assert outcome.kind == records_pb2.FAILURE_KIND_INFRASTRUCTURE
-        assert outcome.error_type == "ContainerEngineError"
-        # podman's own words, in the failure itself (not only at the end of stderr)
-        assert "no-such-image" in outcome.error_message, outcome.error_message
 
-
-class TestDocker(BackendContract):
+class TestDocker(ContainerContract):
     @pytest.fixture
     def backend(
         self, task_image: str, dockerd: str, monkeypatch: pytest.MonkeyPatch

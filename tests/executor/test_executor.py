@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FLOWS, Cluster, attempts_of, run_over_memory
+from ledgerflow.engine import MAX_LOST_ATTEMPTS
 from ledgerflow.exceptions import RpcError
 from ledgerflow.v1 import events_pb2, query_service_pb2, records_pb2
 from waiting import wait_for
@@ -78,6 +79,31 @@ def test_a_container_killed_by_someone_is_not_said_to_be_out_of_memory(
     assert failure.kind == records_pb2.FAILURE_KIND_KILLED, failure
     assert failure.error_type == "TaskProcessDied"
     assert "memory" not in failure.error_message
+
+
+def test_an_image_podman_cannot_pull_never_begins_and_fails_the_run_with_podmans_words(
+    cluster: Cluster,
+) -> None:
+    """No TaskStarted for an attempt whose container never existed: its lease is given
+    back (TaskNotStarted), tried again on the infrastructure's budget, and the run fails
+    saying why."""
+    cluster.executor("--image", "localhost/no-such-image:never", backend="podman")
+    run_id = cluster.submit("slow_items", "--count", "1")
+    followed = cluster.cli("runs", "follow", f"SlowItems/{run_id}", check=False, timeout=180)
+    assert followed.returncode != 0, followed.stdout
+    said = followed.stdout + followed.stderr
+    assert "never began: ImagePullError" in said and "no-such-image" in said, said
+    events = cluster.events("SlowItems", run_id)
+    given_back = [e.task_not_started for e in events if e.HasField("task_not_started")]
+    assert len(given_back) == MAX_LOST_ATTEMPTS + 1
+    assert {(g.task.step_name, g.attempt) for g in given_back} == {("start", 0)}
+    assert not [e for e in events if e.HasField("task_started")]
+    assert (
+        "podman could not create the attempt's container from localhost/no-such-image:never "
+        "(exit 125)"
+    ) in given_back[0].error_message
+    (finished,) = [e.run_finished for e in events if e.HasField("run_finished")]
+    assert not finished.succeeded
 
 
 def test_each_task_sees_exactly_its_gpus(cluster: Cluster) -> None:

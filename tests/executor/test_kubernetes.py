@@ -38,7 +38,7 @@ from conftest import (
 )
 from kube_emulator import KUBERNETES_VERSION, LIVE_KUBECONFIG, KubeEmulator, kubernetes_for_tests
 from kubernetes.client import BatchV1Api, CoreV1Api
-from ledgerflow.engine import TaskOutcome
+from ledgerflow.engine import MAX_LOST_ATTEMPTS, TaskOutcome
 from ledgerflow.runtime.task import TaskRequest, TaskSpec
 from ledgerflow.v1 import executor_service_pb2, records_pb2
 from ledgerflow_executor.backends import BackendError, Launch
@@ -772,6 +772,36 @@ def test_an_unschedulable_pod_says_why_and_cancel_deletes_jobs(
         on_kubernetes.cli("cancel", f"NeedsGpus/{run_id}")
         assert not on_kubernetes.wait_finished("NeedsGpus", run_id, seconds=60)
         wait_for(lambda: not kubelet.jobs(), 30, "the cancelled Job to be deleted")
+    finally:
+        kubelet.close()
+
+
+def test_a_pod_no_node_can_take_is_given_back_after_the_start_timeout(
+    on_kubernetes: Cluster, emulator: KubeEmulator
+) -> None:
+    """Unschedulable for --start-timeout: the executor deletes its Job and gives the
+    lease back (TaskNotStarted, no TaskStarted); after the infrastructure's retries the
+    run fails with the scheduler's words."""
+    kubelet = emulator.kubelet(gpus=1)
+    try:
+        on_kubernetes.executor("--image", IMAGE, "--gpus", "4", "--start-timeout", "1",
+                               backend="kubernetes")  # fmt: skip
+        run_id = on_kubernetes.submit("needs_gpus")  # its train step asks for 4 GPUs
+        assert not on_kubernetes.wait_finished("NeedsGpus", run_id, seconds=120)
+        events = on_kubernetes.events("NeedsGpus", run_id)
+        given_back = [e.task_not_started for e in events if e.HasField("task_not_started")]
+        assert len(given_back) == MAX_LOST_ATTEMPTS + 1, given_back
+        assert {(g.task.step_name, g.attempt, g.error_type) for g in given_back} == {
+            ("train", 0, "Unschedulable")
+        }
+        assert "Insufficient nvidia.com/gpu" in given_back[0].error_message
+        assert "the executor's --start-timeout" in given_back[0].error_message
+        assert not [
+            e
+            for e in events
+            if e.HasField("task_started") and e.task_started.task.step_name == "train"
+        ]
+        wait_for(lambda: not kubelet.jobs(), 30, "the given-back Jobs to be deleted")
     finally:
         kubelet.close()
 

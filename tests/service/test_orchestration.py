@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from ledgerflow.engine import MAX_LOST_ATTEMPTS
 from ledgerflow.v1 import (
     events_pb2,
     executor_service_pb2,
@@ -415,6 +416,71 @@ def test_an_infrastructure_failure_is_retried_without_using_up_retry(
     again = lease(app)
     assert (again.task.step_name, again.task.attempt, again.task.failures) == ("a", 1, 0)
     assert run_status(app) == (False, False)  # still running
+
+
+def never_began(
+    leased: executor_service_pb2.LeaseTaskResponse, **changes: object
+) -> events_pb2.Event:
+    """The executor's TaskNotStarted for a leased attempt (an image it could not pull)."""
+    fields: dict[str, object] = dict(
+        task=task_ref(leased), attempt=leased.task.attempt, lease_id=leased.lease_id,
+        kind=records_pb2.FAILURE_KIND_INFRASTRUCTURE, error_type="ImagePullError",
+        error_message="podman: localhost/nope:1: image not known",
+    )  # fmt: skip
+    fields.update(changes)
+    return events_pb2.Event(
+        event_id=ev.new_id(), task_not_started=events_pb2.TaskNotStarted(**fields)
+    )  # type: ignore[arg-type]
+
+
+def test_an_attempt_that_never_began_gives_its_lease_back_then_fails_the_run(
+    app: LedgerApplication,
+) -> None:
+    """No TaskStarted, no attempt: the same attempt is queued again on the
+    infrastructure's budget (not @retry's), and the run fails with the engine's words
+    once that is spent. A rebuild folds the same."""
+    submit(app)
+    for tried in range(1, MAX_LOST_ATTEMPTS + 2):
+        leased = lease(app)
+        assert (leased.task.step_name, leased.task.attempt, leased.task.failures) == ("start", 0, 0)
+        report(app, never_began(leased))
+        assert run_status(app) == (tried > MAX_LOST_ATTEMPTS, False)
+    assert not lease(app).HasField("task")
+    queued = [e.task_queued for e in run_events(app) if e.HasField("task_queued")]
+    assert len(queued) == MAX_LOST_ATTEMPTS + 1 and {q.attempt for q in queued} == {0}
+    assert "it never began: ImagePullError: podman: localhost/nope:1" in queued[-1].reason
+    assert "TaskStarted" not in types(app)
+    with app.database.read() as tx:
+        assert tx.query("SELECT * FROM attempts") == []
+        reason = tx.query_one("SELECT reason FROM orchestrated_runs")
+    assert reason is not None and "image not known" in reason[0], reason
+    live = read_models(app)
+    app.rebuild_projections()
+    assert read_models(app) == live
+
+
+def test_only_a_leased_attempt_that_never_began_can_be_given_back(app: LedgerApplication) -> None:
+    submit(app)
+    leased = lease(app)
+    refused = [
+        (never_began(leased, lease_id="not-mine"), FailedPrecondition, "not the task's current"),
+        (never_began(leased, kind=records_pb2.FAILURE_KIND_EXCEPTION), InvalidArgument,
+         "must be FAILURE_KIND_INFRASTRUCTURE"),
+        (never_began(leased, error_type=""), InvalidArgument, "say why it never began"),
+    ]  # fmt: skip
+    before = types(app)
+    for event, error, message in refused:
+        with pytest.raises(error, match=message):
+            report(app, event)
+    assert types(app) == before
+    start(app, leased)
+    with pytest.raises(
+        FailedPrecondition, match=r"has begun .* record how it ended with TaskFailed"
+    ):
+        report(app, never_began(leased))
+    with pytest.raises(FailedPrecondition, match="is not orchestrated"):
+        local = events_pb2.TaskRef(flow_name="Local", run_id="1", step_name="start", task_id="1")
+        report(app, ev.run_started("Local", "1"), never_began(leased, task=local))
 
 
 def test_cancel_stops_queued_tasks_and_tells_running_ones(app: LedgerApplication) -> None:

@@ -57,6 +57,9 @@ class Launch:
     # The task entry point's parts (`command` runs FLOW_FILE task --spec SPEC --result
     # RESULT), for backends that run attempts their own way (a warm task server).
     flow_file: str | None = None
+    # The key of the run's code package in the datastore (the flow file's origin), for
+    # backends whose attempts fetch it themselves (a Kubernetes pod).
+    code_package: str = ""
     spec_path: str = ""
     result_path: str = ""
     # The metadata service the attempt's lease is from, as its executor reaches it: an
@@ -144,6 +147,19 @@ class Backend(abc.ABC):
         """Whether a started attempt runs yet (its TaskStarted is recorded once it does:
         a job pending in a scheduler's queue is not running)."""
         return True
+
+    def never_began(self, handle: int, exit_code: int) -> TaskOutcome | None:
+        """For an attempt held back that ended before it was seen to begin: the engine's
+        account when it never began at all (an image it could not pull), as an
+        infrastructure failure; None when it may have run (a job too short to be seen
+        running). Then no TaskStarted is recorded for it, but TaskNotStarted."""
+        return None
+
+    def start_trouble(self, handle: int) -> TaskOutcome | None:
+        """Why an attempt held back cannot begin now (an image the engine cannot pull, a
+        pod no node can take), as an infrastructure failure; None while it just waits
+        its turn. One in trouble for the executor's --start-timeout is given back."""
+        return None
 
     def waiting(self, handle: int) -> str:
         """Why a started attempt does not run yet (say, pending in a scheduler's queue);

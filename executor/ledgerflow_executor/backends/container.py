@@ -10,6 +10,12 @@ engine recorded one (podman's conmon leaves a file named ``oom`` in the attempt'
 folder, its working folder; docker's State.OOMKilled, read before the container is
 removed); otherwise someone killed it.
 
+An attempt begins once the engine has created its container (its image found or
+pulled): the engine writes the container's id to a file then (``--cidfile``), and the
+attempt's TaskStarted is recorded when that file appears. An attempt that ends with the
+engine's exit 125 and no such file never began (an image the engine could not pull):
+its lease is given back (TaskNotStarted), with the engine's words.
+
 The attempt's environment (the datastore's settings, the AWS_* credentials the executor
 passes on) never appears on the engine's command line, where any local user sees it in
 ``ps`` and ``podman inspect`` shows it in the container's create command: it goes in an
@@ -42,6 +48,12 @@ PIDS_LIMIT = 4096
 # replacement executor finds what a dead one left running (Backend.leftovers).
 ATTEMPT_LABEL = "ledgerflow.attempt"
 SERVICE_LABEL = "ledgerflow.service"  # whose lease it runs under (Launch.service)
+# The file in the attempt's folder where the engine writes its container's id once it
+# created it: the attempt has begun.
+CID_FILE = "container-id"
+# What an engine says when it could not get an image (podman, docker).
+_PULL_WORDS = ("pull", "image not known", "manifest unknown", "unable to find image",
+               "initializing source")  # fmt: skip
 # What a CUDA program opens besides its GPU's own device (those present here).
 NVIDIA_CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 
@@ -63,17 +75,23 @@ def write_env_file(env: dict[str, str]) -> Path:
     return path
 
 
-def last_line(path: Path, size: int = 4096) -> str:
-    """The last non-empty line of a file's tail (an engine's error, at most 300
-    characters), or ''."""
+def read_tail(path: Path, size: int = 4096) -> str:
+    """The last `size` bytes of a file, as text ('' when it cannot be read)."""
     try:
         with open(path, "rb") as file:
             file.seek(max(0, file.seek(0, os.SEEK_END) - size))
-            tail = file.read().decode(errors="replace")
+            return file.read().decode(errors="replace")
     except OSError:
         return ""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
+
+
+def engine_words(path: Path) -> str:
+    """What an engine said last in a file (at most 300 characters): its last line that
+    names an error (docker follows its error with a hint to run --help), else its last
+    non-empty line, or ''."""
+    lines = [line.strip() for line in read_tail(path).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [""])[-1][:300]
 
 
 def remove_env_file(path: Path) -> None:
@@ -91,6 +109,8 @@ def gpu_device_args(gpu_ids: tuple[int, ...]) -> list[str]:
 
 
 class ContainerBackend(Backend):
+    holds_attempts_back = True  # until its container exists: the image may be pulled
+
     def __init__(self, engine: str, image: str = "", extra_args: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.name = engine
@@ -106,7 +126,8 @@ class ContainerBackend(Backend):
         self.extra_args = extra_args
         self._containers: dict[int, _Container] = {}  # by handle, until the attempt ends
         self._oom_killed: dict[int, bool | None] = {}  # by handle, from its exit to why_ended
-        self._last_words: dict[int, str] = {}  # by handle: its stderr's last line, likewise
+        self._last_words: dict[int, str] = {}  # by handle: what the engine said, likewise
+        self._never_began: dict[int, TaskOutcome] = {}  # by handle: why, till never_began
 
     def command(self, launch: Launch, env_file: Path | None = None) -> list[str]:
         """The engine's `run` command for one attempt. Its environment is named, never
@@ -132,6 +153,8 @@ class ContainerBackend(Backend):
             str(PIDS_LIMIT),
             "--workdir",
             launch.workdir,
+            "--cidfile",
+            str(Path(launch.workdir) / CID_FILE),
             "--label",
             f"{ATTEMPT_LABEL}={launch.task}",
             "--label",
@@ -173,8 +196,9 @@ class ContainerBackend(Backend):
             remove_env_file(env_file)
             raise
         self._containers[process.pid] = _Container(
-            launch.name, Path(launch.workdir), env_file, Path(launch.stderr_path)
-        )
+            launch.name, Path(launch.workdir), env_file, Path(launch.stderr_path),
+            launch.image or self.image,
+        )  # fmt: skip
         return process
 
     def kill(self, handle: int) -> None:
@@ -214,6 +238,19 @@ class ContainerBackend(Backend):
         return container_ending(self.name, exit_code, memory_mb, oom_killed=oom_killed,
                                 engine_said=said)  # fmt: skip
 
+    def begun(self, handle: int) -> bool:
+        """Once the engine created its container (or it ended: then never_began says)."""
+        container = self._containers.get(handle)
+        return container is None or (container.workdir / CID_FILE).exists()
+
+    def waiting(self, handle: int) -> str:
+        if self.begun(handle):
+            return ""
+        return f"{self.name} is getting the image and creating the container"
+
+    def never_began(self, handle: int, exit_code: int) -> TaskOutcome | None:
+        return self._never_began.pop(handle, None)
+
     def handle_of(self, launch: Launch) -> str:
         return f"{socket.gethostname()}/{launch.name}"
 
@@ -245,14 +282,30 @@ class ContainerBackend(Backend):
     def kill_leftover(self, leftover: Leftover) -> None:
         self._kill_container(leftover.handle)
 
+    def _why_not_created(self, container: _Container, exit_code: int) -> TaskOutcome:
+        """The engine exited before it created the attempt's container: its words, and
+        whether it could not get the image (said on any line of its output)."""
+        said = engine_words(container.stderr)
+        pulling = any(word in read_tail(container.stderr).lower() for word in _PULL_WORDS)
+        return failed(
+            "ImagePullError" if pulling else "ContainerEngineError",
+            f"{self.name} could not create the attempt's container from "
+            f"{container.image or 'the root filesystem of this host'} (exit {exit_code}): "
+            f"{said or 'it said nothing'}",
+            records_pb2.FAILURE_KIND_INFRASTRUCTURE,
+        )
+
     def poll(self) -> list[tuple[int, int]]:
         exited = super().poll()
-        for handle, _ in exited:
+        for handle, code in exited:
             container = self._containers.pop(handle, None)
             if container is not None:
                 remove_env_file(container.env_file)
+                if code == 125 and not (container.workdir / CID_FILE).exists():
+                    self._never_began[handle] = self._why_not_created(container, code)
+                    continue
                 self._oom_killed[handle] = self._was_oom_killed(container)
-                self._last_words[handle] = last_line(container.stderr)
+                self._last_words[handle] = engine_words(container.stderr)
         return exited
 
     def close(self) -> None:
@@ -263,12 +316,14 @@ class ContainerBackend(Backend):
 
 @dataclass(frozen=True)
 class _Container:
-    """A running attempt's container: its name, its folder, its env file, its stderr."""
+    """A running attempt's container: its name, its folder, its env file, its stderr,
+    its image (empty: this host's root filesystem)."""
 
     name: str
     workdir: Path
     env_file: Path
     stderr: Path
+    image: str
 
 
 def container_ending(

@@ -123,6 +123,7 @@ class _Attempt:
     done: bool = False
     pod_seen: bool = False
     waiting: str = "pending in Kubernetes: no pod yet"
+    trouble: TaskOutcome | None = None  # why its pod cannot run now (_start_trouble)
     reason: str = ""  # the container's or pod's termination reason
     message: str = ""
     pod_failure: str = ""  # the pod failed, not its task (POD_FAILURE's line)
@@ -387,11 +388,13 @@ class KubernetesBackend(Backend):
         return self._stores[(root, endpoint)]
 
     def _code_package(self, store: Any, launch: Launch) -> str:
-        """The key of the code package of the attempt's flow file, stored in the
-        datastore (packed as `run --remote` packs it: the same files give the same key,
-        so the run's own package is found there, not stored again)."""
+        """The key of the attempt's code package in the datastore: its run's (the
+        executor's launches name it), else, for a launch made without a run, the flow
+        file's, packed as `run --remote` packs it."""
         from ledgerflow.runtime.code_package import DEFAULT_SUFFIXES, INFO_NAME, save_package
 
+        if launch.code_package:
+            return launch.code_package
         flow_file = Path(launch.flow_file or launch.command[1])
         cache = (str(flow_file), getattr(store.storage, "prefix", ""))
         if cache not in self._packages:
@@ -510,6 +513,15 @@ class KubernetesBackend(Backend):
         with self._lock:
             attempt = self._attempts.get(handle)
             return attempt is None or attempt.done or (attempt.pod_seen and not attempt.waiting)
+
+    def start_trouble(self, handle: int) -> TaskOutcome | None:
+        """Its pod's: no node can take it, or its image cannot be pulled."""
+        with self._lock:
+            attempt = self._attempts.get(handle)
+            if attempt is None or attempt.done or attempt.trouble is None:
+                return None
+            trouble = attempt.trouble  # a copy: the executor adds to its message
+            return failed(trouble.error_type, trouble.error_message, trouble.kind)
 
     def handle_of(self, launch: Launch) -> str:
         return f"{self.namespace}/{launch.name}"
@@ -675,7 +687,7 @@ class KubernetesBackend(Backend):
             reason = self._job_failure(job)
             self._finish(job, -9, reason or "Killed", "the pod was deleted")
         else:
-            self._set_waiting(job, _waiting_note(pod))
+            self._set_waiting(job, _waiting_note(pod), _start_trouble(pod))
 
     def _running(self, job: str) -> bool:
         with self._lock:
@@ -694,12 +706,12 @@ class KubernetesBackend(Backend):
                 return str(condition.reason or "")
         return ""
 
-    def _set_waiting(self, job: str, note: str) -> None:
+    def _set_waiting(self, job: str, note: str, trouble: TaskOutcome | None) -> None:
         with self._lock:
             handle = self._by_job.get(job)
             if handle is not None:
                 attempt = self._attempts[handle]
-                attempt.waiting, attempt.pod_seen = note, True
+                attempt.waiting, attempt.trouble, attempt.pod_seen = note, trouble, True
 
     def _finish(
         self, job: str, code: int, reason: str, message: str, *, only_if_podless: bool = False
@@ -988,6 +1000,34 @@ def _waiting_note(pod: dict[str, Any]) -> str:
         if waiting:
             return f"pending in Kubernetes (pod {name}): {waiting.get('reason', '')}"
     return f"pending in Kubernetes (pod {name})"
+
+
+# A container's waiting reasons that mean its image cannot be had (the kubelet goes on
+# trying: the executor gives the attempt back after --start-timeout).
+IMAGE_PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                       "ErrImageNeverPull")  # fmt: skip
+
+
+def _start_trouble(pod: dict[str, Any]) -> TaskOutcome | None:
+    """Why a pending pod cannot run now, as an infrastructure failure: no node can take
+    it (the scheduler's Unschedulable), or its image cannot be pulled; None while it
+    only waits its turn (being scheduled, its image pulling)."""
+    status = pod.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if (condition.get("type"), condition.get("status"), condition.get("reason")) == (
+            "PodScheduled", "False", "Unschedulable"
+        ):  # fmt: skip
+            message = condition.get("message") or "no node can take it"
+            return failed("Unschedulable", f"no node can take its pod: {message}",
+                          records_pb2.FAILURE_KIND_INFRASTRUCTURE)  # fmt: skip
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in IMAGE_PULL_FAILURES:
+            said = f"{waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
+            return failed("ImagePullError", f"the cluster cannot pull "
+                          f"{container.get('image', 'its image')}: {said}",
+                          records_pb2.FAILURE_KIND_INFRASTRUCTURE)  # fmt: skip
+    return None
 
 
 def _task_labels(task: str) -> dict[str, str]:

@@ -38,6 +38,7 @@ from ledgerflow.engine import (
     Tally,
     UnknownStep,
     after_lost,
+    after_not_started,
     decide,
     in_join_order,
 )
@@ -138,6 +139,11 @@ def _decide(
     elif kind == "lease_expired" and row.state == "lost":
         spec = flow_graph.step(graph, row.step_name)
         _queue_again(decided, cause, row, spec, row.attempt, after_lost(spec, row.lost))
+    elif kind == "task_not_started" and row.state == "lost":
+        spec = flow_graph.step(graph, row.step_name)
+        never = item.event.task_not_started
+        decision = after_not_started(spec, row.lost, never.error_type, never.error_message)
+        _queue_again(decided, cause, row, spec, row.attempt, decision)
 
 
 def _queue_successors(

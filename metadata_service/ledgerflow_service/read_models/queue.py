@@ -17,7 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ledgerflow.engine import Next, RunGraph, Tally, after_lost, decide
+from ledgerflow.engine import (
+    Next,
+    RunGraph,
+    Tally,
+    after_lost,
+    after_not_started,
+    after_queue_timeout,
+    decide,
+)
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
@@ -358,6 +366,38 @@ def lease_expired(fold: ReadModelFold, p: events_pb2.LeaseExpired, item: Pending
     fold.orchestrate(item)
 
 
+def task_not_started(fold: ReadModelFold, p: events_pb2.TaskNotStarted, item: PendingEvent) -> None:
+    """The executor gives back a leased attempt its engine never began (an image it
+    could not pull, a pod no node took): the tasks model has no attempt for it, and the
+    same attempt is queued again on the infrastructure's budget, or the task fails for
+    good with the engine's words."""
+    run = _orchestrated(fold, item)
+    check_lease(fold, "task_not_started", p, item)
+    row = _queued(fold, item)
+    for field_name in ("error_type", "error_message"):
+        check_text(f"task_not_started.{field_name}", getattr(p, field_name))
+    if not p.error_type:
+        raise InvalidArgument("task_not_started.error_type is empty: say why it never began")
+    if p.kind != records_pb2.FAILURE_KIND_INFRASTRUCTURE:
+        raise InvalidArgument(
+            "task_not_started.kind must be FAILURE_KIND_INFRASTRUCTURE: an attempt that "
+            "never began cannot fail of its own doing"
+        )
+    if row.state != "leased":
+        raise FailedPrecondition(
+            f"attempt {p.attempt} of task {row.task_pathspec} has begun (its TaskStarted is "
+            "recorded): record how it ended with TaskFailed"
+        )
+    row.lost += 1
+    step = flow_graph.step(run.flow_graph(), row.step_name)
+    decision = after_not_started(step, row.lost, p.error_type, p.error_message)
+    if decision.next is Next.FAIL or run.state != "running":
+        _fail_for_good(fold, run, row, decision.reason, item.recorded_at_us)
+        return
+    set_state(fold, row, "lost", item.recorded_at_us)  # the same attempt queues again
+    fold.orchestrate(item)
+
+
 def task_cancelled(fold: ReadModelFold, p: events_pb2.TaskCancelled, item: PendingEvent) -> None:
     _orchestrated(fold, item)
     row = _queued(fold, item)
@@ -369,8 +409,8 @@ def task_cancelled(fold: ReadModelFold, p: events_pb2.TaskCancelled, item: Pendi
 def task_queue_timed_out(
     fold: ReadModelFold, p: events_pb2.TaskQueueTimedOut, item: PendingEvent
 ) -> None:
-    """A queued attempt no executor took within its run's queue deadline fails for good
-    (no @retry: no code of it ran), and so does its run."""
+    """A queued attempt no executor took within its run's queue deadline: it fails for
+    good, and so does its run (the engine's after_queue_timeout)."""
     run = _orchestrated(fold, item)
     row = _queued(fold, item)
     check_text("task_queue_timed_out.reason", p.reason)
@@ -387,7 +427,8 @@ def task_queue_timed_out(
     deadline = run.queue_deadline_us(row)
     if item.principal is not None and (deadline is None or deadline > item.recorded_at_us):
         raise FailedPrecondition(f"task {row.task_pathspec} has not waited past its deadline")
-    _fail_for_good(fold, run, row, p.reason, item.recorded_at_us)
+    decision = after_queue_timeout(flow_graph.step(run.flow_graph(), row.step_name), p.reason)
+    _fail_for_good(fold, run, row, decision.reason, item.recorded_at_us)
 
 
 # ---- the executors' task events, fenced ------------------------------------------
@@ -494,5 +535,6 @@ HANDLERS: dict[str, Callable[..., None]] = {
     "lease_expired": lease_expired,
     "task_cancelled": task_cancelled,
     "task_queue_timed_out": task_queue_timed_out,
+    "task_not_started": task_not_started,
     "run_cancel_requested": run_cancel_requested,
 }

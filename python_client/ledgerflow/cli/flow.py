@@ -314,7 +314,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
         commands: tuple[str, ...],
         notify_on: str,
         max_num_splits: int,
-        priority: int,
+        priority: int | None,
         max_workers: int | None,
         queue_timeout: int | None,
         **raw: Any,
@@ -337,7 +337,7 @@ def build_cli(flow_class: type[FlowSpecBase], graph: FlowGraph) -> click.Group:
             session.choose_branch(branch, production)
         values = parameter_values(params, raw, session.graph.name, session.config.username)
         values = {**values, **session.config_values}
-        policy = records_pb2.QueuePolicy(priority=priority, max_workers=max_workers or 0,
+        policy = records_pb2.QueuePolicy(priority=priority or 0, max_workers=max_workers or 0,
                                          queue_timeout_seconds=queue_timeout or 0)  # fmt: skip
         deploy_flow(session, values, recorded, tags, step_defaults(with_, max_num_splits),
                     deployment_file, notify, policy)  # fmt: skip

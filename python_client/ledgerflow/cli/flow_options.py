@@ -208,47 +208,41 @@ REMOTE_OPTIONS = [
 MAX_PRIORITY = 1000
 MAX_QUEUE_TIMEOUT_SECONDS = 30 * 24 * 3600
 MAX_REMOTE_WORKERS = 100_000
-QUEUE_OPTIONS = [
-    click.option(
-        "--priority",
-        type=click.IntRange(-MAX_PRIORITY, MAX_PRIORITY),
-        default=None,
-        help="With --remote: executors take the tasks of higher-priority runs first "
-        f"(-{MAX_PRIORITY} to {MAX_PRIORITY}; default 0).",
-    ),
-    click.option(
-        "--queue-timeout",
-        type=click.IntRange(1, MAX_QUEUE_TIMEOUT_SECONDS),
-        default=None,
-        metavar="SECONDS",
-        help="With --remote: a task that waits this long in the queue without any executor "
-        "taking it fails, and the run with it, saying why it waited (default: no limit).",
-    ),
-]
-# The same for each run of a deployment (`deploy`), with its cap.
+
+
+def queue_options(when: str) -> list[Callable[..., Any]]:
+    """--priority and --queue-timeout, for the runs the service queues: `when` says
+    which ("With --remote: " for run and resume; "" for deploy, whose runs all are)."""
+    return [
+        click.option(
+            "--priority",
+            type=click.IntRange(-MAX_PRIORITY, MAX_PRIORITY),
+            default=None,
+            help=f"{when}executors take the tasks of higher-priority runs first "
+            f"(-{MAX_PRIORITY} to {MAX_PRIORITY}; default 0).",
+        ),
+        click.option(
+            "--queue-timeout",
+            type=click.IntRange(1, MAX_QUEUE_TIMEOUT_SECONDS),
+            default=None,
+            metavar="SECONDS",
+            help=f"{when}a task that waits this long in the queue without any executor "
+            "taking it fails, and its run with it, saying why it waited (default: no limit).",
+        ),
+    ]
+
+
+QUEUE_OPTIONS = queue_options("With --remote: ")
+# The same for each run of a deployment (`deploy`), with its cap (run's --max-workers
+# is the local runtime's too: see RUN_OPTIONS).
 DEPLOY_QUEUE_OPTIONS = [
-    click.option(
-        "--priority",
-        type=click.IntRange(-MAX_PRIORITY, MAX_PRIORITY),
-        default=0,
-        show_default=True,
-        help="Executors take the tasks of higher-priority runs first "
-        f"(-{MAX_PRIORITY} to {MAX_PRIORITY}).",
-    ),
+    *queue_options(""),
     click.option(
         "--max-workers",
         type=click.IntRange(1, MAX_REMOTE_WORKERS),
         default=None,
         help="At most this many tasks of each run leased or running at once, across all "
         "executors (default: as the executors' capacity allows).",
-    ),
-    click.option(
-        "--queue-timeout",
-        type=click.IntRange(1, MAX_QUEUE_TIMEOUT_SECONDS),
-        default=None,
-        metavar="SECONDS",
-        help="A task that waits this long in the queue without any executor taking it "
-        "fails, and its run with it (default: no limit).",
     ),
 ]
 

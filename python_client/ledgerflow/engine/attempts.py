@@ -6,8 +6,9 @@ Two budgets, counted apart:
   up ``@retry(times=N)``: after failure number ``f`` the task runs again while
   ``f <= N``.
 - The infrastructure's failures (an attempt lost with its executor, whose lease lapsed;
-  an engine that could not start it; a node that failed under it) are retried on a
-  budget of their own, :data:`MAX_LOST_ATTEMPTS`, and leave ``@retry``'s alone.
+  an engine that could not start it, or never began it: an image it could not pull, a
+  pod no node could take; a node that failed under it) are retried on a budget of their
+  own, :data:`MAX_LOST_ATTEMPTS`, and leave ``@retry``'s alone.
 
 ``@catch`` acts once ``@retry`` is used up. The last attempt catches an exception its
 step raises itself (:func:`catches_in_process`): it stores the error in ``catch_var``
@@ -110,16 +111,39 @@ def decide(
 ) -> Decision:
     """What follows a failed attempt of `kind`, given the tally that counts it."""
     if is_infrastructure(kind):
-        return after_lost(step, tally.lost)
+        return after_lost(step, tally.lost, f"the infrastructure failed it ({error_type})")
     return after_failure(step, tally.failures, error_type, remote=remote)
 
 
-def after_lost(step: records_pb2.StepSpec, lost: int) -> Decision:
-    """What follows the loss of an attempt with its executor (loss number `lost`)."""
+LOST_WITH_EXECUTOR = "its executor stopped renewing its lease"
+
+
+def after_lost(step: records_pb2.StepSpec, lost: int, cause: str = LOST_WITH_EXECUTOR) -> Decision:
+    """What follows the infrastructure's failure number `lost` of a task: an attempt
+    lost with its executor (the default `cause`), one its engine could not start or
+    never began (TaskNotStarted), one a failed node took down."""
     if step.parallel:
-        return Decision(Next.FAIL, 0.0, f"its executor lost it: {_GANG_NODE_FAILED}")
+        return Decision(Next.FAIL, 0.0, f"{cause}: {_GANG_NODE_FAILED}")
     if lost <= MAX_LOST_ATTEMPTS:
         return Decision(
-            Next.RETRY, 0.0, f"lease lost {lost} time(s): its executor stopped renewing it"
+            Next.RETRY, 0.0, f"{cause}; tried again ({lost} of {MAX_LOST_ATTEMPTS} such retries)"
         )
-    return Decision(Next.FAIL, 0.0, f"its executor was lost {lost} times")
+    return Decision(Next.FAIL, 0.0, f"{cause}, {lost} times")
+
+
+def after_not_started(
+    step: records_pb2.StepSpec, lost: int, error_type: str, error_message: str
+) -> Decision:
+    """What follows an attempt its engine never began (TaskNotStarted), the task's
+    infrastructure failure number `lost`: no code of it ran, so the same attempt is
+    queued again on the infrastructure's budget."""
+    return after_lost(step, lost, f"it never began: {error_type}: {error_message}".rstrip(": "))
+
+
+def after_queue_timeout(step: records_pb2.StepSpec, reason: str) -> Decision:
+    """What follows an attempt that no executor took within its run's --queue-timeout
+    (TaskQueueTimedOut, `reason` says why it waited): the task fails for good, on
+    neither budget. No code of it ran, so @retry has nothing to retry, and queueing it
+    again would wait the same way; @catch cannot record a failure no task had."""
+    del step  # the same for every step: no decorator changes it
+    return Decision(Next.FAIL, 0.0, reason)

@@ -152,6 +152,11 @@ class _Follower:
             name = f"{payload.task.step_name}/{payload.task.task_id}"
             self.failure = (name, payload.reason)
             self.reporter.warn(f"{name}: {payload.reason}")
+        elif kind == "task_not_started":
+            name = f"{payload.task.step_name}/{payload.task.task_id}"
+            note = f"{payload.error_type}: {payload.error_message}"
+            self.failure = (name, note)  # the run's failure, should it be the last try
+            self.reporter.warn(f"{name}: never began: {note}")
         elif kind == "lease_expired":
             self.reporter.warn(
                 f"{payload.task.step_name}/{payload.task.task_id}: executor "

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded", "task_queued", "task_leased", "lease_expired", "task_cancelled", "run_cancel_requested", "table_version_written", "table_version_read", "deployment_created", "deployment_paused", "deployment_resumed", "deployment_deleted", "cards_recorded", "event_published", "notification_requested", "notification_sending", "notification_result", "task_queue_timed_out")
+    __slots__ = ("event_id", "stream", "expected_version", "stream_version", "global_position", "event_type", "actor", "actor_authenticated", "recorded_at", "run_started", "run_heartbeat", "run_finished", "task_started", "task_heartbeat", "artifacts_recorded", "task_succeeded", "task_failed", "task_cloned", "tags_added", "tags_removed", "logs_recorded", "task_queued", "task_leased", "lease_expired", "task_cancelled", "run_cancel_requested", "table_version_written", "table_version_read", "deployment_created", "deployment_paused", "deployment_resumed", "deployment_deleted", "cards_recorded", "event_published", "notification_requested", "notification_sending", "notification_result", "task_queue_timed_out", "task_not_started")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class Event(_message.Message):
     NOTIFICATION_SENDING_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_RESULT_FIELD_NUMBER: _ClassVar[int]
     TASK_QUEUE_TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
+    TASK_NOT_STARTED_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     stream: str
     expected_version: int
@@ -88,7 +89,8 @@ class Event(_message.Message):
     notification_sending: NotificationSending
     notification_result: NotificationResult
     task_queue_timed_out: TaskQueueTimedOut
-    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ..., task_queued: _Optional[_Union[TaskQueued, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., task_cancelled: _Optional[_Union[TaskCancelled, _Mapping]] = ..., run_cancel_requested: _Optional[_Union[RunCancelRequested, _Mapping]] = ..., table_version_written: _Optional[_Union[TableVersionWritten, _Mapping]] = ..., table_version_read: _Optional[_Union[TableVersionRead, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., deployment_paused: _Optional[_Union[DeploymentPaused, _Mapping]] = ..., deployment_resumed: _Optional[_Union[DeploymentResumed, _Mapping]] = ..., deployment_deleted: _Optional[_Union[DeploymentDeleted, _Mapping]] = ..., cards_recorded: _Optional[_Union[CardsRecorded, _Mapping]] = ..., event_published: _Optional[_Union[EventPublished, _Mapping]] = ..., notification_requested: _Optional[_Union[NotificationRequested, _Mapping]] = ..., notification_sending: _Optional[_Union[NotificationSending, _Mapping]] = ..., notification_result: _Optional[_Union[NotificationResult, _Mapping]] = ..., task_queue_timed_out: _Optional[_Union[TaskQueueTimedOut, _Mapping]] = ...) -> None: ...
+    task_not_started: TaskNotStarted
+    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., expected_version: _Optional[int] = ..., stream_version: _Optional[int] = ..., global_position: _Optional[int] = ..., event_type: _Optional[str] = ..., actor: _Optional[str] = ..., actor_authenticated: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., run_heartbeat: _Optional[_Union[RunHeartbeat, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., task_started: _Optional[_Union[TaskStarted, _Mapping]] = ..., task_heartbeat: _Optional[_Union[TaskHeartbeat, _Mapping]] = ..., artifacts_recorded: _Optional[_Union[ArtifactsRecorded, _Mapping]] = ..., task_succeeded: _Optional[_Union[TaskSucceeded, _Mapping]] = ..., task_failed: _Optional[_Union[TaskFailed, _Mapping]] = ..., task_cloned: _Optional[_Union[TaskCloned, _Mapping]] = ..., tags_added: _Optional[_Union[TagsAdded, _Mapping]] = ..., tags_removed: _Optional[_Union[TagsRemoved, _Mapping]] = ..., logs_recorded: _Optional[_Union[LogsRecorded, _Mapping]] = ..., task_queued: _Optional[_Union[TaskQueued, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., task_cancelled: _Optional[_Union[TaskCancelled, _Mapping]] = ..., run_cancel_requested: _Optional[_Union[RunCancelRequested, _Mapping]] = ..., table_version_written: _Optional[_Union[TableVersionWritten, _Mapping]] = ..., table_version_read: _Optional[_Union[TableVersionRead, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., deployment_paused: _Optional[_Union[DeploymentPaused, _Mapping]] = ..., deployment_resumed: _Optional[_Union[DeploymentResumed, _Mapping]] = ..., deployment_deleted: _Optional[_Union[DeploymentDeleted, _Mapping]] = ..., cards_recorded: _Optional[_Union[CardsRecorded, _Mapping]] = ..., event_published: _Optional[_Union[EventPublished, _Mapping]] = ..., notification_requested: _Optional[_Union[NotificationRequested, _Mapping]] = ..., notification_sending: _Optional[_Union[NotificationSending, _Mapping]] = ..., notification_result: _Optional[_Union[NotificationResult, _Mapping]] = ..., task_queue_timed_out: _Optional[_Union[TaskQueueTimedOut, _Mapping]] = ..., task_not_started: _Optional[_Union[TaskNotStarted, _Mapping]] = ...) -> None: ...
 
 class TaskRef(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "task_id")
@@ -356,6 +358,22 @@ class TaskQueueTimedOut(_message.Message):
     queue_timeout_seconds: int
     reason: str
     def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., queue_timeout_seconds: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TaskNotStarted(_message.Message):
+    __slots__ = ("task", "attempt", "lease_id", "kind", "error_type", "error_message")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    task: TaskRef
+    attempt: int
+    lease_id: str
+    kind: _records_pb2.FailureKind
+    error_type: str
+    error_message: str
+    def __init__(self, task: _Optional[_Union[TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., lease_id: _Optional[str] = ..., kind: _Optional[_Union[_records_pb2.FailureKind, str]] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
 
 class RunCancelRequested(_message.Message):
     __slots__ = ("flow_name", "run_id", "reason")

@@ -1,5 +1,6 @@
 """One step that does what its --mode says, for the backend contract tests: print and
-succeed, raise, call sys.exit(125), exit before reporting, or sleep until killed."""
+succeed, raise, call sys.exit(125), exit before reporting (with code 3, or with the
+code a container engine uses for its own failures, 125), or sleep until killed."""
 
 import os
 import sys
@@ -18,6 +19,8 @@ class ContractTask(FlowSpec):
             raise ValueError("the step raised")
         if self.mode == "exit":
             os._exit(3)
+        if self.mode == "exit-125":
+            os._exit(125)
         if self.mode == "sys.exit":
             sys.exit(125)
         if self.mode == "sleep":
