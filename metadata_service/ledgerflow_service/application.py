@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -86,6 +87,8 @@ log = logging.getLogger(__name__)
 # process writing the same file, so its watchers poll often.
 WATCH_POLL_SECONDS_NOTIFIED = 10.0
 WATCH_POLL_SECONDS_UNNOTIFIED = 0.2
+# How often a watcher of a database that does not notify looks at its change stamp.
+_CHANGE_CHECK_SECONDS = 0.02
 # Kinds only the service appends, through its own commands (DeploymentService).
 SERVICE_WRITES = frozenset({*DEPLOYMENT_EVENTS, "event_published", *NOTIFICATION_EVENTS})
 
@@ -508,6 +511,14 @@ class LedgerApplication:
             )  # fmt: skip
         return _with_token(query_api.ListTasksResponse(tasks=tasks), token)
 
+    def list_task_spans(
+        self, request: query_api.ListTaskSpansRequest, scope: CallScope | None = None
+    ) -> query_api.ListTaskSpansResponse:
+        with self.database.read(scope) as tx:
+            return task_queries.list_task_spans(
+                tx, request.flow_name, request.run_id, request.page, self.clock()
+            )
+
     def get_task(
         self, request: query_api.GetTaskRequest, scope: CallScope | None = None
     ) -> query_api.GetTaskResponse:
@@ -592,6 +603,20 @@ class LedgerApplication:
                 return stored_events.read_after(tx, after, limit)
             runs = [wants.run_pathspec] if wants.run_pathspec else []
             return stored_events.read_after(tx, after, limit, runs, wants.event_types)
+
+    def wait_for_appends(self, seconds: float) -> None:
+        """Returns once another process may have appended (the database's change
+        stamp moved: a stat every 20 ms, where the database does not notify), or after
+        `seconds`: what a watcher of an embedded ledger sleeps on between reads."""
+        stamp = self.database.change_stamp()
+        if stamp is None:
+            time.sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(min(_CHANGE_CHECK_SECONDS, max(0.0, deadline - time.monotonic())))
+            if self.database.change_stamp() != stamp:
+                return
 
     def read_runs_chunk(
         self, after: int, runs: Collection[str] | None, limit: int

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import abc
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -64,6 +63,11 @@ class MetadataClient(abc.ABC):
 
     @abc.abstractmethod
     def list_tasks(self, request: query.ListTasksRequest) -> query.ListTasksResponse: ...
+
+    @abc.abstractmethod
+    def list_task_spans(
+        self, request: query.ListTaskSpansRequest
+    ) -> query.ListTaskSpansResponse: ...
 
     @abc.abstractmethod
     def get_task(self, request: query.GetTaskRequest) -> query.GetTaskResponse: ...
@@ -332,6 +336,9 @@ class EmbeddedMetadata(MetadataClient):
     def list_tasks(self, request: query.ListTasksRequest) -> query.ListTasksResponse:
         return self._invoke(self.app.list_tasks, request)
 
+    def list_task_spans(self, request: query.ListTaskSpansRequest) -> query.ListTaskSpansResponse:
+        return self._invoke(self.app.list_task_spans, request)
+
     def get_task(self, request: query.GetTaskRequest) -> query.GetTaskResponse:
         return self._invoke(self.app.get_task, request)
 
@@ -369,8 +376,9 @@ class EmbeddedMetadata(MetadataClient):
         return self._invoke(self.app.list_executors, request)
 
     def watch_events(self, request: ledger.WatchEventsRequest) -> Iterator[events_pb2.Event]:
-        """Polls the ledger (SQLite tells no other process of its appends). The start
-        is fixed now, not when the first event is asked for."""
+        """Polls the ledger (SQLite tells no other process of its appends): reads it
+        again once its files changed, or every watch_poll_seconds. The start is fixed
+        now, not when the first event is asked for."""
         wants = self._invoke(self.app.watch_filter, request)
         after = self._invoke(self.app.watch_start, request)
         return self._poll(after, wants)
@@ -382,7 +390,7 @@ class EmbeddedMetadata(MetadataClient):
                 yield event
             after = found[-1][0].global_position if found else head
             if not found:
-                time.sleep(self.app.watch_poll_seconds)
+                self.app.wait_for_appends(self.app.watch_poll_seconds)
 
     def close(self) -> None:
         self.app.close()
@@ -471,6 +479,9 @@ class GrpcMetadata(MetadataClient):
 
     def list_tasks(self, request: query.ListTasksRequest) -> query.ListTasksResponse:
         return self._invoke(self._query.ListTasks, request)
+
+    def list_task_spans(self, request: query.ListTaskSpansRequest) -> query.ListTaskSpansResponse:
+        return self._invoke(self._query.ListTaskSpans, request)
 
     def get_task(self, request: query.GetTaskRequest) -> query.GetTaskResponse:
         return self._invoke(self._query.GetTask, request)

@@ -202,7 +202,7 @@ def test_a_timeline_is_kept_only_once_its_run_finished(tmp_path: Path) -> None:
     def no_reading(request: Any) -> Any:
         raise AssertionError(f"the tasks of {request.run_id} were read again")
 
-    metadata.list_tasks = no_reading  # type: ignore[method-assign]
+    metadata.list_task_spans = no_reading  # type: ignore[method-assign]
     assert timelines.json(metadata, "Flow", "1") == done_text  # both kept
     assert timelines.json(metadata, "Flow", "2") == failed
     metadata.close()

@@ -321,6 +321,65 @@ def test_queries_and_not_found(app: LedgerApplication) -> None:
     assert [(a.name, a.task_pathspec) for a in arts] == [("x", "MyFlow/1/start/1")]
 
 
+def spans_of(app: LedgerApplication, flow: str, run: str, page_size: int = 0) -> list[tuple]:
+    """ListTaskSpans, page after page, as (step, task, start, end, status, attempts,
+    cloned) rows."""
+    request = q.ListTaskSpansRequest(flow_name=flow, run_id=run)
+    request.page.page_size = page_size
+    rows: list[tuple] = []
+    while True:
+        page = app.list_task_spans(request)
+        columns = (page.task_ids, page.started_at_us, page.finished_at_us, page.status,
+                   page.attempts, page.cloned)  # fmt: skip
+        assert len({len(page.step_index), *map(len, columns)}) == 1
+        steps = [page.step_names[i] for i in page.step_index]
+        rows.extend(zip(steps, *columns, strict=True))
+        if not page.page.next_page_token:
+            return rows
+        request.page.page_token = page.page.next_page_token
+
+
+def test_task_spans_say_in_columns_what_list_tasks_says(app: LedgerApplication) -> None:
+    """A timeline's read: every task's step, start, end, status and attempts, also of
+    retried, failed, running and cloned tasks, page after page."""
+    append(app, *ev.successful_run("F", "1"))
+    append(
+        app,
+        ev.run_started("F", "2", origin_run_id="1"),
+        ev.task_cloned("F", "2", "start", "1", origin="F/1/start/1"),
+        ev.task_started("F", "2", "work", "2"),
+        ev.task_failed("F", "2", "work", "2"),
+        ev.task_started("F", "2", "work", "2", attempt=1),
+        ev.task_succeeded("F", "2", "work", "2", attempt=1),
+        ev.task_started("F", "2", "work", "3"),
+        ev.task_failed("F", "2", "work", "3"),
+        ev.task_started("F", "2", "work", "4"),
+    )
+    tasks = app.list_tasks(q.ListTasksRequest(flow_name="F", run_id="2")).tasks
+    expected = [
+        (t.step_name, t.task_id, t.created_at.ToMicroseconds(),
+         t.finished_at.ToMicroseconds() if t.HasField("finished_at") else 0, t.status,
+         len(t.attempts), bool(t.origin_pathspec))
+        for t in tasks
+    ]  # fmt: skip
+    assert [(row[0], row[1], row[4], row[5], row[6]) for row in expected] == [
+        ("start", "1", S.STATUS_SUCCEEDED, 0, True),
+        ("work", "2", S.STATUS_SUCCEEDED, 2, False),
+        ("work", "3", S.STATUS_FAILED, 1, False),
+        ("work", "4", S.STATUS_RUNNING, 1, False),
+    ]
+    assert spans_of(app, "F", "2") == expected
+    assert spans_of(app, "F", "2", page_size=3) == expected  # each page names its steps
+    with pytest.raises(InvalidArgument, match="page_size is at most 20,000"):
+        spans_of(app, "F", "2", page_size=20_001)
+    with pytest.raises(NotFound, match="run F/3 does not exist"):
+        spans_of(app, "F", "3")
+    bad_token = q.ListTaskSpansRequest(flow_name="F", run_id="2")
+    bad_token.page.page_token = "nope"
+    with pytest.raises(InvalidArgument, match="page_token is not one this list gave out"):
+        app.list_task_spans(bad_token)
+
+
 def test_steps_count_their_tasks_by_status_and_name_the_steps_that_fed_them(
     app: LedgerApplication,
 ) -> None:

@@ -148,7 +148,8 @@ def build_server(
         delegating_servicer(query_service_pb2_grpc.QueryServiceServicer, transport, {
             "GetFlow": "get_flow", "ListFlows": "list_flows", "GetRun": "get_run",
             "ListRuns": "list_runs", "ListSteps": "list_steps", "ListTasks": "list_tasks",
-            "GetTask": "get_task", "ListArtifacts": "list_artifacts",
+            "ListTaskSpans": "list_task_spans", "GetTask": "get_task",
+            "ListArtifacts": "list_artifacts",
             "ListTables": "list_tables", "ListTableVersions": "list_table_versions",
         }),
         server,

@@ -122,6 +122,12 @@ class Database(abc.ABC):
     # when not, watchers poll more often.
     notifies_other_processes = False
 
+    def change_stamp(self) -> object:
+        """Something that changes whenever another process may have appended, cheaper
+        to read than the ledger (a database that does not notify: its files' sizes and
+        times); None where appends are notified (then it tells nothing)."""
+        return None
+
     @abc.abstractmethod
     def write(self) -> Any:
         """Context manager yielding a :class:`Tx` that holds the append lock."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -67,6 +68,23 @@ class SqliteDatabase(Database):
             if path != ":memory:":
                 self._use_wal()
             self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    def change_stamp(self) -> object:
+        """The database file's and its write-ahead log's sizes and modification times:
+        every commit writes the log (a checkpoint the file), so another process's
+        append changes them; a stat of each, no read of the ledger."""
+        if self.path == ":memory:":
+            return None
+        base = str(Path(self.path).expanduser())
+        stamp: list[tuple[int, int] | None] = []
+        for name in (base, base + "-wal"):
+            try:
+                found = os.stat(name)
+            except OSError:
+                stamp.append(None)
+                continue
+            stamp.append((found.st_size, found.st_mtime_ns))
+        return tuple(stamp)
 
     def _use_wal(self) -> None:
         """Switches a new file to WAL (readers never wait for the writer). The switch

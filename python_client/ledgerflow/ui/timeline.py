@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from ledgerflow.metadata_client import MetadataClient
-from ledgerflow.ui.model import STATUS, tasks_of
+from ledgerflow.ui.model import STATUS
 from ledgerflow.v1 import common_pb2, query_service_pb2
 
 # Status codes in the JSON, by position (timeline.js has the same list).
@@ -71,19 +72,35 @@ def _build(metadata: MetadataClient, flow: str, run_id: str, run: Any) -> str:
     start = _ms(run.created_at) or now
     steps: dict[str, int] = {}
     rows: list[list[Any]] = []
-    begun = [(_ms(task.created_at), task) for task in tasks_of(metadata, flow, run_id)]
-    begun.sort(key=lambda pair: pair[0] if pair[0] is not None else now)
-    for began, task in begun:
-        index = steps.setdefault(task.step_name, len(steps))
-        ended = _ms(task.finished_at)
-        rows.append([
-            index, task.task_id, max(0, (began or start) - start),
-            -1 if ended is None else max(0, ended - start),
-            _CODE.get(task.status, 0), len(task.attempts), 1 if task.origin_pathspec else 0,
-        ])  # fmt: skip
+    for page in _span_pages(metadata, flow, run_id):
+        # The page's step indexes, as indexes into the whole run's steps.
+        index = [steps.setdefault(name, len(steps)) for name in page.step_names]
+        for step, task_id, began, ended, status, attempts, cloned in zip(
+            page.step_index, page.task_ids, page.started_at_us, page.finished_at_us,
+            page.status, page.attempts, page.cloned, strict=True,
+        ):  # fmt: skip
+            rows.append([
+                index[step], task_id, max(0, began // 1000 - start),
+                -1 if not ended else max(0, ended // 1000 - start),
+                _CODE.get(status, 0), attempts, int(cloned),
+            ])  # fmt: skip
     data = {
         "start": start, "end": _ms(run.finished_at), "now": now,
         "status": STATUS[run.status], "steps": list(steps), "tasks": rows,
     }  # fmt: skip
     # "<" escaped, so that the text may sit in a <script> element of the page.
     return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _span_pages(
+    metadata: MetadataClient, flow: str, run_id: str
+) -> Iterator[query_service_pb2.ListTaskSpansResponse]:
+    """The run's tasks as spans (ListTaskSpans), page after page, in the order they
+    began: a task's start and end, status and attempts, none of the rest of a Task."""
+    request = query_service_pb2.ListTaskSpansRequest(flow_name=flow, run_id=run_id)
+    while True:
+        page = metadata.list_task_spans(request)
+        yield page
+        if not page.page.next_page_token:
+            return
+        request.page.page_token = page.page.next_page_token

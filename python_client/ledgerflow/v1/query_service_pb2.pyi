@@ -117,6 +117,38 @@ class ListTasksResponse(_message.Message):
     page: _common_pb2.PageResponse
     def __init__(self, tasks: _Optional[_Iterable[_Union[_records_pb2.Task, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
+class ListTaskSpansRequest(_message.Message):
+    __slots__ = ("flow_name", "run_id", "page")
+    FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    flow_name: str
+    run_id: str
+    page: _common_pb2.PageRequest
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListTaskSpansResponse(_message.Message):
+    __slots__ = ("step_names", "step_index", "task_ids", "started_at_us", "finished_at_us", "status", "attempts", "cloned", "page")
+    STEP_NAMES_FIELD_NUMBER: _ClassVar[int]
+    STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_US_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_US_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CLONED_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    step_names: _containers.RepeatedScalarFieldContainer[str]
+    step_index: _containers.RepeatedScalarFieldContainer[int]
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    started_at_us: _containers.RepeatedScalarFieldContainer[int]
+    finished_at_us: _containers.RepeatedScalarFieldContainer[int]
+    status: _containers.RepeatedScalarFieldContainer[_common_pb2.Status]
+    attempts: _containers.RepeatedScalarFieldContainer[int]
+    cloned: _containers.RepeatedScalarFieldContainer[bool]
+    page: _common_pb2.PageResponse
+    def __init__(self, step_names: _Optional[_Iterable[str]] = ..., step_index: _Optional[_Iterable[int]] = ..., task_ids: _Optional[_Iterable[str]] = ..., started_at_us: _Optional[_Iterable[int]] = ..., finished_at_us: _Optional[_Iterable[int]] = ..., status: _Optional[_Iterable[_Union[_common_pb2.Status, str]]] = ..., attempts: _Optional[_Iterable[int]] = ..., cloned: _Optional[_Iterable[bool]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
 class GetTaskRequest(_message.Message):
     __slots__ = ("flow_name", "run_id", "step_name", "task_id")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]

@@ -65,6 +65,11 @@ class QueryServiceStub:
                 request_serializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTasksRequest.SerializeToString,
                 response_deserializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTasksResponse.FromString,
                 _registered_method=True)
+        self.ListTaskSpans = channel.unary_unary(
+                '/ledgerflow.v1.QueryService/ListTaskSpans',
+                request_serializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTaskSpansRequest.SerializeToString,
+                response_deserializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTaskSpansResponse.FromString,
+                _registered_method=True)
         self.GetTask = channel.unary_unary(
                 '/ledgerflow.v1.QueryService/GetTask',
                 request_serializer=ledgerflow_dot_v1_dot_query__service__pb2.GetTaskRequest.SerializeToString,
@@ -129,6 +134,14 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTaskSpans(self, request, context):
+        """A run's tasks as spans (step, id, start, end, status), in columns: what a timeline
+        draws, up to 20,000 tasks a page, without the attempts and inputs of ListTasks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetTask(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -188,6 +201,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.ListTasks,
                     request_deserializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTasksRequest.FromString,
                     response_serializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'ListTaskSpans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTaskSpans,
+                    request_deserializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTaskSpansRequest.FromString,
+                    response_serializer=ledgerflow_dot_v1_dot_query__service__pb2.ListTaskSpansResponse.SerializeToString,
             ),
             'GetTask': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTask,
@@ -373,6 +391,33 @@ class QueryService:
             '/ledgerflow.v1.QueryService/ListTasks',
             ledgerflow_dot_v1_dot_query__service__pb2.ListTasksRequest.SerializeToString,
             ledgerflow_dot_v1_dot_query__service__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTaskSpans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerflow.v1.QueryService/ListTaskSpans',
+            ledgerflow_dot_v1_dot_query__service__pb2.ListTaskSpansRequest.SerializeToString,
+            ledgerflow_dot_v1_dot_query__service__pb2.ListTaskSpansResponse.FromString,
             options,
             channel_credentials,
             insecure,
