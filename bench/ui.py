@@ -10,8 +10,9 @@ The run is a real foreach (bench/flows/foreach_100.py with --count), recorded in
 scratch folder's embedded ledger and, separately, by a metadata service on a throwaway
 Postgres (both unless --ledger picks one); `ledgerflow ui` serves it from a process of
 its own (with --service for the second). The embedded UI learns of appends by polling
-SQLite every 0.2 s; against a service it follows the watch stream. The goals in the
-issue: the run page under 1 s; the append-to-browser delay p99 under 500 ms.
+SQLite's files (a stat every 20 ms, a read when they changed); against a service it
+follows the watch stream. The goals: the run page with every bar drawn under 0.5 s;
+the append-to-browser delay p99 under 300 ms.
 """
 
 from __future__ import annotations
@@ -138,8 +139,8 @@ def measure(address: str, args: argparse.Namespace) -> None:
             # polling noticed: that backs off to half a second when the page is quiet.
             delays.append(int(live.get_attribute("data-updated") or 0) / 1000 - began)
         p50, p99 = (percentile(delays, p) * 1000 for p in (50, 99))
-        print(f"append to browser, {args.events} tags added: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
-              "(goal p99 < 500 ms)")  # fmt: skip
+        print(f"append to browser, {args.events} tags added: p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
+              f"max {max(delays) * 1000:.0f} ms (goal p99 < 300 ms)")  # fmt: skip
         browser.close()
 
 
