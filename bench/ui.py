@@ -9,8 +9,8 @@ page swapped in the new rows). Prints figures.
 The run is a real foreach (bench/flows/foreach_100.py with --count), recorded in a
 scratch folder's embedded ledger and, separately, by a metadata service on a throwaway
 Postgres (both unless --ledger picks one); `ledgerflow ui` serves it from a process of
-its own (with --service for the second). The embedded UI learns of appends by polling
-SQLite's files (a stat every 20 ms, a read when they changed); against a service it
+its own (with --service for the second). The embedded UI learns of appends by asking
+SQLite every 20 ms whether another connection committed (then it reads); against a service it
 follows the watch stream. The goals: the run page with every bar drawn under 0.5 s;
 the append-to-browser delay p99 under 300 ms.
 """

@@ -604,19 +604,25 @@ class LedgerApplication:
             runs = [wants.run_pathspec] if wants.run_pathspec else []
             return stored_events.read_after(tx, after, limit, runs, wants.event_types)
 
-    def wait_for_appends(self, seconds: float) -> None:
-        """Returns once another process may have appended (the database's change
-        stamp moved: a stat every 20 ms, where the database does not notify), or after
-        `seconds`: what a watcher of an embedded ledger sleeps on between reads."""
-        stamp = self.database.change_stamp()
-        if stamp is None:
+    def change_stamp(self) -> object:
+        """What wait_for_appends compares (Database.change_stamp): take it before a
+        read, so that an append between the read and the wait is not missed."""
+        return self.database.change_stamp()
+
+    def wait_for_appends(self, seconds: float, since: object) -> None:
+        """Returns once the ledger may hold events appended after `since` (a
+        change_stamp taken before the last read: a look every 20 ms where the database
+        does not notify), or after `seconds`: what a watcher of an embedded ledger
+        sleeps on between reads."""
+        if since is None:
             time.sleep(seconds)
             return
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            time.sleep(min(_CHANGE_CHECK_SECONDS, max(0.0, deadline - time.monotonic())))
-            if self.database.change_stamp() != stamp:
+        while self.database.change_stamp() == since:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return
+            time.sleep(min(_CHANGE_CHECK_SECONDS, left))
 
     def read_runs_chunk(
         self, after: int, runs: Collection[str] | None, limit: int

@@ -385,12 +385,13 @@ class EmbeddedMetadata(MetadataClient):
 
     def _poll(self, after: int, wants: Any) -> Iterator[events_pb2.Event]:
         while True:
+            stamp = self.app.change_stamp()  # before the read: no append slips between
             found, head, _ = self._invoke(self.app.read_watch_chunk, after, wants, 1000)
             for event, _run in found:
                 yield event
             after = found[-1][0].global_position if found else head
             if not found:
-                self.app.wait_for_appends(self.app.watch_poll_seconds)
+                self.app.wait_for_appends(self.app.watch_poll_seconds, stamp)
 
     def close(self) -> None:
         self.app.close()

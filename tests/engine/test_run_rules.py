@@ -23,6 +23,7 @@ from ledgerflow.engine import (
     after_failure,
     after_lost,
     after_not_started,
+    after_queue_timeout,
     catches_in_process,
     decide,
     died_outcome,
@@ -168,6 +169,13 @@ def test_an_attempt_that_never_began_is_the_infrastructures_and_says_why() -> No
     assert decisions[1].reason == "it never began: ImagePullError: no such image, 4 times"
     gang_node = spec("train", K.STEP_KIND_LINEAR, "join", parallel=True)
     assert after_not_started(gang_node, 1, "Unschedulable", "0/1 nodes").next is Next.FAIL
+
+
+def test_a_queue_timeout_fails_the_task_whatever_its_decorators() -> None:
+    waited = after_queue_timeout("no executor took it within 60 s: waiting: no gpu=4")
+    assert (waited.next, waited.reason) == (
+        Next.FAIL, "no executor took it within 60 s: waiting: no gpu=4"
+    )  # fmt: skip
 
 
 def test_outcome_events_are_the_same_for_every_recorder() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -104,6 +105,28 @@ def test_an_image_podman_cannot_pull_never_begins_and_fails_the_run_with_podmans
     ) in given_back[0].error_message
     (finished,) = [e.run_finished for e in events if e.HasField("run_finished")]
     assert not finished.succeeded
+
+
+def test_a_pull_that_hangs_is_given_up_after_the_start_timeout(cluster: Cluster) -> None:
+    """A registry that accepts connections and never answers: podman waits on it. After
+    --start-timeout the executor kills podman's client and gives the lease back."""
+    with socket.socket() as registry:
+        registry.bind(("127.0.0.1", 0))
+        registry.listen(64)  # connections queue here, and are never answered
+        image = f"127.0.0.1:{registry.getsockname()[1]}/stuck:1"
+        cluster.executor("--image", image, "--start-timeout", "2", backend="podman")
+        run_id = cluster.submit("slow_items", "--count", "1")
+        assert not cluster.wait_finished("SlowItems", run_id, seconds=120)
+    events = cluster.events("SlowItems", run_id)
+    given_back = [e.task_not_started for e in events if e.HasField("task_not_started")]
+    assert len(given_back) == MAX_LOST_ATTEMPTS + 1
+    assert given_back[0].error_type == "ImagePullError"
+    assert f"did not create the attempt's container from {image}" in given_back[0].error_message
+    assert "the executor's --start-timeout" in given_back[0].error_message
+    assert not [e for e in events if e.HasField("task_started")]
+    pulling = subprocess.run(["pgrep", "-af", "podman run"], capture_output=True, text=True,
+                             check=False).stdout  # fmt: skip
+    assert image not in pulling, pulling  # each client killed, none left pulling
 
 
 def test_each_task_sees_exactly_its_gpus(cluster: Cluster) -> None:

@@ -22,6 +22,7 @@ from ledgerflow_service.errors import (
     LedgerError,
     NotFound,
 )
+from ledgerflow_service.queries import tasks as task_queries
 from ledgerflow_service.read_models import READ_MODEL_TABLES
 
 ALICE = Principal("alice", authenticated=False)
@@ -339,7 +340,9 @@ def spans_of(app: LedgerApplication, flow: str, run: str, page_size: int = 0) ->
         request.page.page_token = page.page.next_page_token
 
 
-def test_task_spans_say_in_columns_what_list_tasks_says(app: LedgerApplication) -> None:
+def test_task_spans_say_in_columns_what_list_tasks_says(
+    app: LedgerApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A timeline's read: every task's step, start, end, status and attempts, also of
     retried, failed, running and cloned tasks, page after page."""
     append(app, *ev.successful_run("F", "1"))
@@ -370,6 +373,12 @@ def test_task_spans_say_in_columns_what_list_tasks_says(app: LedgerApplication) 
     ]
     assert spans_of(app, "F", "2") == expected
     assert spans_of(app, "F", "2", page_size=3) == expected  # each page names its steps
+    # A page also stops at about MAX_PAGE_BYTES (long task ids), with one span at least.
+    monkeypatch.setattr(task_queries, "MAX_PAGE_BYTES", 1)
+    assert spans_of(app, "F", "2") == expected
+    first = app.list_task_spans(q.ListTaskSpansRequest(flow_name="F", run_id="2"))
+    assert list(first.task_ids) == ["1"] and first.page.next_page_token
+    monkeypatch.undo()
     with pytest.raises(InvalidArgument, match="page_size is at most 20,000"):
         spans_of(app, "F", "2", page_size=20_001)
     with pytest.raises(NotFound, match="run F/3 does not exist"):

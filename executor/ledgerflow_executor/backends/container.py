@@ -12,9 +12,12 @@ removed); otherwise someone killed it.
 
 An attempt begins once the engine has created its container (its image found or
 pulled): the engine writes the container's id to a file then (``--cidfile``), and the
-attempt's TaskStarted is recorded when that file appears. An attempt that ends with the
-engine's exit 125 and no such file never began (an image the engine could not pull):
-its lease is given back (TaskNotStarted), with the engine's words.
+attempt's TaskStarted is recorded when that file is seen. An attempt that ends with the
+engine's exit 125, its container never seen and no outcome reported, never began (an
+image the engine could not pull, an option it refused; podman from 4.4 removes the file
+with the container, so what was seen is remembered): its lease is given back
+(TaskNotStarted), with the engine's words. Until it begins it is in trouble for the
+executor's --start-timeout (a pull that hangs): then the engine's client is killed.
 
 The attempt's environment (the datastore's settings, the AWS_* credentials the executor
 passes on) never appears on the engine's command line, where any local user sees it in
@@ -27,9 +30,11 @@ client's own environment.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -51,9 +56,6 @@ SERVICE_LABEL = "ledgerflow.service"  # whose lease it runs under (Launch.servic
 # The file in the attempt's folder where the engine writes its container's id once it
 # created it: the attempt has begun.
 CID_FILE = "container-id"
-# What an engine says when it could not get an image (podman, docker).
-_PULL_WORDS = ("pull", "image not known", "manifest unknown", "unable to find image",
-               "initializing source")  # fmt: skip
 # What a CUDA program opens besides its GPU's own device (those present here).
 NVIDIA_CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 
@@ -197,14 +199,19 @@ class ContainerBackend(Backend):
             raise
         self._containers[process.pid] = _Container(
             launch.name, Path(launch.workdir), env_file, Path(launch.stderr_path),
-            launch.image or self.image,
+            Path(launch.result_path), launch.image or self.image,
         )  # fmt: skip
         return process
 
     def kill(self, handle: int) -> None:
         container = self._containers.get(handle)
-        if container is not None:
+        if container is None:
+            return
+        if self.begun(handle):
             self._kill_container(container.name)
+        else:  # no container yet (the image still pulling): stop the engine's client
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(handle, signal.SIGKILL)
 
     def _kill_container(self, name: str) -> None:
         """Kills it (docker: and removes it, as it runs without --rm)."""
@@ -241,12 +248,28 @@ class ContainerBackend(Backend):
     def begun(self, handle: int) -> bool:
         """Once the engine created its container (or it ended: then never_began says)."""
         container = self._containers.get(handle)
-        return container is None or (container.workdir / CID_FILE).exists()
+        if container is None or container.created:
+            return True
+        container.created = (container.workdir / CID_FILE).exists()
+        return container.created
 
     def waiting(self, handle: int) -> str:
         if self.begun(handle):
             return ""
         return f"{self.name} is getting the image and creating the container"
+
+    def start_trouble(self, handle: int) -> TaskOutcome | None:
+        """Not created yet: a pull that takes longer than --start-timeout is given up."""
+        container = self._containers.get(handle)
+        if container is None or self.begun(handle):
+            return None
+        return failed(
+            "ImagePullError",
+            f"{self.name} did not create the attempt's container from "
+            f"{container.image or 'the root filesystem of this host'}: the image is still "
+            "being pulled, or the engine hangs",
+            records_pb2.FAILURE_KIND_INFRASTRUCTURE,
+        )
 
     def never_began(self, handle: int, exit_code: int) -> TaskOutcome | None:
         return self._never_began.pop(handle, None)
@@ -282,11 +305,35 @@ class ContainerBackend(Backend):
     def kill_leftover(self, leftover: Leftover) -> None:
         self._kill_container(leftover.handle)
 
+    def _never_created(self, container: _Container, exit_code: int) -> bool:
+        """Whether the engine's exit ended an attempt whose container it never created:
+        its exit 125, no container seen (podman from 4.4 removes the id file with the
+        container) and no outcome reported."""
+        return (
+            exit_code == 125
+            and not container.created
+            and not (container.workdir / CID_FILE).exists()
+            and not container.result.exists()
+        )
+
+    def _image_present(self, image: str) -> bool:
+        """Whether the engine has the image here (asked only when a container could not
+        be created: then it tells a failed pull from the engine's other refusals)."""
+        if not image:
+            return True  # this host's root filesystem
+        asked = ["image", "exists", image] if self.name == "podman" else ["image", "inspect", image]
+        try:
+            found = subprocess.run([str(self.binary), *asked], capture_output=True,
+                                   check=False, timeout=60)  # fmt: skip
+        except subprocess.SubprocessError:
+            return True  # unknown: the engine's words say more
+        return found.returncode == 0
+
     def _why_not_created(self, container: _Container, exit_code: int) -> TaskOutcome:
         """The engine exited before it created the attempt's container: its words, and
-        whether it could not get the image (said on any line of its output)."""
+        whether it lacks the image (then it could not pull it)."""
         said = engine_words(container.stderr)
-        pulling = any(word in read_tail(container.stderr).lower() for word in _PULL_WORDS)
+        pulling = not self._image_present(container.image)
         return failed(
             "ImagePullError" if pulling else "ContainerEngineError",
             f"{self.name} could not create the attempt's container from "
@@ -299,9 +346,12 @@ class ContainerBackend(Backend):
         exited = super().poll()
         for handle, code in exited:
             container = self._containers.pop(handle, None)
+            # A handle is a process id: what an earlier attempt with it left goes.
+            for kept in (self._never_began, self._oom_killed, self._last_words):
+                kept.pop(handle, None)
             if container is not None:
                 remove_env_file(container.env_file)
-                if code == 125 and not (container.workdir / CID_FILE).exists():
+                if self._never_created(container, code):
                     self._never_began[handle] = self._why_not_created(container, code)
                     continue
                 self._oom_killed[handle] = self._was_oom_killed(container)
@@ -314,16 +364,19 @@ class ContainerBackend(Backend):
         self._containers.clear()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Container:
     """A running attempt's container: its name, its folder, its env file, its stderr,
-    its image (empty: this host's root filesystem)."""
+    where its outcome goes, its image (empty: this host's root filesystem), and whether
+    the engine was seen to create it."""
 
     name: str
     workdir: Path
     env_file: Path
     stderr: Path
+    result: Path
     image: str
+    created: bool = False
 
 
 def container_ending(
@@ -334,9 +387,9 @@ def container_ending(
     oom_killed: bool | None = None,
     engine_said: str = "",
 ) -> TaskOutcome | None:
-    """What a container engine's exit code says: 125, the engine could not run the
-    container (an image it cannot find or pull, a bad option: `engine_said`, the last
-    line of its stderr, says which); 137, it was killed: for memory where the engine's
+    """What a container engine's exit code says, for a container it created: 125, the
+    engine could not run it (its runtime refused: `engine_said`, the engine's last error
+    line, says why), an infrastructure failure; 137, it was killed: for memory where the engine's
     own record (`oom_killed`) says so, else by someone's SIGKILL; with no record (None),
     a kill under a memory limit is taken as one for memory."""
     if exit_code == 125:

@@ -427,7 +427,8 @@ def task_queue_timed_out(
     deadline = run.queue_deadline_us(row)
     if item.principal is not None and (deadline is None or deadline > item.recorded_at_us):
         raise FailedPrecondition(f"task {row.task_pathspec} has not waited past its deadline")
-    decision = after_queue_timeout(flow_graph.step(run.flow_graph(), row.step_name), p.reason)
+    decision = after_queue_timeout(p.reason)
+    assert decision.next is Next.FAIL  # the engine's rule: a timed-out wait is not retried
     _fail_for_good(fold, run, row, decision.reason, item.recorded_at_us)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -63,6 +62,8 @@ class SqliteDatabase(Database):
             timeout=30.0,
         )
         self._lock = threading.RLock()
+        self._stamp_conn: sqlite3.Connection | None = None  # change_stamp's own
+        self._stamp_lock = threading.Lock()
         with self._lock:
             self._conn.execute("PRAGMA busy_timeout=30000")
             if path != ":memory:":
@@ -70,21 +71,18 @@ class SqliteDatabase(Database):
             self._conn.execute("PRAGMA synchronous=NORMAL")
 
     def change_stamp(self) -> object:
-        """The database file's and its write-ahead log's sizes and modification times:
-        every commit writes the log (a checkpoint the file), so another process's
-        append changes them; a stat of each, no read of the ledger."""
+        """SQLite's data_version, on a connection of its own that never writes: it
+        changes with every commit of any other connection, this process's included (a
+        look at the shared WAL index, no read of the ledger)."""
         if self.path == ":memory:":
             return None
-        base = str(Path(self.path).expanduser())
-        stamp: list[tuple[int, int] | None] = []
-        for name in (base, base + "-wal"):
-            try:
-                found = os.stat(name)
-            except OSError:
-                stamp.append(None)
-                continue
-            stamp.append((found.st_size, found.st_mtime_ns))
-        return tuple(stamp)
+        with self._stamp_lock:
+            if self._stamp_conn is None:
+                self._stamp_conn = sqlite3.connect(
+                    str(Path(self.path).expanduser()), isolation_level=None,
+                    check_same_thread=False, timeout=30.0,
+                )  # fmt: skip
+            return self._stamp_conn.execute("PRAGMA data_version").fetchone()[0]
 
     def _use_wal(self) -> None:
         """Switches a new file to WAL (readers never wait for the writer). The switch
@@ -171,3 +169,7 @@ class SqliteDatabase(Database):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._stamp_lock:
+            if self._stamp_conn is not None:
+                self._stamp_conn.close()
+                self._stamp_conn = None

@@ -213,21 +213,29 @@ MAX_REMOTE_WORKERS = 100_000
 def queue_options(when: str) -> list[Callable[..., Any]]:
     """--priority and --queue-timeout, for the runs the service queues: `when` says
     which ("With --remote: " for run and resume; "" for deploy, whose runs all are)."""
+
+    def said(text: str) -> str:
+        return when + text if when else text[0].upper() + text[1:]
+
     return [
         click.option(
             "--priority",
             type=click.IntRange(-MAX_PRIORITY, MAX_PRIORITY),
             default=None,
-            help=f"{when}executors take the tasks of higher-priority runs first "
-            f"(-{MAX_PRIORITY} to {MAX_PRIORITY}; default 0).",
+            help=said(
+                "executors take the tasks of higher-priority runs first "
+                f"(-{MAX_PRIORITY} to {MAX_PRIORITY}; default 0)."
+            ),
         ),
         click.option(
             "--queue-timeout",
             type=click.IntRange(1, MAX_QUEUE_TIMEOUT_SECONDS),
             default=None,
             metavar="SECONDS",
-            help=f"{when}a task that waits this long in the queue without any executor "
-            "taking it fails, and its run with it, saying why it waited (default: no limit).",
+            help=said(
+                "a task that waits this long in the queue without any executor taking it "
+                "fails, and its run with it, saying why it waited (default: no limit)."
+            ),
         ),
     ]
 

@@ -140,10 +140,10 @@ def after_not_started(
     return after_lost(step, lost, f"it never began: {error_type}: {error_message}".rstrip(": "))
 
 
-def after_queue_timeout(step: records_pb2.StepSpec, reason: str) -> Decision:
+def after_queue_timeout(reason: str) -> Decision:
     """What follows an attempt that no executor took within its run's --queue-timeout
     (TaskQueueTimedOut, `reason` says why it waited): the task fails for good, on
-    neither budget. No code of it ran, so @retry has nothing to retry, and queueing it
-    again would wait the same way; @catch cannot record a failure no task had."""
-    del step  # the same for every step: no decorator changes it
+    neither budget, whatever its decorators. No code of it ran, so @retry has nothing
+    to retry, and queueing it again would wait the same way; @catch cannot record a
+    failure no task had."""
     return Decision(Next.FAIL, 0.0, reason)
