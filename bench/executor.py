@@ -2,7 +2,7 @@
 local runtime, lease throughput, and an idle executor's memory. Prints figures.
 
     python bench/executor.py [--items 100] [--backends local,podman,slurm,slurm-steps]
-                             [--lease-items 4000]
+                             [--lease-items 4000] [--baseline REF [--rounds 2]]
 
 1. A foreach of --items trivial tasks, run locally (`run --max-workers 4`, forked
    tasks) and remotely (`run --remote` through one executor per backend, 4 tasks at
@@ -27,6 +27,8 @@ import argparse
 import contextlib
 import multiprocessing
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+from checkouts import (  # noqa: E402
+    WORKTREE,
+    check_imports,
+    describe,
+    make_checkout,
+    remove_worktrees,
+)
 from services import start_service  # noqa: E402
 
 FLOW = """
@@ -103,14 +112,22 @@ def first_task_delay(port: int, run_id: str) -> float:
     return (started.ToMicroseconds() - submitted.ToMicroseconds()) / 1e6
 
 
-def foreach_figures(items: int, backends: list[str]) -> None:
+def foreach_figures(
+    items: int, backends: list[str], base_env: dict[str, str] | None = None
+) -> dict[str, float]:
+    """Prints the foreach's figures (`base_env`: the environment the service, executor
+    and runs start from, this process's by default); returns the ms each remote task
+    adds over local, by backend, and the local run's seconds ("local runtime")."""
+    figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+        env = {k: v for k, v in (base_env or os.environ).items()
+               if not k.startswith("LEDGERFLOW_")}  # fmt: skip
         env.update(LEDGERFLOW_HOME=str(Path(scratch) / ".ledgerflow"), LEDGERFLOW_PYLINT="0")
         flow = Path(scratch) / "bench_foreach.py"
         flow.write_text(FLOW)
         local = timed_run([str(flow), "run", "--max-workers", "4", "--items", str(items)],
                           env, scratch)  # fmt: skip
+        figures["local runtime"] = local
         print(f"foreach of {items}, local forked runtime (4 workers): {local:.2f} s")
         service, port = start_service(f"sqlite://{scratch}/service.db", env=env)
         remote_env = {**env, "LEDGERFLOW_SERVICE": f"127.0.0.1:{port}"}
@@ -124,6 +141,7 @@ def foreach_figures(items: int, backends: list[str]) -> None:
                         env = {**env, "SLURM_CONF": str(slurm.conf)}
                     remote = remote_foreach(env, remote_env, port, backend, flow, items, scratch)
                 added = (remote.seconds - local) / (items + 3) * 1000
+                figures[backend] = added
                 print(
                     f"foreach of {items}, remote on {backend} (4 tasks at once): "
                     f"{remote.seconds:.2f} s, {added:+.0f} ms a task over local, "
@@ -133,6 +151,7 @@ def foreach_figures(items: int, backends: list[str]) -> None:
         finally:
             service.terminate()
             service.wait(30)
+    return figures
 
 
 @dataclass
@@ -226,13 +245,17 @@ def queue_foreach(client: object, items: int) -> None:
     ])  # fmt: skip
 
 
-def lease_figures(items: int, executors: int, per_call: int) -> None:
+def lease_figures(
+    items: int, executors: int, per_call: int, base_env: dict[str, str] | None = None
+) -> float:
+    """Prints and returns the leases a second (`base_env`: the service's environment)."""
     from ledgerflow.metadata_client import GrpcMetadata
     from postgres_server import create_database, postgres_server
 
     with postgres_server() as server_url, tempfile.TemporaryDirectory() as scratch:
         url = create_database(server_url, "bench_leases")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+        env = {k: v for k, v in (base_env or os.environ).items()
+               if not k.startswith("LEDGERFLOW_")}  # fmt: skip
         env["LEDGERFLOW_HOME"] = scratch
         service, port = start_service(url, env=env)
         try:
@@ -257,6 +280,7 @@ def lease_figures(items: int, executors: int, per_call: int) -> None:
                 f"leases: {total} handed out to {executors} executors in {seconds:.2f} s: "
                 f"{total / seconds:.0f} leases/s (Postgres; up to {per_call} per LeaseTasks call)"
             )
+            return total / seconds
         finally:
             service.terminate()
             service.wait(30)
@@ -281,6 +305,41 @@ def idle_rss() -> None:
             service.wait(30)
 
 
+def paired(args: argparse.Namespace, backends: list[str]) -> None:
+    """The foreach's added ms a task and the leases a second on the commit --baseline
+    and on this checkout, in alternating rounds: the service, the executor and the runs
+    of each side run its own packages (bench/checkouts.py); the lease clients are this
+    checkout's on both sides, so the difference is the service's."""
+    root = Path(tempfile.mkdtemp(prefix="executor-paired-"))
+    worktrees: list[Path] = []
+    try:
+        sides = [make_checkout("old", args.baseline, root, worktrees),
+                 make_checkout("new", WORKTREE, root, worktrees)]  # fmt: skip
+        for side in sides:
+            check_imports(side, side.python_env(), root)
+            print(f"  {side.role}: {describe(side.ref)}")
+        found: dict[tuple[str, str], list[float]] = {}
+        for number in range(args.rounds):
+            for side in sides if number % 2 == 0 else sides[::-1]:
+                print(f"round {number + 1}, {side.role} {side.label}:")
+                env = side.python_env()
+                figures = foreach_figures(args.items, backends, env)
+                figures["leases/s"] = lease_figures(args.lease_items, args.lease_executors, 64,
+                                                    env)  # fmt: skip
+                for name, value in figures.items():
+                    found.setdefault((side.role, name), []).append(value)
+        print(f"\n{'':28} {'old ' + sides[0].label:>16} {'new ' + sides[1].label:>16}")
+        names = ["local runtime", *backends, "leases/s"]
+        units = {"local runtime": "s, the foreach run locally", "leases/s": "leases/s"}
+        for name in names:
+            old, new = (statistics.median(found[(role, name)]) for role in ("old", "new"))
+            unit = units.get(name, f"ms a task added, remote on {name}")
+            print(f"{name:28} {old:>16,.1f} {new:>16,.1f}  ({unit}; medians of {args.rounds})")
+    finally:
+        remove_worktrees(worktrees)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100)
@@ -288,7 +347,16 @@ def main() -> None:
     parser.add_argument("--lease-items", type=int, default=4000)
     parser.add_argument("--lease-executors", type=int, default=8)
     parser.add_argument("--phases", default="foreach,leases,rss", help="which figures, in order")
+    parser.add_argument(
+        "--baseline", metavar="REF",
+        help="instead: the foreach and the leases on the commit REF and on this checkout, "
+        "in --rounds alternating rounds, side by side",
+    )  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="with --baseline")
     args = parser.parse_args()
+    if args.baseline:
+        paired(args, [b for b in args.backends.split(",") if b])
+        return
     phases = args.phases.split(",")
     if "foreach" in phases:
         foreach_figures(args.items, [b for b in args.backends.split(",") if b])

@@ -11,14 +11,24 @@ with production durability (fsync and synchronous_commit on), one after the othe
     python bench/ingest.py [--singles 2000] [--batches 1000] [--watch 500]
                            [--clients 16] [--workers 2] [--idle-watchers 1000]
                            [--rounds 3] [--durability fast|durable|both]
+                           [--baseline REF]
+
+With --baseline REF it measures single appends and batches of 100 instead, on the commit
+REF (a checkout of its own: bench/checkouts.py) and on this checkout as it is, in
+alternating rounds, each side's service on a database of its own, and prints them side
+by side: a regression shows in one run on a noisy VM.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import multiprocessing
 import os
+import shutil
+import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -30,6 +40,7 @@ import psycopg
 from ledgerflow.v1 import events_pb2, ledger_service_pb2, ledger_service_pb2_grpc, records_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from checkouts import WORKTREE, check_imports, describe, make_checkout, remove_worktrees
 from figures import percentile
 from postgres_server import create_database, postgres_server
 from services import start_service
@@ -102,8 +113,19 @@ def print_singles(latencies: list[float], elapsed: float, note: str = "") -> Non
 
 
 def bench_batches(address: str, batches: int, clients: int) -> None:
+    """Prints what append_batches measures."""
+    rate, latencies = append_batches(address, batches, clients)
+    print(
+        f"batches of 100   {batches * 100:>7} events  {rate:>9,.0f} events/s  "
+        f"{latency_summary(latencies)}"
+        f"  (per batch, {clients} client{'s' if clients > 1 else ''})"
+    )
+
+
+def append_batches(address: str, batches: int, clients: int) -> tuple[float, list[float]]:
     """`clients` threads, each with a connection of its own (as separate client
-    processes would have), append `batches` batches of 100 events between them.
+    processes would have), append `batches` batches of 100 events between them; returns
+    the events a second and each batch's latency.
 
     The clients share the server's two cores, so they send requests serialized in
     advance and leave the responses unparsed: what is measured is the service, with as
@@ -154,12 +176,7 @@ def bench_batches(address: str, batches: int, clients: int) -> None:
     elapsed = time.perf_counter() - started
     for channel in channels:
         channel.close()
-    total = batches * 100
-    print(
-        f"batches of 100   {total:>7} events  {total / elapsed:>9,.0f} events/s  "
-        f"{latency_summary(latencies)}"
-        f"  (per batch, {clients} client{'s' if clients > 1 else ''})"
-    )
+    return batches * 100 / elapsed, latencies
 
 
 def bench_watch(
@@ -336,6 +353,63 @@ def bench_database(url: str, args: argparse.Namespace, label: str) -> None:
             service.wait(timeout=20)
 
 
+def bench_paired(server_url: str, args: argparse.Namespace, label: str) -> None:
+    """Single appends and batches of 100 (one client and --clients), on the commit
+    --baseline and on this checkout in alternating rounds, each side's service on a
+    database of its own: a regression shows in one run on a noisy VM."""
+    root = Path(tempfile.mkdtemp(prefix="ingest-paired-"))
+    worktrees: list[Path] = []
+    try:
+        sides = [make_checkout("old", args.baseline, root, worktrees),
+                 make_checkout("new", WORKTREE, root, worktrees)]  # fmt: skip
+        urls = {}
+        for side in sides:
+            check_imports(side, side.python_env(), root)
+            urls[side.role] = create_database(server_url, f"ledgerflow_bench_{side.role}")
+        measures = ["single appends", "batches of 100, 1 client",
+                    f"batches of 100, {args.clients} clients"]  # fmt: skip
+        rates: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+        latencies: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+        print(f"ledgerflow ingest, paired: service ({args.workers} worker processes) on "
+              f"Postgres ({label}), loopback, {os.cpu_count()} cores, "
+              f"{args.rounds} rounds")  # fmt: skip
+        for side in sides:
+            print(f"  {side.role}: {describe(side.ref)}")
+        for number in range(args.rounds):
+            for side in sides if number % 2 == 0 else sides[::-1]:
+                process, port = start_service(urls[side.role], workers=args.workers,
+                                              env=side.python_env())  # fmt: skip
+                address = f"127.0.0.1:{port}"
+                try:
+                    with grpc.insecure_channel(address) as channel:
+                        stub = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+                        time_singles(stub, 50)  # warm up
+                        single, seconds = time_singles(stub, max(1, args.singles // args.rounds))
+                    rates[(side.role, measures[0])].append(len(single) / seconds)
+                    latencies[(side.role, measures[0])] += single
+                    for measure, clients in zip(measures[1:], (1, args.clients), strict=True):
+                        rate, batch = append_batches(address, max(1, args.batches // args.rounds),
+                                                     clients)  # fmt: skip
+                        rates[(side.role, measure)].append(rate)
+                        latencies[(side.role, measure)] += batch
+                finally:
+                    process.terminate()
+                    process.wait(timeout=20)
+        old, new = (side.role for side in sides)
+        print(f"{'':34} {'old ' + sides[0].label:>24} {'new ' + sides[1].label:>24}  new/old")
+        for measure in measures:
+            medians = [statistics.median(rates[(role, measure)]) for role in (old, new)]
+            print(f"{measure:34} {medians[0]:>14,.0f} events/s {medians[1]:>14,.0f} events/s"
+                  f"  {medians[1] / medians[0]:.2f}")  # fmt: skip
+            for role in (old, new):
+                print(f"  {role} each round: "
+                      + ", ".join(f"{r:,.0f}" for r in rates[(role, measure)])
+                      + f" events/s; {latency_summary(latencies[(role, measure)])}")  # fmt: skip
+    finally:
+        remove_worktrees(worktrees)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--singles", type=int, default=2000)
@@ -347,12 +421,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="of the idle-watcher comparison, its conditions in turn")  # fmt: skip
     parser.add_argument("--durability", choices=["fast", "durable", "both"], default="both")
+    parser.add_argument(
+        "--baseline", metavar="REF",
+        help="instead of every phase: single appends and batches on the commit REF and on "
+        "this checkout (as it is), in --rounds alternating rounds, side by side",
+    )  # fmt: skip
     args = parser.parse_args()
     for durable in {"fast": [False], "durable": [True], "both": [False, True]}[args.durability]:
         with postgres_server(durable=durable) as server_url:
-            url = create_database(server_url, "ledgerflow_bench")
             label = "fsync=on, synchronous_commit=on" if durable else "fsync=off, as in tests"
-            bench_database(url, args, label)
+            if args.baseline:
+                bench_paired(server_url, args, label)
+            else:
+                bench_database(create_database(server_url, "ledgerflow_bench"), args, label)
         print()
 
 

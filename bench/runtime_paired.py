@@ -70,16 +70,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from checkouts import (
+    WORKTREE,
+    BenchError,
+    Checkout,
+    check_imports,
+    describe,
+    make_checkout,
+    remove_worktrees,
+)
 from rich.console import Console
 from rich.table import Table
-
-REPO = Path(__file__).resolve().parent.parent
-WORKTREE = "WORKTREE"
-PACKAGES = {
-    "ledgerflow": "python_client",
-    "ledgerflow_service": "metadata_service",
-    "ledgerflow_executor": "executor",
-}
 
 FOREACH = """
 from ledgerflow import FlowSpec, step
@@ -156,28 +157,8 @@ peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(json.dumps({"seconds": elapsed, "peak_mb": peak_kb / 1024, "code": code}))
 """
 
-CHECK_IMPORTS = """
-import importlib, json
-found = {}
-for name in ("ledgerflow", "ledgerflow_service", "ledgerflow_executor"):
-    try:
-        found[name] = importlib.import_module(name).__file__
-    except ImportError:
-        found[name] = None
-print(json.dumps(found))
-"""
-
-# Stands in for a package a checkout does not have (the executor before it was written),
-# so that the side cannot fall back on the one installed (editable) from this checkout.
-MISSING = """raise ImportError("{name} is not in the checkout {checkout}")
-"""
-
 SUCCEEDED = re.compile(r"succeeded in (\d+(?:\.\d+)?)s")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-class BenchError(RuntimeError):
-    """Something failed to run: the benchmark stops with a non-zero status."""
 
 
 @dataclass
@@ -198,24 +179,29 @@ class Run:
 
 @dataclass
 class Side:
-    role: str  # "old" or "new"
-    ref: str
-    label: str  # what the tables call it: the short commit, or WORKTREE
-    checkout: Path
-    pycache: Path
-    stubs: Path  # stand-ins for the packages the checkout lacks
-    missing: list[str] = field(default_factory=list)
+    """A commit's checkout and the runs measured on it."""
+
+    checkout: Checkout
     runs: dict[str, list[Run]] = field(default_factory=dict)
 
+    @property
+    def role(self) -> str:
+        return self.checkout.role
+
+    @property
+    def ref(self) -> str:
+        return self.checkout.ref
+
+    @property
+    def label(self) -> str:
+        return self.checkout.label
+
+    @property
+    def missing(self) -> list[str]:
+        return self.checkout.missing
+
     def env(self, home: Path) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("LEDGERFLOW_") and k not in ("PYTHONPATH", "PYTHONHOME")
-        }
-        paths = [self.checkout / d for d in PACKAGES.values()] + [self.stubs]
-        env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
-        env["PYTHONPYCACHEPREFIX"] = str(self.pycache)
+        env = self.checkout.python_env()
         env["LEDGERFLOW_HOME"] = str(home)
         env["LEDGERFLOW_PYLINT"] = "0"
         # The big foreach is over the default --max-num-splits (100); a variable, not
@@ -223,78 +209,6 @@ class Side:
         env["LEDGERFLOW_RUN_MAX_NUM_SPLITS"] = "10000"
         env["USERNAME"] = "bench"
         return env
-
-
-def git(*args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise BenchError(f"git {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def describe(ref: str) -> str:
-    """The commit's short hash and subject, or the worktree's base and its changes."""
-    if ref == WORKTREE:
-        head = git("log", "-1", "--format=%h %s", "HEAD")
-        changed = len(git("status", "--porcelain").splitlines())
-        return f"this checkout, HEAD {head[:60]} + {changed} uncommitted file(s)"
-    return git("log", "-1", "--format=%h %s", ref)[:90]
-
-
-def make_side(role: str, ref: str, root: Path, worktrees: list[Path]) -> Side:
-    if ref == WORKTREE:
-        label, checkout = WORKTREE, REPO
-    else:
-        commit = git("rev-parse", "--verify", f"{ref}^{{commit}}")
-        label = git("rev-parse", "--short", commit)
-        checkout = root / f"checkout-{role}-{label}"
-        worktrees.append(checkout)  # before adding: a half-made worktree is removed too
-        git("worktree", "add", "--detach", "--quiet", str(checkout), commit)
-    side = Side(role, ref, label, checkout, root / f"pycache-{role}", root / f"stubs-{role}")
-    for module, folder in PACKAGES.items():
-        if not (checkout / folder / module / "__init__.py").exists():
-            side.missing.append(module)
-            stub = side.stubs / module / "__init__.py"
-            stub.parent.mkdir(parents=True)
-            stub.write_text(MISSING.format(name=module, checkout=checkout))
-    side.stubs.mkdir(exist_ok=True)
-    return side
-
-
-def remove_worktrees(worktrees: list[Path]) -> None:
-    for path in worktrees:
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)],
-            capture_output=True,
-            check=False,
-        )
-        shutil.rmtree(path, ignore_errors=True)
-    if worktrees:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False)
-
-
-def check_imports(side: Side, root: Path) -> None:
-    """Each side must import its own three packages, not the installed ones."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK_IMPORTS],
-        env=side.env(root / "home-check"),
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"{side.label}: cannot import its packages:\n{done.stderr[-2000:]}")
-    for module, path in json.loads(done.stdout).items():
-        if path is None and module in side.missing:
-            continue
-        if path is None:
-            raise BenchError(f"{side.label}: {module} does not import")
-        wanted = (side.checkout / PACKAGES[module]).resolve()
-        if not Path(path).resolve().is_relative_to(wanted):
-            raise BenchError(f"{side.label}: {module} comes from {path}, not from {wanted}")
 
 
 def run_flow(side: Side, case: Case, flows: Path, runs: Path, workers: int, timeout: float) -> Run:
@@ -424,8 +338,8 @@ def main() -> int:
         runs.mkdir()
         for case in cases:
             (flows / case.filename).write_text(textwrap.dedent(case.source).lstrip())
-        old = make_side("old", args.old, root, worktrees)
-        new = make_side("new", args.new, root, worktrees)
+        old = Side(make_checkout("old", args.old, root, worktrees))
+        new = Side(make_checkout("new", args.new, root, worktrees))
         console.print(
             f"runtime_paired: {args.rounds} round(s), --max-workers {args.workers}, "
             f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, embedded SQLite"
@@ -434,7 +348,7 @@ def main() -> int:
         for side in (old, new):
             absent = f" (has no {', '.join(side.missing)})" if side.missing else ""
             console.print(f"  {side.role}: {describe(side.ref)}{absent}")
-            check_imports(side, root)
+            check_imports(side.checkout, side.env(root / "home-check"), root)
             # Untimed: compiles the side's bytecode into its cache, and proves it runs.
             run_flow(side, cases[1], flows, runs, args.workers, args.timeout)
             side.runs = {case.key: [] for case in cases}
