@@ -138,6 +138,12 @@ class MetadataClient(abc.ABC):
         request = query.ListStepsRequest(flow_name=flow, run_id=run_id)
         return list(_pages(self.list_steps, request, lambda r: r.steps))
 
+    def task_span_pages(self, flow: str, run_id: str) -> Iterator[query.ListTaskSpansResponse]:
+        """The run's tasks as spans (ListTaskSpans), page after page, in the order they
+        began, each page as big as the service gives (its default: 10,000 spans)."""
+        request = query.ListTaskSpansRequest(flow_name=flow, run_id=run_id)
+        return _responses(self.list_task_spans, request, page_size=0)
+
     def tasks(self, flow: str, run_id: str, step: str = "") -> list[records_pb2.Task]:
         request = query.ListTasksRequest(flow_name=flow, run_id=run_id, step_name=step)
         return list(_pages(self.list_tasks, request, lambda r: r.tasks))
@@ -274,9 +280,11 @@ def _pages(rpc: Callable[[Any], Any], request: Any, items: Callable[[Any], Any])
         yield from items(response)
 
 
-def _responses(rpc: Callable[[Any], Any], request: Any) -> Iterator[Any]:
-    """Each page's response of a paged list."""
-    request.page.page_size = _PAGE_SIZE
+def _responses(
+    rpc: Callable[[Any], Any], request: Any, page_size: int = _PAGE_SIZE
+) -> Iterator[Any]:
+    """Each page's response of a paged list (page_size 0: the service's default)."""
+    request.page.page_size = page_size
     while True:
         response = rpc(request)
         yield response

@@ -266,7 +266,7 @@ class ContainerBackend(Backend):
         return failed(
             "ImagePullError",
             f"{self.name} did not create the attempt's container from "
-            f"{container.image or 'the root filesystem of this host'}: the image is still "
+            f"{container.source}: the image is still "
             "being pulled, or the engine hangs",
             records_pb2.FAILURE_KIND_INFRASTRUCTURE,
         )
@@ -337,7 +337,7 @@ class ContainerBackend(Backend):
         return failed(
             "ImagePullError" if pulling else "ContainerEngineError",
             f"{self.name} could not create the attempt's container from "
-            f"{container.image or 'the root filesystem of this host'} (exit {exit_code}): "
+            f"{container.source} (exit {exit_code}): "
             f"{said or 'it said nothing'}",
             records_pb2.FAILURE_KIND_INFRASTRUCTURE,
         )
@@ -377,6 +377,11 @@ class _Container:
     result: Path
     image: str
     created: bool = False
+
+    @property
+    def source(self) -> str:
+        """What the container is made from, for messages."""
+        return self.image or "the root filesystem of this host"
 
 
 def container_ending(

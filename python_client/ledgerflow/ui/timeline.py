@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,7 +71,7 @@ def _build(metadata: MetadataClient, flow: str, run_id: str, run: Any) -> str:
     start = _ms(run.created_at) or now
     steps: dict[str, int] = {}
     rows: list[list[Any]] = []
-    for page in _span_pages(metadata, flow, run_id):
+    for page in metadata.task_span_pages(flow, run_id):
         # The page's step indexes, as indexes into the whole run's steps.
         index = [steps.setdefault(name, len(steps)) for name in page.step_names]
         for step, task_id, began, ended, status, attempts, cloned in zip(
@@ -90,17 +89,3 @@ def _build(metadata: MetadataClient, flow: str, run_id: str, run: Any) -> str:
     }  # fmt: skip
     # "<" escaped, so that the text may sit in a <script> element of the page.
     return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
-
-
-def _span_pages(
-    metadata: MetadataClient, flow: str, run_id: str
-) -> Iterator[query_service_pb2.ListTaskSpansResponse]:
-    """The run's tasks as spans (ListTaskSpans), page after page, in the order they
-    began: a task's start and end, status and attempts, none of the rest of a Task."""
-    request = query_service_pb2.ListTaskSpansRequest(flow_name=flow, run_id=run_id)
-    while True:
-        page = metadata.list_task_spans(request)
-        yield page
-        if not page.page.next_page_token:
-            return
-        request.page.page_token = page.page.next_page_token
