@@ -27,3 +27,14 @@ def test_every_line_of_a_tasks_output_follows_its_name() -> None:
 
 def test_on_a_terminal_the_tasks_name_is_dimmed() -> None:
     assert _shown(True, "hello\n") == "    \x1b[2mtrain/7>\x1b[22m hello\n"
+
+
+def test_names_that_look_like_emoji_codes_are_printed_as_they_are(capsys) -> None:  # type: ignore[no-untyped-def]
+    """The reporter a run gets (its own console on stdout) does not turn ":fire:" in a
+    user's name or a warning into an emoji."""
+    reporter = RunReporter()
+    reporter.run_started("Flow", "1", ":fire:", "local")
+    reporter.warn("a :smile: in a message")
+    out = capsys.readouterr().out
+    assert "by :fire: (local metadata)" in out
+    assert "a :smile: in a message" in out

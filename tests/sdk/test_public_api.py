@@ -94,3 +94,47 @@ def test_service_errors_reach_users_as_sdk_exceptions(tmp_path) -> None:
             raise AssertionError("no error")
     finally:
         client.close()
+
+
+LEAN_FLOW = """
+import sys
+
+from ledgerflow import FlowSpec, step
+
+
+class Lean(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):  # a fork of the runtime: it holds what the runtime imported
+        print("loaded:", *sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY}))
+
+
+if __name__ == "__main__":
+    Lean()
+"""
+# Modules a local run has no use for unless a flow asks: a schedule (croniter), a TOML
+# config (tomllib), a code package (tarfile), a card opened in a browser (webbrowser),
+# a time zone (zoneinfo), Postgres (psycopg), rich's emoji table, grpc. Each is tens of
+# milliseconds of a flow's start, paid on every run.
+HEAVY = {"croniter", "tomllib", "tarfile", "webbrowser", "zoneinfo", "psycopg", "grpc",
+         "rich._emoji_codes"}  # fmt: skip
+
+
+def test_a_local_run_loads_only_what_it_uses(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    flow = tmp_path / "lean.py"
+    flow.write_text(LEAN_FLOW.replace("{HEAVY}", repr({m.split(".")[0] for m in HEAVY})))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+    env["LEDGERFLOW_HOME"] = str(tmp_path / "home")
+    out = subprocess.run([sys.executable, str(flow), "run"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    line = next(line for line in out.stdout.splitlines() if "loaded:" in line)
+    loaded = set(line.split("loaded:", 1)[1].split())
+    assert loaded & HEAVY == set(), line

@@ -17,13 +17,15 @@ def open_database(
     """Opens ``sqlite:///path/to/file.db``, ``sqlite://:memory:`` or ``postgresql://...``.
     `statement_timeout_seconds` caps each statement (Postgres; SQLite reads are bounded
     by their call scope)."""
-    from ledgerflow_service.store import postgres, sqlite
-
     if url.startswith(("postgresql://", "postgres://")):
+        from ledgerflow_service.store import postgres  # each backend only when used
+
         database: Database = postgres.PostgresDatabase(
             url, statement_timeout_seconds=statement_timeout_seconds
         )
     elif url.startswith("sqlite://"):
+        from ledgerflow_service.store import sqlite
+
         path = url.removeprefix("sqlite://")
         path = path.removeprefix("/") if path.startswith("/:memory:") else path
         database = sqlite.SqliteDatabase(path or ":memory:")

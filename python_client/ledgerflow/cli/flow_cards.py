@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import webbrowser
 from pathlib import Path
 from typing import Any
 
@@ -156,5 +155,7 @@ def add_card_commands(cli: click.Group, flow: str) -> None:
         path = folder / name
         path.write_bytes(_html(session, found))
         if _can_open_browser():
+            import webbrowser  # only here: every flow's command line imports this module
+
             webbrowser.open(path.as_uri())
         click.echo(str(path))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -175,6 +174,8 @@ def _parse(config: Config, text: str, source: str) -> Any:
     spec = config._spec
     if spec.parser is None:
         if source.endswith(".toml"):
+            import tomllib  # only here: most flows have no TOML config
+
             try:
                 return tomllib.loads(text)
             except tomllib.TOMLDecodeError as error:

@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ledgerflow.engine.deployments import production_namespace_of, trigger_name
 from ledgerflow.engine.projects import project_facts
@@ -40,6 +39,8 @@ def trigger_facts(trigger: records_pb2.Trigger | None) -> dict[str, Any] | None:
         return None
     scheduled_at = datetime.fromtimestamp(trigger.scheduled_at.ToMicroseconds() / 1e6, UTC)
     if trigger.timezone:  # in the schedule's zone: a local midnight keeps its own date
+        from zoneinfo import ZoneInfo  # only here: a flow's start need not load it
+
         scheduled_at = scheduled_at.astimezone(ZoneInfo(trigger.timezone))
     facts: dict[str, Any] = dict(
         deployment=trigger.deployment,

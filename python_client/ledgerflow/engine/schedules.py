@@ -14,11 +14,12 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from ledgerflow.v1 import records_pb2
+
+# croniter and zoneinfo are imported where a schedule is read, not here: every flow
+# imports this module (for @schedule), and croniter alone took ~15 ms of a flow's start
+# (it runs `file` on the interpreter to learn its word size).
 
 # The shortcuts of @schedule, as cron expressions (midnight and Sunday, as cron's own
 # @hourly, @daily and @weekly are).
@@ -63,6 +64,8 @@ def schedule_message(
 def zone(schedule: records_pb2.Schedule) -> tzinfo:
     if not schedule.timezone:
         return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(schedule.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -84,6 +87,8 @@ def check_cron_fields(schedule: records_pb2.Schedule) -> None:
 
 def check_schedule(schedule: records_pb2.Schedule) -> None:
     """Raises ScheduleError unless the schedule parses and comes due within a few years."""
+    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
     check_cron_fields(schedule)
     tz = zone(schedule)
     now = datetime.now(tz)
@@ -118,6 +123,8 @@ def _repeats_wall_time(schedule: records_pb2.Schedule) -> bool:
 def _walk(schedule: records_pb2.Schedule, start: datetime) -> Iterator[datetime]:
     """The due times strictly after `start`, earliest first, a repeated local time
     only once for a schedule at set hours."""
+    from croniter import CroniterBadDateError, croniter
+
     found = croniter(schedule.cron, start)
     once = _repeats_wall_time(schedule)
     previous = start.replace(tzinfo=None)
@@ -155,6 +162,8 @@ def latest_due(schedule: records_pb2.Schedule, since_us: int, until_us: int) -> 
     (a minute schedule after a month's outage is 43,200 due times). None when there is
     none, or when croniter's backward search misses it, as it can in the hour a time
     zone's clocks go back (the caller falls back on a due time it knows)."""
+    from croniter import CroniterBadDateError, croniter
+
     # croniter's get_prev is strictly before its start: start just after `until_us`.
     start = _instant(until_us, schedule) + timedelta(microseconds=1)
     try:

@@ -19,10 +19,12 @@ import gzip
 import io
 import json
 import os
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where a package is made or read: a local run makes none
+    import tarfile
 
 DEFAULT_SUFFIXES = (".py", ".R", ".RDS")
 # Inside the tarball: what the package is (its flow file and include rule).
@@ -51,6 +53,8 @@ def package_files(flow_file: Path, suffixes: tuple[str, ...] = DEFAULT_SUFFIXES)
 
 
 def _tar_entry(name: str, size: int, mode: int) -> tarfile.TarInfo:
+    import tarfile
+
     entry = tarfile.TarInfo(name)
     entry.size, entry.mode, entry.mtime = size, mode, 0
     entry.uid = entry.gid = 0
@@ -67,6 +71,8 @@ def pack(flow_file: Path, suffixes: tuple[str, ...] = DEFAULT_SUFFIXES) -> bytes
          "suffixes": list(suffixes), "files": [f.as_posix() for f in files]},
         sort_keys=True,
     ).encode()  # fmt: skip
+    import tarfile
+
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_tar_entry(INFO_NAME, len(info), 0o644), io.BytesIO(info))
@@ -99,6 +105,8 @@ class CodePackage:
 
     @property
     def tarball(self) -> tarfile.TarFile:
+        import tarfile
+
         return tarfile.open(fileobj=io.BytesIO(self.data), mode="r:gz")
 
     @property

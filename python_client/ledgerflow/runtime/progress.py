@@ -13,7 +13,8 @@ _PER_TASK_LIMIT = 8
 
 class RunReporter:
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False, soft_wrap=True)
+        # No emoji codes: a step or user named like ":fire:" is printed as it is.
+        self.console = console or Console(highlight=False, soft_wrap=True, emoji=False)
         self._expected: Counter[str] = Counter()
         self._done: Counter[str] = Counter()
 
