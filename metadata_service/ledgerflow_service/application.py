@@ -89,6 +89,8 @@ WATCH_POLL_SECONDS_NOTIFIED = 10.0
 WATCH_POLL_SECONDS_UNNOTIFIED = 0.2
 # How often a watcher of a database that does not notify looks at its change stamp.
 _CHANGE_CHECK_SECONDS = 0.02
+# The most events a watch stream's response may carry (WatchEventsRequest.batch_events).
+MAX_WATCH_BATCH = 64
 # Kinds only the service appends, through its own commands (DeploymentService).
 SERVICE_WRITES = frozenset({*DEPLOYMENT_EVENTS, "event_published", *NOTIFICATION_EVENTS})
 
@@ -566,6 +568,10 @@ class LedgerApplication:
     def watch_filter(self, request: ledger_api.WatchEventsRequest) -> WatchFilter:
         """Checks a watch request; returns what its stream wants."""
         check_int64("after_position", request.after_position)
+        if request.batch_events > MAX_WATCH_BATCH:
+            raise InvalidArgument(
+                f"batch_events is at most {MAX_WATCH_BATCH}, got {request.batch_events}"
+            )
         if request.from_head and request.after_position:
             raise InvalidArgument("give after_position or from_head, not both")
         if request.run_pathspec:

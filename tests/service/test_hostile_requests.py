@@ -237,6 +237,7 @@ def test_bad_event_values_are_invalid_argument(app: LedgerApplication, index: in
         lambda a: a.watch_filter(ledger_api.WatchEventsRequest(event_types=["NoSuchEvent"])),
         lambda a: a.watch_filter(ledger_api.WatchEventsRequest(after_position=1 << 63)),
         lambda a: a.watch_filter(ledger_api.WatchEventsRequest(after_position=3, from_head=True)),
+        lambda a: a.watch_filter(ledger_api.WatchEventsRequest(batch_events=65)),
     ],
 )  # fmt: skip
 def test_bad_query_values_are_invalid_argument(app: LedgerApplication, call: Any) -> None:

@@ -229,7 +229,7 @@ def test_watchers_whose_outboxes_fill_miss_nothing_and_get_nothing_twice(
         got = streams.setdefault(name, [])
         with contextlib.suppress(grpc.RpcError):
             for message in stream:  # type: ignore[attr-defined]
-                got.append(message.event.global_position)
+                got += [e.global_position for e in message.events or [message.event]]
                 time.sleep(pause)
                 if len(got) == count:
                     return
@@ -249,6 +249,7 @@ def test_watchers_whose_outboxes_fill_miss_nothing_and_get_nothing_twice(
             for kind, request, count in [
                 ("all", {"from_head": True}, 122),
                 ("run1", {"run_pathspec": "F/1", "from_head": True}, 61),
+                ("batched", {"from_head": True, "batch_events": 8}, 122),
             ]
         ]
         readers = [threading.Thread(target=read, args=w, daemon=True) for w in watchers]
@@ -264,10 +265,45 @@ def test_watchers_whose_outboxes_fill_miss_nothing_and_get_nothing_twice(
         for _, stream, _, _ in watchers:
             stream.cancel()
     run1 = [position for position, run in recorded if run == "F/1"]
-    for name in ("all-0.0", "all-0.002"):
+    for name in ("all-0.0", "all-0.002", "batched-0.0", "batched-0.002"):
         assert streams[name] == [position for position, _ in recorded], name
     for name in ("run1-0.0", "run1-0.002"):
         assert streams[name] == run1, name
+
+
+def test_a_reader_that_falls_behind_catches_up_in_batches(
+    served: tuple[RunningServer, str],
+) -> None:
+    """A stream that asked for batches of 4 and stops reading for a while: what waits
+    for it meanwhile comes in responses of several events (in `events`, never more than
+    4, never in `event`), every event once and in order. A stream that did not ask gets
+    one event a response, in `event`."""
+    server, address = served
+    with grpc.insecure_channel(address) as channel:
+        batched = watch(channel, from_head=True, batch_events=4)
+        single = watch(channel, from_head=True)
+        wait_for(lambda: server.watcher_count == 2, 10, "the watchers")
+        ledger = ledger_service_pb2_grpc.LedgerServiceStub(channel)
+        ledger.Append(ledger_service_pb2.AppendRequest(events=[ev.run_started("F", "1")]))
+        first = next(batched)  # type: ignore[call-overload]
+        for task in range(20):  # 200 KB each: 4 MB, past the stream's window, not read
+            failed = ev.task_failed("F", "1", "start", str(task))
+            failed.task_failed.traceback = "x" * 200_000
+            ledger.Append(ledger_service_pb2.AppendRequest(
+                events=[ev.task_started("F", "1", "start", str(task)), failed]))  # fmt: skip
+        responses, got = [first], [e.global_position for e in first.events]
+        while len(got) < 41 and len(responses) < 41:
+            responses.append(next(batched))  # type: ignore[call-overload]
+            got += [e.global_position for e in responses[-1].events]
+        singles = [next(single) for _ in range(41)]  # type: ignore[call-overload]
+        batched.cancel()
+        single.cancel()
+    assert got == list(range(1, 42))
+    sizes = [len(r.events) for r in responses if r.events]
+    assert max(sizes) > 1 and max(sizes) <= 4, sizes
+    assert not any(r.HasField("event") for r in responses)
+    assert [r.event.global_position for r in singles] == list(range(1, 42))
+    assert not any(r.events for r in singles)
 
 
 def audit_positions(channel: grpc.Channel) -> list[tuple[int, str]]:

@@ -125,7 +125,8 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
             transport.principal(context)
             wants = transport.app.watch_filter(request)
             start = transport.app.watch_start(request)
-            transport.hub.open_stream(start, wants, send_response_callback, context)
+            batch = max(1, request.batch_events)
+            transport.hub.open_stream(start, wants, send_response_callback, context, batch)
         except LedgerError as error:
             context.abort(error.code, error.message)
 

@@ -77,6 +77,22 @@ def serialized_response(event: events_pb2.Event) -> bytes:
     return ledger_service_pb2.WatchEventsResponse(event=event).SerializeToString()
 
 
+# A serialized WatchEventsResponse with one event in `event` (field 1) is this tag, the
+# event's length and its bytes; the same event in `events` (field 2) differs only in the
+# tag, and a repeated field's entries are concatenated. So responses serialized once for
+# every stream become one response of a batch by bytes alone, never parsed again.
+_EVENT_TAG, _EVENTS_TAG = b"\x0a", b"\x12"
+_EVENT_FIELD = ledger_service_pb2.WatchEventsResponse.DESCRIPTOR.fields_by_name["event"]
+_EVENTS_FIELD = ledger_service_pb2.WatchEventsResponse.DESCRIPTOR.fields_by_name["events"]
+assert (_EVENT_FIELD.number, _EVENTS_FIELD.number) == (1, 2)  # the tags above
+
+
+def merged_responses(responses: list[bytes]) -> bytes:
+    """One serialized WatchEventsResponse whose `events` are the events of
+    `responses` (each a serialized_response()), in order."""
+    return b"".join(_EVENTS_TAG + response[1:] for response in responses)
+
+
 @dataclass(eq=False)
 class _Subscription:
     """One live watcher, as the hub sees it: what it wants, where its events go, how to
@@ -192,10 +208,12 @@ class WatchHub:
         wants: WatchFilter,
         send: Callable[[Any], None],
         context: grpc.ServicerContext,
+        batch: int = 1,
     ) -> None:
         """Admits a WatchEvents stream (called on a gRPC thread, which it leaves at
         once): its events will go out through `send` (grpc's non-blocking stream
-        callback; None ends the stream) until the caller goes away or the hub closes.
+        callback; None ends the stream), up to `batch` in a response when several
+        wait (see merged_responses), until the caller goes away or the hub closes.
         Raises ResourceExhausted beyond the maximum number of streams, and Unavailable
         while the server shuts down (a client retries that elsewhere, or later)."""
         with self._open_lock:
@@ -209,7 +227,7 @@ class WatchHub:
             self._open_streams += 1
         try:
             serving = asyncio.run_coroutine_threadsafe(
-                self._serve(after_position, wants, send, context), self.loop
+                self._serve(after_position, wants, send, context, batch), self.loop
             )
         except BaseException:
             self._close_stream()
@@ -233,11 +251,12 @@ class WatchHub:
         wants: WatchFilter,
         send: Callable[[Any], None],
         context: grpc.ServicerContext,
+        batch: int = 1,
     ) -> None:
         """Puts one stream's events in its outbox, for the sender threads to send (a send
         blocks while the client's flow-control window is full, and a full outbox makes
         this wait: that is the stream's backpressure)."""
-        outbox = self._senders.outbox(send)
+        outbox = self._senders.outbox(send, batch, merged_responses)
         try:
             await self.watch(after_position, wants, outbox)
         except LedgerError as error:

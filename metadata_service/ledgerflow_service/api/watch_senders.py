@@ -11,10 +11,15 @@ around before the appending thread got it back.
 Instead each stream has an :class:`Outbox`: the loop puts responses in it and goes on;
 a sender thread that finds it ready sends everything in it, one stream after another,
 and the loop hears back only when a full outbox has room again or a stream's end has
-gone out. A few threads do the work of all streams. One that has been blocked on a
-send for longer than STALL_SECONDS (a client not reading) no longer counts: while
-every thread is blocked and outboxes wait, another thread is started, up to
-MAX_THREADS, and the extra ones end once idle. A client that stops reading therefore
+gone out. A stream that asked for batches gets what waits in its outbox (up to its batch,
+and BATCH_BYTES) as one message: a reader that falls behind, because the service or the
+reader itself is busy, catches up in fewer sends and receives, each of which costs both
+ends more than the bytes it carries.
+
+A few threads do the work of all streams. One that has been blocked on a send for
+longer than STALL_SECONDS (a client not reading) no longer counts: while every thread
+is blocked and outboxes wait, another thread is started, up to MAX_THREADS, and the
+extra ones end once idle. A client that stops reading therefore
 holds one thread and delays the other streams by STALL_SECONDS at most.
 """
 
@@ -39,17 +44,29 @@ IDLE_SECONDS = 10.0
 # (with the one being sent, what a slow client costs the server's memory, per stream).
 OUTBOX_RESPONSES = 64
 OUTBOX_BYTES = 1024 * 1024
-# Responses a thread sends from one outbox before it lets the other streams' turn come.
+# Messages a thread sends from one outbox before it lets the other streams' turn come.
 TURN = 64
+# A batch of responses holds more than this many bytes only when its first one does.
+BATCH_BYTES = 1024 * 1024
 
 
 class Outbox:
     """One stream's responses waiting to be sent, oldest first. At most one sender
     thread drains it at a time, so a stream's responses go out in order."""
 
-    def __init__(self, send: Callable[[Any], None], pool: SenderPool) -> None:
+    def __init__(
+        self,
+        send: Callable[[Any], None],
+        pool: SenderPool,
+        batch: int = 1,
+        merge: Callable[[list[bytes]], bytes] | None = None,
+    ) -> None:
+        """`batch` > 1: every message is `merge(responses)` of up to that many
+        waiting responses (of one, when only one waits)."""
         self._send = send
         self._pool = pool
+        self._batch = batch
+        self._merge = merge if batch > 1 else None
         self._loop = pool.loop
         # Serialized responses; None: the stream's end.
         self._pending: collections.deque[bytes | None] = collections.deque()
@@ -97,15 +114,14 @@ class Outbox:
         await self._ended
 
     def drain(self) -> bool:
-        """Sends (on a sender thread) up to TURN responses; True when more wait, and
+        """Sends (on a sender thread) up to TURN messages; True when more wait, and
         the outbox must go back in the queue for another turn."""
         for _ in range(TURN):
             with self._lock:
                 if not self._pending:
                     self._draining = False
                     return False
-                response = self._pending.popleft()
-                self._pending_bytes -= len(response or b"")
+                response = self._next_message()
                 room = self._room if len(self._pending) <= OUTBOX_RESPONSES // 2 else None
                 if room is not None:
                     self._room = None
@@ -115,6 +131,26 @@ class Outbox:
             if response is None and self._ended is not None:
                 self._loop.call_soon_threadsafe(_settle, self._ended)
         return True
+
+    def _next_message(self) -> bytes | None:
+        """Takes (under the lock) the next message to send: the oldest response, or
+        for a stream of batches the responses that wait (at least one), up to its batch
+        and BATCH_BYTES, merged; None for the stream's end (sent alone)."""
+        first = self._pending.popleft()
+        if first is None or self._merge is None:
+            self._pending_bytes -= len(first or b"")
+            return first
+        taken, size = [first], len(first)
+        while len(taken) < self._batch and self._pending:
+            following = self._pending[0]
+            if following is None or size + len(following) > BATCH_BYTES:
+                break
+            self._pending.popleft()
+            taken.append(following)
+            size += len(following)
+        self._pending_bytes -= size
+        assert self._merge is not None
+        return self._merge(taken)
 
 
 def _settle(future: asyncio.Future[None]) -> None:
@@ -140,8 +176,13 @@ class SenderPool:
         )
         self._watchdog.start()
 
-    def outbox(self, send: Callable[[Any], None]) -> Outbox:
-        return Outbox(send, self)
+    def outbox(
+        self,
+        send: Callable[[Any], None],
+        batch: int = 1,
+        merge: Callable[[list[bytes]], bytes] | None = None,
+    ) -> Outbox:
+        return Outbox(send, self, batch, merge)
 
     def submit(self, outbox: Outbox) -> None:
         self._ready.put(outbox)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ledgerflow.v1 import events_pb2 as ledgerflow_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ledgerflow/v1/ledger_service.proto\x12\rledgerflow.v1\x1a\x1aledgerflow/v1/events.proto\"K\n\rAppendRequest\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.ledgerflow.v1.Event\x12\x14\n\x0c\x63laimed_user\x18\x02 \x01(\t\"6\n\x0e\x41ppendResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.ledgerflow.v1.Event\"j\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x04\x12\x14\n\x0crun_pathspec\x18\x02 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\x12\x11\n\tfrom_head\x18\x04 \x01(\x08\":\n\x13WatchEventsResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.ledgerflow.v1.Event2\xb3\x01\n\rLedgerService\x12\x45\n\x06\x41ppend\x12\x1c.ledgerflow.v1.AppendRequest\x1a\x1d.ledgerflow.v1.AppendResponse\x12[\n\x0bWatchEvents\x12!.ledgerflow.v1.WatchEventsRequest\x1a\".ledgerflow.v1.WatchEventsResponse\"\x03\x90\x02\x01\x30\x01\x42m\n\x11\x64\x65v.ledgerflow.v1B\x12LedgerServiceProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ledgerflow/v1/ledger_service.proto\x12\rledgerflow.v1\x1a\x1aledgerflow/v1/events.proto\"K\n\rAppendRequest\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.ledgerflow.v1.Event\x12\x14\n\x0c\x63laimed_user\x18\x02 \x01(\t\"6\n\x0e\x41ppendResponse\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.ledgerflow.v1.Event\"\x80\x01\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x04\x12\x14\n\x0crun_pathspec\x18\x02 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\x12\x11\n\tfrom_head\x18\x04 \x01(\x08\x12\x14\n\x0c\x62\x61tch_events\x18\x05 \x01(\r\"`\n\x13WatchEventsResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.ledgerflow.v1.Event\x12$\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x14.ledgerflow.v1.Event2\xb3\x01\n\rLedgerService\x12\x45\n\x06\x41ppend\x12\x1c.ledgerflow.v1.AppendRequest\x1a\x1d.ledgerflow.v1.AppendResponse\x12[\n\x0bWatchEvents\x12!.ledgerflow.v1.WatchEventsRequest\x1a\".ledgerflow.v1.WatchEventsResponse\"\x03\x90\x02\x01\x30\x01\x42m\n\x11\x64\x65v.ledgerflow.v1B\x12LedgerServiceProtoP\x01ZBgithub.com/ledgerflow/ledgerflow/gen/go/ledgerflow/v1;ledgerflowv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,10 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPENDREQUEST']._serialized_end=156
   _globals['_APPENDRESPONSE']._serialized_start=158
   _globals['_APPENDRESPONSE']._serialized_end=212
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=214
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=320
-  _globals['_WATCHEVENTSRESPONSE']._serialized_start=322
-  _globals['_WATCHEVENTSRESPONSE']._serialized_end=380
-  _globals['_LEDGERSERVICE']._serialized_start=383
-  _globals['_LEDGERSERVICE']._serialized_end=562
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=215
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=343
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=345
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=441
+  _globals['_LEDGERSERVICE']._serialized_start=444
+  _globals['_LEDGERSERVICE']._serialized_end=623
 # @@protoc_insertion_point(module_scope)

@@ -22,19 +22,23 @@ class AppendResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[_events_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
-    __slots__ = ("after_position", "run_pathspec", "event_types", "from_head")
+    __slots__ = ("after_position", "run_pathspec", "event_types", "from_head", "batch_events")
     AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
     RUN_PATHSPEC_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
     FROM_HEAD_FIELD_NUMBER: _ClassVar[int]
+    BATCH_EVENTS_FIELD_NUMBER: _ClassVar[int]
     after_position: int
     run_pathspec: str
     event_types: _containers.RepeatedScalarFieldContainer[str]
     from_head: bool
-    def __init__(self, after_position: _Optional[int] = ..., run_pathspec: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., from_head: _Optional[bool] = ...) -> None: ...
+    batch_events: int
+    def __init__(self, after_position: _Optional[int] = ..., run_pathspec: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., from_head: _Optional[bool] = ..., batch_events: _Optional[int] = ...) -> None: ...
 
 class WatchEventsResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "events")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     event: _events_pb2.Event
-    def __init__(self, event: _Optional[_Union[_events_pb2.Event, _Mapping]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[_events_pb2.Event]
+    def __init__(self, event: _Optional[_Union[_events_pb2.Event, _Mapping]] = ..., events: _Optional[_Iterable[_Union[_events_pb2.Event, _Mapping]]] = ...) -> None: ...
