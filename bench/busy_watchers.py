@@ -78,7 +78,7 @@ def hold_watchers(
             stream.cancel()
         for channel in channels:
             channel.close()
-        _read_on_one_loop(address, count, request, opened, stop)
+        _read_on_one_loop(address, count, request, opened, stop, batch)
         return
     readers = [threading.Thread(target=drain, args=(s,), daemon=True) for s in streams]
     if types or not read:  # unread, the events still fit the streams' flow-control windows
@@ -93,8 +93,11 @@ def hold_watchers(
         channel.close()
 
 
-def _read_on_one_loop(address: str, count: int, request: Any, opened: Any, stop: Any) -> None:
-    """`count` streams read as fast as events come, on one asyncio loop."""
+def _read_on_one_loop(
+    address: str, count: int, request: Any, opened: Any, stop: Any, batch: int
+) -> None:
+    """`count` streams read as fast as events come, on one asyncio loop; prints how
+    many events they got (the appends timed while they were open) in how many messages."""
     import asyncio
 
     async def hold() -> None:
@@ -122,7 +125,8 @@ def _read_on_one_loop(address: str, count: int, request: Any, opened: Any, stop:
         for channel in channels:
             await channel.close()
         messages, events = received
-        print(f"    (the streams of everything got {events:,} events in {messages:,} messages: "
+        print(f"    (streams of everything asking for batches of {batch}: by the end of the "
+              f"timing they got {events:,} events in {messages:,} messages, "
               f"{events / max(1, messages):.2f} a message)", flush=True)  # fmt: skip
 
     asyncio.run(hold())

@@ -101,7 +101,7 @@ def synchronous(streams: int, messages: int) -> None:
     reader.join()
     report("synchronous server, one sender thread", streams * messages,
            time.perf_counter() - began, cpu_seconds() - cpu)  # fmt: skip
-    server.stop(0)
+    server.stop(0).wait()
 
 
 def asynchronous(streams: int, messages: int) -> None:

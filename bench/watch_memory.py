@@ -1,6 +1,7 @@
 """What slow watch streams from the start of a ledger of big events cost the service.
 
     python bench/watch_memory.py [--events 200] [--event-kib 1000] [--readers 16]
+                                 [--batch 1]
 
 Starts `ledgerflow service` on a temporary SQLite ledger (loopback, a free port),
 appends --events events of about --event-kib KiB each (runs whose parameter is that
@@ -9,7 +10,9 @@ then stop reading (a slow client), and prints the service's resident memory befo
 while they hang there (the goal in docs/security.md: under 512 MB with 16 readers over
 200 events of 1 MiB). Each database read of a watcher is bounded by bytes
 (store.events.read_after: 1 MiB), not only by its 500 events; what a slow stream still
-holds beyond that is gRPC's own send buffering.
+holds beyond that is gRPC's own send buffering. --batch N: the readers ask for up to N
+events a message (WatchEventsRequest.batch_events; the SDK asks for 64), so a message
+the service sends them is a batch of its own making (at most 1 MiB, or one event).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--event-kib", type=int, default=1000)
     parser.add_argument("--readers", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=1, help="events a message, 1 to 64")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ledgerflow-bench-watch-"))
     port = free_port()
@@ -78,7 +82,7 @@ def main() -> None:
                 f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20)]
             )
             stream = ledger_service_pb2_grpc.LedgerServiceStub(reader).WatchEvents(
-                ledger_service_pb2.WatchEventsRequest()
+                ledger_service_pb2.WatchEventsRequest(batch_events=args.batch)
             )
             next(stream)  # one event, then this client stops reading
             streams.append(stream)
@@ -86,8 +90,8 @@ def main() -> None:
         for _ in range(10):
             time.sleep(1)
             peak = max(peak, rss_mb(service.pid))
-        print(f"{args.readers} slow readers from position 0: service RSS peak {peak:.0f} MB "
-              "(goal: < 512 MB)")  # fmt: skip
+        print(f"{args.readers} slow readers from position 0, batches of {args.batch}: service "
+              f"RSS peak {peak:.0f} MB (goal: < 512 MB)")  # fmt: skip
         for stream in streams:
             stream.cancel()
         threading.Event().wait(0.5)

@@ -132,9 +132,18 @@ def test_a_local_run_loads_only_what_it_uses(tmp_path) -> None:
     flow.write_text(LEAN_FLOW.replace("{HEAVY}", repr({m.split(".")[0] for m in HEAVY})))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
     env["LEDGERFLOW_HOME"] = str(tmp_path / "home")
-    out = subprocess.run([sys.executable, str(flow), "run"], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    # -X importtime: every import of the runtime, to its end, on its stderr (a task's
+    # stderr goes to the task's log); the end step shows what a task held.
+    out = subprocess.run([sys.executable, "-X", "importtime", str(flow), "run"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     line = next(line for line in out.stdout.splitlines() if "loaded:" in line)
-    loaded = set(line.split("loaded:", 1)[1].split())
-    assert loaded & HEAVY == set(), line
+    in_a_task = set(line.split("loaded:", 1)[1].split())
+    in_the_runtime = {
+        row.rsplit("|", 1)[1].strip()
+        for row in out.stderr.splitlines()
+        if row.startswith("import time:") and row.count("|") == 2
+    }
+    assert "ledgerflow.runtime.scheduler" in in_the_runtime  # the rows were read
+    assert in_a_task & HEAVY == set(), line
+    assert in_the_runtime & HEAVY == set()

@@ -90,6 +90,7 @@ assert (_EVENT_FIELD.number, _EVENTS_FIELD.number) == (1, 2)  # the tags above
 def merged_responses(responses: list[bytes]) -> bytes:
     """One serialized WatchEventsResponse whose `events` are the events of
     `responses` (each a serialized_response()), in order."""
+    assert all(response[:1] == _EVENT_TAG for response in responses)
     return b"".join(_EVENTS_TAG + response[1:] for response in responses)
 
 

@@ -121,21 +121,25 @@ class Outbox:
                 if not self._pending:
                     self._draining = False
                     return False
-                response = self._next_message()
+                taken = self._take_next()
                 room = self._room if len(self._pending) <= OUTBOX_RESPONSES // 2 else None
                 if room is not None:
                     self._room = None
             if room is not None:
                 self._loop.call_soon_threadsafe(room.set)
+            response = taken
+            if isinstance(taken, list):  # joined outside the lock the loop takes per event
+                assert self._merge is not None
+                response = self._merge(taken)
             self._send(response)
             if response is None and self._ended is not None:
                 self._loop.call_soon_threadsafe(_settle, self._ended)
         return True
 
-    def _next_message(self) -> bytes | None:
-        """Takes (under the lock) the next message to send: the oldest response, or
+    def _take_next(self) -> bytes | list[bytes] | None:
+        """Takes (under the lock) what the next message sends: the oldest response, or
         for a stream of batches the responses that wait (at least one), up to its batch
-        and BATCH_BYTES, merged; None for the stream's end (sent alone)."""
+        and BATCH_BYTES, to be merged; None for the stream's end (sent alone)."""
         first = self._pending.popleft()
         if first is None or self._merge is None:
             self._pending_bytes -= len(first or b"")
@@ -149,8 +153,7 @@ class Outbox:
             taken.append(following)
             size += len(following)
         self._pending_bytes -= size
-        assert self._merge is not None
-        return self._merge(taken)
+        return taken
 
 
 def _settle(future: asyncio.Future[None]) -> None:
