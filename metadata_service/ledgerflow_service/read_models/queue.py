@@ -26,6 +26,7 @@ from ledgerflow.engine import (
     after_queue_timeout,
     decide,
 )
+from ledgerflow.engine.queues import policy_problem
 from ledgerflow.v1 import events_pb2, records_pb2
 
 from ledgerflow_service.errors import FailedPrecondition, InvalidArgument
@@ -45,10 +46,6 @@ SERVICE_EVENTS = frozenset(
 )
 # Task states that hold a place on an executor (what --max-workers and fair share count).
 ACTIVE_STATES = frozenset({"leased", "running"})
-# The bounds of a run's queue policy (records_pb2.QueuePolicy).
-MAX_PRIORITY = 1000
-MAX_WORKERS = 100_000
-MAX_QUEUE_TIMEOUT_SECONDS = 30 * 24 * 3600
 # Task events that must carry the task's current lease in an orchestrated run.
 FENCED_EVENTS = frozenset(
     {
@@ -200,20 +197,10 @@ def orchestrated_run(fold: ReadModelFold, item: PendingEvent) -> OrchestratedRun
 
 
 def check_queue_policy(name: str, policy: records_pb2.QueuePolicy) -> records_pb2.QueuePolicy:
-    """A run's (or a deployment's) queue policy, within its bounds."""
-    if not -MAX_PRIORITY <= policy.priority <= MAX_PRIORITY:
-        raise InvalidArgument(
-            f"{name}.priority must be -{MAX_PRIORITY} to {MAX_PRIORITY}, got {policy.priority}"
-        )
-    if policy.max_workers > MAX_WORKERS:
-        raise InvalidArgument(
-            f"{name}.max_workers must be 0 (no cap) to {MAX_WORKERS:,}, got {policy.max_workers}"
-        )
-    if policy.queue_timeout_seconds > MAX_QUEUE_TIMEOUT_SECONDS:
-        raise InvalidArgument(
-            f"{name}.queue_timeout_seconds must be 0 (none) to {MAX_QUEUE_TIMEOUT_SECONDS} "
-            f"(30 days), got {policy.queue_timeout_seconds}"
-        )
+    """A run's (or a deployment's) queue policy, within its bounds (the engine's)."""
+    problem = policy_problem(name, policy)
+    if problem is not None:
+        raise InvalidArgument(problem)
     return policy
 
 

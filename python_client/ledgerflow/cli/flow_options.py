@@ -18,6 +18,7 @@ from ledgerflow._parameters import (
     ParameterContext,
 )
 from ledgerflow.engine.graph import DEFAULT_MAX_NUM_SPLITS, MAX_FOREACH_SPLITS
+from ledgerflow.engine.queues import MAX_PRIORITY, MAX_QUEUE_TIMEOUT_SECONDS, MAX_WORKERS
 
 
 def flow_parameters(flow_class: type) -> dict[str, Parameter]:
@@ -204,10 +205,8 @@ REMOTE_OPTIONS = [
 ]
 
 # How the service's queue treats a remote run's tasks (docs/executor.md, "Queues"):
-# for `run --remote`, `resume --remote` and each run of a deployment.
-MAX_PRIORITY = 1000
-MAX_QUEUE_TIMEOUT_SECONDS = 30 * 24 * 3600
-MAX_REMOTE_WORKERS = 100_000
+# for `run --remote`, `resume --remote` and each run of a deployment, within the
+# bounds the service checks too (engine/queues.py).
 
 
 def queue_options(when: str) -> list[Callable[..., Any]]:
@@ -247,7 +246,7 @@ DEPLOY_QUEUE_OPTIONS = [
     *queue_options(""),
     click.option(
         "--max-workers",
-        type=click.IntRange(1, MAX_REMOTE_WORKERS),
+        type=click.IntRange(1, MAX_WORKERS),
         default=None,
         help="At most this many tasks of each run leased or running at once, across all "
         "executors (default: as the executors' capacity allows).",

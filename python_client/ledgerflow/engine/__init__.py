@@ -16,6 +16,7 @@ and croniter: the service imports it without importing the SDK.
 - :mod:`.facts`: what ``current`` says inside a task.
 - :mod:`.schedules`: a deployment's due times and the ids of a due time's run (croniter).
 - :mod:`.projects`: ``@project``'s branches, their names and tags.
+- :mod:`.queues`: a remote run's queue policy (priority, cap, queue timeout): its bounds.
 """
 
 from ledgerflow.engine.attempts import (
