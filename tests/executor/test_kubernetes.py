@@ -47,6 +47,7 @@ from ledgerflow_executor.backends.kubernetes import (
     AttemptFiles,
     KubernetesBackend,
     is_loopback,
+    trouble_now,
 )
 from waiting import wait_for
 
@@ -774,6 +775,40 @@ def test_an_unschedulable_pod_says_why_and_cancel_deletes_jobs(
         wait_for(lambda: not kubelet.jobs(), 30, "the cancelled Job to be deleted")
     finally:
         kubelet.close()
+
+
+def _pending(
+    *,
+    conditions: list[dict[str, str]] | None = None,
+    waiting: str | None = None,
+    running: bool = False,
+) -> dict[str, Any]:
+    """A pending pod's status as the API server reports it."""
+    state: dict[str, Any] = {"running": {}} if running else {"waiting": {"reason": waiting}}
+    return {"status": {"phase": "Pending", "conditions": conditions or [],
+                       "containerStatuses": [{"image": IMAGE, "state": state}]}}  # fmt: skip
+
+
+def test_a_pods_trouble_lasts_until_it_gets_past_it() -> None:
+    """Between two pulls of an image that cannot be had the kubelet reports the container
+    waiting for nothing wrong: the trouble (and so the executor's --start-timeout clock)
+    goes on until the container runs; an unschedulable pod's until it is scheduled."""
+    pull_failed = _pending(waiting="ErrImagePull")
+    trouble = trouble_now(pull_failed, None)
+    assert trouble is not None and trouble.error_type == "ImagePullError"
+    assert trouble_now(_pending(waiting="ContainerCreating"), trouble) is trouble
+    assert trouble_now(_pending(waiting="ImagePullBackOff"), trouble) is not None
+    assert trouble_now(_pending(running=True), trouble) is None
+    assert trouble_now(_pending(waiting="ContainerCreating"), None) is None  # no trouble yet
+
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+    trouble = trouble_now(_pending(conditions=[unschedulable]), None)
+    assert trouble is not None and trouble.error_type == "Unschedulable"
+    unsure = {"type": "PodScheduled", "status": "False"}
+    assert trouble_now(_pending(conditions=[unsure]), trouble) is trouble
+    scheduled = {"type": "PodScheduled", "status": "True"}
+    assert trouble_now(_pending(conditions=[scheduled], waiting="ContainerCreating"),
+                       trouble) is None  # fmt: skip
 
 
 def test_a_pod_no_node_can_take_is_given_back_after_the_start_timeout(

@@ -687,7 +687,7 @@ class KubernetesBackend(Backend):
             reason = self._job_failure(job)
             self._finish(job, -9, reason or "Killed", "the pod was deleted")
         else:
-            self._set_waiting(job, _waiting_note(pod), _start_trouble(pod))
+            self._set_waiting(job, pod)
 
     def _running(self, job: str) -> bool:
         with self._lock:
@@ -706,12 +706,14 @@ class KubernetesBackend(Backend):
                 return str(condition.reason or "")
         return ""
 
-    def _set_waiting(self, job: str, note: str, trouble: TaskOutcome | None) -> None:
+    def _set_waiting(self, job: str, pod: dict[str, Any]) -> None:
+        """A pod not running yet: what it waits for, and its trouble (trouble_now)."""
         with self._lock:
             handle = self._by_job.get(job)
             if handle is not None:
                 attempt = self._attempts[handle]
-                attempt.waiting, attempt.trouble, attempt.pod_seen = note, trouble, True
+                attempt.waiting, attempt.pod_seen = _waiting_note(pod), True
+                attempt.trouble = trouble_now(pod, attempt.trouble)
 
     def _finish(
         self, job: str, code: int, reason: str, message: str, *, only_if_podless: bool = False
@@ -1028,6 +1030,28 @@ def _start_trouble(pod: dict[str, Any]) -> TaskOutcome | None:
                           f"{container.get('image', 'its image')}: {said}",
                           records_pb2.FAILURE_KIND_INFRASTRUCTURE)  # fmt: skip
     return None
+
+
+def trouble_now(pod: dict[str, Any], before: TaskOutcome | None) -> TaskOutcome | None:
+    """A pending pod's trouble (_start_trouble), or the trouble it had `before` while it
+    has not got past it: between two pulls of an image that cannot be had, the kubelet
+    reports the container waiting for nothing wrong (ContainerCreating), and a pod no
+    node took may be reported again without its condition's reason; neither must restart
+    the executor's --start-timeout. Past it: the pod scheduled, or its containers out of
+    waiting."""
+    trouble = _start_trouble(pod)
+    if trouble is not None or before is None:
+        return trouble
+    status = pod.get("status") or {}
+    if before.error_type == "Unschedulable":
+        scheduled = any(
+            (c.get("type"), c.get("status")) == ("PodScheduled", "True")
+            for c in status.get("conditions") or []
+        )
+        return None if scheduled else before
+    containers = status.get("containerStatuses") or []
+    still_waiting = all("waiting" in (c.get("state") or {}) for c in containers)
+    return before if still_waiting else None
 
 
 def _task_labels(task: str) -> dict[str, str]:
