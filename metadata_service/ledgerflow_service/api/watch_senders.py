@@ -19,8 +19,8 @@ ends more than the bytes it carries.
 A few threads do the work of all streams. One that has been blocked on a send for
 longer than STALL_SECONDS (a client not reading) no longer counts: while every thread
 is blocked and outboxes wait, another thread is started, up to MAX_THREADS, and the
-extra ones end once idle. A client that stops reading therefore
-holds one thread and delays the other streams by STALL_SECONDS at most.
+extra ones end once idle. A client that stops reading therefore holds one thread and
+delays the other streams by STALL_SECONDS at most.
 """
 
 from __future__ import annotations
