@@ -11,13 +11,17 @@ fails to import, so the side cannot fall back on the editable install)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 WORKTREE = "WORKTREE"
@@ -122,6 +126,34 @@ def remove_worktrees(worktrees: list[Path]) -> None:
         shutil.rmtree(path, ignore_errors=True)
     if worktrees:
         subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False)
+
+
+@contextlib.contextmanager
+def paired_checkouts(
+    old_ref: str, new_ref: str = WORKTREE, *, prefix: str = "paired-"
+) -> Iterator[tuple[Path, tuple[Checkout, Checkout]]]:
+    """A scratch folder and the two sides (old, new), each proved to import its own
+    packages (check_imports); the worktrees and the folder go at the end, on error too."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    worktrees: list[Path] = []
+    try:
+        sides = (make_checkout("old", old_ref, root, worktrees),
+                 make_checkout("new", new_ref, root, worktrees))  # fmt: skip
+        for side in sides:
+            check_imports(side, side.python_env(), root)
+        yield root, sides
+    finally:
+        remove_worktrees(worktrees)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+Side = TypeVar("Side")
+
+
+def in_turn(pair: tuple[Side, Side], round_number: int) -> tuple[Side, Side]:
+    """The order of a round: old then new in even rounds (from 0), new then old in odd
+    ones, so that the machine's drift and the order within a pair fall on both alike."""
+    return pair if round_number % 2 == 0 else (pair[1], pair[0])
 
 
 def check_imports(side: Checkout, env: dict[str, str], cwd: Path) -> None:

@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import multiprocessing
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -38,13 +37,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
-from checkouts import (  # noqa: E402
-    WORKTREE,
-    check_imports,
-    describe,
-    make_checkout,
-    remove_worktrees,
-)
+from checkouts import describe, in_turn, paired_checkouts  # noqa: E402
 from services import start_service  # noqa: E402
 
 FLOW = """
@@ -310,17 +303,12 @@ def paired(args: argparse.Namespace, backends: list[str]) -> None:
     and on this checkout, in alternating rounds: the service, the executor and the runs
     of each side run its own packages (bench/checkouts.py); the lease clients are this
     checkout's on both sides, so the difference is the service's."""
-    root = Path(tempfile.mkdtemp(prefix="executor-paired-"))
-    worktrees: list[Path] = []
-    try:
-        sides = [make_checkout("old", args.baseline, root, worktrees),
-                 make_checkout("new", WORKTREE, root, worktrees)]  # fmt: skip
+    with paired_checkouts(args.baseline, prefix="executor-paired-") as (_, sides):
         for side in sides:
-            check_imports(side, side.python_env(), root)
             print(f"  {side.role}: {describe(side.ref)}")
         found: dict[tuple[str, str], list[float]] = {}
         for number in range(args.rounds):
-            for side in sides if number % 2 == 0 else sides[::-1]:
+            for side in in_turn(sides, number):
                 print(f"round {number + 1}, {side.role} {side.label}:")
                 env = side.python_env()
                 figures = foreach_figures(args.items, backends, env)
@@ -335,9 +323,6 @@ def paired(args: argparse.Namespace, backends: list[str]) -> None:
             old, new = (statistics.median(found[(role, name)]) for role in ("old", "new"))
             unit = units.get(name, f"ms a task added, remote on {name}")
             print(f"{name:28} {old:>16,.1f} {new:>16,.1f}  ({unit}; medians of {args.rounds})")
-    finally:
-        remove_worktrees(worktrees)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:

@@ -25,10 +25,8 @@ import argparse
 import collections
 import multiprocessing
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -40,7 +38,7 @@ import psycopg
 from ledgerflow.v1 import events_pb2, ledger_service_pb2, ledger_service_pb2_grpc, records_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from checkouts import WORKTREE, check_imports, describe, make_checkout, remove_worktrees
+from checkouts import describe, in_turn, paired_checkouts
 from figures import percentile
 from postgres_server import create_database, postgres_server
 from services import start_service
@@ -357,14 +355,9 @@ def bench_paired(server_url: str, args: argparse.Namespace, label: str) -> None:
     """Single appends and batches of 100 (one client and --clients), on the commit
     --baseline and on this checkout in alternating rounds, each side's service on a
     database of its own: a regression shows in one run on a noisy VM."""
-    root = Path(tempfile.mkdtemp(prefix="ingest-paired-"))
-    worktrees: list[Path] = []
-    try:
-        sides = [make_checkout("old", args.baseline, root, worktrees),
-                 make_checkout("new", WORKTREE, root, worktrees)]  # fmt: skip
+    with paired_checkouts(args.baseline, prefix="ingest-paired-") as (_, sides):
         urls = {}
         for side in sides:
-            check_imports(side, side.python_env(), root)
             urls[side.role] = create_database(server_url, f"ledgerflow_bench_{side.role}")
         measures = ["single appends", "batches of 100, 1 client",
                     f"batches of 100, {args.clients} clients"]  # fmt: skip
@@ -376,7 +369,7 @@ def bench_paired(server_url: str, args: argparse.Namespace, label: str) -> None:
         for side in sides:
             print(f"  {side.role}: {describe(side.ref)}")
         for number in range(args.rounds):
-            for side in sides if number % 2 == 0 else sides[::-1]:
+            for side in in_turn(sides, number):
                 process, port = start_service(urls[side.role], workers=args.workers,
                                               env=side.python_env())  # fmt: skip
                 address = f"127.0.0.1:{port}"
@@ -405,9 +398,6 @@ def bench_paired(server_url: str, args: argparse.Namespace, label: str) -> None:
                 print(f"  {role} each round: "
                       + ", ".join(f"{r:,.0f}" for r in rates[(role, measure)])
                       + f" events/s; {latency_summary(latencies[(role, measure)])}")  # fmt: skip
-    finally:
-        remove_worktrees(worktrees)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:

@@ -70,15 +70,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from checkouts import (
-    WORKTREE,
-    BenchError,
-    Checkout,
-    check_imports,
-    describe,
-    make_checkout,
-    remove_worktrees,
-)
+from checkouts import WORKTREE, BenchError, Checkout, describe, in_turn, paired_checkouts
 from rich.console import Console
 from rich.table import Table
 
@@ -330,59 +322,52 @@ def main() -> int:
             args.big + 3,
         ),
     ]
-    root = Path(tempfile.mkdtemp(prefix="runtime-paired-"))
-    worktrees: list[Path] = []
     try:
-        flows, runs = root / "flows", root / "runs"
-        flows.mkdir()
-        runs.mkdir()
-        for case in cases:
-            (flows / case.filename).write_text(textwrap.dedent(case.source).lstrip())
-        old = Side(make_checkout("old", args.old, root, worktrees))
-        new = Side(make_checkout("new", args.new, root, worktrees))
-        console.print(
-            f"runtime_paired: {args.rounds} round(s), --max-workers {args.workers}, "
-            f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, embedded SQLite"
-        )
-        new_before = describe(new.ref)
-        for side in (old, new):
-            absent = f" (has no {', '.join(side.missing)})" if side.missing else ""
-            console.print(f"  {side.role}: {describe(side.ref)}{absent}")
-            check_imports(side.checkout, side.env(root / "home-check"), root)
-            # Untimed: compiles the side's bytecode into its cache, and proves it runs.
-            run_flow(side, cases[1], flows, runs, args.workers, args.timeout)
-            side.runs = {case.key: [] for case in cases}
-        for number_ in range(args.rounds):
-            order = (old, new) if number_ % 2 == 0 else (new, old)
+        with paired_checkouts(args.old, args.new, prefix="runtime-paired-") as (root, checkouts):
+            flows, runs = root / "flows", root / "runs"
+            flows.mkdir()
+            runs.mkdir()
             for case in cases:
-                for side in order:
-                    run = run_flow(side, case, flows, runs, args.workers, args.timeout)
-                    side.runs[case.key].append(run)
-                    print(
-                        f"round {number_ + 1}/{args.rounds} {case.key:6} {side.role} "
-                        f"{side.label}: {run.seconds:.2f}s wall, runtime "
-                        f"{number(run.runtime_seconds, 2)}s, peak {run.peak_mb:.0f} MB",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-        if new.ref == WORKTREE and describe(WORKTREE) != new_before:
+                (flows / case.filename).write_text(textwrap.dedent(case.source).lstrip())
+            old, new = (Side(checkout) for checkout in checkouts)
             console.print(
-                f"note: this checkout changed during the benchmark: now {describe(WORKTREE)}"
+                f"runtime_paired: {args.rounds} round(s), --max-workers {args.workers}, "
+                f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, embedded SQLite"
             )
-        console.print()
-        for case in cases:
-            console.print(case_table(case, old, new, args.rounds))
-        console.print(
-            "wall s: python flow.py run, start to exit; runtime s: its 'succeeded in' line; "
-            "peak RSS: the largest process (ru_maxrss); new/old < 1: new is faster"
-        )
-        return 0
+            new_before = describe(new.ref)
+            for side in (old, new):
+                absent = f" (has no {', '.join(side.missing)})" if side.missing else ""
+                console.print(f"  {side.role}: {describe(side.ref)}{absent}")
+                # Untimed: compiles the side's bytecode into its cache, and proves it runs.
+                run_flow(side, cases[1], flows, runs, args.workers, args.timeout)
+                side.runs = {case.key: [] for case in cases}
+            for number_ in range(args.rounds):
+                for case in cases:
+                    for side in in_turn((old, new), number_):
+                        run = run_flow(side, case, flows, runs, args.workers, args.timeout)
+                        side.runs[case.key].append(run)
+                        print(
+                            f"round {number_ + 1}/{args.rounds} {case.key:6} {side.role} "
+                            f"{side.label}: {run.seconds:.2f}s wall, runtime "
+                            f"{number(run.runtime_seconds, 2)}s, peak {run.peak_mb:.0f} MB",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+            if new.ref == WORKTREE and describe(WORKTREE) != new_before:
+                console.print(
+                    f"note: this checkout changed during the benchmark: now {describe(WORKTREE)}"
+                )
+            console.print()
+            for case in cases:
+                console.print(case_table(case, old, new, args.rounds))
+            console.print(
+                "wall s: python flow.py run, start to exit; runtime s: its 'succeeded in' line; "
+                "peak RSS: the largest process (ru_maxrss); new/old < 1: new is faster"
+            )
+            return 0
     except BenchError as exc:
         print(f"runtime_paired: {exc}", file=sys.stderr)
         return 1
-    finally:
-        remove_worktrees(worktrees)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
