@@ -227,6 +227,58 @@ def test_a_submitted_run_is_orchestrated_to_its_end_and_rebuilds_the_same(
     assert read_models(app) == live
 
 
+def succeeded_event(leased: executor_service_pb2.LeaseTaskResponse) -> events_pb2.Event:
+    return events_pb2.Event(
+        event_id=ev.new_id(),
+        task_succeeded=events_pb2.TaskSucceeded(
+            task=task_ref(leased), attempt=leased.task.attempt, lease_id=leased.lease_id
+        ),
+    )
+
+
+@pytest.mark.parametrize("named", [500, 0], ids=["counted", "rows-read"])
+def test_a_join_is_queued_once_when_its_last_input_is_done_however_outcomes_arrive(
+    app: LedgerApplication, monkeypatch: pytest.MonkeyPatch, named: int
+) -> None:
+    """Each arrival counts the join's done inputs (the rows the append's fold holds as
+    it has them, the rest as stored); `rows-read`: past the rows a count may name, it
+    reads them. Outcomes come one an append and several in one append; a failed
+    input holds the join back until its retry succeeds."""
+    from ledgerflow_service.orchestration import process_manager
+
+    monkeypatch.setattr(process_manager, "_MAX_HELD_NAMED", named)
+    graph = records_pb2.FlowGraph(
+        steps=[
+            step("start", K.STEP_KIND_FOREACH, "work"),
+            step("work", K.STEP_KIND_LINEAR, "gather", retries=1),
+            step("gather", K.STEP_KIND_JOIN, "end", in_steps=["work"], closes="start"),
+            step("end", K.STEP_KIND_END),
+        ]
+    )
+    submit(app, graph=graph)
+    succeed(app, lease(app), num_splits=5)
+    items = [lease(app) for _ in range(5)]
+    succeed(app, items[4])
+    fail(app, items[0])
+    retried = lease(app)
+    assert retried.task.task_id == items[0].task.task_id and retried.task.attempt == 1
+    for leased in (items[1], items[2], items[3]):
+        start(app, leased)
+    report(app, succeeded_event(items[1]), succeeded_event(items[2]))  # two in one append
+    assert not lease(app).HasField("task")  # 3 of 5 done: the join waits
+    report(app, succeeded_event(items[3]))
+    assert not lease(app).HasField("task")  # 4 of 5: the first item's retry runs
+    succeed(app, retried)
+    gather = lease(app)
+    assert gather.task.step_name == "gather"
+    assert [p.rsplit("/", 1)[1] for p in gather.task.input_pathspecs] == [
+        i.task.task_id for i in items
+    ]
+    assert [
+        e.task_queued.task.step_name for e in run_events(app) if e.HasField("task_queued")
+    ].count("gather") == 1
+
+
 def test_one_attempt_is_leased_once(app: LedgerApplication) -> None:
     submit(app)
     first = lease(app, "exec-1")
