@@ -84,6 +84,11 @@ def start_executor(env: dict[str, str], port: int, backend: str) -> subprocess.P
     )  # fmt: skip
 
 
+def items_flags(items: int) -> list[str]:
+    """The foreach's item count, and a bound on splits that lets it through."""
+    return ["--items", str(items), "--max-num-splits", str(max(items, 100))]
+
+
 def timed_run(args: list[str], env: dict[str, str], cwd: str) -> float:
     began = time.perf_counter()
     subprocess.run([sys.executable, *args], env=env, cwd=cwd, check=True, capture_output=True)
@@ -118,7 +123,7 @@ def foreach_figures(
         env.update(LEDGERFLOW_HOME=str(Path(scratch) / ".ledgerflow"), LEDGERFLOW_PYLINT="0")
         flow = Path(scratch) / "bench_foreach.py"
         flow.write_text(FLOW)
-        local = timed_run([str(flow), "run", "--max-workers", "4", "--items", str(items)],
+        local = timed_run([str(flow), "run", "--max-workers", "4", *items_flags(items)],
                           env, scratch)  # fmt: skip
         figures["local runtime"] = local
         print(f"foreach of {items}, local forked runtime (4 workers): {local:.2f} s")
@@ -168,7 +173,7 @@ def remote_foreach(
         time.sleep(1.0)  # the executor connects and opens its watch stream
         began = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, str(flow), "run", "--remote", "--items", str(items)],
+            [sys.executable, str(flow), "run", "--remote", *items_flags(items)],
             env=remote_env, cwd=scratch, capture_output=True, text=True,
         )  # fmt: skip
         if out.returncode:
