@@ -276,3 +276,22 @@ def test_an_executor_finds_what_fits_behind_many_runs_it_cannot_serve(
     submit(app, "99", user="bob")
     assert who([lease(app, free=NO_GPU)]) == ["bob:99/start"]
     assert lease(app).task.run_id == "10"  # an executor with a GPU: the oldest
+
+
+def test_a_lease_call_takes_the_oldest_tasks_that_fit_its_room(
+    app: LedgerApplication,
+) -> None:
+    """A call with room for 12 tasks of a foreach of 30 takes the 12 oldest items; the
+    next call takes the other 18, in order."""
+    submit(app, "1", FOREACH)
+    split(app, "1", 30)
+    room = executor_service_pb2.Capacity(cpu=12, memory_mb=1 << 20)
+    request = executor_service_pb2.LeaseTasksRequest(
+        request=executor_service_pb2.LeaseTaskRequest(executor_id="small", free=room, total=room),
+        max_tasks=64,
+    )
+    first = app.lease_tasks(request, ALICE).leases
+    assert [lease.task.foreach_stack[-1].index for lease in first] == list(range(12))
+    rest = lease_many(app, 64)
+    assert [lease.task.foreach_stack[-1].index for lease in rest] == list(range(12, 30))
+    assert not lease_many(app, 64)
