@@ -34,7 +34,7 @@ from ledgerflow.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from postgres_server import create_database, postgres_server
-from services import start_service
+from services import cpu_seconds, start_service
 
 CONNECTIONS = 20
 
@@ -130,12 +130,6 @@ def _read_on_one_loop(
               f"{events / max(1, messages):.2f} a message)", flush=True)  # fmt: skip
 
     asyncio.run(hold())
-
-
-def cpu_seconds(pid: int) -> float:
-    """The user and system CPU time process `pid` has used, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -6,9 +6,11 @@ local runtime, lease throughput, and an idle executor's memory. Prints figures.
 
 1. A foreach of --items trivial tasks, run locally (`run --max-workers 4`, forked
    tasks) and remotely (`run --remote` through one executor per backend, 4 tasks at
-   once): the time each remote task adds over the local one, and the time from
-   submission to the first task running. With slurm, each task is a batch job on the
-   Slurm test cluster this script starts (tests/slurm_cluster.py: two nodes of 2
+   once): the time each remote task adds over the local one, the time from
+   submission to the first task running, and the CPU a task cost the service, the
+   executor and the processes it started (for `local`, the task server and its
+   forks). With slurm, each task is a batch job on the Slurm test cluster this script
+   starts (tests/slurm_cluster.py: two nodes of 2
    cores, 4 jobs at once), and the figures include jobs per second; with slurm-steps,
    each task is a job step in an allocation the executor holds (--slurm-steps).
 2. Leases per second: --lease-items queued tasks on Postgres, taken by 8 executor
@@ -38,7 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from checkouts import describe, in_turn, paired_checkouts  # noqa: E402
-from services import start_service  # noqa: E402
+from services import child_pids, cpu_seconds, start_service  # noqa: E402
 
 FLOW = """
 from ledgerflow import FlowSpec, Parameter, resources, step
@@ -137,7 +139,8 @@ def foreach_figures(
 
                         slurm = stack.enter_context(slurm_cluster(Path(scratch) / backend))
                         env = {**env, "SLURM_CONF": str(slurm.conf)}
-                    remote = remote_foreach(env, remote_env, port, backend, flow, items, scratch)
+                    remote = remote_foreach(env, remote_env, service.pid, port, backend, flow,
+                                            items, scratch)  # fmt: skip
                 added = (remote.seconds - local) / (items + 3) * 1000
                 figures[backend] = added
                 print(
@@ -146,6 +149,10 @@ def foreach_figures(
                     f"{(items + 3) / remote.seconds:.1f} tasks/s; submission to first task "
                     f"{remote.first_task_delay * 1000:.0f} ms"
                 )
+                spent = (remote.service_cpu, remote.executor_cpu, remote.tasks_cpu)
+                per_task = [1000 * seconds / (items + 3) for seconds in spent]
+                print("    CPU a task: service {:.1f} ms, executor {:.1f} ms, the processes the "
+                      "executor started {:.1f} ms".format(*per_task))  # fmt: skip
         finally:
             service.terminate()
             service.wait(30)
@@ -156,22 +163,35 @@ def foreach_figures(
 class RemoteFigures:
     seconds: float
     first_task_delay: float
+    # CPU seconds the run cost the service, the executor, and the processes the executor
+    # started (for `local`, the task server and its forks; a container's or a Slurm
+    # job's are not its children and are not counted).
+    service_cpu: float = 0.0
+    executor_cpu: float = 0.0
+    tasks_cpu: float = 0.0
 
 
 def remote_foreach(
     env: dict[str, str],
     remote_env: dict[str, str],
+    service: int,
     port: int,
     backend: str,
     flow: Path,
     items: int,
     scratch: str,
 ) -> RemoteFigures:
-    """`run --remote` of the foreach through one executor of `backend`."""
+    """`run --remote` of the foreach through one executor of `backend` (the service's
+    process: `service`)."""
     executor = start_executor(env, port, backend)
+
+    def cpu() -> tuple[float, float, float]:
+        children = sum(cpu_seconds(c, reaped_children=True) for c in child_pids(executor.pid))
+        return cpu_seconds(service), cpu_seconds(executor.pid), children
+
     try:
         time.sleep(1.0)  # the executor connects and opens its watch stream
-        began = time.perf_counter()
+        began, cpu_before = time.perf_counter(), cpu()
         out = subprocess.run(
             [sys.executable, str(flow), "run", "--remote", *items_flags(items)],
             env=remote_env, cwd=scratch, capture_output=True, text=True,
@@ -179,8 +199,9 @@ def remote_foreach(
         if out.returncode:
             raise SystemExit(f"the run on {backend} failed:\n{out.stdout[-3000:]}{out.stderr}")
         seconds = time.perf_counter() - began
+        spent = [after - before for after, before in zip(cpu(), cpu_before, strict=True)]
         run_id = out.stdout.split(" run ", 1)[1].split()[0]
-        return RemoteFigures(seconds, first_task_delay(port, run_id))
+        return RemoteFigures(seconds, first_task_delay(port, run_id), *spent)
     finally:
         executor.terminate()
         executor.wait(60)

@@ -17,6 +17,27 @@ import time
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """The user and system CPU time process `pid` has used, in seconds (with
+    `reaped_children`, also what its children that it waited for used)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = fields[11:15] if reaped_children else fields[11:13]
+    return sum(int(t) for t in ticks) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started that still run (or wait to be reaped)."""
+    found = []
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children") as children:
+                found += [int(child) for child in children.read().split()]
+        except OSError:
+            continue  # the thread ended
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
