@@ -69,20 +69,6 @@ class Capacity:
 
 
 @dataclass
-class _Ended:
-    """Attempts that exited, and the events of each that record its outcome."""
-
-    attempts: list[tuple[_Running, TaskOutcome, bool]] = field(default_factory=list)
-    events: list[list[Any]] = field(default_factory=list)
-
-    def add(
-        self, running: _Running, outcome: TaskOutcome, events: list[Any], *, never_began: bool
-    ) -> None:
-        self.attempts.append((running, outcome, never_began))
-        self.events.append(events)
-
-
-@dataclass
 class _Running:
     lease: Lease
     handle: int
@@ -190,16 +176,8 @@ class Executor:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             while not (self.draining and not self.running) and not self.stopped:
-                # The outcomes of the attempts that ended go to the service in one
-                # append with the TaskStarted of those leased into their room: a
-                # task's turn then costs two calls (LeaseTasks, Append), not three.
-                ended = self._ended()
-                reaped = len(ended.attempts)
-                try:
-                    leased = self._lease_what_fits(ended) if not self.draining else 0
-                finally:
-                    if ended.events:  # nothing was leased to travel with them
-                        self._settle(ended, self._record(ended.events))
+                leased = self._lease_what_fits() if not self.draining else 0
+                reaped = self._reap()
                 self._renew_if_due()
                 self._record_begun()
                 self._sweep_if_due()
@@ -242,10 +220,8 @@ class Executor:
 
     # ---- leasing and launching -----------------------------------------------------------
 
-    def _lease_what_fits(self, ended: _Ended | None = None) -> int:
-        """Leases and starts tasks until none fits the free capacity; returns how many.
-        The first tasks' TaskStarted are recorded in one append with `ended`'s
-        outcomes (which are then settled)."""
+    def _lease_what_fits(self) -> int:
+        """Leases and starts tasks until none fits the free capacity; returns how many."""
         count = 0
         while not self.draining:
             free = self.free()
@@ -272,15 +248,14 @@ class Executor:
             self._in_reach()
             if not response.leases:
                 return count
-            self._launch([Lease(leased) for leased in response.leases], ended)
-            ended = None
+            self._launch([Lease(leased) for leased in response.leases])
             self.metrics.leased(len(response.leases))
             count += len(response.leases)
         return count
 
-    def _launch(self, leases: list[Lease], ended: _Ended | None = None) -> None:
-        """Starts leased attempts: their TaskStarted events in one append (with
-        `ended`'s outcomes, first), then each on the backend."""
+    def _launch(self, leases: list[Lease]) -> None:
+        """Starts leased attempts: their TaskStarted events in one append, then each
+        on the backend."""
         prepared = []
         short: set[tuple[str, ...]] = set()  # gangs a node of which cannot start
         for lease in leases:
@@ -293,19 +268,14 @@ class Executor:
             self._sweep_leftovers()  # an earlier attempt may still run, its executor lost
         starts = [started(lease, self.backend.name, self.backend.handle_of(launch))
                   for lease, launch in prepared]  # fmt: skip
-        outcomes = ended.events if ended is not None else []
         recorded: list[bool | None]
         if self.backend.holds_attempts_back:  # recorded once each has begun
             self._unrecorded_starts.update(
                 (lease.lease_id, event) for (lease, _), event in zip(prepared, starts, strict=True)
             )
             recorded = [True] * len(prepared)
-            together = self._record(outcomes)
         else:
-            together = self._record([*outcomes, *([event] for event in starts)])
-            recorded = together[len(outcomes) :]
-        if ended is not None:
-            self._settle(ended, together[: len(outcomes)])
+            recorded = self._record([[event] for event in starts])
         gangs: dict[tuple[str, ...], list[tuple[Lease, Launch]]] = {}
         for (lease, launch), ok in zip(prepared, recorded, strict=True):
             if not ok:  # the lease is gone, or the service: it lapses, or is refused
@@ -631,23 +601,24 @@ class Executor:
 
     # ---- outcomes ----------------------------------------------------------------------
 
-    def _ended(self) -> _Ended:
-        """The attempts that exited, with the events that record their outcomes (not
-        yet recorded: see _settle)."""
-        ended = _Ended()
-        for handle, exit_code in self.backend.poll():
+    def _reap(self) -> int:
+        """Records the outcomes of the attempts that exited (in one append); returns
+        how many exited."""
+        exited = self.backend.poll()
+        finished: list[tuple[_Running, TaskOutcome, list[Any], bool]] = []
+        for handle, exit_code in exited:
             running = self.running.pop(handle, None)
             if running is None:  # a node killed as its gang failed to start
                 continue
             self._free_gpus.extend(running.gpu_ids)
             never = self._never_began(running, exit_code)
             if never is not None:  # no TaskStarted, no logs: the lease goes back
-                ended.add(running, never, [not_started(running.lease, never)], never_began=True)
+                finished.append((running, never, [not_started(running.lease, never)], True))
                 continue
             memory = running.lease.task.resources.memory_mb
-            why = running.ended or self.backend.why_ended(handle, exit_code, memory)
+            ended = running.ended or self.backend.why_ended(handle, exit_code, memory)
             outcome = read_outcome(running.result, running.stderr, exit_code, running.lease,
-                                   ended=why)  # fmt: skip
+                                   ended=ended)  # fmt: skip
             if not outcome.ok and not outcome.traceback:
                 outcome.traceback = read_output(running.stderr).decode(errors="replace")[-20000:]
             events = [
@@ -655,13 +626,9 @@ class Executor:
                 *self._upload_logs(running, final=True),
                 *recorded_outcome(running.lease, outcome),
             ]
-            ended.add(running, outcome, events, never_began=False)
-        return ended
-
-    def _settle(self, ended: _Ended, recorded: list[bool | None]) -> None:
-        """After `ended`'s outcomes were appended (`recorded`, an attempt each: see
-        _record): counts them, says each, and removes their folders."""
-        for (running, outcome, never_began), ok in zip(ended.attempts, recorded, strict=True):
+            finished.append((running, outcome, events, False))
+        recorded = self._record([events for _, _, events, _ in finished])
+        for (running, outcome, _, never_began), ok in zip(finished, recorded, strict=True):
             self.metrics.finished(outcome)
             seconds = time.monotonic() - running.started
             if not ok:
@@ -673,8 +640,7 @@ class Executor:
                 state = "succeeded" if outcome.ok else f"failed ({outcome.error_type})"
                 self.say(f"executor: {running.lease.label} {state} in {seconds:.2f}s")
             shutil.rmtree(running.folder, ignore_errors=True)
-        ended.attempts.clear()
-        ended.events.clear()
+        return len(exited)
 
     def _never_began(self, running: _Running, exit_code: int) -> TaskOutcome | None:
         """Why an attempt that ended before its TaskStarted was recorded never began at

@@ -41,27 +41,6 @@ def test_a_remote_run_goes_through_branches_joins_and_a_foreach(cluster: Cluster
     assert "hello from b" in logs.stdout
 
 
-def test_an_outcome_is_recorded_with_the_start_of_the_task_leased_into_its_room(
-    cluster: Cluster,
-) -> None:
-    """Room for two items at a time: an item's outcome and the TaskStarted of the item
-    leased into its room go to the service in one append (they share its commit
-    time), so a task's turn costs the executor two calls, LeaseTasks and Append, not
-    three."""
-    cluster.executor(cpus=1)  # the items ask for 0.5
-    run_id = cluster.submit("slow_items", "--count", "5")
-    assert cluster.wait_finished("SlowItems", run_id)
-    events = cluster.events("SlowItems", run_id)
-    started = [e for e in events if e.task_started.task.step_name == "work"]
-    succeeded = [e for e in events if e.task_succeeded.task.step_name == "work"]
-    assert len(started) == len(succeeded) == 5
-    for later in started[2:]:  # leased as others ended
-        assert any(
-            ended.recorded_at == later.recorded_at and ended.global_position < later.global_position
-            for ended in succeeded
-        ), later
-
-
 def test_detach_returns_at_once_and_the_run_goes_on(cluster: Cluster) -> None:
     run_id = cluster.submit("slow_items", "--count", "2")
     assert run_id.isdigit()
