@@ -6,6 +6,7 @@ on Postgres, through the application layer the gRPC servicers call."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from ledgerflow.engine import MAX_LOST_ATTEMPTS
@@ -277,6 +278,74 @@ def test_a_join_is_queued_once_when_its_last_input_is_done_however_outcomes_arri
     assert [
         e.task_queued.task.step_name for e in run_events(app) if e.HasField("task_queued")
     ].count("gather") == 1
+
+
+FOREACH_GRAPH = records_pb2.FlowGraph(
+    steps=[
+        step("start", K.STEP_KIND_FOREACH, "work"),
+        step("work", K.STEP_KIND_LINEAR, "gather"),
+        step("gather", K.STEP_KIND_JOIN, "end", in_steps=["work"], closes="start"),
+        step("end", K.STEP_KIND_END),
+    ]
+)
+
+
+def test_two_runs_whose_last_inputs_arrive_in_one_append_both_join(
+    app: LedgerApplication,
+) -> None:
+    """A join's key is its step and frames, the same in every run of a flow: the join
+    of each run is queued, not only of the first one the append folds."""
+    submit(app, "1", FOREACH_GRAPH)
+    submit(app, "2", FOREACH_GRAPH)
+    for begun in [lease(app), lease(app)]:
+        assert begun.task.step_name == "start"
+        succeed(app, begun, num_splits=1)
+    items = [lease(app), lease(app)]
+    assert sorted(i.task.run_id for i in items) == ["1", "2"]
+    for leased in items:
+        start(app, leased)
+    report(app, *(succeeded_event(leased) for leased in items))
+    joins = [lease(app), lease(app)]
+    assert sorted((j.task.run_id, j.task.step_name) for j in joins) == [
+        ("1", "gather"),
+        ("2", "gather"),
+    ]
+
+
+def test_a_joins_done_inputs_are_counted_as_the_append_has_them(
+    app: LedgerApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every count agrees with reading the join's rows, also when the append carries
+    an event of an input that is done already (its final logs, say): that row is
+    counted once, as the append's fold has it."""
+    from ledgerflow_service.orchestration import process_manager
+
+    counted, real = [], process_manager._done_count
+
+    def checked(fold: Any, tx: Any, run_path: str, join_key: str) -> int:
+        count = real(fold, tx, run_path, join_key)
+        rows = process_manager._rows(fold, tx, run_path, "join_key", join_key)
+        assert count == sum(row.state == "done" for row in rows)
+        counted.append(count)
+        return count
+
+    monkeypatch.setattr(process_manager, "_done_count", checked)
+    submit(app, graph=FOREACH_GRAPH)
+    succeed(app, lease(app), num_splits=3)
+    items = [lease(app) for _ in range(3)]
+    succeed(app, items[0])
+    start(app, items[1])
+    logs = events_pb2.Event(
+        event_id=ev.new_id(),
+        logs_recorded=events_pb2.LogsRecorded(
+            task=task_ref(items[0]), attempt=0, lease_id=items[0].lease_id
+        ),
+    )
+    report(app, logs, succeeded_event(items[1]))  # item 0 is done already
+    assert not lease(app).HasField("task")  # 2 of 3
+    succeed(app, items[2])
+    assert lease(app).task.step_name == "gather"
+    assert counted == [1, 2, 3]
 
 
 def test_one_attempt_is_leased_once(app: LedgerApplication) -> None:

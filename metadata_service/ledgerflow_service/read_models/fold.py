@@ -219,7 +219,7 @@ class ReadModelFold:
     to_finish: set[str] = field(default_factory=set)
     # Finished runs and published events: what they start or whom they tell.
     to_react: list[PendingEvent] = field(default_factory=list)
-    joined: set[str] = field(default_factory=set)
+    joined: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
     def from_rows(
