@@ -280,6 +280,7 @@ def test_a_join_is_queued_once_when_its_last_input_is_done_however_outcomes_arri
     ].count("gather") == 1
 
 
+# start (foreach) -> work -> gather -> end
 FOREACH_GRAPH = records_pb2.FlowGraph(
     steps=[
         step("start", K.STEP_KIND_FOREACH, "work"),

@@ -23,6 +23,7 @@ from ledgerflow_service.principal import SERVICE
 from tests import events as ev
 from tests.service.test_orchestration import (
     BIG,
+    FOREACH_GRAPH,
     lease,
     read_models,
     report,
@@ -43,15 +44,7 @@ def step(name: str, kind: int, *next_steps: str, **extra: object) -> records_pb2
     )  # type: ignore[arg-type]
 
 
-# start (foreach) -> work -> join -> end
-FOREACH = records_pb2.FlowGraph(
-    steps=[
-        step("start", K.STEP_KIND_FOREACH, "work"),
-        step("work", K.STEP_KIND_LINEAR, "join"),
-        step("join", K.STEP_KIND_JOIN, "end", in_steps=["work"], closes="start"),
-        step("end", K.STEP_KIND_END),
-    ]
-)
+FOREACH = FOREACH_GRAPH  # start (foreach) -> work -> gather -> end
 LINEAR = records_pb2.FlowGraph(
     steps=[step("start", K.STEP_KIND_LINEAR, "end"), step("end", K.STEP_KIND_END)]
 )
