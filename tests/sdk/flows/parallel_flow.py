@@ -11,6 +11,20 @@ from ledgerflow import FlowSpec, Parameter, current, parallel, resources, step
 WAIT_SECONDS = 60
 
 
+def port_for(run_id: str) -> int:
+    """A port every node of the gang derives alike from the run id, below the kernel's
+    ephemeral range: a port in that range can already be any socket's local end (a test's
+    service, a connection), which once made node 0's bind fail with EADDRINUSE."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            low = int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    first = 10000
+    return first + int(run_id) % max(low - first, 1000)
+
+
 def gather(host: str, port: int, expected: int) -> list[int]:
     """Node 0: accepts one hello (a node index) from each other node."""
     heard = []
@@ -53,7 +67,7 @@ class ParallelFlow(FlowSpec):
     @step
     def train(self):
         node = current.parallel
-        port = self.port or 30000 + int(current.run_id) % 20000
+        port = self.port or port_for(current.run_id)
         if node.node_index == self.fail_node:
             raise RuntimeError(f"node {node.node_index} fails, as asked")
         if node.node_index == 0:
