@@ -361,10 +361,13 @@ class LedgerApplication:
         return tag_api.RemoveTagsResponse(tags=self._run_tags(request.flow_name, request.run_id))
 
     def _append_chosen(
-        self, choose: Callable[[Tx], Sequence[events_pb2.Event]], principal: Principal
+        self,
+        choose: Callable[[Tx], Sequence[events_pb2.Event]],
+        principal: Principal,
+        then: Callable[[Tx], None] | None = None,
     ) -> list[events_pb2.Event]:
         """Appends what `choose` picks under the append lock (see store/append.py)."""
-        sent, recorded = append_chosen(self.database, self.read_models, choose, principal)
+        sent, recorded = append_chosen(self.database, self.read_models, choose, principal, then)
         if sent:
             self.signal.fire(lambda: committed_events(sent, recorded), recorded)
         return recorded

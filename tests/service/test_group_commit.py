@@ -129,3 +129,30 @@ def test_any_text_survives_the_batched_insert(app: LedgerApplication, text: str)
         query_service_pb2.ListTasksRequest(flow_name="MyFlow", run_id="1", step_name="start")
     )
     assert [a.error_message for a in tasks.tasks[0].attempts] == [text]
+
+
+def test_a_groups_plan_reads_every_row_its_batches_plans_read(app: LedgerApplication) -> None:
+    """A group is folded from one plan merged from its batches' plans: it must load every
+    row any of them would have loaded (a notification's run among them), or a batch
+    valid alone would be refused in a group."""
+    from ledgerflow_service.read_models.fold import plan_batch
+    from ledgerflow_service.store.addressing import address_of
+
+    notified = events_pb2.Event(
+        event_id=ev.new_id(),
+        notification_requested=events_pb2.NotificationRequested(
+            flow_name="F", run_id="2", notification=0, outcome="success"
+        ),
+    )
+    batches = [
+        [ev.run_started("F", "1"), ev.task_started("F", "1", "start", "1")],
+        [notified],
+        [ev.table_written("F", "1", "start", "1", "ns", "t"), ev.run_finished("F", "3", True)],
+    ]
+    dialect = app.database.dialect
+
+    def plan(events: list[events_pb2.Event]) -> Any:
+        return plan_batch(((e.event_id, e, address_of(e)) for e in events), dialect)
+
+    merged = app.read_models.merge([plan(batch) for batch in batches], dialect)
+    assert merged.queries == plan([e for batch in batches for e in batch]).queries

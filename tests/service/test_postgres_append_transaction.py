@@ -97,3 +97,19 @@ def test_only_a_database_out_of_reach_is_unreachable(fresh_postgres_url: str) ->
         assert not database.is_unreachable(bad.value)
     finally:
         database.close()
+
+
+def test_a_query_later_answers_as_the_transaction_stood_when_it_was_asked(
+    postgres_app: LedgerApplication,
+) -> None:
+    """A query asked for later (Tx.query_later: sent in the append's pipeline, its rows
+    come back with the COMMIT's) sees the writes made before it, not those after."""
+    insert = "INSERT INTO run_tags (run_pathspec, tag, is_system) VALUES (?, ?, 0)"
+    tags = "SELECT tag FROM run_tags WHERE run_pathspec = ? ORDER BY tag"
+    with postgres_app.database.write() as tx:
+        tx.execute(insert, ["F/1", "a"])
+        tags_then = tx.query_later(tags, ["F/1"])
+        tx.execute(insert, ["F/1", "b"])
+    assert [str(row[0]) for row in tags_then()] == ["a"]
+    with postgres_app.database.read() as tx:
+        assert [str(row[0]) for row in tx.query(tags, ["F/1"])] == ["a", "b"]

@@ -117,6 +117,7 @@ class LeaseDesk:
         # (task pathspec, attempt): why that leased attempt has not begun
         self._notes: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
+        self._graphs = queue_queries.KeptGraphs()
         # When (µs) this service last could not hear renewals: its start, or the last
         # time its database did not answer (see the module doc).
         self._last_unheard_us = now_us()
@@ -171,7 +172,7 @@ class LeaseDesk:
             now = now_us()
             candidates = _Candidates(tx, request.free, queues, now, max_tasks)
             seen: set[str] = set()
-            gangs = _GangFinder(tx, now)
+            gangs = _GangFinder(tx, now, self._graphs)
             looked = 0
             while len(picked) < max_tasks and looked < max_tasks * 4 + _SCAN_SLACK:
                 found = candidates.next()
@@ -220,7 +221,19 @@ class LeaseDesk:
                 for row, lease_id in picked
             ]
 
-        recorded = self._append_chosen(choose, principal)
+        runs_later: list[Callable[[], dict[str, records_pb2.Run]]] = []
+        graphs: dict[str, RunGraph] = {}
+
+        def then(tx: Tx) -> None:
+            # The leased tasks' runs as the leases leave them, read in the append's
+            # transaction (their rows come back with its commit), and their graphs
+            # (kept since choose read them).
+            paths = sorted({row.run_pathspec for row, _ in picked})
+            runs_later.append(run_queries.runs_later(tx, paths, self._clock()))
+            kept = queue_queries.RunGraphs(tx, self._graphs)
+            graphs.update((path, kept.graph(path)) for path in paths)
+
+        recorded = self._append_chosen(choose, principal, then)
         self._took(executor_id, [row for row, _ in picked])
         if not picked:
             return []
@@ -228,24 +241,18 @@ class LeaseDesk:
         for row, lease_id in picked:  # as the fold of their TaskLeased left them
             row.state, row.lease_id, row.executor_id = "leased", lease_id, executor_id
             row.lease_seconds, row.lease_expires_at_us = seconds, leased_at + seconds * 1_000_000
-        return self._leased(picked)
+        return self._leased(picked, runs_later[0](), graphs)
 
     def _leased(
-        self, picked: list[tuple[QueueRow, str]]
+        self,
+        picked: list[tuple[QueueRow, str]],
+        runs: dict[str, records_pb2.Run],
+        graphs: dict[str, RunGraph],
     ) -> list[executor_service_pb2.LeaseTaskResponse]:
         """What each leased task needs to run: its queue row, its run and its step."""
-        runs: dict[str, tuple[records_pb2.Run, RunGraph]] = {}
-        with self.database.read() as tx:
-            for row, _ in picked:
-                if row.run_pathspec not in runs:
-                    flow_name, run_id = row.run_pathspec.split("/")
-                    runs[row.run_pathspec] = (
-                        run_queries.get_run(tx, flow_name, run_id, self._clock()),
-                        queue_queries.run_graph(tx, row.run_pathspec),
-                    )
         responses = []
         for row, lease_id in picked:
-            run, graph = runs[row.run_pathspec]
+            run, graph = runs[row.run_pathspec], graphs[row.run_pathspec]
             response = executor_service_pb2.LeaseTaskResponse(
                 task=queue_queries.queued_record(row),
                 lease_id=lease_id,
@@ -642,9 +649,9 @@ class _GangFinder:
     """The gang a queued task leases with: its @parallel step's queued nodes that
     feed the same join, or the task alone (runs' graphs read once per call)."""
 
-    def __init__(self, tx: Tx, now: int) -> None:
+    def __init__(self, tx: Tx, now: int, kept: queue_queries.KeptGraphs) -> None:
         self._tx, self._now = tx, now
-        self._graphs = queue_queries.RunGraphs(tx)
+        self._graphs = queue_queries.RunGraphs(tx, kept)
 
     def of(self, row: QueueRow) -> list[QueueRow]:
         if not self._graphs.step(row.run_pathspec, row.step_name).parallel:

@@ -244,19 +244,41 @@ def gang_sizes(tx: Tx, tasks: Sequence[records_pb2.QueuedTask]) -> list[int]:
     return sizes
 
 
+class KeptGraphs:
+    """Orchestrated runs' graphs kept from call to call (a run's graph never changes
+    after its RunStarted, so a kept one is never stale), up to `limit` runs; past
+    that all are forgotten at once, since reading one again costs only a query."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._graphs: dict[str, RunGraph] = {}
+        self._limit = limit
+
+    def get(self, run_pathspec: str) -> RunGraph | None:
+        return self._graphs.get(run_pathspec)
+
+    def keep(self, run_pathspec: str, graph: RunGraph) -> None:
+        if len(self._graphs) >= self._limit:
+            self._graphs = {}
+        self._graphs[run_pathspec] = graph
+
+
 class RunGraphs:
     """The graphs of orchestrated runs, each read once by a call that looks at the
-    rows of many runs."""
+    rows of many runs (and not at all when `kept` has it)."""
 
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Tx, kept: KeptGraphs | None = None) -> None:
         self._tx = tx
-        self._graphs: dict[str, RunGraph] = {}
+        self._kept = kept or KeptGraphs()
+
+    def graph(self, run_pathspec: str) -> RunGraph:
+        graph = self._kept.get(run_pathspec)
+        if graph is None:
+            graph = run_graph(self._tx, run_pathspec)
+            self._kept.keep(run_pathspec, graph)
+        return graph
 
     def step(self, run_pathspec: str, step_name: str) -> records_pb2.StepSpec:
-        graph = self._graphs.get(run_pathspec)
-        if graph is None:
-            graph = self._graphs[run_pathspec] = run_graph(self._tx, run_pathspec)
-        return flow_graph.step(graph, step_name)
+        return flow_graph.step(self.graph(run_pathspec), step_name)
 
 
 def expired_leases(tx: Tx, now_us: int, limit: int) -> list[QueueRow]:

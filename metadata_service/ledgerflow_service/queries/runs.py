@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ledgerflow.v1 import common_pb2, records_pb2
@@ -29,15 +29,42 @@ def _run_select(where: str) -> str:
     return f"SELECT {', '.join(columns(RunRow))} FROM runs WHERE {where}"
 
 
+def _tags_select(count: int) -> str:
+    marks = ", ".join("?" for _ in range(count))
+    return f"SELECT run_pathspec, tag, is_system FROM run_tags WHERE run_pathspec IN ({marks})"
+
+
 def _runs_to_records(tx: Tx, rows: Sequence[RunRow], clock: Clock) -> list[records_pb2.Run]:
+    tag_rows = tx.query(_tags_select(len(rows)), [r.pathspec for r in rows]) if rows else []
+    return _records(rows, tag_rows, clock)
+
+
+def runs_later(
+    tx: Tx, run_pathspecs: Sequence[str], clock: Clock
+) -> Callable[[], dict[str, records_pb2.Run]]:
+    """The runs as this transaction leaves them, by pathspec, read at this point of it
+    and built once it has ended (Tx.query_later: no round trip of their own in an
+    append). A run that does not exist is missing from the answer."""
+    if not run_pathspecs:
+        return dict
+    marks = ", ".join("?" for _ in run_pathspecs)
+    run_rows = tx.query_later(_run_select(f"pathspec IN ({marks})"), list(run_pathspecs))
+    tag_rows = tx.query_later(_tags_select(len(run_pathspecs)), list(run_pathspecs))
+
+    def built() -> dict[str, records_pb2.Run]:
+        runs = _records([RunRow(*row) for row in run_rows()], tag_rows(), clock)
+        return {run.pathspec: run for run in runs}
+
+    return built
+
+
+def _records(
+    rows: Sequence[RunRow], tag_rows: Sequence[Sequence[Any]], clock: Clock
+) -> list[records_pb2.Run]:
+    """The Run records of run rows, with their tags (rows of run_tags)."""
     tags: dict[str, list[tuple[str, int]]] = {r.pathspec: [] for r in rows}
-    if rows:
-        marks = ", ".join("?" for _ in rows)
-        for path, tag, is_system in tx.query(
-            f"SELECT run_pathspec, tag, is_system FROM run_tags WHERE run_pathspec IN ({marks})",
-            [r.pathspec for r in rows],
-        ):
-            tags[path].append((tag, is_system))
+    for path, tag, is_system in tag_rows:
+        tags[path].append((tag, is_system))
     records = []
     for row in rows:
         run = records_pb2.Run(

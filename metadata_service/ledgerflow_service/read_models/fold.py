@@ -117,6 +117,9 @@ class ReadModelPlan:
             select("deployments", columns(DeploymentRow), "name", self.deployments),
             select("notifications", columns(NotificationRow), "run_pathspec",
                    self.notification_runs),
+            # The tasks' queue rows, should their runs be orchestrated: read in this
+            # round trip rather than in one more after the runs' rows tell.
+            select("queue", columns(QueueRow), "task_pathspec", self.task_keys),
         ]  # fmt: skip
 
 
@@ -232,7 +235,7 @@ class ReadModelFold:
     ) -> ReadModelFold:
         """Builds the fold from the rows of the plan's queries."""
         (run_rows, tasks_and_attempts, step_rows, flows, tag_rows, table_rows, deployed,
-         notified) = rows  # fmt: skip
+         notified, queued) = rows  # fmt: skip
         fold = cls(collect_artifacts=collect_artifacts, decides=decides)
         fold.runs = dict.fromkeys(plan.run_keys)
         fold.orchestrated = dict.fromkeys(plan.run_keys)
@@ -259,6 +262,11 @@ class ReadModelFold:
         fold.deployments.update((row[0], DeploymentRow(*row)) for row in deployed)
         for found in (NotificationRow(*row) for row in notified):
             fold.notifications[(found.run_pathspec, found.notification)] = found
+        # As load_queue leaves them: a key for each task of an orchestrated run.
+        fold.queue = {
+            key: None for key in plan.task_keys if fold.orchestrated.get(key.rsplit("/", 2)[0])
+        }
+        fold.queue.update((row[0], QueueRow(*row)) for row in queued)
         return fold
 
     def load_queue(self, tx: Tx, task_keys: Iterable[str]) -> None:
@@ -401,7 +409,6 @@ class ReadModelFold:
             return
         missing.build_queries(tx.dialect)
         loaded = ReadModelFold.from_rows(missing, tx.query_all(missing.queries))
-        loaded.load_queue(tx, missing.task_keys)
         self.known_flows |= loaded.known_flows
         pairs: list[tuple[dict[Any, Any], dict[Any, Any]]] = [
             (self.runs, loaded.runs), (self.tasks, loaded.tasks), (self.steps, loaded.steps),
@@ -504,6 +511,7 @@ class ReadModels:
             union.tag_runs |= part.tag_runs
             union.tables |= part.tables
             union.deployments |= part.deployments
+            union.notification_runs |= part.notification_runs
             union.artifacts.update(part.artifacts)
         union.build_queries(dialect)
         return union
@@ -525,16 +533,13 @@ class ReadModels:
         # process manager decides what follows them.
         fold = ReadModelFold.from_rows(plan, rows, collect_artifacts=False, decides=True)
         fold.decide = self.decide
-        fold.load_queue(tx, plan.task_keys)
         return fold
 
     def load(self, tx: Tx, pending: Sequence[PendingEvent]) -> ReadModelFold:
         plan = plan_batch(
             ((item.event.event_id, item.event, item.address) for item in pending), tx.dialect
         )
-        fold = ReadModelFold.from_rows(plan, tx.query_all(plan.queries))
-        fold.load_queue(tx, plan.task_keys)
-        return fold
+        return ReadModelFold.from_rows(plan, tx.query_all(plan.queries))
 
     def explain_conflict(
         self, database: Database, plans: Sequence[ReadModelPlan], error: Exception

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from ledgerflow.v1 import events_pb2
@@ -34,9 +34,16 @@ from ledgerflow_service.store.projector import Fold, PendingEvent, Projector, po
 # How the application lets its desks write (LedgerApplication._append_as and
 # _append_chosen): the events recorded, as each returns them.
 Append = Callable[[Sequence[events_pb2.Event], Principal], list[events_pb2.Event]]
-AppendChosen = Callable[
-    [Callable[[Tx], Sequence[events_pb2.Event]], Principal], list[events_pb2.Event]
-]
+
+
+class AppendChosen(Protocol):
+    def __call__(
+        self,
+        choose: Callable[[Tx], Sequence[events_pb2.Event]],
+        principal: Principal,
+        then: Callable[[Tx], None] | None = None,
+    ) -> list[events_pb2.Event]: ...
+
 
 MAX_BATCH_EVENTS = 1000
 MAX_EVENT_BYTES = 1 << 20
@@ -165,18 +172,22 @@ def append_chosen(
     projector: Projector[Any],
     choose: Callable[[Tx], Sequence[events_pb2.Event]],
     principal: Principal,
+    then: Callable[[Tx], None] | None = None,
 ) -> tuple[list[events_pb2.Event], list[events_pb2.Event]]:
     """Appends the events `choose(tx)` picks while the append lock is held, so that what
     it read cannot change before they commit (say, which queued task an executor gets:
     two callers can never pick the same one). Returns the chosen events as sent and
     their envelopes; nothing is appended when it picks none. Its events must have ids
-    new to the ledger."""
+    new to the ledger. `then(tx)`, when they are written and before the commit, can
+    ask for what they left (Tx.query_later)."""
     with database.write() as tx:
         chosen = list(choose(tx))
         if not chosen:
             return [], []
         submission = Submission(prepare(chosen, projector, database.dialect), principal)
         written = _write_batches(database, projector, tx, [submission], False)
+        if then is not None:
+            then(tx)
     return chosen, _committed(database, [submission], *written)[0]
 
 

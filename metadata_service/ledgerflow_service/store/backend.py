@@ -91,6 +91,14 @@ class Tx(abc.ABC):
         them all in one round trip); a None query has no rows."""
         return [self.query(*query) if query else [] for query in queries]
 
+    def query_later(self, sql: str, params: Sequence[Any] = ()) -> Callable[[], list[Row]]:
+        """Runs a query in the transaction, at this point of it, whose rows are wanted
+        only once the transaction has ended: returns what gives them then. In an
+        append on Postgres its answer comes back with the COMMIT's, costing no round
+        trip of its own."""
+        rows = self.query(sql, params)
+        return lambda: rows
+
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
     ) -> None:

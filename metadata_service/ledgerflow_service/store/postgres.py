@@ -250,6 +250,14 @@ class _PostgresTx(Tx):
         self._check_scope()
         return self._conn.execute(_to_psycopg(sql), params).fetchall()
 
+    def query_later(self, sql: str, params: Sequence[Any] = ()) -> Callable[[], list[Row]]:
+        if not self._pipelined:
+            return super().query_later(sql, params)
+        self._check_scope()
+        # Sent, not waited for: the pipeline's next sync (at the latest, the COMMIT's)
+        # brings its rows back into the cursor.
+        return self._conn.execute(_to_psycopg(sql), params).fetchall
+
 
 # admin_shutdown, crash_shutdown, cannot_connect_now: the server stops or starts.
 _SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
