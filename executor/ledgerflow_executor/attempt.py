@@ -5,7 +5,7 @@ writes to the ledger: the executor records its outcome under the lease."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +63,31 @@ class Lease:
         return f"{self.task.pathspec} attempt {self.task.attempt}"
 
 
-def artifacts_of(metadata: MetadataClient, task_pathspec: str) -> dict[str, records_pb2.Artifact]:
-    """The artifacts a finished task recorded, by name."""
-    flow, run_id, step_name, task_id = task_pathspec.split("/")
-    return {a.name: a for a in metadata.artifacts(flow, run_id, step_name, task_id)}
+# Tasks a ListArtifacts call may name (the service's limit on a filter).
+_TASKS_PER_CALL = 100
+
+
+def artifacts_of(
+    metadata: MetadataClient, task_pathspecs: Iterable[str]
+) -> dict[str, dict[str, records_pb2.Artifact]]:
+    """The artifacts finished tasks recorded, by task pathspec and name: the tasks of
+    one step (a join's inputs) in calls of up to 100 tasks, not a call each."""
+    found: dict[str, dict[str, records_pb2.Artifact]] = {}
+    by_step: dict[tuple[str, str, str], list[str]] = {}
+    for path in task_pathspecs:
+        flow, run_id, step_name, task_id = path.split("/")
+        found[path] = {}
+        by_step.setdefault((flow, run_id, step_name), []).append(task_id)
+    for (flow, run_id, step_name), task_ids in by_step.items():
+        for start in range(0, len(task_ids), _TASKS_PER_CALL):
+            chunk = task_ids[start : start + _TASKS_PER_CALL]
+            if len(chunk) == 1:
+                listed = metadata.artifacts(flow, run_id, step_name, chunk[0])
+            else:
+                listed = metadata.artifacts(flow, run_id, step_name, task_ids=chunk)
+            for artifact in listed:
+                found[artifact.task_pathspec][artifact.name] = artifact
+    return found
 
 
 def last_failure(metadata: MetadataClient, lease: Lease) -> events_pb2.TaskFailed:

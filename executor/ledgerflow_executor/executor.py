@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,8 +354,9 @@ class Executor:
         folder.mkdir(parents=True, exist_ok=True)
         try:
             flow_file = self._code_for(lease)
+            inputs = self._artifacts_of(task.input_pathspecs)
             request = task_request(
-                lease, self._artifacts_of, lambda: last_failure(self.metadata, lease)
+                lease, inputs.__getitem__, lambda: last_failure(self.metadata, lease)
             )
         except RpcError as error:
             log.warning("%s: not started: %s", lease.label, error.message)
@@ -419,13 +421,19 @@ class Executor:
             )  # fmt: skip
             self.say(f"executor: started {lease.label} on {self.backend.name}")
 
-    def _artifacts_of(self, task_pathspec: str) -> dict[str, Any]:
-        """A finished task's artifacts (they never change: remembered)."""
-        if task_pathspec not in self._artifacts:
-            if len(self._artifacts) >= _ARTIFACT_CACHE_TASKS:
+    def _artifacts_of(self, task_pathspecs: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Finished tasks' artifacts, by task (they never change: remembered, up to
+        _ARTIFACT_CACHE_TASKS tasks); those not remembered in as few calls as can be."""
+        found = {path: self._artifacts[path] for path in task_pathspecs if path in self._artifacts}
+        missing = [path for path in task_pathspecs if path not in found]
+        if missing:
+            fetched = artifacts_of(self.metadata, missing)
+            if len(self._artifacts) + len(fetched) > _ARTIFACT_CACHE_TASKS:
                 self._artifacts.clear()
-            self._artifacts[task_pathspec] = artifacts_of(self.metadata, task_pathspec)
-        return self._artifacts[task_pathspec]
+            if len(fetched) <= _ARTIFACT_CACHE_TASKS:
+                self._artifacts.update(fetched)
+            found.update(fetched)
+        return found
 
     def _record(self, batches: list[list[Any]]) -> list[bool | None]:
         """Appends the events of several attempts in one batch (retried while the

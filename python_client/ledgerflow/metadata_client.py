@@ -151,11 +151,20 @@ class MetadataClient(abc.ABC):
         return list(_pages(self.list_tasks, request, lambda r: r.tasks))
 
     def artifacts(
-        self, flow: str, run_id: str, step: str = "", task_id: str = "", names: Sequence[str] = ()
+        self,
+        flow: str,
+        run_id: str,
+        step: str = "",
+        task_id: str = "",
+        names: Sequence[str] = (),
+        task_ids: Sequence[str] = (),
     ) -> list[records_pb2.Artifact]:
+        """The artifacts of a run, a step, a task (`task_id`) or some tasks of a step
+        (`task_ids`, at most 100), current attempts only, page after page."""
         request = query.ListArtifactsRequest(
-            flow_name=flow, run_id=run_id, step_name=step, task_id=task_id, names=list(names)
-        )
+            flow_name=flow, run_id=run_id, step_name=step, task_id=task_id, names=list(names),
+            task_ids=list(task_ids),
+        )  # fmt: skip
         return list(_pages(self.list_artifacts, request, lambda r: r.artifacts))
 
     def tables(self, namespace: str = "") -> Iterator[records_pb2.TableSummary]:

@@ -97,6 +97,23 @@ def test_filter_lists_are_bounded(app: LedgerApplication) -> None:
             flow_name="MyFlow", run_id="1", names=[f"n{i}" for i in range(70_000)]))  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("request_fields", "says"),
+    [
+        ({"task_ids": ["1", "2"]}, "task_ids needs step_name too"),
+        ({"step_name": "start", "task_id": "1", "task_ids": ["2"]}, "not both"),
+        ({"step_name": "start", "task_ids": [str(i) for i in range(101)]}, "at most 100"),
+        ({"step_name": "start", "task_ids": ["1", "a/b"]}, "task_ids"),
+    ],
+)
+def test_artifacts_of_some_tasks_need_their_step_and_a_bounded_list(
+    app: LedgerApplication, request_fields: dict[str, Any], says: str
+) -> None:
+    append(app, *ev.successful_run("MyFlow", "1"))
+    with pytest.raises(InvalidArgument, match=says):
+        app.list_artifacts(q.ListArtifactsRequest(flow_name="MyFlow", run_id="1", **request_fields))
+
+
 def test_many_tag_filters_are_one_join(app: LedgerApplication) -> None:
     tags = [f"t{i}" for i in range(100)]
     append(app, ev.run_started("MyFlow", "1", tags=tuple(tags)), ev.run_started("MyFlow", "2"))

@@ -322,6 +322,34 @@ def test_queries_and_not_found(app: LedgerApplication) -> None:
     assert [(a.name, a.task_pathspec) for a in arts] == [("x", "MyFlow/1/start/1")]
 
 
+def test_artifacts_of_some_tasks_of_a_step_come_in_one_list(app: LedgerApplication) -> None:
+    """ListArtifacts' task_ids (a join's inputs, as an executor reads them): only those
+    tasks' current attempts, in pages like any other list."""
+    append(app, ev.run_started("MyFlow", "1"))
+    for task in range(1, 6):
+        append(app, ev.task_started("MyFlow", "1", "work", str(task)),
+               ev.artifacts("MyFlow", "1", "work", str(task), a="1", b="2"),
+               ev.task_failed("MyFlow", "1", "work", str(task)) if task == 2 else
+               ev.task_succeeded("MyFlow", "1", "work", str(task)))  # fmt: skip
+    retried = [ev.task_started("MyFlow", "1", "work", "2", attempt=1),
+               ev.artifacts("MyFlow", "1", "work", "2", attempt=1, c="3")]  # fmt: skip
+    append(app, *retried)  # its current attempt: only the retry's artifacts are listed
+    request = q.ListArtifactsRequest(
+        flow_name="MyFlow", run_id="1", step_name="work", task_ids=["4", "2", "5", "4"]
+    )
+    request.page.page_size = 2
+    listed = []
+    while True:
+        page = app.list_artifacts(request)
+        listed += [(a.task_pathspec, a.attempt, a.name) for a in page.artifacts]
+        if not page.page.next_page_token:
+            break
+        request.page.page_token = page.page.next_page_token
+    assert listed == [("MyFlow/1/work/2", 1, "c"), ("MyFlow/1/work/4", 0, "a"),
+                      ("MyFlow/1/work/4", 0, "b"), ("MyFlow/1/work/5", 0, "a"),
+                      ("MyFlow/1/work/5", 0, "b")]  # fmt: skip
+
+
 def spans_of(app: LedgerApplication, flow: str, run: str, page_size: int = 0) -> list[tuple]:
     """ListTaskSpans, page after page, as (step, task, start, end, status, attempts,
     cloned) rows."""

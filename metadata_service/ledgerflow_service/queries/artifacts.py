@@ -40,8 +40,20 @@ def list_artifacts(tx: Tx, request: Any) -> tuple[list[records_pb2.Artifact], st
     if request.task_id:
         if not request.step_name:
             raise InvalidArgument("task_id needs step_name too")
+        if request.task_ids:
+            raise InvalidArgument("give task_id or task_ids, not both")
         where.append("a.task_pathspec = ?")
         params.append(f"{path}/{request.step_name}/{check_id('task_id', request.task_id)}")
+    if request.task_ids:
+        if not request.step_name:
+            raise InvalidArgument("task_ids needs step_name too")
+        tasks = [
+            f"{path}/{request.step_name}/{check_id('task_ids', task_id)}"
+            for task_id in check_filter("task_ids", request.task_ids)
+        ]
+        condition, task_params = tx.dialect.one_of("a.task_pathspec", tasks)
+        where.append(condition)
+        params.extend(task_params)
     if names:
         condition, name_params = tx.dialect.one_of("a.name", names)
         where.append(condition)

@@ -168,7 +168,7 @@ class GetTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[_records_pb2.Task, _Mapping]] = ...) -> None: ...
 
 class ListArtifactsRequest(_message.Message):
-    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "names", "all_attempts", "page")
+    __slots__ = ("flow_name", "run_id", "step_name", "task_id", "names", "all_attempts", "page", "task_ids")
     FLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,7 @@ class ListArtifactsRequest(_message.Message):
     NAMES_FIELD_NUMBER: _ClassVar[int]
     ALL_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     flow_name: str
     run_id: str
     step_name: str
@@ -183,7 +184,8 @@ class ListArtifactsRequest(_message.Message):
     names: _containers.RepeatedScalarFieldContainer[str]
     all_attempts: bool
     page: _common_pb2.PageRequest
-    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., all_attempts: _Optional[bool] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, flow_name: _Optional[str] = ..., run_id: _Optional[str] = ..., step_name: _Optional[str] = ..., task_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., all_attempts: _Optional[bool] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListArtifactsResponse(_message.Message):
     __slots__ = ("artifacts", "page")
