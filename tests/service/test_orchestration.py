@@ -859,9 +859,17 @@ GANG_GRAPH = records_pb2.FlowGraph(
 
 
 def lease_many(
-    app: LedgerApplication, free: executor_service_pb2.Capacity, max_tasks: int = 64
+    app: LedgerApplication,
+    free: executor_service_pb2.Capacity = BIG,
+    max_tasks: int = 64,
+    executor: str = "exec-1",
+    total: executor_service_pb2.Capacity | None = None,
 ) -> list[executor_service_pb2.LeaseTaskResponse]:
-    request = executor_service_pb2.LeaseTaskRequest(executor_id="exec-1", free=free, total=free)
+    """LeaseTasks as an executor with `free` room calls it (`total`: its whole room,
+    by default as much)."""
+    request = executor_service_pb2.LeaseTaskRequest(
+        executor_id=executor, free=free, total=total or free
+    )
     asked = executor_service_pb2.LeaseTasksRequest(request=request, max_tasks=max_tasks)
     return list(app.lease_tasks(asked, ALICE).leases)
 
@@ -902,12 +910,9 @@ def test_a_gang_waiting_for_room_keeps_it_from_later_tasks(app: LedgerApplicatio
     submit(app, "1", graph=GANG_GRAPH)
     succeed(app, lease(app), num_splits=3)
     submit(app, "2")  # queued after the gang: its start would take the room
-    busy = executor_service_pb2.LeaseTaskRequest(
-        executor_id="exec-1", free=executor_service_pb2.Capacity(cpu=2, memory_mb=4096),
-        total=executor_service_pb2.Capacity(cpu=3, memory_mb=4096),
-    )  # fmt: skip
-    asked = executor_service_pb2.LeaseTasksRequest(request=busy, max_tasks=64)
-    assert list(app.lease_tasks(asked, ALICE).leases) == []
+    busy = lease_many(app, executor_service_pb2.Capacity(cpu=2, memory_mb=4096),
+                      total=executor_service_pb2.Capacity(cpu=3, memory_mb=4096))  # fmt: skip
+    assert busy == []
     gang = lease_many(app, executor_service_pb2.Capacity(cpu=4, memory_mb=4096))
     assert [g.task.step_name for g in gang] == ["train"] * 3 + ["start"]
 

@@ -22,9 +22,9 @@ from ledgerflow_service.principal import SERVICE
 
 from tests import events as ev
 from tests.service.test_orchestration import (
-    BIG,
     FOREACH_GRAPH,
     lease,
+    lease_many,
     read_models,
     report,
     run_events,
@@ -44,7 +44,6 @@ def step(name: str, kind: int, *next_steps: str, **extra: object) -> records_pb2
     )  # type: ignore[arg-type]
 
 
-FOREACH = FOREACH_GRAPH  # start (foreach) -> work -> gather -> end
 LINEAR = records_pb2.FlowGraph(
     steps=[step("start", K.STEP_KIND_LINEAR, "end"), step("end", K.STEP_KIND_END)]
 )
@@ -72,19 +71,9 @@ def submit(
     app.append(ledger_service_pb2.AppendRequest(events=[started]), ALICE)
 
 
-def lease_many(
-    app: LedgerApplication, max_tasks: int, executor: str = "exec-1"
-) -> list[executor_service_pb2.LeaseTaskResponse]:
-    request = executor_service_pb2.LeaseTasksRequest(
-        request=executor_service_pb2.LeaseTaskRequest(executor_id=executor, free=BIG, total=BIG),
-        max_tasks=max_tasks,
-    )
-    return list(app.lease_tasks(request, ALICE).leases)
-
-
 def split(app: LedgerApplication, run_id: str, items: int) -> None:
     """Runs the run's start, a foreach of `items`."""
-    (leased,) = [lease for lease in lease_many(app, 50) if lease.task.run_id == run_id]
+    (leased,) = [lease for lease in lease_many(app, max_tasks=50) if lease.task.run_id == run_id]
     succeed(app, leased, num_splits=items)
 
 
@@ -115,11 +104,11 @@ def test_higher_priority_runs_are_leased_first_then_the_older(app: LedgerApplica
 def test_a_users_large_foreach_does_not_starve_another_users_run(
     app: LedgerApplication,
 ) -> None:
-    submit(app, "1", FOREACH, user="alice")
+    submit(app, "1", FOREACH_GRAPH, user="alice")
     split(app, "1", 20)  # 20 items of alice's queued before anything of bob's
     submit(app, "2", user="bob")
     # Both hold nothing: the older run first, then the user with fewer tasks leased.
-    assert who(lease_many(app, 4)) == [
+    assert who(lease_many(app, max_tasks=4)) == [
         "alice:1/work", "bob:2/start", "alice:1/work", "alice:1/work",
     ]  # fmt: skip
     # Alice holds 3, bob 1: bob's next task goes first, however far back it queued.
@@ -129,28 +118,29 @@ def test_a_users_large_foreach_does_not_starve_another_users_run(
     submit(app, "4", user="alice", priority=1)
     assert who([lease(app)]) == ["alice:4/start"]
     # Equal counts (alice 4, bob 2 -> bob's runs have nothing queued): alice goes on.
-    assert who(lease_many(app, 2)) == ["alice:1/work", "alice:1/work"]
+    assert who(lease_many(app, max_tasks=2)) == ["alice:1/work", "alice:1/work"]
 
 
 def test_a_runs_cap_bounds_its_tasks_leased_or_running_across_executors(
     app: LedgerApplication,
 ) -> None:
-    submit(app, "1", FOREACH, max_workers=2)
+    submit(app, "1", FOREACH_GRAPH, max_workers=2)
     split(app, "1", 5)
-    first = lease_many(app, 10, "exec-1")
+    first = lease_many(app, max_tasks=10, executor="exec-1")
     assert len(first) == 2
-    assert lease_many(app, 10, "exec-2") == []  # another executor gets nothing of it
+    # Another executor gets nothing of it.
+    assert lease_many(app, max_tasks=10, executor="exec-2") == []
     reasons = {task.waiting_reason for task in queued(app, "1") if task.state == 1}
     assert reasons == {"waiting: its run has 2 tasks leased or running, its --max-workers 2"}
     # Another run is not held back by this one's cap.
     submit(app, "2")
-    assert who(lease_many(app, 10, "exec-2")) == ["alice:2/start"]
+    assert who(lease_many(app, max_tasks=10, executor="exec-2")) == ["alice:2/start"]
     succeed(app, first[1])  # one ends (the other is still leased): one more may go
-    second = lease_many(app, 10, "exec-2")
+    second = lease_many(app, max_tasks=10, executor="exec-2")
     assert len(second) == 1 and active(app, "1") == 2
     for leased in (first[0], *second):
         succeed(app, leased)
-    assert len(lease_many(app, 10, "exec-1")) == 2
+    assert len(lease_many(app, max_tasks=10, executor="exec-1")) == 2
     live = read_models(app)
     app.rebuild_projections()
     assert read_models(app) == live
@@ -182,9 +172,9 @@ def test_a_task_no_executor_takes_fails_at_its_queue_deadline_with_why(
 def test_the_queue_deadline_does_not_count_the_wait_for_the_runs_own_cap(
     app: LedgerApplication,
 ) -> None:
-    submit(app, "1", FOREACH, max_workers=1, queue_timeout_seconds=1)
+    submit(app, "1", FOREACH_GRAPH, max_workers=1, queue_timeout_seconds=1)
     split(app, "1", 2)
-    (running,) = lease_many(app, 10)
+    (running,) = lease_many(app, max_tasks=10)
     time.sleep(1.2)  # the other item waited past the deadline, for the run's own cap
     assert app.leases.time_out_queued() == 0
     succeed(app, running)  # room: the deadline counts from now
@@ -276,15 +266,11 @@ def test_a_lease_call_takes_the_oldest_tasks_that_fit_its_room(
 ) -> None:
     """A call with room for 12 tasks of a foreach of 30 takes the 12 oldest items; the
     next call takes the other 18, in order."""
-    submit(app, "1", FOREACH)
+    submit(app, "1", FOREACH_GRAPH)
     split(app, "1", 30)
     room = executor_service_pb2.Capacity(cpu=12, memory_mb=1 << 20)
-    request = executor_service_pb2.LeaseTasksRequest(
-        request=executor_service_pb2.LeaseTaskRequest(executor_id="small", free=room, total=room),
-        max_tasks=64,
-    )
-    first = app.lease_tasks(request, ALICE).leases
+    first = lease_many(app, room, executor="small")
     assert [lease.task.foreach_stack[-1].index for lease in first] == list(range(12))
-    rest = lease_many(app, 64)
+    rest = lease_many(app, max_tasks=64)
     assert [lease.task.foreach_stack[-1].index for lease in rest] == list(range(12, 30))
-    assert not lease_many(app, 64)
+    assert not lease_many(app, max_tasks=64)
