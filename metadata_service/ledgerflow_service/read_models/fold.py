@@ -266,7 +266,7 @@ class ReadModelFold:
         fold.queue = {
             key: None for key in plan.task_keys if fold.orchestrated.get(key.rsplit("/", 2)[0])
         }
-        fold.queue.update((row[0], QueueRow(*row)) for row in queued)
+        fold.queue.update((row[0], QueueRow(*row)) for row in queued if row[0] in fold.queue)
         return fold
 
     def load_queue(self, tx: Tx, task_keys: Iterable[str]) -> None:
