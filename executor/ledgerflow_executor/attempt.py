@@ -22,7 +22,7 @@ from ledgerflow.engine import (
     started_event,
     task_facts,
 )
-from ledgerflow.metadata_client import MetadataClient
+from ledgerflow.metadata_client import MAX_TASK_IDS, MetadataClient
 from ledgerflow.runtime.task import TaskInput, TaskRequest, TaskSpec
 from ledgerflow.v1 import audit_service_pb2 as audit_api
 from ledgerflow.v1 import events_pb2, records_pb2
@@ -63,15 +63,11 @@ class Lease:
         return f"{self.task.pathspec} attempt {self.task.attempt}"
 
 
-# Tasks a ListArtifacts call may name (the service's limit on a filter).
-_TASKS_PER_CALL = 100
-
-
 def artifacts_of(
     metadata: MetadataClient, task_pathspecs: Iterable[str]
 ) -> dict[str, dict[str, records_pb2.Artifact]]:
     """The artifacts finished tasks recorded, by task pathspec and name: the tasks of
-    one step (a join's inputs) in calls of up to 100 tasks, not a call each."""
+    one step (a join's inputs) in calls of up to MAX_TASK_IDS tasks, not a call each."""
     found: dict[str, dict[str, records_pb2.Artifact]] = {}
     by_step: dict[tuple[str, str, str], list[str]] = {}
     for path in task_pathspecs:
@@ -79,14 +75,16 @@ def artifacts_of(
         found[path] = {}
         by_step.setdefault((flow, run_id, step_name), []).append(task_id)
     for (flow, run_id, step_name), task_ids in by_step.items():
-        for start in range(0, len(task_ids), _TASKS_PER_CALL):
-            chunk = task_ids[start : start + _TASKS_PER_CALL]
+        for start in range(0, len(task_ids), MAX_TASK_IDS):
+            chunk = task_ids[start : start + MAX_TASK_IDS]
             if len(chunk) == 1:
                 listed = metadata.artifacts(flow, run_id, step_name, chunk[0])
             else:
                 listed = metadata.artifacts(flow, run_id, step_name, task_ids=chunk)
             for artifact in listed:
-                found[artifact.task_pathspec][artifact.name] = artifact
+                # (A service older than task_ids answers with the whole step.)
+                if artifact.task_pathspec in found:
+                    found[artifact.task_pathspec][artifact.name] = artifact
     return found
 
 

@@ -36,6 +36,11 @@ _PAGE_SIZE = 1000
 WATCH_BATCH_EVENTS = 64
 
 
+# The most tasks one ListArtifacts call may name (task_ids): the service's bound on
+# every filter list.
+MAX_TASK_IDS = 100
+
+
 class MetadataClient(abc.ABC):
     """Every RPC of the metadata service (see proto/ledgerflow/v1/), and helpers."""
 
@@ -160,7 +165,7 @@ class MetadataClient(abc.ABC):
         task_ids: Sequence[str] = (),
     ) -> list[records_pb2.Artifact]:
         """The artifacts of a run, a step, a task (`task_id`) or some tasks of a step
-        (`task_ids`, at most 100), current attempts only, page after page."""
+        (`task_ids`, at most MAX_TASK_IDS), current attempts only, page after page."""
         request = query.ListArtifactsRequest(
             flow_name=flow, run_id=run_id, step_name=step, task_id=task_id, names=list(names),
             task_ids=list(task_ids),

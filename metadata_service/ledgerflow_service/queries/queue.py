@@ -268,7 +268,7 @@ class RunGraphs:
 
     def __init__(self, tx: Tx, kept: KeptGraphs | None = None) -> None:
         self._tx = tx
-        self._kept = kept or KeptGraphs()
+        self._kept = kept if kept is not None else KeptGraphs()
 
     def graph(self, run_pathspec: str) -> RunGraph:
         graph = self._kept.get(run_pathspec)

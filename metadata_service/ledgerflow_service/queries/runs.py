@@ -29,13 +29,13 @@ def _run_select(where: str) -> str:
     return f"SELECT {', '.join(columns(RunRow))} FROM runs WHERE {where}"
 
 
-def _tags_select(count: int) -> str:
-    marks = ", ".join("?" for _ in range(count))
-    return f"SELECT run_pathspec, tag, is_system FROM run_tags WHERE run_pathspec IN ({marks})"
+def _tags_query(tx: Tx, run_pathspecs: Sequence[str]) -> tuple[str, list[Any]]:
+    condition, params = tx.dialect.one_of("run_pathspec", list(run_pathspecs))
+    return f"SELECT run_pathspec, tag, is_system FROM run_tags WHERE {condition}", params
 
 
 def _runs_to_records(tx: Tx, rows: Sequence[RunRow], clock: Clock) -> list[records_pb2.Run]:
-    tag_rows = tx.query(_tags_select(len(rows)), [r.pathspec for r in rows]) if rows else []
+    tag_rows = tx.query(*_tags_query(tx, [r.pathspec for r in rows])) if rows else []
     return _records(rows, tag_rows, clock)
 
 
@@ -47,9 +47,9 @@ def runs_later(
     append). A run that does not exist is missing from the answer."""
     if not run_pathspecs:
         return dict
-    marks = ", ".join("?" for _ in run_pathspecs)
-    run_rows = tx.query_later(_run_select(f"pathspec IN ({marks})"), list(run_pathspecs))
-    tag_rows = tx.query_later(_tags_select(len(run_pathspecs)), list(run_pathspecs))
+    condition, params = tx.dialect.one_of("pathspec", list(run_pathspecs))
+    run_rows = tx.query_later(_run_select(condition), params)
+    tag_rows = tx.query_later(*_tags_query(tx, run_pathspecs))
 
     def built() -> dict[str, records_pb2.Run]:
         runs = _records([RunRow(*row) for row in run_rows()], tag_rows(), clock)

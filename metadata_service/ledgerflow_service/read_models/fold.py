@@ -13,7 +13,7 @@ behind.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,8 +232,11 @@ class ReadModelFold:
         *,
         collect_artifacts: bool = True,
         decides: bool = False,
+        orchestrated: Mapping[str, OrchestratedRunRow | None] | None = None,
     ) -> ReadModelFold:
-        """Builds the fold from the rows of the plan's queries."""
+        """Builds the fold from the rows of the plan's queries (`orchestrated`: runs
+        known to be orchestrated besides the plan's, whose tasks' queue rows it keeps
+        too)."""
         (run_rows, tasks_and_attempts, step_rows, flows, tag_rows, table_rows, deployed,
          notified, queued) = rows  # fmt: skip
         fold = cls(collect_artifacts=collect_artifacts, decides=decides)
@@ -263,8 +266,11 @@ class ReadModelFold:
         for found in (NotificationRow(*row) for row in notified):
             fold.notifications[(found.run_pathspec, found.notification)] = found
         # As load_queue leaves them: a key for each task of an orchestrated run.
+        known = orchestrated or {}
         fold.queue = {
-            key: None for key in plan.task_keys if fold.orchestrated.get(key.rsplit("/", 2)[0])
+            key: None
+            for key in plan.task_keys
+            if fold.orchestrated.get(owner := key.rsplit("/", 2)[0]) or known.get(owner)
         }
         fold.queue.update((row[0], QueueRow(*row)) for row in queued if row[0] in fold.queue)
         return fold
@@ -408,7 +414,9 @@ class ReadModelFold:
             self.load_queue(tx, wanted.task_keys)
             return
         missing.build_queries(tx.dialect)
-        loaded = ReadModelFold.from_rows(missing, tx.query_all(missing.queries))
+        loaded = ReadModelFold.from_rows(
+            missing, tx.query_all(missing.queries), orchestrated=self.orchestrated
+        )
         self.known_flows |= loaded.known_flows
         pairs: list[tuple[dict[Any, Any], dict[Any, Any]]] = [
             (self.runs, loaded.runs), (self.tasks, loaded.tasks), (self.steps, loaded.steps),
