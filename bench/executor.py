@@ -1,7 +1,8 @@
 """Executor benchmark: remote runs through `ledgerflow executor` against the forked
 local runtime, lease throughput, and an idle executor's memory. Prints figures.
 
-    python bench/executor.py [--items 100] [--backends local,podman,slurm,slurm-steps]
+    python bench/executor.py [--items 100]
+                             [--backends local,podman,podman-warm,slurm,slurm-steps]
                              [--lease-items 4000] [--baseline REF [--rounds 2]]
 
 1. A foreach of --items trivial tasks, run locally (`run --max-workers 4`, forked
@@ -12,7 +13,8 @@ local runtime, lease throughput, and an idle executor's memory. Prints figures.
    forks). With slurm, each task is a batch job on the Slurm test cluster this script
    starts (tests/slurm_cluster.py: two nodes of 2
    cores, 4 jobs at once), and the figures include jobs per second; with slurm-steps,
-   each task is a job step in an allocation the executor holds (--slurm-steps).
+   each task is a job step in an allocation the executor holds (--slurm-steps); with
+   podman-warm, in a warm container an earlier task left (--warm-containers).
 2. Leases per second: --lease-items queued tasks on Postgres, taken by 8 executor
    processes calling LeaseTask as fast as they can.
 3. The resident memory of an executor that has been idle for a few seconds.
@@ -75,10 +77,16 @@ if __name__ == "__main__":
 """
 
 
+# Backends by another name: an executor's flags for each.
+VARIANTS = {
+    "slurm-steps": ["--backend", "slurm", "--slurm-steps"],
+    "podman-warm": ["--backend", "podman", "--warm-containers"],
+}
+
+
 def start_executor(env: dict[str, str], port: int, backend: str) -> subprocess.Popen[bytes]:
-    """An executor of `backend` (slurm-steps: slurm with --slurm-steps)."""
-    flags = ["--backend", "slurm", "--slurm-steps"] if backend == "slurm-steps" else [
-        "--backend", backend]  # fmt: skip
+    """An executor of `backend` (or of one of the VARIANTS)."""
+    flags = VARIANTS.get(backend, ["--backend", backend])
     return subprocess.Popen(
         [sys.executable, "-m", "ledgerflow.cli", "executor", "--service", f"127.0.0.1:{port}",
          *flags, "--cpus", "1", "--memory", "4096", "--poll-seconds", "0.2"],

@@ -387,6 +387,7 @@ class Executor:
             spec_path=str(spec_path),
             result_path=str(folder / "result"),
             service=self.metadata.address,
+            owner=lease.run.user,
         )
 
     def _gpus_seen(self, gpu_ids: tuple[int, ...]) -> dict[str, str]:

@@ -131,9 +131,9 @@ class TestLocal(BackendContract):
         backend.close()
 
 
-class ContainerContract(BackendContract):
-    """What container engines add: an attempt begins once its container exists, and
-    one whose image the engine cannot get never began."""
+class ImageContract(BackendContract):
+    """What container engines add: an attempt whose image the engine cannot get never
+    began."""
 
     def test_an_image_the_engine_cannot_get_never_began(
         self, backend: Backend, tmp_path: Path
@@ -150,6 +150,10 @@ class ContainerContract(BackendContract):
         assert never.error_type == "ImagePullError", never.error_message
         # the engine's own words, in the failure itself (not only at the end of stderr)
         assert "no-such-image" in never.error_message, never.error_message
+
+
+class ContainerContract(ImageContract):
+    """A container an attempt: it begins once its container exists."""
 
     def test_an_attempt_whose_container_ran_has_begun(
         self, backend: Backend, tmp_path: Path
@@ -172,6 +176,57 @@ class TestPodman(ContainerContract):
         backend = ContainerBackend("podman")
         yield backend
         backend.close()
+
+
+class TestPodmanWarm(ImageContract):
+    """Warm containers (--warm-containers): the contract holds, and an attempt runs in
+    the container an earlier one of the same kind left, but never one of another user's."""
+
+    @pytest.fixture
+    def backend(self) -> Iterator[Backend]:
+        from ledgerflow_executor.backends import WarmContainerBackend
+
+        backend = WarmContainerBackend("podman")
+        yield backend
+        backend.close()
+
+    def run_mark(self, backend: Backend, launch: Launch) -> list[str]:
+        handle = backend.start(launch)
+        assert exit_of(backend, handle) == 0
+        return Path(launch.stdout_path).read_text().splitlines()
+
+    def test_the_next_attempt_of_the_same_kind_runs_in_the_same_container(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        first = self.run_mark(backend, self.launch(tmp_path / "first", "mark"))
+        second = self.run_mark(backend, self.launch(tmp_path / "second", "mark"))
+        assert "no mark before" in first and "marked before" in second
+        # each attempt's temporary files in its own folder, which goes with it
+        assert f"temporary files in {tmp_path / 'second' / 'tmp'}" in second
+
+    def test_attempts_of_different_users_or_resources_never_share_a_container(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        mine = dataclasses.replace(self.launch(tmp_path / "alice", "mark"), owner="alice")
+        self.run_mark(backend, mine)
+        theirs = dataclasses.replace(self.launch(tmp_path / "bob", "mark"), owner="bob")
+        bigger = dataclasses.replace(self.launch(tmp_path / "big", "mark", memory_mb=640),
+                                     owner="alice")  # fmt: skip
+        assert "no mark before" in self.run_mark(backend, theirs)
+        assert "no mark before" in self.run_mark(backend, bigger)
+
+    def test_an_attempt_over_its_memory_is_out_of_memory_and_the_next_one_runs(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        launch = self.launch(tmp_path / "hog", "hog", memory_mb=256)
+        handle = backend.start(launch)
+        code = exit_of(backend, handle)
+        outcome = self.outcome(backend, launch, handle, code)
+        assert outcome.kind == records_pb2.FAILURE_KIND_OUT_OF_MEMORY, outcome
+        after = self.launch(tmp_path / "after", "ok", memory_mb=256)
+        handle = backend.start(after)
+        assert exit_of(backend, handle) == 0
+        assert self.outcome(backend, after, handle, 0).ok
 
 
 class TestDocker(ContainerContract):

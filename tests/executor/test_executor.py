@@ -48,8 +48,9 @@ def test_detach_returns_at_once_and_the_run_goes_on(cluster: Cluster) -> None:
     assert cluster.wait_finished("SlowItems", run_id)
 
 
-def test_podman_enforces_memory_and_cpu(cluster: Cluster) -> None:
-    cluster.executor(backend="podman", memory=8192)
+@pytest.mark.parametrize("warm", [False, True], ids=["a-container-a-task", "warm-containers"])
+def test_podman_enforces_memory_and_cpu(cluster: Cluster, warm: bool) -> None:
+    cluster.executor(*(["--warm-containers"] if warm else []), backend="podman", memory=8192)
     run_id = run_over_memory(cluster)
     dump = cluster.flow("resource_limits", "dump", f"{run_id}/modest", "--name", "quota")
     assert "50000 100000" in dump.stdout  # cpu=0.5: half of each 100 ms period

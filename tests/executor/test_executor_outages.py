@@ -158,3 +158,29 @@ def test_a_container_a_dead_executor_left_is_killed_by_its_replacement(
         subprocess.run([engine, "rm", "--force", decoy], capture_output=True, env=with_env)
     cluster.cli("cancel", f"SlowItems/{run_id}")
     assert not cluster.wait_finished("SlowItems", run_id, seconds=120)
+
+
+def test_a_warm_container_ends_with_its_executor(cluster: Cluster) -> None:
+    """A warm container's task server reads its requests from the executor through the
+    engine's attached client: when the executor dies (kill -9), the server hears its
+    stdin close, kills the attempt it runs and exits, and the engine removes the
+    container; the attempt runs again under the executor that replaces it."""
+    run_id = cluster.submit("slow_items", "--count", "1", "--seconds", "4")
+    doomed = cluster.executor("--warm-containers", backend="podman",
+                              lease_seconds=LEASE_SECONDS)  # fmt: skip
+    wait_for(lambda: cluster.running("SlowItems", run_id, "work"), 120, "the item to run")
+
+    def warm_containers() -> list[str]:
+        listed = subprocess.run(["podman", "ps", "--filter",
+                                 f"label=ledgerflow.warm={cluster.address}", "--format",
+                                 "{{.Names}}"],
+                                capture_output=True, text=True, check=True)  # fmt: skip
+        return listed.stdout.split()
+
+    assert warm_containers()
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    wait_for(lambda: not warm_containers(), 30, "the warm containers to end")
+    cluster.executor("--warm-containers", backend="podman", lease_seconds=LEASE_SECONDS)
+    assert cluster.wait_finished("SlowItems", run_id, seconds=120), cluster.log_text()
+    assert _work_attempts(cluster, run_id) == [0, 1]

@@ -9,6 +9,7 @@ from ledgerflow_executor.backends.container import ContainerBackend
 from ledgerflow_executor.backends.kubernetes import DEFAULT_RUN_AS_USER
 from ledgerflow_executor.backends.local import LocalBackend
 from ledgerflow_executor.backends.slurm import SlurmBackend, SlurmStepsBackend
+from ledgerflow_executor.backends.warm_containers import WarmContainerBackend
 
 NAMES = ("local", "podman", "docker", "slurm", "kubernetes")
 
@@ -20,6 +21,7 @@ class BackendOptions:
     image: str = ""
     partition: str = ""  # slurm, and the one below
     slurm_steps: bool = False
+    warm_containers: bool = False  # podman
     namespace: str = ""  # kubernetes, and those below
     service_account: str = ""
     context: str = ""
@@ -34,7 +36,11 @@ def open_backend(name: str, options: BackendOptions | None = None) -> Backend:
     options = options or BackendOptions()
     if name == "local":
         return LocalBackend()
+    if options.warm_containers and name != "podman":
+        raise BackendError(f"--warm-containers is for --backend podman, not {name}")
     if name in ("podman", "docker"):
+        if options.warm_containers:
+            return WarmContainerBackend(name, options.image)
         return ContainerBackend(name, options.image)
     if name == "slurm":
         if options.slurm_steps:

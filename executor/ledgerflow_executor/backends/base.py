@@ -65,6 +65,8 @@ class Launch:
     # The metadata service the attempt's lease is from, as its executor reaches it: an
     # engine shared by executors of several services tells their attempts apart by it.
     service: str = ""
+    # Who the run is for (Run.user): a warm container never takes attempts of two users.
+    owner: str = ""
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,29 @@ def sweep(parent: Path) -> None:
                     cgroup.rmdir()
 
 
+def oom_kills_of(pid: int) -> int | None:
+    """How many processes the kernel killed for memory in the memory cgroup that holds
+    process `pid` (a container's, say) since it was made; None when it cannot be read."""
+    try:
+        mounts = parse_mountinfo(_read(Path("/proc/self/mountinfo")))
+        held = parse_proc_cgroup(_read(Path(f"/proc/{pid}/cgroup")))
+    except OSError:
+        return None
+    for version in (1, 2):
+        key = "" if version == 2 else "memory"
+        for mount in mounts:
+            if key not in held or mount.version != version:
+                continue
+            if version == 1 and key not in mount.controllers:
+                continue
+            folder = folder_of(mount, held[key])
+            oom = folder / _FILES[version].oom if folder is not None else None
+            if oom is not None and oom.exists():
+                with contextlib.suppress(OSError):
+                    return _counter(_read(oom), "oom_kill")
+    return None
+
+
 def open_memory_cgroups() -> MemoryCgroups:
     """This executor's attempt cgroups, in the cgroup v2 hierarchy when its memory
     controller is there, else in cgroup v1's memory hierarchy; raises NoMemoryCgroup

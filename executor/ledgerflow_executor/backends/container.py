@@ -131,14 +131,17 @@ class ContainerBackend(Backend):
         self._last_words: dict[int, str] = {}  # by handle: what the engine said, likewise
         self._never_began: dict[int, TaskOutcome] = {}  # by handle: why, till never_began
 
-    def command(self, launch: Launch, env_file: Path | None = None) -> list[str]:
-        """The engine's `run` command for one attempt. Its environment is named, never
-        valued, on it: the variables are in `env_file` (those it can hold; the others
-        passed by name, from the engine's environment), or, with none, all passed by
-        name from the environment the command runs in."""
+    def command(
+        self, launch: Launch, env_file: Path | None = None, *, extra: tuple[str, ...] = ()
+    ) -> list[str]:
+        """The engine's `run` command for one attempt (`extra`: more of run's options).
+        Its environment is named, never valued, on it: the variables are in `env_file`
+        (those it can hold; the others passed by name, from the engine's environment),
+        or, with none, all passed by name from the environment the command runs in."""
         args = [
             str(self.binary),
             "run",
+            *extra,
             # docker's record of an OOM kill goes with the container: kept until read.
             *(["--rm"] if self.name == "podman" else []),
             "--name",
@@ -253,21 +256,28 @@ class ContainerBackend(Backend):
         container.created = (container.workdir / CID_FILE).exists()
         return container.created
 
+    def _source_waited_on(self, handle: int) -> str | None:
+        """What the engine is making the attempt's container from, while the attempt has
+        not begun (None once it has, or for an attempt it does not know)."""
+        container = self._containers.get(handle)
+        if container is None or self.begun(handle):
+            return None
+        return container.source
+
     def waiting(self, handle: int) -> str:
-        if self.begun(handle):
+        if self._source_waited_on(handle) is None:
             return ""
         return f"{self.name} is getting the image and creating the container"
 
     def start_trouble(self, handle: int) -> TaskOutcome | None:
         """Not created yet: a pull that takes longer than --start-timeout is given up."""
-        container = self._containers.get(handle)
-        if container is None or self.begun(handle):
+        source = self._source_waited_on(handle)
+        if source is None:
             return None
         return failed(
             "ImagePullError",
-            f"{self.name} did not create the attempt's container from "
-            f"{container.source}: the image is still "
-            "being pulled, or the engine hangs",
+            f"{self.name} did not create the attempt's container from {source}: the image "
+            "is still being pulled, or the engine hangs",
             records_pb2.FAILURE_KIND_INFRASTRUCTURE,
         )
 
@@ -329,15 +339,14 @@ class ContainerBackend(Backend):
             return True  # unknown: the engine's words say more
         return found.returncode == 0
 
-    def _why_not_created(self, container: _Container, exit_code: int) -> TaskOutcome:
-        """The engine exited before it created the attempt's container: its words, and
-        whether it lacks the image (then it could not pull it)."""
-        said = engine_words(container.stderr)
-        pulling = not self._image_present(container.image)
+    def _why_not_created(self, image: str, exit_code: int, said: str) -> TaskOutcome:
+        """The engine exited before it created the attempt's container from `image`:
+        its words (`said`), and whether it lacks the image (then it could not pull it)."""
+        pulling = not self._image_present(image)
         return failed(
             "ImagePullError" if pulling else "ContainerEngineError",
             f"{self.name} could not create the attempt's container from "
-            f"{container.source} (exit {exit_code}): "
+            f"{source_of(image)} (exit {exit_code}): "
             f"{said or 'it said nothing'}",
             records_pb2.FAILURE_KIND_INFRASTRUCTURE,
         )
@@ -352,7 +361,9 @@ class ContainerBackend(Backend):
             if container is not None:
                 remove_env_file(container.env_file)
                 if self._never_created(container, code):
-                    self._never_began[handle] = self._why_not_created(container, code)
+                    self._never_began[handle] = self._why_not_created(
+                        container.image, code, engine_words(container.stderr)
+                    )
                     continue
                 self._oom_killed[handle] = self._was_oom_killed(container)
                 self._last_words[handle] = engine_words(container.stderr)
@@ -380,8 +391,12 @@ class _Container:
 
     @property
     def source(self) -> str:
-        """What the container is made from, for messages."""
-        return self.image or "the root filesystem of this host"
+        return source_of(self.image)
+
+
+def source_of(image: str) -> str:
+    """What a container is made from, for messages (no image: this host's root)."""
+    return image or "the root filesystem of this host"
 
 
 def container_ending(

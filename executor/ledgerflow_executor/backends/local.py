@@ -20,7 +20,6 @@ an interpreter start and an import of the flow.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import queue
@@ -42,6 +41,7 @@ from ledgerflow_executor.backends.base import (
     inherited_environment,
 )
 from ledgerflow_executor.backends.cgroups import MemoryCgroups, NoMemoryCgroup, open_memory_cgroups
+from ledgerflow_executor.backends.task_server_channel import TaskServerChannel, TaskServerGone
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ MEMORY_VARIABLE = "LEDGERFLOW_LOCAL_MEMORY"
 
 @dataclass
 class _TaskServer:
-    """A warm task server and what it said."""
+    """A warm task server, the attempts it runs, and the pids it said it started."""
 
-    process: subprocess.Popen[str]
+    channel: TaskServerChannel
     started: queue.Queue[int] = field(default_factory=queue.Queue)
     running: set[int] = field(default_factory=set)
 
@@ -97,12 +97,10 @@ class LocalBackend(Backend):
                 "cores": self._pick_cores(launch.cpu), "env": launch.env,
                 "gpus": len(launch.gpu_ids),
             }  # fmt: skip
-            assert server.process.stdin is not None
             try:
-                server.process.stdin.write(json.dumps(ask) + "\n")
-                server.process.stdin.flush()
+                server.channel.ask(ask)
                 pid = server.started.get(timeout=60)
-            except (OSError, queue.Empty) as error:
+            except (TaskServerGone, queue.Empty) as error:
                 raise BackendError(
                     f"the task server of {launch.flow_file} is gone: {error}"
                 ) from None
@@ -127,7 +125,7 @@ class LocalBackend(Backend):
     def _server_for(self, launch: Launch) -> _TaskServer:
         assert launch.flow_file is not None
         server = self._servers.get(launch.flow_file)
-        if server is not None and server.process.poll() is None:
+        if server is not None and server.channel.alive():
             return server
         process = subprocess.Popen(
             [sys.executable, launch.flow_file, "task-server"],
@@ -136,24 +134,29 @@ class LocalBackend(Backend):
                  PARENT_PID_VARIABLE: str(os.getpid())},
             cwd=os.path.dirname(launch.flow_file),
         )  # fmt: skip
-        server = self._servers[launch.flow_file] = _TaskServer(process)
-        threading.Thread(target=self._listen, args=(server,), daemon=True).start()
-        return server
+        started: queue.Queue[int] = queue.Queue()
+        new = _TaskServer(
+            TaskServerChannel(
+                process,
+                on_started=started.put,
+                on_exited=lambda pid, code: self._exited_from(new, pid, code),
+                on_gone=lambda: self._server_gone(new),
+            ),
+            started,
+        )
+        self._servers[launch.flow_file] = new
+        new.channel.listen()
+        return new
 
-    def _listen(self, server: _TaskServer) -> None:
-        """Relays what a task server says; when it dies, so did its attempts."""
-        assert server.process.stdout is not None
-        for line in server.process.stdout:
-            message = json.loads(line)
-            if "started" in message:
-                server.started.put(int(message["started"]))
-            else:
-                pid = int(message["exited"])
-                with self._lock:
-                    server.running.discard(pid)
-                    self._exited.append((pid, int(message["code"])))
-                if self.on_exit is not None:
-                    self.on_exit.set()
+    def _exited_from(self, server: _TaskServer, pid: int, code: int) -> None:
+        with self._lock:
+            server.running.discard(pid)
+            self._exited.append((pid, code))
+        if self.on_exit is not None:
+            self.on_exit.set()
+
+    def _server_gone(self, server: _TaskServer) -> None:
+        """When a task server dies, so did its attempts."""
         with self._lock:
             self._exited.extend((pid, -signal.SIGKILL) for pid in server.running)
             server.running.clear()
@@ -195,11 +198,7 @@ class LocalBackend(Backend):
 
     def close(self) -> None:
         for server in self._servers.values():
-            with contextlib.suppress(OSError):
-                if server.process.stdin is not None:
-                    server.process.stdin.close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.process.wait(timeout=10)
+            server.channel.close()
         if self._cgroups is not None:
             for cgroup in [*self._attempt_cgroups.values(), *self._leftovers]:
                 self._cgroups.remove(cgroup)

@@ -6,23 +6,30 @@ An executor keeps one per code package (see ledgerflow_executor/backends/local.p
 The protocol is JSON lines. On stdin, one request per attempt::
 
     {"spec": PATH, "result": PATH, "stdout": PATH, "stderr": PATH, "cgroup": PATH,
-     "memory_bytes": N, "cores": [0, 1], "env": {"NAME": "VALUE"}, "gpus": N}
+     "memory_bytes": N, "cores": [0, 1], "env": {"NAME": "VALUE"}, "gpus": N,
+     "cwd": PATH}
 
-On stdout, ``{"started": PID}`` for each request, in order, and ``{"exited": PID,
-"code": CODE}`` as attempts end (a negative code: killed by that signal). Before the
-step runs, the child joins `cgroup` (the attempt's memory cgroup, which the executor
-made and bounded) or, when it is empty, bounds its address space to memory_bytes more
-than the server had mapped (its data segment, when "gpus" is above 0); it pins itself
-to `cores`, and reports through the result file exactly like ``python FLOW_FILE task``.
-Nothing here imports gRPC, so forking is safe; the server and its children die with
-the process that started them.
+and ``{"kill": PID}`` to kill a running attempt (its process group). On stdout,
+``{"started": PID}`` for each request, in order, and ``{"exited": PID, "code": CODE}``
+as attempts end (a negative code: killed by that signal). Before the step runs, the
+child joins `cgroup` (the attempt's memory cgroup, which the executor made and
+bounded) or, when it is empty, bounds its address space to memory_bytes more than the
+server had mapped (its data segment, when "gpus" is above 0; no bound when memory_bytes
+is 0: a container around the server bounds it); it pins itself to `cores`, works in
+`cwd` (when given), and reports through the result file exactly like ``python
+FLOW_FILE task``. When an attempt exits, what it left in its process group is killed,
+so the next attempt starts clean. Nothing here imports gRPC, so forking is safe; the
+server and its children die with the process that started them, and when stdin closes
+(that process is gone, or done with the server) the attempts still running are killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -41,10 +48,9 @@ def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.std
     running: set[int] = set()
     closed = threading.Event()
 
-    def say(message: dict[str, Any]) -> None:
-        with lock:
-            out.write(json.dumps(message) + "\n")
-            out.flush()
+    def say(message: dict[str, Any]) -> None:  # under the lock
+        out.write(json.dumps(message) + "\n")
+        out.flush()
 
     def reap() -> None:
         while not (closed.is_set() and not running):
@@ -53,24 +59,41 @@ def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.std
             except ChildProcessError:
                 closed.wait(0.01)
                 continue
-            running.discard(pid)
-            say({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+            with lock:  # after its "started"
+                if pid not in running:  # an orphan the server inherited (as a container's init)
+                    continue
+                running.discard(pid)
+                _kill_group(pid)  # what the attempt left behind (it leads its own group)
+                say({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
     reaper = threading.Thread(target=reap, name="ledgerflow-reaper", daemon=True)
     reaper.start()
     server = os.getpid()
     for line in sys.stdin:
         ask = json.loads(line)
+        if "kill" in ask:
+            if int(ask["kill"]) in running:
+                _kill_group(int(ask["kill"]))
+            continue
         sys.stdout.flush()
         sys.stderr.flush()
-        with lock:  # no message is half written when the child is forked
+        # Under the lock: no message is half written when the child is forked, and its
+        # "started" goes out before its "exited" can.
+        with lock:
             pid = os.fork()
-        if pid == 0:
-            _child(ask, server, run_request)
-        running.add(pid)
-        say({"started": pid})
+            if pid == 0:
+                _child(ask, server, run_request)
+            running.add(pid)
+            say({"started": pid})
+    for pid in list(running):  # no one is left to hear of them
+        _kill_group(pid)
     closed.set()
     reaper.join()
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _child(
@@ -88,14 +111,16 @@ def _child(
         # attempt with GPUs bounds its data segment (heap and private writable mappings).
         if ask.get("cgroup"):
             _join_cgroup(ask["cgroup"])
-        elif ask.get("gpus"):
+        elif ask.get("memory_bytes") and ask.get("gpus"):
             limit = _data_bytes() + int(ask["memory_bytes"])
             resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-        else:
+        elif ask.get("memory_bytes"):
             limit = _mapped_bytes() + int(ask["memory_bytes"])
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         if ask.get("cores"):
             os.sched_setaffinity(0, set(ask["cores"]))
+        if ask.get("cwd"):
+            os.chdir(ask["cwd"])
         os.environ.update(ask.get("env", {}))
         capture_output(ask["stdout"], ask["stderr"])
         with open(ask["spec"]) as spec:
