@@ -266,12 +266,9 @@ class ReadModelFold:
         for found in (NotificationRow(*row) for row in notified):
             fold.notifications[(found.run_pathspec, found.notification)] = found
         # As load_queue leaves them: a key for each task of an orchestrated run.
-        known = orchestrated or {}
-        fold.queue = {
-            key: None
-            for key in plan.task_keys
-            if fold.orchestrated.get(owner := key.rsplit("/", 2)[0]) or known.get(owner)
-        }
+        fold.queue = dict.fromkeys(
+            _of_orchestrated_runs(plan.task_keys, fold.orchestrated, orchestrated or {})
+        )
         fold.queue.update((row[0], QueueRow(*row)) for row in queued if row[0] in fold.queue)
         return fold
 
@@ -279,8 +276,8 @@ class ReadModelFold:
         """Loads the queue rows of the tasks of orchestrated runs among `task_keys`
         (one query, and none for a batch of runs the service does not orchestrate)."""
         wanted = sorted(
-            key for key in task_keys
-            if key not in self.queue and self.orchestrated.get(key.rsplit("/", 2)[0])
+            key for key in _of_orchestrated_runs(task_keys, self.orchestrated)
+            if key not in self.queue
         )  # fmt: skip
         if not wanted:
             return
@@ -567,3 +564,14 @@ def _select(
         return None
     condition, params = dialect.one_of(key, sorted(values))
     return f"SELECT {', '.join(columns)} FROM {source} WHERE {condition}", params
+
+
+def _of_orchestrated_runs(
+    task_keys: Iterable[str], *orchestrated: Mapping[str, OrchestratedRunRow | None]
+) -> list[str]:
+    """The task pathspecs among `task_keys` whose runs (Flow/run) one of the mappings
+    says the service orchestrates: only their tasks have queue rows."""
+    return [
+        key for key in task_keys
+        if any(runs.get(key.rsplit("/", 2)[0]) for runs in orchestrated)
+    ]  # fmt: skip
