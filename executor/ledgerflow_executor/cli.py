@@ -44,8 +44,8 @@ def _default_memory_mb() -> int:
     type=click.Choice(NAMES),
     default="local",
     show_default=True,
-    help="Where tasks run: plain processes with rlimits, containers, Slurm jobs, or "
-    "Kubernetes Jobs.",
+    help="Where tasks run: processes (each in a memory cgroup where one can be made), "
+    "containers, Slurm jobs, or Kubernetes Jobs.",
 )
 @click.option(
     "--cpus",
@@ -281,7 +281,8 @@ def executor(
     worker.check_service()
     _serve_metrics(metrics, worker, metrics_address, metrics_port)
     click.echo(
-        f"executor {settings.executor_id}: {backend}, cpu={cpus:g} memory={memory_mb} MB "
+        f"executor {settings.executor_id}: {backend}"
+        f"{' (warm containers)' if warm_containers else ''}, cpu={cpus:g} memory={memory_mb} MB "
         f"gpu={gpus}, queues {', '.join(q or 'default' for q in settings.queues)}; "
         f"service {service}",
         err=True,

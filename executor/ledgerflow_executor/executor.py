@@ -10,6 +10,7 @@ and anything it would still record is refused by the service (fencing).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -350,7 +351,10 @@ class Executor:
 
     def _prepare(self, lease: Lease) -> tuple[Lease, Launch] | None:
         task = lease.task
-        folder = self._folder / f"{task.pathspec.replace('/', '.')}.{task.attempt}"
+        # One folder per user holds their attempts' folders: a backend that shares a
+        # container between attempts mounts only the folder of its user's (Run.user).
+        user = "user-" + hashlib.sha256(lease.run.user.encode()).hexdigest()[:16]
+        folder = self._folder / user / f"{task.pathspec.replace('/', '.')}.{task.attempt}"
         folder.mkdir(parents=True, exist_ok=True)
         try:
             flow_file = self._code_for(lease)

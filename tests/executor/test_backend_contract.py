@@ -204,6 +204,36 @@ class TestPodmanWarm(ImageContract):
         # each attempt's temporary files in its own folder, which goes with it
         assert f"temporary files in {tmp_path / 'second' / 'tmp'}" in second
 
+    def test_what_an_attempt_left_running_is_gone_before_the_next_one(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        """Even a process in a session of its own (out of the attempt's group)."""
+        handle = backend.start(self.launch(tmp_path / "orphan", "orphan"))
+        assert exit_of(backend, handle) == 0
+        # (said only in the container where the orphan was left)
+        after = self.run_mark(backend, self.launch(tmp_path / "after", "mark"))
+        assert "orphan gone" in after, after
+
+    def test_a_flow_that_cannot_be_imported_fails_its_attempt_with_its_words(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        """The container ran, so the attempt began: it died, and what the server said
+        as it failed is in the attempt's stderr (not an engine failure)."""
+        broken = tmp_path / "code" / "broken_flow.py"
+        broken.parent.mkdir()
+        broken.write_text("raise ImportError('this flow cannot be imported')\n")
+        launch = self.launch(tmp_path / "broken", "ok")
+        launch = dataclasses.replace(launch, flow_file=str(broken),
+                                     mounts=(str(broken.parent), *launch.mounts[1:]))  # fmt: skip
+        handle = backend.start(launch)
+        code = exit_of(backend, handle)
+        assert backend.begun(handle) and backend.never_began(handle, code) is None
+        outcome = self.outcome(backend, launch, handle, code)
+        assert (outcome.error_type, outcome.kind) == (
+            "TaskProcessDied", records_pb2.FAILURE_KIND_KILLED
+        ), outcome  # fmt: skip
+        assert "this flow cannot be imported" in Path(launch.stderr_path).read_text()
+
     def test_attempts_of_different_users_or_resources_never_share_a_container(
         self, backend: Backend, tmp_path: Path
     ) -> None:
@@ -214,6 +244,21 @@ class TestPodmanWarm(ImageContract):
                                      owner="alice")  # fmt: skip
         assert "no mark before" in self.run_mark(backend, theirs)
         assert "no mark before" in self.run_mark(backend, bigger)
+
+    def test_in_an_image_an_attempt_sees_its_users_attempt_folders_and_no_one_elses(
+        self, backend: Backend, tmp_path: Path, task_image: str
+    ) -> None:
+        """The executor keeps each user's attempt folders apart; a warm container mounts
+        its user's, where a later attempt of the same user runs too. (In the host's root
+        filesystem, the default without an image, a container sees the host's files.)"""
+        bobs = dataclasses.replace(self.launch(tmp_path / "bob" / "b1", "ok"), owner="bob",
+                                   image=task_image)  # fmt: skip
+        assert exit_of(backend, backend.start(bobs)) == 0
+        for owner, saw in (("alice", "cannot see it"), ("bob", "can see it")):
+            peek = self.launch(tmp_path / owner / "peek", "peek")
+            env = {**peek.env, "CONTRACT_PEEK": bobs.spec_path}
+            peek = dataclasses.replace(peek, owner=owner, env=env, image=task_image)
+            assert saw in self.run_mark(backend, peek), owner
 
     def test_an_attempt_over_its_memory_is_out_of_memory_and_the_next_one_runs(
         self, backend: Backend, tmp_path: Path

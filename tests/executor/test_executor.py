@@ -58,6 +58,14 @@ def test_podman_enforces_memory_and_cpu(cluster: Cluster, warm: bool) -> None:
     assert not (cluster.home / "oom").exists()
 
 
+def test_warm_containers_are_for_podman_alone(cluster: Cluster) -> None:
+    for backend in ("local", "docker"):
+        answer = cluster.cli("executor", "--service", cluster.address, "--backend", backend,
+                             "--warm-containers", check=False)  # fmt: skip
+        assert answer.returncode == 2 and "Traceback" not in answer.stderr, answer.stderr
+        assert f"--warm-containers is for --backend podman, not {backend}" in answer.stderr
+
+
 def test_a_container_killed_by_someone_is_not_said_to_be_out_of_memory(
     cluster: Cluster,
 ) -> None:

@@ -100,6 +100,17 @@ def test_a_kill_ends_one_attempt_and_the_server_serves_on(server: Server) -> Non
     assert (quick / "result").exists() and "hello" in _text(quick / "stdout")
 
 
+def test_a_kill_sent_as_soon_as_an_attempt_started_ends_it(server: Server) -> None:
+    """Even before the child made its process group: then the child alone is killed."""
+    for index in range(10):
+        server.attempt(f"sleeper-{index}", "sleep")
+        wait_for(lambda: len(server.pids("started")) == index + 1, 30, "the attempt")  # noqa: B023
+        pid = server.pids("started")[-1]
+        server.ask({"kill": pid})
+        wait_for(lambda: pid in server.pids("exited"), 30, f"attempt {index} to be killed")  # noqa: B023
+    assert [m["code"] for m in server.said if "exited" in m] == [-9] * 10
+
+
 def test_when_its_stdin_closes_the_server_kills_what_runs_and_exits(server: Server) -> None:
     """Its executor is gone (or done with it): no attempt runs on unwatched."""
     sleeper = server.attempt("sleeper", "sleep")

@@ -34,10 +34,10 @@ class BackendOptions:
 
 def open_backend(name: str, options: BackendOptions | None = None) -> Backend:
     options = options or BackendOptions()
-    if name == "local":
-        return LocalBackend()
     if options.warm_containers and name != "podman":
         raise BackendError(f"--warm-containers is for --backend podman, not {name}")
+    if name == "local":
+        return LocalBackend()
     if name in ("podman", "docker"):
         if options.warm_containers:
             return WarmContainerBackend(name, options.image)

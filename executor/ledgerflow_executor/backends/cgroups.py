@@ -228,18 +228,11 @@ def oom_kills_of(pid: int) -> int | None:
         held = parse_proc_cgroup(_read(Path(f"/proc/{pid}/cgroup")))
     except OSError:
         return None
-    for version in (1, 2):
-        key = "" if version == 2 else "memory"
-        for mount in mounts:
-            if key not in held or mount.version != version:
-                continue
-            if version == 1 and key not in mount.controllers:
-                continue
-            folder = folder_of(mount, held[key])
-            oom = folder / _FILES[version].oom if folder is not None else None
-            if oom is not None and oom.exists():
-                with contextlib.suppress(OSError):
-                    return _counter(_read(oom), "oom_kill")
+    for version in (2, 1):
+        for folder in _memory_folders(version, mounts, held):
+            oom = folder / _FILES[version].oom
+            with contextlib.suppress(OSError):
+                return _counter(_read(oom), "oom_kill")
     return None
 
 
@@ -264,10 +257,7 @@ def _open(version: int, mounts: list[Mount], own: dict[str, str]) -> MemoryCgrou
     key = "" if version == 2 else "memory"
     if key not in own:
         raise NoMemoryCgroup(f"cgroup v{version}: this process is in no memory cgroup")
-    candidates = [
-        m for m in mounts if m.version == version and (version == 2 or key in m.controllers)
-    ]
-    folders = [f for f in (folder_of(m, own[key]) for m in candidates) if f is not None]
+    folders = _memory_folders(version, mounts, own)
     if not folders:
         raise NoMemoryCgroup(f"cgroup v{version}: no memory hierarchy mounted with {own[key]}")
     folder = folders[0]
@@ -292,6 +282,18 @@ def _open(version: int, mounts: list[Mount], own: dict[str, str]) -> MemoryCgrou
             root.rmdir()
         raise NoMemoryCgroup(f"cgroup v{version}: cannot bound memory in {root}")
     return MemoryCgroups(version, root)
+
+
+def _memory_folders(version: int, mounts: list[Mount], held: dict[str, str]) -> list[Path]:
+    """Where the memory cgroup of a process in the cgroups `held` (parse_proc_cgroup)
+    is mounted, in cgroup v1's memory hierarchy or in v2's (its unified one)."""
+    key = "" if version == 2 else "memory"
+    if key not in held:
+        return []
+    candidates = [
+        m for m in mounts if m.version == version and (version == 2 or key in m.controllers)
+    ]
+    return [f for f in (folder_of(m, held[key]) for m in candidates) if f is not None]
 
 
 def _enable_memory(cgroup: Path) -> None:

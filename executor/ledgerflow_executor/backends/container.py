@@ -96,6 +96,14 @@ def engine_words(path: Path) -> str:
     return (errors or lines or [""])[-1][:300]
 
 
+def client_environment(env: dict[str, str]) -> dict[str, str] | None:
+    """The engine client's environment for a container of `env`: this process's, with
+    the values an env file cannot hold (passed by name on the command line); None when
+    there are none (this process's, unchanged)."""
+    by_name = {name: value for name, value in env.items() if not env_file_holds(value)}
+    return {**os.environ, **by_name} if by_name else None
+
+
 def remove_env_file(path: Path) -> None:
     shutil.rmtree(path.parent, ignore_errors=True)
 
@@ -182,7 +190,6 @@ class ContainerBackend(Backend):
 
     def _popen(self, launch: Launch) -> subprocess.Popen[bytes]:
         env_file = write_env_file(launch.env)
-        by_name = {k: v for k, v in launch.env.items() if not env_file_holds(v)}
         try:
             with open(launch.stdout_path, "wb") as out, open(launch.stderr_path, "wb") as err:
                 process = subprocess.Popen(
@@ -195,7 +202,7 @@ class ContainerBackend(Backend):
                     # when the container is killed for memory: the attempt's folder, not
                     # the folder the executor was started from.
                     cwd=launch.workdir,
-                    env={**os.environ, **by_name} if by_name else None,
+                    env=client_environment(launch.env),
                 )
         except BaseException:
             remove_env_file(env_file)

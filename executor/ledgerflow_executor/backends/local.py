@@ -41,7 +41,11 @@ from ledgerflow_executor.backends.base import (
     inherited_environment,
 )
 from ledgerflow_executor.backends.cgroups import MemoryCgroups, NoMemoryCgroup, open_memory_cgroups
-from ledgerflow_executor.backends.task_server_channel import TaskServerChannel, TaskServerGone
+from ledgerflow_executor.backends.task_server_channel import (
+    TaskServerChannel,
+    TaskServerGone,
+    attempt_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +93,10 @@ class LocalBackend(Backend):
         cgroup = self._create_cgroup(launch)
         try:
             server = self._server_for(launch)
-            ask = {
-                "spec": launch.spec_path, "result": launch.result_path,
-                "stdout": launch.stdout_path, "stderr": launch.stderr_path,
-                "memory_bytes": launch.memory_mb * 1024 * 1024,
-                "cgroup": str(cgroup or ""),
-                "cores": self._pick_cores(launch.cpu), "env": launch.env,
-                "gpus": len(launch.gpu_ids),
-            }  # fmt: skip
+            ask = attempt_request(
+                launch, memory_bytes=launch.memory_mb * 1024 * 1024, cgroup=str(cgroup or ""),
+                cores=self._pick_cores(launch.cpu),
+            )  # fmt: skip
             try:
                 server.channel.ask(ask)
                 pid = server.started.get(timeout=60)

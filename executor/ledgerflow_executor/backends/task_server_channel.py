@@ -8,8 +8,29 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from ledgerflow_executor.backends.base import Launch
+
+
+def attempt_request(
+    launch: Launch,
+    *,
+    memory_bytes: int,
+    cgroup: str = "",
+    cores: Sequence[int] = (),
+    env: dict[str, str] | None = None,
+    cwd: str = "",
+) -> dict[str, Any]:
+    """The request that starts `launch` on a task server (its fields are explained in
+    ledgerflow/runtime/task_server.py); `env`: the attempt's, when not launch.env."""
+    return {
+        "spec": launch.spec_path, "result": launch.result_path,
+        "stdout": launch.stdout_path, "stderr": launch.stderr_path,
+        "memory_bytes": memory_bytes, "cgroup": cgroup, "cores": list(cores),
+        "env": launch.env if env is None else env, "gpus": len(launch.gpu_ids), "cwd": cwd,
+    }  # fmt: skip
 
 
 class TaskServerGone(Exception):
@@ -50,17 +71,26 @@ class TaskServerChannel:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def close(self, wait_seconds: float = 10) -> None:
-        """Closes its stdin (the server kills what still runs and exits) and waits."""
+    def close_stdin(self) -> None:
+        """The server kills what still runs and exits."""
         try:
             if self.process.stdin is not None:
                 with self._write_lock:
                     self.process.stdin.close()
         except OSError:
             pass
+
+    def exited_within(self, seconds: float) -> bool:
         try:
-            self.process.wait(timeout=wait_seconds)
+            self.process.wait(timeout=max(0.0, seconds))
         except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def close(self, wait_seconds: float = 10) -> None:
+        """Closes its stdin and waits for it to exit; kills it when it does not."""
+        self.close_stdin()
+        if not self.exited_within(wait_seconds):
             self.process.kill()
 
     def _listen(self) -> None:

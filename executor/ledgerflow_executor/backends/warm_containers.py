@@ -8,15 +8,21 @@ ledgerflow/runtime/task_server.py) on the engine's attached stdin and stdout, ma
 the step's CPUs, memory (its limit holds the server and the attempt together), GPUs and
 pids limit, exactly as a container of one attempt would be. It runs one attempt at a
 time, and takes only attempts of the same code package, image, resources and user
-(`_PoolKey`): attempts of different users never share one. Between attempts it is reset
-the way the task server resets itself: the attempt's process group is killed when it
-exits, and each attempt gets its own temporary folder (TMPDIR, in its work folder); what
-an attempt writes elsewhere in the container's overlay stays until the container goes.
+(`_PoolKey`): attempts of different users never share one, and a container mounts only
+its user's attempt folders (the executor keeps one folder per user), never another
+user's. Between attempts it is reset the way the task server resets itself as a
+container's init: when an attempt exits, every other process in the container is
+killed, and each attempt gets its own temporary folder (TMPDIR, in its work folder);
+what an attempt writes elsewhere in the container's overlay stays until the container
+goes.
 
 A container waits, idle, for its next attempt at most IDLE_SECONDS, and at most
 IDLE_LIMIT of them wait at once (the oldest goes first). An attempt's kill is the task
-server's (its process group); one killed for memory is told by the kernel's count of
-OOM kills in the container's memory cgroup. The containers end with the executor: when
+server's; one killed for memory is told by the kernel's count of OOM kills in the
+container's memory cgroup. A container that ends before its server forked the attempt
+(the flow's import failed, say) ends the attempt as a process that died, its server's
+words in the attempt's stderr; only the engine's own refusal (exit 125: an image it
+cannot get) means the attempt never began. The containers end with the executor: when
 it exits (or dies), the engine's client closes the server's stdin, and the server kills
 what still runs and exits, which removes the container (``--rm``).
 """
@@ -44,20 +50,27 @@ from ledgerflow_executor.backends.base import BackendError, Launch
 from ledgerflow_executor.backends.cgroups import oom_kills_of
 from ledgerflow_executor.backends.container import (
     ContainerBackend,
+    client_environment,
     container_ending,
     engine_words,
-    env_file_holds,
+    read_tail,
     remove_env_file,
     source_of,
     write_env_file,
 )
-from ledgerflow_executor.backends.task_server_channel import TaskServerChannel, TaskServerGone
+from ledgerflow_executor.backends.task_server_channel import (
+    TaskServerChannel,
+    TaskServerGone,
+    attempt_request,
+)
 
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 120.0
 IDLE_LIMIT = 8
 WARM_LABEL = "ledgerflow.warm"  # on each warm container: the service its executor serves
+ENGINE_REFUSED = 125  # podman's exit when it could not create or start the container
+CLOSE_SECONDS = 10.0  # how long close() waits for the containers to end by themselves
 
 
 @dataclass(frozen=True)
@@ -70,20 +83,34 @@ class _PoolKey:
     cpu: float
     memory_mb: int
     gpu_ids: tuple[int, ...]
-    mounts: tuple[str, ...]
+    mounts: tuple[str, ...]  # its user's attempt folders first
     owner: str
+
+
+@dataclass
+class _WarmAttempt:
+    handle: int
+    warm: _Warm
+    stderr: Path  # the attempt's own stderr file
+    pid: int | None = None  # in the container, once the server forked it
+    ended: bool = False
+    killed: bool = False  # by the executor
+    # When its container ended with it: the engine's exit code, last words, and whether
+    # conmon recorded an OOM kill (the container's `ending`).
+    container_ending: tuple[int, str, bool] | None = None
 
 
 @dataclass
 class _Warm:
     """A warm container: its task server's channel, its folder (the engine client's
-    working folder, where conmon leaves its "oom" file), its env file and stderr, the
-    attempt it runs (None: idle since `idle_since`), and the OOM kills counted so far."""
+    working folder, where conmon leaves its "oom" file, and its stderr), its env file
+    until the container exists, the attempt it runs (None: idle since `idle_since`),
+    and the OOM kills counted so far."""
 
     name: str
     key: _PoolKey
     folder: Path
-    env_file: Path
+    env_file: Path | None
     channel: TaskServerChannel | None = None
     attempt: _WarmAttempt | None = None
     idle_since: float = 0.0
@@ -103,17 +130,9 @@ class _Warm:
 
 
 @dataclass
-class _WarmAttempt:
-    handle: int
-    warm: _Warm
-    memory_mb: int
-    pid: int | None = None  # in the container, once the server forked it
-    ended: bool = False
-
-
-@dataclass
 class _Endings:
-    """What the backend learned of ended attempts, by handle, until the executor asks."""
+    """What the backend learned of the attempts that ended, by handle, for the
+    executor's questions in the same turn of its loop (cleared at the next poll)."""
 
     oom_killed: set[int] = field(default_factory=set)
     container_exits: dict[int, tuple[int, str, bool]] = field(default_factory=dict)
@@ -132,7 +151,8 @@ class WarmContainerBackend(ContainerBackend):
         super().__init__(engine, image)
         self._lock = threading.Lock()
         self._idle: list[_Warm] = []
-        self._all: list[_Warm] = []
+        self._all: list[_Warm] = []  # every container not yet closed
+        self._closing: list[_Warm] = []  # closed, their folders not yet removed
         self._attempts: dict[int, _WarmAttempt] = {}
         self._exited: list[tuple[int, int]] = []
         self._endings = _Endings()
@@ -146,21 +166,16 @@ class WarmContainerBackend(ContainerBackend):
             raise BackendError("warm containers run task entry points: a flow file is needed")
         key = _PoolKey(
             launch.flow_file, launch.image or self.image, launch.cpu, launch.memory_mb,
-            launch.gpu_ids, launch.mounts, launch.owner,
+            launch.gpu_ids, (str(Path(launch.workdir).parent), *launch.mounts), launch.owner,
         )  # fmt: skip
         tmp = Path(launch.workdir) / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
-        ask = {
-            "spec": launch.spec_path, "result": launch.result_path,
-            "stdout": launch.stdout_path, "stderr": launch.stderr_path,
-            "memory_bytes": 0,  # the container's limit bounds it
-            "cgroup": "", "cores": [], "gpus": len(launch.gpu_ids),
-            "env": {**launch.env, "TMPDIR": str(tmp)}, "cwd": launch.workdir,
-        }  # fmt: skip
-        warm = self._take_idle(key)
-        if warm is None:
-            warm = self._new_container(launch, key)
-        attempt = _WarmAttempt(next(self._handles), warm, launch.memory_mb)
+        ask = attempt_request(
+            launch, memory_bytes=0,  # the container's limit bounds it
+            env={**launch.env, "TMPDIR": str(tmp)}, cwd=launch.workdir,
+        )  # fmt: skip
+        warm = self._take_idle(key) or self._new_container(launch, key)
+        attempt = _WarmAttempt(next(self._handles), warm, Path(launch.stderr_path))
         with self._lock:
             warm.attempt = attempt
             self._attempts[attempt.handle] = attempt
@@ -190,11 +205,9 @@ class WarmContainerBackend(ContainerBackend):
             command=[sys.executable, launch.flow_file, "task-server"],
             workdir=str(folder),
             task="",
-            # every attempt's work folder is in the executor's folder
-            mounts=(str(Path(launch.workdir).parent), *launch.mounts),
+            mounts=key.mounts,
         )
         env_file = write_env_file(launch.env)
-        by_name = {k: v for k, v in launch.env.items() if not env_file_holds(v)}
         extra = ("--interactive", "--label", f"{WARM_LABEL}={launch.service}")
         warm = _Warm(name, key, folder, env_file)
         try:
@@ -202,11 +215,11 @@ class WarmContainerBackend(ContainerBackend):
                 process = subprocess.Popen(
                     self.command(server, env_file, extra=extra),
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-                    start_new_session=True, cwd=folder,
-                    env={**os.environ, **by_name} if by_name else None,
+                    start_new_session=True, cwd=folder, env=client_environment(launch.env),
                 )  # fmt: skip
         except BaseException:
             remove_env_file(env_file)
+            shutil.rmtree(folder, ignore_errors=True)
             raise
         warm.channel = TaskServerChannel(
             process,
@@ -225,11 +238,14 @@ class WarmContainerBackend(ContainerBackend):
         with self._lock:
             if warm.attempt is not None:
                 warm.attempt.pid = pid
+            env_file, warm.env_file = warm.env_file, None
+        if env_file is not None:  # the container exists: the engine read it
+            remove_env_file(env_file)
 
     def _attempt_exited(self, warm: _Warm, pid: int, code: int) -> None:
         with self._lock:
             attempt = warm.attempt
-            if attempt is None or attempt.pid != pid:
+            if attempt is None or attempt.pid != pid or attempt.ended:
                 return
             attempt.ended = True
             self._exited.append((attempt.handle, code))
@@ -248,32 +264,38 @@ class WarmContainerBackend(ContainerBackend):
 
     def _end_with_container(self, warm: _Warm) -> None:
         """Ends the attempt of a container that is gone (under the lock): with the
-        engine's exit code when it never began, else as killed."""
+        engine's exit code when the server never forked it, else as killed; before
+        the fork, the server's last words go into the attempt's stderr."""
         attempt = warm.attempt
         if attempt is None or attempt.ended or warm.ending is None:
             return
         attempt.ended = True
         code = warm.ending[0]
-        began = attempt.pid is not None
-        self._exited.append((attempt.handle, code if code > 0 or not began else -9))
-        self._endings.container_exits[attempt.handle] = warm.ending
+        if attempt.pid is None:
+            with contextlib.suppress(OSError), open(attempt.stderr, "a") as stderr:
+                stderr.write(read_tail(warm.stderr, 16384))
+        self._exited.append((attempt.handle, code if attempt.pid is None else -signal.SIGKILL))
+        attempt.container_ending = warm.ending
 
     # ---- the executor's loop -------------------------------------------------------------
 
     def poll(self) -> list[tuple[int, int]]:
         with self._lock:
             exited, self._exited = self._exited, []
+        self._endings = _Endings()  # the executor asked what it needed last turn
         for handle, code in exited:
             attempt = self._attempts.pop(handle, None)
             if attempt is None:
                 continue
-            warm = attempt.warm
-            if attempt.pid is None and handle in self._endings.container_exits:
-                said = self._endings.container_exits.pop(handle)[1]
+            warm, ending = attempt.warm, attempt.container_ending
+            refused = code == ENGINE_REFUSED and not attempt.killed and attempt.pid is None
+            if ending is not None and refused:
                 self._endings.never_began[handle] = self._why_not_created(
-                    warm.key.image, code, said
+                    warm.key.image, code, ending[1]
                 )
-            elif not warm.gone and self._oom_killed_in(warm):
+            elif ending is not None:
+                self._endings.container_exits[handle] = ending
+            elif self._oom_killed_in(warm):
                 self._endings.oom_killed.add(handle)
             with self._lock:
                 warm.attempt = None
@@ -281,7 +303,7 @@ class WarmContainerBackend(ContainerBackend):
                     warm.idle_since = time.monotonic()
                     self._idle.append(warm)
         self._release_idle()
-        self._forget_gone()
+        self._remove_closed_folders()
         return exited
 
     def _oom_killed_in(self, warm: _Warm) -> bool:
@@ -300,36 +322,45 @@ class WarmContainerBackend(ContainerBackend):
                 [str(self.binary), "inspect", "--format", "{{.State.Pid}}", name],
                 capture_output=True, text=True, check=False, timeout=30,
             )  # fmt: skip
-        except subprocess.SubprocessError:
+        except (OSError, subprocess.SubprocessError):
             return None
         pid = inspected.stdout.strip()
         return int(pid) if pid.isdigit() and int(pid) > 0 else None
 
     def _release_idle(self) -> None:
-        """Closes the containers idle too long, and the oldest beyond IDLE_LIMIT."""
+        """Closes the containers idle too long, and the oldest beyond IDLE_LIMIT, and
+        forgets those that ended."""
         now = time.monotonic()
         with self._lock:
-            self._idle.sort(key=lambda warm: warm.idle_since)
-            stale = [w for w in self._idle if now - w.idle_since > IDLE_SECONDS]
+            self._idle = sorted((w for w in self._idle if not w.gone),
+                                key=lambda warm: warm.idle_since)  # fmt: skip
             fresh = [w for w in self._idle if now - w.idle_since <= IDLE_SECONDS]
             over = max(0, len(fresh) - IDLE_LIMIT)
-            closing, self._idle = stale + fresh[:over], fresh[over:]
+            keep = fresh[over:]
+            closing = [
+                w for w in self._all
+                if w not in keep and w.attempt is None and (w.gone or w in self._idle)
+            ]  # fmt: skip
+            self._idle = keep
+            self._all = [w for w in self._all if w not in closing]
+            self._closing.extend(closing)
         for warm in closing:
-            self._close(warm, wait_seconds=0)
+            if warm.channel is not None:
+                warm.channel.close_stdin()
 
-    def _forget_gone(self) -> None:
+    def _remove_closed_folders(self) -> None:
+        """The folders (and env files) of closed containers whose engine client ended."""
         with self._lock:
-            gone = [w for w in self._all if w.gone and w.attempt is None]
-            self._all = [w for w in self._all if w not in gone]
-            self._idle = [w for w in self._idle if not w.gone]
-        for warm in gone:
-            self._close(warm, wait_seconds=0)
+            done = [w for w in self._closing
+                    if w.channel is None or w.channel.process.poll() is not None]  # fmt: skip
+            self._closing = [w for w in self._closing if w not in done]
+        for warm in done:
+            _remove_folder(warm)
 
     def why_ended(self, handle: int, exit_code: int, memory_mb: int) -> TaskOutcome | None:
         if handle in self._endings.oom_killed:
-            self._endings.oom_killed.discard(handle)
             return died_outcome(exit_code, memory_mb=memory_mb)
-        container = self._endings.container_exits.pop(handle, None)
+        container = self._endings.container_exits.get(handle)
         if container is None:
             return None  # the attempt's own exit, in a container that lives on
         code, said, oom = container
@@ -343,10 +374,10 @@ class WarmContainerBackend(ContainerBackend):
         attempt = self._attempts.get(handle)
         if attempt is None or self.begun(handle):
             return None
-        return source_of(attempt.warm.key.image)
+        return source_of(attempt.warm.key.image) + " (or the flow's import in it)"
 
     def never_began(self, handle: int, exit_code: int) -> TaskOutcome | None:
-        return self._endings.never_began.pop(handle, None)
+        return self._endings.never_began.get(handle)
 
     def handle_of(self, launch: Launch) -> str:
         return ""  # it ends with this executor (module docstring)
@@ -355,6 +386,7 @@ class WarmContainerBackend(ContainerBackend):
         attempt = self._attempts.get(handle)
         if attempt is None or attempt.ended:
             return
+        attempt.killed = True
         warm = attempt.warm
         if attempt.pid is not None and warm.channel is not None:
             try:
@@ -370,28 +402,26 @@ class WarmContainerBackend(ContainerBackend):
         self._kill_container(warm.name)
 
     def close(self) -> None:
+        """Closes every server's stdin at once, waits for the containers to end (at
+        most CLOSE_SECONDS in all), kills those that did not, removes their folders."""
         with self._lock:
-            every, self._all, self._idle = self._all, [], []
+            every = [*self._all, *self._closing]
+            self._all, self._idle, self._closing = [], [], []
         for warm in every:
-            self._close(warm, wait_seconds=10)
+            if warm.channel is not None:
+                warm.channel.close_stdin()
+        deadline = time.monotonic() + CLOSE_SECONDS
+        for warm in every:
+            channel = warm.channel
+            if channel is not None and not channel.exited_within(deadline - time.monotonic()):
+                self._kill_container(warm.name)
+                channel.process.kill()
+                channel.exited_within(5)
+            _remove_folder(warm)
         super().close()
 
-    def _close(self, warm: _Warm, wait_seconds: float) -> None:
-        """Closes the server's stdin: it exits, and the engine removes its container."""
-        if warm.channel is not None:
-            if wait_seconds:
-                warm.channel.close(wait_seconds)
-            else:
-                threading.Thread(target=warm.channel.close, daemon=True).start()
+
+def _remove_folder(warm: _Warm) -> None:
+    if warm.env_file is not None:
         remove_env_file(warm.env_file)
-        # the folder goes once the engine's client is done with it
-        threading.Thread(target=_remove_when_done, args=(warm,), daemon=True).start()
-
-
-def _remove_when_done(warm: _Warm) -> None:
-    if warm.channel is not None:
-        try:
-            warm.channel.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            return
     shutil.rmtree(warm.folder, ignore_errors=True)

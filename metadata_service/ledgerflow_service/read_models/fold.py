@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ledgerflow.v1 import events_pb2
@@ -95,6 +95,16 @@ class ReadModelPlan:
     notification_runs: set[str] = field(default_factory=set)
     artifacts: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     queries: list[Query | None] = field(default_factory=list)
+
+    def key_sets(self) -> list[set[Any]]:
+        """Every set of keys the plan reads rows by (each field that is a set)."""
+        return [getattr(self, f.name) for f in fields(self) if f.default_factory is set]
+
+    def unite(self, other: ReadModelPlan) -> None:
+        """Adds what `other` reads to what this plan reads."""
+        for mine, theirs in zip(self.key_sets(), other.key_sets(), strict=True):
+            mine |= theirs
+        self.artifacts.update(other.artifacts)
 
     def build_queries(self, dialect: Dialect) -> None:
         select = functools.partial(_select, dialect)
@@ -405,9 +415,7 @@ class ReadModelFold:
             # A run the service starts (a deployment's) may be its flow's first.
             flow_names=wanted.flow_names - self.known_flows,
         )
-        if not (missing.run_keys or missing.task_keys or missing.step_keys or missing.tag_runs
-                or missing.deployments or missing.notification_runs
-                or missing.flow_names):  # fmt: skip
+        if not any(missing.key_sets()):
             self.load_queue(tx, wanted.task_keys)
             return
         missing.build_queries(tx.dialect)
@@ -509,15 +517,7 @@ class ReadModels:
     def merge(self, plans: Iterable[ReadModelPlan], dialect: Dialect) -> ReadModelPlan:
         union = ReadModelPlan()
         for part in plans:
-            union.run_keys |= part.run_keys
-            union.task_keys |= part.task_keys
-            union.step_keys |= part.step_keys
-            union.flow_names |= part.flow_names
-            union.tag_runs |= part.tag_runs
-            union.tables |= part.tables
-            union.deployments |= part.deployments
-            union.notification_runs |= part.notification_runs
-            union.artifacts.update(part.artifacts)
+            union.unite(part)
         union.build_queries(dialect)
         return union
 

@@ -17,10 +17,12 @@ bounded) or, when it is empty, bounds its address space to memory_bytes more tha
 server had mapped (its data segment, when "gpus" is above 0; no bound when memory_bytes
 is 0: a container around the server bounds it); it pins itself to `cores`, works in
 `cwd` (when given), and reports through the result file exactly like ``python
-FLOW_FILE task``. When an attempt exits, what it left in its process group is killed,
-so the next attempt starts clean. Nothing here imports gRPC, so forking is safe; the
-server and its children die with the process that started them, and when stdin closes
-(that process is gone, or done with the server) the attempts still running are killed.
+FLOW_FILE task``. When an attempt exits, what it left in its process group is killed
+and, when the server is a container's init (process 1), every other process in the
+container, so the next attempt finds none of them. Nothing here imports gRPC, so
+forking is safe; the server and its children die with the process that started them,
+and when stdin closes (that process is gone, or done with the server) the attempts
+still running are killed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import os
 import resource
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any, NoReturn, TextIO
@@ -64,6 +67,10 @@ def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.std
                     continue
                 running.discard(pid)
                 _kill_group(pid)  # what the attempt left behind (it leads its own group)
+                if os.getpid() == 1 and not running:
+                    # A container's init, between attempts: whatever is left in the
+                    # container (processes that left the attempt's group) goes too.
+                    _kill_all_but_me()
                 say({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
     reaper = threading.Thread(target=reap, name="ledgerflow-reaper", daemon=True)
@@ -73,7 +80,7 @@ def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.std
         ask = json.loads(line)
         if "kill" in ask:
             if int(ask["kill"]) in running:
-                _kill_group(int(ask["kill"]))
+                _kill_attempt(int(ask["kill"]))
             continue
         sys.stdout.flush()
         sys.stderr.flush()
@@ -86,14 +93,33 @@ def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.std
             running.add(pid)
             say({"started": pid})
     for pid in list(running):  # no one is left to hear of them
-        _kill_group(pid)
+        _kill_attempt(pid)
     closed.set()
     reaper.join()
+
+
+def _kill_attempt(pid: int) -> None:
+    """Kills a running attempt: its process group, or the child itself while it has
+    not made its group yet (then it has started nothing of its own)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    except PermissionError:
+        pass
 
 
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _kill_all_but_me() -> None:
+    """kill(-1): every process this one may signal but itself (for a container's init:
+    everything else in the container)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(-1, signal.SIGKILL)
 
 
 def _child(
@@ -122,6 +148,7 @@ def _child(
         if ask.get("cwd"):
             os.chdir(ask["cwd"])
         os.environ.update(ask.get("env", {}))
+        tempfile.tempdir = None  # TMPDIR may be the attempt's own: asked again
         capture_output(ask["stdout"], ask["stderr"])
         with open(ask["spec"]) as spec:
             request = TaskRequest.from_json(spec.read())
