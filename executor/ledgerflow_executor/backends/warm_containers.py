@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import logging
 import os
 import shutil
 import signal
@@ -63,8 +62,6 @@ from ledgerflow_executor.backends.task_server_channel import (
     TaskServerGone,
     attempt_request,
 )
-
-log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 120.0
 IDLE_LIMIT = 8
@@ -239,8 +236,11 @@ class WarmContainerBackend(ContainerBackend):
             if warm.attempt is not None:
                 warm.attempt.pid = pid
             env_file, warm.env_file = warm.env_file, None
-        if env_file is not None:  # the container exists: the engine read it
-            remove_env_file(env_file)
+        if env_file is not None:  # its first attempt: the container exists
+            remove_env_file(env_file)  # the engine read it
+            # Asked here, on the channel's thread, not in the executor's loop: where to
+            # count the container's OOM kills (this attempt's exit is told after it).
+            warm.host_pid = self._host_pid(warm.name)
 
     def _attempt_exited(self, warm: _Warm, pid: int, code: int) -> None:
         with self._lock:
@@ -308,7 +308,7 @@ class WarmContainerBackend(ContainerBackend):
 
     def _oom_killed_in(self, warm: _Warm) -> bool:
         """Whether the kernel killed for memory in the container since last asked."""
-        if warm.host_pid is None:
+        if warm.host_pid is None:  # not known when the container started
             warm.host_pid = self._host_pid(warm.name)
         kills = oom_kills_of(warm.host_pid) if warm.host_pid else None
         if kills is None or kills <= warm.oom_kills:

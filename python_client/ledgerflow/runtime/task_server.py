@@ -50,6 +50,8 @@ def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.std
     lock = threading.Lock()
     running: set[int] = set()
     closed = threading.Event()
+    server = os.getpid()
+    container_init = server == 1
 
     def say(message: dict[str, Any]) -> None:  # under the lock
         out.write(json.dumps(message) + "\n")
@@ -67,7 +69,7 @@ def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.std
                     continue
                 running.discard(pid)
                 _kill_group(pid)  # what the attempt left behind (it leads its own group)
-                if os.getpid() == 1 and not running:
+                if container_init and not running:
                     # A container's init, between attempts: whatever is left in the
                     # container (processes that left the attempt's group) goes too.
                     _kill_all_but_me()
@@ -75,7 +77,6 @@ def serve(run_request: Callable[[TaskRequest, str], None], out: TextIO = sys.std
 
     reaper = threading.Thread(target=reap, name="ledgerflow-reaper", daemon=True)
     reaper.start()
-    server = os.getpid()
     for line in sys.stdin:
         ask = json.loads(line)
         if "kill" in ask:
