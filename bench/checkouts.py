@@ -3,11 +3,17 @@
 A commit (or any git ref) gets a ``git worktree add --detach`` in a temporary folder,
 removed at the end (`remove_worktrees`), on error too; ``WORKTREE`` is this checkout as
 it is, uncommitted changes included. A side's processes get ``PYTHONPATH=<checkout>/
-python_client:<checkout>/metadata_service:<checkout>/executor`` and a bytecode cache of
-their own; `check_imports` proves, before the first measurement, that each side imports
-its own ledgerflow, ledgerflow_service and ledgerflow_executor (a package a commit does
-not have, such as the executor before it was written, is replaced by a stand-in that
-fails to import, so the side cannot fall back on the editable install)."""
+python_client:<checkout>/metadata_service:<checkout>/executor``; `check_imports` proves,
+before the first measurement, that each side imports its own ledgerflow,
+ledgerflow_service and ledgerflow_executor (a package a commit does not have, such as
+the executor before it was written, is replaced by a stand-in that fails to import, so
+the side cannot fall back on the editable install).
+
+Each side's packages are compiled to bytecode in place first (`compile_packages`), as
+`pip install` compiles an installed package, so that no measured process pays for
+compiling its imports, whatever PYTHONDONTWRITEBYTECODE says in the shell the benchmark
+runs from (set there, it had every run, and every container that sees the host's files,
+compile the SDK again: ~100 ms a process)."""
 
 from __future__ import annotations
 
@@ -58,13 +64,12 @@ class Checkout:
     ref: str
     label: str  # what the tables call it: the short commit, or WORKTREE
     path: Path
-    pycache: Path
     stubs: Path  # stand-ins for the packages the checkout lacks
     missing: list[str] = field(default_factory=list)
 
     def python_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """`base` (this process's environment by default) for a process of this side:
-        its packages first on the path, its own bytecode cache, no LEDGERFLOW_*."""
+        its packages first on the path (compiled in place), no LEDGERFLOW_*."""
         env = {
             k: v
             for k, v in (base if base is not None else os.environ).items()
@@ -72,7 +77,6 @@ class Checkout:
         }
         paths = [self.path / d for d in PACKAGES.values()] + [self.stubs]
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
-        env["PYTHONPYCACHEPREFIX"] = str(self.pycache)
         return env
 
 
@@ -105,7 +109,7 @@ def make_checkout(role: str, ref: str, root: Path, worktrees: list[Path]) -> Che
         path = root / f"checkout-{role}-{label}"
         worktrees.append(path)
         git("worktree", "add", "--detach", "--quiet", str(path), commit)
-    side = Checkout(role, ref, label, path, root / f"pycache-{role}", root / f"stubs-{role}")
+    side = Checkout(role, ref, label, path, root / f"stubs-{role}")
     for module, folder in PACKAGES.items():
         if not (path / folder / module / "__init__.py").exists():
             side.missing.append(module)
@@ -113,7 +117,22 @@ def make_checkout(role: str, ref: str, root: Path, worktrees: list[Path]) -> Che
             stub.parent.mkdir(parents=True)
             stub.write_text(MISSING.format(name=module, checkout=path))
     side.stubs.mkdir(exist_ok=True)
+    compile_packages(path)
     return side
+
+
+def compile_packages(checkout: Path = REPO) -> None:
+    """Compiles the checkout's packages to bytecode next to their sources, as `pip
+    install` does for an installed package (and as a user's first run does for an
+    editable one, unless PYTHONDONTWRITEBYTECODE is set)."""
+    folders = [str(checkout / f) for f in PACKAGES.values() if (checkout / f).is_dir()]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPYCACHEPREFIX"}
+    done = subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *folders],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise BenchError(f"compiling {checkout}'s packages failed:\n{done.stdout[-2000:]}")
 
 
 def remove_worktrees(worktrees: list[Path]) -> None:

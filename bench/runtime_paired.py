@@ -22,9 +22,10 @@ ledgerflow, ledgerflow_service and ledgerflow_executor; a package a commit does 
 such as the executor before it was written, is replaced by a stand-in that fails to
 import, so the side cannot fall back on the editable install), a fresh LEDGERFLOW_HOME and a
 fresh working folder, ``LEDGERFLOW_PYLINT=0`` and ``USERNAME=bench``; every other
-LEDGERFLOW_* variable is dropped. Each side compiles its bytecode into a cache of its own
-(PYTHONPYCACHEPREFIX), warmed by one untimed run of the branch flow, so that neither side
-pays for compiling in the timed runs.
+LEDGERFLOW_* variable is dropped. Each side's packages are compiled to bytecode in place
+before the first run (as ``pip install`` does; see bench/checkouts.py), and one untimed
+run of the branch flow warms the file cache, so that neither side pays for compiling or
+first reads in the timed runs.
 
 Pairing: in every round each case runs on both sides back to back, old then new in odd
 rounds and new then old in even ones, so that the speed of the machine drifting (by tens
@@ -338,7 +339,7 @@ def main() -> int:
             for side in (old, new):
                 absent = f" (has no {', '.join(side.missing)})" if side.missing else ""
                 console.print(f"  {side.role}: {describe(side.ref)}{absent}")
-                # Untimed: compiles the side's bytecode into its cache, and proves it runs.
+                # Untimed: warms the file cache, and proves the side runs.
                 run_flow(side, cases[1], flows, runs, args.workers, args.timeout)
                 side.runs = {case.key: [] for case in cases}
             for number_ in range(args.rounds):

@@ -8,13 +8,12 @@ both modes obey the same rules and raise the same :class:`LedgerError` subclasse
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ledgerflow.v1 import (
     audit_service_pb2 as audit,
@@ -49,14 +48,6 @@ from ledgerflow_service.names import (
     parse_pathspec,
 )
 from ledgerflow_service.orchestration import process_manager
-from ledgerflow_service.orchestration.executors import list_executors
-from ledgerflow_service.orchestration.leases import LeaseDesk
-from ledgerflow_service.orchestration.notifications import (
-    DEFAULT_TIMEOUT_SECONDS,
-    NotificationDesk,
-    Notifier,
-)
-from ledgerflow_service.orchestration.schedules import DeploymentDesk, Scheduler
 from ledgerflow_service.principal import Principal
 from ledgerflow_service.queries import artifacts as artifact_queries
 from ledgerflow_service.queries import audit as audit_queries
@@ -78,7 +69,10 @@ from ledgerflow_service.store.group_commit import GroupCommit
 from ledgerflow_service.store.replay import rebuild_projections
 from ledgerflow_service.validation import check_filter, check_int64
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from ledgerflow_service.orchestration.leases import LeaseDesk
+    from ledgerflow_service.orchestration.notifications import NotificationDesk, Notifier
+    from ledgerflow_service.orchestration.schedules import DeploymentDesk, Scheduler
 
 # How often a watch hub's follower looks for new events that nobody told it of. On
 # Postgres every append notifies every process and a listener that reconnects wakes
@@ -180,6 +174,54 @@ class WatchFilter:
 Paged = TypeVar("Paged")
 
 
+@dataclass(frozen=True)
+class _Desks:
+    """The application's orchestration: leases, deployments and their schedule, and
+    the notifications of finished runs."""
+
+    leases: LeaseDesk
+    deployments: DeploymentDesk
+    scheduler: Scheduler
+    notifications: NotificationDesk
+    notifier: Notifier
+
+    @classmethod
+    def build(
+        cls,
+        app: LedgerApplication,
+        schedule_clock_us: Callable[[], int],
+        allow_notify_commands: bool,
+        notify_timeout_seconds: float | None,
+    ) -> _Desks:
+        from ledgerflow_service.orchestration.leases import LeaseDesk
+        from ledgerflow_service.orchestration.notifications import (
+            DEFAULT_TIMEOUT_SECONDS,
+            NotificationDesk,
+            Notifier,
+        )
+        from ledgerflow_service.orchestration.schedules import DeploymentDesk, Scheduler
+
+        database, append_as, append_chosen = app.database, app._append_as, app._append_chosen
+        if notify_timeout_seconds is None:
+            notify_timeout_seconds = DEFAULT_TIMEOUT_SECONDS
+        deployments = DeploymentDesk(
+            database, append_as, append_chosen, schedule_clock_us,
+            allow_notify_commands=allow_notify_commands,
+        )  # fmt: skip
+        notifications = NotificationDesk(
+            database, append_as, append_chosen, schedule_clock_us,
+            allow_commands=allow_notify_commands,
+            timeout_seconds=notify_timeout_seconds,
+        )  # fmt: skip
+        return cls(
+            LeaseDesk(database, append_as, append_chosen, app.clock),
+            deployments,
+            Scheduler(deployments, schedule_clock_us),
+            notifications,
+            Notifier(notifications),
+        )
+
+
 def _with_token(response: Paged, token: str) -> Paged:
     """`response` with its page's next_page_token set (empty: the last page)."""
     response.page.next_page_token = token  # type: ignore[attr-defined]
@@ -196,13 +238,14 @@ class LedgerApplication:
         read_clock_us: Callable[[], int] = stored_events.now_us,
         schedule_clock_us: Callable[[], int] = stored_events.now_us,
         allow_notify_commands: bool = False,
-        notify_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        notify_timeout_seconds: float | None = None,
     ) -> None:
         """`read_clock_us` is the "now" against which queries judge heartbeats, and
         `schedule_clock_us` the one the scheduler fires due deployments and sends due
         notifications by (a test moves them on instead of waiting). With
         `allow_notify_commands`, @notify(command=...) may be deployed and is run here;
-        `notify_timeout_seconds` bounds each notification attempt."""
+        `notify_timeout_seconds` bounds each notification attempt (None: the default of
+        orchestration/notifications.py)."""
         self.database = database
         self.lost_after_us = int(lost_after_seconds * 1e6)
         self.read_clock_us = read_clock_us
@@ -217,17 +260,38 @@ class LedgerApplication:
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         self._sweeper: threading.Thread | None = None
-        self.leases = LeaseDesk(database, self._append_as, self._append_chosen, self.clock)
-        self.deployments = DeploymentDesk(
-            database, self._append_as, self._append_chosen, schedule_clock_us,
-            allow_notify_commands=allow_notify_commands,
-        )  # fmt: skip
-        self.scheduler = Scheduler(self.deployments, schedule_clock_us)
-        self.notifications = NotificationDesk(
-            database, self._append_as, self._append_chosen, schedule_clock_us,
-            allow_commands=allow_notify_commands, timeout_seconds=notify_timeout_seconds,
-        )  # fmt: skip
-        self.notifier = Notifier(self.notifications)
+        self._desk_settings = (schedule_clock_us, allow_notify_commands, notify_timeout_seconds)
+        self._desks: _Desks | None = None
+        self._desks_lock = threading.Lock()
+
+    def _orchestration(self) -> _Desks:
+        """The desks that lease tasks, deploy flows and fire and notify, built together
+        on first use: a flow run on a laptop (the SDK's embedded mode) uses none of
+        them, and their modules are ~10 ms of its start."""
+        with self._desks_lock:
+            if self._desks is None:
+                self._desks = _Desks.build(self, *self._desk_settings)
+            return self._desks
+
+    @property
+    def leases(self) -> LeaseDesk:
+        return self._orchestration().leases
+
+    @property
+    def deployments(self) -> DeploymentDesk:
+        return self._orchestration().deployments
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self._orchestration().scheduler
+
+    @property
+    def notifications(self) -> NotificationDesk:
+        return self._orchestration().notifications
+
+    @property
+    def notifier(self) -> Notifier:
+        return self._orchestration().notifier
 
     def start_listening(self) -> None:
         """Starts relaying other processes' appends to watchers (Postgres NOTIFY)."""
@@ -250,7 +314,9 @@ class LedgerApplication:
                     self.leases.expire()
                     self.leases.time_out_queued()
                 except Exception:  # a database hiccup: the next sweep tries again
-                    log.exception("expiring leases failed")
+                    import logging  # here: a flow's start does without it (~3 ms)
+
+                    logging.getLogger(__name__).exception("expiring leases failed")
 
         if self._sweeper is None:
             self._sweeper = threading.Thread(target=sweep, name="ledgerflow-leases", daemon=True)
@@ -270,8 +336,9 @@ class LedgerApplication:
         self.notifier.start()
 
     def close(self) -> None:
-        self.scheduler.stop()
-        self.notifier.stop()
+        if self._desks is not None:
+            self._desks.scheduler.stop()
+            self._desks.notifier.stop()
         self._stop.set()
         for thread in (self._listener, self._sweeper):
             if thread is not None:
@@ -406,6 +473,8 @@ class LedgerApplication:
         self, request: executor_api.ListExecutorsRequest, scope: CallScope | None = None
     ) -> executor_api.ListExecutorsResponse:
         """The executors that asked this process for work recently (orchestration/executors.py)."""
+        from ledgerflow_service.orchestration.executors import list_executors
+
         return list_executors(self.leases, request, scope)
 
     def rebuild_projections(self, on_progress: Callable[[int, int], None] | None = None) -> int:

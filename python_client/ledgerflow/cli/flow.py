@@ -49,6 +49,7 @@ from ledgerflow.cli.flow_run import (
     remote_queue_policy,
     submit_and_follow,
 )
+from ledgerflow.cli.startup import freeze_imported_objects
 from ledgerflow.engine.projects import ProjectError
 from ledgerflow.engine.schedules import ScheduleError
 from ledgerflow.engine.triggers import TriggerError
@@ -507,6 +508,7 @@ def _short(text: str, limit: int = 120) -> str:
 
 
 def run_flow_cli(flow_class: type[FlowSpecBase]) -> None:
+    freeze_imported_objects()
     try:
         graph = FlowGraph(flow_class)
         build = build_cli(flow_class, graph)

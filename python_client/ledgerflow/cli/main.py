@@ -10,6 +10,7 @@ from ledgerflow.cli.deployments import deployments
 from ledgerflow.cli.executors import executors
 from ledgerflow.cli.host import host
 from ledgerflow.cli.ledger import audit, cancel, events, flows, runs
+from ledgerflow.cli.startup import freeze_imported_objects
 from ledgerflow.cli.tables import tables
 from ledgerflow.cli.ui import ui
 
@@ -18,6 +19,7 @@ from ledgerflow.cli.ui import ui
 @click.version_option(package_name="ledgerflow")
 def main() -> None:
     """Ledgerflow: workflows whose every run is an append-only ledger of events."""
+    freeze_imported_objects()
 
 
 for command in (
