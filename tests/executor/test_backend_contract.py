@@ -234,6 +234,36 @@ class TestPodmanWarm(ImageContract):
         ), outcome  # fmt: skip
         assert "this flow cannot be imported" in Path(launch.stderr_path).read_text()
 
+    def test_folders_a_killed_executor_left_go_when_the_next_one_starts(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        """Only folders no container uses and made a while ago: not a running
+        container's, however old, nor one just made (its container may be starting)."""
+        import tempfile
+
+        from ledgerflow_executor.backends import WarmContainerBackend
+        from ledgerflow_executor.backends.warm_containers import FOLDER_PREFIX
+
+        self.run_mark(backend, self.launch(tmp_path / "first", "mark"))  # one runs, idle
+        hour_ago = time.time() - 3600
+        in_use = [p for p in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*")
+                  if p.stat().st_mtime > time.time() - 600]  # fmt: skip
+        left = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+        (left / "server.stderr").write_text("a server's words")
+        just_made = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+        for folder in (*in_use, left):
+            os.utime(folder, (hour_ago, hour_ago))
+        try:
+            WarmContainerBackend("podman").close()
+            assert not left.exists()
+            assert just_made.exists() and all(folder.exists() for folder in in_use)
+            # and the idle container still takes the next attempt, its folder intact
+            after = self.run_mark(backend, self.launch(tmp_path / "after", "mark"))
+            assert "marked before" in after
+        finally:
+            for folder in (left, just_made):
+                subprocess.run(["rm", "-rf", str(folder)], check=False)
+
     def test_attempts_of_different_users_or_resources_never_share_a_container(
         self, backend: Backend, tmp_path: Path
     ) -> None:

@@ -24,7 +24,9 @@ container's memory cgroup. A container that ends before its server forked the at
 words in the attempt's stderr; only the engine's own refusal (exit 125: an image it
 cannot get) means the attempt never began. The containers end with the executor: when
 it exits (or dies), the engine's client closes the server's stdin, and the server kills
-what still runs and exits, which removes the container (``--rm``).
+what still runs and exits, which removes the container (``--rm``); the folders of the
+containers of an executor killed with -9 go when the next warm backend on the host
+starts.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import itertools
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -66,6 +69,12 @@ from ledgerflow_executor.backends.task_server_channel import (
 IDLE_SECONDS = 120.0
 IDLE_LIMIT = 8
 WARM_LABEL = "ledgerflow.warm"  # on each warm container: the service its executor serves
+# Each container's folder (its server's stderr, its env file until it starts), in the
+# temporary folder: ledgerflow-warm-RANDOM, its containers ledgerflow-warm-RANDOM-N.
+FOLDER_PREFIX = "ledgerflow-warm-"
+# A folder no container of its name uses, this old, was left by an executor that could
+# not remove it (killed with -9); younger ones may be a starting container's.
+STALE_FOLDER_SECONDS = 60.0
 ENGINE_REFUSED = 125  # podman's exit when it could not create or start the container
 CLOSE_SECONDS = 10.0  # how long close() waits for the containers to end by themselves
 
@@ -155,6 +164,33 @@ class WarmContainerBackend(ContainerBackend):
         self._endings = _Endings()
         self._handles = itertools.count(1 << 40)  # never a process id
         self._names = itertools.count(1)
+        self._remove_stale_folders()
+
+    def _remove_stale_folders(self) -> None:
+        """Removes this user's container folders that no container uses any more, left
+        by an executor that was killed (-9) before it could remove them."""
+        listed = subprocess.run(
+            [str(self.binary), "ps", "--all", "--filter", f"label={WARM_LABEL}",
+             "--format", "{{.Names}}"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if listed.returncode != 0:
+            return  # the engine cannot say which are in use: none is removed
+        in_use = listed.stdout.split()
+        now = time.time()
+        for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+            try:
+                found = folder.lstat()
+            except OSError:
+                continue
+            if (
+                not stat.S_ISDIR(found.st_mode)
+                or found.st_uid != os.getuid()
+                or now - found.st_mtime < STALE_FOLDER_SECONDS
+                or any(name.startswith(f"{folder.name}-") for name in in_use)
+            ):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
 
     # ---- starting ------------------------------------------------------------------------
 
@@ -194,8 +230,8 @@ class WarmContainerBackend(ContainerBackend):
     def _new_container(self, launch: Launch, key: _PoolKey) -> _Warm:
         """Starts a container whose task server waits for attempts like `launch`."""
         assert launch.flow_file is not None
-        folder = Path(tempfile.mkdtemp(prefix="ledgerflow-warm-"))
-        name = f"ledgerflow-warm-{folder.name.rsplit('-', 1)[-1]}-{next(self._names)}"
+        folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+        name = f"{folder.name}-{next(self._names)}"
         server = dataclasses.replace(
             launch,
             name=name,
