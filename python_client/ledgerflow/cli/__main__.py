@@ -1,5 +1,5 @@
 """`python -m ledgerflow.cli` runs the ledgerflow command line."""
 
-from ledgerflow.cli.main import main
+from ledgerflow.cli.main import run
 
-main()
+run()

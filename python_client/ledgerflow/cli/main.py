@@ -19,7 +19,6 @@ from ledgerflow.cli.ui import ui
 @click.version_option(package_name="ledgerflow")
 def main() -> None:
     """Ledgerflow: workflows whose every run is an append-only ledger of events."""
-    freeze_imported_objects()
 
 
 for command in (
@@ -37,3 +36,10 @@ for command in (
     ui,
 ):
     main.add_command(command)
+
+
+def run() -> None:
+    """The console script, and ``python -m ledgerflow``: the command line as a process
+    of its own (`main` itself may be called in a process that goes on, as tests do)."""
+    freeze_imported_objects()
+    main()
