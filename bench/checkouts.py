@@ -73,7 +73,9 @@ class Checkout:
         env = {
             k: v
             for k, v in (base if base is not None else os.environ).items()
-            if not k.startswith("LEDGERFLOW_") and k not in ("PYTHONPATH", "PYTHONHOME")
+            if not k.startswith("LEDGERFLOW_")
+            # (a cache prefix would hide the bytecode compiled in place)
+            and k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONPYCACHEPREFIX")
         }
         paths = [self.path / d for d in PACKAGES.values()] + [self.stubs]
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)

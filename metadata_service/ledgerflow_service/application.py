@@ -266,8 +266,12 @@ class LedgerApplication:
 
     def _orchestration(self) -> _Desks:
         """The desks that lease tasks, deploy flows and fire and notify, built together
-        on first use: a flow run on a laptop (the SDK's embedded mode) uses none of
-        them, and their modules are ~10 ms of its start."""
+        on first use (a server builds them as it starts): a flow run on a laptop (the
+        SDK's embedded mode) uses none of them, and their modules are ~10 ms of its
+        start."""
+        desks = self._desks
+        if desks is not None:
+            return desks
         with self._desks_lock:
             if self._desks is None:
                 self._desks = _Desks.build(self, *self._desk_settings)
@@ -318,6 +322,7 @@ class LedgerApplication:
 
                     logging.getLogger(__name__).exception("expiring leases failed")
 
+        self._orchestration()  # the lease desk's clock starts with the server
         if self._sweeper is None:
             self._sweeper = threading.Thread(target=sweep, name="ledgerflow-leases", daemon=True)
             self._sweeper.start()
@@ -336,9 +341,11 @@ class LedgerApplication:
         self.notifier.start()
 
     def close(self) -> None:
-        if self._desks is not None:
-            self._desks.scheduler.stop()
-            self._desks.notifier.stop()
+        with self._desks_lock:
+            desks = self._desks
+        if desks is not None:
+            desks.scheduler.stop()
+            desks.notifier.stop()
         self._stop.set()
         for thread in (self._listener, self._sweeper):
             if thread is not None:

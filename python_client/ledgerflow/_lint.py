@@ -72,8 +72,9 @@ def _clean_marker(flow_file: str) -> Path | None:
     """Where a clean report of `flow_file` as it is now would be remembered (None: it
     cannot be told whether anything changed, so nothing is remembered). The key holds
     what pylint's answer depends on: the flow file, every Python file under its folder
-    (what it may import), pylint's settings files, the versions of Python, pylint,
-    astroid and ledgerflow, and PYTHONPATH."""
+    (what it may import), pylint's settings files, the version of Python, where
+    pylint, astroid and ledgerflow are installed and when (see _installed), and
+    PYTHONPATH."""
     caches = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     folder = Path(os.environ.get("LEDGERFLOW_PYLINT_CACHE") or caches / "ledgerflow" / "pylint")
     path = Path(flow_file).resolve()

@@ -235,34 +235,50 @@ class TestPodmanWarm(ImageContract):
         assert "this flow cannot be imported" in Path(launch.stderr_path).read_text()
 
     def test_folders_a_killed_executor_left_go_when_the_next_one_starts(
-        self, backend: Backend, tmp_path: Path
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Only folders no container uses and made a while ago: not a running
-        container's, however old, nor one just made (its container may be starting)."""
+        """Only folders no executor holds, no container uses and made a while ago:
+        never a live executor's, however old (its container may still be starting), nor
+        one just made. In a temporary folder of the test's own: other tests' and
+        sessions' warm folders are not touched."""
+        import fcntl
         import tempfile
 
         from ledgerflow_executor.backends import WarmContainerBackend
         from ledgerflow_executor.backends.warm_containers import FOLDER_PREFIX
 
-        self.run_mark(backend, self.launch(tmp_path / "first", "mark"))  # one runs, idle
+        scratch = tmp_path / "tmp"
+        scratch.mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
         hour_ago = time.time() - 3600
-        in_use = [p for p in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*")
-                  if p.stat().st_mtime > time.time() - 600]  # fmt: skip
-        left = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
-        (left / "server.stderr").write_text("a server's words")
-        just_made = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
-        for folder in (*in_use, left):
-            os.utime(folder, (hour_ago, hour_ago))
+
+        def folder() -> Path:
+            made = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+            (made / "stderr").write_text("a server's words")
+            os.utime(made, (hour_ago, hour_ago))
+            return made
+
+        live = WarmContainerBackend("podman")
         try:
+            self.run_mark(live, self.launch(tmp_path / "first", "mark"))  # now idle
+            (running,) = scratch.glob(f"{FOLDER_PREFIX}*")
+            os.utime(running, (hour_ago, hour_ago))
+            left = folder()  # a killed executor's: nobody holds it
+            starting = folder()  # a live executor's, its container not made yet
+            holder = os.open(starting, os.O_RDONLY | os.O_DIRECTORY)
+            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            just_made = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
             WarmContainerBackend("podman").close()
             assert not left.exists()
-            assert just_made.exists() and all(folder.exists() for folder in in_use)
+            assert running.exists() and starting.exists() and just_made.exists()
+            os.close(holder)  # its executor died: the next start removes it
+            WarmContainerBackend("podman").close()
+            assert not starting.exists() and running.exists()
             # and the idle container still takes the next attempt, its folder intact
-            after = self.run_mark(backend, self.launch(tmp_path / "after", "mark"))
+            after = self.run_mark(live, self.launch(tmp_path / "after", "mark"))
             assert "marked before" in after
         finally:
-            for folder in (left, just_made):
-                subprocess.run(["rm", "-rf", str(folder)], check=False)
+            live.close()
 
     def test_attempts_of_different_users_or_resources_never_share_a_container(
         self, backend: Backend, tmp_path: Path

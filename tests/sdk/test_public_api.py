@@ -151,3 +151,52 @@ def test_a_local_run_loads_only_what_it_uses(tmp_path) -> None:
     assert "ledgerflow.runtime.scheduler" in in_the_runtime  # the rows were read
     assert in_a_task & HEAVY == set(), line
     assert in_the_runtime & HEAVY == set()
+
+
+FROZEN_FLOW = """
+import gc
+
+from ledgerflow import FlowSpec, step
+
+
+class Frozen(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):  # a fork of the runtime: the collector's state is the runtime's
+        print("frozen objects:", gc.get_freeze_count())
+
+
+if __name__ == "__main__":
+    Frozen()
+"""
+
+
+def test_a_flow_run_freezes_its_imports_for_the_collector_unless_interactive(
+    tmp_path,
+) -> None:
+    """The command line hands what its imports made to the collector's permanent
+    generation (ledgerflow/cli/startup.py), except in an interactive session, which
+    goes on after the command."""
+    import os
+    import subprocess
+    import sys
+
+    flow = tmp_path / "frozen.py"
+    flow.write_text(FROZEN_FLOW)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+    env["LEDGERFLOW_HOME"] = str(tmp_path / "home")
+    env["LEDGERFLOW_PYLINT"] = "0"  # not what this test is about: it saves a check a run
+
+    def frozen(*python_flags: str) -> int:
+        out = subprocess.run([sys.executable, *python_flags, str(flow), "run"], env=env,
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL)  # fmt: skip
+        assert out.returncode == 0, out.stdout + out.stderr
+        line = next(line for line in out.stdout.splitlines() if "frozen objects:" in line)
+        return int(line.rsplit(":", 1)[1])
+
+    assert frozen() > 10_000  # every module, class and function imported
+    assert frozen("-i") == 0

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import itertools
 import os
 import shutil
@@ -69,11 +70,12 @@ from ledgerflow_executor.backends.task_server_channel import (
 IDLE_SECONDS = 120.0
 IDLE_LIMIT = 8
 WARM_LABEL = "ledgerflow.warm"  # on each warm container: the service its executor serves
-# Each container's folder (its server's stderr, its env file until it starts), in the
-# temporary folder: ledgerflow-warm-RANDOM, its containers ledgerflow-warm-RANDOM-N.
+# Each container's folder (its server's stderr, the engine's cid and oom files), in the
+# temporary folder: ledgerflow-warm-RANDOM (see _container_name).
 FOLDER_PREFIX = "ledgerflow-warm-"
-# A folder no container of its name uses, this old, was left by an executor that could
-# not remove it (killed with -9); younger ones may be a starting container's.
+# A folder its executor no longer holds (see _hold_folder) and no container uses was
+# left by an executor that could not remove it (killed with -9); one younger than this
+# may be a folder just made, not yet held.
 STALE_FOLDER_SECONDS = 60.0
 ENGINE_REFUSED = 125  # podman's exit when it could not create or start the container
 CLOSE_SECONDS = 10.0  # how long close() waits for the containers to end by themselves
@@ -122,6 +124,7 @@ class _Warm:
     idle_since: float = 0.0
     oom_kills: int = 0
     host_pid: int | None = None  # the server's process id on this host, once asked
+    folder_lock: int | None = None  # see _hold_folder
     # Once the container ended: the engine's exit code, its last words, and whether
     # conmon recorded an OOM kill.
     ending: tuple[int, str, bool] | None = None
@@ -167,15 +170,20 @@ class WarmContainerBackend(ContainerBackend):
         self._remove_stale_folders()
 
     def _remove_stale_folders(self) -> None:
-        """Removes this user's container folders that no container uses any more, left
-        by an executor that was killed (-9) before it could remove them."""
-        listed = subprocess.run(
-            [str(self.binary), "ps", "--all", "--filter", f"label={WARM_LABEL}",
-             "--format", "{{.Names}}"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        if listed.returncode != 0:
+        """Removes this user's container folders that no executor holds and no
+        container uses, left by an executor that was killed (-9) before it could remove
+        them. A folder its executor holds is kept however old: its container may still
+        be starting (podman pulls the image first, for up to --start-timeout)."""
+        try:
+            listed = subprocess.run(
+                [str(self.binary), "ps", "--all", "--filter", f"label={WARM_LABEL}",
+                 "--format", "{{.Names}}"],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
             return  # the engine cannot say which are in use: none is removed
+        if listed.returncode != 0:
+            return
         in_use = listed.stdout.split()
         now = time.time()
         for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
@@ -187,10 +195,13 @@ class WarmContainerBackend(ContainerBackend):
                 not stat.S_ISDIR(found.st_mode)
                 or found.st_uid != os.getuid()
                 or now - found.st_mtime < STALE_FOLDER_SECONDS
-                or any(name.startswith(f"{folder.name}-") for name in in_use)
+                or any(_of_folder(name, folder) for name in in_use)
             ):
                 continue
-            shutil.rmtree(folder, ignore_errors=True)
+            unheld = _hold_folder(folder)
+            if unheld is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                os.close(unheld)
 
     # ---- starting ------------------------------------------------------------------------
 
@@ -231,7 +242,8 @@ class WarmContainerBackend(ContainerBackend):
         """Starts a container whose task server waits for attempts like `launch`."""
         assert launch.flow_file is not None
         folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
-        name = f"{folder.name}-{next(self._names)}"
+        lock = _hold_folder(folder)
+        name = _container_name(folder, next(self._names))
         server = dataclasses.replace(
             launch,
             name=name,
@@ -242,7 +254,7 @@ class WarmContainerBackend(ContainerBackend):
         )
         env_file = write_env_file(launch.env)
         extra = ("--interactive", "--label", f"{WARM_LABEL}={launch.service}")
-        warm = _Warm(name, key, folder, env_file)
+        warm = _Warm(name, key, folder, env_file, folder_lock=lock)
         try:
             with open(warm.stderr, "w") as err:
                 process = subprocess.Popen(
@@ -251,8 +263,7 @@ class WarmContainerBackend(ContainerBackend):
                     start_new_session=True, cwd=folder, env=client_environment(launch.env),
                 )  # fmt: skip
         except BaseException:
-            remove_env_file(env_file)
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove_folder(warm)  # and its env file
             raise
         warm.channel = TaskServerChannel(
             process,
@@ -461,3 +472,31 @@ def _remove_folder(warm: _Warm) -> None:
     if warm.env_file is not None:
         remove_env_file(warm.env_file)
     shutil.rmtree(warm.folder, ignore_errors=True)
+    if warm.folder_lock is not None:
+        os.close(warm.folder_lock)
+        warm.folder_lock = None
+
+
+def _container_name(folder: Path, number: int) -> str:
+    """A container's name: its folder's, and its number among that executor's."""
+    return f"{folder.name}-{number}"
+
+
+def _of_folder(name: str, folder: Path) -> bool:
+    return name.startswith(f"{folder.name}-")
+
+
+def _hold_folder(folder: Path) -> int | None:
+    """An exclusive lock on `folder` (its open descriptor), which its executor holds
+    until it removes the folder and the kernel lets go of when that executor dies, even
+    by kill -9; None when another process holds it (or it cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
