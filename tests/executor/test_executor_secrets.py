@@ -112,6 +112,38 @@ def test_an_env_file_is_private_and_holds_what_it_can() -> None:
     assert not [arg for arg in args if "a b=c" in arg or "second-line" in arg]
 
 
+def test_env_files_a_killed_executor_left_go_when_the_next_one_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An executor killed with -9 cannot remove the env file of a container it had not
+    started: the next container backend on the host does, but never one a live process
+    holds, nor one just made. In a temporary folder of the test's own."""
+    import tempfile
+    import time
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    writes = "from ledgerflow_executor.backends.container import write_env_file as w; " \
+             f"print(w({{'AWS_SECRET_ACCESS_KEY': {SECRET!r}}}))"  # fmt: skip
+    dead = Path(subprocess.run([sys.executable, "-c", writes], env={**os.environ,
+                               "TMPDIR": str(scratch)}, capture_output=True, text=True,
+                               check=True).stdout.strip())  # fmt: skip
+    live = write_env_file({"AWS_SECRET_ACCESS_KEY": SECRET})  # this process holds it
+    just_made = Path(tempfile.mkdtemp(prefix="ledgerflow-env-"))
+    hour_ago = time.time() - 3600
+    for path in (dead, live):
+        os.utime(path.parent, (hour_ago, hour_ago))
+    try:
+        assert dead.read_text().startswith("AWS_SECRET_ACCESS_KEY=")
+        ContainerBackend("podman")
+        assert not dead.parent.exists()
+        assert live.exists() and just_made.exists()
+    finally:
+        remove_env_file(live)
+    assert not live.parent.exists()
+
+
 def _secret_run(cluster: Cluster, engine: list[str]) -> Sightings:
     """Runs flows/secret_env.py remotely while watching: the task got the secret."""
     with watching(engine, SECRET) as seen:

@@ -31,13 +31,18 @@ client's own environment.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +63,14 @@ SERVICE_LABEL = "ledgerflow.service"  # whose lease it runs under (Launch.servic
 CID_FILE = "container-id"
 # What a CUDA program opens besides its GPU's own device (those present here).
 NVIDIA_CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+# Each env file's private folder, in the temporary folder.
+ENV_FOLDER_PREFIX = "ledgerflow-env-"
+# A folder of an executor's that no process holds is removed by the next one that starts
+# (remove_unheld_folders) once it is this old.
+UNHELD_FOLDER_SECONDS = 60.0
+# The env files this process wrote and has not removed, with their folders' locks.
+_held_env_folders: dict[Path, int] = {}
+_held_lock = threading.Lock()
 
 
 def env_file_holds(value: str) -> bool:
@@ -68,12 +81,17 @@ def env_file_holds(value: str) -> bool:
 
 def write_env_file(env: dict[str, str]) -> Path:
     """The variables an env file can hold, in a new file only this user can read, in a
-    new private folder (remove_env_file removes both)."""
-    folder = Path(tempfile.mkdtemp(prefix="ledgerflow-env-"))  # 0700
+    new private folder (remove_env_file removes both), which this process holds (see
+    hold_folder) until then."""
+    folder = Path(tempfile.mkdtemp(prefix=ENV_FOLDER_PREFIX))  # 0700
+    held = hold_folder(folder)
     path = folder / "env"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.writelines(f"{k}={v}\n" for k, v in env.items() if env_file_holds(v))
+    if held is not None:
+        with _held_lock:
+            _held_env_folders[path] = held
     return path
 
 
@@ -106,6 +124,52 @@ def client_environment(env: dict[str, str]) -> dict[str, str] | None:
 
 def remove_env_file(path: Path) -> None:
     shutil.rmtree(path.parent, ignore_errors=True)
+    with _held_lock:
+        held = _held_env_folders.pop(path, None)
+    if held is not None:
+        os.close(held)
+
+
+def hold_folder(folder: Path) -> int | None:
+    """An exclusive lock on `folder` (its open descriptor), which this process holds
+    until it removes the folder and which the kernel lets go of when the process dies,
+    even by kill -9; None when another process holds it (or it cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def remove_unheld_folders(
+    prefix: str, in_use: Callable[[Path], bool] = lambda folder: False
+) -> None:
+    """Removes this user's folders named `prefix`* in the temporary folder that no
+    process holds (hold_folder) and that are not `in_use`: what an executor killed with
+    -9 left. One younger than UNHELD_FOLDER_SECONDS may be a folder just made, not yet
+    held, and is kept."""
+    now = time.time()
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            found = folder.lstat()
+        except OSError:
+            continue
+        if (
+            not stat.S_ISDIR(found.st_mode)
+            or found.st_uid != os.getuid()
+            or now - found.st_mtime < UNHELD_FOLDER_SECONDS
+            or in_use(folder)
+        ):
+            continue
+        unheld = hold_folder(folder)
+        if unheld is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            os.close(unheld)
 
 
 def gpu_device_args(gpu_ids: tuple[int, ...]) -> list[str]:
@@ -134,6 +198,8 @@ class ContainerBackend(Backend):
             raise BackendError("--backend docker needs --image (an image with ledgerflow in it)")
         self.image = image
         self.extra_args = extra_args
+        # The env files of containers an executor killed with -9 had not started.
+        remove_unheld_folders(ENV_FOLDER_PREFIX)
         self._containers: dict[int, _Container] = {}  # by handle, until the attempt ends
         self._oom_killed: dict[int, bool | None] = {}  # by handle, from its exit to why_ended
         self._last_words: dict[int, str] = {}  # by handle: what the engine said, likewise

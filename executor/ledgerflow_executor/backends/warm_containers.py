@@ -33,12 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import itertools
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -56,8 +54,10 @@ from ledgerflow_executor.backends.container import (
     client_environment,
     container_ending,
     engine_words,
+    hold_folder,
     read_tail,
     remove_env_file,
+    remove_unheld_folders,
     source_of,
     write_env_file,
 )
@@ -73,10 +73,6 @@ WARM_LABEL = "ledgerflow.warm"  # on each warm container: the service its execut
 # Each container's folder (its server's stderr, the engine's cid and oom files), in the
 # temporary folder: ledgerflow-warm-RANDOM (see _container_name).
 FOLDER_PREFIX = "ledgerflow-warm-"
-# A folder its executor no longer holds (see _hold_folder) and no container uses was
-# left by an executor that could not remove it (killed with -9); one younger than this
-# may be a folder just made, not yet held.
-STALE_FOLDER_SECONDS = 60.0
 ENGINE_REFUSED = 125  # podman's exit when it could not create or start the container
 CLOSE_SECONDS = 10.0  # how long close() waits for the containers to end by themselves
 
@@ -124,7 +120,7 @@ class _Warm:
     idle_since: float = 0.0
     oom_kills: int = 0
     host_pid: int | None = None  # the server's process id on this host, once asked
-    folder_lock: int | None = None  # see _hold_folder
+    folder_lock: int | None = None  # see container.hold_folder
     # Once the container ended: the engine's exit code, its last words, and whether
     # conmon recorded an OOM kill.
     ending: tuple[int, str, bool] | None = None
@@ -185,23 +181,9 @@ class WarmContainerBackend(ContainerBackend):
         if listed.returncode != 0:
             return
         in_use = listed.stdout.split()
-        now = time.time()
-        for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
-            try:
-                found = folder.lstat()
-            except OSError:
-                continue
-            if (
-                not stat.S_ISDIR(found.st_mode)
-                or found.st_uid != os.getuid()
-                or now - found.st_mtime < STALE_FOLDER_SECONDS
-                or any(_of_folder(name, folder) for name in in_use)
-            ):
-                continue
-            unheld = _hold_folder(folder)
-            if unheld is not None:
-                shutil.rmtree(folder, ignore_errors=True)
-                os.close(unheld)
+        remove_unheld_folders(
+            FOLDER_PREFIX, in_use=lambda folder: any(_of_folder(n, folder) for n in in_use)
+        )
 
     # ---- starting ------------------------------------------------------------------------
 
@@ -242,7 +224,7 @@ class WarmContainerBackend(ContainerBackend):
         """Starts a container whose task server waits for attempts like `launch`."""
         assert launch.flow_file is not None
         folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
-        lock = _hold_folder(folder)
+        lock = hold_folder(folder)
         name = _container_name(folder, next(self._names))
         server = dataclasses.replace(
             launch,
@@ -484,19 +466,3 @@ def _container_name(folder: Path, number: int) -> str:
 
 def _of_folder(name: str, folder: Path) -> bool:
     return name.startswith(f"{folder.name}-")
-
-
-def _hold_folder(folder: Path) -> int | None:
-    """An exclusive lock on `folder` (its open descriptor), which its executor holds
-    until it removes the folder and the kernel lets go of when that executor dies, even
-    by kill -9; None when another process holds it (or it cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
