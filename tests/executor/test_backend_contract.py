@@ -241,10 +241,10 @@ class TestPodmanWarm(ImageContract):
         never a live executor's, however old (its container may still be starting), nor
         one just made. In a temporary folder of the test's own: other tests' and
         sessions' warm folders are not touched."""
-        import fcntl
         import tempfile
 
         from ledgerflow_executor.backends import WarmContainerBackend
+        from ledgerflow_executor.backends.container import hold_folder
         from ledgerflow_executor.backends.warm_containers import FOLDER_PREFIX
 
         scratch = tmp_path / "tmp"
@@ -265,8 +265,8 @@ class TestPodmanWarm(ImageContract):
             os.utime(running, (hour_ago, hour_ago))
             left = folder()  # a killed executor's: nobody holds it
             starting = folder()  # a live executor's, its container not made yet
-            holder = os.open(starting, os.O_RDONLY | os.O_DIRECTORY)
-            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            holder = hold_folder(starting)
+            assert holder is not None
             just_made = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
             WarmContainerBackend("podman").close()
             assert not left.exists()

@@ -127,20 +127,29 @@ HEAVY = {"croniter", "tomllib", "tarfile", "webbrowser", "zoneinfo", "psycopg", 
          "importlib.metadata"}  # fmt: skip
 
 
-def test_a_local_run_loads_only_what_it_uses(tmp_path) -> None:
+def _run_flow_as_a_user(tmp_path, flow, *python_flags: str, **env_vars: str):
+    """`python [python_flags] FLOW run` with no LEDGERFLOW_* setting but a home of its
+    own (and `env_vars`), which must succeed; its CompletedProcess (text)."""
     import os
     import subprocess
     import sys
 
-    flow = tmp_path / "lean.py"
-    flow.write_text(LEAN_FLOW.replace("{HEAVY}", repr({m.split(".")[0] for m in HEAVY})))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
     env["LEDGERFLOW_HOME"] = str(tmp_path / "home")
+    env.update(env_vars)
+    out = subprocess.run([sys.executable, *python_flags, str(flow), "run"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+def test_a_local_run_loads_only_what_it_uses(tmp_path) -> None:
+    flow = tmp_path / "lean.py"
+    flow.write_text(LEAN_FLOW.replace("{HEAVY}", repr({m.split(".")[0] for m in HEAVY})))
     # -X importtime: every import of the runtime, to its end, on its stderr (a task's
     # stderr goes to the task's log); the end step shows what a task held.
-    out = subprocess.run([sys.executable, "-X", "importtime", str(flow), "run"], env=env,
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert out.returncode == 0, out.stdout + out.stderr
+    out = _run_flow_as_a_user(tmp_path, flow, "-X", "importtime")
     line = next(line for line in out.stdout.splitlines() if "loaded:" in line)
     in_a_task = set(line.split("loaded:", 1)[1].split())
     in_the_runtime = {
@@ -180,21 +189,12 @@ def test_a_flow_run_freezes_its_imports_for_the_collector_unless_interactive(
     """The command line hands what its imports made to the collector's permanent
     generation (ledgerflow/cli/startup.py), except in an interactive session, which
     goes on after the command."""
-    import os
-    import subprocess
-    import sys
-
     flow = tmp_path / "frozen.py"
     flow.write_text(FROZEN_FLOW)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
-    env["LEDGERFLOW_HOME"] = str(tmp_path / "home")
-    env["LEDGERFLOW_PYLINT"] = "0"  # not what this test is about: it saves a check a run
 
     def frozen(*python_flags: str) -> int:
-        out = subprocess.run([sys.executable, *python_flags, str(flow), "run"], env=env,
-                             cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                             stdin=subprocess.DEVNULL)  # fmt: skip
-        assert out.returncode == 0, out.stdout + out.stderr
+        # (no pylint check: not what this test is about, and it saves one a run)
+        out = _run_flow_as_a_user(tmp_path, flow, *python_flags, LEDGERFLOW_PYLINT="0")
         line = next(line for line in out.stdout.splitlines() if "frozen objects:" in line)
         return int(line.rsplit(":", 1)[1])
 
